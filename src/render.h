@@ -1,0 +1,177 @@
+/*
+ * render.h -- the template language of hotdeskd's phone configuration files.
+ *
+ * A template is text with a few tags (docs/TEMPLATES.md is the manual):
+ *   {{name}}            the value of a variable, escaped for the output format
+ *   {{#name}}...{{/name}}  the enclosed text when the variable is true/non-empty
+ *   {{^name}}...{{/name}}  the enclosed text when it is false/empty
+ *   {{! comment }}      nothing
+ * A line holding only a section tag or a comment (and blanks) disappears
+ * entirely, so sections can sit on lines of their own.  There is no raw
+ * (unescaped) substitution, no partials, no delimiter change.
+ *
+ * The variable set is fixed (enum render_var); an unknown name is a compile
+ * error, as is any malformed tag.  Errors say "line L, column C: ...".
+ *
+ * A template is compiled once (render_compile) into a flat list of nodes;
+ * rendering (render_run) walks that list, copying text and escaping values
+ * into a caller-owned growable buffer.  The escaping mode is fixed per
+ * template at compile time, so a value can never reach the output unescaped.
+ *
+ * This module does no I/O, keeps no globals and never logs.  A compiled
+ * template is immutable and may be rendered from several threads at once.
+ */
+#ifndef HD_RENDER_H
+#define HD_RENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* How values are escaped; chosen per template (per vendor file). */
+enum render_mode {
+	/* XML text and attribute values: & < > " ' become entities, TAB CR LF
+	 * become character references, other C0 controls are refused. */
+	RENDER_XML,
+	/* As RENDER_XML, and in the value of an element whose name ends in
+	 * "_Rule" or contains "_Rule_" (Cisco Profile_Rule, Upgrade_Rule, ...)
+	 * a '$' becomes "$$" (the phone's macro character). */
+	RENDER_XML_CISCO,
+	/* Yealink "key = value" lines: no escape syntax exists, so a value with
+	 * CR, LF or another C0 control (TAB excepted) makes the render fail
+	 * with an error naming the variable.  Empty renders as empty: templates
+	 * write %NULL% explicitly where the phone must clear a key. */
+	RENDER_KV,
+};
+
+/* The fixed variable set.  Names as written in templates in comments. */
+enum render_var {
+	RV_MAC,                 /* mac: 12 lowercase hex digits */
+	RV_MAC_UPPER,           /* MAC: 12 uppercase hex digits */
+	RV_MAC_COLONS,          /* mac_colons: aa:bb:cc:dd:ee:ff */
+	RV_MODEL,               /* model (may be empty) */
+	RV_ORG,                 /* org: organization name (may be empty) */
+	RV_VERSION,             /* version: configuration version number */
+	RV_PARKED,              /* parked: "1"/"0", home extension away */
+	RV_PARKING,             /* parking: "1"/"0", line 1 is the parking account */
+	RV_LINE_ENABLED,        /* line_enabled: "1"/"0" */
+	RV_LINE_SIP_USER,       /* line.sip_user */
+	RV_LINE_AUTH_NAME,      /* line.auth_name (defaults to line.sip_user) */
+	RV_LINE_PASSWORD,       /* line.password */
+	RV_LINE_DISPLAY_NAME,   /* line.display_name */
+	RV_LINE_LABEL,          /* line.label */
+	RV_LINE_REGISTRAR_HOST, /* line.registrar_host */
+	RV_LINE_REGISTRAR_PORT, /* line.registrar_port: decimal, empty when 0 */
+	RV_LINE_TRANSPORT,      /* line.transport: in the vendor's spelling */
+	RENDER_VAR_COUNT
+};
+
+/* The template name of a variable ("line.password"); "" if out of range. */
+const char *render_var_name(enum render_var v);
+
+/*
+ * What a device's files are rendered from.  Strings are borrowed for the
+ * duration of the call that takes the struct; NULL means empty.
+ *
+ * A device carrying an extension: line_enabled, line = its credentials.
+ * A parked device with a parking account: parked, parking, line_enabled,
+ * line = the parking account (the caller sets a label such as
+ * "Away - dial *30").  A parked device without one: parked, !line_enabled,
+ * line fields NULL.
+ */
+struct render_input {
+	const char *mac;   /* 12 lowercase hex digits (required) */
+	const char *model;
+	const char *org;
+	bool parked;
+	bool line_enabled;
+	struct {
+		const char *sip_user, *auth_name, *password, *display_name, *label,
+		    *registrar_host;
+		int registrar_port;    /* 0 = unset */
+		const char *transport; /* "udp", "tcp", "tls" or NULL */
+	} line;
+	bool parking;               /* line is the parking account */
+	unsigned long long version; /* configuration version number */
+};
+
+/* One variable's value: its text (never NULL once set) and its truth for
+ * sections. */
+struct render_value {
+	const char *s;
+	size_t len;
+	bool on;
+};
+
+/* The values of every variable, with room for the derived strings. */
+struct render_values {
+	struct render_value v[RENDER_VAR_COUNT];
+	char mac_upper[13];
+	char mac_colons[18];
+	char port[12];
+	char version[24];
+};
+
+/*
+ * Fills vals from in: derived variables (MAC, mac_colons, ...) computed,
+ * line.transport as given (the vendor layer replaces it with its own
+ * spelling through render_values_set).  vals borrows in's strings.
+ * Returns 0, or -1 with a message in err when in->mac is not 12 lowercase
+ * hex digits.
+ */
+int render_values_init(struct render_values *vals, const struct render_input *in,
+                       char *err, size_t errlen);
+/* All variables empty and false (for device-independent files). */
+void render_values_empty(struct render_values *vals);
+/* Sets one string variable (NULL = empty); truth = non-empty.  Borrows s. */
+void render_values_set(struct render_values *vals, enum render_var v, const char *s);
+
+/* A growable output buffer owned by the caller.  Zero-initialize it; it is
+ * always NUL-terminated after a successful render.  It may hold secrets:
+ * release it with render_buf_free, which wipes it. */
+struct render_buf {
+	char *p;
+	size_t len, cap;
+};
+/* Appends n bytes.  Returns 0, or -1 when out of memory (buffer unchanged).
+ * Growing wipes the old storage before freeing it. */
+int render_buf_append(struct render_buf *b, const char *s, size_t n);
+/* Forgets the content (wiped) but keeps the storage.  NULL-safe. */
+void render_buf_reset(struct render_buf *b);
+/* Wipes and frees the storage; the buffer is then empty and reusable. */
+void render_buf_free(struct render_buf *b);
+
+struct render_tmpl;
+
+/* Largest template accepted by render_compile, in bytes. */
+#define RENDER_MAX_SOURCE (1024 * 1024)
+
+/*
+ * Compiles src (len bytes, need not be NUL-terminated) for one escaping
+ * mode.  On success *out is a new template the caller frees with
+ * render_tmpl_free and 0 is returned.  On error returns -1, *out is NULL
+ * and err holds "line L, column C: message" (1-based; columns count bytes).
+ */
+int render_compile(const char *src, size_t len, enum render_mode mode,
+                   struct render_tmpl **out, char *err, size_t errlen);
+
+/* Frees a compiled template.  NULL-safe. */
+void render_tmpl_free(struct render_tmpl *t);
+
+/* The mode a template was compiled for. */
+enum render_mode render_tmpl_mode(const struct render_tmpl *t);
+
+/* Whether the template refers to the variable anywhere (in a substitution
+ * or a section).  Lets callers tell device-dependent templates apart. */
+bool render_tmpl_uses(const struct render_tmpl *t, enum render_var v);
+
+/*
+ * Renders t with vals, appending to out (which the caller owns).  Returns 0
+ * with out NUL-terminated, or -1 with a message in err: a value that cannot
+ * be written in this mode (the message names the variable, never shows the
+ * value), invalid UTF-8, or out of memory.  On error out->len is restored
+ * to what it was on entry (the partial output is wiped).
+ */
+int render_run(const struct render_tmpl *t, const struct render_values *vals,
+               struct render_buf *out, char *err, size_t errlen);
+
+#endif

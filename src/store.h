@@ -1,0 +1,233 @@
+/*
+ * store.h -- the SQLite store: every SQL statement hotdeskd runs, behind
+ * typed functions, and the schema migrations in sql/NNN_name.sql.
+ *
+ * The store is the durable copy of the world (organizations, extensions,
+ * devices, virtual_on) plus what only lives on disk: the audit trail,
+ * per-call code attempts, lockout pairs, API tokens (hashed), the PBX's
+ * registration facts and a small key/value table.  It knows nothing of the
+ * virtualization rules; the service layer decides, the store records.
+ *
+ * Threads: a struct store is NOT thread-safe.  Its prepared statements are
+ * shared, so every call, from store_open to store_close, must be made under
+ * the caller's lock (the service layer's writer lock).
+ *
+ * Durability: WAL with synchronous=NORMAL.  A committed transaction
+ * survives the process being killed at any point (kill -9); the last
+ * transactions before a power loss or OS crash may be rolled back.
+ *
+ * Return codes, unless a function says otherwise:
+ *   0                 success
+ *   STORE_ERR  (-1)   any other failure; store_errmsg() says what
+ *   STORE_CONFLICT (-2) the change collides with existing rows: a UNIQUE
+ *                     key already used, a foreign key that does not exist,
+ *                     or a row still referenced (deleting a non-empty org)
+ *   STORE_NOTFOUND (-3) an update or delete named an id that has no row
+ * Lookups (*_get, *_find) return 1 when found, 0 when absent, or < 0.
+ * Ids: hd_id 0 means "none" and is stored as NULL.
+ */
+#ifndef HD_STORE_H
+#define HD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "world.h"
+
+#define STORE_ERR      (-1)
+#define STORE_CONFLICT (-2)
+#define STORE_NOTFOUND (-3)
+
+struct store;
+
+/*
+ * Opens (creating if needed) the database at path and applies, in version
+ * order, every sql_dir/NNN_name.sql not yet recorded in schema_migrations,
+ * each in its own transaction.  A new database file gets mode 0600 and an
+ * existing one is tightened to 0600 (it holds SIP passwords).  path
+ * ":memory:" gives a private in-memory database (tests).  sql_dir NULL
+ * applies nothing (the schema must already be there).
+ * Returns the store, or NULL with a message in err: a failing migration
+ * reads "sql/NNN_x.sql: <sqlite message>" (sql_dir as given).  Close with
+ * store_close().
+ */
+struct store *store_open(const char *path, const char *sql_dir, char *err, size_t errlen);
+/* Finalizes every statement and closes the database.  NULL-safe.  An open
+ * transaction is rolled back. */
+void store_close(struct store *s);
+/* The last error of this store, "" if none.  Borrowed until the next call. */
+const char *store_errmsg(const struct store *s);
+/* Highest migration version applied, or -1 on error. */
+int store_schema_version(struct store *s);
+
+/* Transactions: BEGIN IMMEDIATE (takes the write lock now), COMMIT,
+ * ROLLBACK.  Without store_begin every call is its own transaction. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+
+/*
+ * Loads every organization, extension and device into w (normally empty)
+ * with world_put_* and world_set_virtual_on, from one read snapshot.
+ * Returns 0, or -1 with a message in err (w may then hold part of the
+ * data: free it).
+ */
+int store_load_world(struct store *s, struct world *w, char *err, size_t errlen);
+
+/*
+ * Organizations, extensions, devices.  *_put inserts when x->id == 0 (and
+ * sets x->id), else updates the row with that id (STORE_NOTFOUND if none).
+ * Every field is stored as given, NULL strings as NULL; derived fields
+ * (home_dev, guest) are ignored.  *_delete removes by id: deleting an
+ * extension clears its home device's home_ext; deleting a device clears
+ * virtual_on of the extension on it; both drop their lockout pairs.
+ * Deleting an organization that still has extensions or devices gives
+ * STORE_CONFLICT (its org tokens go with it).
+ */
+int store_org_put(struct store *s, struct hd_org *o);
+int store_org_delete(struct store *s, hd_id id);
+int store_ext_put(struct store *s, struct hd_ext *e);
+int store_ext_delete(struct store *s, hd_id id);
+/* virtual_on of ext := dev (0 = back to base). */
+int store_ext_set_virtual_on(struct store *s, hd_id ext, hd_id dev);
+int store_dev_put(struct store *s, struct hd_dev *d);
+int store_dev_delete(struct store *s, hd_id id);
+
+/*
+ * Events: an append-only audit trail.  org 0 = none; extension, device and
+ * detail_json may be NULL; detail_json must be valid JSON (else STORE_ERR).
+ * The new event's id is stored in *id_out when id_out is not NULL.
+ */
+int store_event_add(struct store *s, long long at, const char *type, hd_id org,
+                    const char *extension, const char *device, const char *detail_json);
+int store_event_add_id(struct store *s, long long at, const char *type, hd_id org,
+                       const char *extension, const char *device,
+                       const char *detail_json, long long *id_out);
+
+/* Every string is borrowed for the duration of the callback only. */
+struct store_event {
+	long long id;
+	long long at;
+	const char *type;
+	hd_id org;             /* 0 = none */
+	const char *extension; /* NULL = none */
+	const char *device;    /* NULL = none */
+	const char *detail;    /* JSON text or NULL */
+};
+
+/*
+ * Filter: zero / NULL fields match anything.  Results are events with
+ * since_id < id < before_id (before_id 0 = no upper bound), in ascending
+ * id order (oldest first) unless newest_first, at most limit of them
+ * (limit <= 0 = no limit).  Paging forward: pass the last id seen as
+ * since_id; paging back with newest_first: pass it as before_id.
+ */
+struct store_event_filter {
+	hd_id org;
+	const char *type;
+	const char *extension;
+	const char *device;
+	long long since_id;
+	long long before_id;
+	int limit;
+	bool newest_first;
+};
+
+/* Returns 0 to go on, non-zero (use > 0) to stop; that value is returned. */
+typedef int (*store_event_cb)(const struct store_event *ev, void *arg);
+/* f NULL = everything.  Returns 0, the callback's stop value, or -1. */
+int store_events_list(struct store *s, const struct store_event_filter *f,
+                      store_event_cb cb, void *arg);
+
+/*
+ * Per-call wrong-code attempts, keyed by the PBX's call_id.
+ * store_call_get: 1 found, 0 absent (failures 0, hung_up false), -1.
+ * store_call_put: inserts or replaces.  store_calls_expire: deletes rows
+ * last updated before older_than; returns how many, or -1.
+ */
+int store_call_get(struct store *s, const char *call_id, int *failures, bool *hung_up);
+int store_call_put(struct store *s, const char *call_id, int failures, bool hung_up,
+                   long long now);
+int store_calls_expire(struct store *s, long long older_than);
+
+/* Lockout state of one (calling device, target extension) pair; the same
+ * fields as guard's struct guard_pair. */
+struct store_pair {
+	int failures_in_window;
+	long long window_start;
+	long long locked_until;
+	int lock_level;
+};
+/* 1 found, 0 absent (*out zeroed), -1. */
+int store_pair_get(struct store *s, hd_id dev, hd_id ext, struct store_pair *out);
+/* Inserts or replaces.  STORE_CONFLICT if dev or ext does not exist. */
+int store_pair_put(struct store *s, hd_id dev, hd_id ext, const struct store_pair *p);
+/* Deletes pairs whose window_start and locked_until are both before
+ * older_than.  Returns how many, or -1. */
+int store_pairs_expire(struct store *s, long long older_than);
+
+/*
+ * API tokens, stored only as a hash (hex).  role is "admin", "org" (org
+ * must be set) or "pbx" (org must be 0).  A hash already stored gives
+ * STORE_CONFLICT.
+ */
+#define STORE_ROLE_MAX 16
+int store_token_add(struct store *s, const char *hash_hex, const char *role, hd_id org,
+                    const char *name, long long now, hd_id *id_out);
+/* 1 found (role and *org filled; either may be NULL), 0 not found, -1. */
+int store_token_find(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX],
+                     hd_id *org);
+int store_token_delete(struct store *s, hd_id id);
+
+/* Borrowed for the duration of the callback.  hash is given so that the
+ * service can match tokens; it must never appear in an API answer. */
+struct store_token {
+	hd_id id;
+	const char *hash;
+	const char *role;
+	hd_id org;        /* 0 = none */
+	const char *name; /* may be NULL */
+	long long created_at;
+};
+typedef int (*store_token_cb)(const struct store_token *t, void *arg);
+/* Ascending id order.  Returns 0, the callback's stop value, or -1. */
+int store_token_list(struct store *s, store_token_cb cb, void *arg);
+
+/*
+ * Registrations: where each SIP identity is registered now.  Strings are
+ * NUL-terminated; "" means none (stored as NULL for the optional ones).
+ * store_reg_put rejects (STORE_ERR) a sip_user or contact that is empty and
+ * any string that does not fit its buffer, so a stored row always fits.
+ */
+#define STORE_REG_USER_MAX    128
+#define STORE_REG_CONTACT_MAX 512
+#define STORE_REG_SOURCE_MAX  64
+#define STORE_REG_UA_MAX      256
+#define STORE_REG_CALLID_MAX  256
+struct store_reg {
+	char sip_user[STORE_REG_USER_MAX];
+	char contact[STORE_REG_CONTACT_MAX];
+	char source[STORE_REG_SOURCE_MAX];  /* "ip:port" of the REGISTER */
+	char user_agent[STORE_REG_UA_MAX];
+	char call_id[STORE_REG_CALLID_MAX];
+	long long expires_at;
+	long long updated_at;
+};
+/* Inserts or replaces by sip_user. */
+int store_reg_put(struct store *s, const struct store_reg *r);
+/* 0 whether or not a row existed, -1. */
+int store_reg_delete(struct store *s, const char *sip_user);
+/* 1 found (*out filled), 0 absent (*out zeroed), -1. */
+int store_reg_get(struct store *s, const char *sip_user, struct store_reg *out);
+/* Deletes registrations with expires_at <= now.  Returns how many, or -1. */
+int store_regs_expire(struct store *s, long long now);
+
+/*
+ * Key/value meta.  store_meta_get: 1 found (value copied into buf), 0 absent
+ * (buf = ""), -1 error or value longer than len - 1.  store_meta_put with
+ * value NULL deletes the key.
+ */
+int store_meta_get(struct store *s, const char *key, char *buf, size_t len);
+int store_meta_put(struct store *s, const char *key, const char *value);
+
+#endif

@@ -1,0 +1,851 @@
+/*
+ * world.c -- the in-memory model of organizations, extensions and devices.
+ *
+ * Objects live in three id-keyed tables; secondary indexes map natural keys
+ * (org name, MAC, sip_user, parking user, org+number) to ids.  All tables
+ * are open-addressing hash maps with linear probing and tombstones, sized
+ * to powers of two and grown at 50% load.  The string indexes own copies of
+ * their keys.
+ *
+ * Invariants kept by every function here:
+ *   W1 every index entry points at a live object whose key it is;
+ *   W2 ext->home_dev == d->id  iff  d->home_ext == ext->id;
+ *   W3 dev->guest == e->id     iff  e->virtual_on == dev->id.
+ * The virtualization rules (I1-I4) are not this file's business: see virt.c.
+ */
+#include "world.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+/* ---- hash maps ---------------------------------------------------------- */
+
+#define TOMB ((void *)-1)
+
+struct imap_slot {
+	hd_id key;
+	void *val; /* NULL empty, TOMB deleted */
+};
+
+struct imap {
+	struct imap_slot *s;
+	size_t cap, used, live; /* used counts tombstones too */
+};
+
+struct smap_slot {
+	char *key;
+	hd_id val; /* key NULL empty, key TOMB deleted */
+};
+
+struct smap {
+	struct smap_slot *s;
+	size_t cap, used, live;
+};
+
+static uint64_t
+hash_id(hd_id k)
+{
+	uint64_t x = (uint64_t)k;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static int imap_put(struct imap *m, hd_id key, void *val);
+
+static int
+imap_grow(struct imap *m)
+{
+	struct imap old = *m;
+	size_t ncap = m->cap ? m->cap * 2 : 64;
+
+	if (m->live * 4 < m->cap) /* mostly tombstones: rehash same size */
+		ncap = m->cap;
+	m->s = calloc(ncap, sizeof(*m->s));
+	if (m->s == NULL) {
+		*m = old;
+		return -1;
+	}
+	m->cap = ncap;
+	m->used = m->live = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.s[i].val != NULL && old.s[i].val != TOMB)
+			imap_put(m, old.s[i].key, old.s[i].val);
+	free(old.s);
+	return 0;
+}
+
+static struct imap_slot *
+imap_find(const struct imap *m, hd_id key)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = hash_id(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct imap_slot *s = &m->s[i];
+
+		if (s->val == NULL)
+			return NULL;
+		if (s->val != TOMB && s->key == key)
+			return s;
+	}
+}
+
+static void *
+imap_get(const struct imap *m, hd_id key)
+{
+	struct imap_slot *s = imap_find(m, key);
+
+	return s ? s->val : NULL;
+}
+
+/* Inserts or replaces; returns 0 or -1 (out of memory). */
+static int
+imap_put(struct imap *m, hd_id key, void *val)
+{
+	struct imap_slot *s = imap_find(m, key);
+
+	if (s != NULL) {
+		s->val = val;
+		return 0;
+	}
+	if ((m->used + 1) * 2 > m->cap && imap_grow(m) == -1)
+		return -1;
+	for (size_t i = hash_id(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->s[i].val == NULL || m->s[i].val == TOMB) {
+			if (m->s[i].val == NULL)
+				m->used++;
+			m->s[i].key = key;
+			m->s[i].val = val;
+			m->live++;
+			return 0;
+		}
+	}
+}
+
+static void
+imap_del(struct imap *m, hd_id key)
+{
+	struct imap_slot *s = imap_find(m, key);
+
+	if (s != NULL) {
+		s->val = TOMB;
+		m->live--;
+	}
+}
+
+static int smap_put(struct smap *m, const char *key, hd_id val);
+
+static int
+smap_grow(struct smap *m)
+{
+	struct smap old = *m;
+	size_t ncap = m->cap ? m->cap * 2 : 64;
+
+	if (m->live * 4 < m->cap)
+		ncap = m->cap;
+	m->s = calloc(ncap, sizeof(*m->s));
+	if (m->s == NULL) {
+		*m = old;
+		return -1;
+	}
+	m->cap = ncap;
+	m->used = m->live = 0;
+	for (size_t i = 0; i < old.cap; i++) {
+		char *k = old.s[i].key;
+
+		if (k != NULL && k != TOMB) {
+			/* move the key without copying */
+			for (size_t j = hash_str(k) & (ncap - 1);; j = (j + 1) & (ncap - 1)) {
+				if (m->s[j].key == NULL) {
+					m->s[j].key = k;
+					m->s[j].val = old.s[i].val;
+					m->used++;
+					m->live++;
+					break;
+				}
+			}
+		}
+	}
+	free(old.s);
+	return 0;
+}
+
+static struct smap_slot *
+smap_find(const struct smap *m, const char *key)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct smap_slot *s = &m->s[i];
+
+		if (s->key == NULL)
+			return NULL;
+		if (s->key != TOMB && strcmp(s->key, key) == 0)
+			return s;
+	}
+}
+
+static hd_id
+smap_get(const struct smap *m, const char *key)
+{
+	struct smap_slot *s = smap_find(m, key);
+
+	return s ? s->val : 0;
+}
+
+static int
+smap_put(struct smap *m, const char *key, hd_id val)
+{
+	struct smap_slot *s = smap_find(m, key);
+	char *k;
+
+	if (s != NULL) {
+		s->val = val;
+		return 0;
+	}
+	if ((m->used + 1) * 2 > m->cap && smap_grow(m) == -1)
+		return -1;
+	if ((k = strdup(key)) == NULL)
+		return -1;
+	for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->s[i].key == NULL || m->s[i].key == TOMB) {
+			if (m->s[i].key == NULL)
+				m->used++;
+			m->s[i].key = k;
+			m->s[i].val = val;
+			m->live++;
+			return 0;
+		}
+	}
+}
+
+static void
+smap_del(struct smap *m, const char *key)
+{
+	struct smap_slot *s = smap_find(m, key);
+
+	if (s != NULL) {
+		free(s->key);
+		s->key = TOMB;
+		m->live--;
+	}
+}
+
+static void
+smap_free(struct smap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->s[i].key != NULL && m->s[i].key != TOMB)
+			free(m->s[i].key);
+	free(m->s);
+}
+
+/* ---- the world ---------------------------------------------------------- */
+
+struct world {
+	struct imap orgs, exts, devs;
+	struct smap org_name, mac, sip_user, parking, number;
+};
+
+struct world *
+world_new(void)
+{
+	return calloc(1, sizeof(struct world));
+}
+
+void
+world_free(struct world *w)
+{
+	if (w == NULL)
+		return;
+	for (size_t i = 0; i < w->orgs.cap; i++)
+		if (w->orgs.s[i].val != NULL && w->orgs.s[i].val != TOMB)
+			hd_org_free(w->orgs.s[i].val);
+	for (size_t i = 0; i < w->exts.cap; i++)
+		if (w->exts.s[i].val != NULL && w->exts.s[i].val != TOMB)
+			hd_ext_free(w->exts.s[i].val);
+	for (size_t i = 0; i < w->devs.cap; i++)
+		if (w->devs.s[i].val != NULL && w->devs.s[i].val != TOMB)
+			hd_dev_free(w->devs.s[i].val);
+	free(w->orgs.s);
+	free(w->exts.s);
+	free(w->devs.s);
+	smap_free(&w->org_name);
+	smap_free(&w->mac);
+	smap_free(&w->sip_user);
+	smap_free(&w->parking);
+	smap_free(&w->number);
+	free(w);
+}
+
+/* ---- object copies ------------------------------------------------------ */
+
+static int
+dup_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src == NULL)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -1;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s != NULL) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static int
+sip_dup(struct hd_sip_server *dst, const struct hd_sip_server *src)
+{
+	dst->port = src->port;
+	return dup_str(&dst->host, src->host) | dup_str(&dst->transport, src->transport);
+}
+
+static void
+sip_free(struct hd_sip_server *s)
+{
+	free(s->host);
+	free(s->transport);
+}
+
+void
+hd_org_free(struct hd_org *o)
+{
+	if (o == NULL)
+		return;
+	free(o->name);
+	free(o->display_name);
+	sip_free(&o->sip);
+	free(o);
+}
+
+void
+hd_ext_free(struct hd_ext *e)
+{
+	if (e == NULL)
+		return;
+	free(e->number);
+	free(e->sip_user);
+	free_secret(e->sip_password);
+	free(e->display_name);
+	free(e->label);
+	sip_free(&e->sip);
+	free_secret(e->secret_hash);
+	free(e);
+}
+
+void
+hd_dev_free(struct hd_dev *d)
+{
+	if (d == NULL)
+		return;
+	free(d->profile);
+	free(d->model);
+	free(d->parking_user);
+	free_secret(d->parking_password);
+	free(d->static_contact);
+	free(d);
+}
+
+struct hd_org *
+hd_org_dup(const struct hd_org *o)
+{
+	struct hd_org *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->id = o->id;
+	if (dup_str(&c->name, o->name) | dup_str(&c->display_name, o->display_name) |
+	    sip_dup(&c->sip, &o->sip)) {
+		hd_org_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct hd_ext *
+hd_ext_dup(const struct hd_ext *e)
+{
+	struct hd_ext *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->id = e->id;
+	c->org = e->org;
+	c->allow_virtualization = e->allow_virtualization;
+	c->virtual_on = e->virtual_on;
+	c->home_dev = e->home_dev;
+	if (dup_str(&c->number, e->number) | dup_str(&c->sip_user, e->sip_user) |
+	    dup_str(&c->sip_password, e->sip_password) |
+	    dup_str(&c->display_name, e->display_name) | dup_str(&c->label, e->label) |
+	    sip_dup(&c->sip, &e->sip) | dup_str(&c->secret_hash, e->secret_hash)) {
+		hd_ext_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct hd_dev *
+hd_dev_dup(const struct hd_dev *d)
+{
+	struct hd_dev *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->id = d->id;
+	c->org = d->org;
+	memcpy(c->mac, d->mac, sizeof(c->mac));
+	c->home_ext = d->home_ext;
+	c->guest = d->guest;
+	if (dup_str(&c->profile, d->profile) | dup_str(&c->model, d->model) |
+	    dup_str(&c->parking_user, d->parking_user) |
+	    dup_str(&c->parking_password, d->parking_password) |
+	    dup_str(&c->static_contact, d->static_contact)) {
+		hd_dev_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+static void
+number_key(char *buf, size_t len, hd_id org, const char *number)
+{
+	/* numbers are short digit strings (validated at the API); a truncated
+	 * key could only come from a corrupt object and would not match */
+	(void)snprintf(buf, len, "%lld/%s", (long long)org, number);
+}
+
+struct hd_org *
+world_org(const struct world *w, hd_id id)
+{
+	return imap_get(&w->orgs, id);
+}
+
+struct hd_org *
+world_org_by_name(const struct world *w, const char *name)
+{
+	return name ? world_org(w, smap_get(&w->org_name, name)) : NULL;
+}
+
+struct hd_ext *
+world_ext(const struct world *w, hd_id id)
+{
+	return imap_get(&w->exts, id);
+}
+
+struct hd_ext *
+world_ext_by_sip_user(const struct world *w, const char *sip_user)
+{
+	return sip_user ? world_ext(w, smap_get(&w->sip_user, sip_user)) : NULL;
+}
+
+struct hd_ext *
+world_ext_by_number(const struct world *w, hd_id org, const char *number)
+{
+	char key[128];
+
+	if (number == NULL)
+		return NULL;
+	number_key(key, sizeof(key), org, number);
+	return world_ext(w, smap_get(&w->number, key));
+}
+
+struct hd_dev *
+world_dev(const struct world *w, hd_id id)
+{
+	return imap_get(&w->devs, id);
+}
+
+struct hd_dev *
+world_dev_by_mac(const struct world *w, const char *mac12)
+{
+	return mac12 ? world_dev(w, smap_get(&w->mac, mac12)) : NULL;
+}
+
+struct hd_dev *
+world_dev_by_parking_user(const struct world *w, const char *sip_user)
+{
+	return sip_user ? world_dev(w, smap_get(&w->parking, sip_user)) : NULL;
+}
+
+/* ---- uniqueness checks -------------------------------------------------- */
+
+/* Whether key in m is taken by an id other than self. */
+static bool
+taken(const struct smap *m, const char *key, hd_id self)
+{
+	hd_id other;
+
+	if (key == NULL)
+		return false;
+	other = smap_get(m, key);
+	return other != 0 && other != self;
+}
+
+int
+world_check_ext(const struct world *w, const struct hd_ext *e, char *err, size_t errlen)
+{
+	char key[128];
+
+	if (world_org(w, e->org) == NULL) {
+		snprintf(err, errlen, "no such organization");
+		return -1;
+	}
+	number_key(key, sizeof(key), e->org, e->number);
+	if (taken(&w->number, key, e->id)) {
+		snprintf(err, errlen, "number %s already exists in this organization", e->number);
+		return -1;
+	}
+	if (taken(&w->sip_user, e->sip_user, e->id) || world_dev_by_parking_user(w, e->sip_user)) {
+		snprintf(err, errlen, "sip_user is already used");
+		return -1;
+	}
+	return 0;
+}
+
+int
+world_check_dev(const struct world *w, const struct hd_dev *d, char *err, size_t errlen)
+{
+	if (world_org(w, d->org) == NULL) {
+		snprintf(err, errlen, "no such organization");
+		return -1;
+	}
+	if (taken(&w->mac, d->mac, d->id)) {
+		snprintf(err, errlen, "mac %s already exists", d->mac);
+		return -1;
+	}
+	if (d->parking_user != NULL &&
+	    (taken(&w->parking, d->parking_user, d->id) ||
+	     world_ext_by_sip_user(w, d->parking_user))) {
+		snprintf(err, errlen, "parking sip_user is already used");
+		return -1;
+	}
+	if (d->home_ext != 0) {
+		struct hd_ext *h = world_ext(w, d->home_ext);
+
+		if (h == NULL || h->org != d->org) {
+			snprintf(err, errlen, "home extension not in the device's organization");
+			return -1;
+		}
+		if (h->home_dev != 0 && h->home_dev != d->id) {
+			struct hd_dev *other = world_dev(w, h->home_dev);
+
+			snprintf(err, errlen, "extension %s is already home on device %s",
+			         h->number, other ? other->mac : "?");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- changes ------------------------------------------------------------ */
+
+int
+world_put_org(struct world *w, struct hd_org *o, char *err, size_t errlen)
+{
+	struct hd_org *old = world_org(w, o->id);
+
+	if (taken(&w->org_name, o->name, o->id)) {
+		snprintf(err, errlen, "organization %s already exists", o->name);
+		hd_org_free(o);
+		return -1;
+	}
+	if (imap_put(&w->orgs, o->id, o) == -1)
+		goto oom;
+	if (old != NULL && strcmp(old->name, o->name) != 0)
+		smap_del(&w->org_name, old->name);
+	if (smap_put(&w->org_name, o->name, o->id) == -1)
+		goto oom;
+	hd_org_free(old);
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+int
+world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
+{
+	struct hd_ext *old = world_ext(w, e->id);
+	char key[128];
+
+	if (world_check_ext(w, e, err, errlen) == -1) {
+		hd_ext_free(e);
+		return -1;
+	}
+	if (old != NULL) {
+		number_key(key, sizeof(key), old->org, old->number);
+		smap_del(&w->number, key);
+		smap_del(&w->sip_user, old->sip_user);
+		e->home_dev = old->home_dev;
+		if (old->virtual_on != e->virtual_on) {
+			struct hd_dev *od = world_dev(w, old->virtual_on);
+
+			if (od != NULL && od->guest == e->id)
+				od->guest = 0;
+		}
+	} else {
+		e->home_dev = 0;
+	}
+	number_key(key, sizeof(key), e->org, e->number);
+	if (imap_put(&w->exts, e->id, e) == -1 || smap_put(&w->number, key, e->id) == -1 ||
+	    smap_put(&w->sip_user, e->sip_user, e->id) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (e->virtual_on != 0) {
+		struct hd_dev *d = world_dev(w, e->virtual_on);
+
+		if (d != NULL)
+			d->guest = e->id;
+	}
+	hd_ext_free(old);
+	return 0;
+}
+
+int
+world_put_dev(struct world *w, struct hd_dev *d, char *err, size_t errlen)
+{
+	struct hd_dev *old = world_dev(w, d->id);
+
+	if (world_check_dev(w, d, err, errlen) == -1) {
+		hd_dev_free(d);
+		return -1;
+	}
+	d->guest = 0;
+	if (old != NULL) {
+		smap_del(&w->mac, old->mac);
+		if (old->parking_user)
+			smap_del(&w->parking, old->parking_user);
+		d->guest = old->guest;
+		if (old->home_ext != d->home_ext) {
+			struct hd_ext *h = world_ext(w, old->home_ext);
+
+			if (h != NULL)
+				h->home_dev = 0;
+		}
+	}
+	if (imap_put(&w->devs, d->id, d) == -1 || smap_put(&w->mac, d->mac, d->id) == -1 ||
+	    (d->parking_user && smap_put(&w->parking, d->parking_user, d->id) == -1)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (d->home_ext != 0)
+		world_ext(w, d->home_ext)->home_dev = d->id;
+	hd_dev_free(old);
+	return 0;
+}
+
+void
+world_del_org(struct world *w, hd_id id)
+{
+	struct hd_org *o = world_org(w, id);
+
+	if (o == NULL)
+		return;
+	smap_del(&w->org_name, o->name);
+	imap_del(&w->orgs, id);
+	hd_org_free(o);
+}
+
+void
+world_del_ext(struct world *w, hd_id id)
+{
+	struct hd_ext *e = world_ext(w, id);
+	char key[128];
+
+	if (e == NULL)
+		return;
+	if (e->home_dev) {
+		struct hd_dev *d = world_dev(w, e->home_dev);
+
+		if (d != NULL)
+			d->home_ext = 0;
+	}
+	if (e->virtual_on) {
+		struct hd_dev *d = world_dev(w, e->virtual_on);
+
+		if (d != NULL && d->guest == id)
+			d->guest = 0;
+	}
+	number_key(key, sizeof(key), e->org, e->number);
+	smap_del(&w->number, key);
+	smap_del(&w->sip_user, e->sip_user);
+	imap_del(&w->exts, id);
+	hd_ext_free(e);
+}
+
+void
+world_del_dev(struct world *w, hd_id id)
+{
+	struct hd_dev *d = world_dev(w, id);
+
+	if (d == NULL)
+		return;
+	if (d->home_ext) {
+		struct hd_ext *h = world_ext(w, d->home_ext);
+
+		if (h != NULL)
+			h->home_dev = 0;
+	}
+	if (d->guest) {
+		struct hd_ext *g = world_ext(w, d->guest);
+
+		if (g != NULL && g->virtual_on == id)
+			g->virtual_on = 0;
+	}
+	smap_del(&w->mac, d->mac);
+	if (d->parking_user)
+		smap_del(&w->parking, d->parking_user);
+	imap_del(&w->devs, id);
+	hd_dev_free(d);
+}
+
+void
+world_set_virtual_on(struct world *w, hd_id ext, hd_id dev)
+{
+	struct hd_ext *e = world_ext(w, ext);
+	struct hd_dev *d;
+
+	if (e == NULL)
+		return;
+	if (e->virtual_on != 0 && (d = world_dev(w, e->virtual_on)) != NULL && d->guest == ext)
+		d->guest = 0;
+	e->virtual_on = dev;
+	if (dev != 0 && (d = world_dev(w, dev)) != NULL)
+		d->guest = ext;
+}
+
+/* ---- iteration ---------------------------------------------------------- */
+
+static int
+imap_each(const struct imap *m, int (*cb)(void *, void *), void *arg)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		void *v = m->s[i].val;
+
+		if (v != NULL && v != TOMB) {
+			int r = cb(v, arg);
+
+			if (r != 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int
+world_each_org(const struct world *w, world_org_cb cb, void *arg)
+{
+	return imap_each(&w->orgs, (int (*)(void *, void *))cb, arg);
+}
+
+int
+world_each_ext(const struct world *w, world_ext_cb cb, void *arg)
+{
+	return imap_each(&w->exts, (int (*)(void *, void *))cb, arg);
+}
+
+int
+world_each_dev(const struct world *w, world_dev_cb cb, void *arg)
+{
+	return imap_each(&w->devs, (int (*)(void *, void *))cb, arg);
+}
+
+size_t world_count_orgs(const struct world *w) { return w->orgs.live; }
+size_t world_count_exts(const struct world *w) { return w->exts.live; }
+size_t world_count_devs(const struct world *w) { return w->devs.live; }
+
+/* ---- small values ------------------------------------------------------- */
+
+int
+hd_mac_normalize(const char *in, char out[HD_MAC_LEN + 1])
+{
+	size_t n = 0;
+
+	if (in == NULL)
+		return -1;
+	for (const char *p = in; *p; p++) {
+		if (*p == ':' || *p == '-') {
+			/* separators only between pairs of digits */
+			if (n == 0 || n % 2 != 0 || p[1] == '\0')
+				return -1;
+			continue;
+		}
+		if (!isxdigit((unsigned char)*p) || n == HD_MAC_LEN)
+			return -1;
+		out[n++] = (char)tolower((unsigned char)*p);
+	}
+	if (n != HD_MAC_LEN)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+int
+hd_idset_add(struct hd_idset *s, hd_id id)
+{
+	if (hd_idset_has(s, id))
+		return 0;
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 8;
+		hd_id *v = realloc(s->v, ncap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		s->v = v;
+		s->cap = ncap;
+	}
+	s->v[s->n++] = id;
+	return 0;
+}
+
+bool
+hd_idset_has(const struct hd_idset *s, hd_id id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == id)
+			return true;
+	return false;
+}
+
+void
+hd_idset_clear(struct hd_idset *s)
+{
+	s->n = 0;
+}
+
+void
+hd_idset_free(struct hd_idset *s)
+{
+	free(s->v);
+	s->v = NULL;
+	s->n = s->cap = 0;
+}

@@ -1,0 +1,163 @@
+/*
+ * world.h -- the in-memory model of organizations, extensions and devices.
+ *
+ * The world is the single in-memory copy of everything the virtualization
+ * rules and the renderers look at.  It is loaded from the store at start-up
+ * and kept in step with it by the service layer, which is its only writer.
+ * The world owns every object put into it and every string inside them.
+ *
+ * It does no I/O and knows no clock: it is a plain data structure with
+ * indexes.  The rules live in virt.c; this file only keeps the indexes
+ * (MAC, sip_user, parking user, org+number, and the two derived links
+ * ext->home_dev and dev->guest) true.
+ *
+ * Derived links, kept by world_put_* / world_set_virtual_on:
+ *   dev->home_ext -> ext->home_dev   (an extension is home on <= 1 device)
+ *   ext->virtual_on -> dev->guest    (a device hosts <= 1 virtual extension)
+ */
+#ifndef HD_WORLD_H
+#define HD_WORLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef int64_t hd_id; /* database row id; 0 means "none" */
+
+#define HD_MAC_LEN 12
+
+struct hd_sip_server {
+	char *host;      /* NULL or "" = inherit (extension) / none (org) */
+	int port;        /* 0 = inherit / default 5060 */
+	char *transport; /* "udp", "tcp", "tls"; NULL = inherit */
+};
+
+struct hd_org {
+	hd_id id;
+	char *name;         /* natural key: [a-z0-9][a-z0-9._-]{0,62} */
+	char *display_name; /* free text, may be NULL */
+	struct hd_sip_server sip;
+};
+
+struct hd_ext {
+	hd_id id;
+	hd_id org;
+	char *number;       /* digits, unique within org */
+	char *sip_user;     /* unique across the server */
+	char *sip_password; /* secret: never logged, never in an API answer */
+	char *display_name;
+	char *label;        /* may be NULL */
+	struct hd_sip_server sip; /* overrides of the org default */
+	bool allow_virtualization;
+	char *secret_hash;  /* Argon2id string, NULL when no code is set */
+	hd_id virtual_on;   /* device this extension is virtualized on, or 0 */
+	/* derived, maintained by the world: */
+	hd_id home_dev;     /* device whose home extension this is, or 0 */
+};
+
+struct hd_dev {
+	hd_id id;
+	hd_id org;
+	char mac[HD_MAC_LEN + 1]; /* 12 lowercase hex digits */
+	char *profile;            /* vendor profile name */
+	char *model;              /* may be NULL */
+	hd_id home_ext;           /* 0 = no home extension */
+	char *parking_user;       /* NULL = no parking account */
+	char *parking_password;
+	char *static_contact;     /* SIP URI for NOTIFY when nothing better; may be NULL */
+	/* derived, maintained by the world: */
+	hd_id guest;              /* extension virtualized on this device, or 0 */
+};
+
+struct world;
+
+/* Creates an empty world.  Returns NULL only when out of memory. */
+struct world *world_new(void);
+/* Frees the world and everything in it.  NULL-safe. */
+void world_free(struct world *w);
+
+/* Deep copies and frees of single objects (the world never shares them). */
+struct hd_org *hd_org_dup(const struct hd_org *o);
+struct hd_ext *hd_ext_dup(const struct hd_ext *e);
+struct hd_dev *hd_dev_dup(const struct hd_dev *d);
+void hd_org_free(struct hd_org *o);
+void hd_ext_free(struct hd_ext *e); /* wipes sip_password */
+void hd_dev_free(struct hd_dev *d); /* wipes parking_password */
+
+/*
+ * Lookups.  They return borrowed pointers, valid until the object is
+ * replaced or deleted; NULL when there is no such object.
+ */
+struct hd_org *world_org(const struct world *w, hd_id id);
+struct hd_org *world_org_by_name(const struct world *w, const char *name);
+struct hd_ext *world_ext(const struct world *w, hd_id id);
+struct hd_ext *world_ext_by_sip_user(const struct world *w, const char *sip_user);
+struct hd_ext *world_ext_by_number(const struct world *w, hd_id org, const char *number);
+struct hd_dev *world_dev(const struct world *w, hd_id id);
+struct hd_dev *world_dev_by_mac(const struct world *w, const char *mac12);
+struct hd_dev *world_dev_by_parking_user(const struct world *w, const char *sip_user);
+
+/*
+ * Insert or replace by id, taking ownership of the object (it is freed on
+ * failure too).  The derived fields of the object passed in are ignored and
+ * recomputed.  Returns 0, or -1 with a message in err when a unique key
+ * (name, mac, sip_user, org+number, parking user, home extension) is
+ * already used by another object; the world is then unchanged.
+ * world_put_ext keeps virtual_on as given in the object; world_put_dev
+ * keeps the devices' guest links.
+ */
+int world_put_org(struct world *w, struct hd_org *o, char *err, size_t errlen);
+int world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen);
+int world_put_dev(struct world *w, struct hd_dev *d, char *err, size_t errlen);
+
+/* Whether inserting/replacing x would collide with another object's unique
+ * key; the same rules as world_put_*, without changing anything. */
+int world_check_ext(const struct world *w, const struct hd_ext *e, char *err, size_t errlen);
+int world_check_dev(const struct world *w, const struct hd_dev *d, char *err, size_t errlen);
+
+/*
+ * Deletes.  The caller must first have made the deletion consistent (no
+ * extension virtualized on a deleted device, ...; see virt_repair).  A
+ * deleted extension's home device gets home_ext = 0; a deleted device's
+ * home extension gets home_dev = 0.  Deleting an org requires it empty.
+ */
+void world_del_org(struct world *w, hd_id id);
+void world_del_ext(struct world *w, hd_id id);
+void world_del_dev(struct world *w, hd_id id);
+
+/* Sets ext->virtual_on and the devices' guest links.  This is the only
+ * state the virtualization rules change. */
+void world_set_virtual_on(struct world *w, hd_id ext, hd_id dev);
+
+/* Iteration, in unspecified order.  The callback returns 0 to go on,
+ * non-zero to stop (that value is returned).  Do not modify the world from
+ * the callback. */
+typedef int (*world_org_cb)(struct hd_org *o, void *arg);
+typedef int (*world_ext_cb)(struct hd_ext *e, void *arg);
+typedef int (*world_dev_cb)(struct hd_dev *d, void *arg);
+int world_each_org(const struct world *w, world_org_cb cb, void *arg);
+int world_each_ext(const struct world *w, world_ext_cb cb, void *arg);
+int world_each_dev(const struct world *w, world_dev_cb cb, void *arg);
+
+size_t world_count_orgs(const struct world *w);
+size_t world_count_exts(const struct world *w);
+size_t world_count_devs(const struct world *w);
+
+/*
+ * Normalizes a MAC written with any case and ':' or '-' separators into 12
+ * lowercase hex digits in out (13 bytes).  Returns 0, or -1 if it is not a
+ * MAC.
+ */
+int hd_mac_normalize(const char *in, char out[HD_MAC_LEN + 1]);
+
+/* A growable set of ids, kept in insertion order without duplicates. */
+struct hd_idset {
+	hd_id *v;
+	size_t n, cap;
+};
+int hd_idset_add(struct hd_idset *s, hd_id id); /* 0, or -1 out of memory */
+bool hd_idset_has(const struct hd_idset *s, hd_id id);
+void hd_idset_clear(struct hd_idset *s);
+void hd_idset_free(struct hd_idset *s);
+
+#endif
