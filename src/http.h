@@ -9,9 +9,15 @@
  *
  * Routes are matched by path prefix, longest first; the handler does the
  * rest of the path itself.  Request paths are checked before routing: a
- * path with NUL, "%00", "..", "//" or a backslash never reaches a handler
- * (400).  Percent-decoding of path segments is the handler's business
+ * path with NUL, "%00", "." or ".." segments (raw or percent-encoded), "//",
+ * a backslash (raw or "%5c"), a control character or a malformed percent
+ * escape never reaches a handler (400).  An unknown route gets 404.
+ * Percent-decoding of path segments is the handler's business
  * (http_path_segment).
+ *
+ * HEAD: the handler fills the whole response as for GET; the adapter sends
+ * its headers, with the Content-Length of the full body, and no body.
+ * Connections are kept alive between requests (HTTP/1.1 persistent).
  */
 #ifndef HD_HTTP_H
 #define HD_HTTP_H
@@ -38,29 +44,43 @@ const char *http_header(const struct http_request *req, const char *name);
 /* The token of "Authorization: Bearer <token>", or NULL. */
 const char *http_bearer(const struct http_request *req);
 
-/* A query-string argument, percent-decoded, or NULL. */
+/* A query-string argument, percent-decoded ('+' is a space), or NULL.  The
+ * first occurrence wins; a pair with a malformed escape or a NUL counts as
+ * absent.  Borrowed until the handler returns. */
 const char *http_query_arg(const struct http_request *req, const char *name);
 
 struct http_response {
 	int status;                /* default 200 */
 	const char *content_type;  /* static string; default "text/plain; charset=utf-8" */
 	char *body;                /* heap, freed by the adapter; may be NULL */
-	size_t body_len;
+	size_t body_len;           /* length of body, or of static_body */
 	const void *static_body;   /* alternative to body: borrowed bytes that outlive
 	                              the response (e.g. a published file kept alive
-	                              by static_ref); used when body is NULL */
-	void (*static_free)(void *ref); /* called with static_ref when sent */
+	                              by static_ref); used when body is NULL, sent
+	                              without copying */
+	void (*static_free)(void *ref); /* when non-NULL, called with static_ref
+	                              exactly once, after the server is done with
+	                              the bytes (sent, failed or connection lost);
+	                              also called, at once, when body wins */
 	void *static_ref;
 	char etag[80];             /* sent as ETag when non-empty */
-	char www_authenticate[512];/* sent when non-empty (digest challenges) */
-	bool head_only;            /* HEAD: send headers (Content-Length of body) only */
+	/* Digest challenge, set by http_digest_challenge: the adapter sends a
+	 * 401 whose WWW-Authenticate header MHD builds for digest_realm. */
+	bool digest_challenge;
+	bool digest_stale;         /* adds stale=true (the nonce had expired) */
+	char digest_realm[128];
+	bool head_only;            /* set by the adapter before the handler runs
+	                              for a HEAD request (informative only: fill
+	                              the body as for GET) */
 };
 
-/* Sets res->body to a heap copy of the printf-formatted text.  Returns 0,
- * -1 on out of memory (res then holds a 500). */
+/* Sets res->body to a heap copy of the printf-formatted text (a body
+ * already there is freed first).  Returns 0, -1 on out of memory (res then
+ * holds a 500 with no body). */
 int http_printf(struct http_response *res, int status, const char *ctype,
                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Takes ownership of body (malloc'd) of len bytes. */
+/* Takes ownership of body (malloc'd) of len bytes; a body already there is
+ * freed first. */
 void http_set_body(struct http_response *res, int status, const char *ctype,
                    char *body, size_t len);
 
@@ -85,30 +105,43 @@ struct http_opts {
 
 struct http_server;
 
-/* Starts listening.  Routes are copied.  Returns NULL with err filled. */
+/* Starts listening.  Routes are copied (prefixes too).  An IPv6 listen
+ * address gets a dual-stack socket.  Returns NULL with err filled. */
 struct http_server *http_start(const struct http_opts *o,
                                const struct http_route *routes, size_t nroutes,
                                char *err, size_t errlen);
 /* The port actually bound. */
 unsigned http_port(const struct http_server *s);
-/* Stops accepting, finishes in-flight requests, frees.  NULL-safe. */
+/* Stops accepting, lets requests already being served finish (waiting at
+ * most a few seconds), closes idle keep-alive connections, frees.
+ * NULL-safe. */
 void http_stop(struct http_server *s);
 
 /*
  * Percent-decodes the n-th '/'-separated segment of path after prefix
- * (n from 0) into out.  Returns the decoded length, or -1 if there is no
- * such segment, it does not fit, or it decodes to something containing
- * '/', '\\', NUL or a control character, or is "." or "..".
+ * (n from 0) into out ('+' stays '+').  Returns the decoded length, or -1
+ * if path does not start with prefix, there is no such segment, it is
+ * empty, it does not fit (with its NUL) in outlen, it has a bad escape, or
+ * it decodes to something containing '/', '\\', NUL or a control
+ * character, or is "." or "..".
  */
 int http_path_segment(const char *path, const char *prefix, int n,
                       char *out, size_t outlen);
-/* Number of segments after prefix ("a/b/c" -> 3; trailing '/' ignored). */
+/* Number of segments after prefix ("a/b/c" -> 3; trailing '/' ignored;
+ * "" -> 0), or -1 if path does not start with prefix. */
 int http_path_nsegments(const char *path, const char *prefix);
 
-/* Digest authentication (RFC 7616) through MHD_digest_auth_check2.
- * http_digest_username returns a malloc'd username or NULL.
- * http_digest_check returns 1 ok, 0 wrong, -1 stale nonce/other error.
- * http_digest_challenge fills res with a 401 and a challenge. */
+/* Digest authentication (RFC 7616, algorithm MD5, qop=auth: what desk
+ * phones speak) through MHD_digest_auth_check2.  Nonces are the server's
+ * and expire after HTTP_DIGEST_NONCE_S seconds.
+ * http_digest_username returns the username of the request's Authorization
+ * header, malloc'd (caller frees), or NULL if there is none.
+ * http_digest_check returns 1 ok, 0 wrong/absent, -1 stale nonce/other
+ * error; password is only read (the caller keeps and wipes it).
+ * http_digest_challenge turns res into a 401 with a short text body and a
+ * challenge for realm (stale=true when stale); a realm that does not fit
+ * digest_realm makes res a 500 instead. */
+#define HTTP_DIGEST_NONCE_S 300
 char *http_digest_username(const struct http_request *req);
 int http_digest_check(const struct http_request *req, const char *realm,
                       const char *username, const char *password);

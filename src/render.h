@@ -32,9 +32,11 @@ enum render_mode {
 	/* XML text and attribute values: & < > " ' become entities, TAB CR LF
 	 * become character references, other C0 controls are refused. */
 	RENDER_XML,
-	/* As RENDER_XML, and in the value of an element whose name ends in
-	 * "_Rule" or contains "_Rule_" (Cisco Profile_Rule, Upgrade_Rule, ...)
-	 * a '$' becomes "$$" (the phone's macro character). */
+	/* As RENDER_XML, and in the value of an element the phone
+	 * macro-expands -- name ending in "_Rule" or containing "_Rule_"
+	 * (Profile_Rule, Upgrade_Rule, ...) or starting with "Short_Name_" --
+	 * a '$' becomes "$$" (Cisco's macro character).  The element is the
+	 * one opened last in the template text before the substitution. */
 	RENDER_XML_CISCO,
 	/* Yealink "key = value" lines: no escape syntax exists, so a value with
 	 * CR, LF or another C0 control (TAB excepted) makes the render fail

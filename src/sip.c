@@ -312,6 +312,34 @@ sip_build_notify(const struct sip_notify_req *r, char *buf, size_t buflen,
 }
 
 int
+sip_request_uri(const char *user, const char *host, int port, char *buf,
+    size_t buflen, char *err, size_t errlen)
+{
+	struct sbuf b = { buf, buflen, 0, false };
+	bool u = user != NULL && user[0] != '\0';
+
+	if (buf == NULL || buflen == 0) {
+		seterr(err, errlen, "buffer: none given");
+		return -1;
+	}
+	if ((u && check_chars("target_user", user, is_user_char, err,
+	    errlen) != 0) ||
+	    require("target_host", host, err, errlen) != 0 ||
+	    check_chars("target_host", host, is_host_char, err, errlen) != 0 ||
+	    check_port("target_port", port, err, errlen) != 0)
+		return -1;
+	sb_printf(&b, "sip:%s%s", u ? user : "", u ? "@" : "");
+	sb_host(&b, host);
+	sb_printf(&b, ":%d", port);
+	if (b.overflow) {
+		seterr(err, errlen, "buffer: URI longer than %zu bytes",
+		    buflen - 1);
+		return -1;
+	}
+	return 0;
+}
+
+int
 sip_cisco_service_control_body(const char *action,
     const char *register_call_id, char *buf, size_t buflen, char *err,
     size_t errlen)

@@ -65,6 +65,13 @@ struct sip_notify_req {
 int sip_build_notify(const struct sip_notify_req *r, char *buf, size_t buflen,
     size_t *len, char *err, size_t errlen);
 
+/* Writes the Request-URI sip_build_notify uses for user/host/port
+ * ("sip:user@host:port", IPv6 hosts bracketed, "sip:host:port" without a
+ * user) into buf: the digest `uri` must be exactly this string.  Returns 0,
+ * or -1 with err filled on a bad value or a buf too small. */
+int sip_request_uri(const char *user, const char *host, int port, char *buf,
+    size_t buflen, char *err, size_t errlen);
+
 /* Builds the Cisco enterprise `service-control` body (VENDORS.md) into buf:
  *   action=<action>\r\nRegisterCallId={<register_call_id>}\r\n
  *   ConfigVersionStamp={}\r\nDialplanVersionStamp={}\r\nSoftkeyVersionStamp={}\r\n

@@ -1,0 +1,58 @@
+/*
+ * api.h -- what the HTTP handlers share: their context and the answer
+ * builder that speaks form-encoded lines or JSON.
+ *
+ * Handlers are thin: they authenticate, parse and validate input, call one
+ * svc_* function and shape its answer.  No rule of the product lives here.
+ */
+#ifndef HD_API_H
+#define HD_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "http.h"
+
+struct svc;
+
+struct api_ctx {
+	struct svc *svc;
+	/* Whether a source address may use the PBX interface (the [pbx]
+	 * networks of the configuration in force). */
+	bool (*pbx_net_ok)(void *arg, const struct sockaddr *sa);
+	void *net_arg;
+};
+
+/* An answer as ordered key/value pairs, sent as one form-encoded line or a
+ * JSON object of strings (numbers where marked). */
+#define API_ANSWER_MAX 8
+struct api_answer {
+	size_t n;
+	struct {
+		const char *key;
+		char value[128];
+		bool number;
+	} kv[API_ANSWER_MAX];
+};
+
+void api_answer_add(struct api_answer *a, const char *key, const char *value);
+void api_answer_addi(struct api_answer *a, const char *key, long v);
+/* Fills res with the answer in the format the request accepts. */
+void api_answer_send(const struct http_request *req, struct http_response *res, int status,
+                     const struct api_answer *a);
+/* Whether the request prefers JSON (Accept: application/json). */
+bool api_wants_json(const struct http_request *req);
+
+/* A JSON error {"error": msg, "field": field?}. */
+void api_json_error(struct http_response *res, int status, const char *field, const char *msg);
+
+/* Whether s is 1..max bytes of printable ASCII (no spaces if !spaces). */
+bool api_printable(const char *s, size_t max, bool spaces);
+/* Whether s is 1..max ASCII digits. */
+bool api_digits(const char *s, size_t max);
+
+void api_pbx_handle(void *arg, const struct http_request *req, struct http_response *res);
+void api_admin_handle(void *arg, const struct http_request *req, struct http_response *res);
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * api_pbx.c -- the PBX interface (SPEC 3, a contract):
+ *   POST /pbx/v1/star30, POST /pbx/v1/registrations,
+ *   GET  /pbx/v1/extensions/{sip_user}.
+ *
+ * Every request: source network check (403), bearer token of the PBX role
+ * (401), body form-encoded or JSON (415 otherwise), fields validated (400)
+ * before anything is asked of the service, so bad input changes nothing.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "form.h"
+#include "service.h"
+
+#define PREFIX "/pbx/v1/"
+
+static void
+fail(const struct http_request *req, struct http_response *res, int status, const char *reason)
+{
+	struct api_answer a = { 0 };
+
+	api_answer_add(&a, "result", "error");
+	api_answer_add(&a, "reason", reason);
+	api_answer_send(req, res, status, &a);
+}
+
+/* Parses the body by Content-Type into *f.  Returns 0 or fills res. */
+static int
+parse_body(const struct http_request *req, struct http_response *res, struct form **f)
+{
+	const char *ct = http_header(req, "Content-Type");
+	char err[128], reason[160];
+
+	if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0) {
+		*f = form_parse(req->body, req->body_len, err, sizeof(err));
+	} else if (strncasecmp(ct, "application/json", 16) == 0) {
+		if (form_from_json(req->body, req->body_len, f, err, sizeof(err)) != 0)
+			*f = NULL;
+	} else {
+		fail(req, res, 415, "unsupported content type");
+		return -1;
+	}
+	if (*f == NULL) {
+		snprintf(reason, sizeof(reason), "malformed body: %s", err);
+		fail(req, res, 400, reason);
+		return -1;
+	}
+	return 0;
+}
+
+/* Rejects fields this endpoint does not know: a typo must not pass as
+ * "absent". */
+static int
+only_fields(const struct form *f, const char *const *known, const char **bad)
+{
+	for (size_t i = 0; i < form_count(f); i++) {
+		size_t k;
+
+		for (k = 0; known[k] && strcmp(known[k], form_key(f, i)) != 0; k++)
+			;
+		if (known[k] == NULL) {
+			*bad = form_key(f, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *
+opt(const struct form *f, const char *key)
+{
+	const char *v = form_get(f, key);
+
+	return (v != NULL && v[0] != '\0') ? v : NULL;
+}
+
+static void
+star30(struct api_ctx *c, const struct http_request *req, struct http_response *res)
+{
+	static const char *const known[] = { "caller", "digits", "code", "call_id", NULL };
+	struct svc_star30_req r;
+	struct svc_star30_res out;
+	struct api_answer a = { 0 };
+	struct form *f = NULL;
+	const char *badf;
+	char reason[96];
+
+	if (parse_body(req, res, &f) != 0)
+		return;
+	if (only_fields(f, known, &badf) != 0) {
+		snprintf(reason, sizeof(reason), "unknown field %.40s", badf);
+		fail(req, res, 400, reason);
+		goto out;
+	}
+	r.caller = opt(f, "caller");
+	r.digits = opt(f, "digits");
+	r.code = opt(f, "code");
+	r.call_id = opt(f, "call_id");
+	if (!api_printable(r.caller, 128, false)) {
+		fail(req, res, 400, r.caller ? "invalid caller" : "missing caller");
+	} else if (r.digits != NULL && !api_digits(r.digits, 16)) {
+		fail(req, res, 400, "invalid digits");
+	} else if (r.code != NULL && !api_digits(r.code, 32)) {
+		fail(req, res, 400, "invalid code");
+	} else if (r.call_id != NULL && !api_printable(r.call_id, 128, false)) {
+		fail(req, res, 400, "invalid call_id");
+	} else if (svc_star30(c->svc, &r, &out) != SVC_OK) {
+		fail(req, res, 500, "internal");
+	} else {
+		api_answer_add(&a, "result", virt_result_name(out.result));
+		if (out.result == VIRT_DENIED)
+			api_answer_add(&a, "reason", virt_reason_name(out.reason));
+		if (out.result == VIRT_RETRY)
+			api_answer_addi(&a, "tries_left", out.tries_left);
+		if (out.extension[0])
+			api_answer_add(&a, "extension", out.extension);
+		if (out.device[0])
+			api_answer_add(&a, "device", out.device);
+		api_answer_send(req, res, 200, &a);
+	}
+out:
+	form_free(f);
+}
+
+static void
+registration(struct api_ctx *c, const struct http_request *req, struct http_response *res)
+{
+	static const char *const known[] = { "sip_user", "contact", "source", "user_agent",
+	                                     "call_id", "expires", NULL };
+	struct svc_registration r = { 0 };
+	struct api_answer a = { 0 };
+	struct form *f = NULL;
+	const char *badf, *exp;
+	char err[128], reason[160];
+	char *end;
+
+	if (parse_body(req, res, &f) != 0)
+		return;
+	r.sip_user = opt(f, "sip_user");
+	r.contact = opt(f, "contact");
+	r.source = opt(f, "source");
+	r.user_agent = opt(f, "user_agent");
+	r.call_id = opt(f, "call_id");
+	exp = opt(f, "expires");
+	r.expires = 3600;
+	if (only_fields(f, known, &badf) != 0) {
+		snprintf(reason, sizeof(reason), "unknown field %.40s", badf);
+		fail(req, res, 400, reason);
+	} else if (!api_printable(r.sip_user, 128, false)) {
+		fail(req, res, 400, r.sip_user ? "invalid sip_user" : "missing sip_user");
+	} else if (!api_printable(r.contact, 500, false) ||
+	           (strncasecmp(r.contact, "sip:", 4) != 0 && strncasecmp(r.contact, "sips:", 5) != 0 &&
+	            strncasecmp(r.contact, "<sip", 4) != 0)) {
+		fail(req, res, 400, r.contact ? "invalid contact" : "missing contact");
+	} else if (r.source != NULL && !api_printable(r.source, 60, false)) {
+		fail(req, res, 400, "invalid source");
+	} else if (r.user_agent != NULL && !api_printable(r.user_agent, 250, true)) {
+		fail(req, res, 400, "invalid user_agent");
+	} else if (r.call_id != NULL && !api_printable(r.call_id, 250, false)) {
+		fail(req, res, 400, "invalid call_id");
+	} else if (exp != NULL && (!api_digits(exp, 9) || (r.expires = strtol(exp, &end, 10), *end))) {
+		fail(req, res, 400, "invalid expires");
+	} else if (svc_registration(c->svc, &r, err, sizeof(err)) != SVC_OK) {
+		fail(req, res, 500, "internal");
+	} else {
+		api_answer_add(&a, "result", "ok");
+		api_answer_send(req, res, 200, &a);
+	}
+	form_free(f);
+}
+
+static void
+ext_status(struct api_ctx *c, const struct http_request *req, struct http_response *res)
+{
+	char sip_user[160], mac[HD_MAC_LEN + 1];
+	enum virt_status st;
+	struct api_answer a = { 0 };
+
+	if (http_path_segment(req->path, PREFIX, 1, sip_user, sizeof(sip_user)) < 0 ||
+	    !api_printable(sip_user, 128, false)) {
+		fail(req, res, 400, "invalid sip_user");
+		return;
+	}
+	if (svc_ext_status(c->svc, sip_user, &st, mac) != SVC_OK) {
+		fail(req, res, 404, "unknown_extension");
+		return;
+	}
+	api_answer_add(&a, "status", virt_status_name(st));
+	api_answer_add(&a, "device", mac);
+	api_answer_send(req, res, 200, &a);
+}
+
+void
+api_pbx_handle(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct api_ctx *c = arg;
+	struct svc_principal p;
+	int nseg = http_path_nsegments(req->path, PREFIX);
+	char first[32];
+
+	if (c->pbx_net_ok != NULL && !c->pbx_net_ok(c->net_arg, req->peer)) {
+		fail(req, res, 403, "source address not allowed");
+		return;
+	}
+	p = svc_auth(c->svc, http_bearer(req));
+	if (p.role != SVC_ROLE_PBX) {
+		fail(req, res, 401, "missing or invalid token");
+		return;
+	}
+	if (http_path_segment(req->path, PREFIX, 0, first, sizeof(first)) < 0) {
+		fail(req, res, 404, "not found");
+		return;
+	}
+	if (nseg == 1 && strcmp(first, "star30") == 0) {
+		if (strcmp(req->method, "POST") != 0)
+			fail(req, res, 405, "method not allowed");
+		else
+			star30(c, req, res);
+	} else if (nseg == 1 && strcmp(first, "registrations") == 0) {
+		if (strcmp(req->method, "POST") != 0)
+			fail(req, res, 405, "method not allowed");
+		else
+			registration(c, req, res);
+	} else if (nseg == 2 && strcmp(first, "extensions") == 0) {
+		if (strcmp(req->method, "GET") != 0)
+			fail(req, res, 405, "method not allowed");
+		else
+			ext_status(c, req, res);
+	} else {
+		fail(req, res, 404, "not found");
+	}
+}

@@ -1,0 +1,867 @@
+/*
+ * config.c -- parses the INI file of docs/CONFIG.md into struct hd_config.
+ *
+ * Table-driven: every key is one row of `keys` (section, name, type, field
+ * offset, range, flags, default as written in CONFIG.md, optional extra
+ * check).  Defaults go through the same parser as the file, so a default
+ * is checked like any value.  Adding a key is one row plus its field.
+ *
+ * inih does the tokenizing.  Lines reach it through our own reader, which
+ * counts lines (inih's handler is not told the line number), strips
+ * leading blanks (so keys may be indented and nothing is ever taken for a
+ * continuation line), rejects unknown section headers even when no key
+ * follows them, and rejects lines longer than inih's buffer instead of
+ * letting them be split.  The first error wins and stops the parse.
+ *
+ * Invariant: a struct hd_config returned to a caller has passed validate():
+ * every required string set, every number in range, the tokens present
+ * and long enough.  Tokens are wiped whenever they are freed or replaced.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <sodium.h>
+
+#include "log.h"
+
+enum cfg_type { T_INT, T_BOOL, T_STR, T_LEVEL, T_NETS };
+
+#define F_RELOAD 1u   /* takes effect on reload without a restart */
+#define F_OPTIONAL 2u /* string: may be empty, stored as NULL */
+#define F_SECRET 4u   /* string: wiped when freed, never echoed */
+
+/* Extra check of a string value; 0, or -1 with a message in msg. */
+typedef int (*cfg_check_fn)(const char *value, char *msg, size_t msglen);
+
+struct cfg_key {
+	const char *section;
+	const char *name;
+	enum cfg_type type;
+	size_t off;         /* offset of the field in struct hd_config */
+	long long min, max; /* T_INT range */
+	unsigned flags;
+	const char *def;    /* default, as written in CONFIG.md */
+	cfg_check_fn check; /* T_STR only, may be NULL */
+};
+
+static int check_ip(const char *v, char *msg, size_t msglen);
+static int check_prefix(const char *v, char *msg, size_t msglen);
+static int check_bind(const char *v, char *msg, size_t msglen);
+static int check_hostport(const char *v, char *msg, size_t msglen);
+
+#define OFF(m) offsetof(struct hd_config, m)
+#define INT(s, n, m, lo, hi, fl, d) {s, n, T_INT, OFF(m), lo, hi, fl, d, NULL}
+#define BOOL(s, n, m, fl, d) {s, n, T_BOOL, OFF(m), 0, 0, fl, d, NULL}
+#define STR(s, n, m, fl, d, chk) {s, n, T_STR, OFF(m), 0, 0, fl, d, chk}
+#define LEVEL(s, n, m, fl, d) {s, n, T_LEVEL, OFF(m), 0, 0, fl, d, NULL}
+#define NETS(s, n, m, fl, d) {s, n, T_NETS, OFF(m), 0, 0, fl, d, NULL}
+#define YEAR 31536000
+
+static const struct cfg_key keys[] = {
+	STR("server", "listen", server.listen, 0, "127.0.0.1", check_ip),
+	INT("server", "port", server.port, 0, 65535, 0, "8080"),
+	STR("server", "port_file", server.port_file, F_OPTIONAL, "", NULL),
+	INT("server", "threads", server.threads, 1, 1024, 0, "4"),
+	INT("server", "max_body", server.max_body, 1, 1 << 30, 0, "65536"),
+	BOOL("server", "check_invariants", server.check_invariants, F_RELOAD, "false"),
+	STR("database", "path", database.path, 0, "hotdeskd.db", NULL),
+	STR("database", "migrations", database.migrations, 0, "sql", NULL),
+	LEVEL("log", "level", log.level, F_RELOAD, "info"),
+	BOOL("log", "syslog", log.syslog, 0, "false"),
+	STR("pbx", "token", pbx.token, F_OPTIONAL | F_SECRET, "", NULL),
+	NETS("pbx", "networks", pbx.networks, F_RELOAD, ""),
+	STR("admin", "token", admin.token, F_OPTIONAL | F_SECRET, "", NULL),
+	INT("secrets", "min_length", secrets.min_length, 1, 32, F_RELOAD, "4"),
+	INT("secrets", "hash_ops", secrets.hash_ops, 1, 1000, 0, "2"),
+	INT("secrets", "hash_mem_kib", secrets.hash_mem_kib, 8, 4194304, 0, "65536"),
+	INT("secrets", "tries_per_call", secrets.tries_per_call, 1, 100, F_RELOAD, "3"),
+	INT("secrets", "lockout_threshold", secrets.lockout_threshold, 1, 1000000, F_RELOAD, "10"),
+	INT("secrets", "lockout_window", secrets.lockout_window, 1, YEAR, F_RELOAD, "900"),
+	INT("secrets", "lockout_backoff", secrets.lockout_backoff, 1, YEAR, F_RELOAD, "60"),
+	INT("secrets", "lockout_backoff_max", secrets.lockout_backoff_max, 1, YEAR, F_RELOAD, "3600"),
+	STR("provisioning", "prefix", provisioning.prefix, 0, "/provision/", check_prefix),
+	STR("provisioning", "templates", provisioning.templates, 0, "templates", NULL),
+	STR("provisioning", "static", provisioning.static_dir, 0, "provisioning", NULL),
+	STR("provisioning", "tftp_root", provisioning.tftp_root, F_OPTIONAL, "", NULL),
+	STR("sip", "bind", sip.bind, 0, "127.0.0.1:5070", check_bind),
+	STR("sip", "outbound_proxy", sip.outbound_proxy, F_OPTIONAL, "", check_hostport),
+	INT("sip", "sync_timeout", sip.sync_timeout, 1, 86400, F_RELOAD, "60"),
+	INT("sip", "sync_retries", sip.sync_retries, 1, 100, F_RELOAD, "3"),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const char *const sections[] = {
+	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip",
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+/* snprintf into a message buffer; a cut message ends in "..." */
+static void LOG_PRINTF(3, 4)
+msgf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		buf[0] = '\0';
+	else if ((size_t)n >= len && len > 4)
+		memcpy(buf + len - 4, "...", 4);
+}
+
+/* A value fit for an error message: escaped, cut at 64 bytes. */
+#define SHOWN_MAX 64
+static const char *
+shown(const char *v, char buf[SHOWN_MAX])
+{
+	return log_sanitize(v, buf, SHOWN_MAX);
+}
+
+static void
+free_str(char **p, bool secret)
+{
+	if (*p != NULL && secret)
+		sodium_memzero(*p, strlen(*p));
+	free(*p);
+	*p = NULL;
+}
+
+static const struct cfg_key *
+find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool
+known_section(const char *s, size_t len)
+{
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (strlen(sections[i]) == len && memcmp(sections[i], s, len) == 0)
+			return true;
+	return false;
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+static int
+parse_int(const struct cfg_key *k, const char *v, int *out, char *msg, size_t msglen)
+{
+	char sbuf[SHOWN_MAX];
+	long long x;
+	char *end;
+
+	errno = 0;
+	x = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || (*v != '-' && (*v < '0' || *v > '9'))) {
+		msgf(msg, msglen, "not a number: '%s'", shown(v, sbuf));
+		return -1;
+	}
+	if (errno == ERANGE || x < k->min || x > k->max) {
+		msgf(msg, msglen, "%s is out of range (%lld..%lld)", shown(v, sbuf), k->min, k->max);
+		return -1;
+	}
+	*out = (int)x;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, bool *out, char *msg, size_t msglen)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+	char sbuf[SHOWN_MAX];
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	msgf(msg, msglen, "expected true or false, got '%s'", shown(v, sbuf));
+	return -1;
+}
+
+/*
+ * Parses one CIDR ("10.0.0.0/8", "2001:db8::/32", or a bare address for a
+ * single host) into n.  IPv4 becomes IPv4-mapped IPv6.  Host bits must be
+ * zero: "10.0.0.1/8" is more likely a typo than a wish.
+ */
+static int
+parse_cidr(const char *s, struct cfg_net *n)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	struct in_addr a4;
+	int max, prefix;
+	bool v6;
+
+	if (alen == 0 || alen >= sizeof(addr))
+		return -1;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	v6 = strchr(addr, ':') != NULL;
+	memset(n, 0, sizeof(*n));
+	if (v6) {
+		if (inet_pton(AF_INET6, addr, n->addr) != 1)
+			return -1;
+		max = 128;
+	} else {
+		if (inet_pton(AF_INET, addr, &a4) != 1)
+			return -1;
+		n->addr[10] = 0xff;
+		n->addr[11] = 0xff;
+		memcpy(n->addr + 12, &a4, 4);
+		max = 32;
+	}
+	prefix = max;
+	if (slash != NULL) {
+		const char *p = slash + 1;
+		if (*p == '\0' || strlen(p) > 3)
+			return -1;
+		prefix = 0;
+		for (; *p != '\0'; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			prefix = prefix * 10 + (*p - '0');
+		}
+		if (prefix > max)
+			return -1;
+	}
+	n->prefix = v6 ? prefix : prefix + 96;
+	for (int bit = n->prefix; bit < 128; bit++)
+		if (n->addr[bit / 8] & (0x80 >> (bit % 8)))
+			return -2;
+	return 0;
+}
+
+/* Appends the CIDRs of v (separated by commas and/or blanks) to the list. */
+static int
+parse_nets(const char *v, struct cfg_netlist *list, char *msg, size_t msglen)
+{
+	char item[64], sbuf[SHOWN_MAX];
+	struct cfg_net net, *grown;
+	const char *p = v;
+	size_t len;
+	int rc;
+
+	while (*p != '\0') {
+		p += strspn(p, ", \t");
+		len = strcspn(p, ", \t");
+		if (len == 0)
+			break;
+		if (len >= sizeof(item)) {
+			memcpy(item, p, 32);
+			item[32] = '\0';
+			msgf(msg, msglen, "bad CIDR '%s...'", shown(item, sbuf));
+			return -1;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		p += len;
+		rc = parse_cidr(item, &net);
+		if (rc == -2) {
+			msgf(msg, msglen, "bad CIDR '%s' (host bits set)", shown(item, sbuf));
+			return -1;
+		}
+		if (rc != 0) {
+			msgf(msg, msglen, "bad CIDR '%s'", shown(item, sbuf));
+			return -1;
+		}
+		grown = realloc(list->v, (list->n + 1) * sizeof(*list->v));
+		if (grown == NULL) {
+			msgf(msg, msglen, "out of memory");
+			return -1;
+		}
+		list->v = grown;
+		list->v[list->n++] = net;
+	}
+	return 0;
+}
+
+/* Sets the field of key k in cfg from the text v.  0, or -1 with msg. */
+static int
+apply_value(struct hd_config *cfg, const struct cfg_key *k, const char *v, char *msg,
+            size_t msglen)
+{
+	char *field = (char *)cfg + k->off;
+	char sbuf[SHOWN_MAX];
+	char **sp;
+	char *copy;
+	int level;
+
+	switch (k->type) {
+	case T_INT:
+		return parse_int(k, v, (int *)(void *)field, msg, msglen);
+	case T_BOOL:
+		return parse_bool(v, (bool *)(void *)field, msg, msglen);
+	case T_LEVEL:
+		level = log_level_parse(v);
+		if (level < 0) {
+			msgf(msg, msglen, "unknown level '%s' (debug, info, warn, error)",
+			     shown(v, sbuf));
+			return -1;
+		}
+		*(int *)(void *)field = level;
+		return 0;
+	case T_NETS:
+		return parse_nets(v, (struct cfg_netlist *)(void *)field, msg, msglen);
+	case T_STR:
+		sp = (char **)(void *)field;
+		if (*v == '\0') {
+			if (!(k->flags & F_OPTIONAL)) {
+				msgf(msg, msglen, "a value is required");
+				return -1;
+			}
+			free_str(sp, k->flags & F_SECRET);
+			return 0;
+		}
+		if (k->check != NULL && k->check(v, msg, msglen) != 0)
+			return -1;
+		copy = strdup(v);
+		if (copy == NULL) {
+			msgf(msg, msglen, "out of memory");
+			return -1;
+		}
+		free_str(sp, k->flags & F_SECRET);
+		*sp = copy;
+		return 0;
+	}
+	msgf(msg, msglen, "internal error: bad key type");
+	return -1;
+}
+
+static int
+check_ip(const char *v, char *msg, size_t msglen)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	char sbuf[SHOWN_MAX];
+
+	if (inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1)
+		return 0;
+	msgf(msg, msglen, "not an IP address: '%s'", shown(v, sbuf));
+	return -1;
+}
+
+static int
+check_prefix(const char *v, char *msg, size_t msglen)
+{
+	size_t len = strlen(v);
+
+	if (len < 1 || v[0] != '/' || v[len - 1] != '/') {
+		msgf(msg, msglen, "must start and end with '/'");
+		return -1;
+	}
+	if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/") != len ||
+	    strstr(v, "//") != NULL || strstr(v, "/./") != NULL || strstr(v, "/../") != NULL) {
+		msgf(msg, msglen, "must be a plain URL path (letters, digits, - . _ ~ and single '/')");
+		return -1;
+	}
+	return 0;
+}
+
+int
+cfg_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *hs, *he, *p;
+	long x = 0;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (s[0] == '[') {
+		hs = s + 1;
+		he = strchr(hs, ']');
+		if (he == NULL || he[1] != ':')
+			return -1;
+		colon = he + 1;
+	} else {
+		hs = s;
+		colon = strrchr(s, ':');
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return -1; /* no port, or an unbracketed IPv6 address */
+		he = colon;
+	}
+	if (he == hs || (size_t)(he - hs) >= hostlen)
+		return -1;
+	p = colon + 1;
+	if (*p == '\0' || strlen(p) > 5)
+		return -1;
+	for (; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		x = x * 10 + (*p - '0');
+	}
+	if (x > 65535)
+		return -1;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	*port = (int)x;
+	return 0;
+}
+
+static int
+check_bind(const char *v, char *msg, size_t msglen)
+{
+	char host[INET6_ADDRSTRLEN + 1], sbuf[SHOWN_MAX];
+	int port;
+
+	if (cfg_hostport_parse(v, host, sizeof(host), &port) != 0 ||
+	    check_ip(host, NULL, 0) != 0) {
+		msgf(msg, msglen, "expected ip:port or [ipv6]:port, got '%s'", shown(v, sbuf));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_hostport(const char *v, char *msg, size_t msglen)
+{
+	char host[256], sbuf[SHOWN_MAX];
+	int port;
+
+	if (cfg_hostport_parse(v, host, sizeof(host), &port) != 0 || port == 0 ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") !=
+	        strlen(host)) {
+		msgf(msg, msglen, "expected host:port, got '%s'", shown(v, sbuf));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+struct parse {
+	const char *name;   /* file name for messages */
+	FILE *fp;           /* source: a file ... */
+	const char *text;   /* ... or a string (cursor) */
+	char *line;         /* getline buffer (may hold a token: wiped) */
+	size_t linecap;
+	int lineno;
+	struct hd_config *cfg;
+	int seen[NKEYS];    /* line each key was set on, 0 = not yet */
+	bool failed;
+	int err_line;
+	char *err;
+	size_t errlen;
+};
+
+/* Records the first error, on the current line. */
+static void LOG_PRINTF(2, 3)
+fail_line(struct parse *st, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n;
+
+	if (st->failed)
+		return;
+	st->failed = true;
+	st->err_line = st->lineno;
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		msg[0] = '\0';
+	else if ((size_t)n >= sizeof(msg))
+		memcpy(msg + sizeof(msg) - 4, "...", 4);
+	msgf(st->err, st->errlen, "%s:%d: %s", st->name, st->lineno, msg);
+}
+
+/* The next raw line in st->line; its length, or -1 at the end. */
+static ssize_t
+next_line(struct parse *st)
+{
+	const char *nl;
+	size_t len;
+
+	if (st->fp != NULL)
+		return getline(&st->line, &st->linecap, st->fp);
+	if (*st->text == '\0')
+		return -1;
+	nl = strchr(st->text, '\n');
+	len = nl != NULL ? (size_t)(nl - st->text) + 1 : strlen(st->text);
+	if (len + 1 > st->linecap) {
+		/* not realloc: the old buffer may hold a token and is wiped */
+		char *grown = malloc(len + 1);
+		if (grown == NULL) {
+			fail_line(st, "out of memory");
+			return -1;
+		}
+		if (st->line != NULL)
+			sodium_memzero(st->line, st->linecap);
+		free(st->line);
+		st->line = grown;
+		st->linecap = len + 1;
+	}
+	memcpy(st->line, st->text, len);
+	st->line[len] = '\0';
+	st->text += len;
+	return (ssize_t)len;
+}
+
+/* inih's reader: hands it one whole line, without leading blanks. */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct parse *st = stream;
+	char sbuf[SHOWN_MAX];
+	char *start, *close;
+	ssize_t got;
+	size_t body, n;
+
+	if (st->failed)
+		return NULL;
+	got = next_line(st);
+	if (got < 0)
+		return NULL;
+	st->lineno++;
+	body = (size_t)got;
+	if (body > 0 && st->line[body - 1] == '\n')
+		body--;
+	if (body > 0 && st->line[body - 1] == '\r')
+		body--;
+	if (memchr(st->line, '\0', body) != NULL) {
+		fail_line(st, "NUL byte in line");
+		return NULL;
+	}
+	start = st->line;
+	if (st->lineno == 1 && body >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0)
+		start += 3; /* UTF-8 byte order mark */
+	while (*start == ' ' || *start == '\t')
+		start++;
+	n = body - (size_t)(start - st->line);
+	if (num < 3 || n > (size_t)num - 3) {
+		fail_line(st, "line too long (more than %d characters)", num - 3);
+		return NULL;
+	}
+	if (*start == '[') {
+		close = memchr(start, ']', n);
+		/* without ']' inih reports the syntax error itself */
+		if (close != NULL && !known_section(start + 1, (size_t)(close - start - 1))) {
+			*close = '\0';
+			fail_line(st, "unknown section [%s]", shown(start + 1, sbuf));
+			return NULL;
+		}
+	}
+	memcpy(str, start, n);
+	str[n] = '\n';
+	str[n + 1] = '\0';
+	return str;
+}
+
+static int
+on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *st = user;
+	const struct cfg_key *k;
+	char msg[400], s1[SHOWN_MAX], s2[SHOWN_MAX];
+	size_t i;
+
+	if (st->failed)
+		return 0;
+	if (*section == '\0') {
+		fail_line(st, "key '%s' is outside any section", shown(name, s1));
+		return 0;
+	}
+	k = find_key(section, name);
+	if (k == NULL) {
+		fail_line(st, "unknown key '%s' in [%s]", shown(name, s1), shown(section, s2));
+		return 0;
+	}
+	i = (size_t)(k - keys);
+	if (st->seen[i] != 0 && k->type != T_NETS) {
+		fail_line(st, "[%s] %s is set twice (first on line %d)", k->section, k->name,
+		          st->seen[i]);
+		return 0;
+	}
+	st->seen[i] = st->lineno;
+	if (apply_value(st->cfg, k, value, msg, sizeof(msg)) != 0) {
+		fail_line(st, "[%s] %s: %s", k->section, k->name, msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+static int
+set_defaults(struct hd_config *cfg, char *err, size_t errlen)
+{
+	char msg[256];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (apply_value(cfg, &keys[i], keys[i].def, msg, sizeof(msg)) != 0) {
+			msgf(err, errlen, "default of [%s] %s: %s", keys[i].section, keys[i].name,
+			     msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Replaces *field with the value of the environment variable, if set. */
+static int
+env_override(char **field, const char *var)
+{
+	const char *v = getenv(var);
+	char *copy;
+
+	if (v == NULL || *v == '\0')
+		return 0;
+	copy = strdup(v);
+	if (copy == NULL)
+		return -1;
+	free_str(field, true);
+	*field = copy;
+	return 0;
+}
+
+static int
+check_token(const char *name, const char *section, const char *tok, bool required, char *err,
+            size_t errlen)
+{
+	if (tok == NULL) {
+		if (!required)
+			return 0;
+		msgf(err, errlen, "%s: [%s] token is required", name, section);
+		return -1;
+	}
+	if (strlen(tok) < CFG_TOKEN_MIN) {
+		msgf(err, errlen, "%s: [%s] token must be at least %d characters", name, section,
+		     CFG_TOKEN_MIN);
+		return -1;
+	}
+	for (const char *p = tok; *p != '\0'; p++) {
+		if (*p < 0x21 || *p > 0x7e) {
+			msgf(err, errlen,
+			     "%s: [%s] token must be printable ASCII without spaces", name,
+			     section);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The rules over the whole file, after the environment overrides. */
+static int
+validate(const struct hd_config *cfg, const char *name, char *err, size_t errlen)
+{
+	if (check_token(name, "pbx", cfg->pbx.token, true, err, errlen) != 0 ||
+	    check_token(name, "admin", cfg->admin.token, false, err, errlen) != 0)
+		return -1;
+	if (cfg->secrets.lockout_backoff_max < cfg->secrets.lockout_backoff) {
+		msgf(err, errlen,
+		     "%s: [secrets] lockout_backoff_max (%d) is less than lockout_backoff (%d)",
+		     name, cfg->secrets.lockout_backoff_max, cfg->secrets.lockout_backoff);
+		return -1;
+	}
+	return 0;
+}
+
+static struct hd_config *
+load(struct parse *st, char *err, size_t errlen)
+{
+	struct hd_config *cfg;
+	int rc;
+
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL || (cfg->file = strdup(st->name)) == NULL) {
+		msgf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (set_defaults(cfg, err, errlen) != 0)
+		goto fail;
+	st->cfg = cfg;
+	st->err = err;
+	st->errlen = errlen;
+	rc = ini_parse_stream(read_line, st, on_key, st);
+	if (st->line != NULL)
+		sodium_memzero(st->line, st->linecap);
+	if (rc == -2 || (st->fp != NULL && ferror(st->fp))) {
+		msgf(err, errlen, "%s: %s", st->name, rc == -2 ? "out of memory" : "read error");
+		goto fail;
+	}
+	if (rc > 0 && (!st->failed || rc < st->err_line)) {
+		msgf(err, errlen, "%s:%d: syntax error (expected [section] or name = value)",
+		     st->name, rc);
+		goto fail;
+	}
+	if (st->failed)
+		goto fail;
+	if (env_override(&cfg->pbx.token, "HOTDESKD_PBX_TOKEN") != 0 ||
+	    env_override(&cfg->admin.token, "HOTDESKD_ADMIN_TOKEN") != 0) {
+		msgf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (validate(cfg, st->name, err, errlen) != 0)
+		goto fail;
+	free(st->line);
+	return cfg;
+fail:
+	free(st->line);
+	cfg_free(cfg);
+	return NULL;
+}
+
+struct hd_config *
+cfg_load(const char *path, char *err, size_t errlen)
+{
+	struct parse st = {0};
+	struct hd_config *cfg;
+
+	st.name = path;
+	st.fp = fopen(path, "re");
+	if (st.fp == NULL) {
+		msgf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	cfg = load(&st, err, errlen);
+	fclose(st.fp);
+	return cfg;
+}
+
+struct hd_config *
+cfg_load_string(const char *name, const char *text, char *err, size_t errlen)
+{
+	struct parse st = {0};
+
+	st.name = name;
+	st.text = text != NULL ? text : "";
+	return load(&st, err, errlen);
+}
+
+void
+cfg_free(struct hd_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < NKEYS; i++) {
+		char *field = (char *)cfg + keys[i].off;
+		if (keys[i].type == T_STR)
+			free_str((char **)(void *)field, keys[i].flags & F_SECRET);
+		else if (keys[i].type == T_NETS)
+			free(((struct cfg_netlist *)(void *)field)->v);
+	}
+	free(cfg->file);
+	free(cfg);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+static bool
+net_contains(const struct cfg_net *n, const uint8_t a[16])
+{
+	int full = n->prefix / 8, rest = n->prefix % 8;
+
+	if (memcmp(n->addr, a, (size_t)full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return ((n->addr[full] ^ a[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+bool
+cfg_net_allows(const struct hd_config *cfg, const struct sockaddr *sa)
+{
+	uint8_t a[16];
+
+	if (cfg->pbx.networks.n == 0)
+		return true;
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+		memset(a, 0, 10);
+		a[10] = 0xff;
+		a[11] = 0xff;
+		memcpy(a + 12, &s4->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		memcpy(a, &s6->sin6_addr, 16);
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < cfg->pbx.networks.n; i++)
+		if (net_contains(&cfg->pbx.networks.v[i], a))
+			return true;
+	return false;
+}
+
+static bool
+same_value(const struct cfg_key *k, const struct hd_config *a, const struct hd_config *b)
+{
+	const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
+	const struct cfg_netlist *na, *nb;
+	const char *sa, *sb;
+
+	switch (k->type) {
+	case T_INT:
+	case T_LEVEL:
+		return *(const int *)(const void *)fa == *(const int *)(const void *)fb;
+	case T_BOOL:
+		return *(const bool *)(const void *)fa == *(const bool *)(const void *)fb;
+	case T_STR:
+		sa = *(char *const *)(const void *)fa;
+		sb = *(char *const *)(const void *)fb;
+		if (sa == NULL || sb == NULL)
+			return sa == sb;
+		return strcmp(sa, sb) == 0;
+	case T_NETS:
+		na = (const struct cfg_netlist *)(const void *)fa;
+		nb = (const struct cfg_netlist *)(const void *)fb;
+		return na->n == nb->n &&
+		       (na->n == 0 || memcmp(na->v, nb->v, na->n * sizeof(*na->v)) == 0);
+	}
+	return false;
+}
+
+int
+cfg_restart_needed(const struct hd_config *old_cfg, const struct hd_config *new_cfg, char *out,
+                   size_t outlen)
+{
+	size_t pos = 0;
+	int count = 0, n;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	for (size_t i = 0; i < NKEYS; i++) {
+		if ((keys[i].flags & F_RELOAD) || same_value(&keys[i], old_cfg, new_cfg))
+			continue;
+		count++;
+		if (pos >= outlen)
+			continue;
+		n = snprintf(out + pos, outlen - pos, "%s[%s] %s", count > 1 ? ", " : "",
+		             keys[i].section, keys[i].name);
+		if (n < 0 || (size_t)n >= outlen - pos) {
+			if (outlen > 4)
+				memcpy(out + outlen - 4, "...", 4);
+			pos = outlen; /* full: count the rest only */
+		} else {
+			pos += (size_t)n;
+		}
+	}
+	return count;
+}

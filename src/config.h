@@ -1,0 +1,149 @@
+/*
+ * config.h -- the INI configuration file (docs/CONFIG.md), parsed once.
+ *
+ * cfg_load() reads the file with inih into a struct hd_config that the
+ * daemon then treats as const; a reload (SIGHUP) loads a new one and swaps
+ * it in only if it loaded, then frees the old one.  The struct owns every
+ * string in it; cfg_free() frees them and wipes the tokens.
+ *
+ * Rules of the file (also errors, reported as "file:line: message"):
+ *   - unknown sections and keys, keys outside a section, syntax errors;
+ *   - a key given twice in a file ([pbx] networks excepted: repeated lines
+ *     add to the list, which keeps long lists under inih's line limit);
+ *   - numbers out of range, bad booleans (true/false, yes/no, on/off, 1/0),
+ *     bad log levels, bad CIDRs, bad addresses;
+ *   - a line longer than inih's limit (CFG_LINE_MAX).
+ * Keys may be indented.  Inline comments start with " ;".
+ *
+ * After parsing, HOTDESKD_PBX_TOKEN and HOTDESKD_ADMIN_TOKEN (when set and
+ * not empty) replace the tokens of the file, then the whole configuration
+ * is validated (errors "file: message"): the PBX token is required.
+ *
+ * Relative paths are kept as written: they are relative to the directory
+ * hotdeskd is started from.
+ */
+#ifndef HD_CONFIG_H
+#define HD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sockaddr;
+
+#define CFG_TOKEN_MIN 16 /* shortest accepted PBX / admin token */
+#define CFG_LINE_MAX 197 /* longest line inih accepts (its 200-byte buffer) */
+
+/* One entry of an allowed-networks list.  IPv4 networks are stored as
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d, prefix + 96). */
+struct cfg_net {
+	uint8_t addr[16]; /* network address, host bits zero */
+	int prefix;       /* 0..128 */
+};
+
+struct cfg_netlist {
+	struct cfg_net *v;
+	size_t n;
+};
+
+/*
+ * Optional strings are NULL when not set (empty in the file); the others
+ * are never NULL nor empty.  (reload) marks the keys a reload changes.
+ */
+struct hd_config {
+	char *file; /* the path it was loaded from */
+
+	struct {
+		char *listen;    /* IPv4 or IPv6 literal */
+		int port;        /* 0 = chosen by the OS */
+		char *port_file; /* optional */
+		int threads;
+		int max_body;    /* bytes */
+		bool check_invariants; /* verify I1-I4 after every change (reload) */
+	} server;
+
+	struct {
+		char *path;      /* SQLite file, or ":memory:" */
+		char *migrations;/* directory of sql/NNN_name.sql */
+	} database;
+
+	struct {
+		int level;       /* enum log_level (reload) */
+		bool syslog;
+	} log;
+
+	struct {
+		char *token;     /* secret: at least CFG_TOKEN_MIN characters */
+		struct cfg_netlist networks; /* (reload); empty: all allowed */
+	} pbx;
+
+	struct {
+		char *token;     /* optional; secret */
+	} admin;
+
+	struct {
+		int min_length;          /* (reload) */
+		int hash_ops;            /* Argon2id opslimit */
+		int hash_mem_kib;        /* Argon2id memlimit, KiB */
+		int tries_per_call;      /* (reload) */
+		int lockout_threshold;   /* (reload) */
+		int lockout_window;      /* seconds (reload) */
+		int lockout_backoff;     /* seconds (reload) */
+		int lockout_backoff_max; /* seconds, >= lockout_backoff (reload) */
+	} secrets;
+
+	struct {
+		char *prefix;    /* URL path, starts and ends with '/' */
+		char *templates; /* directory */
+		char *static_dir;/* directory ([provisioning] static) */
+		char *tftp_root; /* optional directory */
+	} provisioning;
+
+	struct {
+		char *bind;           /* "ip:port" or "[ipv6]:port"; port may be 0 */
+		char *outbound_proxy; /* optional "host:port" */
+		int sync_timeout;     /* seconds (reload) */
+		int sync_retries;     /* (reload) */
+	} sip;
+};
+
+/*
+ * Loads and validates the file at path.  Returns a new configuration that
+ * the caller frees with cfg_free(), or NULL with a message in err:
+ * "path: cannot open: reason", "path:line: message" for a problem on a
+ * line, "path: message" for a rule over the whole file, "out of memory".
+ * Error messages never contain a token.
+ */
+struct hd_config *cfg_load(const char *path, char *err, size_t errlen);
+
+/* The same, from the text of a file held in memory; `name` stands for the
+ * file name in messages and in cfg->file. */
+struct hd_config *cfg_load_string(const char *name, const char *text, char *err, size_t errlen);
+
+/* Frees a configuration, wiping its tokens first.  NULL-safe. */
+void cfg_free(struct hd_config *cfg);
+
+/*
+ * Whether the address sa (AF_INET or AF_INET6; an IPv4-mapped IPv6
+ * address counts as IPv4) is in [pbx] networks.  An empty list allows
+ * every address; other families are refused when the list is not empty.
+ */
+bool cfg_net_allows(const struct hd_config *cfg, const struct sockaddr *sa);
+
+/*
+ * Lists the keys that differ between old and new but only take effect
+ * after a restart, as "[server] port, [sip] bind" in out (cut with "..."
+ * if it does not fit).  Returns how many there are (0: the reload takes
+ * full effect).
+ */
+int cfg_restart_needed(const struct hd_config *old_cfg, const struct hd_config *new_cfg,
+                       char *out, size_t outlen);
+
+/*
+ * Splits "host:port" or "[ipv6]:port" into host (without brackets) and
+ * port (0..65535).  Returns 0, or -1 if it has no host, no port, a port
+ * out of range, or a host that does not fit in hostlen.
+ */
+int cfg_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

@@ -1,0 +1,865 @@
+/*
+ * http.c -- the libmicrohttpd adapter (see http.h for the contract).
+ *
+ * Owns the MHD daemon, its worker threads and every MHD callback; knows
+ * nothing of what the routes do.  One request goes through these states,
+ * each a call into this file from MHD on one worker thread:
+ *
+ *   uri_log()         request line read: allocate struct req with a copy of
+ *                     the raw URI (MHD decodes the one it hands on_access,
+ *                     which would hide "%2e%2e" and "%00" from the check)
+ *   on_access() #1    headers read: check the path (400), route it (404),
+ *                     reject a declared Content-Length over max_body (413)
+ *   on_access() #2..  body pieces: appended up to max_body, then discarded
+ *                     and remembered as a 413
+ *   on_access() last  *upload_data_size == 0: 413, or call the handler and
+ *                     queue its response
+ *   req_completed()   MHD is done with the request: free struct req
+ *
+ * Invariants:
+ *   1. A handler is called at most once per request, and only for a path
+ *      that passed path_ok() and a body no larger than its route's max_body.
+ *   2. Every response body handed to MHD is released by MHD's free callback
+ *      exactly once, after MHD has finished with it (response refcount 0):
+ *      heap bodies with free(), static bodies with res->static_free.  If no
+ *      MHD response could be made, the release happens here at once.
+ *   3. s->inflight counts requests between uri_log and req_completed;
+ *      http_stop waits for it to fall to 0 (bounded) before stopping MHD.
+ * MHD's own error log is off except while MHD_start_daemon runs, when its
+ * message is captured into the caller's error buffer.
+ */
+#include "http.h"
+
+#include <netinet/in.h>
+#include <microhttpd.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "form.h"
+
+#define DEFAULT_CTYPE "text/plain; charset=utf-8"
+/* How many bytes of an over-limit body are read and dropped so that the
+ * client can still be told 413; past that the connection is closed. */
+#define DISCARD_MAX (1024u * 1024u)
+/* Longest wait in http_stop for requests in flight to finish. */
+#define STOP_WAIT_MS 5000
+#define NONCE_NC_SIZE 4096
+
+struct route {
+	char *prefix;
+	size_t prefix_len;
+	http_handler handler;
+	void *arg;
+	size_t max_body;
+};
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct route *routes;       /* sorted by prefix length, longest first */
+	size_t nroutes;
+	unsigned port;
+	atomic_long inflight;       /* invariant 3 */
+	unsigned char nonce_rnd[32];/* MHD_OPTION_DIGEST_AUTH_RANDOM; lives as
+	                               long as the daemon */
+	char opaque[33];            /* digest "opaque", random hex */
+	pthread_t starter;          /* thread inside MHD_start_daemon */
+	atomic_bool starting;
+	char start_err[256];        /* MHD's message while starting */
+};
+
+/* A decoded query value handed out by http_query_arg. */
+struct qval {
+	struct qval *next;
+	char text[];
+};
+
+struct req {
+	struct http_server *srv;
+	struct MHD_Connection *mc;
+	const struct route *route;
+	char *path;                 /* into uri */
+	char *query;                /* into uri, "" if none */
+	char *body;                 /* heap, NUL-terminated, or NULL */
+	size_t body_len, body_cap;
+	size_t discarded;           /* bytes dropped past max_body */
+	int reject;                 /* status to send instead of the handler's */
+	bool started;               /* on_access #1 done */
+	size_t raw_len;             /* strlen of the raw target, query included */
+	struct qval *qvals;
+	char uri[];                 /* raw request target, split at '?' */
+};
+
+/* ---- small helpers ---- */
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	int r = vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		err[0] = '\0';
+	else if ((size_t)r >= errlen && errlen > 4)
+		memcpy(err + errlen - 4, "...", 4);
+}
+
+static bool
+is_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/*
+ * The path check done before routing.  Returns true when path may reach a
+ * handler: it starts with '/', and has no control character, backslash,
+ * "//", malformed escape, "%00", "%5c", nor a segment that decodes to "."
+ * or "..".  Can't fail otherwise.
+ */
+static bool
+path_ok(const char *path)
+{
+	const char *p, *seg;
+
+	if (path[0] != '/')
+		return false;
+	for (p = path; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (is_ctl(c) || c == '\\')
+			return false;
+		if (c == '/' && p[1] == '/')
+			return false;
+		if (c == '%') {
+			char d[3];
+			if (!p[1] || !p[2])
+				return false;
+			if (form_unescape(p, 3, false, d) != 1)
+				return false; /* malformed or %00 */
+			if (d[0] == '\\' || is_ctl((unsigned char)d[0]))
+				return false;
+			p += 2;
+		}
+	}
+	/* Dot segments, raw or encoded: a segment of at most 6 bytes made of
+	 * '.' and "%2e" only, that decodes to one or two dots. */
+	for (seg = path + 1; ; ) {
+		const char *end = strchr(seg, '/');
+		size_t len = end ? (size_t)(end - seg) : strlen(seg);
+		if (len > 0 && len <= 6) {
+			char d[8];
+			long n = form_unescape(seg, len, false, d);
+			if ((n == 1 && d[0] == '.') ||
+			    (n == 2 && d[0] == '.' && d[1] == '.'))
+				return false;
+		}
+		if (end == NULL)
+			break;
+		seg = end + 1;
+	}
+	return true;
+}
+
+static const struct route *
+find_route(const struct http_server *s, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < s->nroutes; i++)
+		if (strncmp(path, s->routes[i].prefix, s->routes[i].prefix_len) == 0)
+			return &s->routes[i];
+	return NULL;
+}
+
+/* Queues a constant text answer.  Returns MHD's verdict. */
+static enum MHD_Result
+queue_text(struct MHD_Connection *mc, unsigned status, const char *text)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+	                                    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	                              DEFAULT_CTYPE);
+	ret = MHD_queue_response(mc, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- responses ---- */
+
+void
+http_set_body(struct http_response *res, int status, const char *ctype,
+              char *body, size_t len)
+{
+	free(res->body);
+	res->status = status;
+	if (ctype != NULL)
+		res->content_type = ctype;
+	res->body = body;
+	res->body_len = body ? len : 0;
+}
+
+int
+http_printf(struct http_response *res, int status, const char *ctype,
+            const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		http_set_body(res, 500, DEFAULT_CTYPE, NULL, 0);
+		return -1;
+	}
+	http_set_body(res, status, ctype, s, (size_t)n);
+	return 0;
+}
+
+/* Releases a static body that will not be handed to MHD. */
+static void
+static_release(struct http_response *res)
+{
+	if (res->static_free != NULL)
+		res->static_free(res->static_ref);
+	res->static_free = NULL;
+	res->static_body = NULL;
+}
+
+/*
+ * Turns what the handler filled into an MHD response and queues it.  Takes
+ * over res->body and the static reference (invariant 2) whatever happens.
+ */
+static enum MHD_Result
+send_response(struct req *q, struct http_response *res)
+{
+	struct http_server *s = q->srv;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	unsigned status;
+
+	if (res->body != NULL) {
+		static_release(res);
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			res->body_len, res->body, free, res->body);
+		if (r == NULL)
+			free(res->body);
+		res->body = NULL;
+	} else if (res->static_body != NULL) {
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			res->body_len, (void *)res->static_body,
+			res->static_free, res->static_ref);
+		if (r == NULL)
+			static_release(res);
+	} else {
+		static_release(res); /* a ref without bytes: still released */
+		r = MHD_create_response_from_buffer(0, (void *)"",
+		                                    MHD_RESPMEM_PERSISTENT);
+	}
+	if (r == NULL)
+		return MHD_NO; /* out of memory: MHD closes the connection */
+
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	        res->content_type ? res->content_type : DEFAULT_CTYPE);
+	/* A value with CR or LF is refused by MHD: the header is then left
+	 * out rather than split. */
+	if (res->etag[0] != '\0')
+		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, res->etag);
+
+	if (res->digest_challenge) {
+		ret = MHD_queue_auth_fail_response2(q->mc, res->digest_realm,
+		        s->opaque, r, res->digest_stale ? MHD_YES : MHD_NO,
+		        MHD_DIGEST_ALG_MD5);
+	} else {
+		status = (res->status >= 100 && res->status <= 599)
+		         ? (unsigned)res->status : 500u;
+		ret = MHD_queue_response(q->mc, status, r);
+	}
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+run_handler(struct req *q, const char *method)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct http_request req;
+	struct http_response res;
+
+	memset(&req, 0, sizeof(req));
+	req.method = method;
+	req.path = q->path;
+	req.query = q->query;
+	req.body = q->body ? q->body : "";
+	req.body_len = q->body_len;
+	req.conn = q;
+	ci = MHD_get_connection_info(q->mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci != NULL && ci->client_addr != NULL) {
+		req.peer = ci->client_addr;
+		req.peer_len = ci->client_addr->sa_family == AF_INET6
+		               ? sizeof(struct sockaddr_in6)
+		               : sizeof(struct sockaddr_in);
+	}
+	memset(&res, 0, sizeof(res));
+	res.status = 200;
+	res.head_only = strcmp(method, "HEAD") == 0;
+
+	q->route->handler(q->route->arg, &req, &res);
+	return send_response(q, &res);
+}
+
+/* ---- MHD callbacks ---- */
+
+static void *
+uri_log(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+	struct http_server *s = cls;
+	size_t len = strlen(uri);
+	struct req *q;
+	char *qm;
+
+	q = calloc(1, sizeof(*q) + len + 1);
+	if (q == NULL)
+		return NULL; /* on_access answers with MHD_NO */
+	memcpy(q->uri, uri, len + 1);
+	q->raw_len = len;
+	q->srv = s;
+	q->mc = mc;
+	q->path = q->uri;
+	qm = strchr(q->uri, '?');
+	if (qm != NULL) {
+		*qm = '\0';
+		q->query = qm + 1;
+	} else {
+		q->query = q->uri + len;
+	}
+	atomic_fetch_add(&s->inflight, 1);
+	return q;
+}
+
+static void
+req_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+              enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *s = cls;
+	struct req *q = *con_cls;
+	struct qval *v, *next;
+
+	if (q == NULL)
+		return;
+	for (v = q->qvals; v != NULL; v = next) {
+		next = v->next;
+		free(v);
+	}
+	free(q->body);
+	free(q);
+	*con_cls = NULL;
+	atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* Parses a Content-Length value; returns false if it is not plain digits
+ * that fit. */
+static bool
+parse_length(const char *v, unsigned long long *out)
+{
+	char *end;
+
+	if (v == NULL || *v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/*
+ * A NUL byte inside the request target ends the C string MHD hands us, so
+ * "GET /a\0/../x HTTP/1.1" would look like "/a".  MHD splits the request
+ * line in place: url is the target (decoded in place, never longer) and
+ * version starts right after the single byte that ended it.  When version
+ * lies further than that past url, bytes were hidden behind a NUL.  If
+ * the two pointers are not in that shape (some other layout), nothing is
+ * concluded and the ordinary checks apply.
+ */
+static bool
+hidden_nul(const struct req *q, const char *url, const char *version)
+{
+	uintptr_t u = (uintptr_t)url, v = (uintptr_t)version;
+
+	if (url == NULL || version == NULL || v <= u || v - u > 65536)
+		return false;
+	return v - u > q->raw_len + 1;
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *mc, const char *url,
+          const char *method, const char *version, const char *upload_data,
+          size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *s = cls;
+	struct req *q = *con_cls;
+
+	if (q == NULL)
+		return MHD_NO; /* uri_log ran out of memory */
+
+	if (!q->started) {
+		unsigned long long cl;
+
+		q->started = true;
+		if (hidden_nul(q, url, version) || !path_ok(q->path))
+			return queue_text(mc, MHD_HTTP_BAD_REQUEST, "bad request path\n");
+		q->route = find_route(s, q->path);
+		if (q->route == NULL)
+			return queue_text(mc, MHD_HTTP_NOT_FOUND, "not found\n");
+		if (parse_length(MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+		        MHD_HTTP_HEADER_CONTENT_LENGTH), &cl) &&
+		    cl > q->route->max_body)
+			return queue_text(mc, MHD_HTTP_CONTENT_TOO_LARGE,
+			                  "request body too large\n");
+		return MHD_YES;
+	}
+
+	if (*upload_data_size != 0) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (q->reject == 0 && n <= q->route->max_body - q->body_len) {
+			if (q->body_len + n + 1 > q->body_cap) {
+				size_t cap = q->body_cap ? q->body_cap : 1024;
+				while (cap < q->body_len + n + 1)
+					cap *= 2;
+				char *nb = realloc(q->body, cap);
+				if (nb == NULL)
+					return MHD_NO;
+				q->body = nb;
+				q->body_cap = cap;
+			}
+			memcpy(q->body + q->body_len, upload_data, n);
+			q->body_len += n;
+			q->body[q->body_len] = '\0';
+			return MHD_YES;
+		}
+		/* Over the limit (chunked, or a lying Content-Length): drop the
+		 * rest, answer 413 at the end, or hang up if it never ends. */
+		q->reject = MHD_HTTP_CONTENT_TOO_LARGE;
+		q->discarded += n;
+		return q->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+	}
+
+	if (q->reject != 0)
+		return queue_text(mc, (unsigned)q->reject, "request body too large\n");
+	return run_handler(q, method);
+}
+
+/* MHD's logger: keeps the message raised while MHD_start_daemon runs on
+ * the starting thread, drops everything else (no noise per connection). */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct http_server *s = cls;
+
+	if (!atomic_load(&s->starting) || !pthread_equal(pthread_self(), s->starter))
+		return;
+	if (vsnprintf(s->start_err, sizeof(s->start_err), fmt, ap) < 0)
+		s->start_err[0] = '\0';
+	/* drop a trailing newline */
+	size_t n = strlen(s->start_err);
+	while (n > 0 && (s->start_err[n - 1] == '\n' || s->start_err[n - 1] == '\r'))
+		s->start_err[--n] = '\0';
+}
+
+/* ---- start and stop ---- */
+
+static int
+cmp_route(const void *a, const void *b)
+{
+	const struct route *x = a, *y = b;
+
+	if (x->prefix_len != y->prefix_len)
+		return x->prefix_len > y->prefix_len ? -1 : 1;
+	return strcmp(x->prefix, y->prefix);
+}
+
+static void
+free_server(struct http_server *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->nroutes; i++)
+		free(s->routes[i].prefix);
+	free(s->routes);
+	sodium_memzero(s->nonce_rnd, sizeof(s->nonce_rnd));
+	free(s);
+}
+
+struct http_server *
+http_start(const struct http_opts *o, const struct http_route *routes,
+           size_t nroutes, char *err, size_t errlen)
+{
+	struct http_server *s;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	unsigned flags;
+	const union MHD_DaemonInfo *di;
+	struct MHD_OptionItem opts[16];
+	size_t i, no = 0;
+
+	if (o == NULL || o->listen == NULL) {
+		set_err(err, errlen, "no listen address");
+		return NULL;
+	}
+	if (o->port > 65535) {
+		set_err(err, errlen, "port %u out of range", o->port);
+		return NULL;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, o->listen, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)o->port);
+	} else if (inet_pton(AF_INET6, o->listen, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)o->port);
+	} else {
+		set_err(err, errlen, "listen address is not a numeric IPv4 or IPv6 address");
+		return NULL;
+	}
+	if (sodium_init() < 0) {
+		set_err(err, errlen, "libsodium failed to initialise");
+		return NULL;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		goto oom;
+	atomic_init(&s->inflight, 0);
+	atomic_init(&s->starting, false);
+	s->routes = calloc(nroutes ? nroutes : 1, sizeof(*s->routes));
+	if (s->routes == NULL)
+		goto oom;
+	for (i = 0; i < nroutes; i++) {
+		if (routes[i].prefix == NULL || routes[i].handler == NULL) {
+			set_err(err, errlen, "route %zu has no prefix or handler", i);
+			goto fail;
+		}
+		s->routes[i].prefix = strdup(routes[i].prefix);
+		if (s->routes[i].prefix == NULL)
+			goto oom;
+		s->nroutes++;
+		s->routes[i].prefix_len = strlen(routes[i].prefix);
+		s->routes[i].handler = routes[i].handler;
+		s->routes[i].arg = routes[i].arg;
+		s->routes[i].max_body = routes[i].max_body;
+	}
+	qsort(s->routes, s->nroutes, sizeof(*s->routes), cmp_route);
+
+	randombytes_buf(s->nonce_rnd, sizeof(s->nonce_rnd));
+	{
+		unsigned char op[16];
+		randombytes_buf(op, sizeof(op));
+		sodium_bin2hex(s->opaque, sizeof(s->opaque), op, sizeof(op));
+	}
+
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+		flags |= MHD_USE_EPOLL;
+	else
+		flags |= MHD_USE_POLL;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_DUAL_STACK;
+
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
+	                                       (intptr_t)mhd_log, s };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK,
+	                                       (intptr_t)uri_log, s };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
+	                                       (intptr_t)req_completed, s };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+	                                       (intptr_t)o->timeout_s, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_DIGEST_AUTH_RANDOM,
+	                                       (intptr_t)sizeof(s->nonce_rnd),
+	                                       s->nonce_rnd };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_NONCE_NC_SIZE,
+	                                       NONCE_NC_SIZE, NULL };
+	if (o->conn_limit > 0)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+		                                       (intptr_t)o->conn_limit, NULL };
+	if (o->threads > 1)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
+		                                       (intptr_t)o->threads, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+
+	s->starter = pthread_self();
+	atomic_store(&s->starting, true);
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
+	                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	atomic_store(&s->starting, false);
+	if (s->d == NULL) {
+		set_err(err, errlen, "cannot listen on %s port %u: %s", o->listen,
+		        o->port, s->start_err[0] ? s->start_err : "start failed");
+		goto fail;
+	}
+	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : o->port;
+	return s;
+oom:
+	set_err(err, errlen, "out of memory");
+fail:
+	free_server(s);
+	return NULL;
+}
+
+unsigned
+http_port(const struct http_server *s)
+{
+	return s ? s->port : 0;
+}
+
+void
+http_stop(struct http_server *s)
+{
+	MHD_socket fd;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int waited = 0;
+
+	if (s == NULL)
+		return;
+	fd = MHD_quiesce_daemon(s->d);
+	while (atomic_load(&s->inflight) > 0 && waited < STOP_WAIT_MS) {
+		nanosleep(&ts, NULL);
+		waited += 10;
+	}
+	MHD_stop_daemon(s->d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	free_server(s);
+}
+
+/* ---- request accessors ---- */
+
+const char *
+http_header(const struct http_request *req, const char *name)
+{
+	const struct req *q = req->conn;
+
+	return MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_bearer(const struct http_request *req)
+{
+	const char *v = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	size_t i;
+
+	if (v == NULL || strncasecmp(v, "Bearer", 6) != 0 ||
+	    (v[6] != ' ' && v[6] != '\t'))
+		return NULL;
+	v += 6;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (*v == '\0')
+		return NULL;
+	for (i = 0; v[i]; i++)
+		if (v[i] == ' ' || v[i] == '\t' || is_ctl((unsigned char)v[i]))
+			return NULL;
+	return v;
+}
+
+const char *
+http_query_arg(const struct http_request *req, const char *name)
+{
+	struct req *q = req->conn;
+	const char *p = req->query;
+	size_t nlen = strlen(name);
+
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', plen);
+		size_t klen = eq ? (size_t)(eq - p) : plen;
+
+		/* The decoded key is never longer than the raw one. */
+		if (klen >= nlen && klen <= 3 * nlen) {
+			char *k = malloc(klen + 1);
+			if (k == NULL)
+				return NULL;
+			long r = form_unescape(p, klen, true, k);
+			bool match = r == (long)nlen && memcmp(k, name, nlen) == 0;
+			free(k);
+			if (match) {
+				const char *v = eq ? eq + 1 : p + plen;
+				size_t vlen = eq ? plen - klen - 1 : 0;
+				struct qval *qv = malloc(sizeof(*qv) + vlen + 1);
+				if (qv == NULL)
+					return NULL;
+				if (form_unescape(v, vlen, true, qv->text) < 0) {
+					free(qv);
+					return NULL;
+				}
+				qv->next = q->qvals;
+				q->qvals = qv;
+				return qv->text;
+			}
+		}
+		if (amp == NULL)
+			break;
+		p = amp + 1;
+	}
+	return NULL;
+}
+
+/* ---- paths ---- */
+
+/* The part of path after prefix (and one '/' right after it), or NULL. */
+static const char *
+after_prefix(const char *path, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+
+	if (strncmp(path, prefix, pl) != 0)
+		return NULL;
+	path += pl;
+	if (*path == '/')
+		path++;
+	return path;
+}
+
+int
+http_path_nsegments(const char *path, const char *prefix)
+{
+	const char *p = after_prefix(path, prefix);
+	int n = 0;
+
+	if (p == NULL)
+		return -1;
+	while (*p) {
+		const char *sl = strchr(p, '/');
+		n++;
+		if (sl == NULL)
+			break;
+		p = sl + 1; /* a trailing '/' leaves p at "" and ends the loop */
+	}
+	return n;
+}
+
+int
+http_path_segment(const char *path, const char *prefix, int n,
+                  char *out, size_t outlen)
+{
+	const char *p = after_prefix(path, prefix);
+	const char *sl;
+	size_t len, i;
+	char *tmp;
+	long r;
+
+	if (p == NULL || n < 0 || out == NULL || outlen == 0)
+		return -1;
+	for (; n > 0; n--) {
+		sl = strchr(p, '/');
+		if (sl == NULL)
+			return -1;
+		p = sl + 1;
+	}
+	sl = strchr(p, '/');
+	len = sl ? (size_t)(sl - p) : strlen(p);
+	if (len == 0)
+		return -1;
+	tmp = malloc(len + 1);
+	if (tmp == NULL)
+		return -1;
+	r = form_unescape(p, len, false, tmp);
+	if (r <= 0 || (size_t)r >= outlen || r > INT32_MAX)
+		goto bad;
+	for (i = 0; i < (size_t)r; i++) {
+		unsigned char c = (unsigned char)tmp[i];
+		if (c == '/' || c == '\\' || is_ctl(c))
+			goto bad;
+	}
+	if (strcmp(tmp, ".") == 0 || strcmp(tmp, "..") == 0)
+		goto bad;
+	memcpy(out, tmp, (size_t)r + 1);
+	free(tmp);
+	return (int)r;
+bad:
+	free(tmp);
+	return -1;
+}
+
+/* ---- digest ---- */
+
+char *
+http_digest_username(const struct http_request *req)
+{
+	const struct req *q = req->conn;
+	char *u = MHD_digest_auth_get_username(q->mc);
+	char *copy;
+
+	if (u == NULL)
+		return NULL;
+	copy = strdup(u);
+	MHD_free(u);
+	return copy;
+}
+
+int
+http_digest_check(const struct http_request *req, const char *realm,
+                  const char *username, const char *password)
+{
+	const struct req *q = req->conn;
+	int r;
+
+	if (realm == NULL || username == NULL || password == NULL)
+		return 0;
+	r = MHD_digest_auth_check2(q->mc, realm, username, password,
+	                           HTTP_DIGEST_NONCE_S, MHD_DIGEST_ALG_MD5);
+	if (r == MHD_YES)
+		return 1;
+	if (r == MHD_INVALID_NONCE)
+		return -1;
+	return 0;
+}
+
+void
+http_digest_challenge(const struct http_request *req, struct http_response *res,
+                      const char *realm, bool stale)
+{
+	int n = snprintf(res->digest_realm, sizeof(res->digest_realm), "%s",
+	                 realm ? realm : "");
+
+	if (n < 0 || (size_t)n >= sizeof(res->digest_realm)) {
+		res->digest_realm[0] = '\0';
+		res->digest_challenge = false;
+		(void)http_printf(res, 500, DEFAULT_CTYPE, "realm too long\n");
+		return;
+	}
+	res->digest_challenge = true;
+	res->digest_stale = stale;
+	(void)http_printf(res, 401, DEFAULT_CTYPE, "authentication required\n");
+}

@@ -1,0 +1,240 @@
+/*
+ * main.c -- the hotdeskd daemon: arguments, start-up, signals, shutdown.
+ *
+ * Start-up order: configuration, log, service (store, migrations, world),
+ * publisher, HTTP server, then the port file.  Signals are blocked in every
+ * thread and taken synchronously by the main thread (sigtimedwait), which
+ * also runs the periodic housekeeping; no code runs in a signal handler.
+ *
+ *   SIGTERM, SIGINT  stop accepting, finish in-flight requests, exit 0
+ *   SIGHUP           re-read the configuration; apply it if it parses
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "service.h"
+
+#ifndef HOTDESKD_VERSION
+#define HOTDESKD_VERSION "0.1.0"
+#endif
+
+struct daemon {
+	pthread_rwlock_t cfg_lock; /* guards cfg against reload */
+	struct hd_config *cfg;
+	struct svc *svc;
+	struct http_server *http;
+	struct api_ctx api;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: hotdeskd --config FILE [--check-config]\n"
+	           "       hotdeskd --version\n");
+}
+
+static bool
+pbx_net_ok(void *arg, const struct sockaddr *sa)
+{
+	struct daemon *d = arg;
+	bool ok;
+
+	pthread_rwlock_rdlock(&d->cfg_lock);
+	ok = cfg_net_allows(d->cfg, sa);
+	pthread_rwlock_unlock(&d->cfg_lock);
+	return ok;
+}
+
+static void
+svc_opts_from(const struct hd_config *c, struct svc_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->db_path = c->database.path;
+	o->sql_dir = c->database.migrations;
+	o->admin_token = c->admin.token;
+	o->pbx_token = c->pbx.token;
+	o->hash_ops = (unsigned long long)c->secrets.hash_ops;
+	o->hash_mem = (size_t)c->secrets.hash_mem_kib * 1024;
+	o->code_min_len = c->secrets.min_length;
+	o->guard.tries_per_call = c->secrets.tries_per_call;
+	o->guard.threshold = c->secrets.lockout_threshold;
+	o->guard.window = c->secrets.lockout_window;
+	o->guard.backoff = c->secrets.lockout_backoff;
+	o->guard.backoff_max = c->secrets.lockout_backoff_max;
+	o->check_invariants = c->server.check_invariants;
+}
+
+/* Writes the bound port where tests and scripts can find it, atomically. */
+static int
+write_port_file(const char *path, unsigned port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -1;
+	if ((f = fopen(tmp, "w")) == NULL)
+		return -1;
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+reload(struct daemon *d)
+{
+	char err[512], why[512];
+	struct hd_config *nc, *old;
+	struct svc_opts o;
+
+	if ((nc = cfg_load(d->cfg->file, err, sizeof(err))) == NULL) {
+		log_error("reload refused, keeping the running configuration: %s", err);
+		return;
+	}
+	if (cfg_restart_needed(d->cfg, nc, why, sizeof(why)))
+		log_warn("reload: %s changed; takes effect after a restart", why);
+	svc_opts_from(nc, &o);
+	if (svc_reconfigure(d->svc, &o, err, sizeof(err)) != 0) {
+		log_error("reload refused: %s", err);
+		cfg_free(nc);
+		return;
+	}
+	log_set_level(nc->log.level);
+	pthread_rwlock_wrlock(&d->cfg_lock);
+	old = d->cfg;
+	d->cfg = nc;
+	pthread_rwlock_unlock(&d->cfg_lock);
+	cfg_free(old);
+	log_info("configuration reloaded from %s", nc->file);
+}
+
+static int
+run(struct daemon *d)
+{
+	struct http_route routes[2];
+	struct http_opts ho = { 0 };
+	struct svc_opts so;
+	sigset_t set;
+	char err[512];
+	int sig;
+
+	svc_opts_from(d->cfg, &so);
+	if ((d->svc = svc_open(&so, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return 1;
+	}
+	d->api.svc = d->svc;
+	d->api.pbx_net_ok = pbx_net_ok;
+	d->api.net_arg = d;
+	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
+	                                 (size_t)d->cfg->server.max_body, false };
+	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
+	                                 (size_t)d->cfg->server.max_body, false };
+	ho.listen = d->cfg->server.listen;
+	ho.port = (unsigned)d->cfg->server.port;
+	ho.threads = (unsigned)d->cfg->server.threads;
+	ho.conn_limit = 4096;
+	ho.timeout_s = 30;
+	if ((d->http = http_start(&ho, routes, 2, err, sizeof(err))) == NULL) {
+		log_error("http: %s", err);
+		return 1;
+	}
+	log_info("hotdeskd %s listening on %s port %u", HOTDESKD_VERSION, ho.listen,
+	         http_port(d->http));
+	if (d->cfg->server.port_file != NULL &&
+	    write_port_file(d->cfg->server.port_file, http_port(d->http)) != 0) {
+		log_error_errno("cannot write %s", d->cfg->server.port_file);
+		return 1;
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		struct timespec tick = { 1, 0 };
+
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP)
+			reload(d);
+	}
+	log_info("stopping: finishing in-flight requests");
+	http_stop(d->http);
+	d->http = NULL;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { 0 };
+	const char *path = NULL;
+	bool check = false;
+	char err[512];
+	sigset_t set;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'n': check = true; break;
+		case 'V': printf("hotdeskd %s\n", HOTDESKD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((d.cfg = cfg_load(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration OK\n", path);
+		cfg_free(d.cfg);
+		return 0;
+	}
+	/* block the signals before any thread exists: all inherit the mask */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	log_init("hotdeskd", d.cfg->log.level, d.cfg->log.syslog);
+	pthread_rwlock_init(&d.cfg_lock, NULL);
+
+	rc = run(&d);
+
+	http_stop(d.http);
+	svc_close(d.svc);
+	cfg_free(d.cfg);
+	pthread_rwlock_destroy(&d.cfg_lock);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}

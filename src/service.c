@@ -1,0 +1,1043 @@
+/*
+ * service.c -- the application layer: one lock, one world, one store.
+ *
+ * Every change follows the same path (svc_commit):
+ *   1. decide with the pure engine (a virt_plan) under the lock;
+ *   2. apply the plan to the world and collect the changed devices;
+ *   3. write the moves, the admin change and the events to the store in
+ *      one transaction; on failure undo the plan in the world (the inverse
+ *      moves, in reverse order) and report an internal error;
+ *   4. after the commit, hand the changed devices to the change hook.
+ * A crash between 3 and 4 loses nothing: on start every device is
+ * rendered again from the store (the publisher reconciles).
+ *
+ * Secret codes: hashing and verification run without the lock.  A *30
+ * with a code is decided twice: once to find the target and its hash, and
+ * again after the verify, under the lock, with the code known good.  A
+ * wrong code is counted per call and per (device, extension) pair by the
+ * pure guard policy; the counters live in the store.
+ */
+#include "service.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "secret.h"
+#include "store.h"
+
+struct svc {
+	pthread_mutex_t mu;
+	struct world *w;
+	struct store *st;
+	struct svc_opts o;         /* strings not kept: tokens are hashed at once */
+	svc_change_hook hook;
+	void *hook_arg;
+};
+
+static long long
+now_s(void)
+{
+	return (long long)time(NULL);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+/* detail is built with jansson and may be NULL. */
+static int
+event(struct svc *s, const char *type, hd_id org, const char *ext, const char *mac,
+      json_t *detail)
+{
+	char *txt = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(detail);
+	rc = store_event_add(s->st, now_s(), type, org, ext, mac, txt);
+	free(txt);
+	return rc;
+}
+
+void
+svc_event(struct svc *s, const char *type, hd_id org, const char *ext, const char *mac,
+          const char *detail_json)
+{
+	pthread_mutex_lock(&s->mu);
+	if (store_event_add(s->st, now_s(), type, org, ext, mac, detail_json) != 0)
+		log_warn("event %s not recorded: %s", type, store_errmsg(s->st));
+	pthread_mutex_unlock(&s->mu);
+}
+
+static const char *
+dev_mac(const struct svc *s, hd_id id)
+{
+	const struct hd_dev *d = world_dev(s->w, id);
+
+	return d ? d->mac : NULL;
+}
+
+/* One event per move of a plan: virtualized (to a device) or returned. */
+static int
+plan_events(struct svc *s, const struct virt_plan *p, const char *cause)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		const struct virt_move *m = &p->moves[i];
+		const struct hd_ext *e = world_ext(s->w, m->ext);
+		const char *from = dev_mac(s, m->from);
+		json_t *det;
+
+		if (e == NULL)
+			continue;
+		det = json_pack("{s:s, s:s?}", "cause", cause, "from", from);
+		if (m->to != 0) {
+			if (event(s, "virtualized", e->org, e->number, dev_mac(s, m->to), det) != 0)
+				return -1;
+		} else if (event(s, "returned", e->org, e->number, dev_mac(s, e->home_dev), det) != 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the change path ---------------------------------------------------- */
+
+static void
+check_invariants(struct svc *s, const char *after)
+{
+	char err[256];
+
+	if (s->o.check_invariants && virt_check_invariants(s->w, err, sizeof(err)) != 0)
+		fatal("invariant broken after %s: %s", after, err);
+}
+
+static void
+undo_plan(struct svc *s, const struct virt_plan *p)
+{
+	for (size_t i = p->n; i-- > 0;)
+		world_set_virtual_on(s->w, p->moves[i].ext, p->moves[i].from);
+}
+
+/*
+ * Extra work done inside the transaction of a plan, after the moves are
+ * stored (the admin change itself, counters).  Returns 0 or -1.
+ */
+typedef int (*tx_fn)(struct svc *s, void *arg);
+
+/*
+ * Applies plan p to the world and the store in one transaction after
+ * fn's writes (fn runs first, so a new object has its id), records one event per move (cause), and calls the hook
+ * with the changed devices plus `extra` devices.  Called with the lock
+ * held.  Returns 0, or -1 with nothing changed.
+ */
+static int
+svc_commit(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn fn, void *arg,
+           const hd_id *extra, size_t nextra)
+{
+	struct hd_idset changed = { 0 };
+	int rc = -1;
+
+	if (store_begin(s->st) != 0)
+		goto out;
+	if (fn != NULL && fn(s, arg) != 0)
+		goto rollback;
+	for (size_t i = 0; i < p->n; i++)
+		if (store_ext_set_virtual_on(s->st, p->moves[i].ext, p->moves[i].to) != 0)
+			goto rollback;
+	if (plan_events(s, p, cause) != 0)
+		goto rollback;
+	if (virt_apply(s->w, p, &changed) != 0) {
+		undo_plan(s, p);
+		goto rollback;
+	}
+	if (store_commit(s->st) != 0) {
+		undo_plan(s, p);
+		goto rollback;
+	}
+	check_invariants(s, cause);
+	if (s->hook != NULL && changed.n > 0)
+		s->hook(s->hook_arg, s->w, s->st, changed.v, changed.n, cause);
+	/* devices whose render input changed with the object itself (they may
+	 * repeat devices above: the hook renders and compares, so a device
+	 * handed twice is published once) */
+	if (s->hook != NULL && nextra > 0)
+		s->hook(s->hook_arg, s->w, s->st, extra, nextra, cause);
+	rc = 0;
+	goto out;
+rollback:
+	log_error("transaction failed (%s): %s", cause, store_errmsg(s->st));
+	(void)store_rollback(s->st);
+out:
+	hd_idset_free(&changed);
+	return rc;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int
+record_token(struct svc *s, const char *token, const char *role, const char *name)
+{
+	char hash[65];
+	int rc;
+
+	if (token == NULL || token[0] == '\0')
+		return 0;
+	secret_token_hash(token, hash);
+	rc = store_token_find(s->st, hash, NULL, NULL);
+	if (rc == 0)
+		rc = store_token_add(s->st, hash, role, 0, name, now_s(), NULL);
+	return rc < 0 ? -1 : 0;
+}
+
+struct svc *
+svc_open(const struct svc_opts *o, char *err, size_t errlen)
+{
+	struct svc *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	s->o = *o;
+	s->o.admin_token = s->o.pbx_token = NULL;
+	if (secret_init() != 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		goto fail;
+	}
+	if ((s->st = store_open(o->db_path, o->sql_dir, err, errlen)) == NULL)
+		goto fail;
+	if ((s->w = world_new()) == NULL || store_load_world(s->st, s->w, err, errlen) != 0)
+		goto fail;
+	if (record_token(s, o->admin_token, "admin", "config admin token") != 0 ||
+	    record_token(s, o->pbx_token, "pbx", "config pbx token") != 0) {
+		snprintf(err, errlen, "%s: cannot record tokens: %s", o->db_path,
+		         store_errmsg(s->st));
+		goto fail;
+	}
+	if (virt_check_invariants(s->w, err, errlen) != 0)
+		goto fail;
+	return s;
+fail:
+	svc_close(s);
+	return NULL;
+}
+
+void
+svc_close(struct svc *s)
+{
+	if (s == NULL)
+		return;
+	store_close(s->st);
+	world_free(s->w);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+void
+svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->hook = hook;
+	s->hook_arg = arg;
+	pthread_mutex_unlock(&s->mu);
+}
+
+int
+svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	s->o.code_min_len = o->code_min_len;
+	s->o.guard = o->guard;
+	s->o.check_invariants = o->check_invariants;
+	if (record_token(s, o->admin_token, "admin", "config admin token") != 0 ||
+	    record_token(s, o->pbx_token, "pbx", "config pbx token") != 0) {
+		snprintf(err, errlen, "cannot record tokens: %s", store_errmsg(s->st));
+		rc = -1;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+svc_read(struct svc *s, int (*fn)(const struct world *, struct store *, void *), void *arg)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = fn(s->w, s->st, arg);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* ---- *30 ---------------------------------------------------------------- */
+
+static void
+fill_res(struct svc_star30_res *res, const struct virt_decision *d)
+{
+	res->result = d->result;
+	res->reason = d->reason;
+	if (d->ext != NULL)
+		snprintf(res->extension, sizeof(res->extension), "%s", d->ext->number);
+	if (d->dev != NULL && (d->result == VIRT_ACCEPTED || d->result == VIRT_RETURNED))
+		snprintf(res->device, sizeof(res->device), "%s", d->dev->mac);
+}
+
+static int
+denied_event(struct svc *s, const struct virt_decision *d, const char *caller_mac)
+{
+	const char *caller = caller_mac;
+	json_t *det = json_pack("{s:s}", "reason", virt_reason_name(d->reason));
+
+	return event(s, "denied", d->caller ? d->caller->org : 0, d->ext ? d->ext->number : NULL,
+	             caller, det);
+}
+
+/* Counters of one code attempt, read and written under the lock. */
+struct attempt {
+	hd_id dev, ext;
+	struct guard_call call;
+	struct guard_pair pair;
+	const char *call_id;
+};
+
+static int
+attempt_load(struct svc *s, struct attempt *a)
+{
+	struct store_pair sp;
+
+	memset(&a->call, 0, sizeof(a->call));
+	if (a->call_id != NULL &&
+	    store_call_get(s->st, a->call_id, &a->call.failures, &a->call.hung_up) < 0)
+		return -1;
+	if (store_pair_get(s->st, a->dev, a->ext, &sp) < 0)
+		return -1;
+	a->pair.failures_in_window = sp.failures_in_window;
+	a->pair.window_start = sp.window_start;
+	a->pair.locked_until = sp.locked_until;
+	a->pair.lock_level = sp.lock_level;
+	return 0;
+}
+
+static int
+attempt_save(struct svc *s, const struct attempt *a)
+{
+	struct store_pair sp = {
+		a->pair.failures_in_window, a->pair.window_start,
+		a->pair.locked_until, a->pair.lock_level,
+	};
+
+	if (a->call_id != NULL &&
+	    store_call_put(s->st, a->call_id, a->call.failures, a->call.hung_up, now_s()) != 0)
+		return -1;
+	return store_pair_put(s->st, a->dev, a->ext, &sp);
+}
+
+/* A wrong code: count it, answer retry or hangup, maybe lock the pair. */
+static int
+code_failed(struct svc *s, struct attempt *a, struct svc_star30_res *res)
+{
+	const struct hd_ext *e = world_ext(s->w, a->ext);
+	const struct hd_dev *d = world_dev(s->w, a->dev);
+	struct guard_outcome g;
+	long long now = now_s();
+
+	if (store_begin(s->st) != 0)
+		return -1;
+	if (attempt_load(s, a) != 0)
+		goto fail;
+	g = guard_on_failure(&s->o.guard, &a->call, &a->pair, now);
+	if (attempt_save(s, a) != 0)
+		goto fail;
+	if (event(s, "code_failed", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
+	          json_pack("{s:i, s:b}", "tries_left", g.tries_left, "hangup", g.hangup)) != 0)
+		goto fail;
+	if (g.newly_locked &&
+	    event(s, "locked", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
+	          json_pack("{s:I}", "until", (json_int_t)g.locked_until)) != 0)
+		goto fail;
+	if (store_commit(s->st) != 0)
+		goto fail;
+	if (g.newly_locked)
+		log_warn("code lockout: extension %s from device %s until %lld",
+		         e ? e->number : "?", d ? d->mac : "?", g.locked_until);
+	res->result = g.hangup ? VIRT_HANGUP : VIRT_RETRY;
+	res->tries_left = g.hangup ? 0 : g.tries_left;
+	return 0;
+fail:
+	log_error("cannot record a failed code: %s", store_errmsg(s->st));
+	(void)store_rollback(s->st);
+	return -1;
+}
+
+/* A right code: forget the pair's failures, and commit the plan. */
+static int
+pair_reset(struct svc *s, void *arg)
+{
+	struct attempt *a = arg;
+	struct store_pair sp;
+
+	if (store_pair_get(s->st, a->dev, a->ext, &sp) < 0)
+		return -1;
+	a->pair.failures_in_window = sp.failures_in_window;
+	a->pair.window_start = sp.window_start;
+	a->pair.locked_until = sp.locked_until;
+	a->pair.lock_level = sp.lock_level;
+	guard_on_success(&a->pair);
+	sp.failures_in_window = a->pair.failures_in_window;
+	sp.window_start = a->pair.window_start;
+	sp.lock_level = a->pair.lock_level;
+	return store_pair_put(s->st, a->dev, a->ext, &sp);
+}
+
+int
+svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
+{
+	struct virt_decision d;
+	struct attempt a = { 0 };
+	char *hash = NULL;
+	bool ok;
+	int rc = SVC_OK;
+
+	memset(res, 0, sizeof(*res));
+	a.call_id = (r->call_id && r->call_id[0]) ? r->call_id : NULL;
+	pthread_mutex_lock(&s->mu);
+	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_NONE, &d);
+	fill_res(res, &d);
+	switch (d.result) {
+	case VIRT_RETURNED:
+		if (svc_commit(s, &d.plan, "star30", NULL, NULL, NULL, 0) != 0)
+			rc = SVC_INTERNAL;
+		goto unlock;
+	case VIRT_NOTHING:
+		goto unlock;
+	case VIRT_DENIED:
+		if (denied_event(s, &d, d.caller ? d.caller->mac : NULL) != 0)
+			rc = SVC_INTERNAL;
+		pthread_mutex_unlock(&s->mu);
+		/* the same time whether or not the extension exists or has a code */
+		if (r->code != NULL)
+			secret_verify_dummy(r->code, s->o.hash_ops, s->o.hash_mem);
+		return rc;
+	case VIRT_NEED_CODE:
+		break;
+	default:
+		rc = SVC_INTERNAL;
+		goto unlock;
+	}
+	a.dev = d.caller->id;
+	a.ext = d.ext->id;
+	if (attempt_load(s, &a) != 0) {
+		rc = SVC_INTERNAL;
+		goto unlock;
+	}
+	if (a.call_id != NULL && guard_call_exhausted(&s->o.guard, &a.call)) {
+		res->result = VIRT_HANGUP;
+		goto unlock;
+	}
+	if (guard_locked(&s->o.guard, &a.pair, now_s())) {
+		res->result = VIRT_DENIED;
+		res->reason = VIRT_R_LOCKED;
+		if (denied_event(s, &(struct virt_decision){ .reason = VIRT_R_LOCKED,
+		                 .caller = d.caller, .ext = d.ext }, d.caller->mac) != 0)
+			rc = SVC_INTERNAL;
+		goto unlock;
+	}
+	if (r->code == NULL)
+		goto unlock; /* need_code */
+	if ((hash = strdup(d.ext->secret_hash)) == NULL) {
+		rc = SVC_INTERNAL;
+		goto unlock;
+	}
+	pthread_mutex_unlock(&s->mu);
+
+	ok = secret_verify(hash, r->code);
+	sodium_memzero(hash, strlen(hash));
+	free(hash);
+
+	pthread_mutex_lock(&s->mu);
+	memset(res, 0, sizeof(*res));
+	if (!ok) {
+		const struct hd_ext *e = world_ext(s->w, a.ext);
+
+		if (e != NULL)
+			snprintf(res->extension, sizeof(res->extension), "%s", e->number);
+		if (code_failed(s, &a, res) != 0)
+			rc = SVC_INTERNAL;
+		goto unlock;
+	}
+	/* decide again: the world may have changed while we verified */
+	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_VERIFIED, &d);
+	fill_res(res, &d);
+	if (d.result == VIRT_ACCEPTED &&
+	    (d.caller->id != a.dev || svc_commit(s, &d.plan, "star30", pair_reset, &a, NULL, 0) != 0)) {
+		if (d.caller->id != a.dev) { /* the caller moved meanwhile: ask again */
+			res->result = VIRT_DENIED;
+			res->reason = VIRT_R_UNKNOWN_CALLER;
+		} else {
+			rc = SVC_INTERNAL;
+		}
+	} else if (d.result == VIRT_DENIED) {
+		(void)denied_event(s, &d, d.caller ? d.caller->mac : NULL);
+	}
+unlock:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* ---- registrations and status ------------------------------------------ */
+
+static int
+copy_field(char *dst, size_t len, const char *src, const char *name, char *err, size_t errlen)
+{
+	if ((size_t)snprintf(dst, len, "%s", src ? src : "") >= len) {
+		snprintf(err, errlen, "%s is too long", name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+svc_registration(struct svc *s, const struct svc_registration *r, char *err, size_t errlen)
+{
+	struct store_reg reg;
+	int rc;
+
+	memset(&reg, 0, sizeof(reg));
+	if (copy_field(reg.sip_user, sizeof(reg.sip_user), r->sip_user, "sip_user", err, errlen) ||
+	    copy_field(reg.contact, sizeof(reg.contact), r->contact, "contact", err, errlen) ||
+	    copy_field(reg.source, sizeof(reg.source), r->source, "source", err, errlen) ||
+	    copy_field(reg.user_agent, sizeof(reg.user_agent), r->user_agent, "user_agent", err,
+	               errlen) ||
+	    copy_field(reg.call_id, sizeof(reg.call_id), r->call_id, "call_id", err, errlen))
+		return SVC_BAD;
+	reg.updated_at = now_s();
+	reg.expires_at = reg.updated_at + r->expires;
+	pthread_mutex_lock(&s->mu);
+	rc = r->expires == 0 ? store_reg_delete(s->st, reg.sip_user) : store_reg_put(s->st, &reg);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot record the registration");
+		log_error("registration: %s", store_errmsg(s->st));
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc == 0 ? SVC_OK : SVC_INTERNAL;
+}
+
+int
+svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,
+               char mac[HD_MAC_LEN + 1])
+{
+	const struct hd_ext *e;
+	const struct hd_dev *d = NULL;
+	int rc = SVC_OK;
+
+	mac[0] = '\0';
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext_by_sip_user(s->w, sip_user)) == NULL) {
+		rc = SVC_NOTFOUND;
+	} else {
+		*st = virt_ext_status(s->w, e);
+		if (*st == VIRT_ST_VIRTUALIZED)
+			d = world_dev(s->w, e->virtual_on);
+		else if (*st == VIRT_ST_HOME)
+			d = world_dev(s->w, e->home_dev);
+		if (d != NULL)
+			memcpy(mac, d->mac, HD_MAC_LEN + 1);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* ---- tokens ------------------------------------------------------------- */
+
+struct svc_principal
+svc_auth(struct svc *s, const char *token)
+{
+	struct svc_principal p = { SVC_ROLE_NONE, 0 };
+	char hash[65], role[STORE_ROLE_MAX];
+	hd_id org = 0;
+
+	if (token == NULL || token[0] == '\0' || strlen(token) > 256)
+		return p;
+	secret_token_hash(token, hash);
+	pthread_mutex_lock(&s->mu);
+	if (store_token_find(s->st, hash, role, &org) == 1) {
+		if (strcmp(role, "admin") == 0)
+			p.role = SVC_ROLE_ADMIN;
+		else if (strcmp(role, "pbx") == 0)
+			p.role = SVC_ROLE_PBX;
+		else if (strcmp(role, "org") == 0 && world_org(s->w, org) != NULL)
+			p.role = SVC_ROLE_ORG, p.org = org;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return p;
+}
+
+int
+svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *name, char *out,
+              size_t outlen, hd_id *id, char *err, size_t errlen)
+{
+	char tok[SECRET_TOKEN_LEN + 1], hash[65];
+	const char *rname = role == SVC_ROLE_ADMIN ? "admin" : role == SVC_ROLE_ORG ? "org" : "pbx";
+	hd_id org_id = 0;
+	int rc = SVC_OK;
+
+	if (outlen <= SECRET_TOKEN_LEN) {
+		snprintf(err, errlen, "token buffer too small");
+		return SVC_INTERNAL;
+	}
+	secret_token_new(tok);
+	secret_token_hash(tok, hash);
+	pthread_mutex_lock(&s->mu);
+	if (role == SVC_ROLE_ORG) {
+		const struct hd_org *o = world_org_by_name(s->w, org);
+
+		if (o == NULL) {
+			snprintf(err, errlen, "no such organization");
+			rc = SVC_NOTFOUND;
+			goto out;
+		}
+		org_id = o->id;
+	}
+	if (store_token_add(s->st, hash, rname, org_id, name, now_s(), id) != 0 ||
+	    event(s, "token.new", org_id, NULL, NULL, json_pack("{s:s, s:s?}", "role", rname,
+	          "name", name)) != 0) {
+		snprintf(err, errlen, "cannot store the token");
+		rc = SVC_INTERNAL;
+		goto out;
+	}
+	memcpy(out, tok, SECRET_TOKEN_LEN + 1);
+out:
+	pthread_mutex_unlock(&s->mu);
+	sodium_memzero(tok, sizeof(tok));
+	return rc;
+}
+
+/* ---- administration ----------------------------------------------------- */
+
+static int
+bad(struct svc_result *r, int code, const char *field, const char *fmt, const char *arg)
+{
+	snprintf(r->err, sizeof(r->err), fmt, arg);
+	r->field = field;
+	return code;
+}
+
+/* The transaction body of an admin change: write one object. */
+struct put_tx {
+	int kind; /* 'o', 'e', 'd' */
+	void *obj;
+	hd_id del_id; /* deletes */
+	const char *type;
+	hd_id org;
+	const char *ext_number, *mac;
+	json_t *detail; /* consumed */
+	int store_rc;
+};
+
+static int
+put_tx_run(struct svc *s, void *arg)
+{
+	struct put_tx *t = arg;
+	int rc;
+
+	switch (t->kind) {
+	case 'o': rc = store_org_put(s->st, t->obj); break;
+	case 'e': rc = store_ext_put(s->st, t->obj); break;
+	case 'd': rc = store_dev_put(s->st, t->obj); break;
+	case 'O': rc = store_org_delete(s->st, t->del_id); break;
+	case 'E': rc = store_ext_delete(s->st, t->del_id); break;
+	case 'D': rc = store_dev_delete(s->st, t->del_id); break;
+	default: rc = -1;
+	}
+	t->store_rc = rc;
+	if (rc != 0)
+		return -1;
+	rc = event(s, t->type, t->org, t->ext_number, t->mac, t->detail);
+	t->detail = NULL;
+	return rc;
+}
+
+static void touch_org(struct svc *s, hd_id org);
+
+int
+svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
+{
+	struct hd_org *old, *copy = NULL;
+	struct put_tx t = { .kind = 'o', .type = "org.put" };
+	struct virt_plan none = { 0 };
+	char err[256];
+	int rc = SVC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	old = world_org_by_name(s->w, o->name);
+	o->id = old ? old->id : 0;
+	r->created = old == NULL;
+	t.obj = o;
+	t.detail = json_pack("{s:b}", "created", r->created);
+	if (svc_commit(s, &none, "admin", put_tx_run, &t, NULL, 0) != 0) {
+		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "name", "%s", "conflict")
+		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		json_decref(t.detail);
+		goto out;
+	}
+	t.org = o->id;
+	if ((copy = hd_org_dup(o)) == NULL || world_put_org(s->w, copy, err, sizeof(err)) != 0)
+		fatal("organization %s stored but not loaded: %s", o->name, copy ? err : "oom");
+	/* the registrar default changed: every device of the org re-renders */
+	if (!r->created)
+		touch_org(s, o->id);
+out:
+	pthread_mutex_unlock(&s->mu);
+	hd_org_free(o);
+	return rc;
+}
+
+struct devlist {
+	hd_id org;
+	hd_id *v;
+	size_t n, cap;
+};
+
+static int
+devlist_add(struct hd_dev *d, void *arg)
+{
+	struct devlist *l = arg;
+
+	if (d->org != l->org)
+		return 0;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		hd_id *v = realloc(l->v, ncap * sizeof(*v));
+
+		if (v == NULL)
+			return 1;
+		l->v = v;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = d->id;
+	return 0;
+}
+
+/* Hands every device of an organization to the hook (lock held). */
+static void
+touch_org(struct svc *s, hd_id org)
+{
+	struct devlist l = { org, NULL, 0, 0 };
+
+	if (s->hook != NULL && world_each_dev(s->w, devlist_add, &l) == 0 && l.n > 0)
+		s->hook(s->hook_arg, s->w, s->st, l.v, l.n, "admin");
+	free(l.v);
+}
+
+static int
+org_has_members_ext(struct hd_ext *e, void *arg)
+{
+	return e->org == *(hd_id *)arg;
+}
+
+static int
+org_has_members_dev(struct hd_dev *d, void *arg)
+{
+	return d->org == *(hd_id *)arg;
+}
+
+int
+svc_org_delete(struct svc *s, const char *name, struct svc_result *r)
+{
+	struct hd_org *o;
+	struct put_tx t = { .kind = 'O', .type = "org.delete" };
+	struct virt_plan none = { 0 };
+	int rc = SVC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if ((o = world_org_by_name(s->w, name)) == NULL) {
+		rc = bad(r, SVC_NOTFOUND, NULL, "no organization %s", name);
+		goto out;
+	}
+	if (world_each_ext(s->w, org_has_members_ext, &o->id) ||
+	    world_each_dev(s->w, org_has_members_dev, &o->id)) {
+		rc = bad(r, SVC_CONFLICT, NULL, "%s", "organization still has extensions or devices");
+		goto out;
+	}
+	t.del_id = o->id;
+	t.detail = json_pack("{s:s}", "name", name);
+	if (svc_commit(s, &none, "admin", put_tx_run, &t, NULL, 0) != 0) {
+		json_decref(t.detail);
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		goto out;
+	}
+	world_del_org(s->w, o->id);
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/*
+ * The common shape of an admin change to an extension or device:
+ *   - put the new object into the world (validates unique keys),
+ *   - ask the engine which virtualizations the change breaks (virt_repair),
+ *   - commit moves + the object + an event in one transaction,
+ *   - on failure, put the old object back.
+ * `touched` are devices whose render input changed with the object itself.
+ */
+int
+svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_result *r)
+{
+	char hash[crypto_pwhash_STRBYTES], err[256];
+	struct hd_ext *old, *copy = NULL, *back = NULL;
+	struct put_tx t = { .kind = 'e', .type = "extension.put" };
+	struct virt_plan plan = { 0 };
+	hd_id touched[1] = { 0 };
+	size_t ntouched = 0;
+	int rc = SVC_OK;
+
+	if (secret != NULL && secret[0] != '\0') {
+		if (secret_code_valid(secret, s->o.code_min_len, err, sizeof(err)) != 0) {
+			hd_ext_free(e);
+			return bad(r, SVC_BAD, "secret_code", "%s", err);
+		}
+		if (secret_hash(secret, s->o.hash_ops, s->o.hash_mem, hash, err, sizeof(err)) != 0) {
+			hd_ext_free(e);
+			return bad(r, SVC_INTERNAL, "secret_code", "%s", err);
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	old = world_ext_by_number(s->w, e->org, e->number);
+	r->created = old == NULL;
+	e->id = old ? old->id : 0;
+	e->virtual_on = old ? old->virtual_on : 0;
+	if (secret == NULL) {
+		free(e->secret_hash);
+		e->secret_hash = (old && old->secret_hash) ? strdup(old->secret_hash) : NULL;
+	} else {
+		free(e->secret_hash);
+		e->secret_hash = secret[0] ? strdup(hash) : NULL;
+	}
+	if (world_check_ext(s->w, e, err, sizeof(err)) != 0) {
+		rc = bad(r, SVC_CONFLICT, strstr(err, "sip_user") ? "sip_user" : "number", "%s", err);
+		goto out;
+	}
+	/* store first to get an id for a new extension */
+	t.obj = e;
+	t.org = e->org;
+	t.ext_number = e->number;
+	t.detail = json_pack("{s:b, s:b, s:b}", "created", r->created, "allow_virtualization",
+	                     e->allow_virtualization, "has_secret_code", e->secret_hash != NULL);
+	if (old != NULL) {
+		if ((back = hd_ext_dup(old)) == NULL) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+			goto out;
+		}
+		/* try the change in the world, see what it breaks */
+		if ((copy = hd_ext_dup(e)) == NULL || world_put_ext(s->w, copy, err, sizeof(err)) != 0) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+			goto out;
+		}
+		if (virt_repair(s->w, &plan) != 0) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "too many virtualizations affected");
+			goto restore;
+		}
+		{
+			const struct hd_dev *dv = world_dev(s->w, old->virtual_on ? old->virtual_on
+			                                                            : old->home_dev);
+
+			if (dv != NULL)
+				touched[ntouched++] = dv->id;
+		}
+	}
+	if (svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched) != 0) {
+		json_decref(t.detail);
+		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "sip_user", "%s", "conflict")
+		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		goto restore;
+	}
+	if (old == NULL) {
+		if ((copy = hd_ext_dup(e)) == NULL || world_put_ext(s->w, copy, err, sizeof(err)) != 0)
+			fatal("extension stored but not loaded: %s", err);
+	} else {
+		/* the world holds the change; virtual_on as the plan left it */
+		hd_ext_free(back);
+	}
+	goto out;
+restore:
+	if (back != NULL && world_put_ext(s->w, back, err, sizeof(err)) != 0)
+		fatal("cannot restore an extension: %s", err);
+out:
+	pthread_mutex_unlock(&s->mu);
+	sodium_memzero(hash, sizeof(hash));
+	hd_ext_free(e);
+	return rc;
+}
+
+/* Hands devices to the hook outside svc_commit (deletions; lock held). */
+static void
+hook_devs(struct svc *s, const hd_id *v, size_t n)
+{
+	if (s->hook != NULL && n > 0)
+		s->hook(s->hook_arg, s->w, s->st, v, n, "admin");
+}
+
+int
+svc_ext_delete(struct svc *s, hd_id org, const char *number, struct svc_result *r)
+{
+	struct hd_ext *e;
+	struct put_tx t = { .kind = 'E', .type = "extension.delete" };
+	struct virt_plan plan = { 0 };
+	hd_id home;
+	int rc = SVC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext_by_number(s->w, org, number)) == NULL) {
+		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
+		goto out;
+	}
+	if (virt_plan_delete_ext(s->w, e, &plan) != 0) {
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "too many virtualizations affected");
+		goto out;
+	}
+	t.del_id = e->id;
+	t.org = org;
+	t.ext_number = number;
+	if (svc_commit(s, &plan, "admin", put_tx_run, &t, NULL, 0) != 0) {
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		goto out;
+	}
+	home = e->home_dev;
+	world_del_ext(s->w, e->id);
+	check_invariants(s, "extension delete");
+	if (home != 0)
+		hook_devs(s, &home, 1); /* now without a home extension */
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_res *res,
+               struct svc_result *r)
+{
+	struct hd_ext *e;
+	struct virt_decision d;
+	int rc = SVC_OK;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext_by_number(s->w, org, number)) == NULL) {
+		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
+		goto out;
+	}
+	virt_return(s->w, e, &d);
+	fill_res(res, &d);
+	if (d.result == VIRT_RETURNED && svc_commit(s, &d.plan, "api", NULL, NULL, NULL, 0) != 0)
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
+{
+	struct hd_dev *old, *copy = NULL, *back = NULL;
+	struct put_tx t = { .kind = 'd', .type = "device.put" };
+	struct virt_plan plan = { 0 };
+	hd_id touched[2] = { 0, 0 };
+	size_t ntouched = 0;
+	char err[256];
+	int rc = SVC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	old = world_dev_by_mac(s->w, d->mac);
+	r->created = old == NULL;
+	d->id = old ? old->id : 0;
+	if (world_check_dev(s->w, d, err, sizeof(err)) != 0) {
+		const char *field = strstr(err, "parking") ? "parking"
+		                  : strstr(err, "home") ? "home_extension"
+		                  : strstr(err, "organization") ? "org" : "mac";
+
+		rc = bad(r, strstr(err, "already") ? SVC_CONFLICT : SVC_BAD, field, "%s", err);
+		goto out;
+	}
+	t.obj = d;
+	t.org = d->org;
+	t.mac = d->mac;
+	t.detail = json_pack("{s:b, s:s?}", "created", r->created, "profile", d->profile);
+	if (old != NULL) {
+		hd_id old_home = old->home_ext;
+
+		if ((back = hd_dev_dup(old)) == NULL || (copy = hd_dev_dup(d)) == NULL ||
+		    world_put_dev(s->w, copy, err, sizeof(err)) != 0) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+			goto restore;
+		}
+		if (virt_repair(s->w, &plan) != 0) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "too many virtualizations affected");
+			goto restore;
+		}
+		touched[ntouched++] = d->id;
+		(void)old_home;
+	}
+	if (svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched) != 0) {
+		json_decref(t.detail);
+		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "mac", "%s", "conflict")
+		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		goto restore;
+	}
+	if (old == NULL) {
+		if ((copy = hd_dev_dup(d)) == NULL || world_put_dev(s->w, copy, err, sizeof(err)) != 0)
+			fatal("device stored but not loaded: %s", err);
+		check_invariants(s, "device put");
+		touched[0] = d->id;
+		hook_devs(s, touched, 1);
+	} else {
+		hd_dev_free(back);
+	}
+	goto out;
+restore:
+	if (back != NULL && world_put_dev(s->w, back, err, sizeof(err)) != 0)
+		fatal("cannot restore a device: %s", err);
+out:
+	pthread_mutex_unlock(&s->mu);
+	hd_dev_free(d);
+	return rc;
+}
+
+int
+svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r)
+{
+	struct hd_dev *d;
+	struct put_tx t = { .kind = 'D', .type = "device.delete" };
+	struct virt_plan plan = { 0 };
+	hd_id id;
+	int rc = SVC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if ((d = world_dev_by_mac(s->w, mac)) == NULL) {
+		rc = bad(r, SVC_NOTFOUND, NULL, "no device %s", mac);
+		goto out;
+	}
+	if (virt_plan_delete_dev(s->w, d, &plan) != 0) {
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "too many virtualizations affected");
+		goto out;
+	}
+	t.del_id = id = d->id;
+	t.org = d->org;
+	t.mac = d->mac;
+	if (svc_commit(s, &plan, "admin", put_tx_run, &t, NULL, 0) != 0) {
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		goto out;
+	}
+	world_del_dev(s->w, id);
+	check_invariants(s, "device delete");
+	hook_devs(s, &id, 1); /* gone: the publisher removes its files */
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}

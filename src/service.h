@@ -1,0 +1,155 @@
+/*
+ * service.h -- the application layer: hotdeskd's one writer.
+ *
+ * The service owns the world (in memory), the store (SQLite) and the lock
+ * that serializes them.  Every state change is decided by the pure engine
+ * (virt.c), applied to the world, and written to the store with its events
+ * in one transaction; if the transaction fails the world is put back, so
+ * the two never disagree.  After a commit the devices whose carried
+ * identity changed are handed to the change hook (rendering, publishing
+ * and resync hang off it).
+ *
+ * Secret-code hashing and verification (slow by design) run outside the
+ * lock; the decision is taken again under the lock after a verify, so a
+ * concurrent change in between is never lost.
+ *
+ * Thread-safety: every svc_* function may be called from any thread.
+ */
+#ifndef HD_SERVICE_H
+#define HD_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "guard.h"
+#include "virt.h"
+#include "world.h"
+
+struct store;
+
+struct svc_opts {
+	const char *db_path;
+	const char *sql_dir;
+	const char *admin_token;   /* bootstrap token, may be NULL */
+	const char *pbx_token;     /* may be NULL (then the PBX has no access) */
+	unsigned long long hash_ops;
+	size_t hash_mem;           /* bytes */
+	int code_min_len;
+	struct guard_policy guard;
+	bool check_invariants;     /* verify I1-I4 after every change */
+};
+
+/* Errors of the admin operations, mapped to HTTP by the API. */
+enum svc_err {
+	SVC_OK = 0,
+	SVC_BAD = -1,       /* validation: err names the problem, field the field */
+	SVC_NOTFOUND = -2,
+	SVC_CONFLICT = -3,
+	SVC_FORBIDDEN = -4,
+	SVC_INTERNAL = -5,
+};
+
+struct svc;
+
+/*
+ * Devices changed by a committed operation.  Called with the service lock
+ * held and the world consistent; must not call back into svc_*.  `why` is
+ * a short static string ("star30", "admin", ...).
+ */
+typedef void (*svc_change_hook)(void *arg, const struct world *w, struct store *st,
+                                 const hd_id *devs, size_t n, const char *why);
+
+/* Opens the store, applies migrations, loads the world, records the
+ * configuration's tokens (hashed).  NULL with err on failure. */
+struct svc *svc_open(const struct svc_opts *o, char *err, size_t errlen);
+void svc_close(struct svc *s);
+/* Installs the hook (before serving). */
+void svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg);
+/* Applies the reloadable options (code length, guard policy, tokens). */
+int svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errlen);
+
+/* Runs fn with the lock held and the world and store readable.  Returns
+ * what fn returns. */
+int svc_read(struct svc *s, int (*fn)(const struct world *w, struct store *st, void *arg),
+             void *arg);
+
+/* ---- PBX --------------------------------------------------------------- */
+
+struct svc_star30_req {
+	const char *caller;  /* required */
+	const char *digits;  /* NULL/"" = bare *30 */
+	const char *code;    /* NULL = not collected */
+	const char *call_id; /* NULL = no per-call counting */
+};
+
+struct svc_star30_res {
+	enum virt_result result;
+	enum virt_reason reason;
+	int tries_left;            /* with VIRT_RETRY */
+	char extension[64];        /* "" when none */
+	char device[HD_MAC_LEN + 1]; /* "" when none */
+};
+
+/* Returns SVC_OK (res filled) or SVC_INTERNAL (database failure: nothing
+ * changed). */
+int svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res);
+
+struct svc_registration {
+	const char *sip_user, *contact, *source, *user_agent, *call_id;
+	long expires; /* 0 removes */
+};
+int svc_registration(struct svc *s, const struct svc_registration *r, char *err, size_t errlen);
+
+/* SVC_OK with status and device MAC ("" when none), or SVC_NOTFOUND. */
+int svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,
+                   char mac[HD_MAC_LEN + 1]);
+
+/* ---- authentication ---------------------------------------------------- */
+
+enum svc_role { SVC_ROLE_NONE, SVC_ROLE_PBX, SVC_ROLE_ADMIN, SVC_ROLE_ORG };
+
+struct svc_principal {
+	enum svc_role role;
+	hd_id org; /* SVC_ROLE_ORG only */
+};
+
+/* Looks the bearer token up (by its hash).  Cannot fail: unknown or NULL
+ * tokens give SVC_ROLE_NONE. */
+struct svc_principal svc_auth(struct svc *s, const char *token);
+
+/* Creates a token; the clear token is written to out (shown once). */
+int svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *name,
+                  char *out, size_t outlen, hd_id *id, char *err, size_t errlen);
+
+/* ---- administration ---------------------------------------------------- */
+
+struct svc_result {
+	char err[256];
+	const char *field; /* static string naming the field at fault, or NULL */
+	bool created;
+};
+
+/* o: owned (freed in every case).  Looked up by o->name. */
+int svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r);
+int svc_org_delete(struct svc *s, const char *name, struct svc_result *r);
+
+/*
+ * e: owned; e->org and e->number name it (e->id, virtual_on and home_dev
+ * are taken from the existing extension).  secret: NULL keeps the current
+ * code, "" clears it, digits set it (validated and hashed here).
+ */
+int svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_result *r);
+int svc_ext_delete(struct svc *s, hd_id org, const char *number, struct svc_result *r);
+/* Return to base (API or web).  res->result RETURNED or NOTHING. */
+int svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_res *res,
+                   struct svc_result *r);
+
+/* d: owned; d->mac names it; d->org and d->home_ext set by the caller. */
+int svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r);
+int svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r);
+
+/* Records an event in its own transaction (for the adapters). */
+void svc_event(struct svc *s, const char *type, hd_id org, const char *ext,
+               const char *mac, const char *detail_json);
+
+#endif

@@ -1,0 +1,1510 @@
+/*
+ * store.c -- the SQLite store: schema migrations and every SQL statement.
+ *
+ * This file owns the database handle and all SQL text of hotdeskd.  Each
+ * statement is prepared once (at open; the event-list variants on first
+ * use) and reused: every typed function binds, steps, then resets and
+ * clears its statement before it returns, on success and on error alike.
+ * It does not own the rules (virt.c), the clock (callers pass times in) or
+ * any logging: errors are return codes plus store_errmsg().
+ *
+ * Invariants:
+ *   1. Outside a call, every prepared statement is reset with no bindings,
+ *      so no statement holds a read snapshot or a borrowed buffer.
+ *   2. Text is bound with SQLITE_STATIC: the caller's buffer is only read
+ *      between the bind and the reset in the same function (rule 1), so no
+ *      copy of a password is left in SQLite's heap by the binding itself.
+ *   3. The schema is exactly the sql/ files recorded in schema_migrations,
+ *      applied in version order, one transaction each.
+ *   4. hd_id 0 is "none" and is stored as NULL, never as 0.
+ *
+ * Durability choice: journal_mode=WAL with synchronous=NORMAL.  In WAL
+ * mode a commit appends to the -wal file with write(2) before returning, so
+ * it survives the process being killed at any point (kill -9): no move is
+ * lost.  NORMAL only skips the fsync at each commit; an OS crash or power
+ * loss may roll back the last few commits (the database stays consistent).
+ * hotdeskd republishes every device from the database on start, so files
+ * and database agree again after such a loss.  FULL would cost an fsync per
+ * move for power-loss durability, which the p99 target cannot afford.
+ *
+ * Not thread-safe (see store.h): callers serialize all access.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_MIGRATION_MAX 1000 /* files in sql/; far more than ever needed */
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SNAP_BEGIN,
+	ST_SNAP_END,
+	ST_SCHEMA_VERSION,
+	ST_ORG_INS,
+	ST_ORG_UPD,
+	ST_ORG_DEL,
+	ST_ORG_ALL,
+	ST_EXT_INS,
+	ST_EXT_UPD,
+	ST_EXT_DEL,
+	ST_EXT_VON,
+	ST_EXT_ALL,
+	ST_EXT_VON_ALL,
+	ST_DEV_INS,
+	ST_DEV_UPD,
+	ST_DEV_DEL,
+	ST_DEV_ALL,
+	ST_EVENT_ADD,
+	ST_CALL_GET,
+	ST_CALL_PUT,
+	ST_CALL_EXPIRE,
+	ST_PAIR_GET,
+	ST_PAIR_PUT,
+	ST_PAIR_EXPIRE,
+	ST_TOKEN_ADD,
+	ST_TOKEN_FIND,
+	ST_TOKEN_DEL,
+	ST_TOKEN_ALL,
+	ST_REG_PUT,
+	ST_REG_DEL,
+	ST_REG_GET,
+	ST_REG_EXPIRE,
+	ST_META_GET,
+	ST_META_PUT,
+	ST_META_DEL,
+	ST__COUNT
+};
+
+#define ORG_COLS "name, display_name, sip_host, sip_port, sip_transport"
+#define EXT_COLS "org_id, number, sip_user, sip_password, display_name, label, " \
+                 "sip_host, sip_port, sip_transport, allow_virtualization, "       \
+                 "secret_hash, virtual_on"
+#define DEV_COLS "mac, org_id, profile, model, home_ext_id, parking_user, " \
+                 "parking_password, static_contact"
+
+static const char *const stmt_sql[ST__COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	/* A savepoint outside a transaction starts a deferred one: a snapshot. */
+	[ST_SNAP_BEGIN] = "SAVEPOINT store_snapshot",
+	[ST_SNAP_END] = "RELEASE store_snapshot",
+	[ST_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
+
+	[ST_ORG_INS] = "INSERT INTO orgs (" ORG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_ORG_UPD] = "UPDATE orgs SET name = ?1, display_name = ?2, sip_host = ?3, "
+	               "sip_port = ?4, sip_transport = ?5 WHERE id = ?6",
+	[ST_ORG_DEL] = "DELETE FROM orgs WHERE id = ?1",
+	[ST_ORG_ALL] = "SELECT id, " ORG_COLS " FROM orgs ORDER BY id",
+
+	[ST_EXT_INS] = "INSERT INTO extensions (" EXT_COLS ") "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[ST_EXT_UPD] = "UPDATE extensions SET org_id = ?1, number = ?2, sip_user = ?3, "
+	               "sip_password = ?4, display_name = ?5, label = ?6, sip_host = ?7, "
+	               "sip_port = ?8, sip_transport = ?9, allow_virtualization = ?10, "
+	               "secret_hash = ?11, virtual_on = ?12 WHERE id = ?13",
+	[ST_EXT_DEL] = "DELETE FROM extensions WHERE id = ?1",
+	[ST_EXT_VON] = "UPDATE extensions SET virtual_on = ?2 WHERE id = ?1",
+	[ST_EXT_ALL] = "SELECT id, " EXT_COLS " FROM extensions ORDER BY id",
+	[ST_EXT_VON_ALL] = "SELECT id, virtual_on FROM extensions "
+	                   "WHERE virtual_on IS NOT NULL ORDER BY id",
+
+	[ST_DEV_INS] = "INSERT INTO devices (" DEV_COLS ") "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[ST_DEV_UPD] = "UPDATE devices SET mac = ?1, org_id = ?2, profile = ?3, model = ?4, "
+	               "home_ext_id = ?5, parking_user = ?6, parking_password = ?7, "
+	               "static_contact = ?8 WHERE id = ?9",
+	[ST_DEV_DEL] = "DELETE FROM devices WHERE id = ?1",
+	[ST_DEV_ALL] = "SELECT id, " DEV_COLS " FROM devices ORDER BY id",
+
+	[ST_EVENT_ADD] = "INSERT INTO events (at, type, org_id, extension, device, detail) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+
+	[ST_CALL_GET] = "SELECT failures, hung_up FROM call_attempts WHERE call_id = ?1",
+	[ST_CALL_PUT] = "INSERT INTO call_attempts (call_id, failures, hung_up, updated_at) "
+	                "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (call_id) DO UPDATE SET "
+	                "failures = excluded.failures, hung_up = excluded.hung_up, "
+	                "updated_at = excluded.updated_at",
+	[ST_CALL_EXPIRE] = "DELETE FROM call_attempts WHERE updated_at < ?1",
+
+	[ST_PAIR_GET] = "SELECT failures_in_window, window_start, locked_until, lock_level "
+	                "FROM guard_pairs WHERE device_id = ?1 AND ext_id = ?2",
+	[ST_PAIR_PUT] = "INSERT INTO guard_pairs (device_id, ext_id, failures_in_window, "
+	                "window_start, locked_until, lock_level) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	                "ON CONFLICT (device_id, ext_id) DO UPDATE SET "
+	                "failures_in_window = excluded.failures_in_window, "
+	                "window_start = excluded.window_start, "
+	                "locked_until = excluded.locked_until, lock_level = excluded.lock_level",
+	[ST_PAIR_EXPIRE] = "DELETE FROM guard_pairs WHERE window_start < ?1 AND locked_until < ?1",
+
+	[ST_TOKEN_ADD] = "INSERT INTO tokens (hash, role, org_id, name, created_at) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_TOKEN_FIND] = "SELECT role, org_id FROM tokens WHERE hash = ?1",
+	[ST_TOKEN_DEL] = "DELETE FROM tokens WHERE id = ?1",
+	[ST_TOKEN_ALL] = "SELECT id, hash, role, org_id, name, created_at FROM tokens ORDER BY id",
+
+	[ST_REG_PUT] = "INSERT INTO registrations (sip_user, contact, source, user_agent, "
+	               "call_id, expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+	               "ON CONFLICT (sip_user) DO UPDATE SET contact = excluded.contact, "
+	               "source = excluded.source, user_agent = excluded.user_agent, "
+	               "call_id = excluded.call_id, expires_at = excluded.expires_at, "
+	               "updated_at = excluded.updated_at",
+	[ST_REG_DEL] = "DELETE FROM registrations WHERE sip_user = ?1",
+	[ST_REG_GET] = "SELECT contact, source, user_agent, call_id, expires_at, updated_at "
+	               "FROM registrations WHERE sip_user = ?1",
+	[ST_REG_EXPIRE] = "DELETE FROM registrations WHERE expires_at <= ?1",
+
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_META_PUT] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+	                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[ST_META_DEL] = "DELETE FROM meta WHERE key = ?1",
+};
+
+/* Event-list variants: one statement per combination of these filters
+ * plus the order, so each can use its index. */
+#define EVF_ORG  0x01
+#define EVF_TYPE 0x02
+#define EVF_EXT  0x04
+#define EVF_DEV  0x08
+#define EVF_DESC 0x10
+#define EVF_COUNT 0x20
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST__COUNT];
+	sqlite3_stmt *ev[EVF_COUNT]; /* prepared on first use */
+	char errmsg[512];
+};
+
+/* ---- errors and statement helpers ---------------------------------- */
+
+static void set_err(struct store *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+set_err(struct store *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	/* A message cut short is still the right message: truncation is fine. */
+	(void)vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	va_end(ap);
+}
+
+static void
+put_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+put_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap); /* truncated messages are acceptable */
+	va_end(ap);
+}
+
+/* Records SQLite's message for rc and maps it to a store return code. */
+static int
+fail(struct store *s, int rc)
+{
+	set_err(s, "%s", sqlite3_errmsg(s->db));
+	switch (rc) {
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+	case SQLITE_CONSTRAINT_TRIGGER: /* only the one-account-per-user triggers */
+		return STORE_CONFLICT;
+	default:
+		return STORE_ERR;
+	}
+}
+
+/* Invariant 1: every statement goes back to reset, unbound. */
+static void
+done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Keeps the first bind error in *acc. */
+static void
+bind_ok(int *acc, int rc)
+{
+	if (*acc == SQLITE_OK)
+		*acc = rc;
+}
+
+static int
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC); /* invariant 2 */
+}
+
+/* "" is bound as NULL (optional registration fields). */
+static int
+bind_text_opt(sqlite3_stmt *st, int i, const char *v)
+{
+	return bind_text(st, i, v != NULL && *v != '\0' ? v : NULL);
+}
+
+static int
+bind_id(sqlite3_stmt *st, int i, hd_id v)
+{
+	if (v == 0)
+		return sqlite3_bind_null(st, i); /* invariant 4 */
+	return sqlite3_bind_int64(st, i, v);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int
+run(struct store *s, sqlite3_stmt *st, int brc)
+{
+	int rc, ret = 0;
+
+	if (brc != SQLITE_OK) {
+		ret = fail(s, brc);
+	} else if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		ret = fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+/* Copies a column (NULL-safe) into a heap string; *out NULL for SQL NULL.
+ * Returns 0, or -1 when out of memory. */
+static int
+col_dup(sqlite3_stmt *st, int i, char **out)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	*out = NULL;
+	if (t == NULL)
+		return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? -1 : 0;
+	*out = strdup((const char *)t);
+	return *out == NULL ? -1 : 0;
+}
+
+/* Copies a column into buf; SQL NULL gives "".  -1 if it does not fit. */
+static int
+col_copy(sqlite3_stmt *st, int i, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = t == NULL ? 0 : (size_t)sqlite3_column_bytes(st, i);
+
+	if (n >= len)
+		return -1;
+	if (n > 0)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+static hd_id
+col_id(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+}
+
+/* ---- open, migrations, close --------------------------------------- */
+
+/* Runs one SQL text with sqlite3_exec; message into s on failure. */
+static int
+exec_sql(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		set_err(s, "%s", msg != NULL ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns the single text value of a pragma query into buf, or -1. */
+static int
+pragma_text(struct store *s, const char *sql, char *buf, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		set_err(s, "%s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && col_copy(st, 0, buf, len) == 0)
+		ret = 0;
+	else
+		set_err(s, "%s: %s", sql, rc == SQLITE_ROW ? "unexpected value" : sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * Makes sure the database file exists with mode 0600 before SQLite opens
+ * it.  SQLite gives its -wal and -shm files the mode of the database file,
+ * so they are 0600 too.  No umask games: the umask is process-wide.
+ */
+static int
+prepare_file(const char *path, char *err, size_t errlen)
+{
+	int fd;
+
+	if (strcmp(path, ":memory:") == 0 || *path == '\0')
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		put_err(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0600) == -1) {
+		put_err(err, errlen, "%s: chmod 0600: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+struct migration {
+	int version;
+	char *name; /* file name inside sql_dir */
+};
+
+static int
+migration_cmp(const void *a, const void *b)
+{
+	const struct migration *x = a, *y = b;
+
+	return (x->version > y->version) - (x->version < y->version);
+}
+
+/* Parses "NNN_name.sql": returns the version, or -1 if the name is not a
+ * migration file (then it is ignored). */
+static int
+migration_version(const char *name)
+{
+	size_t nd = strspn(name, "0123456789"), len = strlen(name);
+	int v = 0;
+
+	if (nd == 0 || nd > 6 || name[nd] != '_' || len < nd + 1 + 4 + 1 ||
+	    strcmp(name + len - 4, ".sql") != 0)
+		return -1;
+	for (size_t i = 0; i < nd; i++)
+		v = v * 10 + (name[i] - '0');
+	return v;
+}
+
+static void
+migrations_free(struct migration *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(m[i].name);
+	free(m);
+}
+
+/* Lists sql_dir's migrations in version order into *out (caller frees with
+ * migrations_free).  Returns 0 or -1 with a message in err. */
+static int
+migrations_scan(const char *sql_dir, struct migration **out, size_t *nout, char *err,
+                size_t errlen)
+{
+	DIR *dir;
+	struct dirent *de;
+	struct migration *m = NULL;
+	size_t n = 0, cap = 0;
+	int ret = -1;
+
+	if ((dir = opendir(sql_dir)) == NULL) {
+		put_err(err, errlen, "%s: %s", sql_dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		int v = migration_version(de->d_name);
+
+		if (v < 0)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct migration *nm;
+
+			if (ncap > STORE_MIGRATION_MAX) {
+				put_err(err, errlen, "%s: too many migration files", sql_dir);
+				goto out;
+			}
+			if ((nm = realloc(m, ncap * sizeof *m)) == NULL) {
+				put_err(err, errlen, "out of memory");
+				goto out;
+			}
+			m = nm;
+			cap = ncap;
+		}
+		if ((m[n].name = strdup(de->d_name)) == NULL) {
+			put_err(err, errlen, "out of memory");
+			goto out;
+		}
+		m[n++].version = v;
+	}
+	if (n > 0)
+		qsort(m, n, sizeof *m, migration_cmp);
+	for (size_t i = 1; i < n; i++) {
+		if (m[i].version == m[i - 1].version) {
+			put_err(err, errlen, "%s/%s: migration version %d also used by %s", sql_dir,
+			        m[i].name, m[i].version, m[i - 1].name);
+			goto out;
+		}
+	}
+	*out = m;
+	*nout = n;
+	m = NULL;
+	n = 0;
+	ret = 0;
+out:
+	migrations_free(m, n);
+	closedir(dir);
+	return ret;
+}
+
+/* Reads a whole file into a NUL-terminated heap string (caller frees). */
+static char *
+read_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL, *nb;
+	size_t len = 0, cap = 0, r;
+
+	if (f == NULL) {
+		put_err(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 16384;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				put_err(err, errlen, "%s: out of memory", path);
+				goto fail;
+			}
+			buf = nb;
+		}
+		r = fread(buf + len, 1, cap - len - 1, f);
+		len += r;
+		if (r == 0)
+			break;
+	}
+	if (ferror(f)) {
+		put_err(err, errlen, "%s: read error", path);
+		goto fail;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		put_err(err, errlen, "%s: contains a NUL byte", path);
+		goto fail;
+	}
+	fclose(f);
+	return buf;
+fail:
+	free(buf);
+	fclose(f);
+	return NULL;
+}
+
+/* 1 if version is recorded, 0 if not, -1 on error. */
+static int
+migration_applied(struct store *s, int version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM schema_migrations WHERE version = ?1", -1,
+	                       &st, NULL) != SQLITE_OK) {
+		set_err(s, "%s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	sqlite3_bind_int(st, 1, version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		set_err(s, "%s", sqlite3_errmsg(s->db));
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Applies one migration file in its own transaction and records it. */
+static int
+migration_apply(struct store *s, const char *path, const struct migration *m, char *err,
+                size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql;
+	int rc;
+
+	if ((sql = read_file(path, err, errlen)) == NULL)
+		return -1;
+	if (exec_sql(s, "BEGIN IMMEDIATE") != 0)
+		goto fail;
+	if (exec_sql(s, sql) != 0)
+		goto rollback;
+	if (sqlite3_prepare_v2(s->db,
+	                       "INSERT INTO schema_migrations (version, name, applied_at) "
+	                       "VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		set_err(s, "%s", sqlite3_errmsg(s->db));
+		goto rollback;
+	}
+	sqlite3_bind_int(st, 1, m->version);
+	sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		set_err(s, "%s", sqlite3_errmsg(s->db));
+		goto rollback;
+	}
+	if (exec_sql(s, "COMMIT") != 0)
+		goto rollback;
+	free(sql);
+	return 0;
+rollback:
+	/* Keep the migration's message, not ROLLBACK's. */
+	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+	put_err(err, errlen, "%s: %s", path, s->errmsg);
+	free(sql);
+	return -1;
+}
+
+/* Applies every migration of sql_dir not yet recorded. */
+static int
+migrate(struct store *s, const char *sql_dir, char *err, size_t errlen)
+{
+	struct migration *m = NULL;
+	size_t n = 0;
+	const char *sep = "/";
+	size_t dlen = strlen(sql_dir);
+	int ret = -1, v;
+
+	if (exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+	                "applied_at INTEGER NOT NULL)") != 0) {
+		put_err(err, errlen, "schema_migrations: %s", s->errmsg);
+		return -1;
+	}
+	if (migrations_scan(sql_dir, &m, &n, err, errlen) != 0)
+		return -1;
+	if (dlen > 0 && sql_dir[dlen - 1] == '/')
+		sep = "";
+	if ((v = store_schema_version(s)) < 0) {
+		put_err(err, errlen, "schema_migrations: %s", s->errmsg);
+		goto out;
+	}
+	if (v > (n > 0 ? m[n - 1].version : 0)) {
+		put_err(err, errlen, "%s: database schema version %d is newer than the last "
+		        "migration here (%d)", sql_dir, v, n > 0 ? m[n - 1].version : 0);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		int r, applied;
+
+		r = snprintf(path, sizeof path, "%s%s%s", sql_dir, sep, m[i].name);
+		if (r < 0 || (size_t)r >= sizeof path) {
+			put_err(err, errlen, "%s: path too long", m[i].name);
+			goto out;
+		}
+		if ((applied = migration_applied(s, m[i].version)) < 0) {
+			put_err(err, errlen, "%s: %s", path, s->errmsg);
+			goto out;
+		}
+		if (applied)
+			continue;
+		if (migration_apply(s, path, &m[i], err, errlen) != 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	migrations_free(m, n);
+	return ret;
+}
+
+static int
+configure(struct store *s, const char *path, char *err, size_t errlen)
+{
+	char val[32];
+	bool file = strcmp(path, ":memory:") != 0 && *path != '\0';
+
+	sqlite3_extended_result_codes(s->db, 1);
+	if (sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK)
+		goto fail;
+	if (pragma_text(s, "PRAGMA journal_mode = WAL", val, sizeof val) != 0)
+		goto fail;
+	if (file && strcmp(val, "wal") != 0) {
+		set_err(s, "journal_mode is %s, not wal", val);
+		goto fail;
+	}
+	/* See the top of this file for why NORMAL is enough. */
+	if (exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+	                "PRAGMA secure_delete = ON") != 0)
+		goto fail;
+	if (pragma_text(s, "PRAGMA foreign_keys", val, sizeof val) != 0)
+		goto fail;
+	if (strcmp(val, "1") != 0) {
+		set_err(s, "this SQLite does not enforce foreign keys");
+		goto fail;
+	}
+	return 0;
+fail:
+	if (s->errmsg[0] == '\0')
+		set_err(s, "%s", sqlite3_errmsg(s->db));
+	put_err(err, errlen, "%s: %s", path, s->errmsg);
+	return -1;
+}
+
+struct store *
+store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
+{
+	struct store *s;
+	int rc;
+
+	put_err(err, errlen, "%s", "");
+	if (path == NULL) {
+		put_err(err, errlen, "no database path");
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		put_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (prepare_file(path, err, errlen) != 0)
+		goto fail;
+	rc = sqlite3_open_v2(path, &s->db,
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	                     NULL);
+	if (rc != SQLITE_OK) {
+		put_err(err, errlen, "%s: %s", path,
+		        s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	if (configure(s, path, err, errlen) != 0)
+		goto fail;
+	if (sql_dir != NULL && migrate(s, sql_dir, err, errlen) != 0)
+		goto fail;
+	for (int i = 0; i < ST__COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+		                       NULL) != SQLITE_OK) {
+			put_err(err, errlen, "%s: preparing \"%s\": %s (schema not migrated?)", path,
+			        stmt_sql[i], sqlite3_errmsg(s->db));
+			goto fail;
+		}
+	}
+	s->errmsg[0] = '\0';
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	for (int i = 0; i < EVF_COUNT; i++)
+		sqlite3_finalize(s->ev[i]);
+	/* Every statement is finalized, so this cannot fail with SQLITE_BUSY;
+	 * an open transaction is rolled back. */
+	sqlite3_close(s->db);
+	sodium_memzero(s->errmsg, sizeof s->errmsg);
+	free(s);
+}
+
+const char *
+store_errmsg(const struct store *s)
+{
+	return s != NULL ? s->errmsg : "no store";
+}
+
+int
+store_schema_version(struct store *s)
+{
+	sqlite3_stmt *st = s->st[ST_SCHEMA_VERSION];
+	bool temp = false;
+	int rc, v = -1;
+
+	/* Also used during store_open, before the statements are prepared. */
+	if (st == NULL) {
+		if (sqlite3_prepare_v2(s->db, stmt_sql[ST_SCHEMA_VERSION], -1, &st, NULL) != SQLITE_OK) {
+			set_err(s, "%s", sqlite3_errmsg(s->db));
+			return -1;
+		}
+		temp = true;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	else
+		(void)fail(s, rc);
+	if (temp)
+		sqlite3_finalize(st);
+	else
+		done(st);
+	return v;
+}
+
+/* ---- transactions -------------------------------------------------- */
+
+int
+store_begin(struct store *s)
+{
+	return run(s, s->st[ST_BEGIN], SQLITE_OK) == 0 ? 0 : STORE_ERR;
+}
+
+int
+store_commit(struct store *s)
+{
+	/* A failed COMMIT (e.g. a deferred constraint) leaves the transaction
+	 * open: the caller must store_rollback. */
+	return run(s, s->st[ST_COMMIT], SQLITE_OK) == 0 ? 0 : STORE_ERR;
+}
+
+int
+store_rollback(struct store *s)
+{
+	return run(s, s->st[ST_ROLLBACK], SQLITE_OK) == 0 ? 0 : STORE_ERR;
+}
+
+/* ---- organizations, extensions, devices ---------------------------- */
+
+/* After an UPDATE/DELETE by id: STORE_NOTFOUND when no row matched. */
+static int
+changed_one(struct store *s, int ret, const char *what, hd_id id)
+{
+	if (ret == 0 && sqlite3_changes(s->db) == 0) {
+		set_err(s, "no %s with id %lld", what, (long long)id);
+		return STORE_NOTFOUND;
+	}
+	return ret;
+}
+
+int
+store_org_put(struct store *s, struct hd_org *o)
+{
+	sqlite3_stmt *st = s->st[o->id == 0 ? ST_ORG_INS : ST_ORG_UPD];
+	int b = SQLITE_OK, ret;
+
+	bind_ok(&b, bind_text(st, 1, o->name));
+	bind_ok(&b, bind_text(st, 2, o->display_name));
+	bind_ok(&b, bind_text(st, 3, o->sip.host));
+	bind_ok(&b, sqlite3_bind_int(st, 4, o->sip.port));
+	bind_ok(&b, bind_text(st, 5, o->sip.transport));
+	if (o->id != 0)
+		bind_ok(&b, sqlite3_bind_int64(st, 6, o->id));
+	ret = run(s, st, b);
+	if (o->id != 0)
+		return changed_one(s, ret, "organization", o->id);
+	if (ret == 0)
+		o->id = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+static int
+delete_by_id(struct store *s, enum stmt_id which, const char *what, hd_id id)
+{
+	sqlite3_stmt *st = s->st[which];
+
+	return changed_one(s, run(s, st, sqlite3_bind_int64(st, 1, id)), what, id);
+}
+
+int
+store_org_delete(struct store *s, hd_id id)
+{
+	return delete_by_id(s, ST_ORG_DEL, "organization", id);
+}
+
+int
+store_ext_put(struct store *s, struct hd_ext *e)
+{
+	sqlite3_stmt *st = s->st[e->id == 0 ? ST_EXT_INS : ST_EXT_UPD];
+	int b = SQLITE_OK, ret;
+
+	bind_ok(&b, bind_id(st, 1, e->org));
+	bind_ok(&b, bind_text(st, 2, e->number));
+	bind_ok(&b, bind_text(st, 3, e->sip_user));
+	bind_ok(&b, bind_text(st, 4, e->sip_password));
+	bind_ok(&b, bind_text(st, 5, e->display_name));
+	bind_ok(&b, bind_text(st, 6, e->label));
+	bind_ok(&b, bind_text(st, 7, e->sip.host));
+	bind_ok(&b, sqlite3_bind_int(st, 8, e->sip.port));
+	bind_ok(&b, bind_text(st, 9, e->sip.transport));
+	bind_ok(&b, sqlite3_bind_int(st, 10, e->allow_virtualization ? 1 : 0));
+	bind_ok(&b, bind_text(st, 11, e->secret_hash));
+	bind_ok(&b, bind_id(st, 12, e->virtual_on));
+	if (e->id != 0)
+		bind_ok(&b, sqlite3_bind_int64(st, 13, e->id));
+	ret = run(s, st, b);
+	if (e->id != 0)
+		return changed_one(s, ret, "extension", e->id);
+	if (ret == 0)
+		e->id = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+int
+store_ext_delete(struct store *s, hd_id id)
+{
+	return delete_by_id(s, ST_EXT_DEL, "extension", id);
+}
+
+int
+store_ext_set_virtual_on(struct store *s, hd_id ext, hd_id dev)
+{
+	sqlite3_stmt *st = s->st[ST_EXT_VON];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, sqlite3_bind_int64(st, 1, ext));
+	bind_ok(&b, bind_id(st, 2, dev));
+	return changed_one(s, run(s, st, b), "extension", ext);
+}
+
+int
+store_dev_put(struct store *s, struct hd_dev *d)
+{
+	sqlite3_stmt *st = s->st[d->id == 0 ? ST_DEV_INS : ST_DEV_UPD];
+	int b = SQLITE_OK, ret;
+
+	bind_ok(&b, bind_text(st, 1, d->mac));
+	bind_ok(&b, bind_id(st, 2, d->org));
+	bind_ok(&b, bind_text(st, 3, d->profile));
+	bind_ok(&b, bind_text(st, 4, d->model));
+	bind_ok(&b, bind_id(st, 5, d->home_ext));
+	bind_ok(&b, bind_text(st, 6, d->parking_user));
+	bind_ok(&b, bind_text(st, 7, d->parking_password));
+	bind_ok(&b, bind_text(st, 8, d->static_contact));
+	if (d->id != 0)
+		bind_ok(&b, sqlite3_bind_int64(st, 9, d->id));
+	ret = run(s, st, b);
+	if (d->id != 0)
+		return changed_one(s, ret, "device", d->id);
+	if (ret == 0)
+		d->id = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+int
+store_dev_delete(struct store *s, hd_id id)
+{
+	return delete_by_id(s, ST_DEV_DEL, "device", id);
+}
+
+/* ---- loading the world --------------------------------------------- */
+
+static struct hd_org *
+row_org(sqlite3_stmt *st)
+{
+	struct hd_org *o = calloc(1, sizeof *o);
+
+	if (o == NULL)
+		return NULL;
+	o->id = sqlite3_column_int64(st, 0);
+	o->sip.port = sqlite3_column_int(st, 4);
+	if (col_dup(st, 1, &o->name) != 0 || col_dup(st, 2, &o->display_name) != 0 ||
+	    col_dup(st, 3, &o->sip.host) != 0 || col_dup(st, 5, &o->sip.transport) != 0) {
+		hd_org_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* virtual_on is left 0: the links are set once every device is in. */
+static struct hd_ext *
+row_ext(sqlite3_stmt *st)
+{
+	struct hd_ext *e = calloc(1, sizeof *e);
+
+	if (e == NULL)
+		return NULL;
+	e->id = sqlite3_column_int64(st, 0);
+	e->org = col_id(st, 1);
+	e->sip.port = sqlite3_column_int(st, 8);
+	e->allow_virtualization = sqlite3_column_int(st, 10) != 0;
+	if (col_dup(st, 2, &e->number) != 0 || col_dup(st, 3, &e->sip_user) != 0 ||
+	    col_dup(st, 4, &e->sip_password) != 0 || col_dup(st, 5, &e->display_name) != 0 ||
+	    col_dup(st, 6, &e->label) != 0 || col_dup(st, 7, &e->sip.host) != 0 ||
+	    col_dup(st, 9, &e->sip.transport) != 0 || col_dup(st, 11, &e->secret_hash) != 0) {
+		hd_ext_free(e); /* wipes the password */
+		return NULL;
+	}
+	return e;
+}
+
+static struct hd_dev *
+row_dev(sqlite3_stmt *st, char *err, size_t errlen)
+{
+	struct hd_dev *d = calloc(1, sizeof *d);
+
+	if (d == NULL) {
+		put_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->id = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_bytes(st, 1) != HD_MAC_LEN ||
+	    col_copy(st, 1, d->mac, sizeof d->mac) != 0) {
+		put_err(err, errlen, "device %lld: bad mac", (long long)d->id);
+		hd_dev_free(d);
+		return NULL;
+	}
+	d->org = col_id(st, 2);
+	d->home_ext = col_id(st, 5);
+	if (col_dup(st, 3, &d->profile) != 0 || col_dup(st, 4, &d->model) != 0 ||
+	    col_dup(st, 6, &d->parking_user) != 0 || col_dup(st, 7, &d->parking_password) != 0 ||
+	    col_dup(st, 8, &d->static_contact) != 0) {
+		put_err(err, errlen, "out of memory");
+		hd_dev_free(d); /* wipes the parking password */
+		return NULL;
+	}
+	return d;
+}
+
+/* Steps st to its end; for each row calls load(s, st, w, err, errlen). */
+static int
+load_rows(struct store *s, sqlite3_stmt *st, struct world *w, char *err, size_t errlen,
+          int (*load)(sqlite3_stmt *, struct world *, char *, size_t))
+{
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (load(st, w, err, errlen) != 0) {
+			ret = -1;
+			break;
+		}
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		(void)fail(s, rc);
+		put_err(err, errlen, "%s", s->errmsg);
+		ret = -1;
+	}
+	done(st);
+	return ret;
+}
+
+static int
+load_org(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
+{
+	struct hd_org *o = row_org(st);
+
+	if (o == NULL) {
+		put_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return world_put_org(w, o, err, errlen);
+}
+
+static int
+load_ext(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
+{
+	struct hd_ext *e = row_ext(st);
+
+	if (e == NULL) {
+		put_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return world_put_ext(w, e, err, errlen);
+}
+
+static int
+load_dev(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
+{
+	struct hd_dev *d = row_dev(st, err, errlen);
+
+	if (d == NULL)
+		return -1;
+	return world_put_dev(w, d, err, errlen);
+}
+
+static int
+load_von(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
+{
+	hd_id ext = sqlite3_column_int64(st, 0), dev = col_id(st, 1);
+
+	if (world_ext(w, ext) == NULL || world_dev(w, dev) == NULL) {
+		put_err(err, errlen, "extension %lld: virtual_on %lld not loaded", (long long)ext,
+		        (long long)dev);
+		return -1;
+	}
+	world_set_virtual_on(w, ext, dev);
+	return 0;
+}
+
+int
+store_load_world(struct store *s, struct world *w, char *err, size_t errlen)
+{
+	int ret = -1;
+
+	if (run(s, s->st[ST_SNAP_BEGIN], SQLITE_OK) != 0) {
+		put_err(err, errlen, "%s", s->errmsg);
+		return -1;
+	}
+	/* Extensions before devices (a device's home extension must exist),
+	 * devices before the virtual_on links. */
+	if (load_rows(s, s->st[ST_ORG_ALL], w, err, errlen, load_org) == 0 &&
+	    load_rows(s, s->st[ST_EXT_ALL], w, err, errlen, load_ext) == 0 &&
+	    load_rows(s, s->st[ST_DEV_ALL], w, err, errlen, load_dev) == 0 &&
+	    load_rows(s, s->st[ST_EXT_VON_ALL], w, err, errlen, load_von) == 0)
+		ret = 0;
+	/* Read-only: releasing is right on success and failure alike. */
+	if (run(s, s->st[ST_SNAP_END], SQLITE_OK) != 0 && ret == 0) {
+		put_err(err, errlen, "%s", s->errmsg);
+		ret = -1;
+	}
+	return ret;
+}
+
+/* ---- events -------------------------------------------------------- */
+
+int
+store_event_add_id(struct store *s, long long at, const char *type, hd_id org,
+                   const char *extension, const char *device, const char *detail_json,
+                   long long *id_out)
+{
+	sqlite3_stmt *st = s->st[ST_EVENT_ADD];
+	int b = SQLITE_OK, ret;
+
+	bind_ok(&b, sqlite3_bind_int64(st, 1, at));
+	bind_ok(&b, bind_text(st, 2, type));
+	bind_ok(&b, bind_id(st, 3, org));
+	bind_ok(&b, bind_text(st, 4, extension));
+	bind_ok(&b, bind_text(st, 5, device));
+	bind_ok(&b, bind_text(st, 6, detail_json));
+	ret = run(s, st, b);
+	if (ret == 0 && id_out != NULL)
+		*id_out = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+int
+store_event_add(struct store *s, long long at, const char *type, hd_id org,
+                const char *extension, const char *device, const char *detail_json)
+{
+	return store_event_add_id(s, at, type, org, extension, device, detail_json, NULL);
+}
+
+/* The statement for one filter combination, prepared on first use. */
+static sqlite3_stmt *
+event_stmt(struct store *s, unsigned flags)
+{
+	char sql[512];
+	int n;
+
+	if (s->ev[flags] != NULL)
+		return s->ev[flags];
+	n = snprintf(sql, sizeof sql,
+	             "SELECT id, at, type, org_id, extension, device, detail FROM events "
+	             "WHERE id > ?1 AND id < ?2%s%s%s%s ORDER BY id %s LIMIT ?7",
+	             flags & EVF_ORG ? " AND org_id = ?3" : "",
+	             flags & EVF_TYPE ? " AND type = ?4" : "",
+	             flags & EVF_EXT ? " AND extension = ?5" : "",
+	             flags & EVF_DEV ? " AND device = ?6" : "",
+	             flags & EVF_DESC ? "DESC" : "ASC");
+	if (n < 0 || (size_t)n >= sizeof sql) {
+		set_err(s, "event query too long");
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->ev[flags], NULL) !=
+	    SQLITE_OK) {
+		set_err(s, "%s", sqlite3_errmsg(s->db));
+		s->ev[flags] = NULL;
+	}
+	return s->ev[flags];
+}
+
+int
+store_events_list(struct store *s, const struct store_event_filter *f, store_event_cb cb,
+                  void *arg)
+{
+	static const struct store_event_filter all;
+	sqlite3_stmt *st;
+	unsigned flags = 0;
+	int b = SQLITE_OK, rc, ret = 0;
+
+	if (f == NULL)
+		f = &all;
+	if (f->org != 0)
+		flags |= EVF_ORG;
+	if (f->type != NULL)
+		flags |= EVF_TYPE;
+	if (f->extension != NULL)
+		flags |= EVF_EXT;
+	if (f->device != NULL)
+		flags |= EVF_DEV;
+	if (f->newest_first)
+		flags |= EVF_DESC;
+	if ((st = event_stmt(s, flags)) == NULL)
+		return STORE_ERR;
+	bind_ok(&b, sqlite3_bind_int64(st, 1, f->since_id));
+	bind_ok(&b, sqlite3_bind_int64(st, 2, f->before_id > 0 ? f->before_id : INT64_MAX));
+	if (flags & EVF_ORG)
+		bind_ok(&b, sqlite3_bind_int64(st, 3, f->org));
+	if (flags & EVF_TYPE)
+		bind_ok(&b, bind_text(st, 4, f->type));
+	if (flags & EVF_EXT)
+		bind_ok(&b, bind_text(st, 5, f->extension));
+	if (flags & EVF_DEV)
+		bind_ok(&b, bind_text(st, 6, f->device));
+	bind_ok(&b, sqlite3_bind_int(st, 7, f->limit > 0 ? f->limit : -1));
+	if (b != SQLITE_OK) {
+		ret = fail(s, b);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event ev = {
+			.id = sqlite3_column_int64(st, 0),
+			.at = sqlite3_column_int64(st, 1),
+			.type = (const char *)sqlite3_column_text(st, 2),
+			.org = col_id(st, 3),
+			.extension = (const char *)sqlite3_column_text(st, 4),
+			.device = (const char *)sqlite3_column_text(st, 5),
+			.detail = (const char *)sqlite3_column_text(st, 6),
+		};
+		if (ev.type == NULL) { /* NOT NULL column: only out of memory */
+			ret = fail(s, SQLITE_NOMEM);
+			goto out;
+		}
+		if ((ret = cb(&ev, arg)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		ret = fail(s, rc);
+out:
+	done(st);
+	return ret;
+}
+
+/* ---- per-call attempts and lockout pairs --------------------------- */
+
+int
+store_call_get(struct store *s, const char *call_id, int *failures, bool *hung_up)
+{
+	sqlite3_stmt *st = s->st[ST_CALL_GET];
+	int rc, ret;
+
+	*failures = 0;
+	*hung_up = false;
+	if ((rc = bind_text(st, 1, call_id)) != SQLITE_OK) {
+		ret = fail(s, rc);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*failures = sqlite3_column_int(st, 0);
+		*hung_up = sqlite3_column_int(st, 1) != 0;
+		ret = 1;
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_call_put(struct store *s, const char *call_id, int failures, bool hung_up, long long now)
+{
+	sqlite3_stmt *st = s->st[ST_CALL_PUT];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_text(st, 1, call_id));
+	bind_ok(&b, sqlite3_bind_int(st, 2, failures));
+	bind_ok(&b, sqlite3_bind_int(st, 3, hung_up ? 1 : 0));
+	bind_ok(&b, sqlite3_bind_int64(st, 4, now));
+	return run(s, st, b);
+}
+
+/* Runs a DELETE with one integer bound; returns the rows deleted or < 0. */
+static int
+expire(struct store *s, enum stmt_id which, long long t)
+{
+	sqlite3_stmt *st = s->st[which];
+	int ret = run(s, st, sqlite3_bind_int64(st, 1, t));
+
+	return ret == 0 ? sqlite3_changes(s->db) : ret;
+}
+
+int
+store_calls_expire(struct store *s, long long older_than)
+{
+	return expire(s, ST_CALL_EXPIRE, older_than);
+}
+
+int
+store_pair_get(struct store *s, hd_id dev, hd_id ext, struct store_pair *out)
+{
+	sqlite3_stmt *st = s->st[ST_PAIR_GET];
+	int b = SQLITE_OK, rc, ret;
+
+	memset(out, 0, sizeof *out);
+	bind_ok(&b, sqlite3_bind_int64(st, 1, dev));
+	bind_ok(&b, sqlite3_bind_int64(st, 2, ext));
+	if (b != SQLITE_OK) {
+		ret = fail(s, b);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		out->failures_in_window = sqlite3_column_int(st, 0);
+		out->window_start = sqlite3_column_int64(st, 1);
+		out->locked_until = sqlite3_column_int64(st, 2);
+		out->lock_level = sqlite3_column_int(st, 3);
+		ret = 1;
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_pair_put(struct store *s, hd_id dev, hd_id ext, const struct store_pair *p)
+{
+	sqlite3_stmt *st = s->st[ST_PAIR_PUT];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, sqlite3_bind_int64(st, 1, dev));
+	bind_ok(&b, sqlite3_bind_int64(st, 2, ext));
+	bind_ok(&b, sqlite3_bind_int(st, 3, p->failures_in_window));
+	bind_ok(&b, sqlite3_bind_int64(st, 4, p->window_start));
+	bind_ok(&b, sqlite3_bind_int64(st, 5, p->locked_until));
+	bind_ok(&b, sqlite3_bind_int(st, 6, p->lock_level));
+	return run(s, st, b);
+}
+
+int
+store_pairs_expire(struct store *s, long long older_than)
+{
+	return expire(s, ST_PAIR_EXPIRE, older_than);
+}
+
+/* ---- API tokens ---------------------------------------------------- */
+
+int
+store_token_add(struct store *s, const char *hash_hex, const char *role, hd_id org,
+                const char *name, long long now, hd_id *id_out)
+{
+	sqlite3_stmt *st = s->st[ST_TOKEN_ADD];
+	int b = SQLITE_OK, ret;
+
+	bind_ok(&b, bind_text(st, 1, hash_hex));
+	bind_ok(&b, bind_text(st, 2, role));
+	bind_ok(&b, bind_id(st, 3, org));
+	bind_ok(&b, bind_text(st, 4, name));
+	bind_ok(&b, sqlite3_bind_int64(st, 5, now));
+	ret = run(s, st, b);
+	if (ret == 0 && id_out != NULL)
+		*id_out = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+int
+store_token_find(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX], hd_id *org)
+{
+	sqlite3_stmt *st = s->st[ST_TOKEN_FIND];
+	int rc, ret;
+
+	if (role != NULL)
+		role[0] = '\0';
+	if (org != NULL)
+		*org = 0;
+	if ((rc = bind_text(st, 1, hash_hex)) != SQLITE_OK) {
+		ret = fail(s, rc);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = 1;
+		if (role != NULL && col_copy(st, 0, role, STORE_ROLE_MAX) != 0) {
+			set_err(s, "token role too long");
+			ret = STORE_ERR;
+		}
+		if (org != NULL)
+			*org = col_id(st, 1);
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_token_delete(struct store *s, hd_id id)
+{
+	return delete_by_id(s, ST_TOKEN_DEL, "token", id);
+}
+
+int
+store_token_list(struct store *s, store_token_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_TOKEN_ALL];
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_token t = {
+			.id = sqlite3_column_int64(st, 0),
+			.hash = (const char *)sqlite3_column_text(st, 1),
+			.role = (const char *)sqlite3_column_text(st, 2),
+			.org = col_id(st, 3),
+			.name = (const char *)sqlite3_column_text(st, 4),
+			.created_at = sqlite3_column_int64(st, 5),
+		};
+		if (t.hash == NULL || t.role == NULL) { /* NOT NULL columns */
+			ret = fail(s, SQLITE_NOMEM);
+			goto out;
+		}
+		if ((ret = cb(&t, arg)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		ret = fail(s, rc);
+out:
+	done(st);
+	return ret;
+}
+
+/* ---- registrations ------------------------------------------------- */
+
+/* A struct store_reg field must be NUL-terminated inside its buffer. */
+static bool
+terminated(const char *buf, size_t len)
+{
+	return memchr(buf, '\0', len) != NULL;
+}
+
+int
+store_reg_put(struct store *s, const struct store_reg *r)
+{
+	sqlite3_stmt *st = s->st[ST_REG_PUT];
+	int b = SQLITE_OK;
+
+	if (!terminated(r->sip_user, sizeof r->sip_user) ||
+	    !terminated(r->contact, sizeof r->contact) ||
+	    !terminated(r->source, sizeof r->source) ||
+	    !terminated(r->user_agent, sizeof r->user_agent) ||
+	    !terminated(r->call_id, sizeof r->call_id)) {
+		set_err(s, "registration field not terminated");
+		return STORE_ERR;
+	}
+	if (r->sip_user[0] == '\0' || r->contact[0] == '\0') {
+		set_err(s, "registration without sip_user or contact");
+		return STORE_ERR;
+	}
+	bind_ok(&b, bind_text(st, 1, r->sip_user));
+	bind_ok(&b, bind_text(st, 2, r->contact));
+	bind_ok(&b, bind_text_opt(st, 3, r->source));
+	bind_ok(&b, bind_text_opt(st, 4, r->user_agent));
+	bind_ok(&b, bind_text_opt(st, 5, r->call_id));
+	bind_ok(&b, sqlite3_bind_int64(st, 6, r->expires_at));
+	bind_ok(&b, sqlite3_bind_int64(st, 7, r->updated_at));
+	return run(s, st, b);
+}
+
+int
+store_reg_delete(struct store *s, const char *sip_user)
+{
+	sqlite3_stmt *st = s->st[ST_REG_DEL];
+
+	return run(s, st, bind_text(st, 1, sip_user));
+}
+
+int
+store_reg_get(struct store *s, const char *sip_user, struct store_reg *out)
+{
+	sqlite3_stmt *st = s->st[ST_REG_GET];
+	int rc, ret;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = bind_text(st, 1, sip_user)) != SQLITE_OK) {
+		ret = fail(s, rc);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = 1;
+		if (strlen(sip_user) >= sizeof out->sip_user ||
+		    col_copy(st, 0, out->contact, sizeof out->contact) != 0 ||
+		    col_copy(st, 1, out->source, sizeof out->source) != 0 ||
+		    col_copy(st, 2, out->user_agent, sizeof out->user_agent) != 0 ||
+		    col_copy(st, 3, out->call_id, sizeof out->call_id) != 0) {
+			set_err(s, "registration of %.64s does not fit", sip_user);
+			memset(out, 0, sizeof *out);
+			ret = STORE_ERR;
+		} else {
+			memcpy(out->sip_user, sip_user, strlen(sip_user) + 1);
+			out->expires_at = sqlite3_column_int64(st, 4);
+			out->updated_at = sqlite3_column_int64(st, 5);
+		}
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_regs_expire(struct store *s, long long now)
+{
+	return expire(s, ST_REG_EXPIRE, now);
+}
+
+/* ---- meta ---------------------------------------------------------- */
+
+int
+store_meta_get(struct store *s, const char *key, char *buf, size_t len)
+{
+	sqlite3_stmt *st = s->st[ST_META_GET];
+	int rc, ret;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if ((rc = bind_text(st, 1, key)) != SQLITE_OK) {
+		ret = fail(s, rc);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = 1;
+		if (len == 0 || col_copy(st, 0, buf, len) != 0) {
+			set_err(s, "meta %.64s: value longer than the buffer", key);
+			if (len > 0)
+				buf[0] = '\0';
+			ret = STORE_ERR;
+		}
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_meta_put(struct store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = s->st[value != NULL ? ST_META_PUT : ST_META_DEL];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_text(st, 1, key));
+	if (value != NULL)
+		bind_ok(&b, bind_text(st, 2, value));
+	return run(s, st, b);
+}

@@ -1,0 +1,827 @@
+/*
+ * vendor.c -- the vendor profile registry, file-name matching, rendering of
+ * vendor files, and the loader of templates and static files (vendor.h).
+ *
+ * Owns: the registry (one line per phone family), the file-name pattern
+ * matcher, the compiled templates of every profile (struct
+ * vendor_templates), and the well-formedness check of XML output.
+ * Does not own: the families' data (vendor_<name>.c), the template
+ * language (render.c), serving or publishing files (the HTTP/TFTP layers).
+ *
+ * Invariants:
+ *   V1 every template held in a struct vendor_templates compiled and
+ *      rendered well-formed output for the sample devices when installed;
+ *   V2 a shared template uses no device variable (only `model`), so a
+ *      shared file never carries credentials;
+ *   V3 a successful render leaves exactly one complete file appended to the
+ *      caller's buffer; a failed one leaves the buffer as it was.
+ * The only file-system access is in vendor_templates_load (and its helper
+ * read_whole_file, used by nothing else).
+ */
+#include "vendor.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
+#include <sodium.h>
+
+/* ---- the registry ------------------------------------------------------ */
+
+extern const struct vendor_profile vendor_polycom;
+extern const struct vendor_profile vendor_yealink;
+extern const struct vendor_profile vendor_cisco_mpp;
+extern const struct vendor_profile vendor_cisco_ent;
+
+/* One line per phone family, in match order. */
+const struct vendor_profile *const vendor_registry[] = {
+	&vendor_polycom,
+	&vendor_yealink,
+	&vendor_cisco_mpp,
+	&vendor_cisco_ent,
+};
+const size_t vendor_registry_len = sizeof(vendor_registry) / sizeof(vendor_registry[0]);
+
+const struct vendor_profile *vendor_profile_by_name(const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < vendor_registry_len; i++)
+		if (strcmp(vendor_registry[i]->name, name) == 0)
+			return vendor_registry[i];
+	return NULL;
+}
+
+static size_t profile_index(const struct vendor_profile *p)
+{
+	for (size_t i = 0; i < vendor_registry_len; i++)
+		if (vendor_registry[i] == p)
+			return i;
+	return SIZE_MAX;
+}
+
+/* ---- helpers for the families ------------------------------------------ */
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+size_t vendor_split(const char *s, struct vendor_tok *tok, size_t max)
+{
+	size_t n = 0;
+	while (s != NULL && *s != '\0' && n < max) {
+		while (is_blank(*s))
+			s++;
+		if (*s == '\0')
+			break;
+		const char *b = s;
+		while (*s != '\0' && !is_blank(*s))
+			s++;
+		tok[n].s = b;
+		tok[n].n = (size_t)(s - b);
+		n++;
+	}
+	return n;
+}
+
+bool vendor_prefix(const char *s, size_t n, const char *prefix)
+{
+	size_t k = strlen(prefix);
+	return n >= k && strncasecmp(s, prefix, k) == 0;
+}
+
+void vendor_copy(char *dst, size_t dstlen, const char *s, size_t n)
+{
+	size_t j = 0;
+	if (dstlen == 0)
+		return;
+	for (size_t i = 0; i < n && s[i] != '\0' && j + 1 < dstlen; i++)
+		if (s[i] > 0x20 && s[i] < 0x7f)
+			dst[j++] = s[i];
+	dst[j] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int vendor_mac(const char *s, size_t n, char out[13])
+{
+	size_t j = 0;
+	if (n == 12) {
+		for (size_t i = 0; i < 12; i++) {
+			if (hexval(s[i]) < 0)
+				return -1;
+			out[j++] = (char)tolower((unsigned char)s[i]);
+		}
+	} else if (n == 17) {
+		char sep = s[2];
+		if (sep != ':' && sep != '-')
+			return -1;
+		for (size_t i = 0; i < 17; i++) {
+			if (i % 3 == 2) {
+				if (s[i] != sep)
+					return -1;
+				continue;
+			}
+			if (hexval(s[i]) < 0)
+				return -1;
+			out[j++] = (char)tolower((unsigned char)s[i]);
+		}
+	} else {
+		return -1;
+	}
+	out[12] = '\0';
+	return 0;
+}
+
+int vendor_mac_in_parens(const char *s, const char *prefix, char out[13])
+{
+	size_t k = prefix ? strlen(prefix) : 0;
+	for (const char *o = strchr(s, '('); o != NULL; o = strchr(o + 1, '(')) {
+		const char *c = strchr(o + 1, ')');
+		if (c == NULL)
+			return -1;
+		const char *b = o + 1;
+		size_t n = (size_t)(c - b);
+		if (k > 0) {
+			if (!vendor_prefix(b, n, prefix))
+				continue;
+			b += k;
+			n -= k;
+		}
+		if (vendor_mac(b, n, out) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+const char *vendor_transport(const struct vendor_profile *p, const char *transport)
+{
+	static const char *const names[3] = {"udp", "tcp", "tls"};
+	if (transport == NULL || *transport == '\0')
+		return "";
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(transport, names[i]) == 0)
+			return p->transport[i];
+	return NULL;
+}
+
+const struct vendor_profile *vendor_parse_user_agent(const char *ua, struct vendor_ua *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (ua == NULL)
+		return NULL;
+	for (size_t i = 0; i < vendor_registry_len; i++) {
+		const struct vendor_profile *p = vendor_registry[i];
+		if (p->ops->parse_user_agent == NULL)
+			continue;
+		if (p->ops->parse_user_agent(ua, out) == 0)
+			return p;
+		memset(out, 0, sizeof(*out));
+	}
+	return NULL;
+}
+
+int vendor_notify_body(const struct vendor_profile *p, const struct vendor_notify *in,
+                       char *buf, size_t len)
+{
+	if (p->ops->notify_body == NULL) {
+		if (len > 0)
+			buf[0] = '\0';
+		return 0;
+	}
+	return p->ops->notify_body(in, buf, len);
+}
+
+/* ---- file names -------------------------------------------------------- */
+
+bool vendor_file_name_ok(const char *name)
+{
+	if (name == NULL || name[0] == '\0' || name[0] == '.')
+		return false;
+	size_t n = 0;
+	for (const char *s = name; *s != '\0'; s++, n++) {
+		char c = *s;
+		if (n >= VENDOR_NAME_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+		if (c == '.' && s[1] == '.')
+			return false;
+	}
+	return true;
+}
+
+static bool is_model_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-';
+}
+
+/* Matches name against pattern (see vendor.h); captures go to out. */
+static bool pat_match(const char *pat, const char *name, struct vendor_file_match *out)
+{
+	for (;;) {
+		if (*pat == '\0')
+			return *name == '\0';
+		if (strncmp(pat, "{mac}", 5) == 0 || strncmp(pat, "{MAC}", 5) == 0) {
+			char mac[13];
+			if (strlen(name) < 12 || vendor_mac(name, 12, mac) < 0)
+				return false;
+			if (!pat_match(pat + 5, name + 12, out))
+				return false;
+			memcpy(out->mac, mac, sizeof(mac));
+			return true;
+		}
+		if (strncmp(pat, "{code}", 6) == 0) {
+			for (int i = 0; i < 3; i++)
+				if (name[i] < '0' || name[i] > '9')
+					return false;
+			if (!pat_match(pat + 6, name + 3, out))
+				return false;
+			memcpy(out->model, name, 3);
+			out->model[3] = '\0';
+			return true;
+		}
+		if (strncmp(pat, "{model}", 7) == 0) {
+			for (size_t k = 1; k < sizeof(out->model) && is_model_char(name[k - 1]); k++) {
+				if (pat_match(pat + 7, name + k, out)) {
+					memcpy(out->model, name, k);
+					out->model[k] = '\0';
+					return true;
+				}
+			}
+			return false;
+		}
+		if (tolower((unsigned char)*pat) != tolower((unsigned char)*name))
+			return false;
+		pat++;
+		name++;
+	}
+}
+
+static int match_in(const struct vendor_profile *p, enum vendor_kind kind,
+                    const char *name, struct vendor_file_match *out)
+{
+	const struct vendor_file *v = kind == VENDOR_DEVICE ? p->device_files : p->shared_files;
+	size_t n = kind == VENDOR_DEVICE ? p->n_device_files : p->n_shared_files;
+	for (size_t i = 0; i < n; i++) {
+		struct vendor_file_match m = {.profile = p, .kind = kind, .file_index = i};
+		if (pat_match(v[i].pattern, name, &m)) {
+			*out = m;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int vendor_profile_match_file(const struct vendor_profile *p, const char *filename,
+                              struct vendor_file_match *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!vendor_file_name_ok(filename))
+		return -1;
+	if (match_in(p, VENDOR_SHARED, filename, out) || match_in(p, VENDOR_DEVICE, filename, out))
+		return 1;
+	return 0;
+}
+
+int vendor_match_file(const char *filename, struct vendor_file_match *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!vendor_file_name_ok(filename))
+		return -1;
+	for (size_t i = 0; i < vendor_registry_len; i++)
+		if (match_in(vendor_registry[i], VENDOR_SHARED, filename, out))
+			return 1;
+	for (size_t i = 0; i < vendor_registry_len; i++)
+		if (match_in(vendor_registry[i], VENDOR_DEVICE, filename, out))
+			return 1;
+	return 0;
+}
+
+int vendor_file_name(const struct vendor_file *f, const char *mac, const char *model,
+                     char *buf, size_t len)
+{
+	size_t j = 0;
+	char lmac[13];
+	if (len == 0)
+		return -1;
+	if (mac != NULL && vendor_mac(mac, strlen(mac), lmac) < 0)
+		return -1;
+	for (const char *p = f->pattern; *p != '\0';) {
+		const char *piece = NULL;
+		char tmp[33];
+		size_t skip = 1;
+		if (strncmp(p, "{mac}", 5) == 0 || strncmp(p, "{MAC}", 5) == 0) {
+			if (mac == NULL)
+				return -1;
+			for (int i = 0; i < 13; i++)
+				tmp[i] = p[1] == 'M' ? (char)toupper((unsigned char)lmac[i]) : lmac[i];
+			piece = tmp;
+			skip = 5;
+		} else if (strncmp(p, "{model}", 7) == 0 || strncmp(p, "{code}", 6) == 0) {
+			bool code = p[1] == 'c';
+			size_t n = model ? strlen(model) : 0;
+			if (n == 0 || n >= sizeof(tmp) || (code && n != 3))
+				return -1;
+			for (size_t i = 0; i < n; i++)
+				if (code ? (model[i] < '0' || model[i] > '9') : !is_model_char(model[i]))
+					return -1;
+			piece = model;
+			skip = code ? 6 : 7;
+		}
+		if (piece != NULL) {
+			size_t n = strlen(piece);
+			if (j + n >= len)
+				return -1;
+			memcpy(buf + j, piece, n);
+			j += n;
+		} else {
+			if (j + 1 >= len)
+				return -1;
+			buf[j++] = *p;
+		}
+		p += skip;
+	}
+	buf[j] = '\0';
+	return 0;
+}
+
+/* ---- XML check --------------------------------------------------------- */
+
+int vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
+{
+	if (len > (size_t)2147483647) {
+		snprintf(err, errlen, "document too large");
+		return -1;
+	}
+	xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+	if (ctxt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	xmlDocPtr doc = xmlCtxtReadMemory(ctxt, p, (int)len, "file.xml", NULL,
+	                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
+	                                      XML_PARSE_NOWARNING);
+	int rc = 0;
+	if (doc == NULL || !ctxt->wellFormed) {
+		const xmlError *e = xmlCtxtGetLastError(ctxt);
+		char msg[160] = "not well-formed XML";
+		int line = 0;
+		if (e != NULL && e->message != NULL) {
+			/* printable ASCII only, without libxml2's trailing newline */
+			size_t k = 0;
+			for (const char *m = e->message; *m && *m != '\n' && k + 1 < sizeof(msg); m++)
+				msg[k++] = (*m >= 0x20 && *m < 0x7f) ? *m : '?';
+			msg[k] = '\0';
+			line = e->line;
+		}
+		snprintf(err, errlen, "malformed XML, line %d: %s", line, msg);
+		rc = -1;
+	}
+	xmlFreeDoc(doc);
+	xmlFreeParserCtxt(ctxt);
+	return rc;
+}
+
+/* ---- templates --------------------------------------------------------- */
+
+struct vendor_slot {
+	struct render_tmpl *tmpl; /* template files */
+	char *raw;                /* static files */
+	size_t rawlen;
+};
+
+struct vendor_set {
+	struct vendor_slot *dev;    /* [n_device_files] */
+	struct vendor_slot *shared; /* [n_shared_files] */
+};
+
+struct vendor_templates {
+	struct vendor_set *sets; /* [vendor_registry_len] */
+};
+
+static void slot_clear(struct vendor_slot *s)
+{
+	render_tmpl_free(s->tmpl);
+	free(s->raw);
+	s->tmpl = NULL;
+	s->raw = NULL;
+	s->rawlen = 0;
+}
+
+void vendor_templates_free(struct vendor_templates *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; t->sets != NULL && i < vendor_registry_len; i++) {
+		const struct vendor_profile *p = vendor_registry[i];
+		for (size_t k = 0; t->sets[i].dev && k < p->n_device_files; k++)
+			slot_clear(&t->sets[i].dev[k]);
+		for (size_t k = 0; t->sets[i].shared && k < p->n_shared_files; k++)
+			slot_clear(&t->sets[i].shared[k]);
+		free(t->sets[i].dev);
+		free(t->sets[i].shared);
+	}
+	free(t->sets);
+	free(t);
+}
+
+static struct vendor_templates *templates_new(void)
+{
+	struct vendor_templates *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	t->sets = calloc(vendor_registry_len, sizeof(*t->sets));
+	if (t->sets == NULL)
+		goto fail;
+	for (size_t i = 0; i < vendor_registry_len; i++) {
+		const struct vendor_profile *p = vendor_registry[i];
+		t->sets[i].dev = calloc(p->n_device_files + 1, sizeof(struct vendor_slot));
+		t->sets[i].shared = calloc(p->n_shared_files + 1, sizeof(struct vendor_slot));
+		if (t->sets[i].dev == NULL || t->sets[i].shared == NULL)
+			goto fail;
+	}
+	return t;
+fail:
+	vendor_templates_free(t);
+	return NULL;
+}
+
+/* Sample devices every template must render for (V1).  The hostile one
+ * carries each character that needs escaping, non-ASCII text and a long
+ * value; none has CR/LF, which the KV format refuses by design. */
+static const char hostile_pw[] =
+    "p&ss<w>rd\"'$x$$ ü€😀 "
+    "0123456789012345678901234567890123456789012345678901234567890123456789"
+    "0123456789012345678901234567890123456789012345678901234567890123456789";
+
+static void sample_inputs(struct render_input in[4])
+{
+	memset(in, 0, 4 * sizeof(*in));
+	for (int i = 0; i < 4; i++) {
+		in[i].mac = "0004f2a1b2c3";
+		in[i].model = "sample";
+		in[i].org = "example";
+		in[i].version = 7;
+	}
+	/* 0: a device carrying an extension */
+	in[0].line_enabled = true;
+	in[0].line.sip_user = "org1-201";
+	in[0].line.password = "secret";
+	in[0].line.display_name = "Alice";
+	in[0].line.label = "201";
+	in[0].line.registrar_host = "pbx.example.com";
+	in[0].line.registrar_port = 5060;
+	in[0].line.transport = "udp";
+	/* 1: parked, with a parking account */
+	in[1] = in[0];
+	in[1].parked = in[1].parking = true;
+	in[1].line.sip_user = "park-201";
+	in[1].line.label = "Away - dial *30";
+	/* 2: parked, no parking account */
+	in[2].parked = true;
+	/* 3: hostile values */
+	in[3] = in[0];
+	in[3].line.password = hostile_pw;
+	in[3].line.display_name = "A&B <C> \"D\" 'E' Zoë";
+	in[3].line.label = "<label>&";
+	in[3].line.transport = "tls";
+}
+
+/* Finds which files of p use `name` (template name, or a static file's
+ * pattern).  Returns the number found; *kind and *mode describe them. */
+static size_t files_named(const struct vendor_profile *p, const char *name,
+                          bool *is_static, bool *shared, enum render_mode *mode)
+{
+	size_t found = 0;
+	for (size_t i = 0; i < p->n_device_files; i++) {
+		if (p->device_files[i].tmpl && strcmp(p->device_files[i].tmpl, name) == 0) {
+			*is_static = false;
+			*shared = false;
+			*mode = p->device_files[i].mode;
+			found++;
+		}
+	}
+	for (size_t i = 0; i < p->n_shared_files; i++) {
+		const struct vendor_file *f = &p->shared_files[i];
+		bool st = f->tmpl == NULL;
+		if (strcmp(st ? f->pattern : f->tmpl, name) == 0) {
+			*is_static = st;
+			*shared = true;
+			*mode = f->mode;
+			found++;
+		}
+	}
+	return found;
+}
+
+/* Renders a compiled template with values, checking XML; used by both the
+ * sample check and the real renders.  Keeps V3. */
+static int render_checked(const struct render_tmpl *tm, const struct render_values *vals,
+                          struct render_buf *out, char *err, size_t errlen)
+{
+	size_t start = out->len;
+	if (render_run(tm, vals, out, err, errlen) < 0)
+		return -1;
+	if (render_tmpl_mode(tm) != RENDER_KV &&
+	    vendor_check_xml(out->p + start, out->len - start, err, errlen) < 0) {
+		sodium_memzero(out->p + start, out->len - start);
+		out->len = start;
+		out->p[start] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static int values_for(const struct vendor_profile *p, const struct render_input *in,
+                      struct render_values *vals, char *err, size_t errlen)
+{
+	if (render_values_init(vals, in, err, errlen) < 0)
+		return -1;
+	const char *tr = vendor_transport(p, in->line.transport);
+	if (tr == NULL) {
+		snprintf(err, errlen, "unknown transport (want udp, tcp or tls)");
+		return -1;
+	}
+	render_values_set(vals, RV_LINE_TRANSPORT, tr);
+	return 0;
+}
+
+/* Compiles and checks one template for one file kind.  On success *out is
+ * the compiled template (caller frees). */
+static int check_template(const struct vendor_profile *p, bool shared, enum render_mode mode,
+                          const char *src, size_t len, struct render_tmpl **out,
+                          char *err, size_t errlen)
+{
+	struct render_tmpl *tm = NULL;
+	struct render_buf b = {0};
+	char e[256];
+	static const char *const case_names[4] = {"normal device", "parked device with a "
+	                                          "parking account", "parked device without "
+	                                          "one", "device with hostile values"};
+	*out = NULL;
+	if (render_compile(src, len, mode, &tm, err, errlen) < 0)
+		return -1;
+	if (shared) {
+		for (int v = 0; v < RENDER_VAR_COUNT; v++) {
+			if (v != RV_MODEL && render_tmpl_uses(tm, (enum render_var)v)) {
+				snprintf(err, errlen, "variable '%s' is not available in a shared "
+				         "file (only 'model' is)", render_var_name((enum render_var)v));
+				goto fail;
+			}
+		}
+		struct render_values vals;
+		render_values_empty(&vals);
+		render_values_set(&vals, RV_MODEL, "066");
+		if (render_checked(tm, &vals, &b, e, sizeof(e)) < 0) {
+			snprintf(err, errlen, "rendering fails: %s", e);
+			goto fail;
+		}
+	} else {
+		struct render_input in[4];
+		sample_inputs(in);
+		for (int i = 0; i < 4; i++) {
+			struct render_values vals;
+			if (values_for(p, &in[i], &vals, e, sizeof(e)) < 0 ||
+			    render_checked(tm, &vals, &b, e, sizeof(e)) < 0) {
+				snprintf(err, errlen, "rendering for a %s fails: %s", case_names[i], e);
+				goto fail;
+			}
+			render_buf_reset(&b);
+		}
+	}
+	render_buf_free(&b);
+	*out = tm;
+	return 0;
+fail:
+	render_buf_free(&b);
+	render_tmpl_free(tm);
+	return -1;
+}
+
+int vendor_template_check(const struct vendor_profile *p, const char *name,
+                          const char *src, size_t len, char *err, size_t errlen)
+{
+	bool is_static = false, shared = false;
+	enum render_mode mode = RENDER_XML;
+	if (files_named(p, name, &is_static, &shared, &mode) == 0) {
+		snprintf(err, errlen, "profile %s has no template named '%s'", p->name, name);
+		return -1;
+	}
+	if (is_static)
+		return mode == RENDER_KV ? 0 : vendor_check_xml(src, len, err, errlen);
+	struct render_tmpl *tm;
+	if (check_template(p, shared, mode, src, len, &tm, err, errlen) < 0)
+		return -1;
+	render_tmpl_free(tm);
+	return 0;
+}
+
+int vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
+                         const char *name, const char *src, size_t len,
+                         char *err, size_t errlen)
+{
+	size_t pi = profile_index(p);
+	bool is_static = false, shared = false;
+	enum render_mode mode = RENDER_XML;
+	size_t nf = files_named(p, name, &is_static, &shared, &mode);
+	if (pi == SIZE_MAX || nf == 0) {
+		snprintf(err, errlen, "profile %s has no template named '%s'", p->name, name);
+		return -1;
+	}
+	if (vendor_template_check(p, name, src, len, err, errlen) < 0)
+		return -1;
+
+	/* Build every replacement first, then swap: t is unchanged on error. */
+	size_t nslots = p->n_device_files + p->n_shared_files;
+	struct vendor_slot *fresh = calloc(nslots, sizeof(*fresh));
+	if (fresh == NULL)
+		goto oom;
+	for (size_t i = 0; i < nslots; i++) {
+		bool dev = i < p->n_device_files;
+		const struct vendor_file *f = dev ? &p->device_files[i]
+		                                  : &p->shared_files[i - p->n_device_files];
+		const char *fname = f->tmpl ? f->tmpl : (dev ? NULL : f->pattern);
+		if (fname == NULL || strcmp(fname, name) != 0)
+			continue;
+		if (f->tmpl == NULL) {
+			fresh[i].raw = malloc(len + 1);
+			if (fresh[i].raw == NULL)
+				goto oom;
+			memcpy(fresh[i].raw, src, len);
+			fresh[i].raw[len] = '\0';
+			fresh[i].rawlen = len;
+		} else if (render_compile(src, len, f->mode, &fresh[i].tmpl, err, errlen) < 0) {
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < nslots; i++) {
+		if (fresh[i].tmpl == NULL && fresh[i].raw == NULL)
+			continue;
+		struct vendor_slot *s = i < p->n_device_files
+		                            ? &t->sets[pi].dev[i]
+		                            : &t->sets[pi].shared[i - p->n_device_files];
+		slot_clear(s);
+		*s = fresh[i];
+	}
+	free(fresh);
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	for (size_t i = 0; fresh != NULL && i < nslots; i++)
+		slot_clear(&fresh[i]);
+	free(fresh);
+	return -1;
+}
+
+/*
+ * Reads a whole regular file (at most VENDOR_FILE_MAX bytes) into a new
+ * NUL-terminated buffer the caller frees.  Only vendor_templates_load
+ * calls it.
+ */
+static int read_whole_file(const char *path, char **out, size_t *outlen, char *err,
+                           size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	*out = NULL;
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(VENDOR_FILE_MAX + 1);
+	if (buf == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	size_t n = fread(buf, 1, VENDOR_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		goto fail;
+	}
+	if (n > VENDOR_FILE_MAX) {
+		snprintf(err, errlen, "%s: larger than %d bytes", path, VENDOR_FILE_MAX);
+		goto fail;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	*outlen = n;
+	return 0;
+fail:
+	free(buf);
+	fclose(f);
+	return -1;
+}
+
+int vendor_templates_load(const char *tmpl_dir, const char *static_dir,
+                          struct vendor_templates **out, char *err, size_t errlen)
+{
+	struct vendor_templates *t = templates_new();
+	char path[4096], e[512];
+	char *src = NULL;
+	size_t len = 0;
+	*out = NULL;
+	if (t == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	xmlInitParser(); /* idempotent; must precede any parse from threads */
+	for (size_t i = 0; i < vendor_registry_len; i++) {
+		const struct vendor_profile *p = vendor_registry[i];
+		size_t nslots = p->n_device_files + p->n_shared_files;
+		for (size_t k = 0; k < nslots; k++) {
+			bool dev = k < p->n_device_files;
+			const struct vendor_file *f = dev ? &p->device_files[k]
+			                                  : &p->shared_files[k - p->n_device_files];
+			const char *name = f->tmpl ? f->tmpl : f->pattern;
+			int n = snprintf(path, sizeof(path), "%s/%s/%s",
+			                 f->tmpl ? tmpl_dir : static_dir, p->name, name);
+			if (n < 0 || (size_t)n >= sizeof(path)) {
+				snprintf(err, errlen, "%s/%s: path too long", p->name, name);
+				goto fail;
+			}
+			if (read_whole_file(path, &src, &len, err, errlen) < 0)
+				goto fail;
+			if (vendor_templates_set(t, p, name, src, len, e, sizeof(e)) < 0) {
+				snprintf(err, errlen, "%s: %s", path, e);
+				goto fail;
+			}
+			free(src);
+			src = NULL;
+		}
+	}
+	*out = t;
+	return 0;
+fail:
+	free(src);
+	vendor_templates_free(t);
+	return -1;
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+int vendor_render_device(const struct vendor_profile *p, const struct vendor_templates *t,
+                         size_t file_index, const struct render_input *in,
+                         struct render_buf *out, char *err, size_t errlen)
+{
+	size_t pi = profile_index(p);
+	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
+		snprintf(err, errlen, "no such per-device file");
+		return -1;
+	}
+	const struct vendor_slot *s = &t->sets[pi].dev[file_index];
+	if (s->tmpl == NULL) {
+		snprintf(err, errlen, "template %s/%s not loaded", p->name,
+		         p->device_files[file_index].tmpl);
+		return -1;
+	}
+	struct render_values vals;
+	if (values_for(p, in, &vals, err, errlen) < 0)
+		return -1;
+	return render_checked(s->tmpl, &vals, out, err, errlen);
+}
+
+int vendor_render_shared(const struct vendor_profile *p, const struct vendor_templates *t,
+                         size_t file_index, const char *model,
+                         struct render_buf *out, char *err, size_t errlen)
+{
+	size_t pi = profile_index(p);
+	if (pi == SIZE_MAX || file_index >= p->n_shared_files) {
+		snprintf(err, errlen, "no such shared file");
+		return -1;
+	}
+	const struct vendor_slot *s = &t->sets[pi].shared[file_index];
+	if (s->raw != NULL) {
+		if (render_buf_append(out, s->raw, s->rawlen) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	if (s->tmpl == NULL) {
+		snprintf(err, errlen, "shared file %s/%s not loaded", p->name,
+		         p->shared_files[file_index].pattern);
+		return -1;
+	}
+	struct render_values vals;
+	render_values_empty(&vals);
+	render_values_set(&vals, RV_MODEL, model);
+	return render_checked(s->tmpl, &vals, out, err, errlen);
+}

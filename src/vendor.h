@@ -1,0 +1,232 @@
+/*
+ * vendor.h -- phone families ("vendor profiles") as data plus a small ops
+ * table, in one registry.
+ *
+ * A profile says which files its phones request (name patterns), which of
+ * them depend on the device (per-device: rendered from the device's
+ * render_input) and which do not (shared: a device-independent template or
+ * a static file), the output format of each, how transports are spelled,
+ * the SIP NOTIFY event that makes the phone resync, and how to read its
+ * User-Agent.  Adding a phone family takes one vendor_<name>.c file, one
+ * line in the registry (vendor.c) and its templates; no code here changes.
+ *
+ * File name patterns are plain names with placeholders, literal parts
+ * matched case-insensitively:
+ *   {mac}   12 hex digits, any case (canonical form: lowercase)
+ *   {MAC}   12 hex digits, any case (canonical form: uppercase)
+ *   {model} 1 to 32 of [A-Za-z0-9_-] (shortest match that lets the rest match)
+ *   {code}  exactly 3 decimal digits
+ * A per-device pattern has {mac} or {MAC}; a shared one has not.
+ *
+ * The only I/O of this module is vendor_templates_load, which reads the
+ * template and static files from two directories.  Everything else is
+ * pure: no clock, no globals but the const registry, no logging.
+ */
+#ifndef HD_VENDOR_H
+#define HD_VENDOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "render.h"
+
+/* Longest file name vendor_match_file considers. */
+#define VENDOR_NAME_MAX 128
+/* Longest template or static file vendor_templates_load reads. */
+#define VENDOR_FILE_MAX RENDER_MAX_SOURCE
+
+/* What a User-Agent string tells; "" where it says nothing. */
+struct vendor_ua {
+	char model[48];
+	char firmware[48];
+	char mac[13]; /* 12 lowercase hex digits, or "" */
+};
+
+/* What a NOTIFY body may depend on (only some profiles send a body). */
+struct vendor_notify {
+	const char *register_call_id; /* Call-ID of the phone's REGISTER, or NULL */
+	unsigned long long version;   /* configuration version */
+};
+
+struct vendor_ops {
+	/* Returns 0 and fills out when ua is one of this family's; -1 if not. */
+	int (*parse_user_agent)(const char *ua, struct vendor_ua *out);
+	/* Optional (NULL: no body).  Writes the NOTIFY body into buf; returns
+	 * its length, or -1 on truncation or a value that cannot be sent. */
+	int (*notify_body)(const struct vendor_notify *in, char *buf, size_t len);
+};
+
+struct vendor_file {
+	const char *pattern;   /* e.g. "{mac}-line.cfg", "SEP{MAC}.cnf.xml" */
+	/* Template file name under <templates>/<profile>/; NULL for a static
+	 * shared file read verbatim from <static>/<profile>/<pattern>. */
+	const char *tmpl;
+	enum render_mode mode; /* RENDER_KV or one of the XML modes */
+};
+
+struct vendor_profile {
+	const char *name; /* "polycom", "yealink", ... */
+	const struct vendor_file *device_files;
+	size_t n_device_files;
+	const struct vendor_file *shared_files;
+	size_t n_shared_files;
+	/* line.transport as this family spells it, for udp, tcp, tls. */
+	const char *transport[3];
+	const char *notify_event;        /* Event: header value */
+	const char *notify_content_type; /* NULL when no body is sent */
+	const struct vendor_ops *ops;
+};
+
+/* The registry, in match order.  Never changes. */
+extern const struct vendor_profile *const vendor_registry[];
+extern const size_t vendor_registry_len;
+
+/* The profile of that name, or NULL. */
+const struct vendor_profile *vendor_profile_by_name(const char *name);
+
+/* ---- file names ------------------------------------------------------- */
+
+enum vendor_kind { VENDOR_NONE, VENDOR_DEVICE, VENDOR_SHARED };
+
+struct vendor_file_match {
+	const struct vendor_profile *profile;
+	enum vendor_kind kind;
+	size_t file_index; /* into profile->device_files or ->shared_files */
+	char mac[13];      /* VENDOR_DEVICE: 12 lowercase hex digits */
+	char model[33];    /* what {model}/{code} matched, else "" */
+};
+
+/*
+ * Whether name is a plain file name this module will look at: 1 to
+ * VENDOR_NAME_MAX bytes of [A-Za-z0-9._-], not starting with '.', no "..".
+ * (So no '/', '\\', NUL, control characters, '%' or spaces.)
+ */
+bool vendor_file_name_ok(const char *name);
+
+/*
+ * Maps a requested file name to the file that serves it.  Returns 1 and
+ * fills out on a match; 0 when no profile serves that name; -1 when name
+ * is not a plain file name (vendor_file_name_ok).  Shared files of every
+ * profile are tried before per-device ones, then registry order decides.
+ *
+ * One name can belong to several families: "<mac>.cfg" is Yealink's
+ * per-device file and also the optional Polycom per-device master file.
+ * A server that finds the device's own profile differs from out->profile
+ * must ask again with vendor_profile_match_file(device's profile, name)
+ * and answer 404 when that does not match.
+ */
+int vendor_match_file(const char *filename, struct vendor_file_match *out);
+
+/* The same, within one profile only. */
+int vendor_profile_match_file(const struct vendor_profile *p, const char *filename,
+                              struct vendor_file_match *out);
+
+/*
+ * The canonical name of file f for a device (mac: 12 hex digits, either
+ * case; NULL for a shared file) and, for {model}/{code} patterns, a model
+ * part.  Returns 0, or -1 when a needed value is missing or invalid or buf
+ * is too small.
+ */
+int vendor_file_name(const struct vendor_file *f, const char *mac, const char *model,
+                     char *buf, size_t len);
+
+/* ---- User-Agent, NOTIFY ----------------------------------------------- */
+
+/*
+ * Finds the family of a phone from its User-Agent (HTTP or SIP).  Returns
+ * the profile and fills out, or NULL (out then all empty).
+ */
+const struct vendor_profile *vendor_parse_user_agent(const char *ua, struct vendor_ua *out);
+
+/*
+ * The NOTIFY body for profile p: returns its length (0: no body), or -1
+ * when it does not fit in buf or a value cannot be sent.
+ */
+int vendor_notify_body(const struct vendor_profile *p, const struct vendor_notify *in,
+                       char *buf, size_t len);
+
+/* line.transport ("udp", "tcp", "tls", any case) in p's spelling; ""
+ * for NULL or ""; NULL for anything else. */
+const char *vendor_transport(const struct vendor_profile *p, const char *transport);
+
+/* ---- templates and rendering ------------------------------------------ */
+
+/* The compiled templates and static files of every profile. */
+struct vendor_templates;
+
+/*
+ * Reads every profile's templates from <tmpl_dir>/<profile>/<tmpl> and
+ * static files from <static_dir>/<profile>/<pattern>, and checks each one
+ * as vendor_template_check does.  On success *out is a new set the caller
+ * frees with vendor_templates_free.  On error returns -1 with err naming
+ * the file ("templates/yealink/device.cfg: line 3, column 7: ...").
+ * This is the module's only function that touches the file system.
+ */
+int vendor_templates_load(const char *tmpl_dir, const char *static_dir,
+                          struct vendor_templates **out, char *err, size_t errlen);
+void vendor_templates_free(struct vendor_templates *t); /* NULL-safe */
+
+/*
+ * Validates a replacement for the template or static file called `name` in
+ * profile p (a template's file name, e.g. "device.cfg", or a static file's
+ * name, e.g. "000000000000.cfg"): it must compile, a shared template may
+ * use no variable but `model`, and rendering it for sample devices (normal,
+ * parked with and without a parking account, hostile values) must succeed
+ * and, for XML, be well-formed.  Returns 0, or -1 with the reason in err.
+ */
+int vendor_template_check(const struct vendor_profile *p, const char *name,
+                          const char *src, size_t len, char *err, size_t errlen);
+
+/*
+ * Checks (as above) and installs src as template/static file `name` of p
+ * in t.  The caller must hold t exclusively (no render running on it).
+ * Returns 0, or -1 with err set and t unchanged.
+ */
+int vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
+                         const char *name, const char *src, size_t len,
+                         char *err, size_t errlen);
+
+/*
+ * Renders per-device file file_index of p for one device, appending to out
+ * (caller-owned; may hold secrets: free with render_buf_free).  XML output
+ * is checked well-formed with libxml2.  Returns 0, or -1 with err set and
+ * out->len as on entry.
+ */
+int vendor_render_device(const struct vendor_profile *p, const struct vendor_templates *t,
+                         size_t file_index, const struct render_input *in,
+                         struct render_buf *out, char *err, size_t errlen);
+
+/*
+ * Renders (or copies, for a static file) shared file file_index of p,
+ * appending to out.  model: what the request's {model}/{code} matched, or
+ * NULL.  Same results as vendor_render_device.
+ */
+int vendor_render_shared(const struct vendor_profile *p, const struct vendor_templates *t,
+                         size_t file_index, const char *model,
+                         struct render_buf *out, char *err, size_t errlen);
+
+/* Whether p[0..len) is a well-formed XML document (libxml2, no network, no
+ * entity expansion).  Returns 0, or -1 with "line N: message" in err. */
+int vendor_check_xml(const char *p, size_t len, char *err, size_t errlen);
+
+/* ---- helpers for the vendor_*.c files ---------------------------------- */
+
+struct vendor_tok {
+	const char *s;
+	size_t n;
+};
+/* Splits s on runs of blanks into at most max tokens; returns the count. */
+size_t vendor_split(const char *s, struct vendor_tok *tok, size_t max);
+/* Whether s[0..n) starts with prefix, ignoring ASCII case. */
+bool vendor_prefix(const char *s, size_t n, const char *prefix);
+/* Copies s[0..n) into dst (size dstlen), keeping only printable ASCII;
+ * truncates to fit.  Always NUL-terminates. */
+void vendor_copy(char *dst, size_t dstlen, const char *s, size_t n);
+/* A MAC from s[0..n): 12 hex digits, or 6 pairs separated by ':' or '-'.
+ * Writes 12 lowercase digits to out and returns 0, or returns -1. */
+int vendor_mac(const char *s, size_t n, char out[13]);
+/* Finds the first "(...)" group in s holding a MAC, optionally after a
+ * prefix such as "SN:" (case-insensitive); 0 and out filled, or -1. */
+int vendor_mac_in_parens(const char *s, const char *prefix, char out[13]);
+
+#endif

@@ -1,0 +1,45 @@
+"""pytest fixtures for the hotdeskd end-to-end suite.
+
+Owns: one fresh daemon per test (`daemon`, or `make_daemon(overrides)` for a
+test that needs its own configuration, e.g. a small lockout threshold), and
+the demo organizations (`acme`).  Every daemon is stopped with SIGTERM on
+teardown and must exit 0; a daemon that died during the test, or that wrote
+a secret to its log, fails the test (see hdharness.Daemon.teardown).
+"""
+
+import pytest
+
+import hdharness
+
+
+@pytest.fixture
+def make_daemon(tmp_path):
+    started = []
+
+    def make(overrides=None, name=None):
+        sub = tmp_path / (name or "d%d" % len(started))
+        sub.mkdir()
+        d = hdharness.Daemon(sub, overrides)
+        started.append(d)
+        d.start()
+        return d
+
+    yield make
+    errors = []
+    for d in started:
+        try:
+            d.teardown()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n\n".join(errors)
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    return make_daemon()
+
+
+@pytest.fixture
+def acme(daemon):
+    """(daemon, Demo) with the demo organizations acme and globex."""
+    return daemon, hdharness.build_demo(daemon)

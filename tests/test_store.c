@@ -1,0 +1,994 @@
+/*
+ * test_store.c -- the SQLite store: migrations, round trips through the
+ * world, constraints, transactions, events, attempts, lockout pairs,
+ * tokens, registrations, meta, file mode and crash durability.
+ *
+ * Each test gets its own temporary directory (database and, where needed,
+ * a private sql/ directory) removed at the end.  The only SQL here reads
+ * the database behind the store's back to check what it wrote.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "testutil.h"
+#include "world.h"
+
+static char *dir;
+static char dbpath[512];
+
+static void
+setup(void)
+{
+	dir = tu_tmpdir();
+	cr_assert_not_null(dir);
+	cr_assert_lt((size_t)snprintf(dbpath, sizeof dbpath, "%s/hd.db", dir), sizeof dbpath);
+}
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(p);
+}
+
+static void
+teardown(void)
+{
+	if (dir != NULL)
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 30);
+
+static struct store *
+open_db(void)
+{
+	char err[512];
+	struct store *s = store_open(dbpath, "sql", err, sizeof err);
+
+	cr_assert_not_null(s, "store_open: %s", err);
+	return s;
+}
+
+/* Writes text to dir/name. */
+static void
+write_file(const char *d, const char *name, const char *text)
+{
+	char p[1024];
+	FILE *f;
+
+	cr_assert_lt((size_t)snprintf(p, sizeof p, "%s/%s", d, name), sizeof p);
+	f = fopen(p, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fputs(text, f) >= 0, 1);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* A private sql directory holding a copy of the real 001 migration. */
+static void
+make_sql_dir(char *out, size_t len)
+{
+	char p[1024];
+	FILE *f;
+	char *text;
+	long n;
+
+	cr_assert_lt((size_t)snprintf(out, len, "%s/sql", dir), len);
+	cr_assert_eq(mkdir(out, 0700), 0);
+	f = fopen("sql/001_init.sql", "r");
+	cr_assert_not_null(f, "run the tests from the source root");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)n + 1);
+	cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	cr_assert_lt((size_t)snprintf(p, sizeof p, "%s", out), sizeof p);
+	write_file(p, "001_init.sql", text);
+	free(text);
+}
+
+/* One integer from the database file, read directly. */
+static long long
+peek_int(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long v = -999;
+
+	cr_assert_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* ---- fixtures ------------------------------------------------------ */
+
+static hd_id
+add_org(struct store *s, const char *name)
+{
+	struct hd_org o = { .name = (char *)name };
+
+	cr_assert_eq(store_org_put(s, &o), 0, "%s", store_errmsg(s));
+	cr_assert_gt(o.id, 0);
+	return o.id;
+}
+
+static hd_id
+add_ext(struct store *s, hd_id org, const char *number, const char *sip_user)
+{
+	struct hd_ext e = {
+		.org = org, .number = (char *)number, .sip_user = (char *)sip_user,
+		.sip_password = "pw", .display_name = (char *)number,
+	};
+
+	cr_assert_eq(store_ext_put(s, &e), 0, "%s", store_errmsg(s));
+	return e.id;
+}
+
+static hd_id
+add_dev(struct store *s, hd_id org, const char *mac, hd_id home)
+{
+	struct hd_dev d = { .org = org, .profile = "yealink", .home_ext = home };
+
+	memcpy(d.mac, mac, HD_MAC_LEN + 1);
+	cr_assert_eq(store_dev_put(s, &d), 0, "%s", store_errmsg(s));
+	return d.id;
+}
+
+static struct world *
+load(struct store *s)
+{
+	char err[256];
+	struct world *w = world_new();
+
+	cr_assert_not_null(w);
+	cr_assert_eq(store_load_world(s, w, err, sizeof err), 0, "load: %s", err);
+	return w;
+}
+
+#define assert_str_or_null(a, b)                                          \
+	do {                                                              \
+		if ((b) == NULL)                                          \
+			cr_assert_null((a));                              \
+		else {                                                    \
+			cr_assert_not_null((a));                          \
+			cr_assert_str_eq((a), (b));                       \
+		}                                                         \
+	} while (0)
+
+/* ---- migrations ---------------------------------------------------- */
+
+Test(store, migrations_applied_once_and_recorded)
+{
+	struct store *s = open_db();
+	char sqld[512];
+
+	cr_assert_eq(store_schema_version(s), 1);
+	add_org(s, "acme");
+	store_close(s);
+	cr_assert_eq(peek_int("SELECT count(*) FROM schema_migrations"), 1);
+	cr_assert_eq(peek_int("SELECT applied_at > 1600000000 FROM schema_migrations "
+	                      "WHERE version = 1 AND name = '001_init.sql'"), 1);
+
+	/* Reopening applies nothing again (001 would fail: tables exist). */
+	s = open_db();
+	cr_assert_eq(store_schema_version(s), 1);
+	store_close(s);
+	cr_assert_eq(peek_int("SELECT count(*) FROM orgs WHERE name = 'acme'"), 1);
+
+	/* A new file is applied once, in order, on the next open. */
+	make_sql_dir(sqld, sizeof sqld);
+	write_file(sqld, "002_more.sql", "CREATE TABLE more (x INTEGER);");
+	write_file(sqld, "README", "not a migration");
+	write_file(sqld, "notes.sql", "not a migration either");
+	char err[512];
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	cr_assert_eq(store_schema_version(s), 2);
+	store_close(s);
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	store_close(s);
+	cr_assert_eq(peek_int("SELECT count(*) FROM schema_migrations"), 2);
+	cr_assert_eq(peek_int("SELECT count(*) FROM sqlite_master WHERE name = 'more'"), 1);
+}
+
+Test(store, broken_migration_names_its_file_and_rolls_back)
+{
+	char sqld[512], err[512], want[600];
+	struct store *s;
+
+	make_sql_dir(sqld, sizeof sqld);
+	write_file(sqld, "002_broken.sql", "CREATE TABLE half (x);\nCREATE TABLE oops (;\n");
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_null(s);
+	cr_assert_lt((size_t)snprintf(want, sizeof want, "%s/002_broken.sql: ", sqld), sizeof want);
+	cr_assert_eq(strncmp(err, want, strlen(want)), 0, "err: %s", err);
+	cr_assert_not_null(strstr(err, "syntax error"), "err: %s", err);
+	/* 001 went in its own transaction; 002 left nothing behind. */
+	cr_assert_eq(peek_int("SELECT max(version) FROM schema_migrations"), 1);
+	cr_assert_eq(peek_int("SELECT count(*) FROM sqlite_master WHERE name = 'half'"), 0);
+
+	/* Fixed, it applies. */
+	write_file(sqld, "002_broken.sql", "CREATE TABLE half (x);\n");
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	cr_assert_eq(store_schema_version(s), 2);
+	store_close(s);
+}
+
+Test(store, duplicate_version_and_newer_database_refused)
+{
+	char sqld[512], err[512];
+	struct store *s;
+
+	make_sql_dir(sqld, sizeof sqld);
+	write_file(sqld, "002_a.sql", "CREATE TABLE a (x);");
+	write_file(sqld, "002_b.sql", "CREATE TABLE b (x);");
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_null(s);
+	cr_assert_not_null(strstr(err, "migration version 2"), "err: %s", err);
+
+	/* The database at version 2, the binary's sql/ only knows 1. */
+	char p[600];
+	cr_assert_lt((size_t)snprintf(p, sizeof p, "%s/002_b.sql", sqld), sizeof p);
+	cr_assert_eq(unlink(p), 0);
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	store_close(s);
+	s = store_open(dbpath, "sql", err, sizeof err);
+	cr_assert_null(s);
+	cr_assert_not_null(strstr(err, "newer"), "err: %s", err);
+}
+
+Test(store, memory_database_and_missing_sql_dir)
+{
+	char err[512];
+	struct store *s = store_open(":memory:", "sql", err, sizeof err);
+
+	cr_assert_not_null(s, "%s", err);
+	cr_assert_eq(store_schema_version(s), 1);
+	add_org(s, "mem");
+	store_close(s);
+
+	s = store_open(dbpath, "/nonexistent-hotdeskd-sql", err, sizeof err);
+	cr_assert_null(s);
+	cr_assert_not_null(strstr(err, "/nonexistent-hotdeskd-sql"), "err: %s", err);
+}
+
+/* ---- file mode and durability -------------------------------------- */
+
+Test(store, database_files_are_private)
+{
+	struct stat sb;
+	char wal[600];
+	struct store *s;
+	mode_t old = umask(0);
+
+	s = open_db();
+	umask(old);
+	add_org(s, "acme"); /* makes sure the WAL exists */
+	cr_assert_eq(stat(dbpath, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0600, "db mode %o", sb.st_mode & 0777);
+	cr_assert_lt((size_t)snprintf(wal, sizeof wal, "%s-wal", dbpath), sizeof wal);
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0600, "wal mode %o", sb.st_mode & 0777);
+	store_close(s);
+
+	/* An existing world-readable file is tightened. */
+	cr_assert_eq(chmod(dbpath, 0644), 0);
+	s = open_db();
+	cr_assert_eq(stat(dbpath, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0600);
+	store_close(s);
+}
+
+Test(store, committed_change_survives_kill_9)
+{
+	pid_t pid = fork();
+	int status;
+
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		char err[256];
+		struct store *s = store_open(dbpath, "sql", err, sizeof err);
+		struct hd_org o = { .name = "kept" }, o2 = { .name = "lost" };
+
+		if (s == NULL || store_begin(s) != 0 || store_org_put(s, &o) != 0 ||
+		    store_commit(s) != 0)
+			_exit(1);
+		/* Open a second transaction that never commits. */
+		if (store_begin(s) != 0 || store_org_put(s, &o2) != 0)
+			_exit(1);
+		kill(getpid(), SIGKILL);
+		_exit(2);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+
+	struct store *s = open_db();
+	struct world *w = load(s);
+
+	cr_assert_not_null(world_org_by_name(w, "kept"));
+	cr_assert_null(world_org_by_name(w, "lost"));
+	world_free(w);
+	store_close(s);
+}
+
+/* ---- organizations, extensions, devices ---------------------------- */
+
+Test(store, round_trip_through_world)
+{
+	struct store *s = open_db();
+	struct hd_org o = {
+		.name = "acme", .display_name = "Acme Inc",
+		.sip = { .host = "pbx.acme.test", .port = 5061, .transport = "tls" },
+	};
+	struct hd_org bare = { .name = "bare" };
+	struct hd_ext a = {
+		.number = "201", .sip_user = "acme-201", .sip_password = "s3cr&t<",
+		.display_name = "Alice", .label = "Alice desk",
+		.sip = { .host = "other.acme.test", .port = 5080, .transport = "tcp" },
+		.allow_virtualization = true, .secret_hash = "$argon2id$v=19$fake",
+	};
+	struct hd_ext b = { .number = "202", .sip_user = "acme-202", .sip_password = "x" };
+	struct hd_dev d1 = { .mac = "0004f2aabbcc", .profile = "polycom", .model = "VVX411",
+	                     .parking_user = "park-1", .parking_password = "ppw",
+	                     .static_contact = "sip:10.0.0.5:5060" };
+	struct hd_dev d2 = { .mac = "805ec0000001", .profile = "yealink" };
+	struct world *w;
+
+	cr_assert_eq(store_org_put(s, &o), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_org_put(s, &bare), 0, "%s", store_errmsg(s));
+	a.org = b.org = d1.org = d2.org = o.id;
+	cr_assert_eq(store_ext_put(s, &a), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_ext_put(s, &b), 0, "%s", store_errmsg(s));
+	d1.home_ext = a.id;
+	d2.home_ext = b.id;
+	cr_assert_eq(store_dev_put(s, &d1), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_dev_put(s, &d2), 0, "%s", store_errmsg(s));
+	cr_assert_neq(a.id, b.id);
+	/* b virtualized on a's phone. */
+	cr_assert_eq(store_ext_set_virtual_on(s, b.id, d1.id), 0, "%s", store_errmsg(s));
+
+	w = load(s);
+	cr_assert_eq(world_count_orgs(w), 2);
+	cr_assert_eq(world_count_exts(w), 2);
+	cr_assert_eq(world_count_devs(w), 2);
+
+	const struct hd_org *wo = world_org(w, o.id), *wb = world_org(w, bare.id);
+	cr_assert_not_null(wo);
+	cr_assert_str_eq(wo->name, "acme");
+	cr_assert_str_eq(wo->display_name, "Acme Inc");
+	cr_assert_str_eq(wo->sip.host, "pbx.acme.test");
+	cr_assert_eq(wo->sip.port, 5061);
+	cr_assert_str_eq(wo->sip.transport, "tls");
+	cr_assert_not_null(wb);
+	cr_assert_null(wb->display_name);
+	cr_assert_null(wb->sip.host);
+	cr_assert_eq(wb->sip.port, 0);
+	cr_assert_null(wb->sip.transport);
+
+	const struct hd_ext *wa = world_ext(w, a.id), *wbx = world_ext(w, b.id);
+	cr_assert_not_null(wa);
+	cr_assert_eq(wa->org, o.id);
+	cr_assert_str_eq(wa->number, "201");
+	cr_assert_str_eq(wa->sip_user, "acme-201");
+	cr_assert_str_eq(wa->sip_password, "s3cr&t<");
+	cr_assert_str_eq(wa->display_name, "Alice");
+	cr_assert_str_eq(wa->label, "Alice desk");
+	cr_assert_str_eq(wa->sip.host, "other.acme.test");
+	cr_assert_eq(wa->sip.port, 5080);
+	cr_assert_str_eq(wa->sip.transport, "tcp");
+	cr_assert(wa->allow_virtualization);
+	cr_assert_str_eq(wa->secret_hash, "$argon2id$v=19$fake");
+	cr_assert_eq(wa->virtual_on, 0);
+	cr_assert_eq(wa->home_dev, d1.id);
+	cr_assert_not_null(wbx);
+	cr_assert_null(wbx->display_name);
+	cr_assert_null(wbx->label);
+	cr_assert_null(wbx->secret_hash);
+	cr_assert_null(wbx->sip.host);
+	cr_assert_not(wbx->allow_virtualization);
+	cr_assert_eq(wbx->virtual_on, d1.id);
+	cr_assert_eq(wbx->home_dev, d2.id);
+
+	const struct hd_dev *w1 = world_dev_by_mac(w, "0004f2aabbcc");
+	const struct hd_dev *w2 = world_dev(w, d2.id);
+	cr_assert_not_null(w1);
+	cr_assert_eq(w1->id, d1.id);
+	cr_assert_eq(w1->org, o.id);
+	cr_assert_str_eq(w1->profile, "polycom");
+	cr_assert_str_eq(w1->model, "VVX411");
+	cr_assert_eq(w1->home_ext, a.id);
+	cr_assert_str_eq(w1->parking_user, "park-1");
+	cr_assert_str_eq(w1->parking_password, "ppw");
+	cr_assert_str_eq(w1->static_contact, "sip:10.0.0.5:5060");
+	cr_assert_eq(w1->guest, b.id);
+	cr_assert_not_null(w2);
+	cr_assert_null(w2->model);
+	cr_assert_null(w2->parking_user);
+	cr_assert_null(w2->parking_password);
+	cr_assert_null(w2->static_contact);
+	cr_assert_eq(w2->guest, 0);
+	world_free(w);
+
+	/* Updates by id replace every field, NULLs included; virtual_on back
+	 * to base. */
+	a.label = NULL;
+	a.secret_hash = NULL;
+	a.allow_virtualization = false;
+	a.sip = (struct hd_sip_server){ 0 };
+	cr_assert_eq(store_ext_put(s, &a), 0, "%s", store_errmsg(s));
+	d1.model = NULL;
+	d1.home_ext = 0;
+	cr_assert_eq(store_dev_put(s, &d1), 0, "%s", store_errmsg(s));
+	o.name = "acme2";
+	cr_assert_eq(store_org_put(s, &o), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_ext_set_virtual_on(s, b.id, 0), 0);
+	w = load(s);
+	wa = world_ext(w, a.id);
+	cr_assert_null(wa->label);
+	cr_assert_null(wa->secret_hash);
+	cr_assert_not(wa->allow_virtualization);
+	cr_assert_null(wa->sip.host);
+	cr_assert_eq(wa->home_dev, 0);
+	cr_assert_null(world_dev(w, d1.id)->model);
+	cr_assert_eq(world_dev(w, d1.id)->home_ext, 0);
+	cr_assert_eq(world_ext(w, b.id)->virtual_on, 0);
+	cr_assert_eq(world_dev(w, d1.id)->guest, 0);
+	cr_assert_not_null(world_org_by_name(w, "acme2"));
+	world_free(w);
+
+	/* Unknown ids. */
+	struct hd_org ghost = { .id = 9999, .name = "ghost" };
+	cr_assert_eq(store_org_put(s, &ghost), STORE_NOTFOUND);
+	cr_assert_not_null(strstr(store_errmsg(s), "9999"));
+	cr_assert_eq(store_ext_set_virtual_on(s, 9999, 0), STORE_NOTFOUND);
+	cr_assert_eq(store_dev_delete(s, 9999), STORE_NOTFOUND);
+	cr_assert_eq(store_ext_delete(s, 9999), STORE_NOTFOUND);
+	store_close(s);
+}
+
+Test(store, unique_and_foreign_key_conflicts)
+{
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme"), org2 = add_org(s, "beta");
+	hd_id e1 = add_ext(s, org, "201", "acme-201");
+	hd_id e2 = add_ext(s, org, "202", "acme-202");
+	hd_id d1 = add_dev(s, org, "0004f2000001", e1);
+
+	struct hd_org dup_org = { .name = "acme" };
+	cr_assert_eq(store_org_put(s, &dup_org), STORE_CONFLICT);
+	cr_assert_eq(dup_org.id, 0);
+	cr_assert_not_null(strstr(store_errmsg(s), "UNIQUE"), "%s", store_errmsg(s));
+
+	struct hd_ext same_number = { .org = org, .number = "201", .sip_user = "x-201" };
+	cr_assert_eq(store_ext_put(s, &same_number), STORE_CONFLICT);
+	/* The same number in another organization is fine. */
+	same_number.org = org2;
+	cr_assert_eq(store_ext_put(s, &same_number), 0, "%s", store_errmsg(s));
+
+	struct hd_ext same_user = { .org = org, .number = "299", .sip_user = "acme-202" };
+	cr_assert_eq(store_ext_put(s, &same_user), STORE_CONFLICT);
+
+	struct hd_dev same_mac = { .org = org, .mac = "0004f2000001", .profile = "p" };
+	cr_assert_eq(store_dev_put(s, &same_mac), STORE_CONFLICT);
+
+	struct hd_dev same_home = { .org = org, .mac = "0004f2000002", .profile = "p",
+	                            .home_ext = e1 };
+	cr_assert_eq(store_dev_put(s, &same_home), STORE_CONFLICT);
+
+	/* One SIP username, one account: parking user vs extension. */
+	struct hd_dev park = { .org = org, .mac = "0004f2000003", .profile = "p",
+	                       .home_ext = e2, .parking_user = "acme-201" };
+	cr_assert_eq(store_dev_put(s, &park), STORE_CONFLICT, "%s", store_errmsg(s));
+	park.parking_user = "park-3";
+	cr_assert_eq(store_dev_put(s, &park), 0, "%s", store_errmsg(s));
+	struct hd_ext takes_park = { .org = org, .number = "203", .sip_user = "park-3" };
+	cr_assert_eq(store_ext_put(s, &takes_park), STORE_CONFLICT);
+	struct hd_dev park2 = { .org = org, .mac = "0004f2000004", .profile = "p",
+	                        .parking_user = "park-3" };
+	cr_assert_eq(store_dev_put(s, &park2), STORE_CONFLICT);
+
+	/* References to rows that do not exist. */
+	struct hd_ext no_org = { .org = 777, .number = "1", .sip_user = "n1" };
+	cr_assert_eq(store_ext_put(s, &no_org), STORE_CONFLICT);
+	cr_assert_eq(store_ext_set_virtual_on(s, e2, 777), STORE_CONFLICT);
+
+	/* A non-empty organization cannot go. */
+	cr_assert_eq(store_org_delete(s, org), STORE_CONFLICT);
+
+	/* CHECK failures are plain errors, not conflicts. */
+	struct hd_dev bad_mac = { .org = org, .mac = "0004F2000009", .profile = "p" };
+	cr_assert_eq(store_dev_put(s, &bad_mac), STORE_ERR);
+	struct hd_ext bad_number = { .org = org, .number = "20a", .sip_user = "q" };
+	cr_assert_eq(store_ext_put(s, &bad_number), STORE_ERR);
+	struct hd_org bad_name = { .name = "Acme" };
+	cr_assert_eq(store_org_put(s, &bad_name), STORE_ERR);
+	struct hd_org bad_tr = { .name = "ok", .sip = { .transport = "sctp" } };
+	cr_assert_eq(store_org_put(s, &bad_tr), STORE_ERR);
+
+	/* Nothing of the failures was stored. */
+	struct world *w = load(s);
+	cr_assert_eq(world_count_orgs(w), 2);
+	cr_assert_eq(world_count_exts(w), 3);
+	cr_assert_eq(world_count_devs(w), 2);
+	cr_assert_eq(world_dev(w, d1)->home_ext, e1);
+	world_free(w);
+	store_close(s);
+}
+
+Test(store, deletes_cascade_as_documented)
+{
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme");
+	hd_id a = add_ext(s, org, "201", "acme-201");
+	hd_id b = add_ext(s, org, "202", "acme-202");
+	hd_id da = add_dev(s, org, "000000000001", a);
+	hd_id db = add_dev(s, org, "000000000002", b);
+	struct store_pair p = { .failures_in_window = 3, .window_start = 10 }, q;
+
+	cr_assert_eq(store_ext_set_virtual_on(s, b, da), 0);
+	cr_assert_eq(store_pair_put(s, db, a, &p), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_pair_put(s, da, b, &p), 0, "%s", store_errmsg(s));
+
+	/* Device gone: b returns to base, pairs of da go. */
+	cr_assert_eq(store_dev_delete(s, da), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_pair_get(s, da, b, &q), 0);
+	cr_assert_eq(store_pair_get(s, db, a, &q), 1);
+	/* Extension gone: its home device loses it, its pairs go. */
+	cr_assert_eq(store_ext_delete(s, b), 0, "%s", store_errmsg(s));
+
+	struct world *w = load(s);
+	cr_assert_eq(world_count_devs(w), 1);
+	cr_assert_eq(world_dev(w, db)->home_ext, 0);
+	cr_assert_eq(world_ext(w, a)->virtual_on, 0);
+	world_free(w);
+
+	cr_assert_eq(store_ext_delete(s, a), 0);
+	cr_assert_eq(store_pair_get(s, db, a, &q), 0);
+	cr_assert_eq(store_dev_delete(s, db), 0);
+	cr_assert_eq(store_org_delete(s, org), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_org_delete(s, org), STORE_NOTFOUND);
+	store_close(s);
+}
+
+/* ---- transactions -------------------------------------------------- */
+
+Test(store, rollback_discards_commit_keeps)
+{
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme");
+	hd_id a = add_ext(s, org, "201", "acme-201");
+	hd_id d = add_dev(s, org, "000000000001", 0);
+	struct world *w;
+
+	cr_assert_eq(store_begin(s), 0, "%s", store_errmsg(s));
+	add_org(s, "tmp");
+	cr_assert_eq(store_ext_set_virtual_on(s, a, d), 0);
+	cr_assert_eq(store_event_add(s, 1, "move", org, "201", "000000000001", NULL), 0);
+	cr_assert_eq(store_rollback(s), 0, "%s", store_errmsg(s));
+	w = load(s);
+	cr_assert_null(world_org_by_name(w, "tmp"));
+	cr_assert_eq(world_ext(w, a)->virtual_on, 0);
+	world_free(w);
+	cr_assert_eq(store_events_list(s, NULL, NULL, NULL), 0); /* no rows: cb unused */
+
+	/* A failing statement inside a transaction does not end it. */
+	cr_assert_eq(store_begin(s), 0);
+	cr_assert_eq(store_ext_set_virtual_on(s, a, d), 0);
+	struct hd_org dup = { .name = "acme" };
+	cr_assert_eq(store_org_put(s, &dup), STORE_CONFLICT);
+	cr_assert_eq(store_commit(s), 0, "%s", store_errmsg(s));
+	store_close(s);
+
+	s = open_db();
+	w = load(s);
+	cr_assert_eq(world_ext(w, a)->virtual_on, d);
+	cr_assert_eq(world_dev(w, d)->guest, a);
+	world_free(w);
+
+	/* Nested BEGIN is an error, and rollback without a transaction too. */
+	cr_assert_eq(store_begin(s), 0);
+	cr_assert_eq(store_begin(s), STORE_ERR);
+	cr_assert_eq(store_rollback(s), 0);
+	cr_assert_eq(store_rollback(s), STORE_ERR);
+	cr_assert_neq(store_errmsg(s)[0], '\0');
+	store_close(s);
+}
+
+/* ---- events -------------------------------------------------------- */
+
+struct ev_seen {
+	int n;
+	long long ids[64];
+	char types[64][16];
+	int stop_after; /* 0 = never */
+};
+
+static int
+ev_collect(const struct store_event *ev, void *arg)
+{
+	struct ev_seen *c = arg;
+
+	cr_assert_lt(c->n, 64);
+	c->ids[c->n] = ev->id;
+	cr_assert_lt((size_t)snprintf(c->types[c->n], sizeof c->types[0], "%s", ev->type),
+	             sizeof c->types[0]);
+	c->n++;
+	return c->stop_after != 0 && c->n >= c->stop_after ? 7 : 0;
+}
+
+static struct ev_seen
+list(struct store *s, const struct store_event_filter *f)
+{
+	struct ev_seen c = { 0 };
+
+	cr_assert_eq(store_events_list(s, f, ev_collect, &c), 0, "%s", store_errmsg(s));
+	return c;
+}
+
+static int
+ev_check_fields(const struct store_event *ev, void *arg)
+{
+	int *n = arg;
+
+	if (ev->id == 2) {
+		cr_assert_eq(ev->at, 1001);
+		cr_assert_str_eq(ev->type, "denied");
+		cr_assert_eq(ev->org, 0);
+		cr_assert_null(ev->extension);
+		cr_assert_null(ev->device);
+		cr_assert_null(ev->detail);
+	} else if (ev->id == 1) {
+		cr_assert_eq(ev->at, 1000);
+		cr_assert_eq(ev->org, 5);
+		cr_assert_str_eq(ev->extension, "201");
+		cr_assert_str_eq(ev->device, "000000000001");
+		cr_assert_str_eq(ev->detail, "{\"from\":null,\"to\":\"000000000001\"}");
+	}
+	(*n)++;
+	return 0;
+}
+
+Test(store, events_filters_and_paging)
+{
+	struct store *s = open_db();
+	struct store_event_filter f = { 0 };
+	struct ev_seen c;
+	long long id = 0;
+	int n = 0;
+
+	/* ids 1..10; org 5 on odd ids, org 6 on even; type alternates. */
+	cr_assert_eq(store_event_add_id(s, 1000, "move", 5, "201", "000000000001",
+	                                "{\"from\":null,\"to\":\"000000000001\"}", &id),
+	             0, "%s", store_errmsg(s));
+	cr_assert_eq(id, 1);
+	cr_assert_eq(store_event_add(s, 1001, "denied", 0, NULL, NULL, NULL), 0);
+	for (int i = 3; i <= 10; i++)
+		cr_assert_eq(store_event_add(s, 1000 + i, i % 3 == 0 ? "lockout" : "move",
+		                             i % 2 ? 5 : 6, i % 2 ? "201" : "202",
+		                             i % 4 == 0 ? "000000000004" : "000000000001", "{}"),
+		             0, "%s", store_errmsg(s));
+	cr_assert_eq(store_event_add(s, 1, "move", 0, NULL, NULL, "{not json"), STORE_ERR);
+	cr_assert_eq(store_event_add(s, 1, NULL, 0, NULL, NULL, NULL), STORE_ERR);
+
+	cr_assert_eq(store_events_list(s, NULL, ev_check_fields, &n), 0);
+	cr_assert_eq(n, 10);
+
+	c = list(s, NULL);
+	cr_assert_eq(c.n, 10);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(c.ids[i], i + 1, "ascending by id");
+
+	f.org = 5;
+	c = list(s, &f);
+	cr_assert_eq(c.n, 5); /* 1, 3, 5, 7, 9 */
+	cr_assert_eq(c.ids[4], 9);
+
+	f = (struct store_event_filter){ .type = "lockout" };
+	c = list(s, &f);
+	cr_assert_eq(c.n, 3); /* 3, 6, 9 */
+	cr_assert_eq(c.ids[0], 3);
+	cr_assert_eq(c.ids[2], 9);
+
+	f = (struct store_event_filter){ .extension = "202", .device = "000000000004" };
+	c = list(s, &f);
+	cr_assert_eq(c.n, 2); /* 4, 8 */
+	cr_assert_eq(c.ids[0], 4);
+	cr_assert_eq(c.ids[1], 8);
+
+	f = (struct store_event_filter){ .org = 6, .type = "move", .extension = "202" };
+	c = list(s, &f);
+	cr_assert_eq(c.n, 3); /* 4, 8, 10 */
+
+	/* Paging forward, 4 at a time. */
+	long long since = 0;
+	int pages = 0, total = 0;
+	for (;;) {
+		f = (struct store_event_filter){ .since_id = since, .limit = 4 };
+		c = list(s, &f);
+		if (c.n == 0)
+			break;
+		cr_assert_eq(c.ids[0], since + 1);
+		since = c.ids[c.n - 1];
+		total += c.n;
+		pages++;
+	}
+	cr_assert_eq(pages, 3);
+	cr_assert_eq(total, 10);
+
+	/* Newest first, paging back with before_id. */
+	f = (struct store_event_filter){ .newest_first = true, .limit = 3 };
+	c = list(s, &f);
+	cr_assert_eq(c.n, 3);
+	cr_assert_eq(c.ids[0], 10);
+	cr_assert_eq(c.ids[2], 8);
+	f.before_id = c.ids[2];
+	c = list(s, &f);
+	cr_assert_eq(c.ids[0], 7);
+	cr_assert_eq(c.ids[2], 5);
+
+	/* Bounded on both sides. */
+	f = (struct store_event_filter){ .since_id = 3, .before_id = 7 };
+	c = list(s, &f);
+	cr_assert_eq(c.n, 3); /* 4, 5, 6 */
+
+	/* The callback stops the walk and its value comes back. */
+	c = (struct ev_seen){ .stop_after = 2 };
+	cr_assert_eq(store_events_list(s, NULL, ev_collect, &c), 7);
+	cr_assert_eq(c.n, 2);
+	/* ...and the statement was reset: a new list starts from the top. */
+	c = list(s, NULL);
+	cr_assert_eq(c.n, 10);
+	store_close(s);
+}
+
+/* ---- attempts and pairs -------------------------------------------- */
+
+Test(store, call_attempts)
+{
+	struct store *s = open_db();
+	int failures = 99;
+	bool hung = true;
+
+	cr_assert_eq(store_call_get(s, "call-1", &failures, &hung), 0);
+	cr_assert_eq(failures, 0);
+	cr_assert_not(hung);
+	cr_assert_eq(store_call_put(s, "call-1", 2, false, 100), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_call_put(s, "call-2", 1, false, 200), 0);
+	cr_assert_eq(store_call_get(s, "call-1", &failures, &hung), 1);
+	cr_assert_eq(failures, 2);
+	cr_assert_not(hung);
+	cr_assert_eq(store_call_put(s, "call-1", 3, true, 150), 0);
+	cr_assert_eq(store_call_get(s, "call-1", &failures, &hung), 1);
+	cr_assert_eq(failures, 3);
+	cr_assert(hung);
+
+	cr_assert_eq(store_calls_expire(s, 150), 0); /* strictly older only */
+	cr_assert_eq(store_calls_expire(s, 151), 1);
+	cr_assert_eq(store_call_get(s, "call-1", &failures, &hung), 0);
+	cr_assert_eq(store_call_get(s, "call-2", &failures, &hung), 1);
+	cr_assert_eq(failures, 1);
+	store_close(s);
+}
+
+Test(store, lockout_pairs)
+{
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme");
+	hd_id e0 = add_ext(s, org, "200", "acme-200");
+	hd_id e = add_ext(s, org, "201", "acme-201");
+	hd_id d = add_dev(s, org, "000000000001", 0);
+	struct store_pair p = { .failures_in_window = 9, .window_start = 1000,
+	                        .locked_until = 5000000000LL, .lock_level = 2 };
+	struct store_pair q = { .failures_in_window = 1 };
+
+	cr_assert_eq(store_pair_get(s, d, e, &q), 0);
+	cr_assert_eq(q.failures_in_window, 0);
+	cr_assert_eq(q.locked_until, 0);
+	cr_assert_eq(store_pair_put(s, d, e, &p), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_pair_get(s, d, e, &q), 1);
+	cr_assert_eq(q.failures_in_window, 9);
+	cr_assert_eq(q.window_start, 1000);
+	cr_assert_eq(q.locked_until, 5000000000LL);
+	cr_assert_eq(q.lock_level, 2);
+	p.failures_in_window = 0;
+	p.lock_level = 3;
+	cr_assert_eq(store_pair_put(s, d, e, &p), 0);
+	cr_assert_eq(store_pair_get(s, d, e, &q), 1);
+	cr_assert_eq(q.lock_level, 3);
+	cr_assert_eq(q.locked_until, 5000000000LL, "64-bit times survive");
+	cr_assert_eq(d, e0, "ids chosen so that (e, d) is another pair");
+	cr_assert_eq(store_pair_put(s, e, d, &q), STORE_CONFLICT, "no device %lld", (long long)e);
+	struct store_pair other = { .failures_in_window = 1, .window_start = 1500 };
+	cr_assert_eq(store_pair_put(s, d, e0, &other), 0);
+	cr_assert_eq(store_pair_get(s, d, e0, &q), 1);
+	cr_assert_eq(q.failures_in_window, 1);
+	cr_assert_eq(q.lock_level, 0, "pairs are kept apart");
+
+	cr_assert_eq(store_pair_put(s, d, 4242, &p), STORE_CONFLICT);
+
+	cr_assert_eq(store_pairs_expire(s, 1500), 0);
+	cr_assert_eq(store_pairs_expire(s, 2000), 1, "the unlocked one only");
+	cr_assert_eq(store_pair_get(s, d, e0, &q), 0);
+	cr_assert_eq(store_pairs_expire(s, 5000000001LL), 1);
+	cr_assert_eq(store_pair_get(s, d, e, &q), 0);
+	store_close(s);
+}
+
+/* ---- tokens -------------------------------------------------------- */
+
+struct tok_seen {
+	int n;
+	hd_id ids[8];
+	char roles[8][STORE_ROLE_MAX];
+	hd_id orgs[8];
+};
+
+static int
+tok_collect(const struct store_token *t, void *arg)
+{
+	struct tok_seen *c = arg;
+
+	cr_assert_lt(c->n, 8);
+	c->ids[c->n] = t->id;
+	cr_assert_lt((size_t)snprintf(c->roles[c->n], STORE_ROLE_MAX, "%s", t->role),
+	             (size_t)STORE_ROLE_MAX);
+	c->orgs[c->n] = t->org;
+	cr_assert_not_null(t->hash);
+	cr_assert_gt(t->created_at, 0);
+	c->n++;
+	return 0;
+}
+
+Test(store, tokens)
+{
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme"), id1 = 0, id2 = 0, id3 = 0, got_org = 99;
+	char role[STORE_ROLE_MAX];
+	struct tok_seen c = { 0 };
+
+	cr_assert_eq(store_token_add(s, "aa11", "admin", 0, "bootstrap", 100, &id1), 0,
+	             "%s", store_errmsg(s));
+	cr_assert_eq(store_token_add(s, "bb22", "org", org, NULL, 101, &id2), 0,
+	             "%s", store_errmsg(s));
+	cr_assert_eq(store_token_add(s, "cc33", "pbx", 0, "asterisk", 102, &id3), 0);
+	cr_assert(id1 > 0 && id2 > id1 && id3 > id2);
+
+	cr_assert_eq(store_token_add(s, "aa11", "pbx", 0, "again", 103, NULL), STORE_CONFLICT);
+	cr_assert_eq(store_token_add(s, "dd44", "root", 0, NULL, 103, NULL), STORE_ERR);
+	cr_assert_eq(store_token_add(s, "dd44", "org", 0, NULL, 103, NULL), STORE_ERR,
+	             "an org token names its org");
+	cr_assert_eq(store_token_add(s, "dd44", "admin", org, NULL, 103, NULL), STORE_ERR);
+
+	cr_assert_eq(store_token_find(s, "bb22", role, &got_org), 1);
+	cr_assert_str_eq(role, "org");
+	cr_assert_eq(got_org, org);
+	cr_assert_eq(store_token_find(s, "aa11", role, &got_org), 1);
+	cr_assert_str_eq(role, "admin");
+	cr_assert_eq(got_org, 0);
+	cr_assert_eq(store_token_find(s, "AA11", role, &got_org), 0, "exact match only");
+	cr_assert_eq(store_token_find(s, "zz", NULL, NULL), 0);
+
+	cr_assert_eq(store_token_list(s, tok_collect, &c), 0);
+	cr_assert_eq(c.n, 3);
+	cr_assert_eq(c.ids[0], id1);
+	cr_assert_str_eq(c.roles[2], "pbx");
+	cr_assert_eq(c.orgs[1], org);
+
+	cr_assert_eq(store_token_delete(s, id3), 0);
+	cr_assert_eq(store_token_delete(s, id3), STORE_NOTFOUND);
+	cr_assert_eq(store_token_find(s, "cc33", role, NULL), 0);
+	/* An organization's tokens go with it. */
+	cr_assert_eq(store_org_delete(s, org), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_token_find(s, "bb22", role, NULL), 0);
+	cr_assert_eq(store_token_find(s, "aa11", role, NULL), 1);
+	store_close(s);
+}
+
+/* ---- registrations and meta ---------------------------------------- */
+
+Test(store, registrations)
+{
+	struct store *s = open_db();
+	struct store_reg r = { .expires_at = 2000, .updated_at = 1000 }, g;
+
+	strcpy(r.sip_user, "acme-201");
+	strcpy(r.contact, "sip:acme-201@192.0.2.10:5062;transport=udp");
+	strcpy(r.source, "192.0.2.10:5062");
+	strcpy(r.user_agent, "Yealink SIP-T46S 66.86.0.15");
+	cr_assert_eq(store_reg_get(s, "acme-201", &g), 0);
+	cr_assert_eq(g.contact[0], '\0');
+	cr_assert_eq(store_reg_put(s, &r), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_reg_get(s, "acme-201", &g), 1);
+	cr_assert_str_eq(g.sip_user, "acme-201");
+	cr_assert_str_eq(g.contact, r.contact);
+	cr_assert_str_eq(g.source, r.source);
+	cr_assert_str_eq(g.user_agent, r.user_agent);
+	cr_assert_str_eq(g.call_id, "");
+	cr_assert_eq(g.expires_at, 2000);
+	cr_assert_eq(g.updated_at, 1000);
+
+	/* Replace: the newest fact wins. */
+	strcpy(r.contact, "sip:acme-201@192.0.2.99:5060");
+	r.source[0] = '\0';
+	strcpy(r.call_id, "abc@host");
+	r.expires_at = 3000;
+	cr_assert_eq(store_reg_put(s, &r), 0);
+	cr_assert_eq(store_reg_get(s, "acme-201", &g), 1);
+	cr_assert_str_eq(g.contact, "sip:acme-201@192.0.2.99:5060");
+	cr_assert_str_eq(g.source, "");
+	cr_assert_str_eq(g.call_id, "abc@host");
+	cr_assert_eq(peek_int("SELECT source IS NULL FROM registrations"), 1);
+
+	/* Unterminated or empty fields are refused. */
+	struct store_reg bad = r;
+	memset(bad.user_agent, 'x', sizeof bad.user_agent);
+	cr_assert_eq(store_reg_put(s, &bad), STORE_ERR);
+	bad = r;
+	bad.contact[0] = '\0';
+	cr_assert_eq(store_reg_put(s, &bad), STORE_ERR);
+
+	strcpy(r.sip_user, "acme-202");
+	r.expires_at = 1500;
+	cr_assert_eq(store_reg_put(s, &r), 0);
+	cr_assert_eq(store_regs_expire(s, 1499), 0);
+	cr_assert_eq(store_regs_expire(s, 1500), 1);
+	cr_assert_eq(store_reg_get(s, "acme-202", &g), 0);
+	cr_assert_eq(store_reg_delete(s, "acme-201"), 0);
+	cr_assert_eq(store_reg_get(s, "acme-201", &g), 0);
+	cr_assert_eq(store_reg_delete(s, "acme-201"), 0, "idempotent");
+	store_close(s);
+}
+
+Test(store, meta)
+{
+	struct store *s = open_db();
+	char buf[8];
+
+	cr_assert_eq(store_meta_get(s, "k", buf, sizeof buf), 0);
+	cr_assert_str_eq(buf, "");
+	cr_assert_eq(store_meta_put(s, "k", "v1"), 0);
+	cr_assert_eq(store_meta_put(s, "k", "v2"), 0);
+	cr_assert_eq(store_meta_get(s, "k", buf, sizeof buf), 1);
+	cr_assert_str_eq(buf, "v2");
+	cr_assert_eq(store_meta_put(s, "long", "12345678"), 0);
+	cr_assert_eq(store_meta_get(s, "long", buf, sizeof buf), STORE_ERR, "does not fit");
+	cr_assert_str_eq(buf, "");
+	cr_assert_eq(store_meta_put(s, "k", NULL), 0);
+	cr_assert_eq(store_meta_get(s, "k", buf, sizeof buf), 0);
+	store_close(s);
+}
+
+Test(store, close_is_null_safe_and_rolls_back_open_transaction)
+{
+	struct store *s = open_db();
+
+	store_close(NULL);
+	cr_assert_eq(store_begin(s), 0);
+	add_org(s, "pending");
+	store_close(s);
+	s = open_db();
+	struct world *w = load(s);
+	cr_assert_eq(world_count_orgs(w), 0);
+	world_free(w);
+	store_close(s);
+}
