@@ -9,6 +9,7 @@
  */
 #include "api.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,40 @@ only_fields(const struct form *f, const char *const *known, const char **bad)
 		}
 	}
 	return 0;
+}
+
+/* "ip:port" or "[ipv6]:port" with a numeric address. */
+static bool
+valid_source(const char *s)
+{
+	char host[64];
+	const char *colon, *h = s;
+	size_t hl;
+	unsigned char buf[16];
+	char *end;
+	long port;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return false;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return false;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return false;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (inet_pton(s[0] == '[' ? AF_INET6 : AF_INET, host, buf) != 1)
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	return colon[1] != '\0' && *end == '\0' && port >= 1 && port <= 65535;
 }
 
 static const char *
@@ -156,7 +191,7 @@ registration(struct api_ctx *c, const struct http_request *req, struct http_resp
 	           (strncasecmp(r.contact, "sip:", 4) != 0 && strncasecmp(r.contact, "sips:", 5) != 0 &&
 	            strncasecmp(r.contact, "<sip", 4) != 0)) {
 		fail(req, res, 400, r.contact ? "invalid contact" : "missing contact");
-	} else if (r.source != NULL && !api_printable(r.source, 60, false)) {
+	} else if (r.source != NULL && (!api_printable(r.source, 60, false) || !valid_source(r.source))) {
 		fail(req, res, 400, "invalid source");
 	} else if (r.user_agent != NULL && !api_printable(r.user_agent, 250, true)) {
 		fail(req, res, 400, "invalid user_agent");

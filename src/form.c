@@ -10,6 +10,7 @@
  *   3. fields keep the order in which the client sent them.
  * Duplicates are found by sorting a copy of the key index (n log n), so a
  * hostile body of many tiny fields cannot make the check quadratic.
+ * Values may be secrets (a PBX "code"): form_free wipes them.
  */
 #include "form.h"
 
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 struct form {
 	size_t n, cap;      /* fields used / allocated */
@@ -113,6 +115,9 @@ form_free(struct form *f)
 		return;
 	free(f->key);
 	free(f->val);
+	/* values may be secrets (a PBX "code"): wipe before freeing */
+	if (f->data != NULL)
+		sodium_memzero(f->data, f->data_cap);
 	free(f->data);
 	free(f);
 }

@@ -376,6 +376,9 @@ req_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 		next = v->next;
 		free(v);
 	}
+	/* a body may carry a secret code: wipe it */
+	if (q->body != NULL)
+		sodium_memzero(q->body, q->body_cap);
 	free(q->body);
 	free(q);
 	*con_cls = NULL;

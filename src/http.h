@@ -30,7 +30,8 @@ struct http_request {
 	const char *method;       /* "GET", "HEAD", "POST", "PUT", ... */
 	const char *path;         /* raw path without the query, e.g. "/api/v1/orgs/acme" */
 	const char *query;        /* raw query string without '?', or "" */
-	const char *body;         /* NUL-terminated copy of the body, "" if none */
+	const char *body;         /* NUL-terminated copy of the body, "" if none;
+	                             it may hold NUL bytes: body_len is the length */
 	size_t body_len;
 	const struct sockaddr *peer; /* client address */
 	socklen_t peer_len;
@@ -41,7 +42,9 @@ struct http_request {
  * duration of the handler call. */
 const char *http_header(const struct http_request *req, const char *name);
 
-/* The token of "Authorization: Bearer <token>", or NULL. */
+/* The token of "Authorization: Bearer <token>" (scheme case-insensitive),
+ * or NULL if absent, empty or containing whitespace.  Borrowed like
+ * http_header. */
 const char *http_bearer(const struct http_request *req);
 
 /* A query-string argument, percent-decoded ('+' is a space), or NULL.  The
@@ -98,9 +101,9 @@ struct http_route {
 struct http_opts {
 	const char *listen;        /* numeric IPv4 or IPv6 address */
 	unsigned port;             /* 0 = OS-chosen */
-	unsigned threads;          /* worker threads (thread pool) */
-	unsigned conn_limit;       /* max concurrent connections */
-	unsigned timeout_s;        /* idle connection timeout */
+	unsigned threads;          /* worker threads (thread pool); 0 or 1 = one */
+	unsigned conn_limit;       /* max concurrent connections; 0 = MHD default */
+	unsigned timeout_s;        /* idle connection timeout; 0 = none */
 };
 
 struct http_server;
@@ -110,7 +113,7 @@ struct http_server;
 struct http_server *http_start(const struct http_opts *o,
                                const struct http_route *routes, size_t nroutes,
                                char *err, size_t errlen);
-/* The port actually bound. */
+/* The port actually bound (0 for NULL). */
 unsigned http_port(const struct http_server *s);
 /* Stops accepting, lets requests already being served finish (waiting at
  * most a few seconds), closes idle keep-alive connections, frees.

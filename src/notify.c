@@ -13,6 +13,11 @@
  * transaction is swapped out of the array before done is called, so done
  * may start new transactions while notify_tick is iterating.
  *
+ * A transaction is dropped as soon as its final response arrives (no
+ * Completed state / Timer K): over UDP that state only absorbs
+ * retransmitted final responses, and an unmatched response is ignored
+ * anyway (notify_input returns 0).
+ *
  * Randomness (branch, From tag, Call-ID, cnonce) comes from libsodium's
  * randombytes; the message text itself is built by sip.c.
  */

@@ -115,6 +115,43 @@ check_invariants(struct svc *s, const char *after)
 		fatal("invariant broken after %s: %s", after, err);
 }
 
+/*
+ * The resync outbox: every device whose configuration may have changed
+ * gets a pending resync row in the same transaction as the change, so a
+ * crash after the commit still owes it a NOTIFY.
+ */
+static int
+outbox_one(struct svc *s, hd_id dev, long long now)
+{
+	struct store_resync r;
+	int rc = store_resync_get(s->st, dev, &r);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		r.created_at = now;
+	snprintf(r.state, sizeof(r.state), "pending");
+	r.dev = dev;
+	r.version = 0; /* the publisher fills the version it renders */
+	r.attempts = 0;
+	r.next_at = now;
+	return store_resync_put(s->st, &r) == 0 ? 0 : -1;
+}
+
+static int
+outbox_add(struct svc *s, const struct hd_idset *changed, const hd_id *extra, size_t nextra)
+{
+	long long now = now_s();
+
+	for (size_t i = 0; i < changed->n; i++)
+		if (outbox_one(s, changed->v[i], now) != 0)
+			return -1;
+	for (size_t i = 0; i < nextra; i++)
+		if (world_dev(s->w, extra[i]) != NULL && outbox_one(s, extra[i], now) != 0)
+			return -1;
+	return 0;
+}
+
 static void
 undo_plan(struct svc *s, const struct virt_plan *p)
 {
@@ -128,33 +165,29 @@ undo_plan(struct svc *s, const struct virt_plan *p)
  */
 typedef int (*tx_fn)(struct svc *s, void *arg);
 
-/*
- * Applies plan p to the world and the store in one transaction after
- * fn's writes (fn runs first, so a new object has its id), records one event per move (cause), and calls the hook
- * with the changed devices plus `extra` devices.  Called with the lock
- * held.  Returns 0, or -1 with nothing changed.
- */
 static int
-svc_commit(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn fn, void *arg,
-           const hd_id *extra, size_t nextra)
+svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre, tx_fn post,
+            void *arg, const hd_id *extra, size_t nextra)
 {
 	struct hd_idset changed = { 0 };
 	int rc = -1;
 
 	if (store_begin(s->st) != 0)
 		goto out;
-	if (fn != NULL && fn(s, arg) != 0)
+	if (pre != NULL && pre(s, arg) != 0)
 		goto rollback;
 	for (size_t i = 0; i < p->n; i++)
 		if (store_ext_set_virtual_on(s->st, p->moves[i].ext, p->moves[i].to) != 0)
 			goto rollback;
 	if (plan_events(s, p, cause) != 0)
 		goto rollback;
+	if (post != NULL && post(s, arg) != 0)
+		goto rollback;
 	if (virt_apply(s->w, p, &changed) != 0) {
 		undo_plan(s, p);
 		goto rollback;
 	}
-	if (store_commit(s->st) != 0) {
+	if (outbox_add(s, &changed, extra, nextra) != 0 || store_commit(s->st) != 0) {
 		undo_plan(s, p);
 		goto rollback;
 	}
@@ -174,6 +207,20 @@ rollback:
 out:
 	hd_idset_free(&changed);
 	return rc;
+}
+
+/*
+ * Applies plan p to the world and the store in one transaction between
+ * pre's writes and post's (a put runs first, so a new object has its id;
+ * a delete runs last, after the moves that leave the object), records one event per move (cause), and calls the hook
+ * with the changed devices plus `extra` devices.  Called with the lock
+ * held.  Returns 0, or -1 with nothing changed.
+ */
+static int
+svc_commit(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn fn, void *arg,
+           const hd_id *extra, size_t nextra)
+{
+	return svc_commit2(s, p, cause, fn, NULL, arg, extra, nextra);
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -629,76 +676,6 @@ bad(struct svc_result *r, int code, const char *field, const char *fmt, const ch
 	return code;
 }
 
-/* The transaction body of an admin change: write one object. */
-struct put_tx {
-	int kind; /* 'o', 'e', 'd' */
-	void *obj;
-	hd_id del_id; /* deletes */
-	const char *type;
-	hd_id org;
-	const char *ext_number, *mac;
-	json_t *detail; /* consumed */
-	int store_rc;
-};
-
-static int
-put_tx_run(struct svc *s, void *arg)
-{
-	struct put_tx *t = arg;
-	int rc;
-
-	switch (t->kind) {
-	case 'o': rc = store_org_put(s->st, t->obj); break;
-	case 'e': rc = store_ext_put(s->st, t->obj); break;
-	case 'd': rc = store_dev_put(s->st, t->obj); break;
-	case 'O': rc = store_org_delete(s->st, t->del_id); break;
-	case 'E': rc = store_ext_delete(s->st, t->del_id); break;
-	case 'D': rc = store_dev_delete(s->st, t->del_id); break;
-	default: rc = -1;
-	}
-	t->store_rc = rc;
-	if (rc != 0)
-		return -1;
-	rc = event(s, t->type, t->org, t->ext_number, t->mac, t->detail);
-	t->detail = NULL;
-	return rc;
-}
-
-static void touch_org(struct svc *s, hd_id org);
-
-int
-svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
-{
-	struct hd_org *old, *copy = NULL;
-	struct put_tx t = { .kind = 'o', .type = "org.put" };
-	struct virt_plan none = { 0 };
-	char err[256];
-	int rc = SVC_OK;
-
-	pthread_mutex_lock(&s->mu);
-	old = world_org_by_name(s->w, o->name);
-	o->id = old ? old->id : 0;
-	r->created = old == NULL;
-	t.obj = o;
-	t.detail = json_pack("{s:b}", "created", r->created);
-	if (svc_commit(s, &none, "admin", put_tx_run, &t, NULL, 0) != 0) {
-		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "name", "%s", "conflict")
-		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
-		json_decref(t.detail);
-		goto out;
-	}
-	t.org = o->id;
-	if ((copy = hd_org_dup(o)) == NULL || world_put_org(s->w, copy, err, sizeof(err)) != 0)
-		fatal("organization %s stored but not loaded: %s", o->name, copy ? err : "oom");
-	/* the registrar default changed: every device of the org re-renders */
-	if (!r->created)
-		touch_org(s, o->id);
-out:
-	pthread_mutex_unlock(&s->mu);
-	hd_org_free(o);
-	return rc;
-}
-
 struct devlist {
 	hd_id org;
 	hd_id *v;
@@ -734,6 +711,94 @@ touch_org(struct svc *s, hd_id org)
 	if (s->hook != NULL && world_each_dev(s->w, devlist_add, &l) == 0 && l.n > 0)
 		s->hook(s->hook_arg, s->w, s->st, l.v, l.n, "admin");
 	free(l.v);
+}
+
+/* The transaction body of an admin change: write one object. */
+struct put_tx {
+	int kind; /* 'o', 'e', 'd' */
+	void *obj;
+	hd_id del_id; /* deletes */
+	const char *type;
+	hd_id org;
+	const char *ext_number, *mac;
+	json_t *detail; /* consumed */
+	bool created;
+	int store_rc;
+};
+
+static int
+put_tx_run(struct svc *s, void *arg)
+{
+	struct put_tx *t = arg;
+	int rc;
+
+	switch (t->kind) {
+	case 'o': rc = store_org_put(s->st, t->obj); break;
+	case 'e': rc = store_ext_put(s->st, t->obj); break;
+	case 'd': rc = store_dev_put(s->st, t->obj); break;
+	case 'O': rc = store_org_delete(s->st, t->del_id); break;
+	case 'E': rc = store_ext_delete(s->st, t->del_id); break;
+	case 'D': rc = store_dev_delete(s->st, t->del_id); break;
+	default: rc = -1;
+	}
+	t->store_rc = rc;
+	if (rc != 0)
+		return -1;
+	/* devices whose files change with this object, beyond the moves */
+	if (t->kind == 'E') {
+		const struct hd_ext *e = world_ext(s->w, t->del_id);
+
+		if (e != NULL && e->home_dev != 0 && outbox_one(s, e->home_dev, now_s()) != 0)
+			return -1;
+	} else if (t->kind == 'o' && ((struct hd_org *)t->obj)->id != 0 && !t->created) {
+		struct devlist l = { ((struct hd_org *)t->obj)->id, NULL, 0, 0 };
+
+		rc = world_each_dev(s->w, devlist_add, &l) ? -1 : 0;
+		for (size_t i = 0; rc == 0 && i < l.n; i++)
+			rc = outbox_one(s, l.v[i], now_s());
+		free(l.v);
+		if (rc != 0)
+			return -1;
+	}
+	rc = event(s, t->type, t->org, t->ext_number, t->mac, t->detail);
+	t->detail = NULL;
+	return rc;
+}
+
+static void touch_org(struct svc *s, hd_id org);
+
+int
+svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
+{
+	struct hd_org *old, *copy = NULL;
+	struct put_tx t = { .kind = 'o', .type = "org.put" };
+	struct virt_plan none = { 0 };
+	char err[256];
+	int rc = SVC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	old = world_org_by_name(s->w, o->name);
+	o->id = old ? old->id : 0;
+	r->created = old == NULL;
+	t.obj = o;
+	t.created = r->created;
+	t.detail = json_pack("{s:b}", "created", r->created);
+	if (svc_commit(s, &none, "admin", put_tx_run, &t, NULL, 0) != 0) {
+		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "name", "%s", "conflict")
+		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		json_decref(t.detail);
+		goto out;
+	}
+	t.org = o->id;
+	if ((copy = hd_org_dup(o)) == NULL || world_put_org(s->w, copy, err, sizeof(err)) != 0)
+		fatal("organization %s stored but not loaded: %s", o->name, copy ? err : "oom");
+	/* the registrar default changed: every device of the org re-renders */
+	if (!r->created)
+		touch_org(s, o->id);
+out:
+	pthread_mutex_unlock(&s->mu);
+	hd_org_free(o);
+	return rc;
 }
 
 static int
@@ -905,7 +970,7 @@ svc_ext_delete(struct svc *s, hd_id org, const char *number, struct svc_result *
 	t.del_id = e->id;
 	t.org = org;
 	t.ext_number = number;
-	if (svc_commit(s, &plan, "admin", put_tx_run, &t, NULL, 0) != 0) {
+	if (svc_commit2(s, &plan, "admin", NULL, put_tx_run, &t, NULL, 0) != 0) {
 		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
 		goto out;
 	}
@@ -1030,7 +1095,7 @@ svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r)
 	t.del_id = id = d->id;
 	t.org = d->org;
 	t.mac = d->mac;
-	if (svc_commit(s, &plan, "admin", put_tx_run, &t, NULL, 0) != 0) {
+	if (svc_commit2(s, &plan, "admin", NULL, put_tx_run, &t, NULL, 0) != 0) {
 		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
 		goto out;
 	}

@@ -27,6 +27,11 @@
  * and database agree again after such a loss.  FULL would cost an fsync per
  * move for power-loss durability, which the p99 target cannot afford.
  *
+ * Secrets: SIP and parking passwords are bound without a copy (rule 2)
+ * and read straight into hd_ext/hd_dev objects, whose hd_*_free wipes them
+ * with sodium_memzero; PRAGMA secure_delete zeroes the database pages of
+ * rows that are deleted or rewritten.
+ *
  * Not thread-safe (see store.h): callers serialize all access.
  */
 #include <sys/stat.h>
@@ -41,7 +46,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -88,15 +92,34 @@ enum stmt_id {
 	ST_META_GET,
 	ST_META_PUT,
 	ST_META_DEL,
+	ST_DEVCFG_ALL,
+	ST_DEVCFG_PUT,
+	ST_TFTP_ALL,
+	ST_TFTP_ADD,
+	ST_TFTP_DEL,
+	ST_FETCH_PUT,
+	ST_FETCH_ALL,
+	ST_RESYNC_PUT,
+	ST_RESYNC_GET,
+	ST_RESYNC_ALL,
+	ST_RESYNC_DUE,
+	ST_TMPL_NEXT,
+	ST_TMPL_DEACT,
+	ST_TMPL_ADD,
+	ST_TMPL_ACTIVE,
+	ST_TMPL_HIST,
+	ST_TMPL_GET,
+	ST_TMPL_ACT,
 	ST__COUNT
 };
 
-#define ORG_COLS "name, display_name, sip_host, sip_port, sip_transport"
+#define ORG_COLS "name, display_name, sip_host, sip_port, sip_transport, prov_auth, " \
+                 "prov_user, prov_password, prov_networks"
 #define EXT_COLS "org_id, number, sip_user, sip_password, display_name, label, " \
                  "sip_host, sip_port, sip_transport, allow_virtualization, "       \
                  "secret_hash, virtual_on"
 #define DEV_COLS "mac, org_id, profile, model, home_ext_id, parking_user, " \
-                 "parking_password, static_contact"
+                 "parking_password, static_contact, prov_password"
 
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -107,9 +130,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SNAP_END] = "RELEASE store_snapshot",
 	[ST_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
 
-	[ST_ORG_INS] = "INSERT INTO orgs (" ORG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_ORG_INS] = "INSERT INTO orgs (" ORG_COLS ") "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?8, ?9, ?10)",
 	[ST_ORG_UPD] = "UPDATE orgs SET name = ?1, display_name = ?2, sip_host = ?3, "
-	               "sip_port = ?4, sip_transport = ?5 WHERE id = ?6",
+	               "sip_port = ?4, sip_transport = ?5, prov_auth = ?7, prov_user = ?8, "
+	               "prov_password = ?9, prov_networks = ?10 WHERE id = ?6",
 	[ST_ORG_DEL] = "DELETE FROM orgs WHERE id = ?1",
 	[ST_ORG_ALL] = "SELECT id, " ORG_COLS " FROM orgs ORDER BY id",
 
@@ -126,10 +151,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                   "WHERE virtual_on IS NOT NULL ORDER BY id",
 
 	[ST_DEV_INS] = "INSERT INTO devices (" DEV_COLS ") "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10)",
 	[ST_DEV_UPD] = "UPDATE devices SET mac = ?1, org_id = ?2, profile = ?3, model = ?4, "
 	               "home_ext_id = ?5, parking_user = ?6, parking_password = ?7, "
-	               "static_contact = ?8 WHERE id = ?9",
+	               "static_contact = ?8, prov_password = ?10 WHERE id = ?9",
 	[ST_DEV_DEL] = "DELETE FROM devices WHERE id = ?1",
 	[ST_DEV_ALL] = "SELECT id, " DEV_COLS " FROM devices ORDER BY id",
 
@@ -174,6 +199,47 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_META_PUT] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
 	                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 	[ST_META_DEL] = "DELETE FROM meta WHERE key = ?1",
+
+	[ST_DEVCFG_ALL] = "SELECT device_id, version, hash FROM device_config",
+	[ST_DEVCFG_PUT] = "INSERT INTO device_config (device_id, version, hash, updated_at) "
+	                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (device_id) DO UPDATE SET "
+	                  "version = excluded.version, hash = excluded.hash, "
+	                  "updated_at = excluded.updated_at",
+	[ST_TFTP_ALL] = "SELECT name FROM tftp_files ORDER BY name",
+	[ST_TFTP_ADD] = "INSERT OR IGNORE INTO tftp_files (name) VALUES (?1)",
+	[ST_TFTP_DEL] = "DELETE FROM tftp_files WHERE name = ?1",
+	[ST_FETCH_PUT] = "INSERT INTO device_fetch (device_id, source, user_agent, version, at) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id) DO UPDATE SET "
+	                 "source = excluded.source, user_agent = excluded.user_agent, "
+	                 "version = excluded.version, at = excluded.at",
+	[ST_FETCH_ALL] = "SELECT device_id, source, user_agent, version, at FROM device_fetch "
+	                 "WHERE device_id IN (SELECT id FROM devices)",
+	[ST_RESYNC_PUT] = "INSERT INTO resync (device_id, state, version, attempts, next_at, "
+	                  "last_result, last_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+	                  "ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, "
+	                  "version = excluded.version, attempts = excluded.attempts, "
+	                  "next_at = excluded.next_at, last_result = excluded.last_result, "
+	                  "last_at = excluded.last_at",
+	[ST_RESYNC_GET] = "SELECT device_id, state, version, attempts, next_at, last_result, "
+	                  "last_at, created_at FROM resync WHERE device_id = ?1",
+	[ST_RESYNC_ALL] = "SELECT device_id, state, version, attempts, next_at, last_result, "
+	                  "last_at, created_at FROM resync ORDER BY device_id",
+	[ST_RESYNC_DUE] = "SELECT device_id, state, version, attempts, next_at, last_result, "
+	                  "last_at, created_at FROM resync WHERE state IN ('pending', 'notified') "
+	                  "AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+	[ST_TMPL_NEXT] = "SELECT COALESCE(MAX(version), 0) + 1 FROM templates "
+	                 "WHERE profile = ?1 AND name = ?2",
+	[ST_TMPL_DEACT] = "UPDATE templates SET active = 0 WHERE profile = ?1 AND name = ?2",
+	[ST_TMPL_ADD] = "INSERT INTO templates (profile, name, version, content, active, comment, "
+	                "created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
+	[ST_TMPL_ACTIVE] = "SELECT profile, name, version, content, comment, created_at, active "
+	                   "FROM templates WHERE active = 1 ORDER BY profile, name",
+	[ST_TMPL_HIST] = "SELECT profile, name, version, NULL, comment, created_at, active "
+	                 "FROM templates WHERE profile = ?1 AND name = ?2 ORDER BY version",
+	[ST_TMPL_GET] = "SELECT profile, name, version, content, comment, created_at, active "
+	                "FROM templates WHERE profile = ?1 AND name = ?2 AND version = ?3",
+	[ST_TMPL_ACT] = "UPDATE templates SET active = 1 WHERE profile = ?1 AND name = ?2 "
+	                "AND version = ?3",
 };
 
 /* Event-list variants: one statement per combination of these filters
@@ -559,19 +625,30 @@ migration_applied(struct store *s, int version)
 	return ret;
 }
 
-/* Applies one migration file in its own transaction and records it. */
+/*
+ * Applies one migration file in its own transaction and records it, unless
+ * it is already recorded.  The check is made under the write lock, so two
+ * processes opening the same database at once never both apply a file.
+ */
 static int
 migration_apply(struct store *s, const char *path, const struct migration *m, char *err,
                 size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	char *sql;
-	int rc;
+	int rc, applied;
 
 	if ((sql = read_file(path, err, errlen)) == NULL)
 		return -1;
 	if (exec_sql(s, "BEGIN IMMEDIATE") != 0)
 		goto fail;
+	if ((applied = migration_applied(s, m->version)) != 0) {
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		if (applied < 0)
+			goto fail;
+		free(sql);
+		return 0;
+	}
 	if (exec_sql(s, sql) != 0)
 		goto rollback;
 	if (sqlite3_prepare_v2(s->db,
@@ -633,19 +710,13 @@ migrate(struct store *s, const char *sql_dir, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < n; i++) {
 		char path[4096];
-		int r, applied;
+		int r;
 
 		r = snprintf(path, sizeof path, "%s%s%s", sql_dir, sep, m[i].name);
 		if (r < 0 || (size_t)r >= sizeof path) {
 			put_err(err, errlen, "%s: path too long", m[i].name);
 			goto out;
 		}
-		if ((applied = migration_applied(s, m[i].version)) < 0) {
-			put_err(err, errlen, "%s: %s", path, s->errmsg);
-			goto out;
-		}
-		if (applied)
-			continue;
 		if (migration_apply(s, path, &m[i], err, errlen) != 0)
 			goto out;
 	}
@@ -744,7 +815,6 @@ store_close(struct store *s)
 	/* Every statement is finalized, so this cannot fail with SQLITE_BUSY;
 	 * an open transaction is rolled back. */
 	sqlite3_close(s->db);
-	sodium_memzero(s->errmsg, sizeof s->errmsg);
 	free(s);
 }
 
@@ -829,6 +899,11 @@ store_org_put(struct store *s, struct hd_org *o)
 	bind_ok(&b, bind_text(st, 5, o->sip.transport));
 	if (o->id != 0)
 		bind_ok(&b, sqlite3_bind_int64(st, 6, o->id));
+	bind_ok(&b, bind_text(st, 7, o->prov.auth == HD_PROV_SHARED ? "shared"
+	                           : o->prov.auth == HD_PROV_DEVICE ? "device" : "none"));
+	bind_ok(&b, bind_text(st, 8, o->prov.user));
+	bind_ok(&b, bind_text(st, 9, o->prov.password));
+	bind_ok(&b, bind_text(st, 10, o->prov.networks));
 	ret = run(s, st, b);
 	if (o->id != 0)
 		return changed_one(s, ret, "organization", o->id);
@@ -912,6 +987,7 @@ store_dev_put(struct store *s, struct hd_dev *d)
 	bind_ok(&b, bind_text(st, 8, d->static_contact));
 	if (d->id != 0)
 		bind_ok(&b, sqlite3_bind_int64(st, 9, d->id));
+	bind_ok(&b, bind_text(st, 10, d->prov_password));
 	ret = run(s, st, b);
 	if (d->id != 0)
 		return changed_one(s, ret, "device", d->id);
@@ -937,8 +1013,17 @@ row_org(sqlite3_stmt *st)
 		return NULL;
 	o->id = sqlite3_column_int64(st, 0);
 	o->sip.port = sqlite3_column_int(st, 4);
+	{
+		const unsigned char *a = sqlite3_column_text(st, 6);
+
+		o->prov.auth = a == NULL ? HD_PROV_NONE
+		             : strcmp((const char *)a, "shared") == 0 ? HD_PROV_SHARED
+		             : strcmp((const char *)a, "device") == 0 ? HD_PROV_DEVICE : HD_PROV_NONE;
+	}
 	if (col_dup(st, 1, &o->name) != 0 || col_dup(st, 2, &o->display_name) != 0 ||
-	    col_dup(st, 3, &o->sip.host) != 0 || col_dup(st, 5, &o->sip.transport) != 0) {
+	    col_dup(st, 3, &o->sip.host) != 0 || col_dup(st, 5, &o->sip.transport) != 0 ||
+	    col_dup(st, 7, &o->prov.user) != 0 || col_dup(st, 8, &o->prov.password) != 0 ||
+	    col_dup(st, 9, &o->prov.networks) != 0) {
 		hd_org_free(o);
 		return NULL;
 	}
@@ -987,7 +1072,7 @@ row_dev(sqlite3_stmt *st, char *err, size_t errlen)
 	d->home_ext = col_id(st, 5);
 	if (col_dup(st, 3, &d->profile) != 0 || col_dup(st, 4, &d->model) != 0 ||
 	    col_dup(st, 6, &d->parking_user) != 0 || col_dup(st, 7, &d->parking_password) != 0 ||
-	    col_dup(st, 8, &d->static_contact) != 0) {
+	    col_dup(st, 8, &d->static_contact) != 0 || col_dup(st, 9, &d->prov_password) != 0) {
 		put_err(err, errlen, "out of memory");
 		hd_dev_free(d); /* wipes the parking password */
 		return NULL;
@@ -1507,4 +1592,329 @@ store_meta_put(struct store *s, const char *key, const char *value)
 	if (value != NULL)
 		bind_ok(&b, bind_text(st, 2, value));
 	return run(s, st, b);
+}
+
+/* ---- publishing: versions, TFTP manifest, fetches ------------------ */
+
+int
+store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_DEVCFG_ALL];
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *h = sqlite3_column_text(st, 2);
+
+		ret = cb(sqlite3_column_int64(st, 0),
+		         (unsigned long long)sqlite3_column_int64(st, 1),
+		         h ? (const char *)h : "", arg);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	done(st);
+	return ret;
+}
+
+int
+store_devcfg_put(struct store *s, hd_id dev, unsigned long long version, const char *hash,
+                 long long now)
+{
+	sqlite3_stmt *st = s->st[ST_DEVCFG_PUT];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_id(st, 1, dev));
+	bind_ok(&b, sqlite3_bind_int64(st, 2, (sqlite3_int64)version));
+	bind_ok(&b, bind_text(st, 3, hash));
+	bind_ok(&b, sqlite3_bind_int64(st, 4, now));
+	return run(s, st, b);
+}
+
+int
+store_tftp_each(struct store *s, store_name_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_TFTP_ALL];
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((ret = cb((const char *)sqlite3_column_text(st, 0), arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	done(st);
+	return ret;
+}
+
+int
+store_tftp_add(struct store *s, const char *name)
+{
+	sqlite3_stmt *st = s->st[ST_TFTP_ADD];
+
+	return run(s, st, bind_text(st, 1, name));
+}
+
+int
+store_tftp_del(struct store *s, const char *name)
+{
+	sqlite3_stmt *st = s->st[ST_TFTP_DEL];
+
+	return run(s, st, bind_text(st, 1, name));
+}
+
+int
+store_fetch_put(struct store *s, hd_id dev, const char *source, const char *user_agent,
+                unsigned long long version, long long at)
+{
+	sqlite3_stmt *st = s->st[ST_FETCH_PUT];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_id(st, 1, dev));
+	bind_ok(&b, bind_text_opt(st, 2, source));
+	bind_ok(&b, bind_text_opt(st, 3, user_agent));
+	bind_ok(&b, sqlite3_bind_int64(st, 4, (sqlite3_int64)version));
+	bind_ok(&b, sqlite3_bind_int64(st, 5, at));
+	return run(s, st, b);
+}
+
+int
+store_fetch_each(struct store *s, store_fetch_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_FETCH_ALL];
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *src = sqlite3_column_text(st, 1);
+		const unsigned char *ua = sqlite3_column_text(st, 2);
+
+		ret = cb(sqlite3_column_int64(st, 0), src ? (const char *)src : "",
+		         ua ? (const char *)ua : "", (unsigned long long)sqlite3_column_int64(st, 3),
+		         sqlite3_column_int64(st, 4), arg);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	done(st);
+	return ret;
+}
+
+/* ---- the resync outbox --------------------------------------------- */
+
+int
+store_resync_put(struct store *s, const struct store_resync *r)
+{
+	sqlite3_stmt *st = s->st[ST_RESYNC_PUT];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_id(st, 1, r->dev));
+	bind_ok(&b, bind_text(st, 2, r->state));
+	bind_ok(&b, sqlite3_bind_int64(st, 3, (sqlite3_int64)r->version));
+	bind_ok(&b, sqlite3_bind_int(st, 4, r->attempts));
+	bind_ok(&b, sqlite3_bind_int64(st, 5, r->next_at));
+	bind_ok(&b, bind_text_opt(st, 6, r->last_result));
+	bind_ok(&b, r->last_at ? sqlite3_bind_int64(st, 7, r->last_at) : sqlite3_bind_null(st, 7));
+	bind_ok(&b, sqlite3_bind_int64(st, 8, r->created_at));
+	return run(s, st, b);
+}
+
+static int
+resync_row(sqlite3_stmt *st, struct store_resync *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->dev = col_id(st, 0);
+	if (col_copy(st, 1, r->state, sizeof(r->state)) != 0 ||
+	    col_copy(st, 5, r->last_result, sizeof(r->last_result)) != 0)
+		return -1;
+	r->version = (unsigned long long)sqlite3_column_int64(st, 2);
+	r->attempts = sqlite3_column_int(st, 3);
+	r->next_at = sqlite3_column_int64(st, 4);
+	r->last_at = sqlite3_column_int64(st, 6);
+	r->created_at = sqlite3_column_int64(st, 7);
+	return 0;
+}
+
+int
+store_resync_get(struct store *s, hd_id dev, struct store_resync *out)
+{
+	sqlite3_stmt *st = s->st[ST_RESYNC_GET];
+	int rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = bind_id(st, 1, dev)) != SQLITE_OK)
+		ret = fail(s, rc);
+	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		ret = resync_row(st, out) == 0 ? 1 : STORE_ERR;
+	else
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	done(st);
+	return ret;
+}
+
+static int
+resync_walk(struct store *s, sqlite3_stmt *st, int brc, store_resync_cb cb, void *arg)
+{
+	struct store_resync r;
+	int rc = SQLITE_OK, ret = 0;
+
+	if (brc != SQLITE_OK) {
+		ret = fail(s, brc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (resync_row(st, &r) != 0) {
+			set_err(s, "resync row does not fit");
+			ret = STORE_ERR;
+			break;
+		}
+		if ((ret = cb(&r, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+out:
+	done(st);
+	return ret;
+}
+
+int
+store_resync_each(struct store *s, store_resync_cb cb, void *arg)
+{
+	return resync_walk(s, s->st[ST_RESYNC_ALL], SQLITE_OK, cb, arg);
+}
+
+int
+store_resync_due(struct store *s, long long now, int limit, store_resync_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_RESYNC_DUE];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, sqlite3_bind_int64(st, 1, now));
+	bind_ok(&b, sqlite3_bind_int(st, 2, limit));
+	return resync_walk(s, st, b, cb, arg);
+}
+
+/* ---- template versions --------------------------------------------- */
+
+int
+store_tmpl_add(struct store *s, const char *profile, const char *name, const char *content,
+               const char *comment, long long now, int *version_out)
+{
+	sqlite3_stmt *st = s->st[ST_TMPL_NEXT];
+	int b = SQLITE_OK, rc, version;
+
+	bind_ok(&b, bind_text(st, 1, profile));
+	bind_ok(&b, bind_text(st, 2, name));
+	if (b != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		int ret = fail(s, b != SQLITE_OK ? b : rc);
+
+		done(st);
+		return ret;
+	}
+	version = sqlite3_column_int(st, 0);
+	done(st);
+	st = s->st[ST_TMPL_DEACT];
+	b = SQLITE_OK;
+	bind_ok(&b, bind_text(st, 1, profile));
+	bind_ok(&b, bind_text(st, 2, name));
+	if ((rc = run(s, st, b)) != 0)
+		return rc;
+	st = s->st[ST_TMPL_ADD];
+	b = SQLITE_OK;
+	bind_ok(&b, bind_text(st, 1, profile));
+	bind_ok(&b, bind_text(st, 2, name));
+	bind_ok(&b, sqlite3_bind_int(st, 3, version));
+	bind_ok(&b, bind_text(st, 4, content));
+	bind_ok(&b, bind_text(st, 5, comment));
+	bind_ok(&b, sqlite3_bind_int64(st, 6, now));
+	if ((rc = run(s, st, b)) != 0)
+		return rc;
+	if (version_out != NULL)
+		*version_out = version;
+	return 0;
+}
+
+static int
+tmpl_walk(struct store *s, sqlite3_stmt *st, int brc, store_tmpl_cb cb, void *arg)
+{
+	int rc = SQLITE_OK, ret = 0, rows = 0;
+
+	if (brc != SQLITE_OK) {
+		ret = fail(s, brc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_tmpl t = {
+			(const char *)sqlite3_column_text(st, 0),
+			(const char *)sqlite3_column_text(st, 1),
+			sqlite3_column_int(st, 2),
+			(const char *)sqlite3_column_text(st, 3),
+			(const char *)sqlite3_column_text(st, 4),
+			sqlite3_column_int64(st, 5),
+			sqlite3_column_int(st, 6) != 0,
+		};
+
+		rows++;
+		if ((ret = cb(&t, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+out:
+	done(st);
+	return ret != 0 ? ret : rows;
+}
+
+int
+store_tmpl_active_each(struct store *s, store_tmpl_cb cb, void *arg)
+{
+	int rc = tmpl_walk(s, s->st[ST_TMPL_ACTIVE], SQLITE_OK, cb, arg);
+
+	return rc < 0 ? rc : 0;
+}
+
+int
+store_tmpl_history(struct store *s, const char *profile, const char *name, store_tmpl_cb cb,
+                   void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_TMPL_HIST];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_text(st, 1, profile));
+	bind_ok(&b, bind_text(st, 2, name));
+	return tmpl_walk(s, st, b, cb, arg);
+}
+
+int
+store_tmpl_get(struct store *s, const char *profile, const char *name, int version,
+               store_tmpl_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_TMPL_GET];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_text(st, 1, profile));
+	bind_ok(&b, bind_text(st, 2, name));
+	bind_ok(&b, sqlite3_bind_int(st, 3, version));
+	return tmpl_walk(s, st, b, cb, arg);
+}
+
+int
+store_tmpl_activate(struct store *s, const char *profile, const char *name, int version)
+{
+	sqlite3_stmt *st = s->st[ST_TMPL_DEACT];
+	int b = SQLITE_OK, rc;
+
+	bind_ok(&b, bind_text(st, 1, profile));
+	bind_ok(&b, bind_text(st, 2, name));
+	if ((rc = run(s, st, b)) != 0)
+		return rc;
+	st = s->st[ST_TMPL_ACT];
+	b = SQLITE_OK;
+	bind_ok(&b, bind_text(st, 1, profile));
+	bind_ok(&b, bind_text(st, 2, name));
+	bind_ok(&b, sqlite3_bind_int(st, 3, version));
+	if ((rc = run(s, st, b)) != 0)
+		return rc;
+	return sqlite3_changes(s->db) == 1 ? 0 : STORE_NOTFOUND;
 }

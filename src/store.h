@@ -230,4 +230,72 @@ int store_regs_expire(struct store *s, long long now);
 int store_meta_get(struct store *s, const char *key, char *buf, size_t len);
 int store_meta_put(struct store *s, const char *key, const char *value);
 
+/* ---- publishing (sql/002_publish.sql) ---------------------------------- */
+
+/* Configuration version and content hash of every device.  Callbacks
+ * return 0 to go on; strings are borrowed for the call. */
+typedef int (*store_devcfg_cb)(hd_id dev, unsigned long long version, const char *hash,
+                               void *arg);
+int store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg);
+int store_devcfg_put(struct store *s, hd_id dev, unsigned long long version, const char *hash,
+                     long long now);
+
+/* Names of the files hotdeskd wrote into the TFTP root. */
+typedef int (*store_name_cb)(const char *name, void *arg);
+int store_tftp_each(struct store *s, store_name_cb cb, void *arg);
+int store_tftp_add(struct store *s, const char *name);
+int store_tftp_del(struct store *s, const char *name);
+
+/* The last configuration fetch of a device. */
+int store_fetch_put(struct store *s, hd_id dev, const char *source, const char *user_agent,
+                    unsigned long long version, long long at);
+typedef int (*store_fetch_cb)(hd_id dev, const char *source, const char *user_agent,
+                              unsigned long long version, long long at, void *arg);
+int store_fetch_each(struct store *s, store_fetch_cb cb, void *arg);
+
+/* The resync outbox: one row per device. */
+struct store_resync {
+	hd_id dev;
+	char state[16];             /* pending, notified, synced, stale */
+	unsigned long long version; /* version the device must fetch; 0 = not known yet */
+	int attempts;               /* NOTIFYs sent for this version */
+	long long next_at;          /* when to send (again) */
+	char last_result[96];       /* "" = none */
+	long long last_at;          /* 0 = never */
+	long long created_at;
+};
+/* Inserts or replaces by dev (created_at is kept from the first insert). */
+int store_resync_put(struct store *s, const struct store_resync *r);
+/* 1 found, 0 absent, -1. */
+int store_resync_get(struct store *s, hd_id dev, struct store_resync *out);
+typedef int (*store_resync_cb)(const struct store_resync *r, void *arg);
+int store_resync_each(struct store *s, store_resync_cb cb, void *arg);
+/* Rows in state pending or notified with next_at <= now, soonest first. */
+int store_resync_due(struct store *s, long long now, int limit, store_resync_cb cb, void *arg);
+
+/* Template versions of administrators.  content is NULL in history rows. */
+struct store_tmpl {
+	const char *profile, *name;
+	int version;
+	const char *content;
+	const char *comment;
+	long long created_at;
+	bool active;
+};
+typedef int (*store_tmpl_cb)(const struct store_tmpl *t, void *arg);
+/* Adds the next version of (profile, name) and makes it the active one. */
+int store_tmpl_add(struct store *s, const char *profile, const char *name, const char *content,
+                   const char *comment, long long now, int *version_out);
+/* Every active version.  0 or < 0. */
+int store_tmpl_active_each(struct store *s, store_tmpl_cb cb, void *arg);
+/* Every version of (profile, name), oldest first.  Returns the number of
+ * rows, or < 0. */
+int store_tmpl_history(struct store *s, const char *profile, const char *name,
+                       store_tmpl_cb cb, void *arg);
+/* One version, content included.  Returns 1 found, 0 absent, < 0. */
+int store_tmpl_get(struct store *s, const char *profile, const char *name, int version,
+                   store_tmpl_cb cb, void *arg);
+/* Makes an existing version the active one (rollback). */
+int store_tmpl_activate(struct store *s, const char *profile, const char *name, int version);
+
 #endif

@@ -15,6 +15,8 @@
  */
 #include "world.h"
 
+#include "idmap.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +27,6 @@
 /* ---- hash maps ---------------------------------------------------------- */
 
 #define TOMB ((void *)-1)
-
-struct imap_slot {
-	hd_id key;
-	void *val; /* NULL empty, TOMB deleted */
-};
-
-struct imap {
-	struct imap_slot *s;
-	size_t cap, used, live; /* used counts tombstones too */
-};
 
 struct smap_slot {
 	char *key;
@@ -47,19 +39,6 @@ struct smap {
 };
 
 static uint64_t
-hash_id(hd_id k)
-{
-	uint64_t x = (uint64_t)k;
-
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static uint64_t
 hash_str(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
@@ -69,88 +48,6 @@ hash_str(const char *s)
 		h *= 1099511628211ULL;
 	}
 	return h ^ (h >> 29);
-}
-
-static int imap_put(struct imap *m, hd_id key, void *val);
-
-static int
-imap_grow(struct imap *m)
-{
-	struct imap old = *m;
-	size_t ncap = m->cap ? m->cap * 2 : 64;
-
-	if (m->live * 4 < m->cap) /* mostly tombstones: rehash same size */
-		ncap = m->cap;
-	m->s = calloc(ncap, sizeof(*m->s));
-	if (m->s == NULL) {
-		*m = old;
-		return -1;
-	}
-	m->cap = ncap;
-	m->used = m->live = 0;
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.s[i].val != NULL && old.s[i].val != TOMB)
-			imap_put(m, old.s[i].key, old.s[i].val);
-	free(old.s);
-	return 0;
-}
-
-static struct imap_slot *
-imap_find(const struct imap *m, hd_id key)
-{
-	if (m->cap == 0)
-		return NULL;
-	for (size_t i = hash_id(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		struct imap_slot *s = &m->s[i];
-
-		if (s->val == NULL)
-			return NULL;
-		if (s->val != TOMB && s->key == key)
-			return s;
-	}
-}
-
-static void *
-imap_get(const struct imap *m, hd_id key)
-{
-	struct imap_slot *s = imap_find(m, key);
-
-	return s ? s->val : NULL;
-}
-
-/* Inserts or replaces; returns 0 or -1 (out of memory). */
-static int
-imap_put(struct imap *m, hd_id key, void *val)
-{
-	struct imap_slot *s = imap_find(m, key);
-
-	if (s != NULL) {
-		s->val = val;
-		return 0;
-	}
-	if ((m->used + 1) * 2 > m->cap && imap_grow(m) == -1)
-		return -1;
-	for (size_t i = hash_id(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		if (m->s[i].val == NULL || m->s[i].val == TOMB) {
-			if (m->s[i].val == NULL)
-				m->used++;
-			m->s[i].key = key;
-			m->s[i].val = val;
-			m->live++;
-			return 0;
-		}
-	}
-}
-
-static void
-imap_del(struct imap *m, hd_id key)
-{
-	struct imap_slot *s = imap_find(m, key);
-
-	if (s != NULL) {
-		s->val = TOMB;
-		m->live--;
-	}
 }
 
 static int smap_put(struct smap *m, const char *key, hd_id val);
@@ -263,7 +160,7 @@ smap_free(struct smap *m)
 /* ---- the world ---------------------------------------------------------- */
 
 struct world {
-	struct imap orgs, exts, devs;
+	struct idmap orgs, exts, devs;
 	struct smap org_name, mac, sip_user, parking, number;
 };
 
@@ -273,23 +170,21 @@ world_new(void)
 	return calloc(1, sizeof(struct world));
 }
 
+static int free_org(void *v, void *arg) { hd_org_free(v); return 0; }
+static int free_ext(void *v, void *arg) { hd_ext_free(v); return 0; }
+static int free_dev(void *v, void *arg) { hd_dev_free(v); return 0; }
+
 void
 world_free(struct world *w)
 {
 	if (w == NULL)
 		return;
-	for (size_t i = 0; i < w->orgs.cap; i++)
-		if (w->orgs.s[i].val != NULL && w->orgs.s[i].val != TOMB)
-			hd_org_free(w->orgs.s[i].val);
-	for (size_t i = 0; i < w->exts.cap; i++)
-		if (w->exts.s[i].val != NULL && w->exts.s[i].val != TOMB)
-			hd_ext_free(w->exts.s[i].val);
-	for (size_t i = 0; i < w->devs.cap; i++)
-		if (w->devs.s[i].val != NULL && w->devs.s[i].val != TOMB)
-			hd_dev_free(w->devs.s[i].val);
-	free(w->orgs.s);
-	free(w->exts.s);
-	free(w->devs.s);
+	idmap_each(&w->orgs, free_org, NULL);
+	idmap_each(&w->exts, free_ext, NULL);
+	idmap_each(&w->devs, free_dev, NULL);
+	idmap_free(&w->orgs);
+	idmap_free(&w->exts);
+	idmap_free(&w->devs);
 	smap_free(&w->org_name);
 	smap_free(&w->mac);
 	smap_free(&w->sip_user);
@@ -341,6 +236,9 @@ hd_org_free(struct hd_org *o)
 	free(o->name);
 	free(o->display_name);
 	sip_free(&o->sip);
+	free(o->prov.user);
+	free_secret(o->prov.password);
+	free(o->prov.networks);
 	free(o);
 }
 
@@ -369,6 +267,7 @@ hd_dev_free(struct hd_dev *d)
 	free(d->parking_user);
 	free_secret(d->parking_password);
 	free(d->static_contact);
+	free_secret(d->prov_password);
 	free(d);
 }
 
@@ -380,8 +279,11 @@ hd_org_dup(const struct hd_org *o)
 	if (c == NULL)
 		return NULL;
 	c->id = o->id;
+	c->prov.auth = o->prov.auth;
 	if (dup_str(&c->name, o->name) | dup_str(&c->display_name, o->display_name) |
-	    sip_dup(&c->sip, &o->sip)) {
+	    sip_dup(&c->sip, &o->sip) | dup_str(&c->prov.user, o->prov.user) |
+	    dup_str(&c->prov.password, o->prov.password) |
+	    dup_str(&c->prov.networks, o->prov.networks)) {
 		hd_org_free(c);
 		return NULL;
 	}
@@ -425,7 +327,8 @@ hd_dev_dup(const struct hd_dev *d)
 	if (dup_str(&c->profile, d->profile) | dup_str(&c->model, d->model) |
 	    dup_str(&c->parking_user, d->parking_user) |
 	    dup_str(&c->parking_password, d->parking_password) |
-	    dup_str(&c->static_contact, d->static_contact)) {
+	    dup_str(&c->static_contact, d->static_contact) |
+	    dup_str(&c->prov_password, d->prov_password)) {
 		hd_dev_free(c);
 		return NULL;
 	}
@@ -445,7 +348,7 @@ number_key(char *buf, size_t len, hd_id org, const char *number)
 struct hd_org *
 world_org(const struct world *w, hd_id id)
 {
-	return imap_get(&w->orgs, id);
+	return idmap_get(&w->orgs, id);
 }
 
 struct hd_org *
@@ -457,7 +360,7 @@ world_org_by_name(const struct world *w, const char *name)
 struct hd_ext *
 world_ext(const struct world *w, hd_id id)
 {
-	return imap_get(&w->exts, id);
+	return idmap_get(&w->exts, id);
 }
 
 struct hd_ext *
@@ -480,7 +383,7 @@ world_ext_by_number(const struct world *w, hd_id org, const char *number)
 struct hd_dev *
 world_dev(const struct world *w, hd_id id)
 {
-	return imap_get(&w->devs, id);
+	return idmap_get(&w->devs, id);
 }
 
 struct hd_dev *
@@ -577,7 +480,7 @@ world_put_org(struct world *w, struct hd_org *o, char *err, size_t errlen)
 		hd_org_free(o);
 		return -1;
 	}
-	if (imap_put(&w->orgs, o->id, o) == -1)
+	if (idmap_put(&w->orgs, o->id, o) == -1)
 		goto oom;
 	if (old != NULL && strcmp(old->name, o->name) != 0)
 		smap_del(&w->org_name, old->name);
@@ -615,7 +518,7 @@ world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
 		e->home_dev = 0;
 	}
 	number_key(key, sizeof(key), e->org, e->number);
-	if (imap_put(&w->exts, e->id, e) == -1 || smap_put(&w->number, key, e->id) == -1 ||
+	if (idmap_put(&w->exts, e->id, e) == -1 || smap_put(&w->number, key, e->id) == -1 ||
 	    smap_put(&w->sip_user, e->sip_user, e->id) == -1) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -652,7 +555,7 @@ world_put_dev(struct world *w, struct hd_dev *d, char *err, size_t errlen)
 				h->home_dev = 0;
 		}
 	}
-	if (imap_put(&w->devs, d->id, d) == -1 || smap_put(&w->mac, d->mac, d->id) == -1 ||
+	if (idmap_put(&w->devs, d->id, d) == -1 || smap_put(&w->mac, d->mac, d->id) == -1 ||
 	    (d->parking_user && smap_put(&w->parking, d->parking_user, d->id) == -1)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -671,7 +574,7 @@ world_del_org(struct world *w, hd_id id)
 	if (o == NULL)
 		return;
 	smap_del(&w->org_name, o->name);
-	imap_del(&w->orgs, id);
+	idmap_del(&w->orgs, id);
 	hd_org_free(o);
 }
 
@@ -698,7 +601,7 @@ world_del_ext(struct world *w, hd_id id)
 	number_key(key, sizeof(key), e->org, e->number);
 	smap_del(&w->number, key);
 	smap_del(&w->sip_user, e->sip_user);
-	imap_del(&w->exts, id);
+	idmap_del(&w->exts, id);
 	hd_ext_free(e);
 }
 
@@ -724,7 +627,7 @@ world_del_dev(struct world *w, hd_id id)
 	smap_del(&w->mac, d->mac);
 	if (d->parking_user)
 		smap_del(&w->parking, d->parking_user);
-	imap_del(&w->devs, id);
+	idmap_del(&w->devs, id);
 	hd_dev_free(d);
 }
 
@@ -745,43 +648,27 @@ world_set_virtual_on(struct world *w, hd_id ext, hd_id dev)
 
 /* ---- iteration ---------------------------------------------------------- */
 
-static int
-imap_each(const struct imap *m, int (*cb)(void *, void *), void *arg)
-{
-	for (size_t i = 0; i < m->cap; i++) {
-		void *v = m->s[i].val;
-
-		if (v != NULL && v != TOMB) {
-			int r = cb(v, arg);
-
-			if (r != 0)
-				return r;
-		}
-	}
-	return 0;
-}
-
 int
 world_each_org(const struct world *w, world_org_cb cb, void *arg)
 {
-	return imap_each(&w->orgs, (int (*)(void *, void *))cb, arg);
+	return idmap_each(&w->orgs, (idmap_cb)cb, arg);
 }
 
 int
 world_each_ext(const struct world *w, world_ext_cb cb, void *arg)
 {
-	return imap_each(&w->exts, (int (*)(void *, void *))cb, arg);
+	return idmap_each(&w->exts, (idmap_cb)cb, arg);
 }
 
 int
 world_each_dev(const struct world *w, world_dev_cb cb, void *arg)
 {
-	return imap_each(&w->devs, (int (*)(void *, void *))cb, arg);
+	return idmap_each(&w->devs, (idmap_cb)cb, arg);
 }
 
-size_t world_count_orgs(const struct world *w) { return w->orgs.live; }
-size_t world_count_exts(const struct world *w) { return w->exts.live; }
-size_t world_count_devs(const struct world *w) { return w->devs.live; }
+size_t world_count_orgs(const struct world *w) { return idmap_count(&w->orgs); }
+size_t world_count_exts(const struct world *w) { return idmap_count(&w->exts); }
+size_t world_count_devs(const struct world *w) { return idmap_count(&w->devs); }
 
 /* ---- small values ------------------------------------------------------- */
 
@@ -814,6 +701,12 @@ hd_idset_add(struct hd_idset *s, hd_id id)
 {
 	if (hd_idset_has(s, id))
 		return 0;
+	return hd_idset_push(s, id);
+}
+
+int
+hd_idset_push(struct hd_idset *s, hd_id id)
+{
 	if (s->n == s->cap) {
 		size_t ncap = s->cap ? s->cap * 2 : 8;
 		hd_id *v = realloc(s->v, ncap * sizeof(*v));

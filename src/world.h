@@ -32,11 +32,22 @@ struct hd_sip_server {
 	char *transport; /* "udp", "tcp", "tls"; NULL = inherit */
 };
 
+/* How phones of an organization authenticate configuration downloads. */
+enum hd_prov_auth { HD_PROV_NONE, HD_PROV_SHARED, HD_PROV_DEVICE };
+
+struct hd_prov {
+	enum hd_prov_auth auth;
+	char *user;      /* HD_PROV_SHARED: the digest user name */
+	char *password;  /* HD_PROV_SHARED: secret */
+	char *networks;  /* comma-separated CIDRs allowed to download; NULL = any */
+};
+
 struct hd_org {
 	hd_id id;
 	char *name;         /* natural key: [a-z0-9][a-z0-9._-]{0,62} */
 	char *display_name; /* free text, may be NULL */
 	struct hd_sip_server sip;
+	struct hd_prov prov;
 };
 
 struct hd_ext {
@@ -65,6 +76,7 @@ struct hd_dev {
 	char *parking_user;       /* NULL = no parking account */
 	char *parking_password;
 	char *static_contact;     /* SIP URI for NOTIFY when nothing better; may be NULL */
+	char *prov_password;      /* digest password of its downloads (user: MAC); secret */
 	/* derived, maintained by the world: */
 	hd_id guest;              /* extension virtualized on this device, or 0 */
 };
@@ -156,6 +168,9 @@ struct hd_idset {
 	size_t n, cap;
 };
 int hd_idset_add(struct hd_idset *s, hd_id id); /* 0, or -1 out of memory */
+/* Appends without the duplicate check (for large sets known to be
+ * distinct).  0, or -1 out of memory. */
+int hd_idset_push(struct hd_idset *s, hd_id id);
 bool hd_idset_has(const struct hd_idset *s, hd_id id);
 void hd_idset_clear(struct hd_idset *s);
 void hd_idset_free(struct hd_idset *s);

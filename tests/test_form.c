@@ -144,14 +144,19 @@ Test(form, many_fields_no_quadratic_trap)
 	char err[128] = "";
 
 	cr_assert_not_null(buf);
-	for (int i = 0; i < 20000; i++)
-		len += (size_t)snprintf(buf + len, cap - len, "%sk%d=%d", i ? "&" : "", i, i);
+	for (int i = 0; i < 20000; i++) {
+		int n = snprintf(buf + len, cap - len, "%sk%d=%d", i ? "&" : "", i, i);
+		cr_assert(n > 0 && (size_t)n < cap - len);
+		len += (size_t)n;
+	}
 	struct form *f = form_parse(buf, len, err, sizeof(err));
 	cr_assert_not_null(f, "%s", err);
 	cr_assert_eq(form_count(f), 20000);
 	cr_assert_str_eq(form_get(f, "k19999"), "19999");
 	form_free(f);
-	len += (size_t)snprintf(buf + len, cap - len, "&k7=x");
+	int n = snprintf(buf + len, cap - len, "&k7=x");
+	cr_assert(n > 0 && (size_t)n < cap - len);
+	len += (size_t)n;
 	f = form_parse(buf, len, err, sizeof(err));
 	cr_assert_null(f);
 	cr_assert_str_eq(err, "duplicate field k7");
@@ -247,7 +252,7 @@ Test(form_out, round_trip)
 	cr_assert_not_null(f, "%s", err);
 	cr_assert_eq(form_count(f), n);
 	for (size_t i = 0; i < n; i++) {
-		snprintf(key, sizeof(key), "k %zu", i);
+		cr_assert_lt((size_t)snprintf(key, sizeof(key), "k %zu", i), sizeof(key));
 		cr_assert_str_eq(form_get(f, key), vals[i]);
 	}
 	form_free(f);

@@ -16,10 +16,11 @@ import hdharness
 def make_daemon(tmp_path):
     started = []
 
-    def make(overrides=None, name=None):
+    def make(overrides=None, name=None, env=None):
         sub = tmp_path / (name or "d%d" % len(started))
         sub.mkdir()
         d = hdharness.Daemon(sub, overrides)
+        d.env.update(env or {})
         started.append(d)
         d.start()
         return d

@@ -73,10 +73,15 @@ class Daemon:
         self.proc = None
         self.port = None
         self.history = collections.deque(maxlen=30)  # recent requests, for messages
+        self.env = {}          # extra environment for the daemon (e.g. HOTDESKD_*)
         self._lock = threading.Lock()
         self._write_config(overrides or {})
 
     # ---------------------------------------------------------------- process
+
+    def write_config(self, overrides):
+        """Rewrites the INI file from the defaults plus `overrides` (for SIGHUP)."""
+        self._write_config(overrides)
 
     def _write_config(self, overrides):
         cfg = collections.OrderedDict()
@@ -109,6 +114,7 @@ class Daemon:
         if os.path.exists(self.port_file):
             os.unlink(self.port_file)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTDESKD_")}
+        env.update(self.env)
         with open(self.log_path, "ab") as log:
             log.write(b"\n==== harness: starting daemon ====\n")
             log.flush()

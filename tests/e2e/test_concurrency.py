@@ -5,10 +5,12 @@ virtualizations with the right code, bare *30 returns, *30<own> -- so that
 many of them race on the same devices.  Afterwards:
   * I1-I4 hold (invariants());
   * the `virtualized` events since the storm are exactly the accepted
-    answers (same (extension, device) multiset: nothing lost, nothing doubled);
+    answers (same (extension, device) multiset: nothing lost, nothing doubled),
+    except an accepted *30<X> dialed by X itself from the phone already
+    carrying it, which moves nothing (assumption: no event for a no-op);
   * every `returned` answer has its `returned` event (a move that displaces
-    a guest may record one more, so returned events per extension are at
-    least the returned answers, and in total at most returned + accepted);
+    a guest records one more, so returned events are at least the returned
+    answers and at most returned + accepted answers);
   * replaying the events in id order with the SPEC 2.2 rules gives exactly
     the final virtual_on of every extension.
 """
@@ -19,7 +21,7 @@ import threading
 import time
 
 import hdharness
-from hdharness import events, invariants, mac, park
+from hdharness import events, invariants, park
 
 CALLERS = ["acme-101", "acme-102", "acme-103", "acme-104", "acme-105",
            park(101), park(102), park(103)]
@@ -71,19 +73,28 @@ def replay(evs, exts):
     return v
 
 
-def check_events_match(d, baseline, answers, exts):
+def real_moves(reqs, answers):
+    """(extension, device) of accepted answers that moved something: *30<X>
+    dialed as X itself (X already on the calling phone) changes nothing."""
+    return collections.Counter(
+        (str(a["extension"]), a["device"]) for r, a in zip(reqs, answers)
+        if a is not None and a.get("result") == "accepted"
+        and r["caller"] != "acme-%s" % r["digits"])
+
+
+def check_events_match(d, baseline, reqs, answers, exts):
     evs = events(d, org="acme", after=baseline)
-    acc = collections.Counter((str(a["extension"]), a["device"])
-                              for a in answers if a.get("result") == "accepted")
+    acc = real_moves(reqs, answers)
     virt = collections.Counter((str(e["extension"]), e["device"])
                                for e in evs if e["type"] == "virtualized")
     assert virt == acc, "virtualized events %r != accepted answers %r" % (virt, acc)
     ret_ans = collections.Counter(str(a["extension"]) for a in answers
                                   if a.get("result") == "returned")
     ret_ev = collections.Counter(str(e["extension"]) for e in evs if e["type"] == "returned")
-    for x, n in ret_ans.items():
-        assert ret_ev[x] >= n, "extension %s: %d returned answers, %d events" % (x, n, ret_ev[x])
-    assert sum(ret_ev.values()) <= sum(ret_ans.values()) + sum(acc.values()), (ret_ev, ret_ans)
+    # *30<H> from H's home phone hosting guest Y answers "returned H" while
+    # the move (and its event) is Y's return: compare totals, not per extension.
+    assert sum(ret_ans.values()) <= sum(ret_ev.values()) <= \
+        sum(ret_ans.values()) + sum(acc.values()), (ret_ev, ret_ans)
     final = {k[1]: e.get("virtual_on") for k, e in exts.items() if k[0] == "acme"}
     assert replay(evs, exts) == final, "replay %r != final %r" % (replay(evs, exts), final)
     return evs
@@ -112,7 +123,7 @@ def test_200_concurrent_star30(acme):
     counts = collections.Counter(a["result"] for a in answers)
     assert counts["accepted"] >= 5 and counts["returned"] + counts["accepted"] >= 10, counts
     exts, _ = invariants(d)
-    check_events_match(d, baseline, answers, exts)
+    check_events_match(d, baseline, reqs, answers, exts)
     # the daemon is still fully usable: return everything through the API
     for k, e in exts.items():
         if e.get("virtual_on"):
@@ -138,15 +149,14 @@ def test_kill9_during_move_storm(make_daemon):
         if not d.alive():
             break
     d.start()
-    answered = [r[1] for r in results if r is not None and r[0] == 200]
-    assert len(answered) >= 100, "too few answers before the kill: %d" % len(answered)
+    answered = [r[1] if r is not None and r[0] == 200 else None for r in results]
+    assert sum(a is not None for a in answered) >= 100, "too few answers before the kill"
     exts, _ = invariants(d)
     # every acknowledged move is durable; in-flight ones are all or nothing
     evs = events(d, org="acme", after=baseline)
     virt = collections.Counter((str(e["extension"]), e["device"])
                                for e in evs if e["type"] == "virtualized")
-    acc = collections.Counter((str(a["extension"]), a["device"])
-                              for a in answered if a.get("result") == "accepted")
+    acc = real_moves(reqs, answered)
     missing = acc - virt
     assert not missing, "acknowledged moves lost by kill -9: %r" % missing
     final = {k[1]: e.get("virtual_on") for k, e in exts.items() if k[0] == "acme"}

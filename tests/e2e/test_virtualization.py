@@ -200,6 +200,24 @@ def test_star30_own_number_from_parked_home_phone(acme):
     invariants(d)
 
 
+def test_star30_own_number_from_home_phone_hosting_guest(acme):
+    # Assumption (SPEC 2.2 rules applied literally): *30101 from 101's phone
+    # while it hosts 102 -- the guest returns (Y != X) and 101 "simply
+    # returns home"; no code is asked (101 has none), the answer names 101.
+    d, demo = acme
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted")
+    d.star30("acme-102", "101", result="returned", extension="101", device=mac(101))
+    assert carries(d, mac(101)) == ("ext", "101", False)
+    assert carries(d, mac(102)) == ("ext", "102", False)
+    ev = events(d, type="returned", org="acme")
+    assert [(str(e["extension"]), e["device"]) for e in ev] == [("102", mac(102))], ev
+    # at home with no guest: nothing to do
+    ans = d.star30("acme-101", "101")
+    assert ans["result"] in ("nothing", "returned"), ans
+    assert len(events(d, type="returned", org="acme")) == 1
+    invariants(d)
+
+
 def test_return_while_home_hosts_another(acme):
     d, demo = acme
     d.star30("acme-101", "102", code=demo.code(102), result="accepted")

@@ -1,0 +1,27 @@
+#!/bin/sh
+# run-asan.sh -- the test suite built with ASan/UBSan (build-asan/): every
+# unit test binary and the end-to-end suite against the sanitized daemon.
+# Sanitizer reports (leaks included) go to files; any file fails the run,
+# since LeakSanitizer reports do not change a test's verdict by themselves.
+set -u
+cd "$(dirname "$0")/.."
+dir=$(mktemp -d /tmp/hotdeskd-asan.XXXXXX)
+export ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="log_path=$dir/ubsan:print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan.supp"
+fail=0
+for t in build-asan/tests/test_*; do
+	echo "== $t"
+	"$t" --jobs 2 || { fail=1; echo "FAILED: $t"; }
+done
+echo "== end-to-end against build-asan/hotdeskd"
+HOTDESKD=$(pwd)/build-asan/hotdeskd /usr/bin/python3 -m pytest -q tests/e2e || fail=1
+reports=$(ls "$dir" 2>/dev/null | wc -l)
+if [ "$reports" -ne 0 ]; then
+	echo "sanitizer reports:"
+	for f in "$dir"/*; do echo "--- $f"; head -60 "$f"; done
+	fail=1
+fi
+rm -rf "$dir"
+if [ "$fail" -eq 0 ]; then echo "asan: 1 passed, 0 failed"; else echo "asan: 0 passed, 1 failed"; fi
+exit $fail

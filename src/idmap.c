@@ -1,0 +1,129 @@
+/*
+ * idmap.c -- integer-keyed open-addressing hash map (see idmap.h).
+ */
+#include "idmap.h"
+
+#include <stdlib.h>
+
+#define TOMB ((void *)-1)
+
+static uint64_t
+hash_id(int64_t k)
+{
+	uint64_t x = (uint64_t)k;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static int
+grow(struct idmap *m)
+{
+	struct idmap old = *m;
+	size_t ncap = m->cap ? m->cap * 2 : 64;
+
+	if (m->live * 4 < m->cap) /* mostly tombstones: rehash at the same size */
+		ncap = m->cap;
+	if ((m->s = calloc(ncap, sizeof(*m->s))) == NULL) {
+		*m = old;
+		return -1;
+	}
+	m->cap = ncap;
+	m->used = m->live = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.s[i].val != NULL && old.s[i].val != TOMB)
+			(void)idmap_put(m, old.s[i].key, old.s[i].val); /* cannot fail: room */
+	free(old.s);
+	return 0;
+}
+
+static struct idmap_slot *
+find(const struct idmap *m, int64_t key)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = hash_id(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct idmap_slot *s = &m->s[i];
+
+		if (s->val == NULL)
+			return NULL;
+		if (s->val != TOMB && s->key == key)
+			return s;
+	}
+}
+
+void *
+idmap_get(const struct idmap *m, int64_t key)
+{
+	struct idmap_slot *s = find(m, key);
+
+	return s ? s->val : NULL;
+}
+
+int
+idmap_put(struct idmap *m, int64_t key, void *val)
+{
+	struct idmap_slot *s = find(m, key);
+
+	if (s != NULL) {
+		s->val = val;
+		return 0;
+	}
+	if ((m->used + 1) * 2 > m->cap && grow(m) == -1)
+		return -1;
+	for (size_t i = hash_id(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->s[i].val == NULL || m->s[i].val == TOMB) {
+			if (m->s[i].val == NULL)
+				m->used++;
+			m->s[i].key = key;
+			m->s[i].val = val;
+			m->live++;
+			return 0;
+		}
+	}
+}
+
+void
+idmap_del(struct idmap *m, int64_t key)
+{
+	struct idmap_slot *s = find(m, key);
+
+	if (s != NULL) {
+		s->val = TOMB;
+		m->live--;
+	}
+}
+
+size_t
+idmap_count(const struct idmap *m)
+{
+	return m->live;
+}
+
+int
+idmap_each(const struct idmap *m, idmap_cb cb, void *arg)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		void *v = m->s[i].val;
+
+		if (v != NULL && v != TOMB) {
+			int r = cb(v, arg);
+
+			if (r != 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+void
+idmap_free(struct idmap *m)
+{
+	free(m->s);
+	m->s = NULL;
+	m->cap = m->used = m->live = 0;
+}

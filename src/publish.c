@@ -1,0 +1,845 @@
+/*
+ * publish.c -- rendered configuration in memory and in the TFTP root.
+ *
+ * Per device: one entry (keyed by id and by MAC) holding one blob per
+ * per-device file of its profile, the configuration version, and the hash
+ * of all its files.  Shared files (device-independent) are rendered on
+ * first request and cached per (profile, file, model); a template change
+ * empties that cache.
+ *
+ * Locks:
+ *   lock    (rwlock) the entry maps and the blob pointers in entries;
+ *           readers copy a blob pointer and take a reference under rdlock;
+ *           the writer swaps pointers under wrlock and drops the old
+ *           references after.
+ *   fetch_mu  the fetch facts of every entry (written by HTTP threads).
+ *   shared_mu the shared-file cache.
+ * Rendering itself runs without any of them (the caller is the only
+ * writer), so serving never waits for a render.
+ *
+ * TFTP: every per-device file is written with fs_write_atomic and its name
+ * recorded in the store (tftp_files), so start-up can remove the files of
+ * deleted devices without touching anything else in the directory.
+ */
+#include "publish.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "fsutil.h"
+#include "idmap.h"
+#include "log.h"
+#include "store.h"
+#include "virt.h"
+
+#define PUB_MAX_FILES 4
+#define SHARED_MAX 256
+
+struct pub_dev {
+	hd_id id, org;
+	char mac[HD_MAC_LEN + 1];
+	const struct vendor_profile *profile;
+	unsigned long long version;
+	char hash[33];                        /* hex of the content hash, "" none */
+	struct pub_blob *files[PUB_MAX_FILES]; /* NULL until rendered */
+	char names[PUB_MAX_FILES][VENDOR_NAME_MAX + 1];
+	size_t nfiles;
+	struct pub_fetch fetch;               /* under fetch_mu */
+};
+
+struct shared_entry {
+	const struct vendor_profile *profile;
+	size_t index;
+	char model[33];
+	struct pub_blob *blob;
+};
+
+struct pub {
+	pthread_rwlock_t lock;
+	struct idmap by_id;   /* hd_id -> pub_dev */
+	struct idmap by_mac;  /* 48-bit MAC -> pub_dev */
+	pthread_mutex_t fetch_mu;
+	pthread_mutex_t shared_mu;
+	struct shared_entry shared[SHARED_MAX];
+	size_t nshared;
+	struct vendor_templates *tmpl;
+	char *tftp_root;
+};
+
+static long long
+now_s(void)
+{
+	return (long long)time(NULL);
+}
+
+static int64_t
+mac_key(const char *mac)
+{
+	return (int64_t)strtoull(mac, NULL, 16);
+}
+
+/* ---- blobs -------------------------------------------------------------- */
+
+static struct pub_blob *
+blob_new(const char *data, size_t len, unsigned long long version)
+{
+	struct pub_blob *b = malloc(sizeof(*b) + len + 1);
+	unsigned char h[16];
+	char hex[33];
+
+	if (b == NULL)
+		return NULL;
+	atomic_init(&b->refs, 1);
+	b->version = version;
+	b->len = len;
+	memcpy(b->data, data, len);
+	b->data[len] = '\0';
+	crypto_generichash(h, sizeof(h), (const unsigned char *)data, len, NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	snprintf(b->etag, sizeof(b->etag), "\"%s\"", hex);
+	return b;
+}
+
+void
+pub_release(struct pub_blob *b)
+{
+	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
+		sodium_memzero(b->data, b->len); /* may hold SIP passwords */
+		free(b);
+	}
+}
+
+static struct pub_blob *
+blob_ref(struct pub_blob *b)
+{
+	if (b != NULL)
+		atomic_fetch_add(&b->refs, 1);
+	return b;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+struct pub *
+pub_new(const struct pub_opts *o, char *err, size_t errlen)
+{
+	struct pub *p = calloc(1, sizeof(*p));
+
+	if (p == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_rwlock_init(&p->lock, NULL);
+	pthread_mutex_init(&p->fetch_mu, NULL);
+	pthread_mutex_init(&p->shared_mu, NULL);
+	if (vendor_templates_load(o->templates, o->static_dir, &p->tmpl, err, errlen) != 0)
+		goto fail;
+	if (o->tftp_root != NULL && o->tftp_root[0] != '\0') {
+		if (fs_mkdir(o->tftp_root, err, errlen) != 0 ||
+		    (p->tftp_root = strdup(o->tftp_root)) == NULL)
+			goto fail;
+	}
+	return p;
+fail:
+	pub_free(p);
+	return NULL;
+}
+
+static int
+dev_free(void *v, void *arg)
+{
+	struct pub_dev *d = v;
+
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+		pub_release(d->files[i]);
+	free(d);
+	return 0;
+}
+
+static void
+shared_flush(struct pub *p)
+{
+	pthread_mutex_lock(&p->shared_mu);
+	for (size_t i = 0; i < p->nshared; i++)
+		pub_release(p->shared[i].blob);
+	p->nshared = 0;
+	pthread_mutex_unlock(&p->shared_mu);
+}
+
+void
+pub_free(struct pub *p)
+{
+	if (p == NULL)
+		return;
+	idmap_each(&p->by_id, dev_free, NULL);
+	idmap_free(&p->by_id);
+	idmap_free(&p->by_mac);
+	shared_flush(p);
+	vendor_templates_free(p->tmpl);
+	free(p->tftp_root);
+	pthread_rwlock_destroy(&p->lock);
+	pthread_mutex_destroy(&p->fetch_mu);
+	pthread_mutex_destroy(&p->shared_mu);
+	free(p);
+}
+
+const struct vendor_templates *
+pub_templates(const struct pub *p)
+{
+	return p->tmpl;
+}
+
+void
+pub_set_templates(struct pub *p, struct vendor_templates *t)
+{
+	vendor_templates_free(p->tmpl);
+	p->tmpl = t;
+	shared_flush(p);
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+void
+pub_render_input(const struct world *w, const struct hd_dev *d, struct render_input *in)
+{
+	struct virt_carried c = virt_carried(w, d);
+	const struct hd_org *o = world_org(w, d->org);
+	static const struct hd_sip_server none;
+	const struct hd_sip_server *os = o ? &o->sip : &none, *es = &none;
+
+	memset(in, 0, sizeof(*in));
+	in->mac = d->mac;
+	in->model = d->model;
+	in->org = o ? o->name : NULL;
+	if (c.kind == VIRT_CARRY_EXT) {
+		const struct hd_ext *e = c.ext;
+
+		es = &e->sip;
+		in->line_enabled = true;
+		in->line.sip_user = e->sip_user;
+		in->line.auth_name = e->sip_user;
+		in->line.password = e->sip_password;
+		in->line.display_name = e->display_name ? e->display_name : e->number;
+		in->line.label = e->label ? e->label : e->number;
+	} else {
+		in->parked = true;
+		if (d->parking_user != NULL) {
+			in->parking = true;
+			in->line_enabled = true;
+			in->line.sip_user = d->parking_user;
+			in->line.auth_name = d->parking_user;
+			in->line.password = d->parking_password;
+			in->line.display_name = "Away";
+			in->line.label = "Away - dial *30";
+		}
+	}
+	if (in->line_enabled) {
+		in->line.registrar_host = es->host ? es->host : os->host;
+		in->line.registrar_port = es->port ? es->port : os->port;
+		in->line.transport = es->transport ? es->transport : os->transport;
+	}
+}
+
+/* Renders every per-device file of d into bufs (caller frees them). */
+static int
+render_files(const struct vendor_templates *t, const struct world *w, const struct hd_dev *d,
+             const struct vendor_profile *prof, unsigned long long version,
+             struct render_buf bufs[PUB_MAX_FILES], char *err, size_t errlen)
+{
+	struct render_input in;
+
+	pub_render_input(w, d, &in);
+	in.version = version;
+	for (size_t i = 0; i < prof->n_device_files && i < PUB_MAX_FILES; i++)
+		if (vendor_render_device(prof, t, i, &in, &bufs[i], err, errlen) != 0)
+			return -1;
+	return 0;
+}
+
+static void
+files_hash(struct render_buf bufs[PUB_MAX_FILES], size_t n, char hex[33])
+{
+	crypto_generichash_state st;
+	unsigned char h[16];
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	for (size_t i = 0; i < n; i++) {
+		unsigned char len[8];
+		uint64_t l = bufs[i].len;
+
+		for (int k = 0; k < 8; k++)
+			len[k] = (unsigned char)(l >> (8 * k));
+		crypto_generichash_update(&st, len, sizeof(len));
+		crypto_generichash_update(&st, (const unsigned char *)bufs[i].p, bufs[i].len);
+	}
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_bin2hex(hex, 33, h, sizeof(h));
+}
+
+static void
+render_failed(struct store *st, const struct hd_dev *d, const char *err)
+{
+	char detail[512];
+	char safe[300];
+
+	log_warn("device %s: render failed, keeping the last good files: %s", d->mac,
+	         log_sanitize(err, safe, sizeof(safe)));
+	/* the message names a template position or variable, never a value */
+	snprintf(detail, sizeof(detail), "{\"error\":\"%s\"}", "render failed");
+	if (st != NULL)
+		(void)store_event_add(st, now_s(), "render_failed", d->org, NULL, d->mac, detail);
+}
+
+static void
+tftp_write(struct pub *p, struct store *st, const char *name, const struct render_buf *b)
+{
+	char err[256];
+	size_t oldlen;
+	char *old;
+
+	if (p->tftp_root == NULL)
+		return;
+	/* unchanged content is not rewritten (start-up reconciles thousands) */
+	old = fs_read_file(p->tftp_root, name, b->len, &oldlen);
+	if (old != NULL && oldlen == b->len && memcmp(old, b->p, b->len) == 0) {
+		sodium_memzero(old, oldlen);
+		free(old);
+		return;
+	}
+	if (old != NULL) {
+		sodium_memzero(old, oldlen);
+		free(old);
+	}
+	if (fs_write_atomic(p->tftp_root, name, b->p, b->len, err, sizeof(err)) != 0) {
+		log_error("tftp: %s", err);
+		return;
+	}
+	if (st != NULL && store_tftp_add(st, name) != 0)
+		log_error("tftp: cannot record %s: %s", name, store_errmsg(st));
+}
+
+static void
+tftp_remove(struct pub *p, struct store *st, const char *name)
+{
+	char err[256];
+
+	if (p->tftp_root == NULL || name[0] == '\0')
+		return;
+	if (fs_unlink(p->tftp_root, name, err, sizeof(err)) != 0)
+		log_error("tftp: %s", err);
+	if (st != NULL)
+		(void)store_tftp_del(st, name);
+}
+
+/*
+ * Renders device d; publishes when the content differs from what e holds.
+ * e is the existing entry or NULL.  known_hash/known_version: what the
+ * store says was last published (start-up), or NULL.  Returns 1 changed,
+ * 0 unchanged, -1 failed (last good kept).
+ */
+static int
+publish_dev(struct pub *p, const struct world *w, struct store *st, const struct hd_dev *d,
+            const char *known_hash, unsigned long long known_version)
+{
+	const struct vendor_profile *prof = vendor_profile_by_name(d->profile);
+	struct render_buf bufs[PUB_MAX_FILES] = { { 0 } };
+	struct pub_blob *nb[PUB_MAX_FILES] = { 0 }, *old[PUB_MAX_FILES] = { 0 };
+	struct pub_dev *e, *fresh = NULL;
+	char err[256], hash[33];
+	unsigned long long version;
+	size_t n;
+	int rc = -1;
+
+	if (prof == NULL) {
+		render_failed(st, d, "unknown vendor profile");
+		return -1;
+	}
+	n = prof->n_device_files < PUB_MAX_FILES ? prof->n_device_files : PUB_MAX_FILES;
+	pthread_rwlock_rdlock(&p->lock);
+	e = idmap_get(&p->by_id, d->id);
+	version = e ? e->version : known_version;
+	pthread_rwlock_unlock(&p->lock);
+	/* render with the next version number; if nothing changed it is not used */
+	if (render_files(p->tmpl, w, d, prof, version + 1, bufs, err, sizeof(err)) != 0) {
+		render_failed(st, d, err);
+		goto out;
+	}
+	/* the version stamp must not make every render "different": hash a
+	 * render with a fixed stamp instead (cheap: only when stamps are used) */
+	files_hash(bufs, n, hash);
+	if (e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
+	              : (known_hash != NULL && strcmp(known_hash, hash) == 0)) {
+		if (e != NULL) {
+			rc = 0;
+			goto out;
+		}
+		/* start-up, unchanged since last run: keep the version */
+	} else {
+		version++;
+	}
+	if (e == NULL || e->version != version) {
+		/* re-render when the stamp in the files must be the new version */
+		for (size_t i = 0; i < n; i++)
+			render_buf_reset(&bufs[i]);
+		if (render_files(p->tmpl, w, d, prof, version, bufs, err, sizeof(err)) != 0) {
+			render_failed(st, d, err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((nb[i] = blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
+			goto out;
+	if (e == NULL && (fresh = calloc(1, sizeof(*fresh))) == NULL)
+		goto out;
+
+	pthread_rwlock_wrlock(&p->lock);
+	if (fresh != NULL) {
+		e = fresh;
+		e->id = d->id;
+		memcpy(e->mac, d->mac, sizeof(e->mac));
+		if (idmap_put(&p->by_id, d->id, e) != 0 || idmap_put(&p->by_mac, mac_key(d->mac), e) != 0) {
+			idmap_del(&p->by_id, d->id);
+			pthread_rwlock_unlock(&p->lock);
+			goto out;
+		}
+		fresh = NULL;
+	}
+	e->org = d->org;
+	e->profile = prof;
+	e->version = version;
+	memcpy(e->hash, hash, sizeof(e->hash));
+	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
+		old[i] = e->files[i];
+		e->files[i] = i < n ? nb[i] : NULL;
+		nb[i] = NULL;
+	}
+	e->nfiles = n;
+	pthread_rwlock_unlock(&p->lock);
+
+	for (size_t i = 0; i < n; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (vendor_file_name(&prof->device_files[i], d->mac, d->model, name, sizeof(name)) != 0)
+			continue;
+		/* the TFTP root and the names are touched by the writer only */
+		if (e->names[i][0] && strcmp(e->names[i], name) != 0)
+			tftp_remove(p, st, e->names[i]);
+		memcpy(e->names[i], name, sizeof(name));
+		tftp_write(p, st, name, &bufs[i]);
+	}
+	if (st != NULL && store_devcfg_put(st, d->id, version, hash, now_s()) != 0)
+		log_error("device %s: cannot record version %llu: %s", d->mac, version,
+		          store_errmsg(st));
+	rc = 1;
+out:
+	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
+		pub_release(old[i]);
+		pub_release(nb[i]);
+		render_buf_free(&bufs[i]);
+	}
+	free(fresh);
+	return rc;
+}
+
+static void
+unpublish(struct pub *p, struct store *st, hd_id id)
+{
+	struct pub_dev *e;
+
+	pthread_rwlock_wrlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, id)) != NULL) {
+		idmap_del(&p->by_id, id);
+		idmap_del(&p->by_mac, mac_key(e->mac));
+	}
+	pthread_rwlock_unlock(&p->lock);
+	if (e == NULL)
+		return;
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+		tftp_remove(p, st, e->names[i]);
+	dev_free(e, NULL);
+}
+
+int
+pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *ids, size_t n,
+           struct hd_idset *changed)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct hd_dev *d = world_dev(w, ids[i]);
+
+		if (d == NULL) {
+			unpublish(p, st, ids[i]);
+			continue;
+		}
+		if (publish_dev(p, w, st, d, NULL, 0) == 1 && changed != NULL &&
+		    hd_idset_add(changed, d->id) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct prof_walk {
+	struct pub *p;
+	const struct world *w;
+	struct store *st;
+	const struct vendor_profile *prof;
+	struct hd_idset *changed;
+	int rc;
+};
+
+static int
+prof_each(struct hd_dev *d, void *arg)
+{
+	struct prof_walk *pw = arg;
+
+	if (pw->prof != NULL && vendor_profile_by_name(d->profile) != pw->prof)
+		return 0;
+	if (publish_dev(pw->p, pw->w, pw->st, d, NULL, 0) == 1 && pw->changed != NULL &&
+	    hd_idset_push(pw->changed, d->id) != 0) {
+		pw->rc = -1;
+		return 1;
+	}
+	return 0;
+}
+
+int
+pub_update_profile(struct pub *p, const struct world *w, struct store *st,
+                   const struct vendor_profile *prof, struct hd_idset *changed)
+{
+	struct prof_walk pw = { p, w, st, prof, changed, 0 };
+
+	world_each_dev(w, prof_each, &pw);
+	return pw.rc;
+}
+
+/* ---- start-up ----------------------------------------------------------- */
+
+struct known {
+	hd_id dev;
+	unsigned long long version;
+	char hash[33];
+};
+
+struct recon {
+	struct pub *p;
+	const struct world *w;
+	struct store *st;
+	struct idmap known; /* dev -> struct known */
+	struct idmap names; /* unused */
+	char **stale;       /* tftp names to check */
+	size_t nstale, capstale;
+	int rc;
+};
+
+static int
+recon_known(hd_id dev, unsigned long long version, const char *hash, void *arg)
+{
+	struct recon *r = arg;
+	struct known *k = calloc(1, sizeof(*k));
+
+	if (k == NULL)
+		return -1;
+	k->dev = dev;
+	k->version = version;
+	snprintf(k->hash, sizeof(k->hash), "%s", hash);
+	if (idmap_put(&r->known, dev, k) != 0) {
+		free(k);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+recon_dev(struct hd_dev *d, void *arg)
+{
+	struct recon *r = arg;
+	struct known *k = idmap_get(&r->known, d->id);
+
+	(void)publish_dev(r->p, r->w, r->st, d, k ? k->hash : NULL, k ? k->version : 0);
+	return 0;
+}
+
+static int
+recon_fetch(hd_id dev, const char *source, const char *ua, unsigned long long version,
+            long long at, void *arg)
+{
+	struct recon *r = arg;
+	struct pub_dev *e = idmap_get(&r->p->by_id, dev);
+
+	if (e != NULL) {
+		snprintf(e->fetch.source, sizeof(e->fetch.source), "%s", source);
+		snprintf(e->fetch.user_agent, sizeof(e->fetch.user_agent), "%s", ua);
+		e->fetch.version = version;
+		e->fetch.at = at;
+	}
+	return 0;
+}
+
+static int
+recon_name(const char *name, void *arg)
+{
+	struct recon *r = arg;
+
+	if (r->nstale == r->capstale) {
+		size_t nc = r->capstale ? r->capstale * 2 : 64;
+		char **v = realloc(r->stale, nc * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		r->stale = v;
+		r->capstale = nc;
+	}
+	if ((r->stale[r->nstale] = strdup(name)) == NULL)
+		return -1;
+	r->nstale++;
+	return 0;
+}
+
+static int
+free_known(void *v, void *arg)
+{
+	free(v);
+	return 0;
+}
+
+/* Whether some device entry owns TFTP file `name`. */
+static bool
+name_owned(struct pub *p, const char *name)
+{
+	struct vendor_file_match m;
+	struct pub_dev *e;
+
+	if (vendor_match_file(name, &m) != 1 || m.kind != VENDOR_DEVICE)
+		return false;
+	if ((e = idmap_get(&p->by_mac, mac_key(m.mac))) == NULL)
+		return false;
+	for (size_t i = 0; i < e->nfiles; i++)
+		if (strcmp(e->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Writes the shared files that need no model to the TFTP root. */
+static void
+tftp_shared(struct pub *p, struct store *st)
+{
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		const struct vendor_profile *prof = vendor_registry[k];
+
+		for (size_t i = 0; i < prof->n_shared_files; i++) {
+			struct render_buf b = { 0 };
+			char name[VENDOR_NAME_MAX + 1], err[256];
+
+			if (vendor_file_name(&prof->shared_files[i], NULL, NULL, name, sizeof(name)) != 0)
+				continue; /* needs a model: served over HTTP on request */
+			if (vendor_render_shared(prof, p->tmpl, i, NULL, &b, err, sizeof(err)) == 0)
+				tftp_write(p, st, name, &b);
+			else
+				log_error("%s/%s: %s", prof->name, name, err);
+			render_buf_free(&b);
+		}
+	}
+}
+
+int
+pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err, size_t errlen)
+{
+	struct recon r = { .p = p, .w = w, .st = st };
+	int rc = -1;
+
+	if (store_devcfg_each(st, recon_known, &r) != 0) {
+		snprintf(err, errlen, "cannot read published versions: %s", store_errmsg(st));
+		goto out;
+	}
+	if (store_begin(st) != 0) {
+		snprintf(err, errlen, "%s", store_errmsg(st));
+		goto out;
+	}
+	world_each_dev(w, recon_dev, &r);
+	if (p->tftp_root != NULL) {
+		tftp_shared(p, st);
+		/* files of devices that no longer exist */
+		if (store_tftp_each(st, recon_name, &r) != 0) {
+			(void)store_rollback(st);
+			snprintf(err, errlen, "cannot read the TFTP manifest: %s", store_errmsg(st));
+			goto out;
+		}
+		for (size_t i = 0; i < r.nstale; i++) {
+			struct vendor_file_match m;
+
+			if (vendor_match_file(r.stale[i], &m) == 1 && m.kind == VENDOR_SHARED)
+				continue;
+			if (!name_owned(p, r.stale[i]))
+				tftp_remove(p, st, r.stale[i]);
+		}
+	}
+	(void)store_fetch_each(st, recon_fetch, &r);
+	if (store_commit(st) != 0) {
+		snprintf(err, errlen, "%s", store_errmsg(st));
+		(void)store_rollback(st);
+		goto out;
+	}
+	rc = 0;
+out:
+	idmap_each(&r.known, free_known, NULL);
+	idmap_free(&r.known);
+	for (size_t i = 0; i < r.nstale; i++)
+		free(r.stale[i]);
+	free(r.stale);
+	return rc;
+}
+
+/* ---- serving ------------------------------------------------------------ */
+
+static struct pub_blob *
+shared_get(struct pub *p, const struct vendor_file_match *m)
+{
+	struct render_buf b = { 0 };
+	struct pub_blob *blob = NULL;
+	char err[256];
+
+	pthread_mutex_lock(&p->shared_mu);
+	for (size_t i = 0; i < p->nshared; i++) {
+		struct shared_entry *s = &p->shared[i];
+
+		if (s->profile == m->profile && s->index == m->file_index &&
+		    strcasecmp(s->model, m->model) == 0) {
+			blob = blob_ref(s->blob);
+			goto out;
+		}
+	}
+	if (vendor_render_shared(m->profile, p->tmpl, m->file_index, m->model[0] ? m->model : NULL,
+	                         &b, err, sizeof(err)) != 0) {
+		log_warn("shared file of %s: %s", m->profile->name, err);
+		goto out;
+	}
+	if ((blob = blob_new(b.p, b.len, 0)) == NULL)
+		goto out;
+	if (p->nshared < SHARED_MAX) {
+		struct shared_entry *s = &p->shared[p->nshared++];
+
+		s->profile = m->profile;
+		s->index = m->file_index;
+		snprintf(s->model, sizeof(s->model), "%s", m->model);
+		s->blob = blob_ref(blob);
+	}
+out:
+	pthread_mutex_unlock(&p->shared_mu);
+	render_buf_free(&b);
+	return blob;
+}
+
+int
+pub_get(struct pub *p, const char *name, struct pub_ref *ref)
+{
+	struct vendor_file_match m;
+	struct pub_dev *e;
+	int rc;
+
+	memset(ref, 0, sizeof(*ref));
+	if ((rc = vendor_match_file(name, &m)) != 1)
+		return rc;
+	if (m.kind == VENDOR_SHARED) {
+		ref->blob = shared_get(p, &m);
+		return ref->blob != NULL;
+	}
+	pthread_rwlock_rdlock(&p->lock);
+	e = idmap_get(&p->by_mac, mac_key(m.mac));
+	if (e != NULL && e->profile != m.profile) {
+		/* the same name in another family (e.g. <mac>.cfg): ask the
+		 * device's own profile */
+		if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
+			e = NULL;
+	}
+	if (e != NULL && m.file_index < e->nfiles && e->files[m.file_index] != NULL) {
+		ref->blob = blob_ref(e->files[m.file_index]);
+		ref->per_device = true;
+		ref->dev = e->id;
+		ref->org = e->org;
+		memcpy(ref->mac, e->mac, sizeof(ref->mac));
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return ref->blob != NULL;
+}
+
+void
+pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
+            unsigned long long version, long long now)
+{
+	struct pub_dev *e;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
+		pthread_mutex_lock(&p->fetch_mu);
+		snprintf(e->fetch.source, sizeof(e->fetch.source), "%s", source ? source : "");
+		snprintf(e->fetch.user_agent, sizeof(e->fetch.user_agent), "%s",
+		         user_agent ? user_agent : "");
+		e->fetch.version = version;
+		e->fetch.at = now;
+		pthread_mutex_unlock(&p->fetch_mu);
+	}
+	pthread_rwlock_unlock(&p->lock);
+}
+
+int
+pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out)
+{
+	struct pub_dev *e;
+
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
+		pthread_mutex_lock(&p->fetch_mu);
+		*out = e->fetch;
+		pthread_mutex_unlock(&p->fetch_mu);
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return e != NULL;
+}
+
+unsigned long long
+pub_version(struct pub *p, hd_id dev)
+{
+	struct pub_dev *e;
+	unsigned long long v = 0;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL)
+		v = e->version;
+	pthread_rwlock_unlock(&p->lock);
+	return v;
+}
+
+int
+pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d,
+            const struct vendor_templates *t, pub_preview_cb cb, void *arg, char *err,
+            size_t errlen)
+{
+	const struct vendor_profile *prof = vendor_profile_by_name(d->profile);
+	struct render_buf bufs[PUB_MAX_FILES] = { { 0 } };
+	int rc = -1;
+
+	if (prof == NULL) {
+		snprintf(err, errlen, "unknown vendor profile");
+		return -1;
+	}
+	if (render_files(t ? t : p->tmpl, w, d, prof, pub_version(p, d->id), bufs, err,
+	                 errlen) != 0)
+		goto out;
+	for (size_t i = 0; i < prof->n_device_files && i < PUB_MAX_FILES; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (vendor_file_name(&prof->device_files[i], d->mac, d->model, name, sizeof(name)) != 0)
+			continue;
+		if (cb(name, bufs[i].p, bufs[i].len, arg) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+		render_buf_free(&bufs[i]);
+	return rc;
+}

@@ -1,0 +1,125 @@
+/*
+ * publish.h -- rendered phone configuration, kept in memory for HTTP and
+ * written atomically to the TFTP root.
+ *
+ * The publisher renders a device's files when something changes (the
+ * service's change hook, a template change, start-up), never per request.
+ * Each rendered file is an immutable, reference-counted blob: an HTTP
+ * response holds a reference while it is sent, and a re-render swaps in a
+ * new blob without waiting for readers.  A device's configuration version
+ * increases whenever the content of any of its files changes; it is
+ * persisted with a content hash so versions survive restarts.
+ *
+ * Threads: pub_update / pub_reconcile / pub_set_templates are called by one
+ * writer at a time (under the service lock); pub_get, pub_fetched and the
+ * readers may run on any thread at the same time.
+ *
+ * Invariant (I5 of SPEC 2.1): after pub_update returns, what pub_get
+ * serves and what the TFTP root holds for each device equals the render of
+ * its current carried() identity -- unless rendering failed, in which case
+ * the last good file stays and an event "render_failed" is recorded.
+ */
+#ifndef HD_PUBLISH_H
+#define HD_PUBLISH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vendor.h"
+#include "world.h"
+
+struct store;
+
+struct pub_opts {
+	const char *templates;  /* directory of the default templates */
+	const char *static_dir; /* directory of static vendor files */
+	const char *tftp_root;  /* NULL = no TFTP publishing */
+};
+
+/* One published file: immutable once published. */
+struct pub_blob {
+	atomic_int refs;
+	unsigned long long version; /* the device's configuration version (0 shared) */
+	char etag[40];              /* quoted, ready for the header */
+	size_t len;
+	char data[];                /* NUL-terminated */
+};
+
+/* The last configuration fetch of a device. */
+struct pub_fetch {
+	char source[64];            /* "ip" of the client */
+	char user_agent[160];
+	unsigned long long version; /* version it received */
+	long long at;               /* 0 = never */
+};
+
+struct pub;
+
+struct pub *pub_new(const struct pub_opts *o, char *err, size_t errlen);
+void pub_free(struct pub *p); /* NULL-safe */
+
+/*
+ * Renders every device of the world, keeps versions in step with the
+ * store, writes what is missing or stale to the TFTP root, removes the
+ * files of devices that no longer exist (only files hotdeskd wrote), and
+ * writes the shared files.  Start-up.  Returns 0, or -1 with err.
+ */
+int pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
+                  size_t errlen);
+
+/*
+ * Re-renders devices (ids of the world; an id no longer in the world has
+ * its files removed).  Devices whose content changed are pushed to
+ * `changed` when it is not NULL.  Render failures keep the last good file
+ * and record an event.  Returns 0, or -1 when out of memory.
+ */
+int pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *ids,
+               size_t n, struct hd_idset *changed);
+
+/* Re-renders every device of a profile (NULL: every device). */
+int pub_update_profile(struct pub *p, const struct world *w, struct store *st,
+                       const struct vendor_profile *prof, struct hd_idset *changed);
+
+/* What pub_get found. */
+struct pub_ref {
+	struct pub_blob *blob;      /* a reference: release with pub_release */
+	bool per_device;
+	hd_id dev, org;             /* per-device files */
+	char mac[HD_MAC_LEN + 1];
+};
+
+/*
+ * Looks a requested file name up.  Returns 1 (ref filled, holding a
+ * reference), 0 when no such file is published (unknown name or MAC),
+ * -1 when name is not a plain file name.
+ */
+int pub_get(struct pub *p, const char *name, struct pub_ref *ref);
+/* Drops a reference.  NULL-safe; safe from any thread. */
+void pub_release(struct pub_blob *b);
+
+/* Records a device's configuration fetch. */
+void pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
+                 unsigned long long version, long long now);
+/* The last fetch of a device (zeroed if none); 1 if the device is known. */
+int pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out);
+/* The current configuration version of a device, 0 if unknown. */
+unsigned long long pub_version(struct pub *p, hd_id dev);
+
+/* Renders one device's files for a preview, without publishing.  Writes
+ * "name\0content" pairs through cb.  Returns 0 or -1 with err. */
+typedef int (*pub_preview_cb)(const char *name, const char *data, size_t len, void *arg);
+int pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d,
+                const struct vendor_templates *t, pub_preview_cb cb, void *arg,
+                char *err, size_t errlen);
+
+/* The templates in use (borrowed; valid until pub_set_templates). */
+const struct vendor_templates *pub_templates(const struct pub *p);
+/* Replaces the templates (takes ownership of t; frees the old set). */
+void pub_set_templates(struct pub *p, struct vendor_templates *t);
+
+/* Builds the render input of a device from the world (strings borrowed
+ * from the world).  Exposed for previews and tests. */
+void pub_render_input(const struct world *w, const struct hd_dev *d, struct render_input *in);
+
+#endif

@@ -1,0 +1,735 @@
+/*
+ * test_vendor.c -- the vendor registry and the default templates
+ * (src/vendor*.c, templates/, provisioning/): golden files for every
+ * profile's files, escaping round trips through libxml2, parked devices
+ * blanking their credentials, file-name matching and traversal attempts,
+ * User-Agent parsing, NOTIFY events and bodies, template replacement.
+ *
+ * Goldens live in tests/golden/<profile>/<case>/<file name>.  Run with
+ * UPDATE_GOLDEN=1 to rewrite them, then review the diff before committing.
+ * Tests run from the repository root.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+
+#include "render.h"
+#include "testutil.h"
+#include "vendor.h"
+
+#define MAC "0004f2a1b2c3"
+
+static struct vendor_templates *T;
+
+static void load(void)
+{
+	char err[512] = "";
+	int rc = vendor_templates_load("templates", "provisioning", &T, err, sizeof(err));
+	cr_assert_eq(rc, 0, "loading default templates: %s", err);
+}
+
+static void unload(void)
+{
+	vendor_templates_free(T);
+	T = NULL;
+}
+
+/* ---- the four device cases ---------------------------------------------- */
+
+static char long_pw[2101];
+
+static struct render_input case_input(const char *c)
+{
+	struct render_input in = {0};
+	in.mac = MAC;
+	in.model = "test-model";
+	in.org = "acme";
+	in.version = 12;
+	if (strcmp(c, "parked-none") == 0) {
+		in.parked = true;
+		return in;
+	}
+	in.line_enabled = true;
+	in.line.sip_user = "acme-201";
+	in.line.password = "Xk4-pw";
+	in.line.display_name = "Alice Smith";
+	in.line.label = "201";
+	in.line.registrar_host = "pbx.acme.test";
+	in.line.registrar_port = 5060;
+	in.line.transport = "udp";
+	if (strcmp(c, "parked-parking") == 0) {
+		in.parked = in.parking = true;
+		in.line.sip_user = "park-0004f2a1b2c3";
+		in.line.password = "park-pw";
+		in.line.display_name = "Parked phone";
+		in.line.label = "Away - dial *30";
+	} else if (strcmp(c, "hostile") == 0) {
+		/* every XML special, '$', non-ASCII, and a value of ~2100 bytes */
+		strcpy(long_pw, "p&ss<w>rd\"'$xü");
+		size_t n = strlen(long_pw);
+		for (; n < 2100; n++)
+			long_pw[n] = (char)('a' + n % 26);
+		long_pw[n] = '\0';
+		in.line.password = long_pw;
+		in.line.display_name = "Zoë \"Z\" O'Brien & <Co> 😀";
+		in.line.label = "<Away> & 'back' $HOME ☎";
+		in.line.auth_name = "auth&<>";
+		in.line.transport = "tls";
+		in.line.registrar_port = 5061;
+	}
+	return in;
+}
+
+static const char *const CASES[] = {"normal", "parked-parking", "parked-none", "hostile"};
+#define NCASES (sizeof(CASES) / sizeof(CASES[0]))
+
+/* Renders per-device file i of p for case c into b (reset first). */
+static void render_case(const struct vendor_profile *p, size_t i, const char *c,
+                        struct render_buf *b)
+{
+	char err[512] = "";
+	struct render_input in = case_input(c);
+	render_buf_reset(b);
+	int rc = vendor_render_device(p, T, i, &in, b, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s/%s (%s): %s", p->name, p->device_files[i].pattern, c, err);
+}
+
+/* ---- goldens ------------------------------------------------------------ */
+
+static void mkdirs(const char *path)
+{
+	char tmp[512];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *s = tmp + 1; *s; s++) {
+		if (*s == '/') {
+			*s = '\0';
+			mkdir(tmp, 0755);
+			*s = '/';
+		}
+	}
+}
+
+static void golden(const char *dir, const char *name, const char *p, size_t len)
+{
+	char path[512];
+	int n = snprintf(path, sizeof(path), "tests/golden/%s/%s", dir, name);
+	cr_assert(n > 0 && (size_t)n < sizeof(path));
+	const char *upd = getenv("UPDATE_GOLDEN");
+	if (upd != NULL && strcmp(upd, "1") == 0) {
+		mkdirs(path);
+		FILE *f = fopen(path, "wb");
+		cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+		cr_assert_eq(fwrite(p, 1, len, f), len);
+		fclose(f);
+		return;
+	}
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s missing (UPDATE_GOLDEN=1 creates it)", path);
+	static char want[65536];
+	size_t wn = fread(want, 1, sizeof(want), f);
+	fclose(f);
+	cr_assert_eq(wn, len, "%s: length %zu, rendered %zu", path, wn, len);
+	cr_assert(memcmp(want, p, len) == 0, "%s differs from the render", path);
+}
+
+static bool is_xml(const struct vendor_file *f)
+{
+	return f->mode != RENDER_KV;
+}
+
+/* Independent well-formedness check with the flags the spec names. */
+static xmlDocPtr parse(const char *p, size_t len)
+{
+	xmlDocPtr d = xmlReadMemory(p, (int)len, "x.xml", NULL,
+	                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	cr_assert_not_null(d, "not well-formed:\n%.*s", (int)len, p);
+	return d;
+}
+
+Test(vendor, goldens_for_every_device_file, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	size_t files = 0;
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		const struct vendor_profile *p = vendor_registry[k];
+		for (size_t i = 0; i < p->n_device_files; i++) {
+			char name[VENDOR_NAME_MAX + 1], dir[128];
+			cr_assert_eq(vendor_file_name(&p->device_files[i], MAC, NULL, name, sizeof(name)), 0);
+			for (size_t c = 0; c < NCASES; c++) {
+				render_case(p, i, CASES[c], &b);
+				snprintf(dir, sizeof(dir), "%s/%s", p->name, CASES[c]);
+				golden(dir, name, b.p, b.len);
+				if (is_xml(&p->device_files[i]))
+					xmlFreeDoc(parse(b.p, b.len));
+				files++;
+			}
+		}
+	}
+	cr_assert_eq(files, 4 * NCASES);
+	render_buf_free(&b);
+}
+
+Test(vendor, goldens_for_every_shared_file, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	char err[512];
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		const struct vendor_profile *p = vendor_registry[k];
+		for (size_t i = 0; i < p->n_shared_files; i++) {
+			const struct vendor_file *f = &p->shared_files[i];
+			const char *model = strstr(f->pattern, "{code}")  ? "066"
+			                    : strncmp(f->pattern, "spa", 3) == 0 ? "502G"
+			                    : strncmp(f->pattern, "CP-", 3) == 0 ? "8841-3PCC"
+			                                                         : "8841";
+			char name[VENDOR_NAME_MAX + 1], dir[128];
+			cr_assert_eq(vendor_file_name(f, NULL, model, name, sizeof(name)), 0, "%s", f->pattern);
+			render_buf_reset(&b);
+			cr_assert_eq(vendor_render_shared(p, T, i, model, &b, err, sizeof(err)), 0, "%s", err);
+			snprintf(dir, sizeof(dir), "%s/shared", p->name);
+			golden(dir, name, b.p, b.len);
+			if (is_xml(f))
+				xmlFreeDoc(parse(b.p, b.len));
+			/* a shared file never carries a device's credentials */
+			cr_assert_null(strstr(b.p, "Xk4-pw"));
+			cr_assert_null(strstr(b.p, MAC));
+		}
+	}
+	render_buf_free(&b);
+}
+
+/* ---- round trips: what the phone reads back is what was put in ---------- */
+
+static char *xpath_str(xmlDocPtr d, const char *expr)
+{
+	xmlXPathContextPtr ctx = xmlXPathNewContext(d);
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	cr_assert(o != NULL && o->nodesetval != NULL && o->nodesetval->nodeNr == 1,
+	          "xpath %s: not exactly one node", expr);
+	xmlChar *s = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
+	char *r = strdup((const char *)s);
+	xmlFree(s);
+	xmlXPathFreeObject(o);
+	xmlXPathFreeContext(ctx);
+	return r;
+}
+
+static void expect(xmlDocPtr d, const char *expr, const char *want)
+{
+	char *got = xpath_str(d, expr);
+	cr_assert_str_eq(got, want, "%s", expr);
+	free(got);
+}
+
+Test(vendor, hostile_values_round_trip_through_xml, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	struct render_input in = case_input("hostile");
+
+	render_case(vendor_profile_by_name("polycom"), 0, "hostile", &b);
+	xmlDocPtr d = parse(b.p, b.len);
+	expect(d, "/polycomConfig/reg/@reg.1.auth.password", in.line.password);
+	expect(d, "/polycomConfig/reg/@reg.1.displayName", in.line.display_name);
+	expect(d, "/polycomConfig/reg/@reg.1.label", in.line.label);
+	expect(d, "/polycomConfig/reg/@reg.1.auth.userId", "auth&<>");
+	expect(d, "/polycomConfig/reg/@reg.1.server.1.transport", "TLS");
+	xmlFreeDoc(d);
+
+	/* Cisco MPP: '$' doubled only where the phone expands macros */
+	render_case(vendor_profile_by_name("cisco-mpp"), 0, "hostile", &b);
+	d = parse(b.p, b.len);
+	expect(d, "/flat-profile/Password_1_", in.line.password);
+	expect(d, "/flat-profile/Display_Name_1_", in.line.display_name);
+	expect(d, "/flat-profile/Short_Name_1_", "<Away> & 'back' $$HOME ☎");
+	expect(d, "/flat-profile/SIP_Transport_1_", "TLS");
+	expect(d, "/flat-profile/Proxy_1_", "pbx.acme.test:5061");
+	xmlFreeDoc(d);
+
+	render_case(vendor_profile_by_name("cisco-enterprise"), 0, "hostile", &b);
+	d = parse(b.p, b.len);
+	expect(d, "/device/sipProfile/sipLines/line[@button='1']/authPassword", in.line.password);
+	expect(d, "/device/sipProfile/sipLines/line[@button='1']/displayName", in.line.display_name);
+	expect(d, "/device/sipProfile/sipLines/line[@button='1']/featureLabel", in.line.label);
+	expect(d, "/device/devicePool/callManagerGroup/members/member/callManager/ports/sipPort", "5061");
+	xmlFreeDoc(d);
+	render_buf_free(&b);
+}
+
+/* ---- parked devices ----------------------------------------------------- */
+
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+Test(vendor, yealink_version_line_and_exact_line_count, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("yealink");
+	struct render_buf b = {0};
+	/* 1 version line + 9 account keys when a line is carried, 1 + 7 when
+	 * blanked: a value can never add a line */
+	const size_t want[NCASES] = {10, 10, 8, 10};
+	for (size_t c = 0; c < NCASES; c++) {
+		render_case(p, 0, CASES[c], &b);
+		cr_assert(strncmp(b.p, "#!version:1.0.0.1\n", 18) == 0, "%s: first line", CASES[c]);
+		cr_assert_eq(count_lines(b.p), want[c], "%s: %zu lines", CASES[c], count_lines(b.p));
+		cr_assert_eq(b.p[b.len - 1], '\n');
+		for (const char *l = strchr(b.p, '\n') + 1; *l; l = strchr(l, '\n') + 1)
+			cr_assert(strncmp(l, "account.1.", 10) == 0, "%s: stray line %.40s", CASES[c], l);
+	}
+	render_buf_free(&b);
+}
+
+Test(vendor, yealink_refuses_line_breaks_naming_the_variable, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("yealink");
+	struct render_buf b = {0};
+	char err[512];
+	struct {
+		const char *which;
+		const char *var;
+	} cases[] = {{"password", "line.password"},
+	             {"display", "line.display_name"},
+	             {"label", "line.label"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct render_input in = case_input("normal");
+		const char *evil = i % 2 ? "x\naccount.2.enable = 1" : "x\r";
+		if (i == 0)
+			in.line.password = evil;
+		else if (i == 1)
+			in.line.display_name = evil;
+		else
+			in.line.label = evil;
+		cr_assert_eq(render_buf_append(&b, "kept", 4), 0);
+		cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), -1);
+		cr_assert(strstr(err, cases[i].var) != NULL, "%s: error [%s]", cases[i].which, err);
+		cr_assert_eq(b.len, 4, "failed render changed the buffer");
+		render_buf_reset(&b);
+	}
+	render_buf_free(&b);
+}
+
+Test(vendor, parked_without_parking_account_blanks_credentials, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	render_case(vendor_profile_by_name("yealink"), 0, "parked-none", &b);
+	cr_assert_not_null(strstr(b.p, "\naccount.1.enable = 0\n"));
+	cr_assert_not_null(strstr(b.p, "\naccount.1.password = %NULL%\n"));
+	cr_assert_not_null(strstr(b.p, "\naccount.1.user_name = %NULL%\n"));
+	cr_assert_not_null(strstr(b.p, "\naccount.1.auth_name = %NULL%\n"));
+
+	render_case(vendor_profile_by_name("cisco-mpp"), 0, "parked-none", &b);
+	cr_assert_not_null(strstr(b.p, "<Line_Enable_1_ ua=\"na\">No</Line_Enable_1_>"));
+	cr_assert_not_null(strstr(b.p, "<User_ID_1_ ua=\"na\"></User_ID_1_>"));
+	cr_assert_not_null(strstr(b.p, "<Password_1_ ua=\"na\"></Password_1_>"));
+	cr_assert_not_null(strstr(b.p, "<Auth_ID_1_ ua=\"na\"></Auth_ID_1_>"));
+
+	render_case(vendor_profile_by_name("polycom"), 0, "parked-none", &b);
+	cr_assert_not_null(strstr(b.p, "reg.1.address=\"\""));
+	cr_assert_not_null(strstr(b.p, "reg.1.auth.password=\"\""));
+
+	render_case(vendor_profile_by_name("cisco-enterprise"), 0, "parked-none", &b);
+	cr_assert_null(strstr(b.p, "<line "));
+	cr_assert_null(strstr(b.p, "authPassword"));
+	render_buf_free(&b);
+}
+
+Test(vendor, parked_with_parking_account_carries_it, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		render_case(vendor_registry[k], 0, "parked-parking", &b);
+		cr_assert_not_null(strstr(b.p, "park-0004f2a1b2c3"), "%s", vendor_registry[k]->name);
+		cr_assert_not_null(strstr(b.p, "park-pw"), "%s", vendor_registry[k]->name);
+		cr_assert_not_null(strstr(b.p, "Away - dial *30"), "%s", vendor_registry[k]->name);
+		cr_assert_null(strstr(b.p, "acme-201"), "%s", vendor_registry[k]->name);
+	}
+	render_buf_free(&b);
+}
+
+Test(vendor, per_device_files_stay_small, .init = load, .fini = unload)
+{
+	/* 100,000 devices' files must fit well under 200 MB */
+	struct render_buf b = {0};
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		render_case(vendor_registry[k], 0, "normal", &b);
+		cr_assert_lt(b.len, 1200, "%s: %zu bytes", vendor_registry[k]->name, b.len);
+	}
+	render_buf_free(&b);
+}
+
+Test(vendor, render_errors, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("polycom");
+	struct render_buf b = {0};
+	char err[256];
+	struct render_input in = case_input("normal");
+	in.line.transport = "sctp";
+	cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "transport"));
+	in = case_input("normal");
+	in.line.transport = "TCP";
+	cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(strstr(b.p, "transport=\"TCPOnly\""));
+	in.mac = "0004F2A1B2C3";
+	cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), -1);
+	in = case_input("normal");
+	cr_assert_eq(vendor_render_device(p, T, 1, &in, &b, err, sizeof(err)), -1);
+	cr_assert_eq(vendor_render_shared(p, T, 99, NULL, &b, err, sizeof(err)), -1);
+	/* XML values that XML cannot carry */
+	in.line.display_name = "bell\a";
+	cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "line.display_name"));
+	render_buf_free(&b);
+}
+
+/* ---- templates: loading and replacing ----------------------------------- */
+
+Test(vendor, template_replacement_is_validated, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("cisco-mpp");
+	char err[512];
+	struct render_buf b = {0};
+	struct render_input in = case_input("normal");
+
+	const char *bad = "<flat-profile>\n<User_ID_1_>{{line.sip_user}}</User_ID_1_>\n"
+	                  "<x>{{#parked}}</x>\n</flat-profile>\n";
+	cr_assert_eq(vendor_templates_set(T, p, "device.xml", bad, strlen(bad), err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "line 3, column 4: unclosed section 'parked'");
+
+	const char *malformed = "<flat-profile><User_ID_1_>{{line.sip_user}}</flat-profile>";
+	cr_assert_eq(vendor_templates_set(T, p, "device.xml", malformed, strlen(malformed), err,
+	                                  sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "malformed XML"), "%s", err);
+
+	/* well-formed for a normal device, broken for a parked one */
+	const char *sneaky = "<flat-profile>{{#parked}}<open>{{/parked}}</flat-profile>";
+	cr_assert_eq(vendor_templates_set(T, p, "device.xml", sneaky, strlen(sneaky), err,
+	                                  sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "parked"), "%s", err);
+
+	const char *leaky = "<flat-profile><x>{{line.password}}</x></flat-profile>";
+	cr_assert_eq(vendor_templates_set(T, p, "bootstrap.xml", leaky, strlen(leaky), err,
+	                                  sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "'line.password' is not available in a shared file"), "%s", err);
+	cr_assert_eq(vendor_templates_set(T, p, "nope.xml", leaky, strlen(leaky), err, sizeof(err)), -1);
+
+	/* after the failures the old template still renders */
+	cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(strstr(b.p, "<Password_1_ ua=\"na\">Xk4-pw</Password_1_>"));
+
+	const char *good = "<flat-profile><User_ID_1_>{{line.sip_user}}</User_ID_1_></flat-profile>";
+	cr_assert_eq(vendor_templates_set(T, p, "device.xml", good, strlen(good), err, sizeof(err)),
+	             0, "%s", err);
+	render_buf_reset(&b);
+	cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(b.p, "<flat-profile><User_ID_1_>acme-201</User_ID_1_></flat-profile>");
+
+	/* a static file is checked for well-formedness too */
+	const struct vendor_profile *pc = vendor_profile_by_name("polycom");
+	cr_assert_eq(vendor_template_check(pc, "000000000000.cfg", "<APPLICATION", 12, err,
+	                                   sizeof(err)), -1);
+	const char *master = "<APPLICATION CONFIG_FILES=\"x.cfg\"/>";
+	cr_assert_eq(vendor_templates_set(T, pc, "000000000000.cfg", master, strlen(master), err,
+	                                  sizeof(err)), 0, "%s", err);
+	render_buf_reset(&b);
+	cr_assert_eq(vendor_render_shared(pc, T, 0, NULL, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(b.p, master);
+	render_buf_free(&b);
+}
+
+Test(vendor, load_reports_the_failing_file)
+{
+	char *dir = tu_tmpdir();
+	char err[512], path[512];
+	struct vendor_templates *t = (struct vendor_templates *)1;
+	cr_assert_not_null(dir);
+	cr_assert_eq(vendor_templates_load(dir, dir, &t, err, sizeof(err)), -1);
+	cr_assert_null(t);
+	snprintf(path, sizeof(path), "%s/polycom/", dir);
+	cr_assert_not_null(strstr(err, path), "%s", err);
+	cr_assert_not_null(strstr(err, "No such file"), "%s", err);
+	free(dir);
+}
+
+Test(vendor, master_file_lists_line_and_common_only, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("polycom");
+	struct vendor_file_match m;
+	struct render_buf b = {0};
+	char err[256];
+	cr_assert_eq(vendor_match_file("000000000000.cfg", &m), 1);
+	cr_assert_eq(vendor_render_shared(p, T, m.file_index, NULL, &b, err, sizeof(err)), 0, "%s", err);
+	xmlDocPtr d = parse(b.p, b.len);
+	expect(d, "/APPLICATION/@CONFIG_FILES", "[PHONE_MAC_ADDRESS]-line.cfg, common.cfg");
+	xmlFreeDoc(d);
+	cr_assert_null(strstr(b.p, "-phone.cfg\""));
+	render_buf_free(&b);
+}
+
+/* ---- file names --------------------------------------------------------- */
+
+struct name_case {
+	const char *name;
+	const char *profile;
+	enum vendor_kind kind;
+	size_t index;
+	const char *mac_or_model;
+};
+
+Test(vendor, match_every_name_form)
+{
+	const struct name_case cases[] = {
+	    {"0004f2a1b2c3-line.cfg", "polycom", VENDOR_DEVICE, 0, MAC},
+	    {"0004F2A1B2C3-LINE.cfg", "polycom", VENDOR_DEVICE, 0, MAC},
+	    {"000000000000.cfg", "polycom", VENDOR_SHARED, 0, ""},
+	    {"common.cfg", "polycom", VENDOR_SHARED, 1, ""},
+	    {"0004f2a1b2c3.cfg", "yealink", VENDOR_DEVICE, 0, MAC},
+	    {"0004F2a1B2c3.cfg", "yealink", VENDOR_DEVICE, 0, MAC},
+	    {"y000000000066.cfg", "yealink", VENDOR_SHARED, 0, "066"},
+	    {"Y000000000000.CFG", "yealink", VENDOR_SHARED, 0, "000"},
+	    {"0004f2a1b2c3.xml", "cisco-mpp", VENDOR_DEVICE, 0, MAC},
+	    {"spa502G.cfg", "cisco-mpp", VENDOR_SHARED, 0, "502G"},
+	    {"SPA502G.CFG", "cisco-mpp", VENDOR_SHARED, 0, "502G"},
+	    {"spa525G2.xml", "cisco-mpp", VENDOR_SHARED, 1, "525G2"},
+	    {"CP-8841-3PCC.xml", "cisco-mpp", VENDOR_SHARED, 2, "8841-3PCC"},
+	    {"cp-7841-3pcc.XML", "cisco-mpp", VENDOR_SHARED, 2, "7841-3pcc"},
+	    {"8841-3PCC.xml", "cisco-mpp", VENDOR_SHARED, 3, "8841"},
+	    {"8861-3pcc.xml", "cisco-mpp", VENDOR_SHARED, 3, "8861"},
+	    {"SEP0004F2A1B2C3.cnf.xml", "cisco-enterprise", VENDOR_DEVICE, 0, MAC},
+	    {"sep0004f2a1b2c3.CNF.XML", "cisco-enterprise", VENDOR_DEVICE, 0, MAC},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vendor_file_match m;
+		const struct name_case *c = &cases[i];
+		cr_assert_eq(vendor_match_file(c->name, &m), 1, "%s: no match", c->name);
+		cr_assert_str_eq(m.profile->name, c->profile, "%s", c->name);
+		cr_assert_eq(m.kind, c->kind, "%s", c->name);
+		cr_assert_eq(m.file_index, c->index, "%s", c->name);
+		if (c->kind == VENDOR_DEVICE) {
+			cr_assert_str_eq(m.mac, c->mac_or_model, "%s", c->name);
+			cr_assert_str_eq(m.model, "");
+		} else {
+			cr_assert_str_eq(m.model, c->mac_or_model, "%s", c->name);
+			cr_assert_str_eq(m.mac, "");
+		}
+		/* the same within the profile itself */
+		struct vendor_file_match m2;
+		cr_assert_eq(vendor_profile_match_file(m.profile, c->name, &m2), 1);
+		cr_assert_eq(m2.file_index, m.file_index);
+	}
+}
+
+Test(vendor, names_nobody_serves)
+{
+	const char *none[] = {
+	    "0004f2a1b2c3-phone.cfg", "0004f2a1b2c3-web.cfg", "0004f2a1b2c3-app.log",
+	    "0004f2a1b2c3-boot.log", "0004f2a1b2c3-directory.xml", "000000000000-directory.xml",
+	    "0004f2a1b2c3-license.cfg", "0004f2a1b2c3-calls.xml", "sip.ld",
+	    "0004f2a1b2c-line.cfg", "0004f2a1b2cg-line.cfg", "0004f2a1b2c3d.cfg",
+	    "CTLSEP0004F2A1B2C3.tlv", "ITLFile.tlv", "XMLDefault.cnf.xml",
+	    "SEP0004F2A1B2C3.cnf", "y00000000066.cfg", "y000000000abc.cfg",
+	    "y0000000000066.cfg", "spa.cfg", "CP-.xml", "-3PCC.xml", "8841.xml",
+	    "0004f2a1b2c3.boot", "y000000000000.boot", "index.html", "common.cfg.bak",
+	};
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+		struct vendor_file_match m;
+		cr_assert_eq(vendor_match_file(none[i], &m), 0, "%s matched %s", none[i],
+		             m.profile ? m.profile->name : "?");
+		cr_assert_eq(m.kind, VENDOR_NONE);
+	}
+}
+
+Test(vendor, one_name_two_families)
+{
+	/* <mac>.cfg is Yealink's; for a Polycom device it must not match */
+	struct vendor_file_match m;
+	cr_assert_eq(vendor_match_file("0004f2a1b2c3.cfg", &m), 1);
+	cr_assert_str_eq(m.profile->name, "yealink");
+	cr_assert_eq(vendor_profile_match_file(vendor_profile_by_name("polycom"), "0004f2a1b2c3.cfg",
+	                                       &m), 0);
+	cr_assert_eq(vendor_profile_match_file(vendor_profile_by_name("cisco-mpp"), "common.cfg", &m), 0);
+}
+
+Test(vendor, traversal_and_non_plain_names_are_refused)
+{
+	char longname[VENDOR_NAME_MAX + 2];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	const char *bad[] = {
+	    "", ".", "..", "../x", "..\\x", "x/../y", "a/b", "/etc/passwd", "a\\b",
+	    "0004f2a1b2c3/../common.cfg", "../0004f2a1b2c3.cfg", "common..cfg",
+	    ".hidden", "x\ny", "x\ty", "x\x01y", "x\x7fy", "0004f2a1b2c3.cfg ",
+	    " common.cfg", "%2e%2e", "%2e%2e%2fcommon.cfg", "common.cfg%00",
+	    "c\xc3\xb6mmon.cfg", "file:common.cfg", "common.cfg?x=1", longname,
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct vendor_file_match m;
+		cr_assert(!vendor_file_name_ok(bad[i]), "[%s] accepted", bad[i]);
+		cr_assert_eq(vendor_match_file(bad[i], &m), -1, "[%s]", bad[i]);
+		cr_assert_eq(vendor_profile_match_file(vendor_registry[0], bad[i], &m), -1);
+	}
+	/* a NUL inside the name ends it: the part before must stand alone */
+	const char withnul[] = "common.cfg\0/../../etc/passwd";
+	struct vendor_file_match m;
+	cr_assert_eq(vendor_match_file(withnul, &m), 1);
+	cr_assert(!vendor_file_name_ok(NULL));
+	longname[VENDOR_NAME_MAX] = '\0';
+	cr_assert(vendor_file_name_ok(longname));
+}
+
+Test(vendor, canonical_file_names)
+{
+	char buf[64];
+	const struct vendor_profile *ent = vendor_profile_by_name("cisco-enterprise");
+	cr_assert_eq(vendor_file_name(&ent->device_files[0], "0004F2a1b2c3", NULL, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "SEP0004F2A1B2C3.cnf.xml");
+	const struct vendor_profile *pc = vendor_profile_by_name("polycom");
+	cr_assert_eq(vendor_file_name(&pc->device_files[0], "00:04:F2:A1:B2:C3", NULL, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "0004f2a1b2c3-line.cfg");
+	cr_assert_eq(vendor_file_name(&pc->device_files[0], NULL, NULL, buf, sizeof(buf)), -1);
+	cr_assert_eq(vendor_file_name(&pc->device_files[0], "0004f2a1b2", NULL, buf, sizeof(buf)), -1);
+	/* exactly fitting, then one byte short */
+	cr_assert_eq(vendor_file_name(&pc->device_files[0], MAC, NULL, buf, 22), 0);
+	cr_assert_eq(vendor_file_name(&pc->device_files[0], MAC, NULL, buf, 21), -1);
+	const struct vendor_profile *y = vendor_profile_by_name("yealink");
+	cr_assert_eq(vendor_file_name(&y->shared_files[0], NULL, "108", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "y000000000108.cfg");
+	cr_assert_eq(vendor_file_name(&y->shared_files[0], NULL, "1080", buf, sizeof(buf)), -1);
+	cr_assert_eq(vendor_file_name(&y->shared_files[0], NULL, "10a", buf, sizeof(buf)), -1);
+	const struct vendor_profile *mpp = vendor_profile_by_name("cisco-mpp");
+	cr_assert_eq(vendor_file_name(&mpp->shared_files[0], NULL, "../x", buf, sizeof(buf)), -1);
+	/* every canonical name maps back to its own file */
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		const struct vendor_profile *p = vendor_registry[k];
+		for (size_t i = 0; i < p->n_device_files; i++) {
+			struct vendor_file_match m;
+			cr_assert_eq(vendor_file_name(&p->device_files[i], MAC, NULL, buf, sizeof(buf)), 0);
+			cr_assert_eq(vendor_profile_match_file(p, buf, &m), 1, "%s", buf);
+			cr_assert_eq(m.kind, VENDOR_DEVICE);
+			cr_assert_eq(m.file_index, i);
+		}
+	}
+}
+
+Test(vendor, registry_is_consistent)
+{
+	const char *names[] = {"polycom", "yealink", "cisco-mpp", "cisco-enterprise"};
+	cr_assert_eq(vendor_registry_len, 4);
+	for (size_t i = 0; i < 4; i++) {
+		const struct vendor_profile *p = vendor_profile_by_name(names[i]);
+		cr_assert_not_null(p, "%s", names[i]);
+		cr_assert_not_null(p->ops->parse_user_agent);
+		for (size_t k = 0; k < p->n_device_files; k++)
+			cr_assert(strstr(p->device_files[k].pattern, "{mac}") ||
+			          strstr(p->device_files[k].pattern, "{MAC}"));
+		for (size_t k = 0; k < p->n_shared_files; k++)
+			cr_assert(!strstr(p->shared_files[k].pattern, "{mac}") &&
+			          !strstr(p->shared_files[k].pattern, "{MAC}"));
+	}
+	cr_assert_null(vendor_profile_by_name("snom"));
+	cr_assert_null(vendor_profile_by_name(NULL));
+	cr_assert_str_eq(vendor_transport(vendor_profile_by_name("polycom"), "udp"), "UDPOnly");
+	cr_assert_str_eq(vendor_transport(vendor_profile_by_name("yealink"), "tls"), "2");
+	cr_assert_str_eq(vendor_transport(vendor_profile_by_name("cisco-mpp"), "Tcp"), "TCP");
+	cr_assert_str_eq(vendor_transport(vendor_profile_by_name("cisco-mpp"), NULL), "");
+	cr_assert_null(vendor_transport(vendor_profile_by_name("cisco-mpp"), "ws"));
+}
+
+/* ---- User-Agent --------------------------------------------------------- */
+
+struct ua_case {
+	const char *ua, *profile, *model, *firmware, *mac;
+};
+
+Test(vendor, user_agents)
+{
+	const struct ua_case cases[] = {
+	    {"FileTransport PolycomVVX-VVX_500-UA/5.9.7.4477 Type/Application", "polycom",
+	     "VVX_500", "5.9.7.4477", ""},
+	    {"FileTransport PolycomVVX-VVX_500-UA/5.9.7.4477 Type/Updater", "polycom", "VVX_500",
+	     "5.9.7.4477", ""},
+	    {"FileTransport PolycomSoundPointIP-SPIP_550-UA/4.0.15.1047 (SN:0004f2aabbcc) "
+	     "Type/Application",
+	     "polycom", "SPIP_550", "4.0.15.1047", "0004f2aabbcc"},
+	    {"FileTransport PolyEdge-Edge_E450-UA/8.0.1.1234 Type/Application", "polycom",
+	     "Edge_E450", "8.0.1.1234", ""},
+	    {"PolycomVVX-VVX_411-UA/6.4.0.1000", "polycom", "VVX_411", "6.4.0.1000", ""},
+	    {"Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37", "yealink", "T46G", "28.72.0.1",
+	     "0015654aa937"},
+	    {"Yealink SIP-T56A 58.80.0.25 001565f429a4", "yealink", "T56A", "58.80.0.25",
+	     "001565f429a4"},
+	    {"Yealink SIP-T38G  38.70.0.185 00:15:65:12:34:56", "yealink", "T38G", "38.70.0.185",
+	     "001565123456"},
+	    {"Yealink  W60B\t77.83.0.10", "yealink", "W60B", "77.83.0.10", ""},
+	    {"Cisco-CP-8841-3PCC/11.0 (00562b043615)", "cisco-mpp", "CP-8841-3PCC", "11.0",
+	     "00562b043615"},
+	    {"Cisco/SPA508G-7.4.4 (0002FDFF2103)(CBT141400UK)", "cisco-mpp", "SPA508G", "7.4.4",
+	     "0002fdff2103"},
+	    {"Cisco/SPA504G-7.5.5 (CBT141400UK)", "cisco-mpp", "SPA504G", "7.5.5", ""},
+	    {"Cisco-CP8845/12.8.1", "cisco-enterprise", "CP8845", "12.8.1", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vendor_ua u;
+		const struct ua_case *c = &cases[i];
+		const struct vendor_profile *p = vendor_parse_user_agent(c->ua, &u);
+		cr_assert_not_null(p, "%s: not recognised", c->ua);
+		cr_assert_str_eq(p->name, c->profile, "%s", c->ua);
+		cr_assert_str_eq(u.model, c->model, "%s", c->ua);
+		cr_assert_str_eq(u.firmware, c->firmware, "%s", c->ua);
+		cr_assert_str_eq(u.mac, c->mac, "%s", c->ua);
+	}
+	const char *unknown[] = {"", "curl/8.5.0", "Mozilla/5.0 (X11; Linux x86_64)",
+	                         "Wget/1.21", "Yealinkish T46G", "Cisco", "Cisco-",
+	                         "Polycom without a version"};
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		struct vendor_ua u;
+		cr_assert_null(vendor_parse_user_agent(unknown[i], &u), "[%s] recognised", unknown[i]);
+		cr_assert_str_eq(u.model, "");
+		cr_assert_str_eq(u.mac, "");
+	}
+	struct vendor_ua u;
+	cr_assert_null(vendor_parse_user_agent(NULL, &u));
+}
+
+/* ---- NOTIFY ------------------------------------------------------------- */
+
+Test(vendor, notify_events_and_bodies)
+{
+	cr_assert_str_eq(vendor_profile_by_name("polycom")->notify_event, "check-sync");
+	cr_assert_str_eq(vendor_profile_by_name("yealink")->notify_event, "check-sync;reboot=true");
+	cr_assert_str_eq(vendor_profile_by_name("cisco-mpp")->notify_event, "resync");
+	const struct vendor_profile *ent = vendor_profile_by_name("cisco-enterprise");
+	cr_assert_str_eq(ent->notify_event, "service-control");
+	cr_assert_str_eq(ent->notify_content_type, "text/plain");
+
+	char buf[512];
+	struct vendor_notify in = {.register_call_id = "abc123@10.0.0.5", .version = 3};
+	int n = vendor_notify_body(ent, &in, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "action=restart\r\n"
+	                      "RegisterCallId={abc123@10.0.0.5}\r\n"
+	                      "ConfigVersionStamp={}\r\n"
+	                      "DialplanVersionStamp={}\r\n"
+	                      "SoftkeyVersionStamp={}\r\n");
+	cr_assert_eq(n, (int)strlen(buf));
+	in.register_call_id = "x}\r\naction=reset";
+	cr_assert_eq(vendor_notify_body(ent, &in, buf, sizeof(buf)), -1);
+	in.register_call_id = NULL;
+	cr_assert_gt(vendor_notify_body(ent, &in, buf, sizeof(buf)), 0);
+	cr_assert_not_null(strstr(buf, "RegisterCallId={}\r\n"));
+	cr_assert_eq(vendor_notify_body(ent, &in, buf, 20), -1);
+	for (size_t k = 0; k < 3; k++) {
+		cr_assert_null(vendor_registry[k]->notify_content_type);
+		cr_assert_eq(vendor_notify_body(vendor_registry[k], &in, buf, sizeof(buf)), 0);
+		cr_assert_str_eq(buf, "");
+	}
+}
