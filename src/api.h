@@ -15,9 +15,19 @@
 #include "http.h"
 
 struct svc;
+struct pub;
+struct throttle;
 
 struct api_ctx {
 	struct svc *svc;
+	struct pub *pub;
+	struct throttle *throttle;
+	const char *prefix;        /* phones' path prefix, e.g. "/provision/" */
+	const char *phone_logs;    /* directory for uploaded logs, NULL = drop them */
+	/* Called after a device fetched a per-device file (resync confirmation);
+	 * may be NULL. */
+	void (*on_fetch)(void *arg, long long dev, unsigned long long version);
+	void *fetch_arg;
 	/* Whether a source address may use the PBX interface (the [pbx]
 	 * networks of the configuration in force). */
 	bool (*pbx_net_ok)(void *arg, const struct sockaddr *sa);
@@ -53,6 +63,7 @@ bool api_printable(const char *s, size_t max, bool spaces);
 bool api_digits(const char *s, size_t max);
 
 void api_pbx_handle(void *arg, const struct http_request *req, struct http_response *res);
+void api_prov_handle(void *arg, const struct http_request *req, struct http_response *res);
 void api_admin_handle(void *arg, const struct http_request *req, struct http_response *res);
 
 #endif

@@ -93,6 +93,11 @@ static const struct cfg_key keys[] = {
 	STR("provisioning", "templates", provisioning.templates, 0, "templates", NULL),
 	STR("provisioning", "static", provisioning.static_dir, 0, "provisioning", NULL),
 	STR("provisioning", "tftp_root", provisioning.tftp_root, F_OPTIONAL, "", NULL),
+	STR("provisioning", "phone_logs", provisioning.phone_logs, F_OPTIONAL, "", NULL),
+	INT("provisioning", "log_max", provisioning.log_max, 1024, 64 << 20, 0, "1048576"),
+	INT("provisioning", "miss_threshold", provisioning.miss_threshold, 1, 1000000, F_RELOAD, "20"),
+	INT("provisioning", "miss_window", provisioning.miss_window, 1, YEAR, F_RELOAD, "60"),
+	INT("provisioning", "miss_block", provisioning.miss_block, 1, YEAR, F_RELOAD, "300"),
 	STR("sip", "bind", sip.bind, 0, "127.0.0.1:5070", check_bind),
 	STR("sip", "outbound_proxy", sip.outbound_proxy, F_OPTIONAL, "", check_hostport),
 	INT("sip", "sync_timeout", sip.sync_timeout, 1, 86400, F_RELOAD, "60"),
@@ -784,11 +789,11 @@ net_contains(const struct cfg_net *n, const uint8_t a[16])
 }
 
 bool
-cfg_net_allows(const struct hd_config *cfg, const struct sockaddr *sa)
+cfg_netlist_allows(const struct cfg_netlist *l, const struct sockaddr *sa)
 {
 	uint8_t a[16];
 
-	if (cfg->pbx.networks.n == 0)
+	if (l->n == 0)
 		return true;
 	if (sa == NULL)
 		return false;
@@ -804,10 +809,36 @@ cfg_net_allows(const struct hd_config *cfg, const struct sockaddr *sa)
 	} else {
 		return false;
 	}
-	for (size_t i = 0; i < cfg->pbx.networks.n; i++)
-		if (net_contains(&cfg->pbx.networks.v[i], a))
+	for (size_t i = 0; i < l->n; i++)
+		if (net_contains(&l->v[i], a))
 			return true;
 	return false;
+}
+
+bool
+cfg_net_allows(const struct hd_config *cfg, const struct sockaddr *sa)
+{
+	return cfg_netlist_allows(&cfg->pbx.networks, sa);
+}
+
+int
+cfg_netlist_parse(const char *v, struct cfg_netlist *list, char *msg, size_t msglen)
+{
+	list->v = NULL;
+	list->n = 0;
+	if (parse_nets(v, list, msg, msglen) != 0) {
+		cfg_netlist_free(list);
+		return -1;
+	}
+	return 0;
+}
+
+void
+cfg_netlist_free(struct cfg_netlist *list)
+{
+	free(list->v);
+	list->v = NULL;
+	list->n = 0;
 }
 
 static bool

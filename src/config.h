@@ -97,6 +97,11 @@ struct hd_config {
 		char *templates; /* directory */
 		char *static_dir;/* directory ([provisioning] static) */
 		char *tftp_root; /* optional directory */
+		char *phone_logs;/* optional directory for phones' uploaded logs */
+		int log_max;     /* bytes: largest log upload accepted */
+		int miss_threshold; /* misses per source in a window before a block (reload) */
+		int miss_window;    /* seconds (reload) */
+		int miss_block;     /* seconds (reload) */
 	} provisioning;
 
 	struct {
@@ -136,6 +141,13 @@ bool cfg_net_allows(const struct hd_config *cfg, const struct sockaddr *sa);
  * if it does not fit).  Returns how many there are (0: the reload takes
  * full effect).
  */
+/* Parses comma/blank-separated CIDRs into a new list (free with
+ * cfg_netlist_free).  0, or -1 with a message ("bad CIDR '...'"). */
+int cfg_netlist_parse(const char *v, struct cfg_netlist *list, char *msg, size_t msglen);
+void cfg_netlist_free(struct cfg_netlist *list);
+/* Whether sa is inside one of the networks (an empty list allows all). */
+bool cfg_netlist_allows(const struct cfg_netlist *l, const struct sockaddr *sa);
+
 int cfg_restart_needed(const struct hd_config *old_cfg, const struct hd_config *new_cfg,
                        char *out, size_t outlen);
 

@@ -22,9 +22,13 @@
 
 #include "api.h"
 #include "config.h"
+#include "fsutil.h"
 #include "http.h"
 #include "log.h"
+#include "publish.h"
 #include "service.h"
+#include "store.h"
+#include "throttle.h"
 
 #ifndef HOTDESKD_VERSION
 #define HOTDESKD_VERSION "0.1.0"
@@ -35,6 +39,8 @@ struct daemon {
 	struct hd_config *cfg;
 	struct svc *svc;
 	struct http_server *http;
+	struct pub *pub;
+	struct throttle *throttle;
 	struct api_ctx api;
 };
 
@@ -94,6 +100,15 @@ write_port_file(const char *path, unsigned port)
 }
 
 static void
+throttle_policy_from(const struct hd_config *c, struct throttle *t)
+{
+	struct throttle_policy p = { c->provisioning.miss_threshold, c->provisioning.miss_window,
+	                             c->provisioning.miss_block };
+
+	throttle_set_policy(t, &p);
+}
+
+static void
 reload(struct daemon *d)
 {
 	char err[512], why[512];
@@ -113,6 +128,7 @@ reload(struct daemon *d)
 		return;
 	}
 	log_set_level(nc->log.level);
+	throttle_policy_from(nc, d->throttle);
 	pthread_rwlock_wrlock(&d->cfg_lock);
 	old = d->cfg;
 	d->cfg = nc;
@@ -121,39 +137,117 @@ reload(struct daemon *d)
 	log_info("configuration reloaded from %s", nc->file);
 }
 
+/* The service's change hook: re-render and publish the changed devices. */
+static void
+on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs, size_t n,
+          const char *why)
+{
+	struct daemon *d = arg;
+
+	if (pub_update(d->pub, w, st, devs, n, NULL) != 0)
+		log_error("publishing after %s: out of memory", why);
+}
+
+struct startup {
+	struct daemon *d;
+	char err[512];
+};
+
+static int
+tmpl_override(const struct store_tmpl *t, void *arg)
+{
+	struct startup *su = arg;
+	const struct vendor_profile *prof = vendor_profile_by_name(t->profile);
+	char err[256];
+
+	if (prof == NULL ||
+	    pub_template_set(su->d->pub, prof, t->name, t->content, strlen(t->content), err,
+	                     sizeof(err)) != 0)
+		log_error("template %s/%s version %d no longer applies, using the default: %s",
+		          t->profile, t->name, t->version, prof ? err : "unknown profile");
+	return 0;
+}
+
+/* Under the service lock: administrators' templates, then every device. */
+static int
+startup_publish(const struct world *w, struct store *st, void *arg)
+{
+	struct startup *su = arg;
+
+	if (store_tmpl_active_each(st, tmpl_override, su) != 0) {
+		snprintf(su->err, sizeof(su->err), "templates: %s", store_errmsg(st));
+		return -1;
+	}
+	return pub_reconcile(su->d->pub, w, st, su->err, sizeof(su->err));
+}
+
+
 static int
 run(struct daemon *d)
 {
-	struct http_route routes[2];
+	struct http_route routes[3];
+	struct pub_opts po = { 0 };
+	struct startup su = { d, "" };
+	struct timespec t0, t1;
 	struct http_opts ho = { 0 };
 	struct svc_opts so;
 	sigset_t set;
 	char err[512];
 	int sig;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	svc_opts_from(d->cfg, &so);
 	if ((d->svc = svc_open(&so, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
 		return 1;
 	}
+	po.templates = d->cfg->provisioning.templates;
+	po.static_dir = d->cfg->provisioning.static_dir;
+	po.tftp_root = d->cfg->provisioning.tftp_root;
+	if ((d->pub = pub_new(&po, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (svc_read(d->svc, startup_publish, &su) != 0) {
+		log_error("publishing: %s", su.err);
+		return 1;
+	}
+	svc_set_change_hook(d->svc, on_change, d);
+	if ((d->throttle = throttle_new(4096)) == NULL) {
+		log_error("out of memory");
+		return 1;
+	}
+	throttle_policy_from(d->cfg, d->throttle);
 	d->api.svc = d->svc;
+	d->api.pub = d->pub;
+	d->api.throttle = d->throttle;
+	d->api.prefix = d->cfg->provisioning.prefix;
+	d->api.phone_logs = d->cfg->provisioning.phone_logs;
 	d->api.pbx_net_ok = pbx_net_ok;
 	d->api.net_arg = d;
+	if (d->api.phone_logs != NULL && fs_mkdir(d->api.phone_logs, err, sizeof(err)) != 0) {
+		log_error("phone logs: %s", err);
+		return 1;
+	}
 	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
 	                                 (size_t)d->cfg->server.max_body, false };
 	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
 	                                 (size_t)d->cfg->server.max_body, false };
+	routes[2] = (struct http_route){ d->cfg->provisioning.prefix, api_prov_handle, &d->api,
+	                                 (size_t)d->cfg->provisioning.log_max, false };
 	ho.listen = d->cfg->server.listen;
 	ho.port = (unsigned)d->cfg->server.port;
 	ho.threads = (unsigned)d->cfg->server.threads;
 	ho.conn_limit = 4096;
 	ho.timeout_s = 30;
-	if ((d->http = http_start(&ho, routes, 2, err, sizeof(err))) == NULL) {
+	if ((d->http = http_start(&ho, routes, 3, err, sizeof(err))) == NULL) {
 		log_error("http: %s", err);
 		return 1;
 	}
-	log_info("hotdeskd %s listening on %s port %u", HOTDESKD_VERSION, ho.listen,
-	         http_port(d->http));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("hotdeskd %s listening on %s port %u (ready in %.0f ms)",
+	         HOTDESKD_VERSION, ho.listen, http_port(d->http),
+	         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if (d->cfg->server.port_file != NULL &&
 	    write_port_file(d->cfg->server.port_file, http_port(d->http)) != 0) {
 		log_error_errno("cannot write %s", d->cfg->server.port_file);
@@ -232,6 +326,8 @@ main(int argc, char **argv)
 
 	http_stop(d.http);
 	svc_close(d.svc);
+	pub_free(d.pub);
+	throttle_free(d.throttle);
 	cfg_free(d.cfg);
 	pthread_rwlock_destroy(&d.cfg_lock);
 	if (rc == 0)

@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "config.h"
 #include "fsutil.h"
 #include "idmap.h"
 #include "log.h"
@@ -50,6 +51,14 @@ struct pub_dev {
 	char names[PUB_MAX_FILES][VENDOR_NAME_MAX + 1];
 	size_t nfiles;
 	struct pub_fetch fetch;               /* under fetch_mu */
+	char *prov_password;                  /* digest password (per-device auth) */
+};
+
+/* Download access settings of one organization, as last rendered. */
+struct pub_access {
+	enum hd_prov_auth auth;
+	char *user, *password, *nets_src;
+	struct cfg_netlist nets;
 };
 
 struct shared_entry {
@@ -63,6 +72,7 @@ struct pub {
 	pthread_rwlock_t lock;
 	struct idmap by_id;   /* hd_id -> pub_dev */
 	struct idmap by_mac;  /* 48-bit MAC -> pub_dev */
+	struct idmap access;  /* org id -> pub_access */
 	pthread_mutex_t fetch_mu;
 	pthread_mutex_t shared_mu;
 	struct shared_entry shared[SHARED_MAX];
@@ -149,6 +159,15 @@ fail:
 	return NULL;
 }
 
+static void
+wipe_free(char *s)
+{
+	if (s != NULL) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
 static int
 dev_free(void *v, void *arg)
 {
@@ -156,8 +175,65 @@ dev_free(void *v, void *arg)
 
 	for (size_t i = 0; i < PUB_MAX_FILES; i++)
 		pub_release(d->files[i]);
+	wipe_free(d->prov_password);
 	free(d);
 	return 0;
+}
+
+static int
+access_free(void *v, void *arg)
+{
+	struct pub_access *a = v;
+
+	free(a->user);
+	wipe_free(a->password);
+	free(a->nets_src);
+	cfg_netlist_free(&a->nets);
+	free(a);
+	return 0;
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Brings the access settings of org o up to date (writer, under wrlock). */
+static void
+access_refresh(struct pub *p, const struct hd_org *o)
+{
+	struct pub_access *a = idmap_get(&p->access, o->id), *n;
+	char msg[128];
+
+	if (a != NULL && a->auth == o->prov.auth && str_eq(a->user, o->prov.user) &&
+	    str_eq(a->password, o->prov.password) && str_eq(a->nets_src, o->prov.networks))
+		return;
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return;
+	n->auth = o->prov.auth;
+	n->user = dup_or_null(o->prov.user);
+	n->password = dup_or_null(o->prov.password);
+	n->nets_src = dup_or_null(o->prov.networks);
+	if (o->prov.networks != NULL &&
+	    cfg_netlist_parse(o->prov.networks, &n->nets, msg, sizeof(msg)) != 0) {
+		/* validated by the API; an unparsable list allows nothing */
+		log_error("organization %s: download networks: %s", o->name, msg);
+		n->nets.n = 0;
+		n->auth = HD_PROV_DEVICE; /* and no device password: refuse */
+	}
+	if (idmap_put(&p->access, o->id, n) != 0) {
+		access_free(n, NULL);
+		return;
+	}
+	if (a != NULL)
+		access_free(a, NULL);
 }
 
 static void
@@ -177,6 +253,8 @@ pub_free(struct pub *p)
 		return;
 	idmap_each(&p->by_id, dev_free, NULL);
 	idmap_free(&p->by_id);
+	idmap_each(&p->access, access_free, NULL);
+	idmap_free(&p->access);
 	idmap_free(&p->by_mac);
 	shared_flush(p);
 	vendor_templates_free(p->tmpl);
@@ -196,9 +274,25 @@ pub_templates(const struct pub *p)
 void
 pub_set_templates(struct pub *p, struct vendor_templates *t)
 {
+	pthread_mutex_lock(&p->shared_mu); /* shared renders read the set */
 	vendor_templates_free(p->tmpl);
 	p->tmpl = t;
+	pthread_mutex_unlock(&p->shared_mu);
 	shared_flush(p);
+}
+
+int
+pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *name,
+                 const char *src, size_t len, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->shared_mu);
+	rc = vendor_templates_set(p->tmpl, prof, name, src, len, err, errlen);
+	pthread_mutex_unlock(&p->shared_mu);
+	if (rc == 0)
+		shared_flush(p);
+	return rc;
 }
 
 /* ---- rendering ---------------------------------------------------------- */
@@ -374,6 +468,15 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	if (e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
 	              : (known_hash != NULL && strcmp(known_hash, hash) == 0)) {
 		if (e != NULL) {
+			/* same files; the download settings may still have changed */
+			pthread_rwlock_wrlock(&p->lock);
+			if (!str_eq(e->prov_password, d->prov_password)) {
+				wipe_free(e->prov_password);
+				e->prov_password = dup_or_null(d->prov_password);
+			}
+			if (world_org(w, d->org) != NULL)
+				access_refresh(p, world_org(w, d->org));
+			pthread_rwlock_unlock(&p->lock);
 			rc = 0;
 			goto out;
 		}
@@ -411,6 +514,12 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	e->org = d->org;
 	e->profile = prof;
 	e->version = version;
+	if (!str_eq(e->prov_password, d->prov_password)) {
+		wipe_free(e->prov_password);
+		e->prov_password = dup_or_null(d->prov_password);
+	}
+	if (world_org(w, d->org) != NULL)
+		access_refresh(p, world_org(w, d->org));
 	memcpy(e->hash, hash, sizeof(e->hash));
 	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
 		old[i] = e->files[i];
@@ -842,4 +951,49 @@ out:
 	for (size_t i = 0; i < PUB_MAX_FILES; i++)
 		render_buf_free(&bufs[i]);
 	return rc;
+}
+
+int
+pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void *arg)
+{
+	struct pub_access_view v = { HD_PROV_NONE, NULL, NULL, NULL };
+	struct pub_access *a;
+	struct pub_dev *e;
+	int rc;
+
+	pthread_rwlock_rdlock(&p->lock);
+	e = idmap_get(&p->by_id, ref->dev);
+	if ((a = idmap_get(&p->access, ref->org)) != NULL) {
+		v.auth = a->auth;
+		v.nets = &a->nets;
+		if (a->auth == HD_PROV_SHARED) {
+			v.user = a->user;
+			v.password = a->password;
+		} else if (a->auth == HD_PROV_DEVICE) {
+			v.user = ref->mac;
+			v.password = e ? e->prov_password : NULL;
+		}
+	}
+	rc = fn(&v, arg);
+	pthread_rwlock_unlock(&p->lock);
+	return rc;
+}
+
+int
+pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref)
+{
+	struct pub_dev *e;
+
+	memset(ref, 0, sizeof(*ref));
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_mac, mac_key(mac))) != NULL && e->nfiles > 0 &&
+	    e->files[0] != NULL) {
+		ref->blob = blob_ref(e->files[0]);
+		ref->per_device = true;
+		ref->dev = e->id;
+		ref->org = e->org;
+		memcpy(ref->mac, e->mac, sizeof(ref->mac));
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return ref->blob != NULL;
 }

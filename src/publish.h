@@ -95,8 +95,26 @@ struct pub_ref {
  * -1 when name is not a plain file name.
  */
 int pub_get(struct pub *p, const char *name, struct pub_ref *ref);
+/* The same for a device by MAC (12 lowercase hex): its first file. */
+int pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref);
 /* Drops a reference.  NULL-safe; safe from any thread. */
 void pub_release(struct pub_blob *b);
+
+/*
+ * The download access settings that apply to a per-device file: calls fn
+ * with them (borrowed for the call, which runs under the publisher's read
+ * lock: keep it short) and returns what fn returns.  auth NONE and nets
+ * NULL when the organization sets nothing.
+ */
+struct cfg_netlist;
+struct pub_access_view {
+	enum hd_prov_auth auth;
+	const char *user;          /* digest user name (the MAC for per-device) */
+	const char *password;      /* NULL: no password set (refuse) */
+	const struct cfg_netlist *nets; /* NULL or empty: any source */
+};
+typedef int (*pub_access_fn)(const struct pub_access_view *v, void *arg);
+int pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void *arg);
 
 /* Records a device's configuration fetch. */
 void pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
@@ -115,6 +133,10 @@ int pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d,
 
 /* The templates in use (borrowed; valid until pub_set_templates). */
 const struct vendor_templates *pub_templates(const struct pub *p);
+/* Checks and installs one template or static file (vendor_templates_set)
+ * in the set in use.  Writer only.  0, or -1 with err and nothing changed. */
+int pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *name,
+                     const char *src, size_t len, char *err, size_t errlen);
 /* Replaces the templates (takes ownership of t; frees the old set). */
 void pub_set_templates(struct pub *p, struct vendor_templates *t);
 

@@ -1,0 +1,212 @@
+/*
+ * api_prov.c -- the phone interface over HTTP (SPEC 4, a contract).
+ *
+ *   GET/HEAD {prefix}<file>   every file of every vendor profile
+ *   PUT      {prefix}<mac>-app.log, <mac>-boot.log   Polycom log uploads
+ *
+ * Nothing here renders: files come from the publisher, already rendered.
+ * Order of checks for a per-device file: source blocked by the miss
+ * throttle (403) -> known file (404, a miss) -> the organization's source
+ * networks (403) -> digest credentials (401 challenge; wrong ones are a
+ * miss) -> If-None-Match (304) -> the file.  Shared files carry no
+ * credentials and are served to anyone not blocked.
+ *
+ * Polycom override files (<mac>-phone.cfg, <mac>-web.cfg) that phones PUT
+ * after local edits are refused (403) and never served, so a stale
+ * override cannot keep an old line on a phone after a move.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "log.h"
+#include "publish.h"
+#include "service.h"
+#include "throttle.h"
+
+#define REALM "hotdeskd"
+
+static void
+text(struct http_response *res, int status, const char *msg)
+{
+	http_printf(res, status, "text/plain; charset=utf-8", "%s\n", msg);
+}
+
+/* A miss: count it, and record an event when it starts a block. */
+static void
+miss(struct api_ctx *c, const struct http_request *req, const char *why)
+{
+	char addr[64], detail[160];
+
+	if (throttle_miss(c->throttle, req->peer, (long long)time(NULL))) {
+		throttle_addr(req->peer, addr, sizeof(addr));
+		snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"last\":\"%s\"}", addr, why);
+		log_warn("provisioning: blocking %s after repeated misses (%s)", addr, why);
+		svc_event(c->svc, "prov.throttled", 0, NULL, NULL, detail);
+	}
+}
+
+static void
+blob_done(void *ref)
+{
+	pub_release(ref);
+}
+
+struct access_check {
+	const struct http_request *req;
+	struct http_response *res;
+	int verdict; /* 0 ok, else HTTP status already filled */
+	bool was_miss;
+};
+
+static int
+check_access(const struct pub_access_view *v, void *arg)
+{
+	struct access_check *a = arg;
+	char *user;
+	int ok;
+
+	if (v->nets != NULL && !cfg_netlist_allows(v->nets, a->req->peer)) {
+		text(a->res, 403, "source address not allowed");
+		return a->verdict = 403;
+	}
+	if (v->auth == HD_PROV_NONE)
+		return a->verdict = 0;
+	if (v->password == NULL || v->user == NULL) {
+		text(a->res, 403, "no download credentials set for this device");
+		return a->verdict = 403;
+	}
+	if ((user = http_digest_username(a->req)) == NULL) {
+		http_digest_challenge(a->req, a->res, REALM, false);
+		return a->verdict = 401;
+	}
+	ok = strcasecmp(user, v->user) == 0 ? http_digest_check(a->req, REALM, v->user, v->password)
+	                                    : 0;
+	free(user);
+	if (ok == 1)
+		return a->verdict = 0;
+	a->was_miss = ok == 0;
+	http_digest_challenge(a->req, a->res, REALM, ok == -1);
+	return a->verdict = 401;
+}
+
+/* Whether the MAC of name is a known device ("<mac>-app.log" etc.). */
+static bool
+log_upload(struct api_ctx *c, const struct http_request *req, struct http_response *res,
+           const char *name)
+{
+	char mac[HD_MAC_LEN + 1], err[256];
+	const char *dash = strchr(name, '-');
+	struct pub_ref ref;
+	char line[64];
+	struct access_check a = { req, res, 0, false };
+
+	if (dash == NULL || dash - name != HD_MAC_LEN ||
+	    (strcmp(dash, "-app.log") != 0 && strcmp(dash, "-boot.log") != 0))
+		return false;
+	memcpy(mac, name, HD_MAC_LEN);
+	mac[HD_MAC_LEN] = '\0';
+	if (hd_mac_normalize(mac, mac) != 0)
+		return false;
+	/* the device must exist: ask for its per-device file */
+	snprintf(line, sizeof(line), "%s", mac);
+	if (pub_get_device(c->pub, mac, &ref) != 1) {
+		miss(c, req, "unknown mac");
+		text(res, 404, "not found");
+		return true;
+	}
+	(void)pub_with_access(c->pub, &ref, check_access, &a);
+	pub_release(ref.blob);
+	if (a.verdict != 0) {
+		if (a.was_miss)
+			miss(c, req, "wrong credentials");
+		return true;
+	}
+	if (c->phone_logs == NULL) {
+		text(res, 204, "");
+		return true;
+	}
+	snprintf(line, sizeof(line), "%s%s", mac, dash);
+	if (fs_write_atomic(c->phone_logs, line, req->body, req->body_len, err, sizeof(err)) != 0) {
+		log_error("phone log: %s", err);
+		text(res, 500, "cannot store the log");
+		return true;
+	}
+	text(res, 201, "stored");
+	return true;
+}
+
+void
+api_prov_handle(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct api_ctx *c = arg;
+	struct access_check a = { req, res, 0, false };
+	struct pub_ref ref;
+	char name[160];
+	const char *inm;
+	int rc;
+
+	if (throttle_blocked(c->throttle, req->peer, (long long)time(NULL))) {
+		text(res, 403, "too many failed requests; try later");
+		return;
+	}
+	if (http_path_nsegments(req->path, c->prefix) != 1 ||
+	    http_path_segment(req->path, c->prefix, 0, name, sizeof(name)) < 0) {
+		text(res, 404, "not found");
+		return;
+	}
+	if (strcmp(req->method, "PUT") == 0) {
+		if (!log_upload(c, req, res, name))
+			text(res, 403, "uploads of this file are not accepted");
+		return;
+	}
+	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+		text(res, 405, "method not allowed");
+		return;
+	}
+	rc = pub_get(c->pub, name, &ref);
+	if (rc != 1) {
+		if (rc == 0)
+			miss(c, req, "unknown file");
+		text(res, 404, "not found");
+		return;
+	}
+	if (ref.per_device) {
+		(void)pub_with_access(c->pub, &ref, check_access, &a);
+		if (a.verdict != 0) {
+			if (a.was_miss)
+				miss(c, req, "wrong credentials");
+			pub_release(ref.blob);
+			return;
+		}
+		if (strcmp(req->method, "GET") == 0) {
+			char src[64];
+
+			throttle_addr(req->peer, src, sizeof(src));
+			pub_fetched(c->pub, ref.dev, src, http_header(req, "User-Agent"),
+			            ref.blob->version, (long long)time(NULL));
+			if (c->on_fetch != NULL)
+				c->on_fetch(c->fetch_arg, ref.dev, ref.blob->version);
+		}
+	}
+	snprintf(res->etag, sizeof(res->etag), "%s", ref.blob->etag);
+	inm = http_header(req, "If-None-Match");
+	if (inm != NULL && (strstr(inm, ref.blob->etag) != NULL || strcmp(inm, "*") == 0)) {
+		res->status = 304;
+		pub_release(ref.blob);
+		return;
+	}
+	res->status = 200;
+	res->content_type = strstr(name, ".xml") || ref.blob->data[0] == '<'
+	                        ? "application/xml" : "text/plain; charset=utf-8";
+	res->static_body = ref.blob->data;
+	res->body_len = ref.blob->len;
+	res->static_ref = ref.blob;
+	res->static_free = blob_done;
+}

@@ -1,0 +1,171 @@
+/*
+ * throttle.c -- per-source miss counting with blocks (see throttle.h).
+ *
+ * Entries live in a fixed array searched through a small open-addressing
+ * index on the 16-byte address (IPv4 as IPv4-mapped IPv6).  A window
+ * starts at a source's first miss; reaching the threshold inside it sets
+ * blocked_until = now + block and restarts the count.
+ */
+#include "throttle.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+	uint8_t addr[16];
+	bool used;
+	int misses;
+	long long window_start;
+	long long blocked_until;
+	long long seen;
+};
+
+struct throttle {
+	pthread_mutex_t mu;
+	struct throttle_policy pol;
+	struct entry *e;
+	size_t cap;
+};
+
+struct throttle *
+throttle_new(size_t capacity)
+{
+	struct throttle *t = calloc(1, sizeof(*t));
+
+	if (t == NULL || (t->e = calloc(capacity ? capacity : 1, sizeof(*t->e))) == NULL) {
+		free(t);
+		return NULL;
+	}
+	t->cap = capacity ? capacity : 1;
+	t->pol = (struct throttle_policy){ 20, 60, 300 };
+	pthread_mutex_init(&t->mu, NULL);
+	return t;
+}
+
+void
+throttle_free(struct throttle *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_destroy(&t->mu);
+	free(t->e);
+	free(t);
+}
+
+void
+throttle_set_policy(struct throttle *t, const struct throttle_policy *p)
+{
+	pthread_mutex_lock(&t->mu);
+	t->pol = *p;
+	pthread_mutex_unlock(&t->mu);
+}
+
+static bool
+key(const struct sockaddr *sa, uint8_t a[16])
+{
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		memset(a, 0, 10);
+		a[10] = a[11] = 0xff;
+		memcpy(a + 12, &s4->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+/* The entry of a, or NULL; with create, a new or recycled one. */
+static struct entry *
+find(struct throttle *t, const uint8_t a[16], bool create, long long now)
+{
+	struct entry *oldest = NULL;
+
+	/* linear in capacity: the table is small (a few thousand sources)
+	 * and only misses and blocked sources reach it on the fast path */
+	for (size_t i = 0; i < t->cap; i++) {
+		struct entry *e = &t->e[i];
+
+		if (e->used && memcmp(e->addr, a, 16) == 0)
+			return e;
+		if (!e->used) {
+			if (oldest == NULL || oldest->used)
+				oldest = e;
+		} else if (oldest == NULL || (oldest->used && e->seen < oldest->seen)) {
+			oldest = e;
+		}
+	}
+	if (!create || oldest == NULL)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	memcpy(oldest->addr, a, 16);
+	oldest->used = true;
+	oldest->seen = now;
+	return oldest;
+}
+
+bool
+throttle_blocked(struct throttle *t, const struct sockaddr *sa, long long now)
+{
+	uint8_t a[16];
+	struct entry *e;
+	bool blocked = false;
+
+	if (!key(sa, a))
+		return false;
+	pthread_mutex_lock(&t->mu);
+	if ((e = find(t, a, false, now)) != NULL)
+		blocked = now < e->blocked_until;
+	pthread_mutex_unlock(&t->mu);
+	return blocked;
+}
+
+bool
+throttle_miss(struct throttle *t, const struct sockaddr *sa, long long now)
+{
+	uint8_t a[16];
+	struct entry *e;
+	bool started = false;
+
+	if (!key(sa, a))
+		return false;
+	pthread_mutex_lock(&t->mu);
+	if ((e = find(t, a, true, now)) != NULL) {
+		e->seen = now;
+		if (e->misses == 0 || now - e->window_start >= t->pol.window) {
+			e->misses = 0;
+			e->window_start = now;
+		}
+		if (++e->misses >= t->pol.threshold && now >= e->blocked_until) {
+			e->blocked_until = now + t->pol.block;
+			e->misses = 0;
+			started = true;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	return started;
+}
+
+void
+throttle_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+		          (socklen_t)len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+		          (socklen_t)len);
+}
