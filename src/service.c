@@ -181,13 +181,13 @@ svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn p
 			goto rollback;
 	if (plan_events(s, p, cause) != 0)
 		goto rollback;
-	if (post != NULL && post(s, arg) != 0)
-		goto rollback;
 	if (virt_apply(s->w, p, &changed) != 0) {
 		undo_plan(s, p);
 		goto rollback;
 	}
-	if (outbox_add(s, &changed, extra, nextra) != 0 || store_commit(s->st) != 0) {
+	/* the outbox before post: a deleted device's row goes with it */
+	if (outbox_add(s, &changed, extra, nextra) != 0 || (post != NULL && post(s, arg) != 0) ||
+	    store_commit(s->st) != 0) {
 		undo_plan(s, p);
 		goto rollback;
 	}
