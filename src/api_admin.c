@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "config.h"
 #include "service.h"
 #include "store.h"
 #include "vendor.h"
@@ -81,11 +82,19 @@ sip_json(const struct hd_sip_server *s)
 	return o;
 }
 
+static const char *const prov_auth_names[] = {
+	[HD_PROV_NONE] = "none", [HD_PROV_SHARED] = "shared", [HD_PROV_DEVICE] = "device",
+};
+
 static json_t *
 org_json(const struct hd_org *o)
 {
-	return json_pack("{s:s, s:s?, s:o}", "name", o->name, "display_name", o->display_name,
-	                 "sip_server", sip_json(&o->sip));
+	json_t *prov = json_pack("{s:s, s:s?, s:b, s:s?}", "auth", prov_auth_names[o->prov.auth],
+	                         "username", o->prov.user, "has_password",
+	                         o->prov.password != NULL, "networks", o->prov.networks);
+
+	return json_pack("{s:s, s:s?, s:o, s:o}", "name", o->name, "display_name",
+	                 o->display_name, "sip_server", sip_json(&o->sip), "provisioning", prov);
 }
 
 static json_t *
@@ -117,12 +126,14 @@ dev_json(const struct world *w, const struct hd_dev *d)
 		                    k.ext->number, "sip_user", k.ext->sip_user, "virtual", k.guest);
 	else
 		carries = json_pack("{s:s, s:s?}", "kind", "parked", "parking_user", d->parking_user);
-	return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o, s:s?, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o, s:s?, s:b, s:o}",
 	                 "mac", d->mac, "org", o ? o->name : "", "profile", d->profile,
 	                 "model", d->model, "home_extension", home ? home->number : NULL,
 	                 "parking", d->parking_user ? json_pack("{s:s}", "sip_user", d->parking_user)
 	                                            : json_null(),
-	                 "static_contact", d->static_contact, "carries", carries);
+	                 "static_contact", d->static_contact,
+	                 "has_provisioning_password", d->prov_password != NULL,
+	                 "carries", carries);
 }
 
 /* ---- input -------------------------------------------------------------- */
@@ -230,6 +241,54 @@ take_sip(json_t *o, struct hd_sip_server *s, struct field_err *fe)
 		else
 			s->port = (int)json_integer_value(port);
 	}
+	return 0;
+}
+
+/* The "provisioning" object of an organization. */
+static int
+take_prov(json_t *o, struct hd_prov *p, struct field_err *fe)
+{
+	json_t *v = json_object_get(o, "provisioning"), *a;
+	char msg[128];
+	const char *key;
+	json_t *val;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_object(v))
+		return ferr(fe, "provisioning", "must be an object");
+	json_object_foreach(v, key, val) {
+		if (strcmp(key, "auth") && strcmp(key, "username") && strcmp(key, "password") &&
+		    strcmp(key, "networks"))
+			return ferr(fe, "provisioning", "unknown field");
+	}
+	if ((a = json_object_get(v, "auth")) != NULL) {
+		const char *s = json_is_string(a) ? json_string_value(a) : "";
+
+		if (strcmp(s, "none") == 0)
+			p->auth = HD_PROV_NONE;
+		else if (strcmp(s, "shared") == 0)
+			p->auth = HD_PROV_SHARED;
+		else if (strcmp(s, "device") == 0)
+			p->auth = HD_PROV_DEVICE;
+		else
+			return ferr(fe, "provisioning.auth", "must be none, shared or device");
+	}
+	if (take_str(v, "username", &p->user, 64, true, true, fe, NULL) != 0)
+		return ferr(fe, "provisioning.username", "printable, no spaces, at most 64");
+	if (take_str(v, "password", &p->password, 128, true, false, fe, NULL) != 0)
+		return ferr(fe, "provisioning.password", "at most 128, no control characters");
+	if (take_str(v, "networks", &p->networks, 1024, true, false, fe, NULL) != 0)
+		return ferr(fe, "provisioning.networks", "a list of CIDRs");
+	if (p->networks != NULL) {
+		struct cfg_netlist l;
+
+		if (cfg_netlist_parse(p->networks, &l, msg, sizeof(msg)) != 0)
+			return ferr(fe, "provisioning.networks", msg);
+		cfg_netlist_free(&l);
+	}
+	if (p->auth == HD_PROV_SHARED && (p->user == NULL || p->password == NULL))
+		return ferr(fe, "provisioning", "shared auth needs username and password");
 	return 0;
 }
 
@@ -525,7 +584,8 @@ answer_result(struct req_ctx *r, int rc, const struct svc_result *res, struct re
 static void
 org_write(struct req_ctx *r, bool patch)
 {
-	static const char *const known[] = { "name", "display_name", "sip_server", NULL };
+	static const char *const known[] = { "name", "display_name", "sip_server", "provisioning",
+	                                     NULL };
 	struct read rd = { 0 }, again;
 	struct field_err fe = { 0 };
 	struct svc_result res = { 0 };
@@ -564,7 +624,7 @@ org_write(struct req_ctx *r, bool patch)
 	o->name = strdup(name);
 	if (known_fields(in, known, &fe) != 0 ||
 	    take_str(in, "display_name", &o->display_name, 128, true, false, &fe, NULL) != 0 ||
-	    take_sip(in, &o->sip, &fe) != 0 ||
+	    take_sip(in, &o->sip, &fe) != 0 || take_prov(in, &o->prov, &fe) != 0 ||
 	    (json_object_get(in, "name") && (!json_is_string(json_object_get(in, "name")) ||
 	     strcmp(json_string_value(json_object_get(in, "name")), name) != 0) &&
 	     ferr(&fe, "name", "differs from the path"))) {
@@ -767,7 +827,8 @@ static void
 dev_write(struct req_ctx *r, bool patch)
 {
 	static const char *const known[] = { "mac", "org", "profile", "model", "home_extension",
-	                                     "parking", "static_contact", NULL };
+	                                     "parking", "static_contact", "provisioning_password",
+	                                     NULL };
 	struct read rd = { 0 }, refs = { 0 }, again;
 	struct field_err fe = { 0 };
 	struct svc_result res = { 0 };
@@ -803,7 +864,9 @@ dev_write(struct req_ctx *r, bool patch)
 	    take_str(in, "profile", &d->profile, 32, false, true, &fe, NULL) != 0 ||
 	    take_str(in, "model", &d->model, 32, true, true, &fe, NULL) != 0 ||
 	    take_str(in, "home_extension", &home, 16, true, true, &fe, &home_given) != 0 ||
-	    take_str(in, "static_contact", &d->static_contact, 256, true, true, &fe, NULL) != 0)
+	    take_str(in, "static_contact", &d->static_contact, 256, true, true, &fe, NULL) != 0 ||
+	    take_str(in, "provisioning_password", &d->prov_password, 128, true, false, &fe,
+	             NULL) != 0)
 		goto invalid;
 	if ((v = json_object_get(in, "mac")) != NULL) {
 		char m[HD_MAC_LEN + 1];
