@@ -14,7 +14,8 @@ PKGS     := libmicrohttpd libxml-2.0 sqlite3 libsodium jansson inih
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) \
+# CFLAGS/LDFLAGS stay the user's (make asan sets them); ours are appended
+XCFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) \
             $(shell pkg-config --cflags $(PKGS)) -Isrc
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
@@ -27,17 +28,17 @@ TEST_LIB := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 .PHONY: all run test unit e2e asan clean deps check-config
 all: $(B)/hotdeskd
 
-$(B)/obj/%.o: src/%.c $(wildcard src/*.h) | $(B)/obj
-	$(CC) $(CFLAGS) -MMD -c -o $@ $<
+$(B)/obj/%.o: src/%.c Makefile | $(B)/obj
+	$(CC) $(CFLAGS) $(XCFLAGS) -MMD -c -o $@ $<
 
 $(B)/libhotdeskd.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/hotdeskd: $(B)/obj/main.o $(B)/libhotdeskd.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: tests/%.c tests/testutil.h $(B)/libhotdeskd.a | $(B)/tests
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(B)/libhotdeskd.a $(TEST_LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(XCFLAGS) -Itests $(LDFLAGS) -o $@ $< $(B)/libhotdeskd.a $(TEST_LIB) $(LDLIBS)
 
 $(B)/obj $(B)/tests:
 	mkdir -p $@

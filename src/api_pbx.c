@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "form.h"
+#include "metrics.h"
 #include "service.h"
 
 #define PREFIX "/pbx/v1/"
@@ -123,9 +124,14 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 	struct form *f = NULL;
 	const char *badf;
 	char reason[96];
+	bool moved = false;
 
-	if (parse_body(req, res, &f) != 0)
+	metrics_move_begin(); /* request received (SPEC 8 move timing) */
+	metrics_inc(METRICS_STAR30_REQUESTS, 1);
+	if (parse_body(req, res, &f) != 0) {
+		metrics_move_end(false);
 		return;
+	}
 	if (only_fields(f, known, &badf) != 0) {
 		snprintf(reason, sizeof(reason), "unknown field %.40s", badf);
 		fail(req, res, 400, reason);
@@ -156,8 +162,10 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 		if (out.device[0])
 			api_answer_add(&a, "device", out.device);
 		api_answer_send(req, res, 200, &a);
+		moved = out.result == VIRT_ACCEPTED || out.result == VIRT_RETURNED;
 	}
 out:
+	metrics_move_end(moved);
 	form_free(f);
 }
 

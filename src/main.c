@@ -25,6 +25,7 @@
 #include "fsutil.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "publish.h"
 #include "service.h"
 #include "store.h"
@@ -143,9 +144,13 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
           const char *why)
 {
 	struct daemon *d = arg;
+	uint64_t t0 = metrics_now_ns();
 
 	if (pub_update(d->pub, w, st, devs, n, NULL) != 0)
 		log_error("publishing after %s: out of memory", why);
+	metrics_observe(METRICS_PUBLISH, metrics_now_ns() - t0);
+	metrics_inc(METRICS_DEVICES_PUBLISHED, n);
+	metrics_move_published();
 }
 
 struct startup {
@@ -185,7 +190,7 @@ startup_publish(const struct world *w, struct store *st, void *arg)
 static int
 run(struct daemon *d)
 {
-	struct http_route routes[3];
+	struct http_route routes[4];
 	struct pub_opts po = { 0 };
 	struct startup su = { d, "" };
 	struct timespec t0, t1;
@@ -240,7 +245,10 @@ run(struct daemon *d)
 	ho.threads = (unsigned)d->cfg->server.threads;
 	ho.conn_limit = 4096;
 	ho.timeout_s = 30;
-	if ((d->http = http_start(&ho, routes, 3, err, sizeof(err))) == NULL) {
+	/* Prometheus text; optional bearer token from the environment */
+	routes[3] = (struct http_route){ "/metrics", metrics_http_handle,
+	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0, false };
+	if ((d->http = http_start(&ho, routes, 4, err, sizeof(err))) == NULL) {
 		log_error("http: %s", err);
 		return 1;
 	}
@@ -248,6 +256,8 @@ run(struct daemon *d)
 	log_info("hotdeskd %s listening on %s port %u (ready in %.0f ms)",
 	         HOTDESKD_VERSION, ho.listen, http_port(d->http),
 	         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	metrics_gauge_set(METRICS_STARTUP_SECONDS, (double)(t1.tv_sec - t0.tv_sec) +
+	                                               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (d->cfg->server.port_file != NULL &&
 	    write_port_file(d->cfg->server.port_file, http_port(d->http)) != 0) {
 		log_error_errno("cannot write %s", d->cfg->server.port_file);

@@ -79,6 +79,7 @@ struct pub {
 	size_t nshared;
 	struct vendor_templates *tmpl;
 	char *tftp_root;
+	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */
 };
 
 static long long
@@ -148,6 +149,11 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 	pthread_mutex_init(&p->shared_mu, NULL);
 	if (vendor_templates_load(o->templates, o->static_dir, &p->tmpl, err, errlen) != 0)
 		goto fail;
+	if ((p->tmpl_dir = strdup(o->templates)) == NULL ||
+	    (p->static_dir = strdup(o->static_dir)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (o->tftp_root != NULL && o->tftp_root[0] != '\0') {
 		if (fs_mkdir(o->tftp_root, err, errlen) != 0 ||
 		    (p->tftp_root = strdup(o->tftp_root)) == NULL)
@@ -259,6 +265,8 @@ pub_free(struct pub *p)
 	shared_flush(p);
 	vendor_templates_free(p->tmpl);
 	free(p->tftp_root);
+	free(p->tmpl_dir);
+	free(p->static_dir);
 	pthread_rwlock_destroy(&p->lock);
 	pthread_mutex_destroy(&p->fetch_mu);
 	pthread_mutex_destroy(&p->shared_mu);
@@ -338,16 +346,22 @@ pub_render_input(const struct world *w, const struct hd_dev *d, struct render_in
 	}
 }
 
-/* Renders every per-device file of d into bufs (caller frees them). */
+/* What a preview shows instead of line.password. */
+#define PUB_REDACTED "********"
+
+/* Renders every per-device file of d into bufs (caller frees them).
+ * redact: line.password rendered as PUB_REDACTED (previews only). */
 static int
 render_files(const struct vendor_templates *t, const struct world *w, const struct hd_dev *d,
-             const struct vendor_profile *prof, unsigned long long version,
+             const struct vendor_profile *prof, unsigned long long version, bool redact,
              struct render_buf bufs[PUB_MAX_FILES], char *err, size_t errlen)
 {
 	struct render_input in;
 
 	pub_render_input(w, d, &in);
 	in.version = version;
+	if (redact && in.line.password != NULL && in.line.password[0] != '\0')
+		in.line.password = PUB_REDACTED;
 	for (size_t i = 0; i < prof->n_device_files && i < PUB_MAX_FILES; i++)
 		if (vendor_render_device(prof, t, i, &in, &bufs[i], err, errlen) != 0)
 			return -1;
@@ -457,13 +471,13 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	e = idmap_get(&p->by_id, d->id);
 	version = e ? e->version : known_version;
 	pthread_rwlock_unlock(&p->lock);
-	/* render with the next version number; if nothing changed it is not used */
-	if (render_files(p->tmpl, w, d, prof, version + 1, bufs, err, sizeof(err)) != 0) {
+	/* the version stamp ({{version}}) must not make every render
+	 * "different": the content hash is that of a render with the fixed
+	 * stamp 0; the files published carry the real version (below) */
+	if (render_files(p->tmpl, w, d, prof, 0, false, bufs, err, sizeof(err)) != 0) {
 		render_failed(st, d, err);
 		goto out;
 	}
-	/* the version stamp must not make every render "different": hash a
-	 * render with a fixed stamp instead (cheap: only when stamps are used) */
 	files_hash(bufs, n, hash);
 	if (e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
 	              : (known_hash != NULL && strcmp(known_hash, hash) == 0)) {
@@ -484,14 +498,12 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	} else {
 		version++;
 	}
-	if (e == NULL || e->version != version) {
-		/* re-render when the stamp in the files must be the new version */
-		for (size_t i = 0; i < n; i++)
-			render_buf_reset(&bufs[i]);
-		if (render_files(p->tmpl, w, d, prof, version, bufs, err, sizeof(err)) != 0) {
-			render_failed(st, d, err);
-			goto out;
-		}
+	/* the files themselves carry the version they are published as */
+	for (size_t i = 0; i < n; i++)
+		render_buf_reset(&bufs[i]);
+	if (render_files(p->tmpl, w, d, prof, version, false, bufs, err, sizeof(err)) != 0) {
+		render_failed(st, d, err);
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		if ((nb[i] = blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
@@ -923,19 +935,19 @@ pub_version(struct pub *p, hd_id dev)
 }
 
 int
-pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d,
-            const struct vendor_templates *t, pub_preview_cb cb, void *arg, char *err,
-            size_t errlen)
+pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d, bool redact,
+            pub_preview_cb cb, void *arg, char *err, size_t errlen)
 {
 	const struct vendor_profile *prof = vendor_profile_by_name(d->profile);
 	struct render_buf bufs[PUB_MAX_FILES] = { { 0 } };
+	struct render_buf sb = { 0 };
 	int rc = -1;
 
 	if (prof == NULL) {
 		snprintf(err, errlen, "unknown vendor profile");
 		return -1;
 	}
-	if (render_files(t ? t : p->tmpl, w, d, prof, pub_version(p, d->id), bufs, err,
+	if (render_files(p->tmpl, w, d, prof, pub_version(p, d->id), redact, bufs, err,
 	                 errlen) != 0)
 		goto out;
 	for (size_t i = 0; i < prof->n_device_files && i < PUB_MAX_FILES; i++) {
@@ -943,14 +955,263 @@ pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d,
 
 		if (vendor_file_name(&prof->device_files[i], d->mac, d->model, name, sizeof(name)) != 0)
 			continue;
-		if (cb(name, bufs[i].p, bufs[i].len, arg) != 0)
+		if (cb(name, bufs[i].p, bufs[i].len, false, arg) != 0)
+			goto out;
+	}
+	/* the shared files whose name needs no model (those the phone's name
+	 * for depends on its firmware are left out) */
+	for (size_t i = 0; i < prof->n_shared_files; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (vendor_file_name(&prof->shared_files[i], NULL, NULL, name, sizeof(name)) != 0)
+			continue;
+		render_buf_reset(&sb);
+		if (vendor_render_shared(prof, p->tmpl, i, NULL, &sb, err, errlen) != 0 ||
+		    cb(name, sb.p, sb.len, true, arg) != 0)
 			goto out;
 	}
 	rc = 0;
 out:
 	for (size_t i = 0; i < PUB_MAX_FILES; i++)
 		render_buf_free(&bufs[i]);
+	render_buf_free(&sb);
 	return rc;
+}
+
+/* ---- template changes --------------------------------------------------- */
+
+int
+pub_template_default(const struct pub *p, const struct vendor_profile *prof, const char *name,
+                     char **out, size_t *len, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *base = NULL;
+
+	*out = NULL;
+	for (size_t i = 0; i < prof->n_device_files && base == NULL; i++)
+		if (prof->device_files[i].tmpl && strcmp(prof->device_files[i].tmpl, name) == 0)
+			base = p->tmpl_dir;
+	for (size_t i = 0; i < prof->n_shared_files && base == NULL; i++) {
+		const struct vendor_file *f = &prof->shared_files[i];
+
+		if (strcmp(f->tmpl ? f->tmpl : f->pattern, name) == 0)
+			base = f->tmpl ? p->tmpl_dir : p->static_dir;
+	}
+	if (base == NULL) {
+		snprintf(err, errlen, "profile %s has no template named '%s'", prof->name, name);
+		return -1;
+	}
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", base, prof->name) >= sizeof(dir)) {
+		snprintf(err, errlen, "%s/%s: path too long", prof->name, name);
+		return -1;
+	}
+	if ((*out = fs_read_file(dir, name, VENDOR_FILE_MAX, len)) == NULL) {
+		snprintf(err, errlen, "%s/%s: cannot read the default", prof->name, name);
+		return -1;
+	}
+	return 0;
+}
+
+/* One file of a profile that a candidate template replaces. */
+struct cand_file {
+	bool shared;
+	size_t index;
+	struct render_tmpl *tm; /* NULL for a static file (raw bytes: the source) */
+};
+
+struct dry {
+	struct pub *p;
+	const struct world *w;
+	const struct vendor_profile *prof;
+	const char *src;
+	size_t len;
+	struct cand_file files[PUB_MAX_FILES + 8];
+	size_t nfiles;
+	pub_dry_cb cb;
+	void *arg;
+	int rc;
+	/* shared files: the answer per model, so that thousands of phones of
+	 * a few models cost a few renders */
+	struct {
+		size_t file;
+		char model[33];
+		int differs;
+	} memo[64];
+	size_t nmemo;
+};
+
+/* Renders candidate tm with vals as vendor_render_* do (XML checked). */
+static int
+cand_run(const struct render_tmpl *tm, const struct render_values *vals, struct render_buf *out,
+         char *err, size_t errlen)
+{
+	if (render_run(tm, vals, out, err, errlen) != 0)
+		return -1;
+	if (render_tmpl_mode(tm) != RENDER_KV && vendor_check_xml(out->p, out->len, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Whether shared file f of the dry run renders differently with the
+ * candidate than with the templates in use, for one model (NULL: none).
+ * 1 differs, 0 same, -1 the candidate fails (err).
+ */
+static int
+dry_shared_differs(struct dry *dr, const struct cand_file *f, const char *model, char *err,
+                   size_t errlen)
+{
+	struct render_buf a = { 0 }, b = { 0 };
+	struct render_values vals;
+	char e2[256];
+	int rc = -1;
+
+	if (f->tm == NULL) {
+		if (render_buf_append(&b, dr->src, dr->len) != 0) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	} else {
+		render_values_empty(&vals);
+		render_values_set(&vals, RV_MODEL, model);
+		if (cand_run(f->tm, &vals, &b, err, errlen) != 0)
+			goto out;
+	}
+	/* the file in use failing to render counts as "differs" */
+	if (vendor_render_shared(dr->prof, dr->p->tmpl, f->index, model, &a, e2, sizeof(e2)) != 0)
+		rc = 1;
+	else
+		rc = a.len != b.len || memcmp(a.p, b.p, a.len) != 0;
+out:
+	render_buf_free(&a);
+	render_buf_free(&b);
+	return rc;
+}
+
+/* dry_shared_differs through the memo (model NULL and "" are the same). */
+static int
+dry_shared_memo(struct dry *dr, size_t k, const char *model, char *err, size_t errlen)
+{
+	const char *m = model ? model : "";
+	int rc;
+
+	for (size_t i = 0; i < dr->nmemo; i++)
+		if (dr->memo[i].file == k && strcmp(dr->memo[i].model, m) == 0)
+			return dr->memo[i].differs;
+	rc = dry_shared_differs(dr, &dr->files[k], m[0] ? m : NULL, err, errlen);
+	if (rc >= 0 && dr->nmemo < sizeof(dr->memo) / sizeof(dr->memo[0]) &&
+	    strlen(m) < sizeof(dr->memo[0].model)) {
+		dr->memo[dr->nmemo].file = k;
+		memcpy(dr->memo[dr->nmemo].model, m, strlen(m) + 1);
+		dr->memo[dr->nmemo++].differs = rc;
+	}
+	return rc;
+}
+
+static int
+dry_dev(struct hd_dev *d, void *arg)
+{
+	struct dry *dr = arg;
+	struct pub_dry_dev r = { d, 0, NULL };
+	struct pub_blob *cur[PUB_MAX_FILES] = { 0 };
+	struct render_input in;
+	struct pub_dev *e;
+	char err[256] = "";
+	unsigned long long version = 0;
+
+	if (vendor_profile_by_name(d->profile) != dr->prof)
+		return 0;
+	pthread_rwlock_rdlock(&dr->p->lock);
+	if ((e = idmap_get(&dr->p->by_id, d->id)) != NULL && e->profile == dr->prof) {
+		version = e->version;
+		for (size_t i = 0; i < e->nfiles; i++)
+			cur[i] = blob_ref(e->files[i]);
+	}
+	pthread_rwlock_unlock(&dr->p->lock);
+	pub_render_input(dr->w, d, &in);
+	in.version = version;
+	for (size_t k = 0; k < dr->nfiles && r.result >= 0; k++) {
+		const struct cand_file *f = &dr->files[k];
+		struct render_buf b = { 0 };
+		struct render_values vals;
+		const char *tr;
+		int dif;
+
+		if (f->shared) {
+			if ((dif = dry_shared_memo(dr, k, d->model, err, sizeof(err))) == 0)
+				dif = dry_shared_memo(dr, k, NULL, err, sizeof(err));
+			r.result = dif < 0 ? -1 : (dif ? 1 : r.result);
+			continue;
+		}
+		if (render_values_init(&vals, &in, err, sizeof(err)) != 0) {
+			r.result = -1;
+			continue;
+		}
+		if ((tr = vendor_transport(dr->prof, in.line.transport)) == NULL) {
+			snprintf(err, sizeof(err), "unknown transport (want udp, tcp or tls)");
+			r.result = -1;
+			continue;
+		}
+		render_values_set(&vals, RV_LINE_TRANSPORT, tr);
+		if (cand_run(f->tm, &vals, &b, err, sizeof(err)) != 0)
+			r.result = -1;
+		else if (f->index >= PUB_MAX_FILES || cur[f->index] == NULL ||
+		         cur[f->index]->len != b.len || memcmp(cur[f->index]->data, b.p, b.len) != 0)
+			r.result = 1;
+		render_buf_free(&b);
+	}
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+		pub_release(cur[i]);
+	r.error = r.result < 0 ? err : NULL;
+	if (dr->cb(&r, dr->arg) != 0) {
+		dr->rc = -1;
+		return 1;
+	}
+	return 0;
+}
+
+int
+pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profile *prof,
+            const char *name, const char *src, size_t len, pub_dry_cb cb, void *arg,
+            char *err, size_t errlen)
+{
+	struct dry dr = { .p = p, .w = w, .prof = prof, .src = src, .len = len, .cb = cb,
+	                  .arg = arg };
+	size_t nfiles = prof->n_device_files + prof->n_shared_files;
+
+	for (size_t k = 0; k < nfiles; k++) {
+		bool shared = k >= prof->n_device_files;
+		size_t i = shared ? k - prof->n_device_files : k;
+		const struct vendor_file *f = shared ? &prof->shared_files[i] : &prof->device_files[i];
+		struct cand_file *cf;
+
+		if (strcmp(f->tmpl ? f->tmpl : shared ? f->pattern : "", name) != 0)
+			continue;
+		if (dr.nfiles == sizeof(dr.files) / sizeof(dr.files[0])) {
+			snprintf(err, errlen, "too many files use '%s'", name);
+			goto fail;
+		}
+		cf = &dr.files[dr.nfiles++];
+		cf->shared = shared;
+		cf->index = i;
+		if (f->tmpl != NULL &&
+		    render_compile(src, len, f->mode, &cf->tm, err, errlen) != 0)
+			goto fail;
+	}
+	if (dr.nfiles == 0) {
+		snprintf(err, errlen, "profile %s has no template named '%s'", prof->name, name);
+		return -1;
+	}
+	world_each_dev(w, dry_dev, &dr);
+	for (size_t k = 0; k < dr.nfiles; k++)
+		render_tmpl_free(dr.files[k].tm);
+	if (dr.rc != 0)
+		snprintf(err, errlen, "out of memory");
+	return dr.rc;
+fail:
+	for (size_t k = 0; k < dr.nfiles; k++)
+		render_tmpl_free(dr.files[k].tm);
+	return -1;
 }
 
 int

@@ -124,12 +124,49 @@ int pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out);
 /* The current configuration version of a device, 0 if unknown. */
 unsigned long long pub_version(struct pub *p, hd_id dev);
 
-/* Renders one device's files for a preview, without publishing.  Writes
- * "name\0content" pairs through cb.  Returns 0 or -1 with err. */
-typedef int (*pub_preview_cb)(const char *name, const char *data, size_t len, void *arg);
-int pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d,
-                const struct vendor_templates *t, pub_preview_cb cb, void *arg,
+/*
+ * Renders one device's files for a preview, without publishing: its
+ * per-device files (shared = false), then the shared files of its profile
+ * whose name needs no model (shared = true), each through cb (data
+ * borrowed for the call; it may hold the SIP password: never log it).
+ * redact: line.password is rendered as "********".  Returns 0, -1 with
+ * err (a render failed), or cb's non-zero answer as -1.  Writer only.
+ */
+typedef int (*pub_preview_cb)(const char *name, const char *data, size_t len, bool shared,
+                              void *arg);
+int pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d, bool redact,
+                pub_preview_cb cb, void *arg, char *err, size_t errlen);
+
+/*
+ * What installing src as template or static file `name` of profile prof
+ * would change, changing nothing.  For every device of that profile, cb is
+ * called once with result 1 (some file it fetches would differ from what
+ * is served now), 0 (no difference) or -1 (the candidate fails for that
+ * device; error says why, naming a position or a variable, never a
+ * value).  A per-device file is compared with the published one, rendered
+ * with the same version stamp; a shared file is compared with the one in
+ * use, rendered for the device's model and for none.  The caller has
+ * checked src (vendor_template_check).  Writer only (under the service
+ * lock).  Returns 0, or -1 with err (unknown name, compile error, out of
+ * memory, or cb answered non-zero).
+ */
+struct pub_dry_dev {
+	const struct hd_dev *dev; /* borrowed for the call */
+	int result;
+	const char *error;        /* result -1 only */
+};
+typedef int (*pub_dry_cb)(const struct pub_dry_dev *r, void *arg);
+int pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profile *prof,
+                const char *name, const char *src, size_t len, pub_dry_cb cb, void *arg,
                 char *err, size_t errlen);
+
+/*
+ * Reads the shipped default of template or static file `name` of prof
+ * from the directories the publisher was started with (as it is on disk
+ * now).  *out: malloc'd, NUL-terminated, caller frees.  0, or -1 with err.
+ */
+int pub_template_default(const struct pub *p, const struct vendor_profile *prof,
+                         const char *name, char **out, size_t *len, char *err, size_t errlen);
 
 /* The templates in use (borrowed; valid until pub_set_templates). */
 const struct vendor_templates *pub_templates(const struct pub *p);

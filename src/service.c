@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "secret.h"
 #include "store.h"
 
@@ -449,6 +450,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	struct virt_decision d;
 	struct attempt a = { 0 };
 	char *hash = NULL;
+	uint64_t t_hash;
 	bool ok;
 	int rc = SVC_OK;
 
@@ -469,8 +471,12 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 			rc = SVC_INTERNAL;
 		pthread_mutex_unlock(&s->mu);
 		/* the same time whether or not the extension exists or has a code */
-		if (r->code != NULL)
+		if (r->code != NULL) {
+			uint64_t t0 = metrics_now_ns();
+
 			secret_verify_dummy(r->code, s->o.hash_ops, s->o.hash_mem);
+			metrics_move_hash(metrics_now_ns() - t0);
+		}
 		return rc;
 	case VIRT_NEED_CODE:
 		break;
@@ -504,7 +510,9 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	}
 	pthread_mutex_unlock(&s->mu);
 
+	t_hash = metrics_now_ns();
 	ok = secret_verify(hash, r->code);
+	metrics_move_hash(metrics_now_ns() - t_hash);
 	sodium_memzero(hash, strlen(hash));
 	free(hash);
 
@@ -910,8 +918,9 @@ svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_resu
 			goto restore;
 		}
 		{
-			const struct hd_dev *dv = world_dev(s->w, old->virtual_on ? old->virtual_on
-			                                                            : old->home_dev);
+			/* `old` was freed by world_put_ext: `back` is its copy */
+			const struct hd_dev *dv = world_dev(s->w, back->virtual_on ? back->virtual_on
+			                                                             : back->home_dev);
 
 			if (dv != NULL)
 				touched[ntouched++] = dv->id;
@@ -1035,8 +1044,6 @@ svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
 	t.mac = d->mac;
 	t.detail = json_pack("{s:b, s:s?}", "created", r->created, "profile", d->profile);
 	if (old != NULL) {
-		hd_id old_home = old->home_ext;
-
 		if ((back = hd_dev_dup(old)) == NULL || (copy = hd_dev_dup(d)) == NULL ||
 		    world_put_dev(s->w, copy, err, sizeof(err)) != 0) {
 			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
@@ -1047,7 +1054,6 @@ svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
 			goto restore;
 		}
 		touched[ntouched++] = d->id;
-		(void)old_home;
 	}
 	if (svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched) != 0) {
 		json_decref(t.detail);

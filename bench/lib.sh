@@ -1,0 +1,157 @@
+# lib.sh -- shared helpers of the hotdeskd benchmarks (sourced, POSIX sh).
+#
+# Owns: building hotdeskd, the work directory of a run ($BENCH_DIR, removed
+# on exit unless KEEP=1), generating a database with N devices (gen_db),
+# starting and stopping one hotdeskd on a loopback port (hd_start/hd_stop),
+# reading its resident memory, and printing the machine and the versions.
+# Every daemon and helper process a benchmark starts is stopped on exit by
+# its pid.  Only loopback addresses are used.
+#
+# Environment: QUICK=1 runs tiny sizes for a few seconds (CI: the scripts
+# must not rot); THREADS = hotdeskd [server] threads (default: cores).
+
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HOTDESKD=$ROOT/build/hotdeskd
+PY=/usr/bin/python3
+QUICK=${QUICK:-0}
+CORES=$(nproc)
+THREADS=${THREADS:-$CORES}
+PBX_TOKEN=bench-pbx-token-0123456789abcdef
+ADMIN_TOKEN=bench-admin-token-0123456789abcdef
+CODE=1234 # the secret code of every generated extension
+BENCH_PIDS=""
+
+BENCH_DIR=$(mktemp -d /var/tmp/hotdeskd-bench.XXXXXX)
+bench_cleanup() {
+	for p in $BENCH_PIDS; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in $BENCH_PIDS; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "kept $BENCH_DIR" >&2
+	else
+		rm -rf "$BENCH_DIR"
+	fi
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+bench_build() {
+	if [ "$(id -u)" -eq 0 ]; then
+		sh "$ROOT/scripts/deps.sh" bench >/dev/null || die "scripts/deps.sh bench failed"
+	fi
+	for t in wrk nginx curl; do
+		command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] ||
+			die "$t missing: run sh scripts/deps.sh bench as root"
+	done
+	make -s -C "$ROOT" all >/dev/null || die "build failed"
+}
+
+# machine and versions, one "key: value" per line
+bench_header() {
+	echo "== $1"
+	echo "date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "cpu:         $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+	echo "cores:       $CORES"
+	echo "memory:      $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo)"
+	echo "kernel:      $(uname -sr)"
+	echo "hotdeskd:    $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo '+local changes')"
+	echo "nginx:       $(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')"
+	echo "wrk:         $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+	echo "microhttpd:  $(pkg-config --modversion libmicrohttpd)"
+	echo "sqlite:      $(pkg-config --modversion sqlite3)"
+	echo "quick mode:  $QUICK"
+}
+
+# hd_config NAME DB [TFTP_ROOT] -- writes $BENCH_DIR/NAME.ini
+hd_config() {
+	cat >"$BENCH_DIR/$1.ini" <<INI
+; hotdeskd benchmark configuration ($1)
+[server]
+listen = 127.0.0.1
+port = 0
+port_file = $BENCH_DIR/$1.port
+threads = $THREADS
+check_invariants = false
+[database]
+path = $2
+migrations = $ROOT/sql
+[log]
+level = warn
+[pbx]
+token = $PBX_TOKEN
+[admin]
+token = $ADMIN_TOKEN
+[provisioning]
+templates = $ROOT/templates
+static = $ROOT/provisioning
+tftp_root = ${3:-}
+[sip]
+bind = 127.0.0.1:0
+INI
+}
+
+# hd_start NAME -- starts hotdeskd with NAME.ini; sets HD_PID, HD_PORT,
+# HD_URL and HD_START_MS (process start until the port file is there)
+hd_start() {
+	rm -f "$BENCH_DIR/$1.port"
+	t0=$(date +%s%N)
+	"$HOTDESKD" --config "$BENCH_DIR/$1.ini" 2>>"$BENCH_DIR/$1.log" &
+	HD_PID=$!
+	BENCH_PIDS="$BENCH_PIDS $HD_PID"
+	while [ ! -s "$BENCH_DIR/$1.port" ]; do
+		kill -0 "$HD_PID" 2>/dev/null || { cat "$BENCH_DIR/$1.log" >&2; die "hotdeskd did not start"; }
+		sleep 0.005
+	done
+	t1=$(date +%s%N)
+	HD_START_MS=$(((t1 - t0) / 1000000))
+	HD_PORT=$(cat "$BENCH_DIR/$1.port")
+	HD_URL=http://127.0.0.1:$HD_PORT
+}
+
+hd_stop() {
+	kill -TERM "$HD_PID" 2>/dev/null || true
+	wait "$HD_PID" 2>/dev/null || die "hotdeskd exited non-zero on SIGTERM"
+	BENCH_PIDS=$(echo "$BENCH_PIDS" | sed "s/ $HD_PID\b//")
+}
+
+# hd_mem -- "VmRSS VmHWM" of the running hotdeskd, in MiB
+hd_mem() {
+	awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { printf "%.1f %.1f", r / 1024, h / 1024 }' \
+		"/proc/$HD_PID/status"
+}
+
+# gen_db NAME DEVICES ORGS [PROV_AUTH] -- a database with DEVICES devices
+# and extensions over ORGS organizations in $BENCH_DIR/NAME.db: the
+# daemon applies the migrations to an empty file and makes one real
+# Argon2id hash through the API (default hash settings), then gen.py
+# inserts every row directly (the API would take minutes for 100,000).
+gen_db() {
+	db=$BENCH_DIR/$1.db
+	hd_config "$1-seed" "$db"
+	hd_start "$1-seed"
+	curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" "$HD_URL/api/v1/orgs/seed" \
+		-d '{"sip_server":{"host":"pbx.seed.test","port":5060,"transport":"udp"}}' ||
+		die "seed organization"
+	curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$HD_URL/api/v1/orgs/seed/extensions/1" \
+		-d "{\"sip_user\":\"seed-1\",\"sip_password\":\"x\",\"secret_code\":\"$CODE\"}" ||
+		die "seed extension"
+	hd_stop
+	$PY "$ROOT/bench/gen.py" --db "$db" --devices "$2" --orgs "$3" \
+		--prov-auth "${4:-none}" --paths "$BENCH_DIR/$1.paths" --moves "$BENCH_DIR/$1.moves" ||
+		die "gen.py failed"
+}
+
+# figure LABEL VALUE -- one result line
+figure() {
+	printf '%-44s %s\n' "$1" "$2"
+}
