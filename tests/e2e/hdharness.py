@@ -87,8 +87,12 @@ class Daemon:
         cfg = collections.OrderedDict()
         cfg["server"] = collections.OrderedDict(
             listen="127.0.0.1", port="0", port_file=self.port_file,
-            threads="8", max_body="65536")
-        cfg["database"] = collections.OrderedDict(path=self.db_path)
+            threads="8", max_body="65536",
+            # the daemon verifies I1-I4 after every change and dies if one
+            # breaks, which fails the test that caused it
+            check_invariants="true")
+        cfg["database"] = collections.OrderedDict(
+            path=self.db_path, migrations=os.path.join(REPO, "sql"))
         cfg["log"] = collections.OrderedDict(level="debug")
         cfg["pbx"] = collections.OrderedDict(token=self.pbx_token)
         cfg["admin"] = collections.OrderedDict(token=self.admin_token)
