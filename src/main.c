@@ -198,6 +198,7 @@ run(struct daemon *d)
 	struct svc_opts so;
 	sigset_t set;
 	char err[512];
+	unsigned ticks = 0;
 	int sig;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -276,6 +277,8 @@ run(struct daemon *d)
 			break;
 		if (sig == SIGHUP)
 			reload(d);
+		if (++ticks % 60 == 0)
+			svc_housekeeping(d->svc);
 	}
 	log_info("stopping: finishing in-flight requests");
 	http_stop(d->http);

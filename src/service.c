@@ -1112,3 +1112,17 @@ out:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
+
+void
+svc_housekeeping(struct svc *s)
+{
+	long long now = now_s();
+
+	pthread_mutex_lock(&s->mu);
+	/* a call's tries matter while it lasts: a day is far more than enough */
+	if (store_calls_expire(s->st, now - 86400) < 0 ||
+	    store_pairs_expire(s->st, now - (long long)s->o.guard.window - s->o.guard.backoff_max) < 0 ||
+	    store_regs_expire(s->st, now) < 0)
+		log_warn("housekeeping: %s", store_errmsg(s->st));
+	pthread_mutex_unlock(&s->mu);
+}

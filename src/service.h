@@ -148,6 +148,10 @@ int svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star
 int svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r);
 int svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r);
 
+/* Forgets expired per-call attempts, idle lockout pairs and expired
+ * registrations.  Called periodically by the daemon. */
+void svc_housekeeping(struct svc *s);
+
 /* Records an event in its own transaction (for the adapters). */
 void svc_event(struct svc *s, const char *type, hd_id org, const char *ext,
                const char *mac, const char *detail_json);
