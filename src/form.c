@@ -14,6 +14,8 @@
  */
 #include "form.h"
 
+#include "errbuf.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -31,26 +33,7 @@ struct form {
 	size_t data_len, data_cap;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
-/* Fills err; a message cut short by a small buffer is still terminated,
- * which is all a diagnostic needs. */
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	int r = vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		err[0] = '\0';
-	else if ((size_t)r >= errlen && errlen > 4)
-		memcpy(err + errlen - 4, "...", 4); /* show the cut */
-}
 
 /* Copies a client-supplied name into buf for an error message: at most
  * 40 bytes, anything not printable ASCII shown as '?'. */
@@ -188,11 +171,11 @@ check_unique(const struct form *f, char *err, size_t errlen)
 	const char *dup = find_duplicate(f, &oom);
 
 	if (oom) {
-		seterr(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (dup != NULL) {
-		seterr(err, errlen, "duplicate field %s",
+		hd_seterr(err, errlen, "duplicate field %s",
 		       safe_name(dup, strlen(dup), name, sizeof(name)));
 		return -1;
 	}
@@ -215,7 +198,7 @@ form_parse(const char *body, size_t len, char *err, size_t errlen)
 	 * value), and there are nf pieces covering len - (nf - 1) bytes. */
 	f = form_alloc(nf, len + 2 * nf);
 	if (f == NULL) {
-		seterr(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	while (pos < len) {
@@ -232,13 +215,13 @@ form_parse(const char *body, size_t len, char *err, size_t errlen)
 		if (plen == 0)
 			continue; /* "a=1&&b=2", trailing '&' */
 		if (klen == 0) {
-			seterr(err, errlen, "empty field name");
+			hd_seterr(err, errlen, "empty field name");
 			goto fail;
 		}
 		f->key[f->n] = f->data + f->data_len;
 		r = form_unescape(p, klen, true, f->key[f->n]);
 		if (r <= 0) {
-			seterr(err, errlen, r == 0 ? "empty field name" :
+			hd_seterr(err, errlen, r == 0 ? "empty field name" :
 			       "bad percent escape or NUL in field name '%s'",
 			       safe_name(p, klen, name, sizeof(name)));
 			goto fail;
@@ -247,7 +230,7 @@ form_parse(const char *body, size_t len, char *err, size_t errlen)
 		f->val[f->n] = f->data + f->data_len;
 		r = form_unescape(v, vlen, true, f->val[f->n]);
 		if (r < 0) {
-			seterr(err, errlen, "bad percent escape or NUL in field %s",
+			hd_seterr(err, errlen, "bad percent escape or NUL in field %s",
 			       safe_name(f->key[f->n], strlen(f->key[f->n]),
 			                 name, sizeof(name)));
 			goto fail;
@@ -323,14 +306,14 @@ form_from_json(const char *body, size_t len, struct form **out,
 	                  JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		if (strstr(jerr.text, "duplicate") != NULL)
-			seterr(err, errlen, "duplicate field: %s", jerr.text);
+			hd_seterr(err, errlen, "duplicate field: %s", jerr.text);
 		else
-			seterr(err, errlen, "bad JSON at line %d column %d: %s",
+			hd_seterr(err, errlen, "bad JSON at line %d column %d: %s",
 			       jerr.line, jerr.column, jerr.text);
 		return -1;
 	}
 	if (!json_is_object(root)) {
-		seterr(err, errlen, "JSON body is not an object");
+		hd_seterr(err, errlen, "JSON body is not an object");
 		goto fail;
 	}
 	/* First pass: validate and size. */
@@ -340,16 +323,16 @@ form_from_json(const char *body, size_t len, struct form **out,
 		int r = json_scalar_text(v, num, sizeof(num), &s, &slen);
 
 		if (klen == 0) {
-			seterr(err, errlen, "empty field name");
+			hd_seterr(err, errlen, "empty field name");
 			goto fail;
 		}
 		if (r < 0) {
-			seterr(err, errlen, "field %s: nested values are not allowed",
+			hd_seterr(err, errlen, "field %s: nested values are not allowed",
 			       safe_name(k, klen, name, sizeof(name)));
 			goto fail;
 		}
 		if (r == 1 && memchr(s, '\0', slen) != NULL) {
-			seterr(err, errlen, "field %s: NUL in value",
+			hd_seterr(err, errlen, "field %s: NUL in value",
 			       safe_name(k, klen, name, sizeof(name)));
 			goto fail;
 		}
@@ -358,7 +341,7 @@ form_from_json(const char *body, size_t len, struct form **out,
 	}
 	f = form_alloc(json_object_size(root), need);
 	if (f == NULL) {
-		seterr(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	/* Second pass: copy.  json_object_foreach keeps insertion order

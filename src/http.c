@@ -30,6 +30,8 @@
  */
 #include "http.h"
 
+#include "errbuf.h"
+
 #include <netinet/in.h>
 #include <microhttpd.h>
 
@@ -104,25 +106,7 @@ struct req {
 
 /* ---- small helpers ---- */
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	int r = vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		err[0] = '\0';
-	else if ((size_t)r >= errlen && errlen > 4)
-		memcpy(err + errlen - 4, "...", 4);
-}
 
 static bool
 is_ctl(unsigned char c)
@@ -535,11 +519,11 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	size_t i, no = 0;
 
 	if (o == NULL || o->listen == NULL) {
-		set_err(err, errlen, "no listen address");
+		hd_seterr(err, errlen, "no listen address");
 		return NULL;
 	}
 	if (o->port > 65535) {
-		set_err(err, errlen, "port %u out of range", o->port);
+		hd_seterr(err, errlen, "port %u out of range", o->port);
 		return NULL;
 	}
 	memset(&ss, 0, sizeof(ss));
@@ -550,11 +534,11 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)o->port);
 	} else {
-		set_err(err, errlen, "listen address is not a numeric IPv4 or IPv6 address");
+		hd_seterr(err, errlen, "listen address is not a numeric IPv4 or IPv6 address");
 		return NULL;
 	}
 	if (sodium_init() < 0) {
-		set_err(err, errlen, "libsodium failed to initialise");
+		hd_seterr(err, errlen, "libsodium failed to initialise");
 		return NULL;
 	}
 
@@ -568,7 +552,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		goto oom;
 	for (i = 0; i < nroutes; i++) {
 		if (routes[i].prefix == NULL || routes[i].handler == NULL) {
-			set_err(err, errlen, "route %zu has no prefix or handler", i);
+			hd_seterr(err, errlen, "route %zu has no prefix or handler", i);
 			goto fail;
 		}
 		s->routes[i].prefix = strdup(routes[i].prefix);
@@ -625,7 +609,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	atomic_store(&s->starting, false);
 	if (s->d == NULL) {
-		set_err(err, errlen, "cannot listen on %s port %u: %s", o->listen,
+		hd_seterr(err, errlen, "cannot listen on %s port %u: %s", o->listen,
 		        o->port, s->start_err[0] ? s->start_err : "start failed");
 		goto fail;
 	}
@@ -633,7 +617,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	s->port = di ? di->port : o->port;
 	return s;
 oom:
-	set_err(err, errlen, "out of memory");
+	hd_seterr(err, errlen, "out of memory");
 fail:
 	free_server(s);
 	return NULL;

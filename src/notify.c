@@ -23,6 +23,8 @@
  */
 #include "notify.h"
 
+#include "errbuf.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -90,20 +92,7 @@ struct notify {
 	uint64_t next_id;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap); /* a cut message is fine */
-	va_end(ap);
-}
 
 long long
 notify_now_ms(void)
@@ -220,14 +209,14 @@ tx_send(struct notify *n, struct ntx *tx)
 		if (r >= 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
 		    errno == ENOBUFS)
 			return 0; /* a full queue is a lost datagram: Timer E */
-		seterr(tx->errtext, sizeof(tx->errtext), "send: %s",
+		hd_seterr(tx->errtext, sizeof(tx->errtext), "send: %s",
 		    strerror(errno));
 		return -1;
 	}
 	if (n->ops.send(n->ops.arg, n->have_proxy ? n->proxy_host : tx->host,
 	    n->have_proxy ? n->proxy_port : tx->port, tx->pkt,
 	    tx->pktlen) != 0) {
-		seterr(tx->errtext, sizeof(tx->errtext), "send failed");
+		hd_seterr(tx->errtext, sizeof(tx->errtext), "send failed");
 		return -1;
 	}
 	return 0;
@@ -304,7 +293,7 @@ tx_build(struct notify *n, struct ntx *tx, const char *authz, bool proxy,
 	p = malloc(len);
 	if (p == NULL) {
 		sodium_memzero(buf, sizeof(buf));
-		seterr(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	memcpy(p, buf, len);
@@ -347,43 +336,43 @@ notify_new(const struct notify_opts *o, char *err, size_t errlen)
 	const char *contact;
 
 	if (sodium_init() < 0) {
-		seterr(err, errlen, "libsodium: cannot initialise");
+		hd_seterr(err, errlen, "libsodium: cannot initialise");
 		return NULL;
 	}
 	if (o == NULL || o->bind_host == NULL || !is_numeric(o->bind_host)) {
-		seterr(err, errlen, "bind_host: not a numeric address");
+		hd_seterr(err, errlen, "bind_host: not a numeric address");
 		return NULL;
 	}
 	if (o->bind_port < 0 || o->bind_port > 65535 ||
 	    (o->ops != NULL && o->bind_port == 0)) {
-		seterr(err, errlen, "bind_port: %d out of range", o->bind_port);
+		hd_seterr(err, errlen, "bind_port: %d out of range", o->bind_port);
 		return NULL;
 	}
 	if (o->done == NULL) {
-		seterr(err, errlen, "done: callback missing");
+		hd_seterr(err, errlen, "done: callback missing");
 		return NULL;
 	}
 	if (o->ops != NULL && o->ops->send == NULL) {
-		seterr(err, errlen, "ops: send missing");
+		hd_seterr(err, errlen, "ops: send missing");
 		return NULL;
 	}
 	if (o->t1_ms < 0 || o->t2_ms < 0 || o->timer_f_ms < 0) {
-		seterr(err, errlen, "timers: negative value");
+		hd_seterr(err, errlen, "timers: negative value");
 		return NULL;
 	}
 	contact = o->contact_host != NULL ? o->contact_host : o->bind_host;
 	if (!is_numeric(contact) || strlen(contact) >= HOST_MAX) {
-		seterr(err, errlen, "contact_host: not a numeric address");
+		hd_seterr(err, errlen, "contact_host: not a numeric address");
 		return NULL;
 	}
 	if (strcmp(contact, "0.0.0.0") == 0 || strcmp(contact, "::") == 0) {
-		seterr(err, errlen, "contact_host: required with a wildcard "
+		hd_seterr(err, errlen, "contact_host: required with a wildcard "
 		    "bind address");
 		return NULL;
 	}
 	n = calloc(1, sizeof(*n));
 	if (n == NULL) {
-		seterr(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	n->fd = -1;
@@ -401,7 +390,7 @@ notify_new(const struct notify_opts *o, char *err, size_t errlen)
 		    o->from_user);
 
 		if (w < 0 || (size_t)w >= sizeof(n->from_user)) {
-			seterr(err, errlen, "from_user: too long");
+			hd_seterr(err, errlen, "from_user: too long");
 			goto fail;
 		}
 	} else {
@@ -413,7 +402,7 @@ notify_new(const struct notify_opts *o, char *err, size_t errlen)
 		    sizeof(n->proxy_host), &n->proxy_port) != 0 ||
 		    make_addr(n->family, n->proxy_host, n->proxy_port,
 		    &n->proxy_addr, &n->proxy_addrlen) != 0) {
-			seterr(err, errlen, "outbound_proxy: not a numeric "
+			hd_seterr(err, errlen, "outbound_proxy: not a numeric "
 			    "host[:port] reachable from bind_host");
 			goto fail;
 		}
@@ -426,12 +415,12 @@ notify_new(const struct notify_opts *o, char *err, size_t errlen)
 	}
 	n->own_socket = true;
 	if (make_addr(n->family, o->bind_host, o->bind_port, &ss, &sslen) != 0) {
-		seterr(err, errlen, "bind_host: bad address");
+		hd_seterr(err, errlen, "bind_host: bad address");
 		goto fail;
 	}
 	n->fd = socket(n->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (n->fd < 0) {
-		seterr(err, errlen, "socket: %s", strerror(errno));
+		hd_seterr(err, errlen, "socket: %s", strerror(errno));
 		goto fail;
 	}
 	if (n->family == AF_INET6) {
@@ -441,13 +430,13 @@ notify_new(const struct notify_opts *o, char *err, size_t errlen)
 		    sizeof(off));
 	}
 	if (bind(n->fd, (struct sockaddr *)&ss, sslen) != 0) {
-		seterr(err, errlen, "bind %s:%d: %s", o->bind_host,
+		hd_seterr(err, errlen, "bind %s:%d: %s", o->bind_host,
 		    o->bind_port, strerror(errno));
 		goto fail;
 	}
 	sslen = sizeof(ss);
 	if (getsockname(n->fd, (struct sockaddr *)&ss, &sslen) != 0) {
-		seterr(err, errlen, "getsockname: %s", strerror(errno));
+		hd_seterr(err, errlen, "getsockname: %s", strerror(errno));
 		goto fail;
 	}
 	n->local_port = ntohs(ss.ss_family == AF_INET ?

@@ -15,6 +15,8 @@
  */
 #include "sip.h"
 
+#include "errbuf.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -27,28 +29,14 @@
 /* ------------------------------------------------------------------ */
 /* errors and checks                                                   */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	/* A truncated error message is still a message: nothing to check. */
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* 0 when s is free of CR and LF, -1 (err names the field) otherwise. */
 static int
 check_line(const char *field, const char *s, char *err, size_t errlen)
 {
 	if (s != NULL && strpbrk(s, "\r\n") != NULL) {
-		seterr(err, errlen, "%s: contains CR, LF or NUL", field);
+		hd_seterr(err, errlen, "%s: contains CR, LF or NUL", field);
 		return -1;
 	}
 	return 0;
@@ -58,7 +46,7 @@ static int
 require(const char *field, const char *s, char *err, size_t errlen)
 {
 	if (s == NULL || *s == '\0') {
-		seterr(err, errlen, "%s: missing", field);
+		hd_seterr(err, errlen, "%s: missing", field);
 		return -1;
 	}
 	return check_line(field, s, err, errlen);
@@ -94,7 +82,7 @@ check_chars(const char *field, const char *s, bool (*ok)(unsigned char),
 		return -1;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (!ok(*p)) {
-			seterr(err, errlen, "%s: character 0x%02x not allowed",
+			hd_seterr(err, errlen, "%s: character 0x%02x not allowed",
 			    field, *p);
 			return -1;
 		}
@@ -171,7 +159,7 @@ static int
 check_port(const char *field, int port, char *err, size_t errlen)
 {
 	if (port < 1 || port > 65535) {
-		seterr(err, errlen, "%s: %d out of range 1..65535", field, port);
+		hd_seterr(err, errlen, "%s: %d out of range 1..65535", field, port);
 		return -1;
 	}
 	return 0;
@@ -209,13 +197,13 @@ check_notify(const struct sip_notify_req *r, char *err, size_t errlen)
 	    check_chars("call_id", r->call_id, is_word_char, err, errlen) != 0)
 		return -1;
 	if (r->cseq < 1 || r->cseq > 2147483647UL) {
-		seterr(err, errlen, "cseq: %lu out of range", r->cseq);
+		hd_seterr(err, errlen, "cseq: %lu out of range", r->cseq);
 		return -1;
 	}
 	if (require("event", r->event, err, errlen) != 0)
 		return -1;
 	if ((r->content_type == NULL) != (r->body == NULL)) {
-		seterr(err, errlen, "%s: missing (body and content_type go "
+		hd_seterr(err, errlen, "%s: missing (body and content_type go "
 		    "together)", r->body == NULL ? "body" : "content_type");
 		return -1;
 	}
@@ -245,7 +233,7 @@ sip_build_notify(const struct sip_notify_req *r, char *buf, size_t buflen,
 	size_t bodylen = r->body != NULL ? strlen(r->body) : 0;
 
 	if (buf == NULL || buflen == 0) {
-		seterr(err, errlen, "buffer: none given");
+		hd_seterr(err, errlen, "buffer: none given");
 		return -1;
 	}
 	if (check_notify(r, err, errlen) != 0)
@@ -302,7 +290,7 @@ sip_build_notify(const struct sip_notify_req *r, char *buf, size_t buflen,
 		}
 	}
 	if (b.overflow) {
-		seterr(err, errlen, "buffer: message longer than %zu bytes",
+		hd_seterr(err, errlen, "buffer: message longer than %zu bytes",
 		    buflen - 1);
 		return -1;
 	}
@@ -319,7 +307,7 @@ sip_request_uri(const char *user, const char *host, int port, char *buf,
 	bool u = user != NULL && user[0] != '\0';
 
 	if (buf == NULL || buflen == 0) {
-		seterr(err, errlen, "buffer: none given");
+		hd_seterr(err, errlen, "buffer: none given");
 		return -1;
 	}
 	if ((u && check_chars("target_user", user, is_user_char, err,
@@ -332,7 +320,7 @@ sip_request_uri(const char *user, const char *host, int port, char *buf,
 	sb_host(&b, host);
 	sb_printf(&b, ":%d", port);
 	if (b.overflow) {
-		seterr(err, errlen, "buffer: URI longer than %zu bytes",
+		hd_seterr(err, errlen, "buffer: URI longer than %zu bytes",
 		    buflen - 1);
 		return -1;
 	}
@@ -351,7 +339,7 @@ sip_cisco_service_control_body(const char *action,
 	if (register_call_id == NULL)
 		register_call_id = "";
 	if (buf == NULL || buflen == 0) {
-		seterr(err, errlen, "buffer: none given");
+		hd_seterr(err, errlen, "buffer: none given");
 		return -1;
 	}
 	if (require("action", action, err, errlen) != 0 ||
@@ -362,14 +350,14 @@ sip_cisco_service_control_body(const char *action,
 	    err, errlen) != 0))
 		return -1;
 	if (strpbrk(register_call_id, "{}") != NULL) {
-		seterr(err, errlen, "register_call_id: braces not allowed");
+		hd_seterr(err, errlen, "register_call_id: braces not allowed");
 		return -1;
 	}
 	sb_printf(&b, "action=%s\r\nRegisterCallId={%s}\r\n"
 	    "ConfigVersionStamp={}\r\nDialplanVersionStamp={}\r\n"
 	    "SoftkeyVersionStamp={}\r\n", action, register_call_id);
 	if (b.overflow) {
-		seterr(err, errlen, "buffer: body longer than %zu bytes",
+		hd_seterr(err, errlen, "buffer: body longer than %zu bytes",
 		    buflen - 1);
 		return -1;
 	}
@@ -1103,11 +1091,11 @@ sip_build_authorization(const struct sip_challenge *ch, const char *user,
 	const char *nc = "00000001";
 
 	if (ch == NULL || !ch->present) {
-		seterr(err, errlen, "challenge: none");
+		hd_seterr(err, errlen, "challenge: none");
 		return -1;
 	}
 	if (buf == NULL || buflen == 0) {
-		seterr(err, errlen, "buffer: none given");
+		hd_seterr(err, errlen, "buffer: none given");
 		return -1;
 	}
 	if (require("auth_user", user, err, errlen) != 0 ||
@@ -1120,16 +1108,16 @@ sip_build_authorization(const struct sip_challenge *ch, const char *user,
 	    check_line("opaque", ch->opaque, err, errlen) != 0)
 		return -1;
 	if (password == NULL) {
-		seterr(err, errlen, "auth_password: missing");
+		hd_seterr(err, errlen, "auth_password: missing");
 		return -1;
 	}
 	if (sip_digest_alg_parse(ch->algorithm, &alg) != 0) {
-		seterr(err, errlen, "algorithm: unsupported");
+		hd_seterr(err, errlen, "algorithm: unsupported");
 		return -1;
 	}
 	qop = ch->qop[0] != '\0';
 	if (qop && !qop_offers_auth(ch->qop)) {
-		seterr(err, errlen, "qop: only auth is supported");
+		hd_seterr(err, errlen, "qop: only auth is supported");
 		return -1;
 	}
 	if ((qop || alg == SIP_DIGEST_MD5_SESS ||
@@ -1140,7 +1128,7 @@ sip_build_authorization(const struct sip_challenge *ch, const char *user,
 	if (sip_digest_response(alg, user, ch->realm, password, method, uri,
 	    ch->nonce, qop ? "auth" : NULL, nc, cnonce, resp,
 	    sizeof(resp)) != 0) {
-		seterr(err, errlen, "digest: cannot compute");
+		hd_seterr(err, errlen, "digest: cannot compute");
 		return -1;
 	}
 	sb_printf(&b, "Digest username=");
@@ -1163,7 +1151,7 @@ sip_build_authorization(const struct sip_challenge *ch, const char *user,
 		sb_printf(&b, ", qop=auth, nc=%s", nc);
 	sodium_memzero(resp, sizeof(resp));
 	if (b.overflow) {
-		seterr(err, errlen, "buffer: header longer than %zu bytes",
+		hd_seterr(err, errlen, "buffer: header longer than %zu bytes",
 		    buflen - 1);
 		return -1;
 	}
