@@ -4,6 +4,7 @@
  *   /api/v1/orgs[/{org}]
  *   /api/v1/orgs/{org}/extensions[/{number}[/return]]
  *   /api/v1/devices[/{mac}]
+ *   /api/v1/devices/{mac}/resync, /api/v1/orgs/{org}/resync   (POST)
  *   /api/v1/events
  *   /api/v1/tokens
  *
@@ -14,6 +15,7 @@
  * parking password, secret_code) are write-only: no answer carries them.
  */
 #include "api.h"
+#include "api_tmpl.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include "service.h"
 #include "store.h"
 #include "vendor.h"
+#include "resync.h"
 
 #define PREFIX "/api/v1/"
 #define SEG_MAX 160
@@ -461,6 +464,19 @@ rd_exts(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
+/* dev_json plus the device's resync state (SPEC 5), under the lock. */
+static json_t *
+dev_json_sync(struct req_ctx *r, const struct world *w, struct store *st, const struct hd_dev *d)
+{
+	json_t *o = dev_json(w, d), *sync = resync_sync_json(w, st, r->c->pub, d);
+
+	if (o != NULL)
+		json_object_set_new(o, "sync", sync ? sync : json_null());
+	else
+		json_decref(sync);
+	return o;
+}
+
 static int
 rd_dev(const struct world *w, struct store *st, void *arg)
 {
@@ -472,7 +488,7 @@ rd_dev(const struct world *w, struct store *st, void *arg)
 		rd->msg = "no such device";
 		return 0;
 	}
-	rd->out = dev_json(w, d);
+	rd->out = dev_json_sync(rd->r, w, st, d);
 	rd->dev_copy = hd_dev_dup(d);
 	rd->org_id = d->org;
 	return 0;
@@ -483,6 +499,7 @@ struct dev_list {
 	const struct world *w;
 	hd_id org; /* 0 = all visible */
 	json_t *arr;
+	struct store *st;
 };
 
 static int
@@ -491,7 +508,7 @@ devs_each(struct hd_dev *d, void *arg)
 	struct dev_list *l = arg;
 
 	if ((l->org == 0 || d->org == l->org) && may_see(l->rd->r, d->org))
-		json_array_append_new(l->arr, dev_json(l->w, d));
+		json_array_append_new(l->arr, dev_json_sync(l->rd->r, l->w, l->st, d));
 	return 0;
 }
 
@@ -499,7 +516,7 @@ static int
 rd_devs(const struct world *w, struct store *st, void *arg)
 {
 	struct read *rd = arg;
-	struct dev_list l = { rd, w, 0, NULL };
+	struct dev_list l = { rd, w, 0, NULL, st };
 
 	if (rd->org != NULL) {
 		if (read_org(w, rd) == NULL)
@@ -1138,6 +1155,45 @@ out:
 
 /* ---- entry -------------------------------------------------------------- */
 
+/* POST /api/v1/devices/{mac}/resync and /api/v1/orgs/{org}/resync: queue
+ * a resync NOTIFY (SPEC 5) for one device or every device of an org. */
+static void
+resync_route(struct req_ctx *r, bool org)
+{
+	struct read rd = { 0 };
+	struct svc_result res = { 0 };
+	char mac[HD_MAC_LEN + 1];
+	size_t n = 0;
+	int rc;
+
+	if (strcmp(r->req->method, "POST") != 0) {
+		api_json_error(r->res, 405, NULL, "method not allowed");
+		return;
+	}
+	if (org) {
+		rd.org = r->seg[1];
+		if (run_read(r, &rd, rd_org) != 0)
+			goto out;
+	} else {
+		if (hd_mac_normalize(r->seg[1], mac) != 0) {
+			api_json_error(r->res, 400, "mac", "mac: 12 hex digits");
+			return;
+		}
+		memcpy(r->seg[1], mac, sizeof(mac));
+		rd.mac = r->seg[1];
+		if (run_read(r, &rd, rd_dev) != 0)
+			goto out;
+	}
+	rc = svc_resync(r->c->svc, org ? NULL : mac, org ? r->seg[1] : NULL, &n, &res);
+	if (rc != SVC_OK)
+		api_json_error(r->res, svc_status(rc), res.field, res.err);
+	else
+		send_json(r->res, 202, json_pack("{s:s, s:I}", "resync", "queued", "devices",
+		                                 (json_int_t)n));
+out:
+	read_free(&rd);
+}
+
 void
 api_admin_handle(void *arg, const struct http_request *req, struct http_response *res)
 {
@@ -1163,8 +1219,13 @@ api_admin_handle(void *arg, const struct http_request *req, struct http_response
 		orgs_route(&r);
 	else if (strcmp(r.seg[0], "orgs") == 0 && strcmp(r.seg[2], "extensions") == 0)
 		exts_route(&r);
+	else if (r.nseg == 3 && strcmp(r.seg[2], "resync") == 0 &&
+	         (strcmp(r.seg[0], "devices") == 0 || strcmp(r.seg[0], "orgs") == 0))
+		resync_route(&r, r.seg[0][0] == 'o');
 	else if (strcmp(r.seg[0], "devices") == 0 && r.nseg <= 2)
 		devs_route(&r);
+	else if (strcmp(r.seg[0], "templates") == 0 || strcmp(r.seg[0], "devices") == 0)
+		api_tmpl_handle(r.c, req, res, &r.who); /* templates, device previews */
 	else if (strcmp(r.seg[0], "events") == 0 && r.nseg == 1)
 		events_route(&r);
 	else if (strcmp(r.seg[0], "tokens") == 0)

@@ -86,7 +86,9 @@ check_access(const struct pub_access_view *v, void *arg)
 		http_digest_challenge(a->req, a->res, REALM, false);
 		return a->verdict = 401;
 	}
-	ok = strcasecmp(user, v->user) == 0 ? http_digest_check(a->req, REALM, v->user, v->password)
+	/* user names match ignoring case (phones write MACs either way); the
+	 * digest is checked with the name as the phone sent it */
+	ok = strcasecmp(user, v->user) == 0 ? http_digest_check(a->req, REALM, user, v->password)
 	                                    : 0;
 	free(user);
 	if (ok == 1)

@@ -58,6 +58,7 @@ static int check_ip(const char *v, char *msg, size_t msglen);
 static int check_prefix(const char *v, char *msg, size_t msglen);
 static int check_bind(const char *v, char *msg, size_t msglen);
 static int check_hostport(const char *v, char *msg, size_t msglen);
+static int check_event(const char *v, char *msg, size_t msglen);
 
 #define OFF(m) offsetof(struct hd_config, m)
 #define INT(s, n, m, lo, hi, fl, d) {s, n, T_INT, OFF(m), lo, hi, fl, d, NULL}
@@ -102,12 +103,19 @@ static const struct cfg_key keys[] = {
 	STR("sip", "outbound_proxy", sip.outbound_proxy, F_OPTIONAL, "", check_hostport),
 	INT("sip", "sync_timeout", sip.sync_timeout, 1, 86400, F_RELOAD, "60"),
 	INT("sip", "sync_retries", sip.sync_retries, 1, 100, F_RELOAD, "3"),
+	INT("sip", "t1_ms", sip.t1_ms, 10, 10000, 0, "500"),
+	INT("sip", "timer_f_ms", sip.timer_f_ms, 100, 600000, 0, "32000"),
+	STR("notify", "polycom", notify.polycom, F_OPTIONAL | F_RELOAD, "", check_event),
+	STR("notify", "yealink", notify.yealink, F_OPTIONAL | F_RELOAD, "", check_event),
+	STR("notify", "cisco-mpp", notify.cisco_mpp, F_OPTIONAL | F_RELOAD, "", check_event),
+	STR("notify", "cisco-enterprise", notify.cisco_enterprise, F_OPTIONAL | F_RELOAD, "",
+	    check_event),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = {
-	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip",
+	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip", "notify",
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -451,6 +459,25 @@ check_hostport(const char *v, char *msg, size_t msglen)
 	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") !=
 	        strlen(host)) {
 		msgf(msg, msglen, "expected host:port, got '%s'", shown(v, sbuf));
+		return -1;
+	}
+	return 0;
+}
+
+/* A SIP Event header value: 1 to 128 visible ASCII characters. */
+static int
+check_event(const char *v, char *msg, size_t msglen)
+{
+	char sbuf[SHOWN_MAX];
+	size_t n = strlen(v);
+
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			n = 0;
+	}
+	if (n == 0 || n > 128) {
+		msgf(msg, msglen, "expected an Event value such as check-sync, got '%s'",
+		     shown(v, sbuf));
 		return -1;
 	}
 	return 0;

@@ -109,7 +109,15 @@ struct hd_config {
 		char *outbound_proxy; /* optional "host:port" */
 		int sync_timeout;     /* seconds (reload) */
 		int sync_retries;     /* (reload) */
+		int t1_ms;            /* RFC 3261 T1 of NOTIFY transactions */
+		int timer_f_ms;       /* a NOTIFY transaction gives up after this */
 	} sip;
+
+	struct {
+		/* Event header of each profile's resync NOTIFY; NULL = the vendor
+		 * registry's default (reload) */
+		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;
+	} notify;
 };
 
 /*

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
+#include "resync.h"
 #include "service.h"
 #include "store.h"
 #include "throttle.h"
@@ -43,6 +44,7 @@ struct daemon {
 	struct pub *pub;
 	struct throttle *throttle;
 	struct api_ctx api;
+	struct resync *resync;     /* resync NOTIFYs (SPEC 5) */
 };
 
 static void
@@ -130,6 +132,7 @@ reload(struct daemon *d)
 	}
 	log_set_level(nc->log.level);
 	throttle_policy_from(nc, d->throttle);
+	resync_reconfigure(d->resync, nc);
 	pthread_rwlock_wrlock(&d->cfg_lock);
 	old = d->cfg;
 	d->cfg = nc;
@@ -144,13 +147,18 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
           const char *why)
 {
 	struct daemon *d = arg;
+	struct hd_idset changed = { 0 };
 	uint64_t t0 = metrics_now_ns();
 
-	if (pub_update(d->pub, w, st, devs, n, NULL) != 0)
+	if (pub_update(d->pub, w, st, devs, n, &changed) != 0)
 		log_error("publishing after %s: out of memory", why);
 	metrics_observe(METRICS_PUBLISH, metrics_now_ns() - t0);
 	metrics_inc(METRICS_DEVICES_PUBLISHED, n);
 	metrics_move_published();
+	/* the files are published: now the NOTIFYs */
+	if (d->resync != NULL)
+		resync_kick(d->resync, w, st, devs, n, &changed, why);
+	hd_idset_free(&changed);
 }
 
 struct startup {
@@ -219,6 +227,10 @@ run(struct daemon *d)
 		return 1;
 	}
 	svc_set_change_hook(d->svc, on_change, d);
+	if ((d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err))) == NULL) {
+		log_error("resync: %s", err);
+		return 1;
+	}
 	if ((d->throttle = throttle_new(4096)) == NULL) {
 		log_error("out of memory");
 		return 1;
@@ -231,6 +243,8 @@ run(struct daemon *d)
 	d->api.phone_logs = d->cfg->provisioning.phone_logs;
 	d->api.pbx_net_ok = pbx_net_ok;
 	d->api.net_arg = d;
+	d->api.on_fetch = resync_on_fetch;
+	d->api.fetch_arg = d->resync;
 	if (d->api.phone_logs != NULL && fs_mkdir(d->api.phone_logs, err, sizeof(err)) != 0) {
 		log_error("phone logs: %s", err);
 		return 1;
@@ -338,6 +352,7 @@ main(int argc, char **argv)
 	rc = run(&d);
 
 	http_stop(d.http);
+	resync_free(d.resync);
 	svc_close(d.svc);
 	pub_free(d.pub);
 	throttle_free(d.throttle);

@@ -10,9 +10,10 @@
  * increases whenever the content of any of its files changes; it is
  * persisted with a content hash so versions survive restarts.
  *
- * Threads: pub_update / pub_reconcile / pub_set_templates are called by one
- * writer at a time (under the service lock); pub_get, pub_fetched and the
- * readers may run on any thread at the same time.
+ * Threads: pub_update / pub_reconcile / pub_set_templates / pub_template_set
+ * / pub_dry_run / pub_preview / pub_shared_refresh are called by one writer
+ * at a time (under the service lock); pub_get, pub_fetched and the readers
+ * may run on any thread at the same time.
  *
  * Invariant (I5 of SPEC 2.1): after pub_update returns, what pub_get
  * serves and what the TFTP root holds for each device equals the render of
@@ -170,6 +171,11 @@ int pub_template_default(const struct pub *p, const struct vendor_profile *prof,
 
 /* The templates in use (borrowed; valid until pub_set_templates). */
 const struct vendor_templates *pub_templates(const struct pub *p);
+/* Rewrites the shared files that need no model in the TFTP root (after a
+ * shared template or static file changed); unchanged ones are left alone.
+ * Writer only. */
+void pub_shared_refresh(struct pub *p, struct store *st);
+
 /* Checks and installs one template or static file (vendor_templates_set)
  * in the set in use.  Writer only.  0, or -1 with err and nothing changed. */
 int pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *name,

@@ -40,6 +40,8 @@ struct svc {
 	struct svc_opts o;         /* strings not kept: tokens are hashed at once */
 	svc_change_hook hook;
 	void *hook_arg;
+	svc_reg_hook reg_hook;   /* resync targeting, may be NULL */
+	void *reg_hook_arg;
 };
 
 static long long
@@ -292,6 +294,15 @@ svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg)
 	pthread_mutex_lock(&s->mu);
 	s->hook = hook;
 	s->hook_arg = arg;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+svc_set_registration_hook(struct svc *s, svc_reg_hook hook, void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->reg_hook = hook;
+	s->reg_hook_arg = arg;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -579,6 +590,8 @@ svc_registration(struct svc *s, const struct svc_registration *r, char *err, siz
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot record the registration");
 		log_error("registration: %s", store_errmsg(s->st));
+	} else if (s->reg_hook != NULL) {
+		s->reg_hook(s->reg_hook_arg, s->w, s->st, r, reg.updated_at);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc == 0 ? SVC_OK : SVC_INTERNAL;
@@ -1125,4 +1138,63 @@ svc_housekeeping(struct svc *s)
 	    store_regs_expire(s->st, now) < 0)
 		log_warn("housekeeping: %s", store_errmsg(s->st));
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- resync on request -------------------------------------------------- */
+
+int
+svc_resync(struct svc *s, const char *mac, const char *org, size_t *count, struct svc_result *r)
+{
+	struct devlist l = { 0, NULL, 0, 0 };
+	const struct hd_dev *d = NULL;
+	const struct hd_org *o = NULL;
+	long long now = now_s();
+	int rc = SVC_OK;
+
+	*count = 0;
+	pthread_mutex_lock(&s->mu);
+	if (mac != NULL) {
+		if ((d = world_dev_by_mac(s->w, mac)) == NULL) {
+			rc = bad(r, SVC_NOTFOUND, "mac", "no device %s", mac);
+			goto out;
+		}
+		l.org = d->org;
+		if ((l.v = malloc(sizeof(*l.v))) == NULL) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+			goto out;
+		}
+		l.v[l.n++] = d->id;
+	} else {
+		if (org == NULL || (o = world_org_by_name(s->w, org)) == NULL) {
+			rc = bad(r, SVC_NOTFOUND, "org", "no organization %s", org ? org : "");
+			goto out;
+		}
+		l.org = o->id;
+		if (world_each_dev(s->w, devlist_add, &l) != 0) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+			goto out;
+		}
+	}
+	if (store_begin(s->st) != 0)
+		goto fail;
+	for (size_t i = 0; i < l.n; i++)
+		if (outbox_one(s, l.v[i], now) != 0)
+			goto rollback;
+	if (event(s, "resync.requested", l.org, NULL, d ? d->mac : NULL,
+	          json_pack("{s:I}", "devices", (json_int_t)l.n)) != 0 ||
+	    store_commit(s->st) != 0)
+		goto rollback;
+	*count = l.n;
+	if (s->hook != NULL && l.n > 0)
+		s->hook(s->hook_arg, s->w, s->st, l.v, l.n, "resync");
+	goto out;
+rollback:
+	(void)store_rollback(s->st);
+fail:
+	log_error("resync request not recorded: %s", store_errmsg(s->st));
+	rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+out:
+	pthread_mutex_unlock(&s->mu);
+	free(l.v);
+	return rc;
 }

@@ -26,6 +26,7 @@
 #include "world.h"
 
 struct store;
+struct svc_result;
 
 struct svc_opts {
 	const char *db_path;
@@ -99,6 +100,27 @@ struct svc_registration {
 	long expires; /* 0 removes */
 };
 int svc_registration(struct svc *s, const struct svc_registration *r, char *err, size_t errlen);
+
+/*
+ * Called by svc_registration after the registration is stored, with the
+ * lock held, the world as it is at that moment and `now` (seconds); must
+ * not call back into svc_*.  The resync engine records there which device
+ * the phone that registered is (resync.h).
+ */
+typedef void (*svc_reg_hook)(void *arg, const struct world *w, struct store *st,
+                             const struct svc_registration *r, long long now);
+void svc_set_registration_hook(struct svc *s, svc_reg_hook hook, void *arg);
+
+/*
+ * An administrator's resync: writes a pending resync row (the outbox) for
+ * the device `mac`, or for every device of organization `org` (exactly one
+ * of them non-NULL), with an event "resync.requested", in one
+ * transaction, then hands the devices to the change hook with why
+ * "resync".  *count gets the number of devices.  SVC_OK, SVC_NOTFOUND or
+ * SVC_INTERNAL (r filled).
+ */
+int svc_resync(struct svc *s, const char *mac, const char *org, size_t *count,
+               struct svc_result *r);
 
 /* SVC_OK with status and device MAC ("" when none), or SVC_NOTFOUND. */
 int svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,

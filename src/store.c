@@ -110,6 +110,11 @@ enum stmt_id {
 	ST_TMPL_HIST,
 	ST_TMPL_GET,
 	ST_TMPL_ACT,
+	ST_DC_PUT,
+	ST_DC_CLEAR_ADDR,
+	ST_DC_GET,
+	ST_DC_BY_ADDR,
+	ST_DC_FORGET,
 	ST__COUNT
 };
 
@@ -240,6 +245,19 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                "FROM templates WHERE profile = ?1 AND name = ?2 AND version = ?3",
 	[ST_TMPL_ACT] = "UPDATE templates SET active = 1 WHERE profile = ?1 AND name = ?2 "
 	                "AND version = ?3",
+	[ST_DC_PUT] = "INSERT INTO device_contact (device_id, sip_user, contact, addr, source, "
+	              "call_id, how, expires_at, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+	              "ON CONFLICT (device_id) DO UPDATE SET sip_user = excluded.sip_user, "
+	              "contact = excluded.contact, addr = excluded.addr, source = excluded.source, "
+	              "call_id = excluded.call_id, how = excluded.how, "
+	              "expires_at = excluded.expires_at, at = excluded.at",
+	[ST_DC_CLEAR_ADDR] = "DELETE FROM device_contact WHERE addr = ?1 AND device_id <> ?2",
+	[ST_DC_GET] = "SELECT device_id, sip_user, contact, addr, source, call_id, how, "
+	              "expires_at, at FROM device_contact WHERE device_id = ?1",
+	[ST_DC_BY_ADDR] = "SELECT device_id, sip_user, contact, addr, source, call_id, how, "
+	                  "expires_at, at FROM device_contact WHERE addr = ?1 "
+	                  "ORDER BY at DESC LIMIT 1",
+	[ST_DC_FORGET] = "DELETE FROM device_contact WHERE sip_user = ?1 AND addr = ?2",
 };
 
 /* Event-list variants: one statement per combination of these filters
@@ -1917,4 +1935,93 @@ store_tmpl_activate(struct store *s, const char *profile, const char *name, int 
 	if ((rc = run(s, st, b)) != 0)
 		return rc;
 	return sqlite3_changes(s->db) == 1 ? 0 : STORE_NOTFOUND;
+}
+
+/* ---- where phones are registered (sql/004_resync.sql) -------------- */
+
+int
+store_devcontact_put(struct store *s, const struct store_devcontact *c)
+{
+	sqlite3_stmt *st = s->st[ST_DC_CLEAR_ADDR];
+	int b = SQLITE_OK, rc;
+
+	if (c->dev == 0 || c->addr[0] == '\0') {
+		set_err(s, "device contact without device or address");
+		return STORE_ERR;
+	}
+	bind_ok(&b, bind_text(st, 1, c->addr));
+	bind_ok(&b, bind_id(st, 2, c->dev));
+	if ((rc = run(s, st, b)) != 0)
+		return rc;
+	st = s->st[ST_DC_PUT];
+	b = SQLITE_OK;
+	bind_ok(&b, bind_id(st, 1, c->dev));
+	bind_ok(&b, bind_text(st, 2, c->sip_user));
+	bind_ok(&b, bind_text(st, 3, c->contact));
+	bind_ok(&b, bind_text(st, 4, c->addr));
+	bind_ok(&b, bind_text_opt(st, 5, c->source));
+	bind_ok(&b, bind_text_opt(st, 6, c->call_id));
+	bind_ok(&b, bind_text(st, 7, c->how));
+	bind_ok(&b, sqlite3_bind_int64(st, 8, c->expires_at));
+	bind_ok(&b, sqlite3_bind_int64(st, 9, c->at));
+	return run(s, st, b);
+}
+
+/* Steps a device_contact SELECT bound by the caller: 1, 0 or < 0. */
+static int
+devcontact_one(struct store *s, sqlite3_stmt *st, int brc, struct store_devcontact *out)
+{
+	int rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	if (brc != SQLITE_OK) {
+		ret = fail(s, brc);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = 1;
+		out->dev = col_id(st, 0);
+		if (col_copy(st, 1, out->sip_user, sizeof(out->sip_user)) != 0 ||
+		    col_copy(st, 2, out->contact, sizeof(out->contact)) != 0 ||
+		    col_copy(st, 3, out->addr, sizeof(out->addr)) != 0 ||
+		    col_copy(st, 4, out->source, sizeof(out->source)) != 0 ||
+		    col_copy(st, 5, out->call_id, sizeof(out->call_id)) != 0 ||
+		    col_copy(st, 6, out->how, sizeof(out->how)) != 0) {
+			set_err(s, "device contact row does not fit");
+			memset(out, 0, sizeof(*out));
+			ret = STORE_ERR;
+		} else {
+			out->expires_at = sqlite3_column_int64(st, 7);
+			out->at = sqlite3_column_int64(st, 8);
+		}
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_devcontact_get(struct store *s, hd_id dev, struct store_devcontact *out)
+{
+	sqlite3_stmt *st = s->st[ST_DC_GET];
+
+	return devcontact_one(s, st, bind_id(st, 1, dev), out);
+}
+
+int
+store_devcontact_by_addr(struct store *s, const char *addr, struct store_devcontact *out)
+{
+	sqlite3_stmt *st = s->st[ST_DC_BY_ADDR];
+
+	return devcontact_one(s, st, bind_text(st, 1, addr), out);
+}
+
+int
+store_devcontact_forget(struct store *s, const char *sip_user, const char *addr)
+{
+	sqlite3_stmt *st = s->st[ST_DC_FORGET];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_text(st, 1, sip_user));
+	bind_ok(&b, bind_text(st, 2, addr));
+	return run(s, st, b);
 }

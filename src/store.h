@@ -298,4 +298,34 @@ int store_tmpl_get(struct store *s, const char *profile, const char *name, int v
 /* Makes an existing version the active one (rollback). */
 int store_tmpl_activate(struct store *s, const char *profile, const char *name, int version);
 
+/* ---- where phones are registered (sql/004_resync.sql) ------------------ */
+
+/*
+ * The last registration of a phone, resolved to its device when it
+ * arrived (see resync.h).  addr is the numeric "host:port" of contact.
+ * Strings are NUL-terminated; "" means none.
+ */
+#define STORE_DC_ADDR_MAX 80
+struct store_devcontact {
+	hd_id dev;
+	char sip_user[STORE_REG_USER_MAX];   /* identity the phone registered */
+	char contact[STORE_REG_CONTACT_MAX]; /* Contact URI as reported */
+	char addr[STORE_DC_ADDR_MAX];
+	char source[STORE_REG_SOURCE_MAX];
+	char call_id[STORE_REG_CALLID_MAX];
+	char how[16];                        /* "ua", "address", "identity" */
+	long long expires_at;
+	long long at;
+};
+/* Inserts or replaces the row of c->dev, and deletes other devices' rows
+ * with the same addr (one address, one phone).  STORE_ERR on dev 0 or an
+ * empty addr. */
+int store_devcontact_put(struct store *s, const struct store_devcontact *c);
+/* 1 found (*out filled), 0 absent (*out zeroed), < 0. */
+int store_devcontact_get(struct store *s, hd_id dev, struct store_devcontact *out);
+/* The most recent row with that addr: 1, 0 or < 0. */
+int store_devcontact_by_addr(struct store *s, const char *addr, struct store_devcontact *out);
+/* Deletes the rows of sip_user at addr (an unregistration).  0 or < 0. */
+int store_devcontact_forget(struct store *s, const char *sip_user, const char *addr);
+
 #endif

@@ -44,3 +44,16 @@ def daemon(make_daemon):
 def acme(daemon):
     """(daemon, Demo) with the demo organizations acme and globex."""
     return daemon, hdharness.build_demo(daemon)
+
+
+@pytest.fixture
+def prov(make_daemon, tmp_path):
+    """(daemon, Demo, Tftpd): the demo organizations, the daemon writing its
+    TFTP root under tmp_path, and a real tftpd-hpa serving that root."""
+    root = tmp_path / "tftp"
+    d = make_daemon({"provisioning": {"tftp_root": str(root),
+                                      "phone_logs": str(tmp_path / "phone-logs")}})
+    demo = hdharness.build_demo(d)
+    t = hdharness.Tftpd(root, str(tmp_path / "tftpd.log")).start()
+    yield d, demo, t
+    t.stop()

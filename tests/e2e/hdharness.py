@@ -682,3 +682,145 @@ def invariants(d, check_pbx=True):
     assert not problems, "invariants broken:\n  " + "\n  ".join(problems) + \
         "\nrecent requests:\n  " + d.recent()
     return exts, devs
+
+
+# ------------------------------------------------------------- provisioning
+#
+# Phones' side (SPEC 4): files over HTTP (/provision/) and over TFTP from a
+# real tftpd-hpa serving the daemon's TFTP root, and check_published(), I4
+# and I5 of SPEC 2.1 on what is actually served.
+
+import hashlib
+import socket
+
+TFTPD = "/usr/sbin/in.tftpd"
+
+
+def etag_of(content):
+    """The ETag hotdeskd sends for a file: quoted hex BLAKE2b-128."""
+    return '"%s"' % hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Tftpd:
+    """A real tftpd-hpa on loopback, chrooted (-s) into `root`, in the
+    foreground (-L) so that the harness owns its pid.  Needs root."""
+
+    def __init__(self, root, log_path):
+        self.root = str(root)
+        self.port = None
+        self.proc = None
+        self.log_path = log_path
+
+    def start(self, probe="000000000000.cfg"):
+        """Starts it and waits until it serves `probe` (a file hotdeskd
+        writes at start-up); retries on another port if it cannot bind."""
+        for _ in range(5):
+            self.port = free_udp_port()
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [TFTPD, "-L", "-a", "127.0.0.1:%d" % self.port, "-s", self.root],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if self.get(probe) is not None:
+                    return self
+                time.sleep(0.05)
+            self.stop()
+        raise AssertionError("in.tftpd does not serve %s (needs root)" % probe)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def get(self, name):
+        """curl -sf tftp://...: the file's bytes, or None when it fails."""
+        p = subprocess.run(["curl", "-sf", "--path-as-is", "--max-time", "5",
+                            "tftp://127.0.0.1:%d/%s" % (self.port, name)],
+                           capture_output=True, timeout=10)
+        return p.stdout if p.returncode == 0 else None
+
+
+def prov_get(d, name, method="GET", headers=None):
+    """A phone's request for file `name`. Returns (status, headers, body)."""
+    return d.request(method, "/provision/" + name, None, headers or {})
+
+
+def preview(d, m, reveal=True, token=None):
+    """GET /api/v1/devices/{m}/preview (reveal=1 by default: the real files,
+    credentials included, so read with request(), not admin())."""
+    st, _, body = d.request("GET", "/api/v1/devices/%s/preview%s" % (m, "?reveal=1" if reveal else ""),
+                            None, {"Authorization": "Bearer " + (token or d.admin_token)})
+    assert st == 200, "preview %s -> %s %r" % (m, st, body[:300])
+    return json.loads(body)
+
+
+def device_files(d, m):
+    """{name: content bytes} of the per-device files a device gets now."""
+    return {f["name"]: f["content"].encode() for f in preview(d, m)["files"] if not f["shared"]}
+
+
+def check_published(d, demo, tftp=None):
+    """I4 and I5 of SPEC 2.1 on what phones are actually served.
+
+    For every device: each per-device file fetched over HTTP (and TFTP when
+    tftp is given) equals a fresh render (the revealed preview), the ETag is
+    the content's; the files carry the password of the identity the admin
+    API says the device carries, and of no other identity demo knows
+    (demo.passwords); a parked device carries nothing of its home
+    extension.  Returns {mac: {name: content}}."""
+    exts = all_extensions(d)
+    devs = all_devices(d)
+    problems = []
+    carried_pw = collections.defaultdict(list)   # identity -> macs whose files hold its password
+    published = {}
+    for m, dv in sorted(devs.items()):
+        files = device_files(d, m)
+        published[m] = files
+        if not files:
+            problems.append("%s: no per-device file in its preview" % m)
+        blob = b""
+        for name, want in sorted(files.items()):
+            st, hdrs, body = prov_get(d, name)
+            if st != 200 or body != want:
+                problems.append("I5: HTTP %s -> %s, differs from a fresh render" % (name, st))
+            elif hdrs.get("etag") != etag_of(want):
+                problems.append("HTTP %s: ETag %r, expected %r" % (name, hdrs.get("etag"), etag_of(want)))
+            if tftp is not None:
+                got = tftp.get(name)
+                if got != want:
+                    problems.append("I5: TFTP %s %s" % (name, "missing" if got is None else "differs from a fresh render"))
+            blob += want
+        for ident, pw in demo.passwords.items():
+            if pw.encode() in blob:
+                carried_pw[ident].append(m)
+        c = dv["carries"]
+        want_ident = c["sip_user"] if c["kind"] == "extension" else c.get("parking_user")
+        if want_ident is not None:
+            if want_ident in demo.passwords and demo.passwords[want_ident].encode() not in blob:
+                problems.append("%s carries %s but its files lack that password" % (m, want_ident))
+            if want_ident.encode() not in blob:
+                problems.append("%s carries %s but its files do not name it" % (m, want_ident))
+        home = dv.get("home_extension")
+        if c["kind"] == "parked" and home:
+            hs = exts[(dv["org"], str(home))]["sip_user"]
+            if hs.encode() in blob or demo.passwords.get(hs, "\0").encode() in blob:
+                problems.append("%s is parked but its files carry its home extension %s" % (m, hs))
+    for ident, macs in carried_pw.items():
+        if len(macs) > 1:
+            problems.append("I4: password of %s published on several devices %s" % (ident, macs))
+    assert not problems, "published files wrong:\n  " + "\n  ".join(problems)
+    return published

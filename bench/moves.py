@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""moves.py -- drives *30 moves against a running hotdeskd as a PBX would.
+
+Owns: the PBX side of the move benchmark.  Reads the pairs of gen.py's
+--moves file ("caller digits moved_sip_user"); a move is
+  *30<digits> with the code from the caller's phone     -> accepted
+  bare *30 from the same phone (now carrying `moved`)   -> returned
+so the state is the same after each pair and any number of rounds can run.
+Before measuring, registers every phone involved at a UDP sink of this
+process (so resync has somewhere to send its NOTIFYs).
+
+  latency:     one client, sequential moves; figures from the daemon's
+               /metrics (request received -> published / first NOTIFY,
+               code hash excluded) as p50/p99/max, the hash separately,
+               and the client's round trip.
+  throughput:  N clients in parallel on disjoint pairs for D seconds.
+
+Prints "key: value" lines; exits 1 when any answer is not the expected one
+(a lost or duplicated move).  Standard library only.
+"""
+
+import argparse
+import http.client
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def metrics(host, port):
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    body = r.read().decode()
+    if r.status != 200:
+        sys.exit("moves.py: /metrics answered %d" % r.status)
+    hist, vals = {}, {}
+    for line in body.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        if "_bucket{le=" in name:
+            base, le = name.split("_bucket{le=\"")
+            le = le.rstrip("\"}")
+            hist.setdefault(base, []).append((float("inf") if le == "+Inf" else float(le),
+                                              float(value)))
+        else:
+            vals[name] = float(value)
+    return hist, vals
+
+
+def quantile(buckets, q, vmax):
+    """Prometheus histogram_quantile over cumulative (le, count) pairs."""
+    total = buckets[-1][1]
+    if total == 0:
+        return None
+    rank, prev_le, prev_c = q * total, 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank and c > prev_c:
+            hi = vmax if le == float("inf") else le
+            est = prev_le + (hi - prev_le) * (rank - prev_c) / (c - prev_c)
+            return min(est, vmax)
+        prev_le, prev_c = le, c
+    return vmax
+
+
+def diff(after, before):
+    return [(le, c - before[i][1]) for i, (le, c) in enumerate(after)]
+
+
+class Pbx:
+    def __init__(self, host, port, token):
+        self.c = http.client.HTTPConnection(host, port, timeout=60)
+        self.h = {"Authorization": "Bearer " + token,
+                  "Content-Type": "application/x-www-form-urlencoded"}
+
+    def post(self, path, **fields):
+        self.c.request("POST", path, urllib.parse.urlencode(fields), self.h)
+        r = self.c.getresponse()
+        body = r.read().decode()
+        if r.status != 200:
+            raise RuntimeError("%s -> %d %s" % (path, r.status, body.strip()))
+        return dict(urllib.parse.parse_qsl(body.strip()))
+
+
+def one_pair(pbx, pair, code, n):
+    caller, digits, moved = pair
+    t0 = time.perf_counter()
+    a = pbx.post("/pbx/v1/star30", caller=caller, digits=digits, code=code,
+                 call_id="bench-%s-%d" % (caller, n))
+    t1 = time.perf_counter()
+    b = pbx.post("/pbx/v1/star30", caller=moved)
+    t2 = time.perf_counter()
+    if a.get("result") != "accepted" or b.get("result") != "returned":
+        raise RuntimeError("pair %s: %r then %r" % (pair, a, b))
+    return t1 - t0, t2 - t1
+
+
+def fmt_ms(s):
+    return "n/a" if s is None else "%.3f ms" % (s * 1e3)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--moves", required=True)
+    ap.add_argument("--code", required=True)
+    ap.add_argument("--latency-pairs", type=int, default=200)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=20)
+    a = ap.parse_args()
+    host = "127.0.0.1"
+    pairs = [tuple(l.split()) for l in open(a.moves) if l.strip()]
+    need = a.latency_pairs + a.clients
+    if len(pairs) < need:
+        sys.exit("moves.py: %d pairs, need %d" % (len(pairs), need))
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind((host, 0))
+    sink.settimeout(0.2)
+    sink_port = sink.getsockname()[1]
+    notifies = [0]
+    stop = threading.Event()
+
+    def drain():
+        while not stop.is_set():
+            try:
+                sink.recvfrom(65536)
+                notifies[0] += 1
+            except socket.timeout:
+                pass
+    threading.Thread(target=drain, daemon=True).start()
+
+    pbx = Pbx(host, a.port, a.token)
+    for caller, digits, moved in pairs[:need]:
+        for user in (caller, moved):
+            pbx.post("/pbx/v1/registrations", sip_user=user,
+                     contact="sip:%s@%s:%d" % (user, host, sink_port),
+                     source="%s:%d" % (host, sink_port), expires="3600")
+
+    # ---- latency: one client, sequential
+    h0, _ = metrics(host, a.port)
+    rtt_acc, rtt_ret = [], []
+    for n, pair in enumerate(pairs[:a.latency_pairs]):
+        x, y = one_pair(pbx, pair, a.code, n)
+        rtt_acc.append(x)
+        rtt_ret.append(y)
+    time.sleep(0.5)  # NOTIFYs queued by the last moves
+    h1, v1 = metrics(host, a.port)
+    print("moves measured:              %d (%d accepted with code + %d bare returns)"
+          % (2 * a.latency_pairs, a.latency_pairs, a.latency_pairs))
+    for key, label in (("hotdeskd_move_published_seconds", "move -> last file published"),
+                       ("hotdeskd_move_notify_seconds", "move -> first NOTIFY sent"),
+                       ("hotdeskd_move_seconds", "move -> answer (hash excluded)"),
+                       ("hotdeskd_code_verify_seconds", "code hash verify (Argon2id)"),
+                       ("hotdeskd_publish_seconds", "publish of one change")):
+        if key not in h1:
+            print("%-28s n/a (not exported)" % (label + ":"))
+            continue
+        d = diff(h1[key], h0[key])
+        vmax = v1.get(key + "_max", 0.0)
+        if d[-1][1] == 0:
+            print("%-28s n/a (none observed)" % (label + ":"))
+            continue
+        print("%-28s p50 %s  p99 %s  max %s  (n=%d)" % (
+            label + ":", fmt_ms(quantile(d, 0.5, vmax)), fmt_ms(quantile(d, 0.99, vmax)),
+            fmt_ms(vmax), d[-1][1]))
+    rtt_acc.sort()
+    rtt_ret.sort()
+    print("client round trip, accepted: p50 %s  p99 %s (includes the hash)" % (
+        fmt_ms(rtt_acc[len(rtt_acc) // 2]), fmt_ms(rtt_acc[int(len(rtt_acc) * 0.99)])))
+    print("client round trip, returned: p50 %s  p99 %s (no hash)" % (
+        fmt_ms(rtt_ret[len(rtt_ret) // 2]), fmt_ms(rtt_ret[int(len(rtt_ret) * 0.99)])))
+
+    # ---- throughput: parallel clients on disjoint pairs
+    counts = [0] * a.clients
+    errors = []
+    deadline = time.monotonic() + a.seconds
+
+    def client(i):
+        try:
+            p = Pbx(host, a.port, a.token)
+            pair = pairs[a.latency_pairs + i]
+            n = 0
+            while time.monotonic() < deadline:
+                one_pair(p, pair, a.code, 1000000 + n)
+                n += 1
+                counts[i] += 2
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(str(e))
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    el = time.monotonic() - t0
+    total = sum(counts)
+    print("concurrent moves:            %d clients, %.1f s: %d moves, %.1f moves/s "
+          "(half with a code: Argon2id dominates)" % (a.clients, el, total, total / el))
+    time.sleep(0.5)
+    stop.set()
+    print("NOTIFYs received by the sink: %d" % notifies[0])
+    if errors:
+        print("ERRORS: %d, first: %s" % (len(errors), errors[0]))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+"""The phone interface (SPEC 4) end to end: the real daemon, curl over HTTP
+and a real tftpd-hpa serving the daemon's TFTP root on loopback.
+
+Demo (hdharness.build_demo): acme devices 0004f2000101 polycom (home 101,
+parking account), ...102 yealink, ...103 cisco-mpp, ...104
+cisco-enterprise (no parking account); globex ...201 yealink.
+
+After every scenario check_published() asserts I4 and I5 of SPEC 2.1 on
+what HTTP and TFTP actually serve: every per-device file equals a fresh
+render (the revealed preview), carries the credentials of the identity the
+device carries and of no other one.
+"""
+
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+from hdharness import (GLOBEX_MAC, check_published, device_files, etag_of, events,
+                       invariants, mac, park, prov_get)
+
+
+def line_file(m):
+    """Name of the per-device file of a demo device (its only one)."""
+    return {mac(101): "%s-line.cfg" % m, mac(102): "%s.cfg" % m, mac(103): "%s.xml" % m,
+            mac(104): "SEP%s.cnf.xml" % m.upper(), GLOBEX_MAC: "%s.cfg" % m}[m]
+
+
+def curl_http(d, name):
+    """curl -sf over HTTP: the body, or None on failure."""
+    p = subprocess.run(["curl", "-sf", "--max-time", "5",
+                        "http://127.0.0.1:%d/provision/%s" % (d.port, name)],
+                       capture_output=True, timeout=10)
+    return p.stdout if p.returncode == 0 else None
+
+
+def both(d, tftp, name):
+    """The file over HTTP and over TFTP: they must be equal."""
+    h, t = curl_http(d, name), tftp.get(name)
+    assert h is not None, "HTTP %s failed" % name
+    assert t is not None, "TFTP %s failed" % name
+    assert h == t, "%s: HTTP and TFTP serve different files" % name
+    return h
+
+
+def test_move_follows_on_http_and_tftp(prov):
+    d, demo, tftp = prov
+    pw = {k: v.encode() for k, v in demo.passwords.items()}
+    check_published(d, demo, tftp)
+
+    # 102 moves onto 101's polycom: the base phone carries 102 ...
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    base = both(d, tftp, line_file(mac(101)))
+    assert b'reg.1.address="acme-102"' in base and pw["acme-102"] in base
+    assert pw["acme-101"] not in base and b"acme-101" not in base
+    # ... and 102's own yealink is parked on its parking account, nothing of 102
+    home = both(d, tftp, line_file(mac(102)))
+    assert b"acme-102" not in home and pw["acme-102"] not in home
+    assert ("account.1.user_name = %s" % park(102)).encode() in home
+    assert pw[park(102)] in home
+    invariants(d)
+    check_published(d, demo, tftp)
+
+    # 102 moves on to 103's cisco-mpp: the displaced 101 is back on its phone
+    d.star30("acme-103", "102", code=demo.code(102), result="accepted", device=mac(103))
+    back = both(d, tftp, line_file(mac(101)))
+    assert b'reg.1.address="acme-101"' in back and pw["acme-101"] in back
+    assert pw["acme-102"] not in back
+    mpp = both(d, tftp, line_file(mac(103)))
+    assert b"<User_ID_1_ ua=\"na\">acme-102</User_ID_1_>" in mpp and pw["acme-102"] in mpp
+    assert pw["acme-103"] not in mpp
+    invariants(d)
+    check_published(d, demo, tftp)
+
+    # 104 onto 101's phone: 104's cisco-enterprise has no parking account,
+    # so it gets no line at all (the SEP file is complete: no line, no key)
+    d.star30("acme-101", "104", code=demo.code(104), result="accepted", device=mac(101))
+    sep = both(d, tftp, line_file(mac(104)))
+    assert b"acme-104" not in sep and pw["acme-104"] not in sep
+    assert b"<line " not in sep and b"<authPassword>" not in sep
+    invariants(d)
+    check_published(d, demo, tftp)
+
+    # bare *30 from both bases: everything back home
+    d.star30("acme-104", result="returned", extension="104")
+    d.star30("acme-102", result="returned", extension="102")
+    for n in ("101", "102", "103", "104"):
+        f = both(d, tftp, line_file(mac(n)))
+        assert pw["acme-%s" % n] in f, "extension %s not back on its phone" % n
+    invariants(d)
+    check_published(d, demo, tftp)
+
+
+def test_file_names_and_shared_files(prov):
+    d, demo, tftp = prov
+    files = device_files(d, mac(104))
+    name = line_file(mac(104))
+    # MACs match case-insensitively; the content is the same file
+    for variant in (name, "SEP%s.cnf.xml" % mac(104), "sep%s.CNF.XML" % mac(104).upper()):
+        st, _, body = prov_get(d, variant)
+        assert st == 200 and body == files[name], variant
+    # shared files: over HTTP and TFTP, carrying no credentials
+    for shared in ("000000000000.cfg", "common.cfg"):
+        body = both(d, tftp, shared)
+        assert all(p.encode() not in body for p in demo.passwords.values())
+    for shared in ("y000000000066.cfg", "spa502G.cfg", "CP-8841-3PCC.xml"):
+        st, _, body = prov_get(d, shared)
+        assert st == 200 and body, shared
+        assert all(p.encode() not in body for p in demo.passwords.values())
+    # unknown MACs and names: 404
+    for miss in ("0004f2999999-line.cfg", "SEP0004F2999999.cnf.xml", "nothing.cfg",
+                 "%s-phone.cfg" % mac(101)):
+        assert prov_get(d, miss)[0] == 404, miss
+    assert tftp.get("0004f2999999-line.cfg") is None
+
+
+def test_head_and_if_none_match(prov):
+    d, demo, tftp = prov
+    name = line_file(mac(102))
+    st, h, body = prov_get(d, name)
+    assert st == 200 and h["etag"] == etag_of(body)
+    st, hh, hbody = prov_get(d, name, "HEAD")
+    assert st == 200 and hbody == b"" and int(hh["content-length"]) == len(body)
+    assert hh["etag"] == h["etag"]
+    st, h304, b304 = prov_get(d, name, headers={"If-None-Match": h["etag"]})
+    assert st == 304 and b304 == b""
+    st, _, _ = prov_get(d, name, headers={"If-None-Match": '"0123", ' + h["etag"]})
+    assert st == 304
+    # a move changes the file: the old ETag no longer matches
+    d.star30("acme-102", "103", code=demo.code(103), result="accepted", device=mac(102))
+    st, h2, body2 = prov_get(d, name, headers={"If-None-Match": h["etag"]})
+    assert st == 200 and body2 != body and h2["etag"] == etag_of(body2)
+    # curl agrees
+    p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                        "If-None-Match: " + h2["etag"],
+                        "http://127.0.0.1:%d/provision/%s" % (d.port, name)],
+                       capture_output=True, timeout=10)
+    assert p.stdout == b"304"
+    check_published(d, demo, tftp)
+
+
+TRAVERSALS = [
+    "/provision/../hotdeskd.ini",
+    "/provision/%2e%2e/hotdeskd.ini",
+    "/provision/%2E%2E%2Fhotdeskd.ini",
+    "/provision/..%2fhotdeskd.db",
+    "/provision/..%2Fport",
+    "/provision/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/provision/0004f2000101-line.cfg%00",
+    "/provision/0004f2000101-line.cfg%00.txt",
+    "/provision/%00",
+    "/provision/..\\hotdeskd.ini",
+    "/provision/..%5chotdeskd.ini",
+    "/provision/tftp%2f0004f2000101-line.cfg",
+    "/provision/tftp/0004f2000101-line.cfg",
+    "/provision/./0004f2000101-line.cfg",
+    "/provision//0004f2000101-line.cfg",
+    "/provision/.hidden",
+    "/provision/%252e%252e%252fhotdeskd.ini",
+    "/provision/0004f2000101-line.cfg/..",
+    "/provision/",
+    "/provision",
+]
+
+
+def test_path_traversal_never_leaves_the_set(make_daemon, tmp_path):
+    root = tmp_path / "tftp"
+    d = make_daemon({"provisioning": {"tftp_root": str(root), "miss_threshold": "1000"}})
+    import hdharness
+    demo = hdharness.build_demo(d)
+    ini = open(d.config_path, "rb").read()
+    for path in TRAVERSALS:
+        st, _, body = d.request("GET", path)
+        assert st in (400, 404), "%s -> %s %r" % (path, st, body[:200])
+        assert d.pbx_token.encode() not in body and d.admin_token.encode() not in body
+        assert not any(p.encode() in body for p in demo.passwords.values()), path
+        assert b"[server]" not in body and b"SQLite" not in body and b"root:" not in body
+    # the same with a real client that does not normalize the path
+    for path in ("/provision/../hotdeskd.ini", "/provision/%2e%2e/%2e%2e/etc/passwd",
+                 "/provision/..%2f..%2fhotdeskd.ini"):
+        p = subprocess.run(["curl", "-s", "--path-as-is", "-o", "-", "-w", "\n%{http_code}",
+                            "http://127.0.0.1:%d%s" % (d.port, path)],
+                           capture_output=True, timeout=10)
+        body, _, code = p.stdout.rpartition(b"\n")
+        assert code in (b"400", b"404"), (path, code)
+        assert ini not in body
+    assert d.alive()
+
+
+def test_tftp_stays_in_its_root(prov, tmp_path):
+    d, demo, tftp = prov
+    (tmp_path / "outside.txt").write_text("outside the root")
+    for name in ("../outside.txt", "..%2foutside.txt", "/etc/passwd", "../hotdeskd.db"):
+        got = tftp.get(name)
+        assert got is None or (b"outside the root" not in got and b"root:" not in got), name
+
+
+def test_miss_throttle_blocks_scanning(make_daemon):
+    d = make_daemon({"provisioning": {"miss_threshold": "5", "miss_window": "60",
+                                      "miss_block": "300"}})
+    import hdharness
+    hdharness.build_demo(d)
+    good = line_file(mac(102))
+    assert prov_get(d, good)[0] == 200
+    codes = [prov_get(d, "0004f2ff%04x.cfg" % i)[0] for i in range(8)]
+    assert codes[:4] == [404] * 4, codes
+    assert codes[-1] == 403, codes
+    # blocked: even a real file, and shared ones, are refused now
+    assert prov_get(d, good)[0] == 403
+    assert prov_get(d, "common.cfg")[0] == 403
+    ev = events(d, type="prov.throttled")
+    assert len(ev) == 1 and ev[0]["detail"]["source"] == "127.0.0.1", ev
+    # the admin and PBX interfaces are not affected
+    assert d.admin("GET", "/api/v1/orgs")[0] == 200
+
+
+def set_org_prov(d, prov):
+    d.admin_ok("PATCH", "/api/v1/orgs/acme", {"provisioning": prov})
+
+
+def curl_digest(d, name, user=None, password=None):
+    cmd = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5"]
+    if user is not None:
+        cmd += ["--digest", "-u", "%s:%s" % (user, password)]
+    cmd.append("http://127.0.0.1:%d/provision/%s" % (d.port, name))
+    p = subprocess.run(cmd, capture_output=True, timeout=10)
+    body, _, code = p.stdout.rpartition(b"\n")
+    return int(code), body
+
+
+def test_digest_shared_credentials(acme):
+    d, demo = acme
+    secret = "dl-Shared-9f3b1c"
+    d.secrets.add(secret)
+    set_org_prov(d, {"auth": "shared", "username": "phones", "password": secret})
+    name = line_file(mac(102))
+    code, body = curl_digest(d, name)
+    assert code == 401 and demo.passwords["acme-102"].encode() not in body
+    st, h, _ = prov_get(d, name)
+    assert st == 401 and "digest" in h.get("www-authenticate", "").lower()
+    assert curl_digest(d, name, "phones", "wrong")[0] == 401
+    assert curl_digest(d, name, "other", secret)[0] == 401
+    code, body = curl_digest(d, name, "phones", secret)
+    assert code == 200 and demo.passwords["acme-102"].encode() in body
+    # another organization without settings is not affected
+    assert curl_digest(d, line_file(GLOBEX_MAC))[0] == 200
+    # shared files carry no credentials and stay public
+    assert curl_digest(d, "common.cfg")[0] == 200
+    org = d.admin_ok("GET", "/api/v1/orgs/acme")
+    assert org["provisioning"]["has_password"] is True and "password" not in org["provisioning"]
+
+
+def test_digest_per_device_credentials(acme):
+    d, demo = acme
+    set_org_prov(d, {"auth": "device"})
+    name = line_file(mac(101))
+    # a device without a download password cannot be fetched at all
+    assert curl_digest(d, name, mac(101), "anything")[0] == 403
+    pw101 = "dev-pw-101-7c2e"
+    d.secrets.add(pw101)
+    d.admin_ok("PATCH", "/api/v1/devices/" + mac(101), {"provisioning_password": pw101})
+    dv = d.admin_ok("GET", "/api/v1/devices/" + mac(101))
+    assert dv["has_provisioning_password"] is True and "provisioning_password" not in dv
+    assert curl_digest(d, name)[0] == 401
+    assert curl_digest(d, name, mac(101), "wrong")[0] == 401
+    # the user name is the device's MAC; another device's name does not do
+    assert curl_digest(d, name, mac(102), pw101)[0] == 401
+    code, body = curl_digest(d, name, mac(101), pw101)
+    assert code == 200 and demo.passwords["acme-101"].encode() in body
+    assert curl_digest(d, name, mac(101).upper(), pw101)[0] == 200
+
+
+def test_source_networks(acme):
+    d, demo = acme
+    name = line_file(mac(103))
+    set_org_prov(d, {"networks": "10.0.0.0/8, 192.168.0.0/16"})
+    st, _, body = prov_get(d, name)
+    assert st == 403 and demo.passwords["acme-103"].encode() not in body
+    assert prov_get(d, line_file(GLOBEX_MAC))[0] == 200
+    set_org_prov(d, {"networks": "127.0.0.0/8"})
+    assert prov_get(d, name)[0] == 200
+    st, js = d.admin("PATCH", "/api/v1/orgs/acme", {"provisioning": {"networks": "300.1.2.3/8"}})
+    assert st == 400, js
+    set_org_prov(d, {"networks": None})
+    assert prov_get(d, name)[0] == 200
+
+
+def test_polycom_log_uploads_and_overrides(make_daemon, tmp_path):
+    logs = tmp_path / "phone-logs"
+    d = make_daemon({"provisioning": {"phone_logs": str(logs), "log_max": "4096"}})
+    import hdharness
+    hdharness.build_demo(d)
+    m = mac(101)
+    text = b"0101 boot: ok\n" * 20
+    st, _, _ = d.request("PUT", "/provision/%s-app.log" % m, text)
+    assert st in (200, 201, 204)
+    assert (logs / ("%s-app.log" % m)).read_bytes() == text
+    st, _, _ = d.request("PUT", "/provision/%s-boot.log" % m.upper(), b"updater\n")
+    assert st in (200, 201, 204)
+    assert (logs / ("%s-boot.log" % m)).read_bytes() == b"updater\n"
+    # size cap
+    st, _, _ = d.request("PUT", "/provision/%s-app.log" % m, b"x" * 5000)
+    assert st == 413
+    assert (logs / ("%s-app.log" % m)).read_bytes() == text
+    # an unknown device's log is a miss
+    assert d.request("PUT", "/provision/0004f2fff000-app.log", b"x")[0] == 404
+    # override files written by the phone are refused and never served
+    for f in ("%s-phone.cfg" % m, "%s-web.cfg" % m, "%s-line.cfg" % m, "common.cfg"):
+        st, _, _ = d.request("PUT", "/provision/" + f, b"<x/>")
+        assert st == 403, f
+    assert prov_get(d, "%s-phone.cfg" % m)[0] == 404
+    assert b"<x/>" not in prov_get(d, "%s-line.cfg" % m)[2]
+    assert sorted(os.listdir(logs)) == ["%s-app.log" % m, "%s-boot.log" % m]
+
+
+def test_startup_reconcile_of_the_tftp_root(prov):
+    d, demo, tftp = prov
+    root = tftp.root
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    check_published(d, demo, tftp)
+    d.stop()
+    stale, missing, gone = line_file(mac(101)), line_file(mac(102)), line_file(mac(104))
+    with open(os.path.join(root, stale), "wb") as f:
+        f.write(b'<polycomConfig reg.1.address="stale"/>')
+    os.unlink(os.path.join(root, missing))
+    with open(os.path.join(root, "foreign.txt"), "wb") as f:
+        f.write(b"put here by someone else\n")
+    with open(os.path.join(root, "SEP0004F2FFFFFF.cnf.xml"), "wb") as f:
+        f.write(b"<device/>")  # looks like ours but was never written by hotdeskd
+    # device 104 deleted by a transaction whose unlink never happened
+    # (a crash between the commit and the publishing)
+    db = sqlite3.connect(d.db_path)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("DELETE FROM devices WHERE mac = ?", (mac(104),))
+    db.commit()
+    db.close()
+    assert os.path.exists(os.path.join(root, gone))
+    d.start()
+    assert not os.path.exists(os.path.join(root, gone)), "file of a deleted device kept"
+    assert open(os.path.join(root, "foreign.txt"), "rb").read() == b"put here by someone else\n"
+    assert open(os.path.join(root, "SEP0004F2FFFFFF.cnf.xml"), "rb").read() == b"<device/>"
+    assert b"stale" not in tftp.get(stale)
+    assert tftp.get(missing) is not None
+    for name in os.listdir(root):
+        mode = os.stat(os.path.join(root, name)).st_mode & 0o777
+        if name not in ("foreign.txt", "SEP0004F2FFFFFF.cnf.xml"):
+            assert mode == 0o644, (name, oct(mode))
+    assert not [n for n in os.listdir(root) if n.startswith(".")], "temporary files left"
+    assert prov_get(d, gone)[0] == 404
+    check_published(d, demo, tftp)
+    invariants(d)
+
+
+def test_failed_render_keeps_the_last_good_file(prov):
+    """A template that is valid for every sample device but breaks for a
+    device without a model: saving it is fine while every polycom device
+    has one; then a device loses its model, its render fails, the last good
+    file stays (HTTP and TFTP) and render_failed is recorded."""
+    d, demo, tftp = prov
+    import hdharness
+    m = mac(101)
+    name = line_file(m)
+    good = device_files(d, m)[name]
+    tmpl = d.admin_ok("GET", "/api/v1/templates/polycom/line.cfg")["content"]
+    broken = tmpl.replace("<polycomConfig>", "<polycomConfig>{{^model}}<oops>{{/model}}")
+    assert broken != tmpl
+    js = d.admin_ok("PUT", "/api/v1/templates/polycom/line.cfg",
+                    {"content": broken, "comment": "breaks without a model"})
+    assert js["changed"] == []
+    d.admin_ok("PATCH", "/api/v1/devices/" + m, {"model": None})
+    ev = events(d, type="render_failed", device=m)
+    assert len(ev) == 1, ev
+    assert prov_get(d, name)[2] == good and tftp.get(name) == good
+    # a later change of what the device carries: still the last good file
+    d.admin_ok("PATCH", "/api/v1/orgs/acme/extensions/101", {"display_name": "Alice Renamed"})
+    assert len(events(d, type="render_failed", device=m)) == 2
+    assert prov_get(d, name)[2] == good and tftp.get(name) == good
+    assert b"Alice Renamed" not in good
+    # the preview says why, without a value
+    st, _, body = d.request("GET", "/api/v1/devices/%s/preview" % m, None,
+                            {"Authorization": "Bearer " + d.admin_token})
+    assert st == 409 and b"malformed XML" in body
+    # now a template failing for that device is refused up front, naming it
+    st, js = d.admin("PUT", "/api/v1/templates/polycom/line.cfg",
+                     {"content": broken.replace("<oops>", "<oops2>")})
+    assert st == 400 and js["devices"][0]["mac"] == m, js
+    # the model back: the device renders again, with the new name
+    d.admin_ok("PATCH", "/api/v1/devices/" + m, {"model": "VVX_500"})
+    fixed = prov_get(d, name)[2]
+    assert b"Alice Renamed" in fixed and tftp.get(name) == fixed
+    hdharness.check_published(d, demo, tftp)

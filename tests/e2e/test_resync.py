@@ -1,0 +1,433 @@
+"""End to end: resync NOTIFYs (SPEC 5) from the real daemon to sipp phones.
+
+Each phone is one sipp UAS on its own loopback port (scenarios in
+tests/sip/), registered through POST /pbx/v1/registrations with the
+identity it carries before a move.  sipp's message log (-trace_msg) tells
+what arrived: how many NOTIFYs, their Request-URI, Event, body and
+Authorization.  What is checked:
+  * a *30 move NOTIFYs exactly the changed phones (base, parked home,
+    displaced extension's phone), once each, at the contact each phone
+    registered before the move (never the moved extension's address of
+    record), with each profile's Event; none for an unchanged phone;
+  * Cisco enterprise's service-control body with the REGISTER's Call-ID;
+  * a 401 answered with the credentials of the line the phone carries;
+  * a phone that never answers: retransmissions, then a failed result;
+  * confirmation: a fetch of the new version makes a device synced, a
+    phone that does not fetch is notified again and ends stale;
+  * kill -9 with unconfirmed resyncs: after restart they are sent.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from xml.sax.saxutils import escape
+
+import pytest
+
+import hdharness
+from hdharness import mac
+
+SIP_DIR = os.path.join(hdharness.REPO, "tests", "sip")
+FAST = {"t1_ms": "100", "timer_f_ms": "1000"}
+
+# the per-device file each demo phone fetches (VENDORS.md)
+FILE_OF = {
+    "101": "%s-line.cfg" % mac(101),                 # polycom
+    "102": "%s.cfg" % mac(102),                      # yealink
+    "103": "%s.xml" % mac(103),                      # cisco-mpp
+    "104": "SEP%s.cnf.xml" % mac(104).upper(),       # cisco-enterprise
+}
+
+
+def _bound(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def _free_port(pair=False):
+    for _ in range(100):
+        p = hdharness.free_udp_port()
+        if not pair:
+            return p
+        if p % 2 == 0 and p < 65000 and not _bound(p + 2):
+            return p
+    raise AssertionError("no free UDP port")
+
+
+class SippPhone:
+    """One phone: sipp as a UAS on 127.0.0.1:port running `scenario`."""
+
+    def __init__(self, tmp_path, scenario, name, calls=5, port=None):
+        self.dir = str(tmp_path)
+        self.name = name
+        self.port = port or _free_port()
+        self.msglog = os.path.join(self.dir, "sipp-%s-messages.log" % name)
+        self.outlog = os.path.join(self.dir, "sipp-%s.out" % name)
+        self.scenario = scenario
+        self.calls = calls
+        self.proc = None
+
+    def start(self):
+        cmd = ["sipp", "-sf", self.scenario, "-i", "127.0.0.1", "-p", str(self.port),
+               "-mp", str(_free_port(pair=True)), "-cp", str(_free_port()),
+               "-m", str(self.calls), "-nostdin", "-timeout", "25s", "-timeout_error",
+               "-trace_msg", "-message_file", self.msglog]
+        with open(self.outlog, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=out, cwd=self.dir)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if _bound(self.port):
+                return self
+            assert self.proc.poll() is None, "sipp %s exited early: %s" % (
+                self.name, self.output())
+            time.sleep(0.01)
+        raise AssertionError("sipp %s did not bind port %d" % (self.name, self.port))
+
+    def contact(self, user):
+        return "sip:%s@127.0.0.1:%d" % (user, self.port)
+
+    def output(self):
+        try:
+            with open(self.outlog, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-2000:]
+        except FileNotFoundError:
+            return ""
+
+    def messages(self, direction="received"):
+        """Messages in sipp's log: [(start line, {header: [values]}, body)]."""
+        try:
+            with open(self.msglog, "rb") as f:
+                text = f.read().decode("utf-8", "replace").replace("\r\n", "\n")
+        except FileNotFoundError:
+            return []
+        out = []
+        for block in re.split(r"^-{20,}.*$", text, flags=re.M):
+            lines = block.strip("\n").split("\n")
+            if not lines or direction not in lines[0]:
+                continue
+            msg = "\n".join(lines[1:]).strip("\n")
+            head, _, body = msg.partition("\n\n")
+            hl = head.split("\n")
+            hdrs = {}
+            for h in hl[1:]:
+                k, _, v = h.partition(":")
+                hdrs.setdefault(k.strip().lower(), []).append(v.strip())
+            out.append((hl[0].strip(), hdrs, body.strip("\n")))
+        return out
+
+    def notifies(self):
+        return [m for m in self.messages() if m[0].startswith("NOTIFY ")]
+
+    def distinct_notifies(self):
+        """NOTIFY requests, retransmissions (same branch) counted once."""
+        seen, out = set(), []
+        for m in self.notifies():
+            key = m[1].get("via", [""])[0]
+            if key not in seen:
+                seen.add(key)
+                out.append(m)
+        return out
+
+    def wait_notifies(self, n, timeout=5.0, distinct=True):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.distinct_notifies() if distinct else self.notifies()
+            if len(got) >= n:
+                return got
+            time.sleep(0.02)
+        got = self.distinct_notifies() if distinct else self.notifies()
+        raise AssertionError("phone %s: %d NOTIFY(s) after %.0f s, expected %d\n%s"
+                             % (self.name, len(got), timeout, n, self.output()))
+
+    def wait_exit(self, timeout=10):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError("sipp %s did not finish: %s" % (self.name, self.output()))
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def phones(tmp_path):
+    started = []
+
+    def make(scenario="resync_phone.xml", name=None, calls=5, port=None, path=None):
+        p = SippPhone(tmp_path, path or os.path.join(SIP_DIR, scenario),
+                      name or "p%d" % len(started), calls=calls, port=port)
+        started.append(p)
+        return p.start()
+
+    yield make
+    for p in started:
+        p.stop()
+
+
+def register(d, user, contact, call_id=None, ua=None, expires=3600):
+    st, ans = d.pbx("/pbx/v1/registrations", sip_user=user, contact=contact,
+                    source="127.0.0.1:5060", call_id=call_id, user_agent=ua,
+                    expires=str(expires))
+    assert st == 200, "registration %s: %s %s" % (user, st, dict(ans))
+
+
+def sync(d, m):
+    return hdharness.dev(d, m)["sync"]
+
+
+def wait_sync(d, m, pred, timeout=8.0, what=""):
+    deadline = time.monotonic() + timeout
+    s = None
+    while time.monotonic() < deadline:
+        s = sync(d, m)
+        if pred(s):
+            return s
+        time.sleep(0.05)
+    raise AssertionError("device %s: sync state %r, waited for %s" % (m, s, what))
+
+
+def fetch(d, number):
+    st, _, _ = hdharness.prov_get(d, FILE_OF[number])
+    assert st == 200, "fetch %s -> %s" % (FILE_OF[number], st)
+
+
+def move(d, caller, digits, code):
+    return d.star30(caller, digits=digits, code=code, result="accepted")
+
+
+def uri_of(notify):
+    """'sip:user@host:port' of a NOTIFY request line."""
+    return notify[0].split()[1]
+
+
+# ---------------------------------------------------------------- the move
+
+def test_star30_notifies_each_changed_phone_once_at_its_own_contact(acme, phones):
+    d, demo = acme
+    # before: 103 visits dev101, and the two changed phones reload
+    move(d, "acme-101", "103", demo.code(103))
+    fetch(d, "101")
+    fetch(d, "103")
+    for n in ("101", "103"):
+        wait_sync(d, mac(n), lambda s: s["state"] == "synced", what="synced after the fetch")
+    assert sync(d, mac(101))["fetched_version"] == sync(d, mac(101))["version"]
+
+    # every phone registered with what it carries now
+    p101 = phones(name="dev101")   # polycom, carries 103
+    p102 = phones(name="dev102")   # yealink, carries 102
+    p103 = phones(name="dev103")   # cisco-mpp, parked
+    p104 = phones(name="dev104")   # cisco-enterprise, unchanged by the move
+    register(d, "acme-103", p101.contact("acme-103"))
+    register(d, "acme-102", p102.contact("acme-102"))
+    register(d, "park-" + mac(103), p103.contact("park-" + mac(103)))
+    register(d, "acme-104", p104.contact("acme-104"))
+    t0 = time.monotonic()
+
+    # 102 moves onto dev101: 103 is displaced home, dev102 parks
+    move(d, "acme-103", "102", demo.code(102))
+    got = {}
+    for name, p in (("101", p101), ("102", p102), ("103", p103)):
+        got[name] = p.wait_notifies(1, timeout=5)
+    elapsed = time.monotonic() - t0
+    time.sleep(1.0)  # room for a duplicate or a stray NOTIFY to show up
+    for name, p in (("101", p101), ("102", p102), ("103", p103)):
+        assert len(p.notifies()) == 1, "phone %s got %d NOTIFYs: %r" % (
+            name, len(p.notifies()), p.notifies())
+    assert p104.notifies() == [], "unchanged phone got a NOTIFY: %r" % (p104.notifies(),)
+
+    # addressed to the contact each phone registered before the move: the
+    # base phone is reached as acme-103 at its own port, not at 102's AOR
+    assert uri_of(got["101"][0]) == "sip:acme-103@127.0.0.1:%d" % p101.port
+    assert uri_of(got["102"][0]) == "sip:acme-102@127.0.0.1:%d" % p102.port
+    assert uri_of(got["103"][0]) == "sip:park-%s@127.0.0.1:%d" % (mac(103), p103.port)
+    # each profile's Event
+    assert got["101"][0][1]["event"] == ["check-sync"]
+    assert got["102"][0][1]["event"] == ["check-sync;reboot=true"]
+    assert got["103"][0][1]["event"] == ["resync"]
+    for name in got:
+        assert got[name][0][1]["subscription-state"] == ["terminated"]
+        assert "authorization" not in got[name][0][1]
+    assert elapsed < 3.0, "NOTIFYs took %.2f s after the move" % elapsed
+
+    # visible state: notified with the phone's 200, the target shown
+    for name, p in (("101", p101), ("102", p102), ("103", p103)):
+        s = wait_sync(d, mac(name), lambda s: s["last_result"] == "200 OK",
+                      what="the 200 recorded")
+        assert s["state"] == "notified" and s["attempts"] == 1, s
+        assert s["target"]["source"] == "registration", s
+        assert s["target"]["uri"].endswith(":%d" % p.port), s
+        assert s["version"] > s["fetched_version"], s
+    assert sync(d, mac(104))["state"] in ("synced", "none")
+    sent = hdharness.events(d, type="resync.sent")
+    assert sorted(e["device"] for e in sent[-3:]) == sorted(mac(n) for n in ("101", "102", "103"))
+
+    # the phones reload: fetching the new version confirms each of them
+    for n in ("101", "102", "103"):
+        fetch(d, n)
+    for n in ("101", "102", "103"):
+        s = wait_sync(d, mac(n), lambda s: s["state"] == "synced", what="synced")
+        assert s["fetched_version"] == s["version"], s
+    synced = [e["device"] for e in hdharness.events(d, type="resync.synced")]
+    assert all(synced.count(mac(n)) >= 1 for n in ("101", "102", "103")), synced
+
+
+def test_cisco_enterprise_body_and_digest_challenge(acme, phones, tmp_path):
+    d, demo = acme
+    user, pw = "acme-101", demo.passwords["acme-101"]
+    with open(os.path.join(SIP_DIR, "resync_auth.xml.in")) as f:
+        scen = f.read().replace("@USER@", escape(user, {'"': "&quot;"})).replace(
+            "@PASSWORD@", escape(pw, {'"': "&quot;"}))
+    auth_path = os.path.join(str(tmp_path), "resync_auth.xml")
+    with open(auth_path, "w") as f:
+        f.write(scen)
+    p101 = phones(name="dev101-auth", path=auth_path, calls=1)
+    p104 = phones(name="dev104", calls=1)
+    call_id = "reg-%s@pbx.acme.test" % uuid.uuid4().hex[:12]
+    register(d, "acme-101", p101.contact("acme-101"))
+    register(d, "acme-104", p104.contact("acme-104"), call_id=call_id)
+
+    # 104 onto dev101: dev101 (challenges) and dev104 (enterprise) change
+    move(d, "acme-101", "104", demo.code(104))
+    n104 = p104.wait_notifies(1)[0]
+    assert n104[1]["event"] == ["service-control"]
+    assert n104[1]["content-type"] == ["text/plain"]
+    body = n104[2].split("\n")
+    assert body[0] == "action=restart", body
+    assert "RegisterCallId={%s}" % call_id in body, body
+
+    # 401 first, then the retry with acme-101's credentials: sipp verifies
+    # the digest itself and exits 0 only after answering 200
+    assert p101.wait_exit() == 0, "auth phone failed:\n%s" % p101.output()
+    reqs = p101.distinct_notifies()
+    assert len(reqs) == 2, reqs
+    assert "authorization" not in reqs[0][1]
+    assert 'username="acme-101"' in reqs[1][1]["authorization"][0]
+    s = wait_sync(d, mac(101), lambda s: s["last_result"] == "200 OK", what="200 after 401")
+    assert s["attempts"] == 1, s
+    ev = [e for e in hdharness.events(d, type="resync.sent") if e["device"] == mac(101)]
+    assert ev and ev[-1]["detail"]["challenged"] is True, ev
+    assert pw not in d.log_text()
+
+
+# ------------------------------------------------ no answer, confirmation
+
+def test_silent_phone_retransmissions_then_failed(make_daemon, phones):
+    d = make_daemon({"sip": dict(FAST, sync_timeout="60")})
+    demo = hdharness.build_demo(d)
+    silent = phones("resync_silent.xml", name="dev104-silent", calls=1)
+    register(d, "acme-104", silent.contact("acme-104"))
+    # an administrator asks for a resync of one device
+    st, js = d.admin("POST", "/api/v1/devices/%s/resync" % mac(104))
+    assert st == 202 and js["devices"] == 1, (st, js)
+    s = wait_sync(d, mac(104), lambda s: s["last_result"] == "timeout", timeout=6,
+                  what="a timeout")
+    assert s["state"] == "notified" and s["attempts"] == 1 and s["last_at"], s
+    # T1 = 100 ms doubling, Timer F 1 s: sent at 0, 100, 300, 700 ms
+    sent = silent.notifies()
+    assert len(sent) >= 3, "retransmissions seen: %d" % len(sent)
+    assert len({m[1]["via"][0] for m in sent}) == 1, "retransmissions must be identical"
+    failed = [e for e in hdharness.events(d, type="resync.failed") if e["device"] == mac(104)]
+    assert failed and failed[-1]["detail"]["result"] == "timeout", failed
+    del demo
+
+
+def test_fetch_confirms_and_unconfirmed_goes_stale(make_daemon, phones):
+    d = make_daemon({"sip": dict(FAST, sync_timeout="1", sync_retries="2")})
+    demo = hdharness.build_demo(d)
+    p101 = phones(name="dev101")
+    p102 = phones(name="dev102")
+    register(d, "acme-101", p101.contact("acme-101"))
+    register(d, "acme-102", p102.contact("acme-102"))
+    move(d, "acme-101", "102", demo.code(102))
+    p101.wait_notifies(1)
+    p102.wait_notifies(1)
+    fetch(d, "101")   # dev101 reloads; dev102 never does
+    s = wait_sync(d, mac(101), lambda s: s["state"] == "synced", what="synced")
+    assert s["fetched_version"] >= s["version"] > 0, s
+    # dev102: NOTIFY again after 1 s, then stale after 2 more
+    p102.wait_notifies(2, timeout=5)
+    s = wait_sync(d, mac(102), lambda s: s["state"] == "stale", timeout=8, what="stale")
+    assert s["attempts"] == 2 and s["last_result"] == "200 OK", s
+    time.sleep(1.2)
+    assert len(p102.distinct_notifies()) == 2, "a stale device is not notified again"
+    stale = [e for e in hdharness.events(d, type="resync.stale") if e["device"] == mac(102)]
+    assert len(stale) == 1, stale
+    assert sync(d, mac(101))["state"] == "synced"
+    # a late fetch still confirms a stale device
+    fetch(d, "102")
+    wait_sync(d, mac(102), lambda s: s["state"] == "synced", what="synced after stale")
+
+
+def test_org_resync_reaches_every_device(acme, phones):
+    d, demo = acme
+    ps = {}
+    for n, user in (("101", "acme-101"), ("102", "acme-102"), ("103", "acme-103"),
+                    ("104", "acme-104")):
+        ps[n] = phones(name="dev" + n)
+        register(d, user, ps[n].contact(user))
+    st, js = d.admin("POST", "/api/v1/orgs/acme/resync")
+    assert st == 202 and js["devices"] == 4, (st, js)
+    for n, p in ps.items():
+        p.wait_notifies(1)
+    # globex's phone is not acme's
+    assert hdharness.dev(d, hdharness.GLOBEX_MAC)["sync"]["state"] in ("synced", "none")
+    st, _ = d.admin("POST", "/api/v1/orgs/nosuch/resync")
+    assert st == 404
+
+
+# ------------------------------------------------------------------ crash
+
+def test_kill9_with_unconfirmed_resyncs_then_restart_sends_them(acme, phones):
+    d, demo = acme
+    port101, port102 = _free_port(), _free_port()
+    # registered, but nobody listens yet: the NOTIFYs go nowhere
+    register(d, "acme-101", "sip:acme-101@127.0.0.1:%d" % port101)
+    register(d, "acme-102", "sip:acme-102@127.0.0.1:%d" % port102)
+    move(d, "acme-101", "102", demo.code(102))
+    d.kill9()
+
+    p101 = phones(name="dev101", port=port101)
+    p102 = phones(name="dev102", port=port102)
+    d.start()
+    n101 = p101.wait_notifies(1, timeout=5)
+    n102 = p102.wait_notifies(1, timeout=5)
+    assert uri_of(n101[0]) == "sip:acme-101@127.0.0.1:%d" % port101
+    assert uri_of(n102[0]) == "sip:acme-102@127.0.0.1:%d" % port102
+    for n in ("101", "102"):
+        s = wait_sync(d, mac(n), lambda s: s["last_result"] == "200 OK", what="sent")
+        assert s["state"] == "notified", s
+        fetch(d, n)
+        wait_sync(d, mac(n), lambda s: s["state"] == "synced", what="synced")
+
+
+# ---------------------------------------------------------- outbound proxy
+
+def test_through_the_outbound_proxy(make_daemon, phones):
+    """A phone behind NAT is reached through the PBX: the NOTIFY goes to
+    the proxy, addressed to the phone's registered contact, with a Route."""
+    proxy = phones(name="pbx", calls=1)
+    d = make_daemon({"sip": dict(FAST, outbound_proxy="127.0.0.1:%d" % proxy.port)})
+    hdharness.build_demo(d)
+    register(d, "acme-104", "sip:acme-104@192.0.2.44:5062")
+    st, js = d.admin("POST", "/api/v1/devices/%s/resync" % mac(104))
+    assert st == 202, (st, js)
+    n = proxy.wait_notifies(1)[0]
+    assert uri_of(n) == "sip:acme-104@192.0.2.44:5062"
+    assert n[1]["route"] == ["<sip:127.0.0.1:%d;lr>" % proxy.port], n[1]
+    assert n[1]["event"] == ["service-control"]
+    s = wait_sync(d, mac(104), lambda s: s["last_result"] == "200 OK", what="200 via the proxy")
+    assert s["target"]["uri"] == "sip:acme-104@192.0.2.44:5062", s
