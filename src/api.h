@@ -17,6 +17,7 @@
 struct svc;
 struct pub;
 struct throttle;
+struct resync;
 
 struct api_ctx {
 	struct svc *svc;
@@ -28,6 +29,7 @@ struct api_ctx {
 	 * may be NULL. */
 	void (*on_fetch)(void *arg, long long dev, unsigned long long version);
 	void *fetch_arg;
+	struct resync *resync;     /* woken after a template change publishes */
 	/* Whether a source address may use the PBX interface (the [pbx]
 	 * networks of the configuration in force). */
 	bool (*pbx_net_ok)(void *arg, const struct sockaddr *sa);

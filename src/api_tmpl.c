@@ -369,8 +369,9 @@ take_candidate(struct treq *r, const char **src, size_t *len, char **owned, char
 		}
 		json_object_foreach(o, key, val) {
 			if (strcmp(key, "content") != 0 && strcmp(key, "comment") != 0) {
-				json_decref(o);
+				/* the answer names the field: answer before o (and key) go */
 				api_json_error(r->res, 400, key, "unknown field");
+				json_decref(o);
 				return -1;
 			}
 		}
@@ -472,24 +473,6 @@ load_version(const struct store_tmpl *t, void *arg)
 	return 0;
 }
 
-/* A pending resync row for dev, as the service's outbox writes them. */
-static int
-resync_pending(struct store *st, hd_id dev, long long now)
-{
-	struct store_resync r;
-	int rc = store_resync_get(st, dev, &r);
-
-	if (rc < 0)
-		return -1;
-	if (rc == 0)
-		r.created_at = now;
-	r.dev = dev;
-	snprintf(r.state, sizeof(r.state), "pending");
-	r.version = 0; /* filled when the version is known */
-	r.attempts = 0;
-	r.next_at = now;
-	return store_resync_put(st, &r) == 0 ? 0 : -1;
-}
 
 static void
 save_fail(struct save *sv, int status, const char *msg)
@@ -556,7 +539,7 @@ do_save(const struct world *w, struct store *st, void *arg)
 		                    &sv->version);
 	}
 	for (size_t i = 0; rc == 0 && i < sv->changed.n; i++)
-		rc = resync_pending(st, sv->changed.v[i], now);
+		rc = store_resync_enqueue(st, sv->changed.v[i], now) == 0 ? 0 : -1;
 	dj = json_pack("{s:s, s:s, s:i, s:i}", "profile", sv->prof->name, "name", sv->name,
 	               "version", sv->version, "devices", (int)sv->changed.n);
 	detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
@@ -593,12 +576,11 @@ do_save(const struct world *w, struct store *st, void *arg)
 		/* a device whose render failed keeps its last good files */
 		log_warn("template %s/%s: %zu of %zu devices re-published", sv->prof->name,
 		         sv->name, got.n, sv->changed.n);
-	/* the files are published: now the NOTIFYs.  The resync engine is
-	 * the api_ctx's fetch hook's argument when that hook is its own. */
-	if (sv->c->on_fetch == resync_on_fetch && sv->c->fetch_arg != NULL)
+	/* the files are published: now the NOTIFYs */
+	if (sv->c->resync != NULL)
 		/* a shared file changes no per-device version: its devices are
 		 * "changed" all the same, so that they get their NOTIFY */
-		resync_kick(sv->c->fetch_arg, w, st, sv->changed.v, sv->changed.n,
+		resync_kick(sv->c->resync, w, st, sv->changed.v, sv->changed.n,
 		            strcmp(tmpl_kind(sv->prof, sv->name), "device") == 0 ? &got
 		                                                                  : &sv->changed,
 		            "template");

@@ -245,6 +245,7 @@ run(struct daemon *d)
 	d->api.net_arg = d;
 	d->api.on_fetch = resync_on_fetch;
 	d->api.fetch_arg = d->resync;
+	d->api.resync = d->resync;
 	if (d->api.phone_logs != NULL && fs_mkdir(d->api.phone_logs, err, sizeof(err)) != 0) {
 		log_error("phone logs: %s", err);
 		return 1;

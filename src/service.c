@@ -126,19 +126,7 @@ check_invariants(struct svc *s, const char *after)
 static int
 outbox_one(struct svc *s, hd_id dev, long long now)
 {
-	struct store_resync r;
-	int rc = store_resync_get(s->st, dev, &r);
-
-	if (rc < 0)
-		return -1;
-	if (rc == 0)
-		r.created_at = now;
-	snprintf(r.state, sizeof(r.state), "pending");
-	r.dev = dev;
-	r.version = 0; /* the publisher fills the version it renders */
-	r.attempts = 0;
-	r.next_at = now;
-	return store_resync_put(s->st, &r) == 0 ? 0 : -1;
+	return store_resync_enqueue(s->st, dev, now) == 0 ? 0 : -1;
 }
 
 static int

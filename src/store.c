@@ -1754,6 +1754,24 @@ resync_row(sqlite3_stmt *st, struct store_resync *r)
 }
 
 int
+store_resync_enqueue(struct store *s, hd_id dev, long long now)
+{
+	struct store_resync r;
+	int rc = store_resync_get(s, dev, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		r.created_at = now;
+	r.dev = dev;
+	snprintf(r.state, sizeof(r.state), "pending");
+	r.version = 0; /* the resync engine fills the version it must confirm */
+	r.attempts = 0;
+	r.next_at = now;
+	return store_resync_put(s, &r);
+}
+
+int
 store_resync_get(struct store *s, hd_id dev, struct store_resync *out)
 {
 	sqlite3_stmt *st = s->st[ST_RESYNC_GET];

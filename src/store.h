@@ -266,6 +266,10 @@ struct store_resync {
 };
 /* Inserts or replaces by dev (created_at is kept from the first insert). */
 int store_resync_put(struct store *s, const struct store_resync *r);
+/* Makes dev owe a resync: a pending row due now, attempts reset, version
+ * to be filled once the new files are published (outbox writers call it
+ * inside their change's transaction). */
+int store_resync_enqueue(struct store *s, hd_id dev, long long now);
 /* 1 found, 0 absent, -1. */
 int store_resync_get(struct store *s, hd_id dev, struct store_resync *out);
 typedef int (*store_resync_cb)(const struct store_resync *r, void *arg);
