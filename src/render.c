@@ -67,6 +67,12 @@ struct render_tmpl {
 	char *src; /* private copy of the source: text nodes point into it */
 };
 
+const char *render_tmpl_source(const struct render_tmpl *t, size_t *len)
+{
+	*len = strlen(t->src);
+	return t->src;
+}
+
 const char *render_var_name(enum render_var v)
 {
 	if ((unsigned)v >= RENDER_VAR_COUNT)

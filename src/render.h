@@ -67,6 +67,7 @@ enum render_var {
 	RENDER_VAR_COUNT
 };
 
+
 /* The template name of a variable ("line.password"); "" if out of range. */
 const char *render_var_name(enum render_var v);
 
@@ -161,6 +162,8 @@ void render_tmpl_free(struct render_tmpl *t);
 
 /* The mode a template was compiled for. */
 enum render_mode render_tmpl_mode(const struct render_tmpl *t);
+/* The source text a template was compiled from (borrowed, len bytes). */
+const char *render_tmpl_source(const struct render_tmpl *t, size_t *len);
 
 /* Whether the template refers to the variable anywhere (in a substitution
  * or a section).  Lets callers tell device-dependent templates apart. */

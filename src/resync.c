@@ -529,10 +529,12 @@ set_await(struct resync *r, hd_id dev, unsigned long long v)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* The configured event, else the profile's for the templates in use
+ * (called under the service lock, which also guards template changes). */
 static const char *
 event_for(struct resync *r, const struct vendor_profile *prof, char *buf, size_t len)
 {
-	const char *ev = prof->notify_event;
+	const char *ev = vendor_notify_event(prof, pub_templates(r->pub));
 
 	pthread_mutex_lock(&r->mu);
 	for (int i = 0; i < N_EVENT_KEYS; i++)

@@ -825,3 +825,70 @@ int vendor_render_shared(const struct vendor_profile *p, const struct vendor_tem
 	render_values_set(&vals, RV_MODEL, model);
 	return render_checked(s->tmpl, &vals, out, err, errlen);
 }
+
+/* Whether text holds a line "key = value" (blanks around '=' optional,
+ * '#' comments ignored). */
+static bool kv_sets(const char *text, size_t len, const char *key, const char *value)
+{
+	size_t klen = strlen(key), vlen = strlen(value);
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *q = p;
+		size_t n;
+
+		if (eol == NULL)
+			eol = end;
+		while (q < eol && (*q == ' ' || *q == '\t'))
+			q++;
+		if ((size_t)(eol - q) > klen && memcmp(q, key, klen) == 0) {
+			q += klen;
+			while (q < eol && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q < eol && *q == '=') {
+				q++;
+				while (q < eol && (*q == ' ' || *q == '\t'))
+					q++;
+				n = (size_t)(eol - q);
+				while (n > 0 && (q[n - 1] == ' ' || q[n - 1] == '\t' || q[n - 1] == '\r'))
+					n--;
+				if (n == vlen && memcmp(q, value, vlen) == 0)
+					return true;
+			}
+		}
+		p = eol + 1;
+	}
+	return false;
+}
+
+static bool slot_sets(const struct vendor_slot *s, const char *key, const char *value)
+{
+	const char *text;
+	size_t len;
+
+	if (s->tmpl != NULL) {
+		text = render_tmpl_source(s->tmpl, &len);
+		return kv_sets(text, len, key, value);
+	}
+	return s->raw != NULL && kv_sets(s->raw, s->rawlen, key, value);
+}
+
+const char *vendor_notify_event(const struct vendor_profile *p, const struct vendor_templates *t)
+{
+	const struct vendor_set *set = NULL;
+
+	if (p->notify_event_alt == NULL || t == NULL)
+		return p->notify_event;
+	for (size_t k = 0; k < vendor_registry_len; k++)
+		if (vendor_registry[k] == p)
+			set = &t->sets[k];
+	if (set == NULL)
+		return p->notify_event;
+	for (size_t i = 0; i < p->n_device_files; i++)
+		if (slot_sets(&set->dev[i], p->notify_alt_key, p->notify_alt_value))
+			return p->notify_event_alt;
+	for (size_t i = 0; i < p->n_shared_files; i++)
+		if (slot_sets(&set->shared[i], p->notify_alt_key, p->notify_alt_value))
+			return p->notify_event_alt;
+	return p->notify_event;
+}

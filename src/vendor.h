@@ -73,6 +73,12 @@ struct vendor_profile {
 	/* line.transport as this family spells it, for udp, tcp, tls. */
 	const char *transport[3];
 	const char *notify_event;        /* Event: header value */
+	/* Optional: notify_event_alt is sent instead when a key = value
+	 * template of the profile sets notify_alt_key to notify_alt_value
+	 * (Yealink: sip.notify_reboot_enable = 0 -> check-sync;reboot=false). */
+	const char *notify_event_alt;
+	const char *notify_alt_key;
+	const char *notify_alt_value;
 	const char *notify_content_type; /* NULL when no body is sent */
 	const struct vendor_ops *ops;
 };
@@ -137,6 +143,14 @@ int vendor_file_name(const struct vendor_file *f, const char *mac, const char *m
  * the profile and fills out, or NULL (out then all empty).
  */
 const struct vendor_profile *vendor_parse_user_agent(const char *ua, struct vendor_ua *out);
+
+/*
+ * The Event a resync NOTIFY to a phone of profile p carries with the
+ * templates t in use: notify_event, or notify_event_alt when a template
+ * sets notify_alt_key to notify_alt_value on a line of its own.
+ */
+struct vendor_templates;
+const char *vendor_notify_event(const struct vendor_profile *p, const struct vendor_templates *t);
 
 /*
  * The NOTIFY body for profile p: returns its length (0: no body), or -1

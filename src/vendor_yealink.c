@@ -62,6 +62,11 @@ const struct vendor_profile vendor_yealink = {
 	.n_shared_files = sizeof(yealink_shared) / sizeof(yealink_shared[0]),
 	.transport = {"0", "1", "2"},
 	.notify_event = "check-sync;reboot=true",
+	/* sip.notify_reboot_enable = 0: the phone reboots only when asked to,
+	 * so a resync without reboot is possible and preferred */
+	.notify_event_alt = "check-sync;reboot=false",
+	.notify_alt_key = "sip.notify_reboot_enable",
+	.notify_alt_value = "0",
 	.notify_content_type = NULL,
 	.ops = &yealink_ops,
 };

@@ -733,3 +733,27 @@ Test(vendor, notify_events_and_bodies)
 		cr_assert_str_eq(buf, "");
 	}
 }
+
+/* Yealink: a template that sets sip.notify_reboot_enable = 0 makes the
+ * resync NOTIFY ask for no reboot; the others keep their own event. */
+Test(vendor, notify_event_follows_the_templates, .init = load, .fini = unload)
+{
+	const struct vendor_profile *y = vendor_profile_by_name("yealink");
+	const struct vendor_profile *pc = vendor_profile_by_name("polycom");
+	const char *common = "#!version:1.0.0.1\nlocal_time.ntp_server1 = pool.ntp.org\n"
+	                     "sip.notify_reboot_enable  =  0\n";
+	const char *other = "#!version:1.0.0.1\n# sip.notify_reboot_enable = 0\n"
+	                    "sip.notify_reboot_enable = 1\n";
+	char err[256];
+
+	cr_assert_str_eq(vendor_notify_event(y, T), "check-sync;reboot=true");
+	cr_assert_str_eq(vendor_notify_event(pc, T), "check-sync");
+	cr_assert_eq(vendor_templates_set(T, y, "common.cfg", common, strlen(common), err,
+	                                  sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(vendor_notify_event(y, T), "check-sync;reboot=false");
+	cr_assert_eq(vendor_templates_set(T, y, "common.cfg", other, strlen(other), err,
+	                                  sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(vendor_notify_event(y, T), "check-sync;reboot=true",
+	                 "a comment or another value does not count");
+	cr_assert_str_eq(vendor_notify_event(y, NULL), "check-sync;reboot=true");
+}
