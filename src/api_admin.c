@@ -568,7 +568,7 @@ run_read(struct req_ctx *r, struct read *rd, int (*fn)(const struct world *, str
 {
 	rd->r = r;
 	rd->status = 200;
-	svc_read(r->c->svc, fn, rd);
+	svc_locked(r->c->svc, fn, rd);
 	if (rd->status != 200) {
 		api_json_error(r->res, rd->status, NULL, rd->msg);
 		return -1;
@@ -1087,7 +1087,7 @@ events_route(struct req_ctx *r)
 	}
 	e.f.limit = (int)limit;
 	e.arr = json_array();
-	if (svc_read(r->c->svc, rd_events, &e) < 0) {
+	if (svc_locked(r->c->svc, rd_events, &e) < 0) {
 		json_decref(e.arr);
 		api_json_error(r->res, 500, NULL, "cannot read events");
 		return;

@@ -168,7 +168,7 @@ list_templates(struct treq *r)
 	struct active_map m = { json_object() };
 	json_t *arr = json_array();
 
-	if (svc_read(r->c->svc, rd_active, &m) != 0) {
+	if (svc_locked(r->c->svc, rd_active, &m) != 0) {
 		json_decref(m.versions);
 		json_decref(arr);
 		api_json_error(r->res, 500, NULL, "cannot read template versions");
@@ -277,7 +277,7 @@ get_template(struct treq *r)
 			return;
 		}
 	}
-	svc_read(r->c->svc, rd_template, &tr);
+	svc_locked(r->c->svc, rd_template, &tr);
 	if (tr.rc != 0) {
 		api_json_error(r->res, 500, NULL, "cannot read template versions");
 		goto out;
@@ -325,7 +325,7 @@ get_history(struct treq *r)
 	struct tmpl_read tr = { .profile = r->prof->name, .name = r->seg[2], .history_only = true };
 
 	tr.versions = json_array();
-	svc_read(r->c->svc, rd_template, &tr);
+	svc_locked(r->c->svc, rd_template, &tr);
 	if (tr.rc != 0) {
 		json_decref(tr.versions);
 		api_json_error(r->res, 500, NULL, "cannot read template versions");
@@ -619,7 +619,7 @@ save_template(struct treq *r, bool dry, int rollback)
 			goto out;
 		}
 	}
-	svc_read(r->c->svc, do_save, &sv);
+	svc_locked(r->c->svc, do_save, &sv);
 	if (sv.status != 200) {
 		if (sv.status == 400)
 			content_error(r->res, 400, sv.msg, json_pack("{s:O}", "devices", sv.failed));
@@ -746,7 +746,7 @@ preview(struct treq *r)
 		api_json_error(r->res, 403, "reveal", "only an admin token may see credentials");
 		return;
 	}
-	svc_read(r->c->svc, rd_preview, &pv);
+	svc_locked(r->c->svc, rd_preview, &pv);
 	if (pv.status != 200)
 		api_json_error(r->res, pv.status, NULL, pv.msg);
 	else

@@ -222,7 +222,7 @@ run(struct daemon *d)
 		log_error("%s", err);
 		return 1;
 	}
-	if (svc_read(d->svc, startup_publish, &su) != 0) {
+	if (svc_locked(d->svc, startup_publish, &su) != 0) {
 		log_error("publishing: %s", su.err);
 		return 1;
 	}

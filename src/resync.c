@@ -834,7 +834,7 @@ scan(struct resync *r)
 	r->kicked = false;
 	pthread_mutex_unlock(&r->mu);
 	sc->now = (long long)time(NULL);
-	if (svc_read(r->svc, scan_locked, sc) == 0) {
+	if (svc_locked(r->svc, scan_locked, sc) == 0) {
 		pthread_mutex_lock(&r->mu);
 		r->next_due = sc->soonest;
 		if (sc->nrows == SCAN_BATCH) /* more are due: go on at once */
@@ -942,7 +942,7 @@ apply(struct resync *r)
 	r->nfq = r->capfq = 0;
 	pthread_mutex_unlock(&r->mu);
 	if (b.nres > 0 || b.nfq > 0)
-		(void)svc_read(r->svc, apply_locked, &b);
+		(void)svc_locked(r->svc, apply_locked, &b);
 	r->nres = 0;
 	free(b.fq);
 }
@@ -1309,7 +1309,7 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	}
 	su.r = r;
 	su.now = (long long)time(NULL);
-	if (svc_read(svc, startup_locked, &su) != 0) {
+	if (svc_locked(svc, startup_locked, &su) != 0) {
 		(void)snprintf(err, errlen, "cannot read the resync outbox");
 		free(su.rows);
 		goto fail;

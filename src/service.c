@@ -313,7 +313,7 @@ svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errle
 }
 
 int
-svc_read(struct svc *s, int (*fn)(const struct world *, struct store *, void *), void *arg)
+svc_locked(struct svc *s, int (*fn)(const struct world *, struct store *, void *), void *arg)
 {
 	int rc;
 

@@ -69,9 +69,13 @@ void svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg);
 /* Applies the reloadable options (code length, guard policy, tokens). */
 int svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errlen);
 
-/* Runs fn with the lock held and the world and store readable.  Returns
- * what fn returns. */
-int svc_read(struct svc *s, int (*fn)(const struct world *w, struct store *st, void *arg),
+/*
+ * Runs fn with the service lock held: the world readable, the store
+ * readable and writable.  For the adapters' reads and for writes that do
+ * not change the world (templates, resync state, events); fn must not
+ * call back into svc_*.  Returns what fn returns.
+ */
+int svc_locked(struct svc *s, int (*fn)(const struct world *w, struct store *st, void *arg),
              void *arg);
 
 /* ---- PBX --------------------------------------------------------------- */
