@@ -9,7 +9,7 @@
  *   /api/v1/tokens
  *
  * JSON in and out (jansson).  Validation errors name the field.  Reads run
- * under the service lock through svc_read and build their JSON there;
+ * under the service lock through svc_locked and build their JSON there;
  * writes build a complete new object (PATCH starts from a copy of the
  * current one) and hand it to the service.  Secrets (sip_password, the
  * parking password, secret_code) are write-only: no answer carries them.

@@ -11,7 +11,7 @@
  *   - the service's hooks (change hook via resync_kick, registration hook)
  *     run with the service lock held and use the store directly;
  *   - HTTP threads call resync_on_fetch, which only takes r->mu;
- *   - the engine thread takes the service lock through svc_read for short
+ *   - the engine thread takes the service lock through svc_locked for short
  *     batches of store work, never while sending or resolving names.
  * Lock order: service lock, then r->mu; never the other way round.
  */

@@ -9,7 +9,7 @@
  * (service.c writes a 'pending' row for every changed device in the
  * change's own transaction), rendering (publish.c), SIP transactions
  * (notify.c).  The store is only touched under the service lock, through
- * svc_read or from the service's hooks; the lock is never held while a
+ * svc_locked or from the service's hooks; the lock is never held while a
  * datagram is sent or a name resolved.
  *
  * One device's resync row (store_resync, sql/002_publish.sql):
@@ -154,7 +154,7 @@ struct resync_target {
 int resync_pick_target(const struct resync_target_in *in, struct resync_target *out);
 
 /* The device's "sync" object for the admin API, built under the service
- * lock (the caller's svc_read): {"state", "version", "fetched_version",
+ * lock (the caller's svc_locked): {"state", "version", "fetched_version",
  * "attempts", "last_result", "last_at", "target"}; state "none" when no
  * resync was ever queued and the phone has not fetched its current
  * version.  pub may be NULL.  Reads the wall clock (expired contacts).
