@@ -129,7 +129,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	printf("rss_world_mib=%.1f\n", rss_mib());
-	if (svc_read(svc, reconcile, &j) != 0) {
+	if (svc_locked(svc, reconcile, &j) != 0) {
 		fprintf(stderr, "rerender: reconcile: %s\n", j.err);
 		return 1;
 	}
@@ -156,7 +156,7 @@ main(int argc, char **argv)
 		free(src);
 	}
 	t0 = metrics_now_ns();
-	if (svc_read(svc, rerender_all, &j) != 0) {
+	if (svc_locked(svc, rerender_all, &j) != 0) {
 		fprintf(stderr, "rerender: out of memory\n");
 		return 1;
 	}
