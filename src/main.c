@@ -195,13 +195,19 @@ startup_publish(const struct world *w, struct store *st, void *arg)
 }
 
 
+static double
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
 static int
 run(struct daemon *d)
 {
 	struct http_route routes[4];
 	struct pub_opts po = { 0 };
 	struct startup su = { d, "" };
-	struct timespec t0, t1;
+	struct timespec t0, t1, t2;
 	struct http_opts ho = { 0 };
 	struct svc_opts so;
 	sigset_t set;
@@ -222,10 +228,14 @@ run(struct daemon *d)
 		log_error("%s", err);
 		return 1;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("state loaded in %.0f ms", ms_between(&t0, &t1));
 	if (svc_locked(d->svc, startup_publish, &su) != 0) {
 		log_error("publishing: %s", su.err);
 		return 1;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	log_info("configuration published in %.0f ms", ms_between(&t1, &t2));
 	svc_set_change_hook(d->svc, on_change, d);
 	if ((d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err))) == NULL) {
 		log_error("resync: %s", err);

@@ -386,9 +386,9 @@ pub_render_input(const struct world *w, const struct hd_dev *d, struct render_in
 /* Renders every per-device file of d into bufs (caller frees them).
  * redact: line.password rendered as PUB_REDACTED (previews only). */
 static int
-render_files(const struct vendor_templates *t, const struct world *w, const struct hd_dev *d,
-             const struct vendor_profile *prof, unsigned long long version, bool redact,
-             struct render_buf bufs[PUB_MAX_FILES], char *err, size_t errlen)
+render_files2(const struct vendor_templates *t, const struct world *w, const struct hd_dev *d,
+              const struct vendor_profile *prof, unsigned long long version, bool redact,
+              bool check, struct render_buf bufs[PUB_MAX_FILES], char *err, size_t errlen)
 {
 	struct render_input in;
 
@@ -397,9 +397,32 @@ render_files(const struct vendor_templates *t, const struct world *w, const stru
 	if (redact && in.line.password != NULL && in.line.password[0] != '\0')
 		in.line.password = PUB_REDACTED;
 	for (size_t i = 0; i < prof->n_device_files && i < PUB_MAX_FILES; i++)
-		if (vendor_render_device(prof, t, i, &in, &bufs[i], err, errlen) != 0)
+		if ((check ? vendor_render_device : vendor_render_device_unchecked)(
+		        prof, t, i, &in, &bufs[i], err, errlen) != 0)
 			return -1;
 	return 0;
+}
+
+static int
+render_files(const struct vendor_templates *t, const struct world *w, const struct hd_dev *d,
+             const struct vendor_profile *prof, unsigned long long version, bool redact,
+             struct render_buf bufs[PUB_MAX_FILES], char *err, size_t errlen)
+{
+	return render_files2(t, w, d, prof, version, redact, true, bufs, err, errlen);
+}
+
+/* Whether dir/name is a regular file of len bytes (start-up: a file whose
+ * content hash is unchanged since it was written needs no rewrite). */
+static bool
+tftp_present(const struct pub *p, const char *name, size_t len)
+{
+	char path[4096];
+	struct stat sb;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", p->tftp_root, name) >= sizeof(path))
+		return false;
+	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size == len &&
+	       (sb.st_mode & 0777) == 0644;
 }
 
 static void
@@ -611,6 +634,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	struct pub_dev *e, *fresh = NULL;
 	char err[256], hash[33];
 	unsigned long long version;
+	bool same;
 	size_t n;
 	int rc = -1;
 
@@ -625,14 +649,26 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	pthread_rwlock_unlock(&p->lock);
 	/* the version stamp ({{version}}) must not make every render
 	 * "different": the content hash is that of a render with the fixed
-	 * stamp 0; the files published carry the real version (below) */
-	if (render_files(p->tmpl, w, d, prof, 0, false, bufs, err, sizeof(err)) != 0) {
+	 * stamp 0; the files published carry the real version (below).
+	 * Unchecked: content seen before was checked when it was published;
+	 * new content is checked below before it can be published. */
+	if (render_files2(p->tmpl, w, d, prof, 0, false, false, bufs, err, sizeof(err)) != 0) {
 		render_failed(st, d, err);
 		goto out;
 	}
 	files_hash(bufs, n, hash);
-	if (e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
-	              : (known_hash != NULL && strcmp(known_hash, hash) == 0)) {
+	same = e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
+	                 : (known_hash != NULL && strcmp(known_hash, hash) == 0);
+	if (!same) {
+		for (size_t i = 0; i < n; i++) {
+			if (vendor_check_device_output(prof, i, bufs[i].p, bufs[i].len, err,
+			                               sizeof(err)) != 0) {
+				render_failed(st, d, err);
+				goto out;
+			}
+		}
+	}
+	if (same) {
 		if (e != NULL) {
 			/* same files; the download settings may still have changed */
 			pthread_rwlock_wrlock(&p->lock);
@@ -650,12 +686,16 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	} else {
 		version++;
 	}
-	/* the files themselves carry the version they are published as */
-	for (size_t i = 0; i < n; i++)
-		render_buf_reset(&bufs[i]);
-	if (render_files(p->tmpl, w, d, prof, version, false, bufs, err, sizeof(err)) != 0) {
-		render_failed(st, d, err);
-		goto out;
+	/* the files themselves carry the version they are published as (a
+	 * number in place of a number: still well-formed) */
+	if (version != 0 && vendor_device_uses(prof, p->tmpl, RV_VERSION)) {
+		for (size_t i = 0; i < n; i++)
+			render_buf_reset(&bufs[i]);
+		if (render_files2(p->tmpl, w, d, prof, version, false, false, bufs, err,
+		                  sizeof(err)) != 0) {
+			render_failed(st, d, err);
+			goto out;
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		if ((nb[i] = blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
@@ -702,6 +742,11 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		if (e->names[i][0] && strcmp(e->names[i], name) != 0)
 			tftp_remove(p, st, e->names[i]);
 		memcpy(e->names[i], name, sizeof(name));
+		/* start-up with the content of the last run: the file is there
+		 * unless someone removed or truncated it */
+		if (same && old[i] == NULL && p->tftp_root != NULL &&
+		    tftp_present(p, name, bufs[i].len))
+			continue;
 		/* a device already published: its file holds the old blob, so a
 		 * file whose blob changed is written without reading it back */
 		tftp_write2(p, st, name, &bufs[i],

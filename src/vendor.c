@@ -777,6 +777,60 @@ fail:
 
 /* ---- rendering --------------------------------------------------------- */
 
+/* The per-device slot of p's file_index in t, or NULL with err. */
+static const struct vendor_slot *device_slot(const struct vendor_profile *p,
+                                             const struct vendor_templates *t,
+                                             size_t file_index, char *err, size_t errlen)
+{
+	size_t pi = profile_index(p);
+	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
+		snprintf(err, errlen, "no such per-device file");
+		return NULL;
+	}
+	const struct vendor_slot *s = &t->sets[pi].dev[file_index];
+	if (s->tmpl == NULL) {
+		snprintf(err, errlen, "template %s/%s not loaded", p->name,
+		         p->device_files[file_index].tmpl);
+		return NULL;
+	}
+	return s;
+}
+
+int vendor_render_device_unchecked(const struct vendor_profile *p,
+                                   const struct vendor_templates *t, size_t file_index,
+                                   const struct render_input *in, struct render_buf *out,
+                                   char *err, size_t errlen)
+{
+	const struct vendor_slot *s = device_slot(p, t, file_index, err, errlen);
+	struct render_values vals;
+
+	if (s == NULL || values_for(p, in, &vals, err, errlen) < 0)
+		return -1;
+	return render_run(s->tmpl, &vals, out, err, errlen) < 0 ? -1 : 0;
+}
+
+int vendor_check_device_output(const struct vendor_profile *p, size_t file_index,
+                               const char *data, size_t len, char *err, size_t errlen)
+{
+	if (file_index >= p->n_device_files || p->device_files[file_index].mode == RENDER_KV)
+		return 0;
+	return vendor_check_xml(data, len, err, errlen) < 0 ? -1 : 0;
+}
+
+bool vendor_device_uses(const struct vendor_profile *p, const struct vendor_templates *t,
+                        enum render_var v)
+{
+	char err[64];
+
+	for (size_t i = 0; i < p->n_device_files; i++) {
+		const struct vendor_slot *s = device_slot(p, t, i, err, sizeof(err));
+
+		if (s == NULL || render_tmpl_uses(s->tmpl, v))
+			return true;
+	}
+	return false;
+}
+
 int vendor_render_device(const struct vendor_profile *p, const struct vendor_templates *t,
                          size_t file_index, const struct render_input *in,
                          struct render_buf *out, char *err, size_t errlen)

@@ -211,6 +211,23 @@ int vendor_render_device(const struct vendor_profile *p, const struct vendor_tem
                          struct render_buf *out, char *err, size_t errlen);
 
 /*
+ * The same without the well-formedness check, for callers that know the
+ * output was checked before (the same content hash) or check it with
+ * vendor_check_device_output before publishing.
+ */
+int vendor_render_device_unchecked(const struct vendor_profile *p,
+                                   const struct vendor_templates *t, size_t file_index,
+                                   const struct render_input *in, struct render_buf *out,
+                                   char *err, size_t errlen);
+/* Checks a rendered per-device file as vendor_render_device does (XML
+ * formats: well-formed).  0, or -1 with err. */
+int vendor_check_device_output(const struct vendor_profile *p, size_t file_index,
+                               const char *data, size_t len, char *err, size_t errlen);
+/* Whether any per-device template of p in t uses variable v. */
+bool vendor_device_uses(const struct vendor_profile *p, const struct vendor_templates *t,
+                        enum render_var v);
+
+/*
  * Renders (or copies, for a static file) shared file file_index of p,
  * appending to out.  model: what the request's {model}/{code} matched, or
  * NULL.  Same results as vendor_render_device.
