@@ -27,7 +27,8 @@ struct api_ctx {
 	const char *phone_logs;    /* directory for uploaded logs, NULL = drop them */
 	/* Called after a device fetched a per-device file (resync confirmation);
 	 * may be NULL. */
-	void (*on_fetch)(void *arg, long long dev, unsigned long long version);
+	void (*on_fetch)(void *arg, long long dev, unsigned long long version,
+	                 const char *source, const char *user_agent);
 	void *fetch_arg;
 	struct resync *resync;     /* woken after a template change publishes */
 	/* Whether a source address may use the PBX interface (the [pbx]

@@ -194,7 +194,8 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 			pub_fetched(c->pub, ref.dev, src, http_header(req, "User-Agent"),
 			            ref.blob->version, (long long)time(NULL));
 			if (c->on_fetch != NULL)
-				c->on_fetch(c->fetch_arg, ref.dev, ref.blob->version);
+				c->on_fetch(c->fetch_arg, ref.dev, ref.blob->version, src,
+				            http_header(req, "User-Agent"));
 		}
 	}
 	snprintf(res->etag, sizeof(res->etag), "%s", ref.blob->etag);

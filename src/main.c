@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -236,6 +237,9 @@ run(struct daemon *d)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	log_info("configuration published in %.0f ms", ms_between(&t1, &t2));
+	/* start-up rendered every device through short-lived buffers: give the
+	 * freed pages back before serving */
+	malloc_trim(0);
 	svc_set_change_hook(d->svc, on_change, d);
 	if ((d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err))) == NULL) {
 		log_error("resync: %s", err);

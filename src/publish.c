@@ -32,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,16 @@
 #define PUB_MAX_FILES 4
 #define SHARED_MAX 256
 
+/* The last fetch of a device, kept compact (a large installation has
+ * one per device): the address in binary, no User-Agent (it travels to the
+ * store with the fetch event, see api_ctx.on_fetch). */
+struct fetch_rec {
+	unsigned long long version;
+	long long at;           /* 0 = never */
+	unsigned char addr[16];
+	unsigned char family;   /* AF_INET, AF_INET6, 0 = unknown */
+};
+
 struct pub_dev {
 	hd_id id, org;
 	char mac[HD_MAC_LEN + 1];
@@ -59,11 +70,45 @@ struct pub_dev {
 	unsigned long long version;
 	char hash[33];                        /* hex of the content hash, "" none */
 	struct pub_blob *files[PUB_MAX_FILES]; /* NULL until rendered */
-	char names[PUB_MAX_FILES][VENDOR_NAME_MAX + 1];
 	size_t nfiles;
-	struct pub_fetch fetch;               /* under fetch_mu */
+	struct fetch_rec fetch;               /* under fetch_mu */
 	char *prov_password;                  /* digest password (per-device auth) */
 };
+
+static void
+fetch_rec_set(struct fetch_rec *f, const char *source, unsigned long long version, long long at)
+{
+	f->version = version;
+	f->at = at;
+	f->family = 0;
+	if (source == NULL)
+		return;
+	if (inet_pton(AF_INET, source, f->addr) == 1)
+		f->family = AF_INET;
+	else if (inet_pton(AF_INET6, source, f->addr) == 1)
+		f->family = AF_INET6;
+}
+
+static void
+fetch_rec_get(const struct fetch_rec *f, struct pub_fetch *out)
+{
+	out->version = f->version;
+	out->at = f->at;
+	out->source[0] = '\0';
+	out->user_agent[0] = '\0';
+	if (f->family != 0)
+		(void)inet_ntop(f->family, f->addr, out->source, sizeof(out->source));
+}
+
+/* The TFTP name of per-device file i of a device (derived from its MAC:
+ * per-device patterns name the device by MAC only).  0 or -1. */
+static int
+dev_file_name(const struct vendor_profile *prof, size_t i, const char *mac, char *buf,
+              size_t len)
+{
+	return i < prof->n_device_files ? vendor_file_name(&prof->device_files[i], mac, NULL, buf, len)
+	                                : -1;
+}
 
 /* Download access settings of one organization, as last rendered. */
 struct pub_access {
@@ -634,6 +679,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	struct pub_dev *e, *fresh = NULL;
 	char err[256], hash[33];
 	unsigned long long version;
+	const struct vendor_profile *old_prof = NULL;
 	bool same;
 	size_t n;
 	int rc = -1;
@@ -704,6 +750,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		goto out;
 
 	pthread_rwlock_wrlock(&p->lock);
+	old_prof = e != NULL ? e->profile : NULL;
 	if (fresh != NULL) {
 		e = fresh;
 		e->id = d->id;
@@ -733,15 +780,18 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	e->nfiles = n;
 	pthread_rwlock_unlock(&p->lock);
 
+	/* another family names its files otherwise: remove the old names */
+	for (size_t i = 0; old_prof != NULL && old_prof != prof && i < old_prof->n_device_files; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (dev_file_name(old_prof, i, d->mac, name, sizeof(name)) == 0)
+			tftp_remove(p, st, name);
+	}
 	for (size_t i = 0; i < n; i++) {
 		char name[VENDOR_NAME_MAX + 1];
 
-		if (vendor_file_name(&prof->device_files[i], d->mac, d->model, name, sizeof(name)) != 0)
+		if (dev_file_name(prof, i, d->mac, name, sizeof(name)) != 0)
 			continue;
-		/* the TFTP root and the names are touched by the writer only */
-		if (e->names[i][0] && strcmp(e->names[i], name) != 0)
-			tftp_remove(p, st, e->names[i]);
-		memcpy(e->names[i], name, sizeof(name));
 		/* start-up with the content of the last run: the file is there
 		 * unless someone removed or truncated it */
 		if (same && old[i] == NULL && p->tftp_root != NULL &&
@@ -780,8 +830,12 @@ unpublish(struct pub *p, struct store *st, hd_id id)
 	pthread_rwlock_unlock(&p->lock);
 	if (e == NULL)
 		return;
-	for (size_t i = 0; i < PUB_MAX_FILES; i++)
-		tftp_remove(p, st, e->names[i]);
+	for (size_t i = 0; e->profile != NULL && i < e->profile->n_device_files; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (dev_file_name(e->profile, i, e->mac, name, sizeof(name)) == 0)
+			tftp_remove(p, st, name);
+	}
 	dev_free(e, NULL);
 }
 
@@ -919,12 +973,8 @@ recon_fetch(hd_id dev, const char *source, const char *ua, unsigned long long ve
 	struct recon *r = arg;
 	struct pub_dev *e = idmap_get(&r->p->by_id, dev);
 
-	if (e != NULL) {
-		snprintf(e->fetch.source, sizeof(e->fetch.source), "%s", source);
-		snprintf(e->fetch.user_agent, sizeof(e->fetch.user_agent), "%s", ua);
-		e->fetch.version = version;
-		e->fetch.at = at;
-	}
+	if (e != NULL)
+		fetch_rec_set(&e->fetch, source, version, at);
 	return 0;
 }
 
@@ -966,9 +1016,13 @@ name_owned(struct pub *p, const char *name)
 		return false;
 	if ((e = idmap_get(&p->by_mac, mac_key(m.mac))) == NULL)
 		return false;
-	for (size_t i = 0; i < e->nfiles; i++)
-		if (strcmp(e->names[i], name) == 0)
+	for (size_t i = 0; i < e->nfiles; i++) {
+		char own[VENDOR_NAME_MAX + 1];
+
+		if (dev_file_name(e->profile, i, e->mac, own, sizeof(own)) == 0 &&
+		    strcmp(own, name) == 0)
 			return true;
+	}
 	return false;
 }
 
@@ -1132,11 +1186,7 @@ pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
 		pthread_mutex_lock(&p->fetch_mu);
-		snprintf(e->fetch.source, sizeof(e->fetch.source), "%s", source ? source : "");
-		snprintf(e->fetch.user_agent, sizeof(e->fetch.user_agent), "%s",
-		         user_agent ? user_agent : "");
-		e->fetch.version = version;
-		e->fetch.at = now;
+		fetch_rec_set(&e->fetch, source, version, now);
 		pthread_mutex_unlock(&p->fetch_mu);
 	}
 	pthread_rwlock_unlock(&p->lock);
@@ -1151,7 +1201,7 @@ pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out)
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
 		pthread_mutex_lock(&p->fetch_mu);
-		*out = e->fetch;
+		fetch_rec_get(&e->fetch, out);
 		pthread_mutex_unlock(&p->fetch_mu);
 	}
 	pthread_rwlock_unlock(&p->lock);

@@ -47,7 +47,8 @@ struct pub_blob {
 	char data[];                /* NUL-terminated */
 };
 
-/* The last configuration fetch of a device. */
+/* The last configuration fetch of a device (user_agent: always "" from
+ * pub_fetch_info; the store's device_fetch keeps it). */
 struct pub_fetch {
 	char source[64];            /* "ip" of the client */
 	char user_agent[160];

@@ -464,6 +464,8 @@ struct result {
 struct fetchev {
 	hd_id dev;
 	unsigned long long version;
+	char source[46];
+	char user_agent[160];
 };
 
 #define N_EVENT_KEYS 4
@@ -897,7 +899,7 @@ apply_fetch(struct batch *b, const struct world *w, struct store *st, const stru
 	if (d == NULL)
 		return;
 	(void)pub_fetch_info(b->r->pub, d->id, &f);
-	if (store_fetch_put(st, d->id, f.source, f.user_agent, fe->version,
+	if (store_fetch_put(st, d->id, fe->source, fe->user_agent, fe->version,
 	                    f.at ? f.at : b->now) != 0)
 		log_warn("resync: fetch of %s not recorded: %s", d->mac, store_errmsg(st));
 	if (store_resync_get(st, d->id, &row) != 1 || !resync_confirm_fetch(&row, fe->version))
@@ -1046,7 +1048,8 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 }
 
 void
-resync_on_fetch(void *arg, long long dev, unsigned long long version)
+resync_on_fetch(void *arg, long long dev, unsigned long long version, const char *source,
+                const char *user_agent)
 {
 	struct resync *r = arg;
 	struct devtrack *t;
@@ -1070,8 +1073,16 @@ resync_on_fetch(void *arg, long long dev, unsigned long long version)
 				r->capfq = cap;
 			}
 		}
-		if (queue)
-			r->fq[r->nfq++] = (struct fetchev){ dev, version };
+		if (queue) {
+			struct fetchev *fe = &r->fq[r->nfq++];
+
+			fe->dev = dev;
+			fe->version = version;
+			/* copies of what the store records; cut to fit */
+			snprintf(fe->source, sizeof(fe->source), "%s", source ? source : "");
+			snprintf(fe->user_agent, sizeof(fe->user_agent), "%s",
+			         user_agent ? user_agent : "");
+		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	if (queue)

@@ -197,7 +197,8 @@ void resync_kick(struct resync *r, const struct world *w, struct store *st, cons
  * configuration `version`.  Cheap (an in-memory check); the thread then
  * records the fetch (its source from pub_fetch_info) in device_fetch when
  * the version is new, and confirms the resync.  Any thread. */
-void resync_on_fetch(void *arg, long long dev, unsigned long long version);
+void resync_on_fetch(void *arg, long long dev, unsigned long long version, const char *source,
+                     const char *user_agent);
 
 /* The UDP port NOTIFYs leave from. */
 int resync_local_port(const struct resync *r);

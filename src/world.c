@@ -26,22 +26,29 @@
 
 /* ---- hash maps ---------------------------------------------------------- */
 
-#define TOMB ((void *)-1)
+/*
+ * String-keyed indexes that store only ids.  A slot holds the id of the
+ * object whose key it indexes; the key itself is read from the object
+ * (its name, MAC, sip_user, parking user, or organization + number), so
+ * the index holds no copy of any string.  Hence the rule every function
+ * below follows: an object's entries are deleted while it is still in its
+ * id table, and added once it is.
+ */
+enum skind { SK_ORG_NAME, SK_MAC, SK_SIP_USER, SK_PARKING, SK_NUMBER };
 
-struct smap_slot {
-	char *key;
-	hd_id val; /* key NULL empty, key TOMB deleted */
-};
+#define SLOT_EMPTY 0
+#define SLOT_TOMB (-1)
 
 struct smap {
-	struct smap_slot *s;
+	enum skind kind;
+	hd_id *s;
 	size_t cap, used, live;
 };
 
 static uint64_t
-hash_str(const char *s)
+hash_key(hd_id scope, const char *s)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)scope * 0x9e3779b97f4a7c15ULL; /* FNV-1a */
 
 	for (; *s; s++) {
 		h ^= (unsigned char)*s;
@@ -50,36 +57,59 @@ hash_str(const char *s)
 	return h ^ (h >> 29);
 }
 
-static int smap_put(struct smap *m, const char *key, hd_id val);
+/* The key of object id in this index (NULL when it has none). */
+static const char *
+skey(const struct world *w, enum skind k, hd_id id, hd_id *scope)
+{
+	const struct hd_ext *e;
+	const struct hd_dev *d;
+	const struct hd_org *o;
+
+	*scope = 0;
+	switch (k) {
+	case SK_ORG_NAME:
+		return (o = world_org(w, id)) ? o->name : NULL;
+	case SK_MAC:
+		return (d = world_dev(w, id)) ? d->mac : NULL;
+	case SK_PARKING:
+		return (d = world_dev(w, id)) ? d->parking_user : NULL;
+	case SK_SIP_USER:
+		return (e = world_ext(w, id)) ? e->sip_user : NULL;
+	case SK_NUMBER:
+		if ((e = world_ext(w, id)) == NULL)
+			return NULL;
+		*scope = e->org;
+		return e->number;
+	}
+	return NULL;
+}
 
 static int
-smap_grow(struct smap *m)
+smap_grow(struct smap *m, const struct world *w)
 {
 	struct smap old = *m;
 	size_t ncap = m->cap ? m->cap * 2 : 64;
 
 	if (m->live * 4 < m->cap)
 		ncap = m->cap;
-	m->s = calloc(ncap, sizeof(*m->s));
-	if (m->s == NULL) {
+	if ((m->s = calloc(ncap, sizeof(*m->s))) == NULL) {
 		*m = old;
 		return -1;
 	}
 	m->cap = ncap;
 	m->used = m->live = 0;
 	for (size_t i = 0; i < old.cap; i++) {
-		char *k = old.s[i].key;
+		hd_id id = old.s[i], scope;
+		const char *k;
 
-		if (k != NULL && k != TOMB) {
-			/* move the key without copying */
-			for (size_t j = hash_str(k) & (ncap - 1);; j = (j + 1) & (ncap - 1)) {
-				if (m->s[j].key == NULL) {
-					m->s[j].key = k;
-					m->s[j].val = old.s[i].val;
-					m->used++;
-					m->live++;
-					break;
-				}
+		if (id == SLOT_EMPTY || id == SLOT_TOMB || (k = skey(w, m->kind, id, &scope)) == NULL)
+			continue;
+		for (size_t j = hash_key(scope, k) & (ncap - 1);; j = (j + 1) & (ncap - 1)) {
+			if (m->s[j] == SLOT_EMPTY) {
+				m->s[j] = id;
+				m->used++;
+				m->live++;
+				break;
 			}
 		}
 	}
@@ -87,63 +117,62 @@ smap_grow(struct smap *m)
 	return 0;
 }
 
-static struct smap_slot *
-smap_find(const struct smap *m, const char *key)
+static hd_id *
+smap_find(const struct smap *m, const struct world *w, hd_id scope, const char *key)
 {
 	if (m->cap == 0)
 		return NULL;
-	for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		struct smap_slot *s = &m->s[i];
+	for (size_t i = hash_key(scope, key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		hd_id id = m->s[i], sc;
+		const char *k;
 
-		if (s->key == NULL)
+		if (id == SLOT_EMPTY)
 			return NULL;
-		if (s->key != TOMB && strcmp(s->key, key) == 0)
-			return s;
+		if (id != SLOT_TOMB && (k = skey(w, m->kind, id, &sc)) != NULL && sc == scope &&
+		    strcmp(k, key) == 0)
+			return &m->s[i];
 	}
 }
 
 static hd_id
-smap_get(const struct smap *m, const char *key)
+smap_get(const struct smap *m, const struct world *w, hd_id scope, const char *key)
 {
-	struct smap_slot *s = smap_find(m, key);
+	hd_id *s = smap_find(m, w, scope, key);
 
-	return s ? s->val : 0;
+	return s ? *s : 0;
 }
 
+/* Adds object id (already in its id table) under its key.  0, or -1. */
 static int
-smap_put(struct smap *m, const char *key, hd_id val)
+smap_put(struct smap *m, const struct world *w, hd_id scope, const char *key, hd_id id)
 {
-	struct smap_slot *s = smap_find(m, key);
-	char *k;
+	hd_id *s = smap_find(m, w, scope, key);
 
 	if (s != NULL) {
-		s->val = val;
+		*s = id;
 		return 0;
 	}
-	if ((m->used + 1) * 2 > m->cap && smap_grow(m) == -1)
+	if ((m->used + 1) * 2 > m->cap && smap_grow(m, w) == -1)
 		return -1;
-	if ((k = strdup(key)) == NULL)
-		return -1;
-	for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		if (m->s[i].key == NULL || m->s[i].key == TOMB) {
-			if (m->s[i].key == NULL)
+	for (size_t i = hash_key(scope, key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->s[i] == SLOT_EMPTY || m->s[i] == SLOT_TOMB) {
+			if (m->s[i] == SLOT_EMPTY)
 				m->used++;
-			m->s[i].key = k;
-			m->s[i].val = val;
+			m->s[i] = id;
 			m->live++;
 			return 0;
 		}
 	}
 }
 
+/* Removes the entry of key (its object still in its id table). */
 static void
-smap_del(struct smap *m, const char *key)
+smap_del(struct smap *m, const struct world *w, hd_id scope, const char *key)
 {
-	struct smap_slot *s = smap_find(m, key);
+	hd_id *s = smap_find(m, w, scope, key);
 
 	if (s != NULL) {
-		free(s->key);
-		s->key = TOMB;
+		*s = SLOT_TOMB;
 		m->live--;
 	}
 }
@@ -151,9 +180,6 @@ smap_del(struct smap *m, const char *key)
 static void
 smap_free(struct smap *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->s[i].key != NULL && m->s[i].key != TOMB)
-			free(m->s[i].key);
 	free(m->s);
 }
 
@@ -167,7 +193,16 @@ struct world {
 struct world *
 world_new(void)
 {
-	return calloc(1, sizeof(struct world));
+	struct world *w = calloc(1, sizeof(struct world));
+
+	if (w != NULL) {
+		w->org_name.kind = SK_ORG_NAME;
+		w->mac.kind = SK_MAC;
+		w->sip_user.kind = SK_SIP_USER;
+		w->parking.kind = SK_PARKING;
+		w->number.kind = SK_NUMBER;
+	}
+	return w;
 }
 
 static int free_org(void *v, void *arg) { hd_org_free(v); return 0; }
@@ -337,13 +372,6 @@ hd_dev_dup(const struct hd_dev *d)
 
 /* ---- lookups ------------------------------------------------------------ */
 
-static void
-number_key(char *buf, size_t len, hd_id org, const char *number)
-{
-	/* numbers are short digit strings (validated at the API); a truncated
-	 * key could only come from a corrupt object and would not match */
-	(void)snprintf(buf, len, "%lld/%s", (long long)org, number);
-}
 
 struct hd_org *
 world_org(const struct world *w, hd_id id)
@@ -354,7 +382,7 @@ world_org(const struct world *w, hd_id id)
 struct hd_org *
 world_org_by_name(const struct world *w, const char *name)
 {
-	return name ? world_org(w, smap_get(&w->org_name, name)) : NULL;
+	return name ? world_org(w, smap_get(&w->org_name, w, 0, name)) : NULL;
 }
 
 struct hd_ext *
@@ -366,18 +394,13 @@ world_ext(const struct world *w, hd_id id)
 struct hd_ext *
 world_ext_by_sip_user(const struct world *w, const char *sip_user)
 {
-	return sip_user ? world_ext(w, smap_get(&w->sip_user, sip_user)) : NULL;
+	return sip_user ? world_ext(w, smap_get(&w->sip_user, w, 0, sip_user)) : NULL;
 }
 
 struct hd_ext *
 world_ext_by_number(const struct world *w, hd_id org, const char *number)
 {
-	char key[128];
-
-	if (number == NULL)
-		return NULL;
-	number_key(key, sizeof(key), org, number);
-	return world_ext(w, smap_get(&w->number, key));
+	return number ? world_ext(w, smap_get(&w->number, w, org, number)) : NULL;
 }
 
 struct hd_dev *
@@ -389,44 +412,42 @@ world_dev(const struct world *w, hd_id id)
 struct hd_dev *
 world_dev_by_mac(const struct world *w, const char *mac12)
 {
-	return mac12 ? world_dev(w, smap_get(&w->mac, mac12)) : NULL;
+	return mac12 ? world_dev(w, smap_get(&w->mac, w, 0, mac12)) : NULL;
 }
 
 struct hd_dev *
 world_dev_by_parking_user(const struct world *w, const char *sip_user)
 {
-	return sip_user ? world_dev(w, smap_get(&w->parking, sip_user)) : NULL;
+	return sip_user ? world_dev(w, smap_get(&w->parking, w, 0, sip_user)) : NULL;
 }
 
 /* ---- uniqueness checks -------------------------------------------------- */
 
 /* Whether key in m is taken by an id other than self. */
 static bool
-taken(const struct smap *m, const char *key, hd_id self)
+taken(const struct world *w, const struct smap *m, hd_id scope, const char *key, hd_id self)
 {
 	hd_id other;
 
 	if (key == NULL)
 		return false;
-	other = smap_get(m, key);
+	other = smap_get(m, w, scope, key);
 	return other != 0 && other != self;
 }
 
 int
 world_check_ext(const struct world *w, const struct hd_ext *e, char *err, size_t errlen)
 {
-	char key[128];
 
 	if (world_org(w, e->org) == NULL) {
 		snprintf(err, errlen, "no such organization");
 		return -1;
 	}
-	number_key(key, sizeof(key), e->org, e->number);
-	if (taken(&w->number, key, e->id)) {
+	if (taken(w, &w->number, e->org, e->number, e->id)) {
 		snprintf(err, errlen, "number %s already exists in this organization", e->number);
 		return -1;
 	}
-	if (taken(&w->sip_user, e->sip_user, e->id) || world_dev_by_parking_user(w, e->sip_user)) {
+	if (taken(w, &w->sip_user, 0, e->sip_user, e->id) || world_dev_by_parking_user(w, e->sip_user)) {
 		snprintf(err, errlen, "sip_user is already used");
 		return -1;
 	}
@@ -440,12 +461,12 @@ world_check_dev(const struct world *w, const struct hd_dev *d, char *err, size_t
 		snprintf(err, errlen, "no such organization");
 		return -1;
 	}
-	if (taken(&w->mac, d->mac, d->id)) {
+	if (taken(w, &w->mac, 0, d->mac, d->id)) {
 		snprintf(err, errlen, "mac %s already exists", d->mac);
 		return -1;
 	}
 	if (d->parking_user != NULL &&
-	    (taken(&w->parking, d->parking_user, d->id) ||
+	    (taken(w, &w->parking, 0, d->parking_user, d->id) ||
 	     world_ext_by_sip_user(w, d->parking_user))) {
 		snprintf(err, errlen, "parking sip_user is already used");
 		return -1;
@@ -475,16 +496,16 @@ world_put_org(struct world *w, struct hd_org *o, char *err, size_t errlen)
 {
 	struct hd_org *old = world_org(w, o->id);
 
-	if (taken(&w->org_name, o->name, o->id)) {
+	if (taken(w, &w->org_name, 0, o->name, o->id)) {
 		snprintf(err, errlen, "organization %s already exists", o->name);
 		hd_org_free(o);
 		return -1;
 	}
+	if (old != NULL)
+		smap_del(&w->org_name, w, 0, old->name);
 	if (idmap_put(&w->orgs, o->id, o) == -1)
 		goto oom;
-	if (old != NULL && strcmp(old->name, o->name) != 0)
-		smap_del(&w->org_name, old->name);
-	if (smap_put(&w->org_name, o->name, o->id) == -1)
+	if (smap_put(&w->org_name, w, 0, o->name, o->id) == -1)
 		goto oom;
 	hd_org_free(old);
 	return 0;
@@ -497,16 +518,14 @@ int
 world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
 {
 	struct hd_ext *old = world_ext(w, e->id);
-	char key[128];
 
 	if (world_check_ext(w, e, err, errlen) == -1) {
 		hd_ext_free(e);
 		return -1;
 	}
 	if (old != NULL) {
-		number_key(key, sizeof(key), old->org, old->number);
-		smap_del(&w->number, key);
-		smap_del(&w->sip_user, old->sip_user);
+		smap_del(&w->number, w, old->org, old->number);
+		smap_del(&w->sip_user, w, 0, old->sip_user);
 		e->home_dev = old->home_dev;
 		if (old->virtual_on != e->virtual_on) {
 			struct hd_dev *od = world_dev(w, old->virtual_on);
@@ -517,9 +536,8 @@ world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
 	} else {
 		e->home_dev = 0;
 	}
-	number_key(key, sizeof(key), e->org, e->number);
-	if (idmap_put(&w->exts, e->id, e) == -1 || smap_put(&w->number, key, e->id) == -1 ||
-	    smap_put(&w->sip_user, e->sip_user, e->id) == -1) {
+	if (idmap_put(&w->exts, e->id, e) == -1 || smap_put(&w->number, w, e->org, e->number, e->id) == -1 ||
+	    smap_put(&w->sip_user, w, 0, e->sip_user, e->id) == -1) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -544,9 +562,9 @@ world_put_dev(struct world *w, struct hd_dev *d, char *err, size_t errlen)
 	}
 	d->guest = 0;
 	if (old != NULL) {
-		smap_del(&w->mac, old->mac);
+		smap_del(&w->mac, w, 0, old->mac);
 		if (old->parking_user)
-			smap_del(&w->parking, old->parking_user);
+			smap_del(&w->parking, w, 0, old->parking_user);
 		d->guest = old->guest;
 		if (old->home_ext != d->home_ext) {
 			struct hd_ext *h = world_ext(w, old->home_ext);
@@ -555,8 +573,8 @@ world_put_dev(struct world *w, struct hd_dev *d, char *err, size_t errlen)
 				h->home_dev = 0;
 		}
 	}
-	if (idmap_put(&w->devs, d->id, d) == -1 || smap_put(&w->mac, d->mac, d->id) == -1 ||
-	    (d->parking_user && smap_put(&w->parking, d->parking_user, d->id) == -1)) {
+	if (idmap_put(&w->devs, d->id, d) == -1 || smap_put(&w->mac, w, 0, d->mac, d->id) == -1 ||
+	    (d->parking_user && smap_put(&w->parking, w, 0, d->parking_user, d->id) == -1)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -573,7 +591,7 @@ world_del_org(struct world *w, hd_id id)
 
 	if (o == NULL)
 		return;
-	smap_del(&w->org_name, o->name);
+	smap_del(&w->org_name, w, 0, o->name);
 	idmap_del(&w->orgs, id);
 	hd_org_free(o);
 }
@@ -582,7 +600,6 @@ void
 world_del_ext(struct world *w, hd_id id)
 {
 	struct hd_ext *e = world_ext(w, id);
-	char key[128];
 
 	if (e == NULL)
 		return;
@@ -598,9 +615,8 @@ world_del_ext(struct world *w, hd_id id)
 		if (d != NULL && d->guest == id)
 			d->guest = 0;
 	}
-	number_key(key, sizeof(key), e->org, e->number);
-	smap_del(&w->number, key);
-	smap_del(&w->sip_user, e->sip_user);
+	smap_del(&w->number, w, e->org, e->number);
+	smap_del(&w->sip_user, w, 0, e->sip_user);
 	idmap_del(&w->exts, id);
 	hd_ext_free(e);
 }
@@ -624,9 +640,9 @@ world_del_dev(struct world *w, hd_id id)
 		if (g != NULL && g->virtual_on == id)
 			g->virtual_on = 0;
 	}
-	smap_del(&w->mac, d->mac);
+	smap_del(&w->mac, w, 0, d->mac);
 	if (d->parking_user)
-		smap_del(&w->parking, d->parking_user);
+		smap_del(&w->parking, w, 0, d->parking_user);
 	idmap_del(&w->devs, id);
 	hd_dev_free(d);
 }

@@ -757,3 +757,24 @@ Test(vendor, notify_event_follows_the_templates, .init = load, .fini = unload)
 	                 "a comment or another value does not count");
 	cr_assert_str_eq(vendor_notify_event(y, NULL), "check-sync;reboot=true");
 }
+
+/* The publisher derives a device's file names from its MAC alone (it keeps
+ * no names): every per-device pattern must be nameable without a model. */
+Test(vendor, per_device_names_need_only_the_mac)
+{
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		const struct vendor_profile *p = vendor_registry[k];
+
+		for (size_t i = 0; i < p->n_device_files; i++) {
+			char name[VENDOR_NAME_MAX + 1];
+			struct vendor_file_match m;
+
+			cr_assert_eq(vendor_file_name(&p->device_files[i], "0004f2abcdef", NULL, name,
+			                              sizeof(name)), 0, "%s: %s", p->name,
+			             p->device_files[i].pattern);
+			cr_assert_eq(vendor_profile_match_file(p, name, &m), 1, "%s", name);
+			cr_assert_eq(m.kind, VENDOR_DEVICE);
+			cr_assert_str_eq(m.mac, "0004f2abcdef");
+		}
+	}
+}
