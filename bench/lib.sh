@@ -30,6 +30,9 @@ bench_cleanup() {
 	for p in $BENCH_PIDS; do
 		wait "$p" 2>/dev/null || true
 	done
+	for d in ${BENCH_TMPFS:-}; do
+		rm -rf "$d"
+	done
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "kept $BENCH_DIR" >&2
 	else
@@ -69,6 +72,25 @@ bench_header() {
 	echo "microhttpd:  $(pkg-config --modversion libmicrohttpd)"
 	echo "sqlite:      $(pkg-config --modversion sqlite3)"
 	echo "quick mode:  $QUICK"
+}
+
+# tftp_dir NAME KIND -- makes a TFTP root for a run and prints its path:
+# KIND "disk" under $BENCH_DIR (the machine's file system), "tmpfs" under
+# /dev/shm (removed on exit with the rest).  hotdeskd rewrites its TFTP
+# root from the database at every start, so a tmpfs root loses nothing.
+tftp_dir() {
+	case "$2" in
+	tmpfs)
+		d=$(mktemp -d /dev/shm/hotdeskd-bench-tftp.XXXXXX) || die "no /dev/shm"
+		BENCH_TMPFS="${BENCH_TMPFS:-} $d"
+		;;
+	*)
+		d=$BENCH_DIR/tftp-$1
+		mkdir -p "$d"
+		;;
+	esac
+	chmod 0755 "$d"
+	echo "$d"
 }
 
 # hd_config NAME DB [TFTP_ROOT] -- writes $BENCH_DIR/NAME.ini

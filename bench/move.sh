@@ -24,12 +24,18 @@ bench_build
 bench_header "move latency"
 echo "devices:     $DEVICES over $ORGS organizations, TFTP publishing on; threads = $THREADS"
 gen_db move "$DEVICES" "$ORGS" >/dev/null
-mkdir -m 0755 "$BENCH_DIR/tftp"
-hd_config move "$BENCH_DIR/move.db" "$BENCH_DIR/tftp"
-hd_start move
-figure "first start (renders and writes every file)" "$HD_START_MS ms"
-$PY "$ROOT/bench/moves.py" --port "$HD_PORT" --token "$PBX_TOKEN" --moves "$BENCH_DIR/move.moves" \
-	--code "$CODE" --latency-pairs "$PAIRS" --clients "$CLIENTS" --seconds "$SECONDS_" ||
-	die "moves failed"
-figure "resident memory after moves (VmRSS VmHWM MiB)" "$(hd_mem)"
-hd_stop
+# the TFTP root on the machine's disk, then on tmpfs (the recommended
+# place: it is rewritten from the database at every start)
+for kind in ${TFTP_KINDS:-disk tmpfs}; do
+	echo
+	echo "-- TFTP root on $kind"
+	cp "$BENCH_DIR/move.db" "$BENCH_DIR/move-$kind.db"
+	hd_config "move-$kind" "$BENCH_DIR/move-$kind.db" "$(tftp_dir "move" "$kind")"
+	hd_start "move-$kind"
+	figure "first start (renders and writes every file)" "$HD_START_MS ms"
+	$PY "$ROOT/bench/moves.py" --port "$HD_PORT" --token "$PBX_TOKEN" --moves "$BENCH_DIR/move.moves" \
+		--code "$CODE" --latency-pairs "$PAIRS" --clients "$CLIENTS" --seconds "$SECONDS_" ||
+		die "moves failed"
+	figure "resident memory after moves (VmRSS VmHWM MiB)" "$(hd_mem)"
+	hd_stop
+done

@@ -39,6 +39,7 @@
 #include "config.h"
 #include "idmap.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "publish.h"
 #include "service.h"
@@ -486,6 +487,7 @@ struct resync {
 	struct resync_policy pol;
 	char events[N_EVENT_KEYS][160]; /* "" = the profile's default */
 	bool kicked;
+	uint64_t move_stamp; /* the *30 move whose first NOTIFY is awaited (metrics), 0 none */
 	long long next_due;             /* soonest next_at of a waiting row; 0 none */
 	struct idmap track;             /* dev -> struct devtrack */
 	struct fetchev *fq;
@@ -812,6 +814,14 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		} else if (inflight_add(r, &f) != 0) {
 			log_error("resync: out of memory; the result of a NOTIFY to %s is lost", f.mac);
 		} else {
+			uint64_t stamp;
+
+			pthread_mutex_lock(&r->mu);
+			stamp = r->move_stamp;
+			r->move_stamp = 0;
+			pthread_mutex_unlock(&r->mu);
+			if (stamp != 0) /* the first NOTIFY of a *30 move is on the wire */
+				metrics_move_notified(stamp);
 			log_info("resync: NOTIFY %s (Event: %s) to %s, attempt %d", j->mac, j->event,
 			         j->uri, j->attempt);
 		}
@@ -1043,6 +1053,8 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 	r->kicked = true;
 	if (r->next_due == 0 || r->next_due > now)
 		r->next_due = now;
+	if (r->move_stamp == 0)
+		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */
 	pthread_mutex_unlock(&r->mu);
 	wake(r);
 }
