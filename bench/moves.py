@@ -6,8 +6,9 @@ Owns: the PBX side of the move benchmark.  Reads the pairs of gen.py's
   *30<digits> with the code from the caller's phone     -> accepted
   bare *30 from the same phone (now carrying `moved`)   -> returned
 so the state is the same after each pair and any number of rounds can run.
-Before measuring, registers every phone involved at a UDP sink of this
-process (so resync has somewhere to send its NOTIFYs).
+Before measuring, registers every phone involved, each at a loopback UDP
+socket of its own in this process that answers NOTIFYs 200 OK as a phone
+does (so resync has somewhere to send its NOTIFYs).
 
   latency:     one client, sequential moves; figures from the daemon's
                /metrics (request received -> published / first NOTIFY,
@@ -23,6 +24,8 @@ import argparse
 import http.client
 import socket
 import sys
+import resource
+import selectors
 import threading
 import time
 import urllib.parse
@@ -117,28 +120,53 @@ def main():
     if len(pairs) < need:
         sys.exit("moves.py: %d pairs, need %d" % (len(pairs), need))
 
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind((host, 0))
-    sink.settimeout(0.2)
-    sink_port = sink.getsockname()[1]
+    # one UDP "phone" per device, each at its own address as real phones
+    # are (hotdeskd ties a registration to the device it came from, and
+    # one address is one phone)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * need + 256)), hard))
+    sel = selectors.DefaultSelector()
+    phones = {}
+    for caller, digits, moved in pairs[:need]:
+        for user in (caller, moved):
+            sk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sk.bind((host, 0))
+            sk.setblocking(False)
+            sel.register(sk, selectors.EVENT_READ)
+            phones[user] = sk
     notifies = [0]
     stop = threading.Event()
 
+    def answer(req):
+        """A phone's 200 OK: the request's Via, From, To, Call-ID, CSeq."""
+        keep = []
+        for line in req.split("\r\n")[1:]:
+            if not line:
+                break
+            name = line.split(":", 1)[0].strip().lower()
+            if name in ("via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"):
+                keep.append(line)
+        return ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) +
+                "\r\nContent-Length: 0\r\n\r\n").encode()
+
     def drain():
         while not stop.is_set():
-            try:
-                sink.recvfrom(65536)
+            for key, _ in sel.select(0.2):
+                try:
+                    data, peer = key.fileobj.recvfrom(65536)
+                except BlockingIOError:
+                    continue
                 notifies[0] += 1
-            except socket.timeout:
-                pass
+                if data.startswith(b"NOTIFY "):
+                    key.fileobj.sendto(answer(data.decode("utf-8", "replace")), peer)
     threading.Thread(target=drain, daemon=True).start()
 
     pbx = Pbx(host, a.port, a.token)
-    for caller, digits, moved in pairs[:need]:
-        for user in (caller, moved):
-            pbx.post("/pbx/v1/registrations", sip_user=user,
-                     contact="sip:%s@%s:%d" % (user, host, sink_port),
-                     source="%s:%d" % (host, sink_port), expires="3600")
+    for user, sk in phones.items():
+        port = sk.getsockname()[1]
+        pbx.post("/pbx/v1/registrations", sip_user=user,
+                 contact="sip:%s@%s:%d" % (user, host, port),
+                 source="%s:%d" % (host, port), expires="3600")
 
     # ---- latency: one client, sequential
     h0, _ = metrics(host, a.port)
@@ -203,7 +231,7 @@ def main():
           "(half with a code: Argon2id dominates)" % (a.clients, el, total, total / el))
     time.sleep(0.5)
     stop.set()
-    print("NOTIFYs received by the sink: %d" % notifies[0])
+    print("NOTIFYs received by the phones: %d (retransmissions included)" % notifies[0])
     if errors:
         print("ERRORS: %d, first: %s" % (len(errors), errors[0]))
         sys.exit(1)

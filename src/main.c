@@ -306,6 +306,7 @@ run(struct daemon *d)
 			break;
 		if (sig == SIGHUP)
 			reload(d);
+		svc_checkpoint(d->svc);
 		if (++ticks % 60 == 0)
 			svc_housekeeping(d->svc);
 	}

@@ -34,6 +34,7 @@
 #include "store.h"
 
 struct svc {
+	struct store_ckpt *ckpt;   /* WAL checkpoints off the writer's path; NULL in memory */
 	pthread_mutex_t mu;
 	struct world *w;
 	struct store *st;
@@ -259,6 +260,11 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 	}
 	if (virt_check_invariants(s->w, err, errlen) != 0)
 		goto fail;
+	if (strcmp(o->db_path, ":memory:") != 0) {
+		if ((s->ckpt = store_ckpt_open(o->db_path, err, errlen)) == NULL)
+			goto fail;
+		(void)store_autocheckpoint(s->st, false);
+	}
 	return s;
 fail:
 	svc_close(s);
@@ -270,6 +276,10 @@ svc_close(struct svc *s)
 {
 	if (s == NULL)
 		return;
+	if (s->ckpt != NULL) {
+		(void)store_ckpt_run(s->ckpt); /* leave a short log behind */
+		store_ckpt_close(s->ckpt);
+	}
 	store_close(s->st);
 	world_free(s->w);
 	pthread_mutex_destroy(&s->mu);
@@ -1185,4 +1195,13 @@ out:
 	pthread_mutex_unlock(&s->mu);
 	free(l.v);
 	return rc;
+}
+
+void
+svc_checkpoint(struct svc *s)
+{
+	/* no service lock: the checkpoint connection is the caller's thread's
+	 * own, and a passive checkpoint never blocks the writer */
+	if (s->ckpt != NULL && store_ckpt_run(s->ckpt) != 0)
+		log_warn("checkpoint of the database log failed");
 }

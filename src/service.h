@@ -178,6 +178,11 @@ int svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r);
  * registrations.  Called periodically by the daemon. */
 void svc_housekeeping(struct svc *s);
 
+/* Copies the database's write-ahead log into the database without
+ * blocking writers.  Called once a second by one thread (the daemon's
+ * main loop). */
+void svc_checkpoint(struct svc *s);
+
 /* Records an event in its own transaction (for the adapters). */
 void svc_event(struct svc *s, const char *type, hd_id org, const char *ext,
                const char *mac, const char *detail_json);

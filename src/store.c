@@ -2043,3 +2043,59 @@ store_devcontact_forget(struct store *s, const char *sip_user, const char *addr)
 	bind_ok(&b, bind_text(st, 2, addr));
 	return run(s, st, b);
 }
+
+/* ---- checkpoints off the writer's path ------------------------------ */
+
+/*
+ * In WAL mode SQLite copies the log back into the database file
+ * ("checkpoint") from inside a commit once the log passes 1000 pages; that
+ * commit then waits for fsyncs.  The daemon instead turns automatic
+ * checkpoints off on the writer's connection and runs passive checkpoints
+ * from a second connection once a second: a passive checkpoint never
+ * blocks the writer, which keeps appending to the log meanwhile.
+ */
+struct store_ckpt {
+	sqlite3 *db;
+};
+
+int
+store_autocheckpoint(struct store *s, bool on)
+{
+	return sqlite3_wal_autocheckpoint(s->db, on ? 1000 : 0) == SQLITE_OK ? 0 : STORE_ERR;
+}
+
+struct store_ckpt *
+store_ckpt_open(const char *path, char *err, size_t errlen)
+{
+	struct store_ckpt *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		put_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		put_err(err, errlen, "%s: %s", path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
+		store_ckpt_close(c);
+		return NULL;
+	}
+	sqlite3_busy_timeout(c->db, 0); /* never wait: the next second will do */
+	return c;
+}
+
+int
+store_ckpt_run(struct store_ckpt *c)
+{
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : STORE_ERR;
+}
+
+void
+store_ckpt_close(struct store_ckpt *c)
+{
+	if (c == NULL)
+		return;
+	sqlite3_close(c->db);
+	free(c);
+}

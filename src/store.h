@@ -230,6 +230,19 @@ int store_regs_expire(struct store *s, long long now);
 int store_meta_get(struct store *s, const char *key, char *buf, size_t len);
 int store_meta_put(struct store *s, const char *key, const char *value);
 
+/*
+ * Checkpoints.  store_autocheckpoint(s, false) stops the writer's
+ * connection from checkpointing inside its commits; a store_ckpt (a
+ * second connection to the same file, for one thread) then runs passive
+ * checkpoints that never block the writer.  store_ckpt_run: 0 (done or
+ * busy: try again later) or -1.
+ */
+struct store_ckpt;
+int store_autocheckpoint(struct store *s, bool on);
+struct store_ckpt *store_ckpt_open(const char *path, char *err, size_t errlen);
+int store_ckpt_run(struct store_ckpt *c);
+void store_ckpt_close(struct store_ckpt *c); /* NULL-safe */
+
 /* ---- publishing (sql/002_publish.sql) ---------------------------------- */
 
 /* Configuration version and content hash of every device.  Callbacks
