@@ -154,6 +154,11 @@ hd_mem() {
 		"/proc/$HD_PID/status"
 }
 
+# hd_mem_mb -- "VmRSS MB (MiB)" of the running hotdeskd (SPEC 8 counts MB)
+hd_mem_mb() {
+	awk '/^VmRSS/ { printf "%.1f MB (%.1f MiB)", $2 * 1.024 / 1000, $2 / 1024 }' "/proc/$HD_PID/status"
+}
+
 # gen_db NAME DEVICES ORGS [PROV_AUTH] -- a database with DEVICES devices
 # and extensions over ORGS organizations in $BENCH_DIR/NAME.db: the
 # daemon applies the migrations to an empty file and makes one real

@@ -2,17 +2,21 @@
 # scale.sh -- the scale figures of SPEC 8: resident memory at 10,000 and
 # 100,000 devices, start-up time with 100,000 devices (process start until
 # the port file is written), and the time to re-render every device after
-# a template change (the per-device template of all four profiles).
+# a template change (the per-device template of all four profiles, replaced
+# through the template API, as an administrator does).
 #
 #   sh bench/scale.sh            10,000 and 100,000 devices (a few minutes)
 #   QUICK=1 sh bench/scale.sh    200 and 1,000 devices
+#   TFTP_KINDS="tmpfs disk"      where the TFTP root lives (default: both)
 #
 # Start-up is measured twice: the first start after the data was loaded
 # (every file rendered and written to the TFTP root), and a restart (the
-# normal case: files already there).  Memory is read from /proc after the
-# start (VmRSS and the peak VmHWM).  The re-render runs the daemon's code
-# (svc_open, pub_reconcile, pub_template_set, pub_update_profile) in the
-# harness bench/rerender.c on the same database and TFTP root.
+# normal case: files already there).  Memory is read from /proc (VmRSS and
+# the peak VmHWM) after the start, after a boot storm that fetched every
+# device's file (each device then has its fetch record), and after the
+# re-render.  The re-render is timed around the four PUT requests (each
+# validates against every device of its profile, re-renders and publishes
+# the changed ones over HTTP and TFTP, and queues their resyncs).
 . "$(dirname "$0")/lib.sh"
 
 if [ "$QUICK" = 1 ]; then
@@ -23,31 +27,78 @@ fi
 
 bench_build
 bench_header "scale"
-cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/src" $(pkg-config --cflags libxml-2.0) \
-	-o "$BENCH_DIR/rerender" "$ROOT/bench/rerender.c" "$ROOT/build/libhotdeskd.a" \
-	$(pkg-config --libs libmicrohttpd libxml-2.0 sqlite3 libsodium jansson inih) -lpthread -lm ||
-	die "cannot build bench/rerender.c"
+
+# rerender_all -- changes the per-device template of every profile through
+# the API; prints the seconds it took and the number of devices changed
+rerender_all() {
+	$PY - "$HD_PORT" "$ADMIN_TOKEN" <<'PYEOF'
+import http.client, json, sys, time
+port, token = int(sys.argv[1]), sys.argv[2]
+h = {"Authorization": "Bearer " + token}
+# a comment line that changes every file of the profile
+files = {"polycom": ("line.cfg", "<!-- revised -->\n"),
+         "yealink": ("device.cfg", "# revised\n"),
+         "cisco-mpp": ("device.xml", "<!-- revised -->\n"),
+         "cisco-enterprise": ("device.cnf.xml", "<!-- revised -->\n")}
+bodies = []
+for prof, (name, extra) in files.items():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("GET", "/api/v1/templates/%s/%s" % (prof, name), headers=h)
+    r = c.getresponse()
+    t = json.loads(r.read())
+    if r.status != 200:
+        sys.exit("GET template %s/%s: %d" % (prof, name, r.status))
+    text = t["content"]
+    if text.startswith("<?xml"):  # the comment goes after the declaration
+        i = text.index("?>") + 2
+        text = text[:i] + "\n" + extra + text[i:].lstrip("\n")
+    else:
+        i = text.index("\n") + 1  # after Yealink's version line
+        text = text[:i] + extra + text[i:]
+    bodies.append((prof, name, text.encode()))
+changed = 0
+t0 = time.perf_counter()
+for prof, name, body in bodies:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("PUT", "/api/v1/templates/%s/%s?comment=bench" % (prof, name), body=body,
+              headers=dict(h, **{"Content-Type": "text/plain"}))
+    r = c.getresponse()
+    a = json.loads(r.read())
+    if r.status != 200:
+        sys.exit("PUT template %s/%s: %d %s" % (prof, name, r.status, a))
+    changed += len(a["changed"])
+print("%.3f %d" % (time.perf_counter() - t0, changed))
+PYEOF
+}
 
 for n in $SIZES; do
 	orgs=$(((n + 999) / 1000))
 	echo
 	echo "-- $n devices over $orgs organizations"
 	gen_db "s$n" "$n" "$orgs" >/dev/null
-	mkdir -m 0755 "$BENCH_DIR/tftp$n"
-	hd_config "s$n" "$BENCH_DIR/s$n.db" "$BENCH_DIR/tftp$n"
-	hd_start "s$n"
-	figure "first start (render + write every file)" "$HD_START_MS ms"
-	figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
-	hd_stop
-	hd_start "s$n"
-	figure "start-up, restart (target < 2000 ms at 100k)" "$HD_START_MS ms"
-	figure "  memory (VmRSS / VmHWM MiB, target < 200)" "$(hd_mem | sed 's/ / \/ /')"
-	curl -sf "$HD_URL/provision/$(head -1 "$BENCH_DIR/s$n.paths")" >/dev/null || die "fetch after start"
-	hd_stop
-	out=$("$BENCH_DIR/rerender" "$BENCH_DIR/s$n.db" "$ROOT/sql" "$ROOT/templates" \
-		"$ROOT/provisioning" "$BENCH_DIR/tftp$n") || die "rerender failed"
-	eval "$out"
-	figure "re-render after a template change (< 10 s)" "$rerender_s s ($rerender_changed devices changed)"
-	figure "  memory: world / world + published (MiB)" "$rss_world_mib / $rss_published_mib"
-	[ "$rerender_changed" = "$n" ] || die "re-render changed $rerender_changed of $n devices"
+	for kind in ${TFTP_KINDS:-tmpfs disk}; do
+		echo "   TFTP root on $kind"
+		cp "$BENCH_DIR/s$n.db" "$BENCH_DIR/s$n-$kind.db"
+		hd_config "s$n-$kind" "$BENCH_DIR/s$n-$kind.db" "$(tftp_dir "s$n" "$kind")"
+		hd_start "s$n-$kind"
+		figure "first start (render + write every file)" "$HD_START_MS ms"
+		hd_stop
+		hd_start "s$n-$kind"
+		figure "start-up, restart (target < 2000 ms at 100k)" "$HD_START_MS ms"
+		figure "  memory after start (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
+		# every device fetches its file once (a boot storm's worth)
+		wrk -t2 -c32 -d"$( [ "$QUICK" = 1 ] && echo 1 || echo 4 )s" \
+			-s "$ROOT/bench/storm.lua" "$HD_URL" -- "$BENCH_DIR/s$n.paths" >/dev/null 2>&1 ||
+			die "boot storm for the memory figure failed"
+		figure "  memory after every device fetched (target < 200 MB)" "$(hd_mem_mb)"
+		out=$(rerender_all) || die "re-render through the API failed"
+		set -- $out
+		figure "re-render after a template change (< 10 s)" "$1 s ($2 devices changed)"
+		[ "$2" = "$n" ] || die "re-render changed $2 of $n devices"
+		figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
+		curl -sf "$HD_URL/provision/$(head -1 "$BENCH_DIR/s$n.paths")" | grep -q revised ||
+			die "the re-rendered file is not served"
+		hd_stop
+		rm -f "$BENCH_DIR/s$n-$kind.db"*
+	done
 done
