@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -848,6 +849,17 @@ bulk_begin(struct pub *p, struct store *st)
 	return st != NULL && store_begin(st) == 0;
 }
 
+/* After publishing thousands of devices: old blobs and render buffers
+ * were freed in a scattered order; hand the free pages back to the system
+ * so resident memory stays what the published files need. */
+static void
+give_back_memory(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void
 bulk_end(struct pub *p, struct store *st, bool tx)
 {
@@ -872,14 +884,17 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 			unpublish(p, st, ids[i]);
 			continue;
 		}
+		/* ids are distinct within one call: push, no search */
 		if (publish_dev(p, w, st, d, NULL, 0) == 1 && changed != NULL &&
-		    hd_idset_add(changed, d->id) != 0) {
+		    hd_idset_push(changed, d->id) != 0) {
 			rc = -1;
 			break;
 		}
 	}
 	if (bulk)
 		bulk_end(p, st, tx);
+	if (n >= 1024)
+		give_back_memory();
 	return rc;
 }
 
@@ -916,6 +931,7 @@ pub_update_profile(struct pub *p, const struct world *w, struct store *st,
 
 	world_each_dev(w, prof_each, &pw);
 	bulk_end(p, st, tx);
+	give_back_memory();
 	return pw.rc;
 }
 

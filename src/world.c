@@ -712,6 +712,24 @@ hd_mac_normalize(const char *in, char out[HD_MAC_LEN + 1])
 	return 0;
 }
 
+/*
+ * Small sets are searched linearly; from IDSET_INDEX_MIN members on, a
+ * hash index makes membership O(1) (template changes and resyncs of whole
+ * organizations hand tens of thousands of devices around).
+ */
+#define IDSET_INDEX_MIN 32
+
+static int
+idset_index(struct hd_idset *s)
+{
+	if ((s->idx = calloc(1, sizeof(*s->idx))) == NULL)
+		return -1;
+	for (size_t i = 0; i < s->n; i++)
+		if (idmap_put(s->idx, s->v[i], (void *)1) != 0)
+			return -1;
+	return 0;
+}
+
 int
 hd_idset_add(struct hd_idset *s, hd_id id)
 {
@@ -733,12 +751,16 @@ hd_idset_push(struct hd_idset *s, hd_id id)
 		s->cap = ncap;
 	}
 	s->v[s->n++] = id;
-	return 0;
+	if (s->idx != NULL)
+		return idmap_put(s->idx, id, (void *)1);
+	return s->n >= IDSET_INDEX_MIN ? idset_index(s) : 0;
 }
 
 bool
 hd_idset_has(const struct hd_idset *s, hd_id id)
 {
+	if (s->idx != NULL)
+		return idmap_get(s->idx, id) != NULL;
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i] == id)
 			return true;
@@ -749,12 +771,18 @@ void
 hd_idset_clear(struct hd_idset *s)
 {
 	s->n = 0;
+	if (s->idx != NULL) {
+		idmap_free(s->idx);
+		free(s->idx);
+		s->idx = NULL;
+	}
 }
 
 void
 hd_idset_free(struct hd_idset *s)
 {
+	hd_idset_clear(s);
 	free(s->v);
 	s->v = NULL;
-	s->n = s->cap = 0;
+	s->cap = 0;
 }

@@ -162,10 +162,14 @@ size_t world_count_devs(const struct world *w);
  */
 int hd_mac_normalize(const char *in, char out[HD_MAC_LEN + 1]);
 
-/* A growable set of ids, kept in insertion order without duplicates. */
+/* A growable set of ids, kept in insertion order without duplicates
+ * (hd_idset_push trusts the caller on that).  Zero-initialised is empty;
+ * large sets get a hash index for O(1) membership. */
+struct idmap;
 struct hd_idset {
 	hd_id *v;
 	size_t n, cap;
+	struct idmap *idx; /* NULL while small */
 };
 int hd_idset_add(struct hd_idset *s, hd_id id); /* 0, or -1 out of memory */
 /* Appends without the duplicate check (for large sets known to be
