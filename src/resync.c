@@ -603,6 +603,8 @@ struct scan {
 	struct job *jobs; /* SCAN_BATCH of them */
 	size_t njobs;
 	long long soonest;
+	size_t no_target;  /* devices without any address, this scan */
+	char no_target_mac[HD_MAC_LEN + 1]; /* one of them, for the log */
 };
 
 static int
@@ -668,7 +670,11 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 			          json_pack("{s:I, s:i, s:s}", "version", (json_int_t)row->version,
 			                    "attempt", row->attempts, "result", "no target"),
 			          sc->now);
-		log_warn("resync: device %s has no registration, fetch or static contact", d->mac);
+		/* one log line per scan, not per device: a template change can
+		 * reach thousands of phones the PBX never reported */
+		log_debug("resync: device %s has no registration, fetch or static contact", d->mac);
+		if (sc->no_target++ == 0)
+			memcpy(sc->no_target_mac, d->mac, sizeof(sc->no_target_mac));
 		return;
 	}
 	if (put_row(st, row) != 0)
@@ -847,6 +853,9 @@ scan(struct resync *r)
 	pthread_mutex_unlock(&r->mu);
 	sc->now = (long long)time(NULL);
 	if (svc_locked(r->svc, scan_locked, sc) == 0) {
+		if (sc->no_target > 0)
+			log_warn("resync: %zu device(s) (e.g. %s) have no registration, fetch or "
+			         "static contact: no NOTIFY sent", sc->no_target, sc->no_target_mac);
 		pthread_mutex_lock(&r->mu);
 		r->next_due = sc->soonest;
 		if (sc->nrows == SCAN_BATCH) /* more are due: go on at once */
