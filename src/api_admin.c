@@ -535,7 +535,16 @@ rd_dev_refs(const struct world *w, struct store *st, void *arg)
 {
 	struct read *rd = arg;
 	const struct hd_ext *h;
+	const struct hd_dev *cur;
 
+	/* PUT replaces a device by MAC: never one the token may not see (it
+	 * would pull another tenant's phone into this organization) */
+	if (rd->mac != NULL && (cur = world_dev_by_mac(w, rd->mac)) != NULL &&
+	    !may_see(rd->r, cur->org)) {
+		rd->msg = "mac: already used by another device";
+		rd->status = 409;
+		return 0;
+	}
 	if (read_org(w, rd) == NULL) {
 		rd->msg = "org: no such organization";
 		rd->status = 400;
@@ -927,6 +936,7 @@ dev_write(struct req_ctx *r, bool patch)
 	}
 	refs.org = org;
 	refs.home_number = home;
+	refs.mac = d->mac;
 	if (run_read(r, &refs, rd_dev_refs) != 0)
 		goto out;
 	if (patch && d->org != refs.org_id) {

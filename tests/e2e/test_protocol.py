@@ -324,6 +324,20 @@ def test_org_token_scope(acme):
     invariants(d)
 
 
+def test_org_token_cannot_take_over_another_tenants_device(acme):
+    """PUT replaces a device by MAC: an organization token must not be able to
+    replace (and so pull into its own organization) a device of another one."""
+    d, demo = acme
+    tok = d.admin_ok("POST", "/api/v1/tokens", {"role": "org", "org": "acme"})["token"]
+    before = d.admin_ok("GET", "/api/v1/devices/" + GLOBEX_MAC)
+    st, js = d.admin("PUT", "/api/v1/devices/" + GLOBEX_MAC,
+                     {"org": "acme", "profile": "polycom", "model": "VVX_500"}, token=tok)
+    assert st in (403, 404, 409), (st, js)
+    after = d.admin_ok("GET", "/api/v1/devices/" + GLOBEX_MAC)
+    assert after == before, (before, after)
+    invariants(d)
+
+
 def test_secrets_never_shown_nor_logged(acme):
     d, demo = acme
     # exercise codes (right and wrong), moves and admin writes, then read everything
@@ -354,4 +368,19 @@ def test_secrets_never_shown_nor_logged(acme):
     assert st == 200 and not [s for s in d.secrets if s.encode() in out]
     assert d.leaked_in_log() == [], "secrets in stderr log: %r" % d.leaked_in_log()
     assert os.path.getsize(d.log_path) > 0, "log level debug wrote nothing to stderr"
+    invariants(d)
+
+
+def test_malformed_body_answer_keeps_its_reason(acme):
+    """SPEC 3: malformed input gets 400 *with a reason*, however long the
+    parser's message is."""
+    d, demo = acme
+    h = {"Content-Type": "application/json", "Authorization": "Bearer " + d.pbx_token}
+    # the parser quotes the token "near" the error, up to some length: walk
+    # through message lengths around the answer's value limit
+    for n in range(0, 40, 2):
+        body = '{"caller": "' + "y" * n + '\\u0000"}'
+        st, _, out = d.request("POST", "/pbx/v1/star30", body, h)
+        ans = parse_line(out)
+        assert st == 400 and ans.get("result") == "error" and ans.get("reason"), (n, st, out)
     invariants(d)
