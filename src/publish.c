@@ -1160,6 +1160,20 @@ out:
 	return blob;
 }
 
+/* Fills ref with a reference to file i of entry e, if published (lock
+ * held by the caller). */
+static void
+ref_file(struct pub_ref *ref, const struct pub_dev *e, size_t i)
+{
+	if (i >= e->nfiles || e->files[i] == NULL)
+		return;
+	ref->blob = blob_ref(e->files[i]);
+	ref->per_device = true;
+	ref->dev = e->id;
+	ref->org = e->org;
+	memcpy(ref->mac, e->mac, sizeof(ref->mac));
+}
+
 int
 pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 {
@@ -1182,13 +1196,8 @@ pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 		if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
 			e = NULL;
 	}
-	if (e != NULL && m.file_index < e->nfiles && e->files[m.file_index] != NULL) {
-		ref->blob = blob_ref(e->files[m.file_index]);
-		ref->per_device = true;
-		ref->dev = e->id;
-		ref->org = e->org;
-		memcpy(ref->mac, e->mac, sizeof(ref->mac));
-	}
+	if (e != NULL)
+		ref_file(ref, e, m.file_index);
 	pthread_rwlock_unlock(&p->lock);
 	return ref->blob != NULL;
 }
@@ -1555,14 +1564,8 @@ pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref)
 
 	memset(ref, 0, sizeof(*ref));
 	pthread_rwlock_rdlock(&p->lock);
-	if ((e = idmap_get(&p->by_mac, mac_key(mac))) != NULL && e->nfiles > 0 &&
-	    e->files[0] != NULL) {
-		ref->blob = blob_ref(e->files[0]);
-		ref->per_device = true;
-		ref->dev = e->id;
-		ref->org = e->org;
-		memcpy(ref->mac, e->mac, sizeof(ref->mac));
-	}
+	if ((e = idmap_get(&p->by_mac, mac_key(mac))) != NULL)
+		ref_file(ref, e, 0);
 	pthread_rwlock_unlock(&p->lock);
 	return ref->blob != NULL;
 }
