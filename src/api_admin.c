@@ -320,7 +320,17 @@ parse_json(struct req_ctx *r)
 	char msg[200];
 
 	if (o == NULL || !json_is_object(o)) {
-		snprintf(msg, sizeof(msg), "invalid JSON body: %s", o ? "not an object" : je.text);
+		/* jansson quotes the token "near" the error, which may be a
+		 * password: the message keeps the position only */
+		char *near = o ? NULL : strstr(je.text, " near '");
+
+		if (near != NULL)
+			*near = '\0';
+		if (o == NULL)
+			snprintf(msg, sizeof(msg), "invalid JSON body: line %d column %d: %s", je.line,
+			         je.column, je.text);
+		else
+			snprintf(msg, sizeof(msg), "invalid JSON body: not an object");
 		json_decref(o);
 		api_json_error(r->res, 400, NULL, msg);
 		return NULL;

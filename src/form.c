@@ -290,6 +290,19 @@ json_scalar_text(json_t *v, char *buf, size_t buflen, const char **s, size_t *sl
 	return 1;
 }
 
+/* jansson's message without the "near '<token>'" it quotes: the token may
+ * be a value (a secret code), and an error message never shows input
+ * values.  Cuts text in place and returns it. */
+static const char *
+json_msg_no_token(char *text)
+{
+	char *near = strstr(text, " near '");
+
+	if (near != NULL)
+		*near = '\0';
+	return text;
+}
+
 int
 form_from_json(const char *body, size_t len, struct form **out,
                char *err, size_t errlen)
@@ -309,7 +322,7 @@ form_from_json(const char *body, size_t len, struct form **out,
 			hd_seterr(err, errlen, "duplicate field: %s", jerr.text);
 		else
 			hd_seterr(err, errlen, "bad JSON at line %d column %d: %s",
-			       jerr.line, jerr.column, jerr.text);
+			       jerr.line, jerr.column, json_msg_no_token(jerr.text));
 		return -1;
 	}
 	if (!json_is_object(root)) {

@@ -48,6 +48,7 @@
 #include "fsutil.h"
 #include "idmap.h"
 #include "log.h"
+#include "slab.h"
 #include "store.h"
 #include "virt.h"
 
@@ -179,7 +180,7 @@ mac_key(const char *mac)
 static struct pub_blob *
 blob_new(const char *data, size_t len, unsigned long long version)
 {
-	struct pub_blob *b = malloc(sizeof(*b) + len + 1);
+	struct pub_blob *b = slab_alloc(sizeof(*b) + len + 1);
 	unsigned char h[16];
 	char hex[33];
 
@@ -201,7 +202,7 @@ pub_release(struct pub_blob *b)
 {
 	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
 		sodium_memzero(b->data, b->len); /* may hold SIP passwords */
-		free(b);
+		slab_free(b, sizeof(*b) + b->len + 1);
 	}
 }
 
