@@ -172,6 +172,16 @@ clean_text(const char *s, size_t max)
  * Reads an optional string field into *dst (replacing it).  present: set
  * when the key is in the object.  nullable: JSON null (or "") clears it.
  */
+/* Frees a string that may hold a password, wiping it first. */
+static void
+free_wiped(char *s)
+{
+	if (s != NULL) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
 static int
 take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool token,
          struct field_err *fe, bool *present)
@@ -186,7 +196,7 @@ take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool
 	if (json_is_null(v)) {
 		if (!nullable)
 			return ferr(fe, key, "must not be null");
-		free(*dst);
+		free_wiped(*dst);
 		*dst = NULL;
 		return 0;
 	}
@@ -194,7 +204,7 @@ take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool
 		return ferr(fe, key, "must be a string");
 	s = json_string_value(v);
 	if (s[0] == '\0' && nullable) {
-		free(*dst);
+		free_wiped(*dst);
 		*dst = NULL;
 		return 0;
 	}
@@ -202,7 +212,7 @@ take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool
 		return ferr(fe, key, "empty, too long or has control characters");
 	if (token && !api_printable(s, max, false))
 		return ferr(fe, key, "must be printable ASCII without spaces");
-	free(*dst);
+	free_wiped(*dst);
 	if ((*dst = strdup(s)) == NULL)
 		return ferr(fe, key, "out of memory");
 	return 0;
@@ -558,6 +568,15 @@ rd_dev_refs(const struct world *w, struct store *st, void *arg)
 	if (read_org(w, rd) == NULL) {
 		rd->msg = "org: no such organization";
 		rd->status = 400;
+		return 0;
+	}
+	/* a device stays in its organization (PUT as PATCH): its extensions,
+	 * virtualizations and events belong there; delete and re-create it to
+	 * hand a phone to another organization */
+	if (rd->mac != NULL && (cur = world_dev_by_mac(w, rd->mac)) != NULL &&
+	    cur->org != rd->org_id) {
+		rd->msg = "org: a device cannot change organization";
+		rd->status = 409;
 		return 0;
 	}
 	rd->home_id = 0;

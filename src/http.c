@@ -439,9 +439,16 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 				size_t cap = q->body_cap ? q->body_cap : 1024;
 				while (cap < q->body_len + n + 1)
 					cap *= 2;
-				char *nb = realloc(q->body, cap);
+				/* not realloc: the old buffer may hold a secret code
+				 * or password, and is wiped before it is freed */
+				char *nb = malloc(cap);
 				if (nb == NULL)
 					return MHD_NO;
+				if (q->body != NULL) {
+					memcpy(nb, q->body, q->body_len);
+					sodium_memzero(q->body, q->body_cap);
+					free(q->body);
+				}
 				q->body = nb;
 				q->body_cap = cap;
 			}

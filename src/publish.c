@@ -1542,7 +1542,12 @@ pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void
 
 	pthread_rwlock_rdlock(&p->lock);
 	e = idmap_get(&p->by_id, ref->dev);
-	if ((a = idmap_get(&p->access, ref->org)) != NULL) {
+	if ((a = idmap_get(&p->access, ref->org)) == NULL) {
+		/* every published device's organization has an entry; none
+		 * means it could not be made (out of memory): refuse, never
+		 * serve credentials unprotected */
+		v.auth = HD_PROV_DEVICE;
+	} else {
 		v.auth = a->auth;
 		v.nets = &a->nets;
 		if (a->auth == HD_PROV_SHARED) {

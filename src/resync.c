@@ -236,7 +236,12 @@ resync_parse_uri(const char *uri, char *user, size_t userlen, char *host, size_t
 		if (*q == '@')
 			at = q;
 	if (at != NULL) {
-		if (copy_part(user, userlen, p, (size_t)(at - p)) != 0)
+		/* userinfo is user[:password] (RFC 3261 19.1.1): keep only the
+		 * user, so a password never reaches a Request-URI, a log or an
+		 * API answer */
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+
+		if (copy_part(user, userlen, p, (size_t)((colon ? colon : at) - p)) != 0)
 			return -1;
 		h = at + 1;
 	} else {

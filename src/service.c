@@ -522,11 +522,22 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	t_hash = metrics_now_ns();
 	ok = secret_verify(hash, r->code);
 	metrics_move_hash(metrics_now_ns() - t_hash);
-	sodium_memzero(hash, strlen(hash));
-	free(hash);
 
 	pthread_mutex_lock(&s->mu);
 	memset(res, 0, sizeof(*res));
+	/* decide again: the world may have changed while we verified */
+	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_VERIFIED, &d);
+	if (ok && d.result == VIRT_ACCEPTED &&
+	    (d.ext->id != a.ext || d.ext->secret_hash == NULL ||
+	     strcmp(d.ext->secret_hash, hash) != 0)) {
+		/* the code checked was replaced meanwhile (or the digits now name
+		 * another extension): it proves nothing; ask for the code again,
+		 * without counting a failure */
+		fill_res(res, &d);
+		res->result = VIRT_NEED_CODE;
+		res->device[0] = '\0';
+		goto unlock;
+	}
 	if (!ok) {
 		const struct hd_ext *e = world_ext(s->w, a.ext);
 
@@ -536,8 +547,6 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 			rc = SVC_INTERNAL;
 		goto unlock;
 	}
-	/* decide again: the world may have changed while we verified */
-	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_VERIFIED, &d);
 	fill_res(res, &d);
 	if (d.result == VIRT_ACCEPTED &&
 	    (d.caller->id != a.dev || svc_commit(s, &d.plan, "star30", pair_reset, &a, NULL, 0) != 0)) {
@@ -552,6 +561,10 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	}
 unlock:
 	pthread_mutex_unlock(&s->mu);
+	if (hash != NULL) {
+		sodium_memzero(hash, strlen(hash));
+		free(hash);
+	}
 	return rc;
 }
 

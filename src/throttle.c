@@ -1,8 +1,11 @@
 /*
  * throttle.c -- per-source miss counting with blocks (see throttle.h).
  *
- * Entries live in a fixed array searched through a small open-addressing
- * index on the 16-byte address (IPv4 as IPv4-mapped IPv6).  A window
+ * Entries live in a fixed array searched linearly (only misses, and
+ * requests while some source is blocked, search it), keyed by the 16-byte
+ * address: IPv4 as IPv4-mapped IPv6, IPv6 by its /64 (one host can hold a
+ * whole /64, so counting single IPv6 addresses would be no throttle).
+ * Blocked sources are never evicted to make room for new ones.  A window
  * starts at a source's first miss; reaching the threshold inside it sets
  * blocked_until = now + block and restarts the count.
  */
@@ -84,7 +87,11 @@ key(const struct sockaddr *sa, uint8_t a[16])
 		return true;
 	}
 	if (sa->sa_family == AF_INET6) {
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
 		memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		if (memcmp(a, mapped, 12) != 0)
+			memset(a + 8, 0, 8); /* the /64 */
 		return true;
 	}
 	return false;
@@ -106,8 +113,9 @@ find(struct throttle *t, const uint8_t a[16], bool create, long long now)
 		if (!e->used) {
 			if (oldest == NULL || oldest->used)
 				oldest = e;
-		} else if (oldest == NULL || (oldest->used && e->seen < oldest->seen)) {
-			oldest = e;
+		} else if (now >= e->blocked_until &&
+		           (oldest == NULL || (oldest->used && e->seen < oldest->seen))) {
+			oldest = e; /* a blocked source keeps its entry */
 		}
 	}
 	if (!create || oldest == NULL)

@@ -180,6 +180,8 @@ Test(resync, parse_uri)
 		{ "sip:1001@192.0.2.7:5062", 0, "1001", "192.0.2.7", 5062 },
 		{ "sip:1001@192.0.2.7", 0, "1001", "192.0.2.7", 0 },
 		{ "<sip:alice@10.0.0.1:5080;transport=udp>;expires=60", 0, "alice", "10.0.0.1", 5080 },
+		/* a password in the userinfo is dropped, never carried on */
+		{ "sip:bob:s3cret@10.0.0.2:5062", 0, "bob", "10.0.0.2", 5062 },
 		{ "SIP:bob@10.0.0.2;ob", 0, "bob", "10.0.0.2", 0 },
 		{ "sip:[2001:db8::1]:5070", 0, "", "2001:db8::1", 5070 },
 		{ "sip:u@[2001:db8::1]", 0, "u", "2001:db8::1", 0 },
