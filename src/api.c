@@ -82,6 +82,19 @@ api_answer_send(const struct http_request *req, struct http_response *res, int s
 }
 
 void
+api_send_json(struct http_response *res, int status, json_t *o)
+{
+	char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (txt == NULL) {
+		api_json_error(res, 500, NULL, "internal error");
+		return;
+	}
+	http_set_body(res, status, "application/json", txt, strlen(txt));
+}
+
+void
 api_json_error(struct http_response *res, int status, const char *field, const char *msg)
 {
 	json_t *o = json_pack("{s:s, s:s?}", "error", msg, "field", field);

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
+
 #include "http.h"
 
 struct svc;
@@ -56,6 +58,9 @@ void api_answer_send(const struct http_request *req, struct http_response *res, 
                      const struct api_answer *a);
 /* Whether the request prefers JSON (Accept: application/json). */
 bool api_wants_json(const struct http_request *req);
+
+/* Sends o (consumed; NULL gives a 500) as the JSON answer. */
+void api_send_json(struct http_response *res, int status, json_t *o);
 
 /* A JSON error {"error": msg, "field": field?}. */
 void api_json_error(struct http_response *res, int status, const char *field, const char *msg);

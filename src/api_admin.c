@@ -45,18 +45,6 @@ struct req_ctx {
 
 /* ---- output ------------------------------------------------------------- */
 
-static void
-send_json(struct http_response *res, int status, json_t *o)
-{
-	char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-	json_decref(o);
-	if (txt == NULL) {
-		api_json_error(res, 500, NULL, "internal error");
-		return;
-	}
-	http_set_body(res, status, "application/json", txt, strlen(txt));
-}
 
 static int
 svc_status(int svc_err)
@@ -628,7 +616,7 @@ answer_result(struct req_ctx *r, int rc, const struct svc_result *res, struct re
 	again->number = r->seg[3];
 	again->mac = r->seg[1];
 	if (run_read(r, again, fn) == 0) {
-		send_json(r->res, res->created ? 201 : 200, again->out);
+		api_send_json(r->res, res->created ? 201 : 200, again->out);
 		again->out = NULL;
 	}
 	read_free(again);
@@ -706,7 +694,7 @@ orgs_route(struct req_ctx *r)
 			return;
 		}
 		if (run_read(r, &rd, rd_orgs) == 0) {
-			send_json(r->res, 200, json_pack("{s:O}", "orgs", rd.out));
+			api_send_json(r->res, 200, json_pack("{s:O}", "orgs", rd.out));
 		}
 		read_free(&rd);
 		return;
@@ -714,7 +702,7 @@ orgs_route(struct req_ctx *r)
 	rd.org = r->seg[1];
 	if (strcmp(m, "GET") == 0) {
 		if (run_read(r, &rd, rd_org) == 0) {
-			send_json(r->res, 200, rd.out);
+			api_send_json(r->res, 200, rd.out);
 			rd.out = NULL;
 		}
 		read_free(&rd);
@@ -731,7 +719,7 @@ orgs_route(struct req_ctx *r)
 		if (rc != SVC_OK)
 			api_json_error(r->res, svc_status(rc), res.field, res.err);
 		else
-			send_json(r->res, 200, json_pack("{s:s}", "deleted", rd.org));
+			api_send_json(r->res, 200, json_pack("{s:s}", "deleted", rd.org));
 	} else {
 		api_json_error(r->res, 405, NULL, "method not allowed");
 	}
@@ -838,7 +826,7 @@ exts_route(struct req_ctx *r)
 		if (strcmp(m, "GET") != 0)
 			api_json_error(r->res, 405, NULL, "method not allowed");
 		else if (run_read(r, &rd, rd_exts) == 0)
-			send_json(r->res, 200, json_pack("{s:O}", "extensions", rd.out));
+			api_send_json(r->res, 200, json_pack("{s:O}", "extensions", rd.out));
 	} else if (r->nseg == 5) {
 		struct svc_star30_res out;
 
@@ -851,13 +839,13 @@ exts_route(struct req_ctx *r)
 			if (rc != SVC_OK)
 				api_json_error(r->res, svc_status(rc), res.field, res.err);
 			else
-				send_json(r->res, 200, json_pack("{s:s, s:s, s:s?}", "result",
+				api_send_json(r->res, 200, json_pack("{s:s, s:s, s:s?}", "result",
 				          virt_result_name(out.result), "extension", rd.number,
 				          "device", out.device[0] ? out.device : NULL));
 		}
 	} else if (strcmp(m, "GET") == 0) {
 		if (run_read(r, &rd, rd_ext) == 0) {
-			send_json(r->res, 200, rd.out);
+			api_send_json(r->res, 200, rd.out);
 			rd.out = NULL;
 		}
 	} else if (strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0) {
@@ -868,7 +856,7 @@ exts_route(struct req_ctx *r)
 			if (rc != SVC_OK)
 				api_json_error(r->res, svc_status(rc), res.field, res.err);
 			else
-				send_json(r->res, 200, json_pack("{s:s}", "deleted", rd.number));
+				api_send_json(r->res, 200, json_pack("{s:s}", "deleted", rd.number));
 		}
 	} else {
 		api_json_error(r->res, 405, NULL, "method not allowed");
@@ -1003,7 +991,7 @@ devs_route(struct req_ctx *r)
 		if (strcmp(m, "GET") != 0)
 			api_json_error(r->res, 405, NULL, "method not allowed");
 		else if (run_read(r, &rd, rd_devs) == 0)
-			send_json(r->res, 200, json_pack("{s:O}", "devices", rd.out));
+			api_send_json(r->res, 200, json_pack("{s:O}", "devices", rd.out));
 		read_free(&rd);
 		return;
 	}
@@ -1016,7 +1004,7 @@ devs_route(struct req_ctx *r)
 	rd.mac = r->seg[1];
 	if (strcmp(m, "GET") == 0) {
 		if (run_read(r, &rd, rd_dev) == 0) {
-			send_json(r->res, 200, rd.out);
+			api_send_json(r->res, 200, rd.out);
 			rd.out = NULL;
 		}
 	} else if (strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0) {
@@ -1028,7 +1016,7 @@ devs_route(struct req_ctx *r)
 			if (rc != SVC_OK)
 				api_json_error(r->res, svc_status(rc), res.field, res.err);
 			else
-				send_json(r->res, 200, json_pack("{s:s}", "deleted", mac));
+				api_send_json(r->res, 200, json_pack("{s:s}", "deleted", mac));
 		}
 	} else {
 		api_json_error(r->res, 405, NULL, "method not allowed");
@@ -1136,7 +1124,7 @@ events_route(struct req_ctx *r)
 		api_json_error(r->res, 404, "org", "no such organization");
 		return;
 	}
-	send_json(r->res, 200, json_pack("{s:o, s:o}", "events", e.arr, "next",
+	api_send_json(r->res, 200, json_pack("{s:o, s:o}", "events", e.arr, "next",
 	          json_array_size(e.arr) == (size_t)limit ? json_integer(e.last) : json_null()));
 }
 
@@ -1183,7 +1171,7 @@ tokens_route(struct req_ctx *r)
 	if (rc != SVC_OK)
 		api_json_error(r->res, rc == SVC_NOTFOUND ? 400 : 500, "org", err);
 	else
-		send_json(r->res, 201, json_pack("{s:I, s:s}", "id", (json_int_t)id, "token", tok));
+		api_send_json(r->res, 201, json_pack("{s:I, s:s}", "id", (json_int_t)id, "token", tok));
 	sodium_memzero(tok, sizeof(tok));
 out:
 	free(role);
@@ -1227,7 +1215,7 @@ resync_route(struct req_ctx *r, bool org)
 	if (rc != SVC_OK)
 		api_json_error(r->res, svc_status(rc), res.field, res.err);
 	else
-		send_json(r->res, 202, json_pack("{s:s, s:I}", "resync", "queued", "devices",
+		api_send_json(r->res, 202, json_pack("{s:s, s:I}", "resync", "queued", "devices",
 		                                 (json_int_t)n));
 out:
 	read_free(&rd);

@@ -61,18 +61,6 @@ struct treq {
 
 /* ---- output ------------------------------------------------------------- */
 
-static void
-send_json(struct http_response *res, int status, json_t *o)
-{
-	char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-	json_decref(o);
-	if (txt == NULL) {
-		api_json_error(res, 500, NULL, "internal error");
-		return;
-	}
-	http_set_body(res, status, "application/json", txt, strlen(txt));
-}
 
 /*
  * A validation error of a template: {"error", "field": "content", "line",
@@ -99,7 +87,7 @@ content_error(struct http_response *res, int status, const char *msg, json_t *ex
 	if (o != NULL && extra != NULL)
 		json_object_update(o, extra);
 	json_decref(extra);
-	send_json(res, status, o);
+	api_send_json(res, status, o);
 }
 
 /* ---- templates of a profile --------------------------------------------- */
@@ -208,7 +196,7 @@ list_templates(struct treq *r)
 		}
 	}
 	json_decref(m.versions);
-	send_json(r->res, 200, json_pack("{s:o}", "templates", arr));
+	api_send_json(r->res, 200, json_pack("{s:o}", "templates", arr));
 }
 
 struct tmpl_read {
@@ -314,7 +302,7 @@ get_template(struct treq *r)
 	json_object_set_new(o, "files", tmpl_files(r->prof, r->seg[2]));
 	json_object_set_new(o, "active_version",
 	                    tr.active ? json_integer(tr.active) : json_string("default"));
-	send_json(r->res, 200, o);
+	api_send_json(r->res, 200, o);
 out:
 	json_decref(tr.out);
 }
@@ -331,7 +319,7 @@ get_history(struct treq *r)
 		api_json_error(r->res, 500, NULL, "cannot read template versions");
 		return;
 	}
-	send_json(r->res, 200, json_pack("{s:s, s:s, s:o, s:o}", "profile", r->prof->name,
+	api_send_json(r->res, 200, json_pack("{s:s, s:s, s:o, s:o}", "profile", r->prof->name,
 	          "name", r->seg[2], "active",
 	          tr.active ? json_integer(tr.active) : json_string("default"),
 	          "versions", tr.versions));
@@ -628,11 +616,11 @@ save_template(struct treq *r, bool dry, int rollback)
 		goto out;
 	}
 	if (dry)
-		send_json(r->res, 200, json_pack("{s:s, s:s, s:O, s:O, s:I}", "profile",
+		api_send_json(r->res, 200, json_pack("{s:s, s:s, s:O, s:O, s:I}", "profile",
 		          r->prof->name, "name", sv.name, "changed", sv.changed_macs, "failed",
 		          sv.failed, "unchanged", (json_int_t)sv.unchanged));
 	else
-		send_json(r->res, 200, json_pack("{s:s, s:s, s:i, s:O, s:I}", "profile",
+		api_send_json(r->res, 200, json_pack("{s:s, s:s, s:i, s:O, s:I}", "profile",
 		          r->prof->name, "name", sv.name, "version", sv.version, "changed",
 		          sv.changed_macs, "unchanged", (json_int_t)sv.unchanged));
 out:
@@ -750,7 +738,7 @@ preview(struct treq *r)
 	if (pv.status != 200)
 		api_json_error(r->res, pv.status, NULL, pv.msg);
 	else
-		send_json(r->res, 200, pv.out);
+		api_send_json(r->res, 200, pv.out);
 	pv.out = NULL;
 	json_decref(pv.files);
 }
