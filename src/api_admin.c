@@ -99,7 +99,7 @@ ext_json(const struct world *w, const struct hd_ext *e)
 	                 "display_name", e->display_name, "label", e->label,
 	                 "sip_server", sip_json(&e->sip),
 	                 "allow_virtualization", e->allow_virtualization,
-	                 "has_secret_code", e->secret_hash != NULL,
+	                 "has_secret_code", e->has_secret,
 	                 "status", virt_status_name(virt_ext_status(w, e)),
 	                 "virtual_on", on ? on->mac : NULL, "home_device", home ? home->mac : NULL);
 }

@@ -453,6 +453,17 @@ pair_reset(struct svc *s, void *arg)
 	return store_pair_put(s->st, a->dev, a->ext, &sp);
 }
 
+/* Whether extension ext's stored hash is still `hash` (lock held). */
+static bool
+same_secret(struct svc *s, hd_id ext, const char *hash)
+{
+	char now[SECRET_HASH_LEN];
+	bool same = store_ext_secret(s->st, ext, now, sizeof(now)) == 1 && strcmp(now, hash) == 0;
+
+	sodium_memzero(now, sizeof(now));
+	return same;
+}
+
 int
 svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
@@ -513,7 +524,8 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	}
 	if (r->code == NULL)
 		goto unlock; /* need_code */
-	if ((hash = strdup(d.ext->secret_hash)) == NULL) {
+	if ((hash = malloc(SECRET_HASH_LEN)) == NULL ||
+	    store_ext_secret(s->st, d.ext->id, hash, SECRET_HASH_LEN) != 1) {
 		rc = SVC_INTERNAL;
 		goto unlock;
 	}
@@ -528,8 +540,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	/* decide again: the world may have changed while we verified */
 	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_VERIFIED, &d);
 	if (ok && d.result == VIRT_ACCEPTED &&
-	    (d.ext->id != a.ext || d.ext->secret_hash == NULL ||
-	     strcmp(d.ext->secret_hash, hash) != 0)) {
+	    (d.ext->id != a.ext || !same_secret(s, a.ext, hash))) {
 		/* the code checked was replaced meanwhile (or the digits now name
 		 * another extension): it proves nothing; ask for the code again,
 		 * without counting a failure */
@@ -562,7 +573,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 unlock:
 	pthread_mutex_unlock(&s->mu);
 	if (hash != NULL) {
-		sodium_memzero(hash, strlen(hash));
+		sodium_memzero(hash, SECRET_HASH_LEN);
 		free(hash);
 	}
 	return rc;
@@ -910,12 +921,16 @@ svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_resu
 	r->created = old == NULL;
 	e->id = old ? old->id : 0;
 	e->virtual_on = old ? old->virtual_on : 0;
-	if (secret == NULL) {
-		free(e->secret_hash);
-		e->secret_hash = (old && old->secret_hash) ? strdup(old->secret_hash) : NULL;
+	free(e->secret_hash);
+	e->secret_hash = NULL;
+	if (secret == NULL) { /* keep the code: the store keeps its hash */
+		e->has_secret = old != NULL && old->has_secret;
 	} else {
-		free(e->secret_hash);
-		e->secret_hash = secret[0] ? strdup(hash) : NULL;
+		e->has_secret = secret[0] != '\0';
+		if (e->has_secret && (e->secret_hash = strdup(hash)) == NULL) {
+			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+			goto out;
+		}
 	}
 	if (world_check_ext(s->w, e, err, sizeof(err)) != 0) {
 		rc = bad(r, SVC_CONFLICT, strstr(err, "sip_user") ? "sip_user" : "number", "%s", err);
@@ -926,7 +941,7 @@ svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_resu
 	t.org = e->org;
 	t.ext_number = e->number;
 	t.detail = json_pack("{s:b, s:b, s:b}", "created", r->created, "allow_virtualization",
-	                     e->allow_virtualization, "has_secret_code", e->secret_hash != NULL);
+	                     e->allow_virtualization, "has_secret_code", e->has_secret);
 	if (old != NULL) {
 		if ((back = hd_ext_dup(old)) == NULL) {
 			rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");

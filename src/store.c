@@ -115,6 +115,7 @@ enum stmt_id {
 	ST_DC_GET,
 	ST_DC_BY_ADDR,
 	ST_DC_FORGET,
+	ST_EXT_SECRET,
 	ST__COUNT
 };
 
@@ -148,7 +149,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_EXT_UPD] = "UPDATE extensions SET org_id = ?1, number = ?2, sip_user = ?3, "
 	               "sip_password = ?4, display_name = ?5, label = ?6, sip_host = ?7, "
 	               "sip_port = ?8, sip_transport = ?9, allow_virtualization = ?10, "
-	               "secret_hash = ?11, virtual_on = ?12 WHERE id = ?13",
+	               /* no new hash while a code is kept: the stored one stays */
+	               "secret_hash = CASE WHEN ?11 IS NULL AND ?14 THEN secret_hash ELSE ?11 END, "
+	               "virtual_on = ?12 WHERE id = ?13",
 	[ST_EXT_DEL] = "DELETE FROM extensions WHERE id = ?1",
 	[ST_EXT_VON] = "UPDATE extensions SET virtual_on = ?2 WHERE id = ?1",
 	[ST_EXT_ALL] = "SELECT id, " EXT_COLS " FROM extensions ORDER BY id",
@@ -243,6 +246,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                 "FROM templates WHERE profile = ?1 AND name = ?2 ORDER BY version",
 	[ST_TMPL_GET] = "SELECT profile, name, version, content, comment, created_at, active "
 	                "FROM templates WHERE profile = ?1 AND name = ?2 AND version = ?3",
+	[ST_EXT_SECRET] = "SELECT secret_hash FROM extensions WHERE id = ?1",
 	[ST_TMPL_ACT] = "UPDATE templates SET active = 1 WHERE profile = ?1 AND name = ?2 "
 	                "AND version = ?3",
 	[ST_DC_PUT] = "INSERT INTO device_contact (device_id, sip_user, contact, addr, source, "
@@ -962,8 +966,10 @@ store_ext_put(struct store *s, struct hd_ext *e)
 	bind_ok(&b, sqlite3_bind_int(st, 10, e->allow_virtualization ? 1 : 0));
 	bind_ok(&b, bind_text(st, 11, e->secret_hash));
 	bind_ok(&b, bind_id(st, 12, e->virtual_on));
-	if (e->id != 0)
+	if (e->id != 0) {
 		bind_ok(&b, sqlite3_bind_int64(st, 13, e->id));
+		bind_ok(&b, sqlite3_bind_int(st, 14, e->has_secret ? 1 : 0));
+	}
 	ret = run(s, st, b);
 	if (e->id != 0)
 		return changed_one(s, ret, "extension", e->id);
@@ -2098,4 +2104,26 @@ store_ckpt_close(struct store_ckpt *c)
 		return;
 	sqlite3_close(c->db);
 	free(c);
+}
+
+int
+store_ext_secret(struct store *s, hd_id ext, char *buf, size_t len)
+{
+	sqlite3_stmt *st = s->st[ST_EXT_SECRET];
+	int rc, ret;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if ((rc = bind_id(st, 1, ext)) != SQLITE_OK) {
+		ret = fail(s, rc);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+			ret = 0;
+		else
+			ret = col_copy(st, 0, buf, len) == 0 ? 1 : STORE_ERR;
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
 }

@@ -88,6 +88,13 @@ int store_org_put(struct store *s, struct hd_org *o);
 int store_org_delete(struct store *s, hd_id id);
 int store_ext_put(struct store *s, struct hd_ext *e);
 int store_ext_delete(struct store *s, hd_id id);
+/*
+ * The secret-code hash of an extension, into buf (the world keeps none).
+ * 1 found, 0 no code (or no such extension), < 0 error (also when it does
+ * not fit).  store_ext_put with secret_hash NULL keeps the stored hash
+ * while has_secret is true, and clears it otherwise.
+ */
+int store_ext_secret(struct store *s, hd_id ext, char *buf, size_t len);
 /* virtual_on of ext := dev (0 = back to base). */
 int store_ext_set_virtual_on(struct store *s, hd_id ext, hd_id dev);
 int store_dev_put(struct store *s, struct hd_dev *d);

@@ -236,7 +236,7 @@ virt_star30(const struct world *w, const char *caller, const char *digits,
 		star30_own(w, d, x, out);
 		return;
 	}
-	if (x->secret_hash == NULL) {
+	if (!x->has_secret) {
 		decide(out, VIRT_DENIED, VIRT_R_NO_SECRET);
 		return;
 	}
@@ -267,7 +267,7 @@ may_stay(const struct world *w, const struct hd_ext *e, const struct hd_dev *d)
 {
 	const struct hd_ext *base;
 
-	if (d == NULL || d->org != e->org || d->home_ext == e->id || e->secret_hash == NULL)
+	if (d == NULL || d->org != e->org || d->home_ext == e->id || !e->has_secret)
 		return false;
 	base = world_ext(w, d->home_ext);
 	return base != NULL && base->allow_virtualization;

@@ -335,6 +335,7 @@ hd_ext_dup(const struct hd_ext *e)
 	c->id = e->id;
 	c->org = e->org;
 	c->allow_virtualization = e->allow_virtualization;
+	c->has_secret = e->has_secret;
 	c->virtual_on = e->virtual_on;
 	c->home_dev = e->home_dev;
 	if (dup_str(&c->number, e->number) | dup_str(&c->sip_user, e->sip_user) |
@@ -522,6 +523,11 @@ world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
 	if (world_check_ext(w, e, err, errlen) == -1) {
 		hd_ext_free(e);
 		return -1;
+	}
+	if (e->secret_hash != NULL) {
+		e->has_secret = true;
+		free_secret(e->secret_hash);
+		e->secret_hash = NULL;
 	}
 	if (old != NULL) {
 		smap_del(&w->number, w, old->org, old->number);

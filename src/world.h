@@ -60,7 +60,11 @@ struct hd_ext {
 	char *label;        /* may be NULL */
 	struct hd_sip_server sip; /* overrides of the org default */
 	bool allow_virtualization;
-	char *secret_hash;  /* Argon2id string, NULL when no code is set */
+	bool has_secret;    /* a secret code is set */
+	/* A new Argon2id string to store, or NULL.  The world never keeps it:
+	 * world_put_ext wipes it and sets has_secret (the hashes stay in the
+	 * store, read for the rare verification: less in memory to leak). */
+	char *secret_hash;
 	hd_id virtual_on;   /* device this extension is virtualized on, or 0 */
 	/* derived, maintained by the world: */
 	hd_id home_dev;     /* device whose home extension this is, or 0 */

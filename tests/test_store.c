@@ -424,13 +424,23 @@ Test(store, round_trip_through_world)
 	cr_assert_eq(wa->sip.port, 5080);
 	cr_assert_str_eq(wa->sip.transport, "tcp");
 	cr_assert(wa->allow_virtualization);
-	cr_assert_str_eq(wa->secret_hash, "$argon2id$v=19$fake");
+	/* the world keeps no hash, only that there is one; the store has it */
+	cr_assert(wa->has_secret);
+	cr_assert_null(wa->secret_hash);
+	{
+		char h[128];
+
+		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 1);
+		cr_assert_str_eq(h, "$argon2id$v=19$fake");
+		cr_assert_eq(store_ext_secret(s, b.id, h, sizeof(h)), 0);
+		cr_assert_str_eq(h, "");
+	}
 	cr_assert_eq(wa->virtual_on, 0);
 	cr_assert_eq(wa->home_dev, d1.id);
 	cr_assert_not_null(wbx);
 	cr_assert_null(wbx->display_name);
 	cr_assert_null(wbx->label);
-	cr_assert_null(wbx->secret_hash);
+	cr_assert_not(wbx->has_secret);
 	cr_assert_null(wbx->sip.host);
 	cr_assert_not(wbx->allow_virtualization);
 	cr_assert_eq(wbx->virtual_on, d1.id);
@@ -456,10 +466,21 @@ Test(store, round_trip_through_world)
 	cr_assert_eq(w2->guest, 0);
 	world_free(w);
 
-	/* Updates by id replace every field, NULLs included; virtual_on back
-	 * to base. */
-	a.label = NULL;
+	/* An update without a new hash keeps the stored one while the code
+	 * is kept (has_secret) */
 	a.secret_hash = NULL;
+	a.has_secret = true;
+	cr_assert_eq(store_ext_put(s, &a), 0, "%s", store_errmsg(s));
+	{
+		char h[128];
+
+		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 1);
+		cr_assert_str_eq(h, "$argon2id$v=19$fake");
+	}
+	/* Updates by id replace every field, NULLs included (no code: the
+	 * hash goes); virtual_on back to base. */
+	a.label = NULL;
+	a.has_secret = false;
 	a.allow_virtualization = false;
 	a.sip = (struct hd_sip_server){ 0 };
 	cr_assert_eq(store_ext_put(s, &a), 0, "%s", store_errmsg(s));
@@ -472,7 +493,12 @@ Test(store, round_trip_through_world)
 	w = load(s);
 	wa = world_ext(w, a.id);
 	cr_assert_null(wa->label);
-	cr_assert_null(wa->secret_hash);
+	cr_assert_not(wa->has_secret);
+	{
+		char h[128];
+
+		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 0, "the hash is gone");
+	}
 	cr_assert_not(wa->allow_virtualization);
 	cr_assert_null(wa->sip.host);
 	cr_assert_eq(wa->home_dev, 0);

@@ -423,6 +423,7 @@ edit_ext(hd_id id, bool allow, bool code)
 	e->allow_virtualization = allow;
 	free(e->secret_hash);
 	e->secret_hash = code ? strdup("$argon2id$x") : NULL;
+	e->has_secret = code;
 	cr_assert_eq(world_put_ext(w, e, err, sizeof(err)), 0, "%s", err);
 }
 

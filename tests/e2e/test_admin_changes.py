@@ -172,3 +172,21 @@ def test_home_extension_conflict(acme):
     assert st in (400, 404, 409), (st, js)
     assert carries(d, mac(101)) == ("ext", "101", False)
     assert invariants(d)[0].keys() == snap[0].keys()
+
+
+def test_changes_without_secret_code_keep_the_code(acme):
+    # The code is write-only: a PATCH or PUT that does not name it keeps it
+    # (the hash stays in the store; the daemon keeps none in memory), and
+    # the kept code still works after a restart.
+    d, demo = acme
+    d.admin_ok("PATCH", "/api/v1/orgs/acme/extensions/102", {"display_name": "Bea"})
+    e = ext(d, 102)
+    d.admin_ok("PUT", "/api/v1/orgs/acme/extensions/102",
+               {"sip_user": e["sip_user"], "sip_password": "new-pass-102",
+                "display_name": "Bea B.", "allow_virtualization": True})
+    assert ext(d, 102)["has_secret_code"] is True
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    d.restart()
+    d.star30("acme-102", "", result="returned", extension="102")
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    invariants(d)
