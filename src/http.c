@@ -30,6 +30,8 @@
  */
 #include "http.h"
 
+#include "digest.h"
+
 #include "errbuf.h"
 
 #include <netinet/in.h>
@@ -58,7 +60,6 @@
 #define DISCARD_MAX (1024u * 1024u)
 /* Longest wait in http_stop for requests in flight to finish. */
 #define STOP_WAIT_MS 5000
-#define NONCE_NC_SIZE 4096
 
 struct route {
 	char *prefix;
@@ -74,9 +75,7 @@ struct http_server {
 	size_t nroutes;
 	unsigned port;
 	atomic_long inflight;       /* invariant 3 */
-	unsigned char nonce_rnd[32];/* MHD_OPTION_DIGEST_AUTH_RANDOM; lives as
-	                               long as the daemon */
-	char opaque[33];            /* digest "opaque", random hex */
+	unsigned char digest_key[DIGEST_KEY_LEN]; /* keys the stateless nonces */
 	pthread_t starter;          /* thread inside MHD_start_daemon */
 	atomic_bool starting;
 	char start_err[256];        /* MHD's message while starting */
@@ -242,7 +241,6 @@ static_release(struct http_response *res)
 static enum MHD_Result
 send_response(struct req *q, struct http_response *res)
 {
-	struct http_server *s = q->srv;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 	unsigned status;
@@ -275,15 +273,11 @@ send_response(struct req *q, struct http_response *res)
 	if (res->etag[0] != '\0')
 		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, res->etag);
 
-	if (res->digest_challenge) {
-		ret = MHD_queue_auth_fail_response2(q->mc, res->digest_realm,
-		        s->opaque, r, res->digest_stale ? MHD_YES : MHD_NO,
-		        MHD_DIGEST_ALG_MD5);
-	} else {
-		status = (res->status >= 100 && res->status <= 599)
-		         ? (unsigned)res->status : 500u;
-		ret = MHD_queue_response(q->mc, status, r);
-	}
+	if (res->www_authenticate[0] != '\0')
+		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                              res->www_authenticate);
+	status = (res->status >= 100 && res->status <= 599) ? (unsigned)res->status : 500u;
+	ret = MHD_queue_response(q->mc, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -508,7 +502,7 @@ free_server(struct http_server *s)
 	for (i = 0; i < s->nroutes; i++)
 		free(s->routes[i].prefix);
 	free(s->routes);
-	sodium_memzero(s->nonce_rnd, sizeof(s->nonce_rnd));
+	sodium_memzero(s->digest_key, sizeof(s->digest_key));
 	free(s);
 }
 
@@ -573,12 +567,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	}
 	qsort(s->routes, s->nroutes, sizeof(*s->routes), cmp_route);
 
-	randombytes_buf(s->nonce_rnd, sizeof(s->nonce_rnd));
-	{
-		unsigned char op[16];
-		randombytes_buf(op, sizeof(op));
-		sodium_bin2hex(s->opaque, sizeof(s->opaque), op, sizeof(op));
-	}
+	randombytes_buf(s->digest_key, sizeof(s->digest_key));
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
@@ -597,11 +586,6 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	                                       (intptr_t)req_completed, s };
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 	                                       (intptr_t)o->timeout_s, NULL };
-	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_DIGEST_AUTH_RANDOM,
-	                                       (intptr_t)sizeof(s->nonce_rnd),
-	                                       s->nonce_rnd };
-	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_NONCE_NC_SIZE,
-	                                       NONCE_NC_SIZE, NULL };
 	if (o->conn_limit > 0)
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
 		                                       (intptr_t)o->conn_limit, NULL };
@@ -808,18 +792,38 @@ bad:
 
 /* ---- digest ---- */
 
+/* The request-target as the client wrote it (the digest "uri"). */
+static int
+request_uri(const struct http_request *req, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s%s%s", req->path, req->query[0] ? "?" : "", req->query);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* The parsed Authorization header into a, its text in buf (freed by the
+ * caller).  0, or -1 when absent or not a well-formed Digest header. */
+static int
+auth_header(const struct http_request *req, char **buf, struct digest_auth *a)
+{
+	const char *h = http_header(req, "Authorization");
+
+	*buf = NULL;
+	if (h == NULL || (*buf = strdup(h)) == NULL)
+		return -1;
+	return digest_parse(*buf, a);
+}
+
 char *
 http_digest_username(const struct http_request *req)
 {
-	const struct req *q = req->conn;
-	char *u = MHD_digest_auth_get_username(q->mc);
-	char *copy;
+	struct digest_auth a;
+	char *buf, *u = NULL;
 
-	if (u == NULL)
-		return NULL;
-	copy = strdup(u);
-	MHD_free(u);
-	return copy;
+	if (auth_header(req, &buf, &a) == 0)
+		u = strdup(a.username);
+	free(buf);
+	return u;
 }
 
 int
@@ -827,33 +831,37 @@ http_digest_check(const struct http_request *req, const char *realm,
                   const char *username, const char *password)
 {
 	const struct req *q = req->conn;
-	int r;
+	struct digest_auth a;
+	char *buf, uri[4096];
+	int rc = 0;
 
 	if (realm == NULL || username == NULL || password == NULL)
 		return 0;
-	r = MHD_digest_auth_check2(q->mc, realm, username, password,
-	                           HTTP_DIGEST_NONCE_S, MHD_DIGEST_ALG_MD5);
-	if (r == MHD_YES)
-		return 1;
-	if (r == MHD_INVALID_NONCE)
-		return -1;
-	return 0;
+	if (auth_header(req, &buf, &a) == 0 && request_uri(req, uri, sizeof(uri)) == 0) {
+		switch (digest_check(&a, q->srv->digest_key, realm, username, password, req->method,
+		                     uri, (long long)time(NULL), HTTP_DIGEST_NONCE_S)) {
+		case DIGEST_OK: rc = 1; break;
+		case DIGEST_STALE: rc = -1; break;
+		default: rc = 0;
+		}
+	}
+	free(buf);
+	return rc;
 }
 
 void
 http_digest_challenge(const struct http_request *req, struct http_response *res,
                       const char *realm, bool stale)
 {
-	int n = snprintf(res->digest_realm, sizeof(res->digest_realm), "%s",
-	                 realm ? realm : "");
+	const struct req *q = req->conn;
+	char uri[4096];
 
-	if (n < 0 || (size_t)n >= sizeof(res->digest_realm)) {
-		res->digest_realm[0] = '\0';
-		res->digest_challenge = false;
+	if (realm == NULL || request_uri(req, uri, sizeof(uri)) != 0 ||
+	    digest_challenge(q->srv->digest_key, realm, uri, (long long)time(NULL), stale,
+	                     res->www_authenticate, sizeof(res->www_authenticate)) != 0) {
+		res->www_authenticate[0] = '\0';
 		(void)http_printf(res, 500, DEFAULT_CTYPE, "realm too long\n");
 		return;
 	}
-	res->digest_challenge = true;
-	res->digest_stale = stale;
 	(void)http_printf(res, 401, DEFAULT_CTYPE, "authentication required\n");
 }

@@ -67,11 +67,9 @@ struct http_response {
 	                              also called, at once, when body wins */
 	void *static_ref;
 	char etag[80];             /* sent as ETag when non-empty */
-	/* Digest challenge, set by http_digest_challenge: the adapter sends a
-	 * 401 whose WWW-Authenticate header MHD builds for digest_realm. */
-	bool digest_challenge;
-	bool digest_stale;         /* adds stale=true (the nonce had expired) */
-	char digest_realm[128];
+	/* Digest challenge, set by http_digest_challenge: the adapter sends
+	 * this WWW-Authenticate header with the response when non-empty. */
+	char www_authenticate[256];
 	bool head_only;            /* set by the adapter before the handler runs
 	                              for a HEAD request (informative only: fill
 	                              the body as for GET) */
@@ -135,15 +133,16 @@ int http_path_segment(const char *path, const char *prefix, int n,
 int http_path_nsegments(const char *path, const char *prefix);
 
 /* Digest authentication (RFC 7616, algorithm MD5, qop=auth: what desk
- * phones speak) through MHD_digest_auth_check2.  Nonces are the server's
- * and expire after HTTP_DIGEST_NONCE_S seconds.
+ * phones speak) with stateless nonces (digest.h): bound to the request URI,
+ * they expire after HTTP_DIGEST_NONCE_S seconds and need no table, so a
+ * boot storm never evicts one phone's nonce for another's.
  * http_digest_username returns the username of the request's Authorization
  * header, malloc'd (caller frees), or NULL if there is none.
  * http_digest_check returns 1 ok, 0 wrong/absent, -1 stale nonce/other
  * error; password is only read (the caller keeps and wipes it).
  * http_digest_challenge turns res into a 401 with a short text body and a
  * challenge for realm (stale=true when stale); a realm that does not fit
- * digest_realm makes res a 500 instead. */
+ * www_authenticate makes res a 500 instead. */
 #define HTTP_DIGEST_NONCE_S 300
 char *http_digest_username(const struct http_request *req);
 int http_digest_check(const struct http_request *req, const char *realm,

@@ -949,7 +949,6 @@ struct recon {
 	const struct world *w;
 	struct store *st;
 	struct idmap known; /* dev -> struct known */
-	struct idmap names; /* unused */
 	char **stale;       /* tftp names to check */
 	size_t nstale, capstale;
 	int rc;
