@@ -191,9 +191,11 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 			char src[64];
 
 			throttle_addr(req->peer, src, sizeof(src));
-			pub_fetched(c->pub, ref.dev, src, http_header(req, "User-Agent"),
-			            ref.blob->version, (long long)time(NULL));
-			if (c->on_fetch != NULL)
+			/* only news goes on (a repeat confirms nothing new; a
+			 * resync waiting for a version makes the next fetch news) */
+			if (pub_fetched(c->pub, ref.dev, src, http_header(req, "User-Agent"),
+			                ref.blob->version, (long long)time(NULL)) &&
+			    c->on_fetch != NULL)
 				c->on_fetch(c->fetch_arg, ref.dev, ref.blob->version, src,
 				            http_header(req, "User-Agent"));
 		}

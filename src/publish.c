@@ -59,10 +59,13 @@
  * one per device): the address in binary, no User-Agent (it travels to the
  * store with the fetch event, see api_ctx.on_fetch). */
 struct fetch_rec {
-	unsigned long long version;
-	long long at;           /* 0 = never */
-	unsigned char addr[16];
-	unsigned char family;   /* AF_INET, AF_INET6, 0 = unknown */
+	/* atomics: a fetch that repeats what is recorded (every fetch of a
+	 * boot storm's retries, of a phone's periodic check) takes no lock */
+	_Atomic unsigned long long version;
+	_Atomic long long at;   /* 0 = never */
+	_Atomic uint64_t addr_key; /* addr_key() of addr/family, to compare without the lock */
+	unsigned char addr[16]; /* under fetch_mu */
+	unsigned char family;   /* AF_INET, AF_INET6, 0 = unknown; under fetch_mu */
 };
 
 struct pub_dev {
@@ -77,25 +80,45 @@ struct pub_dev {
 	char *prov_password;                  /* digest password (per-device auth) */
 };
 
+/* The address of source in binary; family 0 when it is not numeric. */
+static unsigned char
+fetch_addr(const char *source, unsigned char addr[16])
+{
+	memset(addr, 0, 16);
+	if (source == NULL)
+		return 0;
+	if (inet_pton(AF_INET, source, addr) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, source, addr) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+static uint64_t
+addr_key(const unsigned char addr[16], unsigned char family)
+{
+	uint64_t a, b;
+
+	memcpy(&a, addr, 8);
+	memcpy(&b, addr + 8, 8);
+	return (a ^ (b * 0x9e3779b97f4a7c15ULL)) + family;
+}
+
+/* Records a fetch (fetch_mu held). */
 static void
 fetch_rec_set(struct fetch_rec *f, const char *source, unsigned long long version, long long at)
 {
-	f->version = version;
-	f->at = at;
-	f->family = 0;
-	if (source == NULL)
-		return;
-	if (inet_pton(AF_INET, source, f->addr) == 1)
-		f->family = AF_INET;
-	else if (inet_pton(AF_INET6, source, f->addr) == 1)
-		f->family = AF_INET6;
+	f->family = fetch_addr(source, f->addr);
+	atomic_store(&f->addr_key, addr_key(f->addr, f->family));
+	atomic_store(&f->version, version);
+	atomic_store(&f->at, at);
 }
 
 static void
 fetch_rec_get(const struct fetch_rec *f, struct pub_fetch *out)
 {
-	out->version = f->version;
-	out->at = f->at;
+	out->version = atomic_load(&f->version);
+	out->at = atomic_load(&f->at);
 	out->source[0] = '\0';
 	out->user_agent[0] = '\0';
 	if (f->family != 0)
@@ -1202,18 +1225,39 @@ pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 	return ref->blob != NULL;
 }
 
-void
+bool
 pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
             unsigned long long version, long long now)
 {
 	struct pub_dev *e;
+	unsigned char addr[16], family = fetch_addr(source, addr);
+	bool news = false;
 
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
-		pthread_mutex_lock(&p->fetch_mu);
-		fetch_rec_set(&e->fetch, source, version, now);
-		pthread_mutex_unlock(&p->fetch_mu);
+		if (atomic_load(&e->fetch.version) == version &&
+		    atomic_load(&e->fetch.addr_key) == addr_key(addr, family)) {
+			/* a repeat: no lock */
+			atomic_store(&e->fetch.at, now);
+		} else {
+			pthread_mutex_lock(&p->fetch_mu);
+			fetch_rec_set(&e->fetch, source, version, now);
+			pthread_mutex_unlock(&p->fetch_mu);
+			news = true;
+		}
 	}
+	pthread_rwlock_unlock(&p->lock);
+	return news;
+}
+
+void
+pub_fetch_forget(struct pub *p, hd_id dev)
+{
+	struct pub_dev *e;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL)
+		atomic_store(&e->fetch.version, 0);
 	pthread_rwlock_unlock(&p->lock);
 }
 

@@ -118,9 +118,16 @@ struct pub_access_view {
 typedef int (*pub_access_fn)(const struct pub_access_view *v, void *arg);
 int pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void *arg);
 
-/* Records a device's configuration fetch. */
-void pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
+/*
+ * Records a device's configuration fetch.  Returns true when it is news
+ * (another version than the last fetch recorded, or another address), false
+ * for a repeat, which then takes no lock but the read lock.
+ */
+bool pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
                  unsigned long long version, long long now);
+/* Makes the device's next fetch news, whatever its version (a resync that
+ * waits for a version the phone may already have). */
+void pub_fetch_forget(struct pub *p, hd_id dev);
 /* The last fetch of a device (zeroed if none); 1 if the device is known. */
 int pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out);
 /* The current configuration version of a device, 0 if unknown. */

@@ -536,6 +536,10 @@ set_await(struct resync *r, hd_id dev, unsigned long long v)
 	if ((t = track(r, dev)) != NULL)
 		t->await = v;
 	pthread_mutex_unlock(&r->mu);
+	/* the phone may already have that version: its next fetch must reach
+	 * resync_on_fetch all the same (the publisher passes on news only) */
+	if (v != 0)
+		pub_fetch_forget(r->pub, dev);
 }
 
 /* The configured event, else the profile's for the templates in use
