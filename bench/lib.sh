@@ -23,6 +23,8 @@ CODE=1234 # the secret code of every generated extension
 BENCH_PIDS=""
 
 BENCH_DIR=$(mktemp -d /var/tmp/hotdeskd-bench.XXXXXX)
+# tmpfs work space (TFTP roots on tmpfs), removed with the rest
+BENCH_SHM=$(mktemp -d /dev/shm/hotdeskd-bench.XXXXXX 2>/dev/null || echo "")
 bench_cleanup() {
 	for p in $BENCH_PIDS; do
 		kill -TERM "$p" 2>/dev/null || true
@@ -30,9 +32,7 @@ bench_cleanup() {
 	for p in $BENCH_PIDS; do
 		wait "$p" 2>/dev/null || true
 	done
-	for d in ${BENCH_TMPFS:-}; do
-		rm -rf "$d"
-	done
+	if [ -n "$BENCH_SHM" ]; then rm -rf "$BENCH_SHM"; fi
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "kept $BENCH_DIR" >&2
 	else
@@ -81,8 +81,9 @@ bench_header() {
 tftp_dir() {
 	case "$2" in
 	tmpfs)
-		d=$(mktemp -d /dev/shm/hotdeskd-bench-tftp.XXXXXX) || die "no /dev/shm"
-		BENCH_TMPFS="${BENCH_TMPFS:-} $d"
+		[ -n "$BENCH_SHM" ] || die "no tmpfs at /dev/shm"
+		d=$BENCH_SHM/tftp-$1
+		mkdir -p "$d"
 		;;
 	*)
 		d=$BENCH_DIR/tftp-$1
