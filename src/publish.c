@@ -64,6 +64,7 @@ struct fetch_rec {
 	_Atomic unsigned long long version;
 	_Atomic long long at;   /* 0 = never */
 	_Atomic uint64_t addr_key; /* addr_key() of addr/family, to compare without the lock */
+	atomic_bool news;       /* the next fetch is news whatever it repeats */
 	unsigned char addr[16]; /* under fetch_mu */
 	unsigned char family;   /* AF_INET, AF_INET6, 0 = unknown; under fetch_mu */
 };
@@ -1236,13 +1237,15 @@ pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
 		if (atomic_load(&e->fetch.version) == version &&
-		    atomic_load(&e->fetch.addr_key) == addr_key(addr, family)) {
+		    atomic_load(&e->fetch.addr_key) == addr_key(addr, family) &&
+		    !atomic_exchange(&e->fetch.news, false)) {
 			/* a repeat: no lock */
 			atomic_store(&e->fetch.at, now);
 		} else {
 			pthread_mutex_lock(&p->fetch_mu);
 			fetch_rec_set(&e->fetch, source, version, now);
 			pthread_mutex_unlock(&p->fetch_mu);
+			atomic_store(&e->fetch.news, false);
 			news = true;
 		}
 	}
@@ -1257,7 +1260,7 @@ pub_fetch_forget(struct pub *p, hd_id dev)
 
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) != NULL)
-		atomic_store(&e->fetch.version, 0);
+		atomic_store(&e->fetch.news, true);
 	pthread_rwlock_unlock(&p->lock);
 }
 

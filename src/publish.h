@@ -125,8 +125,9 @@ int pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, 
  */
 bool pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
                  unsigned long long version, long long now);
-/* Makes the device's next fetch news, whatever its version (a resync that
- * waits for a version the phone may already have). */
+/* Makes the device's next fetch news, whatever it repeats (a resync that
+ * waits for a version the phone may already have); what is recorded of
+ * the last fetch stays. */
 void pub_fetch_forget(struct pub *p, hd_id dev);
 /* The last fetch of a device (zeroed if none); 1 if the device is known. */
 int pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out);
