@@ -187,17 +187,17 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 			pub_release(ref.blob);
 			return;
 		}
-		if (strcmp(req->method, "GET") == 0) {
+		/* only news goes on (a repeat confirms nothing new; a resync
+		 * waiting for a version makes the next fetch news) */
+		if (strcmp(req->method, "GET") == 0 &&
+		    pub_fetched(c->pub, ref.dev, req->peer, ref.blob->version,
+		                (long long)time(NULL)) &&
+		    c->on_fetch != NULL) {
 			char src[64];
 
 			throttle_addr(req->peer, src, sizeof(src));
-			/* only news goes on (a repeat confirms nothing new; a
-			 * resync waiting for a version makes the next fetch news) */
-			if (pub_fetched(c->pub, ref.dev, src, http_header(req, "User-Agent"),
-			                ref.blob->version, (long long)time(NULL)) &&
-			    c->on_fetch != NULL)
-				c->on_fetch(c->fetch_arg, ref.dev, ref.blob->version, src,
-				            http_header(req, "User-Agent"));
+			c->on_fetch(c->fetch_arg, ref.dev, ref.blob->version, src,
+			            http_header(req, "User-Agent"));
 		}
 	}
 	snprintf(res->etag, sizeof(res->etag), "%s", ref.blob->etag);

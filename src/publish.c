@@ -105,14 +105,40 @@ addr_key(const unsigned char addr[16], unsigned char family)
 	return (a ^ (b * 0x9e3779b97f4a7c15ULL)) + family;
 }
 
+/* The address of a socket address in binary; family 0 for others. */
+static unsigned char
+sa_addr(const struct sockaddr *sa, unsigned char addr[16])
+{
+	memset(addr, 0, 16);
+	if (sa != NULL && sa->sa_family == AF_INET) {
+		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return AF_INET;
+	}
+	if (sa != NULL && sa->sa_family == AF_INET6) {
+		memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		return AF_INET6;
+	}
+	return 0;
+}
+
 /* Records a fetch (fetch_mu held). */
+static void
+fetch_rec_put(struct fetch_rec *f, const unsigned char addr[16], unsigned char family,
+              unsigned long long version, long long at)
+{
+	memcpy(f->addr, addr, 16);
+	f->family = family;
+	atomic_store(&f->addr_key, addr_key(addr, family));
+	atomic_store(&f->version, version);
+	atomic_store(&f->at, at);
+}
+
 static void
 fetch_rec_set(struct fetch_rec *f, const char *source, unsigned long long version, long long at)
 {
-	f->family = fetch_addr(source, f->addr);
-	atomic_store(&f->addr_key, addr_key(f->addr, f->family));
-	atomic_store(&f->version, version);
-	atomic_store(&f->at, at);
+	unsigned char addr[16], family = fetch_addr(source, addr);
+
+	fetch_rec_put(f, addr, family, version, at);
 }
 
 static void
@@ -1227,11 +1253,11 @@ pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 }
 
 bool
-pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
-            unsigned long long version, long long now)
+pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer, unsigned long long version,
+            long long now)
 {
 	struct pub_dev *e;
-	unsigned char addr[16], family = fetch_addr(source, addr);
+	unsigned char addr[16], family = sa_addr(peer, addr);
 	bool news = false;
 
 	pthread_rwlock_rdlock(&p->lock);
@@ -1243,7 +1269,7 @@ pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent
 			atomic_store(&e->fetch.at, now);
 		} else {
 			pthread_mutex_lock(&p->fetch_mu);
-			fetch_rec_set(&e->fetch, source, version, now);
+			fetch_rec_put(&e->fetch, addr, family, version, now);
 			pthread_mutex_unlock(&p->fetch_mu);
 			atomic_store(&e->fetch.news, false);
 			news = true;

@@ -123,7 +123,8 @@ int pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, 
  * (another version than the last fetch recorded, or another address), false
  * for a repeat, which then takes no lock but the read lock.
  */
-bool pub_fetched(struct pub *p, hd_id dev, const char *source, const char *user_agent,
+struct sockaddr;
+bool pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer,
                  unsigned long long version, long long now);
 /* Makes the device's next fetch news, whatever it repeats (a resync that
  * waits for a version the phone may already have); what is recorded of
