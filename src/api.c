@@ -39,7 +39,8 @@ api_answer_addi(struct api_answer *a, const char *key, long v)
 		a->kv[a->n - 1].number = true;
 }
 
-bool
+/* Whether the request prefers JSON (Accept: application/json). */
+static bool
 api_wants_json(const struct http_request *req)
 {
 	const char *acc = http_header(req, "Accept");

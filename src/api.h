@@ -56,8 +56,6 @@ void api_answer_addi(struct api_answer *a, const char *key, long v);
 /* Fills res with the answer in the format the request accepts. */
 void api_answer_send(const struct http_request *req, struct http_response *res, int status,
                      const struct api_answer *a);
-/* Whether the request prefers JSON (Accept: application/json). */
-bool api_wants_json(const struct http_request *req);
 
 /* Sends o (consumed; NULL gives a 500) as the JSON answer. */
 void api_send_json(struct http_response *res, int status, json_t *o);

@@ -30,6 +30,7 @@
 #include "store.h"
 #include "vendor.h"
 #include "resync.h"
+#include "wipe.h"
 
 #define PREFIX "/api/v1/"
 #define SEG_MAX 160
@@ -160,16 +161,6 @@ clean_text(const char *s, size_t max)
  * Reads an optional string field into *dst (replacing it).  present: set
  * when the key is in the object.  nullable: JSON null (or "") clears it.
  */
-/* Frees a string that may hold a password, wiping it first. */
-static void
-free_wiped(char *s)
-{
-	if (s != NULL) {
-		sodium_memzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static int
 take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool token,
          struct field_err *fe, bool *present)
@@ -184,7 +175,7 @@ take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool
 	if (json_is_null(v)) {
 		if (!nullable)
 			return ferr(fe, key, "must not be null");
-		free_wiped(*dst);
+		wipe_free(*dst);
 		*dst = NULL;
 		return 0;
 	}
@@ -192,7 +183,7 @@ take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool
 		return ferr(fe, key, "must be a string");
 	s = json_string_value(v);
 	if (s[0] == '\0' && nullable) {
-		free_wiped(*dst);
+		wipe_free(*dst);
 		*dst = NULL;
 		return 0;
 	}
@@ -200,7 +191,7 @@ take_str(json_t *o, const char *key, char **dst, size_t max, bool nullable, bool
 		return ferr(fe, key, "empty, too long or has control characters");
 	if (token && !api_printable(s, max, false))
 		return ferr(fe, key, "must be printable ASCII without spaces");
-	free_wiped(*dst);
+	wipe_free(*dst);
 	if ((*dst = strdup(s)) == NULL)
 		return ferr(fe, key, "out of memory");
 	return 0;

@@ -31,6 +31,7 @@
 #include "http.h"
 
 #include "digest.h"
+#include "wipe.h"
 
 #include "errbuf.h"
 
@@ -429,23 +430,9 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 
 		*upload_data_size = 0;
 		if (q->reject == 0 && n <= q->route->max_body - q->body_len) {
-			if (q->body_len + n + 1 > q->body_cap) {
-				size_t cap = q->body_cap ? q->body_cap : 1024;
-				while (cap < q->body_len + n + 1)
-					cap *= 2;
-				/* not realloc: the old buffer may hold a secret code
-				 * or password, and is wiped before it is freed */
-				char *nb = malloc(cap);
-				if (nb == NULL)
-					return MHD_NO;
-				if (q->body != NULL) {
-					memcpy(nb, q->body, q->body_len);
-					sodium_memzero(q->body, q->body_cap);
-					free(q->body);
-				}
-				q->body = nb;
-				q->body_cap = cap;
-			}
+			/* the body may hold a secret code: grown by wipe_grow */
+			if (wipe_grow(&q->body, &q->body_cap, q->body_len, q->body_len + n + 1) != 0)
+				return MHD_NO;
 			memcpy(q->body + q->body_len, upload_data, n);
 			q->body_len += n;
 			q->body[q->body_len] = '\0';

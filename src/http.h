@@ -93,7 +93,6 @@ struct http_route {
 	http_handler handler;
 	void *arg;
 	size_t max_body;           /* larger bodies get 413 and no handler call */
-	bool accept_put_stream;    /* reserved; keep false */
 };
 
 struct http_opts {

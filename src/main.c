@@ -265,11 +265,11 @@ run(struct daemon *d)
 		return 1;
 	}
 	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
-	                                 (size_t)d->cfg->server.max_body, false };
+	                                 (size_t)d->cfg->server.max_body };
 	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
-	                                 (size_t)d->cfg->server.max_body, false };
+	                                 (size_t)d->cfg->server.max_body };
 	routes[2] = (struct http_route){ d->cfg->provisioning.prefix, api_prov_handle, &d->api,
-	                                 (size_t)d->cfg->provisioning.log_max, false };
+	                                 (size_t)d->cfg->provisioning.log_max };
 	ho.listen = d->cfg->server.listen;
 	ho.port = (unsigned)d->cfg->server.port;
 	ho.threads = (unsigned)d->cfg->server.threads;
@@ -277,7 +277,7 @@ run(struct daemon *d)
 	ho.timeout_s = 30;
 	/* Prometheus text; optional bearer token from the environment */
 	routes[3] = (struct http_route){ "/metrics", metrics_http_handle,
-	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0, false };
+	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0 };
 	if ((d->http = http_start(&ho, routes, 4, err, sizeof(err))) == NULL) {
 		log_error("http: %s", err);
 		return 1;

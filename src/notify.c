@@ -42,6 +42,7 @@
 #include <sodium.h>
 
 #include "sip.h"
+#include "wipe.h"
 
 #define DEFAULT_T1 500
 #define DEFAULT_T2 4000
@@ -229,15 +230,6 @@ rand_hex(char *out, size_t nbytes)
 
 	randombytes_buf(r, nbytes);
 	sodium_bin2hex(out, nbytes * 2 + 1, r, nbytes);
-}
-
-static void
-wipe_free(char *s)
-{
-	if (s != NULL) {
-		sodium_memzero(s, strlen(s));
-		free(s);
-	}
 }
 
 static void

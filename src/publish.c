@@ -51,6 +51,7 @@
 #include "slab.h"
 #include "store.h"
 #include "virt.h"
+#include "wipe.h"
 
 #define PUB_MAX_FILES 4
 #define SHARED_MAX 256
@@ -296,15 +297,6 @@ fail:
 	return NULL;
 }
 
-static void
-wipe_free(char *s)
-{
-	if (s != NULL) {
-		sodium_memzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static int
 dev_free(void *v, void *arg)
 {
@@ -410,16 +402,6 @@ pub_templates(const struct pub *p)
 	return p->tmpl;
 }
 
-void
-pub_set_templates(struct pub *p, struct vendor_templates *t)
-{
-	pthread_mutex_lock(&p->shared_mu); /* shared renders read the set */
-	vendor_templates_free(p->tmpl);
-	p->tmpl = t;
-	pthread_mutex_unlock(&p->shared_mu);
-	shared_flush(p);
-}
-
 int
 pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *name,
                  const char *src, size_t len, char *err, size_t errlen)
@@ -436,7 +418,8 @@ pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *n
 
 /* ---- rendering ---------------------------------------------------------- */
 
-void
+/* The render input of a device, from the world (strings borrowed from it). */
+static void
 pub_render_input(const struct world *w, const struct hd_dev *d, struct render_input *in)
 {
 	struct virt_carried c = virt_carried(w, d);
@@ -947,43 +930,6 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 	if (n >= 1024)
 		give_back_memory();
 	return rc;
-}
-
-struct prof_walk {
-	struct pub *p;
-	const struct world *w;
-	struct store *st;
-	const struct vendor_profile *prof;
-	struct hd_idset *changed;
-	int rc;
-};
-
-static int
-prof_each(struct hd_dev *d, void *arg)
-{
-	struct prof_walk *pw = arg;
-
-	if (pw->prof != NULL && vendor_profile_by_name(d->profile) != pw->prof)
-		return 0;
-	if (publish_dev(pw->p, pw->w, pw->st, d, NULL, 0) == 1 && pw->changed != NULL &&
-	    hd_idset_push(pw->changed, d->id) != 0) {
-		pw->rc = -1;
-		return 1;
-	}
-	return 0;
-}
-
-int
-pub_update_profile(struct pub *p, const struct world *w, struct store *st,
-                   const struct vendor_profile *prof, struct hd_idset *changed)
-{
-	struct prof_walk pw = { p, w, st, prof, changed, 0 };
-	bool tx = bulk_begin(p, st);
-
-	world_each_dev(w, prof_each, &pw);
-	bulk_end(p, st, tx);
-	give_back_memory();
-	return pw.rc;
 }
 
 /* ---- start-up ----------------------------------------------------------- */

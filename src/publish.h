@@ -10,7 +10,7 @@
  * increases whenever the content of any of its files changes; it is
  * persisted with a content hash so versions survive restarts.
  *
- * Threads: pub_update / pub_reconcile / pub_set_templates / pub_template_set
+ * Threads: pub_update / pub_reconcile / pub_template_set
  * / pub_dry_run / pub_preview / pub_shared_refresh are called by one writer
  * at a time (under the service lock); pub_get, pub_fetched and the readers
  * may run on any thread at the same time.
@@ -78,10 +78,6 @@ int pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *
  */
 int pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *ids,
                size_t n, struct hd_idset *changed);
-
-/* Re-renders every device of a profile (NULL: every device). */
-int pub_update_profile(struct pub *p, const struct world *w, struct store *st,
-                       const struct vendor_profile *prof, struct hd_idset *changed);
 
 /* What pub_get found. */
 struct pub_ref {
@@ -179,7 +175,8 @@ int pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profil
 int pub_template_default(const struct pub *p, const struct vendor_profile *prof,
                          const char *name, char **out, size_t *len, char *err, size_t errlen);
 
-/* The templates in use (borrowed; valid until pub_set_templates). */
+/* The templates in use (borrowed; changed only by the writer, through
+ * pub_template_set). */
 const struct vendor_templates *pub_templates(const struct pub *p);
 /* Rewrites the shared files that need no model in the TFTP root (after a
  * shared template or static file changed); unchanged ones are left alone.
@@ -190,11 +187,5 @@ void pub_shared_refresh(struct pub *p, struct store *st);
  * in the set in use.  Writer only.  0, or -1 with err and nothing changed. */
 int pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *name,
                      const char *src, size_t len, char *err, size_t errlen);
-/* Replaces the templates (takes ownership of t; frees the old set). */
-void pub_set_templates(struct pub *p, struct vendor_templates *t);
-
-/* Builds the render input of a device from the world (strings borrowed
- * from the world).  Exposed for previews and tests. */
-void pub_render_input(const struct world *w, const struct hd_dev *d, struct render_input *in);
 
 #endif

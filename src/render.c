@@ -17,6 +17,8 @@
  */
 #include "render.h"
 
+#include "wipe.h"
+
 #include <assert.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -84,27 +86,11 @@ const char *render_var_name(enum render_var v)
 
 int render_buf_append(struct render_buf *b, const char *s, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
-		size_t need = b->len + n + 1, cap = b->cap ? b->cap : 256;
-		if (need < n) /* overflow */
-			return -1;
-		while (cap < need) {
-			if (cap > SIZE_MAX / 2)
-				return -1;
-			cap *= 2;
-		}
-		/* Not realloc: the old block may hold secrets and must be wiped. */
-		char *p = malloc(cap);
-		if (p == NULL)
-			return -1;
-		if (b->p != NULL) {
-			memcpy(p, b->p, b->len);
-			sodium_memzero(b->p, b->cap);
-			free(b->p);
-		}
-		b->p = p;
-		b->cap = cap;
-	}
+	size_t need = b->len + n + 1;
+
+	/* grown by wipe_grow: the old block may hold secrets */
+	if (need < n || wipe_grow(&b->p, &b->cap, b->len, need) != 0)
+		return -1;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';

@@ -1398,8 +1398,3 @@ resync_free(struct resync *r)
 	free(r);
 }
 
-int
-resync_local_port(const struct resync *r)
-{
-	return notify_local_port(r->nt);
-}

@@ -200,7 +200,6 @@ void resync_kick(struct resync *r, const struct world *w, struct store *st, cons
 void resync_on_fetch(void *arg, long long dev, unsigned long long version, const char *source,
                      const char *user_agent);
 
-/* The UDP port NOTIFYs leave from. */
-int resync_local_port(const struct resync *r);
+
 
 #endif /* HD_RESYNC_H */

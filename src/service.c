@@ -769,6 +769,17 @@ struct put_tx {
 	int store_rc;
 };
 
+/* The answer to an admin change whose transaction failed: a conflict
+ * names the field whose unique key collided. */
+static int
+put_failed(struct svc_result *r, struct put_tx *t, const char *conflict_field)
+{
+	json_decref(t->detail); /* not consumed when the write failed */
+	t->detail = NULL;
+	return t->store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, conflict_field, "%s", "conflict")
+	                                     : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+}
+
 static int
 put_tx_run(struct svc *s, void *arg)
 {
@@ -827,9 +838,7 @@ svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
 	t.created = r->created;
 	t.detail = json_pack("{s:b}", "created", r->created);
 	if (svc_commit(s, &none, "admin", put_tx_run, &t, NULL, 0) != 0) {
-		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "name", "%s", "conflict")
-		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
-		json_decref(t.detail);
+		rc = put_failed(r, &t, "name");
 		goto out;
 	}
 	t.org = o->id;
@@ -966,9 +975,7 @@ svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_resu
 		}
 	}
 	if (svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched) != 0) {
-		json_decref(t.detail);
-		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "sip_user", "%s", "conflict")
-		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		rc = put_failed(r, &t, "sip_user");
 		goto restore;
 	}
 	if (old == NULL) {
@@ -1095,9 +1102,7 @@ svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
 		touched[ntouched++] = d->id;
 	}
 	if (svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched) != 0) {
-		json_decref(t.detail);
-		rc = t.store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, "mac", "%s", "conflict")
-		                                  : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		rc = put_failed(r, &t, "mac");
 		goto restore;
 	}
 	if (old == NULL) {

@@ -908,11 +908,23 @@ changed_one(struct store *s, int ret, const char *what, hd_id id)
 	return ret;
 }
 
+/* Ends an insert-or-update: an update must have hit its row; an insert
+ * hands back the new row's id. */
+static int
+finish_put(struct store *s, int ret, const char *what, hd_id *id)
+{
+	if (*id != 0)
+		return changed_one(s, ret, what, *id);
+	if (ret == 0)
+		*id = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
 int
 store_org_put(struct store *s, struct hd_org *o)
 {
 	sqlite3_stmt *st = s->st[o->id == 0 ? ST_ORG_INS : ST_ORG_UPD];
-	int b = SQLITE_OK, ret;
+	int b = SQLITE_OK;
 
 	bind_ok(&b, bind_text(st, 1, o->name));
 	bind_ok(&b, bind_text(st, 2, o->display_name));
@@ -926,12 +938,7 @@ store_org_put(struct store *s, struct hd_org *o)
 	bind_ok(&b, bind_text(st, 8, o->prov.user));
 	bind_ok(&b, bind_text(st, 9, o->prov.password));
 	bind_ok(&b, bind_text(st, 10, o->prov.networks));
-	ret = run(s, st, b);
-	if (o->id != 0)
-		return changed_one(s, ret, "organization", o->id);
-	if (ret == 0)
-		o->id = sqlite3_last_insert_rowid(s->db);
-	return ret;
+	return finish_put(s, run(s, st, b), "organization", &o->id);
 }
 
 static int
@@ -952,7 +959,7 @@ int
 store_ext_put(struct store *s, struct hd_ext *e)
 {
 	sqlite3_stmt *st = s->st[e->id == 0 ? ST_EXT_INS : ST_EXT_UPD];
-	int b = SQLITE_OK, ret;
+	int b = SQLITE_OK;
 
 	bind_ok(&b, bind_id(st, 1, e->org));
 	bind_ok(&b, bind_text(st, 2, e->number));
@@ -970,12 +977,7 @@ store_ext_put(struct store *s, struct hd_ext *e)
 		bind_ok(&b, sqlite3_bind_int64(st, 13, e->id));
 		bind_ok(&b, sqlite3_bind_int(st, 14, e->has_secret ? 1 : 0));
 	}
-	ret = run(s, st, b);
-	if (e->id != 0)
-		return changed_one(s, ret, "extension", e->id);
-	if (ret == 0)
-		e->id = sqlite3_last_insert_rowid(s->db);
-	return ret;
+	return finish_put(s, run(s, st, b), "extension", &e->id);
 }
 
 int
@@ -999,7 +1001,7 @@ int
 store_dev_put(struct store *s, struct hd_dev *d)
 {
 	sqlite3_stmt *st = s->st[d->id == 0 ? ST_DEV_INS : ST_DEV_UPD];
-	int b = SQLITE_OK, ret;
+	int b = SQLITE_OK;
 
 	bind_ok(&b, bind_text(st, 1, d->mac));
 	bind_ok(&b, bind_id(st, 2, d->org));
@@ -1012,12 +1014,7 @@ store_dev_put(struct store *s, struct hd_dev *d)
 	if (d->id != 0)
 		bind_ok(&b, sqlite3_bind_int64(st, 9, d->id));
 	bind_ok(&b, bind_text(st, 10, d->prov_password));
-	ret = run(s, st, b);
-	if (d->id != 0)
-		return changed_one(s, ret, "device", d->id);
-	if (ret == 0)
-		d->id = sqlite3_last_insert_rowid(s->db);
-	return ret;
+	return finish_put(s, run(s, st, b), "device", &d->id);
 }
 
 int

@@ -16,6 +16,7 @@
 #include "world.h"
 
 #include "idmap.h"
+#include "wipe.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -240,15 +241,6 @@ dup_str(char **dst, const char *src)
 	return *dst ? 0 : -1;
 }
 
-static void
-free_secret(char *s)
-{
-	if (s != NULL) {
-		sodium_memzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static int
 sip_dup(struct hd_sip_server *dst, const struct hd_sip_server *src)
 {
@@ -272,7 +264,7 @@ hd_org_free(struct hd_org *o)
 	free(o->display_name);
 	sip_free(&o->sip);
 	free(o->prov.user);
-	free_secret(o->prov.password);
+	wipe_free(o->prov.password);
 	free(o->prov.networks);
 	free(o);
 }
@@ -284,11 +276,11 @@ hd_ext_free(struct hd_ext *e)
 		return;
 	free(e->number);
 	free(e->sip_user);
-	free_secret(e->sip_password);
+	wipe_free(e->sip_password);
 	free(e->display_name);
 	free(e->label);
 	sip_free(&e->sip);
-	free_secret(e->secret_hash);
+	wipe_free(e->secret_hash);
 	free(e);
 }
 
@@ -300,9 +292,9 @@ hd_dev_free(struct hd_dev *d)
 	free(d->profile);
 	free(d->model);
 	free(d->parking_user);
-	free_secret(d->parking_password);
+	wipe_free(d->parking_password);
 	free(d->static_contact);
-	free_secret(d->prov_password);
+	wipe_free(d->prov_password);
 	free(d);
 }
 
@@ -526,7 +518,7 @@ world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
 	}
 	if (e->secret_hash != NULL) {
 		e->has_secret = true;
-		free_secret(e->secret_hash);
+		wipe_free(e->secret_hash);
 		e->secret_hash = NULL;
 	}
 	if (old != NULL) {

@@ -112,11 +112,11 @@ static void
 start(void)
 {
 	static const struct http_route routes[] = {
-		{ "/echo/", h_echo, NULL, ECHO_MAX, false },
-		{ "/echo/big/", h_echo, NULL, 4096, false }, /* longest prefix wins */
-		{ "/static/", h_static, NULL, 0, false },
-		{ "/auth/", h_auth, NULL, 0, false },
-		{ "/slow/", h_slow, NULL, 0, false },
+		{ "/echo/", h_echo, NULL, ECHO_MAX },
+		{ "/echo/big/", h_echo, NULL, 4096 }, /* longest prefix wins */
+		{ "/static/", h_static, NULL, 0 },
+		{ "/auth/", h_auth, NULL, 0 },
+		{ "/slow/", h_slow, NULL, 0 },
 	};
 	struct http_opts o = { "127.0.0.1", 0, 4, 64, 10 };
 	char err[256] = "";
@@ -672,7 +672,7 @@ Test(http, stop_finishes_in_flight_request)
 
 Test(http, start_errors)
 {
-	static const struct http_route rt[] = { { "/", h_echo, NULL, 0, false } };
+	static const struct http_route rt[] = { { "/", h_echo, NULL, 0 } };
 	struct http_opts o = { "not-an-address", 0, 1, 8, 5 };
 	char err[256] = "";
 
@@ -686,7 +686,7 @@ Test(http, start_errors)
 
 Test(http, ipv6_dual_stack)
 {
-	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0, false } };
+	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0 } };
 	struct http_opts o = { "::", 0, 2, 8, 5 };
 	char err[256] = "";
 	struct http_server *s6 = http_start(&o, rt, 1, err, sizeof(err));
