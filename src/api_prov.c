@@ -52,6 +52,23 @@ miss(struct api_ctx *c, const struct http_request *req, const char *why)
 	}
 }
 
+/*
+ * A download refused by an organization's rules (source network, wrong
+ * credentials): an event for the audit trail, and a miss for the throttle,
+ * which also bounds how many such events one source can cause.
+ */
+static void
+refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref *ref,
+        const char *why)
+{
+	char addr[64], detail[160];
+
+	throttle_addr(req->peer, addr, sizeof(addr));
+	snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"reason\":\"%s\"}", addr, why);
+	svc_event(c->svc, "prov.denied", ref->org, NULL, ref->mac, detail);
+	miss(c, req, why);
+}
+
 static void
 blob_done(void *ref)
 {
@@ -61,8 +78,8 @@ blob_done(void *ref)
 struct access_check {
 	const struct http_request *req;
 	struct http_response *res;
-	int verdict; /* 0 ok, else HTTP status already filled */
-	bool was_miss;
+	int verdict;         /* 0 ok, else HTTP status already filled */
+	const char *refused; /* a refusal to count and record: "network", "credentials" */
 };
 
 static int
@@ -74,6 +91,7 @@ check_access(const struct pub_access_view *v, void *arg)
 
 	if (v->nets != NULL && !cfg_netlist_allows(v->nets, a->req->peer)) {
 		text(a->res, 403, "source address not allowed");
+		a->refused = "network";
 		return a->verdict = 403;
 	}
 	if (v->auth == HD_PROV_NONE)
@@ -93,7 +111,8 @@ check_access(const struct pub_access_view *v, void *arg)
 	free(user);
 	if (ok == 1)
 		return a->verdict = 0;
-	a->was_miss = ok == 0;
+	if (ok == 0)
+		a->refused = "credentials";
 	http_digest_challenge(a->req, a->res, REALM, ok == -1);
 	return a->verdict = 401;
 }
@@ -107,7 +126,7 @@ log_upload(struct api_ctx *c, const struct http_request *req, struct http_respon
 	const char *dash = strchr(name, '-');
 	struct pub_ref ref;
 	char line[64];
-	struct access_check a = { req, res, 0, false };
+	struct access_check a = { req, res, 0, NULL };
 
 	if (dash == NULL || dash - name != HD_MAC_LEN ||
 	    (strcmp(dash, "-app.log") != 0 && strcmp(dash, "-boot.log") != 0))
@@ -126,8 +145,8 @@ log_upload(struct api_ctx *c, const struct http_request *req, struct http_respon
 	(void)pub_with_access(c->pub, &ref, check_access, &a);
 	pub_release(ref.blob);
 	if (a.verdict != 0) {
-		if (a.was_miss)
-			miss(c, req, "wrong credentials");
+		if (a.refused != NULL)
+			refused(c, req, &ref, a.refused);
 		return true;
 	}
 	if (c->phone_logs == NULL) {
@@ -148,7 +167,7 @@ void
 api_prov_handle(void *arg, const struct http_request *req, struct http_response *res)
 {
 	struct api_ctx *c = arg;
-	struct access_check a = { req, res, 0, false };
+	struct access_check a = { req, res, 0, NULL };
 	struct pub_ref ref;
 	char name[160];
 	const char *inm;
@@ -182,8 +201,8 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 	if (ref.per_device) {
 		(void)pub_with_access(c->pub, &ref, check_access, &a);
 		if (a.verdict != 0) {
-			if (a.was_miss)
-				miss(c, req, "wrong credentials");
+			if (a.refused != NULL)
+				refused(c, req, &ref, a.refused);
 			pub_release(ref.blob);
 			return;
 		}

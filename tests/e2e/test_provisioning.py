@@ -243,6 +243,10 @@ def test_digest_shared_credentials(acme):
     assert curl_digest(d, name, "other", secret)[0] == 401
     code, body = curl_digest(d, name, "phones", secret)
     assert code == 200 and demo.passwords["acme-102"].encode() in body
+    # the two wrong answers are in the audit trail (a bare challenge is not)
+    ev = events(d, type="prov.denied", device=mac(102))
+    assert [e["detail"]["reason"] for e in ev] == ["credentials", "credentials"], ev
+    assert all(e["org"] == "acme" and e["detail"]["source"] == "127.0.0.1" for e in ev)
     # another organization without settings is not affected
     assert curl_digest(d, line_file(GLOBEX_MAC))[0] == 200
     # shared files carry no credentials and stay public
@@ -277,6 +281,8 @@ def test_source_networks(acme):
     set_org_prov(d, {"networks": "10.0.0.0/8, 192.168.0.0/16"})
     st, _, body = prov_get(d, name)
     assert st == 403 and demo.passwords["acme-103"].encode() not in body
+    ev = events(d, type="prov.denied", device=mac(103))
+    assert len(ev) == 1 and ev[0]["detail"]["reason"] == "network", ev
     assert prov_get(d, line_file(GLOBEX_MAC))[0] == 200
     set_org_prov(d, {"networks": "127.0.0.0/8"})
     assert prov_get(d, name)[0] == 200
