@@ -209,8 +209,8 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 		/* only news goes on (a repeat confirms nothing new; a resync
 		 * waiting for a version makes the next fetch news) */
 		if (strcmp(req->method, "GET") == 0 &&
-		    pub_fetched(c->pub, ref.dev, req->peer, ref.blob->version,
-		                (long long)time(NULL)) &&
+		    pub_fetched(c->pub, ref.dev, req->peer, http_header(req, "User-Agent"),
+		                ref.blob->version, (long long)time(NULL)) &&
 		    c->on_fetch != NULL) {
 			char src[64];
 

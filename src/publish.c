@@ -64,7 +64,7 @@ struct fetch_rec {
 	 * boot storm's retries, of a phone's periodic check) takes no lock */
 	_Atomic unsigned long long version;
 	_Atomic long long at;   /* 0 = never */
-	_Atomic uint64_t addr_key; /* addr_key() of addr/family, to compare without the lock */
+	_Atomic uint64_t who_key; /* who_key() of address and User-Agent, compared without the lock */
 	atomic_bool news;       /* the next fetch is news whatever it repeats */
 	unsigned char addr[16]; /* under fetch_mu */
 	unsigned char family;   /* AF_INET, AF_INET6, 0 = unknown; under fetch_mu */
@@ -96,16 +96,6 @@ fetch_addr(const char *source, unsigned char addr[16])
 	return 0;
 }
 
-static uint64_t
-addr_key(const unsigned char addr[16], unsigned char family)
-{
-	uint64_t a, b;
-
-	memcpy(&a, addr, 8);
-	memcpy(&b, addr + 8, 8);
-	return (a ^ (b * 0x9e3779b97f4a7c15ULL)) + family;
-}
-
 /* The address of a socket address in binary; family 0 for others. */
 static unsigned char
 sa_addr(const struct sockaddr *sa, unsigned char addr[16])
@@ -122,24 +112,39 @@ sa_addr(const struct sockaddr *sa, unsigned char addr[16])
 	return 0;
 }
 
+/* A 64-bit key of who fetched: the address and the User-Agent (a phone
+ * that changed address or firmware is news). */
+static uint64_t
+who_key(const unsigned char addr[16], unsigned char family, const char *ua)
+{
+	uint64_t a, b, h = 1469598103934665603ULL;
+
+	memcpy(&a, addr, 8);
+	memcpy(&b, addr + 8, 8);
+	for (const char *c = ua ? ua : ""; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	return (a ^ (b * 0x9e3779b97f4a7c15ULL)) + family + h;
+}
+
 /* Records a fetch (fetch_mu held). */
 static void
 fetch_rec_put(struct fetch_rec *f, const unsigned char addr[16], unsigned char family,
-              unsigned long long version, long long at)
+              const char *ua, unsigned long long version, long long at)
 {
 	memcpy(f->addr, addr, 16);
 	f->family = family;
-	atomic_store(&f->addr_key, addr_key(addr, family));
+	atomic_store(&f->who_key, who_key(addr, family, ua));
 	atomic_store(&f->version, version);
 	atomic_store(&f->at, at);
 }
 
 static void
-fetch_rec_set(struct fetch_rec *f, const char *source, unsigned long long version, long long at)
+fetch_rec_set(struct fetch_rec *f, const char *source, const char *ua,
+              unsigned long long version, long long at)
 {
 	unsigned char addr[16], family = fetch_addr(source, addr);
 
-	fetch_rec_put(f, addr, family, version, at);
+	fetch_rec_put(f, addr, family, ua, version, at);
 }
 
 static void
@@ -986,7 +991,7 @@ recon_fetch(hd_id dev, const char *source, const char *ua, unsigned long long ve
 	struct pub_dev *e = idmap_get(&r->p->by_id, dev);
 
 	if (e != NULL)
-		fetch_rec_set(&e->fetch, source, version, at);
+		fetch_rec_set(&e->fetch, source, ua, version, at);
 	return 0;
 }
 
@@ -1199,8 +1204,8 @@ pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 }
 
 bool
-pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer, unsigned long long version,
-            long long now)
+pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer, const char *user_agent,
+            unsigned long long version, long long now)
 {
 	struct pub_dev *e;
 	unsigned char addr[16], family = sa_addr(peer, addr);
@@ -1209,13 +1214,13 @@ pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer, unsigned long
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
 		if (atomic_load(&e->fetch.version) == version &&
-		    atomic_load(&e->fetch.addr_key) == addr_key(addr, family) &&
+		    atomic_load(&e->fetch.who_key) == who_key(addr, family, user_agent) &&
 		    !atomic_exchange(&e->fetch.news, false)) {
 			/* a repeat: no lock */
 			atomic_store(&e->fetch.at, now);
 		} else {
 			pthread_mutex_lock(&p->fetch_mu);
-			fetch_rec_put(&e->fetch, addr, family, version, now);
+			fetch_rec_put(&e->fetch, addr, family, user_agent, version, now);
 			pthread_mutex_unlock(&p->fetch_mu);
 			atomic_store(&e->fetch.news, false);
 			news = true;

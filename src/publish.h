@@ -116,11 +116,11 @@ int pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, 
 
 /*
  * Records a device's configuration fetch.  Returns true when it is news
- * (another version than the last fetch recorded, or another address), false
+ * (another version, address or User-Agent than the last fetch recorded), false
  * for a repeat, which then takes no lock but the read lock.
  */
 struct sockaddr;
-bool pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer,
+bool pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer, const char *user_agent,
                  unsigned long long version, long long now);
 /* Makes the device's next fetch news, whatever it repeats (a resync that
  * waits for a version the phone may already have); what is recorded of

@@ -432,7 +432,6 @@ resync_sync_json(const struct world *w, struct store *st, struct pub *pub,
 /* What the engine knows of a device without asking the store. */
 struct devtrack {
 	unsigned long long await;     /* version a resync waits for; 0 = none */
-	unsigned long long persisted; /* fetch version written to device_fetch */
 };
 
 /* One NOTIFY decided under the lock, sent outside it.  auth_pw is wiped. */
@@ -1082,16 +1081,14 @@ resync_on_fetch(void *arg, long long dev, unsigned long long version, const char
                 const char *user_agent)
 {
 	struct resync *r = arg;
-	struct devtrack *t;
-	bool queue = false;
+	bool queue;
 
+	/* the publisher passes on news only (another version, address or
+	 * User-Agent than the last fetch, or a fetch a resync waits for):
+	 * each is recorded in the store and may confirm a resync */
 	pthread_mutex_lock(&r->mu);
-	if ((t = track(r, dev)) != NULL) {
-		if (t->persisted != version || (t->await != 0 && version >= t->await))
-			queue = true;
-		t->persisted = version;
-	}
-	if (queue && r->nfq < FETCHQ_MAX) {
+	queue = true;
+	if (r->nfq < FETCHQ_MAX) {
 		if (r->nfq == r->capfq) {
 			size_t cap = r->capfq ? r->capfq * 2 : 64;
 			struct fetchev *v = realloc(r->fq, cap * sizeof(*v));
@@ -1253,19 +1250,6 @@ start_row(const struct store_resync *row, void *arg)
 	return 0;
 }
 
-static int
-start_fetch(hd_id dev, const char *source, const char *ua, unsigned long long version,
-            long long at, void *arg)
-{
-	struct resync *r = arg;
-	struct devtrack *t = track(r, dev); /* single-threaded still: r->mu not needed */
-
-	(void)source, (void)ua, (void)at;
-	if (t != NULL)
-		t->persisted = version;
-	return 0;
-}
-
 /* Every pending or notified row is due now: what a crash or a stop left
  * is sent at once (lock held). */
 static int
@@ -1274,7 +1258,7 @@ startup_locked(const struct world *w, struct store *st, void *arg)
 	struct startup *su = arg;
 
 	(void)w;
-	if (store_resync_each(st, start_row, su) != 0 || store_fetch_each(st, start_fetch, su->r) != 0)
+	if (store_resync_each(st, start_row, su) != 0)
 		return -1;
 	for (size_t i = 0; i < su->n; i++) {
 		struct store_resync *row = &su->rows[i];

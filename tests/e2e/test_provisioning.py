@@ -396,3 +396,40 @@ def test_failed_render_keeps_the_last_good_file(prov):
     fixed = prov_get(d, name)[2]
     assert b"Alice Renamed" in fixed and tftp.get(name) == fixed
     hdharness.check_published(d, demo, tftp)
+
+
+def _last_fetch(d, m):
+    db = sqlite3.connect(d.db_path)
+    try:
+        return db.execute("SELECT f.source, f.user_agent, f.version FROM device_fetch f "
+                          "JOIN devices d ON d.id = f.device_id WHERE d.mac = ?",
+                          (m,)).fetchone()
+    finally:
+        db.close()
+
+
+def _wait_fetch(d, m, want):
+    import time
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        row = _last_fetch(d, m)
+        if row is not None and row[1] == want:
+            return row
+        time.sleep(0.05)
+    raise AssertionError("device_fetch of %s: %r, wanted user agent %r"
+                         % (m, _last_fetch(d, m), want))
+
+
+def test_fetches_record_source_user_agent_and_version(acme):
+    # each fetch's facts reach the store when they change: version, address
+    # or User-Agent (a repeat of the same facts writes nothing)
+    d, demo = acme
+    m = mac(102)
+    name = line_file(m)
+    ua1 = "Yealink SIP-T46S 66.86.0.15 " + m
+    assert prov_get(d, name, headers={"User-Agent": ua1})[0] == 200
+    src, ua, version = _wait_fetch(d, m, ua1)
+    assert src == "127.0.0.1" and version >= 1
+    ua2 = "Yealink SIP-T46S 66.86.0.20 " + m  # new firmware, same version
+    assert prov_get(d, name, headers={"User-Agent": ua2})[0] == 200
+    assert _wait_fetch(d, m, ua2)[2] == version
