@@ -25,8 +25,10 @@ struct api_ctx {
 	struct svc *svc;
 	struct pub *pub;
 	struct throttle *throttle;
-	const char *prefix;        /* phones' path prefix, e.g. "/provision/" */
-	const char *phone_logs;    /* directory for uploaded logs, NULL = drop them */
+	/* Owned copies (never pointers into a configuration, which a reload
+	 * frees); freed by whoever fills the context. */
+	char *prefix;              /* phones' path prefix, e.g. "/provision/" */
+	char *phone_logs;          /* directory for uploaded logs, NULL = drop them */
 	/* Called after a device fetched a per-device file (resync confirmation);
 	 * may be NULL. */
 	void (*on_fetch)(void *arg, long long dev, unsigned long long version,

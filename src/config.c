@@ -720,6 +720,8 @@ load(struct parse *st, char *err, size_t errlen)
 	int rc;
 
 	cfg = calloc(1, sizeof(*cfg));
+	if (cfg != NULL)
+		cfg->refs = 1;
 	if (cfg == NULL || (cfg->file = strdup(st->name)) == NULL) {
 		msgf(err, errlen, "out of memory");
 		goto fail;
@@ -785,10 +787,18 @@ cfg_load_string(const char *name, const char *text, char *err, size_t errlen)
 	return load(&st, err, errlen);
 }
 
+struct hd_config *
+cfg_ref(struct hd_config *cfg)
+{
+	if (cfg != NULL)
+		__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
 void
 cfg_free(struct hd_config *cfg)
 {
-	if (cfg == NULL)
+	if (cfg == NULL || __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	for (size_t i = 0; i < NKEYS; i++) {
 		char *field = (char *)cfg + keys[i].off;

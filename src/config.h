@@ -1,10 +1,19 @@
 /*
  * config.h -- the INI configuration file (docs/CONFIG.md), parsed once.
  *
- * cfg_load() reads the file with inih into a struct hd_config that the
- * daemon then treats as const; a reload (SIGHUP) loads a new one and swaps
- * it in only if it loaded, then frees the old one.  The struct owns every
- * string in it; cfg_free() frees them and wipes the tokens.
+ * cfg_load() reads the file with inih into a struct hd_config, an
+ * immutable snapshot: nothing changes it after cfg_load() returns.  A reload
+ * (SIGHUP) loads a new snapshot and swaps it in only if it loaded.  The
+ * snapshot owns every string in it and is reference-counted: cfg_load()
+ * returns it with one reference, cfg_ref() takes another, cfg_free() drops
+ * one, and the last cfg_free() frees the strings (tokens wiped first).
+ *
+ * Reload safety rule: no pointer into a snapshot outlives the reference it
+ * was read under.  Modules copy at construction what they keep (pub_new,
+ * http_start, resync_new, notify_new, svc_open copy their options; nothing
+ * keeps a `const char *` from here), and code that reads the configuration
+ * in force while serving takes a reference for the duration of the read, so
+ * a reload can drop the old snapshot at any time.
  *
  * Rules of the file (also errors, reported as "file:line: message"):
  *   - unknown sections and keys, keys outside a section, syntax errors;
@@ -51,6 +60,7 @@ struct cfg_netlist {
  * are never NULL nor empty.  (reload) marks the keys a reload changes.
  */
 struct hd_config {
+	unsigned refs; /* references (cfg_ref/cfg_free; atomic), not a key */
 	char *file; /* the path it was loaded from */
 
 	struct {
@@ -133,7 +143,11 @@ struct hd_config *cfg_load(const char *path, char *err, size_t errlen);
  * file name in messages and in cfg->file. */
 struct hd_config *cfg_load_string(const char *name, const char *text, char *err, size_t errlen);
 
-/* Frees a configuration, wiping its tokens first.  NULL-safe. */
+/* Takes one more reference on cfg (thread-safe); returns cfg.  NULL-safe. */
+struct hd_config *cfg_ref(struct hd_config *cfg);
+
+/* Drops one reference (thread-safe); the last one frees the configuration,
+ * wiping its tokens first.  NULL-safe. */
 void cfg_free(struct hd_config *cfg);
 
 /*

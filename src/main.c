@@ -8,6 +8,12 @@
  *
  *   SIGTERM, SIGINT  stop accepting, finish in-flight requests, exit 0
  *   SIGHUP           re-read the configuration; apply it if it parses
+ *
+ * The configuration in force is d->cfg, an immutable snapshot (config.h).
+ * Only the main thread replaces it (reload); other threads read it through
+ * daemon_cfg(), which hands them their own reference.  Modules are given
+ * copies, never pointers into it: a reload frees the old snapshot as soon
+ * as its last reader is done.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,8 +44,8 @@
 #endif
 
 struct daemon {
-	pthread_rwlock_t cfg_lock; /* guards cfg against reload */
-	struct hd_config *cfg;
+	pthread_mutex_t cfg_lock;  /* guards the cfg pointer (not what it points to) */
+	struct hd_config *cfg;     /* the snapshot in force: daemon_cfg() to read it */
 	struct svc *svc;
 	struct http_server *http;
 	struct pub *pub;
@@ -55,15 +61,26 @@ usage(FILE *f)
 	           "       hotdeskd --version\n");
 }
 
+/* The configuration in force, with a reference of the caller's own (drop it
+ * with cfg_free()): a reload meanwhile does not free it. */
+static struct hd_config *
+daemon_cfg(struct daemon *d)
+{
+	struct hd_config *c;
+
+	pthread_mutex_lock(&d->cfg_lock);
+	c = cfg_ref(d->cfg);
+	pthread_mutex_unlock(&d->cfg_lock);
+	return c;
+}
+
 static bool
 pbx_net_ok(void *arg, const struct sockaddr *sa)
 {
-	struct daemon *d = arg;
-	bool ok;
+	struct hd_config *c = daemon_cfg(arg);
+	bool ok = cfg_net_allows(c, sa);
 
-	pthread_rwlock_rdlock(&d->cfg_lock);
-	ok = cfg_net_allows(d->cfg, sa);
-	pthread_rwlock_unlock(&d->cfg_lock);
+	cfg_free(c);
 	return ok;
 }
 
@@ -134,11 +151,11 @@ reload(struct daemon *d)
 	log_set_level(nc->log.level);
 	throttle_policy_from(nc, d->throttle);
 	resync_reconfigure(d->resync, nc);
-	pthread_rwlock_wrlock(&d->cfg_lock);
+	pthread_mutex_lock(&d->cfg_lock);
 	old = d->cfg;
 	d->cfg = nc;
-	pthread_rwlock_unlock(&d->cfg_lock);
-	cfg_free(old);
+	pthread_mutex_unlock(&d->cfg_lock);
+	cfg_free(old); /* freed now, or by its last reader */
 	log_info("configuration reloaded from %s", nc->file);
 }
 
@@ -253,8 +270,13 @@ run(struct daemon *d)
 	d->api.svc = d->svc;
 	d->api.pub = d->pub;
 	d->api.throttle = d->throttle;
-	d->api.prefix = d->cfg->provisioning.prefix;
-	d->api.phone_logs = d->cfg->provisioning.phone_logs;
+	/* copies: the api context outlives any one configuration */
+	if ((d->api.prefix = strdup(d->cfg->provisioning.prefix)) == NULL ||
+	    (d->cfg->provisioning.phone_logs != NULL &&
+	     (d->api.phone_logs = strdup(d->cfg->provisioning.phone_logs)) == NULL)) {
+		log_error("out of memory");
+		return 1;
+	}
 	d->api.pbx_net_ok = pbx_net_ok;
 	d->api.net_arg = d;
 	d->api.on_fetch = resync_on_fetch;
@@ -268,7 +290,7 @@ run(struct daemon *d)
 	                                 (size_t)d->cfg->server.max_body };
 	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
 	                                 (size_t)d->cfg->server.max_body };
-	routes[2] = (struct http_route){ d->cfg->provisioning.prefix, api_prov_handle, &d->api,
+	routes[2] = (struct http_route){ d->api.prefix, api_prov_handle, &d->api,
 	                                 (size_t)d->cfg->provisioning.log_max };
 	ho.listen = d->cfg->server.listen;
 	ho.port = (unsigned)d->cfg->server.port;
@@ -363,7 +385,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	log_init("hotdeskd", d.cfg->log.level, d.cfg->log.syslog);
-	pthread_rwlock_init(&d.cfg_lock, NULL);
+	pthread_mutex_init(&d.cfg_lock, NULL);
 
 	rc = run(&d);
 
@@ -372,8 +394,10 @@ main(int argc, char **argv)
 	svc_close(d.svc);
 	pub_free(d.pub);
 	throttle_free(d.throttle);
+	free(d.api.prefix);
+	free(d.api.phone_logs);
 	cfg_free(d.cfg);
-	pthread_rwlock_destroy(&d.cfg_lock);
+	pthread_mutex_destroy(&d.cfg_lock);
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

@@ -243,7 +243,9 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	s->o = *o;
+	/* the strings are the caller's, used only here: none is kept */
 	s->o.admin_token = s->o.pbx_token = NULL;
+	s->o.db_path = s->o.sql_dir = NULL;
 	if (secret_init() != 0) {
 		snprintf(err, errlen, "libsodium failed to initialise");
 		goto fail;

@@ -61,7 +61,8 @@ typedef void (*svc_change_hook)(void *arg, const struct world *w, struct store *
                                  const hd_id *devs, size_t n, const char *why);
 
 /* Opens the store, applies migrations, loads the world, records the
- * configuration's tokens (hashed).  NULL with err on failure. */
+ * configuration's tokens (hashed).  NULL with err on failure.  The strings
+ * of o are borrowed for the call only (svc_reconfigure too): none is kept. */
 struct svc *svc_open(const struct svc_opts *o, char *err, size_t errlen);
 void svc_close(struct svc *s);
 /* Installs the hook (before serving). */

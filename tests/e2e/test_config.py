@@ -82,3 +82,40 @@ def test_sighup_reload(make_daemon):
     d.star30("acme-101", "102", code=wrong, result="hangup")
     d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
     invariants(d)
+
+
+def _reload_and_wait(d, nth):
+    """SIGHUP, then waits (<= 20 s) for the nth "configuration reloaded"."""
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while d.log_text().count("configuration reloaded from") < nth:
+        assert d.alive(), "daemon died on SIGHUP:\n" + d.log_tail()
+        assert time.monotonic() < deadline, "no reload after SIGHUP:\n" + d.log_tail()
+        time.sleep(0.05)
+
+
+def test_sighup_keeps_provisioning(prov):
+    """Phones keep getting their files after reloads (same file, then a file
+    changing reloadable keys): over HTTP and TFTP, before and after, and a
+    move made after the reloads is published on both."""
+    d, demo, tftp = prov
+    before = hdharness.check_published(d, demo, tftp)
+    assert before[mac(101)], "no per-device file to fetch"
+    _reload_and_wait(d, 1)                  # the same file again
+    assert hdharness.check_published(d, demo, tftp) == before
+    cfg = {s: dict(kv) for s, kv in d.config.items()}
+    cfg["secrets"]["tries_per_call"] = "2"
+    cfg["log"]["level"] = "info"
+    cfg["provisioning"]["miss_threshold"] = "500"
+    d.write_config(cfg)
+    _reload_and_wait(d, 2)                  # reloadable keys changed
+    assert hdharness.check_published(d, demo, tftp) == before
+    for name in before[mac(101)]:
+        st, _, body = hdharness.prov_get(d, name)
+        assert st == 200 and body == before[mac(101)][name], (name, st)
+        assert tftp.get(name) == body, name
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    after = hdharness.check_published(d, demo, tftp)
+    assert after[mac(101)] != before[mac(101)], "the move after the reload was not published"
+    assert demo.passwords["acme-102"].encode() in b"".join(after[mac(101)].values())
+    invariants(d)
