@@ -37,9 +37,9 @@ parse_body(const struct http_request *req, struct http_response *res, struct for
 	const char *ct = http_header(req, "Content-Type");
 	char err[128], reason[160];
 
-	if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0) {
+	if (ct == NULL || http_media_type_is(ct, "application/x-www-form-urlencoded")) {
 		*f = form_parse(req->body, req->body_len, err, sizeof(err));
-	} else if (strncasecmp(ct, "application/json", 16) == 0) {
+	} else if (http_media_type_is(ct, "application/json")) {
 		if (form_from_json(req->body, req->body_len, f, err, sizeof(err)) != 0)
 			*f = NULL;
 	} else {

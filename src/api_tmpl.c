@@ -341,7 +341,7 @@ take_candidate(struct treq *r, const char **src, size_t *len, char **owned, char
 	const char *cm = http_query_arg(r->req, "comment");
 
 	*owned = *comment = NULL;
-	if (ct != NULL && strncasecmp(ct, "application/json", 16) == 0) {
+	if (ct != NULL && http_media_type_is(ct, "application/json")) {
 		json_error_t je;
 		json_t *o = json_loadb(r->req->body, r->req->body_len, JSON_REJECT_DUPLICATES |
 		                       JSON_ALLOW_NUL, &je);

@@ -637,6 +637,23 @@ http_header(const struct http_request *req, const char *name)
 	return MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, name);
 }
 
+bool
+http_media_type_is(const char *value, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (value == NULL)
+		return false;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (strncasecmp(value, type, n) != 0)
+		return false;
+	value += n;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	return *value == '\0' || *value == ';';
+}
+
 const char *
 http_bearer(const struct http_request *req)
 {

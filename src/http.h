@@ -47,6 +47,13 @@ const char *http_header(const struct http_request *req, const char *name);
  * http_header. */
 const char *http_bearer(const struct http_request *req);
 
+/* Whether the media type of a Content-Type value (what comes before any
+ * ';' parameters, surrounding spaces and tabs aside) is exactly type,
+ * compared case-insensitively: "application/json; charset=utf-8" is
+ * "application/json", "application/jsonx" and "application/json x" are
+ * not.  A NULL value is no type.  Can't fail. */
+bool http_media_type_is(const char *value, const char *type);
+
 /* A query-string argument, percent-decoded ('+' is a space), or NULL.  The
  * first occurrence wins; a pair with a malformed escape or a NUL counts as
  * absent.  Borrowed until the handler returns. */

@@ -764,3 +764,26 @@ Test(http_resp, printf_and_set_body)
 	cr_assert_str_eq(res.body, "{}");
 	free(res.body);
 }
+
+/* ---- media types (no server needed) ---- */
+
+Test(http_media, exact_type_parameters_aside)
+{
+	const char *form = "application/x-www-form-urlencoded";
+
+	cr_assert(http_media_type_is(form, form));
+	cr_assert(http_media_type_is("Application/X-WWW-Form-URLencoded", form));
+	cr_assert(http_media_type_is("application/x-www-form-urlencoded; charset=utf-8", form));
+	cr_assert(http_media_type_is("  application/x-www-form-urlencoded\t;charset=utf-8", form));
+	cr_assert(http_media_type_is("application/x-www-form-urlencoded ", form));
+	cr_assert(http_media_type_is("application/json;charset=UTF-8", "application/json"));
+	/* a longer type that starts with the same text is another type */
+	cr_assert_not(http_media_type_is("application/x-www-form-urlencodedXYZ", form));
+	cr_assert_not(http_media_type_is("application/jsonx", "application/json"));
+	cr_assert_not(http_media_type_is("application/json x", "application/json"));
+	cr_assert_not(http_media_type_is("application/json-patch+json", "application/json"));
+	cr_assert_not(http_media_type_is("application/jso", "application/json"));
+	cr_assert_not(http_media_type_is("", "application/json"));
+	cr_assert_not(http_media_type_is(NULL, "application/json"));
+	cr_assert_not(http_media_type_is("text/json", "application/json"));
+}

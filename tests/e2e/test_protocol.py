@@ -109,6 +109,12 @@ def test_malformed_bodies_change_nothing(acme):
     st, out = d.curl("POST", "/pbx/v1/star30", data="<star30/>",
                      headers=["Content-Type: text/xml", auth])
     assert st == 415, (st, out)
+    # the media type is compared whole, not by prefix
+    for ct in ("application/x-www-form-urlencodedXYZ", "application/jsonx",
+               "application/json-patch+json", "application/x-www-form-urlencoded x"):
+        st, out = d.curl("POST", "/pbx/v1/star30", data=enc(call_id="ct-" + ct[-3:]),
+                         headers=["Content-Type: " + ct, auth])
+        assert st == 415, (ct, st, out)
     # wrong method
     st, out = d.curl("GET", "/pbx/v1/star30", headers=[auth])
     assert st == 405, (st, out)
@@ -140,6 +146,23 @@ def test_malformed_bodies_change_nothing(acme):
     assert _move_events(d) == evs
     # and the right request still works afterwards
     d.star30("acme-101", "102", code=code, result="accepted", device=mac(101))
+    invariants(d)
+
+
+def test_content_type_parameters_aside(acme):
+    """A media type with parameters, spaces or other case is still the type."""
+    d, demo = acme
+    auth = "Authorization: Bearer " + d.pbx_token
+    body = urllib.parse.urlencode({"caller": "acme-101", "digits": "102",
+                                   "code": demo.code(102), "call_id": "ct1"})
+    st, out = d.curl("POST", "/pbx/v1/star30", data=body, headers=[
+        "Content-Type: Application/X-WWW-Form-URLencoded ; charset=utf-8", auth])
+    assert st == 200 and parse_line(out).get("result") == "accepted", (st, out)
+    d.star30("acme-102", None, result="returned", extension="102")
+    st, out = d.curl("POST", "/pbx/v1/star30", data=json.dumps(
+        {"caller": "acme-101", "digits": "102", "code": demo.code(102), "call_id": "ct2"}),
+        headers=["Content-Type: application/json;charset=UTF-8", auth])
+    assert st == 200 and parse_line(out).get("result") == "accepted", (st, out)
     invariants(d)
 
 
