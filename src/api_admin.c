@@ -916,13 +916,17 @@ dev_write(struct req_ctx *r, bool patch)
 			free(d->parking_user);
 			free(d->parking_password);
 			d->parking_user = d->parking_password = NULL;
-		} else if (!json_is_object(v) ||
-		           json_object_size(v) != 2 ||
-		           take_str(v, "sip_user", &d->parking_user, 128, false, true, &fe, NULL) != 0 ||
-		           take_str(v, "sip_password", &d->parking_password, 128, false, false, &fe,
-		                    NULL) != 0 ||
-		           d->parking_user == NULL || d->parking_password == NULL) {
+		} else if (!json_is_object(v) || json_object_size(v) != 2 ||
+		           !json_object_get(v, "sip_user") || !json_object_get(v, "sip_password")) {
 			ferr(&fe, "parking", "must be {\"sip_user\": …, \"sip_password\": …} or null");
+			goto invalid;
+		} else if (take_str(v, "sip_user", &d->parking_user, 128, false, true, &fe,
+		                    NULL) != 0) {
+			ferr(&fe, "parking.sip_user", "printable, no spaces, at most 128");
+			goto invalid;
+		} else if (take_str(v, "sip_password", &d->parking_password, 128, false, false, &fe,
+		                    NULL) != 0) {
+			ferr(&fe, "parking.sip_password", "at most 128, no control characters");
 			goto invalid;
 		}
 	}

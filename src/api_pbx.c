@@ -125,6 +125,7 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 	const char *badf;
 	char reason[96];
 	bool moved = false;
+	int rc;
 
 	metrics_move_begin(); /* request received (SPEC 8 move timing) */
 	metrics_inc(METRICS_STAR30_REQUESTS, 1);
@@ -149,8 +150,12 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 		fail(req, res, 400, "invalid code");
 	} else if (r.call_id != NULL && !api_printable(r.call_id, 128, false)) {
 		fail(req, res, 400, "invalid call_id");
-	} else if (svc_star30(c->svc, &r, &out) != SVC_OK) {
-		fail(req, res, 500, "internal");
+	} else if ((rc = svc_star30(c->svc, &r, &out)) != SVC_OK) {
+		/* a move whose files would not render is refused, nothing moved */
+		if (rc == SVC_CONFLICT)
+			fail(req, res, 409, "render_failed");
+		else
+			fail(req, res, 500, "internal");
 	} else {
 		api_answer_add(&a, "result", virt_result_name(out.result));
 		if (out.result == VIRT_DENIED)

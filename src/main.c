@@ -179,6 +179,17 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 	hd_idset_free(&changed);
 }
 
+/* The service's check hook: a change commits only if every device it
+ * touches still renders. */
+static int
+on_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *err,
+         size_t errlen)
+{
+	struct daemon *d = arg;
+
+	return pub_check(d->pub, w, devs, n, err, errlen);
+}
+
 struct startup {
 	struct daemon *d;
 	char err[512];
@@ -258,6 +269,7 @@ run(struct daemon *d)
 	 * freed pages back before serving */
 	malloc_trim(0);
 	svc_set_change_hook(d->svc, on_change, d);
+	svc_set_check_hook(d->svc, on_check, d);
 	if ((d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err))) == NULL) {
 		log_error("resync: %s", err);
 		return 1;

@@ -1271,6 +1271,36 @@ pub_version(struct pub *p, hd_id dev)
 }
 
 int
+pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char *err,
+          size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct hd_dev *d = world_dev(w, ids[i]);
+		const struct vendor_profile *prof = d ? vendor_profile_by_name(d->profile) : NULL;
+		struct render_buf bufs[PUB_MAX_FILES] = { { 0 } };
+		char e[256];
+		int rc;
+
+		if (d == NULL) /* a device being deleted: it gets no files */
+			continue;
+		if (prof == NULL) {
+			snprintf(err, errlen, "device %s: unknown vendor profile", d->mac);
+			return -1;
+		}
+		rc = render_files(p->tmpl, w, d, prof, pub_version(p, d->id) + 1, false, bufs, e,
+		                  sizeof(e));
+		for (size_t k = 0; k < PUB_MAX_FILES; k++)
+			render_buf_free(&bufs[k]);
+		if (rc != 0) {
+			snprintf(err, errlen, "the configuration of device %s would not render: %s",
+			         d->mac, e);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
 pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d, bool redact,
             pub_preview_cb cb, void *arg, char *err, size_t errlen)
 {

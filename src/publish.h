@@ -132,6 +132,17 @@ int pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out);
 unsigned long long pub_version(struct pub *p, hd_id dev);
 
 /*
+ * Renders the per-device files of devices ids (of w) and throws them
+ * away: whether a change that leaves the world as w can be published
+ * (the service's check hook, svc_check_hook).  Ids no longer in w are
+ * skipped.  Returns 0, or -1 with err naming the first device that fails
+ * and why (a template position or a variable, never a value).  Writer
+ * only.
+ */
+int pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char *err,
+              size_t errlen);
+
+/*
  * Renders one device's files for a preview, without publishing: its
  * per-device files (shared = false), then the shared files of its profile
  * whose name needs no model (shared = true), each through cb (data

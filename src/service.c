@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "vendor.h"
 #include "secret.h"
 #include "store.h"
 
@@ -43,6 +44,14 @@ struct svc {
 	void *hook_arg;
 	svc_reg_hook reg_hook;   /* resync targeting, may be NULL */
 	void *reg_hook_arg;
+	svc_check_hook check;    /* renders before a commit, may be NULL */
+	void *check_arg;
+	char check_err[200];     /* why the last check refused (lock held) */
+	/* The device a delete removes (lock held; 0 = none): neither checked
+	 * nor handed to the hook inside the commit, which would record a
+	 * version of a row the same transaction deleted; the delete hands it
+	 * over once it is gone from the world. */
+	hd_id gone;
 };
 
 static long long
@@ -151,6 +160,9 @@ undo_plan(struct svc *s, const struct virt_plan *p)
 		world_set_virtual_on(s->w, p->moves[i].ext, p->moves[i].from);
 }
 
+/* What svc_commit2 returns when the check hook refused the change. */
+#define SVC_COMMIT_RENDER (-2)
+
 /*
  * Extra work done inside the transaction of a plan, after the moves are
  * stored (the admin change itself, counters).  Returns 0 or -1.
@@ -176,6 +188,26 @@ svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn p
 	if (virt_apply(s->w, p, &changed) != 0) {
 		undo_plan(s, p);
 		goto rollback;
+	}
+	for (size_t i = 0; s->gone != 0 && i < changed.n; i++) {
+		if (changed.v[i] == s->gone) {
+			/* only v and n are read from here on (no lookups) */
+			changed.v[i] = changed.v[--changed.n];
+			break;
+		}
+	}
+	/* what phones would get must render before anything is committed:
+	 * the store and the served files never disagree */
+	if (s->check != NULL &&
+	    (s->check(s->check_arg, s->w, changed.v, changed.n, s->check_err,
+	              sizeof(s->check_err)) != 0 ||
+	     s->check(s->check_arg, s->w, extra, nextra, s->check_err,
+	              sizeof(s->check_err)) != 0)) {
+		undo_plan(s, p);
+		(void)store_rollback(s->st);
+		log_warn("change refused (%s): %s", cause, s->check_err);
+		rc = SVC_COMMIT_RENDER;
+		goto out;
 	}
 	/* the outbox before post: a deleted device's row goes with it */
 	if (outbox_add(s, &changed, extra, nextra) != 0 || (post != NULL && post(s, arg) != 0) ||
@@ -206,7 +238,9 @@ out:
  * pre's writes and post's (a put runs first, so a new object has its id;
  * a delete runs last, after the moves that leave the object), records one event per move (cause), and calls the hook
  * with the changed devices plus `extra` devices.  Called with the lock
- * held.  Returns 0, or -1 with nothing changed.
+ * held.  Returns 0, or -1 with nothing changed, or SVC_COMMIT_RENDER with
+ * nothing changed when a device's files would not render (s->check_err
+ * says why).
  */
 static int
 svc_commit(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn fn, void *arg,
@@ -294,6 +328,15 @@ svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg)
 	pthread_mutex_lock(&s->mu);
 	s->hook = hook;
 	s->hook_arg = arg;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->check = hook;
+	s->check_arg = arg;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -466,6 +509,21 @@ same_secret(struct svc *s, hd_id ext, const char *hash)
 	return same;
 }
 
+/* A *30 whose commit failed (crc from svc_commit): SVC_CONFLICT when a
+ * phone's files would not render (recorded as an event "move.refused"),
+ * else SVC_INTERNAL.  Nothing changed either way.  Lock held. */
+static int
+star30_failed(struct svc *s, const struct virt_decision *d, int crc)
+{
+	if (crc != SVC_COMMIT_RENDER)
+		return SVC_INTERNAL;
+	if (event(s, "move.refused", d->caller ? d->caller->org : 0,
+	          d->ext ? d->ext->number : NULL, d->caller ? d->caller->mac : NULL,
+	          json_pack("{s:s, s:s}", "reason", "render_failed", "error", s->check_err)) != 0)
+		log_warn("event move.refused not recorded: %s", store_errmsg(s->st));
+	return SVC_CONFLICT;
+}
+
 int
 svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
@@ -474,7 +532,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	char *hash = NULL;
 	uint64_t t_hash;
 	bool ok;
-	int rc = SVC_OK;
+	int rc = SVC_OK, crc;
 
 	memset(res, 0, sizeof(*res));
 	a.call_id = (r->call_id && r->call_id[0]) ? r->call_id : NULL;
@@ -483,8 +541,8 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	fill_res(res, &d);
 	switch (d.result) {
 	case VIRT_RETURNED:
-		if (svc_commit(s, &d.plan, "star30", NULL, NULL, NULL, 0) != 0)
-			rc = SVC_INTERNAL;
+		if ((crc = svc_commit(s, &d.plan, "star30", NULL, NULL, NULL, 0)) != 0)
+			rc = star30_failed(s, &d, crc);
 		goto unlock;
 	case VIRT_NOTHING:
 		goto unlock;
@@ -562,12 +620,13 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	}
 	fill_res(res, &d);
 	if (d.result == VIRT_ACCEPTED &&
-	    (d.caller->id != a.dev || svc_commit(s, &d.plan, "star30", pair_reset, &a, NULL, 0) != 0)) {
+	    (d.caller->id != a.dev ||
+	     (crc = svc_commit(s, &d.plan, "star30", pair_reset, &a, NULL, 0)) != 0)) {
 		if (d.caller->id != a.dev) { /* the caller moved meanwhile: ask again */
 			res->result = VIRT_DENIED;
 			res->reason = VIRT_R_UNKNOWN_CALLER;
 		} else {
-			rc = SVC_INTERNAL;
+			rc = star30_failed(s, &d, crc);
 		}
 	} else if (d.result == VIRT_DENIED) {
 		(void)denied_event(s, &d, d.caller ? d.caller->mac : NULL);
@@ -721,6 +780,73 @@ bad(struct svc_result *r, int code, const char *field, const char *fmt, const ch
 	return code;
 }
 
+/* One value phones render, under the name the admin API gives it. */
+struct rendered_value {
+	const char *field; /* static */
+	const char *value;
+};
+
+/* Whether every value can be rendered by profile p (NULL: by every
+ * profile).  SVC_OK, or SVC_BAD with the field named. */
+static int
+renderable(const struct vendor_profile *p, const struct rendered_value *v, size_t n,
+           struct svc_result *r)
+{
+	char err[200];
+
+	for (size_t i = 0; i < n; i++) {
+		if (vendor_field_check(p, v[i].field, v[i].value, err, sizeof(err)) != 0) {
+			snprintf(r->err, sizeof(r->err), "%s: %s", v[i].field, err);
+			r->field = v[i].field;
+			return SVC_BAD;
+		}
+	}
+	return SVC_OK;
+}
+
+/* An extension may be carried by a phone of any family: its values must
+ * render on every profile. */
+static int
+ext_renderable(const struct hd_ext *e, struct svc_result *r)
+{
+	const struct rendered_value v[] = {
+		{ "sip_user", e->sip_user },
+		{ "sip_password", e->sip_password },
+		{ "display_name", e->display_name },
+		{ "label", e->label },
+		{ "sip_server.host", e->sip.host },
+	};
+
+	return renderable(NULL, v, sizeof(v) / sizeof(v[0]), r);
+}
+
+/* A device's own values render on its profile only. */
+static int
+dev_renderable(const struct hd_dev *d, struct svc_result *r)
+{
+	const struct rendered_value v[] = {
+		{ "parking.sip_user", d->parking_user },
+		{ "parking.sip_password", d->parking_password },
+		{ "model", d->model },
+	};
+	const struct vendor_profile *p = vendor_profile_by_name(d->profile);
+
+	if (p == NULL)
+		return bad(r, SVC_BAD, "profile", "%s", "profile: unknown vendor profile");
+	return renderable(p, v, sizeof(v) / sizeof(v[0]), r);
+}
+
+/* The answer to a change svc_commit2 refused (crc: its return value):
+ * the files it would give some phone do not render (409: the change
+ * conflicts with the templates or stored values), or the database failed. */
+static int
+commit_failed(struct svc *s, struct svc_result *r, int crc, const char *field)
+{
+	if (crc == SVC_COMMIT_RENDER)
+		return bad(r, SVC_CONFLICT, field, "refused, nothing changed: %s", s->check_err);
+	return bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+}
+
 struct devlist {
 	hd_id org;
 	hd_id *v;
@@ -774,10 +900,13 @@ struct put_tx {
 /* The answer to an admin change whose transaction failed: a conflict
  * names the field whose unique key collided. */
 static int
-put_failed(struct svc_result *r, struct put_tx *t, const char *conflict_field)
+put_failed(struct svc *s, struct svc_result *r, struct put_tx *t, int crc,
+           const char *conflict_field)
 {
 	json_decref(t->detail); /* not consumed when the write failed */
 	t->detail = NULL;
+	if (crc == SVC_COMMIT_RENDER)
+		return commit_failed(s, r, crc, NULL);
 	return t->store_rc == STORE_CONFLICT ? bad(r, SVC_CONFLICT, conflict_field, "%s", "conflict")
 	                                     : bad(r, SVC_INTERNAL, NULL, "%s", "database error");
 }
@@ -789,7 +918,11 @@ put_tx_run(struct svc *s, void *arg)
 	int rc;
 
 	switch (t->kind) {
-	case 'o': rc = store_org_put(s->st, t->obj); break;
+	case 'o':
+		/* a new organization has its id only now: its event names it */
+		if ((rc = store_org_put(s->st, t->obj)) == 0)
+			t->org = ((struct hd_org *)t->obj)->id;
+		break;
 	case 'e': rc = store_ext_put(s->st, t->obj); break;
 	case 'd': rc = store_dev_put(s->st, t->obj); break;
 	case 'O': rc = store_org_delete(s->st, t->del_id); break;
@@ -826,12 +959,18 @@ static void touch_org(struct svc *s, hd_id org);
 int
 svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
 {
+	int crc;
 	struct hd_org *old, *copy = NULL;
 	struct put_tx t = { .kind = 'o', .type = "org.put" };
 	struct virt_plan none = { 0 };
+	const struct rendered_value v[] = { { "sip_server.host", o->sip.host } };
 	char err[256];
 	int rc = SVC_OK;
 
+	if ((rc = renderable(NULL, v, 1, r)) != SVC_OK) {
+		hd_org_free(o);
+		return rc;
+	}
 	pthread_mutex_lock(&s->mu);
 	old = world_org_by_name(s->w, o->name);
 	o->id = old ? old->id : 0;
@@ -839,8 +978,8 @@ svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
 	t.obj = o;
 	t.created = r->created;
 	t.detail = json_pack("{s:b}", "created", r->created);
-	if (svc_commit(s, &none, "admin", put_tx_run, &t, NULL, 0) != 0) {
-		rc = put_failed(r, &t, "name");
+	if ((crc = svc_commit(s, &none, "admin", put_tx_run, &t, NULL, 0)) != 0) {
+		rc = put_failed(s, r, &t, crc, "name");
 		goto out;
 	}
 	t.org = o->id;
@@ -909,6 +1048,7 @@ out:
 int
 svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_result *r)
 {
+	int crc;
 	char hash[crypto_pwhash_STRBYTES], err[256];
 	struct hd_ext *old, *copy = NULL, *back = NULL;
 	struct put_tx t = { .kind = 'e', .type = "extension.put" };
@@ -917,6 +1057,10 @@ svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_resu
 	size_t ntouched = 0;
 	int rc = SVC_OK;
 
+	if ((rc = ext_renderable(e, r)) != SVC_OK) {
+		hd_ext_free(e);
+		return rc;
+	}
 	if (secret != NULL && secret[0] != '\0') {
 		if (secret_code_valid(secret, s->o.code_min_len, err, sizeof(err)) != 0) {
 			hd_ext_free(e);
@@ -976,8 +1120,8 @@ svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_resu
 				touched[ntouched++] = dv->id;
 		}
 	}
-	if (svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched) != 0) {
-		rc = put_failed(r, &t, "sip_user");
+	if ((crc = svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched)) != 0) {
+		rc = put_failed(s, r, &t, crc, "sip_user");
 		goto restore;
 	}
 	if (old == NULL) {
@@ -1009,6 +1153,7 @@ hook_devs(struct svc *s, const hd_id *v, size_t n)
 int
 svc_ext_delete(struct svc *s, hd_id org, const char *number, struct svc_result *r)
 {
+	int crc;
 	struct hd_ext *e;
 	struct put_tx t = { .kind = 'E', .type = "extension.delete" };
 	struct virt_plan plan = { 0 };
@@ -1027,8 +1172,8 @@ svc_ext_delete(struct svc *s, hd_id org, const char *number, struct svc_result *
 	t.del_id = e->id;
 	t.org = org;
 	t.ext_number = number;
-	if (svc_commit2(s, &plan, "admin", NULL, put_tx_run, &t, NULL, 0) != 0) {
-		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+	if ((crc = svc_commit2(s, &plan, "admin", NULL, put_tx_run, &t, NULL, 0)) != 0) {
+		rc = commit_failed(s, r, crc, NULL);
 		goto out;
 	}
 	home = e->home_dev;
@@ -1045,6 +1190,7 @@ int
 svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_res *res,
                struct svc_result *r)
 {
+	int crc;
 	struct hd_ext *e;
 	struct virt_decision d;
 	int rc = SVC_OK;
@@ -1057,8 +1203,9 @@ svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_r
 	}
 	virt_return(s->w, e, &d);
 	fill_res(res, &d);
-	if (d.result == VIRT_RETURNED && svc_commit(s, &d.plan, "api", NULL, NULL, NULL, 0) != 0)
-		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+	if (d.result == VIRT_RETURNED &&
+	    (crc = svc_commit(s, &d.plan, "api", NULL, NULL, NULL, 0)) != 0)
+		rc = commit_failed(s, r, crc, NULL);
 out:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -1067,6 +1214,7 @@ out:
 int
 svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
 {
+	int crc;
 	struct hd_dev *old, *copy = NULL, *back = NULL;
 	struct put_tx t = { .kind = 'd', .type = "device.put" };
 	struct virt_plan plan = { 0 };
@@ -1075,6 +1223,10 @@ svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
 	char err[256];
 	int rc = SVC_OK;
 
+	if ((rc = dev_renderable(d, r)) != SVC_OK) {
+		hd_dev_free(d);
+		return rc;
+	}
 	pthread_mutex_lock(&s->mu);
 	old = world_dev_by_mac(s->w, d->mac);
 	r->created = old == NULL;
@@ -1103,8 +1255,8 @@ svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
 		}
 		touched[ntouched++] = d->id;
 	}
-	if (svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched) != 0) {
-		rc = put_failed(r, &t, "mac");
+	if ((crc = svc_commit(s, &plan, "admin", put_tx_run, &t, touched, ntouched)) != 0) {
+		rc = put_failed(s, r, &t, crc, "mac");
 		goto restore;
 	}
 	if (old == NULL) {
@@ -1129,6 +1281,7 @@ out:
 int
 svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r)
 {
+	int crc;
 	struct hd_dev *d;
 	struct put_tx t = { .kind = 'D', .type = "device.delete" };
 	struct virt_plan plan = { 0 };
@@ -1147,8 +1300,11 @@ svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r)
 	t.del_id = id = d->id;
 	t.org = d->org;
 	t.mac = d->mac;
-	if (svc_commit2(s, &plan, "admin", NULL, put_tx_run, &t, NULL, 0) != 0) {
-		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+	s->gone = id;
+	crc = svc_commit2(s, &plan, "admin", NULL, put_tx_run, &t, NULL, 0);
+	s->gone = 0;
+	if (crc != 0) {
+		rc = commit_failed(s, r, crc, NULL);
 		goto out;
 	}
 	world_del_dev(s->w, id);

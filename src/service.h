@@ -60,6 +60,16 @@ struct svc;
 typedef void (*svc_change_hook)(void *arg, const struct world *w, struct store *st,
                                  const hd_id *devs, size_t n, const char *why);
 
+/*
+ * Renders, without publishing, what devs (ids of w) would get; called with
+ * the service lock held just before a change commits, with the world as
+ * the change leaves it.  Returns 0, or -1 with err naming the device and
+ * the reason (never a value): the change is then refused and undone, so
+ * the store never holds a state whose files cannot be served.
+ */
+typedef int (*svc_check_hook)(void *arg, const struct world *w, const hd_id *devs, size_t n,
+                              char *err, size_t errlen);
+
 /* Opens the store, applies migrations, loads the world, records the
  * configuration's tokens (hashed).  NULL with err on failure.  The strings
  * of o are borrowed for the call only (svc_reconfigure too): none is kept. */
@@ -67,6 +77,8 @@ struct svc *svc_open(const struct svc_opts *o, char *err, size_t errlen);
 void svc_close(struct svc *s);
 /* Installs the hook (before serving). */
 void svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg);
+/* Installs the render check (before serving; none: changes are not checked). */
+void svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg);
 /* Applies the reloadable options (code length, guard policy, tokens). */
 int svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errlen);
 
@@ -96,8 +108,9 @@ struct svc_star30_res {
 	char device[HD_MAC_LEN + 1]; /* "" when none */
 };
 
-/* Returns SVC_OK (res filled) or SVC_INTERNAL (database failure: nothing
- * changed). */
+/* Returns SVC_OK (res filled), SVC_CONFLICT (the move would give some
+ * phone files that do not render: nothing changed, event "move.refused")
+ * or SVC_INTERNAL (database failure: nothing changed). */
 int svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res);
 
 struct svc_registration {

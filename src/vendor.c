@@ -361,6 +361,101 @@ int vendor_file_name(const struct vendor_file *f, const char *mac, const char *m
 	return 0;
 }
 
+/* ---- values a profile can render ---------------------------------------- */
+
+/* Decodes the UTF-8 character at s (n bytes left) into *cp; returns its
+ * length, or 0 when it is not valid UTF-8 (overlong, surrogate, > U+10FFFF,
+ * truncated). */
+static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
+{
+	size_t len;
+	unsigned long c, min;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0)
+		len = 2, c = s[0] & 0x1f, min = 0x80;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3, c = s[0] & 0x0f, min = 0x800;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4, c = s[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Whether cp may appear in a value: an XML 1.0 Char that is neither a
+ * control character (C0, DEL, C1) nor a Unicode noncharacter. */
+static bool renderable_char(unsigned long cp)
+{
+	if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+		return false;
+	if (cp >= 0xfdd0 && cp <= 0xfdef)
+		return false;
+	return (cp & 0xfffe) != 0xfffe; /* U+FFFE, U+FFFF, U+1FFFE, ... */
+}
+
+size_t vendor_field_max(const struct vendor_profile *p, const char *field)
+{
+	if (p == NULL || p->field_limits == NULL || field == NULL)
+		return 0;
+	for (const struct vendor_field_limit *l = p->field_limits; l->field != NULL; l++)
+		if (strcmp(l->field, field) == 0)
+			return l->max_chars;
+	return 0;
+}
+
+int vendor_field_check(const struct vendor_profile *p, const char *field, const char *value,
+                       char *err, size_t errlen)
+{
+	const unsigned char *s = (const unsigned char *)value;
+	size_t n, chars = 0;
+
+	if (value == NULL)
+		return 0;
+	n = strlen(value);
+	for (size_t i = 0; i < n; chars++) {
+		unsigned long cp;
+		size_t k = utf8_decode(s + i, n - i, &cp);
+
+		if (k == 0) {
+			snprintf(err, errlen, "is not valid UTF-8");
+			return -1;
+		}
+		if (!renderable_char(cp)) {
+			snprintf(err, errlen, "has a character phones cannot take (a control "
+			         "character or a Unicode noncharacter such as U+FFFF)");
+			return -1;
+		}
+		i += k;
+	}
+	for (size_t i = 0; i < vendor_registry_len; i++) {
+		const struct vendor_profile *q = p ? p : vendor_registry[i];
+		size_t max = vendor_field_max(q, field);
+
+		if (max != 0 && chars > max) {
+			snprintf(err, errlen, "is longer than %zu characters, the most %s phones take",
+			         max, q->name);
+			return -1;
+		}
+		if (p != NULL)
+			break;
+	}
+	return 0;
+}
+
 /* ---- XML check --------------------------------------------------------- */
 
 int vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)

@@ -64,6 +64,19 @@ struct vendor_file {
 	enum render_mode mode; /* RENDER_KV or one of the XML modes */
 };
 
+/*
+ * A limit one profile puts on a value it renders, as data in its
+ * vendor_<name>.c.  `field` is the admin API's name of the value
+ * ("display_name", "label", "sip_user", "sip_password", "sip_server.host",
+ * "parking.sip_user", "parking.sip_password", ...); max_chars is the
+ * longest value the phones take, in characters (Unicode code points).
+ * A profile's table ends with { NULL, 0 }.  vendor_field_check applies it.
+ */
+struct vendor_field_limit {
+	const char *field;
+	size_t max_chars;
+};
+
 struct vendor_profile {
 	const char *name; /* "polycom", "yealink", ... */
 	const struct vendor_file *device_files;
@@ -81,6 +94,9 @@ struct vendor_profile {
 	const char *notify_alt_value;
 	const char *notify_content_type; /* NULL when no body is sent */
 	const struct vendor_ops *ops;
+	/* Optional: limits of the values it renders ({ NULL, 0 }-terminated;
+	 * NULL = none beyond the characters every profile refuses). */
+	const struct vendor_field_limit *field_limits;
 };
 
 /* The registry, in match order.  Never changes. */
@@ -135,6 +151,22 @@ int vendor_profile_match_file(const struct vendor_profile *p, const char *filena
  */
 int vendor_file_name(const struct vendor_file *f, const char *mac, const char *model,
                      char *buf, size_t len);
+
+/* ---- values a profile can render -------------------------------------- */
+
+/*
+ * Whether value can be rendered as `field` (a vendor_field_limit name) by
+ * profile p, or by every profile of the registry when p is NULL: valid
+ * UTF-8 of XML 1.0 characters only (no C0 or C1 control character, DEL,
+ * surrogate, U+FFFE, U+FFFF or other noncharacter), and no longer than
+ * each profile's limit for that field.  NULL or "" passes.  Returns 0, or
+ * -1 with the reason in err ("at most 30 characters on cisco-enterprise
+ * phones"), which never quotes the value (it may be a password).
+ */
+int vendor_field_check(const struct vendor_profile *p, const char *field, const char *value,
+                       char *err, size_t errlen);
+/* The limit profile p sets on field, in characters; 0 = none. */
+size_t vendor_field_max(const struct vendor_profile *p, const char *field);
 
 /* ---- User-Agent, NOTIFY ----------------------------------------------- */
 

@@ -778,3 +778,115 @@ Test(vendor, per_device_names_need_only_the_mac)
 		}
 	}
 }
+
+/* ---- values a profile can render (vendor_field_check) ------------------- */
+
+/* Values every profile must refuse: what XML 1.0 cannot carry, Unicode
+ * noncharacters, control characters, and broken UTF-8. */
+static const char *const unrenderable[] = {
+	"A\xef\xbf\xbf",         /* U+FFFF */
+	"\xef\xbf\xbe",          /* U+FFFE */
+	"x\xef\xb7\x90",         /* U+FDD0 */
+	"\xef\xb7\xaf",          /* U+FDEF */
+	"\xf0\x9f\xbf\xbf",      /* U+1FFFF */
+	"\xf4\x8f\xbf\xbe",      /* U+10FFFE */
+	"a\x01z",                /* C0 control */
+	"tab\there",             /* TAB: values are one line */
+	"del\x7f",               /* DEL */
+	"c1\xc2\x85",            /* U+0085, a C1 control */
+	"\xed\xa0\x80",          /* a UTF-16 surrogate in UTF-8 */
+	"\xc0\xaf",              /* overlong '/' */
+	"\xe2\x82",              /* truncated */
+	"\xf5\x80\x80\x80",      /* beyond U+10FFFF */
+};
+
+/* Values every profile renders. */
+static const char *const renderable_values[] = {
+	"Alice", "Zo\xc3\xab & <Bob> \"'$", "\xe2\x98\x8e \xf0\x9f\x98\x80", "\xef\xbf\xbd",
+	"\xef\xb7\x8f\xef\xb7\xb0", /* U+FDCF, U+FDF0: next to the noncharacters */
+	"\xf0\x9f\xbf\xbd",         /* U+1FFFD */
+};
+
+Test(vendor, field_check_refuses_what_no_phone_can_take)
+{
+	char err[200];
+
+	for (size_t i = 0; i < sizeof(unrenderable) / sizeof(*unrenderable); i++) {
+		err[0] = '\0';
+		cr_expect_eq(vendor_field_check(NULL, "display_name", unrenderable[i], err,
+		                                sizeof(err)), -1, "value %zu passed", i);
+		cr_expect(err[0] != '\0', "value %zu: no reason", i);
+		for (size_t k = 0; k < vendor_registry_len; k++)
+			cr_expect_eq(vendor_field_check(vendor_registry[k], "label", unrenderable[i],
+			                                err, sizeof(err)), -1,
+			             "value %zu passed for %s", i, vendor_registry[k]->name);
+	}
+	for (size_t i = 0; i < sizeof(renderable_values) / sizeof(*renderable_values); i++)
+		cr_expect_eq(vendor_field_check(NULL, "display_name", renderable_values[i], err,
+		                                sizeof(err)), 0, "value %zu refused: %s", i, err);
+	cr_expect_eq(vendor_field_check(NULL, "display_name", NULL, err, sizeof(err)), 0);
+	cr_expect_eq(vendor_field_check(NULL, "display_name", "", err, sizeof(err)), 0);
+}
+
+/* What the check lets through renders on every profile, as XML well-formed:
+ * the API refuses nothing a phone could take and lets nothing through that
+ * one cannot. */
+Test(vendor, what_the_field_check_passes_renders_everywhere, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(renderable_values) / sizeof(*renderable_values); i++) {
+		struct render_input in = case_input("normal");
+
+		in.line.display_name = renderable_values[i];
+		in.line.label = renderable_values[i];
+		in.line.password = renderable_values[i];
+		for (size_t k = 0; k < vendor_registry_len; k++) {
+			const struct vendor_profile *p = vendor_registry[k];
+
+			for (size_t f = 0; f < p->n_device_files; f++) {
+				render_buf_reset(&b);
+				cr_expect_eq(vendor_render_device(p, T, f, &in, &b, err, sizeof(err)), 0,
+				             "value %zu on %s: %s", i, p->name, err);
+			}
+		}
+	}
+	/* and U+FFFF, which only the check stops, breaks an XML profile */
+	struct render_input in = case_input("normal");
+	in.line.display_name = unrenderable[0];
+	render_buf_reset(&b);
+	cr_expect_eq(vendor_render_device(vendor_profile_by_name("polycom"), T, 0, &in, &b, err,
+	                                  sizeof(err)), -1);
+	render_buf_free(&b);
+}
+
+/* A profile's limits are data: a table of fields and their lengths in
+ * characters (not bytes). */
+Test(vendor, field_limits_count_characters_and_name_the_profile)
+{
+	static const struct vendor_field_limit limits[] = {
+		{ "display_name", 5 },
+		{ "parking.sip_user", 3 },
+		{ NULL, 0 },
+	};
+	struct vendor_profile fake = *vendor_profile_by_name("yealink");
+	char err[200];
+
+	fake.name = "fake-family";
+	fake.field_limits = limits;
+	cr_expect_eq(vendor_field_max(&fake, "display_name"), 5);
+	cr_expect_eq(vendor_field_max(&fake, "label"), 0);
+	cr_expect_eq(vendor_field_max(NULL, "label"), 0);
+	/* 5 characters in 10 bytes */
+	cr_expect_eq(vendor_field_check(&fake, "display_name", "Zo\xc3\xab\xf0\x9f\x98\x80\xe2\x98\x8e",
+	                                err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(vendor_field_check(&fake, "display_name", "Zo\xc3\xab\xf0\x9f\x98\x80xy",
+	                                err, sizeof(err)), -1);
+	cr_expect(strstr(err, "5 characters") != NULL && strstr(err, "fake-family") != NULL,
+	          "%s", err);
+	cr_expect(strstr(err, "Zo") == NULL, "the value is quoted: %s", err);
+	cr_expect_eq(vendor_field_check(&fake, "parking.sip_user", "abcd", err, sizeof(err)), -1);
+	cr_expect_eq(vendor_field_check(&fake, "label", "a long label is fine here", err,
+	                                sizeof(err)), 0);
+}

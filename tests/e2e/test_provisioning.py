@@ -358,11 +358,13 @@ def test_startup_reconcile_of_the_tftp_root(prov):
     invariants(d)
 
 
-def test_failed_render_keeps_the_last_good_file(prov):
+def test_failed_render_is_refused_up_front(prov):
     """A template that is valid for every sample device but breaks for a
     device without a model: saving it is fine while every polycom device
-    has one; then a device loses its model, its render fails, the last good
-    file stays (HTTP and TFTP) and render_failed is recorded."""
+    has one; then taking a device's model away is refused (409, naming the
+    device: its files would not render) and the files stay as they are on
+    HTTP and TFTP; a template failing for a real device is refused at
+    save, naming it."""
     d, demo, tftp = prov
     import hdharness
     m = mac(101)
@@ -374,27 +376,22 @@ def test_failed_render_keeps_the_last_good_file(prov):
     js = d.admin_ok("PUT", "/api/v1/templates/polycom/line.cfg",
                     {"content": broken, "comment": "breaks without a model"})
     assert js["changed"] == []
-    d.admin_ok("PATCH", "/api/v1/devices/" + m, {"model": None})
-    ev = events(d, type="render_failed", device=m)
-    assert len(ev) == 1, ev
+    st, js = d.admin("PATCH", "/api/v1/devices/" + m, {"model": None})
+    assert st == 409 and m in js["error"] and "malformed XML" in js["error"], (st, js)
     assert prov_get(d, name)[2] == good and tftp.get(name) == good
-    # a later change of what the device carries: still the last good file
+    assert events(d, type="render_failed", device=m) == []
+    # a later change of what the device carries renders as usual
     d.admin_ok("PATCH", "/api/v1/orgs/acme/extensions/101", {"display_name": "Alice Renamed"})
-    assert len(events(d, type="render_failed", device=m)) == 2
-    assert prov_get(d, name)[2] == good and tftp.get(name) == good
-    assert b"Alice Renamed" not in good
-    # the preview says why, without a value
-    st, _, body = d.request("GET", "/api/v1/devices/%s/preview" % m, None,
-                            {"Authorization": "Bearer " + d.admin_token})
-    assert st == 409 and b"malformed XML" in body
-    # now a template failing for that device is refused up front, naming it
+    renamed = prov_get(d, name)[2]
+    assert b"Alice Renamed" in renamed and tftp.get(name) == renamed
+    # the default template back; a device without a model; then a template
+    # failing for that device is refused up front, naming it
+    d.admin_ok("PUT", "/api/v1/templates/polycom/line.cfg", {"content": tmpl})
+    d.admin_ok("PATCH", "/api/v1/devices/" + m, {"model": None})
     st, js = d.admin("PUT", "/api/v1/templates/polycom/line.cfg",
                      {"content": broken.replace("<oops>", "<oops2>")})
     assert st == 400 and js["devices"][0]["mac"] == m, js
-    # the model back: the device renders again, with the new name
     d.admin_ok("PATCH", "/api/v1/devices/" + m, {"model": "VVX_500"})
-    fixed = prov_get(d, name)[2]
-    assert b"Alice Renamed" in fixed and tftp.get(name) == fixed
     hdharness.check_published(d, demo, tftp)
 
 
