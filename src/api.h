@@ -39,6 +39,9 @@ struct api_ctx {
 	 * networks of the configuration in force). */
 	bool (*pbx_net_ok)(void *arg, const struct sockaddr *sa);
 	void *net_arg;
+	/* Largest body of an admin request; the /api/v1/ route itself takes
+	 * up to [server] max_import, for CSV imports only. */
+	size_t max_body;
 };
 
 /* An answer as ordered key/value pairs, sent as one form-encoded line or a

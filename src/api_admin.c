@@ -16,6 +16,7 @@
  */
 #include "api.h"
 #include "api_tmpl.h"
+#include "api_csv.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -1237,8 +1238,16 @@ api_admin_handle(void *arg, const struct http_request *req, struct http_response
 			return;
 		}
 	}
+	if (req->body_len > r.c->max_body &&
+	    !(r.nseg == 3 && strcmp(r.seg[0], "orgs") == 0 && strcmp(r.seg[2], "import") == 0)) {
+		api_json_error(res, 413, NULL, "body too large");
+		return;
+	}
 	if (strcmp(r.seg[0], "orgs") == 0 && r.nseg <= 2)
 		orgs_route(&r);
+	else if (r.nseg == 3 && strcmp(r.seg[0], "orgs") == 0 &&
+	         (strcmp(r.seg[2], "import") == 0 || strcmp(r.seg[2], "export") == 0))
+		api_csv_handle(r.c, req, res, &r.who, r.seg[1], r.seg[2]);
 	else if (strcmp(r.seg[0], "orgs") == 0 && strcmp(r.seg[2], "extensions") == 0)
 		exts_route(&r);
 	else if (r.nseg == 3 && strcmp(r.seg[2], "resync") == 0 &&

@@ -74,6 +74,7 @@ static const struct cfg_key keys[] = {
 	STR("server", "port_file", server.port_file, F_OPTIONAL, "", NULL),
 	INT("server", "threads", server.threads, 1, 1024, 0, "4"),
 	INT("server", "max_body", server.max_body, 1, 1 << 30, 0, "65536"),
+	INT("server", "max_import", server.max_import, 1, 1 << 30, 0, "16777216"),
 	BOOL("server", "check_invariants", server.check_invariants, F_RELOAD, "false"),
 	STR("database", "path", database.path, 0, "hotdeskd.db", NULL),
 	STR("database", "migrations", database.migrations, 0, "sql", NULL),

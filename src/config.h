@@ -69,6 +69,7 @@ struct hd_config {
 		char *port_file; /* optional */
 		int threads;
 		int max_body;    /* bytes */
+		int max_import;  /* bytes: largest CSV import body */
 		bool check_invariants; /* verify I1-I4 after every change (reload) */
 	} server;
 

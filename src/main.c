@@ -300,8 +300,11 @@ run(struct daemon *d)
 	}
 	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
 	                                 (size_t)d->cfg->server.max_body };
+	d->api.max_body = (size_t)d->cfg->server.max_body;
 	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
-	                                 (size_t)d->cfg->server.max_body };
+	                                 (size_t)(d->cfg->server.max_import > d->cfg->server.max_body
+	                                          ? d->cfg->server.max_import
+	                                          : d->cfg->server.max_body) };
 	routes[2] = (struct http_route){ d->api.prefix, api_prov_handle, &d->api,
 	                                 (size_t)d->cfg->provisioning.log_max };
 	ho.listen = d->cfg->server.listen;

@@ -28,11 +28,13 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "import.h"
 #include "log.h"
 #include "metrics.h"
 #include "vendor.h"
 #include "secret.h"
 #include "store.h"
+#include "wipe.h"
 
 struct svc {
 	struct store_ckpt *ckpt;   /* WAL checkpoints off the writer's path; NULL in memory */
@@ -1395,4 +1397,436 @@ svc_checkpoint(struct svc *s)
 	 * own, and a passive checkpoint never blocks the writer */
 	if (s->ckpt != NULL && store_ckpt_run(s->ckpt) != 0)
 		log_warn("checkpoint of the database log failed");
+}
+
+/* ---- CSV import --------------------------------------------------------- */
+
+/* One object replaced in the world by an import: how to put it back. */
+struct imp_undo {
+	char kind;          /* 'e' or 'd' */
+	hd_id id;
+	void *old;          /* a copy of the object before, NULL if created */
+};
+
+struct imp {
+	struct svc *s;
+	hd_id org;
+	const struct import_rows *rows;
+	char **hashes;      /* per row: new code hash or NULL */
+	struct imp_undo *undo;
+	size_t nundo;
+	struct hd_idset touched;   /* devices whose files change with an object */
+	struct hd_idset seen_ext, seen_dev;
+	struct svc_import_report *rep;
+	struct svc_result *r;
+};
+
+void
+svc_import_report_free(struct svc_import_report *rep)
+{
+	if (rep == NULL)
+		return;
+	json_decref(rep->ext_created);
+	json_decref(rep->ext_changed);
+	json_decref(rep->dev_created);
+	json_decref(rep->dev_changed);
+	memset(rep, 0, sizeof(*rep));
+}
+
+static bool
+str_same(const char *a, const char *b)
+{
+	return (a == NULL || a[0] == '\0') ? (b == NULL || b[0] == '\0')
+	                                   : (b != NULL && strcmp(a, b) == 0);
+}
+
+/* Replaces *dst with v unless v is NULL (keep); "" clears. */
+static int
+imp_set(char **dst, const char *v)
+{
+	char *c;
+
+	if (v == NULL)
+		return 0;
+	if (v[0] == '\0') {
+		wipe_free(*dst);
+		*dst = NULL;
+		return 0;
+	}
+	if ((c = strdup(v)) == NULL)
+		return -1;
+	wipe_free(*dst);
+	*dst = c;
+	return 0;
+}
+
+static int
+imp_fail(struct imp *m, const struct import_row *row, int code, enum import_col col,
+         const char *msg)
+{
+	/* a message cut to fit still names its line and column first */
+	if (col < IMP_NCOLS && row->col_of[col] > 0)
+		import_cell_error(row, col, msg, m->r->err, sizeof(m->r->err));
+	else if (snprintf(m->r->err, sizeof(m->r->err), "line %d: %s", row->line, msg) >=
+	         (int)sizeof(m->r->err))
+		m->r->err[sizeof(m->r->err) - 2] = '.';
+	m->r->field = "csv";
+	return code;
+}
+
+static int
+imp_push_undo(struct imp *m, char kind, hd_id id, void *old)
+{
+	m->undo[m->nundo].kind = kind;
+	m->undo[m->nundo].id = id;
+	m->undo[m->nundo].old = old;
+	m->nundo++;
+	return 0;
+}
+
+/* Puts the world back as it was before the import (plan already undone). */
+static void
+imp_undo_world(struct imp *m)
+{
+	char err[256];
+
+	while (m->nundo > 0) {
+		struct imp_undo *u = &m->undo[--m->nundo];
+
+		if (u->kind == 'e') {
+			if (u->old == NULL)
+				world_del_ext(m->s->w, u->id);
+			else if (world_put_ext(m->s->w, u->old, err, sizeof(err)) != 0)
+				fatal("import: cannot restore an extension: %s", err);
+		} else {
+			if (u->old == NULL)
+				world_del_dev(m->s->w, u->id);
+			else if (world_put_dev(m->s->w, u->old, err, sizeof(err)) != 0)
+				fatal("import: cannot restore a device: %s", err);
+		}
+		u->old = NULL;
+	}
+}
+
+static bool
+ext_unchanged(const struct hd_ext *a, const struct hd_ext *b)
+{
+	return str_same(a->sip_user, b->sip_user) && str_same(a->sip_password, b->sip_password) &&
+	       str_same(a->display_name, b->display_name) && str_same(a->label, b->label) &&
+	       a->allow_virtualization == b->allow_virtualization;
+}
+
+static bool
+dev_unchanged(const struct hd_dev *a, const struct hd_dev *b)
+{
+	return str_same(a->profile, b->profile) && str_same(a->model, b->model) &&
+	       str_same(a->parking_user, b->parking_user) &&
+	       str_same(a->parking_password, b->parking_password) && a->home_ext == b->home_ext;
+}
+
+static int
+imp_ext(struct imp *m, size_t i)
+{
+	const struct import_row *row = &m->rows->v[i];
+	const char *const *c = row->cell;
+	struct svc *s = m->s;
+	struct hd_ext *old = world_ext_by_number(s->w, m->org, c[IMP_EXTENSION]);
+	struct hd_ext *e, *copy, *back = NULL;
+	char err[256];
+	int rc;
+
+	if (old != NULL && hd_idset_has(&m->seen_ext, old->id))
+		return imp_fail(m, row, SVC_BAD, IMP_EXTENSION, "extension given twice");
+	if (old == NULL && (c[IMP_SIP_USER] == NULL || c[IMP_SIP_PASSWORD] == NULL))
+		return imp_fail(m, row, SVC_BAD, c[IMP_SIP_USER] ? IMP_SIP_PASSWORD : IMP_SIP_USER,
+		                "required for a new extension");
+	if ((e = old ? hd_ext_dup(old) : calloc(1, sizeof(*e))) == NULL)
+		return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	e->org = m->org;
+	if (imp_set(&e->number, c[IMP_EXTENSION]) | imp_set(&e->sip_user, c[IMP_SIP_USER]) |
+	    imp_set(&e->sip_password, c[IMP_SIP_PASSWORD]) |
+	    imp_set(&e->display_name, c[IMP_DISPLAY_NAME]) | imp_set(&e->label, c[IMP_LABEL])) {
+		hd_ext_free(e);
+		return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	}
+	if (row->allow_virt >= 0)
+		e->allow_virtualization = row->allow_virt == 1;
+	if (old != NULL && m->hashes[i] == NULL && ext_unchanged(old, e)) {
+		m->rep->ext_unchanged++;
+		hd_idset_add(&m->seen_ext, old->id);
+		hd_ext_free(e);
+		return SVC_OK;
+	}
+	free(e->secret_hash);
+	e->secret_hash = NULL;
+	if (m->hashes[i] != NULL) {
+		e->has_secret = true;
+		if ((e->secret_hash = strdup(m->hashes[i])) == NULL) {
+			hd_ext_free(e);
+			return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+		}
+	}
+	if (world_check_ext(s->w, e, err, sizeof(err)) != 0) {
+		hd_ext_free(e);
+		return imp_fail(m, row, SVC_CONFLICT, strstr(err, "sip_user") ? IMP_SIP_USER
+		                                                              : IMP_EXTENSION, err);
+	}
+	if ((rc = store_ext_put(s->st, e)) != 0) {
+		hd_ext_free(e);
+		return imp_fail(m, row, rc == STORE_CONFLICT ? SVC_CONFLICT : SVC_INTERNAL,
+		                IMP_SIP_USER, rc == STORE_CONFLICT ? "already used" : "database error");
+	}
+	if ((old != NULL && (back = hd_ext_dup(old)) == NULL) || (copy = hd_ext_dup(e)) == NULL) {
+		hd_ext_free(back);
+		hd_ext_free(e);
+		return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	}
+	if (old != NULL && (old->home_dev || old->virtual_on) &&
+	    hd_idset_add(&m->touched, old->virtual_on ? old->virtual_on : old->home_dev) != 0) {
+		hd_ext_free(back);
+		hd_ext_free(copy);
+		hd_ext_free(e);
+		return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	}
+	if (world_put_ext(s->w, copy, err, sizeof(err)) != 0)
+		fatal("import: extension checked but not loaded: %s", err);
+	imp_push_undo(m, 'e', e->id, back);
+	hd_idset_add(&m->seen_ext, e->id);
+	json_array_append_new(old ? m->rep->ext_changed : m->rep->ext_created,
+	                      json_string(e->number));
+	rc = event(s, "extension.put", m->org, e->number, NULL,
+	           json_pack("{s:b, s:s, s:b, s:b}", "created", old == NULL, "via", "import",
+	                     "allow_virtualization", e->allow_virtualization, "has_secret_code",
+	                     e->has_secret));
+	hd_ext_free(e);
+	return rc == 0 ? SVC_OK : imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "database error");
+}
+
+static enum import_col
+imp_dev_col(const char *err)
+{
+	return strstr(err, "parking") ? IMP_PARKING_USER
+	     : strstr(err, "home") || strstr(err, "extension") ? IMP_EXTENSION : IMP_MAC;
+}
+
+static int
+imp_dev(struct imp *m, size_t i)
+{
+	const struct import_row *row = &m->rows->v[i];
+	const char *const *c = row->cell;
+	struct svc *s = m->s;
+	struct hd_dev *old = world_dev_by_mac(s->w, row->mac);
+	struct hd_dev *d, *copy, *back = NULL;
+	enum import_col col;
+	char err[256];
+	int rc;
+
+	if (old != NULL && old->org != m->org)
+		return imp_fail(m, row, SVC_CONFLICT, IMP_MAC, "MAC already used");
+	if (old != NULL && hd_idset_has(&m->seen_dev, old->id))
+		return imp_fail(m, row, SVC_BAD, IMP_MAC, "MAC given twice");
+	if (old == NULL && c[IMP_PROFILE] == NULL)
+		return imp_fail(m, row, SVC_BAD, IMP_PROFILE, "required for a new phone");
+	if ((d = old ? hd_dev_dup(old) : calloc(1, sizeof(*d))) == NULL)
+		return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	d->org = m->org;
+	memcpy(d->mac, row->mac, sizeof(d->mac));
+	if (imp_set(&d->profile, c[IMP_PROFILE]) | imp_set(&d->model, c[IMP_MODEL]) |
+	    imp_set(&d->parking_user, c[IMP_PARKING_USER]) |
+	    imp_set(&d->parking_password, c[IMP_PARKING_PASSWORD])) {
+		hd_dev_free(d);
+		return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	}
+	/* a parking account is a pair: a new user needs its password */
+	if ((d->parking_user == NULL) != (d->parking_password == NULL) ||
+	    (c[IMP_PARKING_USER] != NULL && c[IMP_PARKING_PASSWORD] == NULL &&
+	     !str_same(old ? old->parking_user : NULL, d->parking_user))) {
+		col = d->parking_user ? IMP_PARKING_PASSWORD : IMP_PARKING_USER;
+		hd_dev_free(d);
+		return imp_fail(m, row, SVC_BAD, col, "parking_user and parking_password go together");
+	}
+	if (c[IMP_EXTENSION] != NULL) {
+		const struct hd_ext *h = world_ext_by_number(s->w, m->org, c[IMP_EXTENSION]);
+
+		if (h == NULL) { /* cannot happen: the row's extension was put first */
+			hd_dev_free(d);
+			return imp_fail(m, row, SVC_INTERNAL, IMP_EXTENSION, "extension not found");
+		}
+		d->home_ext = h->id;
+	}
+	if (old != NULL && dev_unchanged(old, d)) {
+		m->rep->dev_unchanged++;
+		hd_idset_add(&m->seen_dev, old->id);
+		hd_dev_free(d);
+		return SVC_OK;
+	}
+	if (world_check_dev(s->w, d, err, sizeof(err)) != 0) {
+		hd_dev_free(d);
+		col = imp_dev_col(err);
+		return imp_fail(m, row, SVC_CONFLICT, col, err);
+	}
+	if ((rc = store_dev_put(s->st, d)) != 0) {
+		hd_dev_free(d);
+		return imp_fail(m, row, rc == STORE_CONFLICT ? SVC_CONFLICT : SVC_INTERNAL,
+		                IMP_PARKING_USER, rc == STORE_CONFLICT ? "already used"
+		                                                       : "database error");
+	}
+	if ((old != NULL && (back = hd_dev_dup(old)) == NULL) || (copy = hd_dev_dup(d)) == NULL ||
+	    hd_idset_add(&m->touched, d->id) != 0) {
+		hd_dev_free(back);
+		hd_dev_free(d);
+		return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	}
+	if (world_put_dev(s->w, copy, err, sizeof(err)) != 0)
+		fatal("import: device checked but not loaded: %s", err);
+	imp_push_undo(m, 'd', d->id, back);
+	hd_idset_add(&m->seen_dev, d->id);
+	json_array_append_new(old ? m->rep->dev_changed : m->rep->dev_created, json_string(d->mac));
+	rc = event(s, "device.put", m->org, NULL, d->mac,
+	           json_pack("{s:b, s:s, s:s}", "created", old == NULL, "via", "import",
+	                     "profile", d->profile));
+	hd_dev_free(d);
+	return rc == 0 ? SVC_OK : imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "database error");
+}
+
+/* Hashes the rows' secret codes (no lock held).  SVC_OK or an error. */
+static int
+imp_hash_codes(struct imp *m)
+{
+	char err[160], hash[SECRET_HASH_LEN];
+
+	for (size_t i = 0; i < m->rows->n; i++) {
+		const struct import_row *row = &m->rows->v[i];
+		const char *code = row->cell[IMP_SECRET_CODE];
+
+		if (code == NULL)
+			continue;
+		if (secret_code_valid(code, m->s->o.code_min_len, err, sizeof(err)) != 0)
+			return imp_fail(m, row, SVC_BAD, IMP_SECRET_CODE, err);
+		if (secret_hash(code, m->s->o.hash_ops, m->s->o.hash_mem, hash, err, sizeof(err)) != 0)
+			return imp_fail(m, row, SVC_INTERNAL, IMP_SECRET_CODE, err);
+		m->hashes[i] = strdup(hash);
+		sodium_memzero(hash, sizeof(hash));
+		if (m->hashes[i] == NULL)
+			return imp_fail(m, row, SVC_INTERNAL, IMP_NCOLS, "out of memory");
+	}
+	return SVC_OK;
+}
+
+/* The rows, the moves they cause and the events, inside the transaction
+ * (lock held).  On failure the world may hold part of it: the caller
+ * undoes. */
+static int
+imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
+{
+	struct svc *s = m->s;
+	int rc;
+
+	for (size_t i = 0; i < m->rows->n; i++)
+		if (m->rows->v[i].cell[IMP_EXTENSION] != NULL && (rc = imp_ext(m, i)) != SVC_OK)
+			return rc;
+	for (size_t i = 0; i < m->rows->n; i++)
+		if (m->rows->v[i].cell[IMP_MAC] != NULL && (rc = imp_dev(m, i)) != SVC_OK)
+			return rc;
+	if (virt_repair(s->w, plan) != 0)
+		return bad(m->r, SVC_BAD, "csv", "%s", "the import would return more than 64 "
+		           "virtualized extensions at once: import it in parts");
+	for (size_t i = 0; i < plan->n; i++)
+		if (store_ext_set_virtual_on(s->st, plan->moves[i].ext, plan->moves[i].to) != 0)
+			return bad(m->r, SVC_INTERNAL, NULL, "%s", "database error");
+	if (plan_events(s, plan, "import") != 0)
+		return bad(m->r, SVC_INTERNAL, NULL, "%s", "database error");
+	if (virt_apply(s->w, plan, changed) != 0) {
+		undo_plan(s, plan);
+		plan->n = 0;
+		return bad(m->r, SVC_INTERNAL, NULL, "%s", "out of memory");
+	}
+	m->rep->moves = plan->n;
+	if (outbox_add(s, changed, m->touched.v, m->touched.n) != 0 ||
+	    event(s, "import", m->org, NULL, NULL,
+	          json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+	                    "rows", (json_int_t)m->rows->n,
+	                    "extensions_created", (json_int_t)json_array_size(m->rep->ext_created),
+	                    "extensions_changed", (json_int_t)json_array_size(m->rep->ext_changed),
+	                    "devices_created", (json_int_t)json_array_size(m->rep->dev_created),
+	                    "devices_changed", (json_int_t)json_array_size(m->rep->dev_changed),
+	                    "returned", (json_int_t)plan->n)) != 0)
+		return bad(m->r, SVC_INTERNAL, NULL, "%s", "database error");
+	return SVC_OK;
+}
+
+int
+svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_run,
+           struct svc_import_report *rep, struct svc_result *r)
+{
+	struct imp m = { .s = s, .org = org, .rows = rows, .rep = rep, .r = r };
+	struct virt_plan plan = { 0 };
+	struct hd_idset changed = { 0 };
+	int rc = SVC_OK;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->ext_created = json_array();
+	rep->ext_changed = json_array();
+	rep->dev_created = json_array();
+	rep->dev_changed = json_array();
+	m.hashes = calloc(rows->n + 1, sizeof(char *));
+	m.undo = calloc(2 * rows->n + 1, sizeof(*m.undo));
+	if (!rep->ext_created || !rep->ext_changed || !rep->dev_created || !rep->dev_changed ||
+	    m.hashes == NULL || m.undo == NULL) {
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+		goto out;
+	}
+	if ((rc = imp_hash_codes(&m)) != SVC_OK)
+		goto out;
+	pthread_mutex_lock(&s->mu);
+	if (world_org(s->w, org) == NULL) {
+		rc = bad(r, SVC_NOTFOUND, NULL, "%s", "no such organization");
+		goto unlock;
+	}
+	/* a large file's pages stay in memory until the commit (the default
+	 * cache would spill them to the log, row after row) */
+	if (rows->n > 1000)
+		(void)store_cache_kib(s->st, 256 * 1024);
+	if (store_begin(s->st) != 0) {
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+		goto unlock;
+	}
+	rc = imp_apply(&m, &plan, &changed);
+	if (rc == SVC_OK && !dry_run && store_commit(s->st) != 0)
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+	if (rc != SVC_OK || dry_run) {
+		if (rc == SVC_INTERNAL)
+			log_error("import failed: %s", store_errmsg(s->st));
+		undo_plan(s, &plan);
+		imp_undo_world(&m);
+		(void)store_rollback(s->st);
+		goto unlock;
+	}
+	for (size_t i = 0; i < m.nundo; i++) {
+		if (m.undo[i].kind == 'e')
+			hd_ext_free(m.undo[i].old);
+		else
+			hd_dev_free(m.undo[i].old);
+	}
+	m.nundo = 0;
+	check_invariants(s, "import");
+	if (s->hook != NULL && changed.n > 0)
+		s->hook(s->hook_arg, s->w, s->st, changed.v, changed.n, "import");
+	if (s->hook != NULL && m.touched.n > 0)
+		s->hook(s->hook_arg, s->w, s->st, m.touched.v, m.touched.n, "import");
+unlock:
+	if (rows->n > 1000)
+		(void)store_cache_kib(s->st, STORE_CACHE_DEFAULT_KIB);
+	pthread_mutex_unlock(&s->mu);
+out:
+	if (m.hashes != NULL)
+		for (size_t i = 0; i < rows->n; i++)
+			wipe_free(m.hashes[i]);
+	free(m.hashes);
+	free(m.undo);
+	hd_idset_free(&changed);
+	hd_idset_free(&m.touched);
+	hd_idset_free(&m.seen_ext);
+	hd_idset_free(&m.seen_dev);
+	return rc;
 }

@@ -201,4 +201,35 @@ void svc_checkpoint(struct svc *s);
 void svc_event(struct svc *s, const char *type, hd_id org, const char *ext,
                const char *mac, const char *detail_json);
 
+
+/* ---- CSV import (import.h) ---------------------------------------------- */
+
+struct import_rows;
+
+/*
+ * What an import did, or would do with dry_run.  The arrays are JSON
+ * arrays of strings (extension numbers, MACs), owned by the report: free
+ * with svc_import_report_free.
+ */
+struct svc_import_report {
+	struct json_t *ext_created, *ext_changed, *dev_created, *dev_changed;
+	size_t ext_unchanged, dev_unchanged;
+	size_t moves;      /* virtualizations the change returned to base */
+};
+void svc_import_report_free(struct svc_import_report *rep);
+
+/*
+ * Creates or updates the extensions and devices of rows in organization
+ * org (its id), all in one transaction: every row applies, or none does
+ * (r->err then says "line L, column C (name): why").  With dry_run the
+ * same checks run and the report is filled, and nothing is kept.  Secret
+ * codes of the rows are validated and hashed first, outside the lock.
+ * Each object written records its event (extension.put, device.put, with
+ * "via": "import") and the import records "import" with the counts.
+ * SVC_OK, SVC_BAD (a row is wrong), SVC_CONFLICT (a key is used by
+ * another object), SVC_NOTFOUND (no such org) or SVC_INTERNAL.
+ */
+int svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_run,
+               struct svc_import_report *rep, struct svc_result *r);
+
 #endif

@@ -876,6 +876,16 @@ store_schema_version(struct store *s)
 /* ---- transactions -------------------------------------------------- */
 
 int
+store_cache_kib(struct store *s, int kib)
+{
+	char sql[64];
+
+	if (snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kib) >= (int)sizeof(sql))
+		return -1;
+	return exec_sql(s, sql) == 0 ? 0 : -1;
+}
+
+int
 store_begin(struct store *s)
 {
 	return run(s, s->st[ST_BEGIN], SQLITE_OK) == 0 ? 0 : STORE_ERR;

@@ -63,6 +63,11 @@ int store_schema_version(struct store *s);
 /* Transactions: BEGIN IMMEDIATE (takes the write lock now), COMMIT,
  * ROLLBACK.  Without store_begin every call is its own transaction. */
 int store_begin(struct store *s);
+/* Sets the page cache of this connection to kib KiB (a bulk change that
+ * would spill its pages to the log before commit sets it large, then back
+ * to STORE_CACHE_DEFAULT_KIB).  0 or -1. */
+#define STORE_CACHE_DEFAULT_KIB 2000
+int store_cache_kib(struct store *s, int kib);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 
