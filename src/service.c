@@ -1508,6 +1508,24 @@ imp_undo_world(struct imp *m)
 	}
 }
 
+/* The CSV column of a field named by the render checks. */
+static enum import_col
+imp_col_of_field(const char *field)
+{
+	static const struct { const char *field; enum import_col col; } map[] = {
+		{ "sip_user", IMP_SIP_USER }, { "sip_password", IMP_SIP_PASSWORD },
+		{ "display_name", IMP_DISPLAY_NAME }, { "label", IMP_LABEL },
+		{ "parking.sip_user", IMP_PARKING_USER },
+		{ "parking.sip_password", IMP_PARKING_PASSWORD },
+		{ "model", IMP_MODEL }, { "profile", IMP_PROFILE },
+	};
+
+	for (size_t i = 0; field != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].field, field) == 0)
+			return map[i].col;
+	return IMP_NCOLS;
+}
+
 static bool
 ext_unchanged(const struct hd_ext *a, const struct hd_ext *b)
 {
@@ -1532,6 +1550,7 @@ imp_ext(struct imp *m, size_t i)
 	struct svc *s = m->s;
 	struct hd_ext *old = world_ext_by_number(s->w, m->org, c[IMP_EXTENSION]);
 	struct hd_ext *e, *copy, *back = NULL;
+	struct svc_result vr = { 0 };
 	char err[256];
 	int rc;
 
@@ -1556,6 +1575,10 @@ imp_ext(struct imp *m, size_t i)
 		hd_idset_add(&m->seen_ext, old->id);
 		hd_ext_free(e);
 		return SVC_OK;
+	}
+	if (ext_renderable(e, &vr) != SVC_OK) {
+		hd_ext_free(e);
+		return imp_fail(m, row, SVC_BAD, imp_col_of_field(vr.field), vr.err);
 	}
 	free(e->secret_hash);
 	e->secret_hash = NULL;
@@ -1617,6 +1640,7 @@ imp_dev(struct imp *m, size_t i)
 	struct svc *s = m->s;
 	struct hd_dev *old = world_dev_by_mac(s->w, row->mac);
 	struct hd_dev *d, *copy, *back = NULL;
+	struct svc_result vr = { 0 };
 	enum import_col col;
 	char err[256];
 	int rc;
@@ -1653,6 +1677,10 @@ imp_dev(struct imp *m, size_t i)
 			return imp_fail(m, row, SVC_INTERNAL, IMP_EXTENSION, "extension not found");
 		}
 		d->home_ext = h->id;
+	}
+	if (dev_renderable(d, &vr) != SVC_OK) {
+		hd_dev_free(d);
+		return imp_fail(m, row, SVC_BAD, imp_col_of_field(vr.field), vr.err);
 	}
 	if (old != NULL && dev_unchanged(old, d)) {
 		m->rep->dev_unchanged++;
@@ -1742,6 +1770,13 @@ imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
 		return bad(m->r, SVC_INTERNAL, NULL, "%s", "out of memory");
 	}
 	m->rep->moves = plan->n;
+	/* what phones would get must render before anything is committed */
+	if (s->check != NULL &&
+	    (s->check(s->check_arg, s->w, changed->v, changed->n, s->check_err,
+	              sizeof(s->check_err)) != 0 ||
+	     s->check(s->check_arg, s->w, m->touched.v, m->touched.n, s->check_err,
+	              sizeof(s->check_err)) != 0))
+		return bad(m->r, SVC_CONFLICT, "csv", "refused, nothing changed: %s", s->check_err);
 	if (outbox_add(s, changed, m->touched.v, m->touched.n) != 0 ||
 	    event(s, "import", m->org, NULL, NULL,
 	          json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",

@@ -20,7 +20,7 @@ def post_csv(d, org, text, dry=False, token=True, ctype="text/csv"):
     h = {"Content-Type": ctype, "Accept": "application/json"}
     h["Authorization"] = "Bearer " + (d.admin_token if token is True else token)
     path = "/api/v1/orgs/%s/import%s" % (org, "?dry_run=1" if dry else "")
-    st, _, body = d.request("POST", path, text, h)
+    st, _, body = d.request("POST", path, text.encode("utf-8"), h)
     text_body = body.decode()
     leaked = [s for s in d.secrets if s in text_body]
     assert not leaked, "import answer shows secrets %r: %s" % (leaked, text_body)
@@ -109,6 +109,8 @@ def test_bad_row_refuses_the_whole_file_with_line_and_column(acme):
         ('609,"open quote,,,,,,,,,,\r\n', 4, 2, 400, "quote"),
         ("610,X,,acme-610,pw,,,,,,\r\n", 4, 12, 400, "fields"),
         (",,,,,,,0004f2000201,yealink,,,\r\n", 4, 8, 409, "MAC"),       # globex's phone
+        ("611,A\uffffB,,acme-611,pw,,,,,,,\r\n", 4, 2, 400, "character"),  # phones cannot render
+        ("612,X,,acme-612,pw,,,0004f2aa0264,yealink,,park-612,\r\n", 4, 12, 400, "together"),
     ]
     for extra, line, col, status, words in cases:
         st, js = post_csv(d, "acme", good + extra)
