@@ -6,14 +6,22 @@
  *
  * Nothing here renders: files come from the publisher, already rendered.
  * Order of checks for a per-device file: source blocked by the miss
- * throttle (403) -> known file (404, a miss) -> the organization's source
+ * throttle (403) -> known file (404; a miss only when the name carries an
+ * unknown MAC) -> the organization's source
  * networks (403) -> digest credentials (401 challenge; wrong ones are a
  * miss) -> If-None-Match (304) -> the file.  Shared files carry no
  * credentials and are served to anyone not blocked.
  *
  * Polycom override files (<mac>-phone.cfg, <mac>-web.cfg) that phones PUT
- * after local edits are refused (403) and never served, so a stale
- * override cannot keep an old line on a phone after a move.
+ * after local edits are refused (403) and never stored; the profile serves
+ * them empty, so a stale override cannot keep an old line on a phone after
+ * a move.
+ *
+ * What is a miss: a name that carries an unknown MAC, or wrong
+ * credentials.  A known phone's usual 404s (Polycom <mac>.cfg, directory,
+ * license and firmware files; Cisco CTLSEP<MAC>.tlv, ITLSEP<MAC>.tlv;
+ * Yealink <mac>.boot) and names that carry no MAC at all are not: several
+ * phones booting behind one NAT address must not block each other.
  */
 #include "api.h"
 
@@ -67,6 +75,50 @@ refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref 
 	snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"reason\":\"%s\"}", addr, why);
 	svc_event(c->svc, "prov.denied", ref->org, NULL, ref->mac, detail);
 	miss(c, req, why);
+}
+
+static bool
+is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/*
+ * Whether a 404 for name is a miss: the name carries a MAC (12 hex digits
+ * in a run of hex digits; "spa<mac>" makes runs of 13 or more, so every
+ * 12-digit window is tried) and none of its windows is a known device.
+ * Windows starting with nine zeros are the vendors' generic names
+ * (000000000000-directory.xml, y000000000000.boot), not MACs.
+ */
+static bool
+names_unknown_mac(struct api_ctx *c, const char *name)
+{
+	bool mac_seen = false;
+
+	for (const char *s = name; *s != '\0';) {
+		const char *e = s;
+		size_t n;
+
+		while (is_hex(*e))
+			e++;
+		n = (size_t)(e - s);
+		for (size_t k = 0; n >= HD_MAC_LEN && k + HD_MAC_LEN <= n; k++) {
+			char mac[HD_MAC_LEN + 1];
+			struct pub_ref ref;
+
+			memcpy(mac, s + k, HD_MAC_LEN);
+			mac[HD_MAC_LEN] = '\0';
+			if (strncmp(mac, "000000000", 9) == 0 || hd_mac_normalize(mac, mac) != 0)
+				continue;
+			mac_seen = true;
+			if (pub_get_device(c->pub, mac, &ref) == 1) {
+				pub_release(ref.blob);
+				return false;
+			}
+		}
+		s = *e != '\0' ? e + 1 : e;
+	}
+	return mac_seen;
 }
 
 static void
@@ -193,8 +245,8 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 	}
 	rc = pub_get(c->pub, name, &ref);
 	if (rc != 1) {
-		if (rc == 0)
-			miss(c, req, "unknown file");
+		if (rc == 0 && names_unknown_mac(c, name))
+			miss(c, req, "unknown mac");
 		text(res, 404, "not found");
 		return;
 	}

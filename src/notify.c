@@ -57,7 +57,7 @@ struct ntx {
 	int port;
 	struct sockaddr_storage dst; /* socket mode: where datagrams go */
 	socklen_t dstlen;
-	char *user, *event, *ctype, *body, *auth_user, *auth_pass;
+	char *user, *event, *substate, *ctype, *body, *auth_user, *auth_pass;
 	char branch[40];   /* full branch, with the z9hG4bK cookie */
 	char tag[24];
 	char call_id[128];
@@ -239,6 +239,7 @@ tx_free(struct ntx *tx)
 		return;
 	free(tx->user);
 	free(tx->event);
+	free(tx->substate);
 	free(tx->ctype);
 	free(tx->body);
 	free(tx->auth_user);
@@ -271,6 +272,7 @@ tx_build(struct notify *n, struct ntx *tx, const char *authz, bool proxy,
 		.call_id = tx->call_id,
 		.cseq = tx->cseq,
 		.event = tx->event,
+		.subscription_state = tx->substate,
 		.content_type = tx->ctype,
 		.body = tx->body,
 		.authorization = authz,
@@ -501,6 +503,7 @@ notify_send(struct notify *n, const struct notify_target *t,
 		goto fail; /* an IPv6 target from an IPv4 socket */
 	tx->user = dup_opt(t->user, &oom);
 	tx->event = dup_opt(t->event, &oom);
+	tx->substate = dup_opt(t->subscription_state, &oom);
 	tx->ctype = dup_opt(t->content_type, &oom);
 	tx->body = dup_opt(t->body, &oom);
 	tx->auth_user = dup_opt(t->auth_user, &oom);

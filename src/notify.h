@@ -82,6 +82,7 @@ struct notify_target {
 	int port;                  /* 0 = 5060 */
 	const char *user;          /* Request-URI user part, may be NULL */
 	const char *event;         /* Event header value, required */
+	const char *subscription_state; /* optional; NULL = "terminated" */
 	const char *content_type;  /* optional, with body */
 	const char *body;
 	const char *auth_user;     /* optional digest credentials */

@@ -423,7 +423,13 @@ pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *n
 
 /* ---- rendering ---------------------------------------------------------- */
 
-/* The render input of a device, from the world (strings borrowed from it). */
+/* What a parked phone (with or without a parking account) shows. */
+#define PUB_PARKED_LABEL "Dial *30 to log in"
+
+/* The render input of a device, from the world (strings borrowed from it).
+ * A parked phone without a parking account still gets the parked label and
+ * its organization's registrar, so every family can render a valid, empty
+ * line (Cisco enterprise needs one). */
 static void
 pub_render_input(const struct world *w, const struct hd_dev *d, struct render_input *in)
 {
@@ -448,6 +454,7 @@ pub_render_input(const struct world *w, const struct hd_dev *d, struct render_in
 		in->line.label = e->label ? e->label : e->number;
 	} else {
 		in->parked = true;
+		in->line.label = PUB_PARKED_LABEL;
 		if (d->parking_user != NULL) {
 			in->parking = true;
 			in->line_enabled = true;
@@ -455,14 +462,11 @@ pub_render_input(const struct world *w, const struct hd_dev *d, struct render_in
 			in->line.auth_name = d->parking_user;
 			in->line.password = d->parking_password;
 			in->line.display_name = "Away";
-			in->line.label = "Away - dial *30";
 		}
 	}
-	if (in->line_enabled) {
-		in->line.registrar_host = es->host ? es->host : os->host;
-		in->line.registrar_port = es->port ? es->port : os->port;
-		in->line.transport = es->transport ? es->transport : os->transport;
-	}
+	in->line.registrar_host = es->host ? es->host : os->host;
+	in->line.registrar_port = es->port ? es->port : os->port;
+	in->line.transport = es->transport ? es->transport : os->transport;
 }
 
 /* What a preview shows instead of line.password. */
@@ -1043,7 +1047,25 @@ name_owned(struct pub *p, const char *name)
 	return false;
 }
 
-/* Writes the shared files that need no model to the TFTP root. */
+/* Writes one shared file (model: NULL or a model part) to the TFTP root. */
+static void
+tftp_shared_one(struct pub *p, struct store *st, const struct vendor_profile *prof, size_t i,
+                const char *model)
+{
+	struct render_buf b = { 0 };
+	char name[VENDOR_NAME_MAX + 1], err[256];
+
+	if (vendor_file_name(&prof->shared_files[i], NULL, model, name, sizeof(name)) != 0)
+		return; /* needs a model: served over HTTP on request */
+	if (vendor_render_shared(prof, p->tmpl, i, model, &b, err, sizeof(err)) == 0)
+		tftp_write(p, st, name, &b);
+	else
+		log_error("%s/%s: %s", prof->name, name, err);
+	render_buf_free(&b);
+}
+
+/* Writes the shared files to the TFTP root: those that need no model, and
+ * those of a {model}/{code} pattern for each model the profile lists. */
 static void
 tftp_shared(struct pub *p, struct store *st)
 {
@@ -1051,16 +1073,11 @@ tftp_shared(struct pub *p, struct store *st)
 		const struct vendor_profile *prof = vendor_registry[k];
 
 		for (size_t i = 0; i < prof->n_shared_files; i++) {
-			struct render_buf b = { 0 };
-			char name[VENDOR_NAME_MAX + 1], err[256];
+			const char *const *m = prof->shared_files[i].tftp_models;
 
-			if (vendor_file_name(&prof->shared_files[i], NULL, NULL, name, sizeof(name)) != 0)
-				continue; /* needs a model: served over HTTP on request */
-			if (vendor_render_shared(prof, p->tmpl, i, NULL, &b, err, sizeof(err)) == 0)
-				tftp_write(p, st, name, &b);
-			else
-				log_error("%s/%s: %s", prof->name, name, err);
-			render_buf_free(&b);
+			tftp_shared_one(p, st, prof, i, NULL);
+			for (; m != NULL && *m != NULL; m++)
+				tftp_shared_one(p, st, prof, i, *m);
 		}
 	}
 }

@@ -443,6 +443,7 @@ struct job {
 	struct resync_target t;
 	char uri[400];
 	char event[160];
+	const char *substate; /* the profile's (static), NULL = terminated */
 	char ctype[64];
 	char body[1024];
 	char auth_user[STORE_REG_USER_MAX];
@@ -694,6 +695,7 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	j->version = row->version;
 	target_uri(&j->t, j->uri, sizeof(j->uri));
 	(void)event_for(sc->r, prof, j->event, sizeof(j->event));
+	j->substate = prof->notify_subscription_state;
 	if (prof->notify_content_type != NULL) {
 		struct vendor_notify vn = { dc.call_id[0] ? dc.call_id : NULL, row->version };
 
@@ -819,6 +821,7 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		t.port = j->t.port;
 		t.user = j->t.user[0] ? j->t.user : NULL;
 		t.event = j->event;
+		t.subscription_state = j->substate;
 		t.content_type = j->body[0] ? j->ctype : NULL;
 		t.body = j->body[0] ? j->body : NULL;
 		t.auth_user = j->auth_user[0] ? j->auth_user : NULL;

@@ -202,6 +202,9 @@ check_notify(const struct sip_notify_req *r, char *err, size_t errlen)
 	}
 	if (require("event", r->event, err, errlen) != 0)
 		return -1;
+	if (r->subscription_state != NULL &&
+	    require("subscription_state", r->subscription_state, err, errlen) != 0)
+		return -1;
 	if ((r->content_type == NULL) != (r->body == NULL)) {
 		hd_seterr(err, errlen, "%s: missing (body and content_type go "
 		    "together)", r->body == NULL ? "body" : "content_type");
@@ -273,7 +276,8 @@ sip_build_notify(const struct sip_notify_req *r, char *buf, size_t buflen,
 	sb_printf(&b, ":%d>\r\n", r->local_port);
 
 	sb_printf(&b, "Event: %s\r\n", r->event);
-	sb_printf(&b, "Subscription-State: terminated\r\n");
+	sb_printf(&b, "Subscription-State: %s\r\n",
+	    r->subscription_state ? r->subscription_state : "terminated");
 	if (r->authorization != NULL)
 		sb_printf(&b, "%s: %s\r\n", r->proxy_authorization ?
 		    "Proxy-Authorization" : "Authorization", r->authorization);
@@ -321,43 +325,6 @@ sip_request_uri(const char *user, const char *host, int port, char *buf,
 	sb_printf(&b, ":%d", port);
 	if (b.overflow) {
 		hd_seterr(err, errlen, "buffer: URI longer than %zu bytes",
-		    buflen - 1);
-		return -1;
-	}
-	return 0;
-}
-
-int
-sip_cisco_service_control_body(const char *action,
-    const char *register_call_id, char *buf, size_t buflen, char *err,
-    size_t errlen)
-{
-	struct sbuf b = { buf, buflen, 0, false };
-
-	if (action == NULL)
-		action = "restart";
-	if (register_call_id == NULL)
-		register_call_id = "";
-	if (buf == NULL || buflen == 0) {
-		hd_seterr(err, errlen, "buffer: none given");
-		return -1;
-	}
-	if (require("action", action, err, errlen) != 0 ||
-	    check_chars("action", action, is_token_char, err, errlen) != 0)
-		return -1;
-	if (register_call_id[0] != '\0' &&
-	    (check_chars("register_call_id", register_call_id, is_word_char,
-	    err, errlen) != 0))
-		return -1;
-	if (strpbrk(register_call_id, "{}") != NULL) {
-		hd_seterr(err, errlen, "register_call_id: braces not allowed");
-		return -1;
-	}
-	sb_printf(&b, "action=%s\r\nRegisterCallId={%s}\r\n"
-	    "ConfigVersionStamp={}\r\nDialplanVersionStamp={}\r\n"
-	    "SoftkeyVersionStamp={}\r\n", action, register_call_id);
-	if (b.overflow) {
-		hd_seterr(err, errlen, "buffer: body longer than %zu bytes",
 		    buflen - 1);
 		return -1;
 	}

@@ -46,6 +46,8 @@ struct sip_notify_req {
 	const char *call_id;       /* written as given (callers add "@host") */
 	unsigned long cseq;        /* 1 .. 2^31-1 */
 	const char *event;         /* e.g. "check-sync;reboot=true" */
+	/* Subscription-State value; NULL = "terminated". */
+	const char *subscription_state;
 	/* Optional body: both or neither. */
 	const char *content_type;
 	const char *body;
@@ -71,15 +73,6 @@ int sip_build_notify(const struct sip_notify_req *r, char *buf, size_t buflen,
  * or -1 with err filled on a bad value or a buf too small. */
 int sip_request_uri(const char *user, const char *host, int port, char *buf,
     size_t buflen, char *err, size_t errlen);
-
-/* Builds the Cisco enterprise `service-control` body (VENDORS.md) into buf:
- *   action=<action>\r\nRegisterCallId={<register_call_id>}\r\n
- *   ConfigVersionStamp={}\r\nDialplanVersionStamp={}\r\nSoftkeyVersionStamp={}\r\n
- * action NULL means "restart"; register_call_id may be NULL (empty braces).
- * Returns 0, or -1 with err filled (CR/LF/brace in a value, buf too small). */
-int sip_cisco_service_control_body(const char *action,
-    const char *register_call_id, char *buf, size_t buflen,
-    char *err, size_t errlen);
 
 /* A digest challenge, from WWW-Authenticate or Proxy-Authenticate.  Quoted
  * strings are unescaped.  present is false when there was none (or it was

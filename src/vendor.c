@@ -587,9 +587,10 @@ static void sample_inputs(struct render_input in[4])
 	in[1] = in[0];
 	in[1].parked = in[1].parking = true;
 	in[1].line.sip_user = "park-201";
-	in[1].line.label = "Away - dial *30";
+	in[1].line.label = "Dial *30 to log in";
 	/* 2: parked, no parking account */
 	in[2].parked = true;
+	in[2].line.label = "Dial *30 to log in";
 	/* 3: hostile values */
 	in[3] = in[0];
 	in[3].line.password = hostile_pw;

@@ -62,6 +62,11 @@ struct vendor_file {
 	 * shared file read verbatim from <static>/<profile>/<pattern>. */
 	const char *tmpl;
 	enum render_mode mode; /* RENDER_KV or one of the XML modes */
+	/* Shared files whose pattern has {model} or {code}: the model parts
+	 * whose names are also written to the TFTP root (NULL-terminated; a
+	 * TFTP server matches names exactly, so spell them as the phones
+	 * ask).  Over HTTP every model is served on request.  NULL: none. */
+	const char *const *tftp_models;
 };
 
 /*
@@ -93,6 +98,8 @@ struct vendor_profile {
 	const char *notify_alt_key;
 	const char *notify_alt_value;
 	const char *notify_content_type; /* NULL when no body is sent */
+	/* Subscription-State of the NOTIFY; NULL: "terminated" (RFC 6665). */
+	const char *notify_subscription_state;
 	const struct vendor_ops *ops;
 	/* Optional: limits of the values it renders ({ NULL, 0 }-terminated;
 	 * NULL = none beyond the characters every profile refuses). */

@@ -16,7 +16,11 @@
  * that is not an MPP one (those end their model in -3PCC/-MPP).
  * NOTIFY: "service-control" with a text/plain body asking for a restart
  * (re-download and re-register, no reboot), the REGISTER's Call-ID when
- * known, and empty version stamps as open providers send.
+ * known, and zero version stamps in the GUID form with
+ * "Subscription-State: active", as the usecallmanager patches send them
+ * (VENDORS.md; whether empty "{}" stamps are accepted is unverified).
+ *
+ * transportLayerProtocol: 1 TCP, 2 UDP, 3 TLS (as wazo-provd renders it).
  */
 #include "vendor.h"
 
@@ -24,7 +28,7 @@
 #include <string.h>
 
 static const struct vendor_file ent_device[] = {
-	{"SEP{MAC}.cnf.xml", "device.cnf.xml", RENDER_XML},
+	{"SEP{MAC}.cnf.xml", "device.cnf.xml", RENDER_XML, NULL},
 };
 
 static int ent_parse_ua(const char *ua, struct vendor_ua *out)
@@ -57,6 +61,9 @@ static bool callid_ok(const char *s)
 	return true;
 }
 
+/* The zero version stamp the phones accept. */
+#define ENT_ZERO_STAMP "{00000000-0000-0000-0000-000000000000}"
+
 static int ent_notify_body(const struct vendor_notify *in, char *buf, size_t len)
 {
 	const char *cid = in->register_call_id ? in->register_call_id : "";
@@ -65,14 +72,27 @@ static int ent_notify_body(const struct vendor_notify *in, char *buf, size_t len
 	int n = snprintf(buf, len,
 	                 "action=restart\r\n"
 	                 "RegisterCallId={%s}\r\n"
-	                 "ConfigVersionStamp={}\r\n"
-	                 "DialplanVersionStamp={}\r\n"
-	                 "SoftkeyVersionStamp={}\r\n",
+	                 "ConfigVersionStamp=" ENT_ZERO_STAMP "\r\n"
+	                 "DialplanVersionStamp=" ENT_ZERO_STAMP "\r\n"
+	                 "SoftkeyVersionStamp=" ENT_ZERO_STAMP "\r\n",
 	                 cid);
 	if (n < 0 || (size_t)n >= len)
 		return -1;
 	return n;
 }
+
+/* The phone takes at most 30 characters in <name>, <displayName>,
+ * <authName>, <authPassword> and <featureLabel> (VENDORS.md): the admin
+ * API refuses longer values for this profile. */
+static const struct vendor_field_limit ent_limits[] = {
+	{"sip_user", 30},          /* name, authName, contact */
+	{"sip_password", 30},      /* authPassword */
+	{"display_name", 30},      /* displayName */
+	{"label", 30},             /* featureLabel */
+	{"parking.sip_user", 30},
+	{"parking.sip_password", 30},
+	{NULL, 0},
+};
 
 static const struct vendor_ops ent_ops = {
 	.parse_user_agent = ent_parse_ua,
@@ -85,8 +105,10 @@ const struct vendor_profile vendor_cisco_ent = {
 	.n_device_files = sizeof(ent_device) / sizeof(ent_device[0]),
 	.shared_files = NULL,
 	.n_shared_files = 0,
-	.transport = {"UDP", "TCP", "TLS"},
+	.transport = {"2", "1", "3"},
 	.notify_event = "service-control",
+	.notify_subscription_state = "active",
 	.notify_content_type = "text/plain",
 	.ops = &ent_ops,
+	.field_limits = ent_limits,
 };

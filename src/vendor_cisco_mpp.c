@@ -27,14 +27,31 @@
 #include <string.h>
 
 static const struct vendor_file mpp_device[] = {
-	{"{mac}.xml", "device.xml", RENDER_XML_CISCO},
+	{"{mac}.xml", "device.xml", RENDER_XML_CISCO, NULL},
+};
+
+/* Product series ($PSN) whose bootstraps are published to the TFTP root,
+ * spelled as the phones ask for them (/spa$PSN.cfg, /$PSN.xml): SPA3xx/5xx
+ * and the MPP 68xx, 78xx, 88xx. */
+static const char *const spa_models[] = {
+	"301", "303", "501G", "502G", "504G", "508G", "509G", "512G", "514G", "525G",
+	"525G2", NULL,
+};
+static const char *const mpp_models[] = {
+	"6821", "6841", "6851", "6861", "6871", "7811", "7821", "7832", "7841", "7861",
+	"8811", "8832", "8841", "8845", "8851", "8861", "8865", NULL,
+};
+static const char *const mpp_cp_models[] = {
+	"6821-3PCC", "6841-3PCC", "6851-3PCC", "6861-3PCC", "6871-3PCC", "7811-3PCC",
+	"7821-3PCC", "7832-3PCC", "7841-3PCC", "7861-3PCC", "8811-3PCC", "8832-3PCC",
+	"8841-3PCC", "8845-3PCC", "8851-3PCC", "8861-3PCC", "8865-3PCC", NULL,
 };
 
 static const struct vendor_file mpp_shared[] = {
-	{"spa{model}.cfg", "bootstrap.xml", RENDER_XML_CISCO},
-	{"spa{model}.xml", "bootstrap.xml", RENDER_XML_CISCO},
-	{"CP-{model}.xml", "bootstrap.xml", RENDER_XML_CISCO},
-	{"{model}-3PCC.xml", "bootstrap.xml", RENDER_XML_CISCO},
+	{"spa{model}.cfg", "bootstrap.xml", RENDER_XML_CISCO, spa_models},
+	{"spa{model}.xml", "bootstrap.xml", RENDER_XML_CISCO, spa_models},
+	{"CP-{model}.xml", "bootstrap.xml", RENDER_XML_CISCO, mpp_cp_models},
+	{"{model}-3PCC.xml", "bootstrap.xml", RENDER_XML_CISCO, mpp_models},
 };
 
 static bool ends_with_ci(const char *s, size_t n, const char *suffix)

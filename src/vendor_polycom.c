@@ -7,9 +7,15 @@
  *                       CONFIG_FILES lists "[PHONE_MAC_ADDRESS]-line.cfg,
  *                       common.cfg" and nothing the phone uploads;
  *   common.cfg          shared template: everything device-independent;
- *   <mac>-line.cfg      per-device template: line 1 only.
+ *   <mac>-line.cfg      per-device template: line 1 only;
+ *   <mac>-phone.cfg, <mac>-web.cfg
+ *                       the override files the phone writes after local
+ *                       edits, which take precedence over server files:
+ *                       served empty (template override.cfg) so that the
+ *                       phone's synchronized cache holds no previous
+ *                       user's overrides; uploads of them are refused.
  * The phone's own per-device master "<mac>.cfg" is not served (404 is what
- * the phone expects without one), nor are "<mac>-phone.cfg"/"<mac>-web.cfg".
+ * the phone expects without one).
  *
  * User-Agent: "FileTransport PolycomVVX-VVX_500-UA/5.9.7.4477 Type/Application",
  * optionally with "(SN:0004f2aabbcc)"; the SIP User-Agent lacks the
@@ -20,12 +26,15 @@
 #include <string.h>
 
 static const struct vendor_file polycom_device[] = {
-	{"{mac}-line.cfg", "line.cfg", RENDER_XML},
+	{"{mac}-line.cfg", "line.cfg", RENDER_XML, NULL},
+	/* the override files, served empty (template override.cfg) */
+	{"{mac}-phone.cfg", "override.cfg", RENDER_XML, NULL},
+	{"{mac}-web.cfg", "override.cfg", RENDER_XML, NULL},
 };
 
 static const struct vendor_file polycom_shared[] = {
-	{"000000000000.cfg", NULL, RENDER_XML},
-	{"common.cfg", "common.cfg", RENDER_XML},
+	{"000000000000.cfg", NULL, RENDER_XML, NULL},
+	{"common.cfg", "common.cfg", RENDER_XML, NULL},
 };
 
 /* "<Family>-<Model>-UA/<firmware>" in any token starting with "Poly". */

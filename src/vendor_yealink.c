@@ -21,11 +21,21 @@
 #include "vendor.h"
 
 static const struct vendor_file yealink_device[] = {
-	{"{mac}.cfg", "device.cfg", RENDER_KV},
+	{"{mac}.cfg", "device.cfg", RENDER_KV, NULL},
+};
+
+/* Model codes of the common file (y000000000<code>.cfg) published to the
+ * TFTP root: the generic 000 and the codes of VENDORS.md (Yealink
+ * auto-provisioning guides): T46S 066, T46U 108, T48U 109, T41P 036,
+ * T42S 067, T21P_E2 052, T19P_E2 053, T23G 044, T27G 069, T29G 046,
+ * T31G 123, T33G 124, T54W 096, T57W 097, W52P/W56P 025, W60B 077. */
+static const char *const yealink_codes[] = {
+	"000", "066", "108", "109", "036", "067", "052", "053", "044", "069",
+	"046", "123", "124", "096", "097", "025", "077", NULL,
 };
 
 static const struct vendor_file yealink_shared[] = {
-	{"y000000000{code}.cfg", "common.cfg", RENDER_KV},
+	{"y000000000{code}.cfg", "common.cfg", RENDER_KV, yealink_codes},
 };
 
 /* "Yealink <model> <firmware> [<mac>]"; the model loses a "SIP-" prefix. */

@@ -32,6 +32,7 @@
 #include "notify.h"
 #include "sip.h"
 #include "testutil.h"
+#include "vendor.h"
 
 /* ------------------------------------------------------------------ */
 /* fake network and result collection                                  */
@@ -270,7 +271,8 @@ Test(notify_timers, small_configured_timers)
 Test(notify_msg, request_fields_and_cisco_body)
 {
 	struct notify *n = fake_notify(0, 0, 0, NULL);
-	char body[512], err[128];
+	char body[512];
+	struct vendor_notify vn = { NULL, 1 };
 	struct notify_target t = {
 		.host = "192.0.2.20", .port = 0, .user = "2002",
 		.event = "service-control", .content_type = "text/plain",
@@ -278,8 +280,8 @@ Test(notify_msg, request_fields_and_cisco_body)
 	};
 	const char *via, *cid;
 
-	cr_assert_eq(sip_cisco_service_control_body(NULL, NULL, body,
-	    sizeof(body), err, sizeof(err)), 0);
+	cr_assert_gt(vendor_notify_body(vendor_profile_by_name("cisco-enterprise"),
+	    &vn, body, sizeof(body)), 0);
 	cr_assert_eq(notify_send(n, &t, 0, NULL), 0);
 	cr_assert_eq(nsent, 1);
 	cr_assert_eq(sent[0].port, 5060, "port 0 means 5060");
@@ -981,13 +983,15 @@ Test(notify_sipp, cisco_mpp_resync, .timeout = 20)
 
 Test(notify_sipp, cisco_enterprise_service_control, .timeout = 20)
 {
-	char body[512], err[128];
-	struct notify_target t = { .user = "1001", .event = "service-control",
-	    .content_type = "text/plain", .body = body };
+	const struct vendor_profile *ent =
+	    vendor_profile_by_name("cisco-enterprise");
+	char body[512];
+	struct vendor_notify vn = { "a84b4c76e66710@10.0.0.5", 7 };
+	struct notify_target t = { .user = "1001", .event = ent->notify_event,
+	    .subscription_state = ent->notify_subscription_state,
+	    .content_type = ent->notify_content_type, .body = body };
 
-	cr_assert_eq(sip_cisco_service_control_body("restart",
-	    "a84b4c76e66710@10.0.0.5", body, sizeof(body), err,
-	    sizeof(err)), 0);
+	cr_assert_gt(vendor_notify_body(ent, &vn, body, sizeof(body)), 0);
 	vendor_case("uas_cisco_enterprise.xml", &t, 200, 1);
 }
 

@@ -67,13 +67,8 @@ Test(sip_build, cisco_body_route_auth_and_exact_length)
 	size_t len = 0;
 	const char *cl, *sep;
 
-	cr_assert_eq(sip_cisco_service_control_body(NULL, "reg-9@10.0.0.5",
-	    body, sizeof(body), err, sizeof(err)), 0, "%s", err);
-	cr_assert_str_eq(body, "action=restart\r\n"
-	    "RegisterCallId={reg-9@10.0.0.5}\r\n"
-	    "ConfigVersionStamp={}\r\n"
-	    "DialplanVersionStamp={}\r\n"
-	    "SoftkeyVersionStamp={}\r\n");
+	snprintf(body, sizeof(body), "action=restart\r\n"
+	    "RegisterCallId={reg-9@10.0.0.5}\r\n");
 	r.event = "service-control";
 	r.content_type = "text/plain";
 	r.body = body;
@@ -206,12 +201,25 @@ Test(sip_build, bad_values_and_small_buffer)
 	    sizeof(err)), -1);
 	cr_assert(strncmp(err, "buffer", 6) == 0, "%s", err);
 
-	cr_assert_eq(sip_cisco_service_control_body("restart", "a}b", buf,
-	    sizeof(buf), err, sizeof(err)), -1);
-	cr_assert_eq(sip_cisco_service_control_body("restart\r\n", NULL, buf,
-	    sizeof(buf), err, sizeof(err)), -1);
-	cr_assert_eq(sip_cisco_service_control_body(NULL, NULL, small, 20,
-	    err, sizeof(err)), -1);
+	r = base_req();
+	r.subscription_state = "active\r\nX: y";
+	cr_assert_eq(sip_build_notify(&r, buf, sizeof(buf), NULL, err,
+	    sizeof(err)), -1);
+	cr_assert(strncmp(err, "subscription_state", 18) == 0, "%s", err);
+}
+
+/* A profile may name another Subscription-State (Cisco enterprise:
+ * "active", VENDORS.md); NULL keeps RFC 6665's "terminated". */
+Test(sip_build, subscription_state_per_profile)
+{
+	struct sip_notify_req r = base_req();
+	char buf[2048], err[128];
+
+	r.subscription_state = "active";
+	cr_assert_eq(sip_build_notify(&r, buf, sizeof(buf), NULL, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(strstr(buf, "\r\nSubscription-State: active\r\n"));
+	cr_assert_null(strstr(buf, "terminated"));
 }
 
 /* ------------------------------------------------------------------ */

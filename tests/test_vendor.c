@@ -53,7 +53,12 @@ static struct render_input case_input(const char *c)
 	in.org = "acme";
 	in.version = 12;
 	if (strcmp(c, "parked-none") == 0) {
+		/* what the publisher gives: the parked label and the registrar */
 		in.parked = true;
+		in.line.label = "Dial *30 to log in";
+		in.line.registrar_host = "pbx.acme.test";
+		in.line.registrar_port = 5060;
+		in.line.transport = "udp";
 		return in;
 	}
 	in.line_enabled = true;
@@ -69,7 +74,7 @@ static struct render_input case_input(const char *c)
 		in.line.sip_user = "park-0004f2a1b2c3";
 		in.line.password = "park-pw";
 		in.line.display_name = "Parked phone";
-		in.line.label = "Away - dial *30";
+		in.line.label = "Dial *30 to log in";
 	} else if (strcmp(c, "hostile") == 0) {
 		/* every XML special, '$', non-ASCII, and a value of ~2100 bytes */
 		strcpy(long_pw, "p&ss<w>rd\"'$xü");
@@ -172,7 +177,10 @@ Test(vendor, goldens_for_every_device_file, .init = load, .fini = unload)
 			}
 		}
 	}
-	cr_assert_eq(files, 4 * NCASES);
+	size_t want = 0;
+	for (size_t k = 0; k < vendor_registry_len; k++)
+		want += vendor_registry[k]->n_device_files;
+	cr_assert_eq(files, want * NCASES);
 	render_buf_free(&b);
 }
 
@@ -218,6 +226,18 @@ static char *xpath_str(xmlDocPtr d, const char *expr)
 	xmlXPathFreeObject(o);
 	xmlXPathFreeContext(ctx);
 	return r;
+}
+
+/* The number of nodes expr selects. */
+static int xpath_count(xmlDocPtr d, const char *expr)
+{
+	xmlXPathContextPtr ctx = xmlXPathNewContext(d);
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	cr_assert(o != NULL, "xpath %s", expr);
+	int n = o->nodesetval ? o->nodesetval->nodeNr : 0;
+	xmlXPathFreeObject(o);
+	xmlXPathFreeContext(ctx);
+	return n;
 }
 
 static void expect(xmlDocPtr d, const char *expr, const char *want)
@@ -337,9 +357,6 @@ Test(vendor, parked_without_parking_account_blanks_credentials, .init = load, .f
 	cr_assert_not_null(strstr(b.p, "reg.1.address=\"\""));
 	cr_assert_not_null(strstr(b.p, "reg.1.auth.password=\"\""));
 
-	render_case(vendor_profile_by_name("cisco-enterprise"), 0, "parked-none", &b);
-	cr_assert_null(strstr(b.p, "<line "));
-	cr_assert_null(strstr(b.p, "authPassword"));
 	render_buf_free(&b);
 }
 
@@ -350,7 +367,7 @@ Test(vendor, parked_with_parking_account_carries_it, .init = load, .fini = unloa
 		render_case(vendor_registry[k], 0, "parked-parking", &b);
 		cr_assert_not_null(strstr(b.p, "park-0004f2a1b2c3"), "%s", vendor_registry[k]->name);
 		cr_assert_not_null(strstr(b.p, "park-pw"), "%s", vendor_registry[k]->name);
-		cr_assert_not_null(strstr(b.p, "Away - dial *30"), "%s", vendor_registry[k]->name);
+		cr_assert_not_null(strstr(b.p, "Dial *30 to log in"), "%s", vendor_registry[k]->name);
 		cr_assert_null(strstr(b.p, "acme-201"), "%s", vendor_registry[k]->name);
 	}
 	render_buf_free(&b);
@@ -383,7 +400,7 @@ Test(vendor, render_errors, .init = load, .fini = unload)
 	in.mac = "0004F2A1B2C3";
 	cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), -1);
 	in = case_input("normal");
-	cr_assert_eq(vendor_render_device(p, T, 1, &in, &b, err, sizeof(err)), -1);
+	cr_assert_eq(vendor_render_device(p, T, p->n_device_files, &in, &b, err, sizeof(err)), -1);
 	cr_assert_eq(vendor_render_shared(p, T, 99, NULL, &b, err, sizeof(err)), -1);
 	/* XML values that XML cannot carry */
 	in.line.display_name = "bell\a";
@@ -532,7 +549,7 @@ Test(vendor, match_every_name_form)
 Test(vendor, names_nobody_serves)
 {
 	const char *none[] = {
-	    "0004f2a1b2c3-phone.cfg", "0004f2a1b2c3-web.cfg", "0004f2a1b2c3-app.log",
+	    "0004f2a1b2c3-app.log",
 	    "0004f2a1b2c3-boot.log", "0004f2a1b2c3-directory.xml", "000000000000-directory.xml",
 	    "0004f2a1b2c3-license.cfg", "0004f2a1b2c3-calls.xml", "sip.ld",
 	    "0004f2a1b2c-line.cfg", "0004f2a1b2cg-line.cfg", "0004f2a1b2c3d.cfg",
@@ -715,11 +732,14 @@ Test(vendor, notify_events_and_bodies)
 	char buf[512];
 	struct vendor_notify in = {.register_call_id = "abc123@10.0.0.5", .version = 3};
 	int n = vendor_notify_body(ent, &in, buf, sizeof(buf));
+	/* zero stamps in the GUID form, Subscription-State active: what the
+	 * usecallmanager patches send (VENDORS.md, Cisco enterprise) */
 	cr_assert_str_eq(buf, "action=restart\r\n"
 	                      "RegisterCallId={abc123@10.0.0.5}\r\n"
-	                      "ConfigVersionStamp={}\r\n"
-	                      "DialplanVersionStamp={}\r\n"
-	                      "SoftkeyVersionStamp={}\r\n");
+	                      "ConfigVersionStamp={00000000-0000-0000-0000-000000000000}\r\n"
+	                      "DialplanVersionStamp={00000000-0000-0000-0000-000000000000}\r\n"
+	                      "SoftkeyVersionStamp={00000000-0000-0000-0000-000000000000}\r\n");
+	cr_assert_str_eq(ent->notify_subscription_state, "active");
 	cr_assert_eq(n, (int)strlen(buf));
 	in.register_call_id = "x}\r\naction=reset";
 	cr_assert_eq(vendor_notify_body(ent, &in, buf, sizeof(buf)), -1);
@@ -728,6 +748,7 @@ Test(vendor, notify_events_and_bodies)
 	cr_assert_not_null(strstr(buf, "RegisterCallId={}\r\n"));
 	cr_assert_eq(vendor_notify_body(ent, &in, buf, 20), -1);
 	for (size_t k = 0; k < 3; k++) {
+		cr_assert_null(vendor_registry[k]->notify_subscription_state); /* terminated */
 		cr_assert_null(vendor_registry[k]->notify_content_type);
 		cr_assert_eq(vendor_notify_body(vendor_registry[k], &in, buf, sizeof(buf)), 0);
 		cr_assert_str_eq(buf, "");
@@ -746,8 +767,13 @@ Test(vendor, notify_event_follows_the_templates, .init = load, .fini = unload)
 	                    "sip.notify_reboot_enable = 1\n";
 	char err[256];
 
-	cr_assert_str_eq(vendor_notify_event(y, T), "check-sync;reboot=true");
+	/* the default common file asks for no reboot (issue: every move
+	 * rebooted the phone) */
+	cr_assert_str_eq(vendor_notify_event(y, T), "check-sync;reboot=false");
 	cr_assert_str_eq(vendor_notify_event(pc, T), "check-sync");
+	cr_assert_eq(vendor_templates_set(T, y, "common.cfg", other, strlen(other), err,
+	                                  sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(vendor_notify_event(y, T), "check-sync;reboot=true");
 	cr_assert_eq(vendor_templates_set(T, y, "common.cfg", common, strlen(common), err,
 	                                  sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(vendor_notify_event(y, T), "check-sync;reboot=false");
@@ -889,4 +915,213 @@ Test(vendor, field_limits_count_characters_and_name_the_profile)
 	cr_expect_eq(vendor_field_check(&fake, "parking.sip_user", "abcd", err, sizeof(err)), -1);
 	cr_expect_eq(vendor_field_check(&fake, "label", "a long label is fine here", err,
 	                                sizeof(err)), 0);
+}
+
+/* ---- the phones' own rules (issue: every family boots right) ----------- */
+
+/* Every rule the MPP bootstrap writes names a file path that begins with
+ * '/': a rule is "[scheme://][server[:port]]/filepath" (Cisco IP Phone
+ * 7800/8800 Multiplatform Phones Provisioning Guide, "Profile Rule
+ * syntax"; VENDORS.md), and "$MA.xml" without the slash is never
+ * fetched. */
+Test(vendor, cisco_mpp_rules_have_absolute_file_paths, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("cisco-mpp");
+	struct render_buf b = {0};
+	char err[256];
+	size_t rules = 0;
+
+	for (size_t i = 0; i < p->n_shared_files; i++) {
+		render_buf_reset(&b);
+		cr_assert_eq(vendor_render_shared(p, T, i, "8841", &b, err, sizeof(err)), 0, "%s", err);
+		xmlDocPtr d = parse(b.p, b.len);
+		for (xmlNodePtr n = xmlDocGetRootElement(d)->children; n; n = n->next) {
+			const char *name = (const char *)n->name;
+			size_t nl = strlen(name);
+			if (n->type != XML_ELEMENT_NODE ||
+			    !((nl > 5 && strcmp(name + nl - 5, "_Rule") == 0) || strstr(name, "_Rule_")))
+				continue;
+			xmlChar *v = xmlNodeGetContent(n);
+			const char *s = (const char *)v;
+			if (*s == '[') /* options such as [--key ...] */
+				s = strchr(s, ']') ? strchr(s, ']') + 1 : s;
+			const char *scheme = strstr(s, "://");
+			if (scheme != NULL)
+				s = strchr(scheme + 3, '/') ? strchr(scheme + 3, '/') : "";
+			cr_assert_eq(*s, '/', "%s: '%s' has no absolute file path", name, (char *)v);
+			rules++;
+			xmlFree(v);
+		}
+		xmlFreeDoc(d);
+	}
+	cr_assert_geq(rules, p->n_shared_files, "each bootstrap writes Profile_Rule_B");
+	render_buf_free(&b);
+}
+
+/* Cisco enterprise: transportLayerProtocol 1 TCP, 2 UDP, 3 TLS from the
+ * line's transport, UDP when unset (VENDORS.md; wazo-provd's cisco-sip
+ * base.tpl renders the element as a child of <device>). */
+Test(vendor, cisco_enterprise_transport_layer_protocol, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("cisco-enterprise");
+	static const char *const tr[][2] = {
+		{"udp", "2"}, {"tcp", "1"}, {"tls", "3"}, {"TLS", "3"}, {NULL, "2"},
+	};
+	struct render_buf b = {0};
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(tr) / sizeof(tr[0]); i++) {
+		struct render_input in = case_input("normal");
+		in.line.transport = tr[i][0];
+		render_buf_reset(&b);
+		cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), 0, "%s", err);
+		xmlDocPtr d = parse(b.p, b.len);
+		expect(d, "/device/transportLayerProtocol", tr[i][1]);
+		xmlFreeDoc(d);
+	}
+	render_buf_free(&b);
+}
+
+/* Cisco enterprise: every case has exactly one featureID 9 line (an empty
+ * <sipLines> is not a valid configuration, VENDORS.md); the parked phone
+ * without a parking account shows the parked label and no credentials. */
+Test(vendor, cisco_enterprise_always_has_one_line, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("cisco-enterprise");
+	struct render_buf b = {0};
+
+	for (size_t c = 0; c < NCASES; c++) {
+		render_case(p, 0, CASES[c], &b);
+		xmlDocPtr d = parse(b.p, b.len);
+		expect(d, "/device/sipProfile/sipLines/line[@button='1']/featureID", "9");
+		cr_assert_eq(xpath_count(d, "/device/sipProfile/sipLines/line"), 1, "%s", CASES[c]);
+		xmlFreeDoc(d);
+	}
+	render_case(p, 0, "parked-none", &b);
+	xmlDocPtr d = parse(b.p, b.len);
+	expect(d, "/device/sipProfile/sipLines/line/featureLabel", "Dial *30 to log in");
+	expect(d, "/device/sipProfile/sipLines/line/name", "");
+	expect(d, "/device/sipProfile/sipLines/line/authPassword", "");
+	expect(d, "/device/devicePool/callManagerGroup/members/member/callManager/processNodeName",
+	       "pbx.acme.test");
+	xmlFreeDoc(d);
+	render_buf_free(&b);
+}
+
+/* Yealink: the common file renders sip.notify_reboot_enable = 0 (a
+ * check-sync reboots only with reboot=true: Yealink CP969 admin guide;
+ * wazo-provd's v80 template) and static.auto_provision.custom.protect = 0
+ * (local edits do not survive provisioning: VENDORS.md); every account
+ * but the first is blanked (omitted keys keep their values; T4xU/T5x
+ * phones have 16 accounts) in the common file, which the phone reads
+ * before <mac>.cfg, and the device file never names them. */
+Test(vendor, yealink_no_reboot_no_local_edits_other_accounts_blank, .init = load, .fini = unload)
+{
+	const struct vendor_profile *y = vendor_profile_by_name("yealink");
+	struct render_buf b = {0};
+	char err[256], want[96];
+
+	cr_assert_eq(vendor_render_shared(y, T, 0, "066", &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(strstr(b.p, "\nsip.notify_reboot_enable = 0\n"));
+	cr_assert_not_null(strstr(b.p, "\nstatic.auto_provision.custom.protect = 0\n"));
+	for (int n = 2; n <= 16; n++) {
+		static const char *const keys[] = {"enable = 0", "user_name = %NULL%",
+		                                   "auth_name = %NULL%", "password = %NULL%",
+		                                   "label = %NULL%"};
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			snprintf(want, sizeof(want), "\naccount.%d.%s\n", n, keys[k]);
+			cr_assert_not_null(strstr(b.p, want), "%s missing", want + 1);
+		}
+	}
+	for (size_t c = 0; c < NCASES; c++) {
+		render_case(y, 0, CASES[c], &b);
+		cr_assert_null(strstr(b.p, "\naccount.2."), "%s", CASES[c]);
+	}
+	render_buf_free(&b);
+}
+
+/* Polycom: the override files (<mac>-phone.cfg, <mac>-web.cfg) take
+ * precedence over every server file (Polycom CX5100/UC software admin
+ * guides, "Override Files") and the phone synchronizes its cached files
+ * with the boot server at boot (SoundPoint IP admin guide, "Centralized
+ * Configuration").  hotdeskd serves them empty for every case: no
+ * parameter, nothing of any user. */
+Test(vendor, polycom_override_files_are_served_empty, .init = load, .fini = unload)
+{
+	const struct vendor_profile *p = vendor_profile_by_name("polycom");
+	struct render_buf b = {0};
+	size_t found = 0;
+
+	for (size_t i = 0; i < p->n_device_files; i++) {
+		const char *pat = p->device_files[i].pattern;
+		if (strcmp(pat, "{mac}-phone.cfg") != 0 && strcmp(pat, "{mac}-web.cfg") != 0)
+			continue;
+		found++;
+		for (size_t c = 0; c < NCASES; c++) {
+			render_case(p, i, CASES[c], &b);
+			xmlDocPtr d = parse(b.p, b.len);
+			xmlNodePtr root = xmlDocGetRootElement(d);
+			cr_assert_str_eq((const char *)root->name, "PHONE_CONFIG");
+			for (xmlNodePtr n = root; n != NULL; n = n->children ? n->children : n->next)
+				if (n->type == XML_ELEMENT_NODE)
+					cr_assert_null(n->properties, "%s: %s has parameters", pat,
+					               (const char *)n->name);
+			xmlFreeDoc(d);
+			cr_assert_null(strstr(b.p, "acme"), "%s", pat);
+		}
+	}
+	cr_assert_eq(found, 2);
+	render_buf_free(&b);
+}
+
+/* The model files a factory-fresh phone asks for over TFTP (Yealink's
+ * y000000000<code>.cfg, Cisco's /spa$PSN.cfg and /$PSN.xml) are listed per
+ * shared file; each listed name maps back to that very file. */
+Test(vendor, tftp_model_names_are_served_names)
+{
+	size_t names = 0;
+
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		const struct vendor_profile *p = vendor_registry[k];
+		for (size_t i = 0; i < p->n_shared_files; i++) {
+			const struct vendor_file *f = &p->shared_files[i];
+			bool has_model = strstr(f->pattern, "{model}") || strstr(f->pattern, "{code}");
+			cr_assert(!has_model || f->tftp_models != NULL, "%s lists no model", f->pattern);
+			for (const char *const *m = f->tftp_models; m && *m; m++) {
+				char name[VENDOR_NAME_MAX + 1];
+				struct vendor_file_match fm;
+				cr_assert_eq(vendor_file_name(f, NULL, *m, name, sizeof(name)), 0, "%s", *m);
+				cr_assert_eq(vendor_match_file(name, &fm), 1, "%s", name);
+				cr_assert_eq(fm.profile, p, "%s", name);
+				cr_assert_eq(fm.kind, VENDOR_SHARED, "%s", name);
+				cr_assert_str_eq(fm.model, *m, "%s", name);
+				names++;
+			}
+		}
+	}
+	/* Yealink T46S and T54W, SPA502G, MPP 8841 in both spellings */
+	cr_assert_geq(names, 17 + 11 * 2 + 17 * 2);
+}
+
+/* Cisco enterprise phones take at most 30 characters in name,
+ * displayName, authName, authPassword and featureLabel (VENDORS.md): the
+ * profile declares it, so the admin API refuses longer values. */
+Test(vendor, cisco_enterprise_30_character_fields)
+{
+	const struct vendor_profile *ent = vendor_profile_by_name("cisco-enterprise");
+	static const char *const fields[] = {"sip_user", "sip_password", "display_name", "label",
+	                                     "parking.sip_user", "parking.sip_password"};
+	char err[200];
+	/* 30 characters, two of them two-byte: fits; one more does not */
+	const char *ok30 = "\xc3\xa9\xc3\xa9" "abcdefghijklmnopqrstuvwxyz12";
+	const char *bad31 = "\xc3\xa9\xc3\xa9" "abcdefghijklmnopqrstuvwxyz123";
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		cr_assert_eq(vendor_field_max(ent, fields[i]), 30, "%s", fields[i]);
+		cr_assert_eq(vendor_field_check(ent, fields[i], ok30, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(vendor_field_check(ent, fields[i], bad31, err, sizeof(err)), -1, "%s",
+		             fields[i]);
+		cr_assert_not_null(strstr(err, "30"), "%s", err);
+		cr_assert_null(strstr(err, "abcdefghijklmnopqrstuvwxyz"), "the value is quoted: %s", err);
+	}
 }

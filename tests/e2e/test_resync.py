@@ -256,7 +256,9 @@ def test_star30_notifies_each_changed_phone_once_at_its_own_contact(acme, phones
     assert uri_of(got["103"][0]) == "sip:park-%s@127.0.0.1:%d" % (mac(103), p103.port)
     # each profile's Event
     assert got["101"][0][1]["event"] == ["check-sync"]
-    assert got["102"][0][1]["event"] == ["check-sync;reboot=true"]
+    # the default Yealink common file sets sip.notify_reboot_enable = 0, so
+    # a move resyncs the phone without a reboot (Yealink CP969 admin guide)
+    assert got["102"][0][1]["event"] == ["check-sync;reboot=false"]
     assert got["103"][0][1]["event"] == ["resync"]
     for name in got:
         assert got[name][0][1]["subscription-state"] == ["terminated"]
@@ -308,6 +310,12 @@ def test_cisco_enterprise_body_and_digest_challenge(acme, phones, tmp_path):
     body = n104[2].split("\n")
     assert body[0] == "action=restart", body
     assert "RegisterCallId={%s}" % call_id in body, body
+    # zero stamps in the GUID form, Subscription-State active (VENDORS.md:
+    # what the usecallmanager patches send)
+    zero = "{00000000-0000-0000-0000-000000000000}"
+    for stamp in ("ConfigVersionStamp", "DialplanVersionStamp", "SoftkeyVersionStamp"):
+        assert "%s=%s" % (stamp, zero) in body, body
+    assert n104[1]["subscription-state"] == ["active"], n104[1]
 
     # 401 first, then the retry with acme-101's credentials: sipp verifies
     # the digest itself and exits 0 only after answering 200
