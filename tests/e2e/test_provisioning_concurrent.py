@@ -36,6 +36,8 @@ def test_fetches_during_moves_are_whole_published_versions(prov):
     def record():
         for m in DEVS:
             for name, content in device_files(d, m).items():
+                if name.endswith(("-phone.cfg", "-web.cfg")):
+                    continue  # Polycom's override files: always empty
                 names[m] = name
                 published.setdefault(name, set()).add(content)
 
@@ -78,7 +80,11 @@ def test_fetches_during_moves_are_whole_published_versions(prov):
     for t in threads:
         t.start()
     try:
-        for _ in range(6):
+        # at least 6 rounds, and more (for at most 120 s) until the slower
+        # TFTP fetchers have seen enough files on a loaded machine
+        rounds, deadline = 0, time.monotonic() + 120
+        while rounds < 6 or (len(got_tftp) <= 10 and time.monotonic() < deadline):
+            rounds += 1
             d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
             record()
             d.star30("acme-103", "102", code=demo.code(102), result="accepted", device=mac(103))
