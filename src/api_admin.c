@@ -464,16 +464,33 @@ rd_exts(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-/* dev_json plus the device's resync state (SPEC 5), under the lock. */
+/* The device's last configuration fetch, or null when it never fetched
+ * (or the store cannot say). */
+static json_t *
+last_fetch_json(struct store *st, const struct hd_dev *d)
+{
+	struct store_fetch f;
+
+	if (store_fetch_get(st, d->id, &f) != 1)
+		return json_null();
+	return json_pack("{s:I, s:s?, s:s?, s:I}", "at", (json_int_t)f.at, "source",
+	                 f.source[0] ? f.source : NULL, "user_agent",
+	                 f.user_agent[0] ? f.user_agent : NULL, "version", (json_int_t)f.version);
+}
+
+/* dev_json plus the device's resync state (SPEC 5) and last fetch, under
+ * the lock. */
 static json_t *
 dev_json_sync(struct req_ctx *r, const struct world *w, struct store *st, const struct hd_dev *d)
 {
 	json_t *o = dev_json(w, d), *sync = resync_sync_json(w, st, r->c->pub, d);
 
-	if (o != NULL)
+	if (o != NULL) {
 		json_object_set_new(o, "sync", sync ? sync : json_null());
-	else
+		json_object_set_new(o, "last_fetch", last_fetch_json(st, d));
+	} else {
 		json_decref(sync);
+	}
 	return o;
 }
 
@@ -1042,11 +1059,15 @@ ev_each(const struct store_event *ev, void *arg)
 		detail = json_loads(ev->detail, 0, NULL);
 	const struct hd_org *o = world_org(e->w, ev->org);
 
-	json_array_append_new(e->arr, json_pack("{s:I, s:I, s:s, s:s?, s:s?, s:s?, s:o?}",
+	json_array_append_new(e->arr, json_pack("{s:I, s:I, s:s, s:s?, s:s?, s:s?, s:o?, s:o}",
 	                      "id", (json_int_t)ev->id, "at", (json_int_t)ev->at,
 	                      "type", ev->type, "org", o ? o->name : NULL,
 	                      "extension", ev->extension,
-	                      "device", ev->device, "detail", detail));
+	                      "device", ev->device, "detail", detail, "actor",
+	                      ev->actor_token ? json_pack("{s:I, s:s?}", "token",
+	                                                  (json_int_t)ev->actor_token, "role",
+	                                                  ev->actor_role)
+	                                      : json_null()));
 	e->last = ev->id;
 	return 0;
 }
@@ -1126,8 +1147,53 @@ events_route(struct req_ctx *r)
 
 /* ---- tokens ------------------------------------------------------------- */
 
+/* One token as shown: never its secret nor its hash. */
+struct tok_read {
+	const struct world *w;
+	json_t *arr;  /* list */
+	json_t *one;  /* one */
+	hd_id id;
+	int rc;
+};
+
+static json_t *
+token_json(const struct world *w, const struct store_token *t)
+{
+	const struct hd_org *o = world_org(w, t->org);
+
+	return json_pack("{s:I, s:s, s:s?, s:s?, s:I, s:o, s:b}", "id", (json_int_t)t->id,
+	                 "role", t->role, "org", o ? o->name : NULL, "name", t->name,
+	                 "created_at", (json_int_t)t->created_at, "rotated_at",
+	                 t->rotated_at ? json_integer(t->rotated_at) : json_null(), "config",
+	                 t->from_config);
+}
+
+static int
+tok_each(const struct store_token *t, void *arg)
+{
+	struct tok_read *tr = arg;
+	json_t *j = token_json(tr->w, t);
+
+	if (tr->arr != NULL)
+		json_array_append_new(tr->arr, j);
+	else
+		tr->one = j;
+	return 0;
+}
+
+static int
+rd_tokens(const struct world *w, struct store *st, void *arg)
+{
+	struct tok_read *tr = arg;
+
+	tr->w = w;
+	tr->rc = tr->arr != NULL ? store_token_list(st, tok_each, tr)
+	                         : store_token_get(st, tr->id, tok_each, tr);
+	return 0;
+}
+
 static void
-tokens_route(struct req_ctx *r)
+token_new(struct req_ctx *r)
 {
 	struct field_err fe = { 0 };
 	char *role = NULL, *org = NULL, *name = NULL, tok[128], err[160];
@@ -1137,14 +1203,6 @@ tokens_route(struct req_ctx *r)
 	int rc;
 	static const char *const known[] = { "role", "org", "name", NULL };
 
-	if (r->who.role != SVC_ROLE_ADMIN) {
-		api_json_error(r->res, 403, NULL, "only an admin token may create tokens");
-		return;
-	}
-	if (strcmp(r->req->method, "POST") != 0 || r->nseg != 1) {
-		api_json_error(r->res, 405, NULL, "method not allowed");
-		return;
-	}
 	if ((in = parse_json(r)) == NULL)
 		return;
 	if (known_fields(in, known, &fe) != 0 ||
@@ -1165,7 +1223,8 @@ tokens_route(struct req_ctx *r)
 	}
 	rc = svc_token_new(r->c->svc, sr, org, name, tok, sizeof(tok), &id, err, sizeof(err));
 	if (rc != SVC_OK)
-		api_json_error(r->res, rc == SVC_NOTFOUND ? 400 : 500, "org", err);
+		api_json_error(r->res, rc == SVC_NOTFOUND ? 400 : 500,
+		               rc == SVC_NOTFOUND ? "org" : NULL, err);
 	else
 		api_send_json(r->res, 201, json_pack("{s:I, s:s}", "id", (json_int_t)id, "token", tok));
 	sodium_memzero(tok, sizeof(tok));
@@ -1174,6 +1233,75 @@ out:
 	free(org);
 	free(name);
 	json_decref(in);
+}
+
+/*
+ * /api/v1/tokens                 GET list, POST create
+ * /api/v1/tokens/{id}            GET one, DELETE revoke
+ * /api/v1/tokens/{id}/rotate     POST: a new secret for the same token
+ * Admin role only.
+ */
+static void
+tokens_route(struct req_ctx *r)
+{
+	const char *m = r->req->method;
+	struct tok_read tr = { 0 };
+	char tok[128], err[160];
+	long long id = 0;
+	int rc;
+
+	if (r->who.role != SVC_ROLE_ADMIN) {
+		api_json_error(r->res, 403, NULL, "only an admin token may manage tokens");
+		return;
+	}
+	if (r->nseg == 1) {
+		if (strcmp(m, "POST") == 0) {
+			token_new(r);
+		} else if (strcmp(m, "GET") == 0) {
+			tr.arr = json_array();
+			svc_locked(r->c->svc, rd_tokens, &tr);
+			if (tr.rc < 0) {
+				json_decref(tr.arr);
+				api_json_error(r->res, 500, NULL, "cannot read tokens");
+			} else {
+				api_send_json(r->res, 200, json_pack("{s:o}", "tokens", tr.arr));
+			}
+		} else {
+			api_json_error(r->res, 405, NULL, "method not allowed");
+		}
+		return;
+	}
+	if (r->nseg > 3 || !parse_ll(r->seg[1], &id) || id < 1 ||
+	    (r->nseg == 3 && strcmp(r->seg[2], "rotate") != 0)) {
+		api_json_error(r->res, 404, NULL, "not found");
+		return;
+	}
+	if (r->nseg == 3 && strcmp(m, "POST") == 0) {
+		rc = svc_token_rotate(r->c->svc, id, tok, sizeof(tok), err, sizeof(err));
+		if (rc != SVC_OK)
+			api_json_error(r->res, svc_status(rc), NULL, err);
+		else
+			api_send_json(r->res, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id,
+			                                     "token", tok));
+		sodium_memzero(tok, sizeof(tok));
+	} else if (r->nseg == 2 && strcmp(m, "DELETE") == 0) {
+		rc = svc_token_revoke(r->c->svc, id, err, sizeof(err));
+		if (rc != SVC_OK)
+			api_json_error(r->res, svc_status(rc), NULL, err);
+		else
+			api_send_json(r->res, 200, json_pack("{s:I}", "deleted", (json_int_t)id));
+	} else if (r->nseg == 2 && strcmp(m, "GET") == 0) {
+		tr.id = id;
+		svc_locked(r->c->svc, rd_tokens, &tr);
+		if (tr.rc < 0)
+			api_json_error(r->res, 500, NULL, "cannot read tokens");
+		else if (tr.one == NULL)
+			api_json_error(r->res, 404, NULL, "no such token");
+		else
+			api_send_json(r->res, 200, tr.one);
+	} else {
+		api_json_error(r->res, 405, NULL, "method not allowed");
+	}
 }
 
 /* ---- entry -------------------------------------------------------------- */
@@ -1217,16 +1345,13 @@ out:
 	read_free(&rd);
 }
 
-void
-api_admin_handle(void *arg, const struct http_request *req, struct http_response *res)
+static void
+admin_route(struct req_ctx *r0)
 {
-	struct req_ctx r = { .c = arg, .req = req, .res = res };
+	struct req_ctx r = *r0;
+	const struct http_request *req = r.req;
+	struct http_response *res = r.res;
 
-	r.who = svc_auth(r.c->svc, http_bearer(req));
-	if (r.who.role != SVC_ROLE_ADMIN && r.who.role != SVC_ROLE_ORG) {
-		api_json_error(res, 401, NULL, "missing or invalid token");
-		return;
-	}
 	r.nseg = http_path_nsegments(req->path, PREFIX);
 	if (r.nseg < 1 || r.nseg > 5) {
 		api_json_error(res, 404, NULL, "not found");
@@ -1263,4 +1388,20 @@ api_admin_handle(void *arg, const struct http_request *req, struct http_response
 		tokens_route(&r);
 	else
 		api_json_error(res, 404, NULL, "not found");
+}
+
+void
+api_admin_handle(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct req_ctx r = { .c = arg, .req = req, .res = res };
+
+	r.who = svc_auth(r.c->svc, http_bearer(req));
+	if (r.who.role != SVC_ROLE_ADMIN && r.who.role != SVC_ROLE_ORG) {
+		api_json_error(res, 401, NULL, "missing or invalid token");
+		return;
+	}
+	/* every change this request makes records this token as its actor */
+	svc_actor(&r.who);
+	admin_route(&r);
+	svc_actor(NULL);
 }

@@ -62,6 +62,47 @@ now_s(void)
 	return (long long)time(NULL);
 }
 
+/* ---- the actor of a change ---------------------------------------------- */
+
+/* The API token the calling thread acts for (svc_actor): each HTTP request
+ * is served on one thread from authentication to answer. */
+static _Thread_local struct svc_principal tl_actor;
+
+void
+svc_actor(const struct svc_principal *who)
+{
+	static const struct svc_principal none;
+
+	tl_actor = who != NULL ? *who : none;
+}
+
+static const char *
+role_name(enum svc_role r)
+{
+	switch (r) {
+	case SVC_ROLE_ADMIN: return "admin";
+	case SVC_ROLE_ORG: return "org";
+	case SVC_ROLE_PBX: return "pbx";
+	default: return NULL;
+	}
+}
+
+/* Takes the service lock; events written until unlock() carry the
+ * calling thread's actor. */
+static void
+lock(struct svc *s)
+{
+	pthread_mutex_lock(&s->mu);
+	store_set_actor(s->st, tl_actor.token, tl_actor.token ? role_name(tl_actor.role) : NULL);
+}
+
+static void
+unlock(struct svc *s)
+{
+	store_set_actor(s->st, 0, NULL);
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* ---- events ------------------------------------------------------------- */
 
 /* detail is built with jansson and may be NULL. */
@@ -253,19 +294,17 @@ svc_commit(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn fn
 
 /* ---- open / close ------------------------------------------------------- */
 
+/* Makes the configuration's token of a role the only one of the file
+ * that works (none when token is NULL or ""). */
 static int
 record_token(struct svc *s, const char *token, const char *role, const char *name)
 {
 	char hash[65];
-	int rc;
+	bool none = token == NULL || token[0] == '\0';
 
-	if (token == NULL || token[0] == '\0')
-		return 0;
-	secret_token_hash(token, hash);
-	rc = store_token_find(s->st, hash, NULL, NULL);
-	if (rc == 0)
-		rc = store_token_add(s->st, hash, role, 0, name, now_s(), NULL);
-	return rc < 0 ? -1 : 0;
+	if (!none)
+		secret_token_hash(token, hash);
+	return store_token_config(s->st, role, none ? NULL : hash, name, now_s()) < 0 ? -1 : 0;
 }
 
 struct svc *
@@ -374,9 +413,9 @@ svc_locked(struct svc *s, int (*fn)(const struct world *, struct store *, void *
 {
 	int rc;
 
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	rc = fn(s->w, s->st, arg);
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	return rc;
 }
 
@@ -712,7 +751,7 @@ svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,
 struct svc_principal
 svc_auth(struct svc *s, const char *token)
 {
-	struct svc_principal p = { SVC_ROLE_NONE, 0 };
+	struct svc_principal p = { SVC_ROLE_NONE, 0, 0 };
 	char hash[65], role[STORE_ROLE_MAX];
 	hd_id org = 0;
 
@@ -720,7 +759,7 @@ svc_auth(struct svc *s, const char *token)
 		return p;
 	secret_token_hash(token, hash);
 	pthread_mutex_lock(&s->mu);
-	if (store_token_find(s->st, hash, role, &org) == 1) {
+	if (store_token_find_id(s->st, hash, role, &org, &p.token) == 1) {
 		if (strcmp(role, "admin") == 0)
 			p.role = SVC_ROLE_ADMIN;
 		else if (strcmp(role, "pbx") == 0)
@@ -729,6 +768,8 @@ svc_auth(struct svc *s, const char *token)
 			p.role = SVC_ROLE_ORG, p.org = org;
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (p.role == SVC_ROLE_NONE)
+		p.token = 0;
 	return p;
 }
 
@@ -747,7 +788,7 @@ svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *na
 	}
 	secret_token_new(tok);
 	secret_token_hash(tok, hash);
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if (role == SVC_ROLE_ORG) {
 		const struct hd_org *o = world_org_by_name(s->w, org);
 
@@ -759,16 +800,111 @@ svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *na
 		org_id = o->id;
 	}
 	if (store_token_add(s->st, hash, rname, org_id, name, now_s(), id) != 0 ||
-	    event(s, "token.new", org_id, NULL, NULL, json_pack("{s:s, s:s?}", "role", rname,
-	          "name", name)) != 0) {
+	    event(s, "token.new", org_id, NULL, NULL, json_pack("{s:I, s:s, s:s?}", "token",
+	          (json_int_t)*id, "role", rname, "name", name)) != 0) {
 		snprintf(err, errlen, "cannot store the token");
 		rc = SVC_INTERNAL;
 		goto out;
 	}
 	memcpy(out, tok, SECRET_TOKEN_LEN + 1);
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	sodium_memzero(tok, sizeof(tok));
+	return rc;
+}
+
+/* What rotate and revoke need to know of a token (store_token_get). */
+struct token_info {
+	char role[STORE_ROLE_MAX];
+	hd_id org;
+	bool from_config;
+};
+
+static int
+token_info_cb(const struct store_token *t, void *arg)
+{
+	struct token_info *ti = arg;
+
+	snprintf(ti->role, sizeof(ti->role), "%s", t->role); /* roles fit: CHECK in SQL */
+	ti->org = t->org;
+	ti->from_config = t->from_config;
+	return 0;
+}
+
+/* Looks token id up for a change (lock held): SVC_OK, SVC_NOTFOUND, or
+ * SVC_CONFLICT for a token of the configuration file. */
+static int
+token_changeable(struct svc *s, hd_id id, struct token_info *ti, char *err, size_t errlen)
+{
+	int rc = store_token_get(s->st, id, token_info_cb, ti);
+
+	if (rc < 0) {
+		snprintf(err, errlen, "database error");
+		return SVC_INTERNAL;
+	}
+	if (rc == 0) {
+		snprintf(err, errlen, "no token %lld", (long long)id);
+		return SVC_NOTFOUND;
+	}
+	if (ti->from_config) {
+		snprintf(err, errlen, "token %lld is set in the configuration file: change it "
+		         "there", (long long)id);
+		return SVC_CONFLICT;
+	}
+	return SVC_OK;
+}
+
+int
+svc_token_rotate(struct svc *s, hd_id id, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char tok[SECRET_TOKEN_LEN + 1], hash[65];
+	struct token_info ti;
+	int rc;
+
+	if (outlen <= SECRET_TOKEN_LEN) {
+		snprintf(err, errlen, "token buffer too small");
+		return SVC_INTERNAL;
+	}
+	secret_token_new(tok);
+	secret_token_hash(tok, hash);
+	lock(s);
+	if ((rc = token_changeable(s, id, &ti, err, errlen)) != SVC_OK)
+		goto out;
+	if (store_begin(s->st) != 0 || store_token_rehash(s->st, id, hash, now_s()) != 0 ||
+	    event(s, "token.rotate", ti.org, NULL, NULL,
+	          json_pack("{s:I, s:s}", "token", (json_int_t)id, "role", ti.role)) != 0 ||
+	    store_commit(s->st) != 0) {
+		(void)store_rollback(s->st);
+		snprintf(err, errlen, "cannot store the token");
+		rc = SVC_INTERNAL;
+		goto out;
+	}
+	memcpy(out, tok, SECRET_TOKEN_LEN + 1);
+out:
+	unlock(s);
+	sodium_memzero(tok, sizeof(tok));
+	return rc;
+}
+
+int
+svc_token_revoke(struct svc *s, hd_id id, char *err, size_t errlen)
+{
+	struct token_info ti;
+	int rc;
+
+	lock(s);
+	if ((rc = token_changeable(s, id, &ti, err, errlen)) != SVC_OK)
+		goto out;
+	if (store_begin(s->st) != 0 || store_token_delete(s->st, id) != 0 ||
+	    event(s, "token.revoke", ti.org, NULL, NULL,
+	          json_pack("{s:I, s:s}", "token", (json_int_t)id, "role", ti.role)) != 0 ||
+	    store_commit(s->st) != 0) {
+		(void)store_rollback(s->st);
+		snprintf(err, errlen, "database error");
+		rc = SVC_INTERNAL;
+	}
+out:
+	unlock(s);
 	return rc;
 }
 
@@ -973,7 +1109,7 @@ svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
 		hd_org_free(o);
 		return rc;
 	}
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	old = world_org_by_name(s->w, o->name);
 	o->id = old ? old->id : 0;
 	r->created = old == NULL;
@@ -991,7 +1127,7 @@ svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
 	if (!r->created)
 		touch_org(s, o->id);
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	hd_org_free(o);
 	return rc;
 }
@@ -1016,7 +1152,7 @@ svc_org_delete(struct svc *s, const char *name, struct svc_result *r)
 	struct virt_plan none = { 0 };
 	int rc = SVC_OK;
 
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if ((o = world_org_by_name(s->w, name)) == NULL) {
 		rc = bad(r, SVC_NOTFOUND, NULL, "no organization %s", name);
 		goto out;
@@ -1035,7 +1171,7 @@ svc_org_delete(struct svc *s, const char *name, struct svc_result *r)
 	}
 	world_del_org(s->w, o->id);
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	return rc;
 }
 
@@ -1073,7 +1209,7 @@ svc_ext_put(struct svc *s, struct hd_ext *e, const char *secret, struct svc_resu
 			return bad(r, SVC_INTERNAL, "secret_code", "%s", err);
 		}
 	}
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	old = world_ext_by_number(s->w, e->org, e->number);
 	r->created = old == NULL;
 	e->id = old ? old->id : 0;
@@ -1138,7 +1274,7 @@ restore:
 	if (back != NULL && world_put_ext(s->w, back, err, sizeof(err)) != 0)
 		fatal("cannot restore an extension: %s", err);
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	sodium_memzero(hash, sizeof(hash));
 	hd_ext_free(e);
 	return rc;
@@ -1162,7 +1298,7 @@ svc_ext_delete(struct svc *s, hd_id org, const char *number, struct svc_result *
 	hd_id home;
 	int rc = SVC_OK;
 
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if ((e = world_ext_by_number(s->w, org, number)) == NULL) {
 		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
 		goto out;
@@ -1184,7 +1320,7 @@ svc_ext_delete(struct svc *s, hd_id org, const char *number, struct svc_result *
 	if (home != 0)
 		hook_devs(s, &home, 1); /* now without a home extension */
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	return rc;
 }
 
@@ -1198,7 +1334,7 @@ svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_r
 	int rc = SVC_OK;
 
 	memset(res, 0, sizeof(*res));
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if ((e = world_ext_by_number(s->w, org, number)) == NULL) {
 		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
 		goto out;
@@ -1209,7 +1345,7 @@ svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_r
 	    (crc = svc_commit(s, &d.plan, "api", NULL, NULL, NULL, 0)) != 0)
 		rc = commit_failed(s, r, crc, NULL);
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	return rc;
 }
 
@@ -1229,7 +1365,7 @@ svc_dev_put(struct svc *s, struct hd_dev *d, struct svc_result *r)
 		hd_dev_free(d);
 		return rc;
 	}
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	old = world_dev_by_mac(s->w, d->mac);
 	r->created = old == NULL;
 	d->id = old ? old->id : 0;
@@ -1275,7 +1411,7 @@ restore:
 	if (back != NULL && world_put_dev(s->w, back, err, sizeof(err)) != 0)
 		fatal("cannot restore a device: %s", err);
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	hd_dev_free(d);
 	return rc;
 }
@@ -1290,7 +1426,7 @@ svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r)
 	hd_id id;
 	int rc = SVC_OK;
 
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if ((d = world_dev_by_mac(s->w, mac)) == NULL) {
 		rc = bad(r, SVC_NOTFOUND, NULL, "no device %s", mac);
 		goto out;
@@ -1313,7 +1449,7 @@ svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r)
 	check_invariants(s, "device delete");
 	hook_devs(s, &id, 1); /* gone: the publisher removes its files */
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	return rc;
 }
 
@@ -1343,7 +1479,7 @@ svc_resync(struct svc *s, const char *mac, const char *org, size_t *count, struc
 	int rc = SVC_OK;
 
 	*count = 0;
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if (mac != NULL) {
 		if ((d = world_dev_by_mac(s->w, mac)) == NULL) {
 			rc = bad(r, SVC_NOTFOUND, "mac", "no device %s", mac);
@@ -1385,7 +1521,7 @@ fail:
 	log_error("resync request not recorded: %s", store_errmsg(s->st));
 	rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
 out:
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 	free(l.v);
 	return rc;
 }

@@ -150,7 +150,8 @@ enum svc_role { SVC_ROLE_NONE, SVC_ROLE_PBX, SVC_ROLE_ADMIN, SVC_ROLE_ORG };
 
 struct svc_principal {
 	enum svc_role role;
-	hd_id org; /* SVC_ROLE_ORG only */
+	hd_id org;   /* SVC_ROLE_ORG only */
+	hd_id token; /* the token's id (0 for SVC_ROLE_NONE) */
 };
 
 /* Looks the bearer token up (by its hash).  Cannot fail: unknown or NULL
@@ -160,6 +161,21 @@ struct svc_principal svc_auth(struct svc *s, const char *token);
 /* Creates a token; the clear token is written to out (shown once). */
 int svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *name,
                   char *out, size_t outlen, hd_id *id, char *err, size_t errlen);
+/* Gives token id a new secret (written to out, shown once; the old one
+ * stops working), event "token.rotate".  SVC_OK, SVC_NOTFOUND,
+ * SVC_CONFLICT (a token of the configuration file), SVC_INTERNAL. */
+int svc_token_rotate(struct svc *s, hd_id id, char *out, size_t outlen, char *err,
+                     size_t errlen);
+/* Deletes token id, event "token.revoke".  Results as svc_token_rotate. */
+int svc_token_revoke(struct svc *s, hd_id id, char *err, size_t errlen);
+
+/*
+ * The token the calling thread acts for (NULL: none): the adapters set it
+ * once a request is authenticated and clear it when they answer.  Every
+ * event an admin change records while it is set carries the token's id
+ * and role as its actor (never the secret).  Thread-local; cannot fail.
+ */
+void svc_actor(const struct svc_principal *who);
 
 /* ---- administration ---------------------------------------------------- */
 

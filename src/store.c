@@ -85,6 +85,11 @@ enum stmt_id {
 	ST_TOKEN_FIND,
 	ST_TOKEN_DEL,
 	ST_TOKEN_ALL,
+	ST_TOKEN_GET,
+	ST_TOKEN_REHASH,
+	ST_TOKEN_CFG_DROP,
+	ST_TOKEN_CFG_ADD,
+	ST_FETCH_GET,
 	ST_REG_PUT,
 	ST_REG_DEL,
 	ST_REG_GET,
@@ -166,8 +171,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_DEV_DEL] = "DELETE FROM devices WHERE id = ?1",
 	[ST_DEV_ALL] = "SELECT id, " DEV_COLS " FROM devices ORDER BY id",
 
-	[ST_EVENT_ADD] = "INSERT INTO events (at, type, org_id, extension, device, detail) "
-	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_EVENT_ADD] = "INSERT INTO events (at, type, org_id, extension, device, detail, "
+	                 "actor_token, actor_role) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 
 	[ST_CALL_GET] = "SELECT failures, hung_up FROM call_attempts WHERE call_id = ?1",
 	[ST_CALL_PUT] = "INSERT INTO call_attempts (call_id, failures, hung_up, updated_at) "
@@ -188,9 +193,17 @@ static const char *const stmt_sql[ST__COUNT] = {
 
 	[ST_TOKEN_ADD] = "INSERT INTO tokens (hash, role, org_id, name, created_at) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
-	[ST_TOKEN_FIND] = "SELECT role, org_id FROM tokens WHERE hash = ?1",
+	[ST_TOKEN_FIND] = "SELECT role, org_id, id FROM tokens WHERE hash = ?1",
 	[ST_TOKEN_DEL] = "DELETE FROM tokens WHERE id = ?1",
-	[ST_TOKEN_ALL] = "SELECT id, hash, role, org_id, name, created_at FROM tokens ORDER BY id",
+	[ST_TOKEN_ALL] = "SELECT id, hash, role, org_id, name, created_at, from_config, rotated_at "
+	                 "FROM tokens ORDER BY id",
+	[ST_TOKEN_GET] = "SELECT id, hash, role, org_id, name, created_at, from_config, rotated_at "
+	                 "FROM tokens WHERE id = ?1",
+	[ST_TOKEN_REHASH] = "UPDATE tokens SET hash = ?2, rotated_at = ?3 WHERE id = ?1",
+	[ST_TOKEN_CFG_DROP] = "DELETE FROM tokens WHERE from_config = 1 AND role = ?1 AND "
+	                      "(?2 IS NULL OR hash <> ?2)",
+	[ST_TOKEN_CFG_ADD] = "INSERT INTO tokens (hash, role, name, created_at, from_config) "
+	                     "VALUES (?1, ?2, ?3, ?4, 1) ON CONFLICT (hash) DO NOTHING",
 
 	[ST_REG_PUT] = "INSERT INTO registrations (sip_user, contact, source, user_agent, "
 	               "call_id, expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
@@ -216,6 +229,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_TFTP_ALL] = "SELECT name FROM tftp_files ORDER BY name",
 	[ST_TFTP_ADD] = "INSERT OR IGNORE INTO tftp_files (name) VALUES (?1)",
 	[ST_TFTP_DEL] = "DELETE FROM tftp_files WHERE name = ?1",
+	[ST_FETCH_GET] = "SELECT source, user_agent, version, at FROM device_fetch "
+	                 "WHERE device_id = ?1",
 	[ST_FETCH_PUT] = "INSERT INTO device_fetch (device_id, source, user_agent, version, at) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id) DO UPDATE SET "
 	                 "source = excluded.source, user_agent = excluded.user_agent, "
@@ -278,6 +293,8 @@ struct store {
 	sqlite3_stmt *st[ST__COUNT];
 	sqlite3_stmt *ev[EVF_COUNT]; /* prepared on first use */
 	char errmsg[512];
+	hd_id actor_token;                 /* stamped on events; 0 = none */
+	char actor_role[STORE_ROLE_MAX];
 };
 
 /* ---- errors and statement helpers ---------------------------------- */
@@ -1221,10 +1238,21 @@ store_event_add_id(struct store *s, long long at, const char *type, hd_id org,
 	bind_ok(&b, bind_text(st, 4, extension));
 	bind_ok(&b, bind_text(st, 5, device));
 	bind_ok(&b, bind_text(st, 6, detail_json));
+	bind_ok(&b, bind_id(st, 7, s->actor_token));
+	bind_ok(&b, bind_text_opt(st, 8, s->actor_token ? s->actor_role : NULL));
 	ret = run(s, st, b);
 	if (ret == 0 && id_out != NULL)
 		*id_out = sqlite3_last_insert_rowid(s->db);
 	return ret;
+}
+
+void
+store_set_actor(struct store *s, hd_id token, const char *role)
+{
+	s->actor_token = role != NULL ? token : 0;
+	if ((size_t)snprintf(s->actor_role, sizeof(s->actor_role), "%s", role ? role : "") >=
+	    sizeof(s->actor_role))
+		s->actor_token = 0, s->actor_role[0] = '\0'; /* roles are short: never */
 }
 
 int
@@ -1244,7 +1272,8 @@ event_stmt(struct store *s, unsigned flags)
 	if (s->ev[flags] != NULL)
 		return s->ev[flags];
 	n = snprintf(sql, sizeof sql,
-	             "SELECT id, at, type, org_id, extension, device, detail FROM events "
+	             "SELECT id, at, type, org_id, extension, device, detail, actor_token, "
+	             "actor_role FROM events "
 	             "WHERE id > ?1 AND id < ?2%s%s%s%s ORDER BY id %s LIMIT ?7",
 	             flags & EVF_ORG ? " AND org_id = ?3" : "",
 	             flags & EVF_TYPE ? " AND type = ?4" : "",
@@ -1310,6 +1339,8 @@ store_events_list(struct store *s, const struct store_event_filter *f, store_eve
 			.extension = (const char *)sqlite3_column_text(st, 4),
 			.device = (const char *)sqlite3_column_text(st, 5),
 			.detail = (const char *)sqlite3_column_text(st, 6),
+			.actor_token = col_id(st, 7),
+			.actor_role = (const char *)sqlite3_column_text(st, 8),
 		};
 		if (ev.type == NULL) { /* NOT NULL column: only out of memory */
 			ret = fail(s, SQLITE_NOMEM);
@@ -1445,6 +1476,13 @@ store_token_add(struct store *s, const char *hash_hex, const char *role, hd_id o
 int
 store_token_find(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX], hd_id *org)
 {
+	return store_token_find_id(s, hash_hex, role, org, NULL);
+}
+
+int
+store_token_find_id(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX],
+                    hd_id *org, hd_id *id)
+{
 	sqlite3_stmt *st = s->st[ST_TOKEN_FIND];
 	int rc, ret;
 
@@ -1452,6 +1490,8 @@ store_token_find(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX
 		role[0] = '\0';
 	if (org != NULL)
 		*org = 0;
+	if (id != NULL)
+		*id = 0;
 	if ((rc = bind_text(st, 1, hash_hex)) != SQLITE_OK) {
 		ret = fail(s, rc);
 	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1462,6 +1502,8 @@ store_token_find(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX
 		}
 		if (org != NULL)
 			*org = col_id(st, 1);
+		if (id != NULL)
+			*id = col_id(st, 2);
 	} else {
 		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
 	}
@@ -1475,10 +1517,10 @@ store_token_delete(struct store *s, hd_id id)
 	return delete_by_id(s, ST_TOKEN_DEL, "token", id);
 }
 
-int
-store_token_list(struct store *s, store_token_cb cb, void *arg)
+/* Steps ST_TOKEN_ALL or ST_TOKEN_GET (bound) and calls cb for each row. */
+static int
+token_rows(struct store *s, sqlite3_stmt *st, store_token_cb cb, void *arg)
 {
-	sqlite3_stmt *st = s->st[ST_TOKEN_ALL];
 	int rc, ret = 0;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1489,6 +1531,8 @@ store_token_list(struct store *s, store_token_cb cb, void *arg)
 			.org = col_id(st, 3),
 			.name = (const char *)sqlite3_column_text(st, 4),
 			.created_at = sqlite3_column_int64(st, 5),
+			.from_config = sqlite3_column_int(st, 6) != 0,
+			.rotated_at = sqlite3_column_int64(st, 7),
 		};
 		if (t.hash == NULL || t.role == NULL) { /* NOT NULL columns */
 			ret = fail(s, SQLITE_NOMEM);
@@ -1502,6 +1546,73 @@ store_token_list(struct store *s, store_token_cb cb, void *arg)
 out:
 	done(st);
 	return ret;
+}
+
+int
+store_token_list(struct store *s, store_token_cb cb, void *arg)
+{
+	return token_rows(s, s->st[ST_TOKEN_ALL], cb, arg);
+}
+
+struct token_one {
+	store_token_cb cb;
+	void *arg;
+	int found;
+};
+
+static int
+token_one_cb(const struct store_token *t, void *arg)
+{
+	struct token_one *o = arg;
+
+	o->found = 1;
+	return o->cb(t, o->arg) != 0 ? 2 : 0;
+}
+
+int
+store_token_get(struct store *s, hd_id id, store_token_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_TOKEN_GET];
+	struct token_one o = { cb, arg, 0 };
+	int rc;
+
+	if ((rc = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK) {
+		done(st);
+		return fail(s, rc);
+	}
+	rc = token_rows(s, st, token_one_cb, &o);
+	return rc < 0 ? rc : o.found;
+}
+
+int
+store_token_rehash(struct store *s, hd_id id, const char *hash_hex, long long now)
+{
+	sqlite3_stmt *st = s->st[ST_TOKEN_REHASH];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, sqlite3_bind_int64(st, 1, id));
+	bind_ok(&b, bind_text(st, 2, hash_hex));
+	bind_ok(&b, sqlite3_bind_int64(st, 3, now));
+	return changed_one(s, run(s, st, b), "token", id);
+}
+
+int
+store_token_config(struct store *s, const char *role, const char *hash_hex, const char *name,
+                   long long now)
+{
+	sqlite3_stmt *st = s->st[ST_TOKEN_CFG_DROP];
+	int b = SQLITE_OK, rc;
+
+	bind_ok(&b, bind_text(st, 1, role));
+	bind_ok(&b, bind_text(st, 2, hash_hex));
+	if ((rc = run(s, st, b)) != 0 || hash_hex == NULL)
+		return rc;
+	st = s->st[ST_TOKEN_CFG_ADD];
+	bind_ok(&b, bind_text(st, 1, hash_hex));
+	bind_ok(&b, bind_text(st, 2, role));
+	bind_ok(&b, bind_text(st, 3, name));
+	bind_ok(&b, sqlite3_bind_int64(st, 4, now));
+	return run(s, st, b);
 }
 
 /* ---- registrations ------------------------------------------------- */
@@ -1707,6 +1818,36 @@ store_fetch_put(struct store *s, hd_id dev, const char *source, const char *user
 	bind_ok(&b, sqlite3_bind_int64(st, 4, (sqlite3_int64)version));
 	bind_ok(&b, sqlite3_bind_int64(st, 5, at));
 	return run(s, st, b);
+}
+
+int
+store_fetch_get(struct store *s, hd_id dev, struct store_fetch *out)
+{
+	sqlite3_stmt *st = s->st[ST_FETCH_GET];
+	int rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = sqlite3_bind_int64(st, 1, dev)) != SQLITE_OK) {
+		ret = fail(s, rc);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* what does not fit is cut: these are shown, never matched */
+		const unsigned char *src = sqlite3_column_text(st, 0);
+		const unsigned char *ua = sqlite3_column_text(st, 1);
+
+		ret = 1;
+		if (src != NULL && (size_t)snprintf(out->source, sizeof(out->source), "%s",
+		                                    (const char *)src) >= sizeof(out->source))
+			out->truncated = true;
+		if (ua != NULL && (size_t)snprintf(out->user_agent, sizeof(out->user_agent), "%s",
+		                                   (const char *)ua) >= sizeof(out->user_agent))
+			out->truncated = true;
+		out->version = (unsigned long long)sqlite3_column_int64(st, 2);
+		out->at = sqlite3_column_int64(st, 3);
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
 }
 
 int

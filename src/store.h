@@ -115,6 +115,14 @@ int store_event_add(struct store *s, long long at, const char *type, hd_id org,
 int store_event_add_id(struct store *s, long long at, const char *type, hd_id org,
                        const char *extension, const char *device,
                        const char *detail_json, long long *id_out);
+/*
+ * The actor stamped on every event added from now on (the token that made
+ * an administrator's change: its id and role, never its secret), until
+ * the next call; role NULL = none.  The service sets it while it holds its
+ * lock for a change an API token asked for, and clears it before letting
+ * go.  Cannot fail.
+ */
+void store_set_actor(struct store *s, hd_id token, const char *role);
 
 /* Every string is borrowed for the duration of the callback only. */
 struct store_event {
@@ -125,6 +133,8 @@ struct store_event {
 	const char *extension; /* NULL = none */
 	const char *device;    /* NULL = none */
 	const char *detail;    /* JSON text or NULL */
+	hd_id actor_token;     /* token that made the change; 0 = none */
+	const char *actor_role; /* its role, NULL = none */
 };
 
 /*
@@ -189,6 +199,20 @@ int store_token_add(struct store *s, const char *hash_hex, const char *role, hd_
 /* 1 found (role and *org filled; either may be NULL), 0 not found, -1. */
 int store_token_find(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX],
                      hd_id *org);
+/* The same, with the token's id in *id (may be NULL). */
+int store_token_find_id(struct store *s, const char *hash_hex, char role[STORE_ROLE_MAX],
+                        hd_id *org, hd_id *id);
+/* Replaces the secret (its hash) of token id and records rotated_at.
+ * STORE_NOTFOUND if no such token, STORE_CONFLICT if the hash is taken. */
+int store_token_rehash(struct store *s, hd_id id, const char *hash_hex, long long now);
+/*
+ * The configuration file's token of a role ("admin", "pbx"): drops every
+ * from_config token of that role but hash_hex, and records hash_hex
+ * (from_config, `name`) unless it is there.  hash_hex NULL: the file names
+ * none, every from_config token of the role goes.
+ */
+int store_token_config(struct store *s, const char *role, const char *hash_hex,
+                       const char *name, long long now);
 int store_token_delete(struct store *s, hd_id id);
 
 /* Borrowed for the duration of the callback.  hash is given so that the
@@ -200,10 +224,14 @@ struct store_token {
 	hd_id org;        /* 0 = none */
 	const char *name; /* may be NULL */
 	long long created_at;
+	bool from_config; /* a token of the configuration file */
+	long long rotated_at; /* 0 = never */
 };
 typedef int (*store_token_cb)(const struct store_token *t, void *arg);
 /* Ascending id order.  Returns 0, the callback's stop value, or -1. */
 int store_token_list(struct store *s, store_token_cb cb, void *arg);
+/* Calls cb for token id.  1 found, 0 absent, < 0 error. */
+int store_token_get(struct store *s, hd_id id, store_token_cb cb, void *arg);
 
 /*
  * Registrations: where each SIP identity is registered now.  Strings are
@@ -274,6 +302,15 @@ int store_tftp_del(struct store *s, const char *name);
 /* The last configuration fetch of a device. */
 int store_fetch_put(struct store *s, hd_id dev, const char *source, const char *user_agent,
                     unsigned long long version, long long at);
+/* The last fetch of one device: 1 found (*out filled), 0 none (zeroed), -1. */
+struct store_fetch {
+	char source[64];     /* address of the client, "" if unknown */
+	char user_agent[256];
+	unsigned long long version;
+	long long at;
+	bool truncated;      /* a value did not fit and was cut */
+};
+int store_fetch_get(struct store *s, hd_id dev, struct store_fetch *out);
 typedef int (*store_fetch_cb)(hd_id dev, const char *source, const char *user_agent,
                               unsigned long long version, long long at, void *arg);
 int store_fetch_each(struct store *s, store_fetch_cb cb, void *arg);

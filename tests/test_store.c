@@ -959,6 +959,76 @@ Test(store, tokens)
 	store_close(s);
 }
 
+static int
+ev_actor(const struct store_event *ev, void *arg)
+{
+	hd_id *seen = arg;
+
+	cr_assert_lt(seen[0], 4);
+	seen[1 + seen[0]++] = ev->actor_token;
+	if (ev->actor_token != 0)
+		cr_assert_str_eq(ev->actor_role, "org");
+	else
+		cr_assert_null(ev->actor_role);
+	return 0;
+}
+
+static int
+tok_flags(const struct store_token *t, void *arg)
+{
+	bool *cfg = arg;
+
+	*cfg = t->from_config;
+	cr_assert_eq(t->rotated_at, t->from_config ? 0 : 500);
+	return 0;
+}
+
+Test(store, tokens_rotated_configured_and_actors)
+{
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme"), id = 0, got = 0;
+	hd_id seen[5] = { 0 };
+	char role[STORE_ROLE_MAX];
+	bool cfg = true;
+
+	cr_assert_eq(store_token_add(s, "aa11", "org", org, "desk", 100, &id), 0);
+	cr_assert_eq(store_token_find_id(s, "aa11", role, NULL, &got), 1);
+	cr_assert_eq(got, id);
+	/* rotate: the old hash is gone, the id stays */
+	cr_assert_eq(store_token_rehash(s, id, "bb22", 500), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_token_find(s, "aa11", role, NULL), 0);
+	cr_assert_eq(store_token_find_id(s, "bb22", role, NULL, &got), 1);
+	cr_assert_eq(got, id);
+	cr_assert_eq(store_token_get(s, id, tok_flags, &cfg), 1);
+	cr_assert(!cfg);
+	cr_assert_eq(store_token_rehash(s, id + 100, "cc33", 500), STORE_NOTFOUND);
+	cr_assert_eq(store_token_get(s, id + 100, tok_flags, &cfg), 0);
+	/* the configuration's token of a role: one, the one the file names */
+	cr_assert_eq(store_token_config(s, "admin", "c1", "config admin token", 1), 0);
+	cr_assert_eq(store_token_config(s, "admin", "c1", "config admin token", 2), 0);
+	cr_assert_eq(store_token_find_id(s, "c1", role, NULL, &got), 1);
+	cr_assert_eq(store_token_get(s, got, tok_flags, &cfg), 1);
+	cr_assert(cfg);
+	cr_assert_eq(store_token_config(s, "admin", "c2", "config admin token", 3), 0);
+	cr_assert_eq(store_token_find(s, "c1", role, NULL), 0, "the replaced one still works");
+	cr_assert_eq(store_token_find(s, "c2", role, NULL), 1);
+	cr_assert_eq(store_token_config(s, "pbx", NULL, "config pbx token", 3), 0);
+	cr_assert_eq(store_token_find(s, "c2", role, NULL), 1, "another role's token went");
+	cr_assert_eq(store_token_config(s, "admin", NULL, "config admin token", 4), 0);
+	cr_assert_eq(store_token_find(s, "c2", role, NULL), 0);
+	cr_assert_eq(store_token_find(s, "bb22", role, NULL), 1, "an API token went");
+	/* events carry the actor set while they are added */
+	store_set_actor(s, id, "org");
+	cr_assert_eq(store_event_add(s, 1, "org.put", org, NULL, NULL, NULL), 0);
+	store_set_actor(s, 0, NULL);
+	cr_assert_eq(store_event_add(s, 2, "virtualized", org, "101", NULL, NULL), 0);
+	cr_assert_eq(store_events_list(s, NULL, ev_actor, seen), 0);
+	cr_assert_eq(seen[0], 2);
+	cr_assert_eq(seen[1], id);
+	cr_assert_eq(seen[2], 0);
+	store_close(s);
+}
+
 /* ---- registrations and meta ---------------------------------------- */
 
 Test(store, registrations)
