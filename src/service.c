@@ -1949,7 +1949,7 @@ svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_ru
 	}
 	if ((rc = imp_hash_codes(&m)) != SVC_OK)
 		goto out;
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if (world_org(s->w, org) == NULL) {
 		rc = bad(r, SVC_NOTFOUND, NULL, "%s", "no such organization");
 		goto unlock;
@@ -1988,7 +1988,7 @@ svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_ru
 unlock:
 	if (rows->n > 1000)
 		(void)store_cache_kib(s->st, STORE_CACHE_DEFAULT_KIB);
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 out:
 	if (m.hashes != NULL)
 		for (size_t i = 0; i < rows->n; i++)
