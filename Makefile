@@ -25,8 +25,16 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIB := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
-.PHONY: all run test unit e2e asan clean deps check-config
-all: $(B)/hotdeskd
+.PHONY: all prompts run test unit e2e asan clean deps check-config
+all: $(B)/hotdeskd prompts
+
+# Spoken prompts of the Virtualization Center, one folder per language,
+# made from prompts/<lang>.txt with espeak-ng and sox (docs/VC.md).
+PROMPT_TXT := $(wildcard prompts/*.txt)
+PROMPT_SET := $(PROMPT_TXT:prompts/%.txt=$(B)/prompts/%/.made)
+prompts: $(PROMPT_SET)
+$(B)/prompts/%/.made: prompts/%.txt scripts/mkprompts.sh
+	sh scripts/mkprompts.sh $< $(@D) && touch $@
 
 $(B)/obj/%.o: src/%.c Makefile | $(B)/obj
 	$(CC) $(CFLAGS) $(XCFLAGS) -MMD -c -o $@ $<

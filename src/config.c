@@ -59,6 +59,9 @@ static int check_prefix(const char *v, char *msg, size_t msglen);
 static int check_bind(const char *v, char *msg, size_t msglen);
 static int check_hostport(const char *v, char *msg, size_t msglen);
 static int check_event(const char *v, char *msg, size_t msglen);
+static int check_ports(const char *v, char *msg, size_t msglen);
+static int check_dial_prefix(const char *v, char *msg, size_t msglen);
+static int check_header_name(const char *v, char *msg, size_t msglen);
 
 #define OFF(m) offsetof(struct hd_config, m)
 #define INT(s, n, m, lo, hi, fl, d) {s, n, T_INT, OFF(m), lo, hi, fl, d, NULL}
@@ -106,6 +109,18 @@ static const struct cfg_key keys[] = {
 	INT("sip", "sync_retries", sip.sync_retries, 1, 100, F_RELOAD, "3"),
 	INT("sip", "t1_ms", sip.t1_ms, 10, 10000, 0, "500"),
 	INT("sip", "timer_f_ms", sip.timer_f_ms, 100, 600000, 0, "32000"),
+	STR("vc", "bind", vc.bind, F_OPTIONAL, "", check_bind),
+	STR("vc", "contact_host", vc.contact_host, F_OPTIONAL, "", check_ip),
+	STR("vc", "port_file", vc.port_file, F_OPTIONAL, "", NULL),
+	NETS("vc", "networks", vc.networks, 0, ""),
+	STR("vc", "caller_header", vc.caller_header, F_OPTIONAL, "", check_header_name),
+	STR("vc", "prefix", vc.prefix, 0, "*30", check_dial_prefix),
+	STR("vc", "rtp_ports", vc.rtp_ports, 0, "20000-29999", check_ports),
+	STR("vc", "prompts", vc.prompts, 0, "build/prompts", NULL),
+	STR("vc", "language", vc.language, 0, "en", NULL),
+	INT("vc", "code_timeout", vc.code_timeout, 1, 600, 0, "15"),
+	INT("vc", "max_call", vc.max_call, 5, 3600, 0, "120"),
+	INT("vc", "max_calls", vc.max_calls, 1, 100000, 0, "1000"),
 	STR("notify", "polycom", notify.polycom, F_OPTIONAL | F_RELOAD, "", check_event),
 	STR("notify", "yealink", notify.yealink, F_OPTIONAL | F_RELOAD, "", check_event),
 	STR("notify", "cisco-mpp", notify.cisco_mpp, F_OPTIONAL | F_RELOAD, "", check_event),
@@ -116,7 +131,7 @@ static const struct cfg_key keys[] = {
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = {
-	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip", "notify",
+	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip", "notify", "vc",
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -465,6 +480,49 @@ check_hostport(const char *v, char *msg, size_t msglen)
 	return 0;
 }
 
+/* "min-max": a UDP port range for RTP, 1024..65535, at least 2 ports. */
+static int
+check_ports(const char *v, char *msg, size_t msglen)
+{
+	char sbuf[SHOWN_MAX];
+	int lo, hi, n = 0;
+
+	if (sscanf(v, "%d-%d%n", &lo, &hi, &n) != 2 || (size_t)n != strlen(v) || lo < 1024 ||
+	    hi > 65535 || hi - lo < 1) {
+		msgf(msg, msglen, "expected a port range like 20000-29999 within 1024-65535, got '%s'",
+		     shown(v, sbuf));
+		return -1;
+	}
+	return 0;
+}
+
+/* What a user dials before the extension: digits, '*' and '#'. */
+static int
+check_dial_prefix(const char *v, char *msg, size_t msglen)
+{
+	char sbuf[SHOWN_MAX];
+
+	if (strlen(v) > 8 || strspn(v, "0123456789*#") != strlen(v)) {
+		msgf(msg, msglen, "expected up to 8 of 0-9 * #, got '%s'", shown(v, sbuf));
+		return -1;
+	}
+	return 0;
+}
+
+/* A SIP header name: a token of letters, digits and '-'. */
+static int
+check_header_name(const char *v, char *msg, size_t msglen)
+{
+	char sbuf[SHOWN_MAX];
+
+	if (strlen(v) > 48 ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != strlen(v)) {
+		msgf(msg, msglen, "expected a header name, got '%s'", shown(v, sbuf));
+		return -1;
+	}
+	return 0;
+}
+
 /* A SIP Event header value: 1 to 128 visible ASCII characters. */
 static int
 check_event(const char *v, char *msg, size_t msglen)
@@ -699,11 +757,37 @@ check_token(const char *name, const char *section, const char *tok, bool require
 }
 
 /* The rules over the whole file, after the environment overrides. */
+/* The Virtualization Center needs to know who may call it and which
+ * address to put in SDP and Contact. */
+static int
+validate_vc(const struct hd_config *cfg, const char *name, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	int port;
+
+	if (cfg->vc.bind == NULL)
+		return 0;
+	if (cfg->vc.networks.n == 0) {
+		msgf(err, errlen, "%s: [vc] networks: required with [vc] bind (the PBX or proxy "
+		     "addresses allowed to send calls)", name);
+		return -1;
+	}
+	if (cfg_hostport_parse(cfg->vc.bind, host, sizeof(host), &port) == 0 &&
+	    (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) &&
+	    cfg->vc.contact_host == NULL) {
+		msgf(err, errlen, "%s: [vc] contact_host: required with a wildcard [vc] bind", name);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 validate(const struct hd_config *cfg, const char *name, char *err, size_t errlen)
 {
 	if (check_token(name, "pbx", cfg->pbx.token, true, err, errlen) != 0 ||
 	    check_token(name, "admin", cfg->admin.token, false, err, errlen) != 0)
+		return -1;
+	if (validate_vc(cfg, name, err, errlen) != 0)
 		return -1;
 	if (cfg->secrets.lockout_backoff_max < cfg->secrets.lockout_backoff) {
 		msgf(err, errlen,

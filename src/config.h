@@ -125,6 +125,23 @@ struct hd_config {
 	} sip;
 
 	struct {
+		/* The Virtualization Center over SIP (docs/VC.md): off while
+		 * bind is NULL.  None of these is reloaded. */
+		char *bind;           /* optional "ip:port" or "[ipv6]:port" */
+		char *contact_host;   /* optional; required with a wildcard bind */
+		char *port_file;      /* optional: the SIP port bound */
+		struct cfg_netlist networks; /* who may send calls; required with bind */
+		char *caller_header;  /* optional: header naming the caller */
+		char *prefix;         /* the dialed prefix, digits and '*' */
+		char *rtp_ports;      /* "min-max" */
+		char *prompts;        /* folder of prompt languages */
+		char *language;       /* default prompt language */
+		int code_timeout;     /* seconds */
+		int max_call;         /* seconds */
+		int max_calls;
+	} vc;
+
+	struct {
 		/* Event header of each profile's resync NOTIFY; NULL = the vendor
 		 * registry's default (reload) */
 		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;

@@ -38,6 +38,7 @@
 #include "service.h"
 #include "store.h"
 #include "throttle.h"
+#include "vc.h"
 
 #ifndef HOTDESKD_VERSION
 #define HOTDESKD_VERSION "0.1.0"
@@ -52,6 +53,7 @@ struct daemon {
 	struct throttle *throttle;
 	struct api_ctx api;
 	struct resync *resync;     /* resync NOTIFYs (SPEC 5) */
+	struct vc *vc;             /* Virtualization Center over SIP, or NULL */
 };
 
 static void
@@ -190,6 +192,50 @@ on_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *er
 	return pub_check(d->pub, w, devs, n, err, errlen);
 }
 
+/* The Virtualization Center decides through the same engine as the PBX
+ * webhook. */
+static int
+vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
+{
+	return svc_star30(arg, r, res);
+}
+
+/* Starts the Virtualization Center when [vc] bind is set. */
+static int
+start_vc(struct daemon *d, char *err, size_t errlen)
+{
+	const struct hd_config *c = d->cfg;
+	struct vc_opts o = { 0 };
+
+	if (c->vc.bind == NULL)
+		return 0;
+	o.bind = c->vc.bind;
+	o.contact_host = c->vc.contact_host;
+	o.networks = &c->vc.networks;
+	o.caller_header = c->vc.caller_header;
+	o.prefix = c->vc.prefix;
+	if (sscanf(c->vc.rtp_ports, "%d-%d", &o.rtp_min, &o.rtp_max) != 2) {
+		snprintf(err, errlen, "[vc] rtp_ports: bad range");
+		return -1;
+	}
+	o.prompts = c->vc.prompts;
+	o.language = c->vc.language;
+	o.code_timeout_s = c->vc.code_timeout;
+	o.max_call_s = c->vc.max_call;
+	o.max_calls = c->vc.max_calls;
+	o.t1_ms = c->sip.t1_ms;
+	o.star30 = vc_star30;
+	o.star30_arg = d->svc;
+	if ((d->vc = vc_start(&o, err, errlen)) == NULL)
+		return -1;
+	log_info("Virtualization Center answering SIP on %s port %d", c->vc.bind, vc_port(d->vc));
+	if (c->vc.port_file != NULL && write_port_file(c->vc.port_file, (unsigned)vc_port(d->vc)) != 0) {
+		snprintf(err, errlen, "cannot write %s", c->vc.port_file);
+		return -1;
+	}
+	return 0;
+}
+
 struct startup {
 	struct daemon *d;
 	char err[512];
@@ -325,6 +371,10 @@ run(struct daemon *d)
 	         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	metrics_gauge_set(METRICS_STARTUP_SECONDS, (double)(t1.tv_sec - t0.tv_sec) +
 	                                               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (start_vc(d, err, sizeof(err)) != 0) {
+		log_error("vc: %s", err);
+		return 1;
+	}
 	if (d->cfg->server.port_file != NULL &&
 	    write_port_file(d->cfg->server.port_file, http_port(d->http)) != 0) {
 		log_error_errno("cannot write %s", d->cfg->server.port_file);
@@ -405,6 +455,7 @@ main(int argc, char **argv)
 	rc = run(&d);
 
 	http_stop(d.http);
+	vc_stop(d.vc);
 	resync_free(d.resync);
 	svc_close(d.svc);
 	pub_free(d.pub);
