@@ -314,7 +314,7 @@ def sipp_scenario(path, keys="", wait_ms=1200, gap_ms=300, expect_bye_ms=30000):
 
 
 def run_sipp(tmp, scenario, vc_port, service, caller, rtp_port, calls=1, rate=10, limit=None,
-             timeout=90):
+             timeout=90, extra=()):
     """Runs sipp as the caller(s) to completion; returns (exit code, output).
 
     sipp binds port 0 itself (-p 0), so no port is picked and closed first."""
@@ -324,7 +324,7 @@ def run_sipp(tmp, scenario, vc_port, service, caller, rtp_port, calls=1, rate=10
            "-s", service, "-key", "caller", caller, "-key", "rtp_port", str(rtp_port),
            "-m", str(calls), "-r", str(rate), "-l", str(limit or calls),
            "-timeout", "%ds" % timeout, "-timeout_error", "-nostdin", "-trace_err",
-           "-error_file", out + ".err"]
+           "-error_file", out + ".err"] + list(extra)
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout + 30, cwd=str(tmp))
     text = p.stdout.decode("utf-8", "replace")
