@@ -15,7 +15,7 @@ import pytest
 
 import hdharness
 from hdharness import carries, events, ext, invariants, mac
-from vcpeer import (RtpReceiver, SipClient, answer_media, dtmf_packets, headers, run_sipp,
+from vcpeer import (Baresip, RtpReceiver, SipClient, answer_media, dtmf_packets, headers, run_sipp,
                     sdp_offer, sipp_scenario, status_of, vc_overrides, vc_port)
 
 
@@ -256,3 +256,22 @@ def test_200_parallel_calls(make_daemon, tmp_path):
     assert rc == 0, out
     assert "Successful call" in out and len(rtp.streams()) == 200, (len(rtp.streams()), out[-3000:])
     assert d.alive()
+
+
+def test_baresip_keys_the_code(vc, tmp_path):
+    """baresip, an independent SIP phone, dials *30103 from 101's line and
+    keys 103's code from its console (sent as RFC 4733 events)."""
+    d, demo, port = vc
+    phone = Baresip(tmp_path, "acme-101")
+    try:
+        phone.command("/dial sip:*30103@127.0.0.1:%d" % port)
+        phone.wait_for("Call established", 15)
+        time.sleep(0.5)
+        phone.command("/sndcode %s#" % demo.code(103))
+        # hotdeskd says the outcome and hangs up
+        phone.wait_for("terminated", 30)
+    finally:
+        phone.quit()
+    assert carries(d, mac(101)) == ("ext", "103", True), phone.output()[-2000:]
+    assert ext(d, 103)["status"] == "virtualized"
+    invariants(d)
