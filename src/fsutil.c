@@ -2,17 +2,29 @@
  * fsutil.c -- atomic publication of files into a directory served by
  * another process (tftpd-hpa reads the TFTP root as user nobody, so files
  * are 0644 and directories 0755).
+ *
+ * Temporaries never show: they are created mode 0600 in FS_TMPDIR, a
+ * subdirectory of the served directory with mode 0700, and made 0644 only
+ * there, just before the rename moves them into place.  A crash leaves at
+ * most files nobody else can open, and fs_sweep_temporaries removes them
+ * (and those of the older layout, ".<name>.XXXXXX" in the directory
+ * itself) at the next start.
  */
 #include "fsutil.h"
 
+#include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "errbuf.h"
 
 static int
 path_join(char *buf, size_t len, const char *dir, const char *name, char *err, size_t errlen)
@@ -28,26 +40,82 @@ path_join(char *buf, size_t len, const char *dir, const char *name, char *err, s
 	return 0;
 }
 
+/* dir/FS_TMPDIR, created mode 0700 when missing; refuses anything but a
+ * real directory owned by us (never follows a symbolic link there). */
+static int
+tmpdir_open(const char *dir, char *tdir, size_t tdirlen, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if ((size_t)snprintf(tdir, tdirlen, "%s/%s", dir, FS_TMPDIR) >= tdirlen) {
+		hd_seterr(err, errlen, "path too long");
+		return -1;
+	}
+	if (mkdir(tdir, 0700) == -1 && errno != EEXIST) {
+		hd_seterr(err, errlen, "%s: %s", tdir, strerror(errno));
+		return -1;
+	}
+	if (lstat(tdir, &st) == -1 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+		hd_seterr(err, errlen, "%s: not a directory of ours", tdir);
+		return -1;
+	}
+	if ((st.st_mode & 07777) != 0700 && chmod(tdir, 0700) == -1) {
+		hd_seterr(err, errlen, "%s: %s", tdir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+fs_tmp_create(const char *dir, const char *name, char *tmp, size_t tmplen, char *err,
+              size_t errlen)
+{
+	char tdir[PATH_MAX];
+	int fd;
+
+	if (strchr(name, '/') != NULL || name[0] == '\0' || name[0] == '.') {
+		hd_seterr(err, errlen, "not a plain file name");
+		return -1;
+	}
+	if (tmpdir_open(dir, tdir, sizeof(tdir), err, errlen) != 0)
+		return -1;
+	if ((size_t)snprintf(tmp, tmplen, "%s/%s.XXXXXX", tdir, name) >= tmplen) {
+		hd_seterr(err, errlen, "path too long");
+		return -1;
+	}
+	/* mkstemp creates the file mode 0600 whatever the umask */
+	if ((fd = mkstemp(tmp)) == -1) {
+		hd_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
+int
+fs_tmp_commit(const char *tmp, const char *dir, const char *name, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+
+	if (path_join(path, sizeof(path), dir, name, err, errlen) != 0)
+		return -1;
+	/* readable by the server only now, still inside the 0700 directory */
+	if (chmod(tmp, 0644) == -1 || rename(tmp, path) == -1) {
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 fs_write_atomic(const char *dir, const char *name, const void *data, size_t len, char *err,
                 size_t errlen)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char tmp[PATH_MAX];
 	const char *p = data;
-	int fd = -1, dfd;
+	int fd, dfd;
 
-	if (path_join(path, sizeof(path), dir, name, err, errlen) != 0)
+	if ((fd = fs_tmp_create(dir, name, tmp, sizeof(tmp), err, errlen)) == -1)
 		return -1;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name) >= sizeof(tmp)) {
-		snprintf(err, errlen, "path too long");
-		return -1;
-	}
-	if ((fd = mkstemp(tmp)) == -1) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	if (fchmod(fd, 0644) == -1)
-		goto fail;
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 
@@ -64,8 +132,10 @@ fs_write_atomic(const char *dir, const char *name, const void *data, size_t len,
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) == -1)
-		goto fail;
+	if (fs_tmp_commit(tmp, dir, name, err, errlen) != 0) {
+		unlink(tmp);
+		return -1;
+	}
 	/* make the rename itself durable */
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY)) != -1) {
 		(void)fsync(dfd);
@@ -73,11 +143,80 @@ fs_write_atomic(const char *dir, const char *name, const void *data, size_t len,
 	}
 	return 0;
 fail:
-	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	hd_seterr(err, errlen, "%s/%s: %s", dir, name, strerror(errno));
 	if (fd != -1)
 		close(fd);
 	unlink(tmp);
 	return -1;
+}
+
+/* Whether name is a temporary of the older layout: ".<name>.XXXXXX" with
+ * six mkstemp characters. */
+static bool
+legacy_tmp_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n < 10 || name[0] != '.' || name[n - 7] != '.')
+		return false;
+	for (size_t i = n - 6; i < n; i++)
+		if (!isalnum((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+/* Removes the regular files of d (at dir) that keep(name) selects. */
+static int
+sweep_dir(const char *dir, bool (*pick)(const char *), size_t *removed, char *err,
+          size_t errlen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		hd_seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    (pick != NULL && !pick(e->d_name)))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == -1) {
+			hd_seterr(err, errlen, "%s/%s: %s", dir, e->d_name, strerror(errno));
+			rc = -1;
+			continue;
+		}
+		(*removed)++;
+	}
+	closedir(d);
+	return rc;
+}
+
+int
+fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen)
+{
+	char tdir[PATH_MAX];
+	size_t n = 0;
+	int rc;
+
+	if ((size_t)snprintf(tdir, sizeof(tdir), "%s/%s", dir, FS_TMPDIR) >= sizeof(tdir)) {
+		hd_seterr(err, errlen, "path too long");
+		return -1;
+	}
+	rc = sweep_dir(tdir, NULL, &n, err, errlen);
+	if (sweep_dir(dir, legacy_tmp_name, &n, err, errlen) != 0)
+		rc = -1;
+	if (removed != NULL)
+		*removed = n;
+	return rc;
 }
 
 char *

@@ -7,11 +7,31 @@
 
 #include <stddef.h>
 
+/* Where temporaries live: a subdirectory (mode 0700) of the served
+ * directory, so that a rename moves them into place on the same file
+ * system and the serving process (another user) can never open them. */
+#define FS_TMPDIR ".hotdeskd-tmp"
+
 /*
- * Writes data to dir/name atomically: a temporary file in the same
- * directory, fchmod 0644, write, fsync, rename over the name, then fsync of
- * the directory.  name must be a plain file name.  Returns 0, or -1 with
- * err filled (the old file, if any, is untouched).
+ * Creates a temporary for dir/name: mode 0600 in dir/FS_TMPDIR (created
+ * 0700 if missing; refused if it is not a directory owned by us).  Writes
+ * its path into tmp and returns its descriptor, or -1 with err filled.
+ * The caller writes it, makes it durable and ends with fs_tmp_commit, or
+ * unlinks it.
+ */
+int fs_tmp_create(const char *dir, const char *name, char *tmp, size_t tmplen, char *err,
+                  size_t errlen);
+
+/* Makes temporary tmp readable (0644) and renames it over dir/name.
+ * Returns 0, or -1 with err filled (tmp is then left to the caller). */
+int fs_tmp_commit(const char *tmp, const char *dir, const char *name, char *err,
+                  size_t errlen);
+
+/*
+ * Writes data to dir/name atomically: fs_tmp_create, write, fsync,
+ * fs_tmp_commit, then fsync of the directory.  name must be a plain file
+ * name.  Returns 0, or -1 with err filled (the old file, if any, is
+ * untouched).
  */
 int fs_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                     char *err, size_t errlen);
@@ -25,6 +45,15 @@ char *fs_read_file(const char *dir, const char *name, size_t max, size_t *len);
 
 /* Removes dir/name; a missing file is not an error.  0 or -1. */
 int fs_unlink(const char *dir, const char *name, char *err, size_t errlen);
+
+/*
+ * Removes the temporaries a crash left in dir: every regular file in
+ * dir/FS_TMPDIR, and every ".<name>.XXXXXX" regular file of the older
+ * layout in dir itself.  Sets *removed (may be NULL) to how many were
+ * removed.  Returns 0, or -1 with err filled when one could not be removed
+ * or dir not read.  Only while nothing else publishes into dir (start-up).
+ */
+int fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen);
 
 /* Creates dir (mode 0755) if missing.  0 or -1. */
 int fs_mkdir(const char *dir, char *err, size_t errlen);

@@ -20,6 +20,9 @@
  * TFTP: every per-device file is written with fs_write_atomic and its name
  * recorded in the store (tftp_files), so start-up can remove the files of
  * deleted devices without touching anything else in the directory.
+ * Temporaries are private until renamed (fsutil.h: 0600 in a 0700
+ * subdirectory), and pub_new removes those a crash left before anything
+ * is published.
  *
  * Versions: a device's content hash is that of its files rendered with the
  * version stamp 0, so a template using {{version}} does not make every
@@ -292,9 +295,17 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 		goto fail;
 	}
 	if (o->tftp_root != NULL && o->tftp_root[0] != '\0') {
+		size_t swept = 0;
+		char serr[256];
+
 		if (fs_mkdir(o->tftp_root, err, errlen) != 0 ||
 		    (p->tftp_root = strdup(o->tftp_root)) == NULL)
 			goto fail;
+		/* temporaries of a crash may hold SIP passwords: gone first */
+		if (fs_sweep_temporaries(o->tftp_root, &swept, serr, sizeof(serr)) != 0)
+			log_error("tftp: removing stale temporaries: %s", serr);
+		if (swept > 0)
+			log_info("tftp: removed %zu temporaries left by an interrupted run", swept);
 	}
 	return p;
 fail:
@@ -555,7 +566,7 @@ batch_add(struct pub *p, const char *name, const struct render_buf *b)
 	struct tftp_batch *tb = &p->batch;
 	const char *d = b->p;
 	size_t left = b->len;
-	char tmp[4096];
+	char tmp[4096], err[256];
 	int fd;
 
 	if (tb->n == tb->cap) {
@@ -567,11 +578,9 @@ batch_add(struct pub *p, const char *name, const struct render_buf *b)
 		tb->v = v;
 		tb->cap = nc;
 	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", p->tftp_root, name) >= sizeof(tmp) ||
-	    (fd = mkstemp(tmp)) == -1)
+	/* 0600 in the private directory until batch_flush renames it */
+	if ((fd = fs_tmp_create(p->tftp_root, name, tmp, sizeof(tmp), err, sizeof(err))) == -1)
 		return -1;
-	if (fchmod(fd, 0644) == -1)
-		goto fail;
 	while (left > 0) {
 		ssize_t n = write(fd, d, left);
 
@@ -630,12 +639,10 @@ batch_flush(struct pub *p, struct store *st)
 		}
 	}
 	for (size_t i = 0; i < tb->n; i++) {
-		char path[4096];
+		char err[256];
 
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", p->tftp_root, tb->v[i].name) >=
-		        sizeof(path) ||
-		    rename(tb->v[i].tmp, path) == -1) {
-			log_error("tftp: %s: %s", tb->v[i].name, strerror(errno));
+		if (fs_tmp_commit(tb->v[i].tmp, p->tftp_root, tb->v[i].name, err, sizeof(err)) != 0) {
+			log_error("tftp: %s", err);
 			unlink(tb->v[i].tmp);
 		} else if (st != NULL && store_tftp_add(st, tb->v[i].name) != 0) {
 			log_error("tftp: cannot record %s: %s", tb->v[i].name, store_errmsg(st));

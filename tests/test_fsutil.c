@@ -1,0 +1,152 @@
+/*
+ * test_fsutil.c -- the TFTP root's file helpers: temporaries are private
+ * (0600 inside a 0700 directory) until renamed into place, published files
+ * are 0644, and the start-up sweep removes exactly what a crash left.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "fsutil.h"
+#include "testutil.h"
+
+static void
+put(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	cr_assert_lt((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name), sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	cr_assert_neq(fd, -1, "%s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static bool
+exists(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0;
+}
+
+static mode_t
+mode_of(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(lstat(path, &st), 0, "%s: %s", path, strerror(errno));
+	return st.st_mode & 07777;
+}
+
+Test(fsutil, temporaries_are_private_until_committed)
+{
+	char *dir = tu_tmpdir(), tmp[PATH_MAX], tdir[PATH_MAX], path[PATH_MAX], err[256];
+	int fd;
+
+	cr_assert_not_null(dir);
+	fd = fs_tmp_create(dir, "0004f2000001-line.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	snprintf(tdir, sizeof(tdir), "%s/%s", dir, FS_TMPDIR);
+	cr_assert_eq(strncmp(tmp, tdir, strlen(tdir)), 0, "temporary %s outside %s", tmp, tdir);
+	cr_assert_eq(mode_of(tdir), 0700);
+	cr_assert_eq(mode_of(tmp), 0600);
+	cr_assert_eq(write(fd, "pw=secret\n", 10), 10);
+	close(fd);
+	/* nothing under the final name, nothing readable in the root */
+	cr_assert(!exists(dir, "0004f2000001-line.cfg"));
+	cr_assert_eq(fs_tmp_commit(tmp, dir, "0004f2000001-line.cfg", err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/0004f2000001-line.cfg", dir);
+	cr_assert_eq(mode_of(path), 0644);
+	cr_assert(access(tmp, F_OK) != 0, "the temporary is still there");
+}
+
+Test(fsutil, write_atomic_publishes_0644_and_leaves_no_temporary)
+{
+	char *dir = tu_tmpdir(), err[256], path[PATH_MAX];
+	size_t n = 99, len;
+	char *back;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "hello", 5, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/a.cfg", dir);
+	cr_assert_eq(mode_of(path), 0644);
+	back = fs_read_file(dir, "a.cfg", 100, &len);
+	cr_assert_not_null(back);
+	cr_assert_eq(len, 5);
+	cr_assert_eq(memcmp(back, "hello", 5), 0);
+	free(back);
+	cr_assert_eq(fs_sweep_temporaries(dir, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 0, "fs_write_atomic left %zu temporaries", n);
+	/* names that could escape or hide are refused */
+	cr_assert_eq(fs_write_atomic(dir, ".hidden", "x", 1, err, sizeof(err)), -1);
+	cr_assert_eq(fs_write_atomic(dir, "../x", "x", 1, err, sizeof(err)), -1);
+}
+
+Test(fsutil, sweep_removes_what_a_crash_left_and_nothing_else)
+{
+	char *dir = tu_tmpdir(), tdir[PATH_MAX], err[256], tmp[PATH_MAX];
+	size_t n = 0;
+	int fd;
+
+	cr_assert_not_null(dir);
+	/* a crash of this layout: a private temporary */
+	fd = fs_tmp_create(dir, "001565000002.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	close(fd);
+	/* a crash of the older layout: 0644 temporaries in the root itself */
+	put(dir, ".001565000002.cfg.aB3xYz", "account.1.password = s3cret\n", 0644);
+	put(dir, ".SEP00082F000003.cnf.xml.Q9w8E7", "<x/>", 0644);
+	/* everything else stays: published files, look-alikes, dot files */
+	put(dir, "001565000002.cfg", "published", 0644);
+	put(dir, "firmware.ld.aB3xYz", "not a temporary (no leading dot)", 0644);
+	put(dir, ".profile", "a dot file", 0644);
+	put(dir, ".x.cfg.ab-123", "a '-' is not a mkstemp character", 0644);
+	put(dir, ".x.cfg.abc12", "five characters", 0644);
+	snprintf(tdir, sizeof(tdir), "%s/.keep.cfg.AAAAAA", dir);
+	cr_assert_eq(mkdir(tdir, 0755), 0); /* a directory is never removed */
+
+	cr_assert_eq(fs_sweep_temporaries(dir, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 3, "removed %zu", n);
+	cr_assert(access(tmp, F_OK) != 0);
+	cr_assert(!exists(dir, ".001565000002.cfg.aB3xYz"));
+	cr_assert(!exists(dir, ".SEP00082F000003.cnf.xml.Q9w8E7"));
+	cr_assert(exists(dir, "001565000002.cfg"));
+	cr_assert(exists(dir, "firmware.ld.aB3xYz"));
+	cr_assert(exists(dir, ".profile"));
+	cr_assert(exists(dir, ".x.cfg.ab-123"));
+	cr_assert(exists(dir, ".x.cfg.abc12"));
+	cr_assert(exists(dir, ".keep.cfg.AAAAAA"));
+	/* a second sweep finds nothing; a missing directory is no error */
+	cr_assert_eq(fs_sweep_temporaries(dir, &n, err, sizeof(err)), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(fs_sweep_temporaries("/nonexistent-hotdeskd-dir", &n, err, sizeof(err)), 0);
+}
+
+Test(fsutil, private_directory_must_be_ours)
+{
+	char *dir = tu_tmpdir(), tdir[PATH_MAX], tmp[PATH_MAX], err[256];
+	char *elsewhere = tu_tmpdir();
+
+	cr_assert_not_null(dir);
+	cr_assert_not_null(elsewhere);
+	/* a symbolic link planted there is not followed */
+	snprintf(tdir, sizeof(tdir), "%s/%s", dir, FS_TMPDIR);
+	cr_assert_eq(symlink(elsewhere, tdir), 0);
+	cr_assert_eq(fs_tmp_create(dir, "a.cfg", tmp, sizeof(tmp), err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "not a directory of ours"), "%s", err);
+	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "x", 1, err, sizeof(err)), -1);
+	cr_assert(!exists(dir, "a.cfg"));
+	/* a directory with a lax mode is tightened before use */
+	cr_assert_eq(unlink(tdir), 0);
+	cr_assert_eq(mkdir(tdir, 0755), 0);
+	cr_assert_eq(chmod(tdir, 0755), 0);
+	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "x", 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mode_of(tdir), 0700);
+}
