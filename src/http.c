@@ -77,6 +77,7 @@ struct http_server {
 	unsigned port;
 	atomic_long inflight;       /* invariant 3 */
 	unsigned char digest_key[DIGEST_KEY_LEN]; /* keys the stateless nonces */
+	struct digest_seen *digest_seen; /* nonce counts used (replays refused) */
 	pthread_t starter;          /* thread inside MHD_start_daemon */
 	atomic_bool starting;
 	char start_err[256];        /* MHD's message while starting */
@@ -490,6 +491,7 @@ free_server(struct http_server *s)
 		free(s->routes[i].prefix);
 	free(s->routes);
 	sodium_memzero(s->digest_key, sizeof(s->digest_key));
+	digest_seen_free(s->digest_seen);
 	free(s);
 }
 
@@ -555,6 +557,10 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	qsort(s->routes, s->nroutes, sizeof(*s->routes), cmp_route);
 
 	randombytes_buf(s->digest_key, sizeof(s->digest_key));
+	if ((s->digest_seen = digest_seen_new(HTTP_DIGEST_SEEN)) == NULL) {
+		hd_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
@@ -842,10 +848,12 @@ http_digest_check(const struct http_request *req, const char *realm,
 	if (realm == NULL || username == NULL || password == NULL)
 		return 0;
 	if (auth_header(req, &buf, &a) == 0 && request_uri(req, uri, sizeof(uri)) == 0) {
-		switch (digest_check(&a, q->srv->digest_key, realm, username, password, req->method,
-		                     uri, (long long)time(NULL), HTTP_DIGEST_NONCE_S)) {
+		switch (digest_check(&a, q->srv->digest_key, q->srv->digest_seen, realm, username,
+		                     password, req->method, uri, (long long)time(NULL),
+		                     HTTP_DIGEST_NONCE_S)) {
 		case DIGEST_OK: rc = 1; break;
-		case DIGEST_STALE: rc = -1; break;
+		case DIGEST_STALE: /* fall through: a fresh nonce, at once */
+		case DIGEST_REPLAY: rc = -1; break;
 		default: rc = 0;
 		}
 	}

@@ -141,7 +141,9 @@ int http_path_nsegments(const char *path, const char *prefix);
 /* Digest authentication (RFC 7616, algorithm MD5, qop=auth: what desk
  * phones speak) with stateless nonces (digest.h): bound to the request URI,
  * they expire after HTTP_DIGEST_NONCE_S seconds and need no table, so a
- * boot storm never evicts one phone's nonce for another's.
+ * boot storm never evicts one phone's nonce for another's.  The nonce
+ * counts used are kept for HTTP_DIGEST_SEEN nonces (fixed memory, about
+ * 2 MB): a replayed answer, or one without qop, never passes.
  * http_digest_username returns the username of the request's Authorization
  * header, malloc'd (caller frees), or NULL if there is none.
  * http_digest_check returns 1 ok, 0 wrong/absent, -1 stale nonce/other
@@ -150,6 +152,7 @@ int http_path_nsegments(const char *path, const char *prefix);
  * challenge for realm (stale=true when stale); a realm that does not fit
  * www_authenticate makes res a 500 instead. */
 #define HTTP_DIGEST_NONCE_S 300
+#define HTTP_DIGEST_SEEN 65536
 char *http_digest_username(const struct http_request *req);
 int http_digest_check(const struct http_request *req, const char *realm,
                       const char *username, const char *password);

@@ -344,6 +344,9 @@ run(struct daemon *d)
 		log_error("phone logs: %s", err);
 		return 1;
 	}
+	if (d->api.phone_logs != NULL &&
+	    fs_sweep_temporaries(d->api.phone_logs, NULL, err, sizeof(err)) != 0)
+		log_error("phone logs: removing stale temporaries: %s", err);
 	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
 	                                 (size_t)d->cfg->server.max_body };
 	d->api.max_body = (size_t)d->cfg->server.max_body;

@@ -318,7 +318,8 @@ def test_polycom_log_uploads_and_overrides(make_daemon, tmp_path):
         assert st == 403, f
     for f in ("%s-phone.cfg" % m, "%s-web.cfg" % m, "%s-line.cfg" % m):
         assert b"<x/>" not in prov_get(d, f)[2], f
-    assert sorted(os.listdir(logs)) == ["%s-app.log" % m, "%s-boot.log" % m]
+    assert sorted(os.listdir(logs)) == [".hotdeskd-tmp", "%s-app.log" % m, "%s-boot.log" % m]
+    assert os.listdir(logs / ".hotdeskd-tmp") == [], "temporary files left"
 
 
 def test_startup_reconcile_of_the_tftp_root(prov):
@@ -351,9 +352,12 @@ def test_startup_reconcile_of_the_tftp_root(prov):
     assert tftp.get(missing) is not None
     for name in os.listdir(root):
         mode = os.stat(os.path.join(root, name)).st_mode & 0o777
-        if name not in ("foreign.txt", "SEP0004F2FFFFFF.cnf.xml"):
+        if name == ".hotdeskd-tmp":   # where temporaries are made: private
+            assert mode == 0o700, (name, oct(mode))
+        elif name not in ("foreign.txt", "SEP0004F2FFFFFF.cnf.xml"):
             assert mode == 0o644, (name, oct(mode))
-    assert not [n for n in os.listdir(root) if n.startswith(".")], "temporary files left"
+    assert [n for n in os.listdir(root) if n.startswith(".")] == [".hotdeskd-tmp"]
+    assert os.listdir(os.path.join(root, ".hotdeskd-tmp")) == [], "temporary files left"
     assert prov_get(d, gone)[0] == 404
     check_published(d, demo, tftp)
     invariants(d)
