@@ -46,18 +46,39 @@ text(struct http_response *res, int status, const char *msg)
 	http_printf(res, status, "text/plain; charset=utf-8", "%s\n", msg);
 }
 
-/* A miss: count it, and record an event when it starts a block. */
+/* A miss: count it, and record an event when it starts a block.  An
+ * unknown MAC also counts towards the global limit (throttle.h); an event
+ * when that trips. */
 static void
-miss(struct api_ctx *c, const struct http_request *req, const char *why)
+miss_of(struct api_ctx *c, const struct http_request *req, const char *why, bool unknown)
 {
 	char addr[64], detail[160];
+	long long now = (long long)time(NULL);
+	unsigned flags = 0;
+	size_t blocked = 0;
 
-	if (throttle_miss(c->throttle, req->peer, (long long)time(NULL))) {
+	if (unknown)
+		flags = throttle_miss_unknown(c->throttle, req->peer, now, &blocked);
+	else if (throttle_miss(c->throttle, req->peer, now))
+		flags = THROTTLE_BLOCK;
+	if (flags & THROTTLE_TRIPPED) {
+		snprintf(detail, sizeof(detail), "{\"blocked_sources\":%zu}", blocked);
+		log_warn("provisioning: unknown-MAC misses from all sources reached the global "
+		         "limit; every source that misses is blocked for a while");
+		svc_event(c->svc, "prov.tripped", 0, NULL, NULL, detail);
+	}
+	if (flags & THROTTLE_BLOCK) {
 		throttle_addr(req->peer, addr, sizeof(addr));
 		snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"last\":\"%s\"}", addr, why);
 		log_warn("provisioning: blocking %s after repeated misses (%s)", addr, why);
 		svc_event(c->svc, "prov.throttled", 0, NULL, NULL, detail);
 	}
+}
+
+static void
+miss(struct api_ctx *c, const struct http_request *req, const char *why)
+{
+	miss_of(c, req, why, false);
 }
 
 /*
@@ -246,7 +267,7 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 	rc = pub_get(c->pub, name, &ref);
 	if (rc != 1) {
 		if (rc == 0 && names_unknown_mac(c, name))
-			miss(c, req, "unknown mac");
+			miss_of(c, req, "unknown mac", true);
 		text(res, 404, "not found");
 		return;
 	}

@@ -103,6 +103,8 @@ static const struct cfg_key keys[] = {
 	INT("provisioning", "miss_threshold", provisioning.miss_threshold, 1, 1000000, F_RELOAD, "20"),
 	INT("provisioning", "miss_window", provisioning.miss_window, 1, YEAR, F_RELOAD, "60"),
 	INT("provisioning", "miss_block", provisioning.miss_block, 1, YEAR, F_RELOAD, "300"),
+	INT("provisioning", "miss_global_threshold", provisioning.miss_global_threshold, 0, 100000000,
+	    F_RELOAD, "1000"),
 	STR("sip", "bind", sip.bind, 0, "127.0.0.1:5070", check_bind),
 	STR("sip", "outbound_proxy", sip.outbound_proxy, F_OPTIONAL, "", check_hostport),
 	INT("sip", "sync_timeout", sip.sync_timeout, 1, 86400, F_RELOAD, "60"),

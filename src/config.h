@@ -113,6 +113,8 @@ struct hd_config {
 		int miss_threshold; /* misses per source in a window before a block (reload) */
 		int miss_window;    /* seconds (reload) */
 		int miss_block;     /* seconds (reload) */
+		int miss_global_threshold; /* unknown-MAC misses of all sources per
+		                            * window that trip the throttle; 0 off (reload) */
 	} provisioning;
 
 	struct {

@@ -126,7 +126,8 @@ static void
 throttle_policy_from(const struct hd_config *c, struct throttle *t)
 {
 	struct throttle_policy p = { c->provisioning.miss_threshold, c->provisioning.miss_window,
-	                             c->provisioning.miss_block };
+	                             c->provisioning.miss_block,
+	                             c->provisioning.miss_global_threshold };
 
 	throttle_set_policy(t, &p);
 }

@@ -8,6 +8,11 @@
  * Blocked sources are never evicted to make room for new ones.  A window
  * starts at a source's first miss; reaching the threshold inside it sets
  * blocked_until = now + block and restarts the count.
+ *
+ * The global count of unknown-MAC misses has one window of its own (it
+ * starts at the first such miss after the previous one ended); reaching
+ * global_threshold in it sets tripped_until = now + block, blocks the
+ * sources with a miss in their current window, and restarts the count.
  */
 #include "throttle.h"
 
@@ -38,6 +43,9 @@ struct throttle {
 	 * blocked, and throttle_blocked answers without the lock or a search
 	 * (the fast path of every phone request) */
 	_Atomic long long horizon;
+	int g_misses;            /* unknown-MAC misses in the global window */
+	long long g_window_start;
+	long long tripped_until; /* while now < this, one miss blocks */
 };
 
 struct throttle *
@@ -50,7 +58,7 @@ throttle_new(size_t capacity)
 		return NULL;
 	}
 	t->cap = capacity ? capacity : 1;
-	t->pol = (struct throttle_policy){ 20, 60, 300 };
+	t->pol = (struct throttle_policy){ 20, 60, 300, 0 };
 	pthread_mutex_init(&t->mu, NULL);
 	return t;
 }
@@ -145,6 +153,34 @@ throttle_blocked(struct throttle *t, const struct sockaddr *sa, long long now)
 	return blocked;
 }
 
+/* Blocks e from now on (lock held). */
+static void
+block(struct throttle *t, struct entry *e, long long now)
+{
+	e->blocked_until = now + t->pol.block;
+	if (e->blocked_until > atomic_load(&t->horizon))
+		atomic_store_explicit(&t->horizon, e->blocked_until, memory_order_release);
+	e->misses = 0;
+}
+
+/* Counts a miss of e (lock held); true when it starts a block. */
+static bool
+count(struct throttle *t, struct entry *e, long long now)
+{
+	int threshold = now < t->tripped_until ? 1 : t->pol.threshold;
+
+	e->seen = now;
+	if (e->misses == 0 || now - e->window_start >= t->pol.window) {
+		e->misses = 0;
+		e->window_start = now;
+	}
+	if (++e->misses >= threshold && now >= e->blocked_until) {
+		block(t, e, now);
+		return true;
+	}
+	return false;
+}
+
 bool
 throttle_miss(struct throttle *t, const struct sockaddr *sa, long long now)
 {
@@ -155,22 +191,71 @@ throttle_miss(struct throttle *t, const struct sockaddr *sa, long long now)
 	if (!key(sa, a))
 		return false;
 	pthread_mutex_lock(&t->mu);
-	if ((e = find(t, a, true, now)) != NULL) {
-		e->seen = now;
-		if (e->misses == 0 || now - e->window_start >= t->pol.window) {
-			e->misses = 0;
-			e->window_start = now;
+	if ((e = find(t, a, true, now)) != NULL)
+		started = count(t, e, now);
+	pthread_mutex_unlock(&t->mu);
+	return started;
+}
+
+/* Trips the global limit (lock held): blocks every source with a miss in
+ * its current window.  Returns how many it blocked. */
+static size_t
+trip(struct throttle *t, long long now)
+{
+	size_t n = 0;
+
+	t->tripped_until = now + t->pol.block;
+	for (size_t i = 0; i < t->cap; i++) {
+		struct entry *e = &t->e[i];
+
+		if (e->used && e->misses > 0 && now - e->window_start < t->pol.window &&
+		    now >= e->blocked_until) {
+			block(t, e, now);
+			n++;
 		}
-		if (++e->misses >= t->pol.threshold && now >= e->blocked_until) {
-			e->blocked_until = now + t->pol.block;
-			if (e->blocked_until > atomic_load(&t->horizon))
-				atomic_store_explicit(&t->horizon, e->blocked_until, memory_order_release);
-			e->misses = 0;
-			started = true;
+	}
+	return n;
+}
+
+unsigned
+throttle_miss_unknown(struct throttle *t, const struct sockaddr *sa, long long now,
+                      size_t *blocked)
+{
+	uint8_t a[16];
+	struct entry *e;
+	unsigned flags = 0;
+	bool have = key(sa, a);
+
+	pthread_mutex_lock(&t->mu);
+	if (have && (e = find(t, a, true, now)) != NULL && count(t, e, now))
+		flags |= THROTTLE_BLOCK;
+	if (t->pol.global_threshold > 0 && now >= t->tripped_until) {
+		if (t->g_misses == 0 || now - t->g_window_start >= t->pol.window) {
+			t->g_misses = 0;
+			t->g_window_start = now;
+		}
+		if (++t->g_misses >= t->pol.global_threshold) {
+			size_t n = trip(t, now) + ((flags & THROTTLE_BLOCK) ? 1 : 0);
+
+			if (blocked != NULL)
+				*blocked = n;
+			t->g_misses = 0;
+			flags |= THROTTLE_TRIPPED;
 		}
 	}
 	pthread_mutex_unlock(&t->mu);
-	return started;
+	return flags;
+}
+
+bool
+throttle_tripped(struct throttle *t, long long now)
+{
+	bool r;
+
+	pthread_mutex_lock(&t->mu);
+	r = now < t->tripped_until;
+	pthread_mutex_unlock(&t->mu);
+	return r;
 }
 
 void
