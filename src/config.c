@@ -85,6 +85,7 @@ static const struct cfg_key keys[] = {
 	BOOL("log", "syslog", log.syslog, 0, "false"),
 	STR("pbx", "token", pbx.token, F_OPTIONAL | F_SECRET, "", NULL),
 	NETS("pbx", "networks", pbx.networks, F_RELOAD, ""),
+	NETS("sip", "notify_networks", sip.notify_networks, F_RELOAD, ""),
 	STR("admin", "token", admin.token, F_OPTIONAL | F_SECRET, "", NULL),
 	INT("secrets", "min_length", secrets.min_length, 1, 32, F_RELOAD, "4"),
 	INT("secrets", "hash_ops", secrets.hash_ops, 1, 1000, 0, "2"),

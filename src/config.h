@@ -124,6 +124,7 @@ struct hd_config {
 		int sync_retries;     /* (reload) */
 		int t1_ms;            /* RFC 3261 T1 of NOTIFY transactions */
 		int timer_f_ms;       /* a NOTIFY transaction gives up after this */
+		struct cfg_netlist notify_networks; /* (reload); empty: any unicast address */
 	} sip;
 
 	struct {

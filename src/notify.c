@@ -58,6 +58,9 @@ struct ntx {
 	struct sockaddr_storage dst; /* socket mode: where datagrams go */
 	socklen_t dstlen;
 	char *user, *event, *substate, *ctype, *body, *auth_user, *auth_pass;
+	char *auth_realm;          /* the realm a challenge must name */
+	unsigned auth_algs;
+	bool auth_qop;
 	char branch[40];   /* full branch, with the z9hG4bK cookie */
 	char tag[24];
 	char call_id[128];
@@ -243,6 +246,7 @@ tx_free(struct ntx *tx)
 	free(tx->ctype);
 	free(tx->body);
 	free(tx->auth_user);
+	free(tx->auth_realm);
 	wipe_free(tx->auth_pass);
 	if (tx->pkt != NULL) {
 		/* The packet may hold a digest response: wipe it too. */
@@ -508,6 +512,9 @@ notify_send(struct notify *n, const struct notify_target *t,
 	tx->body = dup_opt(t->body, &oom);
 	tx->auth_user = dup_opt(t->auth_user, &oom);
 	tx->auth_pass = dup_opt(t->auth_password, &oom);
+	tx->auth_realm = dup_opt(t->auth_policy.realm, &oom);
+	tx->auth_algs = t->auth_policy.algorithms;
+	tx->auth_qop = t->auth_policy.qop_required;
 	if (oom)
 		goto fail;
 	new_branch(tx);
@@ -602,9 +609,14 @@ answer_challenge(struct notify *n, struct ntx *tx,
     const struct sip_challenge *ch, bool proxy, long long now_ms)
 {
 	char uri[256], cnonce[33], authz[1024], err[128];
+	const struct sip_auth_policy pol = { tx->auth_realm, tx->auth_algs, tx->auth_qop };
 	int rc = -1;
 
 	if (tx->authed || tx->auth_user == NULL || !ch->present)
+		return -1;
+	/* only what a phone of this family asks: never hand a digest of the
+	 * line's password to whoever answers at the contact with any realm */
+	if (sip_challenge_allowed(ch, &pol, err, sizeof(err)) != 0)
 		return -1;
 	rand_hex(cnonce, 16);
 	if (sip_request_uri(tx->user, tx->host, tx->port, uri, sizeof(uri),

@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sip.h"
+
 /* How datagrams leave.  Tests inject one; NULL in notify_opts means the
  * module's own UDP socket. */
 struct notify_ops {
@@ -87,6 +89,9 @@ struct notify_target {
 	const char *body;
 	const char *auth_user;     /* optional digest credentials */
 	const char *auth_password;
+	/* With credentials: the challenges they may answer (sip.h); a 401/407
+	 * that does not fit ends the transaction with its status. */
+	struct sip_auth_policy auth_policy;
 };
 
 struct notify;

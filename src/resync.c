@@ -322,30 +322,80 @@ numeric_host(const char *h)
 	return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
 }
 
+const char *
+resync_target_refused(const char *host, int port, const struct cfg_netlist *nets)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	uint8_t *a = sa.sin6_addr.s6_addr;
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	bool v4;
+
+	if (inet_pton(AF_INET, host, a + 12) == 1) {
+		memcpy(a, mapped, sizeof(mapped));
+	} else if (inet_pton(AF_INET6, host, a) != 1) {
+		return "not a numeric address";
+	}
+	v4 = memcmp(a, mapped, sizeof(mapped)) == 0;
+	if (v4 && a[12] == 0)
+		return "a \"this network\" address (0.0.0.0/8)";
+	if (v4 && a[12] >= 224)
+		return a[12] < 240 ? "a multicast address" : "a broadcast or reserved address";
+	if (!v4 && a[0] == 0xff)
+		return "a multicast address";
+	if (!v4 && memcmp(a, (const uint8_t[16]){ 0 }, 16) == 0)
+		return "the unspecified address";
+	if (port < 1024)
+		return "a privileged port";
+	if (nets == NULL || nets->n == 0)
+		return NULL;
+	if (!cfg_netlist_allows(nets, (const struct sockaddr *)&sa))
+		return "outside [sip] notify_networks";
+	for (size_t i = 0; v4 && i < nets->n; i++) {
+		const struct cfg_net *n = &nets->v[i];
+		uint32_t x, m;
+
+		if (memcmp(n->addr, mapped, sizeof(mapped)) != 0 || n->prefix < 96 ||
+		    n->prefix > 96 + 30)
+			continue;
+		m = n->prefix == 96 ? 0 : ~(uint32_t)0 << (32 - (n->prefix - 96));
+		x = (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 | (uint32_t)a[14] << 8 | a[15];
+		if ((x & ~m) == ~m &&
+		    (x & m) == ((uint32_t)n->addr[12] << 24 | (uint32_t)n->addr[13] << 16 |
+		                (uint32_t)n->addr[14] << 8 | n->addr[15]))
+			return "the broadcast address of a phone network";
+	}
+	return NULL;
+}
+
 int
 resync_pick_target(const struct resync_target_in *in, struct resync_target *out)
 {
 	memset(out, 0, sizeof(*out));
+	/* a contact that may not be a target is passed over, as if absent */
 	if (in->reg_contact != NULL && in->reg_contact[0] != '\0' && in->reg_expires_at > in->now &&
 	    resync_parse_uri(in->reg_contact, out->user, sizeof(out->user), out->host,
 	                     sizeof(out->host), &out->port) == 0 &&
-	    numeric_host(out->host)) {
+	    resync_target_refused(out->host, out->port ? out->port : 5060, in->nets) == NULL) {
 		out->source = RESYNC_TGT_REGISTRATION;
 		goto found;
 	}
 	if (in->fetch_source != NULL && in->fetch_source[0] != '\0') {
 		const char *ip = unmapped(in->fetch_source);
 
-		if (numeric_host(ip) && copy_part(out->host, sizeof(out->host), ip, strlen(ip)) == 0) {
+		if (resync_target_refused(ip, 5060, in->nets) == NULL &&
+		    copy_part(out->host, sizeof(out->host), ip, strlen(ip)) == 0) {
 			out->user[0] = '\0';
 			out->port = 5060; /* SPEC 5: the SIP port, not the HTTP one */
 			out->source = RESYNC_TGT_FETCH;
 			goto found;
 		}
 	}
+	/* a static contact naming a host is checked once resolved (send) */
 	if (in->static_contact != NULL && in->static_contact[0] != '\0' &&
 	    resync_parse_uri(in->static_contact, out->user, sizeof(out->user), out->host,
-	                     sizeof(out->host), &out->port) == 0) {
+	                     sizeof(out->host), &out->port) == 0 &&
+	    (!numeric_host(out->host) ||
+	     resync_target_refused(out->host, out->port ? out->port : 5060, in->nets) == NULL)) {
 		out->source = RESYNC_TGT_STATIC;
 		goto found;
 	}
@@ -373,7 +423,8 @@ target_uri(const struct resync_target *t, char *buf, size_t len)
  * dc is filled (zeroed when absent). */
 static int
 target_of(const struct hd_dev *d, struct store *st, struct pub *pub, long long now,
-          struct store_devcontact *dc, struct pub_fetch *f, struct resync_target *t)
+          const struct cfg_netlist *nets, struct store_devcontact *dc, struct pub_fetch *f,
+          struct resync_target *t)
 {
 	struct resync_target_in in = { 0 };
 
@@ -387,6 +438,7 @@ target_of(const struct hd_dev *d, struct store *st, struct pub *pub, long long n
 	in.fetch_source = f->source;
 	in.static_contact = d->static_contact;
 	in.now = now;
+	in.nets = nets;
 	return resync_pick_target(&in, t);
 }
 
@@ -407,7 +459,7 @@ resync_sync_json(const struct world *w, struct store *st, struct pub *pub,
 	(void)w;
 	if (rc < 0)
 		return NULL;
-	if (target_of(d, st, pub, (long long)time(NULL), &dc, &f, &t) == 0) {
+	if (target_of(d, st, pub, (long long)time(NULL), NULL, &dc, &f, &t) == 0) {
 		target_uri(&t, uri, sizeof(uri));
 		tj = json_pack("{s:s, s:s}", "uri", uri, "source", resync_source_name(t.source));
 	}
@@ -448,6 +500,8 @@ struct job {
 	char body[1024];
 	char auth_user[STORE_REG_USER_MAX];
 	char auth_pw[256];
+	char auth_realm[256];   /* the realm the phone challenges with */
+	const struct vendor_notify_auth *auth; /* NULL: never answer */
 };
 
 struct inflight {
@@ -479,6 +533,8 @@ static const char *const event_profiles[N_EVENT_KEYS] = {
 	"polycom", "yealink", "cisco-mpp", "cisco-enterprise",
 };
 
+#define RESYNC_NETS_MAX 64
+
 struct resync {
 	struct svc *svc;
 	struct pub *pub;
@@ -491,6 +547,8 @@ struct resync {
 	pthread_mutex_t mu;             /* guards everything below */
 	struct resync_policy pol;
 	char events[N_EVENT_KEYS][160]; /* "" = the profile's default */
+	struct cfg_net net_v[RESYNC_NETS_MAX]; /* [sip] notify_networks */
+	size_t nnets;
 	bool kicked;
 	uint64_t move_stamp; /* the *30 move whose first NOTIFY is awaited (metrics), 0 none */
 	long long next_due;             /* soonest next_at of a waiting row; 0 none */
@@ -585,20 +643,33 @@ put_row(struct store *st, const struct store_resync *row)
 /* The line the phone carries before it reloads: the identity it last
  * registered with (device_contact), an extension or a parking account. */
 static void
-auth_of(const struct world *w, const struct store_devcontact *dc, struct job *j)
+auth_of(const struct world *w, const struct vendor_profile *prof,
+        const struct store_devcontact *dc, struct job *j)
 {
 	const struct hd_ext *e;
 	const struct hd_dev *pd;
-	const char *pw = NULL;
+	const struct hd_org *o = NULL;
+	const char *pw = NULL, *realm;
 
-	if (dc->dev == 0 || dc->sip_user[0] == '\0')
+	if (dc->dev == 0 || dc->sip_user[0] == '\0' || prof->notify_auth == NULL)
 		return;
-	if ((e = world_ext_by_sip_user(w, dc->sip_user)) != NULL)
+	if ((e = world_ext_by_sip_user(w, dc->sip_user)) != NULL) {
 		pw = e->sip_password;
-	else if ((pd = world_dev_by_parking_user(w, dc->sip_user)) != NULL)
+		o = world_org(w, e->org);
+	} else if ((pd = world_dev_by_parking_user(w, dc->sip_user)) != NULL) {
 		pw = pd->parking_password;
-	if (pw == NULL || strlen(pw) >= sizeof(j->auth_pw))
+		o = world_org(w, pd->org);
+	}
+	/* the realm: the family's own, or the line's registrar host */
+	realm = prof->notify_auth->realm;
+	if (realm == NULL)
+		realm = e != NULL && e->sip.host != NULL && e->sip.host[0] != '\0' ? e->sip.host
+		        : o != NULL ? o->sip.host : NULL;
+	if (pw == NULL || strlen(pw) >= sizeof(j->auth_pw) || realm == NULL ||
+	    realm[0] == '\0' || strlen(realm) >= sizeof(j->auth_realm))
 		return;
+	memcpy(j->auth_realm, realm, strlen(realm) + 1);
+	j->auth = prof->notify_auth;
 	memcpy(j->auth_user, dc->sip_user, strlen(dc->sip_user) + 1);
 	memcpy(j->auth_pw, pw, strlen(pw) + 1);
 }
@@ -606,6 +677,8 @@ auth_of(const struct world *w, const struct store_devcontact *dc, struct job *j)
 struct scan {
 	struct resync *r;
 	struct resync_policy pol;
+	struct cfg_net net_v[RESYNC_NETS_MAX]; /* a copy of r's */
+	struct cfg_netlist nets;
 	long long now;
 	struct store_resync rows[SCAN_BATCH];
 	size_t nrows;
@@ -672,7 +745,7 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 		return;
 	set_await(sc->r, d->id, row->version);
 	memset(j, 0, sizeof(*j));
-	if (target_of(d, st, sc->r->pub, sc->now, &dc, &f, &j->t) != 0) {
+	if (target_of(d, st, sc->r->pub, sc->now, &sc->nets, &dc, &f, &j->t) != 0) {
 		(void)resync_record_result(row, -1, "no target", sc->now);
 		if (put_row(st, row) == 0)
 			dev_event(st, "resync.failed", d->org, d->mac,
@@ -708,7 +781,7 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 		                               prof->notify_content_type) >= sizeof(j->ctype))
 			j->body[0] = '\0'; /* no body rather than a mislabelled one */
 	}
-	auth_of(w, &dc, j);
+	auth_of(w, prof, &dc, j);
 	sc->njobs++;
 }
 
@@ -792,7 +865,9 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		struct inflight f = { 0 };
 		struct notify_target t = { 0 };
 		char host[INET6_ADDRSTRLEN];
-		const char *h = j->t.host;
+		const char *h = j->t.host, *why;
+		struct cfg_net nv[RESYNC_NETS_MAX];
+		struct cfg_netlist nets;
 
 		f.dev = j->dev;
 		f.org = j->org;
@@ -817,6 +892,17 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 			freeaddrinfo(ai);
 			h = host;
 		}
+		pthread_mutex_lock(&r->mu);
+		memcpy(nv, r->net_v, sizeof(nv));
+		nets = (struct cfg_netlist){ nv, r->nnets };
+		pthread_mutex_unlock(&r->mu);
+		if ((why = resync_target_refused(h, j->t.port, &nets)) != NULL) {
+			char msg[128];
+
+			(void)snprintf(msg, sizeof(msg), "target refused: %s", why);
+			result_add(r, &f, -1, msg, 0, 0);
+			goto next;
+		}
 		t.host = h;
 		t.port = j->t.port;
 		t.user = j->t.user[0] ? j->t.user : NULL;
@@ -826,6 +912,9 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		t.body = j->body[0] ? j->body : NULL;
 		t.auth_user = j->auth_user[0] ? j->auth_user : NULL;
 		t.auth_password = j->auth_user[0] ? j->auth_pw : NULL;
+		if (j->auth != NULL)
+			t.auth_policy = (struct sip_auth_policy){ j->auth_realm, j->auth->algorithms,
+			                                          j->auth->qop_required };
 		if (notify_send(r->nt, &t, notify_now_ms(), &f.id) != 0) {
 			result_add(r, &f, -1, "invalid target", 0, 0);
 		} else if (inflight_add(r, &f) != 0) {
@@ -860,6 +949,8 @@ scan(struct resync *r)
 	sc->r = r;
 	pthread_mutex_lock(&r->mu);
 	sc->pol = r->pol;
+	memcpy(sc->net_v, r->net_v, sizeof(sc->net_v));
+	sc->nets = (struct cfg_netlist){ sc->net_v, r->nnets };
 	r->kicked = false;
 	pthread_mutex_unlock(&r->mu);
 	sc->now = (long long)time(NULL);
@@ -1212,6 +1303,11 @@ apply_config(struct resync *r, const struct hd_config *cfg)
 	r->pol.retries = cfg->sip.sync_retries;
 	for (int i = 0; i < N_EVENT_KEYS; i++)
 		(void)snprintf(r->events[i], sizeof(r->events[i]), "%s", ev[i] ? ev[i] : "");
+	/* more than RESYNC_NETS_MAX networks: the first ones (fewer targets) */
+	r->nnets = cfg->sip.notify_networks.n < RESYNC_NETS_MAX ? cfg->sip.notify_networks.n
+	                                                        : RESYNC_NETS_MAX;
+	if (r->nnets > 0)
+		memcpy(r->net_v, cfg->sip.notify_networks.v, r->nnets * sizeof(r->net_v[0]));
 	pthread_mutex_unlock(&r->mu);
 }
 

@@ -49,6 +49,7 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "store.h"
 #include "world.h"
 
@@ -140,6 +141,7 @@ struct resync_target_in {
 	const char *fetch_source;    /* "ip" of the last configuration fetch, or NULL/"" */
 	const char *static_contact;  /* the device's static contact URI, or NULL */
 	long long now;
+	const struct cfg_netlist *nets; /* [sip] notify_networks; NULL/empty = any */
 };
 
 struct resync_target {
@@ -152,6 +154,18 @@ struct resync_target {
 /* Picks the target of invariant 3 (a candidate that does not parse is
  * skipped).  Returns 0, or -1 (out->source NONE) when there is none. */
 int resync_pick_target(const struct resync_target_in *in, struct resync_target *out);
+
+/*
+ * Whether a NOTIFY may go to the numeric address host, port port: NULL
+ * when it may, else a short reason.  Refused: a host that is not a numeric
+ * address; "this network" 0.0.0.0/8, multicast 224.0.0.0/4, the reserved
+ * 240.0.0.0/4 (with the broadcast 255.255.255.255), the unspecified ::,
+ * IPv6 multicast ff00::/8 (IPv4-mapped IPv6 judged as IPv4); a port below
+ * 1024 (5060 and 5061 are above); with a non-empty nets, an address
+ * outside every listed network, or the broadcast address of a listed IPv4
+ * network of /30 or wider.  Pure.
+ */
+const char *resync_target_refused(const char *host, int port, const struct cfg_netlist *nets);
 
 /* The device's "sync" object for the admin API, built under the service
  * lock (the caller's svc_locked): {"state", "version", "fetched_version",

@@ -1047,6 +1047,32 @@ qop_offers_auth(const char *list)
 }
 
 int
+sip_challenge_allowed(const struct sip_challenge *ch, const struct sip_auth_policy *pol,
+    char *err, size_t errlen)
+{
+	enum sip_digest_alg alg;
+
+	if (pol == NULL || pol->realm == NULL) {
+		hd_seterr(err, errlen, "this phone family does not challenge");
+		return -1;
+	}
+	if (strcmp(ch->realm, pol->realm) != 0) {
+		hd_seterr(err, errlen, "realm not the phone's");
+		return -1;
+	}
+	if (sip_digest_alg_parse(ch->algorithm, &alg) != 0 ||
+	    (pol->algorithms & (1u << alg)) == 0) {
+		hd_seterr(err, errlen, "algorithm not the phone's");
+		return -1;
+	}
+	if (pol->qop_required && (ch->qop[0] == '\0' || !qop_offers_auth(ch->qop))) {
+		hd_seterr(err, errlen, "qop missing");
+		return -1;
+	}
+	return 0;
+}
+
+int
 sip_build_authorization(const struct sip_challenge *ch, const char *user,
     const char *password, const char *method, const char *uri,
     const char *cnonce, char *buf, size_t buflen, char *err, size_t errlen)

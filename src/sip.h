@@ -138,6 +138,21 @@ int sip_build_authorization(const struct sip_challenge *ch, const char *user,
     const char *password, const char *method, const char *uri,
     const char *cnonce, char *buf, size_t buflen, char *err, size_t errlen);
 
+/* What a challenge to a NOTIFY may ask for before it is answered: the one
+ * realm the phone uses, the algorithms it uses (bits 1u << enum
+ * sip_digest_alg), and whether it always offers qop=auth. */
+struct sip_auth_policy {
+	const char *realm;
+	unsigned algorithms;
+	bool qop_required;
+};
+
+/* 0 when challenge ch fits pol (realm equal, algorithm allowed, qop=auth
+ * offered when required), else -1 with the reason in err ("realm",
+ * "algorithm", "qop"; never a secret).  A NULL pol fits nothing. */
+int sip_challenge_allowed(const struct sip_challenge *ch, const struct sip_auth_policy *pol,
+    char *err, size_t errlen);
+
 /* MD5 (RFC 1321) of len bytes into out[16].  Cannot fail. */
 void sip_md5(const void *data, size_t len, unsigned char out[16]);
 

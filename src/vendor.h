@@ -82,6 +82,16 @@ struct vendor_field_limit {
 	size_t max_chars;
 };
 
+/* How a family's phones challenge a NOTIFY (docs/RESYNC.md).  realm NULL:
+ * the host of the line's registrar (the extension's or organization's SIP
+ * server), else that fixed realm; algorithms: bits 1u << enum
+ * sip_digest_alg (sip.h); qop_required: the phone always offers qop. */
+struct vendor_notify_auth {
+	const char *realm;
+	unsigned algorithms;
+	bool qop_required;
+};
+
 struct vendor_profile {
 	const char *name; /* "polycom", "yealink", ... */
 	const struct vendor_file *device_files;
@@ -100,6 +110,9 @@ struct vendor_profile {
 	const char *notify_content_type; /* NULL when no body is sent */
 	/* Subscription-State of the NOTIFY; NULL: "terminated" (RFC 6665). */
 	const char *notify_subscription_state;
+	/* The digest challenges this family's phones make to a NOTIFY, or
+	 * NULL when they make none (hotdeskd then never answers one). */
+	const struct vendor_notify_auth *notify_auth;
 	const struct vendor_ops *ops;
 	/* Optional: limits of the values it renders ({ NULL, 0 }-terminated;
 	 * NULL = none beyond the characters every profile refuses). */

@@ -22,6 +22,7 @@
  * (the phone challenges it; the notifier answers with the line's
  * credentials).
  */
+#include "sip.h"
 #include "vendor.h"
 
 #include <string.h>
@@ -102,6 +103,10 @@ static const struct vendor_ops mpp_ops = {
 	.notify_body = NULL,
 };
 
+/* Auth_Resync-Reboot: MD5 with qop=auth (nc, cnonce), the line's
+ * registrar as realm */
+static const struct vendor_notify_auth notify_auth_cisco_mpp = { NULL, 1u << SIP_DIGEST_MD5, true };
+
 const struct vendor_profile vendor_cisco_mpp = {
 	.name = "cisco-mpp",
 	.device_files = mpp_device,
@@ -111,5 +116,6 @@ const struct vendor_profile vendor_cisco_mpp = {
 	.transport = {"UDP", "TCP", "TLS"},
 	.notify_event = "resync",
 	.notify_content_type = NULL,
+	.notify_auth = &notify_auth_cisco_mpp,
 	.ops = &mpp_ops,
 };

@@ -21,6 +21,7 @@
  * optionally with "(SN:0004f2aabbcc)"; the SIP User-Agent lacks the
  * "FileTransport" word.  NOTIFY: "check-sync".
  */
+#include "sip.h"
 #include "vendor.h"
 
 #include <string.h>
@@ -72,6 +73,10 @@ static const struct vendor_ops polycom_ops = {
 	.notify_body = NULL,
 };
 
+/* voIpProt.SIP.requestValidation (method digest): MD5 with the realm of
+ * voIpProt.SIP.requestValidation.digest.realm, default PolycomSPIP */
+static const struct vendor_notify_auth notify_auth_polycom = { "PolycomSPIP", 1u << SIP_DIGEST_MD5, false };
+
 const struct vendor_profile vendor_polycom = {
 	.name = "polycom",
 	.device_files = polycom_device,
@@ -81,5 +86,6 @@ const struct vendor_profile vendor_polycom = {
 	.transport = {"UDPOnly", "TCPOnly", "TLS"},
 	.notify_event = "check-sync",
 	.notify_content_type = NULL,
+	.notify_auth = &notify_auth_polycom,
 	.ops = &polycom_ops,
 };

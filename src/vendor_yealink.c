@@ -18,6 +18,7 @@
  * without colons, runs of blanks possible).  NOTIFY: "check-sync;reboot=true"
  * (sip.notify_reboot_enable's default reloads on plain check-sync too).
  */
+#include "sip.h"
 #include "vendor.h"
 
 static const struct vendor_file yealink_device[] = {
@@ -64,6 +65,9 @@ static const struct vendor_ops yealink_ops = {
 	.notify_body = NULL,
 };
 
+/* MD5, the line's registrar as realm */
+static const struct vendor_notify_auth notify_auth_yealink = { NULL, 1u << SIP_DIGEST_MD5, false };
+
 const struct vendor_profile vendor_yealink = {
 	.name = "yealink",
 	.device_files = yealink_device,
@@ -78,5 +82,6 @@ const struct vendor_profile vendor_yealink = {
 	.notify_alt_key = "sip.notify_reboot_enable",
 	.notify_alt_value = "0",
 	.notify_content_type = NULL,
+	.notify_auth = &notify_auth_yealink,
 	.ops = &yealink_ops,
 };

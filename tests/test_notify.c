@@ -385,6 +385,7 @@ Test(notify_auth, challenge_is_answered_once_with_new_branch_and_cseq)
 
 	t.auth_user = "1001";
 	t.auth_password = "s3cr&t";
+	t.auth_policy = (struct sip_auth_policy){ "pbx.example", 1u << SIP_DIGEST_MD5, true };
 	cr_assert_eq(notify_send(n, &t, 0, NULL), 0);
 	snprintf(via1, sizeof(via1), "%s", hval(&sent[0], "Via"));
 	snprintf(cid1, sizeof(cid1), "%s", hval(&sent[0], "Call-ID"));
@@ -435,6 +436,7 @@ Test(notify_auth, second_challenge_fails)
 
 	t.auth_user = "1001";
 	t.auth_password = "wrong";
+	t.auth_policy = (struct sip_auth_policy){ "pbx.example", 1u << SIP_DIGEST_MD5, true };
 	cr_assert_eq(notify_send(n, &t, 0, NULL), 0);
 	len = reply(&sent[0], "SIP/2.0 401 Unauthorized", challenge401, resp,
 	    sizeof(resp));
@@ -458,6 +460,7 @@ Test(notify_auth, proxy_challenge_uses_proxy_authorization)
 
 	t.auth_user = "1001";
 	t.auth_password = "pw";
+	t.auth_policy = (struct sip_auth_policy){ "px", 1u << SIP_DIGEST_MD5, false };
 	cr_assert_eq(notify_send(n, &t, 0, NULL), 0);
 	len = reply(&sent[0], "SIP/2.0 407 Proxy Authentication Required",
 	    "Proxy-Authenticate: Digest realm=\"px\", nonce=\"nn\"\r\n", resp,
@@ -1016,7 +1019,8 @@ Test(notify_sipp, wrong_event_fails_the_scenario, .timeout = 20)
 Test(notify_sipp, digest_challenge_answered, .timeout = 20)
 {
 	struct notify_target t = { .user = "1001", .event = "resync",
-	    .auth_user = "1001", .auth_password = "s3cr&t" };
+	    .auth_user = "1001", .auth_password = "s3cr&t",
+	    .auth_policy = { "hotdeskd.test", 1u << SIP_DIGEST_MD5, false } };
 
 	vendor_case("uas_auth.xml", &t, 200, 2);
 }
@@ -1024,7 +1028,8 @@ Test(notify_sipp, digest_challenge_answered, .timeout = 20)
 Test(notify_sipp, digest_wrong_password_is_refused, .timeout = 20)
 {
 	struct notify_target t = { .user = "1001", .event = "resync",
-	    .auth_user = "1001", .auth_password = "not-it" };
+	    .auth_user = "1001", .auth_password = "not-it",
+	    .auth_policy = { "hotdeskd.test", 1u << SIP_DIGEST_MD5, false } };
 
 	/* sipp's verifyauth fails, it answers 403 and its call succeeds. */
 	vendor_case("uas_auth.xml", &t, 403, 2);
@@ -1080,4 +1085,43 @@ Test(notify_sipp, silent_phone_retransmits_then_times_out, .timeout = 20)
 	cr_assert_eq(rc, 0, "sipp exited %d: see %s", rc, s.dir);
 	notify_free(n);
 	sipp_cleanup(&s);
+}
+
+/* A challenge that does not fit the family's policy is not answered: the
+ * transaction ends with the 401, and no digest of the password leaves. */
+static void
+refused_case(const char *challenge, struct sip_auth_policy pol)
+{
+	struct notify *n = fake_notify(0, 0, 0, NULL);
+	struct notify_target t = yealink;
+	char resp[2048];
+	size_t len;
+
+	nresults = 0;
+	t.auth_user = "1001";
+	t.auth_password = "s3cr&t";
+	t.auth_policy = pol;
+	cr_assert_eq(notify_send(n, &t, 0, NULL), 0);
+	len = reply(&sent[0], "SIP/2.0 401 Unauthorized", challenge, resp, sizeof(resp));
+	cr_assert_eq(notify_input(n, resp, len, 50), 1);
+	cr_assert_eq(nsent, 1, "an unfit challenge was answered: %s", challenge);
+	cr_assert_eq(nresults, 1);
+	cr_assert_eq(results[0].status, 401);
+	notify_free(n);
+}
+
+Test(notify_auth, only_the_familys_realm_algorithm_and_qop_are_answered)
+{
+	const struct sip_auth_policy mpp = { "pbx.example", 1u << SIP_DIGEST_MD5, true };
+
+	/* another realm: a digest for the PBX's realm is what an attacker wants */
+	refused_case("WWW-Authenticate: Digest realm=\"pbx.evil\", nonce=\"n1\", qop=\"auth\"\r\n",
+	             mpp);
+	/* an algorithm the phone does not use */
+	refused_case("WWW-Authenticate: Digest realm=\"pbx.example\", nonce=\"n1\", "
+	             "algorithm=SHA-256, qop=\"auth\"\r\n", mpp);
+	/* no qop where the family always offers it (RFC 2069 downgrade) */
+	refused_case("WWW-Authenticate: Digest realm=\"pbx.example\", nonce=\"n1\"\r\n", mpp);
+	/* a family that never challenges: nothing is ever answered */
+	refused_case(challenge401, (struct sip_auth_policy){ NULL, 0, false });
 }

@@ -497,3 +497,64 @@ Test(resync_store, device_contact_rows)
 	cr_assert_eq(store_devcontact_by_addr(st, "192.0.2.3:5060", &out), 0);
 	store_close(st);
 }
+
+Test(resync_target, notify_targets_are_unicast_phones)
+{
+	static const struct { const char *host; int port; bool ok; } cases[] = {
+		{ "192.0.2.10", 5060, true },     { "127.0.0.1", 5062, true },
+		{ "2001:db8::5", 5060, true },    { "192.0.2.10", 5061, true },
+		{ "192.0.2.10", 1024, true },     { "192.0.2.10", 1023, false },
+		{ "192.0.2.10", 22, false },      { "192.0.2.10", 80, false },
+		{ "0.0.0.0", 5060, false },       { "0.1.2.3", 5060, false },
+		{ "224.0.0.1", 5060, false },     { "239.255.255.250", 5060, false },
+		{ "255.255.255.255", 5060, false }, { "240.0.0.1", 5060, false },
+		{ "::", 5060, false },            { "ff02::1", 5060, false },
+		{ "::ffff:224.0.0.251", 5060, false }, { "::ffff:192.0.2.1", 5060, true },
+		{ "phone.example", 5060, false }, { "", 5060, false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = resync_target_refused(cases[i].host, cases[i].port, NULL);
+
+		cr_assert_eq(why == NULL, cases[i].ok, "%s:%d -> %s", cases[i].host, cases[i].port,
+		             why ? why : "allowed");
+	}
+}
+
+Test(resync_target, phone_networks_limit_targets)
+{
+	struct cfg_netlist nets;
+	char msg[128];
+	struct resync_target t;
+	struct resync_target_in in = { .reg_contact = "sip:1001@10.1.2.255:5060",
+	                               .reg_expires_at = 2000, .fetch_source = "10.1.2.7",
+	                               .now = 1000 };
+
+	cr_assert_eq(cfg_netlist_parse("10.1.2.0/24, 2001:db8::/32", &nets, msg, sizeof(msg)), 0);
+	cr_assert_null(resync_target_refused("10.1.2.7", 5060, &nets));
+	cr_assert_null(resync_target_refused("2001:db8::7", 5060, &nets));
+	cr_assert_str_eq(resync_target_refused("10.1.3.7", 5060, &nets),
+	                 "outside [sip] notify_networks");
+	cr_assert_str_eq(resync_target_refused("10.1.2.255", 5060, &nets),
+	                 "the broadcast address of a phone network");
+	cr_assert_null(resync_target_refused("10.1.3.255", 5060, NULL), "no list: any unicast");
+	/* a refused registration contact is passed over: the fetch source */
+	in.nets = &nets;
+	cr_assert_eq(resync_pick_target(&in, &t), 0);
+	cr_assert_eq(t.source, RESYNC_TGT_FETCH);
+	cr_assert_str_eq(t.host, "10.1.2.7");
+	/* multicast contacts likewise, with or without a list */
+	in.nets = NULL;
+	in.reg_contact = "sip:1001@239.1.1.1:5060";
+	cr_assert_eq(resync_pick_target(&in, &t), 0);
+	cr_assert_eq(t.source, RESYNC_TGT_FETCH);
+	in.reg_contact = "sip:1001@192.0.2.9:80";
+	cr_assert_eq(resync_pick_target(&in, &t), 0);
+	cr_assert_eq(t.source, RESYNC_TGT_FETCH);
+	/* nothing acceptable at all: no target */
+	in.fetch_source = "224.0.0.9";
+	cr_assert_eq(resync_pick_target(&in, &t), -1);
+	in.reg_contact = "sip:1001@192.0.2.9:5060";
+	cr_assert_eq(resync_pick_target(&in, &t), 0);
+	cr_assert_eq(t.source, RESYNC_TGT_REGISTRATION);
+	cfg_netlist_free(&nets);
+}

@@ -566,3 +566,33 @@ Test(sip_digest, authorization_header_from_parsed_challenge)
 	    sizeof(err)), -1);
 	cr_assert_str_eq(err, "algorithm: unsupported");
 }
+
+Test(sip, challenge_policy)
+{
+	struct sip_challenge ch = { .present = true, .realm = "PolycomSPIP", .nonce = "n",
+	                            .algorithm = "", .qop = "" };
+	const struct sip_auth_policy poly = { "PolycomSPIP", 1u << SIP_DIGEST_MD5, false };
+	const struct sip_auth_policy mpp = { "pbx.example", 1u << SIP_DIGEST_MD5, true };
+	char err[64];
+
+	cr_assert_eq(sip_challenge_allowed(&ch, &poly, err, sizeof(err)), 0, "%s", err);
+	strcpy(ch.algorithm, "md5");
+	cr_assert_eq(sip_challenge_allowed(&ch, &poly, err, sizeof(err)), 0, "%s", err);
+	strcpy(ch.algorithm, "SHA-256");
+	cr_assert_eq(sip_challenge_allowed(&ch, &poly, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "algorithm not the phone's");
+	strcpy(ch.algorithm, "MD5-sess");
+	cr_assert_eq(sip_challenge_allowed(&ch, &poly, err, sizeof(err)), -1);
+	strcpy(ch.algorithm, "MD5");
+	strcpy(ch.realm, "polycomspip");
+	cr_assert_eq(sip_challenge_allowed(&ch, &poly, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "realm not the phone's");
+	strcpy(ch.realm, "pbx.example");
+	cr_assert_eq(sip_challenge_allowed(&ch, &mpp, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "qop missing");
+	strcpy(ch.qop, "auth-int");
+	cr_assert_eq(sip_challenge_allowed(&ch, &mpp, err, sizeof(err)), -1);
+	strcpy(ch.qop, "auth-int, auth");
+	cr_assert_eq(sip_challenge_allowed(&ch, &mpp, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sip_challenge_allowed(&ch, NULL, err, sizeof(err)), -1);
+}

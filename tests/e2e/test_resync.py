@@ -214,6 +214,19 @@ def uri_of(notify):
     return notify[0].split()[1]
 
 
+def auth_scenario(tmp_path, user, pw, realm, algorithm, name="resync_auth.xml"):
+    """A copy of resync_auth.xml.in challenging with realm and algorithm."""
+    with open(os.path.join(SIP_DIR, "resync_auth.xml.in")) as f:
+        scen = f.read()
+    for k, v in (("@USER@", user), ("@PASSWORD@", pw), ("@REALM@", realm),
+                 ("@ALGORITHM@", algorithm)):
+        scen = scen.replace(k, escape(v, {'"': "&quot;"}))
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w") as f:
+        f.write(scen)
+    return path
+
+
 # ---------------------------------------------------------------- the move
 
 def test_star30_notifies_each_changed_phone_once_at_its_own_contact(acme, phones):
@@ -290,12 +303,8 @@ def test_star30_notifies_each_changed_phone_once_at_its_own_contact(acme, phones
 def test_cisco_enterprise_body_and_digest_challenge(acme, phones, tmp_path):
     d, demo = acme
     user, pw = "acme-101", demo.passwords["acme-101"]
-    with open(os.path.join(SIP_DIR, "resync_auth.xml.in")) as f:
-        scen = f.read().replace("@USER@", escape(user, {'"': "&quot;"})).replace(
-            "@PASSWORD@", escape(pw, {'"': "&quot;"}))
-    auth_path = os.path.join(str(tmp_path), "resync_auth.xml")
-    with open(auth_path, "w") as f:
-        f.write(scen)
+    # device 101 is a Polycom: it challenges with its own realm (VENDORS)
+    auth_path = auth_scenario(tmp_path, user, pw, "PolycomSPIP", "MD5")
     p101 = phones(name="dev101-auth", path=auth_path, calls=1)
     p104 = phones(name="dev104", calls=1)
     call_id = "reg-%s@pbx.acme.test" % uuid.uuid4().hex[:12]
@@ -439,3 +448,52 @@ def test_through_the_outbound_proxy(make_daemon, phones):
     assert n[1]["event"] == ["service-control"]
     s = wait_sync(d, mac(104), lambda s: s["last_result"] == "200 OK", what="200 via the proxy")
     assert s["target"]["uri"] == "sip:acme-104@192.0.2.44:5062", s
+
+
+# ------------------------------------------ what a NOTIFY may reach, answer
+
+@pytest.mark.parametrize("realm,algorithm", [("pbx.acme.test", "MD5"),
+                                             ("PolycomSPIP", "SHA-256")])
+def test_challenge_outside_the_familys_policy_is_not_answered(acme, phones, tmp_path,
+                                                               realm, algorithm):
+    """A Polycom challenges with its realm PolycomSPIP and MD5: a challenge
+    naming the PBX's realm (what a relay attack needs) or another
+    algorithm gets no digest of the line's password."""
+    d, demo = acme
+    user, pw = "acme-101", demo.passwords["acme-101"]
+    path = auth_scenario(tmp_path, user, pw, realm, algorithm)
+    p101 = phones(name="dev101-bad-auth", path=path, calls=1)
+    register(d, user, p101.contact(user))
+    move(d, "acme-101", "104", demo.code(104))
+    s = wait_sync(d, mac(101), lambda s: (s["last_result"] or "").startswith("401"),
+                  what="the 401 recorded as the result")
+    reqs = p101.distinct_notifies()
+    assert len(reqs) == 1, "the challenge was answered: %r" % (reqs,)
+    assert "authorization" not in reqs[0][1]
+    time.sleep(0.5)                      # nothing more arrives later either
+    assert len(p101.distinct_notifies()) == 1
+    assert s["last_result"].startswith("401"), s
+
+
+@pytest.mark.parametrize("contact", ["sip:acme-101@224.0.1.75:5060",
+                                     "sip:acme-101@255.255.255.255:5060",
+                                     "sip:acme-101@0.0.0.0:5060",
+                                     "sip:acme-101@127.0.0.1:22"])
+def test_registration_contacts_that_are_no_phone_are_never_targets(acme, contact):
+    d, demo = acme
+    register(d, "acme-101", contact)
+    tgt = sync(d, mac(101))["target"]
+    assert tgt is None or tgt["source"] != "registration", tgt
+
+
+def test_notify_networks_limit_targets(make_daemon, phones):
+    d = make_daemon({"sip": dict(FAST, notify_networks="10.0.0.0/8")})
+    demo = hdharness.build_demo(d)
+    p = phones(name="outside", calls=1)
+    register(d, "acme-101", p.contact("acme-101"))
+    move(d, "acme-101", "102", demo.code(102))
+    s = wait_sync(d, mac(101), lambda s: bool(s["last_result"]),
+                  what="a result")
+    assert "no target" in s["last_result"] or "refused" in s["last_result"], s
+    time.sleep(0.3)
+    assert p.distinct_notifies() == []
