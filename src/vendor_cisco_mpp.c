@@ -22,8 +22,8 @@
  * (the phone challenges it; the notifier answers with the line's
  * credentials).
  */
-#include "sip.h"
 #include "vendor.h"
+#include "sip.h"
 
 #include <string.h>
 

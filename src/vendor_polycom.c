@@ -21,8 +21,8 @@
  * optionally with "(SN:0004f2aabbcc)"; the SIP User-Agent lacks the
  * "FileTransport" word.  NOTIFY: "check-sync".
  */
-#include "sip.h"
 #include "vendor.h"
+#include "sip.h"
 
 #include <string.h>
 

@@ -18,8 +18,8 @@
  * without colons, runs of blanks possible).  NOTIFY: "check-sync;reboot=true"
  * (sip.notify_reboot_enable's default reloads on plain check-sync too).
  */
-#include "sip.h"
 #include "vendor.h"
+#include "sip.h"
 
 static const struct vendor_file yealink_device[] = {
 	{"{mac}.cfg", "device.cfg", RENDER_KV, NULL},
