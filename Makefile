@@ -4,6 +4,7 @@
 #   make run        start hotdeskd with demo data on an embedded SQLite file
 #   make test       build and run the whole test suite (unit + end to end)
 #   make asan       the same suite built with ASan/UBSan into build-asan/
+#   make fuzz       every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each
 #
 # The core (everything in src/ but main.c) is compiled once into
 # $(B)/libhotdeskd.a, linked by the daemon and by every test.
@@ -25,7 +26,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIB := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
-.PHONY: all prompts run test unit e2e asan clean deps check-config
+.PHONY: all prompts run test unit e2e asan fuzz fuzz-build clean deps check-config
 all: $(B)/hotdeskd prompts
 
 # Spoken prompts of the Virtualization Center, one folder per language,
@@ -70,10 +71,32 @@ asan:
 	  LDFLAGS="-fsanitize=address,undefined" all $(addprefix build-asan/tests/,$(notdir $(TEST_BIN)))
 	sh scripts/run-asan.sh
 
+# Fuzzing: each tests/fuzz/fuzz_<name>.c is a libFuzzer harness linked with
+# the core built by clang with ASan/UBSan into build-fuzz/; `make fuzz` runs
+# each for FUZZ_SECONDS from its seed corpus tests/fuzz/corpus/<name>/ and
+# fails on any crash, leak or sanitizer report (scripts/run-fuzz.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(B)/libhotdeskd.a | $(B)/fuzz
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(XCFLAGS) $(LDFLAGS) -o $@ $< $(B)/libhotdeskd.a $(LDLIBS)
+
+$(B)/fuzz:
+	mkdir -p $@
+
+fuzz-build:
+	$(MAKE) B=build-fuzz CC=clang \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	  LDFLAGS="$(FUZZ_SAN)" $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh scripts/run-fuzz.sh $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
+
 run: deps all
 	sh scripts/demo.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(B)/obj/main.d
