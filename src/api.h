@@ -76,5 +76,8 @@ bool api_digits(const char *s, size_t max);
 void api_pbx_handle(void *arg, const struct http_request *req, struct http_response *res);
 void api_prov_handle(void *arg, const struct http_request *req, struct http_response *res);
 void api_admin_handle(void *arg, const struct http_request *req, struct http_response *res);
+/* The 413 of each API in its own error form (http_route.too_large). */
+void api_pbx_too_large(void *arg, const struct http_request *req, struct http_response *res);
+void api_admin_too_large(void *arg, const struct http_request *req, struct http_response *res);
 
 #endif

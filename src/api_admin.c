@@ -351,6 +351,7 @@ struct read {
 	json_t *out;
 	int status;
 	const char *msg;
+	const char *field;   /* the body's field at fault, or NULL */
 	/* for writes: resolved ids and copies */
 	hd_id org_id;
 	struct hd_ext *ext_copy;
@@ -559,11 +560,13 @@ rd_dev_refs(const struct world *w, struct store *st, void *arg)
 	if (rd->mac != NULL && (cur = world_dev_by_mac(w, rd->mac)) != NULL &&
 	    !may_see(rd->r, cur->org)) {
 		rd->msg = "mac: already used by another device";
+		rd->field = "mac";
 		rd->status = 409;
 		return 0;
 	}
 	if (read_org(w, rd) == NULL) {
 		rd->msg = "org: no such organization";
+		rd->field = "org";
 		rd->status = 400;
 		return 0;
 	}
@@ -573,6 +576,7 @@ rd_dev_refs(const struct world *w, struct store *st, void *arg)
 	if (rd->mac != NULL && (cur = world_dev_by_mac(w, rd->mac)) != NULL &&
 	    cur->org != rd->org_id) {
 		rd->msg = "org: a device cannot change organization";
+		rd->field = "org";
 		rd->status = 409;
 		return 0;
 	}
@@ -581,6 +585,7 @@ rd_dev_refs(const struct world *w, struct store *st, void *arg)
 		if ((h = world_ext_by_number(w, rd->org_id, rd->home_number)) == NULL) {
 			rd->status = 400;
 			rd->msg = "home_extension: no such extension in the organization";
+			rd->field = "home_extension";
 			return 0;
 		}
 		rd->home_id = h->id;
@@ -605,7 +610,7 @@ run_read(struct req_ctx *r, struct read *rd, int (*fn)(const struct world *, str
 	rd->status = 200;
 	svc_locked(r->c->svc, fn, rd);
 	if (rd->status != 200) {
-		api_json_error(r->res, rd->status, NULL, rd->msg);
+		api_json_error(r->res, rd->status, rd->field, rd->msg);
 		return -1;
 	}
 	return 0;
@@ -1388,6 +1393,12 @@ admin_route(struct req_ctx *r0)
 		tokens_route(&r);
 	else
 		api_json_error(res, 404, NULL, "not found");
+}
+
+void
+api_admin_too_large(void *arg, const struct http_request *req, struct http_response *res)
+{
+	api_json_error(res, 413, NULL, "body too large");
 }
 
 void

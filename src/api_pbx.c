@@ -30,6 +30,12 @@ fail(const struct http_request *req, struct http_response *res, int status, cons
 	api_answer_send(req, res, status, &a);
 }
 
+void
+api_pbx_too_large(void *arg, const struct http_request *req, struct http_response *res)
+{
+	fail(req, res, 413, "body too large");
+}
+
 /* Parses the body by Content-Type into *f.  Returns 0 or fills res. */
 static int
 parse_body(const struct http_request *req, struct http_response *res, struct form **f)

@@ -68,6 +68,7 @@ struct route {
 	http_handler handler;
 	void *arg;
 	size_t max_body;
+	http_handler too_large; /* NULL: plain-text 413 */
 };
 
 struct http_server {
@@ -285,7 +286,7 @@ send_response(struct req *q, struct http_response *res)
 }
 
 static enum MHD_Result
-run_handler(struct req *q, const char *method)
+run_handler_with(struct req *q, const char *method, http_handler handler)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct http_request req;
@@ -309,8 +310,26 @@ run_handler(struct req *q, const char *method)
 	res.status = 200;
 	res.head_only = strcmp(method, "HEAD") == 0;
 
-	q->route->handler(q->route->arg, &req, &res);
+	handler(q->route->arg, &req, &res);
 	return send_response(q, &res);
+}
+
+static enum MHD_Result
+run_handler(struct req *q, const char *method)
+{
+	return run_handler_with(q, method, q->route->handler);
+}
+
+/* 413: in the route's own error form when it has one (its too_large
+ * handler sees the request without a body), else plain text. */
+static enum MHD_Result
+too_large(struct req *q, const char *method)
+{
+	if (q->route->too_large != NULL) {
+		q->body_len = 0;
+		return run_handler_with(q, method, q->route->too_large);
+	}
+	return queue_text(q->mc, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
 }
 
 /* ---- MHD callbacks ---- */
@@ -421,8 +440,7 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 		if (parse_length(MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 		        MHD_HTTP_HEADER_CONTENT_LENGTH), &cl) &&
 		    cl > q->route->max_body)
-			return queue_text(mc, MHD_HTTP_CONTENT_TOO_LARGE,
-			                  "request body too large\n");
+			return too_large(q, method);
 		return MHD_YES;
 	}
 
@@ -447,7 +465,7 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 	}
 
 	if (q->reject != 0)
-		return queue_text(mc, (unsigned)q->reject, "request body too large\n");
+		return too_large(q, method);
 	return run_handler(q, method);
 }
 
@@ -553,6 +571,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		s->routes[i].handler = routes[i].handler;
 		s->routes[i].arg = routes[i].arg;
 		s->routes[i].max_body = routes[i].max_body;
+		s->routes[i].too_large = routes[i].too_large;
 	}
 	qsort(s->routes, s->nroutes, sizeof(*s->routes), cmp_route);
 

@@ -100,6 +100,10 @@ struct http_route {
 	http_handler handler;
 	void *arg;
 	size_t max_body;           /* larger bodies get 413 and no handler call */
+	/* Optional: answers the 413 in the route's own error form (called
+	 * with the request's headers and an empty body; the status it sets
+	 * is sent as is).  NULL: a plain-text 413. */
+	http_handler too_large;
 };
 
 struct http_opts {

@@ -349,14 +349,15 @@ run(struct daemon *d)
 	    fs_sweep_temporaries(d->api.phone_logs, NULL, err, sizeof(err)) != 0)
 		log_error("phone logs: removing stale temporaries: %s", err);
 	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
-	                                 (size_t)d->cfg->server.max_body };
+	                                 (size_t)d->cfg->server.max_body, api_pbx_too_large };
 	d->api.max_body = (size_t)d->cfg->server.max_body;
 	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
 	                                 (size_t)(d->cfg->server.max_import > d->cfg->server.max_body
 	                                          ? d->cfg->server.max_import
-	                                          : d->cfg->server.max_body) };
+	                                          : d->cfg->server.max_body),
+	                                 api_admin_too_large };
 	routes[2] = (struct http_route){ d->api.prefix, api_prov_handle, &d->api,
-	                                 (size_t)d->cfg->provisioning.log_max };
+	                                 (size_t)d->cfg->provisioning.log_max, NULL };
 	ho.listen = d->cfg->server.listen;
 	ho.port = (unsigned)d->cfg->server.port;
 	ho.threads = (unsigned)d->cfg->server.threads;
@@ -364,7 +365,7 @@ run(struct daemon *d)
 	ho.timeout_s = 30;
 	/* Prometheus text; optional bearer token from the environment */
 	routes[3] = (struct http_route){ "/metrics", metrics_http_handle,
-	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0 };
+	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0, NULL };
 	if ((d->http = http_start(&ho, routes, 4, err, sizeof(err))) == NULL) {
 		log_error("http: %s", err);
 		return 1;

@@ -174,13 +174,33 @@ def test_oversized_body(acme, tmp_path):
                     b"&call_id=" + b"x" * 70000)
     st, out = d.curl("POST", "/pbx/v1/star30", data_file=str(big),
                      headers=[FORM, "Authorization: Bearer " + d.pbx_token])
+    # each API answers 413 in its own error form
     assert st == 413, (st, out[:200])
+    assert parse_line(out) == {"result": "error", "reason": "body too large"}, out
+    st, out = d.curl("POST", "/pbx/v1/star30", data_file=str(big),
+                     headers=[FORM, "Authorization: Bearer " + d.pbx_token,
+                              "Accept: application/json"])
+    assert st == 413 and json.loads(out) == {"result": "error", "reason": "body too large"}, out
     bigjson = tmp_path / "big.json"
     bigjson.write_text(json.dumps({"display_name": "x" * 70000}))
     st, out = d.curl("PATCH", "/api/v1/orgs/acme/extensions/101", data_file=str(bigjson),
                      headers=["Authorization: Bearer " + d.admin_token,
                               "Content-Type: application/json"])
     assert st == 413, (st, out[:200])
+    assert json.loads(out) == {"error": "body too large", "field": None}, out
+    # the same when the body is sent in chunks (no Content-Length to refuse early)
+    for path, hdrs, form in (
+            ("/pbx/v1/star30", [FORM, "Authorization: Bearer " + d.pbx_token], True),
+            ("/api/v1/orgs/acme/extensions/101", ["Authorization: Bearer " + d.admin_token,
+                                                  "Content-Type: application/json"], False)):
+        st, out = d.curl("POST" if form else "PATCH", path,
+                         data_file=str(big if form else bigjson),
+                         headers=hdrs + ["Transfer-Encoding: chunked"])
+        assert st == 413, (path, st, out[:200])
+        if form:
+            assert parse_line(out)["reason"] == "body too large", out
+        else:
+            assert json.loads(out)["error"] == "body too large", out
     assert snapshot(d) == snap
     assert d.alive()
     invariants(d)
@@ -411,3 +431,30 @@ def test_malformed_json_answer_does_not_echo_values(acme):
     assert st == 400 and b"column" in out and pw.encode() not in out, (st, out)
     assert ext(d, 101)["status"] == "home"
     invariants(d)
+
+
+def test_admin_errors_name_the_field_at_fault(acme):
+    # "field" names the body's field whenever one is at fault, null otherwise
+    d, demo = acme
+    m = "0004f2000999"
+    cases = [
+        ("PUT", "/api/v1/devices/" + m,
+         {"org": "acme", "profile": "yealink", "home_extension": "999"}, 400, "home_extension"),
+        ("PUT", "/api/v1/devices/" + m, {"org": "nosuch", "profile": "yealink"}, 400, "org"),
+        ("PUT", "/api/v1/devices/" + mac(101), {"org": "globex", "profile": "polycom"},
+         409, "org"),
+        ("PUT", "/api/v1/devices/" + m, {"org": "acme", "profile": "nokia"}, 400, "profile"),
+        ("PUT", "/api/v1/devices/" + m,
+         {"org": "acme", "profile": "yealink", "parking": {"sip_user": "a b", "sip_password": "x"}},
+         400, "parking.sip_user"),
+        ("PUT", "/api/v1/devices/" + m, {"org": "acme", "profile": "yealink", "color": "red"},
+         400, "color"),
+        ("PATCH", "/api/v1/orgs/acme/extensions/101", {"sip_user": "acme-102"}, 409, "sip_user"),
+        ("PATCH", "/api/v1/orgs/acme/extensions/101", {"secret_code": "12a"}, 400, "secret_code"),
+        ("PATCH", "/api/v1/orgs/acme", {"sip_server": {"port": 0}}, 400, "sip_server.port"),
+        ("POST", "/api/v1/tokens", {"role": "org", "org": "nosuch"}, 400, "org"),
+        ("DELETE", "/api/v1/orgs/acme/extensions/999", None, 404, None),
+    ]
+    for method, path, body, status, field in cases:
+        st, js = d.admin(method, path, body)
+        assert (st, js.get("field")) == (status, field), (method, path, body, st, js)
