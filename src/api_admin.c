@@ -664,6 +664,13 @@ org_write(struct req_ctx *r, bool patch)
 	}
 	if ((in = parse_json(r)) == NULL)
 		return;
+	if (r->who.role != SVC_ROLE_ADMIN && json_object_get(in, "provisioning") != NULL) {
+		/* download access decides who may fetch files holding SIP
+		 * passwords: an organization token never sees those */
+		api_json_error(r->res, 403, "provisioning",
+		               "provisioning: only an admin token may change download access");
+		goto out;
+	}
 	if (patch) {
 		rd.org = name;
 		if (run_read(r, &rd, rd_org) != 0)
@@ -897,6 +904,14 @@ dev_write(struct req_ctx *r, bool patch)
 
 	if ((in = parse_json(r)) == NULL)
 		return;
+	if (r->who.role != SVC_ROLE_ADMIN && json_object_get(in, "provisioning_password") != NULL) {
+		/* with it, the token could download the phone's SIP password */
+		api_json_error(r->res, 403, "provisioning_password",
+		               "provisioning_password: only an admin token may set download "
+		               "credentials");
+		json_decref(in);
+		return;
+	}
 	rd.mac = r->seg[1];
 	if (patch) {
 		if (run_read(r, &rd, rd_dev) != 0)

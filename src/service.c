@@ -123,10 +123,10 @@ void
 svc_event(struct svc *s, const char *type, hd_id org, const char *ext, const char *mac,
           const char *detail_json)
 {
-	pthread_mutex_lock(&s->mu);
+	lock(s);
 	if (store_event_add(s->st, now_s(), type, org, ext, mac, detail_json) != 0)
 		log_warn("event %s not recorded: %s", type, store_errmsg(s->st));
-	pthread_mutex_unlock(&s->mu);
+	unlock(s);
 }
 
 static const char *
