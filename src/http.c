@@ -571,7 +571,9 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		s->routes[i].handler = routes[i].handler;
 		s->routes[i].arg = routes[i].arg;
 		s->routes[i].max_body = routes[i].max_body;
-		s->routes[i].too_large = routes[i].too_large;
+		for (size_t k = 0; k < o->n_too_large; k++)
+			if (strcmp(o->too_large[k].prefix, routes[i].prefix) == 0)
+				s->routes[i].too_large = o->too_large[k].handler;
 	}
 	qsort(s->routes, s->nroutes, sizeof(*s->routes), cmp_route);
 

@@ -100,10 +100,6 @@ struct http_route {
 	http_handler handler;
 	void *arg;
 	size_t max_body;           /* larger bodies get 413 and no handler call */
-	/* Optional: answers the 413 in the route's own error form (called
-	 * with the request's headers and an empty body; the status it sets
-	 * is sent as is).  NULL: a plain-text 413. */
-	http_handler too_large;
 };
 
 struct http_opts {
@@ -112,6 +108,13 @@ struct http_opts {
 	unsigned threads;          /* worker threads (thread pool); 0 or 1 = one */
 	unsigned conn_limit;       /* max concurrent connections; 0 = MHD default */
 	unsigned timeout_s;        /* idle connection timeout; 0 = none */
+	/* Optional: the 413 of a route in its own error form.  The route
+	 * whose prefix equals too_large[i].prefix has it answered by
+	 * too_large[i].handler (with the route's arg; called with the
+	 * request's headers and an empty body, its status sent as is);
+	 * max_body unused.  Other routes answer a plain-text 413. */
+	const struct http_route *too_large;
+	size_t n_too_large;
 };
 
 struct http_server;

@@ -285,6 +285,10 @@ run(struct daemon *d)
 	struct startup su = { d, "" };
 	struct timespec t0, t1, t2;
 	struct http_opts ho = { 0 };
+	static const struct http_route too_large[] = {
+		{ .prefix = "/pbx/v1/", .handler = api_pbx_too_large },
+		{ .prefix = "/api/v1/", .handler = api_admin_too_large },
+	};
 	struct svc_opts so;
 	sigset_t set;
 	char err[512];
@@ -349,23 +353,25 @@ run(struct daemon *d)
 	    fs_sweep_temporaries(d->api.phone_logs, NULL, err, sizeof(err)) != 0)
 		log_error("phone logs: removing stale temporaries: %s", err);
 	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
-	                                 (size_t)d->cfg->server.max_body, api_pbx_too_large };
+	                                 (size_t)d->cfg->server.max_body };
 	d->api.max_body = (size_t)d->cfg->server.max_body;
 	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
 	                                 (size_t)(d->cfg->server.max_import > d->cfg->server.max_body
 	                                          ? d->cfg->server.max_import
-	                                          : d->cfg->server.max_body),
-	                                 api_admin_too_large };
+	                                          : d->cfg->server.max_body) };
 	routes[2] = (struct http_route){ d->api.prefix, api_prov_handle, &d->api,
-	                                 (size_t)d->cfg->provisioning.log_max, NULL };
+	                                 (size_t)d->cfg->provisioning.log_max };
 	ho.listen = d->cfg->server.listen;
 	ho.port = (unsigned)d->cfg->server.port;
 	ho.threads = (unsigned)d->cfg->server.threads;
 	ho.conn_limit = 4096;
 	ho.timeout_s = 30;
+	/* each API answers its 413 in its own error form */
+	ho.too_large = too_large;
+	ho.n_too_large = sizeof(too_large) / sizeof(too_large[0]);
 	/* Prometheus text; optional bearer token from the environment */
 	routes[3] = (struct http_route){ "/metrics", metrics_http_handle,
-	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0, NULL };
+	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0 };
 	if ((d->http = http_start(&ho, routes, 4, err, sizeof(err))) == NULL) {
 		log_error("http: %s", err);
 		return 1;

@@ -118,7 +118,8 @@ start(void)
 		{ "/auth/", h_auth, NULL, 0 },
 		{ "/slow/", h_slow, NULL, 0 },
 	};
-	struct http_opts o = { "127.0.0.1", 0, 4, 64, 10 };
+	struct http_opts o = { .listen = "127.0.0.1", .threads = 4, .conn_limit = 64,
+	                       .timeout_s = 10 };
 	char err[256] = "";
 
 	atomic_store(&calls, 0);
@@ -673,7 +674,8 @@ Test(http, stop_finishes_in_flight_request)
 Test(http, start_errors)
 {
 	static const struct http_route rt[] = { { "/", h_echo, NULL, 0 } };
-	struct http_opts o = { "not-an-address", 0, 1, 8, 5 };
+	struct http_opts o = { .listen = "not-an-address", .threads = 1, .conn_limit = 8,
+	                       .timeout_s = 5 };
 	char err[256] = "";
 
 	cr_assert_null(http_start(&o, rt, 1, err, sizeof(err)));
@@ -687,7 +689,7 @@ Test(http, start_errors)
 Test(http, ipv6_dual_stack)
 {
 	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0 } };
-	struct http_opts o = { "::", 0, 2, 8, 5 };
+	struct http_opts o = { .listen = "::", .threads = 2, .conn_limit = 8, .timeout_s = 5 };
 	char err[256] = "";
 	struct http_server *s6 = http_start(&o, rt, 1, err, sizeof(err));
 	unsigned saved = port;
