@@ -91,8 +91,8 @@ Test(sipmsg_parse, refuses_garbage)
 		/* no Call-ID */
 		"BYE sip:a SIP/2.0\r\nVia: x\r\nFrom: x\r\nTo: x\r\nCSeq: 1 BYE\r\n\r\n",
 		/* a body shorter than Content-Length */
-		"BYE sip:a SIP/2.0\r\nVia: x\r\nFrom: x\r\nTo: x\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n"
-		"Content-Length: 10\r\n\r\nabc",
+		("BYE sip:a SIP/2.0\r\nVia: x\r\nFrom: x\r\nTo: x\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n"
+		 "Content-Length: 10\r\n\r\nabc"),
 		/* no blank line */
 		"BYE sip:a SIP/2.0\r\nVia: x\r\nFrom: x\r\nTo: x\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n",
 		"SIP/2.0 2000 OK\r\n\r\n",
