@@ -196,7 +196,9 @@ sipmsg_parse(const char *buf, size_t len, struct sipmsg *m)
 		if (h->name.n == 0)
 			return -1;
 	}
-	if (!ended)
+	/* no NUL in the start line and headers: SIP text never has one, and a
+	 * header copied into an answer must not carry one */
+	if (!ended || memchr(buf, '\0', pos) != NULL)
 		return -1;
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		if (!sipmsg_header(m, required[i], &v) || v.n == 0)

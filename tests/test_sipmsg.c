@@ -98,11 +98,15 @@ Test(sipmsg_parse, refuses_garbage)
 		"SIP/2.0 2000 OK\r\n\r\n",
 		" folded first\r\n\r\n",
 	};
+	/* a NUL inside a header (found by fuzz_vcsip) */
+	static const char nul[] = "BYE sip:a SIP/2.0\r\nVia: x\r\nFrom: x\r\nTo: x\0y\r\n"
+	                          "Call-ID: c\r\nCSeq: 1 BYE\r\n\r\n";
 	struct sipmsg m;
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(sipmsg_parse(bad[i], strlen(bad[i]), &m), -1, "accepted: %s", bad[i]);
+	cr_assert_eq(sipmsg_parse(nul, sizeof(nul) - 1, &m), -1);
 }
 
 Test(sipmsg_uri, forms_and_limits)
