@@ -154,7 +154,7 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 		fail(req, res, 400, "invalid digits");
 	} else if (r.code != NULL && !api_digits(r.code, 32)) {
 		fail(req, res, 400, "invalid code");
-	} else if (r.call_id != NULL && !api_printable(r.call_id, 128, false)) {
+	} else if (r.call_id != NULL && !api_printable(r.call_id, 128, true)) {
 		fail(req, res, 400, "invalid call_id");
 	} else if ((rc = svc_star30(c->svc, &r, &out)) != SVC_OK) {
 		/* a move whose files would not render is refused, nothing moved */
@@ -166,7 +166,7 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 		api_answer_add(&a, "result", virt_result_name(out.result));
 		if (out.result == VIRT_DENIED)
 			api_answer_add(&a, "reason", virt_reason_name(out.reason));
-		if (out.result == VIRT_RETRY)
+		if (out.result == VIRT_RETRY || out.result == VIRT_NEED_CODE)
 			api_answer_addi(&a, "tries_left", out.tries_left);
 		if (out.extension[0])
 			api_answer_add(&a, "extension", out.extension);

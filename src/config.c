@@ -95,6 +95,7 @@ static const struct cfg_key keys[] = {
 	INT("secrets", "lockout_window", secrets.lockout_window, 1, YEAR, F_RELOAD, "900"),
 	INT("secrets", "lockout_backoff", secrets.lockout_backoff, 1, YEAR, F_RELOAD, "60"),
 	INT("secrets", "lockout_backoff_max", secrets.lockout_backoff_max, 1, YEAR, F_RELOAD, "3600"),
+	INT("secrets", "redial_window", secrets.redial_window, 0, 86400, F_RELOAD, "120"),
 	STR("provisioning", "prefix", provisioning.prefix, 0, "/provision/", check_prefix),
 	STR("provisioning", "templates", provisioning.templates, 0, "templates", NULL),
 	STR("provisioning", "static", provisioning.static_dir, 0, "provisioning", NULL),

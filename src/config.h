@@ -101,6 +101,7 @@ struct hd_config {
 		int lockout_window;      /* seconds (reload) */
 		int lockout_backoff;     /* seconds (reload) */
 		int lockout_backoff_max; /* seconds, >= lockout_backoff (reload) */
+		int redial_window;       /* seconds, 0 = per call_id only (reload) */
 	} secrets;
 
 	struct {

@@ -29,6 +29,12 @@
  *     -- time passes to locked_until -->  OPEN with c = 0
  *        (guard_locked() simply compares with now)
  *
+ * Redials (a guard_call kept per (device, extension)): the record lives
+ * redial_window seconds after its last failure; guard_redial_expire()
+ * forgets it after that, so a user who redials at once keeps the count
+ * (and sees the true tries_left) and a user who comes back later starts
+ * afresh.  The pair's lockout above still bounds what redials can try.
+ *
  * Rules:
  *   R1 0 <= call->failures; call->hung_up iff failures >= T was reached.
  *   R2 0 <= pair->failures_in_window < N after every guard_on_failure.
@@ -56,7 +62,7 @@ bool
 guard_policy_valid(const struct guard_policy *p)
 {
 	return p != NULL && p->tries_per_call >= 1 && p->threshold >= 1 && p->window >= 1 &&
-	       p->backoff >= 1 && p->backoff_max >= p->backoff;
+	       p->backoff >= 1 && p->backoff_max >= p->backoff && p->redial_window >= 0;
 }
 
 bool
@@ -69,6 +75,23 @@ bool
 guard_call_exhausted(const struct guard_policy *p, const struct guard_call *call)
 {
 	return call->hung_up || call->failures >= p->tries_per_call;
+}
+
+void
+guard_redial_expire(const struct guard_policy *p, struct guard_call *call, long long now)
+{
+	if (p->redial_window == 0 || now < call->last_failure ||
+	    now - call->last_failure >= p->redial_window) {
+		call->failures = 0;
+		call->hung_up = false;
+		call->last_failure = 0;
+	}
+}
+
+int
+guard_call_room(const struct guard_policy *p, const struct guard_call *call)
+{
+	return guard_call_exhausted(p, call) ? 0 : p->tries_per_call - call->failures;
 }
 
 long long
@@ -89,6 +112,14 @@ window_live(const struct guard_policy *p, const struct guard_pair *pair, long lo
 	       now - pair->window_start < p->window;
 }
 
+int
+guard_pair_room(const struct guard_policy *p, const struct guard_pair *pair, long long now)
+{
+	if (guard_locked(p, pair, now))
+		return 0;
+	return p->threshold - (window_live(p, pair, now) ? pair->failures_in_window : 0);
+}
+
 struct guard_outcome
 guard_on_failure(const struct guard_policy *p, struct guard_call *call,
                  struct guard_pair *pair, long long now)
@@ -101,6 +132,7 @@ guard_on_failure(const struct guard_policy *p, struct guard_call *call,
 	/* the call */
 	if (call->failures < p->tries_per_call)
 		call->failures++;
+	call->last_failure = now;
 	out.tries_left = p->tries_per_call - call->failures;
 	if (out.tries_left <= 0) {
 		out.tries_left = 0;

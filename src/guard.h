@@ -13,6 +13,11 @@
  * the guard_call and guard_pair values (zero-initialised = fresh), finds
  * them by call_id / (device, extension), and persists or evicts them.
  *
+ * Parallel requests: the caller verifies codes outside its lock, so it
+ * reserves a try before each verify and counts reserved tries against
+ * guard_call_room() and guard_pair_room(); a verify starts only while
+ * room exceeds the reservations (service.c).
+ *
  * The caller also decides what a lockout blocks.  In hotdeskd a lockout
  * never blocks a return to base (bare *30, *30 of one's own home
  * extension, return via API or web): those never ask for a code, so the
@@ -29,12 +34,19 @@ struct guard_policy {
 	int window;         /* seconds, >= 1 */
 	int backoff;        /* first lock, seconds, >= 1 */
 	int backoff_max;    /* longest lock, seconds, >= backoff */
+	int redial_window;  /* seconds a phone's tries at one target outlive a call
+	                     * (0: tries count per call_id only), >= 0 */
 };
 
-/* Per call_id.  Zero-initialised is a fresh call. */
+/*
+ * Per call_id, and per (calling device, target extension) across redials
+ * within redial_window seconds of the last failure.  Zero-initialised is a
+ * fresh call.
+ */
 struct guard_call {
-	int failures;  /* wrong codes so far in this call */
-	bool hung_up;  /* the call got a hangup answer: no more tries */
+	int failures;             /* wrong codes so far in this call */
+	bool hung_up;             /* the call got a hangup answer: no more tries */
+	long long last_failure;   /* when the last wrong code was counted */
 };
 
 /* Per (calling device, target extension).  Zero-initialised is fresh. */
@@ -61,6 +73,22 @@ bool guard_locked(const struct guard_policy *p, const struct guard_pair *pair, l
 /* Whether the call has no tries left (it must be answered hangup without
  * checking a code).  Cannot fail. */
 bool guard_call_exhausted(const struct guard_policy *p, const struct guard_call *call);
+
+/*
+ * Forgets a redial record (a per-device-and-target guard_call) whose last
+ * failure is redial_window seconds old or more; a zero redial_window
+ * forgets every record (tries are then counted per call_id only).
+ * Cannot fail.
+ */
+void guard_redial_expire(const struct guard_policy *p, struct guard_call *call, long long now);
+
+/* Tries the call may still use (tries_per_call - failures, 0 when hung
+ * up); never negative.  Cannot fail. */
+int guard_call_room(const struct guard_policy *p, const struct guard_call *call);
+
+/* Failures the pair may still take at `now` before it locks (threshold
+ * minus the failures of a live window); 0 while locked.  Cannot fail. */
+int guard_pair_room(const struct guard_policy *p, const struct guard_pair *pair, long long now);
 
 /*
  * Records one wrong code entered in `call` by the pair `pair` at `now`;

@@ -102,6 +102,7 @@ svc_opts_from(const struct hd_config *c, struct svc_opts *o)
 	o->guard.window = c->secrets.lockout_window;
 	o->guard.backoff = c->secrets.lockout_backoff;
 	o->guard.backoff_max = c->secrets.lockout_backoff_max;
+	o->guard.redial_window = c->secrets.redial_window;
 	o->check_invariants = c->server.check_invariants;
 }
 

@@ -140,6 +140,8 @@ static const struct named counter_names[METRICS_COUNTER_N] = {
 	                                "devices handed to the publisher after changes" },
 	[METRICS_NOTIFY_FIRST] = { "hotdeskd_move_notify_total",
 	                           "moves whose first NOTIFY was handed to the socket" },
+	[METRICS_CODE_CHECKS] = { "hotdeskd_code_checks_total",
+	                          "secret codes verified against an extension's hash" },
 };
 
 static const struct named hist_names[METRICS_HISTOGRAM_N] = {

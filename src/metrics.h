@@ -65,6 +65,7 @@ enum metrics_counter {
 	METRICS_MOVES,            /* *30 that moved or returned an extension */
 	METRICS_DEVICES_PUBLISHED, /* devices handed to the publisher by changes */
 	METRICS_NOTIFY_FIRST,     /* moves whose first NOTIFY was sent */
+	METRICS_CODE_CHECKS,      /* secret codes verified against a hash (no dummies) */
 	METRICS_COUNTER_N
 };
 

@@ -14,8 +14,14 @@
  * Secret codes: hashing and verification run without the lock.  A *30
  * with a code is decided twice: once to find the target and its hash, and
  * again after the verify, under the lock, with the code known good.  A
- * wrong code is counted per call and per (device, extension) pair by the
- * pure guard policy; the counters live in the store.
+ * wrong code is counted per call, per (device, extension) across redials
+ * and per (device, extension) pair by the pure guard policy; the counters
+ * live in the store.  Before a verify starts, one try is reserved under
+ * the lock (s->tries); a verify starts only while the call and the pair
+ * have more tries left than reservations, otherwise the request waits
+ * (tries_done) for a running verify to record its outcome and decides
+ * again.  So parallel requests never check more codes than the limits
+ * allow, per call and across calls.
  */
 #include "service.h"
 
@@ -36,6 +42,13 @@
 #include "store.h"
 #include "wipe.h"
 
+/* A code verify running outside the lock: one try reserved (svc_star30). */
+struct svc_try {
+	hd_id dev, ext;
+	const char *call_id; /* borrowed from the request, NULL when none */
+	struct svc_try *next;
+};
+
 struct svc {
 	struct store_ckpt *ckpt;   /* WAL checkpoints off the writer's path; NULL in memory */
 	pthread_mutex_t mu;
@@ -54,6 +67,8 @@ struct svc {
 	 * version of a row the same transaction deleted; the delete hands it
 	 * over once it is gone from the world. */
 	hd_id gone;
+	struct svc_try *tries;     /* verifies running now, under mu */
+	pthread_cond_t tries_done; /* broadcast when one of them ends */
 };
 
 static long long
@@ -317,6 +332,7 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->tries_done, NULL);
 	s->o = *o;
 	/* the strings are the caller's, used only here: none is kept */
 	s->o.admin_token = s->o.pbx_token = NULL;
@@ -359,6 +375,7 @@ svc_close(struct svc *s)
 	}
 	store_close(s->st);
 	world_free(s->w);
+	pthread_cond_destroy(&s->tries_done);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -442,16 +459,31 @@ denied_event(struct svc *s, const struct virt_decision *d, const char *caller_ma
 	             caller, det);
 }
 
-/* Counters of one code attempt, read and written under the lock. */
+/*
+ * Counters of one code attempt, read and written under the lock.  A wrong
+ * code counts against the call (call_id) and against the calling device's
+ * tries at this target across redials (redial); the attempt uses the
+ * larger of the two (eff), and both records take the result.
+ */
 struct attempt {
 	hd_id dev, ext;
-	struct guard_call call;
+	struct guard_call call;   /* the call_id's record (zero without call_id) */
+	struct guard_call redial; /* (dev, ext) across redials, zero when expired */
+	struct guard_call eff;    /* what this attempt counts against */
 	struct guard_pair pair;
+	long long pair_call_last;
 	const char *call_id;
 };
 
+/* Whether per-call tries apply: a call_id, or redials counted per phone. */
+static bool
+attempt_counts_calls(const struct svc *s, const struct attempt *a)
+{
+	return a->call_id != NULL || s->o.guard.redial_window > 0;
+}
+
 static int
-attempt_load(struct svc *s, struct attempt *a)
+attempt_load(struct svc *s, struct attempt *a, long long now)
 {
 	struct store_pair sp;
 
@@ -465,6 +497,13 @@ attempt_load(struct svc *s, struct attempt *a)
 	a->pair.window_start = sp.window_start;
 	a->pair.locked_until = sp.locked_until;
 	a->pair.lock_level = sp.lock_level;
+	a->redial.failures = sp.call_failures;
+	a->redial.hung_up = false;
+	a->redial.last_failure = sp.call_last;
+	guard_redial_expire(&s->o.guard, &a->redial, now);
+	a->redial.hung_up = guard_call_exhausted(&s->o.guard, &a->redial);
+	a->eff = a->call.failures >= a->redial.failures ? a->call : a->redial;
+	a->eff.hung_up = a->call.hung_up || a->redial.hung_up;
 	return 0;
 }
 
@@ -474,6 +513,7 @@ attempt_save(struct svc *s, const struct attempt *a)
 	struct store_pair sp = {
 		a->pair.failures_in_window, a->pair.window_start,
 		a->pair.locked_until, a->pair.lock_level,
+		a->redial.failures, a->redial.last_failure,
 	};
 
 	if (a->call_id != NULL &&
@@ -493,9 +533,13 @@ code_failed(struct svc *s, struct attempt *a, struct svc_star30_res *res)
 
 	if (store_begin(s->st) != 0)
 		return -1;
-	if (attempt_load(s, a) != 0)
+	if (attempt_load(s, a, now) != 0)
 		goto fail;
-	g = guard_on_failure(&s->o.guard, &a->call, &a->pair, now);
+	g = guard_on_failure(&s->o.guard, &a->eff, &a->pair, now);
+	a->call = a->eff;
+	a->redial = a->eff;
+	if (s->o.guard.redial_window == 0)
+		memset(&a->redial, 0, sizeof(a->redial));
 	if (attempt_save(s, a) != 0)
 		goto fail;
 	if (event(s, "code_failed", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
@@ -519,7 +563,7 @@ fail:
 	return -1;
 }
 
-/* A right code: forget the pair's failures, and commit the plan. */
+/* A right code: forget the pair's failures and redials, and commit the plan. */
 static int
 pair_reset(struct svc *s, void *arg)
 {
@@ -536,6 +580,8 @@ pair_reset(struct svc *s, void *arg)
 	sp.failures_in_window = a->pair.failures_in_window;
 	sp.window_start = a->pair.window_start;
 	sp.lock_level = a->pair.lock_level;
+	sp.call_failures = 0;
+	sp.call_last = 0;
 	return store_pair_put(s->st, a->dev, a->ext, &sp);
 }
 
@@ -565,19 +611,65 @@ star30_failed(struct svc *s, const struct virt_decision *d, int crc)
 	return SVC_CONFLICT;
 }
 
+/*
+ * Whether one more verify may start for attempt a (lock held): the tries
+ * the call and the pair have left must exceed the verifies already running
+ * for them (reservations), so that however many requests arrive at once,
+ * no more codes are checked than the limits allow.
+ */
+static bool
+attempt_has_room(const struct svc *s, const struct attempt *a, long long now)
+{
+	int calls = 0, pairs = 0;
+
+	for (const struct svc_try *t = s->tries; t != NULL; t = t->next) {
+		bool same_pair = t->dev == a->dev && t->ext == a->ext;
+
+		pairs += same_pair;
+		calls += (same_pair && s->o.guard.redial_window > 0) ||
+		         (a->call_id != NULL && t->call_id != NULL && strcmp(a->call_id, t->call_id) == 0);
+	}
+	if (attempt_counts_calls(s, a) && guard_call_room(&s->o.guard, &a->eff) <= calls)
+		return false;
+	return guard_pair_room(&s->o.guard, &a->pair, now) > pairs;
+}
+
+static void
+try_reserve(struct svc *s, struct svc_try *t, const struct attempt *a)
+{
+	t->dev = a->dev;
+	t->ext = a->ext;
+	t->call_id = a->call_id;
+	t->next = s->tries;
+	s->tries = t;
+}
+
+static void
+try_release(struct svc *s, struct svc_try *t)
+{
+	for (struct svc_try **pp = &s->tries; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	pthread_cond_broadcast(&s->tries_done);
+}
+
 int
 svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
 	struct virt_decision d;
 	struct attempt a = { 0 };
+	struct svc_try reservation;
 	char *hash = NULL;
 	uint64_t t_hash;
 	bool ok;
 	int rc = SVC_OK, crc;
 
-	memset(res, 0, sizeof(*res));
 	a.call_id = (r->call_id && r->call_id[0]) ? r->call_id : NULL;
 	pthread_mutex_lock(&s->mu);
+again:
+	memset(res, 0, sizeof(*res));
 	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_NONE, &d);
 	fill_res(res, &d);
 	switch (d.result) {
@@ -607,12 +699,8 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	}
 	a.dev = d.caller->id;
 	a.ext = d.ext->id;
-	if (attempt_load(s, &a) != 0) {
+	if (attempt_load(s, &a, now_s()) != 0) {
 		rc = SVC_INTERNAL;
-		goto unlock;
-	}
-	if (a.call_id != NULL && guard_call_exhausted(&s->o.guard, &a.call)) {
-		res->result = VIRT_HANGUP;
 		goto unlock;
 	}
 	if (guard_locked(&s->o.guard, &a.pair, now_s())) {
@@ -623,22 +711,40 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 			rc = SVC_INTERNAL;
 		goto unlock;
 	}
-	if (r->code == NULL)
+	if (attempt_counts_calls(s, &a) && guard_call_exhausted(&s->o.guard, &a.eff)) {
+		res->result = VIRT_HANGUP;
+		goto unlock;
+	}
+	if (r->code == NULL) {
+		res->tries_left = attempt_counts_calls(s, &a) ?
+		    guard_call_room(&s->o.guard, &a.eff) : s->o.guard.tries_per_call;
 		goto unlock; /* need_code */
+	}
+	if (!attempt_has_room(s, &a, now_s())) {
+		/* the tries left are taken by verifies running now: wait for
+		 * their outcome and decide again */
+		pthread_cond_wait(&s->tries_done, &s->mu);
+		goto again;
+	}
 	if ((hash = malloc(SECRET_HASH_LEN)) == NULL ||
 	    store_ext_secret(s->st, d.ext->id, hash, SECRET_HASH_LEN) != 1) {
 		rc = SVC_INTERNAL;
 		goto unlock;
 	}
+	try_reserve(s, &reservation, &a);
 	pthread_mutex_unlock(&s->mu);
 
 	t_hash = metrics_now_ns();
 	ok = secret_verify(hash, r->code);
 	metrics_move_hash(metrics_now_ns() - t_hash);
+	metrics_inc(METRICS_CODE_CHECKS, 1);
 
 	pthread_mutex_lock(&s->mu);
 	memset(res, 0, sizeof(*res));
-	/* decide again: the world may have changed while we verified */
+	/* decide again: the world may have changed while we verified.  The
+	 * reservation goes when the outcome is recorded (still under the
+	 * lock), so waiters see both at once. */
+	try_release(s, &reservation);
 	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_VERIFIED, &d);
 	if (ok && d.result == VIRT_ACCEPTED &&
 	    (d.ext->id != a.ext || !same_secret(s, a.ext, hash))) {

@@ -181,15 +181,19 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                "updated_at = excluded.updated_at",
 	[ST_CALL_EXPIRE] = "DELETE FROM call_attempts WHERE updated_at < ?1",
 
-	[ST_PAIR_GET] = "SELECT failures_in_window, window_start, locked_until, lock_level "
+	[ST_PAIR_GET] = "SELECT failures_in_window, window_start, locked_until, lock_level, "
+	                "call_failures, call_last "
 	                "FROM guard_pairs WHERE device_id = ?1 AND ext_id = ?2",
 	[ST_PAIR_PUT] = "INSERT INTO guard_pairs (device_id, ext_id, failures_in_window, "
-	                "window_start, locked_until, lock_level) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	                "window_start, locked_until, lock_level, call_failures, call_last) "
+	                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
 	                "ON CONFLICT (device_id, ext_id) DO UPDATE SET "
+	                "call_failures = excluded.call_failures, call_last = excluded.call_last, "
 	                "failures_in_window = excluded.failures_in_window, "
 	                "window_start = excluded.window_start, "
 	                "locked_until = excluded.locked_until, lock_level = excluded.lock_level",
-	[ST_PAIR_EXPIRE] = "DELETE FROM guard_pairs WHERE window_start < ?1 AND locked_until < ?1",
+	[ST_PAIR_EXPIRE] = "DELETE FROM guard_pairs WHERE window_start < ?1 AND locked_until < ?1 "
+	                   "AND call_last < ?1",
 
 	[ST_TOKEN_ADD] = "INSERT INTO tokens (hash, role, org_id, name, created_at) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1424,6 +1428,8 @@ store_pair_get(struct store *s, hd_id dev, hd_id ext, struct store_pair *out)
 		out->window_start = sqlite3_column_int64(st, 1);
 		out->locked_until = sqlite3_column_int64(st, 2);
 		out->lock_level = sqlite3_column_int(st, 3);
+		out->call_failures = sqlite3_column_int(st, 4);
+		out->call_last = sqlite3_column_int64(st, 5);
 		ret = 1;
 	} else {
 		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
@@ -1444,6 +1450,8 @@ store_pair_put(struct store *s, hd_id dev, hd_id ext, const struct store_pair *p
 	bind_ok(&b, sqlite3_bind_int64(st, 4, p->window_start));
 	bind_ok(&b, sqlite3_bind_int64(st, 5, p->locked_until));
 	bind_ok(&b, sqlite3_bind_int(st, 6, p->lock_level));
+	bind_ok(&b, sqlite3_bind_int(st, 7, p->call_failures));
+	bind_ok(&b, sqlite3_bind_int64(st, 8, p->call_last));
 	return run(s, st, b);
 }
 

@@ -179,6 +179,8 @@ struct store_pair {
 	long long window_start;
 	long long locked_until;
 	int lock_level;
+	int call_failures;   /* wrong codes across redials (007_pbx.sql) */
+	long long call_last; /* when the last of them was counted, 0 = never */
 };
 /* 1 found, 0 absent (*out zeroed), -1. */
 int store_pair_get(struct store *s, hd_id dev, hd_id ext, struct store_pair *out);

@@ -250,3 +250,50 @@ Test(guard, idle_pairs)
 	guard_on_success(&pair);
 	cr_assert(guard_pair_idle(&defaults, &pair, until));
 }
+
+Test(guard, redial_record_lives_for_the_window)
+{
+	struct guard_policy p = defaults;
+	struct guard_call call = {0};
+	struct guard_pair pair = {0};
+
+	p.redial_window = 120;
+	guard_on_failure(&p, &call, &pair, 1000);
+	guard_on_failure(&p, &call, &pair, 1050);
+	cr_assert_eq(call.last_failure, 1050);
+	guard_redial_expire(&p, &call, 1169); /* 119 s after the last failure */
+	cr_assert_eq(call.failures, 2);
+	cr_assert_eq(guard_call_room(&p, &call), 1);
+	guard_redial_expire(&p, &call, 1170);
+	cr_assert_eq(call.failures, 0);
+	cr_assert_eq(guard_call_room(&p, &call), 3);
+	/* a zero window keeps nothing across calls */
+	p.redial_window = 0;
+	guard_on_failure(&p, &call, &pair, 2000);
+	guard_redial_expire(&p, &call, 2000);
+	cr_assert_eq(call.failures, 0);
+	p.redial_window = -1;
+	cr_assert_not(guard_policy_valid(&p));
+}
+
+Test(guard, room_counts_down_to_zero)
+{
+	struct guard_policy p = defaults;
+	struct guard_call call = {0};
+	struct guard_pair pair = {0};
+
+	p.threshold = 4;
+	cr_assert_eq(guard_pair_room(&p, &pair, 100), 4);
+	guard_on_failure(&p, &call, &pair, 100);
+	cr_assert_eq(guard_call_room(&p, &call), 2);
+	cr_assert_eq(guard_pair_room(&p, &pair, 100), 3);
+	cr_assert_eq(guard_pair_room(&p, &pair, 100 + 900), 4); /* window over */
+	guard_on_failure(&p, &call, &pair, 101);
+	guard_on_failure(&p, &call, &pair, 102);
+	cr_assert_eq(guard_call_room(&p, &call), 0);
+	cr_assert(call.hung_up);
+	call = (struct guard_call){0};
+	guard_on_failure(&p, &call, &pair, 103); /* the 4th: locked */
+	cr_assert_eq(guard_pair_room(&p, &pair, 104), 0);
+	cr_assert_eq(guard_pair_room(&p, &pair, pair.locked_until), 4);
+}

@@ -58,13 +58,15 @@ def test_tokens_from_environment(make_daemon):
 
 
 def test_sighup_reload(make_daemon):
-    d = make_daemon({"secrets": {"lockout_threshold": 100}})
+    # redial_window 0: each call gets its own tries_per_call
+    d = make_daemon({"secrets": {"lockout_threshold": 100, "redial_window": 0}})
     demo = hdharness.build_demo(d)
     wrong = "42424242"
     d.secrets.add(wrong)
     d.star30("acme-101", "102", code=wrong, result="retry", tries_left=2)
     # tries_per_call is a reload key: 1 try per call after SIGHUP
-    d.write_config({"secrets": {"lockout_threshold": 100, "tries_per_call": 1}})
+    d.write_config({"secrets": {"lockout_threshold": 100, "tries_per_call": 1,
+                                "redial_window": 0}})
     d.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 5
     while True:

@@ -56,8 +56,13 @@ def test_wrong_code_three_times(acme):
         [e["status"] for e in before_state[0].values()]
     assert carries(d, mac(101)) == ("ext", "101", False)
     assert len(events(d, type="code_failed", org="acme")) >= 3
-    # a new call may try again (3 failures are far below the lockout threshold)
-    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    # a redial from the same phone to the same target shares the call's
+    # tries ([secrets] redial_window): still out of tries, nothing checked
+    d.star30("acme-101", "102", code=demo.code(102), result="hangup")
+    d.star30("acme-101", "102", result="hangup")
+    assert carries(d, mac(101)) == ("ext", "101", False)
+    # another phone has its own tries (3 failures are far below the lockout)
+    d.star30("acme-103", "102", code=demo.code(102), result="accepted", device=mac(103))
     invariants(d)
 
 
