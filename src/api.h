@@ -20,6 +20,7 @@ struct svc;
 struct pub;
 struct throttle;
 struct resync;
+struct api_web;
 
 struct api_ctx {
 	struct svc *svc;
@@ -42,6 +43,9 @@ struct api_ctx {
 	/* Largest body of an admin request; the /api/v1/ route itself takes
 	 * up to [server] max_import, for CSV imports only. */
 	size_t max_body;
+	/* The web adapters (console sessions sign admin API requests too);
+	 * NULL: no web console. */
+	struct api_web *web;
 };
 
 /* An answer as ordered key/value pairs, sent as one form-encoded line or a

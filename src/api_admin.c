@@ -17,6 +17,7 @@
 #include "api.h"
 #include "api_tmpl.h"
 #include "api_csv.h"
+#include "api_web.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -851,7 +852,10 @@ exts_route(struct req_ctx *r)
 	} else if (r->nseg == 5) {
 		struct svc_star30_res out;
 
-		if (strcmp(r->seg[4], "return") != 0) {
+		if (strcmp(r->seg[4], "web-password") == 0) {
+			if (run_read(r, &rd, rd_ext) == 0)
+				api_web_admin_password(r->c, r->req, r->res, rd.org_id, rd.number);
+		} else if (strcmp(r->seg[4], "return") != 0) {
 			api_json_error(r->res, 404, NULL, "not found");
 		} else if (strcmp(m, "POST") != 0) {
 			api_json_error(r->res, 405, NULL, "method not allowed");
@@ -1422,6 +1426,16 @@ api_admin_handle(void *arg, const struct http_request *req, struct http_response
 	struct req_ctx r = { .c = arg, .req = req, .res = res };
 
 	r.who = svc_auth(r.c->svc, http_bearer(req));
+	if (http_bearer(req) == NULL && r.c->web != NULL) {
+		/* the web console: its session cookie, CSRF token for changes */
+		bool forbidden;
+
+		r.who = api_web_admin_auth(r.c->web, req, &forbidden);
+		if (forbidden) {
+			api_json_error(res, 403, NULL, "missing CSRF token or cross-origin request");
+			return;
+		}
+	}
 	if (r.who.role != SVC_ROLE_ADMIN && r.who.role != SVC_ROLE_ORG) {
 		api_json_error(res, 401, NULL, "missing or invalid token");
 		return;

@@ -125,6 +125,9 @@ static const struct cfg_key keys[] = {
 	INT("vc", "code_timeout", vc.code_timeout, 1, 600, 0, "15"),
 	INT("vc", "max_call", vc.max_call, 5, 3600, 0, "120"),
 	INT("vc", "max_calls", vc.max_calls, 1, 100000, 0, "1000"),
+	STR("web", "dir", web.dir, 0, "web", NULL),
+	INT("web", "session_idle", web.session_idle, 60, 86400, 0, "1800"),
+	INT("web", "session_max", web.session_max, 60, 7 * 86400, 0, "43200"),
 	STR("notify", "polycom", notify.polycom, F_OPTIONAL | F_RELOAD, "", check_event),
 	STR("notify", "yealink", notify.yealink, F_OPTIONAL | F_RELOAD, "", check_event),
 	STR("notify", "cisco-mpp", notify.cisco_mpp, F_OPTIONAL | F_RELOAD, "", check_event),
@@ -136,6 +139,7 @@ static const struct cfg_key keys[] = {
 
 static const char *const sections[] = {
 	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip", "notify", "vc",
+	"web",
 };
 
 /* ---- small helpers ---------------------------------------------------- */

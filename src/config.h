@@ -146,6 +146,12 @@ struct hd_config {
 	} vc;
 
 	struct {
+		char *dir;          /* static files of /console/ and /me/ */
+		int session_idle;   /* seconds without a request before sign-out */
+		int session_max;    /* seconds after sign-in before sign-out */
+	} web;
+
+	struct {
 		/* Event header of each profile's resync NOTIFY; NULL = the vendor
 		 * registry's default (reload) */
 		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;

@@ -279,6 +279,10 @@ send_response(struct req *q, struct http_response *res)
 	if (res->www_authenticate[0] != '\0')
 		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                              res->www_authenticate);
+	if (res->set_cookie[0] != '\0')
+		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, res->set_cookie);
+	for (const char *const *h = res->extra_headers; h != NULL && h[0] != NULL; h += 2)
+		(void)MHD_add_response_header(r, h[0], h[1]);
 	status = (res->status >= 100 && res->status <= 599) ? (unsigned)res->status : 500u;
 	ret = MHD_queue_response(q->mc, status, r);
 	MHD_destroy_response(r);
@@ -897,4 +901,32 @@ http_digest_challenge(const struct http_request *req, struct http_response *res,
 		return;
 	}
 	(void)http_printf(res, 401, DEFAULT_CTYPE, "authentication required\n");
+}
+
+const char *
+http_cookie(const struct http_request *req, const char *name, char *out, size_t outlen)
+{
+	const char *h = http_header(req, "Cookie");
+	size_t nl = strlen(name);
+
+	/* "a=1; b=2": pairs separated by ';' and blanks */
+	while (h != NULL && *h != '\0') {
+		const char *end;
+		size_t vl;
+
+		h += strspn(h, " \t;");
+		end = h + strcspn(h, ";");
+		if ((size_t)(end - h) > nl && strncmp(h, name, nl) == 0 && h[nl] == '=') {
+			vl = (size_t)(end - h) - nl - 1;
+			while (vl > 0 && (h[nl + 1 + vl - 1] == ' ' || h[nl + 1 + vl - 1] == '\t'))
+				vl--;
+			if (vl == 0 || vl >= outlen)
+				return NULL;
+			memcpy(out, h + nl + 1, vl);
+			out[vl] = '\0';
+			return out;
+		}
+		h = end;
+	}
+	return NULL;
 }

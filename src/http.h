@@ -59,6 +59,12 @@ bool http_media_type_is(const char *value, const char *type);
  * absent.  Borrowed until the handler returns. */
 const char *http_query_arg(const struct http_request *req, const char *name);
 
+/* The value of cookie `name` in the request's Cookie header(s), copied
+ * into out (at most outlen - 1 bytes), or NULL when absent, empty or too
+ * long. */
+const char *http_cookie(const struct http_request *req, const char *name, char *out,
+                        size_t outlen);
+
 struct http_response {
 	int status;                /* default 200 */
 	const char *content_type;  /* static string; default "text/plain; charset=utf-8" */
@@ -77,6 +83,10 @@ struct http_response {
 	/* Digest challenge, set by http_digest_challenge: the adapter sends
 	 * this WWW-Authenticate header with the response when non-empty. */
 	char www_authenticate[256];
+	char set_cookie[320];      /* sent as Set-Cookie when non-empty */
+	/* NULL, or static "name", "value", ..., NULL pairs sent as headers
+	 * (web pages: Content-Security-Policy, Cache-Control, ...) */
+	const char *const *extra_headers;
 	bool head_only;            /* set by the adapter before the handler runs
 	                              for a HEAD request (informative only: fill
 	                              the body as for GET) */

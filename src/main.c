@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "api_web.h"
+#include "session.h"
 #include "config.h"
 #include "fsutil.h"
 #include "http.h"
@@ -54,6 +56,7 @@ struct daemon {
 	struct api_ctx api;
 	struct resync *resync;     /* resync NOTIFYs (SPEC 5) */
 	struct vc *vc;             /* Virtualization Center over SIP, or NULL */
+	struct api_web web;        /* /console/ and /me/ */
 };
 
 static void
@@ -281,7 +284,7 @@ ms_between(const struct timespec *a, const struct timespec *b)
 static int
 run(struct daemon *d)
 {
-	struct http_route routes[4];
+	struct http_route routes[6];
 	struct pub_opts po = { 0 };
 	struct startup su = { d, "" };
 	struct timespec t0, t1, t2;
@@ -373,7 +376,19 @@ run(struct daemon *d)
 	/* Prometheus text; optional bearer token from the environment */
 	routes[3] = (struct http_route){ "/metrics", metrics_http_handle,
 	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0 };
-	if ((d->http = http_start(&ho, routes, 4, err, sizeof(err))) == NULL) {
+	/* the web console and the self-service page (their own session table;
+	 * the directory is copied: a reload may free the configuration) */
+	d->web.api = &d->api;
+	d->web.dir = strdup(d->cfg->web.dir);
+	d->web.sessions = session_table_new(d->cfg->web.session_idle, d->cfg->web.session_max);
+	if (d->web.dir == NULL || d->web.sessions == NULL) {
+		log_error("out of memory");
+		return 1;
+	}
+	d->api.web = &d->web;
+	routes[4] = (struct http_route){ "/console/", api_web_console_handle, &d->web, 4096 };
+	routes[5] = (struct http_route){ "/me/", api_web_me_handle, &d->web, 4096 };
+	if ((d->http = http_start(&ho, routes, 6, err, sizeof(err))) == NULL) {
 		log_error("http: %s", err);
 		return 1;
 	}
@@ -472,6 +487,8 @@ main(int argc, char **argv)
 	svc_close(d.svc);
 	pub_free(d.pub);
 	throttle_free(d.throttle);
+	session_table_free(d.web.sessions);
+	free((char *)d.web.dir);
 	free(d.api.prefix);
 	free(d.api.phone_logs);
 	cfg_free(d.cfg);

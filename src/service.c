@@ -858,12 +858,21 @@ struct svc_principal
 svc_auth(struct svc *s, const char *token)
 {
 	struct svc_principal p = { SVC_ROLE_NONE, 0, 0 };
-	char hash[65], role[STORE_ROLE_MAX];
-	hd_id org = 0;
+	char hash[65];
 
 	if (token == NULL || token[0] == '\0' || strlen(token) > 256)
 		return p;
 	secret_token_hash(token, hash);
+	return svc_auth_hash(s, hash);
+}
+
+struct svc_principal
+svc_auth_hash(struct svc *s, const char *hash)
+{
+	struct svc_principal p = { SVC_ROLE_NONE, 0, 0 };
+	char role[STORE_ROLE_MAX];
+	hd_id org = 0;
+
 	pthread_mutex_lock(&s->mu);
 	if (store_token_find_id(s->st, hash, role, &org, &p.token) == 1) {
 		if (strcmp(role, "admin") == 0)
@@ -2106,4 +2115,261 @@ out:
 	hd_idset_free(&m.seen_ext);
 	hd_idset_free(&m.seen_dev);
 	return rc;
+}
+
+/* ---- self-service users (web passwords) --------------------------------- */
+
+static int
+webpw_form(const char *pw, struct svc_result *r)
+{
+	size_t n = pw ? strlen(pw) : 0;
+
+	if (n < SVC_WEBPW_MIN || n > SVC_WEBPW_MAX)
+		return bad(r, SVC_BAD, "password", "password: %s", "8 to 128 characters");
+	for (const unsigned char *p = (const unsigned char *)pw; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return bad(r, SVC_BAD, "password", "password: %s", "no control characters");
+	return SVC_OK;
+}
+
+/* Stores a new web password hash for ext with its event (lock held). */
+static int
+webpw_store(struct svc *s, const struct hd_ext *e, const char *hash, bool by_user)
+{
+	if (store_begin(s->st) != 0)
+		return -1;
+	if (store_webpw_put(s->st, e->id, hash, now_s()) != 0 ||
+	    event(s, hash ? "web_password.set" : "web_password.clear", e->org, e->number, NULL,
+	          json_pack("{s:s}", "by", by_user ? "user" : "admin")) != 0 ||
+	    store_commit(s->st) != 0) {
+		(void)store_rollback(s->st);
+		return -1;
+	}
+	return 0;
+}
+
+int
+svc_webpw_set(struct svc *s, hd_id org, const char *number, const char *password,
+              struct svc_result *r)
+{
+	char hash[SECRET_HASH_LEN] = "", err[160];
+	const struct hd_ext *e;
+	int rc = SVC_OK;
+
+	if (password != NULL) {
+		if ((rc = webpw_form(password, r)) != SVC_OK)
+			return rc;
+		if (secret_hash(password, s->o.hash_ops, s->o.hash_mem, hash, err, sizeof(err)) != 0)
+			return bad(r, SVC_INTERNAL, NULL, "%s", err);
+	}
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext_by_number(s->w, org, number)) == NULL)
+		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
+	else if (webpw_store(s, e, password ? hash : NULL, false) != 0)
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+	pthread_mutex_unlock(&s->mu);
+	sodium_memzero(hash, sizeof(hash));
+	return rc;
+}
+
+static void
+pair_to_guard(const struct store_pair *sp, struct guard_pair *gp)
+{
+	gp->failures_in_window = sp->failures_in_window;
+	gp->window_start = sp->window_start;
+	gp->locked_until = sp->locked_until;
+	gp->lock_level = sp->lock_level;
+}
+
+static void
+guard_to_pair(const struct guard_pair *gp, struct store_pair *sp)
+{
+	sp->failures_in_window = gp->failures_in_window;
+	sp->window_start = gp->window_start;
+	sp->locked_until = gp->locked_until;
+	sp->lock_level = gp->lock_level;
+}
+
+/*
+ * Before a web password is verified (lock held): unless the pair is
+ * locked (SVC_CONFLICT, *until set), its try is counted as a failure at
+ * once, so parallel sign-ins never verify more passwords than the limits
+ * allow; a right password takes it back (web_attempt_done).  *newly_locked
+ * says whether this try locked the pair.  SVC_OK, SVC_CONFLICT or
+ * SVC_INTERNAL.
+ */
+static int
+web_attempt_reserve(struct svc *s, hd_id ext, const char *source, long long *until,
+                    bool *newly_locked)
+{
+	struct store_pair sp;
+	struct guard_pair gp;
+	struct guard_call call = { 0 };
+	struct guard_outcome g;
+	long long now = now_s();
+
+	if (store_webpair_get(s->st, source, ext, &sp) < 0)
+		return SVC_INTERNAL;
+	pair_to_guard(&sp, &gp);
+	if (guard_locked(&s->o.guard, &gp, now)) {
+		*until = gp.locked_until;
+		return SVC_CONFLICT;
+	}
+	g = guard_on_failure(&s->o.guard, &call, &gp, now);
+	*newly_locked = g.newly_locked;
+	guard_to_pair(&gp, &sp);
+	return store_webpair_put(s->st, source, ext, &sp) == 0 ? SVC_OK : SVC_INTERNAL;
+}
+
+/* After the verify (lock held): a right password clears the pair, a wrong
+ * one keeps the failure counted; the events.  Returns 0 or -1. */
+static int
+web_attempt_done(struct svc *s, const struct hd_ext *e, const char *source, bool ok,
+                 bool newly_locked)
+{
+	struct store_pair sp;
+	struct guard_pair gp;
+
+	if (store_begin(s->st) != 0)
+		return -1;
+	if (ok) {
+		if (store_webpair_get(s->st, source, e->id, &sp) < 0)
+			goto fail;
+		pair_to_guard(&sp, &gp);
+		guard_on_success(&gp);
+		gp.locked_until = 0;
+		guard_to_pair(&gp, &sp);
+		if (store_webpair_put(s->st, source, e->id, &sp) != 0 ||
+		    event(s, "web.login", e->org, e->number, NULL, NULL) != 0)
+			goto fail;
+	} else {
+		if (store_webpair_get(s->st, source, e->id, &sp) < 0 ||
+		    event(s, "web.login_failed", e->org, e->number, NULL, NULL) != 0 ||
+		    (newly_locked &&
+		     event(s, "web.locked", e->org, e->number, NULL,
+		           json_pack("{s:I}", "until", (json_int_t)sp.locked_until)) != 0))
+			goto fail;
+	}
+	if (store_commit(s->st) != 0)
+		goto fail;
+	return 0;
+fail:
+	log_error("cannot record a web sign-in: %s", store_errmsg(s->st));
+	(void)store_rollback(s->st);
+	return -1;
+}
+
+/* Checks ext's web password from source, with the guard.  SVC_OK,
+ * SVC_FORBIDDEN, SVC_CONFLICT (locked), SVC_INTERNAL.  Lock NOT held. */
+static int
+web_check(struct svc *s, hd_id org, const char *number, hd_id ext_id, const char *password,
+          const char *source, hd_id *ext_out, long long *locked_until)
+{
+	char hash[SECRET_HASH_LEN] = "";
+	const struct hd_ext *e;
+	hd_id ext = 0;
+	bool have = false, ok, newly_locked = false;
+	int rc = SVC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	e = ext_id ? world_ext(s->w, ext_id) : world_ext_by_number(s->w, org, number);
+	if (e != NULL) {
+		ext = e->id;
+		have = store_webpw_get(s->st, e->id, hash, sizeof(hash)) == 1;
+		rc = web_attempt_reserve(s, e->id, source, locked_until, &newly_locked);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rc != SVC_OK)
+		goto out;
+	/* the same time whether or not the extension exists or has a password */
+	if (have)
+		ok = secret_verify(hash, password);
+	else
+		ok = false, secret_verify_dummy(password, s->o.hash_ops, s->o.hash_mem);
+	if (ext == 0)
+		return SVC_FORBIDDEN;
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext(s->w, ext)) == NULL)
+		rc = SVC_FORBIDDEN;
+	else if (web_attempt_done(s, e, source, ok, newly_locked) != 0)
+		rc = SVC_INTERNAL;
+	else
+		rc = ok ? SVC_OK : SVC_FORBIDDEN;
+	pthread_mutex_unlock(&s->mu);
+	*ext_out = ext;
+out:
+	sodium_memzero(hash, sizeof(hash));
+	return rc;
+}
+
+int
+svc_web_login(struct svc *s, const char *org, const char *number, const char *password,
+              const char *source, hd_id *org_id, hd_id *ext_id, long long *locked_until)
+{
+	const struct hd_org *o;
+	hd_id oid = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if ((o = world_org_by_name(s->w, org)) != NULL)
+		oid = o->id;
+	pthread_mutex_unlock(&s->mu);
+	*org_id = oid;
+	*ext_id = 0;
+	if (oid == 0) {
+		secret_verify_dummy(password, s->o.hash_ops, s->o.hash_mem);
+		return SVC_FORBIDDEN;
+	}
+	return web_check(s, oid, number, 0, password, source, ext_id, locked_until);
+}
+
+int
+svc_webpw_change(struct svc *s, hd_id ext, const char *current, const char *password,
+                 const char *source, struct svc_result *r)
+{
+	char hash[SECRET_HASH_LEN], err[160];
+	long long until = 0;
+	const struct hd_ext *e;
+	hd_id got = 0;
+	int rc;
+
+	if ((rc = webpw_form(password, r)) != SVC_OK)
+		return rc;
+	rc = web_check(s, 0, NULL, ext, current, source, &got, &until);
+	if (rc == SVC_CONFLICT)
+		return bad(r, rc, "current", "%s", "too many wrong passwords: try again later");
+	if (rc != SVC_OK)
+		return bad(r, rc, "current", "%s", rc == SVC_FORBIDDEN ? "wrong password"
+		                                                       : "database error");
+	if (secret_hash(password, s->o.hash_ops, s->o.hash_mem, hash, err, sizeof(err)) != 0)
+		return bad(r, SVC_INTERNAL, NULL, "%s", err);
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext(s->w, ext)) == NULL)
+		rc = bad(r, SVC_NOTFOUND, NULL, "%s", "no such extension");
+	else if (webpw_store(s, e, hash, true) != 0)
+		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+	pthread_mutex_unlock(&s->mu);
+	sodium_memzero(hash, sizeof(hash));
+	return rc;
+}
+
+int
+svc_ext_code_set(struct svc *s, hd_id ext, const char *code, struct svc_result *r)
+{
+	const struct hd_ext *e;
+	struct hd_ext *copy = NULL;
+
+	if (code == NULL || code[0] == '\0')
+		return bad(r, SVC_BAD, "secret_code", "%s", "secret_code: digits");
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext(s->w, ext)) != NULL)
+		copy = hd_ext_dup(e);
+	pthread_mutex_unlock(&s->mu);
+	if (e == NULL)
+		return bad(r, SVC_NOTFOUND, NULL, "%s", "no such extension");
+	if (copy == NULL)
+		return bad(r, SVC_INTERNAL, NULL, "%s", "out of memory");
+	/* the same path as an administrator's change of the code (a change
+	 * made by an administrator in between is kept by svc_ext_put's
+	 * object only for the code: the copy is a few microseconds old) */
+	return svc_ext_put(s, copy, code, r);
 }

@@ -157,6 +157,9 @@ struct svc_principal {
 /* Looks the bearer token up (by its hash).  Cannot fail: unknown or NULL
  * tokens give SVC_ROLE_NONE. */
 struct svc_principal svc_auth(struct svc *s, const char *token);
+/* The same from the token's SHA-256 (secret_token_hash), as web sessions
+ * keep it. */
+struct svc_principal svc_auth_hash(struct svc *s, const char *hash);
 
 /* Creates a token; the clear token is written to out (shown once). */
 int svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *name,
@@ -247,5 +250,44 @@ void svc_import_report_free(struct svc_import_report *rep);
  */
 int svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_run,
                struct svc_import_report *rep, struct svc_result *r);
+
+/* ---- self-service users (web passwords) -------------------------------- */
+
+#define SVC_WEBPW_MIN 8
+#define SVC_WEBPW_MAX 128
+
+/*
+ * Sets an extension's web password (8..128 bytes, no control characters;
+ * Argon2id with the secret-code settings, hashed outside the lock), or
+ * removes it (password NULL).  Records "web_password.set" / ".clear".
+ * SVC_OK, SVC_BAD (form; field "password"), SVC_NOTFOUND, SVC_INTERNAL.
+ */
+int svc_webpw_set(struct svc *s, hd_id org, const char *number, const char *password,
+                  struct svc_result *r);
+
+/*
+ * A self-service sign-in from `source` (the client's network, e.g. the
+ * IPv4 address or the IPv6 /64): the same brute-force rules as secret
+ * codes (guard.h: failures per (source, extension) in a sliding window,
+ * then a lock with backoff; events "web.login_failed", "web.locked").
+ * An unknown organization or extension, an extension without a web
+ * password and a wrong password all answer SVC_FORBIDDEN after the same
+ * verification time; a locked pair answers SVC_CONFLICT at once (with
+ * *locked_until).  SVC_OK fills *org_id and *ext_id.
+ */
+int svc_web_login(struct svc *s, const char *org, const char *number, const char *password,
+                  const char *source, hd_id *org_id, hd_id *ext_id, long long *locked_until);
+
+/*
+ * The user of extension ext changes their web password: current must be
+ * right (a wrong one counts like a failed sign-in).  SVC_OK, SVC_BAD (form
+ * of the new one), SVC_FORBIDDEN (wrong current), SVC_CONFLICT (locked),
+ * SVC_NOTFOUND, SVC_INTERNAL.
+ */
+int svc_webpw_change(struct svc *s, hd_id ext, const char *current, const char *password,
+                     const char *source, struct svc_result *r);
+
+/* The user of extension ext sets their secret code (SPEC 2.4 rules). */
+int svc_ext_code_set(struct svc *s, hd_id ext, const char *code, struct svc_result *r);
 
 #endif

@@ -121,6 +121,11 @@ enum stmt_id {
 	ST_DC_BY_ADDR,
 	ST_DC_FORGET,
 	ST_EXT_SECRET,
+	ST_WEBPW_GET,
+	ST_WEBPW_PUT,
+	ST_WEBPW_DEL,
+	ST_WEBPAIR_GET,
+	ST_WEBPAIR_PUT,
 	ST__COUNT
 };
 
@@ -266,6 +271,15 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_TMPL_GET] = "SELECT profile, name, version, content, comment, created_at, active "
 	                "FROM templates WHERE profile = ?1 AND name = ?2 AND version = ?3",
 	[ST_EXT_SECRET] = "SELECT secret_hash FROM extensions WHERE id = ?1",
+	[ST_WEBPW_GET] = "SELECT hash FROM web_passwords WHERE ext_id = ?1",
+	[ST_WEBPW_PUT] = "INSERT OR REPLACE INTO web_passwords (ext_id, hash, updated_at) "
+	                 "VALUES (?1, ?2, ?3)",
+	[ST_WEBPW_DEL] = "DELETE FROM web_passwords WHERE ext_id = ?1",
+	[ST_WEBPAIR_GET] = "SELECT failures_in_window, window_start, locked_until, lock_level "
+	                   "FROM web_guard WHERE source = ?1 AND ext_id = ?2",
+	[ST_WEBPAIR_PUT] = "INSERT OR REPLACE INTO web_guard (source, ext_id, "
+	                   "failures_in_window, window_start, locked_until, lock_level) "
+	                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_TMPL_ACT] = "UPDATE templates SET active = 1 WHERE profile = ?1 AND name = ?2 "
 	                "AND version = ?3",
 	[ST_DC_PUT] = "INSERT INTO device_contact (device_id, sip_user, contact, addr, source, "
@@ -1412,6 +1426,26 @@ store_calls_expire(struct store *s, long long older_than)
 	return expire(s, ST_CALL_EXPIRE, older_than);
 }
 
+/* A lockout pair's columns (failures_in_window, window_start,
+ * locked_until, lock_level): read from columns 0..3, bound to 3..6. */
+static void
+pair_from_row(sqlite3_stmt *st, struct store_pair *out)
+{
+	out->failures_in_window = sqlite3_column_int(st, 0);
+	out->window_start = sqlite3_column_int64(st, 1);
+	out->locked_until = sqlite3_column_int64(st, 2);
+	out->lock_level = sqlite3_column_int(st, 3);
+}
+
+static void
+bind_pair(int *b, sqlite3_stmt *st, const struct store_pair *p)
+{
+	bind_ok(b, sqlite3_bind_int(st, 3, p->failures_in_window));
+	bind_ok(b, sqlite3_bind_int64(st, 4, p->window_start));
+	bind_ok(b, sqlite3_bind_int64(st, 5, p->locked_until));
+	bind_ok(b, sqlite3_bind_int(st, 6, p->lock_level));
+}
+
 int
 store_pair_get(struct store *s, hd_id dev, hd_id ext, struct store_pair *out)
 {
@@ -1424,10 +1458,7 @@ store_pair_get(struct store *s, hd_id dev, hd_id ext, struct store_pair *out)
 	if (b != SQLITE_OK) {
 		ret = fail(s, b);
 	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		out->failures_in_window = sqlite3_column_int(st, 0);
-		out->window_start = sqlite3_column_int64(st, 1);
-		out->locked_until = sqlite3_column_int64(st, 2);
-		out->lock_level = sqlite3_column_int(st, 3);
+		pair_from_row(st, out);
 		out->call_failures = sqlite3_column_int(st, 4);
 		out->call_last = sqlite3_column_int64(st, 5);
 		ret = 1;
@@ -1446,10 +1477,7 @@ store_pair_put(struct store *s, hd_id dev, hd_id ext, const struct store_pair *p
 
 	bind_ok(&b, sqlite3_bind_int64(st, 1, dev));
 	bind_ok(&b, sqlite3_bind_int64(st, 2, ext));
-	bind_ok(&b, sqlite3_bind_int(st, 3, p->failures_in_window));
-	bind_ok(&b, sqlite3_bind_int64(st, 4, p->window_start));
-	bind_ok(&b, sqlite3_bind_int64(st, 5, p->locked_until));
-	bind_ok(&b, sqlite3_bind_int(st, 6, p->lock_level));
+	bind_pair(&b, st, p);
 	bind_ok(&b, sqlite3_bind_int(st, 7, p->call_failures));
 	bind_ok(&b, sqlite3_bind_int64(st, 8, p->call_last));
 	return run(s, st, b);
@@ -2282,4 +2310,71 @@ store_ext_secret(struct store *s, hd_id ext, char *buf, size_t len)
 	}
 	done(st);
 	return ret;
+}
+
+/* ---- self-service web passwords (sql/008_people.sql) -------------------- */
+
+int
+store_webpw_get(struct store *s, hd_id ext, char *buf, size_t len)
+{
+	sqlite3_stmt *st = s->st[ST_WEBPW_GET];
+	int rc, ret;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if ((rc = bind_id(st, 1, ext)) != SQLITE_OK)
+		ret = fail(s, rc);
+	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		ret = col_copy(st, 0, buf, len) == 0 ? 1 : STORE_ERR;
+	else
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	done(st);
+	return ret;
+}
+
+int
+store_webpw_put(struct store *s, hd_id ext, const char *hash, long long now)
+{
+	sqlite3_stmt *st = s->st[hash ? ST_WEBPW_PUT : ST_WEBPW_DEL];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_id(st, 1, ext));
+	if (hash != NULL) {
+		bind_ok(&b, bind_text(st, 2, hash));
+		bind_ok(&b, sqlite3_bind_int64(st, 3, now));
+	}
+	return run(s, st, b);
+}
+
+int
+store_webpair_get(struct store *s, const char *source, hd_id ext, struct store_pair *out)
+{
+	sqlite3_stmt *st = s->st[ST_WEBPAIR_GET];
+	int b = SQLITE_OK, rc, ret;
+
+	memset(out, 0, sizeof *out);
+	bind_ok(&b, bind_text(st, 1, source));
+	bind_ok(&b, bind_id(st, 2, ext));
+	if (b != SQLITE_OK) {
+		ret = fail(s, b);
+	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		pair_from_row(st, out);
+		ret = 1;
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_webpair_put(struct store *s, const char *source, hd_id ext, const struct store_pair *p)
+{
+	sqlite3_stmt *st = s->st[ST_WEBPAIR_PUT];
+	int b = SQLITE_OK;
+
+	bind_ok(&b, bind_text(st, 1, source));
+	bind_ok(&b, bind_id(st, 2, ext));
+	bind_pair(&b, st, p);
+	return run(s, st, b);
 }

@@ -396,4 +396,17 @@ int store_devcontact_by_addr(struct store *s, const char *addr, struct store_dev
 /* Deletes the rows of sip_user at addr (an unregistration).  0 or < 0. */
 int store_devcontact_forget(struct store *s, const char *sip_user, const char *addr);
 
+/* ---- self-service web passwords (sql/008_people.sql) -------------------- */
+
+/* The Argon2id string of an extension's web password into buf: 1 found,
+ * 0 none, < 0 error (also when it does not fit). */
+int store_webpw_get(struct store *s, hd_id ext, char *buf, size_t len);
+/* Sets it (hash NULL removes it). */
+int store_webpw_put(struct store *s, hd_id ext, const char *hash, long long now);
+/* Failed sign-ins of (source network, extension), the fields of a guard
+ * pair: 1 found, 0 absent (*out zeroed), < 0. */
+int store_webpair_get(struct store *s, const char *source, hd_id ext, struct store_pair *out);
+/* Inserts or replaces. */
+int store_webpair_put(struct store *s, const char *source, hd_id ext, const struct store_pair *p);
+
 #endif
