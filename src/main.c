@@ -63,6 +63,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: hotdeskd --config FILE [--check-config]\n"
+	           "       hotdeskd --config FILE --backup OUT\n"
 	           "       hotdeskd --version\n");
 }
 
@@ -430,26 +431,46 @@ run(struct daemon *d)
 	return 0;
 }
 
+/* --backup OUT: an online copy of the configured database (the daemon
+ * may be running), mode 0600.  Exit status 0 or 1. */
+static int
+backup_db(struct hd_config *cfg, const char *out)
+{
+	char err[512];
+	int pages, rc = 0;
+
+	if (store_backup(cfg->database.path, out, &pages, err, sizeof(err)) != 0) {
+		fprintf(stderr, "hotdeskd: backup: %s\n", err);
+		rc = 1;
+	} else {
+		printf("%s: backup of %s written (%d pages)\n", out, cfg->database.path, pages);
+	}
+	cfg_free(cfg);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'n' },
+		{ "backup", required_argument, NULL, 'b' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon d = { 0 };
-	const char *path = NULL;
+	const char *path = NULL, *backup = NULL;
 	bool check = false;
 	char err[512];
 	sigset_t set;
 	int ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:nb:Vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
+		case 'b': backup = optarg; break;
 		case 'n': check = true; break;
 		case 'V': printf("hotdeskd %s\n", HOTDESKD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -469,6 +490,8 @@ main(int argc, char **argv)
 		cfg_free(d.cfg);
 		return 0;
 	}
+	if (backup != NULL)
+		return backup_db(d.cfg, backup);
 	/* block the signals before any thread exists: all inherit the mask */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

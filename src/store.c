@@ -816,6 +816,82 @@ fail:
 	return -1;
 }
 
+int
+store_backup(const char *path, const char *out, int *pages, char *err, size_t errlen)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b = NULL;
+	char check[64] = "";
+	sqlite3_stmt *st = NULL;
+	int fd, rc, ret = -1;
+
+	*pages = 0;
+	if (strcmp(path, ":memory:") == 0 || *path == '\0') {
+		put_err(err, errlen, "the database is in memory: nothing to back up");
+		return -1;
+	}
+	/* the copy holds SIP passwords: 0600 from its first byte, and never
+	 * over an existing file */
+	if ((fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+		put_err(err, errlen, "%s: %s", out, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0600) == -1) {
+		put_err(err, errlen, "%s: chmod 0600: %s", out, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	if ((rc = sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE, NULL)) != SQLITE_OK) {
+		put_err(err, errlen, "%s: %s", path, src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+		goto out;
+	}
+	(void)sqlite3_busy_timeout(src, STORE_BUSY_TIMEOUT_MS);
+	if ((rc = sqlite3_open_v2(out, &dst, SQLITE_OPEN_READWRITE, NULL)) != SQLITE_OK) {
+		put_err(err, errlen, "%s: %s", out, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+		goto out;
+	}
+	(void)sqlite3_busy_timeout(dst, STORE_BUSY_TIMEOUT_MS);
+	if ((b = sqlite3_backup_init(dst, "main", src, "main")) == NULL) {
+		put_err(err, errlen, "%s: %s", out, sqlite3_errmsg(dst));
+		goto out;
+	}
+	/* all pages in one step: one read transaction of the source, so the
+	 * copy is one committed state however busy the writer (WAL readers
+	 * never wait for it) */
+	do {
+		rc = sqlite3_backup_step(b, -1);
+		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+			sqlite3_sleep(50);
+	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+	*pages = sqlite3_backup_pagecount(b);
+	rc = sqlite3_backup_finish(b);
+	b = NULL;
+	if (rc != SQLITE_OK) {
+		put_err(err, errlen, "%s: backup failed: %s", out, sqlite3_errmsg(dst));
+		goto out;
+	}
+	if (sqlite3_prepare_v2(dst, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW ||
+	    (size_t)snprintf(check, sizeof(check), "%s",
+	                     (const char *)sqlite3_column_text(st, 0)) >= sizeof(check) ||
+	    strcmp(check, "ok") != 0) {
+		put_err(err, errlen, "%s: the copy does not check: %s", out,
+		        check[0] ? check : sqlite3_errmsg(dst));
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (b != NULL)
+		(void)sqlite3_backup_finish(b);
+	sqlite3_close(dst);
+	sqlite3_close(src);
+	if (ret != 0)
+		(void)unlink(out);
+	return ret;
+}
+
 struct store *
 store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 {

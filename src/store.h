@@ -52,6 +52,14 @@ struct store;
  * store_close().
  */
 struct store *store_open(const char *path, const char *sql_dir, char *err, size_t errlen);
+/*
+ * Online backup: copies the database at path (it may be in use by a
+ * running hotdeskd: one read transaction, the WAL included) into a new
+ * file out, created mode 0600 (an existing out is refused), then checks
+ * the copy (PRAGMA quick_check).  *pages gets the number of pages copied.
+ * Returns 0, or -1 with err (out removed).  Needs no struct store.
+ */
+int store_backup(const char *path, const char *out, int *pages, char *err, size_t errlen);
 /* Finalizes every statement and closes the database.  NULL-safe.  An open
  * transaction is rolled back. */
 void store_close(struct store *s);
