@@ -80,6 +80,43 @@ static const char *const prov_auth_names[] = {
 	[HD_PROV_NONE] = "none", [HD_PROV_SHARED] = "shared", [HD_PROV_DEVICE] = "device",
 };
 
+static const char *const dst_names[] = { [HD_DST_NONE] = "none", [HD_DST_EU] = "eu",
+	                                 [HD_DST_US] = "us" };
+
+/* "+01:00" for 60 minutes east of UTC. */
+static json_t *
+utc_offset_json(int min)
+{
+	char buf[8];
+	int a = min < 0 ? -min : min;
+
+	if ((size_t)snprintf(buf, sizeof(buf), "%c%02d:%02d", min < 0 ? '-' : '+', a / 60 % 100,
+	                     a % 60) >= sizeof(buf))
+		return json_null();
+	return json_string(buf);
+}
+
+static json_t *
+site_json(const struct hd_site *s)
+{
+	return json_pack("{s:o, s:s, s:s?, s:s?}", "utc_offset", utc_offset_json(s->utc_offset),
+	                 "dst", dst_names[s->dst], "ntp_server", s->ntp_server, "language",
+	                 s->language);
+}
+
+static json_t *
+keys_json(const struct hd_ext *e)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < e->nkeys; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s?}", "type",
+		                                   e->keys[i].type == HD_KEY_BLF ? "blf" : "speed_dial",
+		                                   "value", e->keys[i].value, "label",
+		                                   e->keys[i].label));
+	return a;
+}
+
 static json_t *
 org_json(const struct hd_org *o)
 {
@@ -87,8 +124,9 @@ org_json(const struct hd_org *o)
 	                         "username", o->prov.user, "has_password",
 	                         o->prov.password != NULL, "networks", o->prov.networks);
 
-	return json_pack("{s:s, s:s?, s:o, s:o}", "name", o->name, "display_name",
-	                 o->display_name, "sip_server", sip_json(&o->sip), "provisioning", prov);
+	return json_pack("{s:s, s:s?, s:o, s:o, s:o}", "name", o->name, "display_name",
+	                 o->display_name, "sip_server", sip_json(&o->sip), "provisioning", prov,
+	                 "site", site_json(&o->site));
 }
 
 static json_t *
@@ -97,9 +135,11 @@ ext_json(const struct world *w, const struct hd_ext *e)
 	const struct hd_org *o = world_org(w, e->org);
 	const struct hd_dev *on = world_dev(w, e->virtual_on), *home = world_dev(w, e->home_dev);
 
-	return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o, s:b, s:b, s:s, s:s?, s:s?}",
+	return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:b, s:b, s:s, s:s?, "
+	                 "s:s?}",
 	                 "org", o ? o->name : "", "number", e->number, "sip_user", e->sip_user,
 	                 "display_name", e->display_name, "label", e->label,
+	                 "voicemail", e->voicemail, "language", e->language, "keys", keys_json(e),
 	                 "sip_server", sip_json(&e->sip),
 	                 "allow_virtualization", e->allow_virtualization,
 	                 "has_secret_code", e->has_secret,
@@ -236,6 +276,119 @@ take_sip(json_t *o, struct hd_sip_server *s, struct field_err *fe)
 			s->port = (int)json_integer_value(port);
 	}
 	return 0;
+}
+
+/* A locale code hotdeskd knows ("fr_FR"), or null/"" for none. */
+static int
+take_language(json_t *o, char **dst, struct field_err *fe)
+{
+	json_t *v = json_object_get(o, "language");
+
+	if (v != NULL && !json_is_null(v) &&
+	    (!json_is_string(v) || (json_string_value(v)[0] != '\0' &&
+	                            !vendor_language_ok(json_string_value(v)))))
+		return ferr(fe, "language", "unknown language (see docs/PHONES.md)");
+	return take_str(o, "language", dst, 16, true, true, fe, NULL);
+}
+
+/* The "site" object of an organization: utc_offset "+HH:MM", dst, ntp_server,
+ * language.  Fields left out keep their value. */
+static int
+take_site(json_t *o, struct hd_site *s, struct field_err *fe)
+{
+	json_t *v = json_object_get(o, "site"), *f;
+	const char *key;
+	json_t *val;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_object(v))
+		return ferr(fe, "site", "must be an object");
+	json_object_foreach(v, key, val) {
+		if (strcmp(key, "utc_offset") && strcmp(key, "dst") && strcmp(key, "ntp_server") &&
+		    strcmp(key, "language"))
+			return ferr(fe, "site", "unknown field");
+	}
+	if ((f = json_object_get(v, "utc_offset")) != NULL) {
+		const char *t = json_is_string(f) ? json_string_value(f) : "";
+		int h, m, n = 0;
+
+		if (json_is_null(f))
+			s->utc_offset = 0;
+		else if ((t[0] != '+' && t[0] != '-') || strlen(t) != 6 ||
+		         sscanf(t + 1, "%2d:%2d%n", &h, &m, &n) != 2 || n != 5 || m > 59 ||
+		         h * 60 + m > (t[0] == '-' ? 720 : 840))
+			return ferr(fe, "site.utc_offset", "must be +HH:MM or -HH:MM (-12:00..+14:00)");
+		else
+			s->utc_offset = (t[0] == '-' ? -1 : 1) * (h * 60 + m);
+	}
+	if ((f = json_object_get(v, "dst")) != NULL) {
+		const char *t = json_is_string(f) ? json_string_value(f) : "";
+
+		if (json_is_null(f) || strcmp(t, "none") == 0)
+			s->dst = HD_DST_NONE;
+		else if (strcmp(t, "eu") == 0)
+			s->dst = HD_DST_EU;
+		else if (strcmp(t, "us") == 0)
+			s->dst = HD_DST_US;
+		else
+			return ferr(fe, "site.dst", "must be none, eu or us");
+	}
+	if (take_str(v, "ntp_server", &s->ntp_server, 253, true, true, fe, NULL) != 0)
+		return ferr(fe, "site.ntp_server", "must be a host name or address");
+	if (take_language(v, &s->language, fe) != 0)
+		return ferr(fe, "site.language", "unknown language (see docs/PHONES.md)");
+	return 0;
+}
+
+/* The "keys" array of an extension: at most HD_MAX_KEYS objects
+ * {"type": "blf"|"speed_dial", "value": dialable, "label": text}; null or
+ * [] clears them.  Replaces the whole list. */
+static int
+take_keys(json_t *o, struct hd_ext *e, struct field_err *fe)
+{
+	json_t *v = json_object_get(o, "keys"), *k;
+	struct hd_ext tmp = { 0 };
+	size_t i;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_null(v) && !json_is_array(v))
+		return ferr(fe, "keys", "must be an array");
+	if (json_is_array(v) && json_array_size(v) > HD_MAX_KEYS)
+		return ferr(fe, "keys", "at most 10 keys");
+	json_array_foreach(json_is_array(v) ? v : NULL, i, k) {
+		struct hd_key *key = &tmp.keys[i];
+		json_t *t = json_object_get(k, "type"), *val = json_object_get(k, "value");
+		const char *name;
+		json_t *x;
+
+		if (!json_is_object(k))
+			goto bad;
+		json_object_foreach(k, name, x)
+			if (strcmp(name, "type") && strcmp(name, "value") && strcmp(name, "label"))
+				goto bad;
+		if (!json_is_string(t) || (strcmp(json_string_value(t), "blf") &&
+		                           strcmp(json_string_value(t), "speed_dial")))
+			goto bad;
+		key->type = strcmp(json_string_value(t), "blf") == 0 ? HD_KEY_BLF : HD_KEY_SPEED_DIAL;
+		tmp.nkeys = i + 1;
+		if (!json_is_string(val) || !hd_dial_ok(json_string_value(val)) ||
+		    (key->value = strdup(json_string_value(val))) == NULL)
+			goto bad;
+		if (take_str(k, "label", &key->label, 64, true, false, fe, NULL) != 0) {
+			hd_keys_clear(&tmp);
+			return ferr(fe, "keys.label", "empty, too long or has control characters");
+		}
+	}
+	hd_keys_clear(e);
+	memcpy(e->keys, tmp.keys, sizeof(e->keys));
+	e->nkeys = tmp.nkeys;
+	return 0;
+bad:
+	hd_keys_clear(&tmp);
+	return ferr(fe, "keys", "each key is {\"type\": \"blf\" or \"speed_dial\", \"value\": "
+	            "1 to 32 of 0-9 * # +, \"label\": text}");
 }
 
 /* The "provisioning" object of an organization. */
@@ -643,7 +796,7 @@ static void
 org_write(struct req_ctx *r, bool patch)
 {
 	static const char *const known[] = { "name", "display_name", "sip_server", "provisioning",
-	                                     NULL };
+	                                     "site", NULL };
 	struct read rd = { 0 }, again;
 	struct field_err fe = { 0 };
 	struct svc_result res = { 0 };
@@ -690,6 +843,7 @@ org_write(struct req_ctx *r, bool patch)
 	if (known_fields(in, known, &fe) != 0 ||
 	    take_str(in, "display_name", &o->display_name, 128, true, false, &fe, NULL) != 0 ||
 	    take_sip(in, &o->sip, &fe) != 0 || take_prov(in, &o->prov, &fe) != 0 ||
+	    take_site(in, &o->site, &fe) != 0 ||
 	    (json_object_get(in, "name") && (!json_is_string(json_object_get(in, "name")) ||
 	     strcmp(json_string_value(json_object_get(in, "name")), name) != 0) &&
 	     ferr(&fe, "name", "differs from the path"))) {
@@ -754,7 +908,7 @@ ext_write(struct req_ctx *r, bool patch)
 {
 	static const char *const known[] = { "number", "sip_user", "sip_password", "display_name",
 	                                     "label", "sip_server", "allow_virtualization",
-	                                     "secret_code", NULL };
+	                                     "secret_code", "voicemail", "language", "keys", NULL };
 	struct read rd = { 0 }, again;
 	struct field_err fe = { 0 };
 	struct svc_result res = { 0 };
@@ -789,6 +943,10 @@ ext_write(struct req_ctx *r, bool patch)
 	    take_str(in, "sip_password", &e->sip_password, 128, false, false, &fe, NULL) != 0 ||
 	    take_str(in, "display_name", &e->display_name, 128, true, false, &fe, NULL) != 0 ||
 	    take_str(in, "label", &e->label, 64, true, false, &fe, NULL) != 0 ||
+	    take_str(in, "voicemail", &e->voicemail, 32, true, true, &fe, NULL) != 0 ||
+	    (e->voicemail != NULL && !hd_dial_ok(e->voicemail) &&
+	     ferr(&fe, "voicemail", "1 to 32 of 0-9 * # +")) ||
+	    take_language(in, &e->language, &fe) != 0 || take_keys(in, e, &fe) != 0 ||
 	    take_sip(in, &e->sip, &fe) != 0)
 		goto invalid;
 	if ((v = json_object_get(in, "number")) != NULL &&

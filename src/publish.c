@@ -436,6 +436,9 @@ pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *n
 
 /* What a parked phone (with or without a parking account) shows. */
 #define PUB_PARKED_LABEL "Dial *30 to log in"
+/* Site settings an organization has not set. */
+#define PUB_DEFAULT_LANGUAGE "en_US"
+#define PUB_DEFAULT_NTP "pool.ntp.org"
 
 /* The render input of a device, from the world (strings borrowed from it).
  * A parked phone without a parking account still gets the parked label and
@@ -453,6 +456,11 @@ pub_render_input(const struct world *w, const struct hd_dev *d, struct render_in
 	in->mac = d->mac;
 	in->model = d->model;
 	in->org = o ? o->name : NULL;
+	/* site settings: every phone of the organization, parked or not */
+	in->language = o && o->site.language ? o->site.language : PUB_DEFAULT_LANGUAGE;
+	in->site.ntp_server = o && o->site.ntp_server ? o->site.ntp_server : PUB_DEFAULT_NTP;
+	in->site.utc_offset = o ? o->site.utc_offset : 0;
+	in->site.dst = !o ? 0 : o->site.dst == HD_DST_EU ? 1 : o->site.dst == HD_DST_US ? 2 : 0;
 	if (c.kind == VIRT_CARRY_EXT) {
 		const struct hd_ext *e = c.ext;
 
@@ -463,6 +471,16 @@ pub_render_input(const struct world *w, const struct hd_dev *d, struct render_in
 		in->line.password = e->sip_password;
 		in->line.display_name = e->display_name ? e->display_name : e->number;
 		in->line.label = e->label ? e->label : e->number;
+		/* the user's settings travel with the extension */
+		in->line.voicemail = e->voicemail;
+		if (e->language != NULL)
+			in->language = e->language;
+		for (size_t i = 0; i < e->nkeys && i < RENDER_MAX_KEYS; i++) {
+			in->keys[i].blf = e->keys[i].type == HD_KEY_BLF;
+			in->keys[i].value = e->keys[i].value;
+			in->keys[i].label = e->keys[i].label;
+			in->nkeys = i + 1;
+		}
 	} else {
 		in->parked = true;
 		in->line.label = PUB_PARKED_LABEL;

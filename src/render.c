@@ -46,7 +46,29 @@ static const char *const var_names[RENDER_VAR_COUNT] = {
 	[RV_LINE_REGISTRAR_HOST] = "line.registrar_host",
 	[RV_LINE_REGISTRAR_PORT] = "line.registrar_port",
 	[RV_LINE_TRANSPORT] = "line.transport",
+	[RV_LINE_VOICEMAIL] = "line.voicemail",
+	[RV_LANGUAGE] = "language",
+	[RV_LANGUAGE_CODE] = "language_code",
+	[RV_SITE_NTP_SERVER] = "site.ntp_server",
+	[RV_SITE_UTC_OFFSET] = "site.utc_offset",
+	[RV_SITE_UTC_OFFSET_SECONDS] = "site.utc_offset_seconds",
+	[RV_SITE_UTC_OFFSET_HOURS] = "site.utc_offset_hours",
+	[RV_SITE_DST] = "site.dst",
+	[RV_SITE_DST_EU] = "site.dst_eu",
+	[RV_SITE_DST_US] = "site.dst_us",
+	[RV_KEYS] = "keys",
+	[RV_KEY_N] = "key.n",
+	[RV_KEY_BUTTON] = "key.button",
+	[RV_KEY_BLF] = "key.blf",
+	[RV_KEY_SPEED_DIAL] = "key.speed_dial",
+	[RV_KEY_VALUE] = "key.value",
+	[RV_KEY_LABEL] = "key.label",
 };
+
+static bool is_key_var(int v)
+{
+	return v >= RV_KEY_N && v <= RV_KEY_LABEL;
+}
 
 enum node_kind { N_TEXT, N_VAR, N_SECT };
 
@@ -63,7 +85,7 @@ struct node {
 
 struct render_tmpl {
 	enum render_mode mode;
-	uint32_t used; /* bit per enum render_var */
+	uint64_t used; /* bit per enum render_var */
 	size_t n, cap;
 	struct node *nodes;
 	char *src; /* private copy of the source: text nodes point into it */
@@ -146,9 +168,72 @@ void render_values_empty(struct render_values *vals)
 	set_bool(vals, RV_PARKED, false);
 	set_bool(vals, RV_PARKING, false);
 	set_bool(vals, RV_LINE_ENABLED, false);
+	set_bool(vals, RV_SITE_DST, false);
+	set_bool(vals, RV_SITE_DST_EU, false);
+	set_bool(vals, RV_SITE_DST_US, false);
+	set_bool(vals, RV_KEYS, false);
 	/* "0", like any version number would render; harmless in shared files. */
 	memcpy(vals->version, "0", 2);
 	render_values_set(vals, RV_VERSION, vals->version);
+}
+
+/* site.utc_offset* and site.dst*. */
+static int site_values(struct render_values *vals, const struct render_input *in)
+{
+	int m = in->site.utc_offset, a = m < 0 ? -m : m;
+	char sign = m < 0 ? '-' : '+';
+	int n1, n2, n3;
+
+	if (a > 24 * 60)
+		return -1;
+	n1 = snprintf(vals->utc_offset, sizeof(vals->utc_offset), "%c%02d:%02d", sign, a / 60,
+	              a % 60);
+	n2 = snprintf(vals->utc_seconds, sizeof(vals->utc_seconds), "%d", m * 60);
+	n3 = a % 60 ? snprintf(vals->utc_hours, sizeof(vals->utc_hours), "%c%d:%02d", sign,
+	                       a / 60, a % 60)
+	            : snprintf(vals->utc_hours, sizeof(vals->utc_hours), "%c%d", sign, a / 60);
+	if (n1 < 0 || (size_t)n1 >= sizeof(vals->utc_offset) || n2 < 0 ||
+	    (size_t)n2 >= sizeof(vals->utc_seconds) || n3 < 0 ||
+	    (size_t)n3 >= sizeof(vals->utc_hours))
+		return -1;
+	render_values_set(vals, RV_SITE_UTC_OFFSET, vals->utc_offset);
+	render_values_set(vals, RV_SITE_UTC_OFFSET_SECONDS, vals->utc_seconds);
+	render_values_set(vals, RV_SITE_UTC_OFFSET_HOURS, vals->utc_hours);
+	set_bool(vals, RV_SITE_DST, in->site.dst == 1 || in->site.dst == 2);
+	set_bool(vals, RV_SITE_DST_EU, in->site.dst == 1);
+	set_bool(vals, RV_SITE_DST_US, in->site.dst == 2);
+	return 0;
+}
+
+/* The key.* values of every line key. */
+static int key_values(struct render_values *vals, const struct render_input *in)
+{
+	vals->nkeys = in->nkeys < RENDER_MAX_KEYS ? in->nkeys : RENDER_MAX_KEYS;
+	set_bool(vals, RV_KEYS, vals->nkeys > 0);
+	for (size_t i = 0; i < vals->nkeys; i++) {
+		struct render_value *k = vals->key[i];
+		const struct render_key *in_k = &in->keys[i];
+		char (*num)[4] = vals->key_num[i];
+		const char *s[RENDER_KEY_VARS];
+
+		if ((size_t)snprintf(num[0], sizeof(num[0]), "%zu", i + 1) >= sizeof(num[0]) ||
+		    (size_t)snprintf(num[1], sizeof(num[1]), "%zu", i + 2) >= sizeof(num[1]))
+			return -1;
+		s[RV_KEY_N - RV_KEY_N] = num[0];
+		s[RV_KEY_BUTTON - RV_KEY_N] = num[1];
+		s[RV_KEY_BLF - RV_KEY_N] = in_k->blf ? "1" : "0";
+		s[RV_KEY_SPEED_DIAL - RV_KEY_N] = in_k->blf ? "0" : "1";
+		s[RV_KEY_VALUE - RV_KEY_N] = in_k->value ? in_k->value : "";
+		s[RV_KEY_LABEL - RV_KEY_N] = in_k->label ? in_k->label : "";
+		for (int j = 0; j < RENDER_KEY_VARS; j++) {
+			k[j].s = s[j];
+			k[j].len = strlen(s[j]);
+			k[j].on = k[j].len > 0;
+		}
+		k[RV_KEY_BLF - RV_KEY_N].on = in_k->blf;
+		k[RV_KEY_SPEED_DIAL - RV_KEY_N].on = !in_k->blf;
+	}
+	return 0;
 }
 
 static bool is_lower_mac(const char *m)
@@ -214,6 +299,11 @@ int render_values_init(struct render_values *vals, const struct render_input *in
 	render_values_set(vals, RV_LINE_REGISTRAR_HOST, in->line.registrar_host);
 	render_values_set(vals, RV_LINE_REGISTRAR_PORT, vals->port);
 	render_values_set(vals, RV_LINE_TRANSPORT, in->line.transport);
+	render_values_set(vals, RV_LINE_VOICEMAIL, in->line.voicemail);
+	render_values_set(vals, RV_LANGUAGE_CODE, in->language);
+	render_values_set(vals, RV_SITE_NTP_SERVER, in->site.ntp_server);
+	if (site_values(vals, in) < 0 || key_values(vals, in) < 0)
+		goto trunc;
 	return 0;
 trunc:
 	snprintf(err, errlen, "internal error: derived value truncated");
@@ -360,6 +450,7 @@ struct open_sect {
 	size_t node;  /* index of the section node */
 	size_t where; /* offset of its tag, for errors */
 	int var;
+	bool repeat;  /* a {{#keys}} section: repeated per key */
 };
 
 int render_compile(const char *src, size_t len, enum render_mode mode,
@@ -388,6 +479,7 @@ int render_compile(const char *src, size_t len, enum render_mode mode,
 	struct compiler c = {.src = t->src, .len = len, .t = t, .err = err, .errlen = errlen};
 	struct open_sect stack[MAX_DEPTH];
 	size_t depth = 0, pos = 0;
+	bool in_keys = false; /* inside a {{#keys}} section */
 
 	for (;;) {
 		const char *o = pos < len ? memmem(t->src + pos, len - pos, "{{", 2) : NULL;
@@ -487,16 +579,33 @@ int render_compile(const char *src, size_t len, enum render_mode mode,
 			if (c.t->n > UINT32_MAX)
 				goto oom;
 			t->nodes[top->node].b = (uint32_t)t->n;
+			if (top->repeat)
+				in_keys = false;
 			depth--;
 			continue;
 		}
-		t->used |= 1u << var;
+		if (is_key_var(var) && !in_keys) {
+			cerr(&c, open, "'%s' is only available inside {{#keys}}", var_names[var]);
+			goto fail;
+		}
+		if (var == RV_KEYS && sigil != '#' && sigil != '^') {
+			cerr(&c, open, "'keys' is a section: write {{#keys}}...{{/keys}}");
+			goto fail;
+		}
+		if (var == RV_KEYS && sigil == '#' && in_keys) {
+			cerr(&c, open, "{{#keys}} sections do not nest");
+			goto fail;
+		}
+		t->used |= (uint64_t)1 << var;
 		if (sigil == '#' || sigil == '^') {
 			if (depth == MAX_DEPTH) {
 				cerr(&c, open, "sections nested deeper than %d", MAX_DEPTH);
 				goto fail;
 			}
-			stack[depth++] = (struct open_sect){.node = t->n, .where = open, .var = var};
+			stack[depth++] = (struct open_sect){.node = t->n, .where = open, .var = var,
+			                                    .repeat = var == RV_KEYS && sigil == '#'};
+			if (var == RV_KEYS && sigil == '#')
+				in_keys = true;
 			struct node nd = {.kind = N_SECT, .var = (uint16_t)var,
 			                  .flags = sigil == '^' ? NF_INVERT : 0};
 			if (push(&c, nd) < 0)
@@ -539,7 +648,7 @@ enum render_mode render_tmpl_mode(const struct render_tmpl *t)
 
 bool render_tmpl_uses(const struct render_tmpl *t, enum render_var v)
 {
-	return (unsigned)v < RENDER_VAR_COUNT && (t->used & (1u << v)) != 0;
+	return (unsigned)v < RENDER_VAR_COUNT && (t->used & ((uint64_t)1 << v)) != 0;
 }
 
 /* ---- renderer --------------------------------------------------------- */
@@ -638,12 +747,35 @@ oom:
 	return -1;
 }
 
+/* The value of node nd's variable; key.* of line key `key`. */
+static const struct render_value *value_of(const struct render_values *vals,
+                                           const struct node *nd, size_t key)
+{
+	if (is_key_var(nd->var))
+		return &vals->key[key][nd->var - RV_KEY_N];
+	return &vals->v[nd->var];
+}
+
 int render_run(const struct render_tmpl *t, const struct render_values *vals,
                struct render_buf *out, char *err, size_t errlen)
 {
 	size_t start = out->len;
 	size_t i = 0;
-	while (i < t->n) {
+	/* the {{#keys}} section being repeated: its body [loop_start, loop_end)
+	 * is walked once per key (sections do not nest, compile-checked) */
+	size_t loop_start = 0, loop_end = 0, key = 0;
+	bool looping = false;
+
+	while (i < t->n || (looping && i == loop_end)) {
+		if (looping && i == loop_end) {
+			if (++key < vals->nkeys) {
+				i = loop_start;
+				continue;
+			}
+			looping = false;
+			if (i >= t->n)
+				break;
+		}
 		const struct node *nd = &t->nodes[i];
 		switch (nd->kind) {
 		case N_TEXT:
@@ -654,15 +786,21 @@ int render_run(const struct render_tmpl *t, const struct render_values *vals,
 			i++;
 			break;
 		case N_VAR:
-			if (put_value(t, nd, &vals->v[nd->var], out, err, errlen) < 0)
+			if (put_value(t, nd, value_of(vals, nd, key), out, err, errlen) < 0)
 				goto fail;
 			i++;
 			break;
 		case N_SECT: {
-			bool on = vals->v[nd->var].on;
+			bool on = value_of(vals, nd, key)->on;
 			if (nd->flags & NF_INVERT)
 				on = !on;
 			assert(nd->b > i && nd->b <= t->n); /* R2 */
+			if (on && nd->var == RV_KEYS && !(nd->flags & NF_INVERT)) {
+				looping = true;
+				key = 0;
+				loop_start = i + 1;
+				loop_end = nd->b;
+			}
 			i = on ? i + 1 : nd->b;
 			break;
 		}

@@ -64,8 +64,33 @@ enum render_var {
 	RV_LINE_REGISTRAR_HOST, /* line.registrar_host */
 	RV_LINE_REGISTRAR_PORT, /* line.registrar_port: decimal, empty when 0 */
 	RV_LINE_TRANSPORT,      /* line.transport: in the vendor's spelling */
+	/* the user's settings (empty on a parked phone) and the site's */
+	RV_LINE_VOICEMAIL,      /* line.voicemail: voicemail / MWI number */
+	RV_LANGUAGE,            /* language: in the vendor's spelling */
+	RV_LANGUAGE_CODE,       /* language_code: locale code, e.g. fr_FR */
+	RV_SITE_NTP_SERVER,     /* site.ntp_server */
+	RV_SITE_UTC_OFFSET,     /* site.utc_offset: +01:00 */
+	RV_SITE_UTC_OFFSET_SECONDS, /* site.utc_offset_seconds: 3600 */
+	RV_SITE_UTC_OFFSET_HOURS,   /* site.utc_offset_hours: +1, +5:30, -3:30 */
+	RV_SITE_DST,            /* site.dst: "1"/"0", a daylight saving rule applies */
+	RV_SITE_DST_EU,         /* site.dst_eu: "1"/"0", the European rule */
+	RV_SITE_DST_US,         /* site.dst_us: "1"/"0", the US rule */
+	/* {{#keys}}...{{/keys}} repeats once per line key of the user (in
+	 * order; nothing when none); key.* exist only inside it */
+	RV_KEYS,                /* keys: "1" when the user has line keys */
+	RV_KEY_N,               /* key.n: 1, 2, ... */
+	RV_KEY_BUTTON,          /* key.button: key.n + 1 (line key 1 is the line) */
+	RV_KEY_BLF,             /* key.blf: "1"/"0" */
+	RV_KEY_SPEED_DIAL,      /* key.speed_dial: "1"/"0" */
+	RV_KEY_VALUE,           /* key.value: the number dialed / watched */
+	RV_KEY_LABEL,           /* key.label */
 	RENDER_VAR_COUNT
 };
+
+/* Most line keys a render input carries. */
+#define RENDER_MAX_KEYS 10
+/* The key.* variables, RV_KEY_N .. RV_KEY_LABEL. */
+#define RENDER_KEY_VARS (RV_KEY_LABEL - RV_KEY_N + 1)
 
 
 /* The template name of a variable ("line.password"); "" if out of range. */
@@ -92,7 +117,20 @@ struct render_input {
 		    *registrar_host;
 		int registrar_port;    /* 0 = unset */
 		const char *transport; /* "udp", "tcp", "tls" or NULL */
+		const char *voicemail; /* the user's voicemail number, or NULL */
 	} line;
+	const char *language;      /* locale code, e.g. "fr_FR" (the vendor layer
+	                            * sets the `language` spelling) */
+	struct {
+		const char *ntp_server;
+		int utc_offset;        /* minutes east of UTC */
+		int dst;               /* 0 none, 1 European rule, 2 US rule */
+	} site;
+	struct render_key {
+		bool blf;              /* else a speed dial */
+		const char *value, *label;
+	} keys[RENDER_MAX_KEYS];
+	size_t nkeys;
 	bool parking;               /* line is the parking account */
 	unsigned long long version; /* configuration version number */
 };
@@ -112,6 +150,11 @@ struct render_values {
 	char mac_colons[18];
 	char port[12];
 	char version[24];
+	char utc_offset[8], utc_seconds[8], utc_hours[8];
+	/* the line keys: key.* values per key */
+	size_t nkeys;
+	struct render_value key[RENDER_MAX_KEYS][RENDER_KEY_VARS];
+	char key_num[RENDER_MAX_KEYS][2][4];
 };
 
 /*

@@ -1068,9 +1068,19 @@ ext_renderable(const struct hd_ext *e, struct svc_result *r)
 		{ "display_name", e->display_name },
 		{ "label", e->label },
 		{ "sip_server.host", e->sip.host },
+		{ "voicemail", e->voicemail },
 	};
+	int rc = renderable(NULL, v, sizeof(v) / sizeof(v[0]), r);
 
-	return renderable(NULL, v, sizeof(v) / sizeof(v[0]), r);
+	for (size_t i = 0; rc == SVC_OK && i < e->nkeys; i++) {
+		const struct rendered_value k[] = {
+			{ "keys.label", e->keys[i].label },
+			{ "keys.value", e->keys[i].value },
+		};
+
+		rc = renderable(NULL, k, sizeof(k) / sizeof(k[0]), r);
+	}
+	return rc;
 }
 
 /* A device's own values render on its profile only. */
@@ -1216,11 +1226,12 @@ svc_org_put(struct svc *s, struct hd_org *o, struct svc_result *r)
 	struct hd_org *old, *copy = NULL;
 	struct put_tx t = { .kind = 'o', .type = "org.put" };
 	struct virt_plan none = { 0 };
-	const struct rendered_value v[] = { { "sip_server.host", o->sip.host } };
+	const struct rendered_value v[] = { { "sip_server.host", o->sip.host },
+	                                    { "site.ntp_server", o->site.ntp_server } };
 	char err[256];
 	int rc = SVC_OK;
 
-	if ((rc = renderable(NULL, v, 1, r)) != SVC_OK) {
+	if ((rc = renderable(NULL, v, 2, r)) != SVC_OK) {
 		hd_org_free(o);
 		return rc;
 	}

@@ -130,10 +130,11 @@ enum stmt_id {
 };
 
 #define ORG_COLS "name, display_name, sip_host, sip_port, sip_transport, prov_auth, " \
-                 "prov_user, prov_password, prov_networks"
+                 "prov_user, prov_password, prov_networks, utc_offset, dst, ntp_server, " \
+                 "language"
 #define EXT_COLS "org_id, number, sip_user, sip_password, display_name, label, " \
                  "sip_host, sip_port, sip_transport, allow_virtualization, "       \
-                 "secret_hash, virtual_on"
+                 "secret_hash, virtual_on, voicemail, language, keys"
 #define DEV_COLS "mac, org_id, profile, model, home_ext_id, parking_user, " \
                  "parking_password, static_contact, prov_password"
 
@@ -147,21 +148,23 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
 
 	[ST_ORG_INS] = "INSERT INTO orgs (" ORG_COLS ") "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?8, ?9, ?10)",
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[ST_ORG_UPD] = "UPDATE orgs SET name = ?1, display_name = ?2, sip_host = ?3, "
 	               "sip_port = ?4, sip_transport = ?5, prov_auth = ?7, prov_user = ?8, "
-	               "prov_password = ?9, prov_networks = ?10 WHERE id = ?6",
+	               "prov_password = ?9, prov_networks = ?10, utc_offset = ?11, dst = ?12, "
+	               "ntp_server = ?13, language = ?14 WHERE id = ?6",
 	[ST_ORG_DEL] = "DELETE FROM orgs WHERE id = ?1",
 	[ST_ORG_ALL] = "SELECT id, " ORG_COLS " FROM orgs ORDER BY id",
 
 	[ST_EXT_INS] = "INSERT INTO extensions (" EXT_COLS ") "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?15, ?16, ?17)",
 	[ST_EXT_UPD] = "UPDATE extensions SET org_id = ?1, number = ?2, sip_user = ?3, "
 	               "sip_password = ?4, display_name = ?5, label = ?6, sip_host = ?7, "
 	               "sip_port = ?8, sip_transport = ?9, allow_virtualization = ?10, "
 	               /* no new hash while a code is kept: the stored one stays */
 	               "secret_hash = CASE WHEN ?11 IS NULL AND ?14 THEN secret_hash ELSE ?11 END, "
-	               "virtual_on = ?12 WHERE id = ?13",
+	               "virtual_on = ?12, voicemail = ?15, language = ?16, keys = ?17 "
+	               "WHERE id = ?13",
 	[ST_EXT_DEL] = "DELETE FROM extensions WHERE id = ?1",
 	[ST_EXT_VON] = "UPDATE extensions SET virtual_on = ?2 WHERE id = ?1",
 	[ST_EXT_ALL] = "SELECT id, " EXT_COLS " FROM extensions ORDER BY id",
@@ -1059,6 +1062,11 @@ store_org_put(struct store *s, struct hd_org *o)
 	bind_ok(&b, bind_text(st, 8, o->prov.user));
 	bind_ok(&b, bind_text(st, 9, o->prov.password));
 	bind_ok(&b, bind_text(st, 10, o->prov.networks));
+	bind_ok(&b, sqlite3_bind_int(st, 11, o->site.utc_offset));
+	bind_ok(&b, bind_text(st, 12, o->site.dst == HD_DST_EU ? "eu"
+	                            : o->site.dst == HD_DST_US ? "us" : "none"));
+	bind_ok(&b, bind_text(st, 13, o->site.ntp_server));
+	bind_ok(&b, bind_text(st, 14, o->site.language));
 	return finish_put(s, run(s, st, b), "organization", &o->id);
 }
 
@@ -1097,6 +1105,17 @@ store_ext_put(struct store *s, struct hd_ext *e)
 	if (e->id != 0) {
 		bind_ok(&b, sqlite3_bind_int64(st, 13, e->id));
 		bind_ok(&b, sqlite3_bind_int(st, 14, e->has_secret ? 1 : 0));
+	}
+	bind_ok(&b, bind_text(st, 15, e->voicemail));
+	bind_ok(&b, bind_text(st, 16, e->language));
+	{
+		bool oom;
+		char *keys = hd_keys_format(e, &oom);
+
+		if (oom)
+			b = SQLITE_NOMEM;
+		bind_ok(&b, sqlite3_bind_text(st, 17, keys, -1, SQLITE_TRANSIENT));
+		free(keys);
 	}
 	return finish_put(s, run(s, st, b), "extension", &e->id);
 }
@@ -1155,6 +1174,14 @@ row_org(sqlite3_stmt *st)
 		return NULL;
 	o->id = sqlite3_column_int64(st, 0);
 	o->sip.port = sqlite3_column_int(st, 4);
+	o->site.utc_offset = sqlite3_column_int(st, 10);
+	{
+		const unsigned char *dst = sqlite3_column_text(st, 11);
+
+		o->site.dst = dst == NULL ? HD_DST_NONE
+		            : strcmp((const char *)dst, "eu") == 0 ? HD_DST_EU
+		            : strcmp((const char *)dst, "us") == 0 ? HD_DST_US : HD_DST_NONE;
+	}
 	{
 		const unsigned char *a = sqlite3_column_text(st, 6);
 
@@ -1165,7 +1192,8 @@ row_org(sqlite3_stmt *st)
 	if (col_dup(st, 1, &o->name) != 0 || col_dup(st, 2, &o->display_name) != 0 ||
 	    col_dup(st, 3, &o->sip.host) != 0 || col_dup(st, 5, &o->sip.transport) != 0 ||
 	    col_dup(st, 7, &o->prov.user) != 0 || col_dup(st, 8, &o->prov.password) != 0 ||
-	    col_dup(st, 9, &o->prov.networks) != 0) {
+	    col_dup(st, 9, &o->prov.networks) != 0 || col_dup(st, 12, &o->site.ntp_server) != 0 ||
+	    col_dup(st, 13, &o->site.language) != 0) {
 		hd_org_free(o);
 		return NULL;
 	}
@@ -1187,7 +1215,9 @@ row_ext(sqlite3_stmt *st)
 	if (col_dup(st, 2, &e->number) != 0 || col_dup(st, 3, &e->sip_user) != 0 ||
 	    col_dup(st, 4, &e->sip_password) != 0 || col_dup(st, 5, &e->display_name) != 0 ||
 	    col_dup(st, 6, &e->label) != 0 || col_dup(st, 7, &e->sip.host) != 0 ||
-	    col_dup(st, 9, &e->sip.transport) != 0 || col_dup(st, 11, &e->secret_hash) != 0) {
+	    col_dup(st, 9, &e->sip.transport) != 0 || col_dup(st, 11, &e->secret_hash) != 0 ||
+	    col_dup(st, 13, &e->voicemail) != 0 || col_dup(st, 14, &e->language) != 0 ||
+	    hd_keys_parse(e, (const char *)sqlite3_column_text(st, 15)) != 0) {
 		hd_ext_free(e); /* wipes the password */
 		return NULL;
 	}

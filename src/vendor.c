@@ -46,6 +46,18 @@ const struct vendor_profile *const vendor_registry[] = {
 };
 const size_t vendor_registry_len = sizeof(vendor_registry) / sizeof(vendor_registry[0]);
 
+const char *const vendor_language_codes[VENDOR_NLANG] = {
+	"en_US", "en_GB", "fr_FR", "de_DE", "es_ES", "it_IT", "nl_NL", "pt_PT",
+};
+
+bool vendor_language_ok(const char *code)
+{
+	for (size_t i = 0; code != NULL && i < VENDOR_NLANG; i++)
+		if (strcmp(code, vendor_language_codes[i]) == 0)
+			return true;
+	return false;
+}
+
 const struct vendor_profile *vendor_profile_by_name(const char *name)
 {
 	if (name == NULL)
@@ -573,6 +585,8 @@ static void sample_inputs(struct render_input in[4])
 		in[i].model = "sample";
 		in[i].org = "example";
 		in[i].version = 7;
+		in[i].language = "en_US";
+		in[i].site.ntp_server = "pool.ntp.org";
 	}
 	/* 0: a device carrying an extension */
 	in[0].line_enabled = true;
@@ -583,9 +597,19 @@ static void sample_inputs(struct render_input in[4])
 	in[0].line.registrar_host = "pbx.example.com";
 	in[0].line.registrar_port = 5060;
 	in[0].line.transport = "udp";
+	in[0].line.voicemail = "*97";
+	in[0].language = "fr_FR";
+	in[0].site.utc_offset = 60;
+	in[0].site.dst = 1;
+	in[0].keys[0] = (struct render_key){ true, "202", "Bob" };
+	in[0].keys[1] = (struct render_key){ false, "5551234", "Pizza" };
+	in[0].nkeys = 2;
 	/* 1: parked, with a parking account */
 	in[1] = in[0];
 	in[1].parked = in[1].parking = true;
+	in[1].line.voicemail = NULL;
+	in[1].language = "en_US";
+	in[1].nkeys = 0;
 	in[1].line.sip_user = "park-201";
 	in[1].line.label = "Dial *30 to log in";
 	/* 2: parked, no parking account */
@@ -597,6 +621,13 @@ static void sample_inputs(struct render_input in[4])
 	in[3].line.display_name = "A&B <C> \"D\" 'E' Zoë";
 	in[3].line.label = "<label>&";
 	in[3].line.transport = "tls";
+	in[3].site.utc_offset = -330;
+	in[3].site.dst = 2;
+	in[3].site.ntp_server = "ntp&<x>";
+	for (size_t k = 0; k < RENDER_MAX_KEYS; k++)
+		in[3].keys[k] = (struct render_key){ k % 2 == 0, "*#+0123456789",
+		                                     "A&B <C> \"D\" 'E' $HOME Zoë" };
+	in[3].nkeys = RENDER_MAX_KEYS;
 }
 
 /* Finds which files of p use `name` (template name, or a static file's
@@ -655,6 +686,9 @@ static int values_for(const struct vendor_profile *p, const struct render_input 
 		return -1;
 	}
 	render_values_set(vals, RV_LINE_TRANSPORT, tr);
+	for (size_t i = 0; in->language != NULL && i < VENDOR_NLANG; i++)
+		if (strcmp(in->language, vendor_language_codes[i]) == 0)
+			render_values_set(vals, RV_LANGUAGE, p->language[i]);
 	return 0;
 }
 

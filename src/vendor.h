@@ -92,6 +92,14 @@ struct vendor_notify_auth {
 	bool qop_required;
 };
 
+/* The languages a user or site may choose, as locale codes, in this order
+ * in every profile's `language` table: en_US en_GB fr_FR de_DE es_ES
+ * it_IT nl_NL pt_PT. */
+#define VENDOR_NLANG 8
+extern const char *const vendor_language_codes[VENDOR_NLANG];
+/* Whether code is one of vendor_language_codes. */
+bool vendor_language_ok(const char *code);
+
 struct vendor_profile {
 	const char *name; /* "polycom", "yealink", ... */
 	const struct vendor_file *device_files;
@@ -100,6 +108,9 @@ struct vendor_profile {
 	size_t n_shared_files;
 	/* line.transport as this family spells it, for udp, tcp, tls. */
 	const char *transport[3];
+	/* `language` as this family spells each of vendor_language_codes
+	 * (NULL: the phone has no such language; rendered empty). */
+	const char *language[VENDOR_NLANG];
 	const char *notify_event;        /* Event: header value */
 	/* Optional: notify_event_alt is sent instead when a key = value
 	 * template of the profile sets notify_alt_key to notify_alt_value

@@ -91,6 +91,7 @@ static const struct vendor_field_limit ent_limits[] = {
 	{"label", 30},             /* featureLabel */
 	{"parking.sip_user", 30},
 	{"parking.sip_password", 30},
+	{"keys.label", 30},        /* featureLabel of a speed dial */
 	{NULL, 0},
 };
 
@@ -106,6 +107,10 @@ const struct vendor_profile vendor_cisco_ent = {
 	.shared_files = NULL,
 	.n_shared_files = 0,
 	.transport = {"2", "1", "3"},
+	/* userLocale name (locale installers' names, as wazo-provd maps them) */
+	.language = {"English_United_States", "English_United_Kingdom", "French_France",
+	             "German_Germany", "Spanish_Spain", "Italian_Italy", "Dutch_Netherlands",
+	             "Portuguese_Portugal"},
 	.notify_event = "service-control",
 	.notify_subscription_state = "active",
 	.notify_content_type = "text/plain",

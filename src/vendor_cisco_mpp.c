@@ -114,6 +114,10 @@ const struct vendor_profile vendor_cisco_mpp = {
 	.shared_files = mpp_shared,
 	.n_shared_files = sizeof(mpp_shared) / sizeof(mpp_shared[0]),
 	.transport = {"UDP", "TCP", "TLS"},
+	/* Language_Selection (MPP admin guide; other than English the phone
+	 * also needs a dictionary server, unverified) */
+	.language = {"English-US", "English-UK", "French", "German", "Spanish", "Italian",
+	             "Dutch", "Portuguese"},
 	.notify_event = "resync",
 	.notify_content_type = NULL,
 	.notify_auth = &notify_auth_cisco_mpp,

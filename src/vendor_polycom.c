@@ -84,6 +84,10 @@ const struct vendor_profile vendor_polycom = {
 	.shared_files = polycom_shared,
 	.n_shared_files = sizeof(polycom_shared) / sizeof(polycom_shared[0]),
 	.transport = {"UDPOnly", "TCPOnly", "TLS"},
+	/* lcl.ml.lang (UC software admin guide; as wazo-provd maps them) */
+	.language = {"English_United_States", "English_United_Kingdom", "French_France",
+	             "German_Germany", "Spanish_Spain", "Italian_Italy", "Dutch_Netherlands",
+	             "Portuguese_Portugal"},
 	.notify_event = "check-sync",
 	.notify_content_type = NULL,
 	.notify_auth = &notify_auth_polycom,

@@ -75,6 +75,9 @@ const struct vendor_profile vendor_yealink = {
 	.shared_files = yealink_shared,
 	.n_shared_files = sizeof(yealink_shared) / sizeof(yealink_shared[0]),
 	.transport = {"0", "1", "2"},
+	/* lang.gui (Yealink admin guide; Dutch unverified) */
+	.language = {"English", "English", "French", "German", "Spanish", "Italian", "Dutch",
+	             "Portuguese"},
 	.notify_event = "check-sync;reboot=true",
 	/* sip.notify_reboot_enable = 0: the phone reboots only when asked to,
 	 * so a resync without reboot is possible and preferred */

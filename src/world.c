@@ -266,6 +266,8 @@ hd_org_free(struct hd_org *o)
 	free(o->prov.user);
 	wipe_free(o->prov.password);
 	free(o->prov.networks);
+	free(o->site.ntp_server);
+	free(o->site.language);
 	free(o);
 }
 
@@ -279,6 +281,9 @@ hd_ext_free(struct hd_ext *e)
 	wipe_free(e->sip_password);
 	free(e->display_name);
 	free(e->label);
+	free(e->voicemail);
+	free(e->language);
+	hd_keys_clear(e);
 	sip_free(&e->sip);
 	wipe_free(e->secret_hash);
 	free(e);
@@ -307,7 +312,11 @@ hd_org_dup(const struct hd_org *o)
 		return NULL;
 	c->id = o->id;
 	c->prov.auth = o->prov.auth;
+	c->site.utc_offset = o->site.utc_offset;
+	c->site.dst = o->site.dst;
 	if (dup_str(&c->name, o->name) | dup_str(&c->display_name, o->display_name) |
+	    dup_str(&c->site.ntp_server, o->site.ntp_server) |
+	    dup_str(&c->site.language, o->site.language) |
 	    sip_dup(&c->sip, &o->sip) | dup_str(&c->prov.user, o->prov.user) |
 	    dup_str(&c->prov.password, o->prov.password) |
 	    dup_str(&c->prov.networks, o->prov.networks)) {
@@ -333,9 +342,19 @@ hd_ext_dup(const struct hd_ext *e)
 	if (dup_str(&c->number, e->number) | dup_str(&c->sip_user, e->sip_user) |
 	    dup_str(&c->sip_password, e->sip_password) |
 	    dup_str(&c->display_name, e->display_name) | dup_str(&c->label, e->label) |
+	    dup_str(&c->voicemail, e->voicemail) | dup_str(&c->language, e->language) |
 	    sip_dup(&c->sip, &e->sip) | dup_str(&c->secret_hash, e->secret_hash)) {
 		hd_ext_free(c);
 		return NULL;
+	}
+	for (size_t i = 0; i < e->nkeys && i < HD_MAX_KEYS; i++) {
+		c->keys[i].type = e->keys[i].type;
+		c->nkeys = i + 1;
+		if (dup_str(&c->keys[i].value, e->keys[i].value) |
+		    dup_str(&c->keys[i].label, e->keys[i].label)) {
+			hd_ext_free(c);
+			return NULL;
+		}
 	}
 	return c;
 }
@@ -783,4 +802,95 @@ hd_idset_free(struct hd_idset *s)
 	free(s->v);
 	s->v = NULL;
 	s->cap = 0;
+}
+
+/* ---- line keys as stored ------------------------------------------------ */
+
+bool
+hd_dial_ok(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return false;
+	for (; s[n] != '\0'; n++)
+		if (!isdigit((unsigned char)s[n]) && s[n] != '*' && s[n] != '#' && s[n] != '+')
+			return false;
+	return n >= 1 && n <= 32;
+}
+
+void
+hd_keys_clear(struct hd_ext *e)
+{
+	for (size_t i = 0; i < e->nkeys && i < HD_MAX_KEYS; i++) {
+		free(e->keys[i].value);
+		free(e->keys[i].label);
+		e->keys[i].value = e->keys[i].label = NULL;
+	}
+	e->nkeys = 0;
+}
+
+char *
+hd_keys_format(const struct hd_ext *e, bool *oom)
+{
+	size_t len = 1;
+	char *out, *p;
+
+	*oom = false;
+	if (e->nkeys == 0)
+		return NULL;
+	for (size_t i = 0; i < e->nkeys; i++)
+		len += 4 + strlen(e->keys[i].value) + 1 +
+		       (e->keys[i].label ? strlen(e->keys[i].label) : 0) + 1;
+	if ((out = malloc(len)) == NULL) {
+		*oom = true;
+		return NULL;
+	}
+	p = out;
+	for (size_t i = 0; i < e->nkeys; i++) {
+		int n = snprintf(p, len - (size_t)(p - out), "%s\t%s\t%s\n",
+		                 e->keys[i].type == HD_KEY_BLF ? "blf" : "sd", e->keys[i].value,
+		                 e->keys[i].label ? e->keys[i].label : "");
+		if (n < 0 || (size_t)n >= len - (size_t)(p - out)) { /* cannot happen: sized above */
+			free(out);
+			*oom = true;
+			return NULL;
+		}
+		p += n;
+	}
+	return out;
+}
+
+int
+hd_keys_parse(struct hd_ext *e, const char *text)
+{
+	hd_keys_clear(e);
+	for (const char *l = text; l != NULL && *l != '\0';) {
+		const char *eol = strchr(l, '\n'), *t1, *t2;
+		struct hd_key *k;
+
+		if (eol == NULL)
+			eol = l + strlen(l);
+		t1 = memchr(l, '\t', (size_t)(eol - l));
+		t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(eol - t1 - 1)) : NULL;
+		if (t2 == NULL || e->nkeys == HD_MAX_KEYS)
+			goto bad;
+		k = &e->keys[e->nkeys];
+		if ((size_t)(t1 - l) == 3 && memcmp(l, "blf", 3) == 0)
+			k->type = HD_KEY_BLF;
+		else if ((size_t)(t1 - l) == 2 && memcmp(l, "sd", 2) == 0)
+			k->type = HD_KEY_SPEED_DIAL;
+		else
+			goto bad;
+		k->value = strndup(t1 + 1, (size_t)(t2 - t1 - 1));
+		k->label = t2 + 1 < eol ? strndup(t2 + 1, (size_t)(eol - t2 - 1)) : NULL;
+		e->nkeys++;
+		if (k->value == NULL || (t2 + 1 < eol && k->label == NULL) || !hd_dial_ok(k->value))
+			goto bad;
+		l = *eol ? eol + 1 : eol;
+	}
+	return 0;
+bad:
+	hd_keys_clear(e);
+	return -1;
 }

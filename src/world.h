@@ -42,12 +42,33 @@ struct hd_prov {
 	char *networks;  /* comma-separated CIDRs allowed to download; NULL = any */
 };
 
+/* Site settings: what every phone of an organization gets. */
+enum hd_dst { HD_DST_NONE, HD_DST_EU, HD_DST_US };
+
+struct hd_site {
+	int utc_offset;     /* minutes east of UTC, -720..840 */
+	enum hd_dst dst;    /* daylight saving rule */
+	char *ntp_server;   /* host name or address; NULL = the default */
+	char *language;     /* locale code (vendor_language_ok); NULL = en_US */
+};
+
 struct hd_org {
 	hd_id id;
 	char *name;         /* natural key: [a-z0-9][a-z0-9._-]{0,62} */
 	char *display_name; /* free text, may be NULL */
 	struct hd_sip_server sip;
 	struct hd_prov prov;
+	struct hd_site site;
+};
+
+/* One line key of a user: a speed dial or a BLF of another number. */
+#define HD_MAX_KEYS 10
+enum hd_key_type { HD_KEY_SPEED_DIAL, HD_KEY_BLF };
+
+struct hd_key {
+	enum hd_key_type type;
+	char *value; /* what is dialed / watched: [0-9*#+], 1..32 */
+	char *label; /* may be NULL: no label */
 };
 
 struct hd_ext {
@@ -58,6 +79,11 @@ struct hd_ext {
 	char *sip_password; /* secret: never logged, never in an API answer */
 	char *display_name;
 	char *label;        /* may be NULL */
+	/* user settings: they travel with the extension onto any phone */
+	char *voicemail;    /* voicemail / MWI number [0-9*#+]; NULL = none */
+	char *language;     /* locale code; NULL = the organization's */
+	struct hd_key keys[HD_MAX_KEYS];
+	size_t nkeys;
 	struct hd_sip_server sip; /* overrides of the org default */
 	bool allow_virtualization;
 	bool has_secret;    /* a secret code is set */
@@ -165,6 +191,22 @@ size_t world_count_devs(const struct world *w);
  * MAC.
  */
 int hd_mac_normalize(const char *in, char out[HD_MAC_LEN + 1]);
+
+/*
+ * Line keys as stored (sql/006_user_settings.sql): one line per key,
+ * "blf" or "sd", TAB, value, TAB, label.  hd_keys_format returns a new
+ * string (NULL when e has no key or memory runs out; *oom tells which);
+ * hd_keys_parse fills e->keys/e->nkeys from text (NULL: none), returning
+ * 0, or -1 on a malformed text or out of memory (e then has no key).
+ * Values and labels never hold TAB or LF (the admin API refuses control
+ * characters).
+ */
+char *hd_keys_format(const struct hd_ext *e, bool *oom);
+int hd_keys_parse(struct hd_ext *e, const char *text);
+/* Frees e's keys (e->nkeys = 0). */
+void hd_keys_clear(struct hd_ext *e);
+/* Whether s is a dialable value for a key or voicemail: 1..32 of [0-9*#+]. */
+bool hd_dial_ok(const char *s);
 
 /* A growable set of ids, kept in insertion order without duplicates
  * (hd_idset_push trusts the caller on that).  Zero-initialised is empty;

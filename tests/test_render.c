@@ -324,3 +324,53 @@ Test(render, uses_reports_variables)
 	cr_assert_eq(render_tmpl_mode(t), RENDER_KV);
 	render_tmpl_free(t);
 }
+
+/* {{#keys}} repeats its body once per line key, in order, with key.*
+ * bound to that key; nothing when there is none.  key.* outside it, a
+ * nested {{#keys}} and a {{keys}} substitution are compile errors. */
+Test(render, keys_repeat_per_line_key)
+{
+	struct render_input in = base_input();
+	const char *t = "[{{#keys}}{{key.n}}/{{key.button}}:{{#key.blf}}B{{/key.blf}}"
+	                "{{#key.speed_dial}}S{{/key.speed_dial}}={{key.value}}({{key.label}})"
+	                "{{^key.label}}-{{/key.label}};{{/keys}}]{{^keys}}none{{/keys}}";
+
+	cr_assert_str_eq(ok(t, RENDER_KV, &in), "[]none");
+	in.keys[0] = (struct render_key){true, "202", "Bob"};
+	in.keys[1] = (struct render_key){false, "*97", NULL};
+	in.keys[2] = (struct render_key){true, "203", "<&>"};
+	in.nkeys = 3;
+	cr_assert_str_eq(ok(t, RENDER_KV, &in), "[1/2:B=202(Bob);2/3:S=*97()-;3/4:B=203(<&>);]");
+	cr_assert_str_eq(ok("{{#keys}}{{key.label}}{{/keys}}", RENDER_XML, &in),
+	                 "Bob&lt;&amp;&gt;");
+	/* the loop body may end the template, and other variables work inside */
+	cr_assert_str_eq(ok("{{#keys}}{{mac}}{{key.n}} {{/keys}}", RENDER_KV, &in),
+	                 "0004f2a1b2c31 0004f2a1b2c32 0004f2a1b2c33 ");
+	in.keys[1].label = "x\ny";
+	cr_assert_not_null(strstr(fails(t, RENDER_KV, &in), "key.label"));
+	cr_assert_not_null(strstr(fails("{{key.n}}", RENDER_KV, &in), "only available inside"));
+	cr_assert_not_null(strstr(fails("{{^keys}}{{key.n}}{{/keys}}", RENDER_KV, &in),
+	                          "only available inside"));
+	cr_assert_not_null(strstr(fails("{{#keys}}{{#keys}}{{/keys}}{{/keys}}", RENDER_KV, &in),
+	                          "do not nest"));
+	cr_assert_not_null(strstr(fails("{{keys}}", RENDER_KV, &in), "is a section"));
+}
+
+/* Site settings: the offset in three spellings and the daylight rule. */
+Test(render, site_settings)
+{
+	struct render_input in = base_input();
+	const char *t = "{{site.utc_offset}} {{site.utc_offset_seconds}} {{site.utc_offset_hours}} "
+	                "{{site.dst}}{{site.dst_eu}}{{site.dst_us}}";
+
+	cr_assert_str_eq(ok(t, RENDER_KV, &in), "+00:00 0 +0 000");
+	in.site.utc_offset = 60;
+	in.site.dst = 1;
+	cr_assert_str_eq(ok(t, RENDER_KV, &in), "+01:00 3600 +1 110");
+	in.site.utc_offset = -330;
+	in.site.dst = 2;
+	cr_assert_str_eq(ok(t, RENDER_KV, &in), "-05:30 -19800 -5:30 101");
+	in.site.utc_offset = 345;
+	in.site.dst = 0;
+	cr_assert_str_eq(ok(t, RENDER_KV, &in), "+05:45 20700 +5:45 000");
+}

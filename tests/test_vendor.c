@@ -45,6 +45,8 @@ static void unload(void)
 
 static char long_pw[2101];
 
+static char long_label[130];
+
 static struct render_input case_input(const char *c)
 {
 	struct render_input in = {0};
@@ -52,6 +54,11 @@ static struct render_input case_input(const char *c)
 	in.model = "test-model";
 	in.org = "acme";
 	in.version = 12;
+	/* site settings: every case (the organization's) */
+	in.language = "de_DE";
+	in.site.ntp_server = "ntp.acme.test";
+	in.site.utc_offset = 60;
+	in.site.dst = 1;
 	if (strcmp(c, "parked-none") == 0) {
 		/* what the publisher gives: the parked label and the registrar */
 		in.parked = true;
@@ -69,6 +76,15 @@ static struct render_input case_input(const char *c)
 	in.line.registrar_host = "pbx.acme.test";
 	in.line.registrar_port = 5060;
 	in.line.transport = "udp";
+	/* the user's settings (a parked phone has none) */
+	if (strcmp(c, "normal") == 0 || strcmp(c, "hostile") == 0) {
+		in.line.voicemail = "*97";
+		in.language = "fr_FR";
+		in.keys[0] = (struct render_key){true, "202", "Bob"};
+		in.keys[1] = (struct render_key){false, "5551234", "Pizza"};
+		in.keys[2] = (struct render_key){true, "203", NULL};
+		in.nkeys = 3;
+	}
 	if (strcmp(c, "parked-parking") == 0) {
 		in.parked = in.parking = true;
 		in.line.sip_user = "park-0004f2a1b2c3";
@@ -88,6 +104,19 @@ static struct render_input case_input(const char *c)
 		in.line.auth_name = "auth&<>";
 		in.line.transport = "tls";
 		in.line.registrar_port = 5061;
+		/* every user and site setting hostile too: XML specials, '$', a
+		 * long label, every key slot (CR/LF: see
+		 * user_settings_line_breaks) */
+		memset(long_label, 'L', sizeof(long_label) - 1);
+		memcpy(long_label, "<&\"'$MA>", 9);
+		in.line.voicemail = "*#+0123456789*#+0123456789*#+012";
+		in.site.ntp_server = "ntp<&>\"'$x";
+		in.site.utc_offset = -330;
+		in.site.dst = 2;
+		for (size_t k = 0; k < RENDER_MAX_KEYS; k++)
+			in.keys[k] = (struct render_key){k % 2 == 0, "*#+0123456789",
+			                                 k == 0 ? long_label : "A&B <C> \"D\" 'E' $HOME Zoë"};
+		in.nkeys = RENDER_MAX_KEYS;
 	}
 	return in;
 }
@@ -296,15 +325,22 @@ Test(vendor, yealink_version_line_and_exact_line_count, .init = load, .fini = un
 	const struct vendor_profile *p = vendor_profile_by_name("yealink");
 	struct render_buf b = {0};
 	/* 1 version line + 9 account keys when a line is carried, 1 + 7 when
-	 * blanked: a value can never add a line */
-	const size_t want[NCASES] = {10, 10, 8, 10};
+	 * blanked; 9 time, language and voicemail lines (EU or US rule); 4
+	 * per line key: a value can never add a line */
+	const size_t want[NCASES] = {10 + 9 + 4 * 3, 10 + 9, 8 + 9, 10 + 9 + 4 * 10};
+	static const char *const prefixes[] = {"account.1.", "local_time.", "lang.gui = ",
+	                                       "voice_mail.number.1 = ", "linekey."};
 	for (size_t c = 0; c < NCASES; c++) {
 		render_case(p, 0, CASES[c], &b);
 		cr_assert(strncmp(b.p, "#!version:1.0.0.1\n", 18) == 0, "%s: first line", CASES[c]);
 		cr_assert_eq(count_lines(b.p), want[c], "%s: %zu lines", CASES[c], count_lines(b.p));
 		cr_assert_eq(b.p[b.len - 1], '\n');
-		for (const char *l = strchr(b.p, '\n') + 1; *l; l = strchr(l, '\n') + 1)
-			cr_assert(strncmp(l, "account.1.", 10) == 0, "%s: stray line %.40s", CASES[c], l);
+		for (const char *l = strchr(b.p, '\n') + 1; *l; l = strchr(l, '\n') + 1) {
+			bool known = false;
+			for (size_t k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]); k++)
+				known |= strncmp(l, prefixes[k], strlen(prefixes[k])) == 0;
+			cr_assert(known, "%s: stray line %.40s", CASES[c], l);
+		}
 	}
 	render_buf_free(&b);
 }
@@ -375,11 +411,13 @@ Test(vendor, parked_with_parking_account_carries_it, .init = load, .fini = unloa
 
 Test(vendor, per_device_files_stay_small, .init = load, .fini = unload)
 {
-	/* 100,000 devices' files must fit well under 200 MB */
+	/* 100,000 devices' files must fit well under 400 MB: a user with
+	 * three line keys, voicemail, a language and a site with a daylight
+	 * saving rule stays under 2 KB (blanking lives in the shared files) */
 	struct render_buf b = {0};
 	for (size_t k = 0; k < vendor_registry_len; k++) {
 		render_case(vendor_registry[k], 0, "normal", &b);
-		cr_assert_lt(b.len, 1200, "%s: %zu bytes", vendor_registry[k]->name, b.len);
+		cr_assert_lt(b.len, 2048, "%s: %zu bytes", vendor_registry[k]->name, b.len);
 	}
 	render_buf_free(&b);
 }
@@ -994,7 +1032,8 @@ Test(vendor, cisco_enterprise_always_has_one_line, .init = load, .fini = unload)
 		render_case(p, 0, CASES[c], &b);
 		xmlDocPtr d = parse(b.p, b.len);
 		expect(d, "/device/sipProfile/sipLines/line[@button='1']/featureID", "9");
-		cr_assert_eq(xpath_count(d, "/device/sipProfile/sipLines/line"), 1, "%s", CASES[c]);
+		cr_assert_eq(xpath_count(d, "/device/sipProfile/sipLines/line[featureID='9']"), 1,
+		             "%s", CASES[c]);
 		xmlFreeDoc(d);
 	}
 	render_case(p, 0, "parked-none", &b);
@@ -1124,4 +1163,149 @@ Test(vendor, cisco_enterprise_30_character_fields)
 		cr_assert_not_null(strstr(err, "30"), "%s", err);
 		cr_assert_null(strstr(err, "abcdefghijklmnopqrstuvwxyz"), "the value is quoted: %s", err);
 	}
+}
+
+/* ---- the phone follows its user ------------------------------------------ */
+
+/* CR/LF in any user or site setting: the key = value format cannot carry
+ * it (the render fails, naming the variable, and nothing is written); XML
+ * families escape it and a parser reads back exactly the value. */
+Test(vendor, user_settings_line_breaks, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	char err[256];
+	const char *nl = "a\r\nkey = injected";
+
+	for (int which = 0; which < 3; which++) {
+		struct render_input in = case_input("normal");
+		const char *var = which == 0 ? "key.label" : which == 1 ? "site.ntp_server"
+		                                                         : "line.voicemail";
+		if (which == 0)
+			in.keys[1].label = nl;
+		else if (which == 1)
+			in.site.ntp_server = nl;
+		else
+			in.line.voicemail = nl;
+		render_buf_reset(&b);
+		cr_assert_eq(vendor_render_device(vendor_profile_by_name("yealink"), T, 0, &in, &b, err,
+		                                  sizeof(err)), -1, "%s", var);
+		cr_assert_not_null(strstr(err, var), "%s", err);
+		cr_assert_eq(b.len, 0);
+		for (size_t k = 0; k < vendor_registry_len; k++) {
+			const struct vendor_profile *p = vendor_registry[k];
+			if (p->device_files[0].mode == RENDER_KV)
+				continue;
+			render_buf_reset(&b);
+			cr_assert_eq(vendor_render_device(p, T, 0, &in, &b, err, sizeof(err)), 0, "%s: %s",
+			             p->name, err);
+			cr_assert_null(strstr(b.p, "\r\nkey"), "%s: raw line break", p->name);
+			xmlFreeDoc(parse(b.p, b.len));
+		}
+	}
+	render_buf_free(&b);
+}
+
+/* A parked phone, with or without a parking account, keeps nothing of a
+ * user: no line key, no voicemail, the site's language; every key slot and
+ * account is blanked by the shared files (Yealink, Polycom, Cisco MPP), and
+ * Cisco enterprise's whole file has only its one line. */
+Test(vendor, parked_phone_keeps_no_user_settings, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	char err[256];
+	const char *parked[] = {"parked-parking", "parked-none"};
+
+	for (size_t c = 0; c < 2; c++) {
+		for (size_t k = 0; k < vendor_registry_len; k++) {
+			render_case(vendor_registry[k], 0, parked[c], &b);
+			cr_assert_null(strstr(b.p, "202"), "%s %s: a key", vendor_registry[k]->name, parked[c]);
+			cr_assert_null(strstr(b.p, "Bob"), "%s %s", vendor_registry[k]->name, parked[c]);
+			cr_assert_null(strstr(b.p, "*97"), "%s %s: voicemail", vendor_registry[k]->name,
+			               parked[c]);
+			cr_assert_null(strstr(b.p, "French"), "%s %s: the user's language",
+			               vendor_registry[k]->name, parked[c]);
+		}
+		render_case(vendor_profile_by_name("yealink"), 0, parked[c], &b);
+		cr_assert_not_null(strstr(b.p, "\nvoice_mail.number.1 = %NULL%\n"));
+		cr_assert_not_null(strstr(b.p, "\nlang.gui = German\n"));
+		cr_assert_null(strstr(b.p, "linekey."));
+		render_case(vendor_profile_by_name("polycom"), 0, parked[c], &b);
+		cr_assert_not_null(strstr(b.p, "msg.mwi.1.callBackMode=\"disabled\""));
+		cr_assert_not_null(strstr(b.p, "lcl.ml.lang=\"German_Germany\""));
+	}
+	/* the shared files blank every slot a user's key can take */
+	render_buf_reset(&b);
+	cr_assert_eq(vendor_render_shared(vendor_profile_by_name("yealink"), T, 0, "066", &b, err,
+	                                  sizeof(err)), 0, "%s", err);
+	for (int n = 2; n <= 1 + RENDER_MAX_KEYS; n++) {
+		char want[64];
+		snprintf(want, sizeof(want), "\nlinekey.%d.type = 0\nlinekey.%d.value = %%NULL%%\n", n, n);
+		cr_assert_not_null(strstr(b.p, want), "%s", want);
+	}
+	const struct vendor_profile *pc = vendor_profile_by_name("polycom");
+	for (size_t i = 0; i < pc->n_shared_files; i++) {
+		if (strcmp(pc->shared_files[i].pattern, "common.cfg") != 0)
+			continue;
+		render_buf_reset(&b);
+		cr_assert_eq(vendor_render_shared(pc, T, i, NULL, &b, err, sizeof(err)), 0, "%s", err);
+		for (int n = 1; n <= RENDER_MAX_KEYS; n++) {
+			char want[64];
+			snprintf(want, sizeof(want), "attendant.resourceList.%d.address=\"\"", n);
+			cr_assert_not_null(strstr(b.p, want), "%s", want);
+		}
+	}
+	const struct vendor_profile *mpp = vendor_profile_by_name("cisco-mpp");
+	render_buf_reset(&b);
+	cr_assert_eq(vendor_render_shared(mpp, T, 0, "502G", &b, err, sizeof(err)), 0, "%s", err);
+	for (int n = 2; n <= 1 + RENDER_MAX_KEYS; n++) {
+		char want[96];
+		snprintf(want, sizeof(want), "<Extended_Function_%d_ ua=\"na\"></Extended_Function_%d_>",
+		         n, n);
+		cr_assert_not_null(strstr(b.p, want), "%s", want);
+	}
+	render_buf_free(&b);
+}
+
+/* What the user's keys become, per family (sources in the templates'
+ * comments: Yealink DSS key types 16 BLF / 13 speed dial; Cisco MPP
+ * Extended_Function fnc=blf+sd / fnc=sd; Polycom attendant.resourceList;
+ * Cisco enterprise featureID 21 speed dial). */
+Test(vendor, user_keys_per_family, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+
+	render_case(vendor_profile_by_name("yealink"), 0, "normal", &b);
+	cr_assert_not_null(strstr(b.p, "\nlinekey.2.type = 16\nlinekey.2.line = 1\n"
+	                               "linekey.2.value = 202\nlinekey.2.label = Bob\n"));
+	cr_assert_not_null(strstr(b.p, "\nlinekey.3.type = 13\n"));
+	cr_assert_not_null(strstr(b.p, "\nlinekey.4.label = %NULL%\n"));
+	cr_assert_not_null(strstr(b.p, "\nlocal_time.time_zone = +1\n"));
+
+	render_case(vendor_profile_by_name("cisco-mpp"), 0, "normal", &b);
+	xmlDocPtr d = parse(b.p, b.len);
+	expect(d, "/flat-profile/Extended_Function_2_", "fnc=blf+sd;sub=202@pbx.acme.test");
+	expect(d, "/flat-profile/Extended_Function_3_", "fnc=sd;ext=5551234@pbx.acme.test");
+	expect(d, "/flat-profile/Short_Name_2_", "Bob");
+	expect(d, "/flat-profile/Voice_Mail_Number", "*97");
+	expect(d, "/flat-profile/Time_Zone", "GMT+01:00");
+	expect(d, "/flat-profile/Daylight_Saving_Time_Rule", "start=3/-1/7/2;end=10/-1/7/3;save=1");
+	xmlFreeDoc(d);
+
+	render_case(vendor_profile_by_name("polycom"), 0, "hostile", &b);
+	d = parse(b.p, b.len);
+	expect(d, "//attendant/@attendant.resourceList.2.label", "A&B <C> \"D\" 'E' $HOME Zoë");
+	expect(d, "//attendant/@attendant.resourceList.1.label", long_label);
+	expect(d, "//tcpIpApp/@tcpIpApp.sntp.gmtOffset", "-19800");
+	expect(d, "//tcpIpApp/@tcpIpApp.sntp.address", "ntp<&>\"'$x");
+	xmlFreeDoc(d);
+
+	render_case(vendor_profile_by_name("cisco-enterprise"), 0, "normal", &b);
+	d = parse(b.p, b.len);
+	expect(d, "/device/sipProfile/sipLines/line[@button='3']/featureID", "21");
+	expect(d, "/device/sipProfile/sipLines/line[@button='3']/speedDialNumber", "5551234");
+	expect(d, "/device/sipProfile/sipLines/line[@button='1']/messagesNumber", "*97");
+	expect(d, "/device/userLocale/langCode", "fr_FR");
+	expect(d, "/device/devicePool/dateTimeSetting/ntps/ntp/name", "ntp.acme.test");
+	xmlFreeDoc(d);
+	render_buf_free(&b);
 }
