@@ -1547,7 +1547,6 @@ dry_dev(struct hd_dev *d, void *arg)
 		const struct cand_file *f = &dr->files[k];
 		struct render_buf b = { 0 };
 		struct render_values vals;
-		const char *tr;
 		int dif;
 
 		if (f->shared) {
@@ -1556,16 +1555,10 @@ dry_dev(struct hd_dev *d, void *arg)
 			r.result = dif < 0 ? -1 : (dif ? 1 : r.result);
 			continue;
 		}
-		if (render_values_init(&vals, &in, err, sizeof(err)) != 0) {
+		if (vendor_values(dr->prof, &in, &vals, err, sizeof(err)) != 0) {
 			r.result = -1;
 			continue;
 		}
-		if ((tr = vendor_transport(dr->prof, in.line.transport)) == NULL) {
-			snprintf(err, sizeof(err), "unknown transport (want udp, tcp or tls)");
-			r.result = -1;
-			continue;
-		}
-		render_values_set(&vals, RV_LINE_TRANSPORT, tr);
 		if (cand_run(f->tm, &vals, &b, err, sizeof(err)) != 0)
 			r.result = -1;
 		else if (f->index >= PUB_MAX_FILES || cur[f->index] == NULL ||

@@ -675,8 +675,8 @@ static int render_checked(const struct render_tmpl *tm, const struct render_valu
 	return 0;
 }
 
-static int values_for(const struct vendor_profile *p, const struct render_input *in,
-                      struct render_values *vals, char *err, size_t errlen)
+int vendor_values(const struct vendor_profile *p, const struct render_input *in,
+                  struct render_values *vals, char *err, size_t errlen)
 {
 	if (render_values_init(vals, in, err, errlen) < 0)
 		return -1;
@@ -727,7 +727,7 @@ static int check_template(const struct vendor_profile *p, bool shared, enum rend
 		sample_inputs(in);
 		for (int i = 0; i < 4; i++) {
 			struct render_values vals;
-			if (values_for(p, &in[i], &vals, e, sizeof(e)) < 0 ||
+			if (vendor_values(p, &in[i], &vals, e, sizeof(e)) < 0 ||
 			    render_checked(tm, &vals, &b, e, sizeof(e)) < 0) {
 				snprintf(err, errlen, "rendering for a %s fails: %s", case_names[i], e);
 				goto fail;
@@ -934,7 +934,7 @@ int vendor_render_device_unchecked(const struct vendor_profile *p,
 	const struct vendor_slot *s = device_slot(p, t, file_index, err, errlen);
 	struct render_values vals;
 
-	if (s == NULL || values_for(p, in, &vals, err, errlen) < 0)
+	if (s == NULL || vendor_values(p, in, &vals, err, errlen) < 0)
 		return -1;
 	return render_run(s->tmpl, &vals, out, err, errlen) < 0 ? -1 : 0;
 }
@@ -977,7 +977,7 @@ int vendor_render_device(const struct vendor_profile *p, const struct vendor_tem
 		return -1;
 	}
 	struct render_values vals;
-	if (values_for(p, in, &vals, err, errlen) < 0)
+	if (vendor_values(p, in, &vals, err, errlen) < 0)
 		return -1;
 	return render_checked(s->tmpl, &vals, out, err, errlen);
 }

@@ -264,6 +264,15 @@ int vendor_templates_set(struct vendor_templates *t, const struct vendor_profile
                          char *err, size_t errlen);
 
 /*
+ * The values a per-device template of p renders for in: render_values_init
+ * plus the profile's spellings (line.transport, language).  vals borrows
+ * in's strings.  Returns 0, or -1 with err (a bad MAC, an unknown
+ * transport).
+ */
+int vendor_values(const struct vendor_profile *p, const struct render_input *in,
+                  struct render_values *vals, char *err, size_t errlen);
+
+/*
  * Renders per-device file file_index of p for one device, appending to out
  * (caller-owned; may hold secrets: free with render_buf_free).  XML output
  * is checked well-formed with libxml2.  Returns 0, or -1 with err set and

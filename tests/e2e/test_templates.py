@@ -232,7 +232,8 @@ def test_shared_file_change(prov):
     d, demo, tftp = prov
     before = etags(d)
     common = d.admin_ok("GET", T + "polycom/common.cfg")["content"]
-    cand = common.replace("pool.ntp.org", "ntp.acme.test")
+    cand = common.replace("</polycomConfig>",
+                          '  <tcpIpApp tcpIpApp.sntp.address="ntp.acme.test"/>\n</polycomConfig>')
     assert cand != common
     dry = d.admin_ok("POST", T + "polycom/common.cfg/dry-run", {"content": cand})
     assert dry["changed"] == [mac(101)], dry  # every phone of the profile fetches it
