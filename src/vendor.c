@@ -36,6 +36,7 @@ extern const struct vendor_profile vendor_polycom;
 extern const struct vendor_profile vendor_yealink;
 extern const struct vendor_profile vendor_cisco_mpp;
 extern const struct vendor_profile vendor_cisco_ent;
+extern const struct vendor_profile vendor_grandstream;
 
 /* One line per phone family, in match order. */
 const struct vendor_profile *const vendor_registry[] = {
@@ -43,6 +44,7 @@ const struct vendor_profile *const vendor_registry[] = {
 	&vendor_yealink,
 	&vendor_cisco_mpp,
 	&vendor_cisco_ent,
+	&vendor_grandstream,
 };
 const size_t vendor_registry_len = sizeof(vendor_registry) / sizeof(vendor_registry[0]);
 

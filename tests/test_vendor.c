@@ -678,9 +678,10 @@ Test(vendor, canonical_file_names)
 
 Test(vendor, registry_is_consistent)
 {
-	const char *names[] = {"polycom", "yealink", "cisco-mpp", "cisco-enterprise"};
-	cr_assert_eq(vendor_registry_len, 4);
-	for (size_t i = 0; i < 4; i++) {
+	const char *names[] = {"polycom", "yealink", "cisco-mpp", "cisco-enterprise",
+	                       "grandstream"};
+	cr_assert_eq(vendor_registry_len, 5);
+	for (size_t i = 0; i < 5; i++) {
 		const struct vendor_profile *p = vendor_profile_by_name(names[i]);
 		cr_assert_not_null(p, "%s", names[i]);
 		cr_assert_not_null(p->ops->parse_user_agent);
@@ -732,6 +733,10 @@ Test(vendor, user_agents)
 	     "0002fdff2103"},
 	    {"Cisco/SPA504G-7.5.5 (CBT141400UK)", "cisco-mpp", "SPA504G", "7.5.5", ""},
 	    {"Cisco-CP8845/12.8.1", "cisco-enterprise", "CP8845", "12.8.1", ""},
+	    /* Grandstream: both forms seen in its provisioning requests */
+	    {"Grandstream GXP2170 1.0.11.3", "grandstream", "GXP2170", "1.0.11.3", ""},
+	    {"Grandstream Model HW GXP2160 SW 1.0.9.132 DevId 000b8286abcd", "grandstream",
+	     "GXP2160", "1.0.9.132", "000b8286abcd"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct vendor_ua u;
@@ -785,7 +790,9 @@ Test(vendor, notify_events_and_bodies)
 	cr_assert_gt(vendor_notify_body(ent, &in, buf, sizeof(buf)), 0);
 	cr_assert_not_null(strstr(buf, "RegisterCallId={}\r\n"));
 	cr_assert_eq(vendor_notify_body(ent, &in, buf, 20), -1);
-	for (size_t k = 0; k < 3; k++) {
+	for (size_t k = 0; k < vendor_registry_len; k++) {
+		if (vendor_registry[k] == ent)
+			continue;
 		cr_assert_null(vendor_registry[k]->notify_subscription_state); /* terminated */
 		cr_assert_null(vendor_registry[k]->notify_content_type);
 		cr_assert_eq(vendor_notify_body(vendor_registry[k], &in, buf, sizeof(buf)), 0);
@@ -1306,6 +1313,46 @@ Test(vendor, user_keys_per_family, .init = load, .fini = unload)
 	expect(d, "/device/sipProfile/sipLines/line[@button='1']/messagesNumber", "*97");
 	expect(d, "/device/userLocale/langCode", "fr_FR");
 	expect(d, "/device/devicePool/dateTimeSetting/ntps/ntp/name", "ntp.acme.test");
+	xmlFreeDoc(d);
+	render_buf_free(&b);
+}
+
+/* Grandstream (the fifth family: src/vendor_grandstream.c and its
+ * template only): cfg<mac>.xml with the P-values of the Grandstream GXP
+ * admin guide (P271 active, P47 server, P130 transport 0/1/2, P35 user,
+ * P36 auth ID, P34 password, P3 display name, P270 account name, P33
+ * voicemail, P30 NTP, P1362 language); a parked phone without a parking
+ * account has its account off and every credential cleared. */
+Test(vendor, grandstream_p_values, .init = load, .fini = unload)
+{
+	const struct vendor_profile *g = vendor_profile_by_name("grandstream");
+	struct render_buf b = {0};
+	struct vendor_file_match m;
+
+	cr_assert_not_null(g);
+	cr_assert_eq(vendor_match_file("cfg0004f2a1b2c3.xml", &m), 1);
+	cr_assert_eq(m.profile, g);
+	cr_assert_str_eq(g->notify_event, "check-sync");
+	render_case(g, 0, "hostile", &b);
+	xmlDocPtr d = parse(b.p, b.len);
+	expect(d, "/gs_provision/mac", MAC);
+	expect(d, "/gs_provision/config/P271", "1");
+	expect(d, "/gs_provision/config/P130", "2");
+	expect(d, "/gs_provision/config/P34", long_pw);
+	expect(d, "/gs_provision/config/P3", "Zoë \"Z\" O'Brien & <Co> 😀");
+	expect(d, "/gs_provision/config/P270", "<Away> & 'back' $HOME ☎");
+	expect(d, "/gs_provision/config/P33", "*#+0123456789*#+0123456789*#+012");
+	expect(d, "/gs_provision/config/P30", "ntp<&>\"'$x");
+	expect(d, "/gs_provision/config/P1362", "fr");
+	xmlFreeDoc(d);
+	render_case(g, 0, "parked-none", &b);
+	d = parse(b.p, b.len);
+	expect(d, "/gs_provision/config/P271", "0");
+	expect(d, "/gs_provision/config/P35", "");
+	expect(d, "/gs_provision/config/P34", "");
+	expect(d, "/gs_provision/config/P33", "");
+	expect(d, "/gs_provision/config/P270", "Dial *30 to log in");
+	expect(d, "/gs_provision/config/P1362", "de");
 	xmlFreeDoc(d);
 	render_buf_free(&b);
 }

@@ -224,3 +224,45 @@ def test_bad_settings_are_refused_and_change_nothing(acme):
     assert ext["voicemail"] == "*9102" and ext["language"] == "fr_FR"
     assert ext["keys"] == settings("102", "fr_FR")["keys"], ext["keys"]
     assert hdharness.device_files(d, mac(102)) == files
+
+
+GS_MAC = "000b82000107"
+
+
+def test_grandstream_user_moves_desk_to_desk(prov):
+    """The fifth family (one vendor file, one template): a Grandstream phone
+    homed on 107 gets 102 (keys, voicemail, French) when 102 logs in there,
+    over HTTP and TFTP, and gets 107 back with nothing of 102 when 102
+    moves on.  P-values: src/vendor_grandstream.c (Grandstream admin guide)."""
+    d, demo, tftp = prov
+    set_up(d)
+    code = hdharness.fresh_code(set(demo.codes.values()))
+    d.secrets.add(code)
+    d.admin_ok("PUT", "/api/v1/orgs/acme/extensions/107", dict(
+        settings("107", None), sip_user="acme-107", sip_password="pw107-gs-secret",
+        display_name="Gina Grand", allow_virtualization=True, secret_code=code))
+    d.secrets.add("pw107-gs-secret")
+    d.admin_ok("PUT", "/api/v1/devices/" + GS_MAC, {
+        "org": "acme", "profile": "grandstream", "model": "GXP2170", "home_extension": "107",
+        "parking": {"sip_user": "park-gs107", "sip_password": "ppw-gs-107-x"}})
+    d.secrets.add("ppw-gs-107-x")
+    name = "cfg%s.xml" % GS_MAC
+    home = both(d, tftp, name).decode()
+    assert "<P35>acme-107</P35>" in home and "<P33>*9107</P33>" in home
+    assert "<P1362>de</P1362>" in home and "<P30>ntp.acme.test</P30>" in home
+    # 102 logs in at the Grandstream desk
+    d.star30("acme-107", "102", code=demo.code(102), result="accepted", device=GS_MAC)
+    body = both(d, tftp, name).decode()
+    for want in ("<P271>1</P271>", "<P35>acme-102</P35>", "<P33>*9102</P33>",
+                 "<P1362>fr</P1362>", "<P47>pbx.acme.test:5060</P47>",
+                 demo.passwords["acme-102"]):
+        assert want in body, (want, body)
+    assert not [m for m in markers("107") + ["acme-107", "pw107-gs-secret"] if m in body]
+    # 102 moves on to 101's polycom: the Grandstream is 107's again
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    back = both(d, tftp, name).decode()
+    assert "<P35>acme-107</P35>" in back and "<P33>*9107</P33>" in back
+    assert not [m for m in markers("102") + ["acme-102", demo.passwords["acme-102"]]
+                if m in back], back
+    check_desk(d, tftp, "101", "102", "101")
+    invariants(d)
