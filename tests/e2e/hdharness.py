@@ -22,6 +22,7 @@ import os
 import secrets as _secrets
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -702,6 +703,9 @@ def etag_of(content):
 
 
 def free_udp_port():
+    """A UDP port free at the time of the call, for an address nothing is
+    meant to listen on.  Never give it to a peer to bind (another process
+    can take it first): see start-up of peers below."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -709,42 +713,238 @@ def free_udp_port():
     return port
 
 
-class Tftpd:
-    """A real tftpd-hpa on loopback, chrooted (-s) into `root`, in the
-    foreground (-L) so that the harness owns its pid.  Needs root."""
+# ------------------------------------------------------------------ peers
+#
+# Peers (tftpd-hpa, sipp, Kamailio, ...) are separate processes the tests
+# talk to.  A port is never chosen for them by binding port 0 and closing
+# it: another process can take it before the peer binds it.  Either
+#   * the peer picks and binds its port itself, and the harness reads which
+#     one from /proc (Peer.wait_bound on udp_sockets(pid)): race-free; or
+#   * the harness must name the port (the peer cannot pick one, or the test
+#     needs it before the peer runs): the port is held by the harness
+#     (UdpReservation) until the moment the peer starts, and the peer is
+#     started again when it cannot bind (PeerExited).
+# Readiness is the peer's own socket on the port (by pid), never "someone
+# holds the port".  A peer that exits early is reported with its exit
+# status, its command, its own output and the processes holding its port.
 
-    def __init__(self, root, log_path):
-        self.root = str(root)
-        self.port = None
-        self.proc = None
+SYSEXITS = {64: "EX_USAGE", 65: "EX_DATAERR", 66: "EX_NOINPUT (e.g. address not resolved)",
+            69: "EX_UNAVAILABLE", 70: "EX_SOFTWARE",
+            71: "EX_OSERR (e.g. cannot bind: port in use)", 73: "EX_CANTCREAT",
+            74: "EX_IOERR", 75: "EX_TEMPFAIL", 77: "EX_NOPERM", 78: "EX_CONFIG"}
+
+
+def _socket_inodes(pid):
+    """{inode: fd} of the sockets process pid holds ({} once it is gone)."""
+    out = {}
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out[int(link[8:-1])] = int(fd)
+    return out
+
+
+def _proc_addr(hexaddr, family):
+    """An address of /proc/net/udp{,6}: 32-bit words in host byte order."""
+    raw = bytes.fromhex(hexaddr)
+    words = [raw[i:i + 4] for i in range(0, len(raw), 4)]
+    if sys.byteorder == "little":
+        words = [w[::-1] for w in words]
+    return socket.inet_ntop(family, b"".join(words))
+
+
+def _udp_table():
+    """[(inode, host, port)] of every bound UDP socket, IPv4 and IPv6."""
+    rows = []
+    for path, family in (("/proc/net/udp", socket.AF_INET), ("/proc/net/udp6", socket.AF_INET6)):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            f = line.split()
+            addr, port = f[1].split(":")
+            rows.append((int(f[9]), _proc_addr(addr, family), int(port, 16)))
+    return rows
+
+
+def udp_sockets(pid):
+    """[(fd, host, port)] of the bound UDP sockets process pid holds, by fd."""
+    inodes = _socket_inodes(pid)
+    return sorted((inodes[i], h, p) for i, h, p in _udp_table() if i in inodes and p != 0)
+
+
+def udp_port_holders(port):
+    """'pid command' of every process holding a UDP socket on port."""
+    inodes = {i for i, _, p in _udp_table() if p == port}
+    out = []
+    for pid in (int(x) for x in os.listdir("/proc") if x.isdigit()):
+        if inodes & set(_socket_inodes(pid)):
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            except OSError:
+                cmd = "?"
+            out.append("%d %s" % (pid, cmd[:120]))
+    return out
+
+
+class UdpReservation:
+    """A loopback UDP port held open by the harness until release(): nobody
+    else can take it meanwhile (datagrams sent to it are never answered)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def release(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class PeerExited(AssertionError):
+    """The peer exited before it was ready (report in the message)."""
+
+
+class Peer:
+    """One peer process, its stdout and stderr appended to log_path."""
+
+    def __init__(self, name, log_path):
+        self.name = name
         self.log_path = log_path
+        self.proc = None
+        self.cmd = None
+        self.ports = ()        # ports it was told to bind, for reports
 
-    def start(self, probe="000000000000.cfg"):
-        """Starts it and waits until it serves `probe` (a file hotdeskd
-        writes at start-up); retries on another port if it cannot bind."""
-        for _ in range(5):
-            self.port = free_udp_port()
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(
-                    [TFTPD, "-L", "-a", "127.0.0.1:%d" % self.port, "-s", self.root],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if self.get(probe) is not None:
-                    return self
-                time.sleep(0.05)
-            self.stop()
-        raise AssertionError("in.tftpd does not serve %s (needs root)" % probe)
+    def spawn(self, cmd, cwd=None, ports=()):
+        self.cmd, self.ports = list(cmd), tuple(ports)
+        with open(self.log_path, "ab") as log:
+            log.write(("\n==== harness: %s\n" % " ".join(self.cmd)).encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, cwd=cwd)
+        return self
 
-    def stop(self):
+    def output(self, n=3000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-n:]
+        except FileNotFoundError:
+            return ""
+
+    def report(self):
+        """Why the peer is not running: exit status, command, output, and who
+        holds the ports it was told to bind."""
+        rc = self.proc.poll() if self.proc is not None else None
+        if rc is None:
+            why = "still running"
+        elif rc < 0:
+            why = "killed by signal %d" % -rc
+        else:
+            why = "exit status %d%s" % (rc, " " + SYSEXITS[rc] if rc in SYSEXITS else "")
+        lines = ["%s: %s" % (self.name, why), "command: %s" % " ".join(self.cmd or ())]
+        for p in self.ports:
+            holders = udp_port_holders(p)
+            lines.append("UDP port %d now held by: %s" % (p, "; ".join(holders) or "nobody"))
+        out = self.output(1 << 20)
+        errors = [l.strip() for l in out.splitlines()
+                  if any(w in l.lower() for w in ("error", "unable", "cannot", "fail"))]
+        if errors:
+            lines.append("its errors:\n  " + "\n  ".join(errors[-10:]))
+        lines.append("its output (%s, end):\n%s" % (self.log_path, out[-3000:]))
+        return "\n".join(lines)
+
+    def wait_bound(self, ready, timeout=10.0):
+        """Polls the peer's own bound UDP sockets until ready(sockets) (a
+        list of (fd, host, port)) returns something true, and returns it.
+        PeerExited if the peer exits first; AssertionError after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise PeerExited("%s exited early\n%s" % (self.name, self.report()))
+            got = ready(udp_sockets(self.proc.pid))
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError("%s not bound after %.0f s\n%s"
+                                     % (self.name, timeout, self.report()))
+            time.sleep(0.01)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc = None
+
+
+def start_bound(peer, spawn, ready, attempts=5):
+    """Calls spawn() (which starts peer) and waits until ready (see
+    Peer.wait_bound); starts it again, up to `attempts` times, while it
+    exits early (a port it was given was taken meanwhile).  Returns what
+    ready returned; the last failure is raised with the peer's report."""
+    for i in range(attempts):
+        spawn()
+        try:
+            return peer.wait_bound(ready)
+        except PeerExited:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.1 * (i + 1))
+
+
+class Tftpd:
+    """A real tftpd-hpa on loopback, chrooted (-s) into `root`, in the
+    foreground (-L) so that the harness owns its pid.  Needs root.
+
+    in.tftpd cannot bind port 0, so it is given a port and started again on
+    another one when it cannot bind (start_bound); it is ready when its own
+    socket is bound there and it serves a file."""
+
+    def __init__(self, root, log_path):
+        self.root = str(root)
+        self.port = None
+        self.peer = Peer("in.tftpd", log_path)
+        self.log_path = log_path
+
+    @property
+    def proc(self):
+        return self.peer.proc
+
+    def start(self, probe="000000000000.cfg"):
+        """Starts it and waits until it serves `probe` (a file hotdeskd
+        writes at start-up)."""
+        def spawn():
+            self.port = free_udp_port()
+            self.peer.spawn([TFTPD, "-L", "-a", "127.0.0.1:%d" % self.port, "-s", self.root],
+                            ports=(self.port,))
+
+        start_bound(self.peer, spawn,
+                    lambda socks: any(p == self.port for _, _, p in socks))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.peer.alive():
+            if self.get(probe) is not None:
+                return self
+            time.sleep(0.05)
+        raise AssertionError("in.tftpd does not serve %s\n%s" % (probe, self.peer.report()))
+
+    def stop(self):
+        self.peer.stop()
 
     def get(self, name):
         """curl -sf tftp://...: the file's bytes, or None when it fails."""

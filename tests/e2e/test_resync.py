@@ -20,7 +20,6 @@ Authorization.  What is checked:
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -43,66 +42,57 @@ FILE_OF = {
 }
 
 
-def _bound(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
-
-
-def _free_port(pair=False):
-    for _ in range(100):
-        p = hdharness.free_udp_port()
-        if not pair:
-            return p
-        if p % 2 == 0 and p < 65000 and not _bound(p + 2):
-            return p
-    raise AssertionError("no free UDP port")
-
-
 class SippPhone:
-    """One phone: sipp as a UAS on 127.0.0.1:port running `scenario`."""
+    """One phone: sipp as a UAS on 127.0.0.1 running `scenario`.
+
+    Its SIP port is a hdharness.UdpReservation: held by the harness until
+    the moment sipp starts, given to sipp with -p, and sipp is started again
+    if it could not bind it (on a fresh port, or on the same one when the
+    test passed its own reservation as `port` because it needs the port
+    before the phone runs).  sipp's media and control ports are left to
+    sipp, which takes the first it can bind (from 6000 and 8888).  Not
+    sipp's own choice of SIP port: it scans from 5060, where other daemons
+    on this host send their NOTIFYs.  Ready when sipp's own sockets are
+    bound, the control socket (on 0.0.0.0, opened last) included."""
 
     def __init__(self, tmp_path, scenario, name, calls=5, port=None):
         self.dir = str(tmp_path)
         self.name = name
-        self.port = port or _free_port()
+        self.fixed = port               # the test's reservation, or None
+        self.port = port.port if port is not None else None
         self.msglog = os.path.join(self.dir, "sipp-%s-messages.log" % name)
         self.outlog = os.path.join(self.dir, "sipp-%s.out" % name)
         self.scenario = scenario
         self.calls = calls
-        self.proc = None
+        self.peer = hdharness.Peer("sipp %s" % name, self.outlog)
+
+    @property
+    def proc(self):
+        return self.peer.proc
+
+    def _spawn(self):
+        r = self.fixed if self.fixed is not None else hdharness.UdpReservation()
+        self.port = r.port
+        r.release()
+        self.peer.spawn(["sipp", "-sf", self.scenario, "-i", "127.0.0.1", "-p", str(self.port),
+                         "-m", str(self.calls), "-nostdin", "-timeout", "25s", "-timeout_error",
+                         "-trace_msg", "-message_file", self.msglog],
+                        cwd=self.dir, ports=(self.port,))
+
+    def _bound(self, socks):
+        ready = any(h == "0.0.0.0" for _, h, _ in socks) and \
+            any(h == "127.0.0.1" and p == self.port for _, h, p in socks)
+        return self.port if ready else None
 
     def start(self):
-        cmd = ["sipp", "-sf", self.scenario, "-i", "127.0.0.1", "-p", str(self.port),
-               "-mp", str(_free_port(pair=True)), "-cp", str(_free_port()),
-               "-m", str(self.calls), "-nostdin", "-timeout", "25s", "-timeout_error",
-               "-trace_msg", "-message_file", self.msglog]
-        with open(self.outlog, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=out, cwd=self.dir)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if _bound(self.port):
-                return self
-            assert self.proc.poll() is None, "sipp %s exited early: %s" % (
-                self.name, self.output())
-            time.sleep(0.01)
-        raise AssertionError("sipp %s did not bind port %d" % (self.name, self.port))
+        hdharness.start_bound(self.peer, self._spawn, self._bound)
+        return self
 
     def contact(self, user):
         return "sip:%s@127.0.0.1:%d" % (user, self.port)
 
     def output(self):
-        try:
-            with open(self.outlog, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-2000:]
-        except FileNotFoundError:
-            return ""
+        return self.peer.report()
 
     def messages(self, direction="received"):
         """Messages in sipp's log: [(start line, {header: [values]}, body)]."""
@@ -158,9 +148,7 @@ class SippPhone:
             raise AssertionError("sipp %s did not finish: %s" % (self.name, self.output()))
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        self.peer.stop(signal.SIGKILL)
 
 
 @pytest.fixture
@@ -410,15 +398,17 @@ def test_org_resync_reaches_every_device(acme, phones):
 
 def test_kill9_with_unconfirmed_resyncs_then_restart_sends_them(acme, phones):
     d, demo = acme
-    port101, port102 = _free_port(), _free_port()
-    # registered, but nobody listens yet: the NOTIFYs go nowhere
+    # registered, but nobody answers yet (the harness holds the ports, and
+    # reads nothing): the NOTIFYs go nowhere
+    r101, r102 = hdharness.UdpReservation(), hdharness.UdpReservation()
+    port101, port102 = r101.port, r102.port
     register(d, "acme-101", "sip:acme-101@127.0.0.1:%d" % port101)
     register(d, "acme-102", "sip:acme-102@127.0.0.1:%d" % port102)
     move(d, "acme-101", "102", demo.code(102))
     d.kill9()
 
-    p101 = phones(name="dev101", port=port101)
-    p102 = phones(name="dev102", port=port102)
+    p101 = phones(name="dev101", port=r101)
+    p102 = phones(name="dev102", port=r102)
     d.start()
     n101 = p101.wait_notifies(1, timeout=5)
     n102 = p102.wait_notifies(1, timeout=5)
