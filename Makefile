@@ -8,6 +8,11 @@
 #
 # The core (everything in src/ but main.c) is compiled once into
 # $(B)/libhotdeskd.a, linked by the daemon and by every test.
+#
+# `make test` and `make run` first install what is missing (scripts/deps.sh),
+# then build in a second make: pkg-config is asked only when a recipe needs
+# the flags (recursive variables), never while this file is read, so a
+# first run on a machine without the libraries yet builds like any other.
 
 B        ?= build
 CC       ?= cc
@@ -16,15 +21,18 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 # CFLAGS/LDFLAGS stay the user's (make asan sets them); ours are appended
-XCFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) \
-            $(shell pkg-config --cflags $(PKGS)) -Isrc
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# recursive (=): pkg-config runs when a recipe uses them, after `deps`
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+XCFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) \
+            $(PKG_CFLAGS) -Isrc
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC  := $(filter-out src/main.c,$(sort $(wildcard src/*.c)))
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
-TEST_LIB := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+TEST_LIB = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
 .PHONY: all prompts run test unit e2e asan fuzz fuzz-build clean deps check-config
 all: $(B)/hotdeskd prompts
@@ -63,9 +71,12 @@ unit: $(TEST_BIN)
 e2e: $(B)/hotdeskd
 	HOTDESKD=$(abspath $(B)/hotdeskd) /usr/bin/python3 -m pytest -q tests/e2e
 
-test: deps all unit e2e
+# deps first, then a new make for the rest (see the top of this file)
+test: deps
+	$(MAKE) all unit e2e
 
 asan:
+	@sh scripts/deps.sh asan
 	$(MAKE) B=build-asan CC=clang \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" all $(addprefix build-asan/tests/,$(notdir $(TEST_BIN)))
@@ -93,7 +104,8 @@ fuzz-build:
 fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) sh scripts/run-fuzz.sh $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 
-run: deps all
+run: deps
+	$(MAKE) all
 	sh scripts/demo.sh
 
 clean:
