@@ -34,7 +34,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIB = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
-.PHONY: all prompts run test unit e2e asan fuzz fuzz-build clean deps check-config
+.PHONY: all prompts run test unit e2e asan fuzz fuzz-build container clean deps check-config
 all: $(B)/hotdeskd prompts
 
 # Spoken prompts of the Virtualization Center, one folder per language,
@@ -107,6 +107,12 @@ fuzz: fuzz-build
 run: deps
 	$(MAKE) all
 	sh scripts/demo.sh
+
+# The container image (docker/): built and run with podman, as root
+# (tests/container/test_image.py; the base image is cached).
+container:
+	@sh scripts/deps.sh container
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/container
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -1,7 +1,7 @@
 #!/bin/sh
 # deps.sh -- installs the Debian 12 packages hotdeskd needs, when missing.
 #
-#   sh scripts/deps.sh [build|test|asan|bench|all]   (default: test)
+#   sh scripts/deps.sh [build|test|asan|bench|container|all]   (default: test)
 #
 # Run as root it installs what is missing with apt-get; otherwise it prints
 # the command to run and fails if anything is missing.
@@ -12,14 +12,16 @@ build="build-essential pkg-config libmicrohttpd-dev libxml2-dev libsqlite3-dev
 test="$build libcriterion-dev python3 python3-pytest tftpd-hpa sip-tester baresip-core"
 asan="$test clang libclang-rt-14-dev" # clang's runtimes: sanitizers, libFuzzer
 bench="$build wrk nginx-light tftpd-hpa sip-tester"
+container="python3 python3-pytest curl sip-tester podman buildah runc mmdebstrap"
 
 case "${1:-test}" in
 build) want=$build ;;
 test) want=$test ;;
 asan) want=$asan ;;
 bench) want=$bench ;;
-all) want="$asan $bench" ;;
-*) echo "usage: $0 [build|test|asan|bench|all]" >&2; exit 2 ;;
+container) want=$container ;;
+all) want="$asan $bench $container" ;;
+*) echo "usage: $0 [build|test|asan|bench|container|all]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -108,6 +108,7 @@ static const struct cfg_key keys[] = {
 	INT("provisioning", "miss_global_threshold", provisioning.miss_global_threshold, 0, 100000000,
 	    F_RELOAD, "1000"),
 	STR("sip", "bind", sip.bind, 0, "127.0.0.1:5070", check_bind),
+	STR("sip", "contact_host", sip.contact_host, F_OPTIONAL, "", check_ip),
 	STR("sip", "outbound_proxy", sip.outbound_proxy, F_OPTIONAL, "", check_hostport),
 	INT("sip", "sync_timeout", sip.sync_timeout, 1, 86400, F_RELOAD, "60"),
 	INT("sip", "sync_retries", sip.sync_retries, 1, 100, F_RELOAD, "3"),
@@ -789,13 +790,54 @@ validate_vc(const struct hd_config *cfg, const char *name, char *err, size_t err
 	return 0;
 }
 
+static bool
+is_wildcard(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+/* What the NOTIFY sender (notify_new) needs of [sip], checked here so that
+ * --check-config and a reload refuse what start-up would: a contact host
+ * when bind is a wildcard, never a wildcard one, and addresses the bound
+ * socket can use (an IPv4 bind reaches and names IPv4 addresses only). */
+static int
+validate_sip(const struct hd_config *cfg, const char *name, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 1], proxy[256];
+	bool v4;
+	int port;
+
+	if (cfg_hostport_parse(cfg->sip.bind, host, sizeof(host), &port) != 0)
+		return 0; /* refused on its line already */
+	v4 = strchr(host, ':') == NULL;
+	if (cfg->sip.contact_host == NULL && is_wildcard(host)) {
+		msgf(err, errlen, "%s: [sip] contact_host: required with a wildcard [sip] bind "
+		     "(the address phones and the PBX see NOTIFYs come from)", name);
+		return -1;
+	}
+	if (cfg->sip.contact_host != NULL &&
+	    (is_wildcard(cfg->sip.contact_host) || (v4 && strchr(cfg->sip.contact_host, ':')))) {
+		msgf(err, errlen, "%s: [sip] contact_host: must be a unicast address of the "
+		     "[sip] bind family, not '%s'", name, cfg->sip.contact_host);
+		return -1;
+	}
+	if (cfg->sip.outbound_proxy != NULL &&
+	    (cfg_hostport_parse(cfg->sip.outbound_proxy, proxy, sizeof(proxy), &port) != 0 ||
+	     check_ip(proxy, NULL, 0) != 0 || (v4 && strchr(proxy, ':') != NULL))) {
+		msgf(err, errlen, "%s: [sip] outbound_proxy: must be a numeric ip:port reachable "
+		     "from [sip] bind", name);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 validate(const struct hd_config *cfg, const char *name, char *err, size_t errlen)
 {
 	if (check_token(name, "pbx", cfg->pbx.token, true, err, errlen) != 0 ||
 	    check_token(name, "admin", cfg->admin.token, false, err, errlen) != 0)
 		return -1;
-	if (validate_vc(cfg, name, err, errlen) != 0)
+	if (validate_vc(cfg, name, err, errlen) != 0 || validate_sip(cfg, name, err, errlen) != 0)
 		return -1;
 	if (cfg->secrets.lockout_backoff_max < cfg->secrets.lockout_backoff) {
 		msgf(err, errlen,

@@ -120,7 +120,9 @@ struct hd_config {
 
 	struct {
 		char *bind;           /* "ip:port" or "[ipv6]:port"; port may be 0 */
-		char *outbound_proxy; /* optional "host:port" */
+		char *contact_host;   /* optional address put in Via/Contact/From;
+		                       * required with a wildcard bind */
+		char *outbound_proxy; /* optional "ip:port" */
 		int sync_timeout;     /* seconds (reload) */
 		int sync_retries;     /* (reload) */
 		int t1_ms;            /* RFC 3261 T1 of NOTIFY transactions */

@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@
 #include "api_web.h"
 #include "session.h"
 #include "config.h"
+#include "errbuf.h"
 #include "fsutil.h"
 #include "http.h"
 #include "log.h"
@@ -40,6 +43,7 @@
 #include "service.h"
 #include "store.h"
 #include "throttle.h"
+#include "vendor.h"
 #include "vc.h"
 
 #ifndef HOTDESKD_VERSION
@@ -58,6 +62,102 @@ struct daemon {
 	struct vc *vc;             /* Virtualization Center over SIP, or NULL */
 	struct api_web web;        /* /console/ and /me/ */
 };
+
+/* ---- what start-up needs from the file system ----------------------------
+ * preflight() checks, changing nothing, what start-up would refuse after the
+ * configuration file itself: --check-config runs it, and start-up runs it
+ * first, so that the two agree by construction.  Not checked: whether the
+ * HTTP and SIP ports are free (a running hotdeskd holds them while its next
+ * configuration is checked) and the content of the database. */
+
+/* An existing, readable directory. */
+static int
+need_dir(const char *key, const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	DIR *d;
+
+	if (stat(dir, &st) != 0 || (S_ISDIR(st.st_mode) && (d = opendir(dir)) == NULL)) {
+		hd_seterr(err, errlen, "%s: %s: %s", key, dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		hd_seterr(err, errlen, "%s: %s: not a directory", key, dir);
+		return -1;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* A file (or, want_dir, a directory) that exists at path and is writable,
+ * or that can be created there: its parent directory exists and is
+ * writable (hotdeskd creates one level, never parents). */
+static int
+need_creatable(const char *key, const char *path, bool want_dir, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	char parent[4096];
+	struct stat st;
+
+	if (stat(path, &st) == 0) {
+		if (want_dir != (bool)S_ISDIR(st.st_mode)) {
+			hd_seterr(err, errlen, "%s: %s: %s", key, path,
+			         want_dir ? "not a directory" : "is a directory");
+			return -1;
+		}
+		if (access(path, want_dir ? W_OK | X_OK : R_OK | W_OK) != 0) {
+			hd_seterr(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if ((size_t)snprintf(parent, sizeof(parent), "%.*s",
+	                     slash == NULL ? 1 : slash == path ? 1 : (int)(slash - path),
+	                     slash == NULL ? "." : path) >= sizeof(parent)) {
+		hd_seterr(err, errlen, "%s: path too long", key);
+		return -1;
+	}
+	if (stat(parent, &st) != 0 || (S_ISDIR(st.st_mode) && access(parent, W_OK | X_OK) != 0)) {
+		hd_seterr(err, errlen, "%s: %s: cannot be created: %s: %s", key, path, parent,
+		         strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		hd_seterr(err, errlen, "%s: %s: cannot be created: %s: not a directory", key, path,
+		         parent);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+preflight(const struct hd_config *c, char *err, size_t errlen)
+{
+	struct vendor_templates *t = NULL;
+	char why[400];
+
+	if (need_dir("[database] migrations", c->database.migrations, err, errlen) != 0 ||
+	    (strcmp(c->database.path, ":memory:") != 0 &&
+	     need_creatable("[database] path", c->database.path, false, err, errlen) != 0) ||
+	    need_dir("[provisioning] templates", c->provisioning.templates, err, errlen) != 0 ||
+	    need_dir("[provisioning] static", c->provisioning.static_dir, err, errlen) != 0 ||
+	    (c->provisioning.tftp_root != NULL &&
+	     need_creatable("[provisioning] tftp_root", c->provisioning.tftp_root, true, err,
+	                    errlen) != 0) ||
+	    (c->provisioning.phone_logs != NULL &&
+	     need_creatable("[provisioning] phone_logs", c->provisioning.phone_logs, true, err,
+	                    errlen) != 0) ||
+	    (c->server.port_file != NULL &&
+	     need_creatable("[server] port_file", c->server.port_file, false, err, errlen) != 0))
+		return -1;
+	if (vendor_templates_load(c->provisioning.templates, c->provisioning.static_dir, &t, why,
+	                          sizeof(why)) != 0) {
+		hd_seterr(err, errlen, "[provisioning] templates: %s", why);
+		return -1;
+	}
+	vendor_templates_free(t);
+	return 0;
+}
 
 static void
 usage(FILE *f)
@@ -483,6 +583,11 @@ main(int argc, char **argv)
 	}
 	if ((d.cfg = cfg_load(path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (preflight(d.cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", path, err);
+		cfg_free(d.cfg);
 		return 1;
 	}
 	if (check) {

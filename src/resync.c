@@ -1420,6 +1420,7 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	}
 	no.bind_host = host;
 	no.bind_port = port;
+	no.contact_host = cfg->sip.contact_host;
 	no.outbound_proxy = cfg->sip.outbound_proxy;
 	no.t1_ms = cfg->sip.t1_ms;
 	no.timer_f_ms = cfg->sip.timer_f_ms;

@@ -176,7 +176,8 @@ Test(config, every_key_set)
 	    "tftp_root = /srv/tftp\n"
 	    "[sip]\n"
 	    "bind = [::1]:0\n"
-	    "outbound_proxy = pbx.example.com:5060\n"
+	    "contact_host = 10.1.2.3\n"
+	    "outbound_proxy = 10.0.0.2:5060\n"
 	    "sync_timeout = 5\n"
 	    "sync_retries = 1\n");
 
@@ -203,7 +204,8 @@ Test(config, every_key_set)
 	cr_assert_str_eq(c->provisioning.static_dir, "/srv/static");
 	cr_assert_str_eq(c->provisioning.tftp_root, "/srv/tftp");
 	cr_assert_str_eq(c->sip.bind, "[::1]:0");
-	cr_assert_str_eq(c->sip.outbound_proxy, "pbx.example.com:5060");
+	cr_assert_str_eq(c->sip.outbound_proxy, "10.0.0.2:5060");
+	cr_assert_str_eq(c->sip.contact_host, "10.1.2.3");
 	cr_assert_eq(c->sip.sync_timeout, 5);
 	cr_assert_eq(c->sip.sync_retries, 1);
 	cfg_free(c);

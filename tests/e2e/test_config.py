@@ -4,9 +4,12 @@ and SIGHUP reloading the reloadable keys only when the new file parses.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import time
+
+import pytest
 
 import hdharness
 from hdharness import invariants, mac
@@ -120,4 +123,73 @@ def test_sighup_keeps_provisioning(prov):
     after = hdharness.check_published(d, demo, tftp)
     assert after[mac(101)] != before[mac(101)], "the move after the reload was not published"
     assert demo.passwords["acme-102"].encode() in b"".join(after[mac(101)].values())
+    invariants(d)
+
+
+# What start-up refuses, --check-config refuses too, with the same message.
+# Each case: overrides of the harness's good configuration ({tmp}: a fresh
+# directory), and the key the message must name.
+REFUSED_AT_START = [
+    ("wildcard SIP bind without a contact host", {"sip": {"bind": "0.0.0.0:0"}},
+     "[sip] contact_host"),
+    ("IPv6 contact host on an IPv4 bind", {"sip": {"contact_host": "::1"}},
+     "[sip] contact_host"),
+    ("wildcard contact host", {"sip": {"bind": "0.0.0.0:0", "contact_host": "0.0.0.0"}},
+     "[sip] contact_host"),
+    ("outbound proxy by name", {"sip": {"outbound_proxy": "pbx.example.test:5060"}},
+     "[sip] outbound_proxy"),
+    ("templates missing", {"provisioning": {"templates": "{tmp}/none"}},
+     "[provisioning] templates"),
+    ("static files missing", {"provisioning": {"static": "{tmp}/none"}},
+     "[provisioning] static"),
+    ("migrations missing", {"database": {"migrations": "{tmp}/none"}},
+     "[database] migrations"),
+    ("database in a missing directory", {"database": {"path": "{tmp}/no/h.db"}},
+     "[database] path"),
+    ("TFTP root two levels down", {"provisioning": {"tftp_root": "{tmp}/a/b"}},
+     "[provisioning] tftp_root"),
+    ("TFTP root is a file", {"provisioning": {"tftp_root": "{tmp}/file"}},
+     "[provisioning] tftp_root"),
+    ("phone logs two levels down", {"provisioning": {"phone_logs": "{tmp}/a/b"}},
+     "[provisioning] phone_logs"),
+    ("port file in a missing directory", {"server": {"port_file": "{tmp}/no/port"}},
+     "[server] port_file"),
+    ("a template that does not compile", {"provisioning": {"templates": "{tmp}/tmpl"}},
+     "[provisioning] templates"),
+]
+
+
+@pytest.mark.parametrize("what,overrides,key", REFUSED_AT_START,
+                         ids=[c[0] for c in REFUSED_AT_START])
+def test_check_config_refuses_what_start_up_refuses(tmp_path, what, overrides, key):
+    (tmp_path / "file").write_text("not a directory\n")
+    tmpl = tmp_path / "tmpl"
+    shutil.copytree(os.path.join(hdharness.REPO, "templates"), tmpl)
+    bad = sorted(p for p in tmpl.rglob("*") if p.is_file())[0]
+    bad.write_text(bad.read_text() + "\n{{#never_closed}}\n")
+    ov = {s: {k: v.replace("{tmp}", str(tmp_path)) for k, v in kv.items()}
+          for s, kv in overrides.items()}
+    d = hdharness.Daemon(tmp_path, ov)      # writes the config, not started
+    p = _check(d.config_path)
+    assert p.returncode == 1, "--check-config accepted it (%s): %r" % (what, p.stdout)
+    assert key.encode() in p.stderr, p.stderr
+    start = subprocess.Popen([hdharness.binary_path(), "--config", d.config_path],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=hdharness.REPO)
+    try:
+        out, err = start.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        start.kill()
+        start.communicate()
+        raise AssertionError("start-up accepted what --check-config refused (%s)" % what)
+    assert start.returncode != 0 and key.encode() in err, (start.returncode, err[-2000:])
+    assert not os.path.exists(d.port_file)
+
+
+def test_wildcard_sip_bind_with_contact_host(make_daemon):
+    """[sip] bind on 0.0.0.0 with contact_host: accepted by --check-config,
+    and the daemon starts (the container's configuration)."""
+    d = make_daemon({"sip": {"bind": "0.0.0.0:0", "contact_host": "127.0.0.1"}})
+    p = _check(d.config_path)
+    assert p.returncode == 0, p.stderr
+    hdharness.build_demo(d)
     invariants(d)
