@@ -85,7 +85,7 @@ case $got in
 *) tail -40 "$root.run.log"; echo "fresh-machine: make run: no phone file"; exit 1 ;;
 esac
 # Ctrl-C: the whole process group of `make run`
-kill -INT -- "-$(cat "$root/root/run.pid")"
+kill -INT "-$(cat "$root/root/run.pid")"
 i=0
 while kill -0 $runpid 2>/dev/null; do
 	i=$((i + 1))

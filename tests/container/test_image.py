@@ -38,7 +38,8 @@ MAC = "0004f2000777"
 def run(cmd, timeout=900, check=True):
     p = subprocess.run(cmd, capture_output=True, timeout=timeout)
     if check and p.returncode != 0:
-        raise AssertionError("%s -> %d\n%s\n%s" % (" ".join(cmd), p.returncode,
+        shown = [a.split("=")[0] + "=<set>" if "TOKEN=" in a else a for a in cmd]
+        raise AssertionError("%s -> %d\n%s\n%s" % (" ".join(shown), p.returncode,
                              p.stdout.decode(errors="replace")[-3000:],
                              p.stderr.decode(errors="replace")[-3000:]))
     return p
@@ -68,7 +69,10 @@ class Container:
         self.env = env
 
     def args(self, *extra):
-        cmd = ["podman", "run", "--runtime", "runc", "--network", "host", "--name", self.name]
+        # limits below this host's: podman's defaults are above what a
+        # process here may set
+        cmd = ["podman", "run", "--runtime", "runc", "--network", "host", "--name", self.name,
+               "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
         for k, v in self.env.items():
             cmd += ["-e", "%s=%s" % (k, v)]
         return cmd + list(extra)
