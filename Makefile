@@ -57,6 +57,13 @@ $(B)/hotdeskd: $(B)/obj/main.o $(B)/libhotdeskd.a
 $(B)/tests/%: tests/%.c tests/testutil.h $(B)/libhotdeskd.a | $(B)/tests
 	$(CC) $(CFLAGS) $(XCFLAGS) -Itests $(LDFLAGS) -o $@ $< $(B)/libhotdeskd.a $(TEST_LIB) $(LDLIBS)
 
+# hotdeskctl: the admin API's command-line client (libcurl + jansson only)
+CLI_PKGS := libcurl jansson
+$(B)/hotdeskctl: cli/hotdeskctl.c Makefile | $(B)/obj
+	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) \
+	  $(shell pkg-config --cflags $(CLI_PKGS)) $(LDFLAGS) -o $@ $< \
+	  $(shell pkg-config --libs $(CLI_PKGS))
+
 $(B)/obj $(B)/tests:
 	mkdir -p $@
 
@@ -68,8 +75,9 @@ unit: $(TEST_BIN)
 	@sh scripts/run-unit.sh $(TEST_BIN)
 
 # End-to-end tests: the real daemon on loopback, driven by real clients.
-e2e: $(B)/hotdeskd
-	HOTDESKD=$(abspath $(B)/hotdeskd) /usr/bin/python3 -m pytest -q tests/e2e
+e2e: $(B)/hotdeskd $(B)/hotdeskctl
+	HOTDESKD=$(abspath $(B)/hotdeskd) HOTDESKCTL=$(abspath $(B)/hotdeskctl) \
+	  /usr/bin/python3 -m pytest -q tests/e2e
 
 # deps first, then a new make for the rest (see the top of this file)
 test: deps

@@ -8,7 +8,7 @@
 set -eu
 
 build="build-essential pkg-config libmicrohttpd-dev libxml2-dev libsqlite3-dev
-       libsodium-dev libjansson-dev libinih-dev curl espeak-ng sox"
+       libsodium-dev libjansson-dev libinih-dev curl libcurl4-openssl-dev espeak-ng sox"
 test="$build libcriterion-dev python3 python3-pytest tftpd-hpa sip-tester
       chromium chromium-driver python3-selenium baresip-core"
 asan="$test clang libclang-rt-14-dev" # clang's runtimes: sanitizers, libFuzzer
