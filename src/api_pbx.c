@@ -120,18 +120,61 @@ opt(const struct form *f, const char *key)
 	return (v != NULL && v[0] != '\0') ? v : NULL;
 }
 
+/*
+ * The dialed string: "102" (digits), or "102*1020" (digits, then the code:
+ * what a proxy that cannot collect digits receives).  On success *digits
+ * points to the extension digits (in buf when split) and *code to the
+ * code when the string carried one.  False when malformed, or when the
+ * string carries a code and a code field was given too.
+ */
+static bool
+dial_string(const char *in, char *buf, size_t len, const char **digits, const char **code)
+{
+	const char *star = strchr(in, '*');
+	size_t n;
+
+	if (star == NULL)
+		return api_digits(in, 16);
+	n = (size_t)(star - in);
+	if (*code != NULL || n == 0 || n > 16 || strlen(in) >= len)
+		return false;
+	memcpy(buf, in, strlen(in) + 1);
+	buf[n] = '\0';
+	if (!api_digits(buf, 16) || !api_digits(buf + n + 1, 32))
+		return false;
+	*digits = buf;
+	*code = buf + n + 1;
+	return true;
+}
+
+/* Whether the PBX asked for the SIP answer form (Accept: message/sipfrag). */
+static bool
+wants_sipfrag(const struct http_request *req)
+{
+	const char *acc = http_header(req, "Accept");
+
+	return acc != NULL && strstr(acc, "message/sipfrag") != NULL;
+}
+
+/* One status line, RFC 3420: "SIP/2.0 484 Wrong code, 2 tries left". */
+static void
+sipfrag_send(struct http_response *res, int code, const char *phrase)
+{
+	http_printf(res, 200, "message/sipfrag", "SIP/2.0 %03d %s\r\n", code, phrase);
+}
+
 static void
 star30(struct api_ctx *c, const struct http_request *req, struct http_response *res)
 {
-	static const char *const known[] = { "caller", "digits", "code", "call_id", NULL };
-	struct svc_star30_req r;
+	static const char *const known[] = { "caller", "org", "digits", "code", "call_id", NULL };
+	struct svc_star30_req r = { 0 };
 	struct svc_star30_res out;
 	struct api_answer a = { 0 };
 	struct form *f = NULL;
 	const char *badf;
-	char reason[96];
-	bool moved = false;
-	int rc;
+	char reason[96], dial[64], sip_reason[64];
+	bool moved = false, dial_ok = true;
+	int rc, sip_code;
 
 	metrics_move_begin(); /* request received (SPEC 8 move timing) */
 	metrics_inc(METRICS_STAR30_REQUESTS, 1);
@@ -145,13 +188,19 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 		goto out;
 	}
 	r.caller = opt(f, "caller");
+	r.org = opt(f, "org");
 	r.digits = opt(f, "digits");
 	r.code = opt(f, "code");
 	r.call_id = opt(f, "call_id");
+	if (r.digits != NULL)
+		dial_ok = dial_string(r.digits, dial, sizeof(dial), &r.digits, &r.code);
 	if (!api_printable(r.caller, 128, false)) {
 		fail(req, res, 400, r.caller ? "invalid caller" : "missing caller");
-	} else if (r.digits != NULL && !api_digits(r.digits, 16)) {
-		fail(req, res, 400, "invalid digits");
+	} else if (r.org != NULL && (!api_printable(r.org, 63, false) || !api_digits(r.caller, 16))) {
+		fail(req, res, 400, "invalid caller: with org, the extension number");
+	} else if (!dial_ok) {
+		fail(req, res, 400, r.code != NULL && r.digits != NULL && strchr(r.digits, '*') ?
+		     "code given twice" : "invalid digits");
 	} else if (r.code != NULL && !api_digits(r.code, 32)) {
 		fail(req, res, 400, "invalid code");
 	} else if (r.call_id != NULL && !api_printable(r.call_id, 128, true)) {
@@ -163,6 +212,13 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 		else
 			fail(req, res, 500, "internal");
 	} else {
+		sip_code = virt_sip_status(out.result, out.reason, out.tries_left, sip_reason,
+		                           sizeof(sip_reason));
+		if (wants_sipfrag(req)) {
+			sipfrag_send(res, sip_code, sip_reason);
+			moved = out.result == VIRT_ACCEPTED || out.result == VIRT_RETURNED;
+			goto out;
+		}
 		api_answer_add(&a, "result", virt_result_name(out.result));
 		if (out.result == VIRT_DENIED)
 			api_answer_add(&a, "reason", virt_reason_name(out.reason));
@@ -172,6 +228,8 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 			api_answer_add(&a, "extension", out.extension);
 		if (out.device[0])
 			api_answer_add(&a, "device", out.device);
+		api_answer_addi(&a, "sip_code", sip_code);
+		api_answer_add(&a, "sip_reason", sip_reason);
 		api_answer_send(req, res, 200, &a);
 		moved = out.result == VIRT_ACCEPTED || out.result == VIRT_RETURNED;
 	}
@@ -180,17 +238,165 @@ out:
 	form_free(f);
 }
 
+/* The length of the contact starting at p: up to a comma outside quotes
+ * and angle brackets, or the end. */
+static size_t
+contact_len(const char *p)
+{
+	bool quoted = false, angle = false;
+	size_t i;
+
+	for (i = 0; p[i] != '\0'; i++) {
+		if (quoted) {
+			if (p[i] == '\\' && p[i + 1] != '\0')
+				i++;
+			else if (p[i] == '"')
+				quoted = false;
+		} else if (p[i] == '"') {
+			quoted = true;
+		} else if (p[i] == '<') {
+			angle = true;
+		} else if (p[i] == '>') {
+			angle = false;
+		} else if (p[i] == ',' && !angle) {
+			break;
+		}
+	}
+	return i;
+}
+
+/* One contact of n bytes at p: its URI into uri, its expires param into
+ * *expires (-1 when none).  0, or -1 when malformed. */
+static int
+contact_one(const char *p, size_t n, char *uri, size_t len, long *expires)
+{
+	const char *u, *ue, *params, *end = p + n, *e;
+	char num[16];
+	size_t k;
+
+	*expires = -1;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if ((u = memchr(p, '<', (size_t)(end - p))) != NULL) {
+		if ((ue = memchr(u, '>', (size_t)(end - u))) == NULL)
+			return -1;
+		u++;
+		params = ue + 1;
+	} else {
+		u = p;
+		for (ue = u; ue < end && *ue != ';' && *ue != ' '; ue++)
+			;
+		params = ue;
+	}
+	if ((size_t)(ue - u) >= len || ue == u)
+		return -1;
+	memcpy(uri, u, (size_t)(ue - u));
+	uri[ue - u] = '\0';
+	if ((strncasecmp(uri, "sip:", 4) != 0 && strncasecmp(uri, "sips:", 5) != 0) ||
+	    strpbrk(uri, " \t\"<>,") != NULL)
+		return -1;
+	for (e = params; e < end; e++) {
+		if (*e == ';' && (size_t)(end - e) > 9 && strncasecmp(e + 1, "expires=", 8) == 0) {
+			e += 9;
+			for (k = 0; e + k < end && k < sizeof(num) - 1 && e[k] >= '0' && e[k] <= '9'; k++)
+				num[k] = e[k];
+			num[k] = '\0';
+			if (k == 0 || k > 9)
+				return -1;
+			*expires = strtol(num, NULL, 10);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The contact to keep from what a registrar reports (RFC 3261 Contact
+ * forms): an addr-spec ("sip:u@h:p"), a name-addr ("\"Alice\"
+ * <sip:u@h:p>;expires=60"), several of them separated by commas (the
+ * first one whose expires is not 0 is kept), or "*".  The URI goes to uri
+ * and its own expires param to *expires (-1 when none).  Returns 1 for a
+ * URI, 0 for "*", -1 when malformed.
+ */
+static int
+contact_pick(const char *in, char *uri, size_t len, long *expires)
+{
+	const char *p = in;
+	char cand[512];
+	long cexp;
+	bool have = false;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (p[0] == '*') {
+		for (p++; *p == ' ' || *p == '\t'; p++)
+			;
+		return *p == '\0' ? 0 : -1;
+	}
+	while (*p != '\0') {
+		size_t n = contact_len(p);
+
+		if (contact_one(p, n, cand, sizeof(cand), &cexp) != 0 || strlen(cand) >= len)
+			return -1;
+		if (!have || (*expires == 0 && cexp != 0)) {
+			memcpy(uri, cand, strlen(cand) + 1);
+			*expires = cexp;
+			have = true;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return have ? 1 : -1;
+}
+
+/*
+ * The contact that reaches the phone: the registered URI, or with a NAT
+ * `received` address ("ip:port" or "sip:ip:port", what a registrar saw
+ * the REGISTER come from and stores to reach the phone) the URI's user at
+ * that address.  0, or -1 when received is malformed.
+ */
+static int
+contact_reachable(char *uri, size_t len, const char *received)
+{
+	char user[256];
+	const char *u, *at;
+
+	if (received == NULL)
+		return 0;
+	if (strncasecmp(received, "sip:", 4) == 0)
+		received += 4;
+	if (!valid_source(received))
+		return -1;
+	u = uri + (strncasecmp(uri, "sips:", 5) == 0 ? 5 : 4);
+	at = strchr(u, '@');
+	if (at == NULL || (size_t)(at - u) >= sizeof(user))
+		user[0] = '\0';
+	else {
+		memcpy(user, u, (size_t)(at - u));
+		user[at - u] = '\0';
+	}
+	if ((size_t)snprintf(uri, len, "sip:%s%s%s", user, user[0] ? "@" : "", received) >= len)
+		return -1;
+	return 0;
+}
+
 static void
 registration(struct api_ctx *c, const struct http_request *req, struct http_response *res)
 {
+	/* q, path, instance, reg_id, aor, domain, cseq: what registrars
+	 * report besides; accepted and not used */
 	static const char *const known[] = { "sip_user", "contact", "source", "user_agent",
-	                                     "call_id", "expires", NULL };
+	                                     "call_id", "expires", "received", "q", "path",
+	                                     "instance", "reg_id", "aor", "domain", "cseq",
+	                                     NULL };
 	struct svc_registration r = { 0 };
 	struct api_answer a = { 0 };
 	struct form *f = NULL;
-	const char *badf, *exp;
-	char err[128], reason[160];
+	const char *badf, *exp, *received;
+	char err[128], reason[160], uri[512];
 	char *end;
+	long cexp = -1;
+	int kind = -1;
 
 	if (parse_body(req, res, &f) != 0)
 		return;
@@ -199,30 +405,41 @@ registration(struct api_ctx *c, const struct http_request *req, struct http_resp
 	r.source = opt(f, "source");
 	r.user_agent = opt(f, "user_agent");
 	r.call_id = opt(f, "call_id");
+	received = opt(f, "received");
 	exp = opt(f, "expires");
 	r.expires = 3600;
+	if (api_printable(r.contact, 1000, true))
+		kind = contact_pick(r.contact, uri, sizeof(uri), &cexp);
 	if (only_fields(f, known, &badf) != 0) {
 		snprintf(reason, sizeof(reason), "unknown field %.40s", badf);
 		fail(req, res, 400, reason);
 	} else if (!api_printable(r.sip_user, 128, false)) {
 		fail(req, res, 400, r.sip_user ? "invalid sip_user" : "missing sip_user");
-	} else if (!api_printable(r.contact, 500, false) ||
-	           (strncasecmp(r.contact, "sip:", 4) != 0 && strncasecmp(r.contact, "sips:", 5) != 0 &&
-	            strncasecmp(r.contact, "<sip", 4) != 0)) {
+	} else if (kind < 0) {
 		fail(req, res, 400, r.contact ? "invalid contact" : "missing contact");
 	} else if (r.source != NULL && (!api_printable(r.source, 60, false) || !valid_source(r.source))) {
 		fail(req, res, 400, "invalid source");
 	} else if (r.user_agent != NULL && !api_printable(r.user_agent, 250, true)) {
 		fail(req, res, 400, "invalid user_agent");
-	} else if (r.call_id != NULL && !api_printable(r.call_id, 250, false)) {
+	} else if (r.call_id != NULL && !api_printable(r.call_id, 250, true)) {
 		fail(req, res, 400, "invalid call_id");
 	} else if (exp != NULL && (!api_digits(exp, 9) || (r.expires = strtol(exp, &end, 10), *end))) {
 		fail(req, res, 400, "invalid expires");
-	} else if (svc_registration(c->svc, &r, err, sizeof(err)) != SVC_OK) {
-		fail(req, res, 500, "internal");
+	} else if (kind == 0 && (exp == NULL || r.expires != 0)) {
+		fail(req, res, 400, "contact * needs expires=0");
+	} else if (kind == 1 && (received != NULL && (!api_printable(received, 64, false) ||
+	                         contact_reachable(uri, sizeof(uri), received) != 0))) {
+		fail(req, res, 400, "invalid received");
 	} else {
-		api_answer_add(&a, "result", "ok");
-		api_answer_send(req, res, 200, &a);
+		if (kind == 1 && cexp >= 0)
+			r.expires = cexp; /* the contact's own expires wins (RFC 3261 10.2.1.1) */
+		r.contact = kind == 1 ? uri : "*";
+		if (svc_registration(c->svc, &r, err, sizeof(err)) != SVC_OK) {
+			fail(req, res, 500, "internal");
+		} else {
+			api_answer_add(&a, "result", "ok");
+			api_answer_send(req, res, 200, &a);
+		}
 	}
 	form_free(f);
 }

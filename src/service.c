@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -655,9 +656,47 @@ try_release(struct svc *s, struct svc_try *t)
 	pthread_cond_broadcast(&s->tries_done);
 }
 
+/*
+ * The SIP user that dialed (lock held), from the forms a dialplan has: the
+ * SIP user itself, a SIP URI ("sip:user@host", "<sip:user@host>": its user
+ * part), or the extension number with its organization (r->org).  An
+ * unknown number or organization gives "", which the engine answers
+ * unknown_caller.  Returns buf or r->caller.
+ */
+static const char *
+star30_caller(struct svc *s, const struct svc_star30_req *r, char *buf, size_t len)
+{
+	const char *c = r->caller, *end;
+	size_t n;
+
+	if (r->org != NULL) {
+		const struct hd_org *o = world_org_by_name(s->w, r->org);
+		const struct hd_ext *e = o ? world_ext_by_number(s->w, o->id, c) : NULL;
+
+		return e != NULL ? e->sip_user : "";
+	}
+	if (*c == '<')
+		c++;
+	if (strncasecmp(c, "sip:", 4) == 0)
+		c += 4;
+	else if (strncasecmp(c, "sips:", 5) == 0)
+		c += 5;
+	else
+		return r->caller;
+	end = c + strcspn(c, "@;>:");
+	n = (size_t)(end - c);
+	if (n >= len)
+		return "";
+	memcpy(buf, c, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 int
 svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
+	char caller_buf[160];
+	const char *caller;
 	struct virt_decision d;
 	struct attempt a = { 0 };
 	struct svc_try reservation;
@@ -670,7 +709,8 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	pthread_mutex_lock(&s->mu);
 again:
 	memset(res, 0, sizeof(*res));
-	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_NONE, &d);
+	caller = star30_caller(s, r, caller_buf, sizeof(caller_buf));
+	virt_star30(s->w, caller, r->digits, VIRT_CODE_NONE, &d);
 	fill_res(res, &d);
 	switch (d.result) {
 	case VIRT_RETURNED:
@@ -745,7 +785,8 @@ again:
 	 * reservation goes when the outcome is recorded (still under the
 	 * lock), so waiters see both at once. */
 	try_release(s, &reservation);
-	virt_star30(s->w, r->caller, r->digits, VIRT_CODE_VERIFIED, &d);
+	caller = star30_caller(s, r, caller_buf, sizeof(caller_buf));
+	virt_star30(s->w, caller, r->digits, VIRT_CODE_VERIFIED, &d);
 	if (ok && d.result == VIRT_ACCEPTED &&
 	    (d.ext->id != a.ext || !same_secret(s, a.ext, hash))) {
 		/* the code checked was replaced meanwhile (or the digits now name

@@ -94,7 +94,9 @@ int svc_locked(struct svc *s, int (*fn)(const struct world *w, struct store *st,
 /* ---- PBX --------------------------------------------------------------- */
 
 struct svc_star30_req {
-	const char *caller;  /* required */
+	const char *caller;  /* required: SIP user, SIP URI (its user part) or,
+	                      * with org, the extension number */
+	const char *org;     /* NULL, or the organization of a numeric caller */
 	const char *digits;  /* NULL/"" = bare *30 */
 	const char *code;    /* NULL = not collected */
 	const char *call_id; /* NULL = no per-call counting */

@@ -54,6 +54,40 @@ const char *virt_result_name(enum virt_result r) { return result_names[r]; }
 const char *virt_reason_name(enum virt_reason r) { return reason_names[r]; }
 const char *virt_status_name(enum virt_status s) { return status_names[s]; }
 
+int
+virt_sip_status(enum virt_result r, enum virt_reason why, int tries_left, char *buf,
+                size_t len)
+{
+	static const char *const denied[] = {
+		[VIRT_R_NONE] = "Denied",
+		[VIRT_R_UNKNOWN_CALLER] = "Unknown caller",
+		[VIRT_R_UNKNOWN_EXTENSION] = "Unknown extension",
+		[VIRT_R_BASE_NOT_ALLOWED] = "Base not allowed",
+		[VIRT_R_NO_SECRET] = "No secret code",
+		[VIRT_R_LOCKED] = "Locked",
+	};
+	const char *phrase = "Server error";
+	int code = 500;
+
+	switch (r) {
+	case VIRT_ACCEPTED: code = 200; phrase = "Extension moved"; break;
+	case VIRT_RETURNED: code = 200; phrase = "Extension returned"; break;
+	case VIRT_NOTHING: code = 200; phrase = "Nothing to return"; break;
+	case VIRT_NEED_CODE: code = 484; phrase = "Code needed"; break;
+	case VIRT_RETRY: code = 484; phrase = NULL; break;
+	case VIRT_HANGUP: code = 603; phrase = "Too many wrong codes"; break;
+	case VIRT_DENIED: code = 403; phrase = denied[why]; break;
+	}
+	if (len == 0)
+		return code;
+	if (phrase == NULL)
+		(void)snprintf(buf, len, "Wrong code, %d %s left", tries_left,
+		               tries_left == 1 ? "try" : "tries"); /* < 40 bytes */
+	else
+		(void)snprintf(buf, len, "%s", phrase);
+	return code;
+}
+
 struct virt_carried
 virt_carried(const struct world *w, const struct hd_dev *d)
 {

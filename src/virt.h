@@ -48,6 +48,16 @@ enum virt_reason {
 };
 
 const char *virt_result_name(enum virt_result r);  /* "accepted", ... */
+
+/*
+ * The SIP meaning of a *30 result (docs/API.md, "SIP mapping"): the final
+ * response a PBX or proxy answers the *30 call with.  Writes the reason
+ * phrase to buf (always terminated; tries_left is used with VIRT_RETRY)
+ * and returns the status code: 200 accepted/returned/nothing, 484
+ * need_code/retry, 603 hangup, 403 denied.  Cannot fail.
+ */
+int virt_sip_status(enum virt_result r, enum virt_reason why, int tries_left, char *buf,
+                    size_t len);
 const char *virt_reason_name(enum virt_reason r);  /* "" for NONE */
 
 enum virt_carry {

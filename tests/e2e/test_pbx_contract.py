@@ -42,3 +42,136 @@ def test_redials_share_tries_then_the_window_ends(make_daemon):
     d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
     assert carries(d, mac(101)) == ("ext", "102", True)
     assert len(events(d, type="code_failed", org="acme")) == 3
+
+
+def test_caller_forms(acme):
+    d, demo = acme
+    # a SIP URI (what a proxy has in From) names its user
+    d.star30("sip:acme-101@pbx.acme.test", "102", result="need_code")
+    d.star30("<sips:acme-101@pbx.acme.test;transport=tls>", "102", result="need_code")
+    # the extension number with its organization (a dialplan's CALLERID(num))
+    def with_org(number, org, code=None, **expect):
+        st, ans = d.pbx("/pbx/v1/star30", caller=number, org=org, digits="102", code=code,
+                        call_id="org-call")
+        assert st == 200, (st, ans)
+        hdharness.check_fields(ans, expect, "caller=%s org=%s" % (number, org))
+
+    with_org("101", "acme", result="need_code", tries_left=3)
+    with_org("101", "acme", code=demo.code(102), result="accepted", device=mac(101))
+    with_org("999", "acme", result="denied", reason="unknown_caller")
+    with_org("101", "nosuchorg", result="denied", reason="unknown_caller")
+    # a bare number without its organization is no SIP user
+    d.star30("101", "102", result="denied", reason="unknown_caller")
+    st, ans = d.pbx("/pbx/v1/star30", caller="acme-101", org="acme", digits="102")
+    assert st == 400 and "invalid caller" in ans["reason"], (st, ans)
+
+
+def test_dial_string_carries_the_code(acme):
+    d, demo = acme
+    wrong = "70707070"
+    d.secrets.add(wrong)
+    d.star30("acme-101", "102*" + wrong, result="retry", tries_left=2, extension="102")
+    d.star30("acme-101", "102*" + demo.code(102), result="accepted", device=mac(101))
+    for digits, code in (("102*", None), ("*1234", None), ("102*12a4", None),
+                         ("102*1234", "1234"), ("102**1234", None)):
+        st, ans = d.pbx("/pbx/v1/star30", caller="acme-103", digits=digits, code=code,
+                        call_id="bad-dial")
+        assert st == 400, (digits, st, ans)
+        assert ans["reason"] == ("code given twice" if code else "invalid digits"), ans
+    assert carries(d, mac(103)) == ("ext", "103", False)
+
+
+SIP = {
+    "need_code": ("484", "Code needed"),
+    "retry": ("484", "Wrong code, 2 tries left"),
+    "accepted": ("200", "Extension moved"),
+    "returned": ("200", "Extension returned"),
+    "nothing": ("200", "Nothing to return"),
+    "hangup": ("603", "Too many wrong codes"),
+}
+
+
+def test_every_result_has_its_sip_meaning(make_daemon):
+    d = make_daemon({"secrets": {"tries_per_call": "2"}})
+    demo = hdharness.build_demo(d)
+    wrong = "80808080"
+    d.secrets.add(wrong)
+
+    def both(result, caller, digits=None, code=None, reason=None, **kw):
+        ans = d.star30(caller, digits, code=code, call_id="sip-%s" % caller, result=result, **kw)
+        code_, phrase = SIP[result] if reason is None else ("403", reason)
+        if result == "retry":
+            phrase = "Wrong code, 1 try left"
+        assert (ans["sip_code"], ans["sip_reason"]) == (code_, phrase), ans
+        return ans
+
+    both("need_code", "acme-101", "102")
+    both("retry", "acme-101", "102", code=wrong)
+    both("hangup", "acme-101", "102", code=wrong)
+    both("accepted", "acme-103", "102", code=demo.code(102))
+    both("nothing", "acme-104", None)
+    ans = d.star30("acme-104", "102", result="denied", reason="base_not_allowed")
+    assert (ans["sip_code"], ans["sip_reason"]) == ("403", "Base not allowed"), ans
+    # the form a proxy uses without parsing: one SIP status line
+    st, hdrs, body = d.pbx_raw("/pbx/v1/star30", headers={"Accept": "message/sipfrag"},
+                               caller="acme-102", call_id="frag-1")
+    assert st == 200 and hdrs["content-type"].startswith("message/sipfrag"), (st, hdrs)
+    assert body == b"SIP/2.0 200 Extension returned\r\n", body
+    st, hdrs, body = d.pbx_raw("/pbx/v1/star30", headers={"Accept": "message/sipfrag"},
+                               caller="acme-104", digits="102", call_id="frag-2")
+    assert body == b"SIP/2.0 403 Base not allowed\r\n", body
+    st, hdrs, body = d.pbx_raw("/pbx/v1/star30", headers={"Accept": "message/sipfrag"},
+                               caller="acme-101", digits="103*" + wrong, call_id="frag-3")
+    assert body == b"SIP/2.0 484 Wrong code, 1 try left\r\n", body
+
+
+def reg(d, **fields):
+    return d.pbx("/pbx/v1/registrations", **fields)
+
+
+def target_after_resync(d, m, expect):
+    st, js = d.admin("POST", "/api/v1/devices/%s/resync" % m)
+    assert st == 202, (st, js)
+    deadline = time.monotonic() + 8
+    uri = None
+    while time.monotonic() < deadline:
+        s = hdharness.dev(d, m)["sync"]
+        uri = (s.get("target") or {}).get("uri")
+        if uri == expect:
+            return
+        time.sleep(0.05)
+    raise AssertionError("device %s: NOTIFY target %r, expected %r" % (m, uri, expect))
+
+
+def test_registration_feed_takes_what_registrars_produce(acme):
+    d, demo = acme
+    ok = {"result": "ok"}
+    # name-addr with a display name and the contact's own expires
+    st, ans = reg(d, sip_user="acme-104", contact='"Dave, desk 4" <sip:acme-104@127.0.0.1:5072>;expires=600;q=0.5',
+                  source="127.0.0.1:5072", call_id="reg 1@host", q="0.5", aor="sip:acme-104@pbx.acme.test")
+    assert (st, dict(ans)) == (200, ok), (st, ans)
+    target_after_resync(d, mac(104), "sip:acme-104@127.0.0.1:5072")
+    # several contacts: the first that is not being removed is kept
+    st, ans = reg(d, sip_user="acme-104",
+                  contact="<sip:acme-104@127.0.0.1:5073>;expires=0, <sip:acme-104@127.0.0.1:5074>")
+    assert (st, dict(ans)) == (200, ok), (st, ans)
+    target_after_resync(d, mac(104), "sip:acme-104@127.0.0.1:5074")
+    # behind NAT: `received` (what the registrar saw) is what reaches the phone
+    st, ans = reg(d, sip_user="acme-104", contact="sip:acme-104@10.1.2.3:5060",
+                  received="sip:127.0.0.1:5075", expires="60")
+    assert (st, dict(ans)) == (200, ok), (st, ans)
+    target_after_resync(d, mac(104), "sip:acme-104@127.0.0.1:5075")
+    # what is really wrong is still refused, and changes nothing
+    for fields, why in (
+            (dict(contact="*"), "contact * needs expires=0"),
+            (dict(contact="*", expires="60"), "contact * needs expires=0"),
+            (dict(contact="http://127.0.0.1/"), "invalid contact"),
+            (dict(contact="<sip:acme-104@127.0.0.1:5076"), "invalid contact"),
+            (dict(contact="sip:acme-104@127.0.0.1:5076", received="here"), "invalid received"),
+            (dict(contact="sip:acme-104@127.0.0.1:5076", bogus="1"), "unknown field bogus")):
+        st, ans = reg(d, sip_user="acme-104", **fields)
+        assert st == 400 and ans["reason"] == why, (fields, st, ans)
+    target_after_resync(d, mac(104), "sip:acme-104@127.0.0.1:5075")
+    # "*" with expires=0: every binding of the user goes
+    st, ans = reg(d, sip_user="acme-104", contact="*", expires="0")
+    assert (st, dict(ans)) == (200, ok), (st, ans)

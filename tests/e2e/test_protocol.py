@@ -229,7 +229,8 @@ def test_json_answers(acme):
     # without Accept: one form line with text/plain
     st, h, body = d.pbx_raw("/pbx/v1/star30", caller="acme-102", call_id="j6")
     assert st == 200 and h.get("content-type", "").startswith("text/plain"), (st, h)
-    assert body.decode().strip() == "result=returned&extension=102&device=" + mac(102), body
+    assert body.decode().strip() == ("result=returned&extension=102&device=" + mac(102) +
+                                     "&sip_code=200&sip_reason=Extension%20returned"), body
     invariants(d)
 
 
