@@ -147,13 +147,15 @@ dial_string(const char *in, char *buf, size_t len, const char **digits, const ch
 	return true;
 }
 
-/* Whether the PBX asked for the SIP answer form (Accept: message/sipfrag). */
+/* Whether the PBX asked for the SIP answer form: Accept: message/sipfrag,
+ * or the field answer=sipfrag (for clients that cannot set headers). */
 static bool
-wants_sipfrag(const struct http_request *req)
+wants_sipfrag(const struct http_request *req, const struct form *f)
 {
-	const char *acc = http_header(req, "Accept");
+	const char *acc = http_header(req, "Accept"), *ans = form_get(f, "answer");
 
-	return acc != NULL && strstr(acc, "message/sipfrag") != NULL;
+	return (acc != NULL && strstr(acc, "message/sipfrag") != NULL) ||
+	       (ans != NULL && strcmp(ans, "sipfrag") == 0);
 }
 
 /* One status line, RFC 3420: "SIP/2.0 484 Wrong code, 2 tries left". */
@@ -166,7 +168,8 @@ sipfrag_send(struct http_response *res, int code, const char *phrase)
 static void
 star30(struct api_ctx *c, const struct http_request *req, struct http_response *res)
 {
-	static const char *const known[] = { "caller", "org", "digits", "code", "call_id", NULL };
+	static const char *const known[] = { "caller", "org", "digits", "code", "call_id", "answer",
+	                                     NULL };
 	struct svc_star30_req r = { 0 };
 	struct svc_star30_res out;
 	struct api_answer a = { 0 };
@@ -192,6 +195,11 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 	r.digits = opt(f, "digits");
 	r.code = opt(f, "code");
 	r.call_id = opt(f, "call_id");
+	if (opt(f, "answer") != NULL && strcmp(opt(f, "answer"), "sipfrag") != 0 &&
+	    strcmp(opt(f, "answer"), "form") != 0) {
+		fail(req, res, 400, "invalid answer");
+		goto out;
+	}
 	if (r.digits != NULL)
 		dial_ok = dial_string(r.digits, dial, sizeof(dial), &r.digits, &r.code);
 	if (!api_printable(r.caller, 128, false)) {
@@ -214,7 +222,7 @@ star30(struct api_ctx *c, const struct http_request *req, struct http_response *
 	} else {
 		sip_code = virt_sip_status(out.result, out.reason, out.tries_left, sip_reason,
 		                           sizeof(sip_reason));
-		if (wants_sipfrag(req)) {
+		if (wants_sipfrag(req, f)) {
 			sipfrag_send(res, sip_code, sip_reason);
 			moved = out.result == VIRT_ACCEPTED || out.result == VIRT_RETURNED;
 			goto out;
