@@ -17,6 +17,7 @@
 #include "form.h"
 #include "metrics.h"
 #include "service.h"
+#include "store.h"
 
 #define PREFIX "/pbx/v1/"
 
@@ -473,6 +474,79 @@ ext_status(struct api_ctx *c, const struct http_request *req, struct http_respon
 	api_answer_send(req, res, 200, &a);
 }
 
+/* GET /pbx/v1/moves?after=N: the first move after event N (see docs/API.md). */
+struct moves_scan {
+	const struct world *w;
+	struct store *st;
+	struct api_answer *a;
+	long long after, last; /* cursor in, last event id scanned */
+	bool found;
+};
+
+static int
+moves_each(const struct store_event *ev, void *arg)
+{
+	struct moves_scan *m = arg;
+	const struct hd_ext *e;
+	const struct hd_dev *d;
+	struct store_devcontact dc;
+
+	m->last = ev->id;
+	if (strcmp(ev->type, "virtualized") != 0 && strcmp(ev->type, "returned") != 0)
+		return 0;
+	if (ev->extension == NULL || (e = world_ext_by_number(m->w, ev->org, ev->extension)) == NULL)
+		return 0;
+	d = ev->device != NULL ? world_dev_by_mac(m->w, ev->device) : NULL;
+	api_answer_add(m->a, "result", "move");
+	api_answer_addi(m->a, "id", (long)ev->id);
+	api_answer_add(m->a, "sip_user", e->sip_user);
+	api_answer_add(m->a, "device", d != NULL ? d->mac : "");
+	if (d != NULL && store_devcontact_get(m->st, d->id, &dc) == 1)
+		api_answer_add(m->a, "contact", dc.contact);
+	else
+		api_answer_add(m->a, "contact", "");
+	m->found = true;
+	return 1;
+}
+
+static int
+moves_read(const struct world *w, struct store *st, void *arg)
+{
+	struct moves_scan *m = arg;
+	struct store_event_filter f = { .since_id = m->after, .limit = 1000 };
+
+	m->w = w;
+	m->st = st;
+	m->last = m->after;
+	return store_events_list(st, &f, moves_each, m) < 0 ? -1 : 0;
+}
+
+static void
+moves(struct api_ctx *c, const struct http_request *req, struct http_response *res)
+{
+	struct api_answer a = { 0 };
+	struct moves_scan m = { .a = &a };
+	const char *after = http_query_arg(req, "after");
+	char *end;
+
+	if (after != NULL && after[0] != '\0') {
+		if (!api_digits(after, 18)) {
+			fail(req, res, 400, "invalid after");
+			return;
+		}
+		m.after = strtoll(after, &end, 10);
+	}
+	if (svc_locked(c->svc, moves_read, &m) != 0) {
+		fail(req, res, 500, "internal");
+		return;
+	}
+	if (!m.found) {
+		api_answer_add(&a, "result", "none");
+		api_answer_addi(&a, "id", (long)m.last);
+	}
+	api_answer_send(req, res, 200, &a);
+}
+
 void
 api_pbx_handle(void *arg, const struct http_request *req, struct http_response *res)
 {
@@ -504,6 +578,11 @@ api_pbx_handle(void *arg, const struct http_request *req, struct http_response *
 			fail(req, res, 405, "method not allowed");
 		else
 			registration(c, req, res);
+	} else if (nseg == 1 && strcmp(first, "moves") == 0) {
+		if (strcmp(req->method, "GET") != 0)
+			fail(req, res, 405, "method not allowed");
+		else
+			moves(c, req, res);
 	} else if (nseg == 2 && strcmp(first, "extensions") == 0) {
 		if (strcmp(req->method, "GET") != 0)
 			fail(req, res, 405, "method not allowed");

@@ -175,3 +175,28 @@ def test_registration_feed_takes_what_registrars_produce(acme):
     # "*" with expires=0: every binding of the user goes
     st, ans = reg(d, sip_user="acme-104", contact="*", expires="0")
     assert (st, dict(ans)) == (200, ok), (st, ans)
+
+
+def test_move_stream_names_users_and_their_new_contact(acme):
+    d, demo = acme
+    st, ans = d.pbx_get("/pbx/v1/moves")
+    assert st == 200 and ans["result"] == "none", (st, ans)
+    cursor = ans["id"]
+    st, ans = reg(d, sip_user="acme-101", contact="<sip:acme-101@127.0.0.1:5091>")
+    assert st == 200, (st, ans)
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    st, ans = d.pbx_get("/pbx/v1/moves?after=%s" % cursor)
+    assert st == 200, (st, ans)
+    assert (ans["result"], ans["sip_user"], ans["device"], ans["contact"]) == \
+        ("move", "acme-102", mac(101), "sip:acme-101@127.0.0.1:5091"), ans
+    st, nxt = d.pbx_get("/pbx/v1/moves?after=%s" % ans["id"])
+    assert nxt["result"] == "none" and int(nxt["id"]) >= int(ans["id"]), nxt
+    # bare *30: 102 goes home (a device with no registration: no contact)
+    d.star30("acme-102", None, result="returned")
+    st, ans = d.pbx_get("/pbx/v1/moves?after=%s" % nxt["id"])
+    assert (ans["result"], ans["sip_user"], ans["device"], ans["contact"]) == \
+        ("move", "acme-102", mac(102), ""), ans
+    st, ans = d.pbx_get("/pbx/v1/moves?after=x")
+    assert st == 400, (st, ans)
+    st, _, _ = d.request("GET", "/pbx/v1/moves")
+    assert st == 401
