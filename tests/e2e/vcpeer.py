@@ -338,3 +338,60 @@ def run_sipp(tmp, scenario, vc_port, service, caller, rtp_port, calls=1, rate=10
         if p.returncode == 0 or "Unable to bind audio RTP socket" not in text:
             return p.returncode, text
     return p.returncode, text
+
+
+# ---- baresip as a second, independent caller ------------------------------
+
+class Baresip:
+    """Debian's baresip as a phone on 127.0.0.1: dials, keys digits (RFC 4733
+    telephone-events, its default), quits.  Commands go to its console on
+    stdin; its output is kept in `log`."""
+
+    def __init__(self, tmp, user):
+        self.dir = os.path.join(str(tmp), "baresip")
+        os.makedirs(self.dir, exist_ok=True)
+        wav = os.path.join(self.dir, "silence.wav")
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", wav, "trim", "0", "60"],
+                       check=True)
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write("poll_method epoll\nnet_interface 127.0.0.1\nsip_listen 127.0.0.1:0\n"
+                    "audio_player aubridge,nil\naudio_alert aubridge,nil\n"
+                    "audio_source aufile,%s\nmodule_path /usr/lib/baresip/modules\n"
+                    "module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\n"
+                    "module_app account.so\nmodule_app menu.so\n" % wav)
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write("<sip:%s@127.0.0.1>;regint=0\n" % user)
+        self.log = os.path.join(self.dir, "baresip.log")
+        self._out = open(self.log, "wb")
+        self.proc = subprocess.Popen(["baresip", "-f", self.dir], stdin=subprocess.PIPE,
+                                     stdout=self._out, stderr=subprocess.STDOUT)
+        self.wait_for("baresip is ready", 10)
+
+    def output(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for(self, text, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("baresip exited %s:\n%s" % (self.proc.returncode,
+                                                                 self.output()[-2000:]))
+            time.sleep(0.05)
+        raise AssertionError("baresip: no %r within %d s:\n%s" % (text, timeout,
+                                                                self.output()[-2000:]))
+
+    def command(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def quit(self):
+        try:
+            self.command("/quit")
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
