@@ -306,6 +306,13 @@ vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
 	return svc_star30(arg, r, res);
 }
 
+/* The prompt language of a caller: its organization's site language. */
+static const char *
+vc_language(void *arg, const char *caller, char *buf, size_t len)
+{
+	return svc_caller_language(arg, caller, buf, len) == SVC_OK ? buf : NULL;
+}
+
 /* Starts the Virtualization Center when [vc] bind is set. */
 static int
 start_vc(struct daemon *d, char *err, size_t errlen)
@@ -332,6 +339,8 @@ start_vc(struct daemon *d, char *err, size_t errlen)
 	o.t1_ms = c->sip.t1_ms;
 	o.star30 = vc_star30;
 	o.star30_arg = d->svc;
+	o.language_of = vc_language;
+	o.language_arg = d->svc;
 	if ((d->vc = vc_start(&o, err, errlen)) == NULL)
 		return -1;
 	log_info("Virtualization Center answering SIP on %s port %d", c->vc.bind, vc_port(d->vc));

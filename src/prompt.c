@@ -222,17 +222,31 @@ prompts_languages(const struct prompts *p)
 	return p->n;
 }
 
+int
+prompts_find(const struct prompts *set, const char *lang)
+{
+	size_t i, cut;
+
+	if (lang == NULL)
+		return 0;
+	for (i = 0; i < set->n; i++)
+		if (strcmp(set->v[i].name, lang) == 0)
+			return (int)i;
+	/* a locale (fr_FR) plays its language's folder (fr) */
+	cut = strcspn(lang, "_-");
+	for (i = 0; cut > 0 && lang[cut] != '\0' && i < set->n; i++)
+		if (strlen(set->v[i].name) == cut && strncmp(set->v[i].name, lang, cut) == 0)
+			return (int)i;
+	return 0;
+}
+
 void
 prompt_play_init(struct prompt_play *pl, const struct prompts *set, const char *lang, int pt)
 {
-	size_t i;
-
 	memset(pl, 0, sizeof(*pl));
 	pl->set = set;
 	pl->pt = pt;
-	for (i = 0; lang != NULL && i < set->n; i++)
-		if (strcmp(set->v[i].name, lang) == 0)
-			pl->lang = (int)i;
+	pl->lang = prompts_find(set, lang);
 }
 
 bool

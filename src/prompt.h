@@ -55,6 +55,11 @@ void prompts_free(struct prompts *p);
 /* Languages loaded, default first. */
 size_t prompts_languages(const struct prompts *p);
 
+/* The index of a language: the folder named `lang` exactly, else the
+ * folder of its language part ("fr_FR" plays "fr"), else the default (0).
+ * NULL: the default. */
+int prompts_find(const struct prompts *set, const char *lang);
+
 /* A playlist: prompts in order, played in one language and law. */
 struct prompt_play {
 	const struct prompts *set;
@@ -64,7 +69,7 @@ struct prompt_play {
 	size_t n, idx, off;
 };
 
-/* Starts a playlist in language `lang` (unknown or NULL: the default). */
+/* Starts a playlist in language `lang` (as prompts_find chooses). */
 void prompt_play_init(struct prompt_play *pl, const struct prompts *set, const char *lang,
     int pt);
 /* Appends a prompt; false when the playlist is full. */

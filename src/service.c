@@ -869,6 +869,29 @@ svc_registration(struct svc *s, const struct svc_registration *r, char *err, siz
 }
 
 int
+svc_caller_language(struct svc *s, const char *caller, char *buf, size_t len)
+{
+	const struct hd_ext *e;
+	const struct hd_dev *d;
+	const struct hd_org *o = NULL;
+	int rc = SVC_NOTFOUND;
+
+	if (len > 0)
+		buf[0] = '\0';
+	pthread_mutex_lock(&s->mu);
+	if ((e = world_ext_by_sip_user(s->w, caller)) != NULL)
+		o = world_org(s->w, e->org);
+	else if ((d = world_dev_by_parking_user(s->w, caller)) != NULL)
+		o = world_org(s->w, d->org);
+	if (o != NULL && o->site.language != NULL && strlen(o->site.language) < len) {
+		strcpy(buf, o->site.language);
+		rc = SVC_OK;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
 svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,
                char mac[HD_MAC_LEN + 1])
 {

@@ -142,6 +142,12 @@ void svc_set_registration_hook(struct svc *s, svc_reg_hook hook, void *arg);
 int svc_resync(struct svc *s, const char *mac, const char *org, size_t *count,
                struct svc_result *r);
 
+/* The site language (a locale code, e.g. "fr_FR") of the organization of
+ * the line `caller` (an extension's sip_user or a parking account) into
+ * buf.  SVC_OK, or SVC_NOTFOUND when the caller is unknown or its
+ * organization has no language set (buf ""). */
+int svc_caller_language(struct svc *s, const char *caller, char *buf, size_t len);
+
 /* SVC_OK with status and device MAC ("" when none), or SVC_NOTFOUND. */
 int svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,
                    char mac[HD_MAC_LEN + 1]);

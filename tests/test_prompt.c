@@ -59,6 +59,13 @@ Test(prompt, playlist_frames_and_fallback)
 	cr_assert_eq(f[45], 0xFF, "padded with mu-law silence");
 	cr_assert(!prompt_play_frame(&pl, f), "ended");
 	cr_assert_eq(f[0], 0xFF);
+	/* a locale plays its language's folder; unknown ones the default */
+	cr_assert_eq(prompts_find(p, "fr"), pl.lang);
+	cr_assert_eq(prompts_find(p, "fr_FR"), prompts_find(p, "fr"));
+	cr_assert_neq(prompts_find(p, "fr_FR"), 0);
+	cr_assert_eq(prompts_find(p, "de_DE"), 0);
+	cr_assert_eq(prompts_find(p, "f"), 0);
+	cr_assert_eq(prompts_find(p, NULL), 0);
 	/* digits of a number, one prompt each */
 	prompt_play_init(&pl, p, NULL, 8);
 	cr_assert(prompt_play_add_digits(&pl, "1a0"));

@@ -275,3 +275,33 @@ def test_baresip_keys_the_code(vc, tmp_path):
     assert carries(d, mac(101)) == ("ext", "103", True), phone.output()[-2000:]
     assert ext(d, 103)["status"] == "virtualized"
     invariants(d)
+
+
+def test_prompts_in_the_organizations_language(vc):
+    """acme's site language is fr_FR: its callers hear the French prompts
+    (build/prompts/fr, made from prompts/fr.txt), byte for byte."""
+    d, demo, port = vc
+    d.admin_ok("PATCH", "/api/v1/orgs/acme", {"site": {"language": "fr_FR"}})
+    prompts = d.config["vc"]["prompts"]
+    c = SipClient(port)
+    rtp = RtpReceiver()
+    try:
+        c.invite("*30", "acme-101", sdp_offer(rtp.port))   # bare *30 at home: "nothing"
+        ok = c.recv(want=lambda m: (status_of(m) or 0) >= 200)
+        assert status_of(ok) == 200, ok
+        c.ack_and_keep(ok)
+        bye = c.recv(timeout=20, want=lambda m: m.startswith("BYE "))
+        assert bye is not None
+        c.answer_bye(bye)
+    finally:
+        c.close()
+        rtp.stop()
+    (s,) = rtp.streams().values()
+    with open(os.path.join(prompts, "fr", "nothing.ul"), "rb") as f:
+        french = f.read()
+    with open(os.path.join(prompts, "en", "nothing.ul"), "rb") as f:
+        english = f.read()
+    assert french[:1600] != english[:1600]
+    # the payloads, in sequence order, start with the French prompt
+    played = b"".join(rtp.payloads(s[0][4]))
+    assert played[:1600] == french[:1600], "not the French prompt"

@@ -63,6 +63,7 @@ class RtpReceiver:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.packets = []
+        self.raw = []
         self.sources = set()
         self._stop = False
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -86,6 +87,7 @@ class RtpReceiver:
             if len(data) < 12 or data[0] >> 6 != 2:
                 continue
             self.sources.add(addr)
+            self.raw.append(data)
             pt = data[1] & 0x7f
             seq, ts, ssrc = struct.unpack("!HII", data[2:12])
             self.packets.append((t, pt, seq, ts, ssrc, bool(data[1] & 0x80), len(data) - 12))
@@ -94,6 +96,13 @@ class RtpReceiver:
         self._stop = True
         self._t.join(2)
         self.sock.close()
+
+    def payloads(self, ssrc):
+        """The payloads of one stream, in sequence order."""
+        pk = [p for p in self.raw if struct.unpack("!I", p[8:12])[0] == ssrc]
+        first = struct.unpack("!H", pk[0][2:4])[0] if pk else 0
+        pk.sort(key=lambda p: (struct.unpack("!H", p[2:4])[0] - first) & 0xffff)
+        return [p[12:] for p in pk]
 
     def streams(self):
         by = {}
