@@ -158,7 +158,8 @@ class Pbx:
         self.peer = Peer("kamailio", self.tmp)
         self.n = 0
 
-    def start(self, d, port):
+    def start(self, d, port, defines=()):
+        """defines: further -A NAME=value of the shipped file."""
         rundir = os.path.join(self.tmp, "kamailio-run")
         os.makedirs(rundir, exist_ok=True)
 
@@ -167,7 +168,8 @@ class Pbx:
                     "-Y", rundir, "-w", rundir, "-l", "udp:127.0.0.1:%d" % port,
                     "-A", 'HOTDESKD_URL="http://127.0.0.1:%d"' % d.port,
                     "-A", 'HOTDESKD_TOKEN="%s"' % d.pbx_token,
-                    "-A", 'HOTDESKD_SIP_IP="%s"' % HOTDESKD_SIP_IP]
+                    "-A", 'HOTDESKD_SIP_IP="%s"' % HOTDESKD_SIP_IP] + \
+                [a for kv in defines for a in ("-A", kv)]
 
         # ready when its SIP port answers an OPTIONS-less probe: a
         # malformed datagram is dropped, so watch the port instead

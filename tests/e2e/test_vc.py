@@ -305,3 +305,41 @@ def test_prompts_in_the_organizations_language(vc):
     # the payloads, in sequence order, start with the French prompt
     played = b"".join(rtp.payloads(s[0][4]))
     assert played[:1600] == french[:1600], "not the French prompt"
+
+
+def test_through_kamailio(make_daemon, tmp_path):
+    """The shipped pbx/kamailio/kamailio.cfg with HOTDESKD_VC routes *30
+    calls to the Virtualization Center: sipp as 101's phone dials *30102
+    through Kamailio, keys 102's code as RFC 4733 events, hears the prompts
+    and is hung up on through the proxy; a code in the dialed string is
+    refused by the proxy (484)."""
+    from test_kamailio import Pbx
+
+    d = make_daemon(vc_overrides(tmp_path))
+    demo = hdharness.build_demo(d)
+    pbx = Pbx(tmp_path / "kam")
+    os.makedirs(pbx.tmp)
+    pbx.start(d, hdharness.free_udp_port(),
+              defines=['HOTDESKD_VC="sip:127.0.0.1:%d"' % vc_port(d)])
+    kam_port = pbx.peer.port
+    rtp = RtpReceiver()
+    try:
+        scen = sipp_scenario(str(tmp_path / "via-kam.xml"), keys=demo.code(102) + "#")
+        rc, out = run_sipp(tmp_path, scen, kam_port, "*30102", "acme-101", rtp.port)
+        assert rc == 0, out + pbx.peer.output()
+        # the dialed string carries no code
+        c = SipClient(kam_port)
+        try:
+            c.invite("*30102*" + demo.code(102), "acme-101", sdp_offer(40000))
+            r = c.recv(want=lambda m: (status_of(m) or 0) >= 200)
+            assert status_of(r) == 484, r
+        finally:
+            c.close()
+    finally:
+        rtp.stop()
+        pbx.peer.stop()
+    assert carries(d, mac(101)) == ("ext", "102", True)
+    assert ext(d, 102)["status"] == "virtualized"
+    (s,) = rtp.streams().values()
+    assert len(s) > 100 and {p[1] for p in s} == {0}
+    invariants(d)
