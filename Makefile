@@ -1,6 +1,6 @@
 # hotdeskd -- one plain Makefile.
 #
-#   make            build the daemon (build/hotdeskd) and the core library
+#   make            build the daemon (build/hotdeskd), hotdeskctl and the core library
 #   make run        start hotdeskd with demo data on an embedded SQLite file
 #   make test       build and run the whole test suite (unit + end to end)
 #   make asan       the same suite built with ASan/UBSan into build-asan/
@@ -35,7 +35,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIB = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
 .PHONY: all prompts run test unit e2e asan fuzz fuzz-build container clean deps check-config
-all: $(B)/hotdeskd prompts
+all: $(B)/hotdeskd $(B)/hotdeskctl prompts
 
 # Spoken prompts of the Virtualization Center, one folder per language,
 # made from prompts/<lang>.txt with espeak-ng and sox (docs/VC.md).
