@@ -106,6 +106,8 @@ struct call {
 	char lang[32];
 	char code[MAX_CODE + 1];
 	size_t ncode;
+	char ahead[MAX_CODE + 2]; /* keys typed while a decision runs */
+	size_t nahead;
 	bool collecting, deciding;
 	long long key_deadline;
 };
@@ -266,7 +268,8 @@ call_close(struct vc *v, struct call *c, long long now)
 	call_release_media(c);
 	c->collecting = false;
 	sodium_memzero(c->code, sizeof(c->code));
-	c->ncode = 0;
+	sodium_memzero(c->ahead, sizeof(c->ahead));
+	c->ncode = c->nahead = 0;
 	c->state = C_CLOSED;
 	c->linger_until = now + 64LL * v->o.t1_ms;
 }
@@ -612,6 +615,25 @@ answer(struct vc *v, struct call *c, int rc, long long now)
 	c->invite = NULL;
 }
 
+static void on_key(struct vc *v, struct call *c, char key);
+
+/* Keys typed while the last decision ran: they belong to the next code
+ * when one is asked for (they interrupt its prompt), else they are
+ * dropped. */
+static void
+replay_typeahead(struct vc *v, struct call *c)
+{
+	char keys[sizeof(c->ahead)];
+	size_t i, n = c->nahead;
+
+	memcpy(keys, c->ahead, sizeof(keys));
+	sodium_memzero(c->ahead, sizeof(c->ahead));
+	c->nahead = 0;
+	for (i = 0; i < n && c->state == C_ACTIVE && c->after == AFTER_COLLECT && !c->deciding; i++)
+		on_key(v, c, keys[i]);
+	sodium_memzero(keys, sizeof(keys));
+}
+
 /* A decision came back (engine thread). */
 static void
 on_result(struct vc *v, struct job *j, long long now)
@@ -634,6 +656,7 @@ on_result(struct vc *v, struct job *j, long long now)
 	}
 	/* plays at once when the call is confirmed, else from the ACK on */
 	play_result(v, c, j->rc, &j->res);
+	replay_typeahead(v, c);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -827,8 +850,13 @@ on_cancel(struct vc *v, struct call *c, const struct sipmsg *m,
 static void
 on_key(struct vc *v, struct call *c, char key)
 {
-	if (c->state != C_ACTIVE || c->deciding)
+	if (c->state != C_ACTIVE)
 		return;
+	if (c->deciding) {
+		if (c->nahead < sizeof(c->ahead) - 1)
+			c->ahead[c->nahead++] = key;
+		return;
+	}
 	/* barge-in: a key during the prompt that asks for the code */
 	if (c->playing && c->after == AFTER_COLLECT) {
 		c->playing = false;
