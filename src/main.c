@@ -42,6 +42,7 @@
 #include "resync.h"
 #include "service.h"
 #include "store.h"
+#include "prompt.h"
 #include "throttle.h"
 #include "vendor.h"
 #include "vc.h"
@@ -130,6 +131,28 @@ need_creatable(const char *key, const char *path, bool want_dir, char *err, size
 	return 0;
 }
 
+/* The Virtualization Center's prompts load (the default language has every
+ * prompt) and its port file can be written. */
+static int
+preflight_vc(const struct hd_config *c, char *err, size_t errlen)
+{
+	struct prompts *p;
+	char why[400];
+
+	if (c->vc.bind == NULL)
+		return 0;
+	if (need_dir("[vc] prompts", c->vc.prompts, err, errlen) != 0 ||
+	    (c->vc.port_file != NULL &&
+	     need_creatable("[vc] port_file", c->vc.port_file, false, err, errlen) != 0))
+		return -1;
+	if ((p = prompts_load(c->vc.prompts, c->vc.language, why, sizeof(why))) == NULL) {
+		hd_seterr(err, errlen, "[vc] prompts: %s", why);
+		return -1;
+	}
+	prompts_free(p);
+	return 0;
+}
+
 static int
 preflight(const struct hd_config *c, char *err, size_t errlen)
 {
@@ -156,7 +179,7 @@ preflight(const struct hd_config *c, char *err, size_t errlen)
 		return -1;
 	}
 	vendor_templates_free(t);
-	return 0;
+	return preflight_vc(c, err, errlen);
 }
 
 static void

@@ -156,6 +156,17 @@ REFUSED_AT_START = [
      "[server] port_file"),
     ("a template that does not compile", {"provisioning": {"templates": "{tmp}/tmpl"}},
      "[provisioning] templates"),
+    ("VC prompts missing", {"vc": {"bind": "127.0.0.1:0", "networks": "127.0.0.1/32",
+                                   "prompts": "{tmp}/none"}}, "[vc] prompts"),
+    ("VC default language without its prompts",
+     {"vc": {"bind": "127.0.0.1:0", "networks": "127.0.0.1/32", "language": "xx",
+             "prompts": os.path.join(os.path.dirname(hdharness.binary_path()), "prompts")}},
+     "[vc] prompts"),
+    ("VC without networks", {"vc": {"bind": "127.0.0.1:0"}}, "[vc] networks"),
+    ("VC port file in a missing directory",
+     {"vc": {"bind": "127.0.0.1:0", "networks": "127.0.0.1/32", "port_file": "{tmp}/no/p",
+             "prompts": os.path.join(os.path.dirname(hdharness.binary_path()), "prompts")}},
+     "[vc] port_file"),
 ]
 
 

@@ -328,15 +328,19 @@ def run_sipp(tmp, scenario, vc_port, service, caller, rtp_port, calls=1, rate=10
              timeout=90, extra=()):
     """Runs sipp as the caller(s) to completion; returns (exit code, output).
 
-    sipp must bind a media port (-mp) even when it only replays captures; a
-    port taken by another process makes it exit at once ("Unable to bind
-    audio RTP socket"), before any call: then it is started again on
-    another port, up to five times."""
+    sipp binds a SIP port (-p: one the harness held until now, not 5060,
+    where other daemons' NOTIFYs arrive) and a media port (-mp) even when it
+    only replays captures; a port taken meanwhile makes it exit at once,
+    before any call: then it is started again on other ports, up to five
+    times."""
     for attempt in range(5):
         out = os.path.join(str(tmp), "sipp-%s.out" % secrets.token_hex(3))
         media = 40000 + 2 * secrets.randbelow(10000)
+        held = hdharness.UdpReservation()
+        sip_port = held.port
+        held.release()
         cmd = ["sipp", "127.0.0.1:%d" % vc_port, "-sf", scenario, "-i", "127.0.0.1",
-               "-mp", str(media), "-s", service, "-key", "caller", caller,
+               "-p", str(sip_port), "-mp", str(media), "-s", service, "-key", "caller", caller,
                "-key", "rtp_port", str(rtp_port), "-m", str(calls), "-r", str(rate),
                "-l", str(limit or calls), "-timeout", "%ds" % timeout, "-timeout_error",
                "-nostdin", "-trace_err", "-error_file", out + ".err"] + list(extra)
@@ -346,7 +350,7 @@ def run_sipp(tmp, scenario, vc_port, service, caller, rtp_port, calls=1, rate=10
         if os.path.exists(out + ".err"):
             with open(out + ".err") as f:
                 text += "\n--- sipp errors ---\n" + f.read()[-4000:]
-        if p.returncode == 0 or "Unable to bind audio RTP socket" not in text:
+        if p.returncode == 0 or not ("Unable to bind" in text or "already in use" in text):
             return p.returncode, text
     return p.returncode, text
 
