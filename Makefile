@@ -5,6 +5,9 @@
 #   make test       build and run the whole test suite (unit + end to end)
 #   make asan       the same suite built with ASan/UBSan into build-asan/
 #   make fuzz       every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each
+#   make install    the daemon, its data, man pages, systemd unit and config
+#                   (PREFIX=/usr/local, DESTDIR= for staging; docs/OPERATIONS.md)
+#   make uninstall  the same files removed (configuration and state kept)
 #
 # The core (everything in src/ but main.c) is compiled once into
 # $(B)/libhotdeskd.a, linked by the daemon and by every test.
@@ -34,7 +37,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIB = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
-.PHONY: all prompts run test unit e2e asan fuzz fuzz-build container clean deps check-config
+.PHONY: all prompts run test unit e2e asan fuzz fuzz-build container clean deps check-config install uninstall
 all: $(B)/hotdeskd $(B)/hotdeskctl prompts
 
 # Spoken prompts of the Virtualization Center, one folder per language,
@@ -124,5 +127,55 @@ container:
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# ---- installation (FHS) ------------------------------------------------
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+BINDIR      ?= $(PREFIX)/bin
+DATADIR     ?= $(PREFIX)/share/hotdeskd
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSCONFDIR  ?= /etc
+TFTPROOT    ?= /srv/tftp
+DATA_TREES  := sql templates provisioning web contrib
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+            -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@TFTPROOT@|$(TFTPROOT)|g'
+
+# Installs every file; the configuration only when absent (an operator's
+# edits survive a reinstall).  Installing into the live system as root
+# (no DESTDIR) also creates the hotdeskd account and its directories.
+install: $(B)/hotdeskd $(B)/hotdeskctl prompts
+	install -D -m 0755 $(B)/hotdeskd $(DESTDIR)$(SBINDIR)/hotdeskd
+	install -D -m 0755 $(B)/hotdeskctl $(DESTDIR)$(BINDIR)/hotdeskctl
+	for t in $(DATA_TREES); do find $$t -type f | sort | while read -r f; do \
+	  install -D -m 0644 "$$f" "$(DESTDIR)$(DATADIR)/$$f" || exit 1; done || exit 1; done
+	cd $(B) && find prompts -type f ! -name .made | sort | while read -r f; do \
+	  install -D -m 0644 "$$f" "$(DESTDIR)$(DATADIR)/$$f" || exit 1; done
+	for m in man/*.[1-8]; do \
+	  install -D -m 0644 "$$m" "$(DESTDIR)$(MANDIR)/man$${m##*.}/$${m#man/}" || exit 1; done
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	$(SUBST) dist/hotdeskd.service.in > $(DESTDIR)$(UNITDIR)/hotdeskd.service
+	$(SUBST) dist/hotdeskd.tmpfiles.in > $(DESTDIR)$(TMPFILESDIR)/hotdeskd.conf
+	install -m 0644 dist/hotdeskd.sysusers $(DESTDIR)$(SYSUSERSDIR)/hotdeskd.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/hotdeskd.service $(DESTDIR)$(TMPFILESDIR)/hotdeskd.conf
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/hotdeskd
+	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/hotdeskd/hotdeskd.ini ]; then \
+	  $(SUBST) dist/hotdeskd.ini.in > $(DESTDIR)$(SYSCONFDIR)/hotdeskd/hotdeskd.ini && \
+	  chmod 0640 $(DESTDIR)$(SYSCONFDIR)/hotdeskd/hotdeskd.ini; fi
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  systemd-sysusers $(SYSUSERSDIR)/hotdeskd.conf && \
+	  systemd-tmpfiles --create $(TMPFILESDIR)/hotdeskd.conf && \
+	  chgrp hotdeskd $(SYSCONFDIR)/hotdeskd/hotdeskd.ini; fi
+
+# Removes what install put, but the configuration, the account and the
+# state (/var/lib/hotdeskd): uninstalling keeps the data.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/hotdeskd $(DESTDIR)$(BINDIR)/hotdeskctl \
+	      $(DESTDIR)$(UNITDIR)/hotdeskd.service \
+	      $(DESTDIR)$(SYSUSERSDIR)/hotdeskd.conf $(DESTDIR)$(TMPFILESDIR)/hotdeskd.conf
+	for m in man/*.[1-8]; do rm -f "$(DESTDIR)$(MANDIR)/man$${m##*.}/$${m#man/}"; done
+	rm -rf $(DESTDIR)$(DATADIR)
 
 -include $(LIB_OBJ:.o=.d) $(B)/obj/main.d

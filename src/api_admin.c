@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "authlog.h"
 #include "config.h"
 #include "service.h"
 #include "store.h"
@@ -1595,6 +1596,8 @@ api_admin_handle(void *arg, const struct http_request *req, struct http_response
 		}
 	}
 	if (r.who.role != SVC_ROLE_ADMIN && r.who.role != SVC_ROLE_ORG) {
+		authlog_refused(req->peer, AUTHLOG_ADMIN_TOKEN,
+		                http_bearer(req) ? "invalid" : "missing");
 		api_json_error(res, 401, NULL, "missing or invalid token");
 		return;
 	}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authlog.h"
 #include "form.h"
 #include "metrics.h"
 #include "service.h"
@@ -556,11 +557,13 @@ api_pbx_handle(void *arg, const struct http_request *req, struct http_response *
 	char first[32];
 
 	if (c->pbx_net_ok != NULL && !c->pbx_net_ok(c->net_arg, req->peer)) {
+		authlog_refused(req->peer, AUTHLOG_PBX_NETWORK, "not-allowed");
 		fail(req, res, 403, "source address not allowed");
 		return;
 	}
 	p = svc_auth(c->svc, http_bearer(req));
 	if (p.role != SVC_ROLE_PBX) {
+		authlog_refused(req->peer, AUTHLOG_PBX_TOKEN, http_bearer(req) ? "invalid" : "missing");
 		fail(req, res, 401, "missing or invalid token");
 		return;
 	}

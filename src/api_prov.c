@@ -31,9 +31,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include "authlog.h"
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "publish.h"
 #include "service.h"
 #include "throttle.h"
@@ -57,6 +59,7 @@ miss_of(struct api_ctx *c, const struct http_request *req, const char *why, bool
 	unsigned flags = 0;
 	size_t blocked = 0;
 
+	metrics_inc(METRICS_THROTTLE_MISSES, 1);
 	if (unknown)
 		flags = throttle_miss_unknown(c->throttle, req->peer, now, &blocked);
 	else if (throttle_miss(c->throttle, req->peer, now))
@@ -68,6 +71,7 @@ miss_of(struct api_ctx *c, const struct http_request *req, const char *why, bool
 		svc_event(c->svc, "prov.tripped", 0, NULL, NULL, detail);
 	}
 	if (flags & THROTTLE_BLOCK) {
+		metrics_inc(METRICS_THROTTLE_BLOCKS, 1);
 		throttle_addr(req->peer, addr, sizeof(addr));
 		snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"last\":\"%s\"}", addr, why);
 		log_warn("provisioning: blocking %s after repeated misses (%s)", addr, why);
@@ -92,6 +96,10 @@ refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref 
 {
 	char addr[64], detail[160];
 
+	if (strcmp(why, "network") == 0)
+		authlog_refused(req->peer, AUTHLOG_PROV_NETWORK, "not-allowed");
+	else
+		authlog_refused(req->peer, AUTHLOG_DIGEST, "wrong-credentials");
 	throttle_addr(req->peer, addr, sizeof(addr));
 	snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"reason\":\"%s\"}", addr, why);
 	svc_event(c->svc, "prov.denied", ref->org, NULL, ref->mac, detail);
@@ -236,10 +244,9 @@ log_upload(struct api_ctx *c, const struct http_request *req, struct http_respon
 	return true;
 }
 
-void
-api_prov_handle(void *arg, const struct http_request *req, struct http_response *res)
+static void
+serve(struct api_ctx *c, const struct http_request *req, struct http_response *res)
 {
-	struct api_ctx *c = arg;
 	struct access_check a = { req, res, 0, NULL };
 	struct pub_ref ref;
 	char name[160];
@@ -247,6 +254,7 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 	int rc;
 
 	if (throttle_blocked(c->throttle, req->peer, (long long)time(NULL))) {
+		authlog_refused(req->peer, AUTHLOG_THROTTLED, "blocked");
 		text(res, 403, "too many failed requests; try later");
 		return;
 	}
@@ -306,4 +314,29 @@ api_prov_handle(void *arg, const struct http_request *req, struct http_response 
 	res->body_len = ref.blob->len;
 	res->static_ref = ref.blob;
 	res->static_free = blob_done;
+}
+
+/* The access log line of one answer (when [log] access is on): the path
+ * and User-Agent come from the client and are shown escaped. */
+static void
+access_line(const struct http_request *req, const struct http_response *res)
+{
+	const char *agent = http_header(req, "User-Agent");
+	char addr[64], method[24], path[200], ua[200];
+
+	authlog_addr(req->peer, addr, sizeof(addr));
+	log_access("access: src=%s method=%s path=%s status=%d bytes=%zu ua=\"%s\"", addr,
+	           log_sanitize(req->method, method, sizeof(method)),
+	           log_sanitize(req->path, path, sizeof(path)), res->status,
+	           res->body != NULL || res->static_body != NULL ? res->body_len : (size_t)0,
+	           agent != NULL ? log_sanitize(agent, ua, sizeof(ua)) : "-");
+}
+
+void
+api_prov_handle(void *arg, const struct http_request *req, struct http_response *res)
+{
+	serve(arg, req, res);
+	metrics_download(res->status);
+	if (log_access_enabled())
+		access_line(req, res);
 }

@@ -71,6 +71,7 @@ struct hd_config {
 		int max_body;    /* bytes */
 		int max_import;  /* bytes: largest CSV import body */
 		bool check_invariants; /* verify I1-I4 after every change (reload) */
+		char *user;      /* optional: account to switch to when started as root */
 	} server;
 
 	struct {
@@ -81,6 +82,7 @@ struct hd_config {
 	struct {
 		int level;       /* enum log_level (reload) */
 		bool syslog;
+		bool access;     /* access log of phones' downloads (reload) */
 	} log;
 
 	struct {

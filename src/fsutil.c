@@ -284,3 +284,33 @@ fs_mkdir(const char *dir, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+int
+fs_probe_writable(const char *dir, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	int fd, rc = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.healthz.XXXXXX", dir) >= sizeof(tmp)) {
+		snprintf(err, errlen, "path too long");
+		return -1;
+	}
+	if ((fd = mkstemp(tmp)) == -1) { /* mode 0600 */
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	errno = 0;
+	if (write(fd, "ok\n", 3) != 3) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno ? errno : ENOSPC));
+		rc = -1;
+	}
+	if (close(fd) != 0 && rc == 0) { /* the descriptor is released either way */
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	if (unlink(tmp) == -1 && rc == 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}

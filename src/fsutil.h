@@ -55,6 +55,10 @@ int fs_unlink(const char *dir, const char *name, char *err, size_t errlen);
  */
 int fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen);
 
+/* Whether a file can be created and written in dir now (a temporary
+ * ".healthz.XXXXXX", mode 0600, removed at once).  0, or -1 with err. */
+int fs_probe_writable(const char *dir, char *err, size_t errlen);
+
 /* Creates dir (mode 0755) if missing.  0 or -1. */
 int fs_mkdir(const char *dir, char *err, size_t errlen);
 

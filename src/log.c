@@ -11,6 +11,10 @@
  *
  * stderr line format:
  *   2025-01-31T12:00:00.123Z hotdeskd[4242]: warn: message
+ * and when stderr is the journal (log_init saw $JOURNAL_STREAM match it):
+ *   <4>warn: message
+ * (the journal takes the syslog priority from "<N>" and adds time and
+ * ident itself).
  */
 #include "log.h"
 
@@ -21,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +37,8 @@
 static char log_ident[LOG_IDENT_MAX] = "hotdeskd";
 static atomic_int log_level = LOG_LEVEL_INFO;
 static bool log_syslog;
+static bool log_journal; /* stderr is the systemd journal */
+static atomic_bool log_access_on;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -43,6 +50,20 @@ clamp_level(int level)
 	if (level > LOG_LEVEL_ERROR)
 		return LOG_LEVEL_ERROR;
 	return level;
+}
+
+/* Whether $JOURNAL_STREAM ("dev:inode") is our stderr. */
+static bool
+stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 void
@@ -60,6 +81,7 @@ log_init(const char *ident, int level, bool use_syslog)
 	if (log_syslog && !use_syslog)
 		closelog();
 	log_syslog = use_syslog;
+	log_journal = stderr_is_journal();
 	if (use_syslog)
 		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -74,6 +96,18 @@ int
 log_get_level(void)
 {
 	return atomic_load(&log_level);
+}
+
+void
+log_set_access(bool on)
+{
+	atomic_store(&log_access_on, on);
+}
+
+bool
+log_access_enabled(void)
+{
+	return atomic_load(&log_access_on);
 }
 
 int
@@ -186,6 +220,13 @@ log_emit(int level, int err, const char *fmt, va_list ap)
 		syslog(syslog_priority(level), "%s", msg);
 		return;
 	}
+	if (log_journal) {
+		n = snprintf(line, sizeof(line), "<%d>%s: %s\n", syslog_priority(level),
+		             log_level_name(level), msg);
+		if (n > 0 && (size_t)n < sizeof(line))
+			write_all(STDERR_FILENO, line, (size_t)n);
+		return;
+	}
 	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL) {
 		memset(&tm, 0, sizeof(tm));
 		ts.tv_nsec = 0;
@@ -238,6 +279,20 @@ void
 log_error(const char *fmt, ...)
 {
 	LOG_BODY(LOG_LEVEL_ERROR, false);
+}
+
+void
+log_access(const char *fmt, ...)
+{
+	int saved_errno = errno;
+	va_list ap;
+
+	if (!atomic_load(&log_access_on))
+		return;
+	va_start(ap, fmt);
+	log_emit(LOG_LEVEL_INFO, 0, fmt, ap);
+	va_end(ap);
+	errno = saved_errno;
 }
 
 void

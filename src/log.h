@@ -14,6 +14,10 @@
  *
  * Secrets (codes, passwords, tokens) are never passed to these functions.
  *
+ * When stderr is the systemd journal ($JOURNAL_STREAM names it), lines go
+ * without the timestamp and ident, with a "<N>" priority prefix instead,
+ * since the journal records those itself.
+ *
  * Before log_init() is called, messages at info and above go to stderr
  * under the ident "hotdeskd".  Every log function preserves errno.
  */
@@ -48,6 +52,14 @@ void log_init(const char *ident, int level, bool use_syslog);
 /* Changes the minimum level; safe to call while other threads log. */
 void log_set_level(int level);
 int log_get_level(void);
+
+/* The access log of phones' downloads ([log] access): off by default;
+ * safe to change while other threads log. */
+void log_set_access(bool on);
+bool log_access_enabled(void);
+/* One access log line at level info, emitted whatever the level when the
+ * access log is on, dropped when it is off. */
+void log_access(const char *fmt, ...) LOG_PRINTF(1, 2);
 
 /* "debug", "info", "warn" or "error" to its level (case-insensitive);
  * "warning" is accepted for warn.  -1 if unknown or NULL. */

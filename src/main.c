@@ -9,6 +9,11 @@
  *   SIGTERM, SIGINT  stop accepting, finish in-flight requests, exit 0
  *   SIGHUP           re-read the configuration; apply it if it parses
  *
+ * Started as root with [server] user set, it works as that user from the
+ * start and gives root up after binding its sockets (priv.h).  Under
+ * systemd (Type=notify) it reports READY, RELOADING, STOPPING and feeds
+ * the watchdog (sdnotify.h).
+ *
  * The configuration in force is d->cfg, an immutable snapshot (config.h).
  * Only the main thread replaces it (reload); other threads read it through
  * daemon_cfg(), which hands them their own reference.  Modules are given
@@ -35,11 +40,14 @@
 #include "config.h"
 #include "errbuf.h"
 #include "fsutil.h"
+#include "health.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "priv.h"
 #include "publish.h"
 #include "resync.h"
+#include "sdnotify.h"
 #include "service.h"
 #include "store.h"
 #include "prompt.h"
@@ -62,6 +70,7 @@ struct daemon {
 	struct resync *resync;     /* resync NOTIFYs (SPEC 5) */
 	struct vc *vc;             /* Virtualization Center over SIP, or NULL */
 	struct api_web web;        /* /console/ and /me/ */
+	struct health *health;     /* GET /healthz */
 };
 
 /* ---- what start-up needs from the file system ----------------------------
@@ -269,6 +278,7 @@ reload(struct daemon *d)
 
 	if ((nc = cfg_load(d->cfg->file, err, sizeof(err))) == NULL) {
 		log_error("reload refused, keeping the running configuration: %s", err);
+		metrics_inc(METRICS_RELOADS_REFUSED, 1);
 		return;
 	}
 	if (cfg_restart_needed(d->cfg, nc, why, sizeof(why)))
@@ -276,10 +286,12 @@ reload(struct daemon *d)
 	svc_opts_from(nc, &o);
 	if (svc_reconfigure(d->svc, &o, err, sizeof(err)) != 0) {
 		log_error("reload refused: %s", err);
+		metrics_inc(METRICS_RELOADS_REFUSED, 1);
 		cfg_free(nc);
 		return;
 	}
 	log_set_level(nc->log.level);
+	log_set_access(nc->log.access);
 	throttle_policy_from(nc, d->throttle);
 	resync_reconfigure(d->resync, nc);
 	pthread_mutex_lock(&d->cfg_lock);
@@ -288,6 +300,7 @@ reload(struct daemon *d)
 	pthread_mutex_unlock(&d->cfg_lock);
 	cfg_free(old); /* freed now, or by its last reader */
 	log_info("configuration reloaded from %s", nc->file);
+	metrics_inc(METRICS_RELOADS_OK, 1);
 }
 
 /* The service's change hook: re-render and publish the changed devices. */
@@ -408,6 +421,22 @@ startup_publish(const struct world *w, struct store *st, void *arg)
 }
 
 
+/* Monitoring figures that live in the store: devices by resync state and
+ * the store's error count (under the service lock). */
+static int
+refresh_locked(const struct world *w, struct store *st, void *arg)
+{
+	size_t n[RESYNC_COUNT_N];
+
+	(void)arg;
+	metrics_counter_set(METRICS_STORE_ERRORS, store_error_count(st));
+	if (resync_state_counts(w, st, n) != 0)
+		return -1;
+	for (int i = 0; i < RESYNC_COUNT_N; i++)
+		metrics_gauge_set((enum metrics_gauge)(METRICS_DEVICES_NONE + i), (double)n[i]);
+	return 0;
+}
+
 static double
 ms_between(const struct timespec *a, const struct timespec *b)
 {
@@ -417,7 +446,7 @@ ms_between(const struct timespec *a, const struct timespec *b)
 static int
 run(struct daemon *d)
 {
-	struct http_route routes[6];
+	struct http_route routes[7];
 	struct pub_opts po = { 0 };
 	struct startup su = { d, "" };
 	struct timespec t0, t1, t2;
@@ -429,8 +458,10 @@ run(struct daemon *d)
 	struct svc_opts so;
 	sigset_t set;
 	char err[512];
+	unsigned long long wd_us;
+	uint64_t wd_last = 0;
 	unsigned ticks = 0;
-	int sig;
+	int sig, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	svc_opts_from(d->cfg, &so);
@@ -458,7 +489,10 @@ run(struct daemon *d)
 	malloc_trim(0);
 	svc_set_change_hook(d->svc, on_change, d);
 	svc_set_check_hook(d->svc, on_check, d);
-	if ((d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err))) == NULL) {
+	priv_bind_begin(); /* [sip] bind may be a port below 1024 */
+	d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err));
+	priv_bind_end();
+	if (d->resync == NULL) {
 		log_error("resync: %s", err);
 		return 1;
 	}
@@ -521,7 +555,16 @@ run(struct daemon *d)
 	d->api.web = &d->web;
 	routes[4] = (struct http_route){ "/console/", api_web_console_handle, &d->web, 4096 };
 	routes[5] = (struct http_route){ "/me/", api_web_me_handle, &d->web, 4096 };
-	if ((d->http = http_start(&ho, routes, 6, err, sizeof(err))) == NULL) {
+	if ((d->health = health_new(d->svc, d->resync, d->cfg->provisioning.tftp_root)) == NULL) {
+		log_error("out of memory");
+		return 1;
+	}
+	routes[6] = (struct http_route){ "/healthz", health_http_handle, d->health, 0 };
+	(void)svc_locked(d->svc, refresh_locked, NULL);
+	priv_bind_begin();
+	d->http = http_start(&ho, routes, 7, err, sizeof(err));
+	priv_bind_end();
+	if (d->http == NULL) {
 		log_error("http: %s", err);
 		return 1;
 	}
@@ -531,8 +574,15 @@ run(struct daemon *d)
 	         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	metrics_gauge_set(METRICS_STARTUP_SECONDS, (double)(t1.tv_sec - t0.tv_sec) +
 	                                               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	if (start_vc(d, err, sizeof(err)) != 0) {
+	priv_bind_begin(); /* [vc] bind, and its pacing thread's priority */
+	rc = start_vc(d, err, sizeof(err));
+	priv_bind_end();
+	if (rc != 0) {
 		log_error("vc: %s", err);
+		return 1;
+	}
+	if (priv_drop(err, sizeof(err)) != 0) {
+		log_error("%s", err);
 		return 1;
 	}
 	if (d->cfg->server.port_file != NULL &&
@@ -540,6 +590,9 @@ run(struct daemon *d)
 		log_error_errno("cannot write %s", d->cfg->server.port_file);
 		return 1;
 	}
+	if (sdnotify_send("READY=1") != 0)
+		log_warn_errno("cannot notify systemd");
+	wd_us = sdnotify_watchdog_usec();
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -551,12 +604,24 @@ run(struct daemon *d)
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
+			(void)sdnotify_send("RELOADING=1");
 			reload(d);
+			(void)sdnotify_send("READY=1");
+		}
+		/* the watchdog is fed while this loop and the resync thread run */
+		if (wd_us != 0 && metrics_now_ns() - wd_last >= wd_us * 1000 / 2 &&
+		    resync_alive(d->resync, 30000)) {
+			(void)sdnotify_send("WATCHDOG=1");
+			wd_last = metrics_now_ns();
+		}
 		svc_checkpoint(d->svc);
 		if (++ticks % 60 == 0)
 			svc_housekeeping(d->svc);
+		if (ticks % 5 == 0)
+			(void)svc_locked(d->svc, refresh_locked, NULL);
 	}
+	(void)sdnotify_send("STOPPING=1");
 	log_info("stopping: finishing in-flight requests");
 	http_stop(d->http);
 	d->http = NULL;
@@ -637,6 +702,15 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	log_init("hotdeskd", d.cfg->log.level, d.cfg->log.syslog);
+	log_set_access(d.cfg->log.access);
+	metrics_set_build(HOTDESKD_VERSION);
+	if (priv_init(d.cfg->server.user, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		cfg_free(d.cfg);
+		return 1;
+	}
+	if (priv_is_root_without_user())
+		log_warn("running as root: set [server] user to an unprivileged account");
 	pthread_mutex_init(&d.cfg_lock, NULL);
 
 	rc = run(&d);
@@ -644,6 +718,7 @@ main(int argc, char **argv)
 	http_stop(d.http);
 	vc_stop(d.vc);
 	resync_free(d.resync);
+	health_free(d.health);
 	svc_close(d.svc);
 	pub_free(d.pub);
 	throttle_free(d.throttle);

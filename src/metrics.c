@@ -27,6 +27,7 @@
 
 #include <sodium.h>
 
+#include "authlog.h"
 #include "http.h"
 
 /* 1, 1.5, 2, 3, 5, 7 per decade, from 1 µs to 70 s. */
@@ -127,52 +128,125 @@ metrics_hist_reset(struct metrics_hist *h)
 
 /* ---- the registry ------------------------------------------------------- */
 
+/* A metric; entries of one family (same name, different labels) follow
+ * each other in their table and share the first entry's help. */
 struct named {
 	const char *name, *help;
+	const char *labels; /* e.g. kind="digest", or NULL */
 };
 
 static const struct named counter_names[METRICS_COUNTER_N] = {
 	[METRICS_STAR30_REQUESTS] = { "hotdeskd_star30_requests_total",
-	                              "POST /pbx/v1/star30 requests handled" },
+	                              "POST /pbx/v1/star30 requests handled", NULL },
 	[METRICS_MOVES] = { "hotdeskd_moves_total",
-	                    "*30 requests that moved or returned an extension" },
+	                    "*30 requests that moved or returned an extension", NULL },
 	[METRICS_DEVICES_PUBLISHED] = { "hotdeskd_publish_devices_total",
-	                                "devices handed to the publisher after changes" },
+	                                "devices handed to the publisher after changes", NULL },
 	[METRICS_NOTIFY_FIRST] = { "hotdeskd_move_notify_total",
-	                           "moves whose first NOTIFY was handed to the socket" },
+	                           "moves whose first NOTIFY was handed to the socket", NULL },
 	[METRICS_CODE_CHECKS] = { "hotdeskd_code_checks_total",
-	                          "secret codes verified against an extension's hash" },
+	                          "secret codes verified against an extension's hash", NULL },
+#define REFUSED(k) { "hotdeskd_auth_refused_total", \
+	             "refused authentications (one log line each), by kind", "kind=\"" k "\"" }
+	[METRICS_AUTH_REFUSED + 0] = REFUSED("pbx-token"),
+	[METRICS_AUTH_REFUSED + 1] = REFUSED("pbx-network"),
+	[METRICS_AUTH_REFUSED + 2] = REFUSED("admin-token"),
+	[METRICS_AUTH_REFUSED + 3] = REFUSED("metrics-token"),
+	[METRICS_AUTH_REFUSED + 4] = REFUSED("digest"),
+	[METRICS_AUTH_REFUSED + 5] = REFUSED("prov-network"),
+	[METRICS_AUTH_REFUSED + 6] = REFUSED("throttled"),
+#undef REFUSED
+	[METRICS_THROTTLE_MISSES] = { "hotdeskd_throttle_misses_total",
+	                              "provisioning misses (unknown MAC or file, wrong "
+	                              "credentials, refused source)", NULL },
+	[METRICS_THROTTLE_BLOCKS] = { "hotdeskd_throttle_blocks_total",
+	                              "sources blocked after repeated misses", NULL },
+#define DOWNLOADS(c) { "hotdeskd_downloads_total", \
+	               "answers to phones' requests under the provisioning prefix, by " \
+	               "status class", "class=\"" c "\"" }
+	[METRICS_DOWNLOADS_1XX + 0] = DOWNLOADS("1xx"),
+	[METRICS_DOWNLOADS_1XX + 1] = DOWNLOADS("2xx"),
+	[METRICS_DOWNLOADS_1XX + 2] = DOWNLOADS("3xx"),
+	[METRICS_DOWNLOADS_1XX + 3] = DOWNLOADS("4xx"),
+	[METRICS_DOWNLOADS_1XX + 4] = DOWNLOADS("5xx"),
+#undef DOWNLOADS
+	[METRICS_NOTIFY_SENT] = { "hotdeskd_notify_sent_total",
+	                          "resync NOTIFYs handed to the socket", NULL },
+	[METRICS_NOTIFY_ANSWERED] = { "hotdeskd_notify_answered_total",
+	                              "resync NOTIFYs answered with a 2xx", NULL },
+	[METRICS_NOTIFY_FAILED] = { "hotdeskd_notify_failed_total",
+	                            "resync NOTIFYs refused, timed out or not sendable", NULL },
+	[METRICS_CODE_LOCKOUTS] = { "hotdeskd_code_lockouts_total",
+	                            "secret-code lockouts of a (device, extension) pair", NULL },
+	[METRICS_STORE_ERRORS] = { "hotdeskd_store_errors_total",
+	                           "database operations that failed (conflicts excluded)", NULL },
+	[METRICS_RELOADS_OK] = { "hotdeskd_config_reloads_total",
+	                         "configuration reloads (SIGHUP) by result", "result=\"applied\"" },
+	[METRICS_RELOADS_REFUSED] = { "hotdeskd_config_reloads_total",
+	                              "configuration reloads (SIGHUP) by result",
+	                              "result=\"refused\"" },
 };
 
 static const struct named hist_names[METRICS_HISTOGRAM_N] = {
 	[METRICS_MOVE] = { "hotdeskd_move_seconds",
-	                   "*30 move: request received to answer, code hash excluded" },
+	                   "*30 move: request received to answer, code hash excluded", NULL },
 	[METRICS_MOVE_PUBLISHED] = { "hotdeskd_move_published_seconds",
 	                             "*30 move: request received to the last changed file "
-	                             "published, code hash excluded" },
+	                             "published, code hash excluded", NULL },
 	[METRICS_MOVE_NOTIFY] = { "hotdeskd_move_notify_seconds",
 	                          "*30 move: request received to the first NOTIFY handed "
-	                          "to the socket, code hash excluded" },
+	                          "to the socket, code hash excluded", NULL },
 	[METRICS_CODE_VERIFY] = { "hotdeskd_code_verify_seconds",
-	                          "one secret-code hash verification (Argon2id)" },
+	                          "one secret-code hash verification (Argon2id)", NULL },
 	[METRICS_PUBLISH] = { "hotdeskd_publish_seconds",
-	                      "one publication of changed devices (render, memory, TFTP)" },
+	                      "one publication of changed devices (render, memory, TFTP)", NULL },
 };
 
 static const struct named gauge_names[METRICS_GAUGE_N] = {
 	[METRICS_STARTUP_SECONDS] = { "hotdeskd_startup_seconds",
-	                              "process start to listening" },
+	                              "process start to listening", NULL },
+#define DEVICES(st) { "hotdeskd_devices", \
+	              "devices by resync state (none: never queued); refreshed every " \
+	              "few seconds", "sync=\"" st "\"" }
+	[METRICS_DEVICES_NONE] = DEVICES("none"),
+	[METRICS_DEVICES_PENDING] = DEVICES("pending"),
+	[METRICS_DEVICES_NOTIFIED] = DEVICES("notified"),
+	[METRICS_DEVICES_SYNCED] = DEVICES("synced"),
+	[METRICS_DEVICES_STALE] = DEVICES("stale"),
+#undef DEVICES
 };
 
 static _Atomic uint64_t counters[METRICS_COUNTER_N];
 static struct metrics_hist hists[METRICS_HISTOGRAM_N];
 static _Atomic uint64_t gauges[METRICS_GAUGE_N]; /* bits of a double */
+static const char *build_version = "unknown";
 
 void
 metrics_inc(enum metrics_counter c, uint64_t n)
 {
 	if ((unsigned)c < METRICS_COUNTER_N)
 		atomic_fetch_add_explicit(&counters[c], n, memory_order_relaxed);
+}
+
+void
+metrics_counter_set(enum metrics_counter c, uint64_t v)
+{
+	if ((unsigned)c < METRICS_COUNTER_N)
+		atomic_store_explicit(&counters[c], v, memory_order_relaxed);
+}
+
+void
+metrics_download(int status)
+{
+	if (status >= 100 && status <= 599)
+		metrics_inc((enum metrics_counter)(METRICS_DOWNLOADS_1XX + status / 100 - 1), 1);
+}
+
+void
+metrics_set_build(const char *version)
+{
+	if (version != NULL)
+		build_version = version;
 }
 
 uint64_t
@@ -320,6 +394,21 @@ write_hist(FILE *f, const struct named *n, const struct metrics_hist *h)
 	        (double)atomic_load_explicit(&h->max_ns, memory_order_relaxed) / 1e9);
 }
 
+/* HELP and TYPE at the first entry of a family, then the sample's name and
+ * labels (the caller writes the value). */
+static void
+write_head(FILE *f, const struct named *tab, size_t i, const char *type)
+{
+	const struct named *n = &tab[i];
+
+	if (i == 0 || strcmp(tab[i - 1].name, n->name) != 0)
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", n->name, n->help, n->name, type);
+	if (n->labels != NULL)
+		fprintf(f, "%s{%s}", n->name, n->labels);
+	else
+		fprintf(f, "%s", n->name);
+}
+
 char *
 metrics_render(size_t *len)
 {
@@ -330,11 +419,11 @@ metrics_render(size_t *len)
 
 	if (f == NULL)
 		return NULL;
-	for (size_t i = 0; i < METRICS_COUNTER_N; i++)
-		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_names[i].name,
-		        counter_names[i].help, counter_names[i].name, counter_names[i].name,
-		        (unsigned long long)atomic_load_explicit(&counters[i],
-		                                                 memory_order_relaxed));
+	for (size_t i = 0; i < METRICS_COUNTER_N; i++) {
+		write_head(f, counter_names, i, "counter");
+		fprintf(f, " %llu\n", (unsigned long long)atomic_load_explicit(
+		                           &counters[i], memory_order_relaxed));
+	}
 	for (size_t i = 0; i < METRICS_HISTOGRAM_N; i++)
 		write_hist(f, &hist_names[i], &hists[i]);
 	for (size_t i = 0; i < METRICS_GAUGE_N; i++) {
@@ -342,9 +431,12 @@ metrics_render(size_t *len)
 		double v;
 
 		memcpy(&v, &bits, sizeof(v));
-		fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %.6f\n", gauge_names[i].name,
-		        gauge_names[i].help, gauge_names[i].name, gauge_names[i].name, v);
+		write_head(f, gauge_names, i, "gauge");
+		fprintf(f, " %.6f\n", v);
 	}
+	fprintf(f, "# HELP hotdeskd_build_info the running version, as a label\n"
+	           "# TYPE hotdeskd_build_info gauge\n"
+	           "hotdeskd_build_info{version=\"%s\"} 1\n", build_version);
 	read_rss(&rss, &hwm);
 	fprintf(f, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
 	           "# TYPE process_resident_memory_bytes gauge\n"
@@ -391,6 +483,8 @@ metrics_http_handle(void *arg, const struct http_request *req, struct http_respo
 		return;
 	}
 	if (token != NULL && token[0] != '\0' && !token_ok(token, http_bearer(req))) {
+		authlog_refused(req->peer, AUTHLOG_METRICS_TOKEN,
+		                http_bearer(req) ? "invalid" : "missing");
 		(void)http_printf(res, 401, NULL, "missing or invalid token\n");
 		return;
 	}

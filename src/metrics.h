@@ -66,6 +66,22 @@ enum metrics_counter {
 	METRICS_DEVICES_PUBLISHED, /* devices handed to the publisher by changes */
 	METRICS_NOTIFY_FIRST,     /* moves whose first NOTIFY was sent */
 	METRICS_CODE_CHECKS,      /* secret codes verified against a hash (no dummies) */
+	/* refused authentications by kind, in enum authlog_kind order
+	 * (authlog.h): one family, label kind */
+	METRICS_AUTH_REFUSED,
+	METRICS_AUTH_REFUSED_LAST = METRICS_AUTH_REFUSED + 6,
+	METRICS_THROTTLE_MISSES,  /* provisioning misses counted by the throttle */
+	METRICS_THROTTLE_BLOCKS,  /* sources blocked after repeated misses */
+	/* answers to phones' downloads by status class: 1xx .. 5xx, one family */
+	METRICS_DOWNLOADS_1XX,
+	METRICS_DOWNLOADS_5XX = METRICS_DOWNLOADS_1XX + 4,
+	METRICS_NOTIFY_SENT,      /* resync NOTIFYs handed to the socket */
+	METRICS_NOTIFY_ANSWERED,  /* ... answered with a 2xx */
+	METRICS_NOTIFY_FAILED,    /* ... refused, timed out or not sendable */
+	METRICS_CODE_LOCKOUTS,    /* (device, extension) pairs locked out */
+	METRICS_STORE_ERRORS,     /* store calls that failed (not conflicts) */
+	METRICS_RELOADS_OK,       /* SIGHUP reloads applied ... */
+	METRICS_RELOADS_REFUSED,  /* ... and refused (same family, label result) */
 	METRICS_COUNTER_N
 };
 
@@ -81,10 +97,25 @@ enum metrics_histogram {
 
 enum metrics_gauge {
 	METRICS_STARTUP_SECONDS,  /* process start -> listening (ms precision) */
+	/* devices by resync state, one family, label sync: none (never
+	 * queued), pending, notified, synced, stale */
+	METRICS_DEVICES_NONE,
+	METRICS_DEVICES_PENDING,
+	METRICS_DEVICES_NOTIFIED,
+	METRICS_DEVICES_SYNCED,
+	METRICS_DEVICES_STALE,
 	METRICS_GAUGE_N
 };
 
 void metrics_inc(enum metrics_counter c, uint64_t n);
+/* Sets a counter read from elsewhere (a total kept by its owner, e.g. the
+ * store's error count); the caller keeps it monotonic. */
+void metrics_counter_set(enum metrics_counter c, uint64_t v);
+/* Counts one answer to a phone's download by its status class. */
+void metrics_download(int status);
+/* The version shown by hotdeskd_build_info (a static string, not copied).
+ * Call before serving. */
+void metrics_set_build(const char *version);
 uint64_t metrics_counter(enum metrics_counter c);
 void metrics_observe(enum metrics_histogram h, uint64_t ns);
 /* The registry's histogram (for reading; never NULL for a valid id). */

@@ -543,6 +543,7 @@ struct resync {
 	pthread_t th;
 	bool started;
 	atomic_bool stop;
+	_Atomic long long beat_ms;      /* notify_now_ms() of the thread's last round */
 
 	pthread_mutex_t mu;             /* guards everything below */
 	struct resync_policy pol;
@@ -922,6 +923,7 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		} else {
 			uint64_t stamp;
 
+			metrics_inc(METRICS_NOTIFY_SENT, 1);
 			pthread_mutex_lock(&r->mu);
 			stamp = r->move_stamp;
 			r->move_stamp = 0;
@@ -993,6 +995,8 @@ apply_result(struct batch *b, const struct world *w, struct store *st, const str
 	int rc = store_resync_get(st, x->f.dev, &row);
 
 	(void)w;
+	metrics_inc(x->status >= 200 && x->status < 300 ? METRICS_NOTIFY_ANSWERED
+	                                                 : METRICS_NOTIFY_FAILED, 1);
 	if (rc != 1)
 		return; /* the device was deleted meanwhile */
 	ok = resync_record_result(&row, x->status, x->reason, b->now);
@@ -1082,6 +1086,7 @@ engine_main(void *arg)
 		bool kicked;
 		char buf[64];
 
+		atomic_store(&r->beat_ms, now_ms); /* resync_alive */
 		pthread_mutex_lock(&r->mu);
 		kicked = r->kicked;
 		due = r->next_due;
@@ -1482,3 +1487,40 @@ resync_free(struct resync *r)
 	free(r);
 }
 
+bool
+resync_alive(struct resync *r, long long max_age_ms)
+{
+	long long beat;
+
+	if (r == NULL || !r->started)
+		return false;
+	beat = atomic_load(&r->beat_ms);
+	return beat != 0 && notify_now_ms() - beat <= max_age_ms;
+}
+
+static int
+count_state(const struct store_resync *row, void *arg)
+{
+	static const char *const names[RESYNC_COUNT_N] = { "", "pending", "notified", "synced",
+	                                                   "stale" };
+	size_t *counts = arg;
+
+	for (int i = RESYNC_COUNT_PENDING; i < RESYNC_COUNT_N; i++)
+		if (strcmp(row->state, names[i]) == 0)
+			counts[i]++;
+	return 0;
+}
+
+int
+resync_state_counts(const struct world *w, struct store *st, size_t counts[RESYNC_COUNT_N])
+{
+	size_t rows = 0, devs = world_count_devs(w);
+
+	memset(counts, 0, RESYNC_COUNT_N * sizeof(*counts));
+	if (store_resync_each(st, count_state, counts) != 0)
+		return -1;
+	for (int i = RESYNC_COUNT_PENDING; i < RESYNC_COUNT_N; i++)
+		rows += counts[i];
+	counts[RESYNC_COUNT_NONE] = devs > rows ? devs - rows : 0;
+	return 0;
+}

@@ -215,5 +215,15 @@ void resync_on_fetch(void *arg, long long dev, unsigned long long version, const
                      const char *user_agent);
 
 
+/* Devices by resync state, for monitoring: counts[RESYNC_COUNT_NONE..STALE]
+ * (none = a device without a row: never queued).  Under the service lock
+ * (svc_locked).  0, or -1 when the store fails. */
+enum { RESYNC_COUNT_NONE, RESYNC_COUNT_PENDING, RESYNC_COUNT_NOTIFIED, RESYNC_COUNT_SYNCED,
+       RESYNC_COUNT_STALE, RESYNC_COUNT_N };
+int resync_state_counts(const struct world *w, struct store *st, size_t counts[RESYNC_COUNT_N]);
+
+/* Whether the engine thread went round its loop in the last max_age_ms
+ * (it wakes at least every 5 s): /healthz.  Any thread. */
+bool resync_alive(struct resync *r, long long max_age_ms);
 
 #endif /* HD_RESYNC_H */

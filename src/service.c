@@ -553,6 +553,8 @@ code_failed(struct svc *s, struct attempt *a, struct svc_star30_res *res)
 	if (store_commit(s->st) != 0)
 		goto fail;
 	if (g.newly_locked)
+		metrics_inc(METRICS_CODE_LOCKOUTS, 1);
+	if (g.newly_locked)
 		log_warn("code lockout: extension %s from device %s until %lld",
 		         e ? e->number : "?", d ? d->mac : "?", g.locked_until);
 	res->result = g.hangup ? VIRT_HANGUP : VIRT_RETRY;

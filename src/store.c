@@ -316,6 +316,7 @@ struct store {
 	char errmsg[512];
 	hd_id actor_token;                 /* stamped on events; 0 = none */
 	char actor_role[STORE_ROLE_MAX];
+	unsigned long long errors; /* failures recorded, conflicts excluded */
 };
 
 /* ---- errors and statement helpers ---------------------------------- */
@@ -332,6 +333,7 @@ set_err(struct store *s, const char *fmt, ...)
 	/* A message cut short is still the right message: truncation is fine. */
 	(void)vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
 	va_end(ap);
+	s->errors++;
 }
 
 static void
@@ -359,6 +361,7 @@ fail(struct store *s, int rc)
 	case SQLITE_CONSTRAINT_PRIMARYKEY:
 	case SQLITE_CONSTRAINT_FOREIGNKEY:
 	case SQLITE_CONSTRAINT_TRIGGER: /* only the one-account-per-user triggers */
+		s->errors--; /* a conflict is the caller's answer, not a failure */
 		return STORE_CONFLICT;
 	default:
 		return STORE_ERR;
@@ -958,6 +961,12 @@ const char *
 store_errmsg(const struct store *s)
 {
 	return s != NULL ? s->errmsg : "no store";
+}
+
+unsigned long long
+store_error_count(const struct store *s)
+{
+	return s != NULL ? s->errors : 0;
 }
 
 int

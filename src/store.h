@@ -65,6 +65,9 @@ int store_backup(const char *path, const char *out, int *pages, char *err, size_
 void store_close(struct store *s);
 /* The last error of this store, "" if none.  Borrowed until the next call. */
 const char *store_errmsg(const struct store *s);
+/* How many failures were recorded since open (STORE_CONFLICT answers
+ * excluded): the figure of hotdeskd_store_errors_total. */
+unsigned long long store_error_count(const struct store *s);
 /* Highest migration version applied, or -1 on error. */
 int store_schema_version(struct store *s);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "testutil.h"
@@ -94,29 +95,8 @@ Test(log, level_parse_and_names)
 		cr_assert_eq(log_level_parse(log_level_name(l)), l);
 }
 
-/* Sends stderr to a fresh temporary file; returns its fd for reading. */
-static int
-capture_stderr(void)
-{
-	char path[] = "/tmp/hotdeskd-log-XXXXXX";
-	int fd = mkstemp(path);
-
-	cr_assert_geq(fd, 0);
-	unlink(path);
-	cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	return fd;
-}
-
-static char *
-captured(int fd)
-{
-	static char buf[16384];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-	cr_assert_geq(n, 0);
-	buf[n] = '\0';
-	return buf;
-}
+#define capture_stderr tu_capture_stderr
+#define captured tu_captured
 
 Test(log, stderr_format_and_levels)
 {
@@ -184,4 +164,58 @@ Test(log, fatal_exits_1, .exit_code = 1)
 {
 	capture_stderr();
 	fatal("cannot go on: %d", 7);
+}
+
+Test(log, access_lines_only_when_on_whatever_the_level)
+{
+	int fd = capture_stderr();
+
+	log_init("hdtest", LOG_LEVEL_ERROR, false);
+	log_set_access(false);
+	log_access("access: first");
+	cr_assert(!log_access_enabled());
+	log_set_access(true);
+	cr_assert(log_access_enabled());
+	log_access("access: second");
+	log_info("not at error level");
+	log_set_access(false);
+	const char *out = captured(fd);
+	cr_assert_null(strstr(out, "first"), "%s", out);
+	cr_assert_null(strstr(out, "not at error level"), "%s", out);
+	cr_assert_not_null(strstr(out, "]: info: access: second\n"), "%s", out);
+}
+
+Test(log, journal_lines_carry_a_priority_and_no_timestamp)
+{
+	int fd = capture_stderr();
+	struct stat st;
+	char js[64];
+
+	cr_assert_eq(fstat(STDERR_FILENO, &st), 0);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_init("hdtest", LOG_LEVEL_INFO, false);
+	log_warn("w %d", 1);
+	log_info("i %d", 2);
+	log_error("e %d", 3);
+	unsetenv("JOURNAL_STREAM");
+	log_init("hdtest", LOG_LEVEL_INFO, false);
+	log_info("back to stderr");
+	const char *out = captured(fd);
+	cr_assert_not_null(strstr(out, "<4>warn: w 1\n<6>info: i 2\n<3>error: e 3\n"), "%s", out);
+	cr_assert_not_null(strstr(out, "Z hdtest["), "%s", out);
+}
+
+Test(log, another_stream_is_not_the_journal)
+{
+	int fd = capture_stderr();
+
+	setenv("JOURNAL_STREAM", "1:1", 1);
+	log_init("hdtest", LOG_LEVEL_INFO, false);
+	log_info("plain");
+	unsetenv("JOURNAL_STREAM");
+	const char *out = captured(fd);
+	cr_assert_not_null(strstr(out, "Z hdtest["), "%s", out);
+	cr_assert_null(strstr(out, "<6>"), "%s", out);
 }

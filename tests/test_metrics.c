@@ -170,3 +170,45 @@ Test(metrics, exposition_is_prometheus_text)
 	}
 	free(txt);
 }
+
+static size_t
+count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+Test(metrics, labelled_families_share_one_help_and_type)
+{
+	char *txt;
+
+	metrics_download(200);
+	metrics_download(304);
+	metrics_download(404);
+	metrics_download(403);
+	metrics_download(99);  /* not a status: ignored */
+	metrics_download(600);
+	metrics_counter_set(METRICS_STORE_ERRORS, 7);
+	metrics_gauge_set(METRICS_DEVICES_STALE, 2);
+	metrics_set_build("9.8.7");
+	txt = metrics_render(NULL);
+	cr_assert_not_null(txt);
+	cr_assert_eq(count_of(txt, "# TYPE hotdeskd_downloads_total counter\n"), 1);
+	cr_assert_eq(count_of(txt, "# HELP hotdeskd_downloads_total "), 1);
+	cr_assert_not_null(strstr(txt, "hotdeskd_downloads_total{class=\"1xx\"} 0\n"
+	                               "hotdeskd_downloads_total{class=\"2xx\"} 1\n"
+	                               "hotdeskd_downloads_total{class=\"3xx\"} 1\n"
+	                               "hotdeskd_downloads_total{class=\"4xx\"} 2\n"
+	                               "hotdeskd_downloads_total{class=\"5xx\"} 0\n"), "%s", txt);
+	cr_assert_eq(count_of(txt, "# TYPE hotdeskd_auth_refused_total counter\n"), 1);
+	cr_assert_eq(count_of(txt, "hotdeskd_auth_refused_total{kind="), 7);
+	cr_assert_not_null(strstr(txt, "hotdeskd_store_errors_total 7\n"));
+	cr_assert_eq(count_of(txt, "# TYPE hotdeskd_devices gauge\n"), 1);
+	cr_assert_not_null(strstr(txt, "hotdeskd_devices{sync=\"stale\"} 2.000000\n"));
+	cr_assert_not_null(strstr(txt, "hotdeskd_build_info{version=\"9.8.7\"} 1\n"));
+	cr_assert_eq(count_of(txt, "# TYPE hotdeskd_config_reloads_total counter\n"), 1);
+	free(txt);
+}

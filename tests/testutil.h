@@ -31,4 +31,29 @@ tu_src(const char *rel, char *buf, size_t len)
 	return buf;
 }
 
+/* Sends stderr to a fresh temporary file (already unlinked); returns its
+ * fd, for tu_captured().  Aborts the test process when it cannot. */
+static inline int
+tu_capture_stderr(void)
+{
+	char path[] = "/tmp/hotdeskd-stderr-XXXXXX";
+	int fd = mkstemp(path);
+
+	if (fd < 0 || unlink(path) != 0 || dup2(fd, STDERR_FILENO) != STDERR_FILENO)
+		abort();
+	return fd;
+}
+
+/* What was written to the fd of tu_capture_stderr() so far (a static
+ * buffer, NUL-terminated; "" on error). */
+static inline const char *
+tu_captured(int fd)
+{
+	static char buf[16384];
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
 #endif

@@ -16,11 +16,13 @@ import hdharness
 def make_daemon(tmp_path):
     started = []
 
-    def make(overrides=None, name=None, env=None):
+    def make(overrides=None, name=None, env=None, binary=None):
         sub = tmp_path / (name or "d%d" % len(started))
         sub.mkdir()
         d = hdharness.Daemon(sub, overrides)
         d.env.update(env or {})
+        if binary is not None:  # e.g. an installed copy
+            d.binary = binary
         started.append(d)
         d.start()
         return d
