@@ -24,6 +24,7 @@ static const char *const kind_names[AUTHLOG_KIND_N] = {
 	[AUTHLOG_DIGEST] = "digest",
 	[AUTHLOG_PROV_NETWORK] = "prov-network",
 	[AUTHLOG_THROTTLED] = "throttled",
+	[AUTHLOG_VC_NETWORK] = "vc-network",
 };
 
 _Static_assert(METRICS_AUTH_REFUSED + AUTHLOG_KIND_N - 1 == METRICS_AUTH_REFUSED_LAST,

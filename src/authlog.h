@@ -22,6 +22,7 @@
  *   prov-network   source outside an org's networks       not-allowed
  *   throttled      request from a source blocked after    blocked
  *                  repeated misses
+ *   vc-network     a SIP call from outside [vc] networks  not-allowed
  *
  * A digest challenge (a request without credentials, or with a stale
  * nonce) is the protocol's normal first step, not a refusal: not logged.
@@ -40,6 +41,7 @@ enum authlog_kind {
 	AUTHLOG_DIGEST,
 	AUTHLOG_PROV_NETWORK,
 	AUTHLOG_THROTTLED,
+	AUTHLOG_VC_NETWORK,
 	AUTHLOG_KIND_N
 };
 

@@ -155,6 +155,7 @@ static const struct named counter_names[METRICS_COUNTER_N] = {
 	[METRICS_AUTH_REFUSED + 4] = REFUSED("digest"),
 	[METRICS_AUTH_REFUSED + 5] = REFUSED("prov-network"),
 	[METRICS_AUTH_REFUSED + 6] = REFUSED("throttled"),
+	[METRICS_AUTH_REFUSED + 7] = REFUSED("vc-network"),
 #undef REFUSED
 	[METRICS_THROTTLE_MISSES] = { "hotdeskd_throttle_misses_total",
 	                              "provisioning misses (unknown MAC or file, wrong "

@@ -35,6 +35,7 @@
 
 #include <sodium.h>
 
+#include "authlog.h"
 #include "log.h"
 #include "prompt.h"
 #include "rtp.h"
@@ -952,6 +953,7 @@ on_sip(struct vc *v, const char *buf, size_t len, const struct sockaddr_storage 
 		return;
 	}
 	if (!cfg_netlist_allows(&v->nets, (const struct sockaddr *)peer)) {
+		authlog_refused((const struct sockaddr *)peer, AUTHLOG_VC_NETWORK, "not-allowed");
 		respond(v, &m, peer, pl, 403, "Forbidden", NULL);
 		return;
 	}

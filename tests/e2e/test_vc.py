@@ -343,3 +343,17 @@ def test_through_kamailio(make_daemon, tmp_path):
     (s,) = rtp.streams().values()
     assert len(s) > 100 and {p[1] for p in s} == {0}
     invariants(d)
+
+
+def test_refused_caller_is_logged_for_fail2ban(make_daemon, tmp_path):
+    """A SIP request from outside [vc] networks gets 403 and one
+    refused-authentication line (docs/OPERATIONS.md) naming its address."""
+    d = make_daemon(vc_overrides(tmp_path, networks="127.0.0.2/32"))
+    c = SipClient(vc_port(d), host="127.0.0.3")
+    try:
+        c.invite("*30", "acme-101", sdp_offer(40000))
+        assert status_of(c.recv(want=lambda m: (status_of(m) or 0) >= 200)) == 403
+    finally:
+        c.close()
+    wait_for(lambda: "auth refused: src=127.0.0.3 kind=vc-network reason=not-allowed"
+             in d.log_text(), what="the refused-authentication line")
