@@ -8,13 +8,13 @@
 set -eu
 
 build="build-essential pkg-config libmicrohttpd-dev libxml2-dev libsqlite3-dev
-       libsodium-dev libjansson-dev libinih-dev curl libcurl4-openssl-dev espeak-ng sox"
+       libsodium-dev libjansson-dev libinih-dev libgnutls28-dev curl libcurl4-openssl-dev espeak-ng sox"
 test="$build libcriterion-dev python3 python3-pytest tftpd-hpa sip-tester
       chromium chromium-driver python3-selenium baresip-core
-      kamailio kamailio-utils-modules
+      kamailio kamailio-utils-modules openssl
       fail2ban prometheus mandoc man-db systemd iproute2 python3-yaml"
 asan="$test clang libclang-rt-14-dev" # clang's runtimes: sanitizers, libFuzzer
-bench="$build wrk nginx-light tftpd-hpa sip-tester"
+bench="$build wrk nginx-light tftpd-hpa sip-tester openssl"
 container="python3 python3-pytest curl sip-tester podman buildah runc mmdebstrap"
 
 case "${1:-test}" in

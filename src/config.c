@@ -62,6 +62,7 @@ static int check_event(const char *v, char *msg, size_t msglen);
 static int check_ports(const char *v, char *msg, size_t msglen);
 static int check_dial_prefix(const char *v, char *msg, size_t msglen);
 static int check_header_name(const char *v, char *msg, size_t msglen);
+static int check_serves(const char *v, char *msg, size_t msglen);
 
 #define OFF(m) offsetof(struct hd_config, m)
 #define INT(s, n, m, lo, hi, fl, d) {s, n, T_INT, OFF(m), lo, hi, fl, d, NULL}
@@ -80,6 +81,24 @@ static const struct cfg_key keys[] = {
 	INT("server", "max_import", server.max_import, 1, 1 << 30, 0, "16777216"),
 	BOOL("server", "check_invariants", server.check_invariants, F_RELOAD, "false"),
 	STR("server", "user", server.user, F_OPTIONAL, "", NULL),
+	BOOL("server", "tls", server.tls, 0, "false"),
+	STR("server", "serves", server.serves, 0, "all", check_serves),
+	INT("server", "max_connections", server.max_connections, 1, 1000000, 0, "4096"),
+	INT("server", "max_connections_per_source", server.max_connections_per_source, 0, 1000000,
+	    0, "256"),
+	INT("server", "request_timeout", server.request_timeout, 0, 86400, 0, "30"),
+	INT("server", "idle_timeout", server.idle_timeout, 0, 86400, 0, "30"),
+#define LISTENER(sec, i) \
+	STR(sec, "listen", listeners[i].listen, F_OPTIONAL, "", check_ip), \
+	INT(sec, "port", listeners[i].port, 0, 65535, 0, "0"), \
+	STR(sec, "port_file", listeners[i].port_file, F_OPTIONAL, "", NULL), \
+	BOOL(sec, "tls", listeners[i].tls, 0, "false"), \
+	STR(sec, "serves", listeners[i].serves, 0, "all", check_serves)
+	LISTENER("listener2", 0),
+	LISTENER("listener3", 1),
+	STR("tls", "cert", tls.cert, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("tls", "key", tls.key, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("tls", "priorities", tls.priorities, F_OPTIONAL, "", NULL),
 	STR("database", "path", database.path, 0, "hotdeskd.db", NULL),
 	STR("database", "migrations", database.migrations, 0, "sql", NULL),
 	LEVEL("log", "level", log.level, F_RELOAD, "info"),
@@ -143,6 +162,7 @@ static const struct cfg_key keys[] = {
 static const char *const sections[] = {
 	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip", "notify", "vc",
 	"web",
+	"listener2", "listener3", "tls",
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -553,6 +573,52 @@ check_event(const char *v, char *msg, size_t msglen)
 	return 0;
 }
 
+static const char *const iface_names[] = { "phones", "pbx", "admin", "console", "metrics" };
+
+unsigned
+cfg_serves_mask(const char *v)
+{
+	unsigned mask = 0;
+	char item[16];
+	size_t len, i;
+
+	while (v != NULL && *v != '\0') {
+		v += strspn(v, ", \t");
+		len = strcspn(v, ", \t");
+		if (len == 0)
+			break;
+		if (len >= sizeof(item))
+			return 0;
+		memcpy(item, v, len);
+		item[len] = '\0';
+		v += len;
+		if (strcmp(item, "all") == 0) {
+			mask |= CFG_IF_ALL;
+			continue;
+		}
+		for (i = 0; i < sizeof(iface_names) / sizeof(iface_names[0]); i++)
+			if (strcmp(item, iface_names[i]) == 0)
+				break;
+		if (i == sizeof(iface_names) / sizeof(iface_names[0]))
+			return 0;
+		mask |= 1u << i;
+	}
+	return mask;
+}
+
+/* A list of interfaces: all, or some of phones, pbx, admin, console, metrics. */
+static int
+check_serves(const char *v, char *msg, size_t msglen)
+{
+	char sbuf[SHOWN_MAX];
+
+	if (cfg_serves_mask(v) != 0)
+		return 0;
+	msgf(msg, msglen, "expected all or a list of phones, pbx, admin, console, metrics, got '%s'",
+	     shown(v, sbuf));
+	return -1;
+}
+
 /* ---- parsing ------------------------------------------------------------ */
 
 struct parse {
@@ -846,6 +912,16 @@ validate(const struct hd_config *cfg, const char *name, char *err, size_t errlen
 		     "%s: [secrets] lockout_backoff_max (%d) is less than lockout_backoff (%d)",
 		     name, cfg->secrets.lockout_backoff_max, cfg->secrets.lockout_backoff);
 		return -1;
+	}
+	for (int i = 0; i < CFG_LISTENERS; i++) {
+		bool on = i == 0 || cfg->listeners[i - 1].listen != NULL;
+		bool tls = i == 0 ? cfg->server.tls : cfg->listeners[i - 1].tls;
+
+		if (on && tls && (cfg->tls.cert == NULL || cfg->tls.key == NULL)) {
+			msgf(err, errlen, "%s: [%s] tls needs [tls] cert and key", name,
+			     i == 0 ? "server" : i == 1 ? "listener2" : "listener3");
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -42,6 +42,17 @@ struct sockaddr;
 
 #define CFG_TOKEN_MIN 16 /* shortest accepted PBX / admin token */
 #define CFG_LINE_MAX 197 /* longest line inih accepts (its 200-byte buffer) */
+#define CFG_LISTENERS 3  /* [server], [listener2], [listener3] */
+
+/* Interfaces a listener serves ([server] serves etc.), one bit each. */
+enum cfg_iface {
+	CFG_IF_PHONES = 1u << 0,  /* the provisioning prefix */
+	CFG_IF_PBX = 1u << 1,     /* /pbx/v1/ */
+	CFG_IF_ADMIN = 1u << 2,   /* /api/v1/ */
+	CFG_IF_CONSOLE = 1u << 3, /* /console/ */
+	CFG_IF_METRICS = 1u << 4, /* /metrics */
+	CFG_IF_ALL = (1u << 5) - 1,
+};
 
 /* One entry of an allowed-networks list.  IPv4 networks are stored as
  * IPv4-mapped IPv6 (::ffff:a.b.c.d, prefix + 96). */
@@ -72,7 +83,30 @@ struct hd_config {
 		int max_import;  /* bytes: largest CSV import body */
 		bool check_invariants; /* verify I1-I4 after every change (reload) */
 		char *user;      /* optional: account to switch to when started as root */
+		bool tls;        /* this listener speaks HTTPS */
+		char *serves;    /* interfaces served: cfg_serves_mask() */
+		int max_connections;            /* per listener */
+		int max_connections_per_source; /* per listener and client address; 0 = no limit */
+		int request_timeout; /* seconds to send a whole request; 0 = none */
+		int idle_timeout;    /* seconds of silence before a connection is closed; 0 = none */
 	} server;
+
+	/* [listener2], [listener3]: more listeners (off while listen is unset);
+	 * the limits and threads of [server] apply to each */
+	struct cfg_listener {
+		char *listen;    /* optional IP literal */
+		int port;
+		char *port_file; /* optional */
+		bool tls;
+		char *serves;
+	} listeners[CFG_LISTENERS - 1];
+
+	struct {
+		char *cert;       /* PEM: server certificate then intermediates (reload) */
+		char *key;        /* PEM private key (reload) */
+		char *priorities; /* optional GnuTLS priority string */
+	} tls;
+
 
 	struct {
 		char *path;      /* SQLite file, or ":memory:" */
@@ -174,6 +208,10 @@ struct hd_config *cfg_load(const char *path, char *err, size_t errlen);
 /* The same, from the text of a file held in memory; `name` stands for the
  * file name in messages and in cfg->file. */
 struct hd_config *cfg_load_string(const char *name, const char *text, char *err, size_t errlen);
+
+/* The interface bits of a "serves" value ("all", or names separated by
+ * commas or blanks); 0 when a name is unknown or the list empty. */
+unsigned cfg_serves_mask(const char *serves);
 
 /* Takes one more reference on cfg (thread-safe); returns cfg.  NULL-safe. */
 struct hd_config *cfg_ref(struct hd_config *cfg);

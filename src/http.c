@@ -16,6 +16,18 @@
  *                     queue its response
  *   req_completed()   MHD is done with the request: free struct req
  *
+ * Connections (struct conn, MHD's socket context) are tracked from MHD's
+ * "started" to its "closed" notification, in one list per server under
+ * conns_lock.  Each records since when it has been waiting for a request
+ * (opened, or the previous answer finished) and whether its request is
+ * complete (answering).  The sweeper thread shuts down (shutdown(2), never
+ * close: MHD still owns the descriptor and closes it after its "closed"
+ * notification, which takes conns_lock first) every connection that has
+ * waited longer than request_timeout_s for a whole request: a client that
+ * trickles a header line every half second is cut like an idle one.
+ * On a TLS listener the conn also holds the certificate generation its
+ * handshake used (tls_pick_cert), released when the connection closes.
+ *
  * Invariants:
  *   1. A handler is called at most once per request, and only for a path
  *      that passed path_ok() and a body no larger than its route's max_body.
@@ -25,6 +37,12 @@
  *      MHD response could be made, the release happens here at once.
  *   3. s->inflight counts requests between uri_log and req_completed;
  *      http_stop waits for it to fall to 0 (bounded) before stopping MHD.
+ *   4. A conn is in its server's list exactly between MHD's started and
+ *      closed notifications; the sweeper touches a conn's socket only
+ *      under conns_lock, hence only while MHD has not closed it.
+ *   5. A TLS certificate generation is freed when its last holder drops
+ *      it: the http_tls (while in force) and every connection whose
+ *      handshake took it.
  * MHD's own error log is off except while MHD_start_daemon runs, when its
  * message is captured into the caller's error buffer.
  */
@@ -53,6 +71,11 @@
 
 #include <sodium.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <sys/socket.h>
+
 #include "form.h"
 
 #define DEFAULT_CTYPE "text/plain; charset=utf-8"
@@ -71,8 +94,43 @@ struct route {
 	http_handler too_large; /* NULL: plain-text 413 */
 };
 
+/* One loaded server certificate chain and key (invariant 5). */
+struct tls_gen {
+	atomic_int refs;
+	gnutls_pcert_st *certs;
+	unsigned ncerts;
+	gnutls_privkey_t key;
+	char fingerprint[65];
+};
+
+struct http_tls {
+	pthread_mutex_t lock;       /* guards cur */
+	struct tls_gen *cur;        /* the generation in force (one reference) */
+	char *priorities;           /* with the TLS 1.2 floor appended */
+	char *client_ca_pem;        /* NULL: no client certificates asked for */
+};
+
+/* A connection, MHD's socket context (invariant 4). */
+struct conn {
+	struct conn *prev, *next;
+	struct http_server *srv;
+	int fd;
+	atomic_llong ready_ms;      /* waiting for a request since (monotonic ms) */
+	atomic_bool answering;      /* its request is complete */
+	bool cut;                   /* shut down by the sweeper (under conns_lock) */
+	struct tls_gen *gen;        /* TLS: the certificate its handshake took */
+};
+
 struct http_server {
 	struct MHD_Daemon *d;
+	struct http_tls *tls;       /* borrowed; NULL for plain HTTP */
+	unsigned request_timeout_s;
+	pthread_mutex_t conns_lock; /* guards conns, every conn's links and cut, stopping */
+	pthread_cond_t sweep_cond;  /* wakes the sweeper to stop */
+	struct conn *conns;
+	bool stopping;
+	bool sweeping;              /* the sweeper thread was started */
+	pthread_t sweeper;
 	struct route *routes;       /* sorted by prefix length, longest first */
 	size_t nroutes;
 	unsigned port;
@@ -93,6 +151,7 @@ struct qval {
 struct req {
 	struct http_server *srv;
 	struct MHD_Connection *mc;
+	struct conn *conn;          /* NULL if it could not be tracked */
 	const struct route *route;
 	char *path;                 /* into uri */
 	char *query;                /* into uri, "" if none */
@@ -303,6 +362,7 @@ run_handler_with(struct req *q, const char *method, http_handler handler)
 	req.body = q->body ? q->body : "";
 	req.body_len = q->body_len;
 	req.conn = q;
+	req.tls = q->srv->tls != NULL;
 	ci = MHD_get_connection_info(q->mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci != NULL && ci->client_addr != NULL) {
 		req.peer = ci->client_addr;
@@ -336,6 +396,320 @@ too_large(struct req *q, const char *method)
 	return queue_text(q->mc, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
 }
 
+/* ---- connections ---- */
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct conn *
+conn_of(struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void
+gen_unref(struct tls_gen *g)
+{
+	if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	for (unsigned i = 0; i < g->ncerts; i++)
+		gnutls_pcert_deinit(&g->certs[i]);
+	free(g->certs);
+	gnutls_privkey_deinit(g->key);
+	free(g);
+}
+
+/* MHD's connection notifications: tracks conns (invariant 4). */
+static void
+on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+	struct conn *c = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+			return; /* untracked: no deadline, and no TLS handshake */
+		c->srv = s;
+		c->fd = ci->connect_fd;
+		atomic_init(&c->ready_ms, now_ms());
+		atomic_init(&c->answering, false);
+		pthread_mutex_lock(&s->conns_lock);
+		c->next = s->conns;
+		if (s->conns != NULL)
+			s->conns->prev = c;
+		s->conns = c;
+		pthread_mutex_unlock(&s->conns_lock);
+		*socket_context = c;
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || c == NULL)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&s->conns_lock);
+	gen_unref(c->gen);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* The request of q is complete (or refused): the deadline stops. */
+static void
+answering(struct req *q)
+{
+	if (q->conn != NULL)
+		atomic_store(&q->conn->answering, true);
+}
+
+/* Shuts down the connections past their deadline, four times a second. */
+static void *
+sweep(void *arg)
+{
+	struct http_server *s = arg;
+	long long limit = (long long)s->request_timeout_s * 1000;
+
+	pthread_mutex_lock(&s->conns_lock);
+	while (!s->stopping) {
+		struct timespec until;
+		long long now = now_ms();
+
+		for (struct conn *c = s->conns; c != NULL; c = c->next) {
+			if (c->cut || atomic_load(&c->answering) ||
+			    now - atomic_load(&c->ready_ms) <= limit)
+				continue;
+			(void)shutdown(c->fd, SHUT_RDWR);
+			c->cut = true;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 250 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		(void)pthread_cond_timedwait(&s->sweep_cond, &s->conns_lock, &until);
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+	return NULL;
+}
+
+/* ---- TLS ---- */
+
+/* gnutls' certificate callback: the generation in force when the
+ * connection's first handshake asks, held by the connection until it
+ * closes (invariant 5). */
+static int
+tls_pick_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+              const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+              gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+	struct MHD_Connection *mc = gnutls_session_get_ptr(session);
+	struct conn *c = mc != NULL ? conn_of(mc) : NULL;
+	struct http_tls *t;
+
+	if (c == NULL || (t = c->srv->tls) == NULL)
+		return -1;
+	if (c->gen == NULL) {
+		pthread_mutex_lock(&t->lock);
+		c->gen = t->cur;
+		atomic_fetch_add(&c->gen->refs, 1);
+		pthread_mutex_unlock(&t->lock);
+	}
+	*pcert = c->gen->certs;
+	*pcert_length = c->gen->ncerts;
+	*pkey = c->gen->key;
+	return 0;
+}
+
+static int
+tls_err(char *err, size_t errlen, const char *what, const char *file, int rc)
+{
+	hd_seterr(err, errlen, "%s %s: %s", what, file, gnutls_strerror(rc));
+	return -1;
+}
+
+/* Loads a generation from the files; NULL with err filled. */
+static struct tls_gen *
+gen_load(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+	gnutls_certificate_credentials_t check = NULL;
+	gnutls_datum_t cd = { NULL, 0 }, kd = { NULL, 0 };
+	unsigned char fp[32];
+	size_t fplen = sizeof(fp);
+	struct tls_gen *g;
+	unsigned max = 16;
+	int rc;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL || (g->certs = calloc(max, sizeof(*g->certs))) == NULL) {
+		free(g);
+		hd_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&g->refs, 1);
+	/* the pair must match: gnutls checks it when loading credentials */
+	if ((rc = gnutls_certificate_allocate_credentials(&check)) < 0 ||
+	    (rc = gnutls_certificate_set_x509_key_file(check, cert_file, key_file,
+	                                               GNUTLS_X509_FMT_PEM)) < 0) {
+		tls_err(err, errlen, "certificate and key", cert_file, rc);
+		goto fail;
+	}
+	if ((rc = gnutls_load_file(cert_file, &cd)) < 0) {
+		tls_err(err, errlen, "cannot read", cert_file, rc);
+		goto fail;
+	}
+	if ((rc = gnutls_load_file(key_file, &kd)) < 0) {
+		tls_err(err, errlen, "cannot read", key_file, rc);
+		goto fail;
+	}
+	g->ncerts = max;
+	if ((rc = gnutls_pcert_list_import_x509_raw(g->certs, &g->ncerts, &cd, GNUTLS_X509_FMT_PEM,
+	                                            0)) < 0 || g->ncerts == 0) {
+		g->ncerts = 0;
+		tls_err(err, errlen, "certificates of", cert_file, rc < 0 ? rc : GNUTLS_E_NO_CERTIFICATE_FOUND);
+		goto fail;
+	}
+	if ((rc = gnutls_privkey_init(&g->key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509_raw(g->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+		tls_err(err, errlen, "private key", key_file, rc);
+		goto fail;
+	}
+	if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &g->certs[0].cert, fp, &fplen) == 0)
+		sodium_bin2hex(g->fingerprint, sizeof(g->fingerprint), fp, fplen);
+	gnutls_certificate_free_credentials(check);
+	if (kd.data != NULL)
+		sodium_memzero(kd.data, kd.size);
+	gnutls_free(kd.data);
+	gnutls_free(cd.data);
+	return g;
+fail:
+	if (check != NULL)
+		gnutls_certificate_free_credentials(check);
+	if (kd.data != NULL)
+		sodium_memzero(kd.data, kd.size);
+	gnutls_free(kd.data);
+	gnutls_free(cd.data);
+	gen_unref(g);
+	return NULL;
+}
+
+struct http_tls *
+http_tls_new(const char *cert_file, const char *key_file, const char *priorities,
+             const char *client_ca_pem, char *err, size_t errlen)
+{
+	static const char floor[] = ":-VERS-TLS1.1:-VERS-TLS1.0:-VERS-SSL3.0";
+	gnutls_priority_t pc;
+	const char *where = NULL;
+	struct http_tls *t;
+	size_t n;
+	int rc;
+
+	if (cert_file == NULL || key_file == NULL) {
+		hd_seterr(err, errlen, "a certificate and a key file are needed");
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		goto oom;
+	pthread_mutex_init(&t->lock, NULL);
+	if (priorities == NULL)
+		priorities = HTTP_TLS_PRIORITIES;
+	n = strlen(priorities) + sizeof(floor);
+	if ((t->priorities = malloc(n)) == NULL)
+		goto oom;
+	memcpy(t->priorities, priorities, strlen(priorities));
+	memcpy(t->priorities + strlen(priorities), floor, sizeof(floor));
+	if ((rc = gnutls_priority_init(&pc, t->priorities, &where)) < 0) {
+		hd_seterr(err, errlen, "bad TLS priority string near '%.32s': %s",
+		          where ? where : "", gnutls_strerror(rc));
+		goto fail;
+	}
+	gnutls_priority_deinit(pc);
+	if (client_ca_pem != NULL && (t->client_ca_pem = strdup(client_ca_pem)) == NULL)
+		goto oom;
+	if ((t->cur = gen_load(cert_file, key_file, err, errlen)) == NULL)
+		goto fail;
+	return t;
+oom:
+	hd_seterr(err, errlen, "out of memory");
+fail:
+	http_tls_free(t);
+	return NULL;
+}
+
+int
+http_tls_reload(struct http_tls *t, const char *cert_file, const char *key_file,
+                char *err, size_t errlen)
+{
+	struct tls_gen *g = gen_load(cert_file, key_file, err, errlen), *old;
+
+	if (g == NULL)
+		return -1;
+	pthread_mutex_lock(&t->lock);
+	old = t->cur;
+	t->cur = g;
+	pthread_mutex_unlock(&t->lock);
+	gen_unref(old);
+	return 0;
+}
+
+void
+http_tls_fingerprint(struct http_tls *t, char out[65])
+{
+	out[0] = '\0';
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	memcpy(out, t->cur->fingerprint, 65);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void
+http_tls_free(struct http_tls *t)
+{
+	if (t == NULL)
+		return;
+	gen_unref(t->cur);
+	free(t->priorities);
+	free(t->client_ca_pem);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+int
+http_client_cert(const struct http_request *req, size_t i, const unsigned char **der,
+                 size_t *len)
+{
+	const struct req *q = req->conn;
+	const union MHD_ConnectionInfo *ci;
+	const gnutls_datum_t *l;
+	unsigned n = 0;
+
+	if (!req->tls || (ci = MHD_get_connection_info(q->mc, MHD_CONNECTION_INFO_GNUTLS_SESSION)) ==
+	                     NULL || ci->tls_session == NULL)
+		return -1;
+	l = gnutls_certificate_get_peers(ci->tls_session, &n);
+	if (l == NULL || i >= n)
+		return -1;
+	*der = l[i].data;
+	*len = l[i].size;
+	return 0;
+}
+
 /* ---- MHD callbacks ---- */
 
 static void *
@@ -353,6 +727,7 @@ uri_log(void *cls, const char *uri, struct MHD_Connection *mc)
 	q->raw_len = len;
 	q->srv = s;
 	q->mc = mc;
+	q->conn = conn_of(mc);
 	q->path = q->uri;
 	qm = strchr(q->uri, '?');
 	if (qm != NULL) {
@@ -375,6 +750,11 @@ req_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 
 	if (q == NULL)
 		return;
+	/* the answer is over: the wait for the next request starts */
+	if (q->conn != NULL) {
+		atomic_store(&q->conn->ready_ms, now_ms());
+		atomic_store(&q->conn->answering, false);
+	}
 	for (v = q->qvals; v != NULL; v = next) {
 		next = v->next;
 		free(v);
@@ -436,15 +816,21 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 		unsigned long long cl;
 
 		q->started = true;
-		if (hidden_nul(q, url, version) || !path_ok(q->path))
+		if (hidden_nul(q, url, version) || !path_ok(q->path)) {
+			answering(q);
 			return queue_text(mc, MHD_HTTP_BAD_REQUEST, "bad request path\n");
+		}
 		q->route = find_route(s, q->path);
-		if (q->route == NULL)
+		if (q->route == NULL) {
+			answering(q);
 			return queue_text(mc, MHD_HTTP_NOT_FOUND, "not found\n");
+		}
 		if (parse_length(MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 		        MHD_HTTP_HEADER_CONTENT_LENGTH), &cl) &&
-		    cl > q->route->max_body)
+		    cl > q->route->max_body) {
+			answering(q);
 			return too_large(q, method);
+		}
 		return MHD_YES;
 	}
 
@@ -468,6 +854,7 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 		return q->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
 	}
 
+	answering(q);
 	if (q->reject != 0)
 		return too_large(q, method);
 	return run_handler(q, method);
@@ -514,6 +901,8 @@ free_server(struct http_server *s)
 	free(s->routes);
 	sodium_memzero(s->digest_key, sizeof(s->digest_key));
 	digest_seen_free(s->digest_seen);
+	pthread_cond_destroy(&s->sweep_cond);
+	pthread_mutex_destroy(&s->conns_lock);
 	free(s);
 }
 
@@ -527,7 +916,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	unsigned flags;
 	const union MHD_DaemonInfo *di;
-	struct MHD_OptionItem opts[16];
+	struct MHD_OptionItem opts[24];
 	size_t i, no = 0;
 
 	if (o == NULL || o->listen == NULL) {
@@ -559,25 +948,35 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		goto oom;
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->starting, false);
+	pthread_mutex_init(&s->conns_lock, NULL);
+	pthread_cond_init(&s->sweep_cond, NULL);
+	s->tls = o->tls;
+	s->request_timeout_s = o->request_timeout_s;
 	s->routes = calloc(nroutes ? nroutes : 1, sizeof(*s->routes));
 	if (s->routes == NULL)
 		goto oom;
 	for (i = 0; i < nroutes; i++) {
+		struct route *r = &s->routes[s->nroutes];
+
 		if (routes[i].prefix == NULL || routes[i].handler == NULL) {
 			hd_seterr(err, errlen, "route %zu has no prefix or handler", i);
 			goto fail;
 		}
-		s->routes[i].prefix = strdup(routes[i].prefix);
-		if (s->routes[i].prefix == NULL)
+		/* a route of an interface this listener does not serve is
+		 * left out: its paths get 404 here */
+		if (o->serves != 0 && routes[i].iface != 0 && (routes[i].iface & o->serves) == 0)
+			continue;
+		r->prefix = strdup(routes[i].prefix);
+		if (r->prefix == NULL)
 			goto oom;
 		s->nroutes++;
-		s->routes[i].prefix_len = strlen(routes[i].prefix);
-		s->routes[i].handler = routes[i].handler;
-		s->routes[i].arg = routes[i].arg;
-		s->routes[i].max_body = routes[i].max_body;
+		r->prefix_len = strlen(routes[i].prefix);
+		r->handler = routes[i].handler;
+		r->arg = routes[i].arg;
+		r->max_body = routes[i].max_body;
 		for (size_t k = 0; k < o->n_too_large; k++)
 			if (strcmp(o->too_large[k].prefix, routes[i].prefix) == 0)
-				s->routes[i].too_large = o->too_large[k].handler;
+				r->too_large = o->too_large[k].handler;
 	}
 	qsort(s->routes, s->nroutes, sizeof(*s->routes), cmp_route);
 
@@ -610,6 +1009,21 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	if (o->threads > 1)
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 		                                       (intptr_t)o->threads, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+	                                       (intptr_t)on_connection, s };
+	if (o->per_source_limit > 0)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		                                       (intptr_t)o->per_source_limit, NULL };
+	if (o->tls != NULL) {
+		flags |= MHD_USE_TLS;
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+		                                       (void *)tls_pick_cert };
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+		                                       o->tls->priorities };
+		if (o->tls->client_ca_pem != NULL)
+			opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+			                                       o->tls->client_ca_pem };
+	}
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
 	s->starter = pthread_self();
@@ -624,6 +1038,14 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	}
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di ? di->port : o->port;
+	if (o->request_timeout_s > 0) {
+		if (pthread_create(&s->sweeper, NULL, sweep, s) != 0) {
+			hd_seterr(err, errlen, "cannot start the connection sweeper");
+			MHD_stop_daemon(s->d);
+			goto fail;
+		}
+		s->sweeping = true;
+	}
 	return s;
 oom:
 	hd_seterr(err, errlen, "out of memory");
@@ -655,6 +1077,13 @@ http_stop(struct http_server *s)
 	MHD_stop_daemon(s->d);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	if (s->sweeping) {
+		pthread_mutex_lock(&s->conns_lock);
+		s->stopping = true;
+		pthread_cond_signal(&s->sweep_cond);
+		pthread_mutex_unlock(&s->conns_lock);
+		pthread_join(s->sweeper, NULL);
+	}
 	free_server(s);
 }
 

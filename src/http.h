@@ -33,6 +33,7 @@ struct http_request {
 	const char *body;         /* NUL-terminated copy of the body, "" if none;
 	                             it may hold NUL bytes: body_len is the length */
 	size_t body_len;
+	bool tls;                 /* came over a TLS listener */
 	const struct sockaddr *peer; /* client address */
 	socklen_t peer_len;
 	void *conn;               /* opaque, for http_header / http_digest_* */
@@ -110,7 +111,56 @@ struct http_route {
 	http_handler handler;
 	void *arg;
 	size_t max_body;           /* larger bodies get 413 and no handler call */
+	unsigned iface;            /* interface bit(s) of the route; 0 = served by
+	                              every listener (see http_opts.serves) */
 };
+
+/*
+ * TLS: a server certificate chain and key loaded from PEM files, shared by
+ * every TLS listener and replaced whole by http_tls_reload.  Each new
+ * connection's handshake takes a reference to the certificate in force, so
+ * a reload never disturbs a handshake or a connection already open, and
+ * the next handshake uses the new certificate.
+ *
+ * Protocol floor TLS 1.2: whatever the priority string, TLS 1.1 and older
+ * are removed.  HTTP_TLS_PRIORITIES is the default cipher policy: TLS 1.3
+ * and 1.2, AEAD ciphers only (AES-GCM, ChaCha20-Poly1305), forward-secret
+ * key exchange only (ECDHE, DHE); no CBC, RC4, 3DES, SHA-1 MACs, static
+ * RSA key exchange or compression.
+ *
+ * client_ca_pem, when not NULL, makes every TLS listener ask clients for a
+ * certificate (optional: a client without one still connects) naming those
+ * CAs; the handshake proves the client holds the certificate's key, but
+ * whether the certificate is trusted is for the caller to decide
+ * (http_client_cert gives the chain to check).
+ */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:" \
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:-COMP-ALL"
+struct http_tls;
+/* Loads cert_file (the server certificate, then its intermediates) and
+ * key_file; priorities NULL = HTTP_TLS_PRIORITIES.  Returns NULL with err
+ * filled (unreadable file, no certificate, key not matching, bad
+ * priority string).  Free with http_tls_free after every server using it
+ * has stopped. */
+struct http_tls *http_tls_new(const char *cert_file, const char *key_file,
+                              const char *priorities, const char *client_ca_pem,
+                              char *err, size_t errlen);
+/* Loads a new certificate and key and puts them in force for the next
+ * handshakes; on error (err filled, -1) the one in force stays. */
+int http_tls_reload(struct http_tls *t, const char *cert_file, const char *key_file,
+                    char *err, size_t errlen);
+/* The SHA-256 fingerprint of the certificate in force, as hex (65 bytes
+ * with the NUL); "" for NULL. */
+void http_tls_fingerprint(struct http_tls *t, char out[65]);
+void http_tls_free(struct http_tls *t);
+
+/* The i-th certificate (0 = the client's own, then its chain as sent) the
+ * client presented on the TLS connection of req, as DER borrowed until the
+ * handler returns.  Returns 0, or -1 when req did not come over TLS, the
+ * client sent no certificate or there is no i-th. */
+int http_client_cert(const struct http_request *req, size_t i,
+                     const unsigned char **der, size_t *len);
 
 struct http_opts {
 	const char *listen;        /* numeric IPv4 or IPv6 address */
@@ -125,6 +175,21 @@ struct http_opts {
 	 * max_body unused.  Other routes answer a plain-text 413. */
 	const struct http_route *too_large;
 	size_t n_too_large;
+	unsigned per_source_limit; /* max concurrent connections from one client
+	                              address; 0 = no limit.  Past it a new
+	                              connection is closed at once. */
+	unsigned request_timeout_s; /* absolute deadline: a connection must have
+	                              sent a whole request (headers and body)
+	                              within this many seconds of opening or of
+	                              the end of its previous answer, however
+	                              steadily bytes arrive, or it is closed;
+	                              0 = none.  Waiting for the next request
+	                              counts: an idle keep-alive connection is
+	                              closed after this too. */
+	unsigned serves;           /* interface bits this listener serves: only
+	                              routes with iface 0 or sharing a bit are
+	                              routed; 0 = every route */
+	struct http_tls *tls;      /* NULL: plain HTTP; else borrowed */
 };
 
 struct http_server;

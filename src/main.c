@@ -63,7 +63,9 @@ struct daemon {
 	pthread_mutex_t cfg_lock;  /* guards the cfg pointer (not what it points to) */
 	struct hd_config *cfg;     /* the snapshot in force: daemon_cfg() to read it */
 	struct svc *svc;
-	struct http_server *http;
+	struct http_server *http;  /* the [server] listener */
+	struct http_server *more_http[CFG_LISTENERS - 1]; /* [listener2], [listener3] */
+	struct http_tls *tls;      /* server certificate of the TLS listeners */
 	struct pub *pub;
 	struct throttle *throttle;
 	struct api_ctx api;
@@ -290,6 +292,12 @@ reload(struct daemon *d)
 		cfg_free(nc);
 		return;
 	}
+	/* the certificate files are read again even when their names did
+	 * not change: a renewed certificate is put in place under the same
+	 * name; a file that does not load keeps the certificate in force */
+	if (d->tls != NULL && nc->tls.cert != NULL && nc->tls.key != NULL &&
+	    http_tls_reload(d->tls, nc->tls.cert, nc->tls.key, err, sizeof(err)) != 0)
+		log_error("reload: keeping the TLS certificate in force: %s", err);
 	log_set_level(nc->log.level);
 	log_set_access(nc->log.access);
 	throttle_policy_from(nc, d->throttle);
@@ -443,6 +451,128 @@ ms_between(const struct timespec *a, const struct timespec *b)
 	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* Each API answers its 413 in its own error form. */
+static const struct http_route too_large[] = {
+	{ .prefix = "/pbx/v1/", .handler = api_pbx_too_large },
+	{ .prefix = "/api/v1/", .handler = api_admin_too_large },
+};
+
+/* Whether a listener is on and speaks TLS; i as in listener_opts. */
+static bool
+listener_tls(const struct hd_config *c, int i)
+{
+	return i == 0 ? c->server.tls : c->listeners[i - 1].listen != NULL && c->listeners[i - 1].tls;
+}
+
+/* The TLS settings when some listener speaks TLS: NULL and 0 when none
+ * does, -1 with err when they do not load. */
+static int
+tls_load(const struct hd_config *c, struct http_tls **out, char *err, size_t errlen)
+{
+	bool any = false;
+
+	*out = NULL;
+	for (int i = 0; i < CFG_LISTENERS; i++)
+		any = any || listener_tls(c, i);
+	if (!any)
+		return 0;
+	*out = http_tls_new(c->tls.cert, c->tls.key, c->tls.priorities, NULL, err, errlen);
+	return *out != NULL ? 0 : -1;
+}
+
+/*
+ * The options of listener i (0 = [server], 1 and 2 = [listener2] and
+ * [listener3]); false when that listener is off.
+ */
+static bool
+listener_opts(struct daemon *d, int i, struct http_opts *ho)
+{
+	const struct hd_config *c = d->cfg;
+
+	memset(ho, 0, sizeof(*ho));
+	if (i == 0) {
+		ho->listen = c->server.listen;
+		ho->port = (unsigned)c->server.port;
+		ho->serves = cfg_serves_mask(c->server.serves);
+	} else {
+		const struct cfg_listener *l = &c->listeners[i - 1];
+
+		if (l->listen == NULL)
+			return false;
+		ho->listen = l->listen;
+		ho->port = (unsigned)l->port;
+		ho->serves = cfg_serves_mask(l->serves);
+	}
+	ho->tls = listener_tls(c, i) ? d->tls : NULL;
+	ho->threads = (unsigned)c->server.threads;
+	ho->conn_limit = (unsigned)c->server.max_connections;
+	ho->per_source_limit = (unsigned)c->server.max_connections_per_source;
+	ho->request_timeout_s = (unsigned)c->server.request_timeout;
+	ho->timeout_s = (unsigned)c->server.idle_timeout;
+	ho->too_large = too_large;
+	ho->n_too_large = sizeof(too_large) / sizeof(too_large[0]);
+	return true;
+}
+
+/* Starts every listener that is on.  0 or -1 (logged). */
+static int
+start_listeners(struct daemon *d, const struct http_route *routes, size_t nroutes)
+{
+	char err[512];
+
+	if (tls_load(d->cfg, &d->tls, err, sizeof(err)) != 0) {
+		log_error("tls: %s", err);
+		return -1;
+	}
+	for (int i = 0; i < CFG_LISTENERS; i++) {
+		struct http_server **slot = i == 0 ? &d->http : &d->more_http[i - 1];
+		struct http_opts ho;
+
+		if (!listener_opts(d, i, &ho))
+			continue;
+		if ((*slot = http_start(&ho, routes, nroutes, err, sizeof(err))) == NULL) {
+			log_error("http: %s", err);
+			return -1;
+		}
+		log_info("listening on %s port %u (%s, serves %s)", ho.listen, http_port(*slot),
+		         ho.tls ? "https" : "http",
+		         i == 0 ? d->cfg->server.serves : d->cfg->listeners[i - 1].serves);
+	}
+	return 0;
+}
+
+/* Writes the port file of every listener that has one, [server]'s last.
+ * 0 or -1 (logged). */
+static int
+write_port_files(struct daemon *d)
+{
+	for (int i = CFG_LISTENERS - 1; i >= 0; i--) {
+		struct http_server *srv = i == 0 ? d->http : d->more_http[i - 1];
+		const char *pf = i == 0 ? d->cfg->server.port_file : d->cfg->listeners[i - 1].port_file;
+
+		if (srv != NULL && pf != NULL && write_port_file(pf, http_port(srv)) != 0) {
+			log_error_errno("cannot write %s", pf);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Stops every listener (in-flight requests finish), then frees the TLS
+ * certificate they shared.  Idempotent. */
+static void
+stop_listeners(struct daemon *d)
+{
+	http_stop(d->http);
+	d->http = NULL;
+	for (int i = 0; i < CFG_LISTENERS - 1; i++) {
+		http_stop(d->more_http[i]);
+		d->more_http[i] = NULL;
+	}
+	http_tls_free(d->tls);
+	d->tls = NULL;
+}
+
 static int
 run(struct daemon *d)
 {
@@ -450,11 +580,6 @@ run(struct daemon *d)
 	struct pub_opts po = { 0 };
 	struct startup su = { d, "" };
 	struct timespec t0, t1, t2;
-	struct http_opts ho = { 0 };
-	static const struct http_route too_large[] = {
-		{ .prefix = "/pbx/v1/", .handler = api_pbx_too_large },
-		{ .prefix = "/api/v1/", .handler = api_admin_too_large },
-	};
 	struct svc_opts so;
 	sigset_t set;
 	char err[512];
@@ -524,25 +649,17 @@ run(struct daemon *d)
 	    fs_sweep_temporaries(d->api.phone_logs, NULL, err, sizeof(err)) != 0)
 		log_error("phone logs: removing stale temporaries: %s", err);
 	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
-	                                 (size_t)d->cfg->server.max_body };
+	                                 (size_t)d->cfg->server.max_body, CFG_IF_PBX };
 	d->api.max_body = (size_t)d->cfg->server.max_body;
 	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
 	                                 (size_t)(d->cfg->server.max_import > d->cfg->server.max_body
 	                                          ? d->cfg->server.max_import
-	                                          : d->cfg->server.max_body) };
+	                                          : d->cfg->server.max_body), CFG_IF_ADMIN };
 	routes[2] = (struct http_route){ d->api.prefix, api_prov_handle, &d->api,
-	                                 (size_t)d->cfg->provisioning.log_max };
-	ho.listen = d->cfg->server.listen;
-	ho.port = (unsigned)d->cfg->server.port;
-	ho.threads = (unsigned)d->cfg->server.threads;
-	ho.conn_limit = 4096;
-	ho.timeout_s = 30;
-	/* each API answers its 413 in its own error form */
-	ho.too_large = too_large;
-	ho.n_too_large = sizeof(too_large) / sizeof(too_large[0]);
+	                                 (size_t)d->cfg->provisioning.log_max, CFG_IF_PHONES };
 	/* Prometheus text; optional bearer token from the environment */
 	routes[3] = (struct http_route){ "/metrics", metrics_http_handle,
-	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0 };
+	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0, CFG_IF_METRICS };
 	/* the web console and the self-service page (their own session table;
 	 * the directory is copied: a reload may free the configuration) */
 	d->web.api = &d->api;
@@ -553,24 +670,24 @@ run(struct daemon *d)
 		return 1;
 	}
 	d->api.web = &d->web;
-	routes[4] = (struct http_route){ "/console/", api_web_console_handle, &d->web, 4096 };
-	routes[5] = (struct http_route){ "/me/", api_web_me_handle, &d->web, 4096 };
+	routes[4] = (struct http_route){ "/console/", api_web_console_handle, &d->web, 4096,
+	                                 CFG_IF_CONSOLE };
+	routes[5] = (struct http_route){ "/me/", api_web_me_handle, &d->web, 4096, CFG_IF_CONSOLE };
 	if ((d->health = health_new(d->svc, d->resync, d->cfg->provisioning.tftp_root)) == NULL) {
 		log_error("out of memory");
 		return 1;
 	}
-	routes[6] = (struct http_route){ "/healthz", health_http_handle, d->health, 0 };
+	/* health for load balancers and container runtimes: on every listener */
+	routes[6] = (struct http_route){ "/healthz", health_http_handle, d->health, 0,
+	                                 CFG_IF_ALL };
 	(void)svc_locked(d->svc, refresh_locked, NULL);
 	priv_bind_begin();
-	d->http = http_start(&ho, routes, 7, err, sizeof(err));
+	rc = start_listeners(d, routes, 7);
 	priv_bind_end();
-	if (d->http == NULL) {
-		log_error("http: %s", err);
+	if (rc != 0)
 		return 1;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("hotdeskd %s listening on %s port %u (ready in %.0f ms)",
-	         HOTDESKD_VERSION, ho.listen, http_port(d->http),
+	log_info("hotdeskd %s ready in %.0f ms", HOTDESKD_VERSION,
 	         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	metrics_gauge_set(METRICS_STARTUP_SECONDS, (double)(t1.tv_sec - t0.tv_sec) +
 	                                               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
@@ -585,11 +702,9 @@ run(struct daemon *d)
 		log_error("%s", err);
 		return 1;
 	}
-	if (d->cfg->server.port_file != NULL &&
-	    write_port_file(d->cfg->server.port_file, http_port(d->http)) != 0) {
-		log_error_errno("cannot write %s", d->cfg->server.port_file);
+	/* the port files last: they tell that every listener is ready */
+	if (write_port_files(d) != 0)
 		return 1;
-	}
 	if (sdnotify_send("READY=1") != 0)
 		log_warn_errno("cannot notify systemd");
 	wd_us = sdnotify_watchdog_usec();
@@ -623,8 +738,7 @@ run(struct daemon *d)
 	}
 	(void)sdnotify_send("STOPPING=1");
 	log_info("stopping: finishing in-flight requests");
-	http_stop(d->http);
-	d->http = NULL;
+	stop_listeners(d);
 	return 0;
 }
 
@@ -688,6 +802,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		struct http_tls *t;
+
+		/* what start-up would load: the TLS certificate and key */
+		if (tls_load(d.cfg, &t, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: [tls] %s\n", path, err);
+			cfg_free(d.cfg);
+			return 1;
+		}
+		http_tls_free(t);
 		printf("%s: configuration OK\n", path);
 		cfg_free(d.cfg);
 		return 0;
@@ -715,7 +838,7 @@ main(int argc, char **argv)
 
 	rc = run(&d);
 
-	http_stop(d.http);
+	stop_listeners(&d);
 	vc_stop(d.vc);
 	resync_free(d.resync);
 	health_free(d.health);

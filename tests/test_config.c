@@ -581,3 +581,36 @@ Test(config, references_across_threads)
 		cfg_free(rr[i].cfg);
 	}
 }
+
+/* Listeners: serves lists, TLS needs a certificate and key. */
+Test(config, listeners_and_tls)
+{
+	struct hd_config *c = load_ok(PBX "[server]\nserves = phones, admin\n"
+	                              "[listener2]\nlisten = ::1\nport = 8443\ntls = yes\n"
+	                              "serves = phones\n[tls]\ncert = /c.pem\nkey = /k.pem\n");
+
+	cr_assert_eq(cfg_serves_mask(c->server.serves), CFG_IF_PHONES | CFG_IF_ADMIN);
+	cr_assert_str_eq(c->listeners[0].listen, "::1");
+	cr_assert(c->listeners[0].tls);
+	cr_assert_null(c->listeners[1].listen);
+	cr_assert_eq(c->server.max_connections_per_source, 256);
+	cr_assert_eq(c->server.request_timeout, 30);
+	cfg_free(c);
+	cr_assert_eq(cfg_serves_mask("all"), CFG_IF_ALL);
+	cr_assert_eq(cfg_serves_mask("pbx console\tmetrics"),
+	             CFG_IF_PBX | CFG_IF_CONSOLE | CFG_IF_METRICS);
+	cr_assert_eq(cfg_serves_mask("phones, phone"), 0);
+	cr_assert_eq(cfg_serves_mask(""), 0);
+	cr_assert_eq(cfg_serves_mask(NULL), 0);
+	expect_error(PBX "[server]\nserves = phones, web\n",
+	             ":4: [server] serves: expected all or a list of phones, pbx, admin, "
+	             "console, metrics, got 'phones, web'");
+	expect_error(PBX "[listener3]\nlisten = 10.0.0.300\n",
+	             ":4: [listener3] listen: not an IP address: '10.0.0.300'");
+	expect_error(PBX "[server]\ntls = true\n[tls]\ncert = /c.pem\n",
+	             ": [server] tls needs [tls] cert and key");
+	expect_error(PBX "[listener2]\nlisten = 127.0.0.1\ntls = true\n",
+	             ": [listener2] tls needs [tls] cert and key");
+	/* a TLS listener that is off needs nothing */
+	cfg_free(load_ok(PBX "[listener2]\ntls = true\n"));
+}

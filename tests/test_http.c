@@ -112,11 +112,11 @@ static void
 start(void)
 {
 	static const struct http_route routes[] = {
-		{ "/echo/", h_echo, NULL, ECHO_MAX },
-		{ "/echo/big/", h_echo, NULL, 4096 }, /* longest prefix wins */
-		{ "/static/", h_static, NULL, 0 },
-		{ "/auth/", h_auth, NULL, 0 },
-		{ "/slow/", h_slow, NULL, 0 },
+		{ "/echo/", h_echo, NULL, ECHO_MAX, 0 },
+		{ "/echo/big/", h_echo, NULL, 4096, 0 }, /* longest prefix wins */
+		{ "/static/", h_static, NULL, 0, 0 },
+		{ "/auth/", h_auth, NULL, 0, 0 },
+		{ "/slow/", h_slow, NULL, 0, 0 },
 	};
 	struct http_opts o = { .listen = "127.0.0.1", .threads = 4, .conn_limit = 64,
 	                       .timeout_s = 10 };
@@ -673,7 +673,7 @@ Test(http, stop_finishes_in_flight_request)
 
 Test(http, start_errors)
 {
-	static const struct http_route rt[] = { { "/", h_echo, NULL, 0 } };
+	static const struct http_route rt[] = { { "/", h_echo, NULL, 0, 0 } };
 	struct http_opts o = { .listen = "not-an-address", .threads = 1, .conn_limit = 8,
 	                       .timeout_s = 5 };
 	char err[256] = "";
@@ -688,7 +688,7 @@ Test(http, start_errors)
 
 Test(http, ipv6_dual_stack)
 {
-	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0 } };
+	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0, 0 } };
 	struct http_opts o = { .listen = "::", .threads = 2, .conn_limit = 8, .timeout_s = 5 };
 	char err[256] = "";
 	struct http_server *s6 = http_start(&o, rt, 1, err, sizeof(err));

@@ -1,0 +1,230 @@
+"""HTTPS listeners (issue 13): several listeners, each plain or TLS, each
+serving the interfaces it names; TLS 1.2 and newer with AEAD ciphers only;
+the server certificate reloaded on SIGHUP under load without one failed
+request.  Certificates are made in the test run (tlsutil, openssl); the
+clients are curl, openssl s_client and Python's ssl.
+"""
+
+import http.client
+import os
+import signal
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+import hdharness
+import tlsutil
+from hdharness import mac
+
+
+def wait_port(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return tlsutil.read_port(path)
+        except (FileNotFoundError, ValueError):
+            time.sleep(0.02)
+    raise AssertionError("no port file %s" % path)
+
+
+@pytest.fixture
+def pki(tmp_path):
+    ca = tlsutil.CA(tmp_path / "pki", "server")
+    cert, key = tlsutil.server_cert(ca)
+    live_cert, live_key = str(tmp_path / "live.pem"), str(tmp_path / "live.key")
+    shutil.copy(cert, live_cert)
+    shutil.copy(key, live_key)
+    return ca, live_cert, live_key
+
+
+def https_daemon(make_daemon, pki, tmp_path, serves="phones", extra=None):
+    """The daemon with its usual plain [server] (admin, PBX) and a TLS
+    [listener2] serving `serves`.  Returns (daemon, TLS port)."""
+    ca, cert, key = pki
+    pf = str(tmp_path / "https.port")
+    over = {"listener2": {"listen": "127.0.0.1", "port": "0", "port_file": pf, "tls": "true",
+                          "serves": serves},
+            "tls": {"cert": cert, "key": key}}
+    for sect, kv in (extra or {}).items():
+        over.setdefault(sect, {}).update(kv)
+    d = make_daemon(over)
+    return d, wait_port(pf)
+
+
+def test_tls_listener_serves_what_it_names(make_daemon, pki, tmp_path):
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path, serves="phones")
+    demo = hdharness.build_demo(d)
+    name, content = sorted(hdharness.device_files(d, mac(101)).items())[0]
+    st, body = tlsutil.curl(tport, "/provision/" + name, ca.cert)
+    assert st == 200 and body == content, (st, body[:200])
+    # the same file over the plain listener is the same bytes
+    st, _, plain = hdharness.prov_get(d, name)
+    assert st == 200 and plain == body
+    # interfaces this listener does not serve are not there
+    st, _ = tlsutil.curl(tport, "/api/v1/orgs", ca.cert,
+                         extra=["-H", "Authorization: Bearer " + d.admin_token])
+    assert st == 404, st
+    st, _ = tlsutil.curl(tport, "/pbx/v1/extensions/acme-101", ca.cert,
+                         extra=["-H", "Authorization: Bearer " + d.pbx_token])
+    assert st == 404, st
+    # plain HTTP on the TLS port gets no answer
+    c = http.client.HTTPConnection("127.0.0.1", tport, timeout=10)
+    with pytest.raises((http.client.HTTPException, OSError)):
+        c.request("GET", "/provision/" + name)
+        c.getresponse().read()
+    c.close()
+    del demo
+
+
+def test_plain_listener_can_leave_phones_out(make_daemon, pki, tmp_path):
+    """[server] serving only the PBX and admin: phones must use HTTPS."""
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path, serves="phones",
+                            extra={"server": {"serves": "pbx, admin"}})
+    hdharness.build_demo(d)
+    name = sorted(hdharness.device_files(d, mac(101)))[0]
+    assert hdharness.prov_get(d, name)[0] == 404
+    assert tlsutil.curl(tport, "/provision/" + name, ca.cert)[0] == 200
+
+
+def test_protocol_floor_and_cipher_policy(make_daemon, pki, tmp_path):
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path)
+
+    def s_client(*args):
+        p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tport,
+                            "-CAfile", ca.cert] + list(args),
+                           input=b"", capture_output=True, timeout=30)
+        return p.stdout.decode("utf-8", "replace")
+
+    out = s_client("-tls1_3")
+    assert "TLSv1.3" in out and "Verify return code: 0" in out, out[-600:]
+    out = s_client("-tls1_2")
+    assert "Protocol  : TLSv1.2" in out and "GCM" in out, out[-600:]
+    # older protocols and non-AEAD or non-forward-secret suites are refused
+    for args in (["-tls1_1", "-cipher", "ALL:@SECLEVEL=0"],
+                 ["-tls1", "-cipher", "ALL:@SECLEVEL=0"],
+                 ["-tls1_2", "-cipher", "AES128-SHA"],            # RSA kx, CBC
+                 ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],  # CBC
+                 ["-tls1_2", "-cipher", "AES128-GCM-SHA256"]):     # static RSA kx
+        out = s_client(*args)
+        assert "Cipher is (NONE)" in out or "no peer certificate" in out, (args, out[-600:])
+
+
+def test_tls_needs_cert_and_key(make_daemon, pki, tmp_path):
+    """A TLS listener without a usable certificate is refused by
+    --check-config and at start-up, with a clear message."""
+    ca, cert, key = pki
+    other_cert, other_key = tlsutil.server_cert(ca, "other")
+    os.makedirs(str(tmp_path / "chk"), exist_ok=True)
+    d = hdharness.Daemon(tmp_path / "chk")
+    cases = {
+        "no key": ({"tls": {"cert": cert}}, "needs [tls] cert and key"),
+        "key of another cert": ({"tls": {"cert": cert, "key": other_key}}, "key"),
+        "missing file": ({"tls": {"cert": cert + ".nope", "key": key}}, "nope"),
+        "bad priorities": ({"tls": {"cert": cert, "key": key, "priorities": "NOPE:+X"}},
+                           "priority"),
+    }
+    for what, (over, msg) in cases.items():
+        over = dict(over)
+        over["server"] = {"tls": "true"}
+        d.write_config(over)
+        p = subprocess.run([d.binary, "--config", d.config_path, "--check-config"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 1, (what, p.stdout, p.stderr)
+        assert msg in p.stderr.decode(), (what, p.stderr)
+        p = subprocess.run([d.binary, "--config", d.config_path], capture_output=True,
+                           timeout=30)
+        assert p.returncode == 1, (what, p.stderr)
+
+
+def test_cert_reload_under_load_without_a_failed_request(make_daemon, pki, tmp_path):
+    """Clients keep fetching over new and kept-alive TLS connections while
+    the certificate file is replaced and SIGHUP sent, three times: no
+    request fails, new handshakes get the new certificate, and a connection
+    opened before a reload keeps working after it."""
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path)
+    hdharness.build_demo(d)
+    name = sorted(hdharness.device_files(d, mac(101)))[0]
+    ctx = tlsutil.context(ca.cert)
+    stop = threading.Event()
+    failures, counts = [], [0, 0]
+
+    def new_connections():
+        while not stop.is_set():
+            c = http.client.HTTPSConnection("127.0.0.1", tport, context=ctx, timeout=20)
+            try:
+                c.request("GET", "/provision/" + name, headers={"Connection": "close"})
+                r = c.getresponse()
+                if r.status != 200 or not r.read():
+                    failures.append("new connection: status %s" % r.status)
+                counts[0] += 1
+            except (OSError, http.client.HTTPException, ssl.SSLError) as e:
+                failures.append("new connection: %r" % e)
+            finally:
+                c.close()
+
+    def kept_alive():
+        c = http.client.HTTPSConnection("127.0.0.1", tport, context=ctx, timeout=20)
+        try:
+            while not stop.is_set():
+                try:
+                    c.request("GET", "/provision/" + name)
+                    r = c.getresponse()
+                    if r.status != 200 or not r.read():
+                        failures.append("keep-alive: status %s" % r.status)
+                    counts[1] += 1
+                except (OSError, http.client.HTTPException, ssl.SSLError) as e:
+                    failures.append("keep-alive: %r" % e)
+                    return
+                time.sleep(0.05)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=new_connections) for _ in range(3)]
+    threads.append(threading.Thread(target=kept_alive))
+    for t in threads:
+        t.start()
+    try:
+        seen = [tlsutil.peer_fingerprint(tport, ca.cert)]
+        assert seen[0] == tlsutil.file_fingerprint(cert)
+        for i in range(3):
+            time.sleep(0.7)
+            new_cert, new_key = tlsutil.server_cert(ca, "renewed%d" % i, rsa=(i == 1))
+            # replaced the way certbot and friends do: new files renamed in
+            shutil.copy(new_key, key + ".tmp")
+            shutil.copy(new_cert, cert + ".tmp")
+            os.rename(key + ".tmp", key)
+            os.rename(cert + ".tmp", cert)
+            d.proc.send_signal(signal.SIGHUP)
+            want = tlsutil.file_fingerprint(new_cert)
+            deadline = time.monotonic() + 10
+            while tlsutil.peer_fingerprint(tport, ca.cert) != want:
+                assert time.monotonic() < deadline, "reload %d: still the old certificate" % i
+                time.sleep(0.1)
+            seen.append(want)
+        time.sleep(0.7)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not failures, failures[:5]
+    assert counts[0] >= 6 and counts[1] >= 6, counts
+    assert len(set(seen)) == 4, seen
+    assert "keeping the TLS certificate" not in d.log_text()
+    # a broken file on reload keeps the certificate in force
+    with open(cert, "w") as f:
+        f.write("not a certificate\n")
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "keeping the TLS certificate in force" not in d.log_text():
+        assert time.monotonic() < deadline, d.log_tail()
+        time.sleep(0.1)
+    assert tlsutil.peer_fingerprint(tport, ca.cert) == seen[-1]
+    assert tlsutil.curl(tport, "/provision/" + name, ca.cert)[0] == 200
