@@ -46,6 +46,9 @@ struct api_ctx {
 	/* The web adapters (console sessions sign admin API requests too);
 	 * NULL: no web console. */
 	struct api_web *web;
+	/* The trusted vendor CA bundles of mutual TLS; NULL when none is
+	 * configured (a certificate is then never trusted). */
+	const struct mtls *mtls;
 };
 
 /* An answer as ordered key/value pairs, sent as one form-encoded line or a

@@ -118,12 +118,17 @@ keys_json(const struct hd_ext *e)
 	return a;
 }
 
+static const char *const prov_cert_names[] = {
+	[HD_CERT_NONE] = "none", [HD_CERT_OPTIONAL] = "optional", [HD_CERT_REQUIRED] = "required",
+};
+
 static json_t *
 org_json(const struct hd_org *o)
 {
-	json_t *prov = json_pack("{s:s, s:s?, s:b, s:s?}", "auth", prov_auth_names[o->prov.auth],
+	json_t *prov = json_pack("{s:s, s:s?, s:b, s:s?, s:s}", "auth", prov_auth_names[o->prov.auth],
 	                         "username", o->prov.user, "has_password",
-	                         o->prov.password != NULL, "networks", o->prov.networks);
+	                         o->prov.password != NULL, "networks", o->prov.networks,
+	                         "client_cert", prov_cert_names[o->prov.client_cert]);
 
 	return json_pack("{s:s, s:s?, s:o, s:o, s:o}", "name", o->name, "display_name",
 	                 o->display_name, "sip_server", sip_json(&o->sip), "provisioning", prov,
@@ -407,8 +412,20 @@ take_prov(json_t *o, struct hd_prov *p, struct field_err *fe)
 		return ferr(fe, "provisioning", "must be an object");
 	json_object_foreach(v, key, val) {
 		if (strcmp(key, "auth") && strcmp(key, "username") && strcmp(key, "password") &&
-		    strcmp(key, "networks"))
+		    strcmp(key, "networks") && strcmp(key, "client_cert"))
 			return ferr(fe, "provisioning", "unknown field");
+	}
+	if ((a = json_object_get(v, "client_cert")) != NULL) {
+		const char *s = json_is_string(a) ? json_string_value(a) : "";
+
+		if (strcmp(s, "none") == 0)
+			p->client_cert = HD_CERT_NONE;
+		else if (strcmp(s, "optional") == 0)
+			p->client_cert = HD_CERT_OPTIONAL;
+		else if (strcmp(s, "required") == 0)
+			p->client_cert = HD_CERT_REQUIRED;
+		else
+			return ferr(fe, "provisioning.client_cert", "must be none, optional or required");
 	}
 	if ((a = json_object_get(v, "auth")) != NULL) {
 		const char *s = json_is_string(a) ? json_string_value(a) : "";

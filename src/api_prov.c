@@ -7,9 +7,11 @@
  * Nothing here renders: files come from the publisher, already rendered.
  * Order of checks for a per-device file: source blocked by the miss
  * throttle (403) -> known file (404; a miss only when the name carries an
- * unknown MAC) -> the organization's source
- * networks (403) -> digest credentials (401 challenge; wrong ones are a
- * miss) -> If-None-Match (304) -> the file.  Shared files carry no
+ * unknown MAC) -> the organization's source networks (403) -> the factory
+ * certificate, when the organization asks for one (403; see mtls.h) ->
+ * digest credentials (401 challenge; wrong ones are a miss) ->
+ * If-None-Match (304) -> the file.  Every refusal by an organization's
+ * rule is a miss and a prov.denied event.  Shared files carry no
  * credentials and are served to anyone not blocked.
  *
  * Polycom override files (<mac>-phone.cfg, <mac>-web.cfg) that phones PUT
@@ -36,6 +38,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "mtls.h"
 #include "publish.h"
 #include "service.h"
 #include "throttle.h"
@@ -85,6 +88,17 @@ miss(struct api_ctx *c, const struct http_request *req, const char *why)
 	miss_of(c, req, why, false);
 }
 
+struct access_check {
+	const struct http_request *req;
+	struct http_response *res;
+	const struct mtls *mtls;
+	const char *mac;     /* the MAC of the requested file */
+	int verdict;         /* 0 ok, else HTTP status already filled */
+	const char *refused; /* a refusal to count and record: "network", "credentials",
+	                        or an mtls_verdict_name() */
+	char cert_mac[13];   /* the MAC the client certificate names, "" if none */
+};
+
 /*
  * A download refused by an organization's rules (source network, wrong
  * credentials): an event for the audit trail, and a miss for the throttle,
@@ -92,16 +106,24 @@ miss(struct api_ctx *c, const struct http_request *req, const char *why)
  */
 static void
 refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref *ref,
-        const char *why)
+        const struct access_check *a)
 {
-	char addr[64], detail[160];
+	char addr[64], detail[256];
+	const char *why = a->refused;
 
 	if (strcmp(why, "network") == 0)
 		authlog_refused(req->peer, AUTHLOG_PROV_NETWORK, "not-allowed");
 	else
 		authlog_refused(req->peer, AUTHLOG_DIGEST, "wrong-credentials");
 	throttle_addr(req->peer, addr, sizeof(addr));
-	snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"reason\":\"%s\"}", addr, why);
+	/* the MAC a certificate names (hex) tells a neighbour's phone from a
+	 * stolen certificate */
+	if (a->cert_mac[0] != '\0')
+		snprintf(detail, sizeof(detail),
+		         "{\"source\":\"%s\",\"reason\":\"%s\",\"certificate_mac\":\"%s\"}", addr,
+		         why, a->cert_mac);
+	else
+		snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"reason\":\"%s\"}", addr, why);
 	svc_event(c->svc, "prov.denied", ref->org, NULL, ref->mac, detail);
 	miss(c, req, why);
 }
@@ -156,12 +178,45 @@ blob_done(void *ref)
 	pub_release(ref);
 }
 
-struct access_check {
-	const struct http_request *req;
-	struct http_response *res;
-	int verdict;         /* 0 ok, else HTTP status already filled */
-	const char *refused; /* a refusal to count and record: "network", "credentials" */
-};
+
+#define MTLS_CHAIN 8
+
+/*
+ * The factory certificate check of an organization with client_cert set:
+ * 0 when it passes (or is not asked for), else the 403 filled in.  With
+ * "optional", a phone that shows no certificate goes on to the other
+ * rules; one that shows a certificate must show a good one.
+ */
+static int
+check_cert(struct access_check *a, const struct pub_access_view *v)
+{
+	struct mtls_der chain[MTLS_CHAIN];
+	enum mtls_verdict mv;
+	char got[13];
+	size_t n;
+
+	if (v->client_cert == HD_CERT_NONE)
+		return 0;
+	for (n = 0; n < MTLS_CHAIN; n++)
+		if (http_client_cert(a->req, n, &chain[n].data, &chain[n].len) != 0)
+			break;
+	if (n == 0) {
+		if (v->client_cert == HD_CERT_OPTIONAL)
+			return 0;
+		text(a->res, 403, a->req->tls ? "a client certificate is required"
+		                              : "HTTPS with a client certificate is required");
+		a->refused = "no certificate";
+		return a->verdict = 403;
+	}
+	mv = mtls_check(a->mtls, v->profile ? v->profile : "", chain, n, (long long)time(NULL),
+	                a->mac, got);
+	memcpy(a->cert_mac, got, sizeof(a->cert_mac));
+	if (mv == MTLS_OK)
+		return 0;
+	text(a->res, 403, mtls_verdict_name(mv));
+	a->refused = mtls_verdict_name(mv);
+	return a->verdict = 403;
+}
 
 static int
 check_access(const struct pub_access_view *v, void *arg)
@@ -175,6 +230,8 @@ check_access(const struct pub_access_view *v, void *arg)
 		a->refused = "network";
 		return a->verdict = 403;
 	}
+	if (check_cert(a, v) != 0)
+		return a->verdict;
 	if (v->auth == HD_PROV_NONE)
 		return a->verdict = 0;
 	if (v->password == NULL || v->user == NULL) {
@@ -207,7 +264,7 @@ log_upload(struct api_ctx *c, const struct http_request *req, struct http_respon
 	const char *dash = strchr(name, '-');
 	struct pub_ref ref;
 	char line[64];
-	struct access_check a = { req, res, 0, NULL };
+	struct access_check a = { req, res, c->mtls, NULL, 0, NULL, "" };
 
 	if (dash == NULL || dash - name != HD_MAC_LEN ||
 	    (strcmp(dash, "-app.log") != 0 && strcmp(dash, "-boot.log") != 0))
@@ -223,11 +280,12 @@ log_upload(struct api_ctx *c, const struct http_request *req, struct http_respon
 		text(res, 404, "not found");
 		return true;
 	}
+	a.mac = ref.mac;
 	(void)pub_with_access(c->pub, &ref, check_access, &a);
 	pub_release(ref.blob);
 	if (a.verdict != 0) {
 		if (a.refused != NULL)
-			refused(c, req, &ref, a.refused);
+			refused(c, req, &ref, &a);
 		return true;
 	}
 	if (c->phone_logs == NULL) {
@@ -248,6 +306,8 @@ static void
 serve(struct api_ctx *c, const struct http_request *req, struct http_response *res)
 {
 	struct access_check a = { req, res, 0, NULL };
+	struct api_ctx *c = arg;
+	struct access_check a = { req, res, c->mtls, NULL, 0, NULL, "" };
 	struct pub_ref ref;
 	char name[160];
 	const char *inm;
@@ -280,10 +340,11 @@ serve(struct api_ctx *c, const struct http_request *req, struct http_response *r
 		return;
 	}
 	if (ref.per_device) {
+		a.mac = ref.mac;
 		(void)pub_with_access(c->pub, &ref, check_access, &a);
 		if (a.verdict != 0) {
 			if (a.refused != NULL)
-				refused(c, req, &ref, a.refused);
+				refused(c, req, &ref, &a);
 			pub_release(ref.blob);
 			return;
 		}

@@ -107,6 +107,12 @@ struct hd_config {
 		char *priorities; /* optional GnuTLS priority string */
 	} tls;
 
+	struct {
+		/* PEM bundles of the CAs that sign each family's factory
+		 * certificates (mutual TLS); optional */
+		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;
+	} client_ca;
+
 
 	struct {
 		char *path;      /* SQLite file, or ":memory:" */

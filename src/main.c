@@ -45,6 +45,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "priv.h"
+#include "mtls.h"
 #include "publish.h"
 #include "resync.h"
 #include "sdnotify.h"
@@ -66,6 +67,7 @@ struct daemon {
 	struct http_server *http;  /* the [server] listener */
 	struct http_server *more_http[CFG_LISTENERS - 1]; /* [listener2], [listener3] */
 	struct http_tls *tls;      /* server certificate of the TLS listeners */
+	struct mtls *mtls;         /* [client_ca] bundles (mutual TLS), or NULL */
 	struct pub *pub;
 	struct throttle *throttle;
 	struct api_ctx api;
@@ -464,19 +466,35 @@ listener_tls(const struct hd_config *c, int i)
 	return i == 0 ? c->server.tls : c->listeners[i - 1].listen != NULL && c->listeners[i - 1].tls;
 }
 
-/* The TLS settings when some listener speaks TLS: NULL and 0 when none
- * does, -1 with err when they do not load. */
+/* The [client_ca] bundles; NULL with err when one does not load. */
+static struct mtls *
+mtls_load(const struct hd_config *c, char *err, size_t errlen)
+{
+	const char *names[] = { "polycom", "yealink", "cisco-mpp", "cisco-enterprise" };
+	const char *files[] = { c->client_ca.polycom, c->client_ca.yealink, c->client_ca.cisco_mpp,
+	                        c->client_ca.cisco_enterprise };
+
+	return mtls_new(names, files, sizeof(names) / sizeof(names[0]), err, errlen);
+}
+
+/* The TLS settings: the client CA bundles into *m (always), and the
+ * server certificate into *out when some listener speaks TLS (else
+ * NULL).  0, or -1 with err when something does not load. */
 static int
-tls_load(const struct hd_config *c, struct http_tls **out, char *err, size_t errlen)
+tls_load(const struct hd_config *c, struct http_tls **out, struct mtls **m, char *err,
+         size_t errlen)
 {
 	bool any = false;
 
 	*out = NULL;
+	if ((*m = mtls_load(c, err, errlen)) == NULL)
+		return -1;
 	for (int i = 0; i < CFG_LISTENERS; i++)
 		any = any || listener_tls(c, i);
 	if (!any)
 		return 0;
-	*out = http_tls_new(c->tls.cert, c->tls.key, c->tls.priorities, NULL, err, errlen);
+	*out = http_tls_new(c->tls.cert, c->tls.key, c->tls.priorities, mtls_ca_pem(*m), err,
+	                    errlen);
 	return *out != NULL ? 0 : -1;
 }
 
@@ -520,10 +538,11 @@ start_listeners(struct daemon *d, const struct http_route *routes, size_t nroute
 {
 	char err[512];
 
-	if (tls_load(d->cfg, &d->tls, err, sizeof(err)) != 0) {
+	if (tls_load(d->cfg, &d->tls, &d->mtls, err, sizeof(err)) != 0) {
 		log_error("tls: %s", err);
 		return -1;
 	}
+	d->api.mtls = d->mtls;
 	for (int i = 0; i < CFG_LISTENERS; i++) {
 		struct http_server **slot = i == 0 ? &d->http : &d->more_http[i - 1];
 		struct http_opts ho;
@@ -571,6 +590,9 @@ stop_listeners(struct daemon *d)
 	}
 	http_tls_free(d->tls);
 	d->tls = NULL;
+	d->api.mtls = NULL;
+	mtls_free(d->mtls);
+	d->mtls = NULL;
 }
 
 static int
@@ -803,14 +825,18 @@ main(int argc, char **argv)
 	}
 	if (check) {
 		struct http_tls *t;
+		struct mtls *m;
 
-		/* what start-up would load: the TLS certificate and key */
-		if (tls_load(d.cfg, &t, err, sizeof(err)) != 0) {
-			fprintf(stderr, "%s: [tls] %s\n", path, err);
+		/* what start-up would load: the TLS certificate and key, the
+		 * client CA bundles */
+		if (tls_load(d.cfg, &t, &m, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: %s\n", path, err);
+			mtls_free(m);
 			cfg_free(d.cfg);
 			return 1;
 		}
 		http_tls_free(t);
+		mtls_free(m);
 		printf("%s: configuration OK\n", path);
 		cfg_free(d.cfg);
 		return 0;

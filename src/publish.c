@@ -174,6 +174,7 @@ dev_file_name(const struct vendor_profile *prof, size_t i, const char *mac, char
 /* Download access settings of one organization, as last rendered. */
 struct pub_access {
 	enum hd_prov_auth auth;
+	enum hd_prov_cert client_cert;
 	char *user, *password, *nets_src;
 	struct cfg_netlist nets;
 };
@@ -357,12 +358,14 @@ access_refresh(struct pub *p, const struct hd_org *o)
 	struct pub_access *a = idmap_get(&p->access, o->id), *n;
 	char msg[128];
 
-	if (a != NULL && a->auth == o->prov.auth && str_eq(a->user, o->prov.user) &&
+	if (a != NULL && a->auth == o->prov.auth && a->client_cert == o->prov.client_cert &&
+	    str_eq(a->user, o->prov.user) &&
 	    str_eq(a->password, o->prov.password) && str_eq(a->nets_src, o->prov.networks))
 		return;
 	if ((n = calloc(1, sizeof(*n))) == NULL)
 		return;
 	n->auth = o->prov.auth;
+	n->client_cert = o->prov.client_cert;
 	n->user = dup_or_null(o->prov.user);
 	n->password = dup_or_null(o->prov.password);
 	n->nets_src = dup_or_null(o->prov.networks);
@@ -1623,13 +1626,14 @@ fail:
 int
 pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void *arg)
 {
-	struct pub_access_view v = { HD_PROV_NONE, NULL, NULL, NULL };
+	struct pub_access_view v = { HD_PROV_NONE, NULL, NULL, NULL, HD_CERT_NONE, NULL };
 	struct pub_access *a;
 	struct pub_dev *e;
 	int rc;
 
 	pthread_rwlock_rdlock(&p->lock);
 	e = idmap_get(&p->by_id, ref->dev);
+	v.profile = e != NULL && e->profile != NULL ? e->profile->name : NULL;
 	if ((a = idmap_get(&p->access, ref->org)) == NULL) {
 		/* every published device's organization has an entry; none
 		 * means it could not be made (out of memory): refuse, never
@@ -1637,6 +1641,7 @@ pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void
 		v.auth = HD_PROV_DEVICE;
 	} else {
 		v.auth = a->auth;
+		v.client_cert = a->client_cert;
 		v.nets = &a->nets;
 		if (a->auth == HD_PROV_SHARED) {
 			v.user = a->user;

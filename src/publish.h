@@ -110,6 +110,8 @@ struct pub_access_view {
 	const char *user;          /* digest user name (the MAC for per-device) */
 	const char *password;      /* NULL: no password set (refuse) */
 	const struct cfg_netlist *nets; /* NULL or empty: any source */
+	enum hd_prov_cert client_cert;  /* factory certificate needed? */
+	const char *profile;            /* the device's vendor profile name, or NULL */
 };
 typedef int (*pub_access_fn)(const struct pub_access_view *v, void *arg);
 int pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void *arg);

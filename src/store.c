@@ -131,7 +131,7 @@ enum stmt_id {
 
 #define ORG_COLS "name, display_name, sip_host, sip_port, sip_transport, prov_auth, " \
                  "prov_user, prov_password, prov_networks, utc_offset, dst, ntp_server, " \
-                 "language"
+                 "language, prov_client_cert"
 #define EXT_COLS "org_id, number, sip_user, sip_password, display_name, label, " \
                  "sip_host, sip_port, sip_transport, allow_virtualization, "       \
                  "secret_hash, virtual_on, voicemail, language, keys"
@@ -148,11 +148,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
 
 	[ST_ORG_INS] = "INSERT INTO orgs (" ORG_COLS ") "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	[ST_ORG_UPD] = "UPDATE orgs SET name = ?1, display_name = ?2, sip_host = ?3, "
 	               "sip_port = ?4, sip_transport = ?5, prov_auth = ?7, prov_user = ?8, "
 	               "prov_password = ?9, prov_networks = ?10, utc_offset = ?11, dst = ?12, "
-	               "ntp_server = ?13, language = ?14 WHERE id = ?6",
+	               "ntp_server = ?13, language = ?14, prov_client_cert = ?15 WHERE id = ?6",
 	[ST_ORG_DEL] = "DELETE FROM orgs WHERE id = ?1",
 	[ST_ORG_ALL] = "SELECT id, " ORG_COLS " FROM orgs ORDER BY id",
 
@@ -1076,6 +1076,8 @@ store_org_put(struct store *s, struct hd_org *o)
 	                            : o->site.dst == HD_DST_US ? "us" : "none"));
 	bind_ok(&b, bind_text(st, 13, o->site.ntp_server));
 	bind_ok(&b, bind_text(st, 14, o->site.language));
+	bind_ok(&b, bind_text(st, 15, o->prov.client_cert == HD_CERT_REQUIRED ? "required"
+	                            : o->prov.client_cert == HD_CERT_OPTIONAL ? "optional" : "none"));
 	return finish_put(s, run(s, st, b), "organization", &o->id);
 }
 
@@ -1197,6 +1199,11 @@ row_org(sqlite3_stmt *st)
 		o->prov.auth = a == NULL ? HD_PROV_NONE
 		             : strcmp((const char *)a, "shared") == 0 ? HD_PROV_SHARED
 		             : strcmp((const char *)a, "device") == 0 ? HD_PROV_DEVICE : HD_PROV_NONE;
+		a = sqlite3_column_text(st, 14);
+		o->prov.client_cert = a == NULL ? HD_CERT_NONE
+		                    : strcmp((const char *)a, "required") == 0 ? HD_CERT_REQUIRED
+		                    : strcmp((const char *)a, "optional") == 0 ? HD_CERT_OPTIONAL
+		                                                                : HD_CERT_NONE;
 	}
 	if (col_dup(st, 1, &o->name) != 0 || col_dup(st, 2, &o->display_name) != 0 ||
 	    col_dup(st, 3, &o->sip.host) != 0 || col_dup(st, 5, &o->sip.transport) != 0 ||

@@ -314,6 +314,7 @@ hd_org_dup(const struct hd_org *o)
 	c->prov.auth = o->prov.auth;
 	c->site.utc_offset = o->site.utc_offset;
 	c->site.dst = o->site.dst;
+	c->prov.client_cert = o->prov.client_cert;
 	if (dup_str(&c->name, o->name) | dup_str(&c->display_name, o->display_name) |
 	    dup_str(&c->site.ntp_server, o->site.ntp_server) |
 	    dup_str(&c->site.language, o->site.language) |

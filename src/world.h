@@ -35,8 +35,13 @@ struct hd_sip_server {
 /* How phones of an organization authenticate configuration downloads. */
 enum hd_prov_auth { HD_PROV_NONE, HD_PROV_SHARED, HD_PROV_DEVICE };
 
+/* Whether phones of an organization must show their factory certificate
+ * (mutual TLS, mtls.h) before a per-device file is served. */
+enum hd_prov_cert { HD_CERT_NONE, HD_CERT_OPTIONAL, HD_CERT_REQUIRED };
+
 struct hd_prov {
 	enum hd_prov_auth auth;
+	enum hd_prov_cert client_cert;
 	char *user;      /* HD_PROV_SHARED: the digest user name */
 	char *password;  /* HD_PROV_SHARED: secret */
 	char *networks;  /* comma-separated CIDRs allowed to download; NULL = any */
