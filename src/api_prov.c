@@ -113,8 +113,11 @@ refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref 
 
 	if (strcmp(why, "network") == 0)
 		authlog_refused(req->peer, AUTHLOG_PROV_NETWORK, "not-allowed");
-	else
+	else if (strcmp(why, "credentials") == 0)
 		authlog_refused(req->peer, AUTHLOG_DIGEST, "wrong-credentials");
+	else /* mutual TLS: the client certificate (mtls_verdict_name) */
+		authlog_refused(req->peer, AUTHLOG_CLIENT_CERT,
+		                strstr(why, "another mac") ? "wrong-mac" : "refused");
 	throttle_addr(req->peer, addr, sizeof(addr));
 	/* the MAC a certificate names (hex) tells a neighbour's phone from a
 	 * stolen certificate */
@@ -305,8 +308,6 @@ log_upload(struct api_ctx *c, const struct http_request *req, struct http_respon
 static void
 serve(struct api_ctx *c, const struct http_request *req, struct http_response *res)
 {
-	struct access_check a = { req, res, 0, NULL };
-	struct api_ctx *c = arg;
 	struct access_check a = { req, res, c->mtls, NULL, 0, NULL, "" };
 	struct pub_ref ref;
 	char name[160];

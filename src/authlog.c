@@ -25,6 +25,7 @@ static const char *const kind_names[AUTHLOG_KIND_N] = {
 	[AUTHLOG_PROV_NETWORK] = "prov-network",
 	[AUTHLOG_THROTTLED] = "throttled",
 	[AUTHLOG_VC_NETWORK] = "vc-network",
+	[AUTHLOG_CLIENT_CERT] = "client-cert",
 };
 
 _Static_assert(METRICS_AUTH_REFUSED + AUTHLOG_KIND_N - 1 == METRICS_AUTH_REFUSED_LAST,

@@ -23,6 +23,8 @@
  *   throttled      request from a source blocked after    blocked
  *                  repeated misses
  *   vc-network     a SIP call from outside [vc] networks  not-allowed
+ *   client-cert    a phone's TLS client certificate       wrong-mac, refused
+ *                  (mutual TLS: untrusted, expired, ...)
  *
  * A digest challenge (a request without credentials, or with a stale
  * nonce) is the protocol's normal first step, not a refusal: not logged.
@@ -42,6 +44,7 @@ enum authlog_kind {
 	AUTHLOG_PROV_NETWORK,
 	AUTHLOG_THROTTLED,
 	AUTHLOG_VC_NETWORK,
+	AUTHLOG_CLIENT_CERT,
 	AUTHLOG_KIND_N
 };
 

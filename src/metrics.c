@@ -156,6 +156,7 @@ static const struct named counter_names[METRICS_COUNTER_N] = {
 	[METRICS_AUTH_REFUSED + 5] = REFUSED("prov-network"),
 	[METRICS_AUTH_REFUSED + 6] = REFUSED("throttled"),
 	[METRICS_AUTH_REFUSED + 7] = REFUSED("vc-network"),
+	[METRICS_AUTH_REFUSED + 8] = REFUSED("client-cert"),
 #undef REFUSED
 	[METRICS_THROTTLE_MISSES] = { "hotdeskd_throttle_misses_total",
 	                              "provisioning misses (unknown MAC or file, wrong "

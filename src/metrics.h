@@ -69,7 +69,7 @@ enum metrics_counter {
 	/* refused authentications by kind, in enum authlog_kind order
 	 * (authlog.h): one family, label kind */
 	METRICS_AUTH_REFUSED,
-	METRICS_AUTH_REFUSED_LAST = METRICS_AUTH_REFUSED + 7,
+	METRICS_AUTH_REFUSED_LAST = METRICS_AUTH_REFUSED + 8,
 	METRICS_THROTTLE_MISSES,  /* provisioning misses counted by the throttle */
 	METRICS_THROTTLE_BLOCKS,  /* sources blocked after repeated misses */
 	/* answers to phones' downloads by status class: 1xx .. 5xx, one family */

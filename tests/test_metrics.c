@@ -204,7 +204,7 @@ Test(metrics, labelled_families_share_one_help_and_type)
 	                               "hotdeskd_downloads_total{class=\"4xx\"} 2\n"
 	                               "hotdeskd_downloads_total{class=\"5xx\"} 0\n"), "%s", txt);
 	cr_assert_eq(count_of(txt, "# TYPE hotdeskd_auth_refused_total counter\n"), 1);
-	cr_assert_eq(count_of(txt, "hotdeskd_auth_refused_total{kind="), 8);
+	cr_assert_eq(count_of(txt, "hotdeskd_auth_refused_total{kind="), 9);
 	cr_assert_not_null(strstr(txt, "hotdeskd_store_errors_total 7\n"));
 	cr_assert_eq(count_of(txt, "# TYPE hotdeskd_devices gauge\n"), 1);
 	cr_assert_not_null(strstr(txt, "hotdeskd_devices{sync=\"stale\"} 2.000000\n"));

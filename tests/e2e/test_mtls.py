@@ -99,6 +99,8 @@ def test_required_factory_certificates(make_daemon, phones, tmp_path):
     # a valid certificate of another phone of the same vendor
     st, body = fetch(phones, port, mac(101), phones.device(phones.poly, "p105", mac(105)))
     assert st == 403 and b"another mac" in body, (st, body)
+    # one refused-authentication line for fail2ban (docs/OPERATIONS.md)
+    assert "kind=client-cert reason=wrong-mac" in d.log_text(), d.log_tail()
     # expired, not yet valid
     expired = phones.device(phones.poly, "old101", mac(101), not_before="20200101000000Z",
                             not_after="20210101000000Z")
