@@ -135,6 +135,7 @@ struct http_server {
 	size_t nroutes;
 	unsigned port;
 	atomic_long inflight;       /* invariant 3 */
+	atomic_bool draining;       /* http_stop: new connections are refused */
 	unsigned char digest_key[DIGEST_KEY_LEN]; /* keys the stateless nonces */
 	struct digest_seen *digest_seen; /* nonce counts used (replays refused) */
 	pthread_t starter;          /* thread inside MHD_start_daemon */
@@ -906,6 +907,9 @@ free_server(struct http_server *s)
 	free(s);
 }
 
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
+    socklen_t addrlen);
+
 struct http_server *
 http_start(const struct http_opts *o, const struct http_route *routes,
            size_t nroutes, char *err, size_t errlen)
@@ -1028,7 +1032,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 
 	s->starter = pthread_self();
 	atomic_store(&s->starting, true);
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
+	s->d = MHD_start_daemon(flags, 0, accept_policy, s, on_access, s,
 	                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	atomic_store(&s->starting, false);
 	if (s->d == NULL) {
@@ -1060,23 +1064,35 @@ http_port(const struct http_server *s)
 	return s ? s->port : 0;
 }
 
+/* Refuses new connections once http_stop has begun.  MHD_quiesce_daemon is
+ * not used for that: in libmicrohttpd 0.9.75 it races with the epoll
+ * workers of a thread pool, which take the listening socket out of their
+ * epoll set themselves once quiesced, and the loser of that race aborts the
+ * process ("Failed to remove listen FD from epoll set"). */
+static enum MHD_Result
+accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http_server *s = cls;
+
+	(void)addr;
+	(void)addrlen;
+	return atomic_load(&s->draining) ? MHD_NO : MHD_YES;
+}
+
 void
 http_stop(struct http_server *s)
 {
-	MHD_socket fd;
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	int waited = 0;
 
 	if (s == NULL)
 		return;
-	fd = MHD_quiesce_daemon(s->d);
+	atomic_store(&s->draining, true);
 	while (atomic_load(&s->inflight) > 0 && waited < STOP_WAIT_MS) {
 		nanosleep(&ts, NULL);
 		waited += 10;
 	}
 	MHD_stop_daemon(s->d);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
 	if (s->sweeping) {
 		pthread_mutex_lock(&s->conns_lock);
 		s->stopping = true;

@@ -3,6 +3,9 @@ extensions and cross-call lockouts are the same after a clean SIGTERM
 restart and after kill -9, and the daemon keeps working on that state.
 """
 
+import signal
+import time
+
 import hdharness
 from hdharness import carries, ext, invariants, mac, park, snapshot
 
@@ -82,3 +85,39 @@ def test_secret_codes_survive_restart(make_daemon):
     d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
     d.star30("globex-101", "201", code=demo.code(201, "globex"), result="accepted")
     invariants(d)
+
+
+def test_sigterm_while_clients_keep_connecting(make_daemon):
+    """SIGTERM while many clients open connections and fetch: every time
+    the daemon exits 0, without libmicrohttpd's "Failed to remove listen FD
+    from epoll set" abort (its quiesce races with its epoll workers, so
+    hotdeskd refuses new connections by its accept policy instead)."""
+    import socket as _socket
+    import threading as _threading
+
+    for round_ in range(6):
+        d = make_daemon(name="storm%d" % round_)
+        stop = _threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    s = _socket.create_connection(("127.0.0.1", d.port), timeout=2)
+                    s.sendall(b"GET /provision/000000000000.cfg HTTP/1.1\r\nHost: x\r\n\r\n")
+                    s.recv(256)
+                    s.close()
+                except OSError:
+                    pass
+
+        workers = [_threading.Thread(target=hammer, daemon=True) for _ in range(8)]
+        for w in workers:
+            w.start()
+        time.sleep(0.3)
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.proc.wait(20)
+        stop.set()
+        for w in workers:
+            w.join(5)
+        assert rc == 0, d.log_tail()
+        assert "Failed to remove listen FD" not in d.log_text()
+        d.start()  # the harness stops it again at teardown
