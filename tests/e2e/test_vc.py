@@ -14,7 +14,8 @@ import time
 import pytest
 
 import hdharness
-from hdharness import carries, events, ext, invariants, mac
+from hdharness import carries, events, ext, invariants, mac, prov_get
+from test_resync import phones, register  # noqa: F401 (a fixture)
 from vcpeer import (Baresip, RtpReceiver, SipClient, answer_media, dtmf_packets, headers, run_sipp,
                     sdp_offer, sipp_scenario, status_of, vc_overrides, vc_port)
 
@@ -357,3 +358,28 @@ def test_refused_caller_is_logged_for_fail2ban(make_daemon, tmp_path):
         c.close()
     wait_for(lambda: "auth refused: src=127.0.0.3 kind=vc-network reason=not-allowed"
              in d.log_text(), what="the refused-authentication line")
+
+
+def test_move_by_call_publishes_and_notifies_like_the_webhook(vc, tmp_path, phones):
+    """A move made by a call has the webhook's effects: the visited phone's
+    file carries the visitor, and exactly one NOTIFY reaches each changed
+    phone at its registered contact (sipp phones, as in test_resync)."""
+    d, demo, port = vc
+    p101 = phones(name="dev101")
+    p102 = phones(name="dev102")
+    register(d, "acme-101", p101.contact("acme-101"))
+    register(d, "acme-102", p102.contact("acme-102"))
+    rtp = RtpReceiver()
+    scen = sipp_scenario(str(tmp_path / "caller.xml"), keys=demo.code(102) + "#")
+    try:
+        rc, out = run_sipp(tmp_path, scen, port, "*30102", "acme-101", rtp.port)
+    finally:
+        rtp.stop()
+    assert rc == 0, out
+    st, _, body = prov_get(d, "%s-line.cfg" % mac(101))
+    assert st == 200 and b"acme-102" in body and b"acme-101" not in body, body[:300]
+    for p in (p101, p102):
+        p.wait_notifies(1, timeout=10)
+    time.sleep(1.0)  # room for a duplicate to show
+    assert len(p101.notifies()) == 1 and len(p102.notifies()) == 1, (
+        p101.notifies(), p102.notifies())
