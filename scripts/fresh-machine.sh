@@ -44,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 tar -C "$root" -xf "$base"
-for m in /proc /sys /dev /dev/pts; do
+for m in /proc /sys /dev /dev/pts /dev/shm; do
 	mount --bind "$m" "$root$m"
 	mounted="$m $mounted"
 done

@@ -187,8 +187,10 @@ prompts_load(const char *dir, const char *default_lang, char *err, size_t errlen
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (lang_load(dir, default_lang, true, &p->v[0], err, errlen) != 0)
+	if (lang_load(dir, default_lang, true, &p->v[0], err, errlen) != 0) {
+		lang_free(&p->v[0]);
 		goto fail;
+	}
 	p->n = 1;
 	if ((d = opendir(dir)) == NULL) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));

@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -72,6 +73,7 @@ Test(prompt, playlist_frames_and_fallback)
 	cr_assert_eq(pl.n, 2);
 	cr_assert_eq(pl.seq[0], PROMPT_DIGIT_0 + 1);
 	prompts_free(p);
+	free(dir);
 }
 
 Test(prompt, default_language_must_be_complete)
@@ -82,6 +84,7 @@ Test(prompt, default_language_must_be_complete)
 	cr_assert_null(prompts_load(dir, "en", err, sizeof(err)));
 	cr_assert(strstr(err, "locked.ul") != NULL, "%s", err);
 	cr_assert_null(prompts_load(dir, "de", err, sizeof(err)));
+	free(dir);
 }
 
 Test(prompt, ulaw_to_alaw_tables)

@@ -64,16 +64,38 @@ def nobody_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+def readable_copy(top):
+    """Copies what the daemon reads after it became nobody (its binary,
+    sql/, templates/, provisioning/) under `top`: a clone under /root is
+    not readable by nobody.  Returns (binary, overrides)."""
+    share = os.path.join(top, "share")
+    for name in ("sql", "templates", "provisioning"):
+        shutil.copytree(os.path.join(hdharness.REPO, name), os.path.join(share, name))
+    binary = os.path.join(share, "hotdeskd")
+    shutil.copy2(hdharness.binary_path(), binary)
+    for dirpath, dirs, files in os.walk(share):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o755 if f == "hotdeskd" else 0o644)
+    return binary, {"database": {"migrations": os.path.join(share, "sql")},
+                    "provisioning": {"templates": os.path.join(share, "templates"),
+                                     "static": os.path.join(share, "provisioning")}}
+
+
 def test_root_switches_to_the_user_after_binding_privileged_ports(nobody_dir):
     assert os.geteuid() == 0, "this test starts hotdeskd as root, as an administrator does"
     d = None
+    binary, ov = readable_copy(nobody_dir)
     for attempt in range(5):
         http_port = free_privileged_port(socket.SOCK_STREAM)
         sip_port = free_privileged_port(socket.SOCK_DGRAM)
         d = hdharness.Daemon(nobody_dir, {"server": {"port": http_port, "user": "nobody"},
                                           "sip": {"bind": "127.0.0.1:%d" % sip_port},
-                                          "provisioning": {
-                                              "tftp_root": os.path.join(nobody_dir, "tftp")}})
+                                          "database": ov["database"],
+                                          "provisioning": dict(
+                                              ov["provisioning"],
+                                              tftp_root=os.path.join(nobody_dir, "tftp"))})
+        d.binary = binary
         try:
             d.start()
             break
@@ -118,11 +140,11 @@ def check_switched(d, top, http_port, sip_port):
     assert "running as root" not in d.log_text()
 
 
-def start_raw(tmp_path, overrides, **popen):
+def start_raw(tmp_path, overrides, binary=None, cwd=hdharness.REPO, **popen):
     """Starts the daemon outside the harness; returns (exit status, log)."""
     d = hdharness.Daemon(tmp_path, overrides)
-    p = subprocess.run([d.binary, "--config", d.config_path], capture_output=True, text=True,
-                       timeout=60, cwd=hdharness.REPO, **popen)
+    p = subprocess.run([binary or d.binary, "--config", d.config_path], capture_output=True,
+                       text=True, timeout=60, cwd=cwd, **popen)
     return p.returncode, p.stderr
 
 
@@ -130,8 +152,10 @@ def test_a_user_that_cannot_be_taken_stops_the_start(tmp_path, nobody_dir):
     rc, log = start_raw(tmp_path, {"server": {"user": "no-such-user-hd"}})
     assert rc == 1 and "[server] user no-such-user-hd: no such user" in log, log
     # not root: the configured user must be the current one
-    rc, log = start_raw(nobody_dir, {"server": {"user": "daemon"}}, user=NOBODY.pw_uid,
-                        group=NOBODY.pw_gid, extra_groups=[])
+    binary, ov = readable_copy(nobody_dir)
+    rc, log = start_raw(nobody_dir, dict(ov, server={"user": "daemon"}), binary=binary,
+                        cwd=nobody_dir, user=NOBODY.pw_uid, group=NOBODY.pw_gid,
+                        extra_groups=[])
     assert rc == 1 and "[server] user daemon: not started as root, cannot switch" in log, log
     assert not os.path.exists(os.path.join(nobody_dir, "hotdeskd.db")), "nothing is created"
 
