@@ -7,12 +7,15 @@
  */
 #include "sdp.h"
 
-#include <stdarg.h>
+#include "sbuf.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "sbuf.h"
 
 static int
 fail(char *err, size_t errlen, const char *msg)
@@ -216,8 +219,8 @@ sdp_build_answer(const struct sdp_offer *o, const char *addr, int port, int pt,
 {
 	const char *ip = strchr(addr, ':') ? "IP6" : "IP4";
 	const char *dir = "sendrecv";
-	size_t off = 0;
-	int i, w;
+	struct sbuf b = sbuf_init(buf, buflen);
+	int i;
 
 	if (strpbrk(addr, "\r\n ") != NULL || (pt != 0 && pt != 8))
 		return -1;
@@ -227,31 +230,25 @@ sdp_build_answer(const struct sdp_offer *o, const char *addr, int port, int pt,
 		dir = "recvonly";
 	else if (strcmp(o->direction, "inactive") == 0)
 		dir = "inactive";
-#define PUT(...)                                                                   \
-	do {                                                                       \
-		w = snprintf(buf + off, buflen - off, __VA_ARGS__);                \
-		if (w < 0 || (size_t)w >= buflen - off)                            \
-			return -1;                                                 \
-		off += (size_t)w;                                                  \
-	} while (0)
-	PUT("v=0\r\no=hotdeskd %llu %llu IN %s %s\r\ns=hotdeskd\r\nc=IN %s %s\r\nt=0 0\r\n",
+	sbuf_printf(&b, "v=0\r\no=hotdeskd %llu %llu IN %s %s\r\ns=hotdeskd\r\nc=IN %s %s\r\nt=0 0\r\n",
 	    (unsigned long long)session_id, (unsigned long long)session_id, ip, addr, ip, addr);
 	for (i = 0; i < o->nmedia; i++) {
 		if (i != o->audio_index) {
-			PUT("m=%s 0 %s 0\r\n", o->media_kind[i], o->media_proto[i]);
+			sbuf_printf(&b, "m=%s 0 %s 0\r\n", o->media_kind[i], o->media_proto[i]);
 			continue;
 		}
 		if (o->te_pt >= 0)
-			PUT("m=audio %d RTP/AVP %d %d\r\n", port, pt, o->te_pt);
+			sbuf_printf(&b, "m=audio %d RTP/AVP %d %d\r\n", port, pt, o->te_pt);
 		else
-			PUT("m=audio %d RTP/AVP %d\r\n", port, pt);
-		PUT("a=rtpmap:%d %s/8000\r\n", pt, pt == 0 ? "PCMU" : "PCMA");
+			sbuf_printf(&b, "m=audio %d RTP/AVP %d\r\n", port, pt);
+		sbuf_printf(&b, "a=rtpmap:%d %s/8000\r\n", pt, pt == 0 ? "PCMU" : "PCMA");
 		if (o->te_pt >= 0)
-			PUT("a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-15\r\n", o->te_pt,
+			sbuf_printf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-15\r\n", o->te_pt,
 			    o->te_pt);
-		PUT("a=ptime:20\r\na=%s\r\n", dir);
+		sbuf_printf(&b, "a=ptime:20\r\na=%s\r\n", dir);
 	}
-#undef PUT
-	*len = off;
+	if (b.overflow)
+		return -1;
+	*len = b.len;
 	return 0;
 }

@@ -16,9 +16,9 @@
 #include "sip.h"
 
 #include "errbuf.h"
+#include "sbuf.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,46 +100,18 @@ is_word_char(unsigned char c)
 /* ------------------------------------------------------------------ */
 /* appender                                                            */
 
-struct sbuf {
-	char *buf;
-	size_t cap;
-	size_t len;
-	bool overflow;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->overflow)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->cap - b->len) {
-		b->overflow = true;
-		return;
-	}
-	b->len += (size_t)n;
-}
-
 /* Appends s as the inside of a quoted-string, escaping '"' and '\'. */
 static void
 sb_quoted(struct sbuf *b, const char *s)
 {
-	sb_printf(b, "\"");
+	sbuf_printf(b, "\"");
 	for (; *s && !b->overflow; s++) {
 		if (*s == '"' || *s == '\\')
-			sb_printf(b, "\\%c", *s);
+			sbuf_printf(b, "\\%c", *s);
 		else
-			sb_printf(b, "%c", *s);
+			sbuf_printf(b, "%c", *s);
 	}
-	sb_printf(b, "\"");
+	sbuf_printf(b, "\"");
 }
 
 /* host, bracketed when it is an IPv6 literal. */
@@ -147,9 +119,9 @@ static void
 sb_host(struct sbuf *b, const char *host)
 {
 	if (strchr(host, ':') != NULL)
-		sb_printf(b, "[%s]", host);
+		sbuf_printf(b, "[%s]", host);
 	else
-		sb_printf(b, "%s", host);
+		sbuf_printf(b, "%s", host);
 }
 
 /* ------------------------------------------------------------------ */
@@ -242,48 +214,48 @@ sip_build_notify(const struct sip_notify_req *r, char *buf, size_t buflen,
 	if (check_notify(r, err, errlen) != 0)
 		return -1;
 
-	sb_printf(&b, "NOTIFY sip:%s%s", user ? r->target_user : "",
+	sbuf_printf(&b, "NOTIFY sip:%s%s", user ? r->target_user : "",
 	    user ? "@" : "");
 	sb_host(&b, r->target_host);
-	sb_printf(&b, ":%d SIP/2.0\r\n", r->target_port);
+	sbuf_printf(&b, ":%d SIP/2.0\r\n", r->target_port);
 
-	sb_printf(&b, "Via: SIP/2.0/UDP ");
+	sbuf_printf(&b, "Via: SIP/2.0/UDP ");
 	sb_host(&b, r->local_host);
-	sb_printf(&b, ":%d;branch=" SIP_BRANCH_COOKIE "%s;rport\r\n",
+	sbuf_printf(&b, ":%d;branch=" SIP_BRANCH_COOKIE "%s;rport\r\n",
 	    r->local_port, r->branch);
 
 	if (r->route_host != NULL) {
-		sb_printf(&b, "Route: <sip:");
+		sbuf_printf(&b, "Route: <sip:");
 		sb_host(&b, r->route_host);
-		sb_printf(&b, ":%d;lr>\r\n", r->route_port);
+		sbuf_printf(&b, ":%d;lr>\r\n", r->route_port);
 	}
-	sb_printf(&b, "Max-Forwards: 70\r\n");
+	sbuf_printf(&b, "Max-Forwards: 70\r\n");
 
-	sb_printf(&b, "From: <sip:%s@", from);
+	sbuf_printf(&b, "From: <sip:%s@", from);
 	sb_host(&b, r->local_host);
-	sb_printf(&b, ">;tag=%s\r\n", r->from_tag);
+	sbuf_printf(&b, ">;tag=%s\r\n", r->from_tag);
 
-	sb_printf(&b, "To: <sip:%s%s", user ? r->target_user : "",
+	sbuf_printf(&b, "To: <sip:%s%s", user ? r->target_user : "",
 	    user ? "@" : "");
 	sb_host(&b, r->target_host);
-	sb_printf(&b, ":%d>\r\n", r->target_port);
+	sbuf_printf(&b, ":%d>\r\n", r->target_port);
 
-	sb_printf(&b, "Call-ID: %s\r\n", r->call_id);
-	sb_printf(&b, "CSeq: %lu NOTIFY\r\n", r->cseq);
+	sbuf_printf(&b, "Call-ID: %s\r\n", r->call_id);
+	sbuf_printf(&b, "CSeq: %lu NOTIFY\r\n", r->cseq);
 
-	sb_printf(&b, "Contact: <sip:%s@", from);
+	sbuf_printf(&b, "Contact: <sip:%s@", from);
 	sb_host(&b, r->local_host);
-	sb_printf(&b, ":%d>\r\n", r->local_port);
+	sbuf_printf(&b, ":%d>\r\n", r->local_port);
 
-	sb_printf(&b, "Event: %s\r\n", r->event);
-	sb_printf(&b, "Subscription-State: %s\r\n",
+	sbuf_printf(&b, "Event: %s\r\n", r->event);
+	sbuf_printf(&b, "Subscription-State: %s\r\n",
 	    r->subscription_state ? r->subscription_state : "terminated");
 	if (r->authorization != NULL)
-		sb_printf(&b, "%s: %s\r\n", r->proxy_authorization ?
+		sbuf_printf(&b, "%s: %s\r\n", r->proxy_authorization ?
 		    "Proxy-Authorization" : "Authorization", r->authorization);
 	if (r->content_type != NULL)
-		sb_printf(&b, "Content-Type: %s\r\n", r->content_type);
-	sb_printf(&b, "Content-Length: %zu\r\n\r\n", bodylen);
+		sbuf_printf(&b, "Content-Type: %s\r\n", r->content_type);
+	sbuf_printf(&b, "Content-Length: %zu\r\n\r\n", bodylen);
 	if (!b.overflow && bodylen > 0) {
 		if (bodylen >= b.cap - b.len)
 			b.overflow = true;
@@ -320,9 +292,9 @@ sip_request_uri(const char *user, const char *host, int port, char *buf,
 	    check_chars("target_host", host, is_host_char, err, errlen) != 0 ||
 	    check_port("target_port", port, err, errlen) != 0)
 		return -1;
-	sb_printf(&b, "sip:%s%s", u ? user : "", u ? "@" : "");
+	sbuf_printf(&b, "sip:%s%s", u ? user : "", u ? "@" : "");
 	sb_host(&b, host);
-	sb_printf(&b, ":%d", port);
+	sbuf_printf(&b, ":%d", port);
 	if (b.overflow) {
 		hd_seterr(err, errlen, "buffer: URI longer than %zu bytes",
 		    buflen - 1);
@@ -1124,24 +1096,24 @@ sip_build_authorization(const struct sip_challenge *ch, const char *user,
 		hd_seterr(err, errlen, "digest: cannot compute");
 		return -1;
 	}
-	sb_printf(&b, "Digest username=");
+	sbuf_printf(&b, "Digest username=");
 	sb_quoted(&b, user);
-	sb_printf(&b, ", realm=");
+	sbuf_printf(&b, ", realm=");
 	sb_quoted(&b, ch->realm);
-	sb_printf(&b, ", nonce=");
+	sbuf_printf(&b, ", nonce=");
 	sb_quoted(&b, ch->nonce);
-	sb_printf(&b, ", uri=");
+	sbuf_printf(&b, ", uri=");
 	sb_quoted(&b, uri);
-	sb_printf(&b, ", response=\"%s\", algorithm=%s", resp,
+	sbuf_printf(&b, ", response=\"%s\", algorithm=%s", resp,
 	    ch->algorithm[0] ? ch->algorithm : "MD5");
 	if (ch->opaque[0] != '\0') {
-		sb_printf(&b, ", opaque=");
+		sbuf_printf(&b, ", opaque=");
 		sb_quoted(&b, ch->opaque);
 	}
 	if (qop || alg == SIP_DIGEST_MD5_SESS || alg == SIP_DIGEST_SHA256_SESS)
-		sb_printf(&b, ", cnonce=\"%s\"", cnonce);
+		sbuf_printf(&b, ", cnonce=\"%s\"", cnonce);
 	if (qop)
-		sb_printf(&b, ", qop=auth, nc=%s", nc);
+		sbuf_printf(&b, ", qop=auth, nc=%s", nc);
 	sodium_memzero(resp, sizeof(resp));
 	if (b.overflow) {
 		hd_seterr(err, errlen, "buffer: header longer than %zu bytes",

@@ -10,10 +10,11 @@
  */
 #include "sipmsg.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "sbuf.h"
 
 #define MAGIC "z9hG4bK"
 
@@ -389,44 +390,6 @@ sipmsg_cseq(struct sipmsg_span v, unsigned long *num, char *method, size_t metho
 
 /* ---- builders ------------------------------------------------------------ */
 
-struct out {
-	char *p;
-	size_t cap, n;
-	bool bad;
-};
-
-static void out_printf(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-out_printf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int w;
-
-	if (o->bad)
-		return;
-	va_start(ap, fmt);
-	w = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
-	va_end(ap);
-	if (w < 0 || (size_t)w >= o->cap - o->n)
-		o->bad = true;
-	else
-		o->n += (size_t)w;
-}
-
-static void
-out_bytes(struct out *o, const char *p, size_t n)
-{
-	if (o->bad || n >= o->cap - o->n) {
-		o->bad = true;
-		return;
-	}
-	memcpy(o->p + o->n, p, n);
-	o->n += n;
-	o->p[o->n] = '\0';
-}
-
 static bool
 has_crlf(const char *s)
 {
@@ -435,24 +398,24 @@ has_crlf(const char *s)
 
 /* Writes "Name: value\r\n" for every header of m named `name`. */
 static void
-copy_headers(struct out *o, const struct sipmsg *m, const char *name)
+copy_headers(struct sbuf *o, const struct sipmsg *m, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < m->nh; i++)
 		if (name_matches(m->h[i].name, name)) {
-			out_printf(o, "%s: ", name);
-			out_bytes(o, m->h[i].value.p, m->h[i].value.n);
-			out_bytes(o, "\r\n", 2);
+			sbuf_printf(o, "%s: ", name);
+			sbuf_bytes(o, m->h[i].value.p, m->h[i].value.n);
+			sbuf_bytes(o, "\r\n", 2);
 		}
 }
 
 static int
-out_end(struct out *o, size_t *len)
+out_end(struct sbuf *o, size_t *len)
 {
-	if (o->bad)
+	if (o->overflow)
 		return -1;
-	*len = o->n;
+	*len = o->len;
 	return 0;
 }
 
@@ -460,7 +423,7 @@ int
 sipmsg_build_response(const struct sipmsg *req, const struct sipmsg_resp *r,
     char *buf, size_t buflen, size_t *len)
 {
-	struct out o = { buf, buflen, 0, buflen == 0 };
+	struct sbuf o = sbuf_init(buf, buflen);
 	struct sipmsg_span to;
 	char tag[8];
 
@@ -468,33 +431,33 @@ sipmsg_build_response(const struct sipmsg *req, const struct sipmsg_resp *r,
 	    has_crlf(r->to_tag) || has_crlf(r->contact) || has_crlf(r->content_type) ||
 	    (r->body != NULL && r->content_type == NULL) || !sipmsg_header(req, "To", &to))
 		return -1;
-	out_printf(&o, "SIP/2.0 %d %s\r\n", r->status, r->reason);
+	sbuf_printf(&o, "SIP/2.0 %d %s\r\n", r->status, r->reason);
 	copy_headers(&o, req, "Via");
 	if (r->record_route)
 		copy_headers(&o, req, "Record-Route");
 	copy_headers(&o, req, "From");
-	out_bytes(&o, "To: ", 4);
-	out_bytes(&o, to.p, to.n);
+	sbuf_bytes(&o, "To: ", 4);
+	sbuf_bytes(&o, to.p, to.n);
 	if (r->to_tag != NULL && sipmsg_param(to, "tag", tag, sizeof(tag)) == 0)
-		out_printf(&o, ";tag=%s", r->to_tag);
-	out_bytes(&o, "\r\n", 2);
+		sbuf_printf(&o, ";tag=%s", r->to_tag);
+	sbuf_bytes(&o, "\r\n", 2);
 	copy_headers(&o, req, "Call-ID");
 	copy_headers(&o, req, "CSeq");
 	if (r->contact != NULL)
-		out_printf(&o, "Contact: <%s>\r\n", r->contact);
-	out_printf(&o, "Server: hotdeskd\r\n%s", r->extra ? r->extra : "");
+		sbuf_printf(&o, "Contact: <%s>\r\n", r->contact);
+	sbuf_printf(&o, "Server: hotdeskd\r\n%s", r->extra ? r->extra : "");
 	if (r->body != NULL)
-		out_printf(&o, "Content-Type: %s\r\n", r->content_type);
-	out_printf(&o, "Content-Length: %zu\r\n\r\n", r->body ? r->body_len : 0);
+		sbuf_printf(&o, "Content-Type: %s\r\n", r->content_type);
+	sbuf_printf(&o, "Content-Length: %zu\r\n\r\n", r->body ? r->body_len : 0);
 	if (r->body != NULL)
-		out_bytes(&o, r->body, r->body_len);
+		sbuf_bytes(&o, r->body, r->body_len);
 	return out_end(&o, len);
 }
 
 int
 sipmsg_build_request(const struct sipmsg_req *r, char *buf, size_t buflen, size_t *len)
 {
-	struct out o = { buf, buflen, 0, buflen == 0 };
+	struct sbuf o = sbuf_init(buf, buflen);
 	const char *const vals[] = { r->method, r->ruri, r->via_host, r->branch, r->from, r->to,
 		                     r->call_id };
 	bool v6 = r->via_host != NULL && strchr(r->via_host, ':') != NULL;
@@ -506,14 +469,14 @@ sipmsg_build_request(const struct sipmsg_req *r, char *buf, size_t buflen, size_
 	for (i = 0; i < r->nroutes; i++)
 		if (has_crlf(r->routes[i]))
 			return -1;
-	out_printf(&o, "%s %s SIP/2.0\r\n", r->method, r->ruri);
-	out_printf(&o, "Via: SIP/2.0/UDP %s%s%s:%d;branch=" MAGIC "%s;rport\r\n", v6 ? "[" : "",
+	sbuf_printf(&o, "%s %s SIP/2.0\r\n", r->method, r->ruri);
+	sbuf_printf(&o, "Via: SIP/2.0/UDP %s%s%s:%d;branch=" MAGIC "%s;rport\r\n", v6 ? "[" : "",
 	           r->via_host, v6 ? "]" : "", r->via_port, r->branch);
-	out_printf(&o, "Max-Forwards: 70\r\n");
+	sbuf_printf(&o, "Max-Forwards: 70\r\n");
 	for (i = 0; i < r->nroutes; i++)
-		out_printf(&o, "Route: <%s>\r\n", r->routes[i]);
-	out_printf(&o, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %lu %s\r\n", r->from, r->to,
+		sbuf_printf(&o, "Route: <%s>\r\n", r->routes[i]);
+	sbuf_printf(&o, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %lu %s\r\n", r->from, r->to,
 	           r->call_id, r->cseq, r->method);
-	out_printf(&o, "User-Agent: hotdeskd\r\nContent-Length: 0\r\n\r\n");
+	sbuf_printf(&o, "User-Agent: hotdeskd\r\nContent-Length: 0\r\n\r\n");
 	return out_end(&o, len);
 }

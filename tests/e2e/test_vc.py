@@ -16,8 +16,8 @@ import pytest
 import hdharness
 from hdharness import carries, events, ext, invariants, mac, prov_get
 from test_resync import phones, register  # noqa: F401 (a fixture)
-from vcpeer import (Baresip, RtpReceiver, SipClient, answer_media, dtmf_packets, headers, run_sipp,
-                    sdp_offer, sipp_scenario, status_of, vc_overrides, vc_port)
+from vcpeer import (Baresip, RtpReceiver, SipClient, answer_media, dtmf_packets, headers,
+                    sdp_offer, sipp_call, status_of, vc_overrides, vc_port)
 
 
 @pytest.fixture
@@ -41,12 +41,7 @@ def test_move_with_code_keyed_as_rfc4733(vc, tmp_path):
     captures, hears the prompts and hangs up when hotdeskd says goodbye."""
     d, demo, port = vc
     code = demo.code(102)
-    rtp = RtpReceiver()
-    scen = sipp_scenario(str(tmp_path / "caller.xml"), keys=code + "#")
-    try:
-        rc, out = run_sipp(tmp_path, scen, port, "*30102", "acme-101", rtp.port)
-    finally:
-        rtp.stop()
+    rc, out, rtp = sipp_call(tmp_path, port, "*30102", "acme-101", keys=code + "#")
     assert rc == 0, out
     # the move happened, through the same engine as the webhook
     assert carries(d, mac(101)) == ("ext", "102", True)
@@ -76,12 +71,7 @@ def test_bare_star30_returns_without_a_code(vc, tmp_path):
     d, demo, port = vc
     d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
     # 101's phone now dials as acme-102: a bare *30 sends 102 home
-    rtp = RtpReceiver()
-    scen = sipp_scenario(str(tmp_path / "bare.xml"), keys="")
-    try:
-        rc, out = run_sipp(tmp_path, scen, port, "*30", "acme-102", rtp.port)
-    finally:
-        rtp.stop()
+    rc, out, rtp = sipp_call(tmp_path, port, "*30", "acme-102")
     assert rc == 0, out
     assert carries(d, mac(101)) == ("ext", "101", False)
     assert ext(d, 102)["status"] == "home"
@@ -247,13 +237,7 @@ def test_200_parallel_calls(make_daemon, tmp_path):
     every call completes and the daemon stays up."""
     d = make_daemon(vc_overrides(tmp_path))
     hdharness.build_demo(d)
-    rtp = RtpReceiver()
-    scen = sipp_scenario(str(tmp_path / "many.xml"), keys="", wait_ms=100)
-    try:
-        rc, out = run_sipp(tmp_path, scen, vc_port(d), "*30102", "nobody", rtp.port,
-                           calls=200, rate=200, limit=200)
-    finally:
-        rtp.stop()
+    rc, out, rtp = sipp_call(tmp_path, vc_port(d), "*30102", "nobody", calls=200, wait_ms=100)
     assert rc == 0, out
     assert "Successful call" in out and len(rtp.streams()) == 200, (len(rtp.streams()), out[-3000:])
     assert d.alive()
@@ -323,10 +307,9 @@ def test_through_kamailio(make_daemon, tmp_path):
     pbx.start(d, hdharness.free_udp_port(),
               defines=['HOTDESKD_VC="sip:127.0.0.1:%d"' % vc_port(d)])
     kam_port = pbx.peer.port
-    rtp = RtpReceiver()
     try:
-        scen = sipp_scenario(str(tmp_path / "via-kam.xml"), keys=demo.code(102) + "#")
-        rc, out = run_sipp(tmp_path, scen, kam_port, "*30102", "acme-101", rtp.port)
+        rc, out, rtp = sipp_call(tmp_path, kam_port, "*30102", "acme-101",
+                                 keys=demo.code(102) + "#")
         assert rc == 0, out + pbx.peer.output()
         # the dialed string carries no code
         c = SipClient(kam_port)
@@ -337,7 +320,6 @@ def test_through_kamailio(make_daemon, tmp_path):
         finally:
             c.close()
     finally:
-        rtp.stop()
         pbx.peer.stop()
     assert carries(d, mac(101)) == ("ext", "102", True)
     assert ext(d, 102)["status"] == "virtualized"
@@ -369,12 +351,7 @@ def test_move_by_call_publishes_and_notifies_like_the_webhook(vc, tmp_path, phon
     p102 = phones(name="dev102")
     register(d, "acme-101", p101.contact("acme-101"))
     register(d, "acme-102", p102.contact("acme-102"))
-    rtp = RtpReceiver()
-    scen = sipp_scenario(str(tmp_path / "caller.xml"), keys=demo.code(102) + "#")
-    try:
-        rc, out = run_sipp(tmp_path, scen, port, "*30102", "acme-101", rtp.port)
-    finally:
-        rtp.stop()
+    rc, out, _ = sipp_call(tmp_path, port, "*30102", "acme-101", keys=demo.code(102) + "#")
     assert rc == 0, out
     st, _, body = prov_get(d, "%s-line.cfg" % mac(101))
     assert st == 200 and b"acme-102" in body and b"acme-101" not in body, body[:300]

@@ -410,3 +410,18 @@ class Baresip:
             self.proc.kill()
             self.proc.wait()
         self._out.close()
+
+
+def sipp_call(tmp, target_port, service, caller, keys="", calls=1, **scenario):
+    """One run of sipp callers against target_port (hotdeskd or a proxy),
+    pressing `keys`, with an RtpReceiver as the phones' media address.
+    Returns (exit code, output, the stopped receiver)."""
+    rtp = RtpReceiver()
+    scen = sipp_scenario(os.path.join(str(tmp), "caller-%s.xml" % secrets.token_hex(3)),
+                         keys=keys, **scenario)
+    try:
+        rc, out = run_sipp(tmp, scen, target_port, service, caller, rtp.port, calls=calls,
+                           rate=calls if calls > 1 else 10, limit=calls)
+    finally:
+        rtp.stop()
+    return rc, out, rtp
