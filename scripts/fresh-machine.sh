@@ -49,6 +49,9 @@ for m in /proc /sys /dev /dev/pts /dev/shm; do
 	mounted="$m $mounted"
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# what every installed Debian has and minbase lacks: "localhost" resolves
+# (Chromium's driver listens on it)
+[ -e "$root/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 git -C "$repo" bundle create -q "$root/root/hotdeskd.bundle" "$commit"
 sha=$(git -C "$repo" rev-parse "$commit")
 in_chroot() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
