@@ -2,7 +2,7 @@
 #
 #   make            build the daemon (build/hotdeskd), hotdeskctl and the core library
 #   make run        start hotdeskd with demo data on an embedded SQLite file
-#   make test       build and run the whole test suite (unit + end to end)
+#   make test       build and run the whole test suite (lint + unit + end to end)
 #   make asan       the same suite built with ASan/UBSan into build-asan/
 #   make fuzz       every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each
 #   make install    the daemon, its data, man pages, systemd unit and config
@@ -37,7 +37,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIB = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
-.PHONY: all prompts run test unit e2e asan fuzz fuzz-build container clean deps check-config install uninstall
+.PHONY: all prompts run test lint unit e2e asan fuzz fuzz-build container clean deps check-config install uninstall
 all: $(B)/hotdeskd $(B)/hotdeskctl prompts
 
 # Spoken prompts of the Virtualization Center, one folder per language,
@@ -84,7 +84,13 @@ e2e: $(B)/hotdeskd $(B)/hotdeskctl
 
 # deps first, then a new make for the rest (see the top of this file)
 test: deps
-	$(MAKE) all unit e2e
+	$(MAKE) lint all unit e2e
+
+# Source checks: one function-definition style (scripts/check-defs.sh),
+# and the check itself still catching the two cases of tests/lint/.
+lint:
+	sh scripts/check-defs.sh
+	test "$$(sh scripts/check-defs.sh tests/lint/bad_defs.c | wc -l)" = 2
 
 asan:
 	@sh scripts/deps.sh asan

@@ -65,7 +65,8 @@ static const char *const var_names[RENDER_VAR_COUNT] = {
 	[RV_KEY_LABEL] = "key.label",
 };
 
-static bool is_key_var(int v)
+static bool
+is_key_var(int v)
 {
 	return v >= RV_KEY_N && v <= RV_KEY_LABEL;
 }
@@ -91,13 +92,15 @@ struct render_tmpl {
 	char *src; /* private copy of the source: text nodes point into it */
 };
 
-const char *render_tmpl_source(const struct render_tmpl *t, size_t *len)
+const char *
+render_tmpl_source(const struct render_tmpl *t, size_t *len)
 {
 	*len = strlen(t->src);
 	return t->src;
 }
 
-const char *render_var_name(enum render_var v)
+const char *
+render_var_name(enum render_var v)
 {
 	if ((unsigned)v >= RENDER_VAR_COUNT)
 		return "";
@@ -106,7 +109,8 @@ const char *render_var_name(enum render_var v)
 
 /* ---- output buffer ---------------------------------------------------- */
 
-int render_buf_append(struct render_buf *b, const char *s, size_t n)
+int
+render_buf_append(struct render_buf *b, const char *s, size_t n)
 {
 	size_t need = b->len + n + 1;
 
@@ -119,7 +123,8 @@ int render_buf_append(struct render_buf *b, const char *s, size_t n)
 	return 0;
 }
 
-void render_buf_reset(struct render_buf *b)
+void
+render_buf_reset(struct render_buf *b)
 {
 	if (b == NULL || b->p == NULL)
 		return;
@@ -128,7 +133,8 @@ void render_buf_reset(struct render_buf *b)
 	b->p[0] = '\0';
 }
 
-void render_buf_free(struct render_buf *b)
+void
+render_buf_free(struct render_buf *b)
 {
 	if (b == NULL)
 		return;
@@ -142,14 +148,16 @@ void render_buf_free(struct render_buf *b)
 
 /* ---- values ----------------------------------------------------------- */
 
-static void set_bool(struct render_values *vals, enum render_var v, bool on)
+static void
+set_bool(struct render_values *vals, enum render_var v, bool on)
 {
 	vals->v[v].s = on ? "1" : "0";
 	vals->v[v].len = 1;
 	vals->v[v].on = on;
 }
 
-void render_values_set(struct render_values *vals, enum render_var v, const char *s)
+void
+render_values_set(struct render_values *vals, enum render_var v, const char *s)
 {
 	if ((unsigned)v >= RENDER_VAR_COUNT)
 		return;
@@ -160,7 +168,8 @@ void render_values_set(struct render_values *vals, enum render_var v, const char
 	vals->v[v].on = vals->v[v].len > 0;
 }
 
-void render_values_empty(struct render_values *vals)
+void
+render_values_empty(struct render_values *vals)
 {
 	memset(vals, 0, sizeof(*vals));
 	for (int i = 0; i < RENDER_VAR_COUNT; i++)
@@ -178,7 +187,8 @@ void render_values_empty(struct render_values *vals)
 }
 
 /* site.utc_offset* and site.dst*. */
-static int site_values(struct render_values *vals, const struct render_input *in)
+static int
+site_values(struct render_values *vals, const struct render_input *in)
 {
 	int m = in->site.utc_offset, a = m < 0 ? -m : m;
 	char sign = m < 0 ? '-' : '+';
@@ -206,7 +216,8 @@ static int site_values(struct render_values *vals, const struct render_input *in
 }
 
 /* The key.* values of every line key. */
-static int key_values(struct render_values *vals, const struct render_input *in)
+static int
+key_values(struct render_values *vals, const struct render_input *in)
 {
 	vals->nkeys = in->nkeys < RENDER_MAX_KEYS ? in->nkeys : RENDER_MAX_KEYS;
 	set_bool(vals, RV_KEYS, vals->nkeys > 0);
@@ -236,7 +247,8 @@ static int key_values(struct render_values *vals, const struct render_input *in)
 	return 0;
 }
 
-static bool is_lower_mac(const char *m)
+static bool
+is_lower_mac(const char *m)
 {
 	if (m == NULL)
 		return false;
@@ -248,8 +260,9 @@ static bool is_lower_mac(const char *m)
 	return m[12] == '\0';
 }
 
-int render_values_init(struct render_values *vals, const struct render_input *in,
-                       char *err, size_t errlen)
+int
+render_values_init(struct render_values *vals, const struct render_input *in,
+                   char *err, size_t errlen)
 {
 	render_values_empty(vals);
 	if (!is_lower_mac(in->mac)) {
@@ -325,7 +338,8 @@ struct compiler {
 /* Writes "line L, column C: <msg>" for byte offset off. */
 static int cerr(struct compiler *c, size_t off, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static int cerr(struct compiler *c, size_t off, const char *fmt, ...)
+static int
+cerr(struct compiler *c, size_t off, const char *fmt, ...)
 {
 	size_t line = 1, col = 1;
 	for (size_t i = 0; i < off && i < c->len; i++) {
@@ -348,7 +362,8 @@ static int cerr(struct compiler *c, size_t off, const char *fmt, ...)
 	return -1;
 }
 
-static int push(struct compiler *c, struct node nd)
+static int
+push(struct compiler *c, struct node nd)
 {
 	struct render_tmpl *t = c->t;
 	if (t->n == t->cap) {
@@ -363,7 +378,8 @@ static int push(struct compiler *c, struct node nd)
 	return 0;
 }
 
-static bool is_name_char(char ch)
+static bool
+is_name_char(char ch)
 {
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 	       (ch >= '0' && ch <= '9') || ch == '_' || ch == '.';
@@ -371,7 +387,8 @@ static bool is_name_char(char ch)
 
 /* Follows element nesting through literal XML text, for RENDER_XML_CISCO:
  * after "<Name" we are in Name, after "</" or "/>" in no element. */
-static void track_elem(struct compiler *c, const char *s, size_t n)
+static void
+track_elem(struct compiler *c, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '<' && i + 1 < n && s[i + 1] == '/') {
@@ -395,14 +412,16 @@ static void track_elem(struct compiler *c, const char *s, size_t n)
 /* Cisco parameters whose values the phone macro-expands ('$'): the rules
  * (Profile_Rule, Profile_Rule_B, Upgrade_Rule, ...) and the line key labels
  * (Short_Name_N_, whose default is the macro "$USER"). */
-static bool elem_is_macro(const char *e)
+static bool
+elem_is_macro(const char *e)
 {
 	size_t n = strlen(e);
 	return (n >= 5 && strcmp(e + n - 5, "_Rule") == 0) || strstr(e, "_Rule_") != NULL ||
 	       strncmp(e, "Short_Name_", 11) == 0;
 }
 
-static int emit_text(struct compiler *c, size_t from, size_t to)
+static int
+emit_text(struct compiler *c, size_t from, size_t to)
 {
 	if (to <= from)
 		return 0;
@@ -412,7 +431,8 @@ static int emit_text(struct compiler *c, size_t from, size_t to)
 	return push(c, nd);
 }
 
-static bool blank(char ch)
+static bool
+blank(char ch)
 {
 	return ch == ' ' || ch == '\t';
 }
@@ -421,8 +441,9 @@ static bool blank(char ch)
  * A section or comment tag alone on its line: returns true and sets
  * *ls (start of the line) and *next (just after the line's newline).
  */
-static bool standalone(const struct compiler *c, size_t open, size_t close_end,
-                       size_t *ls, size_t *next)
+static bool
+standalone(const struct compiler *c, size_t open, size_t close_end,
+           size_t *ls, size_t *next)
 {
 	size_t s = open;
 	while (s > 0 && c->src[s - 1] != '\n') {
@@ -453,8 +474,9 @@ struct open_sect {
 	bool repeat;  /* a {{#keys}} section: repeated per key */
 };
 
-int render_compile(const char *src, size_t len, enum render_mode mode,
-                   struct render_tmpl **out, char *err, size_t errlen)
+int
+render_compile(const char *src, size_t len, enum render_mode mode,
+               struct render_tmpl **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (len > RENDER_MAX_SOURCE) {
@@ -632,7 +654,8 @@ fail:
 	return -1;
 }
 
-void render_tmpl_free(struct render_tmpl *t)
+void
+render_tmpl_free(struct render_tmpl *t)
 {
 	if (t == NULL)
 		return;
@@ -641,12 +664,14 @@ void render_tmpl_free(struct render_tmpl *t)
 	free(t);
 }
 
-enum render_mode render_tmpl_mode(const struct render_tmpl *t)
+enum render_mode
+render_tmpl_mode(const struct render_tmpl *t)
 {
 	return t->mode;
 }
 
-bool render_tmpl_uses(const struct render_tmpl *t, enum render_var v)
+bool
+render_tmpl_uses(const struct render_tmpl *t, enum render_var v)
 {
 	return (unsigned)v < RENDER_VAR_COUNT && (t->used & ((uint64_t)1 << v)) != 0;
 }
@@ -654,7 +679,8 @@ bool render_tmpl_uses(const struct render_tmpl *t, enum render_var v)
 /* ---- renderer --------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+static size_t
+utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	if (c < 0x80)
@@ -684,9 +710,10 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 }
 
 /* Escapes one value into out.  Returns 0, -1 with err set. */
-static int put_value(const struct render_tmpl *t, const struct node *nd,
-                     const struct render_value *val, struct render_buf *out,
-                     char *err, size_t errlen)
+static int
+put_value(const struct render_tmpl *t, const struct node *nd,
+          const struct render_value *val, struct render_buf *out,
+          char *err, size_t errlen)
 {
 	const unsigned char *s = (const unsigned char *)val->s;
 	size_t n = val->len, run = 0, i = 0;
@@ -748,16 +775,18 @@ oom:
 }
 
 /* The value of node nd's variable; key.* of line key `key`. */
-static const struct render_value *value_of(const struct render_values *vals,
-                                           const struct node *nd, size_t key)
+static const struct render_value *
+value_of(const struct render_values *vals,
+         const struct node *nd, size_t key)
 {
 	if (is_key_var(nd->var))
 		return &vals->key[key][nd->var - RV_KEY_N];
 	return &vals->v[nd->var];
 }
 
-int render_run(const struct render_tmpl *t, const struct render_values *vals,
-               struct render_buf *out, char *err, size_t errlen)
+int
+render_run(const struct render_tmpl *t, const struct render_values *vals,
+           struct render_buf *out, char *err, size_t errlen)
 {
 	size_t start = out->len;
 	size_t i = 0;

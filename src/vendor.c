@@ -52,7 +52,8 @@ const char *const vendor_language_codes[VENDOR_NLANG] = {
 	"en_US", "en_GB", "fr_FR", "de_DE", "es_ES", "it_IT", "nl_NL", "pt_PT",
 };
 
-bool vendor_language_ok(const char *code)
+bool
+vendor_language_ok(const char *code)
 {
 	for (size_t i = 0; code != NULL && i < VENDOR_NLANG; i++)
 		if (strcmp(code, vendor_language_codes[i]) == 0)
@@ -60,7 +61,8 @@ bool vendor_language_ok(const char *code)
 	return false;
 }
 
-const struct vendor_profile *vendor_profile_by_name(const char *name)
+const struct vendor_profile *
+vendor_profile_by_name(const char *name)
 {
 	if (name == NULL)
 		return NULL;
@@ -70,7 +72,8 @@ const struct vendor_profile *vendor_profile_by_name(const char *name)
 	return NULL;
 }
 
-static size_t profile_index(const struct vendor_profile *p)
+static size_t
+profile_index(const struct vendor_profile *p)
 {
 	for (size_t i = 0; i < vendor_registry_len; i++)
 		if (vendor_registry[i] == p)
@@ -80,12 +83,14 @@ static size_t profile_index(const struct vendor_profile *p)
 
 /* ---- helpers for the families ------------------------------------------ */
 
-static bool is_blank(char c)
+static bool
+is_blank(char c)
 {
 	return c == ' ' || c == '\t';
 }
 
-size_t vendor_split(const char *s, struct vendor_tok *tok, size_t max)
+size_t
+vendor_split(const char *s, struct vendor_tok *tok, size_t max)
 {
 	size_t n = 0;
 	while (s != NULL && *s != '\0' && n < max) {
@@ -103,13 +108,15 @@ size_t vendor_split(const char *s, struct vendor_tok *tok, size_t max)
 	return n;
 }
 
-bool vendor_prefix(const char *s, size_t n, const char *prefix)
+bool
+vendor_prefix(const char *s, size_t n, const char *prefix)
 {
 	size_t k = strlen(prefix);
 	return n >= k && strncasecmp(s, prefix, k) == 0;
 }
 
-void vendor_copy(char *dst, size_t dstlen, const char *s, size_t n)
+void
+vendor_copy(char *dst, size_t dstlen, const char *s, size_t n)
 {
 	size_t j = 0;
 	if (dstlen == 0)
@@ -120,7 +127,8 @@ void vendor_copy(char *dst, size_t dstlen, const char *s, size_t n)
 	dst[j] = '\0';
 }
 
-static int hexval(char c)
+static int
+hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -130,7 +138,8 @@ static int hexval(char c)
 	return -1;
 }
 
-int vendor_mac(const char *s, size_t n, char out[13])
+int
+vendor_mac(const char *s, size_t n, char out[13])
 {
 	size_t j = 0;
 	if (n == 12) {
@@ -160,7 +169,8 @@ int vendor_mac(const char *s, size_t n, char out[13])
 	return 0;
 }
 
-int vendor_mac_in_parens(const char *s, const char *prefix, char out[13])
+int
+vendor_mac_in_parens(const char *s, const char *prefix, char out[13])
 {
 	size_t k = prefix ? strlen(prefix) : 0;
 	for (const char *o = strchr(s, '('); o != NULL; o = strchr(o + 1, '(')) {
@@ -181,7 +191,8 @@ int vendor_mac_in_parens(const char *s, const char *prefix, char out[13])
 	return -1;
 }
 
-const char *vendor_transport(const struct vendor_profile *p, const char *transport)
+const char *
+vendor_transport(const struct vendor_profile *p, const char *transport)
 {
 	static const char *const names[3] = {"udp", "tcp", "tls"};
 	if (transport == NULL || *transport == '\0')
@@ -192,7 +203,8 @@ const char *vendor_transport(const struct vendor_profile *p, const char *transpo
 	return NULL;
 }
 
-const struct vendor_profile *vendor_parse_user_agent(const char *ua, struct vendor_ua *out)
+const struct vendor_profile *
+vendor_parse_user_agent(const char *ua, struct vendor_ua *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (ua == NULL)
@@ -208,8 +220,9 @@ const struct vendor_profile *vendor_parse_user_agent(const char *ua, struct vend
 	return NULL;
 }
 
-int vendor_notify_body(const struct vendor_profile *p, const struct vendor_notify *in,
-                       char *buf, size_t len)
+int
+vendor_notify_body(const struct vendor_profile *p, const struct vendor_notify *in,
+                   char *buf, size_t len)
 {
 	if (p->ops->notify_body == NULL) {
 		if (len > 0)
@@ -221,7 +234,8 @@ int vendor_notify_body(const struct vendor_profile *p, const struct vendor_notif
 
 /* ---- file names -------------------------------------------------------- */
 
-bool vendor_file_name_ok(const char *name)
+bool
+vendor_file_name_ok(const char *name)
 {
 	if (name == NULL || name[0] == '\0' || name[0] == '.')
 		return false;
@@ -239,14 +253,16 @@ bool vendor_file_name_ok(const char *name)
 	return true;
 }
 
-static bool is_model_char(char c)
+static bool
+is_model_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       c == '_' || c == '-';
 }
 
 /* Matches name against pattern (see vendor.h); captures go to out. */
-static bool pat_match(const char *pat, const char *name, struct vendor_file_match *out)
+static bool
+pat_match(const char *pat, const char *name, struct vendor_file_match *out)
 {
 	for (;;) {
 		if (*pat == '\0')
@@ -287,8 +303,9 @@ static bool pat_match(const char *pat, const char *name, struct vendor_file_matc
 	}
 }
 
-static int match_in(const struct vendor_profile *p, enum vendor_kind kind,
-                    const char *name, struct vendor_file_match *out)
+static int
+match_in(const struct vendor_profile *p, enum vendor_kind kind,
+         const char *name, struct vendor_file_match *out)
 {
 	const struct vendor_file *v = kind == VENDOR_DEVICE ? p->device_files : p->shared_files;
 	size_t n = kind == VENDOR_DEVICE ? p->n_device_files : p->n_shared_files;
@@ -302,8 +319,9 @@ static int match_in(const struct vendor_profile *p, enum vendor_kind kind,
 	return 0;
 }
 
-int vendor_profile_match_file(const struct vendor_profile *p, const char *filename,
-                              struct vendor_file_match *out)
+int
+vendor_profile_match_file(const struct vendor_profile *p, const char *filename,
+                          struct vendor_file_match *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!vendor_file_name_ok(filename))
@@ -313,7 +331,8 @@ int vendor_profile_match_file(const struct vendor_profile *p, const char *filena
 	return 0;
 }
 
-int vendor_match_file(const char *filename, struct vendor_file_match *out)
+int
+vendor_match_file(const char *filename, struct vendor_file_match *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!vendor_file_name_ok(filename))
@@ -327,8 +346,9 @@ int vendor_match_file(const char *filename, struct vendor_file_match *out)
 	return 0;
 }
 
-int vendor_file_name(const struct vendor_file *f, const char *mac, const char *model,
-                     char *buf, size_t len)
+int
+vendor_file_name(const struct vendor_file *f, const char *mac, const char *model,
+                 char *buf, size_t len)
 {
 	size_t j = 0;
 	char lmac[13];
@@ -380,7 +400,8 @@ int vendor_file_name(const struct vendor_file *f, const char *mac, const char *m
 /* Decodes the UTF-8 character at s (n bytes left) into *cp; returns its
  * length, or 0 when it is not valid UTF-8 (overlong, surrogate, > U+10FFFF,
  * truncated). */
-static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
+static size_t
+utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
 {
 	size_t len;
 	unsigned long c, min;
@@ -412,7 +433,8 @@ static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
 
 /* Whether cp may appear in a value: an XML 1.0 Char that is neither a
  * control character (C0, DEL, C1) nor a Unicode noncharacter. */
-static bool renderable_char(unsigned long cp)
+static bool
+renderable_char(unsigned long cp)
 {
 	if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
 		return false;
@@ -421,7 +443,8 @@ static bool renderable_char(unsigned long cp)
 	return (cp & 0xfffe) != 0xfffe; /* U+FFFE, U+FFFF, U+1FFFE, ... */
 }
 
-size_t vendor_field_max(const struct vendor_profile *p, const char *field)
+size_t
+vendor_field_max(const struct vendor_profile *p, const char *field)
 {
 	if (p == NULL || p->field_limits == NULL || field == NULL)
 		return 0;
@@ -431,8 +454,9 @@ size_t vendor_field_max(const struct vendor_profile *p, const char *field)
 	return 0;
 }
 
-int vendor_field_check(const struct vendor_profile *p, const char *field, const char *value,
-                       char *err, size_t errlen)
+int
+vendor_field_check(const struct vendor_profile *p, const char *field, const char *value,
+                   char *err, size_t errlen)
 {
 	const unsigned char *s = (const unsigned char *)value;
 	size_t n, chars = 0;
@@ -472,7 +496,8 @@ int vendor_field_check(const struct vendor_profile *p, const char *field, const 
 
 /* ---- XML check --------------------------------------------------------- */
 
-int vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
+int
+vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
 {
 	if (len > (size_t)2147483647) {
 		snprintf(err, errlen, "document too large");
@@ -524,7 +549,8 @@ struct vendor_templates {
 	struct vendor_set *sets; /* [vendor_registry_len] */
 };
 
-static void slot_clear(struct vendor_slot *s)
+static void
+slot_clear(struct vendor_slot *s)
 {
 	render_tmpl_free(s->tmpl);
 	free(s->raw);
@@ -533,7 +559,8 @@ static void slot_clear(struct vendor_slot *s)
 	s->rawlen = 0;
 }
 
-void vendor_templates_free(struct vendor_templates *t)
+void
+vendor_templates_free(struct vendor_templates *t)
 {
 	if (t == NULL)
 		return;
@@ -550,7 +577,8 @@ void vendor_templates_free(struct vendor_templates *t)
 	free(t);
 }
 
-static struct vendor_templates *templates_new(void)
+static struct vendor_templates *
+templates_new(void)
 {
 	struct vendor_templates *t = calloc(1, sizeof(*t));
 	if (t == NULL)
@@ -579,7 +607,8 @@ static const char hostile_pw[] =
     "0123456789012345678901234567890123456789012345678901234567890123456789"
     "0123456789012345678901234567890123456789012345678901234567890123456789";
 
-static void sample_inputs(struct render_input in[4])
+static void
+sample_inputs(struct render_input in[4])
 {
 	memset(in, 0, 4 * sizeof(*in));
 	for (int i = 0; i < 4; i++) {
@@ -634,8 +663,9 @@ static void sample_inputs(struct render_input in[4])
 
 /* Finds which files of p use `name` (template name, or a static file's
  * pattern).  Returns the number found; *kind and *mode describe them. */
-static size_t files_named(const struct vendor_profile *p, const char *name,
-                          bool *is_static, bool *shared, enum render_mode *mode)
+static size_t
+files_named(const struct vendor_profile *p, const char *name,
+            bool *is_static, bool *shared, enum render_mode *mode)
 {
 	size_t found = 0;
 	for (size_t i = 0; i < p->n_device_files; i++) {
@@ -661,8 +691,9 @@ static size_t files_named(const struct vendor_profile *p, const char *name,
 
 /* Renders a compiled template with values, checking XML; used by both the
  * sample check and the real renders.  Keeps V3. */
-static int render_checked(const struct render_tmpl *tm, const struct render_values *vals,
-                          struct render_buf *out, char *err, size_t errlen)
+static int
+render_checked(const struct render_tmpl *tm, const struct render_values *vals,
+               struct render_buf *out, char *err, size_t errlen)
 {
 	size_t start = out->len;
 	if (render_run(tm, vals, out, err, errlen) < 0)
@@ -677,8 +708,9 @@ static int render_checked(const struct render_tmpl *tm, const struct render_valu
 	return 0;
 }
 
-int vendor_values(const struct vendor_profile *p, const struct render_input *in,
-                  struct render_values *vals, char *err, size_t errlen)
+int
+vendor_values(const struct vendor_profile *p, const struct render_input *in,
+              struct render_values *vals, char *err, size_t errlen)
 {
 	if (render_values_init(vals, in, err, errlen) < 0)
 		return -1;
@@ -696,9 +728,10 @@ int vendor_values(const struct vendor_profile *p, const struct render_input *in,
 
 /* Compiles and checks one template for one file kind.  On success *out is
  * the compiled template (caller frees). */
-static int check_template(const struct vendor_profile *p, bool shared, enum render_mode mode,
-                          const char *src, size_t len, struct render_tmpl **out,
-                          char *err, size_t errlen)
+static int
+check_template(const struct vendor_profile *p, bool shared, enum render_mode mode,
+               const char *src, size_t len, struct render_tmpl **out,
+               char *err, size_t errlen)
 {
 	struct render_tmpl *tm = NULL;
 	struct render_buf b = {0};
@@ -746,8 +779,9 @@ fail:
 	return -1;
 }
 
-int vendor_template_check(const struct vendor_profile *p, const char *name,
-                          const char *src, size_t len, char *err, size_t errlen)
+int
+vendor_template_check(const struct vendor_profile *p, const char *name,
+                      const char *src, size_t len, char *err, size_t errlen)
 {
 	bool is_static = false, shared = false;
 	enum render_mode mode = RENDER_XML;
@@ -764,9 +798,10 @@ int vendor_template_check(const struct vendor_profile *p, const char *name,
 	return 0;
 }
 
-int vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
-                         const char *name, const char *src, size_t len,
-                         char *err, size_t errlen)
+int
+vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
+                     const char *name, const char *src, size_t len,
+                     char *err, size_t errlen)
 {
 	size_t pi = profile_index(p);
 	bool is_static = false, shared = false;
@@ -827,8 +862,9 @@ fail:
  * NUL-terminated buffer the caller frees.  Only vendor_templates_load
  * calls it.
  */
-static int read_whole_file(const char *path, char **out, size_t *outlen, char *err,
-                           size_t errlen)
+static int
+read_whole_file(const char *path, char **out, size_t *outlen, char *err,
+                size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -862,8 +898,9 @@ fail:
 	return -1;
 }
 
-int vendor_templates_load(const char *tmpl_dir, const char *static_dir,
-                          struct vendor_templates **out, char *err, size_t errlen)
+int
+vendor_templates_load(const char *tmpl_dir, const char *static_dir,
+                      struct vendor_templates **out, char *err, size_t errlen)
 {
 	struct vendor_templates *t = templates_new();
 	char path[4096], e[512];
@@ -910,9 +947,10 @@ fail:
 /* ---- rendering --------------------------------------------------------- */
 
 /* The per-device slot of p's file_index in t, or NULL with err. */
-static const struct vendor_slot *device_slot(const struct vendor_profile *p,
-                                             const struct vendor_templates *t,
-                                             size_t file_index, char *err, size_t errlen)
+static const struct vendor_slot *
+device_slot(const struct vendor_profile *p,
+            const struct vendor_templates *t,
+            size_t file_index, char *err, size_t errlen)
 {
 	size_t pi = profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
@@ -928,10 +966,11 @@ static const struct vendor_slot *device_slot(const struct vendor_profile *p,
 	return s;
 }
 
-int vendor_render_device_unchecked(const struct vendor_profile *p,
-                                   const struct vendor_templates *t, size_t file_index,
-                                   const struct render_input *in, struct render_buf *out,
-                                   char *err, size_t errlen)
+int
+vendor_render_device_unchecked(const struct vendor_profile *p,
+                               const struct vendor_templates *t, size_t file_index,
+                               const struct render_input *in, struct render_buf *out,
+                               char *err, size_t errlen)
 {
 	const struct vendor_slot *s = device_slot(p, t, file_index, err, errlen);
 	struct render_values vals;
@@ -941,16 +980,18 @@ int vendor_render_device_unchecked(const struct vendor_profile *p,
 	return render_run(s->tmpl, &vals, out, err, errlen) < 0 ? -1 : 0;
 }
 
-int vendor_check_device_output(const struct vendor_profile *p, size_t file_index,
-                               const char *data, size_t len, char *err, size_t errlen)
+int
+vendor_check_device_output(const struct vendor_profile *p, size_t file_index,
+                           const char *data, size_t len, char *err, size_t errlen)
 {
 	if (file_index >= p->n_device_files || p->device_files[file_index].mode == RENDER_KV)
 		return 0;
 	return vendor_check_xml(data, len, err, errlen) < 0 ? -1 : 0;
 }
 
-bool vendor_device_uses(const struct vendor_profile *p, const struct vendor_templates *t,
-                        enum render_var v)
+bool
+vendor_device_uses(const struct vendor_profile *p, const struct vendor_templates *t,
+                   enum render_var v)
 {
 	char err[64];
 
@@ -963,9 +1004,10 @@ bool vendor_device_uses(const struct vendor_profile *p, const struct vendor_temp
 	return false;
 }
 
-int vendor_render_device(const struct vendor_profile *p, const struct vendor_templates *t,
-                         size_t file_index, const struct render_input *in,
-                         struct render_buf *out, char *err, size_t errlen)
+int
+vendor_render_device(const struct vendor_profile *p, const struct vendor_templates *t,
+                     size_t file_index, const struct render_input *in,
+                     struct render_buf *out, char *err, size_t errlen)
 {
 	size_t pi = profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
@@ -984,9 +1026,10 @@ int vendor_render_device(const struct vendor_profile *p, const struct vendor_tem
 	return render_checked(s->tmpl, &vals, out, err, errlen);
 }
 
-int vendor_render_shared(const struct vendor_profile *p, const struct vendor_templates *t,
-                         size_t file_index, const char *model,
-                         struct render_buf *out, char *err, size_t errlen)
+int
+vendor_render_shared(const struct vendor_profile *p, const struct vendor_templates *t,
+                     size_t file_index, const char *model,
+                     struct render_buf *out, char *err, size_t errlen)
 {
 	size_t pi = profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_shared_files) {
@@ -1014,7 +1057,8 @@ int vendor_render_shared(const struct vendor_profile *p, const struct vendor_tem
 
 /* Whether text holds a line "key = value" (blanks around '=' optional,
  * '#' comments ignored). */
-static bool kv_sets(const char *text, size_t len, const char *key, const char *value)
+static bool
+kv_sets(const char *text, size_t len, const char *key, const char *value)
 {
 	size_t klen = strlen(key), vlen = strlen(value);
 	const char *p = text, *end = text + len;
@@ -1047,7 +1091,8 @@ static bool kv_sets(const char *text, size_t len, const char *key, const char *v
 	return false;
 }
 
-static bool slot_sets(const struct vendor_slot *s, const char *key, const char *value)
+static bool
+slot_sets(const struct vendor_slot *s, const char *key, const char *value)
 {
 	const char *text;
 	size_t len;
@@ -1059,7 +1104,8 @@ static bool slot_sets(const struct vendor_slot *s, const char *key, const char *
 	return s->raw != NULL && kv_sets(s->raw, s->rawlen, key, value);
 }
 
-const char *vendor_notify_event(const struct vendor_profile *p, const struct vendor_templates *t)
+const char *
+vendor_notify_event(const struct vendor_profile *p, const struct vendor_templates *t)
 {
 	const struct vendor_set *set = NULL;
 

@@ -31,7 +31,8 @@ static const struct vendor_file ent_device[] = {
 	{"SEP{MAC}.cnf.xml", "device.cnf.xml", RENDER_XML, NULL},
 };
 
-static int ent_parse_ua(const char *ua, struct vendor_ua *out)
+static int
+ent_parse_ua(const char *ua, struct vendor_ua *out)
 {
 	struct vendor_tok tok[8];
 	size_t n = vendor_split(ua, tok, 8);
@@ -53,7 +54,8 @@ static int ent_parse_ua(const char *ua, struct vendor_ua *out)
 
 /* The Call-ID goes inside {...} on a line of its own: only printable ASCII
  * without braces can be sent. */
-static bool callid_ok(const char *s)
+static bool
+callid_ok(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if (*s <= 0x20 || *s >= 0x7f || *s == '{' || *s == '}')
@@ -64,7 +66,8 @@ static bool callid_ok(const char *s)
 /* The zero version stamp the phones accept. */
 #define ENT_ZERO_STAMP "{00000000-0000-0000-0000-000000000000}"
 
-static int ent_notify_body(const struct vendor_notify *in, char *buf, size_t len)
+static int
+ent_notify_body(const struct vendor_notify *in, char *buf, size_t len)
 {
 	const char *cid = in->register_call_id ? in->register_call_id : "";
 	if (!callid_ok(cid))

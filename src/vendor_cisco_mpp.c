@@ -55,14 +55,16 @@ static const struct vendor_file mpp_shared[] = {
 	{"{model}-3PCC.xml", "bootstrap.xml", RENDER_XML_CISCO, mpp_models},
 };
 
-static bool ends_with_ci(const char *s, size_t n, const char *suffix)
+static bool
+ends_with_ci(const char *s, size_t n, const char *suffix)
 {
 	size_t k = strlen(suffix);
 	return n >= k && strncasecmp(s + n - k, suffix, k) == 0;
 }
 
 /* "Cisco/<model>-<fw>" (SPA) or "Cisco-<model ending in -3PCC/-MPP>/<fw>". */
-static int mpp_parse_ua(const char *ua, struct vendor_ua *out)
+static int
+mpp_parse_ua(const char *ua, struct vendor_ua *out)
 {
 	struct vendor_tok tok[8];
 	size_t n = vendor_split(ua, tok, 8);

@@ -33,7 +33,8 @@ static const struct vendor_file gs_device[] = {
 
 /* "Grandstream <model> <firmware>" or
  * "Grandstream Model HW <model> SW <firmware> DevId <mac>". */
-static int gs_parse_ua(const char *ua, struct vendor_ua *out)
+static int
+gs_parse_ua(const char *ua, struct vendor_ua *out)
 {
 	struct vendor_tok tok[12];
 	size_t n = vendor_split(ua, tok, 12);

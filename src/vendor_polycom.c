@@ -39,7 +39,8 @@ static const struct vendor_file polycom_shared[] = {
 };
 
 /* "<Family>-<Model>-UA/<firmware>" in any token starting with "Poly". */
-static int polycom_parse_ua(const char *ua, struct vendor_ua *out)
+static int
+polycom_parse_ua(const char *ua, struct vendor_ua *out)
 {
 	struct vendor_tok tok[16];
 	size_t n = vendor_split(ua, tok, 16);

@@ -40,7 +40,8 @@ static const struct vendor_file yealink_shared[] = {
 };
 
 /* "Yealink <model> <firmware> [<mac>]"; the model loses a "SIP-" prefix. */
-static int yealink_parse_ua(const char *ua, struct vendor_ua *out)
+static int
+yealink_parse_ua(const char *ua, struct vendor_ua *out)
 {
 	struct vendor_tok tok[8];
 	size_t n = vendor_split(ua, tok, 8);

@@ -50,9 +50,23 @@ static const char *const status_names[] = {
 	[VIRT_ST_INACTIVE] = "inactive", [VIRT_ST_UNPLACED] = "unplaced",
 };
 
-const char *virt_result_name(enum virt_result r) { return result_names[r]; }
-const char *virt_reason_name(enum virt_reason r) { return reason_names[r]; }
-const char *virt_status_name(enum virt_status s) { return status_names[s]; }
+const char *
+virt_result_name(enum virt_result r)
+{
+	return result_names[r];
+}
+
+const char *
+virt_reason_name(enum virt_reason r)
+{
+	return reason_names[r];
+}
+
+const char *
+virt_status_name(enum virt_status s)
+{
+	return status_names[s];
+}
 
 int
 virt_sip_status(enum virt_result r, enum virt_reason why, int tries_left, char *buf,

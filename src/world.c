@@ -206,9 +206,26 @@ world_new(void)
 	return w;
 }
 
-static int free_org(void *v, void *arg) { hd_org_free(v); return 0; }
-static int free_ext(void *v, void *arg) { hd_ext_free(v); return 0; }
-static int free_dev(void *v, void *arg) { hd_dev_free(v); return 0; }
+static int
+free_org(void *v, void *arg)
+{
+	hd_org_free(v);
+	return 0;
+}
+
+static int
+free_ext(void *v, void *arg)
+{
+	hd_ext_free(v);
+	return 0;
+}
+
+static int
+free_dev(void *v, void *arg)
+{
+	hd_dev_free(v);
+	return 0;
+}
 
 void
 world_free(struct world *w)
@@ -700,9 +717,23 @@ world_each_dev(const struct world *w, world_dev_cb cb, void *arg)
 	return idmap_each(&w->devs, (idmap_cb)cb, arg);
 }
 
-size_t world_count_orgs(const struct world *w) { return idmap_count(&w->orgs); }
-size_t world_count_exts(const struct world *w) { return idmap_count(&w->exts); }
-size_t world_count_devs(const struct world *w) { return idmap_count(&w->devs); }
+size_t
+world_count_orgs(const struct world *w)
+{
+	return idmap_count(&w->orgs);
+}
+
+size_t
+world_count_exts(const struct world *w)
+{
+	return idmap_count(&w->exts);
+}
+
+size_t
+world_count_devs(const struct world *w)
+{
+	return idmap_count(&w->devs);
+}
 
 /* ---- small values ------------------------------------------------------- */
 

@@ -9,7 +9,8 @@
 #include "render.h"
 #include "testutil.h"
 
-static struct render_input base_input(void)
+static struct render_input
+base_input(void)
 {
 	struct render_input in = {0};
 	in.mac = "0004f2a1b2c3";
@@ -29,8 +30,9 @@ static struct render_input base_input(void)
 
 /* Compiles src in mode, renders it with in; returns the output (static
  * buffer) or NULL with the error in err. */
-static const char *render_str(const char *src, enum render_mode mode,
-                              const struct render_input *in, char *err, size_t errlen)
+static const char *
+render_str(const char *src, enum render_mode mode,
+           const struct render_input *in, char *err, size_t errlen)
 {
 	static char out[8192];
 	struct render_tmpl *t = NULL;
@@ -53,7 +55,8 @@ static const char *render_str(const char *src, enum render_mode mode,
 	return out;
 }
 
-static const char *ok(const char *src, enum render_mode mode, const struct render_input *in)
+static const char *
+ok(const char *src, enum render_mode mode, const struct render_input *in)
 {
 	char err[256] = "";
 	const char *s = render_str(src, mode, in, err, sizeof(err));
@@ -62,7 +65,8 @@ static const char *ok(const char *src, enum render_mode mode, const struct rende
 }
 
 /* The compile (or render) error message of src. */
-static const char *fails(const char *src, enum render_mode mode, const struct render_input *in)
+static const char *
+fails(const char *src, enum render_mode mode, const struct render_input *in)
 {
 	static char err[256];
 	err[0] = '\0';

@@ -28,14 +28,16 @@
 
 static struct vendor_templates *T;
 
-static void load(void)
+static void
+load(void)
 {
 	char err[512] = "";
 	int rc = vendor_templates_load("templates", "provisioning", &T, err, sizeof(err));
 	cr_assert_eq(rc, 0, "loading default templates: %s", err);
 }
 
-static void unload(void)
+static void
+unload(void)
 {
 	vendor_templates_free(T);
 	T = NULL;
@@ -47,7 +49,8 @@ static char long_pw[2101];
 
 static char long_label[130];
 
-static struct render_input case_input(const char *c)
+static struct render_input
+case_input(const char *c)
 {
 	struct render_input in = {0};
 	in.mac = MAC;
@@ -125,8 +128,9 @@ static const char *const CASES[] = {"normal", "parked-parking", "parked-none", "
 #define NCASES (sizeof(CASES) / sizeof(CASES[0]))
 
 /* Renders per-device file i of p for case c into b (reset first). */
-static void render_case(const struct vendor_profile *p, size_t i, const char *c,
-                        struct render_buf *b)
+static void
+render_case(const struct vendor_profile *p, size_t i, const char *c,
+            struct render_buf *b)
 {
 	char err[512] = "";
 	struct render_input in = case_input(c);
@@ -137,7 +141,8 @@ static void render_case(const struct vendor_profile *p, size_t i, const char *c,
 
 /* ---- goldens ------------------------------------------------------------ */
 
-static void mkdirs(const char *path)
+static void
+mkdirs(const char *path)
 {
 	char tmp[512];
 	snprintf(tmp, sizeof(tmp), "%s", path);
@@ -150,7 +155,8 @@ static void mkdirs(const char *path)
 	}
 }
 
-static void golden(const char *dir, const char *name, const char *p, size_t len)
+static void
+golden(const char *dir, const char *name, const char *p, size_t len)
 {
 	char path[512];
 	int n = snprintf(path, sizeof(path), "tests/golden/%s/%s", dir, name);
@@ -173,13 +179,15 @@ static void golden(const char *dir, const char *name, const char *p, size_t len)
 	cr_assert(memcmp(want, p, len) == 0, "%s differs from the render", path);
 }
 
-static bool is_xml(const struct vendor_file *f)
+static bool
+is_xml(const struct vendor_file *f)
 {
 	return f->mode != RENDER_KV;
 }
 
 /* Independent well-formedness check with the flags the spec names. */
-static xmlDocPtr parse(const char *p, size_t len)
+static xmlDocPtr
+parse(const char *p, size_t len)
 {
 	xmlDocPtr d = xmlReadMemory(p, (int)len, "x.xml", NULL,
 	                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
@@ -243,7 +251,8 @@ Test(vendor, goldens_for_every_shared_file, .init = load, .fini = unload)
 
 /* ---- round trips: what the phone reads back is what was put in ---------- */
 
-static char *xpath_str(xmlDocPtr d, const char *expr)
+static char *
+xpath_str(xmlDocPtr d, const char *expr)
 {
 	xmlXPathContextPtr ctx = xmlXPathNewContext(d);
 	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
@@ -258,7 +267,8 @@ static char *xpath_str(xmlDocPtr d, const char *expr)
 }
 
 /* The number of nodes expr selects. */
-static int xpath_count(xmlDocPtr d, const char *expr)
+static int
+xpath_count(xmlDocPtr d, const char *expr)
 {
 	xmlXPathContextPtr ctx = xmlXPathNewContext(d);
 	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
@@ -269,7 +279,8 @@ static int xpath_count(xmlDocPtr d, const char *expr)
 	return n;
 }
 
-static void expect(xmlDocPtr d, const char *expr, const char *want)
+static void
+expect(xmlDocPtr d, const char *expr, const char *want)
 {
 	char *got = xpath_str(d, expr);
 	cr_assert_str_eq(got, want, "%s", expr);
@@ -312,7 +323,8 @@ Test(vendor, hostile_values_round_trip_through_xml, .init = load, .fini = unload
 
 /* ---- parked devices ----------------------------------------------------- */
 
-static size_t count_lines(const char *s)
+static size_t
+count_lines(const char *s)
 {
 	size_t n = 0;
 	for (; *s; s++)
