@@ -98,9 +98,21 @@ api_send_json(struct http_response *res, int status, json_t *o)
 void
 api_json_error(struct http_response *res, int status, const char *field, const char *msg)
 {
-	json_t *o = json_pack("{s:s, s:s?}", "error", msg, "field", field);
-	char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	api_json_error_item(res, status, field, 0, msg);
+}
 
+void
+api_json_error_item(struct http_response *res, int status, const char *field, int item,
+                    const char *msg)
+{
+	json_t *o = json_pack("{s:s, s:s?}", "error", msg, "field", field);
+	char *txt;
+
+	if (o != NULL && item > 0 && json_object_set_new(o, "item", json_integer(item)) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (txt == NULL) {
 		http_printf(res, 500, "application/json", "{\"error\":\"internal\"}");

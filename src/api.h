@@ -74,6 +74,10 @@ void api_send_json(struct http_response *res, int status, json_t *o);
 
 /* A JSON error {"error": msg, "field": field?}. */
 void api_json_error(struct http_response *res, int status, const char *field, const char *msg);
+/* The same with "item": the 1-based position in a list field (an
+ * extension's keys) of the element at fault; item 0 leaves it out. */
+void api_json_error_item(struct http_response *res, int status, const char *field, int item,
+                         const char *msg);
 
 /* Whether s is 1..max bytes of printable ASCII (no spaces if !spaces). */
 bool api_printable(const char *s, size_t max, bool spaces);

@@ -180,6 +180,7 @@ dev_json(const struct world *w, const struct hd_dev *d)
 
 struct field_err {
 	const char *field;
+	int item; /* 1-based element of a list field at fault, or 0 */
 	char msg[160];
 };
 
@@ -384,6 +385,7 @@ take_keys(json_t *o, struct hd_ext *e, struct field_err *fe)
 			goto bad;
 		if (take_str(k, "label", &key->label, 64, true, false, fe, NULL) != 0) {
 			hd_keys_clear(&tmp);
+			fe->item = (int)i + 1;
 			return ferr(fe, "keys.label", "empty, too long or has control characters");
 		}
 	}
@@ -393,6 +395,7 @@ take_keys(json_t *o, struct hd_ext *e, struct field_err *fe)
 	return 0;
 bad:
 	hd_keys_clear(&tmp);
+	fe->item = (int)i + 1;
 	return ferr(fe, "keys", "each key is {\"type\": \"blf\" or \"speed_dial\", \"value\": "
 	            "1 to 32 of 0-9 * # +, \"label\": text}");
 }
@@ -793,7 +796,7 @@ answer_result(struct req_ctx *r, int rc, const struct svc_result *res, struct re
               int (*fn)(const struct world *, struct store *, void *))
 {
 	if (rc != SVC_OK) {
-		api_json_error(r->res, svc_status(rc), res->field, res->err);
+		api_json_error_item(r->res, svc_status(rc), res->field, res->item, res->err);
 		return;
 	}
 	/* show the object as it is now */
@@ -1003,7 +1006,7 @@ ext_write(struct req_ctx *r, bool patch)
 	answer_result(r, rc, &res, &again, rd_ext);
 	goto out;
 invalid:
-	api_json_error(r->res, 400, fe.field, fe.msg);
+	api_json_error_item(r->res, 400, fe.field, fe.item, fe.msg);
 out:
 	hd_ext_free(e);
 	json_decref(in);

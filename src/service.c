@@ -1145,6 +1145,8 @@ ext_renderable(const struct hd_ext *e, struct svc_result *r)
 		};
 
 		rc = renderable(NULL, k, sizeof(k) / sizeof(k[0]), r);
+		if (rc != SVC_OK)
+			r->item = (int)i + 1;
 	}
 	return rc;
 }

@@ -193,6 +193,7 @@ void svc_actor(const struct svc_principal *who);
 struct svc_result {
 	char err[256];
 	const char *field; /* static string naming the field at fault, or NULL */
+	int item;          /* 1-based element of a list field (keys) at fault, or 0 */
 	bool created;
 };
 

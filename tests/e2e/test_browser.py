@@ -228,3 +228,228 @@ def test_me_in_chromium(acme, browser):
     assert hdharness.ext(d, "103")["status"] == "home"
     no_xss(drv)
     shot(drv, "me-3-returned")
+
+
+def console_sign_in(drv, d, token):
+    drv.get("http://127.0.0.1:%d/console/" % d.port)
+    wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "sign-in form")
+    drv.find_element(By.NAME, "token").send_keys(token)
+    drv.find_element(By.CSS_SELECTOR, "#login button").click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "tabs").is_displayed(), "signed in")
+
+
+def field_error(drv, css):
+    """The text of the .field-error next to (in the same cell or label as) css."""
+    el = drv.find_element(By.CSS_SELECTOR, css)
+    return drv.execute_script(
+        "const c = arguments[0].closest('label, tr');"
+        "return Array.from(c.querySelectorAll('.field-error')).map(e => e.textContent).join('');",
+        el)
+
+
+def invalid(drv, css):
+    return drv.find_element(By.CSS_SELECTOR, css).get_attribute("aria-invalid") == "true"
+
+
+def test_console_user_settings_in_chromium(acme, browser):
+    """A phone's user settings (those of the extension it carries) are shown
+    and edited from the device view; each refusal is shown at its field and
+    changes nothing; a saved change reaches the phone's file; hostile key
+    labels stay text."""
+    d, demo = acme
+    drv = browser
+    hostile_data(d)
+    m = hdharness.mac(102)
+    path = "/api/v1/orgs/acme/extensions/102"
+    d.admin_ok("PATCH", path, {"voicemail": "*9102", "keys": [
+        {"type": "blf", "value": "7102", "label": HOSTILE}]})
+    console_sign_in(drv, d, d.admin_token)
+    drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="devices"]').click()
+    drow = '#dev-table tr[data-mac="%s"]' % m
+    wait_for(drv, lambda: "Settings" in text(drv, drow), "device row with Settings")
+    drv.find_element(By.XPATH, '//tr[@data-mac="%s"]//button[.="Settings"]' % m).click()
+    form = drv.find_element(By.ID, "settings")
+    wait_for(drv, form.is_displayed, "settings form")
+    assert "acme/102" in text(drv, "#set-title") and "carries extension 102" in text(drv, "#set-note")
+    vm = form.find_element(By.NAME, "voicemail")
+    assert vm.get_attribute("value") == "*9102"
+    rows = lambda: drv.find_elements(By.CSS_SELECTOR, "#set-keys tbody tr")  # noqa: E731
+    assert len(rows()) == 1
+    assert rows()[0].find_element(By.NAME, "label").get_attribute("value") == HOSTILE
+    no_xss(drv)
+    shot(drv, "settings-1-open")
+    before = hdharness.device_files(d, m)
+
+    # a bad voicemail number: the error is at the voicemail field
+    vm.clear()
+    vm.send_keys("12a")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(drv, lambda: invalid(drv, '#settings [name="voicemail"]'), "voicemail marked")
+    assert "voicemail" in field_error(drv, '#settings [name="voicemail"]')
+    assert not invalid(drv, '#settings [name="language"]')
+    shot(drv, "settings-2-voicemail-error")
+    vm.clear()
+    vm.send_keys("*97")
+    # a second key whose number is not dialable: marked on that key's row
+    drv.find_element(By.ID, "set-add-key").click()
+    k2 = rows()[1]
+    Select(k2.find_element(By.NAME, "type")).select_by_value("speed_dial")
+    k2.find_element(By.NAME, "value").send_keys("12;3")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(drv, lambda: invalid(drv, "#set-keys tbody tr:nth-child(2) [name=value]"),
+             "key 2 marked")
+    assert not invalid(drv, "#set-keys tbody tr:nth-child(1) [name=value]")
+    assert not invalid(drv, '#settings [name="voicemail"]'), "the old mark is cleared"
+    assert "keys" in text(drv, "#set-keys tbody tr:nth-child(2)")
+    # a label too long for some phones (refused by the render check)
+    k2.find_element(By.NAME, "value").clear()
+    k2.find_element(By.NAME, "value").send_keys("7203")
+    k2.find_element(By.NAME, "label").send_keys("L" * 31)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(drv, lambda: invalid(drv, "#set-keys tbody tr:nth-child(2) [name=label]"),
+             "label of key 2 marked")
+    assert not invalid(drv, "#set-keys tbody tr:nth-child(2) [name=value]")
+    assert "keys.label" in field_error(drv, "#set-keys tbody tr:nth-child(2) [name=label]")
+    shot(drv, "settings-3-key-error")
+    # nothing of the refused attempts was stored or published
+    ext = hdharness.ext(d, "102")
+    assert ext["voicemail"] == "*9102" and len(ext["keys"]) == 1
+    assert hdharness.device_files(d, m) == before
+
+    # a good change: stored, and the phone's file follows
+    k2.find_element(By.NAME, "label").clear()
+    k2.find_element(By.NAME, "label").send_keys("Desk 7203")
+    Select(form.find_element(By.NAME, "language")).select_by_value("fr_FR")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(drv, lambda: "saved" in text(drv, "#msg"), "settings saved")
+    ext = hdharness.ext(d, "102")
+    assert ext["voicemail"] == "*97" and ext["language"] == "fr_FR"
+    assert ext["keys"] == [{"type": "blf", "value": "7102", "label": HOSTILE},
+                           {"type": "speed_dial", "value": "7203", "label": "Desk 7203"}]
+    body = hdharness.device_files(d, m)[m + ".cfg"].decode()
+    assert "voice_mail.number.1 = *97\n" in body
+    assert "linekey.3.type = 13\nlinekey.3.line = 1\nlinekey.3.value = 7203\n" in body
+    assert [e for e in hdharness.events(d, type="extension.put") if e.get("extension") == "102"]
+    no_xss(drv)
+    shot(drv, "settings-4-saved")
+
+    # removing every key and the voicemail clears them
+    for b in drv.find_elements(By.XPATH, '//table[@id="set-keys"]//button[.="Remove"]'):
+        b.click()
+    vm.clear()
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(drv, lambda: hdharness.ext(d, "102").get("keys") in ([], None), "keys cleared")
+    assert hdharness.ext(d, "102").get("voicemail") is None
+
+    # the same editor from who-is-where, for a hostile display name
+    drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="where"]').click()
+    wait_for(drv, lambda: not form.is_displayed(), "editor closed with the view")
+    r103 = '//tr[@data-ext="acme/103"]//button[.="Settings"]'
+    wait_for(drv, lambda: drv.find_elements(By.XPATH, r103), "who-is-where Settings")
+    drv.find_element(By.XPATH, r103).click()
+    wait_for(drv, lambda: HOSTILE in text(drv, "#set-title"), "title with the hostile name")
+    no_xss(drv)
+
+
+def page_fetch(drv, method, path):
+    """(status) of a fetch the signed-in page makes itself (cookie + CSRF as
+    the console does)."""
+    return drv.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[1], {method: arguments[0], credentials: 'same-origin'})"
+        ".then(r => done(r.status), e => done(String(e)));", method, path)
+
+
+def test_console_tokens_in_chromium(acme, browser):
+    """Admins list, create (secret shown once), rotate and revoke tokens from
+    the console; an organization token's console sees only its organization
+    and no tokens."""
+    d, demo = acme
+    drv = browser
+    console_sign_in(drv, d, d.admin_token)
+    tab = drv.find_element(By.ID, "tab-tokens")
+    assert tab.is_displayed()
+    tab.click()
+    wait_for(drv, lambda: "configuration file" in text(drv, "#tok-table tbody"), "token list")
+    assert d.admin_token not in drv.page_source
+    wait_for(drv, lambda: len(drv.find_elements(By.CSS_SELECTOR,
+                                                "#tok-new select[name=org] option")) == 2,
+             "organizations")
+    f = drv.find_element(By.ID, "tok-new")
+    Select(f.find_element(By.NAME, "role")).select_by_value("org")
+    Select(f.find_element(By.NAME, "org")).select_by_value("globex")
+    f.find_element(By.NAME, "name").send_keys(HOSTILE)
+    f.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "tok-secret").is_displayed(), "secret shown")
+    secret = drv.find_element(By.ID, "tok-secret-value").get_attribute("value")
+    d.secrets.add(secret)
+    tid = text(drv, "#tok-secret-id")
+    row = '#tok-table tr[data-token="%s"]' % tid
+    wait_for(drv, lambda: HOSTILE in text(drv, row), "new token listed")
+    assert "globex" in text(drv, row) and "org" in text(drv, row)
+    no_xss(drv)
+    shot(drv, "tokens-1-created")
+    st, js = d.admin("GET", "/api/v1/orgs", token=secret)
+    assert st == 200 and [o["name"] for o in js["orgs"]] == ["globex"]
+    # shown once: gone after Done, and not in the page after a reload
+    drv.find_element(By.ID, "tok-secret-done").click()
+    assert not drv.find_element(By.ID, "tok-secret").is_displayed()
+    assert secret not in drv.page_source
+    assert drv.find_element(By.ID, "tok-secret-value").get_attribute("value") == ""
+    drv.refresh()
+    wait_for(drv, lambda: text(drv, row) != "", "list after reload")
+    assert secret not in drv.page_source
+
+    # the organization token's console: its organization only, no tokens
+    drv.find_element(By.ID, "logout").click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "signed out")
+    console_sign_in(drv, d, secret)
+    assert text(drv, "#who") == "organization globex"
+    assert not drv.find_element(By.ID, "tab-tokens").is_displayed()
+    wait_for(drv, lambda: drv.find_elements(By.CSS_SELECTOR, "#where-table tbody tr"),
+             "globex extensions")
+    exts = [r.get_attribute("data-ext") for r in
+            drv.find_elements(By.CSS_SELECTOR, "#where-table tbody tr")]
+    assert sorted(exts) == ["globex/101", "globex/201"], exts
+    drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="devices"]').click()
+    wait_for(drv, lambda: drv.find_elements(By.CSS_SELECTOR, "#dev-table tbody tr"), "devices")
+    macs = [r.get_attribute("data-mac") for r in
+            drv.find_elements(By.CSS_SELECTOR, "#dev-table tbody tr")]
+    assert macs == [hdharness.GLOBEX_MAC], macs
+    drv.get("http://127.0.0.1:%d/console/#tokens" % d.port)
+    wait_for(drv, lambda: drv.find_element(By.ID, "msg").get_attribute("class") == "error",
+             "tokens refused")
+    assert drv.find_element(By.ID, "view-tokens").is_displayed()
+    assert drv.find_elements(By.CSS_SELECTOR, "#tok-table tbody tr") == []
+    assert page_fetch(drv, "GET", "/api/v1/tokens") == 403
+    assert page_fetch(drv, "GET", "/api/v1/orgs/acme/extensions") == 404
+    assert page_fetch(drv, "GET", "/api/v1/devices/" + hdharness.mac(101)) == 404
+    shot(drv, "tokens-2-org-console")
+
+    # back as admin: rotate (new secret once, old one dead), then revoke
+    drv.find_element(By.ID, "logout").click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "signed out")
+    console_sign_in(drv, d, d.admin_token)
+    drv.find_element(By.ID, "tab-tokens").click()
+    wait_for(drv, lambda: text(drv, row) != "", "token row")
+    drv.find_element(By.XPATH, '//tr[@data-token="%s"]//button[.="Rotate"]' % tid).click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "tok-secret").is_displayed(), "new secret")
+    secret2 = drv.find_element(By.ID, "tok-secret-value").get_attribute("value")
+    d.secrets.add(secret2)
+    assert secret2 and secret2 != secret and text(drv, "#tok-secret-id") == tid
+    assert d.admin("GET", "/api/v1/orgs", token=secret)[0] == 401
+    assert d.admin("GET", "/api/v1/orgs", token=secret2)[0] == 200
+    wait_for(drv, lambda: "never" not in text(drv, row), "rotated time shown")
+    shot(drv, "tokens-3-rotated")
+    # revoking asks first: dismissing keeps it
+    drv.find_element(By.XPATH, '//tr[@data-token="%s"]//button[.="Revoke"]' % tid).click()
+    WebDriverWait(drv, WAIT).until(lambda _d: _d.switch_to.alert).dismiss()
+    assert d.admin("GET", "/api/v1/orgs", token=secret2)[0] == 200
+    drv.find_element(By.XPATH, '//tr[@data-token="%s"]//button[.="Revoke"]' % tid).click()
+    WebDriverWait(drv, WAIT).until(lambda _d: _d.switch_to.alert).accept()
+    wait_for(drv, lambda: "revoked" in text(drv, "#msg"), "revoked")
+    wait_for(drv, lambda: drv.find_elements(By.CSS_SELECTOR, row) == [], "row gone")
+    assert d.admin("GET", "/api/v1/orgs", token=secret2)[0] == 401
+    assert [e for e in hdharness.events(d, type="token.revoke")]
+    no_xss(drv)
+    shot(drv, "tokens-4-revoked")

@@ -211,6 +211,14 @@ def test_bad_settings_are_refused_and_change_nothing(acme):
     for field, body in bad.items():
         st, js = d.admin("PATCH", path, body)
         assert st == 400 and js["field"] == field.strip(), (field, st, js)
+        # which key is at fault (1-based), when one is
+        assert js.get("item") == (None if field in ("voicemail", "language", "keys") else 1), js
+    ok = {"type": "blf", "value": "1"}
+    for k2, field in (({"type": "blf", "value": "1;2"}, "keys"),
+                      ({"type": "blf", "value": "2", "label": "a\tb"}, "keys.label"),
+                      ({"type": "blf", "value": "2", "label": "y" * 31}, "keys.label")):
+        st, js = d.admin("PATCH", path, {"keys": [ok, ok, k2]})
+        assert st == 400 and js["field"] == field and js["item"] == 3, (k2, st, js)
     for body, field in (({"utc_offset": "+25:00"}, "site.utc_offset"),
                         ({"dst": "mars"}, "site.dst"), ({"language": "klingon"}, "site.language"),
                         ({"ntp_server": "a b"}, "site.ntp_server"), ({"tz": 1}, "site")):

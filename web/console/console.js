@@ -1,5 +1,6 @@
-// console.js -- the hotdeskd web console: one page, five views, on top of
-// the admin API (/api/v1/) with the session cookie the sign-in set.
+// console.js -- the hotdeskd web console: one page, six views and the user
+// settings editor, on top of the admin API (/api/v1/) with the session
+// cookie the sign-in set.
 //
 // The token typed at sign-in goes to /console/api/login once and is not
 // kept anywhere in the page; the session cookie is HttpOnly, and the CSRF
@@ -49,6 +50,7 @@ function row(tbody, cells) {
 
 function button(label, onclick) {
   const b = document.createElement("button");
+  b.type = "button";
   b.textContent = label;
   b.addEventListener("click", onclick);
   return b;
@@ -62,9 +64,18 @@ function errorText(r) {
 
 const views = {};
 
+let current = null;
+
 function showView(name) {
+  current = name;
+  closeSettings();
+  hideSecret();
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + name;
-  for (const b of document.querySelectorAll("#tabs button")) {
+  window.addEventListener("hashchange", () => {
+  const v = location.hash.slice(1);
+  if (session && views[v] && v !== current) showView(v);
+});
+for (const b of document.querySelectorAll("#tabs button")) {
     b.classList.toggle("active", b.dataset.view === name);
   }
   location.hash = name;
@@ -102,8 +113,11 @@ views.where = async () => {
         views.where();
       })
       : "";
+    const acts = document.createElement("span");
+    if (ret) acts.append(ret);
+    acts.append(button("Settings", () => openSettings(e.org, e.number, "")));
     const tr = row(tbody, [e.org, e.number, e.display_name, e.status,
-      e.home_device || "", e.virtual_on || "", ret]);
+      e.home_device || "", e.virtual_on || "", acts]);
     tr.dataset.ext = `${e.org}/${e.number}`;
   }
 };
@@ -152,6 +166,15 @@ views.devices = async () => {
         $("dev-detail").hidden = false;
         $("dev-detail").textContent = JSON.stringify(x.js, null, 2);
       }));
+    const c = d.carries;
+    if (c && c.kind === "extension") {
+      actions.append(button("Settings", () => openSettings(d.org, c.extension,
+        `Phone ${d.mac} carries extension ${c.extension}` +
+        (c.virtual ? " (a visitor)" : "") + ": these settings follow the user to any phone.")));
+    } else if (d.home_extension) {
+      actions.append(button("Settings", () => openSettings(d.org, d.home_extension,
+        `Phone ${d.mac} is parked; its home extension is ${d.home_extension}.`)));
+    }
     const tr = row(tbody, [d.mac, d.org, d.profile, d.model || "", d.home_extension || "",
       carries(d.carries), syncCell(d.sync), lastFetch(d), actions]);
     tr.dataset.mac = d.mac;
@@ -348,6 +371,200 @@ async function importCsv(dry) {
   say(p.textContent);
 }
 
+// per-extension user settings (voicemail, language, line keys): they travel
+// with the extension onto whichever phone carries it
+let setTarget = null;   // { org, number } being edited
+
+function fieldError() {
+  const span = document.createElement("span");
+  span.className = "field-error";
+  return span;
+}
+
+function renumberKeys() {
+  const rows = $("set-keys").tBodies[0].rows;
+  for (let i = 0; i < rows.length; i++) rows[i].cells[0].textContent = String(i + 1);
+  $("set-add-key").disabled = rows.length >= 10;
+}
+
+function keyRow(k) {
+  const tr = $("set-keys").tBodies[0].insertRow();
+  tr.insertCell();
+  const type = document.createElement("select");
+  type.name = "type";
+  for (const [v, l] of [["blf", "BLF"], ["speed_dial", "speed dial"]]) {
+    const o = document.createElement("option");
+    o.value = v;
+    o.textContent = l;
+    type.append(o);
+  }
+  type.value = k.type || "blf";
+  const value = document.createElement("input");
+  value.name = "value";
+  value.value = k.value || "";
+  const label = document.createElement("input");
+  label.name = "label";
+  label.value = k.label || "";
+  tr.insertCell().append(type);
+  tr.insertCell().append(value);
+  tr.insertCell().append(label);
+  const last = tr.insertCell();
+  last.append(button("Remove", () => { tr.remove(); renumberKeys(); }), fieldError());
+  renumberKeys();
+}
+
+function clearFieldErrors() {
+  const f = $("settings");
+  for (const el of f.querySelectorAll(".field-error")) el.textContent = "";
+  for (const el of f.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+// an API validation error {"error", "field", "item"?} shown at its field
+function showFieldError(js) {
+  const f = $("settings");
+  const msg = js && js.error ? js.error : "refused";
+  const field = js ? js.field : null;
+  const keyRowAt = js && js.item ? $("set-keys").tBodies[0].rows[js.item - 1] : null;
+  if (field === "voicemail" || field === "language") {
+    f.elements[field].setAttribute("aria-invalid", "true");
+    f.querySelector(`.field-error[data-for="${field}"]`).textContent = msg;
+    f.elements[field].focus();
+  } else if (field && field.startsWith("keys") && keyRowAt) {
+    const sub = field.split(".")[1];
+    const ctl = keyRowAt.querySelectorAll(sub ? `[name="${sub}"]` : "select, input");
+    for (const el of ctl) el.setAttribute("aria-invalid", "true");
+    keyRowAt.querySelector(".field-error").textContent = msg;
+    ctl[0].focus();
+  } else if (field && field.startsWith("keys")) {
+    f.querySelector('.field-error[data-for="keys"]').textContent = msg;
+  } else {
+    say(msg, true);
+    return;
+  }
+  say("Not saved: see the field marked.", true);
+}
+
+async function openSettings(org, number, note) {
+  const r = await call("GET", `/api/v1/orgs/${enc(org)}/extensions/${enc(number)}`);
+  if (r.status !== 200) { say(errorText(r), true); return; }
+  const e = r.js;
+  const f = $("settings");
+  setTarget = { org, number };
+  clearFieldErrors();
+  $("set-title").textContent = `${e.org}/${e.number}` +
+    (e.display_name ? ` (${e.display_name})` : "");
+  $("set-note").textContent = note;
+  f.elements.voicemail.value = e.voicemail || "";
+  f.elements.language.value = e.language || "";
+  $("set-keys").tBodies[0].replaceChildren();
+  for (const k of e.keys || []) keyRow(k);
+  renumberKeys();
+  f.hidden = false;
+  f.scrollIntoView({ block: "nearest" });
+}
+
+function closeSettings() {
+  setTarget = null;
+  $("settings").hidden = true;
+}
+
+$("settings").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!setTarget) return;
+  const f = $("settings");
+  const keys = [];
+  for (const tr of $("set-keys").tBodies[0].rows) {
+    const k = { type: tr.querySelector('[name="type"]').value,
+      value: tr.querySelector('[name="value"]').value.trim() };
+    const label = tr.querySelector('[name="label"]').value;
+    if (label !== "") k.label = label;
+    keys.push(k);
+  }
+  const body = { voicemail: f.elements.voicemail.value.trim() || null,
+    language: f.elements.language.value || null, keys };
+  clearFieldErrors();
+  const { org, number } = setTarget;
+  const r = await call("PATCH", `/api/v1/orgs/${enc(org)}/extensions/${enc(number)}`, body);
+  if (r.status !== 200) { showFieldError(r.js); return; }
+  say(`Settings of ${org}/${number} saved: the phones carrying it are updated.`);
+});
+$("set-add-key").addEventListener("click", () => keyRow({}));
+$("set-close").addEventListener("click", closeSettings);
+
+// tokens (admin sessions; the API answers 403 to an organization's)
+function showSecret(id, token) {
+  $("tok-secret-id").textContent = String(id);
+  $("tok-secret-value").value = token;
+  $("tok-secret").hidden = false;
+  $("tok-secret-value").select();
+}
+
+function hideSecret() {
+  $("tok-secret-value").value = "";
+  $("tok-secret").hidden = true;
+}
+
+views.tokens = async () => {
+  const sel = $("tok-new").elements.org;
+  const names = await orgNames();
+  const keep = sel.value;
+  sel.replaceChildren();
+  for (const n of names) {
+    const o = document.createElement("option");
+    o.value = o.textContent = n;
+    sel.append(o);
+  }
+  if (names.includes(keep)) sel.value = keep;
+  const r = await call("GET", "/api/v1/tokens");
+  const tbody = $("tok-table").tBodies[0];
+  tbody.replaceChildren();
+  if (r.status !== 200) { say(errorText(r), true); return; }
+  for (const t of r.js.tokens) {
+    const acts = document.createElement("span");
+    if (t.config) {
+      acts.textContent = "configuration file";
+    } else {
+      acts.append(
+        button("Rotate", async () => {
+          const x = await call("POST", `/api/v1/tokens/${enc(t.id)}/rotate`, {});
+          if (x.status !== 200) { say(errorText(x), true); return; }
+          showSecret(x.js.id, x.js.token);
+          say(`Token ${t.id} rotated: its old secret no longer works.`);
+          views.tokens();
+        }),
+        button("Revoke", async () => {
+          if (!confirm(`Revoke token ${t.id} (${t.name || t.role})? It stops working at once.`)) {
+            return;
+          }
+          const x = await call("DELETE", `/api/v1/tokens/${enc(t.id)}`);
+          if (x.status !== 200) { say(errorText(x), true); return; }
+          say(`Token ${t.id} revoked.`);
+          views.tokens();
+        }));
+    }
+    const tr = row(tbody, [t.id, t.role, t.org || "", t.name || "", when(t.created_at),
+      t.rotated_at ? when(t.rotated_at) : "never", acts]);
+    tr.dataset.token = String(t.id);
+  }
+};
+
+$("tok-new").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  const body = { role: f.elements.role.value, name: f.elements.name.value };
+  if (body.role === "org") body.org = f.elements.org.value;
+  const r = await call("POST", "/api/v1/tokens", body);
+  if (r.status !== 201) { say(errorText(r), true); return; }
+  f.elements.name.value = "";
+  showSecret(r.js.id, r.js.token);
+  say(`Token ${r.js.id} created.`);
+  views.tokens();
+});
+$("tok-new").elements.role.addEventListener("change", (ev) => {
+  $("tok-new").elements.org.disabled = ev.target.value !== "org";
+});
+$("tok-secret-done").addEventListener("click", hideSecret);
+
 // ---- session -----------------------------------------------------------------
 
 function signedIn(js) {
@@ -357,17 +574,22 @@ function signedIn(js) {
   $("tabs").hidden = false;
   $("logout").hidden = false;
   $("who").textContent = js.role === "admin" ? "administrator" : `organization ${js.org}`;
+  $("tab-tokens").hidden = js.role !== "admin";
   const v = location.hash.slice(1);
   showView(views[v] ? v : "where");
 }
 
 function signedOut() {
   session = null;
+  current = null;
   csrf = "";
   $("login").hidden = false;
   $("tabs").hidden = true;
   $("logout").hidden = true;
   $("who").textContent = "";
+  $("tab-tokens").hidden = true;
+  closeSettings();
+  hideSecret();
   for (const s of document.querySelectorAll(".view")) s.hidden = true;
 }
 
@@ -386,6 +608,10 @@ $("logout").addEventListener("click", async () => {
   signedOut();
 });
 
+window.addEventListener("hashchange", () => {
+  const v = location.hash.slice(1);
+  if (session && views[v] && v !== current) showView(v);
+});
 for (const b of document.querySelectorAll("#tabs button")) {
   b.addEventListener("click", () => showView(b.dataset.view));
 }
