@@ -15,7 +15,8 @@ for t in build-asan/tests/test_*; do
 	"$t" --jobs 2 || { fail=1; echo "FAILED: $t"; }
 done
 echo "== end-to-end against build-asan/hotdeskd"
-HOTDESKD=$(pwd)/build-asan/hotdeskd /usr/bin/python3 -m pytest -q tests/e2e || fail=1
+HOTDESKD=$(pwd)/build-asan/hotdeskd HOTDESKCTL=$(pwd)/build-asan/hotdeskctl \
+	/usr/bin/python3 -m pytest -q tests/e2e || fail=1
 reports=$(ls "$dir" 2>/dev/null | wc -l)
 if [ "$reports" -ne 0 ]; then
 	echo "sanitizer reports:"
