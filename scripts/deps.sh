@@ -12,7 +12,7 @@ build="build-essential pkg-config libmicrohttpd-dev libxml2-dev libsqlite3-dev
 test="$build libcriterion-dev python3 python3-pytest tftpd-hpa sip-tester
       chromium chromium-driver python3-selenium baresip-core
       kamailio kamailio-utils-modules openssl
-      fail2ban prometheus mandoc man-db systemd iproute2 python3-yaml"
+      fail2ban prometheus mandoc man-db systemd iproute2 python3-yaml gnutls-bin"
 asan="$test clang libclang-rt-14-dev" # clang's runtimes: sanitizers, libFuzzer
 bench="$build wrk nginx-light tftpd-hpa sip-tester openssl"
 container="python3 python3-pytest curl sip-tester podman buildah runc mmdebstrap"

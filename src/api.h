@@ -48,7 +48,7 @@ struct api_ctx {
 	struct api_web *web;
 	/* The trusted vendor CA bundles of mutual TLS; NULL when none is
 	 * configured (a certificate is then never trusted). */
-	const struct mtls *mtls;
+	struct mtls *mtls;
 };
 
 /* An answer as ordered key/value pairs, sent as one form-encoded line or a

@@ -91,7 +91,7 @@ miss(struct api_ctx *c, const struct http_request *req, const char *why)
 struct access_check {
 	const struct http_request *req;
 	struct http_response *res;
-	const struct mtls *mtls;
+	struct mtls *mtls;
 	const char *mac;     /* the MAC of the requested file */
 	int verdict;         /* 0 ok, else HTTP status already filled */
 	const char *refused; /* a refusal to count and record: "network", "credentials",
@@ -117,7 +117,9 @@ refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref 
 		authlog_refused(req->peer, AUTHLOG_DIGEST, "wrong-credentials");
 	else /* mutual TLS: the client certificate (mtls_verdict_name) */
 		authlog_refused(req->peer, AUTHLOG_CLIENT_CERT,
-		                strstr(why, "another mac") ? "wrong-mac" : "refused");
+		                strstr(why, "another mac") ? "wrong-mac"
+		                : strstr(why, "revoked")   ? "revoked"
+		                                           : "refused");
 	throttle_addr(req->peer, addr, sizeof(addr));
 	/* the MAC a certificate names (hex) tells a neighbour's phone from a
 	 * stolen certificate */

@@ -23,8 +23,8 @@
  *   throttled      request from a source blocked after    blocked
  *                  repeated misses
  *   vc-network     a SIP call from outside [vc] networks  not-allowed
- *   client-cert    a phone's TLS client certificate       wrong-mac, refused
- *                  (mutual TLS: untrusted, expired, ...)
+ *   client-cert    a phone's TLS client certificate       wrong-mac, revoked,
+ *                  (mutual TLS: untrusted, expired, ...)  refused
  *
  * A digest challenge (a request without credentials, or with a stale
  * nonce) is the protocol's normal first step, not a refusal: not logged.

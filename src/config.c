@@ -99,10 +99,16 @@ static const struct cfg_key keys[] = {
 	STR("tls", "cert", tls.cert, F_OPTIONAL | F_RELOAD, "", NULL),
 	STR("tls", "key", tls.key, F_OPTIONAL | F_RELOAD, "", NULL),
 	STR("tls", "priorities", tls.priorities, F_OPTIONAL, "", NULL),
-	STR("client_ca", "polycom", client_ca.polycom, F_OPTIONAL, "", NULL),
-	STR("client_ca", "yealink", client_ca.yealink, F_OPTIONAL, "", NULL),
-	STR("client_ca", "cisco-mpp", client_ca.cisco_mpp, F_OPTIONAL, "", NULL),
-	STR("client_ca", "cisco-enterprise", client_ca.cisco_enterprise, F_OPTIONAL, "", NULL),
+	STR("client_ca", "polycom", client_ca.polycom, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("client_ca", "yealink", client_ca.yealink, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("client_ca", "cisco-mpp", client_ca.cisco_mpp, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("client_ca", "cisco-enterprise", client_ca.cisco_enterprise, F_OPTIONAL | F_RELOAD, "",
+	    NULL),
+	STR("client_crl", "polycom", client_crl.polycom, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("client_crl", "yealink", client_crl.yealink, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("client_crl", "cisco-mpp", client_crl.cisco_mpp, F_OPTIONAL | F_RELOAD, "", NULL),
+	STR("client_crl", "cisco-enterprise", client_crl.cisco_enterprise, F_OPTIONAL | F_RELOAD,
+	    "", NULL),
 	STR("database", "path", database.path, 0, "hotdeskd.db", NULL),
 	STR("database", "migrations", database.migrations, 0, "sql", NULL),
 	LEVEL("log", "level", log.level, F_RELOAD, "info"),
@@ -167,6 +173,7 @@ static const char *const sections[] = {
 	"server", "database", "log", "pbx", "admin", "secrets", "provisioning", "sip", "notify", "vc",
 	"web",
 	"listener2", "listener3", "tls", "client_ca",
+	"client_crl",
 };
 
 /* ---- small helpers ---------------------------------------------------- */

@@ -111,7 +111,13 @@ struct hd_config {
 		/* PEM bundles of the CAs that sign each family's factory
 		 * certificates (mutual TLS); optional */
 		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;
-	} client_ca;
+	} client_ca; /* (reload) */
+
+	struct {
+		/* PEM files of certificate revocation lists for each family's
+		 * bundle; optional (reload) */
+		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;
+	} client_crl;
 
 
 	struct {

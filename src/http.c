@@ -25,8 +25,10 @@
  * notification, which takes conns_lock first) every connection that has
  * waited longer than request_timeout_s for a whole request: a client that
  * trickles a header line every half second is cut like an idle one.
- * On a TLS listener the conn also holds the certificate generation its
- * handshake used (tls_pick_cert), released when the connection closes.
+ * On a TLS listener the conn also holds the client CA credentials its
+ * session was given when it opened (tls_session_start) and the
+ * certificate generation its handshake used (tls_pick_cert), both
+ * released when the connection closes.
  *
  * Invariants:
  *   1. A handler is called at most once per request, and only for a path
@@ -40,9 +42,9 @@
  *   4. A conn is in its server's list exactly between MHD's started and
  *      closed notifications; the sweeper touches a conn's socket only
  *      under conns_lock, hence only while MHD has not closed it.
- *   5. A TLS certificate generation is freed when its last holder drops
- *      it: the http_tls (while in force) and every connection whose
- *      handshake took it.
+ *   5. A TLS certificate generation (tls_gen) or client CA credentials
+ *      (tls_ca) are freed when their last holder drops them: the
+ *      http_tls (while in force) and every connection that took them.
  * MHD's own error log is off except while MHD_start_daemon runs, when its
  * message is captured into the caller's error buffer.
  */
@@ -103,11 +105,21 @@ struct tls_gen {
 	char fingerprint[65];
 };
 
+/* The client CA names a TLS connection asks for (invariant 5): GnuTLS
+ * credentials holding them as trust list (sent as the certificate
+ * request's CA names, never used to verify) and tls_pick_cert as the
+ * server certificate callback. */
+struct tls_ca {
+	atomic_int refs;
+	gnutls_certificate_credentials_t cred;
+	bool request;               /* ask clients for a certificate */
+};
+
 struct http_tls {
-	pthread_mutex_t lock;       /* guards cur */
+	pthread_mutex_t lock;       /* guards cur and ca */
 	struct tls_gen *cur;        /* the generation in force (one reference) */
+	struct tls_ca *ca;          /* the client CAs in force (one reference) */
 	char *priorities;           /* with the TLS 1.2 floor appended */
-	char *client_ca_pem;        /* NULL: no client certificates asked for */
 };
 
 /* A connection, MHD's socket context (invariant 4). */
@@ -119,6 +131,7 @@ struct conn {
 	atomic_bool answering;      /* its request is complete */
 	bool cut;                   /* shut down by the sweeper (under conns_lock) */
 	struct tls_gen *gen;        /* TLS: the certificate its handshake took */
+	struct tls_ca *ca;          /* TLS: the credentials its session uses */
 };
 
 struct http_server {
@@ -429,6 +442,17 @@ gen_unref(struct tls_gen *g)
 	free(g);
 }
 
+static void
+ca_unref(struct tls_ca *ca)
+{
+	if (ca == NULL || atomic_fetch_sub(&ca->refs, 1) != 1)
+		return;
+	gnutls_certificate_free_credentials(ca->cred);
+	free(ca);
+}
+
+static void tls_session_start(struct conn *c, struct MHD_Connection *mc);
+
 /* MHD's connection notifications: tracks conns (invariant 4). */
 static void
 on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
@@ -454,6 +478,8 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 		s->conns = c;
 		pthread_mutex_unlock(&s->conns_lock);
 		*socket_context = c;
+		if (s->tls != NULL)
+			tls_session_start(c, mc);
 		return;
 	}
 	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || c == NULL)
@@ -467,6 +493,7 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 		c->next->prev = c->prev;
 	pthread_mutex_unlock(&s->conns_lock);
 	gen_unref(c->gen);
+	ca_unref(c->ca);
 	free(c);
 	*socket_context = NULL;
 }
@@ -536,6 +563,63 @@ tls_pick_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nre
 	*pcert_length = c->gen->ncerts;
 	*pkey = c->gen->key;
 	return 0;
+}
+
+/*
+ * A new TLS connection, before its handshake: its session takes the
+ * client CA credentials in force (invariant 5), so a reload of the CA
+ * bundles changes what the next connections ask for, never an open one.
+ * MHD has set up the session (its own credentials, which also name
+ * tls_pick_cert) when it notifies the start.
+ */
+static void
+tls_session_start(struct conn *c, struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	struct http_tls *t = c->srv->tls;
+
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	c->ca = t->ca;
+	atomic_fetch_add(&c->ca->refs, 1);
+	pthread_mutex_unlock(&t->lock);
+	if (gnutls_credentials_set(ci->tls_session, GNUTLS_CRD_CERTIFICATE, c->ca->cred) < 0)
+		return;
+	gnutls_certificate_server_set_request(ci->tls_session,
+	                                      c->ca->request ? GNUTLS_CERT_REQUEST
+	                                                     : GNUTLS_CERT_IGNORE);
+}
+
+/* Credentials asking for certificates of the CAs of pem (NULL: asking
+ * for none); NULL with err filled. */
+static struct tls_ca *
+ca_new(const char *pem, char *err, size_t errlen)
+{
+	struct tls_ca *ca = calloc(1, sizeof(*ca));
+	int rc;
+
+	if (ca == NULL || gnutls_certificate_allocate_credentials(&ca->cred) < 0) {
+		free(ca);
+		hd_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&ca->refs, 1);
+	gnutls_certificate_set_retrieve_function2(ca->cred, tls_pick_cert);
+	if (pem != NULL) {
+		gnutls_datum_t d = { (unsigned char *)pem, (unsigned)strlen(pem) };
+
+		rc = gnutls_certificate_set_x509_trust_mem(ca->cred, &d, GNUTLS_X509_FMT_PEM);
+		if (rc <= 0) {
+			hd_seterr(err, errlen, "client CA certificates: %s",
+			          rc < 0 ? gnutls_strerror(rc) : "none found");
+			ca_unref(ca);
+			return NULL;
+		}
+		ca->request = true;
+	}
+	return ca;
 }
 
 static int
@@ -640,8 +724,8 @@ http_tls_new(const char *cert_file, const char *key_file, const char *priorities
 		goto fail;
 	}
 	gnutls_priority_deinit(pc);
-	if (client_ca_pem != NULL && (t->client_ca_pem = strdup(client_ca_pem)) == NULL)
-		goto oom;
+	if ((t->ca = ca_new(client_ca_pem, err, errlen)) == NULL)
+		goto fail;
 	if ((t->cur = gen_load(cert_file, key_file, err, errlen)) == NULL)
 		goto fail;
 	return t;
@@ -668,6 +752,21 @@ http_tls_reload(struct http_tls *t, const char *cert_file, const char *key_file,
 	return 0;
 }
 
+int
+http_tls_set_client_ca(struct http_tls *t, const char *client_ca_pem, char *err, size_t errlen)
+{
+	struct tls_ca *ca = ca_new(client_ca_pem, err, errlen), *old;
+
+	if (ca == NULL)
+		return -1;
+	pthread_mutex_lock(&t->lock);
+	old = t->ca;
+	t->ca = ca;
+	pthread_mutex_unlock(&t->lock);
+	ca_unref(old);
+	return 0;
+}
+
 void
 http_tls_fingerprint(struct http_tls *t, char out[65])
 {
@@ -685,8 +784,8 @@ http_tls_free(struct http_tls *t)
 	if (t == NULL)
 		return;
 	gen_unref(t->cur);
+	ca_unref(t->ca);
 	free(t->priorities);
-	free(t->client_ca_pem);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -1024,9 +1123,6 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		                                       (void *)tls_pick_cert };
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
 		                                       o->tls->priorities };
-		if (o->tls->client_ca_pem != NULL)
-			opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
-			                                       o->tls->client_ca_pem };
 	}
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 

@@ -132,7 +132,8 @@ struct http_route {
  * certificate (optional: a client without one still connects) naming those
  * CAs; the handshake proves the client holds the certificate's key, but
  * whether the certificate is trusted is for the caller to decide
- * (http_client_cert gives the chain to check).
+ * (http_client_cert gives the chain to check).  http_tls_set_client_ca
+ * replaces it for the connections opened afterwards.
  */
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
 	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:" \
@@ -150,6 +151,11 @@ struct http_tls *http_tls_new(const char *cert_file, const char *key_file,
  * handshakes; on error (err filled, -1) the one in force stays. */
 int http_tls_reload(struct http_tls *t, const char *cert_file, const char *key_file,
                     char *err, size_t errlen);
+/* Puts client_ca_pem (NULL: ask for no certificate) in force for the TLS
+ * connections opened from now on; connections already open keep what
+ * they were asked.  On error (err filled, -1) the CAs in force stay. */
+int http_tls_set_client_ca(struct http_tls *t, const char *client_ca_pem, char *err,
+                           size_t errlen);
 /* The SHA-256 fingerprint of the certificate in force, as hex (65 bytes
  * with the NUL); "" for NULL. */
 void http_tls_fingerprint(struct http_tls *t, char out[65]);

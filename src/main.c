@@ -273,6 +273,46 @@ throttle_policy_from(const struct hd_config *c, struct throttle *t)
 	throttle_set_policy(t, &p);
 }
 
+/* The [client_ca] bundles and [client_crl] lists: loaded into a new
+ * struct mtls (*m NULL; NULL with err when one does not load), or
+ * reloaded into *m (0, or -1 with err and the set in force kept). */
+static int
+client_ca_load(const struct hd_config *c, struct mtls **m, char *err, size_t errlen)
+{
+	const char *names[] = { "polycom", "yealink", "cisco-mpp", "cisco-enterprise" };
+	const char *files[] = { c->client_ca.polycom, c->client_ca.yealink, c->client_ca.cisco_mpp,
+	                        c->client_ca.cisco_enterprise };
+	const char *crls[] = { c->client_crl.polycom, c->client_crl.yealink,
+	                       c->client_crl.cisco_mpp, c->client_crl.cisco_enterprise };
+	size_t n = sizeof(names) / sizeof(names[0]);
+
+	if (*m != NULL)
+		return mtls_reload(*m, names, files, crls, n, err, errlen);
+	*m = mtls_new(names, files, crls, n, err, errlen);
+	return *m != NULL ? 0 : -1;
+}
+
+/* Reads the client CA bundles and CRLs again (renewed under the same
+ * names, or other files), for the next checks and the certificate
+ * requests of the next TLS connections; a set that does not load keeps
+ * the one in force. */
+static void
+reload_client_ca(struct daemon *d, const struct hd_config *nc)
+{
+	char err[512], *pem;
+
+	if (d->mtls == NULL)
+		return;
+	if (client_ca_load(nc, &d->mtls, err, sizeof(err)) != 0) {
+		log_error("reload: keeping the client CA bundles and CRLs in force: %s", err);
+		return;
+	}
+	pem = mtls_ca_pem_copy(d->mtls);
+	if (d->tls != NULL && http_tls_set_client_ca(d->tls, pem, err, sizeof(err)) != 0)
+		log_error("reload: keeping the client CAs asked for: %s", err);
+	free(pem);
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -300,6 +340,7 @@ reload(struct daemon *d)
 	if (d->tls != NULL && nc->tls.cert != NULL && nc->tls.key != NULL &&
 	    http_tls_reload(d->tls, nc->tls.cert, nc->tls.key, err, sizeof(err)) != 0)
 		log_error("reload: keeping the TLS certificate in force: %s", err);
+	reload_client_ca(d, nc);
 	log_set_level(nc->log.level);
 	log_set_access(nc->log.access);
 	throttle_policy_from(nc, d->throttle);
@@ -466,17 +507,6 @@ listener_tls(const struct hd_config *c, int i)
 	return i == 0 ? c->server.tls : c->listeners[i - 1].listen != NULL && c->listeners[i - 1].tls;
 }
 
-/* The [client_ca] bundles; NULL with err when one does not load. */
-static struct mtls *
-mtls_load(const struct hd_config *c, char *err, size_t errlen)
-{
-	const char *names[] = { "polycom", "yealink", "cisco-mpp", "cisco-enterprise" };
-	const char *files[] = { c->client_ca.polycom, c->client_ca.yealink, c->client_ca.cisco_mpp,
-	                        c->client_ca.cisco_enterprise };
-
-	return mtls_new(names, files, sizeof(names) / sizeof(names[0]), err, errlen);
-}
-
 /* The TLS settings: the client CA bundles into *m (always), and the
  * server certificate into *out when some listener speaks TLS (else
  * NULL).  0, or -1 with err when something does not load. */
@@ -485,16 +515,19 @@ tls_load(const struct hd_config *c, struct http_tls **out, struct mtls **m, char
          size_t errlen)
 {
 	bool any = false;
+	char *pem;
 
 	*out = NULL;
-	if ((*m = mtls_load(c, err, errlen)) == NULL)
+	*m = NULL;
+	if (client_ca_load(c, m, err, errlen) != 0)
 		return -1;
 	for (int i = 0; i < CFG_LISTENERS; i++)
 		any = any || listener_tls(c, i);
 	if (!any)
 		return 0;
-	*out = http_tls_new(c->tls.cert, c->tls.key, c->tls.priorities, mtls_ca_pem(*m), err,
-	                    errlen);
+	pem = mtls_ca_pem_copy(*m);
+	*out = http_tls_new(c->tls.cert, c->tls.key, c->tls.priorities, pem, err, errlen);
+	free(pem);
 	return *out != NULL ? 0 : -1;
 }
 
@@ -828,7 +861,7 @@ main(int argc, char **argv)
 		struct mtls *m;
 
 		/* what start-up would load: the TLS certificate and key, the
-		 * client CA bundles */
+		 * client CA bundles and CRLs */
 		if (tls_load(d.cfg, &t, &m, err, sizeof(err)) != 0) {
 			fprintf(stderr, "%s: %s\n", path, err);
 			mtls_free(m);

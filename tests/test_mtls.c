@@ -54,14 +54,14 @@ Test(mtls, bundles_and_verdicts_without_a_chain)
 	int fd;
 
 	/* no bundle at all: nothing to ask for, nothing trusted */
-	m = mtls_new(names, none, 2, err, sizeof(err));
+	m = mtls_new(names, none, NULL, 2, err, sizeof(err));
 	cr_assert_not_null(m, "%s", err);
-	cr_assert_null(mtls_ca_pem(m));
+	cr_assert_null(mtls_ca_pem_copy(m));
 	struct mtls_der junk = { (const unsigned char *)"junk", 4 };
 	cr_assert_eq(mtls_check(m, "polycom", &junk, 1, 0, "0004f2abcdef", got), MTLS_NO_BUNDLE);
 	mtls_free(m);
 	/* unreadable and empty bundles are refused, naming the family */
-	cr_assert_null(mtls_new(names, missing, 2, err, sizeof(err)));
+	cr_assert_null(mtls_new(names, missing, NULL, 2, err, sizeof(err)));
 	cr_assert(strstr(err, "polycom") != NULL, "%s", err);
 	fd = mkstemp(path);
 	cr_assert_geq(fd, 0);
@@ -69,7 +69,7 @@ Test(mtls, bundles_and_verdicts_without_a_chain)
 	fputs("not a certificate\n", f);
 	fclose(f);
 	files[1] = path;
-	cr_assert_null(mtls_new(names, files, 2, err, sizeof(err)));
+	cr_assert_null(mtls_new(names, files, NULL, 2, err, sizeof(err)));
 	cr_assert(strstr(err, "yealink") != NULL, "%s", err);
 	unlink(path);
 	cr_assert_str_eq(mtls_verdict_name(MTLS_WRONG_MAC), "certificate of another mac");

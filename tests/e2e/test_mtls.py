@@ -9,7 +9,12 @@ and are recorded as prov.denied events; the rule combines with the
 organization's source networks and digest credentials.
 """
 
+import http.client
+import signal
+import ssl
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -194,3 +199,187 @@ def test_bundles_are_checked_at_start(make_daemon, phones, tmp_path):
     p = subprocess.run([d.binary, "--config", d.config_path, "--check-config"],
                        capture_output=True, timeout=30)
     assert p.returncode == 1 and b"yealink" in p.stderr, p.stderr
+
+
+def test_revoked_by_the_bundles_crl(make_daemon, phones, tmp_path):
+    """A factory certificate its vendor revoked: on a CRL of [client_crl]
+    (here one past its next update: a stale list still revokes) or kept
+    in the bundle file itself.  403, an event, a client-cert log line and
+    a miss; the vendor's other certificates are still served."""
+    old101 = phones.device(phones.poly, "old101", mac(101))
+    new101 = phones.device(phones.poly, "new101", mac(101))
+    old102 = phones.device(phones.yea, "old102", "00:04:F2:00:01:02")
+    new102 = phones.device(phones.yea, "new102", "00:04:F2:00:01:02")
+    poly_crl = tlsutil.crl(phones.poly, str(tmp_path / "polycom.crl"), [old101[0]],
+                           this_update="2024-01-01 00:00:00",
+                           next_update="2024-02-01 00:00:00")
+    yea_bundle = str(tmp_path / "yealink-bundle.pem")
+    yea_crl = tlsutil.crl(phones.yea, str(tmp_path / "yealink.crl"), [old102[0]])
+    with open(yea_bundle, "w") as f:
+        f.write(open(phones.yea.cert).read() + open(yea_crl).read())
+    d, demo, port = start(make_daemon, phones, tmp_path, {
+        "client_ca": {"yealink": yea_bundle}, "client_crl": {"polycom": poly_crl},
+        "provisioning": {"miss_threshold": "3", "miss_window": "60"}})
+    set_prov(d, {"client_cert": "required"})
+    for m, cert in ((mac(101), new101), (mac(102), new102)):
+        st, body = fetch(phones, port, m, cert)
+        assert st == 200 and demo.passwords["acme-" + m[-3:]].encode() in body, (m, st)
+    for m, cert in ((mac(101), old101), (mac(102), old102)):
+        st, body = fetch(phones, port, m, cert)
+        assert st == 403 and b"revoked certificate" in body, (m, st, body)
+        assert demo.passwords["acme-" + m[-3:]].encode() not in body
+        assert [e["reason"] for e in denied(d, m)] == ["revoked certificate"], denied(d, m)
+    assert "kind=client-cert reason=revoked" in d.log_text(), d.log_tail()
+    # refusals are misses: the third blocks the source, good certificate or not
+    assert fetch(phones, port, mac(101), old101)[0] == 403
+    st, body = fetch(phones, port, mac(101), new101)
+    assert st == 403 and b"too many" in body, (st, body)
+    assert len(events(d, type="prov.throttled")) == 1
+
+
+def test_crls_are_checked_at_start(make_daemon, phones, tmp_path):
+    """A CRL signed by no CA of its bundle, a file without a CRL, a CRL for
+    a family without a bundle: --check-config and start-up refuse them."""
+    rogue_crl = tlsutil.crl(phones.rogue, str(tmp_path / "rogue.crl"))
+    poly_crl = tlsutil.crl(phones.poly, str(tmp_path / "polycom.crl"))
+    cases = [({"client_ca": {"polycom": phones.poly.cert},
+               "client_crl": {"polycom": rogue_crl}}, "not signed by a CA"),
+             ({"client_ca": {"polycom": phones.poly.cert},
+               "client_crl": {"polycom": phones.poly.cert}}, "polycom"),
+             ({"client_ca": {"polycom": phones.poly.cert},
+               "client_crl": {"polycom": str(tmp_path / "missing.crl")}}, "cannot read"),
+             ({"client_crl": {"yealink": poly_crl}}, "no [client_ca] yealink bundle")]
+    for over, msg in cases:
+        d = hdharness.Daemon(tmp_path)
+        d.write_config(over)
+        p = subprocess.run([d.binary, "--config", d.config_path, "--check-config"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 1 and msg in p.stderr.decode(), (over, p.stderr)
+        assert b"client_crl" in p.stderr, p.stderr
+    d = hdharness.Daemon(tmp_path)
+    d.write_config({"client_ca": {"polycom": phones.poly.cert},
+                    "client_crl": {"polycom": poly_crl}})
+    p = subprocess.run([d.binary, "--config", d.config_path, "--check-config"],
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
+def ca_names(port, cafile):
+    """The CA names a new TLS connection is asked a client certificate of
+    (openssl s_client)."""
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-CAfile", cafile], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30)
+    out = p.stdout.decode()
+    if "Acceptable client certificate CA names" not in out:
+        return []
+    names = out.split("Acceptable client certificate CA names", 1)[1].splitlines()[1:]
+    return [n for n in (x.strip() for x in names[:8]) if "Test CA" in n]
+
+
+def test_bundles_and_crls_reload_without_dropping_connections(make_daemon, phones, tmp_path):
+    """SIGHUP reads the bundles and CRLs again: a vendor added to
+    [client_ca] is trusted and asked for by the next connections, a
+    certificate revoked since is refused at once, even on a connection
+    opened before; no connection is dropped, no handshake fails; a CRL
+    that does not load keeps the lists in force."""
+    crl_file = str(tmp_path / "polycom.crl")
+    tlsutil.crl(phones.poly, crl_file)
+    over = {"listener2": {"listen": "127.0.0.1", "port": "0",
+                          "port_file": str(tmp_path / "https.port"), "tls": "true",
+                          "serves": "phones"},
+            "tls": {"cert": phones.cert, "key": phones.key},
+            "client_ca": {"polycom": phones.poly.cert, "yealink": "", "cisco-mpp": "",
+                          "cisco-enterprise": ""},
+            "client_crl": {"polycom": crl_file}}
+    d, demo, port = start(make_daemon, phones, tmp_path, over)
+    set_prov(d, {"client_cert": "required"})
+    p101 = phones.device(phones.poly, "p101", mac(101))
+    y102 = phones.device(phones.yea, "y102", mac(102))
+    assert ca_names(port, phones.server_ca.cert) == ["O = polycom, CN = polycom Test CA"]
+    st, body = fetch(phones, port, mac(102), y102)
+    assert st == 403 and b"no trusted bundle" in body, (st, body)
+
+    # two connections kept open across the reloads: a phone with its
+    # certificate, and a client without one fetching the shared file
+    mine = http.client.HTTPSConnection("127.0.0.1", port, timeout=20,
+                                       context=tlsutil.context(phones.server_ca.cert, *p101))
+    plain = http.client.HTTPSConnection("127.0.0.1", port, timeout=20,
+                                        context=tlsutil.context(phones.server_ca.cert))
+
+    def get(c, name):
+        c.request("GET", "/provision/" + name)
+        r = c.getresponse()
+        return r.status, r.read()
+
+    assert get(mine, line_file(mac(101)))[0] == 200
+    assert get(plain, "000000000000.cfg")[0] == 200
+    socks = (mine.sock.getsockname(), plain.sock.getsockname())
+
+    # new handshakes all along: none may fail while the CAs are swapped
+    stop, failures, count = threading.Event(), [], [0]
+
+    def handshakes():
+        ctx = tlsutil.context(phones.server_ca.cert, *p101)
+        while not stop.is_set():
+            c = http.client.HTTPSConnection("127.0.0.1", port, timeout=20, context=ctx)
+            try:
+                c.request("GET", "/provision/000000000000.cfg",
+                          headers={"Connection": "close"})
+                r = c.getresponse()
+                if r.status != 200 or not r.read():
+                    failures.append(r.status)
+                count[0] += 1
+            except (OSError, http.client.HTTPException, ssl.SSLError) as e:
+                failures.append(repr(e))
+            finally:
+                c.close()
+
+    def reload():
+        want = d.log_text().count("configuration reloaded from") + 1
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while d.log_text().count("configuration reloaded from") < want:
+            assert time.monotonic() < deadline, d.log_tail()
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=handshakes)
+    loader.start()
+    try:
+        # the Yealink bundle added, p101 revoked by a new CRL
+        tlsutil.crl(phones.poly, crl_file, [p101[0]], number=2)
+        over["client_ca"]["yealink"] = phones.yea.cert
+        d.write_config(over)
+        reload()
+        st, body = get(mine, line_file(mac(101)))
+        assert st == 403 and b"revoked certificate" in body, (st, body)
+        assert fetch(phones, port, mac(101), p101)[0] == 403
+        st, body = fetch(phones, port, mac(102), y102)
+        assert st == 200 and demo.passwords["acme-102"].encode() in body, (st, body)
+        assert sorted(ca_names(port, phones.server_ca.cert)) == [
+            "O = polycom, CN = polycom Test CA", "O = yealink, CN = yealink Test CA"]
+        # a CRL file that does not load: the lists in force stay
+        with open(crl_file, "w") as f:
+            f.write("not a CRL\n")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "keeping the client CA bundles and CRLs in force" not in d.log_text():
+            assert time.monotonic() < deadline, d.log_tail()
+            time.sleep(0.05)
+        assert fetch(phones, port, mac(101), p101)[0] == 403
+        assert fetch(phones, port, mac(102), y102)[0] == 200
+        # the revocation lifted: the kept connection is served again
+        tlsutil.crl(phones.poly, crl_file, number=3)
+        reload()
+        st, body = get(mine, line_file(mac(101)))
+        assert st == 200 and demo.passwords["acme-101"].encode() in body, st
+        assert get(plain, "000000000000.cfg")[0] == 200
+    finally:
+        stop.set()
+        loader.join(30)
+    # the same two connections all along
+    assert (mine.sock.getsockname(), plain.sock.getsockname()) == socks
+    mine.close()
+    plain.close()
+    assert not failures, failures[:5]
+    assert count[0] >= 3, count

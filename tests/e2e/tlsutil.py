@@ -2,7 +2,8 @@
 
 Owns: a throw-away PKI per test (a server CA and the server certificates
 it signs; vendor CAs and the device certificates they sign, with the MAC
-where each vendor puts it), and fetching over HTTPS with curl (a real
+where each vendor puts it; revocation lists made with GnuTLS' certtool),
+and fetching over HTTPS with curl (a real
 client, optionally presenting a client certificate) or Python's ssl.
 """
 
@@ -73,6 +74,32 @@ class CA:
                   "-set_serial", str(self.serial), "-days", str(days), "-sha256",
                   "-extfile", ext, "-out", cert], self.dir)
         return cert, key
+
+
+def crl(ca, out, revoked=(), number=1, this_update=None, next_update=None):
+    """Writes to `out` a CRL of `ca` (PEM) revoking the certificate files
+    `revoked` (none: an empty list), made with GnuTLS' certtool.
+    `this_update` and `next_update` ("YYYY-MM-DD HH:MM:SS") date it."""
+    tmpl = out + ".tmpl"
+    with open(tmpl, "w") as f:
+        f.write("crl_number = %d\n" % number)
+        if this_update:
+            f.write('crl_this_update_date = "%s"\n' % this_update)
+        if next_update:
+            f.write('crl_next_update_date = "%s"\n' % next_update)
+        else:
+            f.write("crl_next_update = 30\n")
+    cmd = ["certtool", "--generate-crl", "--load-ca-privkey", ca.key,
+           "--load-ca-certificate", ca.cert, "--template", tmpl, "--outfile", out + ".tmp"]
+    if revoked:
+        both = out + ".revoked"
+        with open(both, "w") as f:
+            for c in revoked:
+                f.write(open(c).read())
+        cmd += ["--load-certificate", both]
+    _run(cmd, ca.dir)
+    os.rename(out + ".tmp", out)
+    return out
 
 
 def server_cert(ca, stem="server", rsa=False):
