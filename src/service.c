@@ -588,12 +588,14 @@ pair_reset(struct svc *s, void *arg)
 	return store_pair_put(s->st, a->dev, a->ext, &sp);
 }
 
-/* Whether extension ext's stored hash is still `hash` (lock held). */
-static bool
+/* Whether extension ext's stored hash is still `hash` (lock held): 1
+ * yes, 0 no, -1 the store failed (a failure is not a changed code). */
+static int
 same_secret(struct svc *s, hd_id ext, const char *hash)
 {
 	char now[SECRET_HASH_LEN];
-	bool same = store_ext_secret(s->st, ext, now, sizeof(now)) == 1 && strcmp(now, hash) == 0;
+	int rc = store_ext_secret(s->st, ext, now, sizeof(now));
+	int same = rc < 0 ? -1 : rc == 1 && strcmp(now, hash) == 0;
 
 	sodium_memzero(now, sizeof(now));
 	return same;
@@ -705,7 +707,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	char *hash = NULL;
 	uint64_t t_hash;
 	bool ok;
-	int rc = SVC_OK, crc;
+	int rc = SVC_OK, crc, same = 1;
 
 	a.call_id = (r->call_id && r->call_id[0]) ? r->call_id : NULL;
 	pthread_mutex_lock(&s->mu);
@@ -789,8 +791,12 @@ again:
 	try_release(s, &reservation);
 	caller = star30_caller(s, r, caller_buf, sizeof(caller_buf));
 	virt_star30(s->w, caller, r->digits, VIRT_CODE_VERIFIED, &d);
-	if (ok && d.result == VIRT_ACCEPTED &&
-	    (d.ext->id != a.ext || !same_secret(s, a.ext, hash))) {
+	if (ok && d.result == VIRT_ACCEPTED && d.ext->id == a.ext &&
+	    (same = same_secret(s, a.ext, hash)) < 0) {
+		rc = SVC_INTERNAL; /* the store cannot tell: nothing changed */
+		goto unlock;
+	}
+	if (ok && d.result == VIRT_ACCEPTED && (d.ext->id != a.ext || same == 0)) {
 		/* the code checked was replaced meanwhile (or the digits now name
 		 * another extension): it proves nothing; ask for the code again,
 		 * without counting a failure */

@@ -317,6 +317,11 @@ struct store {
 	hd_id actor_token;                 /* stamped on events; 0 = none */
 	char actor_role[STORE_ROLE_MAX];
 	unsigned long long errors; /* failures recorded, conflicts excluded */
+#ifdef HD_FAULTS
+	long fault_at;    /* the step that fails, counted from the arming; 0 = none */
+	long fault_steps; /* steps since store_fault_at */
+	bool fault_now;   /* the step just refused was the injected fault */
+#endif
 };
 
 /* ---- errors and statement helpers ---------------------------------- */
@@ -355,6 +360,13 @@ put_err(char *err, size_t errlen, const char *fmt, ...)
 static int
 fail(struct store *s, int rc)
 {
+#ifdef HD_FAULTS
+	if (s->fault_now) {
+		s->fault_now = false;
+		set_err(s, "injected fault at step %ld", s->fault_at);
+		return STORE_ERR;
+	}
+#endif
 	set_err(s, "%s", sqlite3_errmsg(s->db));
 	switch (rc) {
 	case SQLITE_CONSTRAINT_UNIQUE:
@@ -407,6 +419,43 @@ bind_id(sqlite3_stmt *st, int i, hd_id v)
 	return sqlite3_bind_int64(st, i, v);
 }
 
+/*
+ * Every statement an operation runs is stepped here.  Test builds
+ * (-DHD_FAULTS, store.h) count the steps and refuse the armed one with an
+ * I/O error, as a failing disk would; ROLLBACK is never refused (an undo
+ * path that cannot undo is not what the hook tests).  The daemon is built
+ * without it: this is sqlite3_step.
+ */
+static int
+step(struct store *s, sqlite3_stmt *st)
+{
+#ifdef HD_FAULTS
+	if (st != s->st[ST_ROLLBACK] && s->fault_at > 0 && ++s->fault_steps == s->fault_at) {
+		s->fault_now = true;
+		return SQLITE_IOERR;
+	}
+#else
+	(void)s;
+#endif
+	return sqlite3_step(st);
+}
+
+#ifdef HD_FAULTS
+void
+store_fault_at(struct store *s, long k)
+{
+	s->fault_at = k;
+	s->fault_steps = 0;
+	s->fault_now = false;
+}
+
+long
+store_fault_steps(const struct store *s)
+{
+	return s->fault_steps;
+}
+#endif
+
 /* Steps a statement that returns no rows, then resets it. */
 static int
 run(struct store *s, sqlite3_stmt *st, int brc)
@@ -415,7 +464,7 @@ run(struct store *s, sqlite3_stmt *st, int brc)
 
 	if (brc != SQLITE_OK) {
 		ret = fail(s, brc);
-	} else if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+	} else if ((rc = step(s, st)) != SQLITE_DONE) {
 		ret = fail(s, rc);
 	}
 	done(st);
@@ -1275,7 +1324,7 @@ load_rows(struct store *s, sqlite3_stmt *st, struct world *w, char *err, size_t 
 {
 	int rc, ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		if (load(st, w, err, errlen) != 0) {
 			ret = -1;
 			break;
@@ -1470,7 +1519,7 @@ store_events_list(struct store *s, const struct store_event_filter *f, store_eve
 		ret = fail(s, b);
 		goto out;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		struct store_event ev = {
 			.id = sqlite3_column_int64(st, 0),
 			.at = sqlite3_column_int64(st, 1),
@@ -1508,7 +1557,7 @@ store_call_get(struct store *s, const char *call_id, int *failures, bool *hung_u
 	*hung_up = false;
 	if ((rc = bind_text(st, 1, call_id)) != SQLITE_OK) {
 		ret = fail(s, rc);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		*failures = sqlite3_column_int(st, 0);
 		*hung_up = sqlite3_column_int(st, 1) != 0;
 		ret = 1;
@@ -1579,7 +1628,7 @@ store_pair_get(struct store *s, hd_id dev, hd_id ext, struct store_pair *out)
 	bind_ok(&b, sqlite3_bind_int64(st, 2, ext));
 	if (b != SQLITE_OK) {
 		ret = fail(s, b);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		pair_from_row(st, out);
 		out->call_failures = sqlite3_column_int(st, 4);
 		out->call_last = sqlite3_column_int64(st, 5);
@@ -1652,7 +1701,7 @@ store_token_find_id(struct store *s, const char *hash_hex, char role[STORE_ROLE_
 		*id = 0;
 	if ((rc = bind_text(st, 1, hash_hex)) != SQLITE_OK) {
 		ret = fail(s, rc);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		ret = 1;
 		if (role != NULL && col_copy(st, 0, role, STORE_ROLE_MAX) != 0) {
 			set_err(s, "token role too long");
@@ -1681,7 +1730,7 @@ token_rows(struct store *s, sqlite3_stmt *st, store_token_cb cb, void *arg)
 {
 	int rc, ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		struct store_token t = {
 			.id = sqlite3_column_int64(st, 0),
 			.hash = (const char *)sqlite3_column_text(st, 1),
@@ -1827,7 +1876,7 @@ store_reg_get(struct store *s, const char *sip_user, struct store_reg *out)
 	memset(out, 0, sizeof *out);
 	if ((rc = bind_text(st, 1, sip_user)) != SQLITE_OK) {
 		ret = fail(s, rc);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		ret = 1;
 		if (strlen(sip_user) >= sizeof out->sip_user ||
 		    col_copy(st, 0, out->contact, sizeof out->contact) != 0 ||
@@ -1867,7 +1916,7 @@ store_meta_get(struct store *s, const char *key, char *buf, size_t len)
 		buf[0] = '\0';
 	if ((rc = bind_text(st, 1, key)) != SQLITE_OK) {
 		ret = fail(s, rc);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		ret = 1;
 		if (len == 0 || col_copy(st, 0, buf, len) != 0) {
 			set_err(s, "meta %.64s: value longer than the buffer", key);
@@ -1902,7 +1951,7 @@ store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg)
 	sqlite3_stmt *st = s->st[ST_DEVCFG_ALL];
 	int rc, ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		const unsigned char *h = sqlite3_column_text(st, 2);
 
 		ret = cb(sqlite3_column_int64(st, 0),
@@ -1937,7 +1986,7 @@ store_tftp_each(struct store *s, store_name_cb cb, void *arg)
 	sqlite3_stmt *st = s->st[ST_TFTP_ALL];
 	int rc, ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		if ((ret = cb((const char *)sqlite3_column_text(st, 0), arg)) != 0)
 			break;
 	}
@@ -1987,7 +2036,7 @@ store_fetch_get(struct store *s, hd_id dev, struct store_fetch *out)
 	memset(out, 0, sizeof(*out));
 	if ((rc = sqlite3_bind_int64(st, 1, dev)) != SQLITE_OK) {
 		ret = fail(s, rc);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		/* what does not fit is cut: these are shown, never matched */
 		const unsigned char *src = sqlite3_column_text(st, 0);
 		const unsigned char *ua = sqlite3_column_text(st, 1);
@@ -2014,7 +2063,7 @@ store_fetch_each(struct store *s, store_fetch_cb cb, void *arg)
 	sqlite3_stmt *st = s->st[ST_FETCH_ALL];
 	int rc, ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		const unsigned char *src = sqlite3_column_text(st, 1);
 		const unsigned char *ua = sqlite3_column_text(st, 2);
 
@@ -2092,7 +2141,7 @@ store_resync_get(struct store *s, hd_id dev, struct store_resync *out)
 	memset(out, 0, sizeof(*out));
 	if ((rc = bind_id(st, 1, dev)) != SQLITE_OK)
 		ret = fail(s, rc);
-	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	else if ((rc = step(s, st)) == SQLITE_ROW)
 		ret = resync_row(st, out) == 0 ? 1 : STORE_ERR;
 	else
 		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
@@ -2110,7 +2159,7 @@ resync_walk(struct store *s, sqlite3_stmt *st, int brc, store_resync_cb cb, void
 		ret = fail(s, brc);
 		goto out;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		if (resync_row(st, &r) != 0) {
 			set_err(s, "resync row does not fit");
 			ret = STORE_ERR;
@@ -2154,7 +2203,7 @@ store_tmpl_add(struct store *s, const char *profile, const char *name, const cha
 
 	bind_ok(&b, bind_text(st, 1, profile));
 	bind_ok(&b, bind_text(st, 2, name));
-	if (b != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+	if (b != SQLITE_OK || (rc = step(s, st)) != SQLITE_ROW) {
 		int ret = fail(s, b != SQLITE_OK ? b : rc);
 
 		done(st);
@@ -2192,7 +2241,7 @@ tmpl_walk(struct store *s, sqlite3_stmt *st, int brc, store_tmpl_cb cb, void *ar
 		ret = fail(s, brc);
 		goto out;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		struct store_tmpl t = {
 			(const char *)sqlite3_column_text(st, 0),
 			(const char *)sqlite3_column_text(st, 1),
@@ -2306,7 +2355,7 @@ devcontact_one(struct store *s, sqlite3_stmt *st, int brc, struct store_devconta
 	memset(out, 0, sizeof(*out));
 	if (brc != SQLITE_OK) {
 		ret = fail(s, brc);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		ret = 1;
 		out->dev = col_id(st, 0);
 		if (col_copy(st, 1, out->sip_user, sizeof(out->sip_user)) != 0 ||
@@ -2422,7 +2471,7 @@ store_ext_secret(struct store *s, hd_id ext, char *buf, size_t len)
 		buf[0] = '\0';
 	if ((rc = bind_id(st, 1, ext)) != SQLITE_OK) {
 		ret = fail(s, rc);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
 			ret = 0;
 		else
@@ -2446,7 +2495,7 @@ store_webpw_get(struct store *s, hd_id ext, char *buf, size_t len)
 		buf[0] = '\0';
 	if ((rc = bind_id(st, 1, ext)) != SQLITE_OK)
 		ret = fail(s, rc);
-	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	else if ((rc = step(s, st)) == SQLITE_ROW)
 		ret = col_copy(st, 0, buf, len) == 0 ? 1 : STORE_ERR;
 	else
 		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
@@ -2479,7 +2528,7 @@ store_webpair_get(struct store *s, const char *source, hd_id ext, struct store_p
 	bind_ok(&b, bind_id(st, 2, ext));
 	if (b != SQLITE_OK) {
 		ret = fail(s, b);
-	} else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	} else if ((rc = step(s, st)) == SQLITE_ROW) {
 		pair_from_row(st, out);
 		ret = 1;
 	} else {

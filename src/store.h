@@ -82,6 +82,19 @@ int store_cache_kib(struct store *s, int kib);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 
+#ifdef HD_FAULTS
+/*
+ * Fault injection, in test builds only (store.c compiled with -DHD_FAULTS;
+ * the daemon has none of it).  store_fault_at arms the store: the k-th
+ * statement step from now (each row read counts; ROLLBACK never fails)
+ * fails with an I/O error, as a failing disk would, and every other step
+ * runs; k 0 disarms.  store_fault_steps: the steps counted since the last
+ * store_fault_at (fewer than k: the operation never reached the fault).
+ */
+void store_fault_at(struct store *s, long k);
+long store_fault_steps(const struct store *s);
+#endif
+
 /*
  * Loads every organization, extension and device into w (normally empty)
  * with world_put_* and world_set_virtual_on, from one read snapshot.

@@ -1,0 +1,186 @@
+/*
+ * test_publish.c -- the publisher (src/publish.h) on an in-memory store
+ * with the store's fault hook (tests/faults.h): a template change
+ * re-rendered for every device with the shared files refreshed, and a
+ * start-up, each run once per store step with that step failing.  After
+ * each run the files served and in the TFTP root equal a render of the
+ * stored world, a publisher restarted from the store serves the same
+ * bytes (versions included), and every file written is in the store's
+ * manifest.
+ */
+#include "faults.h"
+
+struct tmpl_change {
+	const char *profile, *name, *insert; /* inserted after the first line */
+	bool per_device;                     /* a per-device file's template */
+	struct fx *f;
+};
+
+/* Installs the changed template in the store and in the publisher, as a
+ * template save does (before the fault is armed: what is tested is the
+ * publishing). */
+static int
+tmpl_install_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct tmpl_change *t = arg;
+	const struct vendor_profile *prof = vendor_profile_by_name(t->profile);
+	char *src = NULL, *nsrc, err[256];
+	size_t len = 0, plen = strlen(t->insert), first;
+	const char *nl;
+	int version;
+
+	(void)w;
+	cr_assert_not_null(prof);
+	cr_assert_eq(pub_template_default(t->f->pub, prof, t->name, &src, &len, err, sizeof(err)),
+	             0, "%s", err);
+	/* after the first line (an XML file's declaration stays first) */
+	nl = memchr(src, '\n', len);
+	cr_assert_not_null(nl);
+	first = (size_t)(nl - src) + 1;
+	nsrc = malloc(plen + len + 1);
+	cr_assert_not_null(nsrc);
+	memcpy(nsrc, src, first);
+	memcpy(nsrc + first, t->insert, plen);
+	memcpy(nsrc + first + plen, src + first, len - first + 1);
+	cr_assert_eq(pub_template_set(t->f->pub, prof, t->name, nsrc, plen + len, err,
+	                              sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_tmpl_add(st, t->profile, t->name, nsrc, "test", 1000, &version), 0,
+	             "%s", store_errmsg(st));
+	free(src);
+	free(nsrc);
+	return 0;
+}
+
+static int
+prep_tmpl(struct fx *f, void *arg)
+{
+	struct tmpl_change *t = arg;
+
+	t->f = f;
+	return svc_locked(f->svc, tmpl_install_locked, t) == 0 ? SVC_OK : SVC_INTERNAL;
+}
+
+struct rerender {
+	struct fx *f;
+	const struct tmpl_change *t;
+	bool wrong; /* the changed set is not the profile's devices */
+};
+
+static int
+all_devs(struct hd_dev *d, void *arg)
+{
+	cr_assert_eq(hd_idset_add(arg, d->id), 0);
+	return 0;
+}
+
+/* Every device re-rendered (what a template save hands the publisher)
+ * and the shared files refreshed; the devices found changed are those of
+ * the template's profile, whatever the store does. */
+static int
+rerender_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct rerender *r = arg;
+	struct hd_idset ids = { 0 }, changed = { 0 };
+
+	world_each_dev(w, all_devs, &ids);
+	if (pub_update(r->f->pub, w, st, ids.v, ids.n, &changed) != 0)
+		r->wrong = true;
+	pub_shared_refresh(r->f->pub, st);
+	for (size_t i = 0; i < ids.n; i++) {
+		const struct hd_dev *d = world_dev(w, ids.v[i]);
+		bool want = r->t->per_device && strcmp(d->profile, r->t->profile) == 0;
+
+		if (want != hd_idset_has(&changed, d->id))
+			r->wrong = true;
+	}
+	hd_idset_free(&ids);
+	hd_idset_free(&changed);
+	return 0;
+}
+
+static int
+op_rerender(struct fx *f, void *arg)
+{
+	struct rerender r = { f, arg, false };
+
+	cr_assert_eq(svc_locked(f->svc, rerender_locked, &r), 0);
+	return r.wrong ? FX_WRONG : SVC_OK;
+}
+
+Test(publish_faults, template_change_per_device_file)
+{
+	struct tmpl_change t = { "yealink", "device.cfg", "# per-device change\n", true, NULL };
+
+	fx_faults_world("yealink device.cfg re-rendered", prep_tmpl, op_rerender, &t, false);
+}
+
+Test(publish_faults, template_change_shared_file)
+{
+	/* a shared template: no per-device file changes, the shared file in
+	 * the TFTP root is rewritten */
+	struct tmpl_change t = { "polycom", "common.cfg", "<!-- shared change -->\n", false, NULL };
+
+	fx_faults_world("polycom common.cfg refreshed", prep_tmpl, op_rerender, &t, false);
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+/* A restart: a new publisher over the same TFTP root reconciled from the
+ * store (the files are there, the versions recorded), after the world
+ * changed while it was down.  A failed start-up may leave things half
+ * done: the next one (the checks' fresh publisher, and here a second
+ * reconcile) must still serve exactly the stored world. */
+static int
+restart_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct fx *f = arg;
+	struct pub_opts po = { .templates = "templates", .static_dir = "provisioning" };
+	struct pub *p;
+	char err[256];
+	int rc;
+
+	po.tftp_root = f->tftp;
+	p = pub_new(&po, err, sizeof(err));
+	cr_assert_not_null(p, "%s", err);
+	rc = pub_reconcile(p, w, st, err, sizeof(err));
+	if (rc != 0) {
+		/* the daemon stops; its next start runs without the fault (it
+		 * failed once: the store's hook fails one step) */
+		pub_free(p);
+		p = pub_new(&po, err, sizeof(err));
+		cr_assert_not_null(p, "%s", err);
+		cr_assert_eq(pub_reconcile(p, w, st, err, sizeof(err)), 0, "%s", err);
+	}
+	pub_free(f->pub);
+	f->pub = p;
+	return rc == 0 ? SVC_OK : SVC_INTERNAL;
+}
+
+static int
+op_restart(struct fx *f, void *arg)
+{
+	(void)arg;
+	return svc_locked(f->svc, restart_locked, f);
+}
+
+/* While the daemon is down, Bob's phone is gone from the TFTP root and
+ * Ada's file was truncated. */
+static int
+prep_damage(struct fx *f, void *arg)
+{
+	char path[4096];
+	FILE *fp;
+
+	(void)arg;
+	snprintf(path, sizeof(path), "%s/0004f2000101-line.cfg", f->tftp);
+	cr_assert_eq(unlink(path), 0, "%s", path);
+	snprintf(path, sizeof(path), "%s/001565000100.cfg", f->tftp);
+	cr_assert_not_null(fp = fopen(path, "w"), "%s", path);
+	fclose(fp);
+	return SVC_OK;
+}
+
+Test(publish_faults, start_up_repairs_the_tftp_root)
+{
+	fx_faults_world("start-up", prep_damage, op_restart, NULL, false);
+}

@@ -1,0 +1,245 @@
+/*
+ * test_service.c -- the application layer (src/service.h) on an in-memory
+ * store with the store's fault hook (tests/faults.h): every kind of change
+ * -- moves, returns, administrators' changes and deletes, template saves
+ * -- run once per store step with that step failing.  After each run the
+ * world equals the store's, the invariants hold, the change happened whole
+ * or not at all, and the files served are a fresh render of the stored
+ * world.
+ */
+#include "faults.h"
+
+/* ---- moves and returns ------------------------------------------------------ */
+
+struct star30_op {
+	const char *caller, *digits, *code;
+	enum virt_result want;
+};
+
+static int
+op_star30(struct fx *f, void *arg)
+{
+	const struct star30_op *o = arg;
+	struct svc_star30_req rq = { .caller = o->caller, .digits = o->digits, .code = o->code,
+	                             .call_id = "call-1@pbx" };
+	struct svc_star30_res res;
+	int rc = svc_star30(f->svc, &rq, &res);
+
+	return rc == SVC_OK && res.result != o->want ? FX_WRONG + (int)res.result : rc;
+}
+
+Test(service_faults, move_onto_a_parked_phone)
+{
+	/* Eve (no home) onto Dee's parked phone */
+	struct star30_op o = { "acme-park3", "104", FX_CODE, VIRT_ACCEPTED };
+
+	fx_faults("*30 104 onto a parked phone", op_star30, &o);
+}
+
+Test(service_faults, move_displacing_a_visitor)
+{
+	/* 101 goes onto Ada's phone, where Dee (103) is visiting */
+	struct star30_op o = { "acme103", "101", FX_CODE, VIRT_ACCEPTED };
+
+	fx_faults("*30 101 onto a visited phone", op_star30, &o);
+}
+
+Test(service_faults, bare_star30_returns_home)
+{
+	/* Bob's phone hosts Cy: a bare *30 there sends Cy home */
+	struct star30_op o = { "acme102", NULL, NULL, VIRT_RETURNED };
+
+	fx_faults("bare *30", op_star30, &o);
+}
+
+static int
+op_return(struct fx *f, void *arg)
+{
+	struct svc_star30_res res;
+	struct svc_result r = { 0 };
+	int rc = svc_ext_return(f->svc, f->org, arg, &res, &r);
+
+	return rc == SVC_OK && res.result != VIRT_RETURNED ? FX_WRONG + (int)res.result : rc;
+}
+
+Test(service_faults, return_via_the_api)
+{
+	fx_faults("return of 103", op_return, "103");
+}
+
+/* ---- administrators' changes ------------------------------------------------- */
+
+static int
+op_ext_rename(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	/* Cy is visiting Bob's phone: his new name goes there */
+	return svc_ext_put(f->svc, fx_ext(f->org, "102", "Cyrus"), NULL, &r);
+}
+
+Test(service_faults, extension_change_renders_where_it_is)
+{
+	fx_faults("extension 102 renamed", op_ext_rename, NULL);
+}
+
+static int
+op_ext_no_virt(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+	struct hd_ext *e = fx_ext(f->org, "100", "Ada");
+
+	(void)arg;
+	/* Ada's phone stops hosting: Dee, visiting it, goes home */
+	e->allow_virtualization = false;
+	return svc_ext_put(f->svc, e, NULL, &r);
+}
+
+Test(service_faults, extension_change_sends_a_visitor_home)
+{
+	fx_faults("extension 100 stops hosting", op_ext_no_virt, NULL);
+}
+
+static int
+op_ext_new(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	return svc_ext_put(f->svc, fx_ext(f->org, "105", "Fay"), FX_CODE, &r);
+}
+
+Test(service_faults, extension_created)
+{
+	fx_faults("extension 105 created", op_ext_new, NULL);
+}
+
+static int
+op_dev_new(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	return svc_dev_put(f->svc, fx_dev(f->org, "001565000105", "yealink",
+	                                  fx_ext_id(f, "104"), NULL), &r);
+}
+
+Test(service_faults, device_created)
+{
+	fx_faults("device for 104 created", op_dev_new, NULL);
+}
+
+static int
+op_dev_profile(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	/* Ada's phone (visited by Dee) becomes a Grandstream: other file names */
+	return svc_dev_put(f->svc, fx_dev(f->org, "001565000100", "grandstream",
+	                                  fx_ext_id(f, "100"), NULL), &r);
+}
+
+Test(service_faults, device_changes_family)
+{
+	fx_faults("device 001565000100 becomes a grandstream", op_dev_profile, NULL);
+}
+
+static int
+op_dev_rehome(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	/* Bob's phone (visited by Cy) gets Eve as its home extension */
+	return svc_dev_put(f->svc, fx_dev(f->org, "0004f2000101", "polycom",
+	                                  fx_ext_id(f, "104"), NULL), &r);
+}
+
+Test(service_faults, device_gets_another_home)
+{
+	fx_faults("device 0004f2000101 re-homed", op_dev_rehome, NULL);
+}
+
+static int
+op_org_change(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+	struct hd_org *o = fx_org("acme");
+
+	(void)arg;
+	free(o->sip.host);
+	o->sip.host = strdup("pbx2.acme.test");
+	return svc_org_put(f->svc, o, &r);
+}
+
+Test(service_faults, organization_change_renders_every_phone)
+{
+	fx_faults("organization's SIP server changed", op_org_change, NULL);
+}
+
+/* ---- deletes ----------------------------------------------------------------- */
+
+static int
+op_ext_delete(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	return svc_ext_delete(f->svc, f->org, arg, &r);
+}
+
+Test(service_faults, delete_a_visiting_extension)
+{
+	/* Dee visits Ada's phone and is home on her own parked phone */
+	fx_faults("extension 103 deleted", op_ext_delete, "103");
+}
+
+Test(service_faults, delete_a_visited_extension)
+{
+	/* Bob's phone hosts Cy: Bob goes, his phone loses its home */
+	fx_faults("extension 101 deleted", op_ext_delete, "101");
+}
+
+static int
+op_dev_delete(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	return svc_dev_delete(f->svc, arg, &r);
+}
+
+Test(service_faults, delete_a_visited_device)
+{
+	/* Ada's phone hosts Dee: Dee goes home, Ada is nowhere */
+	fx_faults("device 001565000100 deleted", op_dev_delete, "001565000100");
+}
+
+Test(service_faults, delete_a_parked_device)
+{
+	/* Dee's own phone, parked while she visits */
+	fx_faults("device 001565000103 deleted", op_dev_delete, "001565000103");
+}
+
+static int
+prep_org2(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	return svc_org_put(f->svc, fx_org("empty"), &r);
+}
+
+static int
+op_org_delete(struct fx *f, void *arg)
+{
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	return svc_org_delete(f->svc, "empty", &r);
+}
+
+Test(service_faults, delete_an_organization)
+{
+	fx_faults_world("organization deleted", prep_org2, op_org_delete, NULL, true);
+}
