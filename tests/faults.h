@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "publish.h"
+#include "resync.h"
 #include "service.h"
 #include "store.h"
 #include "testutil.h"
@@ -46,6 +47,9 @@
 struct fx {
 	struct svc *svc;
 	struct pub *pub;
+	struct resync *rs; /* NULL unless a test starts the engine */
+	/* a test's own checks after each run (NULL: none); lock not held */
+	void (*extra)(struct fx *f, const char *label);
 	char *tftp;       /* the publisher's TFTP root */
 	hd_id org;        /* "acme" */
 	int hook_calls;   /* change hook runs */
@@ -56,10 +60,13 @@ fx_on_change(void *arg, const struct world *w, struct store *st, const hd_id *de
              const char *why)
 {
 	struct fx *f = arg;
+	struct hd_idset changed = { 0 };
 
-	(void)why;
 	f->hook_calls++;
-	(void)pub_update(f->pub, w, st, devs, n, NULL);
+	(void)pub_update(f->pub, w, st, devs, n, &changed);
+	if (f->rs != NULL)
+		resync_kick(f->rs, w, st, devs, n, &changed, why);
+	hd_idset_free(&changed);
 }
 
 static inline int
@@ -259,6 +266,7 @@ fx_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 static inline void
 fx_free(struct fx *f)
 {
+	resync_free(f->rs);
 	svc_close(f->svc);
 	pub_free(f->pub);
 	(void)nftw(f->tftp, fx_rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -661,6 +669,8 @@ fx_check(struct fx *f, const char *label, const char *names)
 	struct fx_locked_check lc = { f, label, names };
 
 	(void)svc_locked(f->svc, fx_check_locked, &lc);
+	if (f->extra != NULL)
+		f->extra(f, label);
 }
 
 /* ---- faults ---------------------------------------------------------------- */
