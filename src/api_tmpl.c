@@ -16,9 +16,11 @@
  *      store_tmpl_activate), a pending resync row for each device whose
  *      files change, the event template.put / template.rollback;
  *   4. after the commit: the template is installed (pub_template_set),
- *      exactly the changed devices are re-rendered and published
- *      (pub_update), and the resync engine is woken (resync_kick) to send
- *      their NOTIFYs.
+ *      then the service's change hook re-renders and publishes exactly
+ *      the changed devices and wakes the resync engine to send their
+ *      NOTIFYs.
+ * Steps 1-3 are the body of svc_transact, 4 its `after` and its hook: the
+ * service opens and closes the transaction.
  * A crash between 3 and 4 is repaired at start-up: main.c installs the
  * active template versions and reconciles every device, and the resync
  * rows are already there.
@@ -40,7 +42,6 @@
 
 #include "log.h"
 #include "publish.h"
-#include "resync.h"
 #include "store.h"
 #include "vendor.h"
 
@@ -469,56 +470,16 @@ save_fail(struct save *sv, int status, const char *msg)
 	snprintf(sv->msg, sizeof(sv->msg), "%s", msg);
 }
 
+/* The rows of a save: the version, the changed devices' outbox rows and
+ * the event (in the service's transaction).  0, or -1. */
 static int
-do_save(const struct world *w, struct store *st, void *arg)
+save_rows(struct save *sv, struct store *st)
 {
-	struct save *sv = arg;
-	struct hd_idset got = { 0 };
 	long long now = (long long)time(NULL);
-	char err[400], *detail = NULL;
+	char *detail;
 	json_t *dj;
 	int rc;
 
-	if (sv->rollback != 0) {
-		rc = store_tmpl_get(st, sv->prof->name, sv->name, sv->rollback, load_version, sv);
-		if (rc < 0 || (rc > 0 && sv->loaded == NULL)) {
-			save_fail(sv, 500, "cannot read the template version");
-			return 0;
-		}
-		if (rc == 0) {
-			save_fail(sv, 404, "version: no such version");
-			return 0;
-		}
-		sv->src = sv->loaded;
-		sv->len = strlen(sv->loaded);
-		if (vendor_template_check(sv->prof, sv->name, sv->src, sv->len, err, sizeof(err)) != 0) {
-			sv->status = 409;
-			snprintf(sv->msg, sizeof(sv->msg), "version %d is no longer valid: %s",
-			         sv->rollback, err);
-			return 0;
-		}
-	}
-	if (pub_dry_run(sv->c->pub, w, sv->prof, sv->name, sv->src, sv->len, dry_cb, sv, err,
-	                sizeof(err)) != 0) {
-		save_fail(sv, 500, err);
-		return 0;
-	}
-	if (sv->dry)
-		return 0;
-	if (json_array_size(sv->failed) > 0) {
-		json_t *f = json_array_get(sv->failed, 0);
-
-		sv->status = 400;
-		snprintf(sv->msg, sizeof(sv->msg), "the template fails for device %s: %s",
-		         json_string_value(json_object_get(f, "mac")),
-		         json_string_value(json_object_get(f, "error")));
-		return 0;
-	}
-
-	if (store_begin(st) != 0) {
-		save_fail(sv, 500, "database busy");
-		return 0;
-	}
 	if (sv->rollback != 0) {
 		rc = store_tmpl_activate(st, sv->prof->name, sv->name, sv->rollback);
 		sv->version = sv->rollback;
@@ -528,25 +489,89 @@ do_save(const struct world *w, struct store *st, void *arg)
 	}
 	for (size_t i = 0; rc == 0 && i < sv->changed.n; i++)
 		rc = store_resync_enqueue(st, sv->changed.v[i], now) == 0 ? 0 : -1;
+	if (rc != 0)
+		return -1;
 	dj = json_pack("{s:s, s:s, s:i, s:i}", "profile", sv->prof->name, "name", sv->name,
 	               "version", sv->version, "devices", (int)sv->changed.n);
 	detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
 	json_decref(dj);
-	if (rc == 0)
-		rc = detail == NULL ? -1
-		                    : store_event_add(st, now, sv->rollback ? "template.rollback"
-		                                                            : "template.put",
-		                                      0, NULL, NULL, detail);
+	rc = detail == NULL ? -1
+	                    : store_event_add(st, now, sv->rollback ? "template.rollback"
+	                                                            : "template.put",
+	                                      0, NULL, NULL, detail);
 	free(detail);
-	if (rc != 0 || store_commit(st) != 0) {
+	return rc == 0 ? 0 : -1;
+}
+
+/* The body of a save (svc_transact): checks, the dry run, then the rows.
+ * 0 commits; 1 rolls back (a dry run, or sv->status says why). */
+static int
+do_save(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	struct save *sv = arg;
+	char err[400];
+	int rc;
+
+	if (sv->rollback != 0) {
+		rc = store_tmpl_get(st, sv->prof->name, sv->name, sv->rollback, load_version, sv);
+		if (rc < 0 || (rc > 0 && sv->loaded == NULL)) {
+			save_fail(sv, 500, "cannot read the template version");
+			return 1;
+		}
+		if (rc == 0) {
+			save_fail(sv, 404, "version: no such version");
+			return 1;
+		}
+		sv->src = sv->loaded;
+		sv->len = strlen(sv->loaded);
+		if (vendor_template_check(sv->prof, sv->name, sv->src, sv->len, err, sizeof(err)) != 0) {
+			sv->status = 409;
+			snprintf(sv->msg, sizeof(sv->msg), "version %d is no longer valid: %s",
+			         sv->rollback, err);
+			return 1;
+		}
+	}
+	if (pub_dry_run(sv->c->pub, w, sv->prof, sv->name, sv->src, sv->len, dry_cb, sv, err,
+	                sizeof(err)) != 0) {
+		save_fail(sv, 500, err);
+		return 1;
+	}
+	if (sv->dry)
+		return 1;
+	if (json_array_size(sv->failed) > 0) {
+		json_t *f = json_array_get(sv->failed, 0);
+
+		sv->status = 400;
+		snprintf(sv->msg, sizeof(sv->msg), "the template fails for device %s: %s",
+		         json_string_value(json_object_get(f, "mac")),
+		         json_string_value(json_object_get(f, "error")));
+		return 1;
+	}
+	if (save_rows(sv, st) != 0) {
 		log_error("template %s/%s: cannot save: %s", sv->prof->name, sv->name,
 		          store_errmsg(st));
-		(void)store_rollback(st);
 		save_fail(sv, 500, "cannot save the template");
-		return 0;
+		return 1;
 	}
+	/* the change hook publishes exactly these devices; a shared template
+	 * or static file changes no per-device file: its devices are
+	 * "changed" all the same, so that they get their NOTIFY */
+	chg->devs = sv->changed;
+	memset(&sv->changed, 0, sizeof(sv->changed));
+	if (strcmp(tmpl_kind(sv->prof, sv->name), "device") != 0)
+		chg->flags |= SVC_CHANGE_NOTIFY_ALL;
+	return 0;
+}
 
-	/* committed: install and publish (start-up repairs a crash here) */
+/* After the commit, before the change hook publishes the devices: the
+ * template is installed (start-up repairs a crash before this). */
+static int
+save_install(const struct world *w, struct store *st, void *arg)
+{
+	struct save *sv = arg;
+	char err[400];
+
+	(void)w;
 	if (pub_template_set(sv->c->pub, sv->prof, sv->name, sv->src, sv->len, err,
 	                     sizeof(err)) != 0) {
 		char safe[300];
@@ -554,27 +579,10 @@ do_save(const struct world *w, struct store *st, void *arg)
 		log_error("template %s/%s version %d saved but not installed: %s", sv->prof->name,
 		          sv->name, sv->version, log_sanitize(err, safe, sizeof(safe)));
 		save_fail(sv, 500, "saved, but could not be installed; restart applies it");
-		return 0;
+		return -1;
 	}
 	if (strcmp(tmpl_kind(sv->prof, sv->name), "device") != 0)
 		pub_shared_refresh(sv->c->pub, st); /* the TFTP copies of shared files */
-	if (pub_update(sv->c->pub, w, st, sv->changed.v, sv->changed.n, &got) != 0)
-		log_error("template %s/%s: publishing: out of memory", sv->prof->name, sv->name);
-	else if (strcmp(tmpl_kind(sv->prof, sv->name), "device") == 0 && got.n != sv->changed.n)
-		/* a device whose render failed keeps its last good files */
-		log_warn("template %s/%s: %zu of %zu devices re-published", sv->prof->name,
-		         sv->name, got.n, sv->changed.n);
-	/* the files are published: now the NOTIFYs */
-	if (sv->c->resync != NULL)
-		/* a shared file changes no per-device version: its devices are
-		 * "changed" all the same, so that they get their NOTIFY */
-		resync_kick(sv->c->resync, w, st, sv->changed.v, sv->changed.n,
-		            strcmp(tmpl_kind(sv->prof, sv->name), "device") == 0 ? &got
-		                                                                  : &sv->changed,
-		            "template");
-	hd_idset_free(&got);
-	log_info("template %s/%s: version %d %s, %zu devices changed", sv->prof->name, sv->name,
-	         sv->version, sv->rollback ? "restored" : "saved", sv->changed.n);
 	return 0;
 }
 
@@ -607,7 +615,13 @@ save_template(struct treq *r, bool dry, int rollback)
 			goto out;
 		}
 	}
-	svc_locked(r->c->svc, do_save, &sv);
+	if (svc_transact(r->c->svc, "template", do_save, save_install, &sv) == SVC_INTERNAL &&
+	    sv.status == 200)
+		save_fail(&sv, 500, "cannot save the template");
+	if (sv.status == 200 && !dry)
+		log_info("template %s/%s: version %d %s, %zu devices changed", r->prof->name,
+		         sv.name, sv.version, rollback ? "restored" : "saved",
+		         json_array_size(sv.changed_macs));
 	if (sv.status != 200) {
 		if (sv.status == 400)
 			content_error(r->res, 400, sv.msg, json_pack("{s:O}", "devices", sv.failed));

@@ -354,16 +354,21 @@ reload(struct daemon *d)
 	metrics_inc(METRICS_RELOADS_OK, 1);
 }
 
-/* The service's change hook: re-render and publish the changed devices. */
+/* The service's change hook: re-render and publish the changed devices,
+ * then owe a NOTIFY to those whose files changed (with
+ * SVC_CHANGE_NOTIFY_ALL: to every one of them). */
 static void
 on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs, size_t n,
-          const char *why)
+          const char *why, unsigned flags)
 {
 	struct daemon *d = arg;
 	struct hd_idset changed = { 0 };
 	uint64_t t0 = metrics_now_ns();
+	int rc = pub_update(d->pub, w, st, devs, n, &changed);
 
-	if (pub_update(d->pub, w, st, devs, n, &changed) != 0)
+	for (size_t i = 0; rc == 0 && (flags & SVC_CHANGE_NOTIFY_ALL) && i < n; i++)
+		rc = hd_idset_add(&changed, devs[i]);
+	if (rc != 0)
 		log_error("publishing after %s: out of memory", why);
 	metrics_observe(METRICS_PUBLISH, metrics_now_ns() - t0);
 	metrics_inc(METRICS_DEVICES_PUBLISHED, n);
@@ -458,12 +463,13 @@ tmpl_override(const struct store_tmpl *t, void *arg)
 	return 0;
 }
 
-/* Under the service lock: administrators' templates, then every device. */
+/* In one transaction: administrators' templates, then every device. */
 static int
-startup_publish(const struct world *w, struct store *st, void *arg)
+startup_publish(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
 	struct startup *su = arg;
 
+	(void)chg;
 	if (store_tmpl_active_each(st, tmpl_override, su) != 0) {
 		snprintf(su->err, sizeof(su->err), "templates: %s", store_errmsg(st));
 		return -1;
@@ -658,8 +664,8 @@ run(struct daemon *d)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("state loaded in %.0f ms", ms_between(&t0, &t1));
-	if (svc_locked(d->svc, startup_publish, &su) != 0) {
-		log_error("publishing: %s", su.err);
+	if (svc_transact(d->svc, "start-up", startup_publish, NULL, &su) != 0) {
+		log_error("publishing: %s", su.err[0] ? su.err : "the database failed");
 		return 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t2);

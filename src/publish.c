@@ -911,14 +911,6 @@ unpublish(struct pub *p, struct store *st, hd_id id)
 	dev_free(e, NULL);
 }
 
-/* Many devices at once: batch the TFTP writes, and the store's version
- * rows in one transaction unless the caller has one open already. */
-static bool
-bulk_begin(struct pub *p, struct store *st)
-{
-	batch_begin(p);
-	return st != NULL && store_begin(st) == 0;
-}
 
 /* After publishing thousands of devices: old blobs and render buffers
  * were freed in a scattered order; hand the free pages back to the system
@@ -931,22 +923,17 @@ give_back_memory(void)
 #endif
 }
 
-static void
-bulk_end(struct pub *p, struct store *st, bool tx)
-{
-	batch_flush(p, st);
-	if (tx && store_commit(st) != 0) {
-		log_error("publishing: cannot record versions: %s", store_errmsg(st));
-		(void)store_rollback(st);
-	}
-}
-
 int
 pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *ids, size_t n,
            struct hd_idset *changed)
 {
-	bool bulk = n >= PUB_BATCH_MIN, tx = bulk && bulk_begin(p, st);
+	/* many devices at once: batch the TFTP writes (the store's rows go in
+	 * the caller's transaction, the service's) */
+	bool bulk = n >= PUB_BATCH_MIN;
 	int rc = 0;
+
+	if (bulk)
+		batch_begin(p);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct hd_dev *d = world_dev(w, ids[i]);
@@ -963,7 +950,7 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 		}
 	}
 	if (bulk)
-		bulk_end(p, st, tx);
+		batch_flush(p, st);
 	if (n >= 1024)
 		give_back_memory();
 	return rc;
@@ -1126,10 +1113,6 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		snprintf(err, errlen, "cannot read published versions: %s", store_errmsg(st));
 		goto out;
 	}
-	if (store_begin(st) != 0) {
-		snprintf(err, errlen, "%s", store_errmsg(st));
-		goto out;
-	}
 	batch_begin(p);
 	world_each_dev(w, recon_dev, &r);
 	batch_flush(p, st);
@@ -1137,7 +1120,6 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		tftp_shared(p, st);
 		/* files of devices that no longer exist */
 		if (store_tftp_each(st, recon_name, &r) != 0) {
-			(void)store_rollback(st);
 			snprintf(err, errlen, "cannot read the TFTP manifest: %s", store_errmsg(st));
 			goto out;
 		}
@@ -1151,11 +1133,6 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		}
 	}
 	(void)store_fetch_each(st, recon_fetch, &r);
-	if (store_commit(st) != 0) {
-		snprintf(err, errlen, "%s", store_errmsg(st));
-		(void)store_rollback(st);
-		goto out;
-	}
 	rc = 0;
 out:
 	idmap_each(&r.known, free_known, NULL);

@@ -65,7 +65,8 @@ void pub_free(struct pub *p); /* NULL-safe */
  * Renders every device of the world, keeps versions in step with the
  * store, writes what is missing or stale to the TFTP root, removes the
  * files of devices that no longer exist (only files hotdeskd wrote), and
- * writes the shared files.  Start-up.  Returns 0, or -1 with err.
+ * writes the shared files.  Start-up, inside the caller's transaction
+ * (svc_transact).  Returns 0, or -1 with err.
  */
 int pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
                   size_t errlen);
@@ -74,7 +75,9 @@ int pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *
  * Re-renders devices (ids of the world; an id no longer in the world has
  * its files removed).  Devices whose content changed are pushed to
  * `changed` when it is not NULL.  Render failures keep the last good file
- * and record an event.  Returns 0, or -1 when out of memory.
+ * and record an event.  What it records goes in the caller's transaction
+ * (the service's change hook); st may be NULL (nothing recorded).
+ * Returns 0, or -1 when out of memory.
  */
 int pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *ids,
                size_t n, struct hd_idset *changed);

@@ -1039,20 +1039,17 @@ apply_fetch(struct batch *b, const struct world *w, struct store *st, const stru
 	log_info("resync: %s fetched version %llu: synced", d->mac, fe->version);
 }
 
+/* In one transaction (svc_transact). */
 static int
-apply_locked(const struct world *w, struct store *st, void *arg)
+apply_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
 	struct batch *b = arg;
-	bool tx = store_begin(st) == 0;
 
+	(void)chg;
 	for (size_t i = 0; i < b->nres; i++)
 		apply_result(b, w, st, &b->res[i]);
 	for (size_t i = 0; i < b->nfq; i++)
 		apply_fetch(b, w, st, &b->fq[i]);
-	if (tx && store_commit(st) != 0) {
-		log_error("resync: cannot record results: %s", store_errmsg(st));
-		(void)store_rollback(st);
-	}
 	return 0;
 }
 
@@ -1068,8 +1065,9 @@ apply(struct resync *r)
 	r->fq = NULL;
 	r->nfq = r->capfq = 0;
 	pthread_mutex_unlock(&r->mu);
-	if (b.nres > 0 || b.nfq > 0)
-		(void)svc_locked(r->svc, apply_locked, &b);
+	if ((b.nres > 0 || b.nfq > 0) &&
+	    svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0)
+		log_error("resync: cannot record results");
 	r->nres = 0;
 	free(b.fq);
 }
@@ -1137,10 +1135,10 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 {
 	bool forced = why != NULL && strcmp(why, "resync") == 0;
 	long long now = (long long)time(NULL);
-	/* one transaction for many rows (an organization's resync) */
-	bool tx = n > 1 && store_begin(st) == 0;
 
-	for (size_t i = 0; i < n; i++) {
+	/* in the service's transaction; without a store (st NULL) the rows
+	 * stay version 0: the engine fills them */
+	for (size_t i = 0; st != NULL && i < n; i++) {
 		const struct hd_dev *d = world_dev(w, devs[i]);
 		struct store_resync row;
 		struct pub_fetch f;
@@ -1160,10 +1158,6 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 		}
 		if (put_row(st, &row) == 0 && !state_is(&row, "synced"))
 			set_await(r, d->id, row.version);
-	}
-	if (tx && store_commit(st) != 0) {
-		log_error("resync: cannot record versions: %s", store_errmsg(st));
-		(void)store_rollback(st); /* the rows stay version 0: the engine fills them */
 	}
 	pthread_mutex_lock(&r->mu);
 	r->kicked = true;
@@ -1357,11 +1351,12 @@ start_row(const struct store_resync *row, void *arg)
 /* Every pending or notified row is due now: what a crash or a stop left
  * is sent at once (lock held). */
 static int
-startup_locked(const struct world *w, struct store *st, void *arg)
+startup_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
 	struct startup *su = arg;
 
 	(void)w;
+	(void)chg;
 	if (store_resync_each(st, start_row, su) != 0)
 		return -1;
 	for (size_t i = 0; i < su->n; i++) {
@@ -1439,7 +1434,7 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	}
 	su.r = r;
 	su.now = (long long)time(NULL);
-	if (svc_locked(svc, startup_locked, &su) != 0) {
+	if (svc_transact(svc, "resync start-up", startup_locked, NULL, &su) != 0) {
 		(void)snprintf(err, errlen, "cannot read the resync outbox");
 		free(su.rows);
 		goto fail;

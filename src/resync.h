@@ -199,7 +199,7 @@ void resync_reconfigure(struct resync *r, const struct hd_config *cfg);
 
 /*
  * From the service's change hook, after the publisher rendered devs (lock
- * held, store writable): fills the version each new pending row must
+ * held, in the hook's transaction; st NULL: nothing recorded): fills the version each new pending row must
  * confirm, settles rows whose content did not change and that the phone
  * already has (not when why is "resync": an administrator asked), and
  * wakes the thread.  changed: the devices whose content changed.

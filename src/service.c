@@ -176,6 +176,98 @@ plan_events(struct svc *s, const struct virt_plan *p, const char *cause)
 	return 0;
 }
 
+/* ---- transactions -------------------------------------------------------- */
+
+/*
+ * Every transaction of hotdeskd is opened here, and only here (tx), with
+ * the lock held: store_txn begins, runs the body, commits when it returns
+ * 0 and rolls back otherwise.  A BEGIN that fails is an error like any
+ * other: the body does not run and nothing is written (never one
+ * autocommit per row).
+ */
+typedef int (*tx_fn)(struct svc *s, void *arg);
+
+/* What tx returns when BEGIN or COMMIT failed (nothing was written). */
+#define TX_DB (-100)
+
+struct tx_call {
+	struct svc *s;
+	tx_fn fn;
+	void *arg;
+	int rc;
+	bool ran;
+};
+
+static int
+tx_body(struct store *st, void *arg)
+{
+	struct tx_call *c = arg;
+
+	(void)st;
+	c->ran = true;
+	c->rc = c->fn(c->s, c->arg);
+	return c->rc;
+}
+
+/* 0 (committed), fn's non-zero result (rolled back) or TX_DB. */
+static int
+tx(struct svc *s, tx_fn fn, void *arg)
+{
+	struct tx_call c = { s, fn, arg, 0, false };
+
+	if (store_txn(s->st, tx_body, &c) == 0)
+		return 0;
+	return c.ran && c.rc != 0 ? c.rc : TX_DB;
+}
+
+/* What a committed change hands on: `after`, then the change hook. */
+struct handoff {
+	struct svc *s;
+	const char *why;
+	unsigned flags;
+	const hd_id *v;
+	size_t n;
+	svc_after_fn after; /* may be NULL */
+	void *arg;
+	bool ran;
+};
+
+static int
+handoff_body(struct store *st, void *arg)
+{
+	struct handoff *h = arg;
+	struct svc *s = h->s;
+
+	h->ran = true;
+	if (h->after != NULL && h->after(s->w, st, h->arg) != 0)
+		return 0;
+	if (s->hook != NULL && h->n > 0)
+		s->hook(s->hook_arg, s->w, st, h->v, h->n, h->why, h->flags);
+	return 0;
+}
+
+/*
+ * After a commit (lock held): what the hook records of its work (versions,
+ * the TFTP manifest, resync rows) goes in one follow-up transaction.  When
+ * that cannot begin, the hook runs without the store (st NULL): the files
+ * are published all the same and nothing is recorded (start-up reconciles
+ * the versions, the resync engine fills the outbox rows).
+ */
+static void
+handoff(struct svc *s, const char *why, unsigned flags, const hd_id *v, size_t n,
+        svc_after_fn after, void *arg)
+{
+	struct handoff h = { s, why, flags, v, n, after, arg, false };
+
+	if (after == NULL && (s->hook == NULL || n == 0))
+		return;
+	if (store_txn(s->st, handoff_body, &h) == 0)
+		return;
+	log_error("after %s: what was published is not recorded: %s", why, store_errmsg(s->st));
+	if (!h.ran)
+		(void)handoff_body(NULL, &h);
+}
+
 /* ---- the change path ---------------------------------------------------- */
 
 static void
@@ -222,74 +314,83 @@ undo_plan(struct svc *s, const struct virt_plan *p)
 /* What svc_commit2 returns when the check hook refused the change. */
 #define SVC_COMMIT_RENDER (-2)
 
-/*
- * Extra work done inside the transaction of a plan, after the moves are
- * stored (the admin change itself, counters).  Returns 0 or -1.
- */
-typedef int (*tx_fn)(struct svc *s, void *arg);
+/* One change of the world in one transaction (svc_commit2). */
+struct commit {
+	const struct virt_plan *p;
+	const char *cause;
+	tx_fn pre, post;
+	void *arg;
+	const hd_id *extra;
+	size_t nextra;
+	struct hd_idset changed;
+	bool applied; /* the plan is in the world: undone if the transaction fails */
+};
 
 static int
-svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre, tx_fn post,
-            void *arg, const hd_id *extra, size_t nextra)
+commit_body(struct svc *s, void *arg)
 {
-	struct hd_idset changed = { 0 };
-	int rc = -1;
+	struct commit *c = arg;
+	const struct virt_plan *p = c->p;
 
-	if (store_begin(s->st) != 0)
-		goto out;
-	if (pre != NULL && pre(s, arg) != 0)
-		goto rollback;
+	if (c->pre != NULL && c->pre(s, c->arg) != 0)
+		return -1;
 	for (size_t i = 0; i < p->n; i++)
 		if (store_ext_set_virtual_on(s->st, p->moves[i].ext, p->moves[i].to) != 0)
-			goto rollback;
-	if (plan_events(s, p, cause) != 0)
-		goto rollback;
-	if (virt_apply(s->w, p, &changed) != 0) {
-		undo_plan(s, p);
-		goto rollback;
-	}
-	for (size_t i = 0; s->gone != 0 && i < changed.n; i++) {
-		if (changed.v[i] == s->gone) {
+			return -1;
+	if (plan_events(s, p, c->cause) != 0)
+		return -1;
+	c->applied = true;
+	if (virt_apply(s->w, p, &c->changed) != 0)
+		return -1;
+	for (size_t i = 0; s->gone != 0 && i < c->changed.n; i++) {
+		if (c->changed.v[i] == s->gone) {
 			/* only v and n are read from here on (no lookups) */
-			changed.v[i] = changed.v[--changed.n];
+			c->changed.v[i] = c->changed.v[--c->changed.n];
 			break;
 		}
 	}
 	/* what phones would get must render before anything is committed:
 	 * the store and the served files never disagree */
 	if (s->check != NULL &&
-	    (s->check(s->check_arg, s->w, changed.v, changed.n, s->check_err,
+	    (s->check(s->check_arg, s->w, c->changed.v, c->changed.n, s->check_err,
 	              sizeof(s->check_err)) != 0 ||
-	     s->check(s->check_arg, s->w, extra, nextra, s->check_err,
+	     s->check(s->check_arg, s->w, c->extra, c->nextra, s->check_err,
 	              sizeof(s->check_err)) != 0)) {
-		undo_plan(s, p);
-		(void)store_rollback(s->st);
-		log_warn("change refused (%s): %s", cause, s->check_err);
-		rc = SVC_COMMIT_RENDER;
-		goto out;
+		log_warn("change refused (%s): %s", c->cause, s->check_err);
+		return SVC_COMMIT_RENDER;
 	}
 	/* the outbox before post: a deleted device's row goes with it */
-	if (outbox_add(s, &changed, extra, nextra) != 0 || (post != NULL && post(s, arg) != 0) ||
-	    store_commit(s->st) != 0) {
-		undo_plan(s, p);
-		goto rollback;
+	if (outbox_add(s, &c->changed, c->extra, c->nextra) != 0 ||
+	    (c->post != NULL && c->post(s, c->arg) != 0))
+		return -1;
+	return 0;
+}
+
+static int
+svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre, tx_fn post,
+            void *arg, const hd_id *extra, size_t nextra)
+{
+	struct commit c = { p, cause, pre, post, arg, extra, nextra, { 0 }, false };
+	int rc = tx(s, commit_body, &c);
+
+	if (rc != 0) {
+		if (c.applied)
+			undo_plan(s, p);
+		if (rc != SVC_COMMIT_RENDER) {
+			log_error("transaction failed (%s): %s", cause, store_errmsg(s->st));
+			rc = -1;
+		}
+		hd_idset_free(&c.changed);
+		return rc;
 	}
 	check_invariants(s, cause);
-	if (s->hook != NULL && changed.n > 0)
-		s->hook(s->hook_arg, s->w, s->st, changed.v, changed.n, cause);
+	handoff(s, cause, 0, c.changed.v, c.changed.n, NULL, NULL);
 	/* devices whose render input changed with the object itself (they may
 	 * repeat devices above: the hook renders and compares, so a device
 	 * handed twice is published once) */
-	if (s->hook != NULL && nextra > 0)
-		s->hook(s->hook_arg, s->w, s->st, extra, nextra, cause);
-	rc = 0;
-	goto out;
-rollback:
-	log_error("transaction failed (%s): %s", cause, store_errmsg(s->st));
-	(void)store_rollback(s->st);
-out:
-	hd_idset_free(&changed);
-	return rc;
+	handoff(s, cause, 0, extra, nextra, NULL, NULL);
+	hd_idset_free(&c.changed);
+	return 0;
 }
 
 /*
@@ -437,6 +538,39 @@ svc_locked(struct svc *s, int (*fn)(const struct world *, struct store *, void *
 	return rc;
 }
 
+/* svc_transact's body, run by tx. */
+struct transact {
+	svc_txn_fn fn;
+	void *arg;
+	struct svc_change chg;
+};
+
+static int
+transact_body(struct svc *s, void *arg)
+{
+	struct transact *x = arg;
+
+	return x->fn(s->w, s->st, &x->chg, x->arg);
+}
+
+int
+svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn after, void *arg)
+{
+	struct transact x = { fn, arg, { { 0 }, 0 } };
+	int rc;
+
+	lock(s);
+	if ((rc = tx(s, transact_body, &x)) == 0) {
+		handoff(s, why, x.chg.flags, x.chg.devs.v, x.chg.devs.n, after, arg);
+	} else if (rc == TX_DB) {
+		log_error("%s: transaction failed: %s", why, store_errmsg(s->st));
+		rc = SVC_INTERNAL;
+	}
+	unlock(s);
+	hd_idset_free(&x.chg.devs);
+	return rc;
+}
+
 /* ---- *30 ---------------------------------------------------------------- */
 
 static void
@@ -523,47 +657,61 @@ attempt_save(struct svc *s, const struct attempt *a)
 	return store_pair_put(s->st, a->dev, a->ext, &sp);
 }
 
+/* A wrong code (code_failed): the attempt and what the guard decided. */
+struct code_fail {
+	struct attempt *a;
+	struct guard_outcome g;
+};
+
+static int
+code_failed_body(struct svc *s, void *arg)
+{
+	struct code_fail *f = arg;
+	struct attempt *a = f->a;
+	const struct hd_ext *e = world_ext(s->w, a->ext);
+	const struct hd_dev *d = world_dev(s->w, a->dev);
+	long long now = now_s();
+
+	if (attempt_load(s, a, now) != 0)
+		return -1;
+	f->g = guard_on_failure(&s->o.guard, &a->eff, &a->pair, now);
+	a->call = a->eff;
+	a->redial = a->eff;
+	if (s->o.guard.redial_window == 0)
+		memset(&a->redial, 0, sizeof(a->redial));
+	if (attempt_save(s, a) != 0)
+		return -1;
+	if (event(s, "code_failed", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
+	          json_pack("{s:i, s:b}", "tries_left", f->g.tries_left, "hangup",
+	                    f->g.hangup)) != 0)
+		return -1;
+	if (f->g.newly_locked &&
+	    event(s, "locked", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
+	          json_pack("{s:I}", "until", (json_int_t)f->g.locked_until)) != 0)
+		return -1;
+	return 0;
+}
+
 /* A wrong code: count it, answer retry or hangup, maybe lock the pair. */
 static int
 code_failed(struct svc *s, struct attempt *a, struct svc_star30_res *res)
 {
 	const struct hd_ext *e = world_ext(s->w, a->ext);
 	const struct hd_dev *d = world_dev(s->w, a->dev);
-	struct guard_outcome g;
-	long long now = now_s();
+	struct code_fail f = { a, { 0 } };
 
-	if (store_begin(s->st) != 0)
+	if (tx(s, code_failed_body, &f) != 0) {
+		log_error("cannot record a failed code: %s", store_errmsg(s->st));
 		return -1;
-	if (attempt_load(s, a, now) != 0)
-		goto fail;
-	g = guard_on_failure(&s->o.guard, &a->eff, &a->pair, now);
-	a->call = a->eff;
-	a->redial = a->eff;
-	if (s->o.guard.redial_window == 0)
-		memset(&a->redial, 0, sizeof(a->redial));
-	if (attempt_save(s, a) != 0)
-		goto fail;
-	if (event(s, "code_failed", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
-	          json_pack("{s:i, s:b}", "tries_left", g.tries_left, "hangup", g.hangup)) != 0)
-		goto fail;
-	if (g.newly_locked &&
-	    event(s, "locked", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
-	          json_pack("{s:I}", "until", (json_int_t)g.locked_until)) != 0)
-		goto fail;
-	if (store_commit(s->st) != 0)
-		goto fail;
-	if (g.newly_locked)
+	}
+	if (f.g.newly_locked) {
 		metrics_inc(METRICS_CODE_LOCKOUTS, 1);
-	if (g.newly_locked)
 		log_warn("code lockout: extension %s from device %s until %lld",
-		         e ? e->number : "?", d ? d->mac : "?", g.locked_until);
-	res->result = g.hangup ? VIRT_HANGUP : VIRT_RETRY;
-	res->tries_left = g.hangup ? 0 : g.tries_left;
+		         e ? e->number : "?", d ? d->mac : "?", f.g.locked_until);
+	}
+	res->result = f.g.hangup ? VIRT_HANGUP : VIRT_RETRY;
+	res->tries_left = f.g.hangup ? 0 : f.g.tries_left;
 	return 0;
-fail:
-	log_error("cannot record a failed code: %s", store_errmsg(s->st));
-	(void)store_rollback(s->st);
-	return -1;
 }
 
 /* A right code: forget the pair's failures and redials, and commit the plan. */
@@ -848,6 +996,25 @@ copy_field(char *dst, size_t len, const char *src, const char *name, char *err, 
 	return 0;
 }
 
+/* A registration stored, then the resync engine told (svc_registration). */
+struct reg_tx {
+	const struct svc_registration *r;
+	const struct store_reg *reg;
+};
+
+static int
+reg_body(struct svc *s, void *arg)
+{
+	struct reg_tx *x = arg;
+
+	if ((x->r->expires == 0 ? store_reg_delete(s->st, x->reg->sip_user)
+	                        : store_reg_put(s->st, x->reg)) != 0)
+		return -1;
+	if (s->reg_hook != NULL)
+		s->reg_hook(s->reg_hook_arg, s->w, s->st, x->r, x->reg->updated_at);
+	return 0;
+}
+
 int
 svc_registration(struct svc *s, const struct svc_registration *r, char *err, size_t errlen)
 {
@@ -865,12 +1032,10 @@ svc_registration(struct svc *s, const struct svc_registration *r, char *err, siz
 	reg.updated_at = now_s();
 	reg.expires_at = reg.updated_at + r->expires;
 	pthread_mutex_lock(&s->mu);
-	rc = r->expires == 0 ? store_reg_delete(s->st, reg.sip_user) : store_reg_put(s->st, &reg);
+	rc = tx(s, reg_body, &(struct reg_tx){ r, &reg });
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot record the registration");
 		log_error("registration: %s", store_errmsg(s->st));
-	} else if (s->reg_hook != NULL) {
-		s->reg_hook(s->reg_hook_arg, s->w, s->st, r, reg.updated_at);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc == 0 ? SVC_OK : SVC_INTERNAL;
@@ -960,10 +1125,54 @@ svc_auth_hash(struct svc *s, const char *hash)
 	return p;
 }
 
+/* A token written with its event (svc_token_new, svc_token_rotate,
+ * svc_token_revoke). */
+struct token_tx {
+	const char *hash; /* new and rotate */
+	const char *role;
+	hd_id org;
+	const char *name;
+	hd_id *id;
+};
+
+static int
+token_new_body(struct svc *s, void *arg)
+{
+	struct token_tx *t = arg;
+
+	if (store_token_add(s->st, t->hash, t->role, t->org, t->name, now_s(), t->id) != 0)
+		return -1;
+	return event(s, "token.new", t->org, NULL, NULL, json_pack("{s:I, s:s, s:s?}", "token",
+	             (json_int_t)*t->id, "role", t->role, "name", t->name));
+}
+
+static int
+token_rotate_body(struct svc *s, void *arg)
+{
+	struct token_tx *t = arg;
+
+	if (store_token_rehash(s->st, *t->id, t->hash, now_s()) != 0)
+		return -1;
+	return event(s, "token.rotate", t->org, NULL, NULL,
+	             json_pack("{s:I, s:s}", "token", (json_int_t)*t->id, "role", t->role));
+}
+
+static int
+token_revoke_body(struct svc *s, void *arg)
+{
+	struct token_tx *t = arg;
+
+	if (store_token_delete(s->st, *t->id) != 0)
+		return -1;
+	return event(s, "token.revoke", t->org, NULL, NULL,
+	             json_pack("{s:I, s:s}", "token", (json_int_t)*t->id, "role", t->role));
+}
+
 int
 svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *name, char *out,
               size_t outlen, hd_id *id, char *err, size_t errlen)
 {
+	struct token_tx tn;
 	char tok[SECRET_TOKEN_LEN + 1], hash[65];
 	const char *rname = role == SVC_ROLE_ADMIN ? "admin" : role == SVC_ROLE_ORG ? "org" : "pbx";
 	hd_id org_id = 0;
@@ -986,9 +1195,12 @@ svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *na
 		}
 		org_id = o->id;
 	}
-	if (store_token_add(s->st, hash, rname, org_id, name, now_s(), id) != 0 ||
-	    event(s, "token.new", org_id, NULL, NULL, json_pack("{s:I, s:s, s:s?}", "token",
-	          (json_int_t)*id, "role", rname, "name", name)) != 0) {
+	tn.hash = hash;
+	tn.role = rname;
+	tn.org = org_id;
+	tn.name = name;
+	tn.id = id;
+	if (tx(s, token_new_body, &tn) != 0) {
 		snprintf(err, errlen, "cannot store the token");
 		rc = SVC_INTERNAL;
 		goto out;
@@ -1046,6 +1258,7 @@ svc_token_rotate(struct svc *s, hd_id id, char *out, size_t outlen, char *err, s
 {
 	char tok[SECRET_TOKEN_LEN + 1], hash[65];
 	struct token_info ti;
+	struct token_tx tr;
 	int rc;
 
 	if (outlen <= SECRET_TOKEN_LEN) {
@@ -1057,11 +1270,8 @@ svc_token_rotate(struct svc *s, hd_id id, char *out, size_t outlen, char *err, s
 	lock(s);
 	if ((rc = token_changeable(s, id, &ti, err, errlen)) != SVC_OK)
 		goto out;
-	if (store_begin(s->st) != 0 || store_token_rehash(s->st, id, hash, now_s()) != 0 ||
-	    event(s, "token.rotate", ti.org, NULL, NULL,
-	          json_pack("{s:I, s:s}", "token", (json_int_t)id, "role", ti.role)) != 0 ||
-	    store_commit(s->st) != 0) {
-		(void)store_rollback(s->st);
+	tr = (struct token_tx){ .hash = hash, .role = ti.role, .org = ti.org, .id = &id };
+	if (tx(s, token_rotate_body, &tr) != 0) {
 		snprintf(err, errlen, "cannot store the token");
 		rc = SVC_INTERNAL;
 		goto out;
@@ -1077,16 +1287,14 @@ int
 svc_token_revoke(struct svc *s, hd_id id, char *err, size_t errlen)
 {
 	struct token_info ti;
+	struct token_tx tr;
 	int rc;
 
 	lock(s);
 	if ((rc = token_changeable(s, id, &ti, err, errlen)) != SVC_OK)
 		goto out;
-	if (store_begin(s->st) != 0 || store_token_delete(s->st, id) != 0 ||
-	    event(s, "token.revoke", ti.org, NULL, NULL,
-	          json_pack("{s:I, s:s}", "token", (json_int_t)id, "role", ti.role)) != 0 ||
-	    store_commit(s->st) != 0) {
-		(void)store_rollback(s->st);
+	tr = (struct token_tx){ .role = ti.role, .org = ti.org, .id = &id };
+	if (tx(s, token_revoke_body, &tr) != 0) {
 		snprintf(err, errlen, "database error");
 		rc = SVC_INTERNAL;
 	}
@@ -1188,6 +1396,7 @@ struct devlist {
 	hd_id org;
 	hd_id *v;
 	size_t n, cap;
+	const char *mac; /* svc_resync: the device named, or NULL */
 };
 
 static int
@@ -1214,10 +1423,10 @@ devlist_add(struct hd_dev *d, void *arg)
 static void
 touch_org(struct svc *s, hd_id org)
 {
-	struct devlist l = { org, NULL, 0, 0 };
+	struct devlist l = { org, NULL, 0, 0, NULL };
 
-	if (s->hook != NULL && world_each_dev(s->w, devlist_add, &l) == 0 && l.n > 0)
-		s->hook(s->hook_arg, s->w, s->st, l.v, l.n, "admin");
+	if (world_each_dev(s->w, devlist_add, &l) == 0)
+		handoff(s, "admin", 0, l.v, l.n, NULL, NULL);
 	free(l.v);
 }
 
@@ -1277,7 +1486,7 @@ put_tx_run(struct svc *s, void *arg)
 		if (e != NULL && e->home_dev != 0 && outbox_one(s, e->home_dev, now_s()) != 0)
 			return -1;
 	} else if (t->kind == 'o' && ((struct hd_org *)t->obj)->id != 0 && !t->created) {
-		struct devlist l = { ((struct hd_org *)t->obj)->id, NULL, 0, 0 };
+		struct devlist l = { ((struct hd_org *)t->obj)->id, NULL, 0, 0, NULL };
 
 		rc = world_each_dev(s->w, devlist_add, &l) ? -1 : 0;
 		for (size_t i = 0; rc == 0 && i < l.n; i++)
@@ -1484,8 +1693,7 @@ out:
 static void
 hook_devs(struct svc *s, const hd_id *v, size_t n)
 {
-	if (s->hook != NULL && n > 0)
-		s->hook(s->hook_arg, s->w, s->st, v, n, "admin");
+	handoff(s, "admin", 0, v, n, NULL, NULL);
 }
 
 int
@@ -1669,13 +1877,26 @@ svc_housekeeping(struct svc *s)
 
 /* ---- resync on request -------------------------------------------------- */
 
+/* The outbox rows of the devices of l and the event, in one transaction. */
+static int
+resync_body(struct svc *s, void *arg)
+{
+	struct devlist *l = arg;
+	long long now = now_s();
+
+	for (size_t i = 0; i < l->n; i++)
+		if (outbox_one(s, l->v[i], now) != 0)
+			return -1;
+	return event(s, "resync.requested", l->org, NULL, l->mac,
+	             json_pack("{s:I}", "devices", (json_int_t)l->n));
+}
+
 int
 svc_resync(struct svc *s, const char *mac, const char *org, size_t *count, struct svc_result *r)
 {
-	struct devlist l = { 0, NULL, 0, 0 };
+	struct devlist l = { 0, NULL, 0, 0, NULL };
 	const struct hd_dev *d = NULL;
 	const struct hd_org *o = NULL;
-	long long now = now_s();
 	int rc = SVC_OK;
 
 	*count = 0;
@@ -1702,21 +1923,12 @@ svc_resync(struct svc *s, const char *mac, const char *org, size_t *count, struc
 			goto out;
 		}
 	}
-	if (store_begin(s->st) != 0)
+	l.mac = d ? d->mac : NULL;
+	if (tx(s, resync_body, &l) != 0)
 		goto fail;
-	for (size_t i = 0; i < l.n; i++)
-		if (outbox_one(s, l.v[i], now) != 0)
-			goto rollback;
-	if (event(s, "resync.requested", l.org, NULL, d ? d->mac : NULL,
-	          json_pack("{s:I}", "devices", (json_int_t)l.n)) != 0 ||
-	    store_commit(s->st) != 0)
-		goto rollback;
 	*count = l.n;
-	if (s->hook != NULL && l.n > 0)
-		s->hook(s->hook_arg, s->w, s->st, l.v, l.n, "resync");
+	handoff(s, "resync", 0, l.v, l.n, NULL, NULL);
 	goto out;
-rollback:
-	(void)store_rollback(s->st);
 fail:
 	log_error("resync request not recorded: %s", store_errmsg(s->st));
 	rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
@@ -1755,6 +1967,9 @@ struct imp {
 	struct hd_idset seen_ext, seen_dev;
 	struct svc_import_report *rep;
 	struct svc_result *r;
+	struct virt_plan *plan;    /* imp_body's */
+	struct hd_idset *changed;
+	bool dry_run;
 };
 
 void
@@ -2126,6 +2341,20 @@ imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
 	return SVC_OK;
 }
 
+/* What imp_body returns after a dry run that went through: roll back. */
+#define IMP_DRY 1
+
+static int
+imp_body(struct svc *s, void *arg)
+{
+	struct imp *m = arg;
+	int rc;
+
+	(void)s;
+	rc = imp_apply(m, m->plan, m->changed);
+	return rc == SVC_OK && m->dry_run ? IMP_DRY : rc;
+}
+
 int
 svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_run,
            struct svc_import_report *rep, struct svc_result *r)
@@ -2158,19 +2387,19 @@ svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_ru
 	 * cache would spill them to the log, row after row) */
 	if (rows->n > 1000)
 		(void)store_cache_kib(s->st, 256 * 1024);
-	if (store_begin(s->st) != 0) {
+	m.plan = &plan;
+	m.changed = &changed;
+	m.dry_run = dry_run;
+	rc = tx(s, imp_body, &m);
+	if (rc == TX_DB)
 		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
-		goto unlock;
-	}
-	rc = imp_apply(&m, &plan, &changed);
-	if (rc == SVC_OK && !dry_run && store_commit(s->st) != 0)
-		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
+	else if (rc == IMP_DRY)
+		rc = SVC_OK;
 	if (rc != SVC_OK || dry_run) {
 		if (rc == SVC_INTERNAL)
 			log_error("import failed: %s", store_errmsg(s->st));
 		undo_plan(s, &plan);
 		imp_undo_world(&m);
-		(void)store_rollback(s->st);
 		goto unlock;
 	}
 	for (size_t i = 0; i < m.nundo; i++) {
@@ -2181,10 +2410,8 @@ svc_import(struct svc *s, hd_id org, const struct import_rows *rows, bool dry_ru
 	}
 	m.nundo = 0;
 	check_invariants(s, "import");
-	if (s->hook != NULL && changed.n > 0)
-		s->hook(s->hook_arg, s->w, s->st, changed.v, changed.n, "import");
-	if (s->hook != NULL && m.touched.n > 0)
-		s->hook(s->hook_arg, s->w, s->st, m.touched.v, m.touched.n, "import");
+	handoff(s, "import", 0, changed.v, changed.n, NULL, NULL);
+	handoff(s, "import", 0, m.touched.v, m.touched.n, NULL, NULL);
 unlock:
 	if (rows->n > 1000)
 		(void)store_cache_kib(s->st, STORE_CACHE_DEFAULT_KIB);
@@ -2218,19 +2445,29 @@ webpw_form(const char *pw, struct svc_result *r)
 }
 
 /* Stores a new web password hash for ext with its event (lock held). */
+struct webpw_tx {
+	const struct hd_ext *e;
+	const char *hash;
+	bool by_user;
+};
+
+static int
+webpw_body(struct svc *s, void *arg)
+{
+	struct webpw_tx *w = arg;
+
+	if (store_webpw_put(s->st, w->e->id, w->hash, now_s()) != 0)
+		return -1;
+	return event(s, w->hash ? "web_password.set" : "web_password.clear", w->e->org,
+	             w->e->number, NULL, json_pack("{s:s}", "by", w->by_user ? "user" : "admin"));
+}
+
 static int
 webpw_store(struct svc *s, const struct hd_ext *e, const char *hash, bool by_user)
 {
-	if (store_begin(s->st) != 0)
-		return -1;
-	if (store_webpw_put(s->st, e->id, hash, now_s()) != 0 ||
-	    event(s, hash ? "web_password.set" : "web_password.clear", e->org, e->number, NULL,
-	          json_pack("{s:s}", "by", by_user ? "user" : "admin")) != 0 ||
-	    store_commit(s->st) != 0) {
-		(void)store_rollback(s->st);
-		return -1;
-	}
-	return 0;
+	struct webpw_tx w = { e, hash, by_user };
+
+	return tx(s, webpw_body, &w) == 0 ? 0 : -1;
 }
 
 int
@@ -2306,42 +2543,51 @@ web_attempt_reserve(struct svc *s, hd_id ext, const char *source, long long *unt
 	return store_webpair_put(s->st, source, ext, &sp) == 0 ? SVC_OK : SVC_INTERNAL;
 }
 
+/* A web sign-in's outcome (web_attempt_done). */
+struct web_done {
+	const struct hd_ext *e;
+	const char *source;
+	bool ok, newly_locked;
+};
+
+static int
+web_done_body(struct svc *s, void *arg)
+{
+	struct web_done *w = arg;
+	const struct hd_ext *e = w->e;
+	struct store_pair sp;
+	struct guard_pair gp;
+
+	if (store_webpair_get(s->st, w->source, e->id, &sp) < 0)
+		return -1;
+	if (!w->ok)
+		return event(s, "web.login_failed", e->org, e->number, NULL, NULL) != 0 ||
+		       (w->newly_locked &&
+		        event(s, "web.locked", e->org, e->number, NULL,
+		              json_pack("{s:I}", "until", (json_int_t)sp.locked_until)) != 0)
+		           ? -1 : 0;
+	pair_to_guard(&sp, &gp);
+	guard_on_success(&gp);
+	gp.locked_until = 0;
+	guard_to_pair(&gp, &sp);
+	if (store_webpair_put(s->st, w->source, e->id, &sp) != 0)
+		return -1;
+	return event(s, "web.login", e->org, e->number, NULL, NULL);
+}
+
 /* After the verify (lock held): a right password clears the pair, a wrong
  * one keeps the failure counted; the events.  Returns 0 or -1. */
 static int
 web_attempt_done(struct svc *s, const struct hd_ext *e, const char *source, bool ok,
                  bool newly_locked)
 {
-	struct store_pair sp;
-	struct guard_pair gp;
+	struct web_done w = { e, source, ok, newly_locked };
 
-	if (store_begin(s->st) != 0)
+	if (tx(s, web_done_body, &w) != 0) {
+		log_error("cannot record a web sign-in: %s", store_errmsg(s->st));
 		return -1;
-	if (ok) {
-		if (store_webpair_get(s->st, source, e->id, &sp) < 0)
-			goto fail;
-		pair_to_guard(&sp, &gp);
-		guard_on_success(&gp);
-		gp.locked_until = 0;
-		guard_to_pair(&gp, &sp);
-		if (store_webpair_put(s->st, source, e->id, &sp) != 0 ||
-		    event(s, "web.login", e->org, e->number, NULL, NULL) != 0)
-			goto fail;
-	} else {
-		if (store_webpair_get(s->st, source, e->id, &sp) < 0 ||
-		    event(s, "web.login_failed", e->org, e->number, NULL, NULL) != 0 ||
-		    (newly_locked &&
-		     event(s, "web.locked", e->org, e->number, NULL,
-		           json_pack("{s:I}", "until", (json_int_t)sp.locked_until)) != 0))
-			goto fail;
 	}
-	if (store_commit(s->st) != 0)
-		goto fail;
 	return 0;
-fail:
-	log_error("cannot record a web sign-in: %s", store_errmsg(s->st));
-	(void)store_rollback(s->st);
-	return -1;
 }
 
 /* Checks ext's web password from source, with the guard.  SVC_OK,

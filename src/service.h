@@ -52,13 +52,22 @@ enum svc_err {
 
 struct svc;
 
+/* A change's devices get a NOTIFY even when their own files are the same
+ * (a shared file of their profile changed). */
+#define SVC_CHANGE_NOTIFY_ALL 1u
+
 /*
  * Devices changed by a committed operation.  Called with the service lock
  * held and the world consistent; must not call back into svc_*.  `why` is
- * a short static string ("star30", "admin", ...).
+ * a short static string ("star30", "admin", ...), flags SVC_CHANGE_*.  It
+ * runs in a transaction of its own for what it records (published
+ * versions, the TFTP manifest, resync rows), and never opens one; st is
+ * NULL when that transaction could not begin: the hook then publishes
+ * without recording anything.
  */
 typedef void (*svc_change_hook)(void *arg, const struct world *w, struct store *st,
-                                 const hd_id *devs, size_t n, const char *why);
+                                 const hd_id *devs, size_t n, const char *why,
+                                 unsigned flags);
 
 /*
  * Renders, without publishing, what devs (ids of w) would get; called with
@@ -83,13 +92,38 @@ void svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg);
 int svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errlen);
 
 /*
- * Runs fn with the service lock held: the world readable, the store
- * readable and writable.  For the adapters' reads and for writes that do
- * not change the world (templates, resync state, events); fn must not
- * call back into svc_*.  Returns what fn returns.
+ * Runs fn with the service lock held: the world and the store readable.
+ * For the adapters' reads (and single-statement writes, each its own
+ * transaction); fn must not call back into svc_*.  Returns what fn
+ * returns.  Several writes that belong together go through svc_transact.
  */
 int svc_locked(struct svc *s, int (*fn)(const struct world *w, struct store *st, void *arg),
              void *arg);
+
+/* What a transaction's body (svc_txn_fn) hands to the change hook. */
+struct svc_change {
+	struct hd_idset devs; /* devices whose files may change: the body adds them */
+	unsigned flags;       /* SVC_CHANGE_* */
+};
+
+typedef int (*svc_txn_fn)(const struct world *w, struct store *st, struct svc_change *chg,
+                          void *arg);
+/* Runs after a commit, before the change hook, in the hook's transaction
+ * (st NULL when it could not begin); non-zero: the hook is not run. */
+typedef int (*svc_after_fn)(const struct world *w, struct store *st, void *arg);
+
+/*
+ * The one way to write several rows that belong together outside the
+ * service's own operations (template saves, the publisher's start-up
+ * reconciliation, the resync engine's rounds).  With the service lock
+ * held: begins a transaction, runs fn, commits when fn returns 0 and
+ * rolls back otherwise; after a commit runs `after` (may be NULL) and
+ * hands chg's devices to the change hook.  fn must not call back into
+ * svc_* nor change the world.  Returns SVC_OK, fn's non-zero result
+ * (rolled back, nothing written), or SVC_INTERNAL when the transaction
+ * could not begin or commit (nothing written, fn may not have run).
+ */
+int svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn after, void *arg);
 
 /* ---- PBX --------------------------------------------------------------- */
 

@@ -1057,24 +1057,36 @@ store_cache_kib(struct store *s, int kib)
 	return exec_sql(s, sql) == 0 ? 0 : -1;
 }
 
-int
+static int
 store_begin(struct store *s)
 {
 	return run(s, s->st[ST_BEGIN], SQLITE_OK) == 0 ? 0 : STORE_ERR;
 }
 
-int
-store_commit(struct store *s)
-{
-	/* A failed COMMIT (e.g. a deferred constraint) leaves the transaction
-	 * open: the caller must store_rollback. */
-	return run(s, s->st[ST_COMMIT], SQLITE_OK) == 0 ? 0 : STORE_ERR;
-}
-
-int
+static int
 store_rollback(struct store *s)
 {
 	return run(s, s->st[ST_ROLLBACK], SQLITE_OK) == 0 ? 0 : STORE_ERR;
+}
+
+int
+store_txn(struct store *s, store_txn_fn fn, void *arg)
+{
+	int rc;
+
+	if (store_begin(s) != 0)
+		return STORE_ERR;
+	if ((rc = fn(s, arg)) != 0) {
+		(void)store_rollback(s);
+		return rc;
+	}
+	/* A failed COMMIT (e.g. a deferred constraint) leaves the transaction
+	 * open: roll it back. */
+	if (run(s, s->st[ST_COMMIT], SQLITE_OK) != 0) {
+		(void)store_rollback(s); /* a rollback that works keeps the message */
+		return STORE_ERR;
+	}
+	return 0;
 }
 
 /* ---- organizations, extensions, devices ---------------------------- */

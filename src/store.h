@@ -71,16 +71,21 @@ unsigned long long store_error_count(const struct store *s);
 /* Highest migration version applied, or -1 on error. */
 int store_schema_version(struct store *s);
 
-/* Transactions: BEGIN IMMEDIATE (takes the write lock now), COMMIT,
- * ROLLBACK.  Without store_begin every call is its own transaction. */
-int store_begin(struct store *s);
+/*
+ * The one way to open a transaction, for the service (service.c) alone:
+ * BEGIN IMMEDIATE (takes the write lock now), fn(s, arg), then COMMIT
+ * when fn returns 0, else ROLLBACK.  Returns 0; fn's non-zero result
+ * (rolled back); or STORE_ERR when BEGIN fails (fn does not run: a busy
+ * or broken database, or a transaction already open) or COMMIT fails
+ * (rolled back).  Without it every call is its own transaction.
+ */
+typedef int (*store_txn_fn)(struct store *s, void *arg);
+int store_txn(struct store *s, store_txn_fn fn, void *arg);
 /* Sets the page cache of this connection to kib KiB (a bulk change that
  * would spill its pages to the log before commit sets it large, then back
  * to STORE_CACHE_DEFAULT_KIB).  0 or -1. */
 #define STORE_CACHE_DEFAULT_KIB 2000
 int store_cache_kib(struct store *s, int kib);
-int store_commit(struct store *s);
-int store_rollback(struct store *s);
 
 #ifdef HD_FAULTS
 /*

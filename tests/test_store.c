@@ -326,6 +326,21 @@ Test(store, database_files_are_private)
 	store_close(s);
 }
 
+/* store_txn bodies. */
+static int
+put_org_tx(struct store *s, void *arg)
+{
+	return store_org_put(s, arg);
+}
+
+static int
+put_org_killed_tx(struct store *s, void *arg)
+{
+	if (store_org_put(s, arg) == 0)
+		kill(getpid(), SIGKILL);
+	return -1;
+}
+
 Test(store, committed_change_survives_kill_9)
 {
 	pid_t pid = fork();
@@ -337,13 +352,10 @@ Test(store, committed_change_survives_kill_9)
 		struct store *s = store_open(dbpath, "sql", err, sizeof err);
 		struct hd_org o = { .name = "kept" }, o2 = { .name = "lost" };
 
-		if (s == NULL || store_begin(s) != 0 || store_org_put(s, &o) != 0 ||
-		    store_commit(s) != 0)
+		if (s == NULL || store_txn(s, put_org_tx, &o) != 0)
 			_exit(1);
-		/* Open a second transaction that never commits. */
-		if (store_begin(s) != 0 || store_org_put(s, &o2) != 0)
-			_exit(1);
-		kill(getpid(), SIGKILL);
+		/* A second transaction that never commits. */
+		(void)store_txn(s, put_org_killed_tx, &o2);
 		_exit(2);
 	}
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -647,6 +659,58 @@ ev_collect(const struct store_event *ev, void *arg)
 
 /* ---- transactions -------------------------------------------------- */
 
+/* The transactions of rollback_discards_commit_keeps. */
+struct rb_tx {
+	hd_id a, d, org;
+	int ran;
+};
+
+static int
+rb_rolled_back(struct store *s, void *arg)
+{
+	struct rb_tx *rb = arg;
+	struct hd_org o = { .name = "tmp" };
+
+	rb->ran++;
+	cr_assert_eq(store_org_put(s, &o), 0);
+	cr_assert_eq(store_ext_set_virtual_on(s, rb->a, rb->d), 0);
+	cr_assert_eq(store_event_add(s, 1, "move", rb->org, "201", "000000000001", NULL), 0);
+	return 7; /* any non-zero result rolls back, and is returned */
+}
+
+static int
+rb_conflict_kept(struct store *s, void *arg)
+{
+	struct rb_tx *rb = arg;
+	struct hd_org dup = { .name = "acme" };
+
+	cr_assert_eq(store_ext_set_virtual_on(s, rb->a, rb->d), 0);
+	cr_assert_eq(store_org_put(s, &dup), STORE_CONFLICT);
+	return 0;
+}
+
+static int
+rb_inner(struct store *s, void *arg)
+{
+	struct rb_tx *rb = arg;
+	struct hd_org o = { .name = "inner" };
+
+	rb->ran += 100;
+	return store_org_put(s, &o);
+}
+
+static int
+rb_nested(struct store *s, void *arg)
+{
+	struct rb_tx *rb = arg;
+	struct hd_org o = { .name = "outer" };
+
+	rb->ran++;
+	cr_assert_eq(store_txn(s, rb_inner, rb), STORE_ERR);
+	cr_assert_neq(store_errmsg(s)[0], '\0');
+	return store_org_put(s, &o);
+}
+
 Test(store, rollback_discards_commit_keeps)
 {
 	struct store *s = open_db();
@@ -655,11 +719,10 @@ Test(store, rollback_discards_commit_keeps)
 	hd_id d = add_dev(s, org, "000000000001", 0);
 	struct world *w;
 
-	cr_assert_eq(store_begin(s), 0, "%s", store_errmsg(s));
-	add_org(s, "tmp");
-	cr_assert_eq(store_ext_set_virtual_on(s, a, d), 0);
-	cr_assert_eq(store_event_add(s, 1, "move", org, "201", "000000000001", NULL), 0);
-	cr_assert_eq(store_rollback(s), 0, "%s", store_errmsg(s));
+	struct rb_tx rb = { a, d, org, 0 };
+
+	cr_assert_eq(store_txn(s, rb_rolled_back, &rb), 7, "%s", store_errmsg(s));
+	cr_assert_eq(rb.ran, 1);
 	w = load(s);
 	cr_assert_null(world_org_by_name(w, "tmp"));
 	cr_assert_eq(world_ext(w, a)->virtual_on, 0);
@@ -669,11 +732,7 @@ Test(store, rollback_discards_commit_keeps)
 	cr_assert_eq(none.n, 0, "the event went with the rollback");
 
 	/* A failing statement inside a transaction does not end it. */
-	cr_assert_eq(store_begin(s), 0);
-	cr_assert_eq(store_ext_set_virtual_on(s, a, d), 0);
-	struct hd_org dup = { .name = "acme" };
-	cr_assert_eq(store_org_put(s, &dup), STORE_CONFLICT);
-	cr_assert_eq(store_commit(s), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_txn(s, rb_conflict_kept, &rb), 0, "%s", store_errmsg(s));
 	store_close(s);
 
 	s = open_db();
@@ -682,11 +741,15 @@ Test(store, rollback_discards_commit_keeps)
 	cr_assert_eq(world_dev(w, d)->guest, a);
 	world_free(w);
 
-	/* Nested BEGIN is an error, and rollback without a transaction too. */
-	cr_assert_eq(store_begin(s), 0);
-	cr_assert_eq(store_begin(s), STORE_ERR);
-	cr_assert_eq(store_rollback(s), 0);
-	cr_assert_eq(store_rollback(s), STORE_ERR);
+	/* A transaction inside a transaction cannot begin: its body does not
+	 * run and the outer one goes on. */
+	rb.ran = 0;
+	cr_assert_eq(store_txn(s, rb_nested, &rb), 0, "%s", store_errmsg(s));
+	cr_assert_eq(rb.ran, 1, "the inner body never ran");
+	w = load(s);
+	cr_assert_not_null(world_org_by_name(w, "outer"));
+	cr_assert_null(world_org_by_name(w, "inner"));
+	world_free(w);
 	cr_assert_neq(store_errmsg(s)[0], '\0');
 	store_close(s);
 }
@@ -1103,17 +1166,35 @@ Test(store, meta)
 	store_close(s);
 }
 
-Test(store, close_is_null_safe_and_rolls_back_open_transaction)
+static int
+put_then_busy(struct store *s, void *arg)
 {
-	struct store *s = open_db();
+	struct store *other = arg;
+	struct hd_org o = { .name = "first" }, o2 = { .name = "second" };
+	struct rb_tx rb = { 0, 0, 0, 0 };
+
+	cr_assert_eq(store_org_put(s, &o), 0);
+	/* the other connection cannot begin while this one writes: its
+	 * body never runs, and it writes nothing of its own */
+	cr_assert_eq(store_txn(other, rb_inner, &rb), STORE_ERR);
+	cr_assert_eq(rb.ran, 0);
+	cr_assert_neq(store_org_put(other, &o2), 0, "busy outside a transaction too");
+	return 0;
+}
+
+Test(store, begin_that_fails_runs_nothing, .timeout = 60)
+{
+	struct store *s = open_db(), *other = open_db();
+	struct world *w;
 
 	store_close(NULL);
-	cr_assert_eq(store_begin(s), 0);
-	add_org(s, "pending");
-	store_close(s);
-	s = open_db();
-	struct world *w = load(s);
-	cr_assert_eq(world_count_orgs(w), 0);
+	cr_assert_eq(store_txn(s, put_then_busy, other), 0, "%s", store_errmsg(s));
+	store_close(other);
+	w = load(s);
+	cr_assert_not_null(world_org_by_name(w, "first"));
+	cr_assert_null(world_org_by_name(w, "inner"));
+	cr_assert_null(world_org_by_name(w, "second"));
+	cr_assert_eq(world_count_orgs(w), 1);
 	world_free(w);
 	store_close(s);
 }
