@@ -57,13 +57,15 @@ struct fx {
 
 static inline void
 fx_on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs, size_t n,
-             const char *why)
+             const char *why, unsigned flags)
 {
 	struct fx *f = arg;
 	struct hd_idset changed = { 0 };
 
 	f->hook_calls++;
 	(void)pub_update(f->pub, w, st, devs, n, &changed);
+	for (size_t i = 0; (flags & SVC_CHANGE_NOTIFY_ALL) && i < n; i++)
+		cr_assert_eq(hd_idset_add(&changed, devs[i]), 0);
 	if (f->rs != NULL)
 		resync_kick(f->rs, w, st, devs, n, &changed, why);
 	hd_idset_free(&changed);
