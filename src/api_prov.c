@@ -33,6 +33,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "authlog.h"
 #include "config.h"
 #include "fsutil.h"
@@ -57,7 +59,7 @@ text(struct http_response *res, int status, const char *msg)
 static void
 miss_of(struct api_ctx *c, const struct http_request *req, const char *why, bool unknown)
 {
-	char addr[64], detail[160];
+	char addr[64];
 	long long now = (long long)time(NULL);
 	unsigned flags = 0;
 	size_t blocked = 0;
@@ -68,17 +70,17 @@ miss_of(struct api_ctx *c, const struct http_request *req, const char *why, bool
 	else if (throttle_miss(c->throttle, req->peer, now))
 		flags = THROTTLE_BLOCK;
 	if (flags & THROTTLE_TRIPPED) {
-		snprintf(detail, sizeof(detail), "{\"blocked_sources\":%zu}", blocked);
 		log_warn("provisioning: unknown-MAC misses from all sources reached the global "
 		         "limit; every source that misses is blocked for a while");
-		svc_event(c->svc, "prov.tripped", 0, NULL, NULL, detail);
+		svc_event(c->svc, "prov.tripped", 0, NULL, NULL,
+		          json_pack("{s:I}", "blocked_sources", (json_int_t)blocked));
 	}
 	if (flags & THROTTLE_BLOCK) {
 		metrics_inc(METRICS_THROTTLE_BLOCKS, 1);
 		throttle_addr(req->peer, addr, sizeof(addr));
-		snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"last\":\"%s\"}", addr, why);
 		log_warn("provisioning: blocking %s after repeated misses (%s)", addr, why);
-		svc_event(c->svc, "prov.throttled", 0, NULL, NULL, detail);
+		svc_event(c->svc, "prov.throttled", 0, NULL, NULL,
+		          json_pack("{s:s, s:s}", "source", addr, "last", why));
 	}
 }
 
@@ -108,7 +110,7 @@ static void
 refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref *ref,
         const struct access_check *a)
 {
-	char addr[64], detail[256];
+	char addr[64];
 	const char *why = a->refused;
 
 	if (strcmp(why, "network") == 0)
@@ -123,13 +125,9 @@ refused(struct api_ctx *c, const struct http_request *req, const struct pub_ref 
 	throttle_addr(req->peer, addr, sizeof(addr));
 	/* the MAC a certificate names (hex) tells a neighbour's phone from a
 	 * stolen certificate */
-	if (a->cert_mac[0] != '\0')
-		snprintf(detail, sizeof(detail),
-		         "{\"source\":\"%s\",\"reason\":\"%s\",\"certificate_mac\":\"%s\"}", addr,
-		         why, a->cert_mac);
-	else
-		snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"reason\":\"%s\"}", addr, why);
-	svc_event(c->svc, "prov.denied", ref->org, NULL, ref->mac, detail);
+	svc_event(c->svc, "prov.denied", ref->org, NULL, ref->mac,
+	          json_pack("{s:s, s:s, s:s*}", "source", addr, "reason", why, "certificate_mac",
+	                    a->cert_mac[0] != '\0' ? a->cert_mac : NULL));
 	miss(c, req, why);
 }
 

@@ -40,6 +40,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "event.h"
 #include "log.h"
 #include "publish.h"
 #include "store.h"
@@ -476,8 +477,6 @@ static int
 save_rows(struct save *sv, struct store *st)
 {
 	long long now = (long long)time(NULL);
-	char *detail;
-	json_t *dj;
 	int rc;
 
 	if (sv->rollback != 0) {
@@ -491,16 +490,10 @@ save_rows(struct save *sv, struct store *st)
 		rc = store_resync_enqueue(st, sv->changed.v[i], now) == 0 ? 0 : -1;
 	if (rc != 0)
 		return -1;
-	dj = json_pack("{s:s, s:s, s:i, s:i}", "profile", sv->prof->name, "name", sv->name,
-	               "version", sv->version, "devices", (int)sv->changed.n);
-	detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
-	json_decref(dj);
-	rc = detail == NULL ? -1
-	                    : store_event_add(st, now, sv->rollback ? "template.rollback"
-	                                                            : "template.put",
-	                                      0, NULL, NULL, detail);
-	free(detail);
-	return rc == 0 ? 0 : -1;
+	return event_add(st, now, sv->rollback ? "template.rollback" : "template.put", 0, NULL,
+	                 NULL, json_pack("{s:s, s:s, s:i, s:i}", "profile", sv->prof->name,
+	                                 "name", sv->name, "version", sv->version, "devices",
+	                                 (int)sv->changed.n));
 }
 
 /* The body of a save (svc_transact): checks, the dry run, then the rows.
@@ -718,8 +711,8 @@ rd_preview(const struct world *w, struct store *st, void *arg)
 	                    (json_int_t)pub_version(pv->c->pub, d->id), "redacted", !pv->reveal,
 	                    "files", pv->files);
 	if (pv->reveal)
-		(void)store_event_add(st, (long long)time(NULL), "device.reveal", d->org, NULL,
-		                      d->mac, NULL);
+		(void)event_add(st, (long long)time(NULL), "device.reveal", d->org, NULL, d->mac,
+		                NULL);
 	return 0;
 }
 

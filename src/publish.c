@@ -50,6 +50,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "idmap.h"
+#include "event.h"
 #include "log.h"
 #include "slab.h"
 #include "store.h"
@@ -569,15 +570,15 @@ files_hash(struct render_buf bufs[PUB_MAX_FILES], size_t n, char hex[33])
 static void
 render_failed(struct store *st, const struct hd_dev *d, const char *err)
 {
-	char detail[512];
 	char safe[300];
 
 	log_warn("device %s: render failed, keeping the last good files: %s", d->mac,
 	         log_sanitize(err, safe, sizeof(safe)));
-	/* the message names a template position or variable, never a value */
-	snprintf(detail, sizeof(detail), "{\"error\":\"%s\"}", "render failed");
+	/* the message names a template position or variable, never a value:
+	 * the event says only that it happened */
 	if (st != NULL)
-		(void)store_event_add(st, now_s(), "render_failed", d->org, NULL, d->mac, detail);
+		(void)event_add(st, now_s(), "render.failed", d->org, NULL, d->mac,
+		                json_pack("{s:s}", "error", "render failed"));
 }
 
 /* Writes a temporary file for the batch; 0, or -1 (then write it directly). */

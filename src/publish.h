@@ -18,7 +18,7 @@
  * Invariant (I5 of SPEC 2.1): after pub_update returns, what pub_get
  * serves and what the TFTP root holds for each device equals the render of
  * its current carried() identity -- unless rendering failed, in which case
- * the last good file stays and an event "render_failed" is recorded.
+ * the last good file stays and an event "render.failed" is recorded.
  */
 #ifndef HD_PUBLISH_H
 #define HD_PUBLISH_H

@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "idmap.h"
+#include "event.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -622,12 +623,8 @@ static void
 dev_event(struct store *st, const char *type, hd_id org, const char *mac, json_t *detail,
           long long now)
 {
-	char *txt = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-
-	json_decref(detail);
-	if (store_event_add(st, now, type, org, NULL, mac, txt) != 0)
+	if (event_add(st, now, type, org, NULL, mac, detail) != 0)
 		log_warn("resync: event %s of %s not recorded: %s", type, mac, store_errmsg(st));
-	free(txt);
 }
 
 static int

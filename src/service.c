@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "event.h"
 #include "import.h"
 #include "log.h"
 #include "metrics.h"
@@ -121,26 +122,20 @@ unlock(struct svc *s)
 
 /* ---- events ------------------------------------------------------------- */
 
-/* detail is built with jansson and may be NULL. */
+/* detail is built with jansson and may be NULL (event.h). */
 static int
 event(struct svc *s, const char *type, hd_id org, const char *ext, const char *mac,
       json_t *detail)
 {
-	char *txt = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	int rc;
-
-	json_decref(detail);
-	rc = store_event_add(s->st, now_s(), type, org, ext, mac, txt);
-	free(txt);
-	return rc;
+	return event_add(s->st, now_s(), type, org, ext, mac, detail);
 }
 
 void
 svc_event(struct svc *s, const char *type, hd_id org, const char *ext, const char *mac,
-          const char *detail_json)
+          json_t *detail)
 {
 	lock(s);
-	if (store_event_add(s->st, now_s(), type, org, ext, mac, detail_json) != 0)
+	if (event(s, type, org, ext, mac, detail) != 0)
 		log_warn("event %s not recorded: %s", type, store_errmsg(s->st));
 	unlock(s);
 }

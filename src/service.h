@@ -26,6 +26,7 @@
 #include "world.h"
 
 struct store;
+struct json_t;
 struct svc_result;
 
 struct svc_opts {
@@ -259,9 +260,11 @@ void svc_housekeeping(struct svc *s);
  * main loop). */
 void svc_checkpoint(struct svc *s);
 
-/* Records an event in its own transaction (for the adapters). */
+/* Records an event (event.h: a noun.verb name; detail a JSON object
+ * built with jansson or NULL, its reference taken) in its own
+ * transaction, for the adapters. */
 void svc_event(struct svc *s, const char *type, hd_id org, const char *ext,
-               const char *mac, const char *detail_json);
+               const char *mac, struct json_t *detail);
 
 
 /* ---- CSV import (import.h) ---------------------------------------------- */

@@ -135,7 +135,8 @@ int store_dev_put(struct store *s, struct hd_dev *d);
 int store_dev_delete(struct store *s, hd_id id);
 
 /*
- * Events: an append-only audit trail.  org 0 = none; extension, device and
+ * Events: an append-only audit trail, written through event_add (event.h)
+ * alone.  org 0 = none; extension, device and
  * detail_json may be NULL; detail_json must be valid JSON (else STORE_ERR).
  * The new event's id is stored in *id_out when id_out is not NULL.
  */

@@ -363,6 +363,27 @@ def test_startup_reconcile_of_the_tftp_root(prov):
     invariants(d)
 
 
+def test_render_failure_is_the_event_render_failed(prov):
+    """A device whose files cannot be rendered at start-up (its profile
+    unknown: the database was changed behind hotdeskd's back) is served
+    nothing and records the event render.failed (noun.verb), whose detail
+    says only that it happened; the other devices are published."""
+    d, demo, tftp = prov
+    m = mac(103)
+    d.stop()
+    db = sqlite3.connect(d.db_path)
+    db.execute("UPDATE devices SET profile = 'nosuch' WHERE mac = ?", (m,))
+    db.commit()
+    db.close()
+    d.start()
+    ev = events(d, type="render.failed", device=m)
+    assert len(ev) == 1 and ev[0]["detail"] == {"error": "render failed"}, ev
+    assert ev[0]["actor"] is None
+    assert events(d, type="render_failed") == []
+    assert prov_get(d, line_file(m))[0] == 404
+    assert prov_get(d, line_file(mac(101)))[0] == 200
+
+
 def test_failed_render_is_refused_up_front(prov):
     """A template that is valid for every sample device but breaks for a
     device without a model: saving it is fine while every polycom device
@@ -384,7 +405,7 @@ def test_failed_render_is_refused_up_front(prov):
     st, js = d.admin("PATCH", "/api/v1/devices/" + m, {"model": None})
     assert st == 409 and m in js["error"] and "malformed XML" in js["error"], (st, js)
     assert prov_get(d, name)[2] == good and tftp.get(name) == good
-    assert events(d, type="render_failed", device=m) == []
+    assert events(d, type="render.failed", device=m) == []
     # a later change of what the device carries renders as usual
     d.admin_ok("PATCH", "/api/v1/orgs/acme/extensions/101", {"display_name": "Alice Renamed"})
     renamed = prov_get(d, name)[2]
