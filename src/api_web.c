@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "errbuf.h"
 #include "secret.h"
 #include "session.h"
 #include "store.h"
@@ -605,7 +606,7 @@ me_change(struct api_web *w, const struct http_request *req, struct http_respons
 
 		rc = code != NULL && api_digits(code, 64)
 		     ? svc_ext_code_set(w->api->svc, s->ext, code, &r)
-		     : (snprintf(r.err, sizeof(r.err), "code: digits only"), r.field = "code",
+		     : (hd_seterr(r.err, sizeof(r.err), "code: digits only"), r.field = "code",
 		        SVC_BAD);
 		if (r.field != NULL && strcmp(r.field, "secret_code") == 0)
 			r.field = "code";

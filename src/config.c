@@ -32,6 +32,7 @@
 
 #include <sodium.h>
 
+#include "errbuf.h"
 #include "log.h"
 
 enum cfg_type { T_INT, T_BOOL, T_STR, T_LEVEL, T_NETS };
@@ -178,24 +179,6 @@ static const char *const sections[] = {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-/* snprintf into a message buffer; a cut message ends in "..." */
-static void LOG_PRINTF(3, 4)
-msgf(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (buf == NULL || len == 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		buf[0] = '\0';
-	else if ((size_t)n >= len && len > 4)
-		memcpy(buf + len - 4, "...", 4);
-}
-
 /* A value fit for an error message: escaped, cut at 64 bytes. */
 #define SHOWN_MAX 64
 static const char *
@@ -243,11 +226,11 @@ parse_int(const struct cfg_key *k, const char *v, int *out, char *msg, size_t ms
 	errno = 0;
 	x = strtoll(v, &end, 10);
 	if (*v == '\0' || *end != '\0' || (*v != '-' && (*v < '0' || *v > '9'))) {
-		msgf(msg, msglen, "not a number: '%s'", shown(v, sbuf));
+		hd_seterr(msg, msglen, "not a number: '%s'", shown(v, sbuf));
 		return -1;
 	}
 	if (errno == ERANGE || x < k->min || x > k->max) {
-		msgf(msg, msglen, "%s is out of range (%lld..%lld)", shown(v, sbuf), k->min, k->max);
+		hd_seterr(msg, msglen, "%s is out of range (%lld..%lld)", shown(v, sbuf), k->min, k->max);
 		return -1;
 	}
 	*out = (int)x;
@@ -271,7 +254,7 @@ parse_bool(const char *v, bool *out, char *msg, size_t msglen)
 			return 0;
 		}
 	}
-	msgf(msg, msglen, "expected true or false, got '%s'", shown(v, sbuf));
+	hd_seterr(msg, msglen, "expected true or false, got '%s'", shown(v, sbuf));
 	return -1;
 }
 
@@ -347,7 +330,7 @@ parse_nets(const char *v, struct cfg_netlist *list, char *msg, size_t msglen)
 		if (len >= sizeof(item)) {
 			memcpy(item, p, 32);
 			item[32] = '\0';
-			msgf(msg, msglen, "bad CIDR '%s...'", shown(item, sbuf));
+			hd_seterr(msg, msglen, "bad CIDR '%s...'", shown(item, sbuf));
 			return -1;
 		}
 		memcpy(item, p, len);
@@ -355,16 +338,16 @@ parse_nets(const char *v, struct cfg_netlist *list, char *msg, size_t msglen)
 		p += len;
 		rc = parse_cidr(item, &net);
 		if (rc == -2) {
-			msgf(msg, msglen, "bad CIDR '%s' (host bits set)", shown(item, sbuf));
+			hd_seterr(msg, msglen, "bad CIDR '%s' (host bits set)", shown(item, sbuf));
 			return -1;
 		}
 		if (rc != 0) {
-			msgf(msg, msglen, "bad CIDR '%s'", shown(item, sbuf));
+			hd_seterr(msg, msglen, "bad CIDR '%s'", shown(item, sbuf));
 			return -1;
 		}
 		grown = realloc(list->v, (list->n + 1) * sizeof(*list->v));
 		if (grown == NULL) {
-			msgf(msg, msglen, "out of memory");
+			hd_seterr(msg, msglen, "out of memory");
 			return -1;
 		}
 		list->v = grown;
@@ -392,8 +375,8 @@ apply_value(struct hd_config *cfg, const struct cfg_key *k, const char *v, char 
 	case T_LEVEL:
 		level = log_level_parse(v);
 		if (level < 0) {
-			msgf(msg, msglen, "unknown level '%s' (debug, info, warn, error)",
-			     shown(v, sbuf));
+			hd_seterr(msg, msglen, "unknown level '%s' (debug, info, warn, error)",
+			          shown(v, sbuf));
 			return -1;
 		}
 		*(int *)(void *)field = level;
@@ -404,7 +387,7 @@ apply_value(struct hd_config *cfg, const struct cfg_key *k, const char *v, char 
 		sp = (char **)(void *)field;
 		if (*v == '\0') {
 			if (!(k->flags & F_OPTIONAL)) {
-				msgf(msg, msglen, "a value is required");
+				hd_seterr(msg, msglen, "a value is required");
 				return -1;
 			}
 			free_str(sp, k->flags & F_SECRET);
@@ -414,14 +397,14 @@ apply_value(struct hd_config *cfg, const struct cfg_key *k, const char *v, char 
 			return -1;
 		copy = strdup(v);
 		if (copy == NULL) {
-			msgf(msg, msglen, "out of memory");
+			hd_seterr(msg, msglen, "out of memory");
 			return -1;
 		}
 		free_str(sp, k->flags & F_SECRET);
 		*sp = copy;
 		return 0;
 	}
-	msgf(msg, msglen, "internal error: bad key type");
+	hd_seterr(msg, msglen, "internal error: bad key type");
 	return -1;
 }
 
@@ -433,7 +416,7 @@ check_ip(const char *v, char *msg, size_t msglen)
 
 	if (inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1)
 		return 0;
-	msgf(msg, msglen, "not an IP address: '%s'", shown(v, sbuf));
+	hd_seterr(msg, msglen, "not an IP address: '%s'", shown(v, sbuf));
 	return -1;
 }
 
@@ -443,12 +426,12 @@ check_prefix(const char *v, char *msg, size_t msglen)
 	size_t len = strlen(v);
 
 	if (len < 1 || v[0] != '/' || v[len - 1] != '/') {
-		msgf(msg, msglen, "must start and end with '/'");
+		hd_seterr(msg, msglen, "must start and end with '/'");
 		return -1;
 	}
 	if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/") != len ||
 	    strstr(v, "//") != NULL || strstr(v, "/./") != NULL || strstr(v, "/../") != NULL) {
-		msgf(msg, msglen, "must be a plain URL path (letters, digits, - . _ ~ and single '/')");
+		hd_seterr(msg, msglen, "must be a plain URL path (letters, digits, - . _ ~ and single '/')");
 		return -1;
 	}
 	return 0;
@@ -501,7 +484,7 @@ check_bind(const char *v, char *msg, size_t msglen)
 
 	if (cfg_hostport_parse(v, host, sizeof(host), &port) != 0 ||
 	    check_ip(host, NULL, 0) != 0) {
-		msgf(msg, msglen, "expected ip:port or [ipv6]:port, got '%s'", shown(v, sbuf));
+		hd_seterr(msg, msglen, "expected ip:port or [ipv6]:port, got '%s'", shown(v, sbuf));
 		return -1;
 	}
 	return 0;
@@ -516,7 +499,7 @@ check_hostport(const char *v, char *msg, size_t msglen)
 	if (cfg_hostport_parse(v, host, sizeof(host), &port) != 0 || port == 0 ||
 	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") !=
 	        strlen(host)) {
-		msgf(msg, msglen, "expected host:port, got '%s'", shown(v, sbuf));
+		hd_seterr(msg, msglen, "expected host:port, got '%s'", shown(v, sbuf));
 		return -1;
 	}
 	return 0;
@@ -531,8 +514,8 @@ check_ports(const char *v, char *msg, size_t msglen)
 
 	if (sscanf(v, "%d-%d%n", &lo, &hi, &n) != 2 || (size_t)n != strlen(v) || lo < 1024 ||
 	    hi > 65535 || hi - lo < 1) {
-		msgf(msg, msglen, "expected a port range like 20000-29999 within 1024-65535, got '%s'",
-		     shown(v, sbuf));
+		hd_seterr(msg, msglen, "expected a port range like 20000-29999 within 1024-65535, got '%s'",
+		          shown(v, sbuf));
 		return -1;
 	}
 	return 0;
@@ -545,7 +528,7 @@ check_dial_prefix(const char *v, char *msg, size_t msglen)
 	char sbuf[SHOWN_MAX];
 
 	if (strlen(v) > 8 || strspn(v, "0123456789*#") != strlen(v)) {
-		msgf(msg, msglen, "expected up to 8 of 0-9 * #, got '%s'", shown(v, sbuf));
+		hd_seterr(msg, msglen, "expected up to 8 of 0-9 * #, got '%s'", shown(v, sbuf));
 		return -1;
 	}
 	return 0;
@@ -559,7 +542,7 @@ check_header_name(const char *v, char *msg, size_t msglen)
 
 	if (strlen(v) > 48 ||
 	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != strlen(v)) {
-		msgf(msg, msglen, "expected a header name, got '%s'", shown(v, sbuf));
+		hd_seterr(msg, msglen, "expected a header name, got '%s'", shown(v, sbuf));
 		return -1;
 	}
 	return 0;
@@ -577,8 +560,8 @@ check_event(const char *v, char *msg, size_t msglen)
 			n = 0;
 	}
 	if (n == 0 || n > 128) {
-		msgf(msg, msglen, "expected an Event value such as check-sync, got '%s'",
-		     shown(v, sbuf));
+		hd_seterr(msg, msglen, "expected an Event value such as check-sync, got '%s'",
+		          shown(v, sbuf));
 		return -1;
 	}
 	return 0;
@@ -625,8 +608,8 @@ check_serves(const char *v, char *msg, size_t msglen)
 
 	if (cfg_serves_mask(v) != 0)
 		return 0;
-	msgf(msg, msglen, "expected all or a list of phones, pbx, admin, console, metrics, got '%s'",
-	     shown(v, sbuf));
+	hd_seterr(msg, msglen, "expected all or a list of phones, pbx, admin, console, metrics, got '%s'",
+	          shown(v, sbuf));
 	return -1;
 }
 
@@ -666,7 +649,7 @@ fail_line(struct parse *st, const char *fmt, ...)
 		msg[0] = '\0';
 	else if ((size_t)n >= sizeof(msg))
 		memcpy(msg + sizeof(msg) - 4, "...", 4);
-	msgf(st->err, st->errlen, "%s:%d: %s", st->name, st->lineno, msg);
+	hd_seterr(st->err, st->errlen, "%s:%d: %s", st->name, st->lineno, msg);
 }
 
 /* The next raw line in st->line; its length, or -1 at the end. */
@@ -793,8 +776,8 @@ set_defaults(struct hd_config *cfg, char *err, size_t errlen)
 
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (apply_value(cfg, &keys[i], keys[i].def, msg, sizeof(msg)) != 0) {
-			msgf(err, errlen, "default of [%s] %s: %s", keys[i].section, keys[i].name,
-			     msg);
+			hd_seterr(err, errlen, "default of [%s] %s: %s", keys[i].section, keys[i].name,
+			          msg);
 			return -1;
 		}
 	}
@@ -825,19 +808,19 @@ check_token(const char *name, const char *section, const char *tok, bool require
 	if (tok == NULL) {
 		if (!required)
 			return 0;
-		msgf(err, errlen, "%s: [%s] token is required", name, section);
+		hd_seterr(err, errlen, "%s: [%s] token is required", name, section);
 		return -1;
 	}
 	if (strlen(tok) < CFG_TOKEN_MIN) {
-		msgf(err, errlen, "%s: [%s] token must be at least %d characters", name, section,
-		     CFG_TOKEN_MIN);
+		hd_seterr(err, errlen, "%s: [%s] token must be at least %d characters", name, section,
+		          CFG_TOKEN_MIN);
 		return -1;
 	}
 	for (const char *p = tok; *p != '\0'; p++) {
 		if (*p < 0x21 || *p > 0x7e) {
-			msgf(err, errlen,
-			     "%s: [%s] token must be printable ASCII without spaces", name,
-			     section);
+			hd_seterr(err, errlen,
+			          "%s: [%s] token must be printable ASCII without spaces", name,
+			          section);
 			return -1;
 		}
 	}
@@ -856,14 +839,14 @@ validate_vc(const struct hd_config *cfg, const char *name, char *err, size_t err
 	if (cfg->vc.bind == NULL)
 		return 0;
 	if (cfg->vc.networks.n == 0) {
-		msgf(err, errlen, "%s: [vc] networks: required with [vc] bind (the PBX or proxy "
-		     "addresses allowed to send calls)", name);
+		hd_seterr(err, errlen, "%s: [vc] networks: required with [vc] bind (the PBX or proxy "
+		          "addresses allowed to send calls)", name);
 		return -1;
 	}
 	if (cfg_hostport_parse(cfg->vc.bind, host, sizeof(host), &port) == 0 &&
 	    (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) &&
 	    cfg->vc.contact_host == NULL) {
-		msgf(err, errlen, "%s: [vc] contact_host: required with a wildcard [vc] bind", name);
+		hd_seterr(err, errlen, "%s: [vc] contact_host: required with a wildcard [vc] bind", name);
 		return -1;
 	}
 	return 0;
@@ -890,21 +873,21 @@ validate_sip(const struct hd_config *cfg, const char *name, char *err, size_t er
 		return 0; /* refused on its line already */
 	v4 = strchr(host, ':') == NULL;
 	if (cfg->sip.contact_host == NULL && is_wildcard(host)) {
-		msgf(err, errlen, "%s: [sip] contact_host: required with a wildcard [sip] bind "
-		     "(the address phones and the PBX see NOTIFYs come from)", name);
+		hd_seterr(err, errlen, "%s: [sip] contact_host: required with a wildcard [sip] bind "
+		          "(the address phones and the PBX see NOTIFYs come from)", name);
 		return -1;
 	}
 	if (cfg->sip.contact_host != NULL &&
 	    (is_wildcard(cfg->sip.contact_host) || (v4 && strchr(cfg->sip.contact_host, ':')))) {
-		msgf(err, errlen, "%s: [sip] contact_host: must be a unicast address of the "
-		     "[sip] bind family, not '%s'", name, cfg->sip.contact_host);
+		hd_seterr(err, errlen, "%s: [sip] contact_host: must be a unicast address of the "
+		          "[sip] bind family, not '%s'", name, cfg->sip.contact_host);
 		return -1;
 	}
 	if (cfg->sip.outbound_proxy != NULL &&
 	    (cfg_hostport_parse(cfg->sip.outbound_proxy, proxy, sizeof(proxy), &port) != 0 ||
 	     check_ip(proxy, NULL, 0) != 0 || (v4 && strchr(proxy, ':') != NULL))) {
-		msgf(err, errlen, "%s: [sip] outbound_proxy: must be a numeric ip:port reachable "
-		     "from [sip] bind", name);
+		hd_seterr(err, errlen, "%s: [sip] outbound_proxy: must be a numeric ip:port reachable "
+		          "from [sip] bind", name);
 		return -1;
 	}
 	return 0;
@@ -919,9 +902,9 @@ validate(const struct hd_config *cfg, const char *name, char *err, size_t errlen
 	if (validate_vc(cfg, name, err, errlen) != 0 || validate_sip(cfg, name, err, errlen) != 0)
 		return -1;
 	if (cfg->secrets.lockout_backoff_max < cfg->secrets.lockout_backoff) {
-		msgf(err, errlen,
-		     "%s: [secrets] lockout_backoff_max (%d) is less than lockout_backoff (%d)",
-		     name, cfg->secrets.lockout_backoff_max, cfg->secrets.lockout_backoff);
+		hd_seterr(err, errlen,
+		          "%s: [secrets] lockout_backoff_max (%d) is less than lockout_backoff (%d)",
+		          name, cfg->secrets.lockout_backoff_max, cfg->secrets.lockout_backoff);
 		return -1;
 	}
 	for (int i = 0; i < CFG_LISTENERS; i++) {
@@ -929,8 +912,8 @@ validate(const struct hd_config *cfg, const char *name, char *err, size_t errlen
 		bool tls = i == 0 ? cfg->server.tls : cfg->listeners[i - 1].tls;
 
 		if (on && tls && (cfg->tls.cert == NULL || cfg->tls.key == NULL)) {
-			msgf(err, errlen, "%s: [%s] tls needs [tls] cert and key", name,
-			     i == 0 ? "server" : i == 1 ? "listener2" : "listener3");
+			hd_seterr(err, errlen, "%s: [%s] tls needs [tls] cert and key", name,
+			          i == 0 ? "server" : i == 1 ? "listener2" : "listener3");
 			return -1;
 		}
 	}
@@ -947,7 +930,7 @@ load(struct parse *st, char *err, size_t errlen)
 	if (cfg != NULL)
 		cfg->refs = 1;
 	if (cfg == NULL || (cfg->file = strdup(st->name)) == NULL) {
-		msgf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (set_defaults(cfg, err, errlen) != 0)
@@ -959,19 +942,19 @@ load(struct parse *st, char *err, size_t errlen)
 	if (st->line != NULL)
 		sodium_memzero(st->line, st->linecap);
 	if (rc == -2 || (st->fp != NULL && ferror(st->fp))) {
-		msgf(err, errlen, "%s: %s", st->name, rc == -2 ? "out of memory" : "read error");
+		hd_seterr(err, errlen, "%s: %s", st->name, rc == -2 ? "out of memory" : "read error");
 		goto fail;
 	}
 	if (rc > 0 && (!st->failed || rc < st->err_line)) {
-		msgf(err, errlen, "%s:%d: syntax error (expected [section] or name = value)",
-		     st->name, rc);
+		hd_seterr(err, errlen, "%s:%d: syntax error (expected [section] or name = value)",
+		          st->name, rc);
 		goto fail;
 	}
 	if (st->failed)
 		goto fail;
 	if (env_override(&cfg->pbx.token, "HOTDESKD_PBX_TOKEN") != 0 ||
 	    env_override(&cfg->admin.token, "HOTDESKD_ADMIN_TOKEN") != 0) {
-		msgf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (validate(cfg, st->name, err, errlen) != 0)
@@ -993,7 +976,7 @@ cfg_load(const char *path, char *err, size_t errlen)
 	st.name = path;
 	st.fp = fopen(path, "re");
 	if (st.fp == NULL) {
-		msgf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		hd_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
 	cfg = load(&st, err, errlen);

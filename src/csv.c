@@ -14,11 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 static int
 fail(char *err, size_t errlen, int line, int col, const char *msg)
 {
-	if (errlen > 0)
-		snprintf(err, errlen, "line %d, column %d: %s", line, col, msg);
+	hd_seterr(err, errlen, "line %d, column %d: %s", line, col, msg);
 	return -1;
 }
 

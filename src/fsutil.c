@@ -30,11 +30,11 @@ static int
 path_join(char *buf, size_t len, const char *dir, const char *name, char *err, size_t errlen)
 {
 	if (strchr(name, '/') != NULL || name[0] == '\0' || name[0] == '.') {
-		snprintf(err, errlen, "not a plain file name");
+		hd_seterr(err, errlen, "not a plain file name");
 		return -1;
 	}
 	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
-		snprintf(err, errlen, "path too long");
+		hd_seterr(err, errlen, "path too long");
 		return -1;
 	}
 	return 0;
@@ -263,7 +263,7 @@ fs_unlink(const char *dir, const char *name, char *err, size_t errlen)
 	if (path_join(path, sizeof(path), dir, name, err, errlen) != 0)
 		return -1;
 	if (unlink(path) == -1 && errno != ENOENT) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -275,11 +275,11 @@ fs_mkdir(const char *dir, char *err, size_t errlen)
 	struct stat st;
 
 	if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a directory", dir);
+		hd_seterr(err, errlen, "%s: not a directory", dir);
 		return -1;
 	}
 	return 0;
@@ -292,24 +292,24 @@ fs_probe_writable(const char *dir, char *err, size_t errlen)
 	int fd, rc = 0;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.healthz.XXXXXX", dir) >= sizeof(tmp)) {
-		snprintf(err, errlen, "path too long");
+		hd_seterr(err, errlen, "path too long");
 		return -1;
 	}
 	if ((fd = mkstemp(tmp)) == -1) { /* mode 0600 */
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	errno = 0;
 	if (write(fd, "ok\n", 3) != 3) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno ? errno : ENOSPC));
+		hd_seterr(err, errlen, "%s: %s", dir, strerror(errno ? errno : ENOSPC));
 		rc = -1;
 	}
 	if (close(fd) != 0 && rc == 0) { /* the descriptor is released either way */
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		rc = -1;
 	}
 	if (unlink(tmp) == -1 && rc == 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
 		rc = -1;
 	}
 	return rc;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errbuf.h"
 #include "vendor.h"
 #include "world.h"
 
@@ -52,16 +53,13 @@ void
 import_cell_error(const struct import_row *r, enum import_col col, const char *msg, char *err,
                   size_t errlen)
 {
-	int n;
-
+	/* cut to fit, the position stays in front */
 	if (r->col_of[col] > 0)
-		n = snprintf(err, errlen, "line %d, column %d (%s): %s", r->line, r->col_of[col],
-		             import_col_names[col], msg);
+		hd_seterr(err, errlen, "line %d, column %d (%s): %s", r->line, r->col_of[col],
+		          import_col_names[col], msg);
 	else
-		n = snprintf(err, errlen, "line %d (%s, no such column): %s", r->line,
-		             import_col_names[col], msg);
-	if (n >= (int)errlen && errlen > 1) /* cut: the position stays in front */
-		err[errlen - 2] = '.';
+		hd_seterr(err, errlen, "line %d (%s, no such column): %s", r->line,
+		          import_col_names[col], msg);
 }
 
 static bool
@@ -177,22 +175,22 @@ map_header(const struct csv_record *h, int col_of[IMP_NCOLS], int idx[CSV_MAX_FI
 				break;
 		}
 		if (c == IMP_NCOLS) {
-			snprintf(err, errlen, "line %d, column %d: unknown column (known: extension, "
-			         "display_name, label, sip_user, sip_password, secret_code, "
-			         "allow_virtualization, mac, profile, model, parking_user, "
-			         "parking_password)", h->line, i + 1);
+			hd_seterr(err, errlen, "line %d, column %d: unknown column (known: extension, "
+			          "display_name, label, sip_user, sip_password, secret_code, "
+			          "allow_virtualization, mac, profile, model, parking_user, "
+			          "parking_password)", h->line, i + 1);
 			return -1;
 		}
 		if (col_of[c] != 0) {
-			snprintf(err, errlen, "line %d, column %d: column %s given twice", h->line, i + 1,
-			         import_col_names[c]);
+			hd_seterr(err, errlen, "line %d, column %d: column %s given twice", h->line, i + 1,
+			          import_col_names[c]);
 			return -1;
 		}
 		col_of[c] = i + 1;
 		idx[i] = c;
 	}
 	if (col_of[IMP_EXTENSION] == 0 && col_of[IMP_MAC] == 0) {
-		snprintf(err, errlen, "line %d: a column extension or mac is required", h->line);
+		hd_seterr(err, errlen, "line %d: a column extension or mac is required", h->line);
 		return -1;
 	}
 	return 0;
@@ -206,18 +204,18 @@ import_rows_from_csv(const struct csv *c, size_t max_rows, struct import_rows *o
 
 	memset(out, 0, sizeof(*out));
 	if (c->n == 0) {
-		snprintf(err, errlen, "line 1: empty file (a header line is required)");
+		hd_seterr(err, errlen, "line 1: empty file (a header line is required)");
 		return -1;
 	}
 	if (map_header(&c->rec[0], out->col_of, idx, err, errlen) != 0)
 		return -1;
 	if (max_rows > 0 && c->n - 1 > max_rows) {
-		snprintf(err, errlen, "line %d: more than %zu rows", c->rec[max_rows + 1].line,
-		         max_rows);
+		hd_seterr(err, errlen, "line %d: more than %zu rows", c->rec[max_rows + 1].line,
+		          max_rows);
 		return -1;
 	}
 	if (c->n > 1 && (out->v = calloc(c->n - 1, sizeof(*out->v))) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	for (size_t i = 1; i < c->n; i++) {
@@ -228,9 +226,9 @@ import_rows_from_csv(const struct csv *c, size_t max_rows, struct import_rows *o
 		r->allow_virt = -1;
 		memcpy(r->col_of, out->col_of, sizeof(r->col_of));
 		if (rec->n != c->rec[0].n) {
-			snprintf(err, errlen, "line %d, column %d: %d fields where the header has %d",
-			         rec->line, (rec->n < c->rec[0].n ? rec->n : c->rec[0].n) + 1, rec->n,
-			         c->rec[0].n);
+			hd_seterr(err, errlen, "line %d, column %d: %d fields where the header has %d",
+			          rec->line, (rec->n < c->rec[0].n ? rec->n : c->rec[0].n) + 1, rec->n,
+			          c->rec[0].n);
 			goto fail;
 		}
 		for (int f = 0; f < rec->n; f++) {
@@ -243,7 +241,7 @@ import_rows_from_csv(const struct csv *c, size_t max_rows, struct import_rows *o
 			r->cell[idx[f]] = clearable(idx[f]) && strcmp(v, "-") == 0 ? "" : v;
 		}
 		if (r->cell[IMP_EXTENSION] == NULL && r->cell[IMP_MAC] == NULL) {
-			snprintf(err, errlen, "line %d: neither extension nor mac given", rec->line);
+			hd_seterr(err, errlen, "line %d: neither extension nor mac given", rec->line);
 			goto fail;
 		}
 		if (r->cell[IMP_MAC] == NULL) {

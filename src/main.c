@@ -420,7 +420,7 @@ start_vc(struct daemon *d, char *err, size_t errlen)
 	o.caller_header = c->vc.caller_header;
 	o.prefix = c->vc.prefix;
 	if (sscanf(c->vc.rtp_ports, "%d-%d", &o.rtp_min, &o.rtp_max) != 2) {
-		snprintf(err, errlen, "[vc] rtp_ports: bad range");
+		hd_seterr(err, errlen, "[vc] rtp_ports: bad range");
 		return -1;
 	}
 	o.prompts = c->vc.prompts;
@@ -437,7 +437,7 @@ start_vc(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	log_info("Virtualization Center answering SIP on %s port %d", c->vc.bind, vc_port(d->vc));
 	if (c->vc.port_file != NULL && write_port_file(c->vc.port_file, (unsigned)vc_port(d->vc)) != 0) {
-		snprintf(err, errlen, "cannot write %s", c->vc.port_file);
+		hd_seterr(err, errlen, "cannot write %s", c->vc.port_file);
 		return -1;
 	}
 	return 0;

@@ -15,6 +15,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "errbuf.h"
+
 static enum { PRIV_OFF, PRIV_WORKING, PRIV_BINDING, PRIV_DROPPED } state = PRIV_OFF;
 static bool root_without_user;
 static uid_t user_uid;
@@ -33,28 +35,28 @@ priv_init(const char *user, char *err, size_t errlen)
 		return 0;
 	rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
 	if (res == NULL) {
-		snprintf(err, errlen, "[server] user %s: %s", user,
-		         rc != 0 ? strerror(rc) : "no such user");
+		hd_seterr(err, errlen, "[server] user %s: %s", user,
+		          rc != 0 ? strerror(rc) : "no such user");
 		return -1;
 	}
 	if (geteuid() != 0) {
 		if (pw.pw_uid == geteuid())
 			return 0; /* already that user (systemd User=) */
-		snprintf(err, errlen, "[server] user %s: not started as root, cannot switch", user);
+		hd_seterr(err, errlen, "[server] user %s: not started as root, cannot switch", user);
 		return -1;
 	}
 	if (pw.pw_uid == 0) {
-		snprintf(err, errlen, "[server] user %s: is root", user);
+		hd_seterr(err, errlen, "[server] user %s: is root", user);
 		return -1;
 	}
 	if ((size_t)snprintf(user_name, sizeof(user_name), "%s", user) >= sizeof(user_name)) {
-		snprintf(err, errlen, "[server] user: name too long");
+		hd_seterr(err, errlen, "[server] user: name too long");
 		return -1;
 	}
 	user_uid = pw.pw_uid;
 	user_gid = pw.pw_gid;
 	if (setegid(user_gid) != 0 || seteuid(user_uid) != 0) {
-		snprintf(err, errlen, "[server] user %s: %s", user, strerror(errno));
+		hd_seterr(err, errlen, "[server] user %s: %s", user, strerror(errno));
 		return -1;
 	}
 	state = PRIV_WORKING;
@@ -90,11 +92,11 @@ priv_drop(char *err, size_t errlen)
 	if ((state == PRIV_WORKING && seteuid(0) != 0) ||
 	    initgroups(user_name, user_gid) != 0 || setresgid(user_gid, user_gid, user_gid) != 0 ||
 	    setresuid(user_uid, user_uid, user_uid) != 0) {
-		snprintf(err, errlen, "cannot switch to user %s: %s", user_name, strerror(errno));
+		hd_seterr(err, errlen, "cannot switch to user %s: %s", user_name, strerror(errno));
 		return -1;
 	}
 	if (setuid(0) == 0 || seteuid(0) == 0) {
-		snprintf(err, errlen, "root could be regained after switching to %s", user_name);
+		hd_seterr(err, errlen, "root could be regained after switching to %s", user_name);
 		return -1;
 	}
 	state = PRIV_DROPPED;

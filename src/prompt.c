@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "errbuf.h"
+
 #define MAX_LANGS 32
 #define MAX_PROMPT_BYTES (8000 * 60) /* one minute */
 
@@ -124,18 +126,18 @@ clip_read(const char *path, struct clip *c, char *err, size_t errlen)
 	if (f == NULL) {
 		if (errno == ENOENT)
 			return 1;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || st.st_size > MAX_PROMPT_BYTES) {
-		snprintf(err, errlen, "%s: empty or longer than a minute", path);
+		hd_seterr(err, errlen, "%s: empty or longer than a minute", path);
 		fclose(f);
 		return -1;
 	}
 	c->len = (size_t)st.st_size;
 	if ((c->ulaw = malloc(c->len)) == NULL || (c->alaw = malloc(c->len)) == NULL ||
 	    fread(c->ulaw, 1, c->len, f) != c->len) {
-		snprintf(err, errlen, "%s: cannot read", path);
+		hd_seterr(err, errlen, "%s: cannot read", path);
 		fclose(f);
 		return -1;
 	}
@@ -155,21 +157,21 @@ lang_load(const char *dir, const char *name, bool complete, struct lang *l, char
 
 	memset(l, 0, sizeof(*l));
 	if (strlen(name) >= sizeof(l->name)) {
-		snprintf(err, errlen, "%s/%s: language name too long", dir, name);
+		hd_seterr(err, errlen, "%s/%s: language name too long", dir, name);
 		return -1;
 	}
 	strcpy(l->name, name);
 	for (i = 0; i < PROMPT_COUNT; i++) {
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s/%s.ul", dir, name, names[i]) >=
 		    sizeof(path)) {
-			snprintf(err, errlen, "%s: path too long", dir);
+			hd_seterr(err, errlen, "%s: path too long", dir);
 			return -1;
 		}
 		if ((rc = clip_read(path, &l->clip[i], err, errlen)) < 0)
 			return -1;
 		if (rc == 1 && complete) {
-			snprintf(err, errlen, "%s: missing (the default language needs every prompt)",
-			         path);
+			hd_seterr(err, errlen, "%s: missing (the default language needs every prompt)",
+			          path);
 			return -1;
 		}
 	}
@@ -184,7 +186,7 @@ prompts_load(const char *dir, const char *default_lang, char *err, size_t errlen
 	DIR *d = NULL;
 
 	if (p == NULL || (p->v = calloc(MAX_LANGS, sizeof(*p->v))) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (lang_load(dir, default_lang, true, &p->v[0], err, errlen) != 0) {
@@ -193,14 +195,14 @@ prompts_load(const char *dir, const char *default_lang, char *err, size_t errlen
 	}
 	p->n = 1;
 	if ((d = opendir(dir)) == NULL) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, default_lang) == 0)
 			continue;
 		if (p->n == MAX_LANGS) {
-			snprintf(err, errlen, "%s: more than %d languages", dir, MAX_LANGS);
+			hd_seterr(err, errlen, "%s: more than %d languages", dir, MAX_LANGS);
 			goto fail;
 		}
 		if (lang_load(dir, de->d_name, false, &p->v[p->n], err, errlen) != 0) {

@@ -48,6 +48,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "errbuf.h"
 #include "fsutil.h"
 #include "idmap.h"
 #include "event.h"
@@ -283,7 +284,7 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 	struct pub *p = calloc(1, sizeof(*p));
 
 	if (p == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	pthread_rwlock_init(&p->lock, NULL);
@@ -293,7 +294,7 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 		goto fail;
 	if ((p->tmpl_dir = strdup(o->templates)) == NULL ||
 	    (p->static_dir = strdup(o->static_dir)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (o->tftp_root != NULL && o->tftp_root[0] != '\0') {
@@ -1111,7 +1112,7 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 	int rc = -1;
 
 	if (store_devcfg_each(st, recon_known, &r) != 0) {
-		snprintf(err, errlen, "cannot read published versions: %s", store_errmsg(st));
+		hd_seterr(err, errlen, "cannot read published versions: %s", store_errmsg(st));
 		goto out;
 	}
 	batch_begin(p);
@@ -1121,7 +1122,7 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		tftp_shared(p, st);
 		/* files of devices that no longer exist */
 		if (store_tftp_each(st, recon_name, &r) != 0) {
-			snprintf(err, errlen, "cannot read the TFTP manifest: %s", store_errmsg(st));
+			hd_seterr(err, errlen, "cannot read the TFTP manifest: %s", store_errmsg(st));
 			goto out;
 		}
 		for (size_t i = 0; i < r.nstale; i++) {
@@ -1307,7 +1308,7 @@ pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char
 		if (d == NULL) /* a device being deleted: it gets no files */
 			continue;
 		if (prof == NULL) {
-			snprintf(err, errlen, "device %s: unknown vendor profile", d->mac);
+			hd_seterr(err, errlen, "device %s: unknown vendor profile", d->mac);
 			return -1;
 		}
 		rc = render_files(p->tmpl, w, d, prof, pub_version(p, d->id) + 1, false, bufs, e,
@@ -1315,8 +1316,8 @@ pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char
 		for (size_t k = 0; k < PUB_MAX_FILES; k++)
 			render_buf_free(&bufs[k]);
 		if (rc != 0) {
-			snprintf(err, errlen, "the configuration of device %s would not render: %s",
-			         d->mac, e);
+			hd_seterr(err, errlen, "the configuration of device %s would not render: %s",
+			          d->mac, e);
 			return -1;
 		}
 	}
@@ -1333,7 +1334,7 @@ pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d, bool r
 	int rc = -1;
 
 	if (prof == NULL) {
-		snprintf(err, errlen, "unknown vendor profile");
+		hd_seterr(err, errlen, "unknown vendor profile");
 		return -1;
 	}
 	if (render_files(p->tmpl, w, d, prof, pub_version(p, d->id), redact, bufs, err,
@@ -1345,7 +1346,7 @@ pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d, bool r
 		if (vendor_file_name(&prof->device_files[i], d->mac, d->model, name, sizeof(name)) != 0)
 			continue;
 		if (cb(name, bufs[i].p, bufs[i].len, false, arg) != 0) {
-			snprintf(err, errlen, "%s: cannot be shown", name);
+			hd_seterr(err, errlen, "%s: cannot be shown", name);
 			goto out;
 		}
 	}
@@ -1360,7 +1361,7 @@ pub_preview(struct pub *p, const struct world *w, const struct hd_dev *d, bool r
 		if (vendor_render_shared(prof, p->tmpl, i, NULL, &sb, err, errlen) != 0)
 			goto out;
 		if (cb(name, sb.p, sb.len, true, arg) != 0) {
-			snprintf(err, errlen, "%s: cannot be shown", name);
+			hd_seterr(err, errlen, "%s: cannot be shown", name);
 			goto out;
 		}
 	}
@@ -1392,15 +1393,15 @@ pub_template_default(const struct pub *p, const struct vendor_profile *prof, con
 			base = f->tmpl ? p->tmpl_dir : p->static_dir;
 	}
 	if (base == NULL) {
-		snprintf(err, errlen, "profile %s has no template named '%s'", prof->name, name);
+		hd_seterr(err, errlen, "profile %s has no template named '%s'", prof->name, name);
 		return -1;
 	}
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", base, prof->name) >= sizeof(dir)) {
-		snprintf(err, errlen, "%s/%s: path too long", prof->name, name);
+		hd_seterr(err, errlen, "%s/%s: path too long", prof->name, name);
 		return -1;
 	}
 	if ((*out = fs_read_file(dir, name, VENDOR_FILE_MAX, len)) == NULL) {
-		snprintf(err, errlen, "%s/%s: cannot read the default", prof->name, name);
+		hd_seterr(err, errlen, "%s/%s: cannot read the default", prof->name, name);
 		return -1;
 	}
 	return 0;
@@ -1462,7 +1463,7 @@ dry_shared_differs(struct dry *dr, const struct cand_file *f, const char *model,
 
 	if (f->tm == NULL) {
 		if (render_buf_append(&b, dr->src, dr->len) != 0) {
-			snprintf(err, errlen, "out of memory");
+			hd_seterr(err, errlen, "out of memory");
 			goto out;
 		}
 	} else {
@@ -1575,7 +1576,7 @@ pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profile *p
 		if (strcmp(f->tmpl ? f->tmpl : shared ? f->pattern : "", name) != 0)
 			continue;
 		if (dr.nfiles == sizeof(dr.files) / sizeof(dr.files[0])) {
-			snprintf(err, errlen, "too many files use '%s'", name);
+			hd_seterr(err, errlen, "too many files use '%s'", name);
 			goto fail;
 		}
 		cf = &dr.files[dr.nfiles++];
@@ -1586,14 +1587,14 @@ pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profile *p
 			goto fail;
 	}
 	if (dr.nfiles == 0) {
-		snprintf(err, errlen, "profile %s has no template named '%s'", prof->name, name);
+		hd_seterr(err, errlen, "profile %s has no template named '%s'", prof->name, name);
 		return -1;
 	}
 	world_each_dev(w, dry_dev, &dr);
 	for (size_t k = 0; k < dr.nfiles; k++)
 		render_tmpl_free(dr.files[k].tm);
 	if (dr.rc != 0)
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 	return dr.rc;
 fail:
 	for (size_t k = 0; k < dr.nfiles; k++)

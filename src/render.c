@@ -17,6 +17,7 @@
  */
 #include "render.h"
 
+#include "errbuf.h"
 #include "wipe.h"
 
 #include <assert.h>
@@ -266,11 +267,11 @@ render_values_init(struct render_values *vals, const struct render_input *in,
 {
 	render_values_empty(vals);
 	if (!is_lower_mac(in->mac)) {
-		snprintf(err, errlen, "device MAC is not 12 lowercase hex digits");
+		hd_seterr(err, errlen, "device MAC is not 12 lowercase hex digits");
 		return -1;
 	}
 	if (in->line.registrar_port < 0 || in->line.registrar_port > 65535) {
-		snprintf(err, errlen, "registrar port out of range");
+		hd_seterr(err, errlen, "registrar port out of range");
 		return -1;
 	}
 	for (int i = 0; i < 12; i++) {
@@ -319,7 +320,7 @@ render_values_init(struct render_values *vals, const struct render_input *in,
 		goto trunc;
 	return 0;
 trunc:
-	snprintf(err, errlen, "internal error: derived value truncated");
+	hd_seterr(err, errlen, "internal error: derived value truncated");
 	return -1;
 }
 
@@ -355,10 +356,7 @@ cerr(struct compiler *c, size_t off, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap); /* truncation harmless: a message */
 	va_end(ap);
-	if (c->errlen > 0) {
-		int n = snprintf(c->err, c->errlen, "line %zu, column %zu: %s", line, col, msg);
-		(void)n; /* a truncated error message is still a message */
-	}
+	hd_seterr(c->err, c->errlen, "line %zu, column %zu: %s", line, col, msg);
 	return -1;
 }
 
@@ -480,7 +478,7 @@ render_compile(const char *src, size_t len, enum render_mode mode,
 {
 	*out = NULL;
 	if (len > RENDER_MAX_SOURCE) {
-		snprintf(err, errlen, "template larger than %d bytes", RENDER_MAX_SOURCE);
+		hd_seterr(err, errlen, "template larger than %d bytes", RENDER_MAX_SOURCE);
 		return -1;
 	}
 	if (memchr(src, '\0', len) != NULL) {
@@ -648,7 +646,7 @@ render_compile(const char *src, size_t len, enum render_mode mode,
 	*out = t;
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	hd_seterr(err, errlen, "out of memory");
 fail:
 	render_tmpl_free(t);
 	return -1;
@@ -727,22 +725,22 @@ put_value(const struct render_tmpl *t, const struct node *nd,
 		if (ch >= 0x80) {
 			adv = utf8_len(s + i, n - i);
 			if (adv == 0) {
-				snprintf(err, errlen, "variable '%s': value is not valid UTF-8", name);
+				hd_seterr(err, errlen, "variable '%s': value is not valid UTF-8", name);
 				return -1;
 			}
 		} else if (ch == '\r' || ch == '\n') {
 			if (!xml) {
-				snprintf(err, errlen,
-				         "variable '%s': value contains a line break, which "
-				         "this format cannot carry", name);
+				hd_seterr(err, errlen,
+				          "variable '%s': value contains a line break, which "
+				          "this format cannot carry", name);
 				return -1;
 			}
 			rep = ch == '\r' ? "&#13;" : "&#10;";
 		} else if (ch == '\t') {
 			rep = xml ? "&#9;" : NULL;
 		} else if (ch < 0x20 || ch == 0x7f) {
-			snprintf(err, errlen, "variable '%s': value contains a control character",
-			         name);
+			hd_seterr(err, errlen, "variable '%s': value contains a control character",
+			          name);
 			return -1;
 		} else if (xml) {
 			switch (ch) {
@@ -770,7 +768,7 @@ put_value(const struct render_tmpl *t, const struct node *nd,
 		goto oom;
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	hd_seterr(err, errlen, "out of memory");
 	return -1;
 }
 
@@ -809,7 +807,7 @@ render_run(const struct render_tmpl *t, const struct render_values *vals,
 		switch (nd->kind) {
 		case N_TEXT:
 			if (render_buf_append(out, t->src + nd->a, nd->b) < 0) {
-				snprintf(err, errlen, "out of memory");
+				hd_seterr(err, errlen, "out of memory");
 				goto fail;
 			}
 			i++;
@@ -840,7 +838,7 @@ render_run(const struct render_tmpl *t, const struct render_values *vals,
 	}
 	/* An empty template leaves out untouched but still terminated. */
 	if (out->p == NULL && render_buf_append(out, "", 0) < 0) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	return 0;

@@ -37,6 +37,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "errbuf.h"
 #include "idmap.h"
 #include "event.h"
 #include "log.h"
@@ -1403,7 +1404,7 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	int port;
 
 	if (r == NULL) {
-		(void)snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	r->wake[0] = r->wake[1] = -1;
@@ -1412,7 +1413,7 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	r->pub = pub;
 	apply_config(r, cfg);
 	if (cfg_hostport_parse(cfg->sip.bind, host, sizeof(host), &port) != 0) {
-		(void)snprintf(err, errlen, "[sip] bind: expected ip:port");
+		hd_seterr(err, errlen, "[sip] bind: expected ip:port");
 		goto fail;
 	}
 	no.bind_host = host;
@@ -1426,13 +1427,13 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	if ((r->nt = notify_new(&no, err, errlen)) == NULL)
 		goto fail;
 	if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
-		(void)snprintf(err, errlen, "pipe: %s", strerror(errno));
+		hd_seterr(err, errlen, "pipe: %s", strerror(errno));
 		goto fail;
 	}
 	su.r = r;
 	su.now = (long long)time(NULL);
 	if (svc_transact(svc, "resync start-up", startup_locked, NULL, &su) != 0) {
-		(void)snprintf(err, errlen, "cannot read the resync outbox");
+		hd_seterr(err, errlen, "cannot read the resync outbox");
 		free(su.rows);
 		goto fail;
 	}
@@ -1443,7 +1444,7 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	svc_set_registration_hook(svc, on_registration, r);
 	if (pthread_create(&r->th, NULL, engine_main, r) != 0) {
 		svc_set_registration_hook(svc, NULL, NULL);
-		(void)snprintf(err, errlen, "cannot start the resync thread");
+		hd_seterr(err, errlen, "cannot start the resync thread");
 		goto fail;
 	}
 	r->started = true;

@@ -7,6 +7,7 @@
  */
 #include "sdp.h"
 
+#include "errbuf.h"
 #include "sbuf.h"
 
 #include <stdbool.h>
@@ -20,8 +21,7 @@
 static int
 fail(char *err, size_t errlen, const char *msg)
 {
-	if (err != NULL && errlen > 0)
-		snprintf(err, errlen, "%s", msg);
+	hd_seterr(err, errlen, "%s", msg);
 	return -1;
 }
 

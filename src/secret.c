@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 _Static_assert(SECRET_TOKEN_LEN + 1 ==
                    sodium_base64_ENCODED_LEN(SECRET_TOKEN_BYTES,
                                              sodium_base64_VARIANT_URLSAFE_NO_PADDING),
@@ -36,17 +38,6 @@ static pthread_mutex_t dummy_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dummy_slot dummy_slots[DUMMY_SLOTS];
 static unsigned dummy_next; /* slot replaced when all are used */
 
-static void
-set_err(char *err, size_t errlen, const char *msg)
-{
-	int n;
-
-	if (err == NULL || errlen == 0)
-		return;
-	n = snprintf(err, errlen, "%s", msg);
-	(void)n; /* a cut message is still a message */
-}
-
 int
 secret_init(void)
 {
@@ -57,31 +48,26 @@ int
 secret_code_valid(const char *code, int min_len, char *err, size_t errlen)
 {
 	size_t len;
-	int n;
 
 	if (code == NULL || *code == '\0') {
-		set_err(err, errlen, "secret code is empty");
+		hd_seterr(err, errlen, "secret code is empty");
 		return -1;
 	}
 	len = strlen(code);
 	for (size_t i = 0; i < len; i++) {
 		if (code[i] < '0' || code[i] > '9') {
-			set_err(err, errlen, "secret code must contain digits only");
+			hd_seterr(err, errlen, "secret code must contain digits only");
 			return -1;
 		}
 	}
 	if (min_len < 1)
 		min_len = 1;
 	if (len < (size_t)min_len) {
-		n = snprintf(err, errlen, "secret code must have at least %d digits", min_len);
-		if (n < 0 || (size_t)n >= errlen)
-			set_err(err, errlen, "secret code too short");
+		hd_seterr(err, errlen, "secret code must have at least %d digits", min_len);
 		return -1;
 	}
 	if (len > SECRET_CODE_MAX) {
-		n = snprintf(err, errlen, "secret code must have at most %d digits", SECRET_CODE_MAX);
-		if (n < 0 || (size_t)n >= errlen)
-			set_err(err, errlen, "secret code too long");
+		hd_seterr(err, errlen, "secret code must have at most %d digits", SECRET_CODE_MAX);
 		return -1;
 	}
 	return 0;
@@ -99,16 +85,16 @@ secret_hash(const char *code, unsigned long long ops, size_t mem_bytes,
             char out[SECRET_HASH_LEN], char *err, size_t errlen)
 {
 	if (code == NULL) {
-		set_err(err, errlen, "no secret code to hash");
+		hd_seterr(err, errlen, "no secret code to hash");
 		return -1;
 	}
 	if (!limits_ok(ops, mem_bytes)) {
-		set_err(err, errlen, "Argon2id limits out of range");
+		hd_seterr(err, errlen, "Argon2id limits out of range");
 		return -1;
 	}
 	if (crypto_pwhash_str_alg(out, code, strlen(code), ops, mem_bytes,
 	                          crypto_pwhash_ALG_ARGON2ID13) != 0) {
-		set_err(err, errlen, "cannot hash secret code: out of memory");
+		hd_seterr(err, errlen, "cannot hash secret code: out of memory");
 		return -1;
 	}
 	return 0;

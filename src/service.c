@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "errbuf.h"
 #include "event.h"
 #include "import.h"
 #include "log.h"
@@ -425,7 +426,7 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 	struct svc *s = calloc(1, sizeof(*s));
 
 	if (s == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
@@ -435,7 +436,7 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 	s->o.admin_token = s->o.pbx_token = NULL;
 	s->o.db_path = s->o.sql_dir = NULL;
 	if (secret_init() != 0) {
-		snprintf(err, errlen, "libsodium failed to initialise");
+		hd_seterr(err, errlen, "libsodium failed to initialise");
 		goto fail;
 	}
 	if ((s->st = store_open(o->db_path, o->sql_dir, err, errlen)) == NULL)
@@ -444,8 +445,8 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 		goto fail;
 	if (record_token(s, o->admin_token, "admin", "config admin token") != 0 ||
 	    record_token(s, o->pbx_token, "pbx", "config pbx token") != 0) {
-		snprintf(err, errlen, "%s: cannot record tokens: %s", o->db_path,
-		         store_errmsg(s->st));
+		hd_seterr(err, errlen, "%s: cannot record tokens: %s", o->db_path,
+		          store_errmsg(s->st));
 		goto fail;
 	}
 	if (virt_check_invariants(s->w, err, errlen) != 0)
@@ -515,7 +516,7 @@ svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errle
 	s->o.check_invariants = o->check_invariants;
 	if (record_token(s, o->admin_token, "admin", "config admin token") != 0 ||
 	    record_token(s, o->pbx_token, "pbx", "config pbx token") != 0) {
-		snprintf(err, errlen, "cannot record tokens: %s", store_errmsg(s->st));
+		hd_seterr(err, errlen, "cannot record tokens: %s", store_errmsg(s->st));
 		rc = -1;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -985,7 +986,7 @@ static int
 copy_field(char *dst, size_t len, const char *src, const char *name, char *err, size_t errlen)
 {
 	if ((size_t)snprintf(dst, len, "%s", src ? src : "") >= len) {
-		snprintf(err, errlen, "%s is too long", name);
+		hd_seterr(err, errlen, "%s is too long", name);
 		return -1;
 	}
 	return 0;
@@ -1029,7 +1030,7 @@ svc_registration(struct svc *s, const struct svc_registration *r, char *err, siz
 	pthread_mutex_lock(&s->mu);
 	rc = tx(s, reg_body, &(struct reg_tx){ r, &reg });
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot record the registration");
+		hd_seterr(err, errlen, "cannot record the registration");
 		log_error("registration: %s", store_errmsg(s->st));
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -1174,7 +1175,7 @@ svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *na
 	int rc = SVC_OK;
 
 	if (outlen <= SECRET_TOKEN_LEN) {
-		snprintf(err, errlen, "token buffer too small");
+		hd_seterr(err, errlen, "token buffer too small");
 		return SVC_INTERNAL;
 	}
 	secret_token_new(tok);
@@ -1184,7 +1185,7 @@ svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *na
 		const struct hd_org *o = world_org_by_name(s->w, org);
 
 		if (o == NULL) {
-			snprintf(err, errlen, "no such organization");
+			hd_seterr(err, errlen, "no such organization");
 			rc = SVC_NOTFOUND;
 			goto out;
 		}
@@ -1196,7 +1197,7 @@ svc_token_new(struct svc *s, enum svc_role role, const char *org, const char *na
 	tn.name = name;
 	tn.id = id;
 	if (tx(s, token_new_body, &tn) != 0) {
-		snprintf(err, errlen, "cannot store the token");
+		hd_seterr(err, errlen, "cannot store the token");
 		rc = SVC_INTERNAL;
 		goto out;
 	}
@@ -1233,16 +1234,16 @@ token_changeable(struct svc *s, hd_id id, struct token_info *ti, char *err, size
 	int rc = store_token_get(s->st, id, token_info_cb, ti);
 
 	if (rc < 0) {
-		snprintf(err, errlen, "database error");
+		hd_seterr(err, errlen, "database error");
 		return SVC_INTERNAL;
 	}
 	if (rc == 0) {
-		snprintf(err, errlen, "no token %lld", (long long)id);
+		hd_seterr(err, errlen, "no token %lld", (long long)id);
 		return SVC_NOTFOUND;
 	}
 	if (ti->from_config) {
-		snprintf(err, errlen, "token %lld is set in the configuration file: change it "
-		         "there", (long long)id);
+		hd_seterr(err, errlen, "token %lld is set in the configuration file: change it "
+		          "there", (long long)id);
 		return SVC_CONFLICT;
 	}
 	return SVC_OK;
@@ -1257,7 +1258,7 @@ svc_token_rotate(struct svc *s, hd_id id, char *out, size_t outlen, char *err, s
 	int rc;
 
 	if (outlen <= SECRET_TOKEN_LEN) {
-		snprintf(err, errlen, "token buffer too small");
+		hd_seterr(err, errlen, "token buffer too small");
 		return SVC_INTERNAL;
 	}
 	secret_token_new(tok);
@@ -1267,7 +1268,7 @@ svc_token_rotate(struct svc *s, hd_id id, char *out, size_t outlen, char *err, s
 		goto out;
 	tr = (struct token_tx){ .hash = hash, .role = ti.role, .org = ti.org, .id = &id };
 	if (tx(s, token_rotate_body, &tr) != 0) {
-		snprintf(err, errlen, "cannot store the token");
+		hd_seterr(err, errlen, "cannot store the token");
 		rc = SVC_INTERNAL;
 		goto out;
 	}
@@ -1290,7 +1291,7 @@ svc_token_revoke(struct svc *s, hd_id id, char *err, size_t errlen)
 		goto out;
 	tr = (struct token_tx){ .role = ti.role, .org = ti.org, .id = &id };
 	if (tx(s, token_revoke_body, &tr) != 0) {
-		snprintf(err, errlen, "database error");
+		hd_seterr(err, errlen, "database error");
 		rc = SVC_INTERNAL;
 	}
 out:
@@ -1303,7 +1304,7 @@ out:
 static int
 bad(struct svc_result *r, int code, const char *field, const char *fmt, const char *arg)
 {
-	snprintf(r->err, sizeof(r->err), fmt, arg);
+	hd_seterr(r->err, sizeof(r->err), fmt, arg);
 	r->field = field;
 	return code;
 }
@@ -1324,7 +1325,7 @@ renderable(const struct vendor_profile *p, const struct rendered_value *v, size_
 
 	for (size_t i = 0; i < n; i++) {
 		if (vendor_field_check(p, v[i].field, v[i].value, err, sizeof(err)) != 0) {
-			snprintf(r->err, sizeof(r->err), "%s: %s", v[i].field, err);
+			hd_seterr(r->err, sizeof(r->err), "%s: %s", v[i].field, err);
 			r->field = v[i].field;
 			return SVC_BAD;
 		}
@@ -2013,9 +2014,8 @@ imp_fail(struct imp *m, const struct import_row *row, int code, enum import_col 
 	/* a message cut to fit still names its line and column first */
 	if (col < IMP_NCOLS && row->col_of[col] > 0)
 		import_cell_error(row, col, msg, m->r->err, sizeof(m->r->err));
-	else if (snprintf(m->r->err, sizeof(m->r->err), "line %d: %s", row->line, msg) >=
-	         (int)sizeof(m->r->err))
-		m->r->err[sizeof(m->r->err) - 2] = '.';
+	else
+		hd_seterr(m->r->err, sizeof(m->r->err), "line %d: %s", row->line, msg);
 	m->r->field = "csv";
 	return code;
 }

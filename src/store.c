@@ -48,6 +48,7 @@
 
 #include <sqlite3.h>
 
+#include "errbuf.h"
 #include "store.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -341,21 +342,6 @@ set_err(struct store *s, const char *fmt, ...)
 	s->errors++;
 }
 
-static void
-put_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap); /* truncated messages are acceptable */
-	va_end(ap);
-}
-
 /* Records SQLite's message for rc and maps it to a store return code. */
 static int
 fail(struct store *s, int rc)
@@ -557,11 +543,11 @@ prepare_file(const char *path, char *err, size_t errlen)
 		return 0;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1) {
-		put_err(err, errlen, "%s: %s", path, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fchmod(fd, 0600) == -1) {
-		put_err(err, errlen, "%s: chmod 0600: %s", path, strerror(errno));
+		hd_seterr(err, errlen, "%s: chmod 0600: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -619,7 +605,7 @@ migrations_scan(const char *sql_dir, struct migration **out, size_t *nout, char 
 	int ret = -1;
 
 	if ((dir = opendir(sql_dir)) == NULL) {
-		put_err(err, errlen, "%s: %s", sql_dir, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", sql_dir, strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(dir)) != NULL) {
@@ -632,18 +618,18 @@ migrations_scan(const char *sql_dir, struct migration **out, size_t *nout, char 
 			struct migration *nm;
 
 			if (ncap > STORE_MIGRATION_MAX) {
-				put_err(err, errlen, "%s: too many migration files", sql_dir);
+				hd_seterr(err, errlen, "%s: too many migration files", sql_dir);
 				goto out;
 			}
 			if ((nm = realloc(m, ncap * sizeof *m)) == NULL) {
-				put_err(err, errlen, "out of memory");
+				hd_seterr(err, errlen, "out of memory");
 				goto out;
 			}
 			m = nm;
 			cap = ncap;
 		}
 		if ((m[n].name = strdup(de->d_name)) == NULL) {
-			put_err(err, errlen, "out of memory");
+			hd_seterr(err, errlen, "out of memory");
 			goto out;
 		}
 		m[n++].version = v;
@@ -652,8 +638,8 @@ migrations_scan(const char *sql_dir, struct migration **out, size_t *nout, char 
 		qsort(m, n, sizeof *m, migration_cmp);
 	for (size_t i = 1; i < n; i++) {
 		if (m[i].version == m[i - 1].version) {
-			put_err(err, errlen, "%s/%s: migration version %d also used by %s", sql_dir,
-			        m[i].name, m[i].version, m[i - 1].name);
+			hd_seterr(err, errlen, "%s/%s: migration version %d also used by %s", sql_dir,
+			          m[i].name, m[i].version, m[i - 1].name);
 			goto out;
 		}
 	}
@@ -677,14 +663,14 @@ read_file(const char *path, char *err, size_t errlen)
 	size_t len = 0, cap = 0, r;
 
 	if (f == NULL) {
-		put_err(err, errlen, "%s: %s", path, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	for (;;) {
 		if (cap - len < 4096) {
 			cap = cap ? cap * 2 : 16384;
 			if ((nb = realloc(buf, cap)) == NULL) {
-				put_err(err, errlen, "%s: out of memory", path);
+				hd_seterr(err, errlen, "%s: out of memory", path);
 				goto fail;
 			}
 			buf = nb;
@@ -695,12 +681,12 @@ read_file(const char *path, char *err, size_t errlen)
 			break;
 	}
 	if (ferror(f)) {
-		put_err(err, errlen, "%s: read error", path);
+		hd_seterr(err, errlen, "%s: read error", path);
 		goto fail;
 	}
 	buf[len] = '\0';
 	if (strlen(buf) != len) {
-		put_err(err, errlen, "%s: contains a NUL byte", path);
+		hd_seterr(err, errlen, "%s: contains a NUL byte", path);
 		goto fail;
 	}
 	fclose(f);
@@ -786,7 +772,7 @@ rollback:
 	/* Keep the migration's message, not ROLLBACK's. */
 	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 fail:
-	put_err(err, errlen, "%s: %s", path, s->errmsg);
+	hd_seterr(err, errlen, "%s: %s", path, s->errmsg);
 	free(sql);
 	return -1;
 }
@@ -804,7 +790,7 @@ migrate(struct store *s, const char *sql_dir, char *err, size_t errlen)
 	if (exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
 	                "applied_at INTEGER NOT NULL)") != 0) {
-		put_err(err, errlen, "schema_migrations: %s", s->errmsg);
+		hd_seterr(err, errlen, "schema_migrations: %s", s->errmsg);
 		return -1;
 	}
 	if (migrations_scan(sql_dir, &m, &n, err, errlen) != 0)
@@ -812,12 +798,12 @@ migrate(struct store *s, const char *sql_dir, char *err, size_t errlen)
 	if (dlen > 0 && sql_dir[dlen - 1] == '/')
 		sep = "";
 	if ((v = store_schema_version(s)) < 0) {
-		put_err(err, errlen, "schema_migrations: %s", s->errmsg);
+		hd_seterr(err, errlen, "schema_migrations: %s", s->errmsg);
 		goto out;
 	}
 	if (v > (n > 0 ? m[n - 1].version : 0)) {
-		put_err(err, errlen, "%s: database schema version %d is newer than the last "
-		        "migration here (%d)", sql_dir, v, n > 0 ? m[n - 1].version : 0);
+		hd_seterr(err, errlen, "%s: database schema version %d is newer than the last "
+		          "migration here (%d)", sql_dir, v, n > 0 ? m[n - 1].version : 0);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -826,7 +812,7 @@ migrate(struct store *s, const char *sql_dir, char *err, size_t errlen)
 
 		r = snprintf(path, sizeof path, "%s%s%s", sql_dir, sep, m[i].name);
 		if (r < 0 || (size_t)r >= sizeof path) {
-			put_err(err, errlen, "%s: path too long", m[i].name);
+			hd_seterr(err, errlen, "%s: path too long", m[i].name);
 			goto out;
 		}
 		if (migration_apply(s, path, &m[i], err, errlen) != 0)
@@ -867,7 +853,7 @@ configure(struct store *s, const char *path, char *err, size_t errlen)
 fail:
 	if (s->errmsg[0] == '\0')
 		set_err(s, "%s", sqlite3_errmsg(s->db));
-	put_err(err, errlen, "%s: %s", path, s->errmsg);
+	hd_seterr(err, errlen, "%s: %s", path, s->errmsg);
 	return -1;
 }
 
@@ -882,33 +868,33 @@ store_backup(const char *path, const char *out, int *pages, char *err, size_t er
 
 	*pages = 0;
 	if (strcmp(path, ":memory:") == 0 || *path == '\0') {
-		put_err(err, errlen, "the database is in memory: nothing to back up");
+		hd_seterr(err, errlen, "the database is in memory: nothing to back up");
 		return -1;
 	}
 	/* the copy holds SIP passwords: 0600 from its first byte, and never
 	 * over an existing file */
 	if ((fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
-		put_err(err, errlen, "%s: %s", out, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", out, strerror(errno));
 		return -1;
 	}
 	if (fchmod(fd, 0600) == -1) {
-		put_err(err, errlen, "%s: chmod 0600: %s", out, strerror(errno));
+		hd_seterr(err, errlen, "%s: chmod 0600: %s", out, strerror(errno));
 		close(fd);
 		goto out;
 	}
 	close(fd);
 	if ((rc = sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE, NULL)) != SQLITE_OK) {
-		put_err(err, errlen, "%s: %s", path, src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+		hd_seterr(err, errlen, "%s: %s", path, src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
 		goto out;
 	}
 	(void)sqlite3_busy_timeout(src, STORE_BUSY_TIMEOUT_MS);
 	if ((rc = sqlite3_open_v2(out, &dst, SQLITE_OPEN_READWRITE, NULL)) != SQLITE_OK) {
-		put_err(err, errlen, "%s: %s", out, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+		hd_seterr(err, errlen, "%s: %s", out, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
 		goto out;
 	}
 	(void)sqlite3_busy_timeout(dst, STORE_BUSY_TIMEOUT_MS);
 	if ((b = sqlite3_backup_init(dst, "main", src, "main")) == NULL) {
-		put_err(err, errlen, "%s: %s", out, sqlite3_errmsg(dst));
+		hd_seterr(err, errlen, "%s: %s", out, sqlite3_errmsg(dst));
 		goto out;
 	}
 	/* all pages in one step: one read transaction of the source, so the
@@ -923,7 +909,7 @@ store_backup(const char *path, const char *out, int *pages, char *err, size_t er
 	rc = sqlite3_backup_finish(b);
 	b = NULL;
 	if (rc != SQLITE_OK) {
-		put_err(err, errlen, "%s: backup failed: %s", out, sqlite3_errmsg(dst));
+		hd_seterr(err, errlen, "%s: backup failed: %s", out, sqlite3_errmsg(dst));
 		goto out;
 	}
 	if (sqlite3_prepare_v2(dst, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
@@ -931,8 +917,8 @@ store_backup(const char *path, const char *out, int *pages, char *err, size_t er
 	    (size_t)snprintf(check, sizeof(check), "%s",
 	                     (const char *)sqlite3_column_text(st, 0)) >= sizeof(check) ||
 	    strcmp(check, "ok") != 0) {
-		put_err(err, errlen, "%s: the copy does not check: %s", out,
-		        check[0] ? check : sqlite3_errmsg(dst));
+		hd_seterr(err, errlen, "%s: the copy does not check: %s", out,
+		          check[0] ? check : sqlite3_errmsg(dst));
 		goto out;
 	}
 	ret = 0;
@@ -953,13 +939,13 @@ store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 	struct store *s;
 	int rc;
 
-	put_err(err, errlen, "%s", "");
+	hd_seterr(err, errlen, "%s", "");
 	if (path == NULL) {
-		put_err(err, errlen, "no database path");
+		hd_seterr(err, errlen, "no database path");
 		return NULL;
 	}
 	if ((s = calloc(1, sizeof *s)) == NULL) {
-		put_err(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (prepare_file(path, err, errlen) != 0)
@@ -968,8 +954,8 @@ store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 	                     NULL);
 	if (rc != SQLITE_OK) {
-		put_err(err, errlen, "%s: %s", path,
-		        s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		hd_seterr(err, errlen, "%s: %s", path,
+		          s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	if (configure(s, path, err, errlen) != 0)
@@ -979,8 +965,8 @@ store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 	for (int i = 0; i < ST__COUNT; i++) {
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
 		                       NULL) != SQLITE_OK) {
-			put_err(err, errlen, "%s: preparing \"%s\": %s (schema not migrated?)", path,
-			        stmt_sql[i], sqlite3_errmsg(s->db));
+			hd_seterr(err, errlen, "%s: preparing \"%s\": %s (schema not migrated?)", path,
+			          stmt_sql[i], sqlite3_errmsg(s->db));
 			goto fail;
 		}
 	}
@@ -1307,13 +1293,13 @@ row_dev(sqlite3_stmt *st, char *err, size_t errlen)
 	struct hd_dev *d = calloc(1, sizeof *d);
 
 	if (d == NULL) {
-		put_err(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	d->id = sqlite3_column_int64(st, 0);
 	if (sqlite3_column_bytes(st, 1) != HD_MAC_LEN ||
 	    col_copy(st, 1, d->mac, sizeof d->mac) != 0) {
-		put_err(err, errlen, "device %lld: bad mac", (long long)d->id);
+		hd_seterr(err, errlen, "device %lld: bad mac", (long long)d->id);
 		hd_dev_free(d);
 		return NULL;
 	}
@@ -1322,7 +1308,7 @@ row_dev(sqlite3_stmt *st, char *err, size_t errlen)
 	if (col_dup(st, 3, &d->profile) != 0 || col_dup(st, 4, &d->model) != 0 ||
 	    col_dup(st, 6, &d->parking_user) != 0 || col_dup(st, 7, &d->parking_password) != 0 ||
 	    col_dup(st, 8, &d->static_contact) != 0 || col_dup(st, 9, &d->prov_password) != 0) {
-		put_err(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		hd_dev_free(d); /* wipes the parking password */
 		return NULL;
 	}
@@ -1344,7 +1330,7 @@ load_rows(struct store *s, sqlite3_stmt *st, struct world *w, char *err, size_t 
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
 		(void)fail(s, rc);
-		put_err(err, errlen, "%s", s->errmsg);
+		hd_seterr(err, errlen, "%s", s->errmsg);
 		ret = -1;
 	}
 	done(st);
@@ -1357,7 +1343,7 @@ load_org(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 	struct hd_org *o = row_org(st);
 
 	if (o == NULL) {
-		put_err(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	return world_put_org(w, o, err, errlen);
@@ -1369,7 +1355,7 @@ load_ext(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 	struct hd_ext *e = row_ext(st);
 
 	if (e == NULL) {
-		put_err(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	return world_put_ext(w, e, err, errlen);
@@ -1391,8 +1377,8 @@ load_von(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 	hd_id ext = sqlite3_column_int64(st, 0), dev = col_id(st, 1);
 
 	if (world_ext(w, ext) == NULL || world_dev(w, dev) == NULL) {
-		put_err(err, errlen, "extension %lld: virtual_on %lld not loaded", (long long)ext,
-		        (long long)dev);
+		hd_seterr(err, errlen, "extension %lld: virtual_on %lld not loaded", (long long)ext,
+		          (long long)dev);
 		return -1;
 	}
 	world_set_virtual_on(w, ext, dev);
@@ -1405,7 +1391,7 @@ store_load_world(struct store *s, struct world *w, char *err, size_t errlen)
 	int ret = -1;
 
 	if (run(s, s->st[ST_SNAP_BEGIN], SQLITE_OK) != 0) {
-		put_err(err, errlen, "%s", s->errmsg);
+		hd_seterr(err, errlen, "%s", s->errmsg);
 		return -1;
 	}
 	/* Extensions before devices (a device's home extension must exist),
@@ -1417,7 +1403,7 @@ store_load_world(struct store *s, struct world *w, char *err, size_t errlen)
 		ret = 0;
 	/* Read-only: releasing is right on success and failure alike. */
 	if (run(s, s->st[ST_SNAP_END], SQLITE_OK) != 0 && ret == 0) {
-		put_err(err, errlen, "%s", s->errmsg);
+		hd_seterr(err, errlen, "%s", s->errmsg);
 		ret = -1;
 	}
 	return ret;
@@ -2443,12 +2429,12 @@ store_ckpt_open(const char *path, char *err, size_t errlen)
 	struct store_ckpt *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
-		put_err(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		put_err(err, errlen, "%s: %s", path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
+		hd_seterr(err, errlen, "%s: %s", path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
 		store_ckpt_close(c);
 		return NULL;
 	}

@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "authlog.h"
+#include "errbuf.h"
 #include "log.h"
 #include "prompt.h"
 #include "rtp.h"
@@ -1221,7 +1222,7 @@ copy_nets(const struct cfg_netlist *in, struct cfg_netlist *out)
 	do {                                                                       \
 		if ((size_t)snprintf(dst, sizeof(dst), "%s", (src) ? (src) : "") >= \
 		    sizeof(dst)) {                                                 \
-			snprintf(err, errlen, "vc: %s too long", what);            \
+			hd_seterr(err, errlen, "vc: %s too long", what);            \
 			goto fail;                                                 \
 		}                                                                  \
 	} while (0)
@@ -1235,7 +1236,7 @@ vc_start(const struct vc_opts *o, char *err, size_t errlen)
 	int port, i;
 
 	if (v == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	v->o = *o;
@@ -1243,7 +1244,7 @@ vc_start(const struct vc_opts *o, char *err, size_t errlen)
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
 	if (cfg_hostport_parse(o->bind, v->bind_host, sizeof(v->bind_host), &port) != 0) {
-		snprintf(err, errlen, "vc: bad bind address");
+		hd_seterr(err, errlen, "vc: bad bind address");
 		goto fail;
 	}
 	COPY_OPT(v->contact_host, o->contact_host ? o->contact_host : v->bind_host, "contact host");
@@ -1258,39 +1259,39 @@ vc_start(const struct vc_opts *o, char *err, size_t errlen)
 	v->o.contact_host = NULL;
 	v->o.bind = NULL;
 	if (copy_nets(o->networks, &v->nets) != 0) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	if ((v->prompts = prompts_load(o->prompts, o->language, err, errlen)) == NULL)
 		goto fail;
 	v->ncalls = (size_t)o->max_calls;
 	if ((v->calls = calloc(v->ncalls, sizeof(*v->calls))) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (i = 0; i < o->max_calls; i++)
 		v->calls[i].rtp_fd = -1;
 	if ((v->sip_fd = udp_bind(v->bind_host, port, &ss, &sl)) < 0) {
-		snprintf(err, errlen, "vc: cannot bind %s: %s", o->bind, strerror(errno));
+		hd_seterr(err, errlen, "vc: cannot bind %s: %s", o->bind, strerror(errno));
 		goto fail;
 	}
 	if (getsockname(v->sip_fd, (struct sockaddr *)&ss, &sl) != 0) {
-		snprintf(err, errlen, "vc: getsockname: %s", strerror(errno));
+		hd_seterr(err, errlen, "vc: getsockname: %s", strerror(errno));
 		goto fail;
 	}
 	v->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)(void *)&ss)->sin_port
 	                                        : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
 	if ((v->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "vc: eventfd: %s", strerror(errno));
+		hd_seterr(err, errlen, "vc: eventfd: %s", strerror(errno));
 		goto fail;
 	}
 	for (v->nworkers = 0; v->nworkers < WORKERS; v->nworkers++)
 		if (pthread_create(&v->workers[v->nworkers], NULL, worker_main, v) != 0) {
-			snprintf(err, errlen, "vc: cannot start a worker");
+			hd_seterr(err, errlen, "vc: cannot start a worker");
 			goto fail;
 		}
 	if (pthread_create(&v->engine, NULL, engine_main, v) != 0) {
-		snprintf(err, errlen, "vc: cannot start the engine");
+		hd_seterr(err, errlen, "vc: cannot start the engine");
 		goto fail;
 	}
 	v->engine_started = true;

@@ -30,6 +30,8 @@
 #include <libxml/xmlerror.h>
 #include <sodium.h>
 
+#include "errbuf.h"
+
 /* ---- the registry ------------------------------------------------------ */
 
 extern const struct vendor_profile vendor_polycom;
@@ -469,12 +471,12 @@ vendor_field_check(const struct vendor_profile *p, const char *field, const char
 		size_t k = utf8_decode(s + i, n - i, &cp);
 
 		if (k == 0) {
-			snprintf(err, errlen, "is not valid UTF-8");
+			hd_seterr(err, errlen, "is not valid UTF-8");
 			return -1;
 		}
 		if (!renderable_char(cp)) {
-			snprintf(err, errlen, "has a character phones cannot take (a control "
-			         "character or a Unicode noncharacter such as U+FFFF)");
+			hd_seterr(err, errlen, "has a character phones cannot take (a control "
+			          "character or a Unicode noncharacter such as U+FFFF)");
 			return -1;
 		}
 		i += k;
@@ -484,8 +486,8 @@ vendor_field_check(const struct vendor_profile *p, const char *field, const char
 		size_t max = vendor_field_max(q, field);
 
 		if (max != 0 && chars > max) {
-			snprintf(err, errlen, "is longer than %zu characters, the most %s phones take",
-			         max, q->name);
+			hd_seterr(err, errlen, "is longer than %zu characters, the most %s phones take",
+			          max, q->name);
 			return -1;
 		}
 		if (p != NULL)
@@ -500,12 +502,12 @@ int
 vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
 {
 	if (len > (size_t)2147483647) {
-		snprintf(err, errlen, "document too large");
+		hd_seterr(err, errlen, "document too large");
 		return -1;
 	}
 	xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
 	if (ctxt == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	xmlDocPtr doc = xmlCtxtReadMemory(ctxt, p, (int)len, "file.xml", NULL,
@@ -524,7 +526,7 @@ vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
 			msg[k] = '\0';
 			line = e->line;
 		}
-		snprintf(err, errlen, "malformed XML, line %d: %s", line, msg);
+		hd_seterr(err, errlen, "malformed XML, line %d: %s", line, msg);
 		rc = -1;
 	}
 	xmlFreeDoc(doc);
@@ -716,7 +718,7 @@ vendor_values(const struct vendor_profile *p, const struct render_input *in,
 		return -1;
 	const char *tr = vendor_transport(p, in->line.transport);
 	if (tr == NULL) {
-		snprintf(err, errlen, "unknown transport (want udp, tcp or tls)");
+		hd_seterr(err, errlen, "unknown transport (want udp, tcp or tls)");
 		return -1;
 	}
 	render_values_set(vals, RV_LINE_TRANSPORT, tr);
@@ -745,8 +747,8 @@ check_template(const struct vendor_profile *p, bool shared, enum render_mode mod
 	if (shared) {
 		for (int v = 0; v < RENDER_VAR_COUNT; v++) {
 			if (v != RV_MODEL && render_tmpl_uses(tm, (enum render_var)v)) {
-				snprintf(err, errlen, "variable '%s' is not available in a shared "
-				         "file (only 'model' is)", render_var_name((enum render_var)v));
+				hd_seterr(err, errlen, "variable '%s' is not available in a shared "
+				          "file (only 'model' is)", render_var_name((enum render_var)v));
 				goto fail;
 			}
 		}
@@ -754,7 +756,7 @@ check_template(const struct vendor_profile *p, bool shared, enum render_mode mod
 		render_values_empty(&vals);
 		render_values_set(&vals, RV_MODEL, "066");
 		if (render_checked(tm, &vals, &b, e, sizeof(e)) < 0) {
-			snprintf(err, errlen, "rendering fails: %s", e);
+			hd_seterr(err, errlen, "rendering fails: %s", e);
 			goto fail;
 		}
 	} else {
@@ -764,7 +766,7 @@ check_template(const struct vendor_profile *p, bool shared, enum render_mode mod
 			struct render_values vals;
 			if (vendor_values(p, &in[i], &vals, e, sizeof(e)) < 0 ||
 			    render_checked(tm, &vals, &b, e, sizeof(e)) < 0) {
-				snprintf(err, errlen, "rendering for a %s fails: %s", case_names[i], e);
+				hd_seterr(err, errlen, "rendering for a %s fails: %s", case_names[i], e);
 				goto fail;
 			}
 			render_buf_reset(&b);
@@ -786,7 +788,7 @@ vendor_template_check(const struct vendor_profile *p, const char *name,
 	bool is_static = false, shared = false;
 	enum render_mode mode = RENDER_XML;
 	if (files_named(p, name, &is_static, &shared, &mode) == 0) {
-		snprintf(err, errlen, "profile %s has no template named '%s'", p->name, name);
+		hd_seterr(err, errlen, "profile %s has no template named '%s'", p->name, name);
 		return -1;
 	}
 	if (is_static)
@@ -808,7 +810,7 @@ vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
 	enum render_mode mode = RENDER_XML;
 	size_t nf = files_named(p, name, &is_static, &shared, &mode);
 	if (pi == SIZE_MAX || nf == 0) {
-		snprintf(err, errlen, "profile %s has no template named '%s'", p->name, name);
+		hd_seterr(err, errlen, "profile %s has no template named '%s'", p->name, name);
 		return -1;
 	}
 	if (vendor_template_check(p, name, src, len, err, errlen) < 0)
@@ -849,7 +851,7 @@ vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
 	free(fresh);
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	hd_seterr(err, errlen, "out of memory");
 fail:
 	for (size_t i = 0; fresh != NULL && i < nslots; i++)
 		slot_clear(&fresh[i]);
@@ -870,21 +872,21 @@ read_whole_file(const char *path, char **out, size_t *outlen, char *err,
 	char *buf = NULL;
 	*out = NULL;
 	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	buf = malloc(VENDOR_FILE_MAX + 1);
 	if (buf == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
+		hd_seterr(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	size_t n = fread(buf, 1, VENDOR_FILE_MAX + 1, f);
 	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error", path);
+		hd_seterr(err, errlen, "%s: read error", path);
 		goto fail;
 	}
 	if (n > VENDOR_FILE_MAX) {
-		snprintf(err, errlen, "%s: larger than %d bytes", path, VENDOR_FILE_MAX);
+		hd_seterr(err, errlen, "%s: larger than %d bytes", path, VENDOR_FILE_MAX);
 		goto fail;
 	}
 	fclose(f);
@@ -908,7 +910,7 @@ vendor_templates_load(const char *tmpl_dir, const char *static_dir,
 	size_t len = 0;
 	*out = NULL;
 	if (t == NULL) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	xmlInitParser(); /* idempotent; must precede any parse from threads */
@@ -923,13 +925,13 @@ vendor_templates_load(const char *tmpl_dir, const char *static_dir,
 			int n = snprintf(path, sizeof(path), "%s/%s/%s",
 			                 f->tmpl ? tmpl_dir : static_dir, p->name, name);
 			if (n < 0 || (size_t)n >= sizeof(path)) {
-				snprintf(err, errlen, "%s/%s: path too long", p->name, name);
+				hd_seterr(err, errlen, "%s/%s: path too long", p->name, name);
 				goto fail;
 			}
 			if (read_whole_file(path, &src, &len, err, errlen) < 0)
 				goto fail;
 			if (vendor_templates_set(t, p, name, src, len, e, sizeof(e)) < 0) {
-				snprintf(err, errlen, "%s: %s", path, e);
+				hd_seterr(err, errlen, "%s: %s", path, e);
 				goto fail;
 			}
 			free(src);
@@ -954,13 +956,13 @@ device_slot(const struct vendor_profile *p,
 {
 	size_t pi = profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
-		snprintf(err, errlen, "no such per-device file");
+		hd_seterr(err, errlen, "no such per-device file");
 		return NULL;
 	}
 	const struct vendor_slot *s = &t->sets[pi].dev[file_index];
 	if (s->tmpl == NULL) {
-		snprintf(err, errlen, "template %s/%s not loaded", p->name,
-		         p->device_files[file_index].tmpl);
+		hd_seterr(err, errlen, "template %s/%s not loaded", p->name,
+		          p->device_files[file_index].tmpl);
 		return NULL;
 	}
 	return s;
@@ -1011,13 +1013,13 @@ vendor_render_device(const struct vendor_profile *p, const struct vendor_templat
 {
 	size_t pi = profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
-		snprintf(err, errlen, "no such per-device file");
+		hd_seterr(err, errlen, "no such per-device file");
 		return -1;
 	}
 	const struct vendor_slot *s = &t->sets[pi].dev[file_index];
 	if (s->tmpl == NULL) {
-		snprintf(err, errlen, "template %s/%s not loaded", p->name,
-		         p->device_files[file_index].tmpl);
+		hd_seterr(err, errlen, "template %s/%s not loaded", p->name,
+		          p->device_files[file_index].tmpl);
 		return -1;
 	}
 	struct render_values vals;
@@ -1033,20 +1035,20 @@ vendor_render_shared(const struct vendor_profile *p, const struct vendor_templat
 {
 	size_t pi = profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_shared_files) {
-		snprintf(err, errlen, "no such shared file");
+		hd_seterr(err, errlen, "no such shared file");
 		return -1;
 	}
 	const struct vendor_slot *s = &t->sets[pi].shared[file_index];
 	if (s->raw != NULL) {
 		if (render_buf_append(out, s->raw, s->rawlen) < 0) {
-			snprintf(err, errlen, "out of memory");
+			hd_seterr(err, errlen, "out of memory");
 			return -1;
 		}
 		return 0;
 	}
 	if (s->tmpl == NULL) {
-		snprintf(err, errlen, "shared file %s/%s not loaded", p->name,
-		         p->shared_files[file_index].pattern);
+		hd_seterr(err, errlen, "shared file %s/%s not loaded", p->name,
+		          p->shared_files[file_index].pattern);
 		return -1;
 	}
 	struct render_values vals;

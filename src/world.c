@@ -15,6 +15,7 @@
  */
 #include "world.h"
 
+#include "errbuf.h"
 #include "idmap.h"
 #include "wipe.h"
 
@@ -470,15 +471,15 @@ world_check_ext(const struct world *w, const struct hd_ext *e, char *err, size_t
 {
 
 	if (world_org(w, e->org) == NULL) {
-		snprintf(err, errlen, "no such organization");
+		hd_seterr(err, errlen, "no such organization");
 		return -1;
 	}
 	if (taken(w, &w->number, e->org, e->number, e->id)) {
-		snprintf(err, errlen, "number %s already exists in this organization", e->number);
+		hd_seterr(err, errlen, "number %s already exists in this organization", e->number);
 		return -1;
 	}
 	if (taken(w, &w->sip_user, 0, e->sip_user, e->id) || world_dev_by_parking_user(w, e->sip_user)) {
-		snprintf(err, errlen, "sip_user is already used");
+		hd_seterr(err, errlen, "sip_user is already used");
 		return -1;
 	}
 	return 0;
@@ -488,31 +489,31 @@ int
 world_check_dev(const struct world *w, const struct hd_dev *d, char *err, size_t errlen)
 {
 	if (world_org(w, d->org) == NULL) {
-		snprintf(err, errlen, "no such organization");
+		hd_seterr(err, errlen, "no such organization");
 		return -1;
 	}
 	if (taken(w, &w->mac, 0, d->mac, d->id)) {
-		snprintf(err, errlen, "mac %s already exists", d->mac);
+		hd_seterr(err, errlen, "mac %s already exists", d->mac);
 		return -1;
 	}
 	if (d->parking_user != NULL &&
 	    (taken(w, &w->parking, 0, d->parking_user, d->id) ||
 	     world_ext_by_sip_user(w, d->parking_user))) {
-		snprintf(err, errlen, "parking sip_user is already used");
+		hd_seterr(err, errlen, "parking sip_user is already used");
 		return -1;
 	}
 	if (d->home_ext != 0) {
 		struct hd_ext *h = world_ext(w, d->home_ext);
 
 		if (h == NULL || h->org != d->org) {
-			snprintf(err, errlen, "home extension not in the device's organization");
+			hd_seterr(err, errlen, "home extension not in the device's organization");
 			return -1;
 		}
 		if (h->home_dev != 0 && h->home_dev != d->id) {
 			struct hd_dev *other = world_dev(w, h->home_dev);
 
-			snprintf(err, errlen, "extension %s is already home on device %s",
-			         h->number, other ? other->mac : "?");
+			hd_seterr(err, errlen, "extension %s is already home on device %s",
+			          h->number, other ? other->mac : "?");
 			return -1;
 		}
 	}
@@ -527,7 +528,7 @@ world_put_org(struct world *w, struct hd_org *o, char *err, size_t errlen)
 	struct hd_org *old = world_org(w, o->id);
 
 	if (taken(w, &w->org_name, 0, o->name, o->id)) {
-		snprintf(err, errlen, "organization %s already exists", o->name);
+		hd_seterr(err, errlen, "organization %s already exists", o->name);
 		hd_org_free(o);
 		return -1;
 	}
@@ -540,7 +541,7 @@ world_put_org(struct world *w, struct hd_org *o, char *err, size_t errlen)
 	hd_org_free(old);
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	hd_seterr(err, errlen, "out of memory");
 	return -1;
 }
 
@@ -573,7 +574,7 @@ world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
 	}
 	if (idmap_put(&w->exts, e->id, e) == -1 || smap_put(&w->number, w, e->org, e->number, e->id) == -1 ||
 	    smap_put(&w->sip_user, w, 0, e->sip_user, e->id) == -1) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (e->virtual_on != 0) {
@@ -610,7 +611,7 @@ world_put_dev(struct world *w, struct hd_dev *d, char *err, size_t errlen)
 	}
 	if (idmap_put(&w->devs, d->id, d) == -1 || smap_put(&w->mac, w, 0, d->mac, d->id) == -1 ||
 	    (d->parking_user && smap_put(&w->parking, w, 0, d->parking_user, d->id) == -1)) {
-		snprintf(err, errlen, "out of memory");
+		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (d->home_ext != 0)

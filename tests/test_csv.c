@@ -164,6 +164,27 @@ Test(import, cell_errors_name_line_and_column)
 	}
 }
 
+/* Every module fills a caller's error buffer the same way (errbuf.h): a
+ * message cut by a small buffer keeps its front (the position) and ends
+ * in "...". */
+Test(import, cut_messages_keep_the_position_and_show_the_cut)
+{
+	struct import_row row = { .line = 12 };
+	char small[24], big[200];
+
+	row.col_of[IMP_EXTENSION] = 3;
+	import_cell_error(&row, IMP_EXTENSION, "must be digits", big, sizeof(big));
+	cr_assert_str_eq(big, "line 12, column 3 (extension): must be digits");
+	import_cell_error(&row, IMP_EXTENSION, "must be digits", small, sizeof(small));
+	cr_assert_str_eq(small, "line 12, column 3 (e...");
+
+	struct csv c;
+
+	cr_assert_eq(csv_parse("a,b\n1,x\"y\n", 11, &c, small, 16), -1);
+	cr_assert_str_eq(small, "line 2, colu...");
+	csv_free(&c);
+}
+
 Test(import, row_limit)
 {
 	struct csv c;

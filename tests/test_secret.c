@@ -50,6 +50,7 @@ Test(secret, code_valid)
 	char small[8];
 	cr_assert_eq(secret_code_valid("1", 4, small, sizeof(small)), -1);
 	cr_assert_eq(strlen(small), 7);
+	cr_assert_str_eq(small, "secr...", "a cut message shows the cut (errbuf.h)");
 }
 
 Test(secret, hash_verify_round_trip)
