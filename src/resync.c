@@ -619,13 +619,17 @@ event_for(struct resync *r, const struct vendor_profile *prof, char *buf, size_t
 	return buf;
 }
 
-/* Records an event about device d (lock held). */
-static void
+/* Records an event about device d (lock held).  0, or -1 when the store
+ * failed. */
+static int
 dev_event(struct store *st, const char *type, hd_id org, const char *mac, json_t *detail,
           long long now)
 {
-	if (event_add(st, now, type, org, NULL, mac, detail) != 0)
+	if (event_add(st, now, type, org, NULL, mac, detail) != 0) {
 		log_warn("resync: event %s of %s not recorded: %s", type, mac, store_errmsg(st));
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -985,7 +989,7 @@ struct batch {
 	long long now;
 };
 
-static void
+static int
 apply_result(struct batch *b, const struct world *w, struct store *st, const struct result *x)
 {
 	struct store_resync row;
@@ -996,45 +1000,54 @@ apply_result(struct batch *b, const struct world *w, struct store *st, const str
 	metrics_inc(x->status >= 200 && x->status < 300 ? METRICS_NOTIFY_ANSWERED
 	                                                 : METRICS_NOTIFY_FAILED, 1);
 	if (rc != 1)
-		return; /* the device was deleted meanwhile */
+		return rc < 0 ? -1 : 0; /* 0: the device was deleted meanwhile */
 	ok = resync_record_result(&row, x->status, x->reason, b->now);
-	if (put_row(st, &row) != 0)
-		return;
-	dev_event(st, ok ? "resync.sent" : "resync.failed", x->f.org, x->f.mac,
-	          json_pack("{s:I, s:i, s:s, s:s, s:i, s:b, s:I}", "version", (json_int_t)x->f.version,
-	                    "attempt", x->f.attempt, "result", row.last_result, "target", x->f.uri,
-	                    "status", x->status, "challenged", x->requests > 1, "elapsed_ms",
-	                    (json_int_t)x->elapsed_ms),
-	          b->now);
+	if (put_row(st, &row) != 0 ||
+	    dev_event(st, ok ? "resync.sent" : "resync.failed", x->f.org, x->f.mac,
+	              json_pack("{s:I, s:i, s:s, s:s, s:i, s:b, s:I}", "version",
+	                        (json_int_t)x->f.version, "attempt", x->f.attempt, "result",
+	                        row.last_result, "target", x->f.uri, "status", x->status,
+	                        "challenged", x->requests > 1, "elapsed_ms",
+	                        (json_int_t)x->elapsed_ms),
+	              b->now) != 0)
+		return -1;
 	if (ok)
 		log_info("resync: %s answered %s", x->f.mac, row.last_result);
 	else
 		log_warn("resync: NOTIFY to %s (%s) failed: %s", x->f.mac, x->f.uri, row.last_result);
+	return 0;
 }
 
-static void
+static int
 apply_fetch(struct batch *b, const struct world *w, struct store *st, const struct fetchev *fe)
 {
 	const struct hd_dev *d = world_dev(w, fe->dev);
 	struct store_resync row;
 	struct pub_fetch f;
+	int rc;
 
 	if (d == NULL)
-		return;
+		return 0;
 	(void)pub_fetch_info(b->r->pub, d->id, &f);
 	if (store_fetch_put(st, d->id, fe->source, fe->user_agent, fe->version,
-	                    f.at ? f.at : b->now) != 0)
+	                    f.at ? f.at : b->now) != 0) {
 		log_warn("resync: fetch of %s not recorded: %s", d->mac, store_errmsg(st));
-	if (store_resync_get(st, d->id, &row) != 1 || !resync_confirm_fetch(&row, fe->version))
-		return;
-	if (put_row(st, &row) != 0)
-		return;
+		return -1;
+	}
+	if ((rc = store_resync_get(st, d->id, &row)) < 0)
+		return -1;
+	if (rc != 1 || !resync_confirm_fetch(&row, fe->version))
+		return 0;
+	/* the row and its event together, or the round is rolled back */
+	if (put_row(st, &row) != 0 ||
+	    dev_event(st, "resync.synced", d->org, d->mac,
+	              json_pack("{s:I, s:s, s:i}", "version", (json_int_t)fe->version, "via",
+	                        "fetch", "attempts", row.attempts),
+	              b->now) != 0)
+		return -1;
 	set_await(b->r, d->id, 0);
-	dev_event(st, "resync.synced", d->org, d->mac,
-	          json_pack("{s:I, s:s, s:i}", "version", (json_int_t)fe->version, "via", "fetch",
-	                    "attempts", row.attempts),
-	          b->now);
 	log_info("resync: %s fetched version %llu: synced", d->mac, fe->version);
+	return 0;
 }
 
 /* In one transaction (svc_transact). */
@@ -1045,9 +1058,11 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 
 	(void)chg;
 	for (size_t i = 0; i < b->nres; i++)
-		apply_result(b, w, st, &b->res[i]);
+		if (apply_result(b, w, st, &b->res[i]) != 0)
+			return -1;
 	for (size_t i = 0; i < b->nfq; i++)
-		apply_fetch(b, w, st, &b->fq[i]);
+		if (apply_fetch(b, w, st, &b->fq[i]) != 0)
+			return -1;
 	return 0;
 }
 
@@ -1064,8 +1079,14 @@ apply(struct resync *r)
 	r->nfq = r->capfq = 0;
 	pthread_mutex_unlock(&r->mu);
 	if ((b.nres > 0 || b.nfq > 0) &&
-	    svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0)
+	    svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0) {
+		/* nothing of the round was kept: the rows wait as they were
+		 * (NOTIFYs are sent again when due), and each phone's next
+		 * fetch is news again, so that it is recorded then */
 		log_error("resync: cannot record results");
+		for (size_t i = 0; i < b.nfq; i++)
+			pub_fetch_forget(r->pub, b.fq[i].dev);
+	}
 	r->nres = 0;
 	free(b.fq);
 }
@@ -1207,8 +1228,10 @@ resync_on_fetch(void *arg, long long dev, unsigned long long version, const char
 		wake(r);
 }
 
-/* The registration hook (service lock held). */
-static void
+/* The registration hook (service lock held, in the registration's
+ * transaction): 0, or -1 when the store failed (the service then rolls
+ * the registration back whole: a row is never synced without its event). */
+static int
 on_registration(void *arg, const struct world *w, struct store *st,
                 const struct svc_registration *reg, long long now)
 {
@@ -1220,31 +1243,35 @@ on_registration(void *arg, const struct world *w, struct store *st,
 	const struct hd_dev *d;
 	enum resync_how how;
 	char user[128], host[256];
-	int port, n;
+	int port, n, rc;
 
 	if (reg->sip_user == NULL || reg->contact == NULL ||
 	    resync_parse_uri(reg->contact, user, sizeof(user), host, sizeof(host), &port) != 0)
-		return;
+		return 0;
 	memset(&dc, 0, sizeof(dc));
 	n = strchr(host, ':') ? snprintf(dc.addr, sizeof(dc.addr), "[%s]:%d", host, port ? port : 5060)
 	                      : snprintf(dc.addr, sizeof(dc.addr), "%s:%d", host, port ? port : 5060);
 	if (n < 0 || (size_t)n >= sizeof(dc.addr))
-		return;
+		return 0;
 	if (reg->expires == 0) {
-		if (store_devcontact_forget(st, reg->sip_user, dc.addr) != 0)
+		if (store_devcontact_forget(st, reg->sip_user, dc.addr) != 0) {
 			log_warn("resync: %s", store_errmsg(st));
-		return;
+			return -1;
+		}
+		return 0;
 	}
 	if (vendor_parse_user_agent(reg->user_agent ? reg->user_agent : "", &ua) == NULL)
 		memset(&ua, 0, sizeof(ua));
-	if (store_devcontact_by_addr(st, dc.addr, &prev) != 1)
+	if ((rc = store_devcontact_by_addr(st, dc.addr, &prev)) < 0)
+		return -1;
+	if (rc != 1)
 		memset(&prev, 0, sizeof(prev));
 	in.sip_user = reg->sip_user;
 	in.ua_mac = ua.mac;
 	in.addr_dev = prev.dev;
 	in.addr_prev_user = prev.dev ? prev.sip_user : NULL;
 	if ((d = resync_reg_device(w, &in, &how)) == NULL)
-		return;
+		return 0;
 	dc.dev = d->id;
 	if ((size_t)snprintf(dc.sip_user, sizeof(dc.sip_user), "%s", reg->sip_user) >=
 	        sizeof(dc.sip_user) ||
@@ -1254,37 +1281,39 @@ on_registration(void *arg, const struct world *w, struct store *st,
 	        sizeof(dc.source) ||
 	    (size_t)snprintf(dc.call_id, sizeof(dc.call_id), "%s",
 	                     reg->call_id ? reg->call_id : "") >= sizeof(dc.call_id))
-		return;
+		return 0;
 	(void)snprintf(dc.how, sizeof(dc.how), "%s", resync_how_name(how));
 	dc.expires_at = now + (reg->expires > 0 ? reg->expires : 3600);
 	dc.at = now;
 	if (store_devcontact_put(st, &dc) != 0) {
 		log_warn("resync: contact of %s not recorded: %s", d->mac, store_errmsg(st));
-		return;
+		return -1;
 	}
 	log_debug("resync: %s registered for device %s (by %s)", reg->sip_user, d->mac, dc.how);
-	if (store_resync_get(st, d->id, &row) != 1)
-		return;
+	if ((rc = store_resync_get(st, d->id, &row)) != 1)
+		return rc < 0 ? -1 : 0;
 	if (resync_confirm_registration(&row, reg->sip_user, resync_expected_user(w, d), how)) {
-		if (put_row(st, &row) != 0)
-			return;
+		/* the row and its event together, or the registration fails */
+		if (put_row(st, &row) != 0 ||
+		    dev_event(st, "resync.synced", d->org, d->mac,
+		              json_pack("{s:I, s:s, s:s}", "version", (json_int_t)row.version, "via",
+		                        "registration", "sip_user", reg->sip_user),
+		              now) != 0)
+			return -1;
 		set_await(r, d->id, 0);
-		dev_event(st, "resync.synced", d->org, d->mac,
-		          json_pack("{s:I, s:s, s:s}", "version", (json_int_t)row.version, "via",
-		                    "registration", "sip_user", reg->sip_user),
-		          now);
 		log_info("resync: %s re-registered as %s: synced", d->mac, reg->sip_user);
 	} else if ((state_is(&row, "pending") || state_is(&row, "notified")) &&
 	           strcmp(row.last_result, "error: no target") == 0) {
 		/* it can be reached now */
 		row.next_at = now;
-		if (put_row(st, &row) == 0) {
-			pthread_mutex_lock(&r->mu);
-			r->kicked = true;
-			pthread_mutex_unlock(&r->mu);
-			wake(r);
-		}
+		if (put_row(st, &row) != 0)
+			return -1;
+		pthread_mutex_lock(&r->mu);
+		r->kicked = true;
+		pthread_mutex_unlock(&r->mu);
+		wake(r);
 	}
+	return 0;
 }
 
 /* ---- life cycle --------------------------------------------------------- */

@@ -38,6 +38,10 @@
  *      the contact the device itself registered last (device_contact),
  *      else its last fetch's address on port 5060, else its static contact.
  *   4. Passwords are copied only into a send job, wiped after notify_send.
+ *   5. A row changes with its event ("resync.sent", "resync.synced", ...)
+ *      or not at all: a round of results and fetches, or a registration,
+ *      whose writes fail is rolled back whole (the rows wait as they were;
+ *      the phones' next fetches count again).
  *
  * Times: rows are in seconds (the store's clock); NOTIFY timers in ms.
  */

@@ -1006,8 +1006,10 @@ reg_body(struct svc *s, void *arg)
 	if ((x->r->expires == 0 ? store_reg_delete(s->st, x->reg->sip_user)
 	                        : store_reg_put(s->st, x->reg)) != 0)
 		return -1;
-	if (s->reg_hook != NULL)
-		s->reg_hook(s->reg_hook_arg, s->w, s->st, x->r, x->reg->updated_at);
+	/* what the hook records goes with the registration, or nothing does */
+	if (s->reg_hook != NULL &&
+	    s->reg_hook(s->reg_hook_arg, s->w, s->st, x->r, x->reg->updated_at) != 0)
+		return -1;
 	return 0;
 }
 

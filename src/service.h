@@ -160,10 +160,12 @@ int svc_registration(struct svc *s, const struct svc_registration *r, char *err,
  * Called by svc_registration after the registration is stored, with the
  * lock held, the world as it is at that moment and `now` (seconds); must
  * not call back into svc_*.  The resync engine records there which device
- * the phone that registered is (resync.h).
+ * the phone that registered is (resync.h).  It runs in the registration's
+ * transaction: non-zero (the store failed) rolls the registration and
+ * what the hook wrote back, and svc_registration answers SVC_INTERNAL.
  */
-typedef void (*svc_reg_hook)(void *arg, const struct world *w, struct store *st,
-                             const struct svc_registration *r, long long now);
+typedef int (*svc_reg_hook)(void *arg, const struct world *w, struct store *st,
+                            const struct svc_registration *r, long long now);
 void svc_set_registration_hook(struct svc *s, svc_reg_hook hook, void *arg);
 
 /*

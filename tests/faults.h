@@ -53,6 +53,7 @@ struct fx {
 	char *tftp;       /* the publisher's TFTP root */
 	hd_id org;        /* "acme" */
 	int hook_calls;   /* change hook runs */
+	long armed;       /* the k of the fault armed now, 0 = none */
 };
 
 static inline void
@@ -688,6 +689,7 @@ fx_arm_locked(const struct world *w, struct store *st, void *arg)
 static inline void
 fx_arm(struct fx *f, long k)
 {
+	f->armed = k;
 	(void)svc_locked(f->svc, fx_arm_locked, &k);
 }
 
@@ -706,6 +708,7 @@ fx_disarm(struct fx *f)
 {
 	long n = 0;
 
+	f->armed = 0;
 	(void)svc_locked(f->svc, fx_disarm_locked, &n);
 	return n;
 }

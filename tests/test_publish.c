@@ -126,41 +126,52 @@ Test(publish_faults, template_change_shared_file)
 /* ---- start-up ------------------------------------------------------------ */
 
 /* A restart: a new publisher over the same TFTP root reconciled from the
- * store (the files are there, the versions recorded), after the world
- * changed while it was down.  A failed start-up may leave things half
- * done: the next one (the checks' fresh publisher, and here a second
- * reconcile) must still serve exactly the stored world. */
-static int
-restart_locked(const struct world *w, struct store *st, void *arg)
-{
-	struct fx *f = arg;
-	struct pub_opts po = { .templates = "templates", .static_dir = "provisioning" };
+ * store (the files are there, the versions recorded) in one transaction,
+ * as the daemon starts.  A failed start-up stops the daemon: the next
+ * start (without the fault: the hook fails one step) must serve exactly
+ * the stored world, whatever the failed one left in the TFTP root. */
+struct restart {
 	struct pub *p;
 	char err[256];
-	int rc;
+};
+
+static int
+restart_body(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	struct restart *rs = arg;
+
+	(void)chg;
+	return pub_reconcile(rs->p, w, st, rs->err, sizeof(rs->err)) != 0 ? -1 : 0;
+}
+
+static struct pub *
+restart_once(struct fx *f, int *rc)
+{
+	struct pub_opts po = { .templates = "templates", .static_dir = "provisioning" };
+	struct restart rs = { NULL, "" };
 
 	po.tftp_root = f->tftp;
-	p = pub_new(&po, err, sizeof(err));
-	cr_assert_not_null(p, "%s", err);
-	rc = pub_reconcile(p, w, st, err, sizeof(err));
-	if (rc != 0) {
-		/* the daemon stops; its next start runs without the fault (it
-		 * failed once: the store's hook fails one step) */
-		pub_free(p);
-		p = pub_new(&po, err, sizeof(err));
-		cr_assert_not_null(p, "%s", err);
-		cr_assert_eq(pub_reconcile(p, w, st, err, sizeof(err)), 0, "%s", err);
-	}
-	pub_free(f->pub);
-	f->pub = p;
-	return rc == 0 ? SVC_OK : SVC_INTERNAL;
+	rs.p = pub_new(&po, rs.err, sizeof(rs.err));
+	cr_assert_not_null(rs.p, "%s", rs.err);
+	*rc = svc_transact(f->svc, "start-up", restart_body, NULL, &rs);
+	return rs.p;
 }
 
 static int
 op_restart(struct fx *f, void *arg)
 {
+	int rc, again;
+	struct pub *p = restart_once(f, &rc);
+
 	(void)arg;
-	return svc_locked(f->svc, restart_locked, f);
+	if (rc != SVC_OK) {
+		pub_free(p);
+		p = restart_once(f, &again);
+		cr_assert_eq(again, SVC_OK, "the start after a failed one failed");
+	}
+	pub_free(f->pub);
+	f->pub = p;
+	return rc == SVC_OK ? SVC_OK : SVC_INTERNAL;
 }
 
 /* While the daemon is down, Bob's phone is gone from the TFTP root and

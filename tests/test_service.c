@@ -243,3 +243,107 @@ Test(service_faults, delete_an_organization)
 {
 	fx_faults_world("organization deleted", prep_org2, op_org_delete, NULL, true);
 }
+
+/* ---- template saves (svc_transact) ----------------------------------------- */
+
+/* A template save as the admin API makes it: in the service's transaction
+ * the dry run finds the devices the candidate changes, the new version,
+ * their outbox rows and the event are written; after the commit the
+ * template is installed and the change hook publishes those devices. */
+struct tsave {
+	const char *profile, *name, *insert;
+	struct fx *f;
+	char *src;
+	size_t len;
+	struct hd_idset changed;
+	bool installed;
+};
+
+static int
+tsave_dry(const struct pub_dry_dev *d, void *arg)
+{
+	struct tsave *t = arg;
+
+	cr_assert_geq(d->result, 0, "%s: %s", d->dev->mac, d->error);
+	return d->result > 0 ? hd_idset_add(&t->changed, d->dev->id) : 0;
+}
+
+static int
+tsave_body(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	struct tsave *t = arg;
+	const struct vendor_profile *prof = vendor_profile_by_name(t->profile);
+	long long now = 1000;
+	char err[256];
+	int version;
+
+	if (pub_dry_run(t->f->pub, w, prof, t->name, t->src, t->len, tsave_dry, t, err,
+	                sizeof(err)) != 0)
+		return -1;
+	if (store_tmpl_add(st, t->profile, t->name, t->src, "test", now, &version) != 0)
+		return -1;
+	for (size_t i = 0; i < t->changed.n; i++)
+		if (store_resync_enqueue(st, t->changed.v[i], now) != 0)
+			return -1;
+	if (store_event_add(st, now, "template.put", 0, NULL, NULL, "{\"test\":true}") != 0)
+		return -1;
+	chg->devs = t->changed;
+	memset(&t->changed, 0, sizeof(t->changed));
+	return 0;
+}
+
+static int
+tsave_install(const struct world *w, struct store *st, void *arg)
+{
+	struct tsave *t = arg;
+	char err[256];
+
+	(void)w;
+	(void)st;
+	cr_assert_eq(pub_template_set(t->f->pub, vendor_profile_by_name(t->profile), t->name,
+	                              t->src, t->len, err, sizeof(err)), 0, "%s", err);
+	t->installed = true;
+	return 0;
+}
+
+static int
+op_tsave(struct fx *f, void *arg)
+{
+	struct tsave *t = arg;
+	const struct vendor_profile *prof = vendor_profile_by_name(t->profile);
+	char *def = NULL, err[256];
+	size_t len = 0, ilen = strlen(t->insert), first;
+	const char *nl;
+	int rc;
+
+	t->f = f;
+	t->installed = false;
+	memset(&t->changed, 0, sizeof(t->changed));
+	cr_assert_eq(pub_template_default(f->pub, prof, t->name, &def, &len, err, sizeof(err)), 0,
+	             "%s", err);
+	nl = memchr(def, '\n', len);
+	cr_assert_not_null(nl);
+	first = (size_t)(nl - def) + 1;
+	t->src = malloc(len + ilen + 1);
+	cr_assert_not_null(t->src);
+	memcpy(t->src, def, first);
+	memcpy(t->src + first, t->insert, ilen);
+	memcpy(t->src + first + ilen, def + first, len - first + 1);
+	t->len = len + ilen;
+	free(def);
+	rc = svc_transact(f->svc, "template", tsave_body, tsave_install, t);
+	hd_idset_free(&t->changed);
+	free(t->src);
+	/* a save that committed installed its template; one that did not
+	 * changed nothing */
+	if (rc == SVC_OK && !t->installed)
+		return FX_WRONG;
+	return rc == SVC_OK ? SVC_OK : SVC_INTERNAL;
+}
+
+Test(service_faults, template_save)
+{
+	struct tsave t = { .profile = "yealink", .name = "device.cfg", .insert = "# saved by a test\n" };
+
+	fx_faults_world("yealink device.cfg saved", NULL, op_tsave, &t, false);
+}

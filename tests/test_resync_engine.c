@@ -1,0 +1,236 @@
+/*
+ * test_resync_engine.c -- the resync engine's side of the application
+ * layer (src/resync.h: the change hook's resync_kick, the registration
+ * hook, the fetch confirmation) wired to a service on an in-memory store
+ * with the store's fault hook (tests/faults.h), each operation run once
+ * per store step with that step failing.  Besides the checks every fault
+ * test makes, a device's resync row and the audit trail agree: a row is
+ * synced only with its "resync.synced" event, a change's row is never
+ * lost, and the version a row waits for is the one published.
+ * The pure rules are tested in test_resync.c; NOTIFYs on the wire end to
+ * end (tests/e2e/test_resync.py).
+ */
+#include <time.h>
+
+#include "config.h"
+#include "faults.h"
+
+#define DEE_MAC "001565000103"   /* Dee's own phone, parked while she visits */
+
+static const char *const engine_ini =
+    "[pbx]\n"
+    "token = engine-test-token-0123456789abcdef\n"
+    "[sip]\n"
+    "bind = 127.0.0.1:0\n"
+    "sync_timeout = 3600\n";
+
+/* Starts the engine on f (the change hook then kicks it). */
+static void
+engine_start(struct fx *f)
+{
+	char err[256];
+	struct hd_config *cfg = cfg_load_string("engine.ini", engine_ini, err, sizeof(err));
+
+	cr_assert_not_null(cfg, "%s", err);
+	f->rs = resync_new(cfg, f->svc, f->pub, err, sizeof(err));
+	cr_assert_not_null(f->rs, "resync_new: %s", err);
+	cfg_free(cfg);
+}
+
+struct row_q {
+	const char *mac;
+	struct store_resync row;
+	int found;
+	size_t synced_events;
+};
+
+static int
+count_event(const struct store_event *ev, void *arg)
+{
+	(void)ev;
+	((struct row_q *)arg)->synced_events++;
+	return 0;
+}
+
+static int
+row_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct row_q *q = arg;
+	const struct hd_dev *d = world_dev_by_mac(w, q->mac);
+	struct store_event_filter ef = { .type = "resync.synced", .device = q->mac };
+
+	q->found = d != NULL ? store_resync_get(st, d->id, &q->row) : 0;
+	q->synced_events = 0;
+	cr_assert_geq(store_events_list(st, &ef, count_event, q), 0);
+	return 0;
+}
+
+static struct row_q
+row_of(struct fx *f, const char *mac)
+{
+	struct row_q q = { .mac = mac };
+
+	(void)svc_locked(f->svc, row_locked, &q);
+	return q;
+}
+
+/* The engine's first round after a change: it found no target for the
+ * phone (none registered, fetched or configured).  Waits for it, so the
+ * operation under test runs with the engine idle. */
+static void
+engine_settle(struct fx *f, const char *mac)
+{
+	for (int i = 0; i < 6000; i++) { /* 30 s */
+		struct row_q q = row_of(f, mac);
+
+		if (q.found == 1 && q.row.last_result[0] != '\0' && q.row.version != 0)
+			return;
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	}
+	cr_assert_fail("the engine never tried %s", mac);
+}
+
+/* Dee's row and the audit trail agree. */
+static void
+check_dee(struct fx *f, const char *label)
+{
+	struct row_q q = row_of(f, DEE_MAC);
+
+	cr_assert_eq(q.found, 1, "%s: the row of the changed phone is gone", label);
+	cr_assert_neq(q.row.version, 0, "%s: the row waits for no version", label);
+	cr_assert_eq(q.row.version, pub_version(f->pub, q.row.dev),
+	             "%s: the row waits for version %llu, %llu is published", label,
+	             q.row.version, pub_version(f->pub, q.row.dev));
+	if (strcmp(q.row.state, "synced") == 0)
+		cr_assert_eq(q.synced_events, 1, "%s: synced with %zu resync.synced events", label,
+		             q.synced_events);
+	else
+		cr_assert_eq(q.synced_events, 0, "%s: %s with a resync.synced event", label,
+		             q.row.state);
+}
+
+/* ---- a move: the outbox row and the version it waits for ------------------- */
+
+static void
+check_dee_settled(struct fx *f, const char *label)
+{
+	engine_settle(f, DEE_MAC);
+	check_dee(f, label);
+}
+
+static int
+prep_engine(struct fx *f, void *arg)
+{
+	(void)arg;
+	engine_start(f);
+	f->extra = NULL;
+	return SVC_OK;
+}
+
+static int
+op_move(struct fx *f, void *arg)
+{
+	struct svc_star30_req rq = { .caller = "acme-park3", .digits = "104", .code = FX_CODE };
+	struct svc_star30_res res;
+	int rc = svc_star30(f->svc, &rq, &res);
+
+	(void)arg;
+	if (rc == SVC_OK && res.result != VIRT_ACCEPTED)
+		return FX_WRONG + (int)res.result;
+	/* when the move committed, its row must be there, waiting for what
+	 * was published (the engine may have to fill the version) */
+	if (rc == SVC_OK)
+		f->extra = check_dee_settled;
+	return rc;
+}
+
+Test(resync_engine_faults, move_queues_the_phone)
+{
+	fx_faults_world("*30 104 with the engine", prep_engine, op_move, NULL, true);
+}
+
+/* ---- the registration that confirms it -------------------------------------- */
+
+static int
+prep_moved(struct fx *f, void *arg)
+{
+	(void)arg;
+	engine_start(f);
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	engine_settle(f, DEE_MAC);
+	f->extra = check_dee;
+	return SVC_OK;
+}
+
+static int
+op_register(struct fx *f, void *arg)
+{
+	/* Dee's phone, now carrying Eve (104), registers as acme104: its
+	 * User-Agent names its MAC, which proves it is that phone */
+	struct svc_registration reg = {
+		.sip_user = "acme104",
+		.contact = "sip:acme104@127.0.0.1:5999",
+		.source = "127.0.0.1:5999",
+		.user_agent = "Yealink SIP-T46S 66.86.0.15 00:15:65:00:01:03",
+		.call_id = "reg-1@127.0.0.1",
+		.expires = 3600,
+	};
+	char err[256];
+
+	(void)arg;
+	return svc_registration(f->svc, &reg, err, sizeof(err));
+}
+
+Test(resync_engine_faults, registration_confirms_the_move)
+{
+	fx_faults_world("registration of acme104 on Dee's phone", prep_moved, op_register, NULL,
+	                false);
+}
+
+/* ---- the fetch that confirms it ---------------------------------------------- */
+
+static int
+steps_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	*(long *)arg = store_fault_steps(st);
+	return 0;
+}
+
+/* Dee's row as the move left it (read before the fault is armed). */
+static int
+prep_fetch(struct fx *f, void *arg)
+{
+	prep_moved(f, NULL);
+	*(struct row_q *)arg = row_of(f, DEE_MAC);
+	return SVC_OK;
+}
+
+static int
+op_fetch(struct fx *f, void *arg)
+{
+	const struct row_q *q = arg;
+	long steps = 0, last = -1;
+	int still = 0;
+
+	/* the phone fetched the version its row waits for: the engine's
+	 * thread records it and confirms the row, in its own transaction.
+	 * Done when the thread's store steps stop (watched without a step
+	 * of ours, which would count). */
+	resync_on_fetch(f->rs, q->row.dev, q->row.version, "127.0.0.1", "Yealink SIP-T46S");
+	for (int i = 0; i < 6000 && still < 40; i++) { /* 30 s; quiet for 200 ms */
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+		(void)svc_locked(f->svc, steps_locked, &steps);
+		still = steps > 0 && steps == last ? still + 1 : 0;
+		last = steps;
+	}
+	cr_assert_eq(still, 40, "the engine never recorded the fetch");
+	return SVC_OK;
+}
+
+Test(resync_engine_faults, fetch_confirms_the_move)
+{
+	struct row_q q;
+
+	fx_faults_world("fetch of Dee's phone", prep_fetch, op_fetch, &q, false);
+}
