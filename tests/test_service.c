@@ -7,6 +7,7 @@
  * or not at all, and the files served are a fresh render of the stored
  * world.
  */
+#include "event.h"
 #include "faults.h"
 
 /* ---- moves and returns ------------------------------------------------------ */
@@ -285,7 +286,7 @@ tsave_body(const struct world *w, struct store *st, struct svc_change *chg, void
 	for (size_t i = 0; i < t->changed.n; i++)
 		if (store_resync_enqueue(st, t->changed.v[i], now) != 0)
 			return -1;
-	if (store_event_add(st, now, "template.put", 0, NULL, NULL, "{\"test\":true}") != 0)
+	if (event_add(st, now, "template.put", 0, NULL, NULL, json_pack("{s:b}", "test", 1)) != 0)
 		return -1;
 	chg->devs = t->changed;
 	memset(&t->changed, 0, sizeof(t->changed));
