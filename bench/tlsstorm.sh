@@ -4,18 +4,29 @@
 # profiles) from a hotdeskd TLS listener, and in the same run the same
 # files as rendered into the TFTP root from nginx over HTTPS, both with the
 # same certificate and key (ECDSA P-256) and comparable TLS settings (TLS
-# 1.2/1.3, AEAD ciphers).  Two measurements each:
+# 1.2/1.3, AEAD ciphers, the client's cipher and group preference).  Three
+# measurements each:
 #
 #   keep-alive   phones that keep their connection: requests per second
 #   handshakes   phones that reconnect for every file ("Connection: close"):
 #                each request is a new TCP connection and a full TLS
 #                handshake, so requests per second = new handshakes per second
+#                (no resumption on either server)
+#   resumed      the same, phones resuming their TLS session: session
+#                tickets on both (hotdeskd [tls] session_tickets, nginx
+#                ssl_session_tickets with its shared session cache)
+#
+# Each measurement also gives the server's CPU time per request (user +
+# system of the server's processes over the run, from /proc): on a shared,
+# loaded machine req/s follows what the scheduler grants, CPU per request
+# much less.  REPEAT=N runs the three measurements N times.
 #
 #   sh bench/tlsstorm.sh            full run (about a minute on 2 cores)
 #   QUICK=1 sh bench/tlsstorm.sh    200 devices, 2 s per measurement
 #
 # Settings: THREADS (hotdeskd [server] threads = nginx worker_processes,
-# default: cores), CONNS (wrk connections, default 64), DURATION (s).
+# default: cores), CONNS (wrk connections, default 64), DURATION (s),
+# REPEAT (default 1).
 # Exit status: 0 when every run completed without errors (ratios are
 # reported, not enforced: a benchmark is not a test).
 . "$(dirname "$0")/lib.sh"
@@ -26,6 +37,7 @@ else
 	DEVICES=${DEVICES:-10000} DURATION=${DURATION:-15} CONNS=${CONNS:-64}
 fi
 ORGS=$(((DEVICES + 999) / 1000))
+REPEAT=${REPEAT:-1}
 WRK_THREADS=$CORES
 [ "$WRK_THREADS" -gt 4 ] && WRK_THREADS=4
 
@@ -57,6 +69,10 @@ serves = phones
 cert = $BENCH_DIR/cert.pem
 key = $BENCH_DIR/key.pem
 INI
+# the same without session tickets: full handshakes only
+sed -e "s|^port_file = $BENCH_DIR/tls.port|port_file = $BENCH_DIR/tlsfull.port|" \
+	-e "s|tls.tls.port|tlsfull.tls.port|" "$BENCH_DIR/tls.ini" >"$BENCH_DIR/tlsfull.ini"
+echo "session_tickets = false" >>"$BENCH_DIR/tlsfull.ini"
 
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -65,7 +81,7 @@ free_port() {
 nginx_start() {
 	ng=$BENCH_DIR/nginx
 	mkdir -p "$ng/logs"
-	NG_PORT=$(free_port)
+	NG_PORT=$(free_port) NG_PORT_RESUME=$(free_port)
 	user=""
 	[ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
 	cat >"$ng/nginx.conf" <<CONF
@@ -88,12 +104,18 @@ http {
 	client_body_temp_path $ng/tmp;
 	ssl_protocols TLSv1.2 TLSv1.3;
 	ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
-	ssl_session_cache off;
-	ssl_session_tickets off;
+	ssl_certificate $BENCH_DIR/cert.pem;
+	ssl_certificate_key $BENCH_DIR/key.pem;
 	server {
 		listen 127.0.0.1:$NG_PORT ssl;
-		ssl_certificate $BENCH_DIR/cert.pem;
-		ssl_certificate_key $BENCH_DIR/key.pem;
+		ssl_session_cache off;
+		ssl_session_tickets off;
+		location /provision/ { alias $tftp/; }
+	}
+	server {
+		listen 127.0.0.1:$NG_PORT_RESUME ssl;
+		ssl_session_cache shared:SSL:10m;
+		ssl_session_tickets on;
 		location /provision/ { alias $tftp/; }
 	}
 }
@@ -115,50 +137,95 @@ nginx_stop() {
 	BENCH_PIDS=$(echo "$BENCH_PIDS" | sed "s/ $NG_PID\b//")
 }
 
-# run_tls LABEL URL [wrk options...] -- prints the figures, sets RPS, ERR
+# cpu_ticks PID... -- user + system time of the processes, in clock ticks
+cpu_ticks() {
+	t=0
+	for p in "$@"; do
+		t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+	done
+	echo "$t"
+}
+
+# run_tls LABEL URL "PIDS" [wrk options...] -- prints the figures, sets RPS,
+# ERR and CPU_US (server CPU microseconds per request)
 run_tls() {
-	label=$1 url=$2
-	shift 2
+	label=$1 url=$2 pids=$3
+	shift 3
 	wrk -t"$WRK_THREADS" -c"$CONNS" -d1s "$@" -s "$ROOT/bench/storm.lua" "$url" \
 		-- "$BENCH_DIR/tls.paths" >/dev/null 2>&1 || true
+	# shellcheck disable=SC2086
+	c0=$(cpu_ticks $pids)
 	out=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$@" -s "$ROOT/bench/storm.lua" \
 		"$url" -- "$BENCH_DIR/tls.paths" 2>&1) || { echo "$out" >&2; die "wrk failed ($label)"; }
+	# shellcheck disable=SC2086
+	c1=$(cpu_ticks $pids)
 	line=$(echo "$out" | grep '^RESULT ') || { echo "$out" >&2; die "no result ($label)"; }
 	eval "$(echo "$line" | sed 's/^RESULT //')"
 	figure "$label req/s" "$rps"
 	figure "$label latency p50 / p99 / max" "$(awk "BEGIN { printf \"%.2f / %.2f / %.2f ms\", $p50_us / 1000, $p99_us / 1000, $max_us / 1000 }")"
 	figure "$label errors (of which non-2xx)" "$errors ($status_errors) of $requests"
+	CPU_US=$(awk "BEGIN { printf \"%.0f\", ($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / ($requests > 0 ? $requests : 1) }")
+	figure "$label server CPU per request" "$CPU_US us"
 	RPS=$rps ERR=$errors
 }
 
-hd_start tls
-TLS_PORT=$(cat "$BENCH_DIR/tls.tls.port")
-HD_TLS=https://127.0.0.1:$TLS_PORT
+ratio() {
+	awk "BEGIN { printf \"%.2f\", $1 / $2 }"
+}
+
+# measure LABEL HD_URL NG_URL [wrk options...] -- hotdeskd then nginx;
+# prints the ratios
+measure() {
+	m_label=$1 hd_url=$2 ng_url=$3
+	shift 3
+	run_tls "hotdeskd $m_label" "$hd_url" "$HD_PID" "$@"
+	hd_rps=$RPS hd_cpu=$CPU_US errs=$((errs + ERR))
+	run_tls "nginx $m_label" "$ng_url" "$NG_PID $(ps -o pid= --ppid "$NG_PID" | tr '\n' ' ')" "$@"
+	errs=$((errs + ERR))
+	figure "ratio hotdeskd/nginx $m_label req/s (target >= 1.0)" "$(ratio "$hd_rps" "$RPS")"
+	figure "ratio nginx/hotdeskd $m_label CPU per request" "$(ratio "$CPU_US" "$hd_cpu")"
+}
+
+check_same() {
+	for p in $(awk 'NR % 997 == 1' "$BENCH_DIR/tls.paths" | head -5); do
+		a=$(curl -sf --cacert "$BENCH_DIR/cert.pem" "$1/provision/$p" | md5sum) || die "hotdeskd: $p"
+		b=$(curl -sf --cacert "$BENCH_DIR/cert.pem" "$2/provision/$p" | md5sum) || die "nginx: $p"
+		[ "$a" = "$b" ] || die "hotdeskd and nginx serve different bytes for $p"
+	done
+}
+
+errs=0
 nginx_start
 NG_TLS=https://127.0.0.1:$NG_PORT
-for p in $(awk 'NR % 997 == 1' "$BENCH_DIR/tls.paths" | head -5); do
-	a=$(curl -sf --cacert "$BENCH_DIR/cert.pem" "$HD_TLS/provision/$p" | md5sum) || die "hotdeskd: $p"
-	b=$(curl -sf --cacert "$BENCH_DIR/cert.pem" "$NG_TLS/provision/$p" | md5sum) || die "nginx: $p"
-	[ "$a" = "$b" ] || die "hotdeskd and nginx serve different bytes for $p"
+NG_RESUME=https://127.0.0.1:$NG_PORT_RESUME
+run=1
+while [ "$run" -le "$REPEAT" ]; do
+	[ "$REPEAT" -gt 1 ] && { echo; echo "== run $run of $REPEAT"; }
+	hd_start tlsfull
+	HD_TLS=https://127.0.0.1:$(cat "$BENCH_DIR/tlsfull.tls.port")
+	check_same "$HD_TLS" "$NG_TLS"
+	if [ "$run" = 1 ]; then
+		for u in "$HD_TLS" "$NG_TLS"; do
+			echo "protocol:    $(echo | openssl s_client -connect "${u#https://}" 2>/dev/null |
+				sed -n 's/^New, \(.*\)$/\1/p' | head -1), key exchange $(echo |
+				openssl s_client -connect "${u#https://}" 2>/dev/null |
+				sed -n 's/^Server Temp Key: //p' | head -1) ($u)"
+		done
+	fi
+	echo
+	echo "-- keep-alive: one TLS connection per wrk connection"
+	measure "keep-alive" "$HD_TLS" "$NG_TLS"
+	echo
+	echo "-- handshakes: a new connection and full TLS handshake for every file (Connection: close)"
+	measure "handshakes" "$HD_TLS" "$NG_TLS" -H "Connection: close"
+	hd_stop
+	hd_start tls
+	HD_RESUME=https://127.0.0.1:$(cat "$BENCH_DIR/tls.tls.port")
+	echo
+	echo "-- resumed: a new connection for every file, resuming the TLS session (tickets)"
+	measure "resumed" "$HD_RESUME" "$NG_RESUME" -H "Connection: close"
+	hd_stop
+	run=$((run + 1))
 done
-echo "protocol:    hotdeskd $(echo | openssl s_client -connect 127.0.0.1:"$TLS_PORT" 2>/dev/null | sed -n 's/^New, \(.*\)$/\1/p' | head -1)"
-echo "             nginx    $(echo | openssl s_client -connect 127.0.0.1:"$NG_PORT" 2>/dev/null | sed -n 's/^New, \(.*\)$/\1/p' | head -1)"
-
-echo
-echo "-- keep-alive: one TLS connection per wrk connection"
-run_tls "hotdeskd https" "$HD_TLS"
-hd_rps=$RPS errs=$ERR
-run_tls "nginx https" "$NG_TLS"
-ng_rps=$RPS errs=$((errs + ERR))
-figure "ratio hotdeskd/nginx keep-alive (target >= 1.0)" "$(awk "BEGIN { printf \"%.2f\", $hd_rps / $ng_rps }")"
-
-echo
-echo "-- handshakes: a new connection and TLS handshake for every file (Connection: close)"
-run_tls "hotdeskd handshakes" "$HD_TLS" -H "Connection: close"
-hd_hs=$RPS errs=$((errs + ERR))
-run_tls "nginx handshakes" "$NG_TLS" -H "Connection: close"
-ng_hs=$RPS errs=$((errs + ERR))
-figure "ratio hotdeskd/nginx new handshakes/s" "$(awk "BEGIN { printf \"%.2f\", $hd_hs / $ng_hs }")"
 nginx_stop
-hd_stop
 [ "$errs" = 0 ] || die "errors during the run"

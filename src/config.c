@@ -100,6 +100,7 @@ static const struct cfg_key keys[] = {
 	STR("tls", "cert", tls.cert, F_OPTIONAL | F_RELOAD, "", NULL),
 	STR("tls", "key", tls.key, F_OPTIONAL | F_RELOAD, "", NULL),
 	STR("tls", "priorities", tls.priorities, F_OPTIONAL, "", NULL),
+	BOOL("tls", "session_tickets", tls.session_tickets, 0, "true"),
 	STR("client_ca", "polycom", client_ca.polycom, F_OPTIONAL | F_RELOAD, "", NULL),
 	STR("client_ca", "yealink", client_ca.yealink, F_OPTIONAL | F_RELOAD, "", NULL),
 	STR("client_ca", "cisco-mpp", client_ca.cisco_mpp, F_OPTIONAL | F_RELOAD, "", NULL),

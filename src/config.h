@@ -105,6 +105,7 @@ struct hd_config {
 		char *cert;       /* PEM: server certificate then intermediates (reload) */
 		char *key;        /* PEM private key (reload) */
 		char *priorities; /* optional GnuTLS priority string */
+		bool session_tickets; /* resumption with TLS session tickets */
 	} tls;
 
 	struct {

@@ -120,6 +120,7 @@ struct http_tls {
 	struct tls_gen *cur;        /* the generation in force (one reference) */
 	struct tls_ca *ca;          /* the client CAs in force (one reference) */
 	char *priorities;           /* with the TLS 1.2 floor appended */
+	gnutls_datum_t ticket_key;  /* session tickets: GnuTLS' master key; size 0: none */
 };
 
 /* A connection, MHD's socket context (invariant 4). */
@@ -587,6 +588,11 @@ tls_session_start(struct conn *c, struct MHD_Connection *mc)
 	pthread_mutex_unlock(&t->lock);
 	if (gnutls_credentials_set(ci->tls_session, GNUTLS_CRD_CERTIFICATE, c->ca->cred) < 0)
 		return;
+	/* a phone that reconnects resumes its session: no signature, no
+	 * certificates; the client certificate of the first handshake stays
+	 * the session's (http_client_cert) */
+	if (t->ticket_key.size > 0)
+		(void)gnutls_session_ticket_enable_server(ci->tls_session, &t->ticket_key);
 	gnutls_certificate_server_set_request(ci->tls_session,
 	                                      c->ca->request ? GNUTLS_CERT_REQUEST
 	                                                     : GNUTLS_CERT_IGNORE);
@@ -695,7 +701,7 @@ fail:
 
 struct http_tls *
 http_tls_new(const char *cert_file, const char *key_file, const char *priorities,
-             const char *client_ca_pem, char *err, size_t errlen)
+             const char *client_ca_pem, bool tickets, char *err, size_t errlen)
 {
 	static const char floor[] = ":-VERS-TLS1.1:-VERS-TLS1.0:-VERS-SSL3.0";
 	gnutls_priority_t pc;
@@ -726,6 +732,11 @@ http_tls_new(const char *cert_file, const char *key_file, const char *priorities
 	gnutls_priority_deinit(pc);
 	if ((t->ca = ca_new(client_ca_pem, err, errlen)) == NULL)
 		goto fail;
+	if (tickets && (rc = gnutls_session_ticket_key_generate(&t->ticket_key)) < 0) {
+		hd_seterr(err, errlen, "session ticket key: %s", gnutls_strerror(rc));
+		t->ticket_key.size = 0;
+		goto fail;
+	}
 	if ((t->cur = gen_load(cert_file, key_file, err, errlen)) == NULL)
 		goto fail;
 	return t;
@@ -785,6 +796,10 @@ http_tls_free(struct http_tls *t)
 		return;
 	gen_unref(t->cur);
 	ca_unref(t->ca);
+	if (t->ticket_key.data != NULL) {
+		sodium_memzero(t->ticket_key.data, t->ticket_key.size);
+		gnutls_free(t->ticket_key.data);
+	}
 	free(t->priorities);
 	pthread_mutex_destroy(&t->lock);
 	free(t);

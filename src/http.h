@@ -134,6 +134,11 @@ struct http_route {
  * whether the certificate is trusted is for the caller to decide
  * (http_client_cert gives the chain to check).  http_tls_set_client_ca
  * replaces it for the connections opened afterwards.
+ *
+ * tickets: sessions can be resumed with TLS session tickets (RFC 8446
+ * PSK, RFC 5077), sealed with a key made at start and never written
+ * anywhere, which GnuTLS rotates; a resumed session keeps the client
+ * certificate of the handshake that opened it.
  */
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
 	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:" \
@@ -146,7 +151,7 @@ struct http_tls;
  * has stopped. */
 struct http_tls *http_tls_new(const char *cert_file, const char *key_file,
                               const char *priorities, const char *client_ca_pem,
-                              char *err, size_t errlen);
+                              bool tickets, char *err, size_t errlen);
 /* Loads a new certificate and key and puts them in force for the next
  * handshakes; on error (err filled, -1) the one in force stays. */
 int http_tls_reload(struct http_tls *t, const char *cert_file, const char *key_file,

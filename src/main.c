@@ -532,7 +532,8 @@ tls_load(const struct hd_config *c, struct http_tls **out, struct mtls **m, char
 	if (!any)
 		return 0;
 	pem = mtls_ca_pem_copy(*m);
-	*out = http_tls_new(c->tls.cert, c->tls.key, c->tls.priorities, pem, err, errlen);
+	*out = http_tls_new(c->tls.cert, c->tls.key, c->tls.priorities, pem, c->tls.session_tickets,
+	                    err, errlen);
 	free(pem);
 	return *out != NULL ? 0 : -1;
 }

@@ -613,4 +613,18 @@ Test(config, listeners_and_tls)
 	             ": [listener2] tls needs [tls] cert and key");
 	/* a TLS listener that is off needs nothing */
 	cfg_free(load_ok(PBX "[listener2]\ntls = true\n"));
+	/* three listeners at most (docs/CONFIG.md) */
+	expect_error(PBX "[listener4]\nlisten = 127.0.0.1\n", ":3: unknown section [listener4]");
+	/* session tickets: on unless turned off */
+	c = load_ok(PBX);
+	cr_assert(c->tls.session_tickets);
+	cfg_free(c);
+	c = load_ok(PBX "[tls]\nsession_tickets = false\n");
+	cr_assert_not(c->tls.session_tickets);
+	cfg_free(c);
+	/* client CRL files, optional */
+	c = load_ok(PBX "[client_crl]\nyealink = /y.crl\n");
+	cr_assert_str_eq(c->client_crl.yealink, "/y.crl");
+	cr_assert_null(c->client_crl.polycom);
+	cfg_free(c);
 }

@@ -383,3 +383,36 @@ def test_bundles_and_crls_reload_without_dropping_connections(make_daemon, phone
     plain.close()
     assert not failures, failures[:5]
     assert count[0] >= 3, count
+
+
+def test_resumed_sessions_keep_the_phones_certificate(make_daemon, phones, tmp_path):
+    """A phone that reconnects resumes its TLS session (session tickets):
+    the resumed session still proves the phone by the certificate of its
+    first handshake, for its own file and against other files."""
+    d, demo, port = start(make_daemon, phones, tmp_path)
+    set_prov(d, {"client_cert": "required"})
+    ctx = tlsutil.context(phones.server_ca.cert, *phones.device(phones.poly, "p101", mac(101)))
+    path = "/provision/" + line_file(mac(101))
+    st, body, session, reused = tlsutil.get_once(port, path, ctx)
+    assert st == 200 and not reused, st
+    for _ in range(3):
+        st, body, session, reused = tlsutil.get_once(port, path, ctx, session)
+        assert reused, "session not resumed"
+        assert st == 200 and demo.passwords["acme-101"].encode() in body, (st, body)
+    st, body, _, reused = tlsutil.get_once(port, "/provision/" + line_file(mac(102)), ctx,
+                                           session)
+    # (a Yealink's file: a Polycom certificate does not prove it)
+    assert reused and st == 403 and b"untrusted certificate" in body, (reused, st, body)
+    # a client without a certificate resumes as one without a certificate
+    bare = tlsutil.context(phones.server_ca.cert)
+    _, _, s2, _ = tlsutil.get_once(port, "/provision/000000000000.cfg", bare)
+    st, body, _, reused = tlsutil.get_once(port, path, bare, s2)
+    assert reused and st == 403 and b"client certificate" in body, (reused, st, body)
+
+
+def test_session_tickets_can_be_turned_off(make_daemon, phones, tmp_path):
+    d, demo, port = start(make_daemon, phones, tmp_path, {"tls": {"session_tickets": "false"}})
+    ctx = tlsutil.context(phones.server_ca.cert)
+    st, _, session, _ = tlsutil.get_once(port, "/provision/000000000000.cfg", ctx)
+    st2, _, _, reused = tlsutil.get_once(port, "/provision/000000000000.cfg", ctx, session)
+    assert st == st2 == 200 and not reused

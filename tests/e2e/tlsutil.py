@@ -143,3 +143,21 @@ def file_fingerprint(pem):
 def read_port(path):
     with open(path) as f:
         return int(f.read().strip())
+
+
+def get_once(port, path, ctx, session=None):
+    """GET path on a new TLS connection (Connection: close), offering
+    `session` for resumption.  Returns (status, body, session, reused)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost", session=session) as t:
+            t.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                       % path).encode())
+            data = b""
+            while True:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+            return status, body, t.session, t.session_reused
