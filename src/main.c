@@ -372,7 +372,6 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 		log_error("publishing after %s: out of memory", why);
 	metrics_observe(METRICS_PUBLISH, metrics_now_ns() - t0);
 	metrics_inc(METRICS_DEVICES_PUBLISHED, n);
-	metrics_move_published();
 	/* the files are published: now the NOTIFYs */
 	if (d->resync != NULL)
 		resync_kick(d->resync, w, st, devs, n, &changed, why);
@@ -391,11 +390,54 @@ on_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *er
 }
 
 /* The Virtualization Center decides through the same engine as the PBX
- * webhook. */
+ * webhook, and answers once the files are in the TFTP root too. */
 static int
 vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
-	return svc_star30(arg, r, res);
+	struct daemon *d = arg;
+	int rc = svc_star30(d->svc, r, res);
+
+	pub_settle(d->pub);
+	return rc;
+}
+
+/* Answers to requests that change things are sent once the files the
+ * change queued for the TFTP root are there (pub_settle; the service lock
+ * is not held while waiting). */
+static void
+pbx_settled(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct api_ctx *a = arg;
+
+	api_pbx_handle(arg, req, res);
+	pub_settle(a->pub);
+}
+
+static void
+admin_settled(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct api_ctx *a = arg;
+
+	api_admin_handle(arg, req, res);
+	pub_settle(a->pub);
+}
+
+static void
+console_settled(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct api_web *w = arg;
+
+	api_web_console_handle(arg, req, res);
+	pub_settle(w->api->pub);
+}
+
+static void
+me_settled(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct api_web *w = arg;
+
+	api_web_me_handle(arg, req, res);
+	pub_settle(w->api->pub);
 }
 
 /* The prompt language of a caller: its organization's site language. */
@@ -430,7 +472,7 @@ start_vc(struct daemon *d, char *err, size_t errlen)
 	o.max_calls = c->vc.max_calls;
 	o.t1_ms = c->sip.t1_ms;
 	o.star30 = vc_star30;
-	o.star30_arg = d->svc;
+	o.star30_arg = d;
 	o.language_of = vc_language;
 	o.language_arg = d->svc;
 	if ((d->vc = vc_start(&o, err, errlen)) == NULL)
@@ -460,6 +502,24 @@ tmpl_override(const struct store_tmpl *t, void *arg)
 	                     sizeof(err)) != 0)
 		log_error("template %s/%s version %d no longer applies, using the default: %s",
 		          t->profile, t->name, t->version, prof ? err : "unknown profile");
+	return 0;
+}
+
+/* Under the service lock, before start-up publishes: was the TFTP root
+ * left clean (pub_tftp_take_clean)? */
+static int
+pub_take_clean_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct startup *su = arg;
+
+	return pub_tftp_take_clean(su->d->pub, st, su->err, sizeof(su->err));
+}
+
+/* Under the service lock: the TFTP root synced and recorded clean. */
+static int
+pub_stop_locked(const struct world *w, struct store *st, void *arg)
+{
+	pub_stop(arg, st);
 	return 0;
 }
 
@@ -665,6 +725,10 @@ run(struct daemon *d)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("state loaded in %.0f ms", ms_between(&t0, &t1));
+	if (svc_locked(d->svc, pub_take_clean_locked, &su) != 0) {
+		log_error("publishing: %s", su.err);
+		return 1;
+	}
 	if (svc_transact(d->svc, "start-up", startup_publish, NULL, &su) != 0) {
 		log_error("publishing: %s", su.err[0] ? su.err : "the database failed");
 		return 1;
@@ -710,10 +774,10 @@ run(struct daemon *d)
 	if (d->api.phone_logs != NULL &&
 	    fs_sweep_temporaries(d->api.phone_logs, NULL, err, sizeof(err)) != 0)
 		log_error("phone logs: removing stale temporaries: %s", err);
-	routes[0] = (struct http_route){ "/pbx/v1/", api_pbx_handle, &d->api,
+	routes[0] = (struct http_route){ "/pbx/v1/", pbx_settled, &d->api,
 	                                 (size_t)d->cfg->server.max_body, CFG_IF_PBX };
 	d->api.max_body = (size_t)d->cfg->server.max_body;
-	routes[1] = (struct http_route){ "/api/v1/", api_admin_handle, &d->api,
+	routes[1] = (struct http_route){ "/api/v1/", admin_settled, &d->api,
 	                                 (size_t)(d->cfg->server.max_import > d->cfg->server.max_body
 	                                          ? d->cfg->server.max_import
 	                                          : d->cfg->server.max_body), CFG_IF_ADMIN };
@@ -732,9 +796,9 @@ run(struct daemon *d)
 		return 1;
 	}
 	d->api.web = &d->web;
-	routes[4] = (struct http_route){ "/console/", api_web_console_handle, &d->web, 4096,
+	routes[4] = (struct http_route){ "/console/", console_settled, &d->web, 4096,
 	                                 CFG_IF_CONSOLE };
-	routes[5] = (struct http_route){ "/me/", api_web_me_handle, &d->web, 4096, CFG_IF_CONSOLE };
+	routes[5] = (struct http_route){ "/me/", me_settled, &d->web, 4096, CFG_IF_CONSOLE };
 	if ((d->health = health_new(d->svc, d->resync, d->cfg->provisioning.tftp_root)) == NULL) {
 		log_error("out of memory");
 		return 1;
@@ -908,6 +972,8 @@ main(int argc, char **argv)
 	vc_stop(d.vc);
 	resync_free(d.resync);
 	health_free(d.health);
+	if (rc == 0 && d.svc != NULL && d.pub != NULL)
+		(void)svc_locked(d.svc, pub_stop_locked, d.pub);
 	svc_close(d.svc);
 	pub_free(d.pub);
 	throttle_free(d.throttle);

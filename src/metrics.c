@@ -329,6 +329,13 @@ since(uint64_t start, uint64_t now)
 }
 
 void
+metrics_move_published_at(uint64_t stamp)
+{
+	if (stamp != 0)
+		metrics_observe(METRICS_MOVE_PUBLISHED, since(stamp, metrics_now_ns()));
+}
+
+void
 metrics_move_end(bool changed)
 {
 	uint64_t start = metrics_move_stamp();

@@ -19,7 +19,8 @@
  * excluded").  A move is followed on the thread that serves the request:
  *   api_pbx    metrics_move_begin()       request received
  *   service    metrics_move_hash(ns)      time of the Argon2id verify
- *   main       metrics_move_published()   after the change hook published
+ *   publish    metrics_move_published()   after the change hook published
+ *                                         (in memory; no TFTP root)
  *   api_pbx    metrics_move_end(changed)  answer ready
  * The resync module stamps its queued work with metrics_move_stamp() (0
  * when the change is not a *30 move on this thread) and, when it hands the
@@ -128,6 +129,9 @@ void metrics_move_begin(void);
 void metrics_move_hash(uint64_t ns);
 uint64_t metrics_move_stamp(void);
 void metrics_move_published(void);
+/* The TFTP writer wrote the last file of the move stamped stamp (any
+ * thread): observes request received -> last file published. */
+void metrics_move_published_at(uint64_t stamp);
 void metrics_move_end(bool changed);
 void metrics_move_notified(uint64_t stamp);
 

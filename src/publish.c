@@ -1,11 +1,15 @@
 /*
- * publish.c -- rendered configuration in memory and in the TFTP root.
+ * publish.c -- the publisher's renderer and driver: renders devices when
+ * something changes (change hook, template change, start-up), swaps the
+ * results into the in-memory cache (pubcache.c) and queues them for the
+ * TFTP writer (tftpw.c); start-up reconciliation, render checks,
+ * previews, dry runs of templates, the templates in use.
  *
- * Per device: one entry (keyed by id and by MAC) holding one blob per
- * per-device file of its profile, the configuration version, and the hash
- * of all its files.  Shared files (device-independent) are rendered on
- * first request and cached per (profile, file, model); a template change
- * empties that cache.
+ * The cache holds per device one entry (keyed by id and by MAC) with one
+ * blob per per-device file of its profile, the configuration version and
+ * the hash of all its files.  Shared files (device-independent) are
+ * rendered on first request and cached per (profile, file, model); a
+ * template change empties that cache.
  *
  * Locks:
  *   lock    (rwlock) the entry maps and the blob pointers in entries;
@@ -17,12 +21,17 @@
  * Rendering itself runs without any of them (the caller is the only
  * writer), so serving never waits for a render.
  *
- * TFTP: every per-device file is written with fs_write_atomic and its name
- * recorded in the store (tftp_files), so start-up can remove the files of
+ * TFTP: the writer thread (tftpw.c) mirrors the entries into the TFTP
+ * root: publish_dev swaps a device's blobs in memory and queues the device
+ * (urgent for a few devices, bulk for many); the thread writes whatever
+ * the entry holds when it gets there.  Each name is recorded in the store
+ * (tftp_files) when first queued, so start-up can remove the files of
  * deleted devices without touching anything else in the directory.
  * Temporaries are private until renamed (fsutil.h: 0600 in a 0700
- * subdirectory), and pub_new removes those a crash left before anything
- * is published.
+ * subdirectory), and the writer removes those a crash left before
+ * anything is published.  Files are not synced one by one: pub_stop syncs
+ * the root once and records a clean stop; a start without that record
+ * compares every file's content (tftp_holds) instead of its size.
  *
  * Versions: a device's content hash is that of its files rendered with the
  * version stamp 0, so a template using {{version}} does not make every
@@ -32,18 +41,14 @@
  * lists exactly the devices pub_update will then find changed.
  */
 #include "publish.h"
+#include "pubcache.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <arpa/inet.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
@@ -53,177 +58,33 @@
 #include "idmap.h"
 #include "event.h"
 #include "log.h"
-#include "slab.h"
+#include "metrics.h"
 #include "store.h"
+#include "tftpw.h"
 #include "virt.h"
 #include "wipe.h"
 
-#define PUB_MAX_FILES 4
-#define SHARED_MAX 256
-
-/* The last fetch of a device, kept compact (a large installation has
- * one per device): the address in binary, no User-Agent (it travels to the
- * store with the fetch event, see api_ctx.on_fetch). */
-struct fetch_rec {
-	/* atomics: a fetch that repeats what is recorded (every fetch of a
-	 * boot storm's retries, of a phone's periodic check) takes no lock */
-	_Atomic unsigned long long version;
-	_Atomic long long at;   /* 0 = never */
-	_Atomic uint64_t who_key; /* who_key() of address and User-Agent, compared without the lock */
-	atomic_bool news;       /* the next fetch is news whatever it repeats */
-	unsigned char addr[16]; /* under fetch_mu */
-	unsigned char family;   /* AF_INET, AF_INET6, 0 = unknown; under fetch_mu */
-};
-
-struct pub_dev {
-	hd_id id, org;
-	char mac[HD_MAC_LEN + 1];
-	const struct vendor_profile *profile;
-	unsigned long long version;
-	char hash[33];                        /* hex of the content hash, "" none */
-	struct pub_blob *files[PUB_MAX_FILES]; /* NULL until rendered */
-	size_t nfiles;
-	struct fetch_rec fetch;               /* under fetch_mu */
-	char *prov_password;                  /* digest password (per-device auth) */
-};
-
-/* The address of source in binary; family 0 when it is not numeric. */
-static unsigned char
-fetch_addr(const char *source, unsigned char addr[16])
-{
-	memset(addr, 0, 16);
-	if (source == NULL)
-		return 0;
-	if (inet_pton(AF_INET, source, addr) == 1)
-		return AF_INET;
-	if (inet_pton(AF_INET6, source, addr) == 1)
-		return AF_INET6;
-	return 0;
-}
-
-/* The address of a socket address in binary; family 0 for others. */
-static unsigned char
-sa_addr(const struct sockaddr *sa, unsigned char addr[16])
-{
-	memset(addr, 0, 16);
-	if (sa != NULL && sa->sa_family == AF_INET) {
-		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-		return AF_INET;
-	}
-	if (sa != NULL && sa->sa_family == AF_INET6) {
-		memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-		return AF_INET6;
-	}
-	return 0;
-}
-
-/* A 64-bit key of who fetched: the address and the User-Agent (a phone
- * that changed address or firmware is news). */
-static uint64_t
-who_key(const unsigned char addr[16], unsigned char family, const char *ua)
-{
-	uint64_t a, b, h = 1469598103934665603ULL;
-
-	memcpy(&a, addr, 8);
-	memcpy(&b, addr + 8, 8);
-	for (const char *c = ua ? ua : ""; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	return (a ^ (b * 0x9e3779b97f4a7c15ULL)) + family + h;
-}
-
-/* Records a fetch (fetch_mu held). */
-static void
-fetch_rec_put(struct fetch_rec *f, const unsigned char addr[16], unsigned char family,
-              const char *ua, unsigned long long version, long long at)
-{
-	memcpy(f->addr, addr, 16);
-	f->family = family;
-	atomic_store(&f->who_key, who_key(addr, family, ua));
-	atomic_store(&f->version, version);
-	atomic_store(&f->at, at);
-}
-
-static void
-fetch_rec_set(struct fetch_rec *f, const char *source, const char *ua,
-              unsigned long long version, long long at)
-{
-	unsigned char addr[16], family = fetch_addr(source, addr);
-
-	fetch_rec_put(f, addr, family, ua, version, at);
-}
-
-static void
-fetch_rec_get(const struct fetch_rec *f, struct pub_fetch *out)
-{
-	out->version = atomic_load(&f->version);
-	out->at = atomic_load(&f->at);
-	out->source[0] = '\0';
-	out->user_agent[0] = '\0';
-	if (f->family != 0)
-		(void)inet_ntop(f->family, f->addr, out->source, sizeof(out->source));
-}
-
-/* The TFTP name of per-device file i of a device (derived from its MAC:
- * per-device patterns name the device by MAC only).  0 or -1. */
-static int
-dev_file_name(const struct vendor_profile *prof, size_t i, const char *mac, char *buf,
-              size_t len)
-{
-	return i < prof->n_device_files ? vendor_file_name(&prof->device_files[i], mac, NULL, buf, len)
-	                                : -1;
-}
-
-/* Download access settings of one organization, as last rendered. */
-struct pub_access {
-	enum hd_prov_auth auth;
-	enum hd_prov_cert client_cert;
-	char *user, *password, *nets_src;
-	struct cfg_netlist nets;
-};
-
-struct shared_entry {
-	const struct vendor_profile *profile;
-	size_t index;
-	char model[33];
-	struct pub_blob *blob;
-};
-
-/*
- * Batched TFTP writes.  Publishing many devices in one call (start-up, a
- * template change) writes each file under a temporary name, makes all of
- * them durable with one syncfs(), renames them into place and syncs the
- * directory once: the guarantee of fs_write_atomic (content durable before
- * the rename; a reader never sees a partial or mixed file) at two syncs per
- * batch instead of two fsyncs and three opens per file.  A batch is begun
- * and flushed by the writer within one pub_* call, so I5 holds again when
- * that call returns.
- */
-struct tftp_item {
-	char *name, *tmp;
-};
-
-struct tftp_batch {
-	bool on;
-	struct tftp_item *v;
-	size_t n, cap;
-};
-
 #define PUB_BATCH_MIN 8 /* pub_update batches from this many devices on */
+/* meta key: the TFTP root whose files a clean stop synced (pub_stop) */
+#define PUB_META_CLEAN "tftp_clean"
 
-struct pub {
-	pthread_rwlock_t lock;
-	struct idmap by_id;   /* hd_id -> pub_dev */
-	struct idmap by_mac;  /* 48-bit MAC -> pub_dev */
-	struct idmap access;  /* org id -> pub_access */
-	pthread_mutex_t fetch_mu;
-	pthread_mutex_t shared_mu;
-	struct shared_entry shared[SHARED_MAX];
-	size_t nshared;
-	struct vendor_templates *tmpl;
-	char *tftp_root;
-	struct tftp_batch batch; /* writer only: files waiting for one sync */
-	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */
-};
+/* The publications of the calling thread not yet known written (waited
+ * for by pub_settle). */
+static _Thread_local struct {
+	const struct pub *p;
+	uint64_t ticket[TFTPW_NQUEUES];
+} tl_pending;
+
+/* Notes ticket t of queue q for the calling thread's pub_settle. */
+static void
+pending_add(const struct pub *p, enum tftpw_queue q, uint64_t t)
+{
+	if (tl_pending.p != p)
+		memset(&tl_pending, 0, sizeof(tl_pending));
+	tl_pending.p = p;
+	if (t > tl_pending.ticket[q])
+		tl_pending.ticket[q] = t;
+}
 
 static long long
 now_s(void)
@@ -231,52 +92,15 @@ now_s(void)
 	return (long long)time(NULL);
 }
 
-static int64_t
-mac_key(const char *mac)
-{
-	return (int64_t)strtoull(mac, NULL, 16);
-}
 
 /* ---- blobs -------------------------------------------------------------- */
 
-static struct pub_blob *
-blob_new(const char *data, size_t len, unsigned long long version)
-{
-	struct pub_blob *b = slab_alloc(sizeof(*b) + len + 1);
-	unsigned char h[16];
-	char hex[33];
 
-	if (b == NULL)
-		return NULL;
-	atomic_init(&b->refs, 1);
-	b->version = version;
-	b->len = len;
-	memcpy(b->data, data, len);
-	b->data[len] = '\0';
-	crypto_generichash(h, sizeof(h), (const unsigned char *)data, len, NULL, 0);
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	snprintf(b->etag, sizeof(b->etag), "\"%s\"", hex);
-	return b;
-}
 
-void
-pub_release(struct pub_blob *b)
-{
-	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
-		sodium_memzero(b->data, b->len); /* may hold SIP passwords */
-		slab_free(b, sizeof(*b) + b->len + 1);
-	}
-}
-
-static struct pub_blob *
-blob_ref(struct pub_blob *b)
-{
-	if (b != NULL)
-		atomic_fetch_add(&b->refs, 1);
-	return b;
-}
 
 /* ---- life cycle --------------------------------------------------------- */
+
+static void stash_clear(struct pub *p);
 
 struct pub *
 pub_new(const struct pub_opts *o, char *err, size_t errlen)
@@ -298,17 +122,10 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 		goto fail;
 	}
 	if (o->tftp_root != NULL && o->tftp_root[0] != '\0') {
-		size_t swept = 0;
-		char serr[256];
+		struct tftpw_ops ops = { pcache_tftp_files, pcache_tftp_release, pcache_tftp_owned, p };
 
-		if (fs_mkdir(o->tftp_root, err, errlen) != 0 ||
-		    (p->tftp_root = strdup(o->tftp_root)) == NULL)
+		if ((p->tw = tftpw_open(o->tftp_root, &ops, err, errlen)) == NULL)
 			goto fail;
-		/* temporaries of a crash may hold SIP passwords: gone first */
-		if (fs_sweep_temporaries(o->tftp_root, &swept, serr, sizeof(serr)) != 0)
-			log_error("tftp: removing stale temporaries: %s", serr);
-		if (swept > 0)
-			log_info("tftp: removed %zu temporaries left by an interrupted run", swept);
 	}
 	return p;
 fail:
@@ -316,99 +133,28 @@ fail:
 	return NULL;
 }
 
-static int
-dev_free(void *v, void *arg)
-{
-	struct pub_dev *d = v;
 
-	for (size_t i = 0; i < PUB_MAX_FILES; i++)
-		pub_release(d->files[i]);
-	wipe_free(d->prov_password);
-	free(d);
-	return 0;
-}
 
-static int
-access_free(void *v, void *arg)
-{
-	struct pub_access *a = v;
 
-	free(a->user);
-	wipe_free(a->password);
-	free(a->nets_src);
-	cfg_netlist_free(&a->nets);
-	free(a);
-	return 0;
-}
 
-static bool
-str_eq(const char *a, const char *b)
-{
-	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
-}
 
-static char *
-dup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
-/* Brings the access settings of org o up to date (writer, under wrlock). */
-static void
-access_refresh(struct pub *p, const struct hd_org *o)
-{
-	struct pub_access *a = idmap_get(&p->access, o->id), *n;
-	char msg[128];
-
-	if (a != NULL && a->auth == o->prov.auth && a->client_cert == o->prov.client_cert &&
-	    str_eq(a->user, o->prov.user) &&
-	    str_eq(a->password, o->prov.password) && str_eq(a->nets_src, o->prov.networks))
-		return;
-	if ((n = calloc(1, sizeof(*n))) == NULL)
-		return;
-	n->auth = o->prov.auth;
-	n->client_cert = o->prov.client_cert;
-	n->user = dup_or_null(o->prov.user);
-	n->password = dup_or_null(o->prov.password);
-	n->nets_src = dup_or_null(o->prov.networks);
-	if (o->prov.networks != NULL &&
-	    cfg_netlist_parse(o->prov.networks, &n->nets, msg, sizeof(msg)) != 0) {
-		/* validated by the API; an unparsable list allows nothing */
-		log_error("organization %s: download networks: %s", o->name, msg);
-		n->nets.n = 0;
-		n->auth = HD_PROV_DEVICE; /* and no device password: refuse */
-	}
-	if (idmap_put(&p->access, o->id, n) != 0) {
-		access_free(n, NULL);
-		return;
-	}
-	if (a != NULL)
-		access_free(a, NULL);
-}
-
-static void
-shared_flush(struct pub *p)
-{
-	pthread_mutex_lock(&p->shared_mu);
-	for (size_t i = 0; i < p->nshared; i++)
-		pub_release(p->shared[i].blob);
-	p->nshared = 0;
-	pthread_mutex_unlock(&p->shared_mu);
-}
 
 void
 pub_free(struct pub *p)
 {
 	if (p == NULL)
 		return;
-	idmap_each(&p->by_id, dev_free, NULL);
+	tftpw_close(p->tw); /* first: its thread reads the entries */
+	if (tl_pending.p == p) /* a later pub at this address has no tickets */
+		memset(&tl_pending, 0, sizeof(tl_pending));
+	stash_clear(p);
+	idmap_each(&p->by_id, pcache_dev_free, NULL);
 	idmap_free(&p->by_id);
-	idmap_each(&p->access, access_free, NULL);
+	idmap_each(&p->access, pcache_access_free, NULL);
 	idmap_free(&p->access);
 	idmap_free(&p->by_mac);
-	shared_flush(p);
+	pcache_shared_flush(p);
 	vendor_templates_free(p->tmpl);
-	free(p->tftp_root);
 	free(p->tmpl_dir);
 	free(p->static_dir);
 	pthread_rwlock_destroy(&p->lock);
@@ -432,8 +178,10 @@ pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *n
 	pthread_mutex_lock(&p->shared_mu);
 	rc = vendor_templates_set(p->tmpl, prof, name, src, len, err, errlen);
 	pthread_mutex_unlock(&p->shared_mu);
-	if (rc == 0)
-		shared_flush(p);
+	if (rc == 0) {
+		p->tmpl_gen++;
+		pcache_shared_flush(p);
+	}
 	return rc;
 }
 
@@ -534,6 +282,109 @@ render_files(const struct vendor_templates *t, const struct world *w, const stru
 	return render_files2(t, w, d, prof, version, redact, true, bufs, err, errlen);
 }
 
+/* ---- one render per change --------------------------------------------- */
+
+static void
+key_bytes(crypto_generichash_state *h, const void *v, size_t len)
+{
+	crypto_generichash_update(h, v, len);
+}
+
+static void
+key_num(crypto_generichash_state *h, long long v)
+{
+	key_bytes(h, &v, sizeof(v));
+}
+
+/* A string, NULL told apart from "" and every string from the next. */
+static void
+key_str(crypto_generichash_state *h, const char *s)
+{
+	key_num(h, s == NULL ? -1 : (long long)strlen(s));
+	if (s != NULL)
+		key_bytes(h, s, strlen(s));
+}
+
+/* Every field of struct render_input (render.h); a field added there
+ * must be added here (the assertion below is a reminder). */
+#if defined(__x86_64__)
+_Static_assert(sizeof(struct render_input) == 392, "stash_key: render_input changed");
+#endif
+static void
+stash_key(const struct pub *p, const struct world *w, const struct hd_dev *d,
+          const struct vendor_profile *prof, unsigned char key[16])
+{
+	crypto_generichash_state h;
+	struct render_input in;
+
+	pub_render_input(w, d, &in);
+	crypto_generichash_init(&h, NULL, 0, 16);
+	key_bytes(&h, &prof, sizeof(prof));
+	key_num(&h, (long long)p->tmpl_gen);
+	key_str(&h, in.mac);
+	key_str(&h, in.model);
+	key_str(&h, in.org);
+	key_num(&h, in.parked);
+	key_num(&h, in.line_enabled);
+	key_str(&h, in.line.sip_user);
+	key_str(&h, in.line.auth_name);
+	key_str(&h, in.line.password);
+	key_str(&h, in.line.display_name);
+	key_str(&h, in.line.label);
+	key_str(&h, in.line.registrar_host);
+	key_num(&h, in.line.registrar_port);
+	key_str(&h, in.line.transport);
+	key_str(&h, in.line.voicemail);
+	key_str(&h, in.language);
+	key_str(&h, in.site.ntp_server);
+	key_num(&h, in.site.utc_offset);
+	key_num(&h, in.site.dst);
+	key_num(&h, (long long)in.nkeys);
+	for (size_t i = 0; i < in.nkeys && i < RENDER_MAX_KEYS; i++) {
+		key_num(&h, in.keys[i].blf);
+		key_str(&h, in.keys[i].value);
+		key_str(&h, in.keys[i].label);
+	}
+	key_num(&h, in.parking);
+	crypto_generichash_final(&h, key, 16);
+	sodium_memzero(&h, sizeof(h)); /* it saw the SIP password */
+}
+
+static void
+stash_clear(struct pub *p)
+{
+	for (size_t i = 0; i < p->nstash; i++)
+		for (size_t k = 0; k < PUB_MAX_FILES; k++)
+			render_buf_free(&p->stash[i].bufs[k]);
+	p->nstash = 0;
+}
+
+/* Moves the stashed render of d into bufs if it is still what d renders
+ * to; true when it did (the files are checked already). */
+static bool
+stash_take(struct pub *p, const struct world *w, const struct hd_dev *d,
+           const struct vendor_profile *prof, struct render_buf bufs[PUB_MAX_FILES])
+{
+	unsigned char key[16];
+
+	for (size_t i = 0; i < p->nstash; i++) {
+		struct stash *s = &p->stash[i];
+
+		if (s->dev != d->id)
+			continue;
+		stash_key(p, w, d, prof, key);
+		if (sodium_memcmp(key, s->key, sizeof(key)) != 0)
+			return false;
+		for (size_t k = 0; k < PUB_MAX_FILES; k++) {
+			bufs[k] = s->bufs[k];
+			memset(&s->bufs[k], 0, sizeof(s->bufs[k]));
+		}
+		s->dev = 0;
+		return true;
+	}
+	return false;
+}
+
 /* Whether dir/name is a regular file of len bytes (start-up: a file whose
  * content hash is unchanged since it was written needs no rewrite). */
 static bool
@@ -542,7 +393,7 @@ tftp_present(const struct pub *p, const char *name, size_t len)
 	char path[4096];
 	struct stat sb;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", p->tftp_root, name) >= sizeof(path))
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", tftpw_root(p->tw), name) >= sizeof(path))
 		return false;
 	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size == len &&
 	       (sb.st_mode & 0777) == 0644;
@@ -582,135 +433,31 @@ render_failed(struct store *st, const struct hd_dev *d, const char *err)
 		                json_pack("{s:s}", "error", "render failed"));
 }
 
-/* Writes a temporary file for the batch; 0, or -1 (then write it directly). */
-static int
-batch_add(struct pub *p, const char *name, const struct render_buf *b)
+/* Whether dir/name holds exactly b (start-up after a crash: a file may
+ * be torn whatever its size). */
+static bool
+tftp_holds(const struct pub *p, const char *name, const struct render_buf *b)
 {
-	struct tftp_batch *tb = &p->batch;
-	const char *d = b->p;
-	size_t left = b->len;
-	char tmp[4096], err[256];
-	int fd;
-
-	if (tb->n == tb->cap) {
-		size_t nc = tb->cap ? tb->cap * 2 : 256;
-		struct tftp_item *v = realloc(tb->v, nc * sizeof(*v));
-
-		if (v == NULL)
-			return -1;
-		tb->v = v;
-		tb->cap = nc;
-	}
-	/* 0600 in the private directory until batch_flush renames it */
-	if ((fd = fs_tmp_create(p->tftp_root, name, tmp, sizeof(tmp), err, sizeof(err))) == -1)
-		return -1;
-	while (left > 0) {
-		ssize_t n = write(fd, d, left);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto fail;
-		d += n;
-		left -= (size_t)n;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	if ((tb->v[tb->n].name = strdup(name)) == NULL ||
-	    (tb->v[tb->n].tmp = strdup(tmp)) == NULL) {
-		free(tb->v[tb->n].name);
-		unlink(tmp);
-		return -1;
-	}
-	tb->n++;
-	return 0;
-fail:
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	return -1;
-}
-
-static void
-batch_begin(struct pub *p)
-{
-	p->batch.on = p->tftp_root != NULL;
-}
-
-/* Syncs, renames into place and records every file of the batch; ends it. */
-static void
-batch_flush(struct pub *p, struct store *st)
-{
-	struct tftp_batch *tb = &p->batch;
-	int dfd;
-
-	tb->on = false;
-	if (tb->n == 0)
-		return;
-	dfd = open(p->tftp_root, O_RDONLY | O_DIRECTORY);
-	if (dfd == -1 || syncfs(dfd) == -1) {
-		/* no syncfs: the slow way, one fsync per file */
-		for (size_t i = 0; i < tb->n; i++) {
-			int fd = open(tb->v[i].tmp, O_RDONLY);
-
-			if (fd != -1) {
-				(void)fsync(fd);
-				close(fd);
-			}
-		}
-	}
-	for (size_t i = 0; i < tb->n; i++) {
-		char err[256];
-
-		if (fs_tmp_commit(tb->v[i].tmp, p->tftp_root, tb->v[i].name, err, sizeof(err)) != 0) {
-			log_error("tftp: %s", err);
-			unlink(tb->v[i].tmp);
-		} else if (st != NULL && store_tftp_add(st, tb->v[i].name) != 0) {
-			log_error("tftp: cannot record %s: %s", tb->v[i].name, store_errmsg(st));
-		}
-		free(tb->v[i].name);
-		free(tb->v[i].tmp);
-	}
-	if (dfd != -1) {
-		(void)fsync(dfd); /* the renames themselves */
-		close(dfd);
-	}
-	free(tb->v);
-	memset(tb, 0, sizeof(*tb));
-}
-
-/*
- * Writes one TFTP file unless it already holds b.  compare: read the file
- * and skip the write when equal (start-up); false when the caller knows the
- * content differs.  Batched while a batch is on.
- */
-static void
-tftp_write2(struct pub *p, struct store *st, const char *name, const struct render_buf *b,
-            bool compare)
-{
-	char err[256];
 	size_t oldlen;
-	char *old = NULL;
+	char *old = fs_read_file(tftpw_root(p->tw), name, b->len, &oldlen);
+	bool same = old != NULL && oldlen == b->len && memcmp(old, b->p, b->len) == 0;
 
-	if (p->tftp_root == NULL)
-		return;
-	/* unchanged content is not rewritten (start-up reconciles thousands) */
-	if (compare)
-		old = fs_read_file(p->tftp_root, name, b->len, &oldlen);
-	if (old != NULL && oldlen == b->len && memcmp(old, b->p, b->len) == 0) {
-		sodium_memzero(old, oldlen);
-		free(old);
-		return;
-	}
 	if (old != NULL) {
 		sodium_memzero(old, oldlen);
 		free(old);
 	}
-	if (p->batch.on && batch_add(p, name, b) == 0)
+	return same;
+}
+
+/* Writes one shared file now unless it already holds b. */
+static void
+tftp_write(struct pub *p, struct store *st, const char *name, const struct render_buf *b)
+{
+	char err[256];
+
+	if (p->tw == NULL || tftp_holds(p, name, b))
 		return;
-	if (fs_write_atomic(p->tftp_root, name, b->p, b->len, err, sizeof(err)) != 0) {
+	if (tftpw_write_now(p->tw, name, b->p, b->len, err, sizeof(err)) != 0) {
 		log_error("tftp: %s", err);
 		return;
 	}
@@ -718,23 +465,107 @@ tftp_write2(struct pub *p, struct store *st, const char *name, const struct rend
 		log_error("tftp: cannot record %s: %s", name, store_errmsg(st));
 }
 
-static void
-tftp_write(struct pub *p, struct store *st, const char *name, const struct render_buf *b)
-{
-	tftp_write2(p, st, name, b, true);
-}
-
+/* Queues the removal of a file hotdeskd wrote (the writer removes it
+ * unless a device owns the name by then). */
 static void
 tftp_remove(struct pub *p, struct store *st, const char *name)
 {
-	char err[256];
+	enum tftpw_queue q = p->bulk ? TFTPW_BULK : TFTPW_URGENT;
 
-	if (p->tftp_root == NULL || name[0] == '\0')
+	if (p->tw == NULL || name[0] == '\0')
 		return;
-	if (fs_unlink(p->tftp_root, name, err, sizeof(err)) != 0)
-		log_error("tftp: %s", err);
+	pending_add(p, q, tftpw_queue_remove(p->tw, q, name));
 	if (st != NULL)
 		(void)store_tftp_del(st, name);
+}
+
+/* ---- the TFTP writer's view of the entries ---------------------------- */
+
+
+
+
+
+
+/* Queues device e's files for the writer (writer, wrlock held). */
+static void
+tftp_queue(struct pub *p, struct pub_dev *e)
+{
+	enum tftpw_queue q = p->bulk ? TFTPW_BULK : TFTPW_URGENT;
+	uint64_t t = tftpw_queue_dev(p->tw, q, e->id, 0);
+
+	e->tftp_q = q;
+	e->tftp_ticket = t;
+	pending_add(p, q, t);
+}
+
+void
+pub_settle(struct pub *p)
+{
+	if (p->tw == NULL || tl_pending.p != p)
+		return;
+	for (int q = 0; q < TFTPW_NQUEUES; q++)
+		tftpw_wait(p->tw, (enum tftpw_queue)q, tl_pending.ticket[q]);
+	memset(&tl_pending, 0, sizeof(tl_pending));
+}
+
+void
+pub_tftp_wait(struct pub *p, hd_id dev)
+{
+	struct pub_dev *e;
+	enum tftpw_queue q = TFTPW_URGENT;
+	uint64_t t = 0;
+
+	if (p->tw == NULL)
+		return;
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
+		q = e->tftp_q;
+		t = e->tftp_ticket;
+	}
+	pthread_rwlock_unlock(&p->lock);
+	tftpw_wait(p->tw, q, t);
+}
+
+/*
+ * After device e (d) was published in memory: records its new TFTP names
+ * in the manifest and queues its files for the writer, unless they are in
+ * place already (start-up: checked by size after a clean stop, by content
+ * after a crash).  The old profile's names are removed.  Writer only.
+ */
+static void
+tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd_dev *d,
+             const struct vendor_profile *prof, const struct vendor_profile *old_prof,
+             bool same, const struct render_buf *bufs, struct pub_blob *const *old, size_t n)
+{
+	bool need = false;
+
+	/* another family names its files otherwise: remove the old names */
+	for (size_t i = 0; old_prof != NULL && old_prof != prof && i < old_prof->n_device_files; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (pcache_file_name(old_prof, i, d->mac, name, sizeof(name)) == 0)
+			tftp_remove(p, st, name);
+	}
+	for (size_t i = 0; i < n; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (pcache_file_name(prof, i, d->mac, name, sizeof(name)) != 0)
+			continue;
+		if (old[i] == NULL && same &&
+		    (p->tftp_clean ? tftp_present(p, name, bufs[i].len) : tftp_holds(p, name, &bufs[i])))
+			continue; /* start-up: in place since the last run */
+		if (old[i] != NULL && old_prof == prof && old[i]->len == bufs[i].len &&
+		    memcmp(old[i]->data, bufs[i].p, bufs[i].len) == 0)
+			continue; /* the file holds this already */
+		if ((old[i] == NULL || old_prof != prof) && st != NULL && store_tftp_add(st, name) != 0)
+			log_error("tftp: cannot record %s: %s", name, store_errmsg(st));
+		need = true;
+	}
+	if (need) {
+		pthread_rwlock_wrlock(&p->lock);
+		tftp_queue(p, e);
+		pthread_rwlock_unlock(&p->lock);
+	}
 }
 
 /*
@@ -754,7 +585,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	char err[256], hash[33];
 	unsigned long long version;
 	const struct vendor_profile *old_prof = NULL;
-	bool same;
+	bool same, checked = false;
 	size_t n;
 	int rc = -1;
 
@@ -772,14 +603,16 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	 * stamp 0; the files published carry the real version (below).
 	 * Unchecked: content seen before was checked when it was published;
 	 * new content is checked below before it can be published. */
-	if (render_files2(p->tmpl, w, d, prof, 0, false, false, bufs, err, sizeof(err)) != 0) {
+	if (stash_take(p, w, d, prof, bufs)) {
+		checked = true; /* pub_check rendered it for this change */
+	} else if (render_files2(p->tmpl, w, d, prof, 0, false, false, bufs, err, sizeof(err)) != 0) {
 		render_failed(st, d, err);
 		goto out;
 	}
 	files_hash(bufs, n, hash);
 	same = e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
 	                 : (known_hash != NULL && strcmp(known_hash, hash) == 0);
-	if (!same) {
+	if (!same && !checked) {
 		for (size_t i = 0; i < n; i++) {
 			if (vendor_check_device_output(prof, i, bufs[i].p, bufs[i].len, err,
 			                               sizeof(err)) != 0) {
@@ -792,12 +625,12 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		if (e != NULL) {
 			/* same files; the download settings may still have changed */
 			pthread_rwlock_wrlock(&p->lock);
-			if (!str_eq(e->prov_password, d->prov_password)) {
+			if (!pcache_str_eq(e->prov_password, d->prov_password)) {
 				wipe_free(e->prov_password);
-				e->prov_password = dup_or_null(d->prov_password);
+				e->prov_password = pcache_dup_or_null(d->prov_password);
 			}
 			if (world_org(w, d->org) != NULL)
-				access_refresh(p, world_org(w, d->org));
+				pcache_access_refresh(p, world_org(w, d->org));
 			pthread_rwlock_unlock(&p->lock);
 			rc = 0;
 			goto out;
@@ -818,7 +651,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		if ((nb[i] = blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
+		if ((nb[i] = pcache_blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
 			goto out;
 	if (e == NULL && (fresh = calloc(1, sizeof(*fresh))) == NULL)
 		goto out;
@@ -829,7 +662,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		e = fresh;
 		e->id = d->id;
 		memcpy(e->mac, d->mac, sizeof(e->mac));
-		if (idmap_put(&p->by_id, d->id, e) != 0 || idmap_put(&p->by_mac, mac_key(d->mac), e) != 0) {
+		if (idmap_put(&p->by_id, d->id, e) != 0 || idmap_put(&p->by_mac, pcache_mac_key(d->mac), e) != 0) {
 			idmap_del(&p->by_id, d->id);
 			pthread_rwlock_unlock(&p->lock);
 			goto out;
@@ -839,12 +672,12 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	e->org = d->org;
 	e->profile = prof;
 	e->version = version;
-	if (!str_eq(e->prov_password, d->prov_password)) {
+	if (!pcache_str_eq(e->prov_password, d->prov_password)) {
 		wipe_free(e->prov_password);
-		e->prov_password = dup_or_null(d->prov_password);
+		e->prov_password = pcache_dup_or_null(d->prov_password);
 	}
 	if (world_org(w, d->org) != NULL)
-		access_refresh(p, world_org(w, d->org));
+		pcache_access_refresh(p, world_org(w, d->org));
 	memcpy(e->hash, hash, sizeof(e->hash));
 	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
 		old[i] = e->files[i];
@@ -854,29 +687,8 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	e->nfiles = n;
 	pthread_rwlock_unlock(&p->lock);
 
-	/* another family names its files otherwise: remove the old names */
-	for (size_t i = 0; old_prof != NULL && old_prof != prof && i < old_prof->n_device_files; i++) {
-		char name[VENDOR_NAME_MAX + 1];
-
-		if (dev_file_name(old_prof, i, d->mac, name, sizeof(name)) == 0)
-			tftp_remove(p, st, name);
-	}
-	for (size_t i = 0; i < n; i++) {
-		char name[VENDOR_NAME_MAX + 1];
-
-		if (dev_file_name(prof, i, d->mac, name, sizeof(name)) != 0)
-			continue;
-		/* start-up with the content of the last run: the file is there
-		 * unless someone removed or truncated it */
-		if (same && old[i] == NULL && p->tftp_root != NULL &&
-		    tftp_present(p, name, bufs[i].len))
-			continue;
-		/* a device already published: its file holds the old blob, so a
-		 * file whose blob changed is written without reading it back */
-		tftp_write2(p, st, name, &bufs[i],
-		            old[i] == NULL || (old[i]->len == bufs[i].len &&
-		                               memcmp(old[i]->data, bufs[i].p, bufs[i].len) == 0));
-	}
+	if (p->tw != NULL)
+		tftp_publish(p, st, e, d, prof, old_prof, same, bufs, old, n);
 	if (st != NULL && store_devcfg_put(st, d->id, version, hash, now_s()) != 0)
 		log_error("device %s: cannot record version %llu: %s", d->mac, version,
 		          store_errmsg(st));
@@ -899,7 +711,7 @@ unpublish(struct pub *p, struct store *st, hd_id id)
 	pthread_rwlock_wrlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, id)) != NULL) {
 		idmap_del(&p->by_id, id);
-		idmap_del(&p->by_mac, mac_key(e->mac));
+		idmap_del(&p->by_mac, pcache_mac_key(e->mac));
 	}
 	pthread_rwlock_unlock(&p->lock);
 	if (e == NULL)
@@ -907,10 +719,10 @@ unpublish(struct pub *p, struct store *st, hd_id id)
 	for (size_t i = 0; e->profile != NULL && i < e->profile->n_device_files; i++) {
 		char name[VENDOR_NAME_MAX + 1];
 
-		if (dev_file_name(e->profile, i, e->mac, name, sizeof(name)) == 0)
+		if (pcache_file_name(e->profile, i, e->mac, name, sizeof(name)) == 0)
 			tftp_remove(p, st, name);
 	}
-	dev_free(e, NULL);
+	pcache_dev_free(e, NULL);
 }
 
 
@@ -934,8 +746,7 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 	bool bulk = n >= PUB_BATCH_MIN;
 	int rc = 0;
 
-	if (bulk)
-		batch_begin(p);
+	p->bulk = bulk;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct hd_dev *d = world_dev(w, ids[i]);
@@ -951,10 +762,16 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 			break;
 		}
 	}
-	if (bulk)
-		batch_flush(p, st);
+	stash_clear(p); /* valid for this change only */
+	p->bulk = false;
 	if (n >= 1024)
 		give_back_memory();
+	/* a *30 move: published when its last file is in the TFTP root (the
+	 * writer runs a queue in order), or now without TFTP */
+	if (p->tw != NULL)
+		(void)tftpw_queue_mark(p->tw, bulk ? TFTPW_BULK : TFTPW_URGENT, metrics_move_stamp());
+	else
+		metrics_move_published();
 	return rc;
 }
 
@@ -1012,7 +829,7 @@ recon_fetch(hd_id dev, const char *source, const char *ua, unsigned long long ve
 	struct pub_dev *e = idmap_get(&r->p->by_id, dev);
 
 	if (e != NULL)
-		fetch_rec_set(&e->fetch, source, ua, version, at);
+		pcache_fetch_set(&e->fetch, source, ua, version, at);
 	return 0;
 }
 
@@ -1043,26 +860,6 @@ free_known(void *v, void *arg)
 	return 0;
 }
 
-/* Whether some device entry owns TFTP file `name`. */
-static bool
-name_owned(struct pub *p, const char *name)
-{
-	struct vendor_file_match m;
-	struct pub_dev *e;
-
-	if (vendor_match_file(name, &m) != 1 || m.kind != VENDOR_DEVICE)
-		return false;
-	if ((e = idmap_get(&p->by_mac, mac_key(m.mac))) == NULL)
-		return false;
-	for (size_t i = 0; i < e->nfiles; i++) {
-		char own[VENDOR_NAME_MAX + 1];
-
-		if (dev_file_name(e->profile, i, e->mac, own, sizeof(own)) == 0 &&
-		    strcmp(own, name) == 0)
-			return true;
-	}
-	return false;
-}
 
 /* Writes one shared file (model: NULL or a model part) to the TFTP root. */
 static void
@@ -1106,6 +903,35 @@ pub_shared_refresh(struct pub *p, struct store *st)
 }
 
 int
+pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen)
+{
+	char root[4096];
+	int rc;
+
+	if (p->tw == NULL)
+		return 0;
+	rc = store_meta_get(st, PUB_META_CLEAN, root, sizeof(root));
+
+	p->tftp_clean = rc == 1 && strcmp(root, tftpw_root(p->tw)) == 0;
+	if (!p->tftp_clean)
+		log_info("tftp: no clean stop recorded: every file's content is checked");
+	if (rc != 0 && store_meta_put_synced(st, PUB_META_CLEAN, NULL) != 0) {
+		hd_seterr(err, errlen, "cannot record the TFTP root in use: %s", store_errmsg(st));
+		return -1;
+	}
+	return 0;
+}
+
+void
+pub_stop(struct pub *p, struct store *st)
+{
+	if (p->tw == NULL)
+		return;
+	if (tftpw_stop(p->tw) && store_meta_put(st, PUB_META_CLEAN, tftpw_root(p->tw)) != 0)
+		log_error("tftp: cannot record the clean stop: %s", store_errmsg(st));
+}
+
+int
 pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err, size_t errlen)
 {
 	struct recon r = { .p = p, .w = w, .st = st };
@@ -1115,10 +941,9 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		hd_seterr(err, errlen, "cannot read published versions: %s", store_errmsg(st));
 		goto out;
 	}
-	batch_begin(p);
+	p->bulk = true;
 	world_each_dev(w, recon_dev, &r);
-	batch_flush(p, st);
-	if (p->tftp_root != NULL) {
+	if (p->tw != NULL) {
 		tftp_shared(p, st);
 		/* files of devices that no longer exist */
 		if (store_tftp_each(st, recon_name, &r) != 0) {
@@ -1130,13 +955,17 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 
 			if (vendor_match_file(r.stale[i], &m) == 1 && m.kind == VENDOR_SHARED)
 				continue;
-			if (!name_owned(p, r.stale[i]))
+			if (!pcache_name_owned(p, r.stale[i]))
 				tftp_remove(p, st, r.stale[i]);
 		}
 	}
 	(void)store_fetch_each(st, recon_fetch, &r);
 	rc = 0;
 out:
+	/* the files are in place when start-up goes on (I5) */
+	p->bulk = false;
+	if (p->tw != NULL)
+		tftpw_drain(p->tw);
 	idmap_each(&r.known, free_known, NULL);
 	idmap_free(&r.known);
 	for (size_t i = 0; i < r.nstale; i++)
@@ -1147,157 +976,19 @@ out:
 
 /* ---- serving ------------------------------------------------------------ */
 
-static struct pub_blob *
-shared_get(struct pub *p, const struct vendor_file_match *m)
-{
-	struct render_buf b = { 0 };
-	struct pub_blob *blob = NULL;
-	char err[256];
 
-	pthread_mutex_lock(&p->shared_mu);
-	for (size_t i = 0; i < p->nshared; i++) {
-		struct shared_entry *s = &p->shared[i];
 
-		if (s->profile == m->profile && s->index == m->file_index &&
-		    strcasecmp(s->model, m->model) == 0) {
-			blob = blob_ref(s->blob);
-			goto out;
-		}
-	}
-	if (vendor_render_shared(m->profile, p->tmpl, m->file_index, m->model[0] ? m->model : NULL,
-	                         &b, err, sizeof(err)) != 0) {
-		log_warn("shared file of %s: %s", m->profile->name, err);
-		goto out;
-	}
-	if ((blob = blob_new(b.p, b.len, 0)) == NULL)
-		goto out;
-	if (p->nshared < SHARED_MAX) {
-		struct shared_entry *s = &p->shared[p->nshared++];
 
-		s->profile = m->profile;
-		s->index = m->file_index;
-		snprintf(s->model, sizeof(s->model), "%s", m->model);
-		s->blob = blob_ref(blob);
-	}
-out:
-	pthread_mutex_unlock(&p->shared_mu);
-	render_buf_free(&b);
-	return blob;
-}
 
-/* Fills ref with a reference to file i of entry e, if published (lock
- * held by the caller). */
-static void
-ref_file(struct pub_ref *ref, const struct pub_dev *e, size_t i)
-{
-	if (i >= e->nfiles || e->files[i] == NULL)
-		return;
-	ref->blob = blob_ref(e->files[i]);
-	ref->per_device = true;
-	ref->dev = e->id;
-	ref->org = e->org;
-	memcpy(ref->mac, e->mac, sizeof(ref->mac));
-}
 
-int
-pub_get(struct pub *p, const char *name, struct pub_ref *ref)
-{
-	struct vendor_file_match m;
-	struct pub_dev *e;
-	int rc;
 
-	memset(ref, 0, sizeof(*ref));
-	if ((rc = vendor_match_file(name, &m)) != 1)
-		return rc;
-	if (m.kind == VENDOR_SHARED) {
-		ref->blob = shared_get(p, &m);
-		return ref->blob != NULL;
-	}
-	pthread_rwlock_rdlock(&p->lock);
-	e = idmap_get(&p->by_mac, mac_key(m.mac));
-	if (e != NULL && e->profile != m.profile) {
-		/* the same name in another family (e.g. <mac>.cfg): ask the
-		 * device's own profile */
-		if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
-			e = NULL;
-	}
-	if (e != NULL)
-		ref_file(ref, e, m.file_index);
-	pthread_rwlock_unlock(&p->lock);
-	return ref->blob != NULL;
-}
-
-bool
-pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer, const char *user_agent,
-            unsigned long long version, long long now)
-{
-	struct pub_dev *e;
-	unsigned char addr[16], family = sa_addr(peer, addr);
-	bool news = false;
-
-	pthread_rwlock_rdlock(&p->lock);
-	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
-		if (atomic_load(&e->fetch.version) == version &&
-		    atomic_load(&e->fetch.who_key) == who_key(addr, family, user_agent) &&
-		    !atomic_exchange(&e->fetch.news, false)) {
-			/* a repeat: no lock */
-			atomic_store(&e->fetch.at, now);
-		} else {
-			pthread_mutex_lock(&p->fetch_mu);
-			fetch_rec_put(&e->fetch, addr, family, user_agent, version, now);
-			pthread_mutex_unlock(&p->fetch_mu);
-			atomic_store(&e->fetch.news, false);
-			news = true;
-		}
-	}
-	pthread_rwlock_unlock(&p->lock);
-	return news;
-}
-
-void
-pub_fetch_forget(struct pub *p, hd_id dev)
-{
-	struct pub_dev *e;
-
-	pthread_rwlock_rdlock(&p->lock);
-	if ((e = idmap_get(&p->by_id, dev)) != NULL)
-		atomic_store(&e->fetch.news, true);
-	pthread_rwlock_unlock(&p->lock);
-}
-
-int
-pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out)
-{
-	struct pub_dev *e;
-
-	memset(out, 0, sizeof(*out));
-	pthread_rwlock_rdlock(&p->lock);
-	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
-		pthread_mutex_lock(&p->fetch_mu);
-		fetch_rec_get(&e->fetch, out);
-		pthread_mutex_unlock(&p->fetch_mu);
-	}
-	pthread_rwlock_unlock(&p->lock);
-	return e != NULL;
-}
-
-unsigned long long
-pub_version(struct pub *p, hd_id dev)
-{
-	struct pub_dev *e;
-	unsigned long long v = 0;
-
-	pthread_rwlock_rdlock(&p->lock);
-	if ((e = idmap_get(&p->by_id, dev)) != NULL)
-		v = e->version;
-	pthread_rwlock_unlock(&p->lock);
-	return v;
-}
 
 int
 pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char *err,
           size_t errlen)
 {
+	/* a check begins a change: what an earlier one stashed is stale */
+	stash_clear(p);
 	for (size_t i = 0; i < n; i++) {
 		const struct hd_dev *d = world_dev(w, ids[i]);
 		const struct vendor_profile *prof = d ? vendor_profile_by_name(d->profile) : NULL;
@@ -1311,10 +1002,19 @@ pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char
 			hd_seterr(err, errlen, "device %s: unknown vendor profile", d->mac);
 			return -1;
 		}
-		rc = render_files(p->tmpl, w, d, prof, pub_version(p, d->id) + 1, false, bufs, e,
-		                  sizeof(e));
-		for (size_t k = 0; k < PUB_MAX_FILES; k++)
-			render_buf_free(&bufs[k]);
+		/* the version stamp 0, as pub_update renders for the content
+		 * hash (a number in place of a number renders alike) */
+		rc = render_files(p->tmpl, w, d, prof, 0, false, bufs, e, sizeof(e));
+		if (rc == 0 && p->nstash < PUB_STASH_MAX && n <= PUB_STASH_MAX) {
+			struct stash *s = &p->stash[p->nstash++];
+
+			s->dev = d->id;
+			stash_key(p, w, d, prof, s->key);
+			memcpy(s->bufs, bufs, sizeof(s->bufs));
+		} else {
+			for (size_t k = 0; k < PUB_MAX_FILES; k++)
+				render_buf_free(&bufs[k]);
+		}
 		if (rc != 0) {
 			hd_seterr(err, errlen, "the configuration of device %s would not render: %s",
 			          d->mac, e);
@@ -1520,7 +1220,7 @@ dry_dev(struct hd_dev *d, void *arg)
 	if ((e = idmap_get(&dr->p->by_id, d->id)) != NULL && e->profile == dr->prof) {
 		version = e->version;
 		for (size_t i = 0; i < e->nfiles; i++)
-			cur[i] = blob_ref(e->files[i]);
+			cur[i] = pcache_blob_ref(e->files[i]);
 	}
 	pthread_rwlock_unlock(&dr->p->lock);
 	pub_render_input(dr->w, d, &in);
@@ -1602,48 +1302,4 @@ fail:
 	return -1;
 }
 
-int
-pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void *arg)
-{
-	struct pub_access_view v = { HD_PROV_NONE, NULL, NULL, NULL, HD_CERT_NONE, NULL };
-	struct pub_access *a;
-	struct pub_dev *e;
-	int rc;
 
-	pthread_rwlock_rdlock(&p->lock);
-	e = idmap_get(&p->by_id, ref->dev);
-	v.profile = e != NULL && e->profile != NULL ? e->profile->name : NULL;
-	if ((a = idmap_get(&p->access, ref->org)) == NULL) {
-		/* every published device's organization has an entry; none
-		 * means it could not be made (out of memory): refuse, never
-		 * serve credentials unprotected */
-		v.auth = HD_PROV_DEVICE;
-	} else {
-		v.auth = a->auth;
-		v.client_cert = a->client_cert;
-		v.nets = &a->nets;
-		if (a->auth == HD_PROV_SHARED) {
-			v.user = a->user;
-			v.password = a->password;
-		} else if (a->auth == HD_PROV_DEVICE) {
-			v.user = ref->mac;
-			v.password = e ? e->prov_password : NULL;
-		}
-	}
-	rc = fn(&v, arg);
-	pthread_rwlock_unlock(&p->lock);
-	return rc;
-}
-
-int
-pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref)
-{
-	struct pub_dev *e;
-
-	memset(ref, 0, sizeof(*ref));
-	pthread_rwlock_rdlock(&p->lock);
-	if ((e = idmap_get(&p->by_mac, mac_key(mac))) != NULL)
-		ref_file(ref, e, 0);
-	pthread_rwlock_unlock(&p->lock);
-	return ref->blob != NULL;
-}

@@ -16,9 +16,12 @@
  * may run on any thread at the same time.
  *
  * Invariant (I5 of SPEC 2.1): after pub_update returns, what pub_get
- * serves and what the TFTP root holds for each device equals the render of
- * its current carried() identity -- unless rendering failed, in which case
- * the last good file stays and an event "render.failed" is recorded.
+ * serves for each device equals the render of its current carried()
+ * identity, and so does what the TFTP root holds once the TFTP writer ran
+ * the jobs pub_update queued (pub_settle, pub_tftp_wait; pub_reconcile
+ * returns with the root complete) -- unless rendering failed, in which
+ * case the last good file stays and an event "render.failed" is
+ * recorded.
  */
 #ifndef HD_PUBLISH_H
 #define HD_PUBLISH_H
@@ -100,6 +103,32 @@ int pub_get(struct pub *p, const char *name, struct pub_ref *ref);
 int pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref);
 /* Drops a reference.  NULL-safe; safe from any thread. */
 void pub_release(struct pub_blob *b);
+
+/*
+ * The TFTP root follows memory on the publisher's writer thread
+ * (tftpw.h): pub_update swaps the files in memory and queues them.
+ * pub_settle waits until every file the calling thread queued is in the
+ * TFTP root (an API answer is sent after it); pub_tftp_wait waits until
+ * device dev's files are (a NOTIFY is sent after it).  Neither holds a
+ * lock while it waits.  No-ops without a TFTP root.
+ */
+void pub_settle(struct pub *p);
+void pub_tftp_wait(struct pub *p, hd_id dev);
+/*
+ * A clean stop: writes what is queued, syncs the TFTP root and records
+ * that in the store, so the next start checks files by size only (without
+ * the record it compares every file's content: a crash or a power loss may
+ * have torn one).  Nothing is published after it.  Writer only (under the
+ * service lock).
+ */
+void pub_stop(struct pub *p, struct store *st);
+/*
+ * Start-up, before pub_reconcile and outside any transaction: whether the
+ * last run stopped cleanly with this TFTP root (then pub_reconcile checks
+ * files by size, else by content), and from now on not: the record goes,
+ * durably, before any file is written.  0, or -1 with err.
+ */
+int pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen);
 
 /*
  * The download access settings that apply to a per-device file: calls fn

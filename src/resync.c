@@ -872,6 +872,9 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		struct cfg_net nv[RESYNC_NETS_MAX];
 		struct cfg_netlist nets;
 
+		/* the phone fetches what the NOTIFY announces: its files are in
+		 * the TFTP root first */
+		pub_tftp_wait(r->pub, j->dev);
 		f.dev = j->dev;
 		f.org = j->org;
 		memcpy(f.mac, j->mac, sizeof(f.mac));

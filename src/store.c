@@ -1941,6 +1941,20 @@ store_meta_put(struct store *s, const char *key, const char *value)
 	return run(s, st, b);
 }
 
+int
+store_meta_put_synced(struct store *s, const char *key, const char *value)
+{
+	int rc;
+
+	/* in WAL mode, FULL syncs the log at each commit: this one */
+	if (exec_sql(s, "PRAGMA synchronous = FULL") != 0)
+		return -1;
+	rc = store_meta_put(s, key, value);
+	if (exec_sql(s, "PRAGMA synchronous = NORMAL") != 0)
+		rc = -1;
+	return rc;
+}
+
 /* ---- publishing: versions, TFTP manifest, fetches ------------------ */
 
 int

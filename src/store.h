@@ -301,6 +301,9 @@ int store_regs_expire(struct store *s, long long now);
  */
 int store_meta_get(struct store *s, const char *key, char *buf, size_t len);
 int store_meta_put(struct store *s, const char *key, const char *value);
+/* store_meta_put, outside a transaction, durable when it returns (what a
+ * later write elsewhere relies on). */
+int store_meta_put_synced(struct store *s, const char *key, const char *value);
 
 /*
  * Checkpoints.  store_autocheckpoint(s, false) stops the writer's

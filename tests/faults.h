@@ -251,6 +251,8 @@ fx_new(void)
 	             SVC_OK, "dev: %s", r.err);
 	fx_star30_ok(f, "acme101", "102", FX_CODE, VIRT_ACCEPTED);
 	fx_star30_ok(f, "acme100", "103", FX_CODE, VIRT_ACCEPTED);
+	/* the daemon answers once the files are in the TFTP root */
+	pub_settle(f->pub);
 	/* what the faults make the daemon log is expected: FX_VERBOSE shows it */
 	if (getenv("FX_VERBOSE") == NULL && freopen("/dev/null", "w", stderr) == NULL)
 		abort();
@@ -671,6 +673,9 @@ fx_check(struct fx *f, const char *label, const char *names)
 {
 	struct fx_locked_check lc = { f, label, names };
 
+	/* what a client sees after the answer: the daemon answers once the
+	 * files are in the TFTP root (pub_settle) */
+	pub_settle(f->pub);
 	(void)svc_locked(f->svc, fx_check_locked, &lc);
 	if (f->extra != NULL)
 		f->extra(f, label);

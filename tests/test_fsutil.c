@@ -7,28 +7,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 
 #include "fsutil.h"
 #include "testutil.h"
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* Removes the test's directory and frees its name. */
-static void
-done(char *dir)
-{
-	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
 
 static void
 put(const char *dir, const char *name, const char *text, mode_t mode)
@@ -83,7 +65,7 @@ Test(fsutil, temporaries_are_private_until_committed)
 	snprintf(path, sizeof(path), "%s/0004f2000001-line.cfg", dir);
 	cr_assert_eq(mode_of(path), 0644);
 	cr_assert(access(tmp, F_OK) != 0, "the temporary is still there");
-	done(dir);
+	tu_rmtree(dir);
 }
 
 Test(fsutil, write_atomic_publishes_0644_and_leaves_no_temporary)
@@ -106,7 +88,7 @@ Test(fsutil, write_atomic_publishes_0644_and_leaves_no_temporary)
 	/* names that could escape or hide are refused */
 	cr_assert_eq(fs_write_atomic(dir, ".hidden", "x", 1, err, sizeof(err)), -1);
 	cr_assert_eq(fs_write_atomic(dir, "../x", "x", 1, err, sizeof(err)), -1);
-	done(dir);
+	tu_rmtree(dir);
 }
 
 Test(fsutil, sweep_removes_what_a_crash_left_and_nothing_else)
@@ -147,7 +129,7 @@ Test(fsutil, sweep_removes_what_a_crash_left_and_nothing_else)
 	cr_assert_eq(fs_sweep_temporaries(dir, &n, err, sizeof(err)), 0);
 	cr_assert_eq(n, 0);
 	cr_assert_eq(fs_sweep_temporaries("/nonexistent-hotdeskd-dir", &n, err, sizeof(err)), 0);
-	done(dir);
+	tu_rmtree(dir);
 }
 
 Test(fsutil, private_directory_must_be_ours)
@@ -170,6 +152,6 @@ Test(fsutil, private_directory_must_be_ours)
 	cr_assert_eq(chmod(tdir, 0755), 0);
 	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "x", 1, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(mode_of(tdir), 0700);
-	done(dir);
-	done(elsewhere);
+	tu_rmtree(dir);
+	tu_rmtree(elsewhere);
 }

@@ -4,6 +4,7 @@
 #ifndef HD_TESTUTIL_H
 #define HD_TESTUTIL_H
 
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,23 @@ tu_tmpdir(void)
 	char *d = mkdtemp(tmpl);
 
 	return d ? strdup(d) : NULL;
+}
+
+static inline int
+tu_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes a test's directory tree and frees its name (tu_tmpdir's). */
+static inline void
+tu_rmtree(char *dir)
+{
+	(void)nftw(dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
 }
 
 /* Absolute path of a file in the source tree (tests run from the root). */

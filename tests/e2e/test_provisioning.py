@@ -384,6 +384,52 @@ def test_render_failure_is_the_event_render_failed(prov):
     assert prov_get(d, line_file(mac(101)))[0] == 200
 
 
+def _last_run_log(d):
+    return d.log_text().rsplit("==== harness: starting daemon ====", 1)[-1]
+
+
+def _clean_record(d):
+    """The TFTP root a clean stop recorded as synced, or None."""
+    db = sqlite3.connect(d.db_path)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'tftp_clean'").fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def test_torn_tftp_file_after_a_crash_is_rewritten_before_ready(prov):
+    """Files of the TFTP root are not synced one by one: a clean stop syncs
+    them once and records it, and a start without that record (a crash, a
+    power loss) compares every file with its render, so a file torn at
+    its full size (what a power loss can leave) is rewritten before the
+    daemon is ready; after a clean stop a restart trusts the files."""
+    d, demo, tftp = prov
+    root = tftp.root
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    check_published(d, demo, tftp)
+    assert _clean_record(d) is None, "a running daemon's root is recorded clean"
+    d.stop()
+    assert _clean_record(d) == root
+    d.start()
+    assert "no clean stop recorded" not in _last_run_log(d)
+    assert _clean_record(d) is None, "the clean record outlives the start"
+    torn, short = line_file(mac(101)), line_file(mac(102))
+    d.kill9()
+    want = open(os.path.join(root, torn), "rb").read()
+    with open(os.path.join(root, torn), "r+b") as f:   # same size, zeroed tail
+        f.seek(len(want) // 2)
+        f.write(b"\0" * (len(want) - len(want) // 2))
+    with open(os.path.join(root, short), "r+b") as f:
+        f.truncate(10)
+    d.start()
+    assert "no clean stop recorded" in _last_run_log(d)
+    assert open(os.path.join(root, torn), "rb").read() == want
+    assert tftp.get(torn) == want
+    check_published(d, demo, tftp)
+    invariants(d)
+
+
 def test_failed_render_is_refused_up_front(prov):
     """A template that is valid for every sample device but breaks for a
     device without a model: saving it is fine while every polycom device

@@ -1,0 +1,487 @@
+/*
+ * pubcache.c -- the publisher's in-memory cache (pubcache.h): published
+ * blobs, the entries by id and by MAC, download access settings, fetch
+ * records, shared files rendered on request, and what the TFTP writer
+ * reads of it.  Every serving path of publish.h (pub_get, pub_fetched,
+ * pub_with_access, ...) lives here; none renders a per-device file.
+ */
+#include "pubcache.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "slab.h"
+#include "vendor.h"
+#include "wipe.h"
+
+/* The address of source in binary; family 0 when it is not numeric. */
+static unsigned char
+fetch_addr(const char *source, unsigned char addr[16])
+{
+	memset(addr, 0, 16);
+	if (source == NULL)
+		return 0;
+	if (inet_pton(AF_INET, source, addr) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, source, addr) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+/* The address of a socket address in binary; family 0 for others. */
+static unsigned char
+sa_addr(const struct sockaddr *sa, unsigned char addr[16])
+{
+	memset(addr, 0, 16);
+	if (sa != NULL && sa->sa_family == AF_INET) {
+		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return AF_INET;
+	}
+	if (sa != NULL && sa->sa_family == AF_INET6) {
+		memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		return AF_INET6;
+	}
+	return 0;
+}
+
+/* A 64-bit key of who fetched: the address and the User-Agent (a phone
+ * that changed address or firmware is news). */
+static uint64_t
+who_key(const unsigned char addr[16], unsigned char family, const char *ua)
+{
+	uint64_t a, b, h = 1469598103934665603ULL;
+
+	memcpy(&a, addr, 8);
+	memcpy(&b, addr + 8, 8);
+	for (const char *c = ua ? ua : ""; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	return (a ^ (b * 0x9e3779b97f4a7c15ULL)) + family + h;
+}
+
+/* Records a fetch (fetch_mu held). */
+static void
+fetch_rec_put(struct fetch_rec *f, const unsigned char addr[16], unsigned char family,
+              const char *ua, unsigned long long version, long long at)
+{
+	memcpy(f->addr, addr, 16);
+	f->family = family;
+	atomic_store(&f->who_key, who_key(addr, family, ua));
+	atomic_store(&f->version, version);
+	atomic_store(&f->at, at);
+}
+
+void
+pcache_fetch_set(struct fetch_rec *f, const char *source, const char *ua,
+              unsigned long long version, long long at)
+{
+	unsigned char addr[16], family = fetch_addr(source, addr);
+
+	fetch_rec_put(f, addr, family, ua, version, at);
+}
+
+static void
+fetch_rec_get(const struct fetch_rec *f, struct pub_fetch *out)
+{
+	out->version = atomic_load(&f->version);
+	out->at = atomic_load(&f->at);
+	out->source[0] = '\0';
+	out->user_agent[0] = '\0';
+	if (f->family != 0)
+		(void)inet_ntop(f->family, f->addr, out->source, sizeof(out->source));
+}
+
+/* The TFTP name of per-device file i of a device (derived from its MAC:
+ * per-device patterns name the device by MAC only).  0 or -1. */
+int
+pcache_file_name(const struct vendor_profile *prof, size_t i, const char *mac, char *buf,
+              size_t len)
+{
+	return i < prof->n_device_files ? vendor_file_name(&prof->device_files[i], mac, NULL, buf, len)
+	                                : -1;
+}
+
+int64_t
+pcache_mac_key(const char *mac)
+{
+	return (int64_t)strtoull(mac, NULL, 16);
+}
+
+struct pub_blob *
+pcache_blob_new(const char *data, size_t len, unsigned long long version)
+{
+	struct pub_blob *b = slab_alloc(sizeof(*b) + len + 1);
+	unsigned char h[16];
+	char hex[33];
+
+	if (b == NULL)
+		return NULL;
+	atomic_init(&b->refs, 1);
+	b->version = version;
+	b->len = len;
+	memcpy(b->data, data, len);
+	b->data[len] = '\0';
+	crypto_generichash(h, sizeof(h), (const unsigned char *)data, len, NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	snprintf(b->etag, sizeof(b->etag), "\"%s\"", hex);
+	return b;
+}
+
+void
+pub_release(struct pub_blob *b)
+{
+	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
+		sodium_memzero(b->data, b->len); /* may hold SIP passwords */
+		slab_free(b, sizeof(*b) + b->len + 1);
+	}
+}
+
+struct pub_blob *
+pcache_blob_ref(struct pub_blob *b)
+{
+	if (b != NULL)
+		atomic_fetch_add(&b->refs, 1);
+	return b;
+}
+
+int
+pcache_dev_free(void *v, void *arg)
+{
+	struct pub_dev *d = v;
+
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+		pub_release(d->files[i]);
+	wipe_free(d->prov_password);
+	free(d);
+	return 0;
+}
+
+int
+pcache_access_free(void *v, void *arg)
+{
+	struct pub_access *a = v;
+
+	free(a->user);
+	wipe_free(a->password);
+	free(a->nets_src);
+	cfg_netlist_free(&a->nets);
+	free(a);
+	return 0;
+}
+
+bool
+pcache_str_eq(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+char *
+pcache_dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Brings the access settings of org o up to date (writer, under wrlock). */
+void
+pcache_access_refresh(struct pub *p, const struct hd_org *o)
+{
+	struct pub_access *a = idmap_get(&p->access, o->id), *n;
+	char msg[128];
+
+	if (a != NULL && a->auth == o->prov.auth && a->client_cert == o->prov.client_cert &&
+	    pcache_str_eq(a->user, o->prov.user) &&
+	    pcache_str_eq(a->password, o->prov.password) && pcache_str_eq(a->nets_src, o->prov.networks))
+		return;
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return;
+	n->auth = o->prov.auth;
+	n->client_cert = o->prov.client_cert;
+	n->user = pcache_dup_or_null(o->prov.user);
+	n->password = pcache_dup_or_null(o->prov.password);
+	n->nets_src = pcache_dup_or_null(o->prov.networks);
+	if (o->prov.networks != NULL &&
+	    cfg_netlist_parse(o->prov.networks, &n->nets, msg, sizeof(msg)) != 0) {
+		/* validated by the API; an unparsable list allows nothing */
+		log_error("organization %s: download networks: %s", o->name, msg);
+		n->nets.n = 0;
+		n->auth = HD_PROV_DEVICE; /* and no device password: refuse */
+	}
+	if (idmap_put(&p->access, o->id, n) != 0) {
+		pcache_access_free(n, NULL);
+		return;
+	}
+	if (a != NULL)
+		pcache_access_free(a, NULL);
+}
+
+void
+pcache_shared_flush(struct pub *p)
+{
+	pthread_mutex_lock(&p->shared_mu);
+	for (size_t i = 0; i < p->nshared; i++)
+		pub_release(p->shared[i].blob);
+	p->nshared = 0;
+	pthread_mutex_unlock(&p->shared_mu);
+}
+
+int
+pcache_tftp_files(void *arg, hd_id dev, struct tftpw_file *files, unsigned long long *version)
+{
+	struct pub *p = arg;
+	struct pub_dev *e;
+	int n = -1;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
+		n = 0;
+		*version = e->version;
+		for (size_t i = 0; i < e->nfiles && i < TFTPW_MAX_FILES; i++) {
+			if (e->files[i] == NULL ||
+			    pcache_file_name(e->profile, i, e->mac, files[n].name, sizeof(files[n].name)) != 0)
+				continue;
+			files[n].ref = pcache_blob_ref(e->files[i]);
+			files[n].data = e->files[i]->data;
+			files[n].len = e->files[i]->len;
+			n++;
+		}
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return n;
+}
+
+void
+pcache_tftp_release(void *ref)
+{
+	pub_release(ref);
+}
+
+bool
+pcache_tftp_owned(void *arg, const char *name)
+{
+	struct pub *p = arg;
+	bool owned;
+
+	pthread_rwlock_rdlock(&p->lock);
+	owned = pcache_name_owned(p, name);
+	pthread_rwlock_unlock(&p->lock);
+	return owned;
+}
+
+/* Whether some device entry owns TFTP file `name`. */
+bool
+pcache_name_owned(struct pub *p, const char *name)
+{
+	struct vendor_file_match m;
+	struct pub_dev *e;
+
+	if (vendor_match_file(name, &m) != 1 || m.kind != VENDOR_DEVICE)
+		return false;
+	if ((e = idmap_get(&p->by_mac, pcache_mac_key(m.mac))) == NULL)
+		return false;
+	for (size_t i = 0; i < e->nfiles; i++) {
+		char own[VENDOR_NAME_MAX + 1];
+
+		if (pcache_file_name(e->profile, i, e->mac, own, sizeof(own)) == 0 &&
+		    strcmp(own, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static struct pub_blob *
+shared_get(struct pub *p, const struct vendor_file_match *m)
+{
+	struct render_buf b = { 0 };
+	struct pub_blob *blob = NULL;
+	char err[256];
+
+	pthread_mutex_lock(&p->shared_mu);
+	for (size_t i = 0; i < p->nshared; i++) {
+		struct shared_entry *s = &p->shared[i];
+
+		if (s->profile == m->profile && s->index == m->file_index &&
+		    strcasecmp(s->model, m->model) == 0) {
+			blob = pcache_blob_ref(s->blob);
+			goto out;
+		}
+	}
+	if (vendor_render_shared(m->profile, p->tmpl, m->file_index, m->model[0] ? m->model : NULL,
+	                         &b, err, sizeof(err)) != 0) {
+		log_warn("shared file of %s: %s", m->profile->name, err);
+		goto out;
+	}
+	if ((blob = pcache_blob_new(b.p, b.len, 0)) == NULL)
+		goto out;
+	if (p->nshared < SHARED_MAX) {
+		struct shared_entry *s = &p->shared[p->nshared++];
+
+		s->profile = m->profile;
+		s->index = m->file_index;
+		snprintf(s->model, sizeof(s->model), "%s", m->model);
+		s->blob = pcache_blob_ref(blob);
+	}
+out:
+	pthread_mutex_unlock(&p->shared_mu);
+	render_buf_free(&b);
+	return blob;
+}
+
+/* Fills ref with a reference to file i of entry e, if published (lock
+ * held by the caller). */
+static void
+ref_file(struct pub_ref *ref, const struct pub_dev *e, size_t i)
+{
+	if (i >= e->nfiles || e->files[i] == NULL)
+		return;
+	ref->blob = pcache_blob_ref(e->files[i]);
+	ref->per_device = true;
+	ref->dev = e->id;
+	ref->org = e->org;
+	memcpy(ref->mac, e->mac, sizeof(ref->mac));
+}
+
+int
+pub_get(struct pub *p, const char *name, struct pub_ref *ref)
+{
+	struct vendor_file_match m;
+	struct pub_dev *e;
+	int rc;
+
+	memset(ref, 0, sizeof(*ref));
+	if ((rc = vendor_match_file(name, &m)) != 1)
+		return rc;
+	if (m.kind == VENDOR_SHARED) {
+		ref->blob = shared_get(p, &m);
+		return ref->blob != NULL;
+	}
+	pthread_rwlock_rdlock(&p->lock);
+	e = idmap_get(&p->by_mac, pcache_mac_key(m.mac));
+	if (e != NULL && e->profile != m.profile) {
+		/* the same name in another family (e.g. <mac>.cfg): ask the
+		 * device's own profile */
+		if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
+			e = NULL;
+	}
+	if (e != NULL)
+		ref_file(ref, e, m.file_index);
+	pthread_rwlock_unlock(&p->lock);
+	return ref->blob != NULL;
+}
+
+bool
+pub_fetched(struct pub *p, hd_id dev, const struct sockaddr *peer, const char *user_agent,
+            unsigned long long version, long long now)
+{
+	struct pub_dev *e;
+	unsigned char addr[16], family = sa_addr(peer, addr);
+	bool news = false;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
+		if (atomic_load(&e->fetch.version) == version &&
+		    atomic_load(&e->fetch.who_key) == who_key(addr, family, user_agent) &&
+		    !atomic_exchange(&e->fetch.news, false)) {
+			/* a repeat: no lock */
+			atomic_store(&e->fetch.at, now);
+		} else {
+			pthread_mutex_lock(&p->fetch_mu);
+			fetch_rec_put(&e->fetch, addr, family, user_agent, version, now);
+			pthread_mutex_unlock(&p->fetch_mu);
+			atomic_store(&e->fetch.news, false);
+			news = true;
+		}
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return news;
+}
+
+void
+pub_fetch_forget(struct pub *p, hd_id dev)
+{
+	struct pub_dev *e;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL)
+		atomic_store(&e->fetch.news, true);
+	pthread_rwlock_unlock(&p->lock);
+}
+
+int
+pub_fetch_info(struct pub *p, hd_id dev, struct pub_fetch *out)
+{
+	struct pub_dev *e;
+
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
+		pthread_mutex_lock(&p->fetch_mu);
+		fetch_rec_get(&e->fetch, out);
+		pthread_mutex_unlock(&p->fetch_mu);
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return e != NULL;
+}
+
+unsigned long long
+pub_version(struct pub *p, hd_id dev)
+{
+	struct pub_dev *e;
+	unsigned long long v = 0;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL)
+		v = e->version;
+	pthread_rwlock_unlock(&p->lock);
+	return v;
+}
+
+int
+pub_with_access(struct pub *p, const struct pub_ref *ref, pub_access_fn fn, void *arg)
+{
+	struct pub_access_view v = { HD_PROV_NONE, NULL, NULL, NULL, HD_CERT_NONE, NULL };
+	struct pub_access *a;
+	struct pub_dev *e;
+	int rc;
+
+	pthread_rwlock_rdlock(&p->lock);
+	e = idmap_get(&p->by_id, ref->dev);
+	v.profile = e != NULL && e->profile != NULL ? e->profile->name : NULL;
+	if ((a = idmap_get(&p->access, ref->org)) == NULL) {
+		/* every published device's organization has an entry; none
+		 * means it could not be made (out of memory): refuse, never
+		 * serve credentials unprotected */
+		v.auth = HD_PROV_DEVICE;
+	} else {
+		v.auth = a->auth;
+		v.client_cert = a->client_cert;
+		v.nets = &a->nets;
+		if (a->auth == HD_PROV_SHARED) {
+			v.user = a->user;
+			v.password = a->password;
+		} else if (a->auth == HD_PROV_DEVICE) {
+			v.user = ref->mac;
+			v.password = e ? e->prov_password : NULL;
+		}
+	}
+	rc = fn(&v, arg);
+	pthread_rwlock_unlock(&p->lock);
+	return rc;
+}
+
+int
+pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref)
+{
+	struct pub_dev *e;
+
+	memset(ref, 0, sizeof(*ref));
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_mac, pcache_mac_key(mac))) != NULL)
+		ref_file(ref, e, 0);
+	pthread_rwlock_unlock(&p->lock);
+	return ref->blob != NULL;
+}

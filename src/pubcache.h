@@ -1,0 +1,143 @@
+/*
+ * pubcache.h -- the publisher's in-memory side, shared by its two files
+ * (private to them: other modules use publish.h).
+ *
+ * struct pub and its entries are defined here.  pubcache.c owns the
+ * entries' life and everything the serving side reads: blobs (immutable,
+ * reference-counted, in slab memory), the maps by id and by MAC, the
+ * download access settings per organization, the fetch records, the
+ * shared-file cache, and the TFTP writer's view of the entries
+ * (pcache_tftp_*).  publish.c renders, swaps blobs into entries under the
+ * write lock, and drives the TFTP writer (tftpw.c).
+ *
+ * Locks: see publish.c (lock, fetch_mu, shared_mu).
+ */
+#ifndef HD_PUBCACHE_H
+#define HD_PUBCACHE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "idmap.h"
+#include "publish.h"
+#include "render.h"
+#include "tftpw.h"
+
+#define PUB_MAX_FILES 4
+#define SHARED_MAX 256
+
+/* The last fetch of a device, kept compact (a large installation has
+ * one per device): the address in binary, no User-Agent (it travels to the
+ * store with the fetch event, see api_ctx.on_fetch). */
+struct fetch_rec {
+	/* atomics: a fetch that repeats what is recorded (every fetch of a
+	 * boot storm's retries, of a phone's periodic check) takes no lock */
+	_Atomic unsigned long long version;
+	_Atomic long long at;   /* 0 = never */
+	_Atomic uint64_t who_key; /* who_key() of address and User-Agent, compared without the lock */
+	atomic_bool news;       /* the next fetch is news whatever it repeats */
+	unsigned char addr[16]; /* under fetch_mu */
+	unsigned char family;   /* AF_INET, AF_INET6, 0 = unknown; under fetch_mu */
+};
+
+struct pub_dev {
+	hd_id id, org;
+	char mac[HD_MAC_LEN + 1];
+	const struct vendor_profile *profile;
+	unsigned long long version;
+	char hash[33];                        /* hex of the content hash, "" none */
+	struct pub_blob *files[PUB_MAX_FILES]; /* NULL until rendered */
+	size_t nfiles;
+	struct fetch_rec fetch;               /* under fetch_mu */
+	char *prov_password;                  /* digest password (per-device auth) */
+	/* the TFTP writer's job that writes these files (tftpw.h) */
+	enum tftpw_queue tftp_q;
+	uint64_t tftp_ticket;
+};
+
+/* Download access settings of one organization, as last rendered. */
+struct pub_access {
+	enum hd_prov_auth auth;
+	enum hd_prov_cert client_cert;
+	char *user, *password, *nets_src;
+	struct cfg_netlist nets;
+};
+
+struct shared_entry {
+	const struct vendor_profile *profile;
+	size_t index;
+	char model[33];
+	struct pub_blob *blob;
+};
+
+/*
+ * A device's files as pub_check rendered them (version stamp 0, checked),
+ * kept for the pub_update of the same change, so that a move renders each
+ * file once: used only while the device's render input, its profile and
+ * the templates are those it was made from (key: stash_key).
+ */
+struct stash {
+	hd_id dev;
+	unsigned char key[16];
+	struct render_buf bufs[PUB_MAX_FILES];
+};
+#define PUB_STASH_MAX 8 /* a move changes two devices; larger changes: no stash */
+
+struct pub {
+	pthread_rwlock_t lock;
+	struct idmap by_id;   /* hd_id -> pub_dev */
+	struct idmap by_mac;  /* 48-bit MAC -> pub_dev */
+	struct idmap access;  /* org id -> pub_access */
+	pthread_mutex_t fetch_mu;
+	pthread_mutex_t shared_mu;
+	struct shared_entry shared[SHARED_MAX];
+	size_t nshared;
+	struct vendor_templates *tmpl;
+	struct tftpw *tw;        /* NULL = no TFTP publishing */
+	bool tftp_clean;         /* the last run stopped cleanly: files are whole */
+	bool bulk;               /* writer only: queue TFTP jobs as bulk */
+	unsigned long long tmpl_gen; /* grows with every template installed */
+	struct stash stash[PUB_STASH_MAX]; /* writer only: pub_check's renders */
+	size_t nstash;
+	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */
+};
+
+/* Blobs: a new one (one reference, NULL when out of memory), another
+ * reference on b (NULL-safe).  pub_release drops one. */
+struct pub_blob *pcache_blob_new(const char *data, size_t len, unsigned long long version);
+struct pub_blob *pcache_blob_ref(struct pub_blob *b);
+
+/* The TFTP name of per-device file i of a device (derived from its MAC:
+ * per-device patterns name the device by MAC only).  0 or -1. */
+int pcache_file_name(const struct vendor_profile *prof, size_t i, const char *mac, char *buf,
+                     size_t len);
+/* The key of a MAC (12 hex digits) in by_mac. */
+int64_t pcache_mac_key(const char *mac);
+/* Whether some entry owns TFTP file name (lock held, or the writer). */
+bool pcache_name_owned(struct pub *p, const char *name);
+
+/* Frees an entry (its blobs released, its password wiped); idmap_each
+ * callbacks, arg unused. */
+int pcache_dev_free(void *v, void *arg);
+int pcache_access_free(void *v, void *arg);
+/* Brings the access settings of org o up to date (writer, wrlock held). */
+void pcache_access_refresh(struct pub *p, const struct hd_org *o);
+/* Empties the shared-file cache (a template changed). */
+void pcache_shared_flush(struct pub *p);
+/* Records a fetch read from the store (start-up). */
+void pcache_fetch_set(struct fetch_rec *f, const char *source, const char *ua,
+                      unsigned long long version, long long at);
+
+bool pcache_str_eq(const char *a, const char *b); /* NULL equals only NULL */
+char *pcache_dup_or_null(const char *s);
+
+/* The TFTP writer's view of the entries (tftpw_ops; arg: the pub). */
+int pcache_tftp_files(void *arg, hd_id dev, struct tftpw_file *files,
+                      unsigned long long *version);
+void pcache_tftp_release(void *ref);
+bool pcache_tftp_owned(void *arg, const char *name);
+
+#endif

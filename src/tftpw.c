@@ -1,0 +1,502 @@
+/*
+ * tftpw.c -- the TFTP writer thread (tftpw.h).
+ *
+ * Owns: the two job queues, their counters, the writer thread, the files
+ * it writes and removes in the TFTP root, and the final sync.  Does
+ * not own: what a device's files hold (the publisher answers through
+ * tftpw_ops), the manifest of written names (the publisher records it in
+ * the store under the service lock).
+ *
+ * Locks: mu guards the queues and counters, and is never held while
+ * writing, so queueing never waits for the disk.  run_mu is held by the
+ * one thread running jobs: the writer thread, or a thread waiting for its
+ * ticket that found the writer idle (tftpw_wait runs the jobs itself,
+ * sparing a thread wake-up).  Order: run_mu before mu.  Jobs of one queue
+ * run in the order queued (done counts them), urgent before bulk.
+ */
+#include "tftpw.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errbuf.h"
+#include "fsutil.h"
+#include "log.h"
+#include "metrics.h"
+
+struct job {
+	hd_id dev;            /* 0: a removal of name, or a mark (name "") */
+	uint64_t stamp;       /* a *30 move's stamp, 0 none */
+	uint64_t at;          /* when queued (monotonic ns) */
+	char name[TFTPW_NAME_MAX];
+};
+
+struct queue {
+	struct job *v;
+	size_t head, n, cap;  /* ring */
+	uint64_t queued, done;
+};
+
+struct tftpw {
+	pthread_mutex_t run_mu; /* held by the thread running jobs (run_some) */
+	pthread_mutex_t mu;
+	pthread_cond_t work;  /* a job was queued, or stop */
+	pthread_cond_t ran;   /* a job ran */
+	struct queue q[TFTPW_NQUEUES];
+	bool stop;
+	pthread_t thread;
+	bool started;
+	bool failed;          /* a write or removal failed (under run_mu) */
+	struct job *chunk;    /* jobs being run (under run_mu) */
+	struct pending *pending; /* their temporaries (under run_mu) */
+	struct tftpw_ops ops;
+	char *root;
+};
+
+/* ---- files -------------------------------------------------------------- */
+
+/* A file written under its temporary name, waiting to be renamed. */
+struct pending {
+	char tmp[4096];
+	char name[TFTPW_NAME_MAX];
+};
+
+/* Writes data into a new private temporary for name (0600 in FS_TMPDIR
+ * until committed); 0 or -1 with err. */
+static int
+write_tmp(const char *root, const char *name, const char *data, size_t len,
+          struct pending *pd, char *err, size_t errlen)
+{
+	int fd;
+
+	if ((fd = fs_tmp_create(root, name, pd->tmp, sizeof(pd->tmp), err, errlen)) == -1)
+		return -1;
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			hd_seterr(err, errlen, "%s: %s", name, n == 0 ? "short write" : strerror(errno));
+			close(fd);
+			unlink(pd->tmp);
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	if (close(fd) == -1) {
+		hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
+		unlink(pd->tmp);
+		return -1;
+	}
+	snprintf(pd->name, sizeof(pd->name), "%s", name);
+	return 0;
+}
+
+/* Renames a written temporary into place (readable from now on). */
+static int
+commit_tmp(const char *root, const struct pending *pd, char *err, size_t errlen)
+{
+	if (fs_tmp_commit(pd->tmp, root, pd->name, err, errlen) != 0) {
+		unlink(pd->tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_file(const char *root, const char *name, const char *data, size_t len, char *err,
+           size_t errlen)
+{
+	struct pending pd;
+
+	if (write_tmp(root, name, data, len, &pd, err, errlen) != 0)
+		return -1;
+	return commit_tmp(root, &pd, err, errlen);
+}
+
+static void
+fail(struct tftpw *w, const char *err)
+{
+	log_error("tftp: %s", err);
+	w->failed = true;
+}
+
+/* Writes the temporaries of device dev's files into pd (at most
+ * TFTPW_MAX_FILES); their count. */
+static size_t
+run_dev(struct tftpw *w, hd_id dev, struct pending *pd)
+{
+	struct tftpw_file f[TFTPW_MAX_FILES];
+	unsigned long long version = 0;
+	int n = w->ops.files(w->ops.arg, dev, f, &version);
+	size_t k = 0;
+
+	for (int i = 0; i < n; i++) {
+		char err[256];
+
+		if (write_tmp(w->root, f[i].name, f[i].data, f[i].len, &pd[k], err, sizeof(err)) != 0)
+			fail(w, err);
+		else
+			k++;
+		w->ops.release(f[i].ref);
+	}
+	return k;
+}
+
+static void
+run_remove(struct tftpw *w, const char *name)
+{
+	char err[256];
+
+	if (w->ops.owned(w->ops.arg, name))
+		return; /* another device publishes this name now */
+	if (fs_unlink(w->root, name, err, sizeof(err)) != 0)
+		fail(w, err);
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+#define CHUNK_URGENT 16
+#define CHUNK_BULK 256
+#define URGENT_GRACE_NS 2000000ULL
+
+/*
+ * Runs jobs v[0..n): first every file is written under its temporary
+ * name, then all are renamed into place, then removals and marks run, in
+ * the order queued.  (A crash leaves private temporaries, or whole files.)
+ */
+static void
+run_chunk(struct tftpw *w, const struct job *v, size_t n, struct pending *pd)
+{
+	char err[256];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].dev != 0)
+			k += run_dev(w, v[i].dev, pd + k);
+	for (size_t i = 0; i < k; i++)
+		if (commit_tmp(w->root, &pd[i], err, sizeof(err)) != 0)
+			fail(w, err);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].dev == 0 && v[i].name[0] != '\0')
+			run_remove(w, v[i].name);
+		if (v[i].stamp != 0)
+			metrics_move_published_at(v[i].stamp);
+	}
+}
+
+static bool
+has_jobs(const struct tftpw *w)
+{
+	for (int k = 0; k < TFTPW_NQUEUES; k++)
+		if (w->q[k].n > 0)
+			return true;
+	return false;
+}
+
+/* Whether the writer thread should run jobs now (mu held): bulk ones, an
+ * urgent one nobody ran within its grace, or anything when stopping. */
+static bool
+writer_due(const struct tftpw *w, uint64_t now)
+{
+	const struct queue *u = &w->q[TFTPW_URGENT];
+
+	return w->q[TFTPW_BULK].n > 0 || (u->n > 0 && (w->stop || now - u->v[u->head].at >= URGENT_GRACE_NS));
+}
+
+/*
+ * Takes the next jobs (of queue only, or urgent before bulk when only is
+ * TFTPW_NQUEUES) and runs them; their count.  run_mu held: jobs run one
+ * chunk at a time, in the order queued, whichever thread runs them.
+ */
+static size_t
+run_some(struct tftpw *w, enum tftpw_queue only)
+{
+	struct queue *q = NULL;
+	size_t n = 0, max;
+
+	pthread_mutex_lock(&w->mu);
+	for (int k = 0; k < TFTPW_NQUEUES && q == NULL; k++)
+		if (w->q[k].n > 0 && (only == TFTPW_NQUEUES || (int)only == k))
+			q = &w->q[k];
+	if (q == NULL) {
+		pthread_mutex_unlock(&w->mu);
+		return 0;
+	}
+	max = q == &w->q[TFTPW_URGENT] ? CHUNK_URGENT : CHUNK_BULK;
+	while (n < max && q->n > 0) {
+		w->chunk[n++] = q->v[q->head];
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+	}
+	pthread_mutex_unlock(&w->mu);
+	run_chunk(w, w->chunk, n, w->pending);
+	pthread_mutex_lock(&w->mu);
+	q->done += n;
+	pthread_cond_broadcast(&w->ran);
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
+static void *
+writer(void *arg)
+{
+	struct tftpw *w = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (!writer_due(w, metrics_now_ns()) && !(w->stop && !has_jobs(w))) {
+			if (w->q[TFTPW_URGENT].n > 0) { /* look again after the grace */
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += (long)URGENT_GRACE_NS;
+				if (ts.tv_nsec >= 1000000000L) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000L;
+				}
+				pthread_cond_timedwait(&w->work, &w->mu, &ts);
+			} else {
+				pthread_cond_wait(&w->work, &w->mu);
+			}
+		}
+		if (!has_jobs(w)) { /* and stop */
+			pthread_mutex_unlock(&w->mu);
+			break;
+		}
+		pthread_mutex_unlock(&w->mu);
+		pthread_mutex_lock(&w->run_mu);
+		(void)run_some(w, TFTPW_NQUEUES);
+		pthread_mutex_unlock(&w->run_mu);
+	}
+	return NULL;
+}
+
+/* Appends j to queue k (mu held); its ticket, 0 when out of memory. */
+static uint64_t
+push(struct tftpw *w, enum tftpw_queue k, const struct job *j)
+{
+	struct queue *q = &w->q[k];
+
+	if (q->n == q->cap) {
+		size_t nc = q->cap ? q->cap * 2 : 64;
+		struct job *v = malloc(nc * sizeof(*v));
+
+		if (v == NULL)
+			return 0;
+		for (size_t i = 0; i < q->n; i++)
+			v[i] = q->v[(q->head + i) % q->cap];
+		free(q->v);
+		q->v = v;
+		q->head = 0;
+		q->cap = nc;
+	}
+	q->v[(q->head + q->n) % q->cap] = *j;
+	q->v[(q->head + q->n) % q->cap].at = metrics_now_ns();
+	q->n++;
+	/* an urgent job is run by the thread that queued it when it waits
+	 * for it (tftpw_wait), the writer only if it is still there after
+	 * URGENT_GRACE_NS (writer_due): waking another thread to write costs
+	 * more than the job.  The writer is told either way, to keep time. */
+	pthread_cond_signal(&w->work);
+	return ++q->queued;
+}
+
+static uint64_t
+queue_job(struct tftpw *w, enum tftpw_queue k, const struct job *j)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&w->mu);
+	t = push(w, k, j);
+	pthread_mutex_unlock(&w->mu);
+	if (t == 0) { /* out of memory: do it here, in turn */
+		struct pending pd[TFTPW_MAX_FILES];
+
+		pthread_mutex_lock(&w->run_mu);
+		run_chunk(w, j, 1, pd);
+		pthread_mutex_unlock(&w->run_mu);
+	}
+	return t;
+}
+
+uint64_t
+tftpw_queue_dev(struct tftpw *w, enum tftpw_queue q, hd_id dev, uint64_t stamp)
+{
+	struct job j = { .dev = dev, .stamp = stamp };
+
+	return queue_job(w, q, &j);
+}
+
+uint64_t
+tftpw_queue_mark(struct tftpw *w, enum tftpw_queue q, uint64_t stamp)
+{
+	struct job j = { .stamp = stamp };
+
+	return stamp != 0 ? queue_job(w, q, &j) : 0;
+}
+
+uint64_t
+tftpw_queue_remove(struct tftpw *w, enum tftpw_queue q, const char *name)
+{
+	struct job j = { 0 };
+
+	if (strlen(name) >= sizeof(j.name))
+		return 0;
+	memcpy(j.name, name, strlen(name) + 1);
+	return queue_job(w, q, &j);
+}
+
+static bool
+ran(struct tftpw *w, enum tftpw_queue q, uint64_t ticket)
+{
+	bool r;
+
+	pthread_mutex_lock(&w->mu);
+	r = w->q[q].done >= ticket;
+	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+void
+tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket)
+{
+	if (ran(w, q, ticket))
+		return;
+	/* when the writer thread is idle, run the jobs here: no thread to
+	 * wake, which on a busy machine costs more than the writing */
+	if (pthread_mutex_trylock(&w->run_mu) == 0) {
+		/* urgent first, as the writer does: a bulk wait delays no move */
+		while (!ran(w, q, ticket) && run_some(w, TFTPW_NQUEUES) > 0)
+			;
+		pthread_mutex_unlock(&w->run_mu);
+	}
+	pthread_mutex_lock(&w->mu);
+	/* a ticket never given (another writer's) waits for nothing */
+	while (w->q[q].done < ticket && ticket <= w->q[q].queued)
+		pthread_cond_wait(&w->ran, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void
+tftpw_drain(struct tftpw *w)
+{
+	uint64_t t[TFTPW_NQUEUES];
+
+	pthread_mutex_lock(&w->mu);
+	for (int k = 0; k < TFTPW_NQUEUES; k++)
+		t[k] = w->q[k].queued;
+	pthread_mutex_unlock(&w->mu);
+	for (int k = 0; k < TFTPW_NQUEUES; k++)
+		tftpw_wait(w, (enum tftpw_queue)k, t[k]);
+}
+
+int
+tftpw_write_now(struct tftpw *w, const char *name, const char *data, size_t len, char *err,
+                size_t errlen)
+{
+	return write_file(w->root, name, data, len, err, errlen);
+}
+
+const char *
+tftpw_root(const struct tftpw *w)
+{
+	return w->root;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+struct tftpw *
+tftpw_open(const char *root, const struct tftpw_ops *ops, char *err, size_t errlen)
+{
+	struct tftpw *w = calloc(1, sizeof(*w));
+	size_t swept = 0;
+	char serr[256];
+
+	if (w == NULL) {
+		hd_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&w->run_mu, NULL);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->ran, NULL);
+	w->ops = *ops;
+	if (fs_mkdir(root, err, errlen) != 0)
+		goto fail;
+	if ((w->root = strdup(root)) == NULL ||
+	    (w->chunk = malloc(CHUNK_BULK * sizeof(*w->chunk))) == NULL ||
+	    (w->pending = malloc(CHUNK_BULK * TFTPW_MAX_FILES * sizeof(*w->pending))) == NULL) {
+		hd_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* temporaries of a crash may hold SIP passwords: gone first */
+	if (fs_sweep_temporaries(root, &swept, serr, sizeof(serr)) != 0)
+		log_error("tftp: removing stale temporaries: %s", serr);
+	if (swept > 0)
+		log_info("tftp: removed %zu temporaries left by an interrupted run", swept);
+	if (pthread_create(&w->thread, NULL, writer, w) != 0) {
+		hd_seterr(err, errlen, "cannot start the TFTP writer");
+		goto fail;
+	}
+	w->started = true;
+	return w;
+fail:
+	tftpw_close(w);
+	return NULL;
+}
+
+bool
+tftpw_stop(struct tftpw *w)
+{
+	int fd;
+	bool ok;
+
+	if (!w->started)
+		return false;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	w->started = false;
+	if (w->failed) {
+		log_warn("tftp: some writes failed: the next start checks every file");
+		return false;
+	}
+	fd = open(w->root, O_RDONLY | O_DIRECTORY);
+	ok = fd != -1 && syncfs(fd) == 0;
+	if (!ok)
+		log_error("tftp: cannot sync %s: %s", w->root, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return ok;
+}
+
+void
+tftpw_close(struct tftpw *w)
+{
+	if (w == NULL)
+		return;
+	if (w->started)
+		(void)tftpw_stop(w);
+	for (int k = 0; k < TFTPW_NQUEUES; k++)
+		free(w->q[k].v);
+	free(w->root);
+	free(w->chunk);
+	free(w->pending);
+	pthread_mutex_destroy(&w->run_mu);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->ran);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}

@@ -1,0 +1,306 @@
+/*
+ * test_tftpw.c -- the TFTP writer thread: a queued device's files are in
+ * the root (0644, no temporary left) once its ticket ran; jobs carry no
+ * content, so a device queued twice ends with its newest files whatever
+ * ran when; a removal spares a name some device owns by then; urgent jobs
+ * run before queued bulk ones; a stop writes what is queued.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "fsutil.h"
+#include "testutil.h"
+#include "tftpw.h"
+
+/* A fake publisher: device i (1..NDEV) owns file "dev<i>.cfg" while
+ * owned[i], with content text[i]. */
+#define NDEV 64
+
+static struct fake {
+	pthread_mutex_t mu;
+	char text[NDEV + 1][64];
+	bool owned[NDEV + 1];
+	hd_id order[4 * NDEV];    /* devices in the order the writer read them */
+	size_t norder;
+	bool hold;                /* the writer waits in files() while set */
+	bool held;                /* it is waiting */
+	pthread_cond_t cv;
+	int refs;                 /* references not released */
+} fk = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, { 0 }, { 0 }, 0, false, false,
+         PTHREAD_COND_INITIALIZER, 0 };
+
+static int
+fk_files(void *arg, hd_id dev, struct tftpw_file *f, unsigned long long *version)
+{
+	int n = -1;
+
+	(void)arg;
+	pthread_mutex_lock(&fk.mu);
+	fk.order[fk.norder++] = dev;
+	while (fk.hold) {
+		fk.held = true;
+		pthread_cond_broadcast(&fk.cv);
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	}
+	if (dev >= 1 && dev <= NDEV && fk.owned[dev]) {
+		snprintf(f[0].name, sizeof(f[0].name), "dev%d.cfg", (int)dev);
+		f[0].data = strdup(fk.text[dev]);
+		f[0].len = strlen(fk.text[dev]);
+		f[0].ref = (void *)f[0].data;
+		fk.refs++;
+		*version = 1;
+		n = 1;
+	}
+	pthread_mutex_unlock(&fk.mu);
+	return n;
+}
+
+static void
+fk_release(void *ref)
+{
+	pthread_mutex_lock(&fk.mu);
+	fk.refs--;
+	pthread_mutex_unlock(&fk.mu);
+	free(ref);
+}
+
+static bool
+fk_owned(void *arg, const char *name)
+{
+	int i;
+	bool o;
+
+	(void)arg;
+	if (sscanf(name, "dev%d.cfg", &i) != 1 || i < 1 || i > NDEV)
+		return false;
+	pthread_mutex_lock(&fk.mu);
+	o = fk.owned[i];
+	pthread_mutex_unlock(&fk.mu);
+	return o;
+}
+
+static const struct tftpw_ops ops = { fk_files, fk_release, fk_owned, NULL };
+
+static void
+fk_set(int i, const char *text)
+{
+	pthread_mutex_lock(&fk.mu);
+	fk.owned[i] = text != NULL;
+	snprintf(fk.text[i], sizeof(fk.text[i]), "%s", text ? text : "");
+	pthread_mutex_unlock(&fk.mu);
+}
+
+static void
+setup(void)
+{
+	pthread_mutex_lock(&fk.mu);
+	memset(fk.text, 0, sizeof(fk.text));
+	memset(fk.owned, 0, sizeof(fk.owned));
+	fk.norder = 0;
+	fk.hold = fk.held = false;
+	fk.refs = 0;
+	pthread_mutex_unlock(&fk.mu);
+}
+
+/* The content of dir/name ("" missing), and its mode. */
+static char *
+slurp(const char *dir, const char *name, mode_t *mode)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	size_t len;
+	char *s;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (stat(path, &sb) != 0)
+		return strdup("");
+	*mode = sb.st_mode & 0777;
+	s = fs_read_file(dir, name, 1 << 20, &len);
+	return s ? s : strdup("");
+}
+
+static size_t
+temporaries(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, FS_TMPDIR);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+TestSuite(tftpw, .init = setup);
+
+Test(tftpw, a_queued_device_is_in_the_root_once_its_ticket_ran)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w;
+	uint64_t t;
+	mode_t mode = 0;
+	char *s;
+
+	fk_set(1, "one\n");
+	w = tftpw_open(dir, &ops, err, sizeof(err));
+	cr_assert_not_null(w, "%s", err);
+	t = tftpw_queue_dev(w, TFTPW_URGENT, 1, 0);
+	cr_assert_eq(t, 1);
+	tftpw_wait(w, TFTPW_URGENT, t);
+	s = slurp(dir, "dev1.cfg", &mode);
+	cr_assert_str_eq(s, "one\n");
+	cr_assert_eq(mode, 0644);
+	cr_assert_eq(temporaries(dir), 0);
+	free(s);
+	cr_assert(tftpw_stop(w), "a stop after good writes is clean");
+	tftpw_close(w);
+	cr_assert_eq(fk.refs, 0, "every reference released");
+	tu_rmtree(dir);
+}
+
+Test(tftpw, a_device_queued_twice_ends_with_its_newest_files)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	mode_t mode;
+	char *s;
+
+	cr_assert_not_null(w, "%s", err);
+	/* the writer is held inside the first job; the content changes
+	 * twice meanwhile, and the job queued last reads the newest */
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = true;
+	pthread_mutex_unlock(&fk.mu);
+	fk_set(2, "old\n");
+	(void)tftpw_queue_dev(w, TFTPW_BULK, 2, 0);
+	pthread_mutex_lock(&fk.mu);
+	while (!fk.held)
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	fk_set(2, "middle\n");
+	(void)tftpw_queue_dev(w, TFTPW_BULK, 2, 0);
+	fk_set(2, "new\n");
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = false;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+	tftpw_drain(w);
+	s = slurp(dir, "dev2.cfg", &mode);
+	cr_assert_str_eq(s, "new\n");
+	free(s);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+Test(tftpw, a_removal_spares_a_name_owned_when_it_runs)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	mode_t mode;
+	char *s;
+
+	cr_assert_not_null(w, "%s", err);
+	fk_set(3, "three\n");
+	fk_set(4, "four\n");
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 3, 0);
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 4, 0);
+	tftpw_drain(w);
+	fk_set(3, NULL);                 /* 3 is gone, 4 still owns its name */
+	(void)tftpw_queue_remove(w, TFTPW_URGENT, "dev3.cfg");
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_remove(w, TFTPW_URGENT, "dev4.cfg"));
+	s = slurp(dir, "dev3.cfg", &mode);
+	cr_assert_str_eq(s, "", "the file of a device gone is removed");
+	free(s);
+	s = slurp(dir, "dev4.cfg", &mode);
+	cr_assert_str_eq(s, "four\n", "an owned name is kept");
+	free(s);
+	/* a device gone before its job ran: nothing written */
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 5, 0);
+	tftpw_drain(w);
+	s = slurp(dir, "dev5.cfg", &mode);
+	cr_assert_str_eq(s, "");
+	free(s);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+Test(tftpw, urgent_jobs_run_before_queued_bulk_ones)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	uint64_t t;
+	size_t at = 0, first_bulk_after = 0;
+
+	cr_assert_not_null(w, "%s", err);
+	for (int i = 1; i <= 40; i++)
+		fk_set(i, "x\n");
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = true;
+	pthread_mutex_unlock(&fk.mu);
+	(void)tftpw_queue_dev(w, TFTPW_BULK, 1, 0); /* runs, and is held */
+	pthread_mutex_lock(&fk.mu);
+	while (!fk.held)
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	for (int i = 2; i <= 39; i++)
+		(void)tftpw_queue_dev(w, TFTPW_BULK, i, 0);
+	t = tftpw_queue_dev(w, TFTPW_URGENT, 40, 0);
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = false;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+	tftpw_wait(w, TFTPW_URGENT, t);
+	tftpw_drain(w);
+	pthread_mutex_lock(&fk.mu);
+	cr_assert_eq(fk.norder, 40);
+	for (size_t i = 0; i < fk.norder; i++) {
+		if (fk.order[i] == 40)
+			at = i;
+		if (fk.order[i] == 2)
+			first_bulk_after = i;
+	}
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_eq(at, 1, "the urgent job runs right after the one running (at %zu)", at);
+	cr_assert_gt(first_bulk_after, at);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+Test(tftpw, a_stop_writes_what_is_queued)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	mode_t mode;
+
+	cr_assert_not_null(w, "%s", err);
+	for (int i = 1; i <= NDEV; i++) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "device %d\n", i);
+		fk_set(i, t);
+		(void)tftpw_queue_dev(w, TFTPW_BULK, i, 0);
+	}
+	cr_assert_eq(tftpw_queue_mark(w, TFTPW_BULK, 0), 0, "a mark without a stamp is nothing");
+	cr_assert(tftpw_stop(w));
+	for (int i = 1; i <= NDEV; i++) {
+		char name[32], t[32], *s;
+
+		snprintf(name, sizeof(name), "dev%d.cfg", i);
+		snprintf(t, sizeof(t), "device %d\n", i);
+		s = slurp(dir, name, &mode);
+		cr_assert_str_eq(s, t);
+		free(s);
+	}
+	cr_assert_eq(temporaries(dir), 0);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
