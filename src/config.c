@@ -5,6 +5,9 @@
  * offset, range, flags, default as written in CONFIG.md, optional extra
  * check).  Defaults go through the same parser as the file, so a default
  * is checked like any value.  Adding a key is one row plus its field.
+ * A T_PROFILES row stands for one key per vendor profile (the key is the
+ * profile's name, the field a struct cfg_by_profile): the vendor registry
+ * alone says which families exist.
  *
  * inih does the tokenizing.  Lines reach it through our own reader, which
  * counts lines (inih's handler is not told the line number), strips
@@ -34,8 +37,9 @@
 
 #include "errbuf.h"
 #include "log.h"
+#include "vendor.h"
 
-enum cfg_type { T_INT, T_BOOL, T_STR, T_LEVEL, T_NETS };
+enum cfg_type { T_INT, T_BOOL, T_STR, T_LEVEL, T_NETS, T_PROFILES };
 
 #define F_RELOAD 1u   /* takes effect on reload without a restart */
 #define F_OPTIONAL 2u /* string: may be empty, stored as NULL */
@@ -46,7 +50,7 @@ typedef int (*cfg_check_fn)(const char *value, char *msg, size_t msglen);
 
 struct cfg_key {
 	const char *section;
-	const char *name;
+	const char *name;   /* NULL for T_PROFILES: the profiles' names */
 	enum cfg_type type;
 	size_t off;         /* offset of the field in struct hd_config */
 	long long min, max; /* T_INT range */
@@ -71,6 +75,8 @@ static int check_serves(const char *v, char *msg, size_t msglen);
 #define STR(s, n, m, fl, d, chk) {s, n, T_STR, OFF(m), 0, 0, fl, d, chk}
 #define LEVEL(s, n, m, fl, d) {s, n, T_LEVEL, OFF(m), 0, 0, fl, d, NULL}
 #define NETS(s, n, m, fl, d) {s, n, T_NETS, OFF(m), 0, 0, fl, d, NULL}
+/* one optional string per vendor profile (struct cfg_by_profile) */
+#define PROFILES(s, m, fl, chk) {s, NULL, T_PROFILES, OFF(m), 0, 0, (fl) | F_OPTIONAL, "", chk}
 #define YEAR 31536000
 
 static const struct cfg_key keys[] = {
@@ -101,16 +107,8 @@ static const struct cfg_key keys[] = {
 	STR("tls", "key", tls.key, F_OPTIONAL | F_RELOAD, "", NULL),
 	STR("tls", "priorities", tls.priorities, F_OPTIONAL, "", NULL),
 	BOOL("tls", "session_tickets", tls.session_tickets, 0, "true"),
-	STR("client_ca", "polycom", client_ca.polycom, F_OPTIONAL | F_RELOAD, "", NULL),
-	STR("client_ca", "yealink", client_ca.yealink, F_OPTIONAL | F_RELOAD, "", NULL),
-	STR("client_ca", "cisco-mpp", client_ca.cisco_mpp, F_OPTIONAL | F_RELOAD, "", NULL),
-	STR("client_ca", "cisco-enterprise", client_ca.cisco_enterprise, F_OPTIONAL | F_RELOAD, "",
-	    NULL),
-	STR("client_crl", "polycom", client_crl.polycom, F_OPTIONAL | F_RELOAD, "", NULL),
-	STR("client_crl", "yealink", client_crl.yealink, F_OPTIONAL | F_RELOAD, "", NULL),
-	STR("client_crl", "cisco-mpp", client_crl.cisco_mpp, F_OPTIONAL | F_RELOAD, "", NULL),
-	STR("client_crl", "cisco-enterprise", client_crl.cisco_enterprise, F_OPTIONAL | F_RELOAD,
-	    "", NULL),
+	PROFILES("client_ca", client_ca, F_RELOAD, NULL),
+	PROFILES("client_crl", client_crl, F_RELOAD, NULL),
 	STR("database", "path", database.path, 0, "hotdeskd.db", NULL),
 	STR("database", "migrations", database.migrations, 0, "sql", NULL),
 	LEVEL("log", "level", log.level, F_RELOAD, "info"),
@@ -162,11 +160,7 @@ static const struct cfg_key keys[] = {
 	STR("web", "dir", web.dir, 0, "web", NULL),
 	INT("web", "session_idle", web.session_idle, 60, 86400, 0, "1800"),
 	INT("web", "session_max", web.session_max, 60, 7 * 86400, 0, "43200"),
-	STR("notify", "polycom", notify.polycom, F_OPTIONAL | F_RELOAD, "", check_event),
-	STR("notify", "yealink", notify.yealink, F_OPTIONAL | F_RELOAD, "", check_event),
-	STR("notify", "cisco-mpp", notify.cisco_mpp, F_OPTIONAL | F_RELOAD, "", check_event),
-	STR("notify", "cisco-enterprise", notify.cisco_enterprise, F_OPTIONAL | F_RELOAD, "",
-	    check_event),
+	PROFILES("notify", notify, F_RELOAD, check_event),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -197,12 +191,47 @@ free_str(char **p, bool secret)
 	*p = NULL;
 }
 
-static const struct cfg_key *
-find_key(const char *section, const char *name)
+/* Slots of a row: one per vendor profile for T_PROFILES, else one. */
+static size_t
+nslots(const struct cfg_key *k)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-			return &keys[i];
+	if (k->type != T_PROFILES)
+		return 1;
+	return vendor_registry_len < CFG_PROFILES_MAX ? vendor_registry_len : CFG_PROFILES_MAX;
+}
+
+/* The key's name as written in the file. */
+static const char *
+key_name(const struct cfg_key *k, size_t slot)
+{
+	return k->type == T_PROFILES ? vendor_registry[slot]->name : k->name;
+}
+
+/* Where the value of (k, slot) lives in cfg. */
+static void *
+field_of(const struct hd_config *cfg, const struct cfg_key *k, size_t slot)
+{
+	char *f = (char *)cfg + k->off;
+
+	if (k->type == T_PROFILES)
+		return &((struct cfg_by_profile *)(void *)f)->v[slot];
+	return f;
+}
+
+/* The row of [section] name and, in *slot, which of its values. */
+static const struct cfg_key *
+find_key(const char *section, const char *name, size_t *slot)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].section, section) != 0)
+			continue;
+		for (size_t j = 0; j < nslots(&keys[i]); j++) {
+			if (strcmp(key_name(&keys[i], j), name) == 0) {
+				*slot = j;
+				return &keys[i];
+			}
+		}
+	}
 	return NULL;
 }
 
@@ -357,12 +386,13 @@ parse_nets(const char *v, struct cfg_netlist *list, char *msg, size_t msglen)
 	return 0;
 }
 
-/* Sets the field of key k in cfg from the text v.  0, or -1 with msg. */
+/* Sets the field of key k (value slot) in cfg from the text v.  0, or -1
+ * with msg. */
 static int
-apply_value(struct hd_config *cfg, const struct cfg_key *k, const char *v, char *msg,
-            size_t msglen)
+apply_value(struct hd_config *cfg, const struct cfg_key *k, size_t slot, const char *v,
+            char *msg, size_t msglen)
 {
-	char *field = (char *)cfg + k->off;
+	char *field = field_of(cfg, k, slot);
 	char sbuf[SHOWN_MAX];
 	char **sp;
 	char *copy;
@@ -385,6 +415,7 @@ apply_value(struct hd_config *cfg, const struct cfg_key *k, const char *v, char 
 	case T_NETS:
 		return parse_nets(v, (struct cfg_netlist *)(void *)field, msg, msglen);
 	case T_STR:
+	case T_PROFILES:
 		sp = (char **)(void *)field;
 		if (*v == '\0') {
 			if (!(k->flags & F_OPTIONAL)) {
@@ -624,7 +655,8 @@ struct parse {
 	size_t linecap;
 	int lineno;
 	struct hd_config *cfg;
-	int seen[NKEYS];    /* line each key was set on, 0 = not yet */
+	/* line each key (row, slot) was set on, 0 = not yet */
+	int seen[NKEYS][CFG_PROFILES_MAX];
 	bool failed;
 	int err_line;
 	char *err;
@@ -741,7 +773,7 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	struct parse *st = user;
 	const struct cfg_key *k;
 	char msg[400], s1[SHOWN_MAX], s2[SHOWN_MAX];
-	size_t i;
+	size_t i, slot = 0;
 
 	if (st->failed)
 		return 0;
@@ -749,20 +781,20 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		fail_line(st, "key '%s' is outside any section", shown(name, s1));
 		return 0;
 	}
-	k = find_key(section, name);
+	k = find_key(section, name, &slot);
 	if (k == NULL) {
 		fail_line(st, "unknown key '%s' in [%s]", shown(name, s1), shown(section, s2));
 		return 0;
 	}
 	i = (size_t)(k - keys);
-	if (st->seen[i] != 0 && k->type != T_NETS) {
-		fail_line(st, "[%s] %s is set twice (first on line %d)", k->section, k->name,
-		          st->seen[i]);
+	if (st->seen[i][slot] != 0 && k->type != T_NETS) {
+		fail_line(st, "[%s] %s is set twice (first on line %d)", k->section,
+		          key_name(k, slot), st->seen[i][slot]);
 		return 0;
 	}
-	st->seen[i] = st->lineno;
-	if (apply_value(st->cfg, k, value, msg, sizeof(msg)) != 0) {
-		fail_line(st, "[%s] %s: %s", k->section, k->name, msg);
+	st->seen[i][slot] = st->lineno;
+	if (apply_value(st->cfg, k, slot, value, msg, sizeof(msg)) != 0) {
+		fail_line(st, "[%s] %s: %s", k->section, key_name(k, slot), msg);
 		return 0;
 	}
 	return 1;
@@ -776,10 +808,12 @@ set_defaults(struct hd_config *cfg, char *err, size_t errlen)
 	char msg[256];
 
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (apply_value(cfg, &keys[i], keys[i].def, msg, sizeof(msg)) != 0) {
-			hd_seterr(err, errlen, "default of [%s] %s: %s", keys[i].section, keys[i].name,
-			          msg);
-			return -1;
+		for (size_t j = 0; j < nslots(&keys[i]); j++) {
+			if (apply_value(cfg, &keys[i], j, keys[i].def, msg, sizeof(msg)) != 0) {
+				hd_seterr(err, errlen, "default of [%s] %s: %s", keys[i].section,
+				          key_name(&keys[i], j), msg);
+				return -1;
+			}
 		}
 	}
 	return 0;
@@ -1014,6 +1048,9 @@ cfg_free(struct hd_config *cfg)
 			free_str((char **)(void *)field, keys[i].flags & F_SECRET);
 		else if (keys[i].type == T_NETS)
 			free(((struct cfg_netlist *)(void *)field)->v);
+		else if (keys[i].type == T_PROFILES)
+			for (size_t j = 0; j < CFG_PROFILES_MAX; j++)
+				free_str(field_of(cfg, &keys[i], j), keys[i].flags & F_SECRET);
 	}
 	free(cfg->file);
 	free(cfg);
@@ -1087,9 +1124,10 @@ cfg_netlist_free(struct cfg_netlist *list)
 }
 
 static bool
-same_value(const struct cfg_key *k, const struct hd_config *a, const struct hd_config *b)
+same_value(const struct cfg_key *k, size_t slot, const struct hd_config *a,
+           const struct hd_config *b)
 {
-	const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
+	const char *fa = field_of(a, k, slot), *fb = field_of(b, k, slot);
 	const struct cfg_netlist *na, *nb;
 	const char *sa, *sb;
 
@@ -1100,6 +1138,7 @@ same_value(const struct cfg_key *k, const struct hd_config *a, const struct hd_c
 	case T_BOOL:
 		return *(const bool *)(const void *)fa == *(const bool *)(const void *)fb;
 	case T_STR:
+	case T_PROFILES:
 		sa = *(char *const *)(const void *)fa;
 		sb = *(char *const *)(const void *)fb;
 		if (sa == NULL || sb == NULL)
@@ -1124,19 +1163,21 @@ cfg_restart_needed(const struct hd_config *old_cfg, const struct hd_config *new_
 	if (outlen > 0)
 		out[0] = '\0';
 	for (size_t i = 0; i < NKEYS; i++) {
-		if ((keys[i].flags & F_RELOAD) || same_value(&keys[i], old_cfg, new_cfg))
-			continue;
-		count++;
-		if (pos >= outlen)
-			continue;
-		n = snprintf(out + pos, outlen - pos, "%s[%s] %s", count > 1 ? ", " : "",
-		             keys[i].section, keys[i].name);
-		if (n < 0 || (size_t)n >= outlen - pos) {
-			if (outlen > 4)
-				memcpy(out + outlen - 4, "...", 4);
-			pos = outlen; /* full: count the rest only */
-		} else {
-			pos += (size_t)n;
+		for (size_t j = 0; j < nslots(&keys[i]); j++) {
+			if ((keys[i].flags & F_RELOAD) || same_value(&keys[i], j, old_cfg, new_cfg))
+				continue;
+			count++;
+			if (pos >= outlen)
+				continue;
+			n = snprintf(out + pos, outlen - pos, "%s[%s] %s", count > 1 ? ", " : "",
+			             keys[i].section, key_name(&keys[i], j));
+			if (n < 0 || (size_t)n >= outlen - pos) {
+				if (outlen > 4)
+					memcpy(out + outlen - 4, "...", 4);
+				pos = outlen; /* full: count the rest only */
+			} else {
+				pos += (size_t)n;
+			}
 		}
 	}
 	return count;

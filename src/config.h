@@ -54,6 +54,17 @@ enum cfg_iface {
 	CFG_IF_ALL = (1u << 5) - 1,
 };
 
+/* Most vendor profiles a per-profile section ([client_ca], [notify]) can
+ * hold: vendor_registry_len must not exceed it (test_config checks). */
+#define CFG_PROFILES_MAX 16
+
+/* One optional string per vendor profile: v[i] belongs to vendor_registry[i]
+ * (vendor.h), NULL when not set.  The keys of such a section are the
+ * profiles' names, so a new family gets its key with no change here. */
+struct cfg_by_profile {
+	char *v[CFG_PROFILES_MAX];
+};
+
 /* One entry of an allowed-networks list.  IPv4 networks are stored as
  * IPv4-mapped IPv6 (::ffff:a.b.c.d, prefix + 96). */
 struct cfg_net {
@@ -108,17 +119,13 @@ struct hd_config {
 		bool session_tickets; /* resumption with TLS session tickets */
 	} tls;
 
-	struct {
-		/* PEM bundles of the CAs that sign each family's factory
-		 * certificates (mutual TLS); optional */
-		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;
-	} client_ca; /* (reload) */
+	/* PEM bundles of the CAs that sign each family's factory
+	 * certificates (mutual TLS); optional (reload) */
+	struct cfg_by_profile client_ca;
 
-	struct {
-		/* PEM files of certificate revocation lists for each family's
-		 * bundle; optional (reload) */
-		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;
-	} client_crl;
+	/* PEM files of certificate revocation lists for each family's
+	 * bundle; optional (reload) */
+	struct cfg_by_profile client_crl;
 
 
 	struct {
@@ -202,11 +209,9 @@ struct hd_config {
 		int session_max;    /* seconds after sign-in before sign-out */
 	} web;
 
-	struct {
-		/* Event header of each profile's resync NOTIFY; NULL = the vendor
-		 * registry's default (reload) */
-		char *polycom, *yealink, *cisco_mpp, *cisco_enterprise;
-	} notify;
+	/* Event header of each profile's resync NOTIFY; NULL = the vendor
+	 * profile's default (reload) */
+	struct cfg_by_profile notify;
 };
 
 /*

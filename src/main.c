@@ -279,12 +279,14 @@ throttle_policy_from(const struct hd_config *c, struct throttle *t)
 static int
 client_ca_load(const struct hd_config *c, struct mtls **m, char *err, size_t errlen)
 {
-	const char *names[] = { "polycom", "yealink", "cisco-mpp", "cisco-enterprise" };
-	const char *files[] = { c->client_ca.polycom, c->client_ca.yealink, c->client_ca.cisco_mpp,
-	                        c->client_ca.cisco_enterprise };
-	const char *crls[] = { c->client_crl.polycom, c->client_crl.yealink,
-	                       c->client_crl.cisco_mpp, c->client_crl.cisco_enterprise };
-	size_t n = sizeof(names) / sizeof(names[0]);
+	const char *names[CFG_PROFILES_MAX];
+	const char *const *files = (const char *const *)c->client_ca.v;
+	const char *const *crls = (const char *const *)c->client_crl.v;
+	size_t n = 0;
+
+	/* one bundle and list per vendor profile, keyed by its name */
+	for (; n < vendor_registry_len && n < CFG_PROFILES_MAX; n++)
+		names[n] = vendor_registry[n]->name;
 
 	if (*m != NULL)
 		return mtls_reload(*m, names, files, crls, n, err, errlen);

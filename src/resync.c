@@ -530,11 +530,6 @@ struct fetchev {
 	char user_agent[160];
 };
 
-#define N_EVENT_KEYS 4
-static const char *const event_profiles[N_EVENT_KEYS] = {
-	"polycom", "yealink", "cisco-mpp", "cisco-enterprise",
-};
-
 #define RESYNC_NETS_MAX 64
 
 struct resync {
@@ -549,7 +544,8 @@ struct resync {
 
 	pthread_mutex_t mu;             /* guards everything below */
 	struct resync_policy pol;
-	char events[N_EVENT_KEYS][160]; /* "" = the profile's default */
+	/* [notify] per profile, as vendor_registry; "" = the profile's default */
+	char events[CFG_PROFILES_MAX][160];
 	struct cfg_net net_v[RESYNC_NETS_MAX]; /* [sip] notify_networks */
 	size_t nnets;
 	bool kicked;
@@ -610,10 +606,11 @@ event_for(struct resync *r, const struct vendor_profile *prof, char *buf, size_t
 {
 	const char *ev = vendor_notify_event(prof, pub_templates(r->pub));
 
+	size_t k = vendor_profile_index(prof);
+
 	pthread_mutex_lock(&r->mu);
-	for (int i = 0; i < N_EVENT_KEYS; i++)
-		if (strcmp(prof->name, event_profiles[i]) == 0 && r->events[i][0] != '\0')
-			ev = r->events[i];
+	if (k < CFG_PROFILES_MAX && r->events[k][0] != '\0')
+		ev = r->events[k];
 	(void)snprintf(buf, len, "%s", ev); /* both sources fit 160 bytes (config: 128) */
 	pthread_mutex_unlock(&r->mu);
 	return buf;
@@ -1324,13 +1321,12 @@ on_registration(void *arg, const struct world *w, struct store *st,
 static void
 apply_config(struct resync *r, const struct hd_config *cfg)
 {
-	const char *ev[N_EVENT_KEYS] = { cfg->notify.polycom, cfg->notify.yealink,
-	                                 cfg->notify.cisco_mpp, cfg->notify.cisco_enterprise };
+	const char *const *ev = (const char *const *)cfg->notify.v;
 
 	pthread_mutex_lock(&r->mu);
 	r->pol.timeout_s = cfg->sip.sync_timeout;
 	r->pol.retries = cfg->sip.sync_retries;
-	for (int i = 0; i < N_EVENT_KEYS; i++)
+	for (size_t i = 0; i < CFG_PROFILES_MAX; i++)
 		(void)snprintf(r->events[i], sizeof(r->events[i]), "%s", ev[i] ? ev[i] : "");
 	/* more than RESYNC_NETS_MAX networks: the first ones (fewer targets) */
 	r->nnets = cfg->sip.notify_networks.n < RESYNC_NETS_MAX ? cfg->sip.notify_networks.n

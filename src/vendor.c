@@ -2,7 +2,8 @@
  * vendor.c -- the vendor profile registry, file-name matching, rendering of
  * vendor files, and the loader of templates and static files (vendor.h).
  *
- * Owns: the registry (one line per phone family), the file-name pattern
+ * Owns: the registry's lookups (the list itself is generated from the
+ * vendor_<name>.c files by scripts/mkregistry.sh), the file-name pattern
  * matcher, the compiled templates of every profile (struct
  * vendor_templates), and the well-formedness check of XML output.
  * Does not own: the families' data (vendor_<name>.c), the template
@@ -34,21 +35,8 @@
 
 /* ---- the registry ------------------------------------------------------ */
 
-extern const struct vendor_profile vendor_polycom;
-extern const struct vendor_profile vendor_yealink;
-extern const struct vendor_profile vendor_cisco_mpp;
-extern const struct vendor_profile vendor_cisco_ent;
-extern const struct vendor_profile vendor_grandstream;
-
-/* One line per phone family, in match order. */
-const struct vendor_profile *const vendor_registry[] = {
-	&vendor_polycom,
-	&vendor_yealink,
-	&vendor_cisco_mpp,
-	&vendor_cisco_ent,
-	&vendor_grandstream,
-};
-const size_t vendor_registry_len = sizeof(vendor_registry) / sizeof(vendor_registry[0]);
+/* vendor_registry[] itself is generated (scripts/mkregistry.sh) from the
+ * vendor_<name>.c files: no family is named here. */
 
 const char *const vendor_language_codes[VENDOR_NLANG] = {
 	"en_US", "en_GB", "fr_FR", "de_DE", "es_ES", "it_IT", "nl_NL", "pt_PT",
@@ -74,8 +62,8 @@ vendor_profile_by_name(const char *name)
 	return NULL;
 }
 
-static size_t
-profile_index(const struct vendor_profile *p)
+size_t
+vendor_profile_index(const struct vendor_profile *p)
 {
 	for (size_t i = 0; i < vendor_registry_len; i++)
 		if (vendor_registry[i] == p)
@@ -805,7 +793,7 @@ vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
                      const char *name, const char *src, size_t len,
                      char *err, size_t errlen)
 {
-	size_t pi = profile_index(p);
+	size_t pi = vendor_profile_index(p);
 	bool is_static = false, shared = false;
 	enum render_mode mode = RENDER_XML;
 	size_t nf = files_named(p, name, &is_static, &shared, &mode);
@@ -954,7 +942,7 @@ device_slot(const struct vendor_profile *p,
             const struct vendor_templates *t,
             size_t file_index, char *err, size_t errlen)
 {
-	size_t pi = profile_index(p);
+	size_t pi = vendor_profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
 		hd_seterr(err, errlen, "no such per-device file");
 		return NULL;
@@ -1011,7 +999,7 @@ vendor_render_device(const struct vendor_profile *p, const struct vendor_templat
                      size_t file_index, const struct render_input *in,
                      struct render_buf *out, char *err, size_t errlen)
 {
-	size_t pi = profile_index(p);
+	size_t pi = vendor_profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_device_files) {
 		hd_seterr(err, errlen, "no such per-device file");
 		return -1;
@@ -1033,7 +1021,7 @@ vendor_render_shared(const struct vendor_profile *p, const struct vendor_templat
                      size_t file_index, const char *model,
                      struct render_buf *out, char *err, size_t errlen)
 {
-	size_t pi = profile_index(p);
+	size_t pi = vendor_profile_index(p);
 	if (pi == SIZE_MAX || file_index >= p->n_shared_files) {
 		hd_seterr(err, errlen, "no such shared file");
 		return -1;
@@ -1109,15 +1097,12 @@ slot_sets(const struct vendor_slot *s, const char *key, const char *value)
 const char *
 vendor_notify_event(const struct vendor_profile *p, const struct vendor_templates *t)
 {
-	const struct vendor_set *set = NULL;
+	const struct vendor_set *set;
+	size_t k = vendor_profile_index(p);
 
-	if (p->notify_event_alt == NULL || t == NULL)
+	if (p->notify_event_alt == NULL || t == NULL || k == SIZE_MAX)
 		return p->notify_event;
-	for (size_t k = 0; k < vendor_registry_len; k++)
-		if (vendor_registry[k] == p)
-			set = &t->sets[k];
-	if (set == NULL)
-		return p->notify_event;
+	set = &t->sets[k];
 	for (size_t i = 0; i < p->n_device_files; i++)
 		if (slot_sets(&set->dev[i], p->notify_alt_key, p->notify_alt_value))
 			return p->notify_event_alt;

@@ -7,8 +7,12 @@
  * render_input) and which do not (shared: a device-independent template or
  * a static file), the output format of each, how transports are spelled,
  * the SIP NOTIFY event that makes the phone resync, and how to read its
- * User-Agent.  Adding a phone family takes one vendor_<name>.c file, one
- * line in the registry (vendor.c) and its templates; no code here changes.
+ * User-Agent.  Adding a phone family takes one vendor_<name>.c file (which
+ * defines `const struct vendor_profile vendor_<name>` with its
+ * match_priority), its templates and its tests; nothing else changes.  The
+ * registry (vendor_registry[]) is generated from the vendor files by
+ * scripts/mkregistry.sh when the core is built, and every per-family
+ * setting ([notify], [client_ca]) is keyed by the profile's name.
  *
  * File name patterns are plain names with placeholders, literal parts
  * matched case-insensitively:
@@ -101,7 +105,11 @@ extern const char *const vendor_language_codes[VENDOR_NLANG];
 bool vendor_language_ok(const char *code);
 
 struct vendor_profile {
-	const char *name; /* "polycom", "yealink", ... */
+	const char *name; /* the profile's name: templates/<name>/, config keys */
+	/* Match order: when a file name or User-Agent fits several families,
+	 * the profile with the lower match_priority wins.  Unique across the
+	 * registry (scripts/mkregistry.sh refuses two equal ones). */
+	int match_priority;
 	const struct vendor_file *device_files;
 	size_t n_device_files;
 	const struct vendor_file *shared_files;
@@ -130,12 +138,16 @@ struct vendor_profile {
 	const struct vendor_field_limit *field_limits;
 };
 
-/* The registry, in match order.  Never changes. */
+/* The registry, by increasing match_priority (generated: see above).
+ * Never changes. */
 extern const struct vendor_profile *const vendor_registry[];
 extern const size_t vendor_registry_len;
 
 /* The profile of that name, or NULL. */
 const struct vendor_profile *vendor_profile_by_name(const char *name);
+/* The index of p in vendor_registry (for tables kept per profile), or
+ * SIZE_MAX when p is not a registered profile. */
+size_t vendor_profile_index(const struct vendor_profile *p);
 
 /* ---- file names ------------------------------------------------------- */
 
@@ -191,7 +203,7 @@ int vendor_file_name(const struct vendor_file *f, const char *mac, const char *m
  * UTF-8 of XML 1.0 characters only (no C0 or C1 control character, DEL,
  * surrogate, U+FFFE, U+FFFF or other noncharacter), and no longer than
  * each profile's limit for that field.  NULL or "" passes.  Returns 0, or
- * -1 with the reason in err ("at most 30 characters on cisco-enterprise
+ * -1 with the reason in err ("at most 30 characters on <profile>
  * phones"), which never quotes the value (it may be a password).
  */
 int vendor_field_check(const struct vendor_profile *p, const char *field, const char *value,
@@ -236,7 +248,7 @@ struct vendor_templates;
  * static files from <static_dir>/<profile>/<pattern>, and checks each one
  * as vendor_template_check does.  On success *out is a new set the caller
  * frees with vendor_templates_free.  On error returns -1 with err naming
- * the file ("templates/yealink/device.cfg: line 3, column 7: ...").
+ * the file ("templates/<profile>/device.cfg: line 3, column 7: ...").
  * This is the module's only function that touches the file system.
  */
 int vendor_templates_load(const char *tmpl_dir, const char *static_dir,

@@ -105,6 +105,7 @@ static const struct vendor_ops ent_ops = {
 
 const struct vendor_profile vendor_cisco_ent = {
 	.name = "cisco-enterprise",
+	.match_priority = 40,
 	.device_files = ent_device,
 	.n_device_files = sizeof(ent_device) / sizeof(ent_device[0]),
 	.shared_files = NULL,

@@ -111,6 +111,7 @@ static const struct vendor_notify_auth notify_auth_cisco_mpp = { NULL, 1u << SIP
 
 const struct vendor_profile vendor_cisco_mpp = {
 	.name = "cisco-mpp",
+	.match_priority = 30,
 	.device_files = mpp_device,
 	.n_device_files = sizeof(mpp_device) / sizeof(mpp_device[0]),
 	.shared_files = mpp_shared,

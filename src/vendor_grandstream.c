@@ -67,6 +67,7 @@ static const struct vendor_ops gs_ops = {
 
 const struct vendor_profile vendor_grandstream = {
 	.name = "grandstream",
+	.match_priority = 50,
 	.device_files = gs_device,
 	.n_device_files = sizeof(gs_device) / sizeof(gs_device[0]),
 	.shared_files = NULL,

@@ -80,6 +80,7 @@ static const struct vendor_notify_auth notify_auth_polycom = { "PolycomSPIP", 1u
 
 const struct vendor_profile vendor_polycom = {
 	.name = "polycom",
+	.match_priority = 10,
 	.device_files = polycom_device,
 	.n_device_files = sizeof(polycom_device) / sizeof(polycom_device[0]),
 	.shared_files = polycom_shared,

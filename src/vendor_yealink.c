@@ -71,6 +71,7 @@ static const struct vendor_notify_auth notify_auth_yealink = { NULL, 1u << SIP_D
 
 const struct vendor_profile vendor_yealink = {
 	.name = "yealink",
+	.match_priority = 20,
 	.device_files = yealink_device,
 	.n_device_files = sizeof(yealink_device) / sizeof(yealink_device[0]),
 	.shared_files = yealink_shared,

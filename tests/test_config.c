@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "testutil.h"
+#include "vendor.h"
 
 #define TOKEN "0123456789abcdefXYZ"
 #define PBX "[pbx]\ntoken = " TOKEN "\n"
@@ -627,4 +628,86 @@ Test(config, listeners_and_tls)
 	cr_assert_str_eq(c->client_crl.yealink, "/y.crl");
 	cr_assert_null(c->client_crl.polycom);
 	cfg_free(c);
+}
+
+/* [notify] and [client_ca] have one key per vendor profile of the registry,
+ * whichever families it holds: every profile's name is a key, its value
+ * lands in the profile's slot, other names are unknown keys. */
+Test(config, one_key_per_vendor_profile)
+{
+	char text[4096], err[512];
+	size_t pos, n = vendor_registry_len;
+
+	cr_assert_leq(n, CFG_PROFILES_MAX, "raise CFG_PROFILES_MAX to %zu", n);
+	pos = (size_t)snprintf(text, sizeof(text), PBX "[notify]\n");
+	for (size_t i = 0; i < n; i++)
+		pos += (size_t)snprintf(text + pos, sizeof(text) - pos, "%s = ev-%zu;x=1\n",
+		                        vendor_registry[i]->name, i);
+	pos += (size_t)snprintf(text + pos, sizeof(text) - pos, "[client_ca]\n");
+	for (size_t i = 0; i < n; i++)
+		pos += (size_t)snprintf(text + pos, sizeof(text) - pos, "%s = /ca/%zu.pem\n",
+		                        vendor_registry[i]->name, i);
+	cr_assert_lt(pos, sizeof(text));
+
+	struct hd_config *c = cfg_load_string("t.ini", text, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "ev-%zu;x=1", i);
+		cr_assert_str_eq(c->notify.v[i], want, "%s", vendor_registry[i]->name);
+		snprintf(want, sizeof(want), "/ca/%zu.pem", i);
+		cr_assert_str_eq(c->client_ca.v[i], want, "%s", vendor_registry[i]->name);
+	}
+	for (size_t i = n; i < CFG_PROFILES_MAX; i++)
+		cr_assert_null(c->notify.v[i]);
+	cfg_free(c);
+
+	/* defaults: nothing set */
+	c = load_ok(PBX);
+	for (size_t i = 0; i < CFG_PROFILES_MAX; i++) {
+		cr_assert_null(c->notify.v[i]);
+		cr_assert_null(c->client_ca.v[i]);
+	}
+	cfg_free(c);
+}
+
+Test(config, per_profile_key_errors)
+{
+	const char *first = vendor_registry[0]->name;
+	char text[256], want[256];
+
+	/* a name that is no profile */
+	expect_error(PBX "[notify]\nnokia = check-sync\n", ":4: unknown key 'nokia' in [notify]");
+	expect_error(PBX "[client_ca]\nnokia = x.pem\n",
+	             ":4: unknown key 'nokia' in [client_ca]");
+	/* the same profile twice */
+	snprintf(text, sizeof(text), PBX "[notify]\n%s = a\n%s = b\n", first, first);
+	snprintf(want, sizeof(want), ":5: [notify] %s is set twice (first on line 4)", first);
+	expect_error(text, want);
+	/* the value check of the section applies to every profile's key */
+	for (size_t i = 0; i < vendor_registry_len; i++) {
+		const char *name = vendor_registry[i]->name;
+		snprintf(text, sizeof(text), PBX "[notify]\n%s = check sync\n", name);
+		snprintf(want, sizeof(want),
+		         ":4: [notify] %s: expected an Event value such as check-sync, got "
+		         "'check sync'", name);
+		expect_error(text, want);
+	}
+}
+
+Test(config, per_profile_keys_reload)
+{
+	const char *last = vendor_registry[vendor_registry_len - 1]->name;
+	char text[256], out[128];
+	struct hd_config *a = load_ok(PBX);
+
+	/* [notify], [client_ca] and [client_crl] take effect on reload */
+	snprintf(text, sizeof(text),
+	         PBX "[notify]\n%s = other\n[client_ca]\n%s = ca.pem\n[client_crl]\n%s = c.pem\n",
+	         last, last, last);
+	struct hd_config *b = load_ok(text);
+	cr_assert_str_eq(b->client_crl.v[vendor_registry_len - 1], "c.pem");
+	cr_assert_eq(cfg_restart_needed(a, b, out, sizeof(out)), 0, "%s", out);
+	cfg_free(a);
+	cfg_free(b);
 }

@@ -688,14 +688,23 @@ Test(vendor, canonical_file_names)
 	}
 }
 
+/* The registry is generated from the vendor files (scripts/mkregistry.sh):
+ * every family appears once, found by its name and index, in increasing
+ * match_priority (the order file names and User-Agents are matched in). */
 Test(vendor, registry_is_consistent)
 {
 	const char *names[] = {"polycom", "yealink", "cisco-mpp", "cisco-enterprise",
 	                       "grandstream"};
-	cr_assert_eq(vendor_registry_len, 5);
-	for (size_t i = 0; i < 5; i++) {
-		const struct vendor_profile *p = vendor_profile_by_name(names[i]);
-		cr_assert_not_null(p, "%s", names[i]);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		cr_assert_not_null(vendor_profile_by_name(names[i]), "%s", names[i]);
+	cr_assert_geq(vendor_registry_len, sizeof(names) / sizeof(names[0]));
+	for (size_t i = 0; i < vendor_registry_len; i++) {
+		const struct vendor_profile *p = vendor_registry[i];
+		cr_assert_eq(vendor_profile_by_name(p->name), p, "%s", p->name);
+		cr_assert_eq(vendor_profile_index(p), i, "%s", p->name);
+		if (i > 0)
+			cr_assert_lt(vendor_registry[i - 1]->match_priority, p->match_priority,
+			             "%s before %s", vendor_registry[i - 1]->name, p->name);
 		cr_assert_not_null(p->ops->parse_user_agent);
 		for (size_t k = 0; k < p->n_device_files; k++)
 			cr_assert(strstr(p->device_files[k].pattern, "{mac}") ||
@@ -706,6 +715,8 @@ Test(vendor, registry_is_consistent)
 	}
 	cr_assert_null(vendor_profile_by_name("snom"));
 	cr_assert_null(vendor_profile_by_name(NULL));
+	struct vendor_profile copy = *vendor_registry[0];
+	cr_assert_eq(vendor_profile_index(&copy), SIZE_MAX, "not a registered profile");
 	cr_assert_str_eq(vendor_transport(vendor_profile_by_name("polycom"), "udp"), "UDPOnly");
 	cr_assert_str_eq(vendor_transport(vendor_profile_by_name("yealink"), "tls"), "2");
 	cr_assert_str_eq(vendor_transport(vendor_profile_by_name("cisco-mpp"), "Tcp"), "TCP");

@@ -236,6 +236,14 @@ def test_ini_page_describes_every_configuration_key():
     src = open(os.path.join(REPO, "src", "config.c")).read()
     keys = re.findall(r'\b(?:STR|INT|BOOL|LEVEL|NETS)\("([a-z]+)", "([a-z_-]+)"', src)
     assert len(keys) >= 40, keys
+    # sections with one key per vendor profile, named as the profile
+    per_profile = re.findall(r'\bPROFILES\("([a-z_]+)"', src)
+    assert set(per_profile) == {"notify", "client_ca", "client_crl"}, per_profile
+    profiles = []
+    for f in sorted(glob.glob(os.path.join(REPO, "src", "vendor_*.c"))):
+        profiles += re.findall(r'^\t\.name = "([a-z0-9-]+)",$', open(f).read(), re.M)
+    assert len(profiles) >= 5 and "grandstream" in profiles, profiles
+    keys += [(s, p) for s in per_profile for p in profiles]
     page = subprocess.run(["mandoc", "-T", "ascii", os.path.join(REPO, "man", "hotdeskd.ini.5")],
                           capture_output=True, text=True, timeout=60).stdout
     page = re.sub(r".\x08", "", page)  # overstrike (bold) removed

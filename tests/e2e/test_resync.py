@@ -487,3 +487,31 @@ def test_notify_networks_limit_targets(make_daemon, phones):
     assert "no target" in s["last_result"] or "refused" in s["last_result"], s
     time.sleep(0.3)
     assert p.distinct_notifies() == []
+
+
+# ------------------------------------------------------- [notify] overrides
+
+def test_notify_override_of_the_fifth_family_reaches_its_phone(make_daemon, phones):
+    """[notify] has a key for every profile of the vendor registry, the
+    Grandstream family's included (no list of families in config or
+    resync): its override is the Event a Grandstream phone gets, while a
+    Polycom phone keeps its profile's default."""
+    d = make_daemon({"sip": FAST, "notify": {"grandstream": "check-sync;hd-gs-override"}})
+    hdharness.build_demo(d)
+    gs = mac(105)
+    d.admin_ok("PUT", "/api/v1/devices/" + gs, {
+        "org": "acme", "profile": "grandstream", "model": "GXP2170", "home_extension": "105"})
+    p105 = phones(name="gs105")
+    p101 = phones(name="poly101")
+    register(d, "acme-105", p105.contact("acme-105"))
+    register(d, "acme-101", p101.contact("acme-101"))
+    for m in (gs, mac(101)):
+        st, js = d.admin("POST", "/api/v1/devices/%s/resync" % m)
+        assert st == 202 and js["devices"] == 1, (m, st, js)
+    n105 = p105.wait_notifies(1, timeout=15)
+    n101 = p101.wait_notifies(1, timeout=15)
+    assert uri_of(n105[0]) == p105.contact("acme-105"), n105[0][0]
+    assert n105[0][1]["event"] == ["check-sync;hd-gs-override"], n105[0][1]
+    assert n101[0][1]["event"] == ["check-sync"], n101[0][1]
+    wait_sync(d, gs, lambda s: s["last_result"] == "200 OK", timeout=15, what="200 OK")
+
