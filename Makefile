@@ -113,11 +113,13 @@ test: deps
 # Source checks: one function-definition style (scripts/check-defs.sh),
 # and the check itself still catching the two cases of tests/lint/; only a
 # family's own vendor file names it (scripts/check-vendors.sh); the
-# registry generator refuses two profiles of one match_priority.
+# registry generator refuses two profiles of one match_priority; the pure
+# rules reach no thread, clock, store or log (scripts/check-pure.sh).
 lint:
 	sh scripts/check-defs.sh
 	test "$$(sh scripts/check-defs.sh tests/lint/bad_defs.c | wc -l)" = 2
 	sh scripts/check-vendors.sh
+	sh scripts/check-pure.sh
 	! sh scripts/mkregistry.sh $(firstword $(VENDOR_SRC)) $(firstword $(VENDOR_SRC)) \
 	  >/dev/null 2>&1
 
@@ -154,15 +156,15 @@ fuzz: fuzz-build
 # --coverage into build-cov/ (counts from an earlier run removed), the unit
 # tests run, then the end-to-end suite against that daemon (COVERAGE_E2E=0
 # leaves it out: unit tests only), then scripts/coverage.sh reports
-# service.c, publish.c, resync.c and every api_*.c and fails when one is
-# under COVERAGE_MIN % of its lines.  The suite runs without this make's
-# variables (its own `make install` builds into build/, as in `make test`).
-# Not in CI (.ci/run): the suite again on an unoptimized build would take
-# CI past its time budget.
+# service.c, publish.c, resync.c, resync_engine.c and every api_*.c and
+# fails when one is under COVERAGE_MIN % of its lines.  The suite runs
+# without this make's variables (its own `make install` builds into build/,
+# as in `make test`).  Not in CI (.ci/run): the suite again on an
+# unoptimized build would take CI past its time budget.
 COVERAGE_MIN ?= 80
 COVERAGE_E2E ?= 1
 COV_FLAGS := CC=gcc CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage"
-COV_FILES = src/service.c src/publish.c src/resync.c $(sort $(wildcard src/api_*.c))
+COV_FILES = src/service.c src/publish.c src/resync.c src/resync_engine.c $(sort $(wildcard src/api_*.c))
 coverage: deps
 	rm -f build-cov/obj/*.gcda
 	$(MAKE) B=build-cov $(COV_FLAGS) all $(addprefix build-cov/tests/,$(notdir $(TEST_BIN)))

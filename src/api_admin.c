@@ -32,7 +32,7 @@
 #include "service.h"
 #include "store.h"
 #include "vendor.h"
-#include "resync.h"
+#include "resync_engine.h"
 #include "wipe.h"
 
 #define PREFIX "/api/v1/"

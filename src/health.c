@@ -18,7 +18,7 @@
 #include "api.h"
 #include "fsutil.h"
 #include "log.h"
-#include "resync.h"
+#include "resync_engine.h"
 #include "service.h"
 #include "store.h"
 

@@ -47,7 +47,7 @@
 #include "priv.h"
 #include "mtls.h"
 #include "publish.h"
-#include "resync.h"
+#include "resync_engine.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "store.h"

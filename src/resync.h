@@ -1,11 +1,12 @@
 /*
- * resync.h -- the resync engine: a confirmed SIP NOTIFY to every phone
- * whose configuration changed (SPEC 5).
+ * resync.h -- the rules of the resync engine: a confirmed SIP NOTIFY to
+ * every phone whose configuration changed (SPEC 5).
  *
- * Owns: the decision of when to NOTIFY which device where (the pure part
- * below: states, backoff, target choice, which device a registration
- * belongs to), and one thread that carries the decisions out with a
- * struct notify (notify.h).  Does not own: the outbox rows' creation
+ * Owns: the decision of when to NOTIFY which device where (states,
+ * backoff, target choice, which device a registration belongs to), as
+ * pure functions (resync.c: no store handle, clock, thread or I/O).  The
+ * thread that carries the decisions out with a struct notify (notify.h)
+ * is resync_engine.h.  Does not own: the outbox rows' creation
  * (service.c writes a 'pending' row for every changed device in the
  * change's own transaction), rendering (publish.c), SIP transactions
  * (notify.c).  The store is only touched under the service lock, through
@@ -51,18 +52,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <jansson.h>
-
 #include "config.h"
-#include "store.h"
+#include "store.h" /* struct store_resync, a plain row */
 #include "world.h"
-
-struct hd_config;
-struct pub;
-struct svc;
-struct svc_registration;
-
-/* ---- the pure part ------------------------------------------------------ */
 
 struct resync_policy {
 	int timeout_s; /* wait for confirmation after the first NOTIFY; doubles */
@@ -171,63 +163,15 @@ int resync_pick_target(const struct resync_target_in *in, struct resync_target *
  */
 const char *resync_target_refused(const char *host, int port, const struct cfg_netlist *nets);
 
-/* The device's "sync" object for the admin API, built under the service
- * lock (the caller's svc_locked): {"state", "version", "fetched_version",
- * "attempts", "last_result", "last_at", "target"}; state "none" when no
- * resync was ever queued and the phone has not fetched its current
- * version.  pub may be NULL.  Reads the wall clock (expired contacts).
- * Returns a new reference, or NULL when out of memory or the store fails. */
-json_t *resync_sync_json(const struct world *w, struct store *st, struct pub *pub,
-                         const struct hd_dev *d);
+/* Writes "sip:user@host:port" (IPv6 bracketed) of t into buf, for events
+ * and the API; "(too long)" when it does not fit. */
+void resync_target_uri(const struct resync_target *t, char *buf, size_t len);
 
-/* ---- the engine ------------------------------------------------------- */
-
-struct resync;
-
-/*
- * Creates the engine: its NOTIFY socket bound to [sip] bind (outbound
- * proxy, timers and per-profile events from cfg, which is not kept), makes
- * every pending or notified row due now (a restart sends what a crash
- * left), installs the registration hook on svc and starts the thread.
- * Call after the publisher reconciled.  Returns NULL with err on failure.
- * Free with resync_free before svc and pub.
- */
-struct resync *resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub,
-                          char *err, size_t errlen);
-/* Stops the thread (NOTIFYs in flight are abandoned: their rows stay
- * notified and are sent again after a restart) and frees.  NULL-safe. */
-void resync_free(struct resync *r);
-
-/* Applies the reloadable keys (sync_timeout, sync_retries, [notify]). */
-void resync_reconfigure(struct resync *r, const struct hd_config *cfg);
-
-/*
- * From the service's change hook, after the publisher rendered devs (lock
- * held, in the hook's transaction; st NULL: nothing recorded): fills the version each new pending row must
- * confirm, settles rows whose content did not change and that the phone
- * already has (not when why is "resync": an administrator asked), and
- * wakes the thread.  changed: the devices whose content changed.
- */
-void resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
-                 size_t n, const struct hd_idset *changed, const char *why);
-
-/* api_ctx.on_fetch (arg: the struct resync): a device fetched its
- * configuration `version`.  Cheap (an in-memory check); the thread then
- * records the fetch (its source from pub_fetch_info) in device_fetch when
- * the version is new, and confirms the resync.  Any thread. */
-void resync_on_fetch(void *arg, long long dev, unsigned long long version, const char *source,
-                     const char *user_agent);
-
-
-/* Devices by resync state, for monitoring: counts[RESYNC_COUNT_NONE..STALE]
- * (none = a device without a row: never queued).  Under the service lock
- * (svc_locked).  0, or -1 when the store fails. */
-enum { RESYNC_COUNT_NONE, RESYNC_COUNT_PENDING, RESYNC_COUNT_NOTIFIED, RESYNC_COUNT_SYNCED,
-       RESYNC_COUNT_STALE, RESYNC_COUNT_N };
-int resync_state_counts(const struct world *w, struct store *st, size_t counts[RESYNC_COUNT_N]);
-
-/* Whether the engine thread went round its loop in the last max_age_ms
- * (it wakes at least every 5 s): /healthz.  Any thread. */
-bool resync_alive(struct resync *r, long long max_age_ms);
+/* Whether row is in state s ("pending", "notified", "synced", "stale"). */
+bool resync_state_is(const struct store_resync *row, const char *s);
+/* Sets row's state to s (one of the four names). */
+void resync_set_state(struct store_resync *row, const char *s);
+/* Whether h is a numeric IPv4 or IPv6 address (no name resolved). */
+bool resync_numeric_host(const char *h);
 
 #endif /* HD_RESYNC_H */

@@ -34,7 +34,7 @@
 
 #include "log.h"
 #include "publish.h"
-#include "resync.h"
+#include "resync_engine.h"
 #include "service.h"
 #include "store.h"
 #include "testutil.h"

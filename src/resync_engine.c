@@ -1,0 +1,1178 @@
+/*
+ * resync_engine.c -- the resync engine (resync_engine.h): the thin edge
+ * around the pure rules of resync.c (resync.h has the state diagram and
+ * the invariants).
+ *
+ * One thread polling the NOTIFY socket and a wake-up pipe, the service's
+ * hooks, and what reads the store, the publisher or the clock for the
+ * rules (the targets of a device, its "sync" object for the admin API,
+ * the counts by state for monitoring).
+ *
+ * Threads and locks.  Three kinds of callers:
+ *   - the service's hooks (change hook via resync_kick, registration hook)
+ *     run with the service lock held and use the store directly;
+ *   - HTTP threads call resync_on_fetch, which only takes r->mu;
+ *   - the engine thread takes the service lock through svc_locked for short
+ *     batches of store work, never while sending or resolving names.
+ * Lock order: service lock, then r->mu; never the other way round.
+ */
+#include "resync_engine.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config.h"
+#include "errbuf.h"
+#include "idmap.h"
+#include "event.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "publish.h"
+#include "service.h"
+#include "vendor.h"
+#include "virt.h"
+
+#define SCAN_BATCH 64
+#define FETCHQ_MAX 100000
+
+/* Target inputs of device d from the store and the publisher (lock held).
+ * dc is filled (zeroed when absent). */
+static int
+target_of(const struct hd_dev *d, struct store *st, struct pub *pub, long long now,
+          const struct cfg_netlist *nets, struct store_devcontact *dc, struct pub_fetch *f,
+          struct resync_target *t)
+{
+	struct resync_target_in in = { 0 };
+
+	if (store_devcontact_get(st, d->id, dc) < 0)
+		memset(dc, 0, sizeof(*dc));
+	memset(f, 0, sizeof(*f));
+	if (pub != NULL)
+		(void)pub_fetch_info(pub, d->id, f);
+	in.reg_contact = dc->dev != 0 ? dc->contact : NULL;
+	in.reg_expires_at = dc->expires_at;
+	in.fetch_source = f->source;
+	in.static_contact = d->static_contact;
+	in.now = now;
+	in.nets = nets;
+	return resync_pick_target(&in, t);
+}
+
+json_t *
+resync_sync_json(const struct world *w, struct store *st, struct pub *pub,
+                 const struct hd_dev *d)
+{
+	struct store_resync row;
+	struct store_devcontact dc;
+	struct pub_fetch f;
+	struct resync_target t;
+	unsigned long long version = pub != NULL ? pub_version(pub, d->id) : 0;
+	json_t *o, *tj = json_null();
+	const char *state;
+	char uri[400];
+	int rc = store_resync_get(st, d->id, &row);
+
+	(void)w;
+	if (rc < 0)
+		return NULL;
+	if (target_of(d, st, pub, (long long)time(NULL), NULL, &dc, &f, &t) == 0) {
+		resync_target_uri(&t, uri, sizeof(uri));
+		tj = json_pack("{s:s, s:s}", "uri", uri, "source", resync_source_name(t.source));
+	}
+	if (rc == 1) {
+		state = row.state;
+		if (row.version != 0)
+			version = row.version;
+	} else {
+		state = version != 0 && f.version >= version ? "synced" : "none";
+		memset(&row, 0, sizeof(row));
+	}
+	o = json_pack("{s:s, s:I, s:I, s:i, s:s?, s:o?, s:o}", "state", state, "version",
+	              (json_int_t)version, "fetched_version", (json_int_t)f.version, "attempts",
+	              row.attempts, "last_result", row.last_result[0] ? row.last_result : NULL,
+	              "last_at", row.last_at ? json_integer(row.last_at) : json_null(),
+	              "target", tj);
+	return o;
+}
+
+/* ---- the engine --------------------------------------------------------- */
+
+/* What the engine knows of a device without asking the store. */
+struct devtrack {
+	unsigned long long await;     /* version a resync waits for; 0 = none */
+};
+
+/* One NOTIFY decided under the lock, sent outside it.  auth_pw is wiped. */
+struct job {
+	hd_id dev, org;
+	char mac[HD_MAC_LEN + 1];
+	int attempt;
+	unsigned long long version;
+	struct resync_target t;
+	char uri[400];
+	char event[160];
+	const char *substate; /* the profile's (static), NULL = terminated */
+	char ctype[64];
+	char body[1024];
+	char auth_user[STORE_REG_USER_MAX];
+	char auth_pw[256];
+	char auth_realm[256];   /* the realm the phone challenges with */
+	const struct vendor_notify_auth *auth; /* NULL: never answer */
+};
+
+struct inflight {
+	uint64_t id;
+	hd_id dev, org;
+	char mac[HD_MAC_LEN + 1];
+	int attempt;
+	unsigned long long version;
+	char uri[400];
+};
+
+struct result {
+	struct inflight f;
+	int status;
+	char reason[128];
+	int requests;
+	long long elapsed_ms;
+};
+
+struct fetchev {
+	hd_id dev;
+	unsigned long long version;
+	char source[46];
+	char user_agent[160];
+};
+
+#define RESYNC_NETS_MAX 64
+
+struct resync {
+	struct svc *svc;
+	struct pub *pub;
+	struct notify *nt;
+	int wake[2];
+	pthread_t th;
+	bool started;
+	atomic_bool stop;
+	_Atomic long long beat_ms;      /* notify_now_ms() of the thread's last round */
+
+	pthread_mutex_t mu;             /* guards everything below */
+	struct resync_policy pol;
+	/* [notify] per profile, as vendor_registry; "" = the profile's default */
+	char events[CFG_PROFILES_MAX][160];
+	struct cfg_net net_v[RESYNC_NETS_MAX]; /* [sip] notify_networks */
+	size_t nnets;
+	bool kicked;
+	uint64_t move_stamp; /* the *30 move whose first NOTIFY is awaited (metrics), 0 none */
+	long long next_due;             /* soonest next_at of a waiting row; 0 none */
+	struct idmap track;             /* dev -> struct devtrack */
+	struct fetchev *fq;
+	size_t nfq, capfq;
+
+	/* engine thread only */
+	struct idmap inf;               /* notify id -> struct inflight */
+	struct result *res;
+	size_t nres, capres;
+};
+
+static void
+wake(struct resync *r)
+{
+	char c = 1;
+
+	/* a full pipe already means "wake up" */
+	if (write(r->wake[1], &c, 1) < 0 && errno != EAGAIN)
+		log_warn_errno("resync: wake-up pipe");
+}
+
+/* r->mu held.  NULL when out of memory. */
+static struct devtrack *
+track(struct resync *r, hd_id dev)
+{
+	struct devtrack *t = idmap_get(&r->track, dev);
+
+	if (t == NULL && (t = calloc(1, sizeof(*t))) != NULL && idmap_put(&r->track, dev, t) != 0) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+static void
+set_await(struct resync *r, hd_id dev, unsigned long long v)
+{
+	struct devtrack *t;
+
+	pthread_mutex_lock(&r->mu);
+	if ((t = track(r, dev)) != NULL)
+		t->await = v;
+	pthread_mutex_unlock(&r->mu);
+	/* the phone may already have that version: its next fetch must reach
+	 * resync_on_fetch all the same (the publisher passes on news only) */
+	if (v != 0)
+		pub_fetch_forget(r->pub, dev);
+}
+
+/* The configured event, else the profile's for the templates in use
+ * (called under the service lock, which also guards template changes). */
+static const char *
+event_for(struct resync *r, const struct vendor_profile *prof, char *buf, size_t len)
+{
+	const char *ev = vendor_notify_event(prof, pub_templates(r->pub));
+
+	size_t k = vendor_profile_index(prof);
+
+	pthread_mutex_lock(&r->mu);
+	if (k < CFG_PROFILES_MAX && r->events[k][0] != '\0')
+		ev = r->events[k];
+	(void)snprintf(buf, len, "%s", ev); /* both sources fit 160 bytes (config: 128) */
+	pthread_mutex_unlock(&r->mu);
+	return buf;
+}
+
+/* Records an event about device d (lock held).  0, or -1 when the store
+ * failed. */
+static int
+dev_event(struct store *st, const char *type, hd_id org, const char *mac, json_t *detail,
+          long long now)
+{
+	if (event_add(st, now, type, org, NULL, mac, detail) != 0) {
+		log_warn("resync: event %s of %s not recorded: %s", type, mac, store_errmsg(st));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+put_row(struct store *st, const struct store_resync *row)
+{
+	if (store_resync_put(st, row) != 0) {
+		log_error("resync: cannot store the state of device %lld: %s", (long long)row->dev,
+		          store_errmsg(st));
+		return -1;
+	}
+	return 0;
+}
+
+/* The line the phone carries before it reloads: the identity it last
+ * registered with (device_contact), an extension or a parking account. */
+static void
+auth_of(const struct world *w, const struct vendor_profile *prof,
+        const struct store_devcontact *dc, struct job *j)
+{
+	const struct hd_ext *e;
+	const struct hd_dev *pd;
+	const struct hd_org *o = NULL;
+	const char *pw = NULL, *realm;
+
+	if (dc->dev == 0 || dc->sip_user[0] == '\0' || prof->notify_auth == NULL)
+		return;
+	if ((e = world_ext_by_sip_user(w, dc->sip_user)) != NULL) {
+		pw = e->sip_password;
+		o = world_org(w, e->org);
+	} else if ((pd = world_dev_by_parking_user(w, dc->sip_user)) != NULL) {
+		pw = pd->parking_password;
+		o = world_org(w, pd->org);
+	}
+	/* the realm: the family's own, or the line's registrar host */
+	realm = prof->notify_auth->realm;
+	if (realm == NULL)
+		realm = e != NULL && e->sip.host != NULL && e->sip.host[0] != '\0' ? e->sip.host
+		        : o != NULL ? o->sip.host : NULL;
+	if (pw == NULL || strlen(pw) >= sizeof(j->auth_pw) || realm == NULL ||
+	    realm[0] == '\0' || strlen(realm) >= sizeof(j->auth_realm))
+		return;
+	memcpy(j->auth_realm, realm, strlen(realm) + 1);
+	j->auth = prof->notify_auth;
+	memcpy(j->auth_user, dc->sip_user, strlen(dc->sip_user) + 1);
+	memcpy(j->auth_pw, pw, strlen(pw) + 1);
+}
+
+struct scan {
+	struct resync *r;
+	struct resync_policy pol;
+	struct cfg_net net_v[RESYNC_NETS_MAX]; /* a copy of r's */
+	struct cfg_netlist nets;
+	long long now;
+	struct store_resync rows[SCAN_BATCH];
+	size_t nrows;
+	struct job *jobs; /* SCAN_BATCH of them */
+	size_t njobs;
+	long long soonest;
+	size_t no_target;  /* devices without any address, this scan */
+	char no_target_mac[HD_MAC_LEN + 1]; /* one of them, for the log */
+};
+
+static int
+collect_row(const struct store_resync *row, void *arg)
+{
+	struct scan *sc = arg;
+
+	if (sc->nrows < SCAN_BATCH)
+		sc->rows[sc->nrows++] = *row;
+	return 0;
+}
+
+static int
+soonest_row(const struct store_resync *row, void *arg)
+{
+	((struct scan *)arg)->soonest = row->next_at;
+	return 1;
+}
+
+/* One due row, lock held: decides, writes, and maybe adds a job. */
+static void
+scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_resync *row)
+{
+	const struct hd_dev *d = world_dev(w, row->dev);
+	const struct vendor_profile *prof;
+	struct store_devcontact dc;
+	struct pub_fetch f;
+	struct job *j = &sc->jobs[sc->njobs];
+	enum resync_action act;
+	int n;
+
+	if (d == NULL || (prof = vendor_profile_by_name(d->profile)) == NULL) {
+		/* cannot happen with the schema's cascade and the API's profile
+		 * check; settle the row rather than find it due forever */
+		resync_set_state(row, "stale");
+		row->next_at = 0;
+		(void)resync_record_result(row, -1, "unknown device or profile", sc->now);
+		(void)put_row(st, row);
+		return;
+	}
+	if (row->version == 0)
+		row->version = pub_version(sc->r->pub, d->id);
+	act = resync_step(row, &sc->pol, sc->now);
+	if (act == RESYNC_GIVE_UP) {
+		if (put_row(st, row) == 0)
+			dev_event(st, "resync.stale", d->org, d->mac,
+			          json_pack("{s:I, s:i, s:s?}", "version", (json_int_t)row->version,
+			                    "attempts", row->attempts, "last_result",
+			                    row->last_result[0] ? row->last_result : NULL),
+			          sc->now);
+		log_warn("resync: device %s is stale after %d NOTIFYs (%s)", d->mac, row->attempts,
+		         row->last_result);
+		return;
+	}
+	if (act != RESYNC_SEND)
+		return;
+	set_await(sc->r, d->id, row->version);
+	memset(j, 0, sizeof(*j));
+	if (target_of(d, st, sc->r->pub, sc->now, &sc->nets, &dc, &f, &j->t) != 0) {
+		(void)resync_record_result(row, -1, "no target", sc->now);
+		if (put_row(st, row) == 0)
+			dev_event(st, "resync.failed", d->org, d->mac,
+			          json_pack("{s:I, s:i, s:s}", "version", (json_int_t)row->version,
+			                    "attempt", row->attempts, "result", "no target"),
+			          sc->now);
+		/* one log line per scan, not per device: a template change can
+		 * reach thousands of phones the PBX never reported */
+		log_debug("resync: device %s has no registration, fetch or static contact", d->mac);
+		if (sc->no_target++ == 0)
+			memcpy(sc->no_target_mac, d->mac, sizeof(sc->no_target_mac));
+		return;
+	}
+	if (put_row(st, row) != 0)
+		return;
+	j->dev = d->id;
+	j->org = d->org;
+	memcpy(j->mac, d->mac, sizeof(j->mac));
+	j->attempt = row->attempts;
+	j->version = row->version;
+	resync_target_uri(&j->t, j->uri, sizeof(j->uri));
+	(void)event_for(sc->r, prof, j->event, sizeof(j->event));
+	j->substate = prof->notify_subscription_state;
+	if (prof->notify_content_type != NULL) {
+		struct vendor_notify vn = { dc.call_id[0] ? dc.call_id : NULL, row->version };
+
+		n = vendor_notify_body(prof, &vn, j->body, sizeof(j->body));
+		if (n < 0 && vn.register_call_id != NULL) { /* a Call-ID we cannot send */
+			vn.register_call_id = NULL;
+			n = vendor_notify_body(prof, &vn, j->body, sizeof(j->body));
+		}
+		if (n <= 0 || (size_t)snprintf(j->ctype, sizeof(j->ctype), "%s",
+		                               prof->notify_content_type) >= sizeof(j->ctype))
+			j->body[0] = '\0'; /* no body rather than a mislabelled one */
+	}
+	auth_of(w, prof, &dc, j);
+	sc->njobs++;
+}
+
+static int
+scan_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct scan *sc = arg;
+
+	if (store_resync_due(st, sc->now, SCAN_BATCH, collect_row, sc) != 0) {
+		log_error("resync: cannot read the outbox: %s", store_errmsg(st));
+		return -1;
+	}
+	for (size_t i = 0; i < sc->nrows; i++)
+		scan_one(sc, w, st, &sc->rows[i]);
+	sc->soonest = 0;
+	if (store_resync_due(st, LLONG_MAX / 2, 1, soonest_row, sc) < 0)
+		sc->soonest = sc->now + 1;
+	return 0;
+}
+
+static int
+inflight_add(struct resync *r, const struct inflight *f)
+{
+	struct inflight *x = malloc(sizeof(*x));
+
+	if (x == NULL)
+		return -1;
+	*x = *f;
+	if (idmap_put(&r->inf, (int64_t)f->id, x) != 0) {
+		free(x);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+result_add(struct resync *r, const struct inflight *f, int status, const char *reason,
+           int requests, long long elapsed_ms)
+{
+	struct result *x;
+
+	if (r->nres == r->capres) {
+		size_t cap = r->capres ? r->capres * 2 : 64;
+		struct result *v = realloc(r->res, cap * sizeof(*v));
+
+		if (v == NULL) {
+			log_error("resync: out of memory; a NOTIFY result of %s is lost", f->mac);
+			return;
+		}
+		r->res = v;
+		r->capres = cap;
+	}
+	x = &r->res[r->nres++];
+	x->f = *f;
+	x->status = status;
+	(void)snprintf(x->reason, sizeof(x->reason), "%s", reason ? reason : "");
+	x->requests = requests;
+	x->elapsed_ms = elapsed_ms;
+}
+
+/* notify's done callback (engine thread, from notify_tick/notify_input). */
+static void
+on_done(void *arg, const struct notify_result *nr)
+{
+	struct resync *r = arg;
+	struct inflight *f = idmap_get(&r->inf, (int64_t)nr->id);
+
+	if (f == NULL)
+		return;
+	idmap_del(&r->inf, (int64_t)nr->id);
+	result_add(r, f, nr->status, nr->reason, nr->requests, nr->elapsed_ms);
+	free(f);
+}
+
+/* Sends the jobs a scan decided (no lock held). */
+static void
+send_jobs(struct resync *r, struct job *jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+		struct inflight f = { 0 };
+		struct notify_target t = { 0 };
+		char host[INET6_ADDRSTRLEN];
+		const char *h = j->t.host, *why;
+		struct cfg_net nv[RESYNC_NETS_MAX];
+		struct cfg_netlist nets;
+
+		/* the phone fetches what the NOTIFY announces: its files are in
+		 * the TFTP root first */
+		pub_tftp_wait(r->pub, j->dev);
+		f.dev = j->dev;
+		f.org = j->org;
+		memcpy(f.mac, j->mac, sizeof(f.mac));
+		f.attempt = j->attempt;
+		f.version = j->version;
+		memcpy(f.uri, j->uri, sizeof(f.uri));
+		if (!resync_numeric_host(h)) {
+			/* a static contact may name a host: resolved here, in the
+			 * engine thread, without the service lock */
+			struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+			int gai = getaddrinfo(h, NULL, &hints, &ai);
+
+			if (gai != 0 || ai == NULL ||
+			    getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
+			                NI_NUMERICHOST) != 0) {
+				if (ai != NULL)
+					freeaddrinfo(ai);
+				result_add(r, &f, -1, "cannot resolve the target host", 0, 0);
+				goto next;
+			}
+			freeaddrinfo(ai);
+			h = host;
+		}
+		pthread_mutex_lock(&r->mu);
+		memcpy(nv, r->net_v, sizeof(nv));
+		nets = (struct cfg_netlist){ nv, r->nnets };
+		pthread_mutex_unlock(&r->mu);
+		if ((why = resync_target_refused(h, j->t.port, &nets)) != NULL) {
+			char msg[128];
+
+			(void)snprintf(msg, sizeof(msg), "target refused: %s", why);
+			result_add(r, &f, -1, msg, 0, 0);
+			goto next;
+		}
+		t.host = h;
+		t.port = j->t.port;
+		t.user = j->t.user[0] ? j->t.user : NULL;
+		t.event = j->event;
+		t.subscription_state = j->substate;
+		t.content_type = j->body[0] ? j->ctype : NULL;
+		t.body = j->body[0] ? j->body : NULL;
+		t.auth_user = j->auth_user[0] ? j->auth_user : NULL;
+		t.auth_password = j->auth_user[0] ? j->auth_pw : NULL;
+		if (j->auth != NULL)
+			t.auth_policy = (struct sip_auth_policy){ j->auth_realm, j->auth->algorithms,
+			                                          j->auth->qop_required };
+		if (notify_send(r->nt, &t, notify_now_ms(), &f.id) != 0) {
+			result_add(r, &f, -1, "invalid target", 0, 0);
+		} else if (inflight_add(r, &f) != 0) {
+			log_error("resync: out of memory; the result of a NOTIFY to %s is lost", f.mac);
+		} else {
+			uint64_t stamp;
+
+			metrics_inc(METRICS_NOTIFY_SENT, 1);
+			pthread_mutex_lock(&r->mu);
+			stamp = r->move_stamp;
+			r->move_stamp = 0;
+			pthread_mutex_unlock(&r->mu);
+			if (stamp != 0) /* the first NOTIFY of a *30 move is on the wire */
+				metrics_move_notified(stamp);
+			log_info("resync: NOTIFY %s (Event: %s) to %s, attempt %d", j->mac, j->event,
+			         j->uri, j->attempt);
+		}
+next:
+		sodium_memzero(j->auth_pw, sizeof(j->auth_pw));
+	}
+}
+
+static void
+scan(struct resync *r)
+{
+	struct scan *sc = calloc(1, sizeof(*sc));
+
+	if (sc == NULL || (sc->jobs = calloc(SCAN_BATCH, sizeof(*sc->jobs))) == NULL) {
+		free(sc);
+		log_error("resync: out of memory");
+		return;
+	}
+	sc->r = r;
+	pthread_mutex_lock(&r->mu);
+	sc->pol = r->pol;
+	memcpy(sc->net_v, r->net_v, sizeof(sc->net_v));
+	sc->nets = (struct cfg_netlist){ sc->net_v, r->nnets };
+	r->kicked = false;
+	pthread_mutex_unlock(&r->mu);
+	sc->now = (long long)time(NULL);
+	if (svc_locked(r->svc, scan_locked, sc) == 0) {
+		if (sc->no_target > 0)
+			log_warn("resync: %zu device(s) (e.g. %s) have no registration, fetch or "
+			         "static contact: no NOTIFY sent", sc->no_target, sc->no_target_mac);
+		pthread_mutex_lock(&r->mu);
+		r->next_due = sc->soonest;
+		if (sc->nrows == SCAN_BATCH) /* more are due: go on at once */
+			r->kicked = true;
+		else if (sc->soonest != 0 && sc->soonest <= sc->now)
+			r->next_due = sc->now + 1; /* a row we could not write: not a busy loop */
+		pthread_mutex_unlock(&r->mu);
+	} else {
+		pthread_mutex_lock(&r->mu);
+		r->next_due = sc->now + 1;
+		pthread_mutex_unlock(&r->mu);
+	}
+	send_jobs(r, sc->jobs, sc->njobs);
+	sodium_memzero(sc->jobs, SCAN_BATCH * sizeof(*sc->jobs));
+	free(sc->jobs);
+	free(sc);
+}
+
+struct batch {
+	struct resync *r;
+	struct result *res;
+	size_t nres;
+	struct fetchev *fq;
+	size_t nfq;
+	long long now;
+};
+
+static int
+apply_result(struct batch *b, const struct world *w, struct store *st, const struct result *x)
+{
+	struct store_resync row;
+	bool ok;
+	int rc = store_resync_get(st, x->f.dev, &row);
+
+	(void)w;
+	metrics_inc(x->status >= 200 && x->status < 300 ? METRICS_NOTIFY_ANSWERED
+	                                                 : METRICS_NOTIFY_FAILED, 1);
+	if (rc != 1)
+		return rc < 0 ? -1 : 0; /* 0: the device was deleted meanwhile */
+	ok = resync_record_result(&row, x->status, x->reason, b->now);
+	if (put_row(st, &row) != 0 ||
+	    dev_event(st, ok ? "resync.sent" : "resync.failed", x->f.org, x->f.mac,
+	              json_pack("{s:I, s:i, s:s, s:s, s:i, s:b, s:I}", "version",
+	                        (json_int_t)x->f.version, "attempt", x->f.attempt, "result",
+	                        row.last_result, "target", x->f.uri, "status", x->status,
+	                        "challenged", x->requests > 1, "elapsed_ms",
+	                        (json_int_t)x->elapsed_ms),
+	              b->now) != 0)
+		return -1;
+	if (ok)
+		log_info("resync: %s answered %s", x->f.mac, row.last_result);
+	else
+		log_warn("resync: NOTIFY to %s (%s) failed: %s", x->f.mac, x->f.uri, row.last_result);
+	return 0;
+}
+
+static int
+apply_fetch(struct batch *b, const struct world *w, struct store *st, const struct fetchev *fe)
+{
+	const struct hd_dev *d = world_dev(w, fe->dev);
+	struct store_resync row;
+	struct pub_fetch f;
+	int rc;
+
+	if (d == NULL)
+		return 0;
+	(void)pub_fetch_info(b->r->pub, d->id, &f);
+	if (store_fetch_put(st, d->id, fe->source, fe->user_agent, fe->version,
+	                    f.at ? f.at : b->now) != 0) {
+		log_warn("resync: fetch of %s not recorded: %s", d->mac, store_errmsg(st));
+		return -1;
+	}
+	if ((rc = store_resync_get(st, d->id, &row)) < 0)
+		return -1;
+	if (rc != 1 || !resync_confirm_fetch(&row, fe->version))
+		return 0;
+	/* the row and its event together, or the round is rolled back */
+	if (put_row(st, &row) != 0 ||
+	    dev_event(st, "resync.synced", d->org, d->mac,
+	              json_pack("{s:I, s:s, s:i}", "version", (json_int_t)fe->version, "via",
+	                        "fetch", "attempts", row.attempts),
+	              b->now) != 0)
+		return -1;
+	set_await(b->r, d->id, 0);
+	log_info("resync: %s fetched version %llu: synced", d->mac, fe->version);
+	return 0;
+}
+
+/* In one transaction (svc_transact). */
+static int
+apply_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	struct batch *b = arg;
+
+	(void)chg;
+	for (size_t i = 0; i < b->nres; i++)
+		if (apply_result(b, w, st, &b->res[i]) != 0)
+			return -1;
+	for (size_t i = 0; i < b->nfq; i++)
+		if (apply_fetch(b, w, st, &b->fq[i]) != 0)
+			return -1;
+	return 0;
+}
+
+/* Records NOTIFY results and fetches collected since the last round. */
+static void
+apply(struct resync *r)
+{
+	struct batch b = { r, r->res, r->nres, NULL, 0, (long long)time(NULL) };
+
+	pthread_mutex_lock(&r->mu);
+	b.fq = r->fq;
+	b.nfq = r->nfq;
+	r->fq = NULL;
+	r->nfq = r->capfq = 0;
+	pthread_mutex_unlock(&r->mu);
+	if ((b.nres > 0 || b.nfq > 0) &&
+	    svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0) {
+		/* nothing of the round was kept: the rows wait as they were
+		 * (NOTIFYs are sent again when due), and each phone's next
+		 * fetch is news again, so that it is recorded then */
+		log_error("resync: cannot record results");
+		for (size_t i = 0; i < b.nfq; i++)
+			pub_fetch_forget(r->pub, b.fq[i].dev);
+	}
+	r->nres = 0;
+	free(b.fq);
+}
+
+static void *
+engine_main(void *arg)
+{
+	struct resync *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 },
+		                         { notify_poll_fd(r->nt), POLLIN, 0 } };
+		long long now_ms = notify_now_ms(), t = notify_next_timeout_ms(r->nt, now_ms), due;
+		bool kicked;
+		char buf[64];
+
+		atomic_store(&r->beat_ms, now_ms); /* resync_alive */
+		pthread_mutex_lock(&r->mu);
+		kicked = r->kicked;
+		due = r->next_due;
+		pthread_mutex_unlock(&r->mu);
+		if (kicked) {
+			t = 0;
+		} else if (due != 0) {
+			long long td = (due - (long long)time(NULL)) * 1000;
+
+			if (td < 0)
+				td = 0;
+			if (t < 0 || td < t)
+				t = td;
+		}
+		if (t < 0 || t > 5000)
+			t = 5000;
+		if (poll(pfd, 2, (int)t) < 0 && errno != EINTR)
+			log_warn_errno("resync: poll");
+		if (pfd[0].revents & POLLIN)
+			while (read(r->wake[0], buf, sizeof(buf)) > 0)
+				;
+		now_ms = notify_now_ms();
+		if (pfd[1].revents & POLLIN)
+			(void)notify_recv(r->nt, now_ms);
+		notify_tick(r->nt, now_ms);
+		apply(r);
+		pthread_mutex_lock(&r->mu);
+		kicked = r->kicked;
+		due = r->next_due;
+		pthread_mutex_unlock(&r->mu);
+		if (kicked || (due != 0 && due <= (long long)time(NULL)))
+			scan(r);
+	}
+	return NULL;
+}
+
+/* ---- hooks -------------------------------------------------------------- */
+
+static bool
+idset_has(const struct hd_idset *s, hd_id id)
+{
+	return s != NULL && hd_idset_has(s, id);
+}
+
+void
+resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
+            size_t n, const struct hd_idset *changed, const char *why)
+{
+	bool forced = why != NULL && strcmp(why, "resync") == 0;
+	long long now = (long long)time(NULL);
+
+	/* in the service's transaction; without a store (st NULL) the rows
+	 * stay version 0: the engine fills them */
+	for (size_t i = 0; st != NULL && i < n; i++) {
+		const struct hd_dev *d = world_dev(w, devs[i]);
+		struct store_resync row;
+		struct pub_fetch f;
+
+		if (d == NULL || store_resync_get(st, d->id, &row) != 1)
+			continue;
+		if (!resync_state_is(&row, "pending") || row.version != 0)
+			continue;
+		row.version = pub_version(r->pub, d->id);
+		(void)pub_fetch_info(r->pub, d->id, &f);
+		/* nothing new for this phone, and it has it already */
+		if (!forced && !idset_has(changed, d->id) && row.version != 0 &&
+		    f.version >= row.version) {
+			resync_set_state(&row, "synced");
+			(void)snprintf(row.last_result, sizeof(row.last_result), "unchanged");
+			row.next_at = 0;
+		}
+		if (put_row(st, &row) == 0 && !resync_state_is(&row, "synced"))
+			set_await(r, d->id, row.version);
+	}
+	pthread_mutex_lock(&r->mu);
+	r->kicked = true;
+	if (r->next_due == 0 || r->next_due > now)
+		r->next_due = now;
+	if (r->move_stamp == 0)
+		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */
+	pthread_mutex_unlock(&r->mu);
+	wake(r);
+}
+
+void
+resync_on_fetch(void *arg, long long dev, unsigned long long version, const char *source,
+                const char *user_agent)
+{
+	struct resync *r = arg;
+	bool queue;
+
+	/* the publisher passes on news only (another version, address or
+	 * User-Agent than the last fetch, or a fetch a resync waits for):
+	 * each is recorded in the store and may confirm a resync */
+	pthread_mutex_lock(&r->mu);
+	queue = true;
+	if (r->nfq < FETCHQ_MAX) {
+		if (r->nfq == r->capfq) {
+			size_t cap = r->capfq ? r->capfq * 2 : 64;
+			struct fetchev *v = realloc(r->fq, cap * sizeof(*v));
+
+			if (v == NULL) {
+				queue = false;
+			} else {
+				r->fq = v;
+				r->capfq = cap;
+			}
+		}
+		if (queue) {
+			struct fetchev *fe = &r->fq[r->nfq++];
+
+			fe->dev = dev;
+			fe->version = version;
+			/* copies of what the store records; cut to fit */
+			snprintf(fe->source, sizeof(fe->source), "%s", source ? source : "");
+			snprintf(fe->user_agent, sizeof(fe->user_agent), "%s",
+			         user_agent ? user_agent : "");
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (queue)
+		wake(r);
+}
+
+/* The registration hook (service lock held, in the registration's
+ * transaction): 0, or -1 when the store failed (the service then rolls
+ * the registration back whole: a row is never synced without its event). */
+static int
+on_registration(void *arg, const struct world *w, struct store *st,
+                const struct svc_registration *reg, long long now)
+{
+	struct resync *r = arg;
+	struct store_devcontact prev, dc;
+	struct store_resync row;
+	struct resync_reg_in in = { 0 };
+	struct vendor_ua ua;
+	const struct hd_dev *d;
+	enum resync_how how;
+	char user[128], host[256];
+	int port, n, rc;
+
+	if (reg->sip_user == NULL || reg->contact == NULL ||
+	    resync_parse_uri(reg->contact, user, sizeof(user), host, sizeof(host), &port) != 0)
+		return 0;
+	memset(&dc, 0, sizeof(dc));
+	n = strchr(host, ':') ? snprintf(dc.addr, sizeof(dc.addr), "[%s]:%d", host, port ? port : 5060)
+	                      : snprintf(dc.addr, sizeof(dc.addr), "%s:%d", host, port ? port : 5060);
+	if (n < 0 || (size_t)n >= sizeof(dc.addr))
+		return 0;
+	if (reg->expires == 0) {
+		if (store_devcontact_forget(st, reg->sip_user, dc.addr) != 0) {
+			log_warn("resync: %s", store_errmsg(st));
+			return -1;
+		}
+		return 0;
+	}
+	if (vendor_parse_user_agent(reg->user_agent ? reg->user_agent : "", &ua) == NULL)
+		memset(&ua, 0, sizeof(ua));
+	if ((rc = store_devcontact_by_addr(st, dc.addr, &prev)) < 0)
+		return -1;
+	if (rc != 1)
+		memset(&prev, 0, sizeof(prev));
+	in.sip_user = reg->sip_user;
+	in.ua_mac = ua.mac;
+	in.addr_dev = prev.dev;
+	in.addr_prev_user = prev.dev ? prev.sip_user : NULL;
+	if ((d = resync_reg_device(w, &in, &how)) == NULL)
+		return 0;
+	dc.dev = d->id;
+	if ((size_t)snprintf(dc.sip_user, sizeof(dc.sip_user), "%s", reg->sip_user) >=
+	        sizeof(dc.sip_user) ||
+	    (size_t)snprintf(dc.contact, sizeof(dc.contact), "%s", reg->contact) >=
+	        sizeof(dc.contact) ||
+	    (size_t)snprintf(dc.source, sizeof(dc.source), "%s", reg->source ? reg->source : "") >=
+	        sizeof(dc.source) ||
+	    (size_t)snprintf(dc.call_id, sizeof(dc.call_id), "%s",
+	                     reg->call_id ? reg->call_id : "") >= sizeof(dc.call_id))
+		return 0;
+	(void)snprintf(dc.how, sizeof(dc.how), "%s", resync_how_name(how));
+	dc.expires_at = now + (reg->expires > 0 ? reg->expires : 3600);
+	dc.at = now;
+	if (store_devcontact_put(st, &dc) != 0) {
+		log_warn("resync: contact of %s not recorded: %s", d->mac, store_errmsg(st));
+		return -1;
+	}
+	log_debug("resync: %s registered for device %s (by %s)", reg->sip_user, d->mac, dc.how);
+	if ((rc = store_resync_get(st, d->id, &row)) != 1)
+		return rc < 0 ? -1 : 0;
+	if (resync_confirm_registration(&row, reg->sip_user, resync_expected_user(w, d), how)) {
+		/* the row and its event together, or the registration fails */
+		if (put_row(st, &row) != 0 ||
+		    dev_event(st, "resync.synced", d->org, d->mac,
+		              json_pack("{s:I, s:s, s:s}", "version", (json_int_t)row.version, "via",
+		                        "registration", "sip_user", reg->sip_user),
+		              now) != 0)
+			return -1;
+		set_await(r, d->id, 0);
+		log_info("resync: %s re-registered as %s: synced", d->mac, reg->sip_user);
+	} else if ((resync_state_is(&row, "pending") || resync_state_is(&row, "notified")) &&
+	           strcmp(row.last_result, "error: no target") == 0) {
+		/* it can be reached now */
+		row.next_at = now;
+		if (put_row(st, &row) != 0)
+			return -1;
+		pthread_mutex_lock(&r->mu);
+		r->kicked = true;
+		pthread_mutex_unlock(&r->mu);
+		wake(r);
+	}
+	return 0;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static void
+apply_config(struct resync *r, const struct hd_config *cfg)
+{
+	const char *const *ev = (const char *const *)cfg->notify.v;
+
+	pthread_mutex_lock(&r->mu);
+	r->pol.timeout_s = cfg->sip.sync_timeout;
+	r->pol.retries = cfg->sip.sync_retries;
+	for (size_t i = 0; i < CFG_PROFILES_MAX; i++)
+		(void)snprintf(r->events[i], sizeof(r->events[i]), "%s", ev[i] ? ev[i] : "");
+	/* more than RESYNC_NETS_MAX networks: the first ones (fewer targets) */
+	r->nnets = cfg->sip.notify_networks.n < RESYNC_NETS_MAX ? cfg->sip.notify_networks.n
+	                                                        : RESYNC_NETS_MAX;
+	if (r->nnets > 0)
+		memcpy(r->net_v, cfg->sip.notify_networks.v, r->nnets * sizeof(r->net_v[0]));
+	pthread_mutex_unlock(&r->mu);
+}
+
+void
+resync_reconfigure(struct resync *r, const struct hd_config *cfg)
+{
+	if (r == NULL)
+		return;
+	apply_config(r, cfg);
+	pthread_mutex_lock(&r->mu);
+	r->kicked = true;
+	pthread_mutex_unlock(&r->mu);
+	wake(r);
+}
+
+struct startup {
+	struct resync *r;
+	struct store_resync *rows;
+	size_t n, cap;
+	long long now;
+	int due;
+};
+
+static int
+start_row(const struct store_resync *row, void *arg)
+{
+	struct startup *su = arg;
+
+	if (su->n == su->cap) {
+		size_t cap = su->cap ? su->cap * 2 : 64;
+		struct store_resync *v = realloc(su->rows, cap * sizeof(*v));
+
+		if (v == NULL)
+			return 1;
+		su->rows = v;
+		su->cap = cap;
+	}
+	su->rows[su->n++] = *row;
+	return 0;
+}
+
+/* Every pending or notified row is due now: what a crash or a stop left
+ * is sent at once (lock held). */
+static int
+startup_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	struct startup *su = arg;
+
+	(void)w;
+	(void)chg;
+	if (store_resync_each(st, start_row, su) != 0)
+		return -1;
+	for (size_t i = 0; i < su->n; i++) {
+		struct store_resync *row = &su->rows[i];
+
+		if (row->version == 0)
+			row->version = pub_version(su->r->pub, row->dev);
+		if (resync_state_is(row, "pending") || resync_state_is(row, "notified")) {
+			row->next_at = su->now;
+			su->due++;
+			if (put_row(st, row) != 0)
+				return -1;
+		}
+		if (!resync_state_is(row, "synced") && row->version != 0) {
+			struct devtrack *t = track(su->r, row->dev);
+
+			if (t != NULL)
+				t->await = row->version;
+		}
+	}
+	return 0;
+}
+
+static int
+free_one(void *val, void *arg)
+{
+	(void)arg;
+	free(val);
+	return 0;
+}
+
+static void
+free_track(struct resync *r)
+{
+	(void)idmap_each(&r->track, free_one, NULL);
+	idmap_free(&r->track);
+}
+
+struct resync *
+resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *err,
+           size_t errlen)
+{
+	struct resync *r = calloc(1, sizeof(*r));
+	struct notify_opts no = { 0 };
+	struct startup su = { 0 };
+	char host[256];
+	int port;
+
+	if (r == NULL) {
+		hd_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->wake[0] = r->wake[1] = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	r->svc = svc;
+	r->pub = pub;
+	apply_config(r, cfg);
+	if (cfg_hostport_parse(cfg->sip.bind, host, sizeof(host), &port) != 0) {
+		hd_seterr(err, errlen, "[sip] bind: expected ip:port");
+		goto fail;
+	}
+	no.bind_host = host;
+	no.bind_port = port;
+	no.contact_host = cfg->sip.contact_host;
+	no.outbound_proxy = cfg->sip.outbound_proxy;
+	no.t1_ms = cfg->sip.t1_ms;
+	no.timer_f_ms = cfg->sip.timer_f_ms;
+	no.done = on_done;
+	no.done_arg = r;
+	if ((r->nt = notify_new(&no, err, errlen)) == NULL)
+		goto fail;
+	if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		hd_seterr(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	su.r = r;
+	su.now = (long long)time(NULL);
+	if (svc_transact(svc, "resync start-up", startup_locked, NULL, &su) != 0) {
+		hd_seterr(err, errlen, "cannot read the resync outbox");
+		free(su.rows);
+		goto fail;
+	}
+	free(su.rows);
+	r->kicked = su.due > 0;
+	if (su.due > 0)
+		log_info("resync: %d device(s) still owed a NOTIFY", su.due);
+	svc_set_registration_hook(svc, on_registration, r);
+	if (pthread_create(&r->th, NULL, engine_main, r) != 0) {
+		svc_set_registration_hook(svc, NULL, NULL);
+		hd_seterr(err, errlen, "cannot start the resync thread");
+		goto fail;
+	}
+	r->started = true;
+	log_info("resync: NOTIFYs from %s port %d", host, notify_local_port(r->nt));
+	return r;
+fail:
+	resync_free(r);
+	return NULL;
+}
+
+void
+resync_free(struct resync *r)
+{
+	if (r == NULL)
+		return;
+	if (r->started) {
+		svc_set_registration_hook(r->svc, NULL, NULL);
+		atomic_store(&r->stop, true);
+		wake(r);
+		pthread_join(r->th, NULL);
+	}
+	notify_free(r->nt);
+	if (r->wake[0] >= 0)
+		close(r->wake[0]);
+	if (r->wake[1] >= 0)
+		close(r->wake[1]);
+	free_track(r);
+	(void)idmap_each(&r->inf, free_one, NULL);
+	idmap_free(&r->inf);
+	free(r->fq);
+	free(r->res);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+bool
+resync_alive(struct resync *r, long long max_age_ms)
+{
+	long long beat;
+
+	if (r == NULL || !r->started)
+		return false;
+	beat = atomic_load(&r->beat_ms);
+	return beat != 0 && notify_now_ms() - beat <= max_age_ms;
+}
+
+static int
+count_state(const struct store_resync *row, void *arg)
+{
+	static const char *const names[RESYNC_COUNT_N] = { "", "pending", "notified", "synced",
+	                                                   "stale" };
+	size_t *counts = arg;
+
+	for (int i = RESYNC_COUNT_PENDING; i < RESYNC_COUNT_N; i++)
+		if (strcmp(row->state, names[i]) == 0)
+			counts[i]++;
+	return 0;
+}
+
+int
+resync_state_counts(const struct world *w, struct store *st, size_t counts[RESYNC_COUNT_N])
+{
+	size_t rows = 0, devs = world_count_devs(w);
+
+	memset(counts, 0, RESYNC_COUNT_N * sizeof(*counts));
+	if (store_resync_each(st, count_state, counts) != 0)
+		return -1;
+	for (int i = RESYNC_COUNT_PENDING; i < RESYNC_COUNT_N; i++)
+		rows += counts[i];
+	counts[RESYNC_COUNT_NONE] = devs > rows ? devs - rows : 0;
+	return 0;
+}

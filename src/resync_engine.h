@@ -1,0 +1,86 @@
+/*
+ * resync_engine.h -- the resync engine: one thread that carries out the
+ * rules of resync.h (NOTIFY, confirm, retry, give up) with a struct
+ * notify, the service's hooks that feed it, and the views of the store
+ * the admin API and monitoring read (SPEC 5).
+ *
+ * Threads and locks (docs/ARCHITECTURE.md, "Threads and locks"): the
+ * hooks run under the service lock; resync_on_fetch takes only the
+ * engine's own mutex; the engine thread takes the service lock through
+ * svc_locked for short batches of store work, never while sending.
+ */
+#ifndef HD_RESYNC_ENGINE_H
+#define HD_RESYNC_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "resync.h"
+
+struct hd_config;
+struct pub;
+struct store;
+struct svc;
+
+/* The device's "sync" object for the admin API, built under the service
+ * lock (the caller's svc_locked): {"state", "version", "fetched_version",
+ * "attempts", "last_result", "last_at", "target"}; state "none" when no
+ * resync was ever queued and the phone has not fetched its current
+ * version.  pub may be NULL.  Reads the wall clock (expired contacts).
+ * Returns a new reference, or NULL when out of memory or the store fails. */
+json_t *resync_sync_json(const struct world *w, struct store *st, struct pub *pub,
+                         const struct hd_dev *d);
+
+/* ---- the engine ------------------------------------------------------- */
+
+struct resync;
+
+/*
+ * Creates the engine: its NOTIFY socket bound to [sip] bind (outbound
+ * proxy, timers and per-profile events from cfg, which is not kept), makes
+ * every pending or notified row due now (a restart sends what a crash
+ * left), installs the registration hook on svc and starts the thread.
+ * Call after the publisher reconciled.  Returns NULL with err on failure.
+ * Free with resync_free before svc and pub.
+ */
+struct resync *resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub,
+                          char *err, size_t errlen);
+/* Stops the thread (NOTIFYs in flight are abandoned: their rows stay
+ * notified and are sent again after a restart) and frees.  NULL-safe. */
+void resync_free(struct resync *r);
+
+/* Applies the reloadable keys (sync_timeout, sync_retries, [notify]). */
+void resync_reconfigure(struct resync *r, const struct hd_config *cfg);
+
+/*
+ * From the service's change hook, after the publisher rendered devs (lock
+ * held, in the hook's transaction; st NULL: nothing recorded): fills the version each new pending row must
+ * confirm, settles rows whose content did not change and that the phone
+ * already has (not when why is "resync": an administrator asked), and
+ * wakes the thread.  changed: the devices whose content changed.
+ */
+void resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
+                 size_t n, const struct hd_idset *changed, const char *why);
+
+/* api_ctx.on_fetch (arg: the struct resync): a device fetched its
+ * configuration `version`.  Cheap (an in-memory check); the thread then
+ * records the fetch (its source from pub_fetch_info) in device_fetch when
+ * the version is new, and confirms the resync.  Any thread. */
+void resync_on_fetch(void *arg, long long dev, unsigned long long version, const char *source,
+                     const char *user_agent);
+
+
+/* Devices by resync state, for monitoring: counts[RESYNC_COUNT_NONE..STALE]
+ * (none = a device without a row: never queued).  Under the service lock
+ * (svc_locked).  0, or -1 when the store fails. */
+enum { RESYNC_COUNT_NONE, RESYNC_COUNT_PENDING, RESYNC_COUNT_NOTIFIED, RESYNC_COUNT_SYNCED,
+       RESYNC_COUNT_STALE, RESYNC_COUNT_N };
+int resync_state_counts(const struct world *w, struct store *st, size_t counts[RESYNC_COUNT_N]);
+
+/* Whether the engine thread went round its loop in the last max_age_ms
+ * (it wakes at least every 5 s): /healthz.  Any thread. */
+bool resync_alive(struct resync *r, long long max_age_ms);
+
+#endif /* HD_RESYNC_ENGINE_H */
