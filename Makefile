@@ -3,7 +3,8 @@
 #   make            build the daemon (build/hotdeskd), hotdeskctl and the core library
 #   make run        start hotdeskd with demo data on an embedded SQLite file
 #   make test       build and run the whole test suite (lint + unit + end to end)
-#   make asan       the same suite built with ASan/UBSan into build-asan/
+#   make asan       the same suite built with ASan/UBSan into build-asan/,
+#                   with the lock order checked (-DHD_LOCK_ORDER, src/lockorder.h)
 #   make fuzz       every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each
 #   make coverage   the suite built with gcov into build-cov/; line coverage of
 #                   the application layer, failing under COVERAGE_MIN %
@@ -126,7 +127,7 @@ lint:
 asan:
 	@sh scripts/deps.sh asan
 	$(MAKE) B=build-asan CC=clang \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DHD_LOCK_ORDER" \
 	  LDFLAGS="-fsanitize=address,undefined" all $(addprefix build-asan/tests/,$(notdir $(TEST_BIN)))
 	sh scripts/run-asan.sh
 

@@ -79,6 +79,7 @@
 #include <sys/socket.h>
 
 #include "form.h"
+#include "lockorder.h"
 
 #define DEFAULT_CTYPE "text/plain; charset=utf-8"
 /* How many bytes of an over-limit body are read and dropped so that the
@@ -717,6 +718,7 @@ http_tls_new(const char *cert_file, const char *key_file, const char *priorities
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		goto oom;
 	pthread_mutex_init(&t->lock, NULL);
+	lockorder_register(&t->lock, LOCK_HTTP_TLS, "http tls");
 	if (priorities == NULL)
 		priorities = HTTP_TLS_PRIORITIES;
 	n = strlen(priorities) + sizeof(floor);
@@ -1067,6 +1069,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->starting, false);
 	pthread_mutex_init(&s->conns_lock, NULL);
+	lockorder_register(&s->conns_lock, LOCK_HTTP_CONNS, "http conns");
 	pthread_cond_init(&s->sweep_cond, NULL);
 	s->tls = o->tls;
 	s->request_timeout_s = o->request_timeout_s;

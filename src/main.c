@@ -55,6 +55,7 @@
 #include "throttle.h"
 #include "vendor.h"
 #include "vc.h"
+#include "lockorder.h"
 
 #ifndef HOTDESKD_VERSION
 #define HOTDESKD_VERSION "0.1.0"
@@ -967,6 +968,7 @@ main(int argc, char **argv)
 	if (priv_is_root_without_user())
 		log_warn("running as root: set [server] user to an unprivileged account");
 	pthread_mutex_init(&d.cfg_lock, NULL);
+	lockorder_register(&d.cfg_lock, LOCK_CFG, "cfg");
 
 	rc = run(&d);
 

@@ -28,6 +28,7 @@
 #include <gnutls/x509.h>
 
 #include "errbuf.h"
+#include "lockorder.h"
 
 #define MTLS_CHAIN_MAX 8
 
@@ -325,6 +326,7 @@ mtls_new(const char *const *names, const char *const *files, const char *const *
 		return NULL;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	lockorder_register(&m->lock, LOCK_MTLS, "mtls");
 	if ((m->cur = set_load(names, files, crls, n, err, errlen)) == NULL) {
 		mtls_free(m);
 		return NULL;

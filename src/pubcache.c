@@ -19,6 +19,7 @@
 #include "slab.h"
 #include "vendor.h"
 #include "wipe.h"
+#include "lockorder.h" /* the publisher's locks, ranked in publish.c */
 
 /* The address of source in binary; family 0 when it is not numeric. */
 static unsigned char

@@ -63,6 +63,7 @@
 #include "tftpw.h"
 #include "virt.h"
 #include "wipe.h"
+#include "lockorder.h"
 
 #define PUB_BATCH_MIN 8 /* pub_update batches from this many devices on */
 /* meta key: the TFTP root whose files a clean stop synced (pub_stop) */
@@ -114,6 +115,9 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 	pthread_rwlock_init(&p->lock, NULL);
 	pthread_mutex_init(&p->fetch_mu, NULL);
 	pthread_mutex_init(&p->shared_mu, NULL);
+	lockorder_register(&p->lock, LOCK_PUB, "pub");
+	lockorder_register(&p->shared_mu, LOCK_PUB_SHARED, "pub shared");
+	lockorder_register(&p->fetch_mu, LOCK_PUB_FETCH, "pub fetch");
 	if (vendor_templates_load(o->templates, o->static_dir, &p->tmpl, err, errlen) != 0)
 		goto fail;
 	if ((p->tmpl_dir = strdup(o->templates)) == NULL ||

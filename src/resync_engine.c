@@ -12,8 +12,9 @@
  *   - the service's hooks (change hook via resync_kick, registration hook)
  *     run with the service lock held and use the store directly;
  *   - HTTP threads call resync_on_fetch, which only takes r->mu;
- *   - the engine thread takes the service lock through svc_locked for short
- *     batches of store work, never while sending or resolving names.
+ *   - the engine thread takes the service lock through svc_locked (scans)
+ *     and svc_transact (results) for short batches of store work, never
+ *     while sending or resolving names.
  * Lock order: service lock, then r->mu; never the other way round.
  */
 #include "resync_engine.h"
@@ -48,6 +49,7 @@
 #include "service.h"
 #include "vendor.h"
 #include "virt.h"
+#include "lockorder.h"
 
 #define SCAN_BATCH 64
 #define FETCHQ_MAX 100000
@@ -1068,6 +1070,7 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	}
 	r->wake[0] = r->wake[1] = -1;
 	pthread_mutex_init(&r->mu, NULL);
+	lockorder_register(&r->mu, LOCK_RESYNC, "resync");
 	r->svc = svc;
 	r->pub = pub;
 	apply_config(r, cfg);

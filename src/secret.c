@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "lockorder.h"
 
 _Static_assert(SECRET_TOKEN_LEN + 1 ==
                    sodium_base64_ENCODED_LEN(SECRET_TOKEN_BYTES,
@@ -35,6 +36,16 @@ struct dummy_slot {
 };
 
 static pthread_mutex_t dummy_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#ifdef HD_LOCK_ORDER
+/* a static lock: ranked before main() runs (lockorder.h) */
+__attribute__((constructor)) static void
+rank_lock(void)
+{
+	lockorder_register(&dummy_lock, LOCK_SECRET, "secret dummy");
+}
+#endif
+
 static struct dummy_slot dummy_slots[DUMMY_SLOTS];
 static unsigned dummy_next; /* slot replaced when all are used */
 

@@ -44,6 +44,7 @@
 #include "secret.h"
 #include "store.h"
 #include "wipe.h"
+#include "lockorder.h"
 
 /* A code verify running outside the lock: one try reserved (svc_star30). */
 struct svc_try {
@@ -430,6 +431,7 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	lockorder_register(&s->mu, LOCK_SERVICE, "service");
 	pthread_cond_init(&s->tries_done, NULL);
 	s->o = *o;
 	/* the strings are the caller's, used only here: none is kept */

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "secret.h"
+#include "lockorder.h"
 
 struct slot {
 	bool used;
@@ -36,6 +37,7 @@ session_table_new(int idle, int max_age)
 	if (t == NULL)
 		return NULL;
 	pthread_mutex_init(&t->mu, NULL);
+	lockorder_register(&t->mu, LOCK_SESSION, "session");
 	t->idle = idle;
 	t->max_age = max_age;
 	return t;

@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "lockorder.h"
+
 #define GRAIN 64
 #define NCLASS (SLAB_MAX / GRAIN)
 #define CHUNK (256 * 1024)
@@ -24,6 +26,15 @@ static struct {
 	char *cur[NCLASS];  /* carving position in the class's current chunk */
 	size_t left[NCLASS]; /* bytes left there */
 } slab = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+#ifdef HD_LOCK_ORDER
+/* a static lock: ranked before main() runs (lockorder.h) */
+__attribute__((constructor)) static void
+rank_lock(void)
+{
+	lockorder_register(&slab.mu, LOCK_SLAB, "slab");
+}
+#endif
 
 static size_t
 class_of(size_t n)

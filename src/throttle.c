@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lockorder.h"
 
 struct entry {
 	uint8_t addr[16];
@@ -60,6 +61,7 @@ throttle_new(size_t capacity)
 	t->cap = capacity ? capacity : 1;
 	t->pol = (struct throttle_policy){ 20, 60, 300, 0 };
 	pthread_mutex_init(&t->mu, NULL);
+	lockorder_register(&t->mu, LOCK_THROTTLE, "throttle");
 	return t;
 }
 

@@ -42,6 +42,7 @@
 #include "rtp.h"
 #include "sdp.h"
 #include "sipmsg.h"
+#include "lockorder.h"
 
 #define TICK_NS 20000000LL
 #define MAX_CODE 16
@@ -1242,6 +1243,7 @@ vc_start(const struct vc_opts *o, char *err, size_t errlen)
 	v->o = *o;
 	v->sip_fd = v->ev_fd = -1;
 	pthread_mutex_init(&v->lock, NULL);
+	lockorder_register(&v->lock, LOCK_VC, "vc");
 	pthread_cond_init(&v->cond, NULL);
 	if (cfg_hostport_parse(o->bind, v->bind_host, sizeof(v->bind_host), &port) != 0) {
 		hd_seterr(err, errlen, "vc: bad bind address");

@@ -625,8 +625,9 @@ Test(config, listeners_and_tls)
 	cfg_free(c);
 	/* client CRL files, optional */
 	c = load_ok(PBX "[client_crl]\nyealink = /y.crl\n");
-	cr_assert_str_eq(c->client_crl.yealink, "/y.crl");
-	cr_assert_null(c->client_crl.polycom);
+	cr_assert_str_eq(c->client_crl.v[vendor_profile_index(vendor_profile_by_name("yealink"))],
+	                 "/y.crl");
+	cr_assert_null(c->client_crl.v[vendor_profile_index(vendor_profile_by_name("polycom"))]);
 	cfg_free(c);
 }
 
