@@ -22,7 +22,7 @@
 
 B        ?= build
 CC       ?= cc
-PKGS     := libmicrohttpd libxml-2.0 sqlite3 libsodium jansson inih gnutls
+PKGS     := libmicrohttpd libxml-2.0 sqlite3 libsodium jansson inih gnutls libcurl
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter
 CFLAGS   ?= -O2 -g

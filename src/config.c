@@ -68,6 +68,7 @@ static int check_ports(const char *v, char *msg, size_t msglen);
 static int check_dial_prefix(const char *v, char *msg, size_t msglen);
 static int check_header_name(const char *v, char *msg, size_t msglen);
 static int check_serves(const char *v, char *msg, size_t msglen);
+static int check_webhook_url(const char *v, char *msg, size_t msglen);
 
 #define OFF(m) offsetof(struct hd_config, m)
 #define INT(s, n, m, lo, hi, fl, d) {s, n, T_INT, OFF(m), lo, hi, fl, d, NULL}
@@ -116,6 +117,12 @@ static const struct cfg_key keys[] = {
 	BOOL("log", "access", log.access, F_RELOAD, "false"),
 	STR("pbx", "token", pbx.token, F_OPTIONAL | F_SECRET, "", NULL),
 	NETS("pbx", "networks", pbx.networks, F_RELOAD, ""),
+	STR("pbx", "move_webhook", pbx.move_webhook, F_OPTIONAL, "", check_webhook_url),
+	STR("pbx", "move_webhook_secret", pbx.move_webhook_secret, F_OPTIONAL | F_SECRET, "", NULL),
+	STR("pbx", "move_webhook_ca", pbx.move_webhook_ca, F_OPTIONAL, "", NULL),
+	INT("pbx", "move_webhook_timeout", pbx.move_webhook_timeout, 1, 600, 0, "5"),
+	INT("pbx", "move_webhook_retry_max", pbx.move_webhook_retry_max, 1, 86400, 0, "60"),
+	INT("pbx", "move_webhook_keep", pbx.move_webhook_keep, 1, YEAR, 0, "3600"),
 	NETS("sip", "notify_networks", sip.notify_networks, F_RELOAD, ""),
 	STR("admin", "token", admin.token, F_OPTIONAL | F_SECRET, "", NULL),
 	INT("secrets", "min_length", secrets.min_length, 1, 32, F_RELOAD, "4"),
@@ -537,6 +544,24 @@ check_hostport(const char *v, char *msg, size_t msglen)
 	return 0;
 }
 
+/* An http:// or https:// URL with a host, printable ASCII without spaces
+ * (libcurl checks the rest when the webhook starts). */
+static int
+check_webhook_url(const char *v, char *msg, size_t msglen)
+{
+	char sbuf[SHOWN_MAX];
+	size_t skip = strncmp(v, "http://", 7) == 0 ? 7 : strncmp(v, "https://", 8) == 0 ? 8 : 0;
+	bool printable = strlen(v) < 1024;
+
+	for (const char *p = v; *p != '\0'; p++)
+		printable = printable && *p > 0x20 && *p < 0x7f;
+	if (skip == 0 || !printable || v[skip] == '\0' || v[skip] == '/') {
+		hd_seterr(msg, msglen, "expected an http:// or https:// URL, got '%s'", shown(v, sbuf));
+		return -1;
+	}
+	return 0;
+}
+
 /* "min-max": a UDP port range for RTP, 1024..65535, at least 2 ports. */
 static int
 check_ports(const char *v, char *msg, size_t msglen)
@@ -837,25 +862,25 @@ env_override(char **field, const char *var)
 }
 
 static int
-check_token(const char *name, const char *section, const char *tok, bool required, char *err,
-            size_t errlen)
+check_token(const char *name, const char *section, const char *key, const char *tok,
+            bool required, char *err, size_t errlen)
 {
 	if (tok == NULL) {
 		if (!required)
 			return 0;
-		hd_seterr(err, errlen, "%s: [%s] token is required", name, section);
+		hd_seterr(err, errlen, "%s: [%s] %s is required", name, section, key);
 		return -1;
 	}
 	if (strlen(tok) < CFG_TOKEN_MIN) {
-		hd_seterr(err, errlen, "%s: [%s] token must be at least %d characters", name, section,
-		          CFG_TOKEN_MIN);
+		hd_seterr(err, errlen, "%s: [%s] %s must be at least %d characters", name, section,
+		          key, CFG_TOKEN_MIN);
 		return -1;
 	}
 	for (const char *p = tok; *p != '\0'; p++) {
 		if (*p < 0x21 || *p > 0x7e) {
 			hd_seterr(err, errlen,
-			          "%s: [%s] token must be printable ASCII without spaces", name,
-			          section);
+			          "%s: [%s] %s must be printable ASCII without spaces", name,
+			          section, key);
 			return -1;
 		}
 	}
@@ -931,8 +956,13 @@ validate_sip(const struct hd_config *cfg, const char *name, char *err, size_t er
 static int
 validate(const struct hd_config *cfg, const char *name, char *err, size_t errlen)
 {
-	if (check_token(name, "pbx", cfg->pbx.token, true, err, errlen) != 0 ||
-	    check_token(name, "admin", cfg->admin.token, false, err, errlen) != 0)
+	if (check_token(name, "pbx", "token", cfg->pbx.token, true, err, errlen) != 0 ||
+	    check_token(name, "admin", "token", cfg->admin.token, false, err, errlen) != 0)
+		return -1;
+	/* the PBX trusts a move only with the secret it shares with hotdeskd */
+	if (cfg->pbx.move_webhook != NULL &&
+	    check_token(name, "pbx", "move_webhook_secret", cfg->pbx.move_webhook_secret, true,
+	                err, errlen) != 0)
 		return -1;
 	if (validate_vc(cfg, name, err, errlen) != 0 || validate_sip(cfg, name, err, errlen) != 0)
 		return -1;
@@ -988,7 +1018,8 @@ load(struct parse *st, char *err, size_t errlen)
 	if (st->failed)
 		goto fail;
 	if (env_override(&cfg->pbx.token, "HOTDESKD_PBX_TOKEN") != 0 ||
-	    env_override(&cfg->admin.token, "HOTDESKD_ADMIN_TOKEN") != 0) {
+	    env_override(&cfg->admin.token, "HOTDESKD_ADMIN_TOKEN") != 0 ||
+	    env_override(&cfg->pbx.move_webhook_secret, "HOTDESKD_MOVE_WEBHOOK_SECRET") != 0) {
 		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}

@@ -142,6 +142,13 @@ struct hd_config {
 	struct {
 		char *token;     /* secret: at least CFG_TOKEN_MIN characters */
 		struct cfg_netlist networks; /* (reload); empty: all allowed */
+		/* The move webhook (docs/API.md): off while move_webhook is NULL */
+		char *move_webhook;          /* http:// or https:// URL */
+		char *move_webhook_secret;   /* secret: required with move_webhook */
+		char *move_webhook_ca;       /* optional PEM bundle trusted for https */
+		int move_webhook_timeout;    /* seconds per attempt */
+		int move_webhook_retry_max;  /* seconds: longest wait between attempts */
+		int move_webhook_keep;       /* seconds a move is retried before it is dropped */
 	} pbx;
 
 	struct {

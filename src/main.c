@@ -56,6 +56,7 @@
 #include "vendor.h"
 #include "vc.h"
 #include "lockorder.h"
+#include "webhook.h"
 
 #ifndef HOTDESKD_VERSION
 #define HOTDESKD_VERSION "0.1.0"
@@ -76,6 +77,7 @@ struct daemon {
 	struct vc *vc;             /* Virtualization Center over SIP, or NULL */
 	struct api_web web;        /* /console/ and /me/ */
 	struct health *health;     /* GET /healthz */
+	struct webhook *webhook;   /* [pbx] move_webhook, or NULL */
 };
 
 /* ---- what start-up needs from the file system ----------------------------
@@ -245,6 +247,7 @@ svc_opts_from(const struct hd_config *c, struct svc_opts *o)
 	o->guard.backoff_max = c->secrets.lockout_backoff_max;
 	o->guard.redial_window = c->secrets.redial_window;
 	o->check_invariants = c->server.check_invariants;
+	o->move_outbox = c->pbx.move_webhook != NULL;
 }
 
 /* Writes the bound port where tests and scripts can find it, atomically. */
@@ -378,6 +381,7 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 	/* the files are published: now the NOTIFYs */
 	if (d->resync != NULL)
 		resync_kick(d->resync, w, st, devs, n, &changed, why);
+	webhook_kick(d->webhook); /* the change may have moved SIP users */
 	hd_idset_free(&changed);
 }
 
@@ -448,6 +452,48 @@ static const char *
 vc_language(void *arg, const char *caller, char *buf, size_t len)
 {
 	return svc_caller_language(arg, caller, buf, len) == SVC_OK ? buf : NULL;
+}
+
+/* Under the service lock: forgets the moves owed to a webhook that is no
+ * longer configured. */
+static int
+outbox_clear(const struct world *w, struct store *st, void *arg)
+{
+	long long n = store_pbxout_clear(st);
+
+	(void)w;
+	(void)arg;
+	if (n > 0)
+		log_warn("move webhook off: %lld undelivered move event(s) dropped", n);
+	return n < 0 ? -1 : 0;
+}
+
+/* Starts the move webhook when [pbx] move_webhook is set; otherwise
+ * empties its outbox. */
+static int
+start_webhook(struct daemon *d, char *err, size_t errlen)
+{
+	const struct hd_config *c = d->cfg;
+	struct webhook_opts o = { 0 };
+
+	if (c->pbx.move_webhook == NULL) {
+		if (svc_locked(d->svc, outbox_clear, NULL) != 0) {
+			hd_seterr(err, errlen, "move webhook: cannot empty the outbox");
+			return -1;
+		}
+		return 0;
+	}
+	o.url = c->pbx.move_webhook;
+	o.secret = c->pbx.move_webhook_secret;
+	o.ca = c->pbx.move_webhook_ca;
+	o.timeout_s = c->pbx.move_webhook_timeout;
+	o.retry_max_s = c->pbx.move_webhook_retry_max;
+	o.keep_s = c->pbx.move_webhook_keep;
+	o.svc = d->svc;
+	if ((d->webhook = webhook_start(&o, err, errlen)) == NULL)
+		return -1;
+	log_info("move webhook on: moves are posted to the PBX");
+	return 0;
 }
 
 /* Starts the Virtualization Center when [vc] bind is set. */
@@ -750,6 +796,10 @@ run(struct daemon *d)
 		log_error("resync: %s", err);
 		return 1;
 	}
+	if (start_webhook(d, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	if ((d->throttle = throttle_new(4096)) == NULL) {
 		log_error("out of memory");
 		return 1;
@@ -975,6 +1025,7 @@ main(int argc, char **argv)
 	stop_listeners(&d);
 	vc_stop(d.vc);
 	resync_free(d.resync);
+	webhook_stop(d.webhook);
 	health_free(d.health);
 	if (rc == 0 && d.svc != NULL && d.pub != NULL)
 		(void)svc_locked(d.svc, pub_stop_locked, d.pub);

@@ -187,6 +187,13 @@ static const struct named counter_names[METRICS_COUNTER_N] = {
 	[METRICS_RELOADS_REFUSED] = { "hotdeskd_config_reloads_total",
 	                              "configuration reloads (SIGHUP) by result",
 	                              "result=\"refused\"" },
+#define WEBHOOK(r) { "hotdeskd_move_webhook_total", \
+	             "move webhook: rows delivered, attempts failed, rows dropped", \
+	             "result=\"" r "\"" }
+	[METRICS_WEBHOOK_DELIVERED] = WEBHOOK("delivered"),
+	[METRICS_WEBHOOK_FAILED] = WEBHOOK("failed"),
+	[METRICS_WEBHOOK_DROPPED] = WEBHOOK("dropped"),
+#undef WEBHOOK
 };
 
 static const struct named hist_names[METRICS_HISTOGRAM_N] = {
@@ -216,6 +223,8 @@ static const struct named gauge_names[METRICS_GAUGE_N] = {
 	[METRICS_DEVICES_SYNCED] = DEVICES("synced"),
 	[METRICS_DEVICES_STALE] = DEVICES("stale"),
 #undef DEVICES
+	[METRICS_WEBHOOK_BACKLOG] = { "hotdeskd_move_webhook_backlog",
+	                              "move webhook rows waiting in the outbox", NULL },
 };
 
 static _Atomic uint64_t counters[METRICS_COUNTER_N];

@@ -83,6 +83,10 @@ enum metrics_counter {
 	METRICS_STORE_ERRORS,     /* store calls that failed (not conflicts) */
 	METRICS_RELOADS_OK,       /* SIGHUP reloads applied ... */
 	METRICS_RELOADS_REFUSED,  /* ... and refused (same family, label result) */
+	/* move webhook attempts by result, one family, label result */
+	METRICS_WEBHOOK_DELIVERED, /* rows the PBX accepted (2xx) */
+	METRICS_WEBHOOK_FAILED,    /* attempts without a 2xx (retried) */
+	METRICS_WEBHOOK_DROPPED,   /* rows given up after [pbx] move_webhook_keep */
 	METRICS_COUNTER_N
 };
 
@@ -105,6 +109,7 @@ enum metrics_gauge {
 	METRICS_DEVICES_NOTIFIED,
 	METRICS_DEVICES_SYNCED,
 	METRICS_DEVICES_STALE,
+	METRICS_WEBHOOK_BACKLOG,  /* move webhook rows waiting in the outbox */
 	METRICS_GAUGE_N
 };
 

@@ -267,6 +267,44 @@ handoff(struct svc *s, const char *why, unsigned flags, const hd_id *v, size_t n
 
 /* ---- the change path ---------------------------------------------------- */
 
+/*
+ * The move webhook's outbox: one row per SIP user whose location the
+ * change moved, with the device carrying it now and that device's last
+ * contact, in the change's transaction (the webhook thread delivers them
+ * after the commit).  Returns 0 or -1.
+ */
+static int
+outbox_moves(struct svc *s, const struct virt_moved *m, const char *cause)
+{
+	struct store_pbxout r;
+	struct store_devcontact dc;
+	long long id;
+
+	memset(&r, 0, sizeof(r));
+	r.at = now_s();
+	if ((size_t)snprintf(r.cause, sizeof(r.cause), "%s", cause) >= sizeof(r.cause))
+		r.cause[0] = '\0'; /* causes are short static names */
+	for (size_t i = 0; i < m->n; i++) {
+		const struct hd_dev *d = virt_calling_device(s->w, m->sip_user[i]);
+
+		if ((size_t)snprintf(r.sip_user, sizeof(r.sip_user), "%s", m->sip_user[i]) >=
+		    sizeof(r.sip_user))
+			continue; /* longer than any SIP user the API accepts */
+		r.device[0] = r.contact[0] = '\0';
+		if (d != NULL) {
+			memcpy(r.device, d->mac, sizeof(r.device));
+			if (store_devcontact_get(s->st, d->id, &dc) < 0)
+				return -1;
+			memcpy(r.contact, dc.contact, sizeof(r.contact));
+		}
+		if (store_pbxout_add(s->st, &r, &id) != 0)
+			return -1;
+		if (r.move == 0)
+			r.move = id;
+	}
+	return 0;
+}
+
 static void
 check_invariants(struct svc *s, const char *after)
 {
@@ -320,6 +358,7 @@ struct commit {
 	const hd_id *extra;
 	size_t nextra;
 	struct hd_idset changed;
+	struct virt_moved moved; /* SIP users it moves (with [pbx] move_webhook) */
 	bool applied; /* the plan is in the world: undone if the transaction fails */
 };
 
@@ -337,7 +376,7 @@ commit_body(struct svc *s, void *arg)
 	if (plan_events(s, p, c->cause) != 0)
 		return -1;
 	c->applied = true;
-	if (virt_apply(s->w, p, &c->changed) != 0)
+	if (virt_apply_moved(s->w, p, &c->changed, s->o.move_outbox ? &c->moved : NULL) != 0)
 		return -1;
 	for (size_t i = 0; s->gone != 0 && i < c->changed.n; i++) {
 		if (c->changed.v[i] == s->gone) {
@@ -358,6 +397,7 @@ commit_body(struct svc *s, void *arg)
 	}
 	/* the outbox before post: a deleted device's row goes with it */
 	if (outbox_add(s, &c->changed, c->extra, c->nextra) != 0 ||
+	    (s->o.move_outbox && outbox_moves(s, &c->moved, c->cause) != 0) ||
 	    (c->post != NULL && c->post(s, c->arg) != 0))
 		return -1;
 	return 0;
@@ -367,7 +407,7 @@ static int
 svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre, tx_fn post,
             void *arg, const hd_id *extra, size_t nextra)
 {
-	struct commit c = { p, cause, pre, post, arg, extra, nextra, { 0 }, false };
+	struct commit c = { p, cause, pre, post, arg, extra, nextra, { 0 }, { 0 }, false };
 	int rc = tx(s, commit_body, &c);
 
 	if (rc != 0) {
@@ -2298,6 +2338,7 @@ static int
 imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
 {
 	struct svc *s = m->s;
+	struct virt_moved moved;
 	int rc;
 
 	for (size_t i = 0; i < m->rows->n; i++)
@@ -2314,7 +2355,7 @@ imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
 			return bad(m->r, SVC_INTERNAL, NULL, "%s", "database error");
 	if (plan_events(s, plan, "import") != 0)
 		return bad(m->r, SVC_INTERNAL, NULL, "%s", "database error");
-	if (virt_apply(s->w, plan, changed) != 0) {
+	if (virt_apply_moved(s->w, plan, changed, s->o.move_outbox ? &moved : NULL) != 0) {
 		undo_plan(s, plan);
 		plan->n = 0;
 		return bad(m->r, SVC_INTERNAL, NULL, "%s", "out of memory");
@@ -2328,6 +2369,7 @@ imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
 	              sizeof(s->check_err)) != 0))
 		return bad(m->r, SVC_CONFLICT, "csv", "refused, nothing changed: %s", s->check_err);
 	if (outbox_add(s, changed, m->touched.v, m->touched.n) != 0 ||
+	    (s->o.move_outbox && outbox_moves(s, &moved, "import") != 0) ||
 	    event(s, "import", m->org, NULL, NULL,
 	          json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
 	                    "rows", (json_int_t)m->rows->n,

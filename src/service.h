@@ -39,6 +39,7 @@ struct svc_opts {
 	int code_min_len;
 	struct guard_policy guard;
 	bool check_invariants;     /* verify I1-I4 after every change */
+	bool move_outbox;          /* record moves for the PBX webhook (pbx_outbox) */
 };
 
 /* Errors of the admin operations, mapped to HTTP by the API. */

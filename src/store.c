@@ -127,6 +127,12 @@ enum stmt_id {
 	ST_WEBPW_DEL,
 	ST_WEBPAIR_GET,
 	ST_WEBPAIR_PUT,
+	ST_PBXOUT_ADD,
+	ST_PBXOUT_FIRST_MOVE,
+	ST_PBXOUT_FIRST,
+	ST_PBXOUT_DEL,
+	ST_PBXOUT_COUNT,
+	ST_PBXOUT_CLEAR,
 	ST__COUNT
 };
 
@@ -299,6 +305,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                  "expires_at, at FROM device_contact WHERE addr = ?1 "
 	                  "ORDER BY at DESC LIMIT 1",
 	[ST_DC_FORGET] = "DELETE FROM device_contact WHERE sip_user = ?1 AND addr = ?2",
+	[ST_PBXOUT_ADD] = "INSERT INTO pbx_outbox (move, at, sip_user, device, contact, cause) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_PBXOUT_FIRST_MOVE] = "UPDATE pbx_outbox SET move = id WHERE id = ?1",
+	[ST_PBXOUT_FIRST] = "SELECT id, move, at, sip_user, device, contact, cause FROM pbx_outbox "
+	                    "ORDER BY id LIMIT 1",
+	[ST_PBXOUT_DEL] = "DELETE FROM pbx_outbox WHERE id = ?1",
+	[ST_PBXOUT_COUNT] = "SELECT count(*) FROM pbx_outbox",
+	[ST_PBXOUT_CLEAR] = "DELETE FROM pbx_outbox",
 };
 
 /* Event-list variants: one statement per combination of these filters
@@ -2415,6 +2429,87 @@ store_devcontact_forget(struct store *s, const char *sip_user, const char *addr)
 	bind_ok(&b, bind_text(st, 1, sip_user));
 	bind_ok(&b, bind_text(st, 2, addr));
 	return run(s, st, b);
+}
+
+/* ---- the move webhook's outbox ------------------------------------- */
+
+int
+store_pbxout_add(struct store *s, const struct store_pbxout *r, long long *id)
+{
+	sqlite3_stmt *st = s->st[ST_PBXOUT_ADD];
+	int b = SQLITE_OK, rc;
+
+	bind_ok(&b, sqlite3_bind_int64(st, 1, r->move));
+	bind_ok(&b, sqlite3_bind_int64(st, 2, r->at));
+	bind_ok(&b, bind_text(st, 3, r->sip_user));
+	bind_ok(&b, bind_text(st, 4, r->device));
+	bind_ok(&b, bind_text(st, 5, r->contact));
+	bind_ok(&b, bind_text(st, 6, r->cause));
+	if ((rc = run(s, st, b)) != 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(s->db);
+	if (r->move != 0)
+		return 0;
+	st = s->st[ST_PBXOUT_FIRST_MOVE];
+	return run(s, st, sqlite3_bind_int64(st, 1, *id));
+}
+
+int
+store_pbxout_first(struct store *s, struct store_pbxout *out)
+{
+	sqlite3_stmt *st = s->st[ST_PBXOUT_FIRST];
+	int rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = 1;
+		out->id = sqlite3_column_int64(st, 0);
+		out->move = sqlite3_column_int64(st, 1);
+		out->at = sqlite3_column_int64(st, 2);
+		if (col_copy(st, 3, out->sip_user, sizeof(out->sip_user)) != 0 ||
+		    col_copy(st, 4, out->device, sizeof(out->device)) != 0 ||
+		    col_copy(st, 5, out->contact, sizeof(out->contact)) != 0 ||
+		    col_copy(st, 6, out->cause, sizeof(out->cause)) != 0) {
+			set_err(s, "outbox row %lld does not fit", out->id);
+			memset(out, 0, sizeof(*out));
+			ret = STORE_ERR;
+		}
+	} else {
+		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+	}
+	done(st);
+	return ret;
+}
+
+int
+store_pbxout_delete(struct store *s, long long id)
+{
+	sqlite3_stmt *st = s->st[ST_PBXOUT_DEL];
+
+	return run(s, st, sqlite3_bind_int64(st, 1, id));
+}
+
+long long
+store_pbxout_count(struct store *s)
+{
+	sqlite3_stmt *st = s->st[ST_PBXOUT_COUNT];
+	long long n;
+	int rc;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		n = fail(s, rc);
+	done(st);
+	return n;
+}
+
+long long
+store_pbxout_clear(struct store *s)
+{
+	int rc = run(s, s->st[ST_PBXOUT_CLEAR], SQLITE_OK);
+
+	return rc != 0 ? rc : sqlite3_changes(s->db);
 }
 
 /* ---- checkpoints off the writer's path ------------------------------ */

@@ -429,6 +429,32 @@ int store_devcontact_by_addr(struct store *s, const char *addr, struct store_dev
 /* Deletes the rows of sip_user at addr (an unregistration).  0 or < 0. */
 int store_devcontact_forget(struct store *s, const char *sip_user, const char *addr);
 
+/* ---- the move webhook's outbox (sql/011_pbx_outbox.sql) ----------------- */
+
+/* One SIP user whose location a change moved, owed to the PBX.  Strings
+ * are NUL-terminated; "" means none. */
+#define STORE_PBXOUT_CAUSE_MAX 32
+struct store_pbxout {
+	long long id;
+	long long move;                      /* id of the change's first row */
+	long long at;                        /* commit time, Unix seconds */
+	char sip_user[STORE_REG_USER_MAX];
+	char device[HD_MAC_LEN + 1];         /* MAC now carrying it, "" = none */
+	char contact[STORE_REG_CONTACT_MAX]; /* that device's last contact */
+	char cause[STORE_PBXOUT_CAUSE_MAX];
+};
+/* Appends r (its id ignored); r->move 0 makes it the first row of
+ * its change (move = its own id).  The new id in *id.  0 or < 0. */
+int store_pbxout_add(struct store *s, const struct store_pbxout *r, long long *id);
+/* The oldest row: 1 (*out filled), 0 when the outbox is empty, < 0. */
+int store_pbxout_first(struct store *s, struct store_pbxout *out);
+/* Deletes row id (delivered, or given up).  0 or < 0. */
+int store_pbxout_delete(struct store *s, long long id);
+/* Rows waiting, or < 0. */
+long long store_pbxout_count(struct store *s);
+/* Deletes every row (the webhook is off).  The number deleted, or < 0. */
+long long store_pbxout_clear(struct store *s);
+
 /* ---- self-service web passwords (sql/008_people.sql) -------------------- */
 
 /* The Argon2id string of an extension's web password into buf: 1 found,

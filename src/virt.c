@@ -382,8 +382,37 @@ same_carried(struct virt_carried a, struct virt_carried b)
 	return a.kind == b.kind && a.ext == b.ext;
 }
 
+/* The SIP identity a device carrying c registers: NULL when none. */
+static const char *
+carried_user(const struct hd_dev *d, struct virt_carried c)
+{
+	if (c.kind == VIRT_CARRY_EXT)
+		return c.ext != NULL ? c.ext->sip_user : NULL;
+	return d->parking_user;
+}
+
+static void
+moved_add(struct virt_moved *m, const char *sip_user)
+{
+	size_t i;
+
+	if (m == NULL || sip_user == NULL)
+		return;
+	for (i = 0; i < m->n && strcmp(m->sip_user[i], sip_user) != 0; i++)
+		;
+	if (i == m->n && m->n < VIRT_MAX_MOVED) /* 2 per snapshot: never full */
+		m->sip_user[m->n++] = sip_user;
+}
+
 int
 virt_apply(struct world *w, const struct virt_plan *plan, struct hd_idset *changed)
+{
+	return virt_apply_moved(w, plan, changed, NULL);
+}
+
+int
+virt_apply_moved(struct world *w, const struct virt_plan *plan, struct hd_idset *changed,
+                 struct virt_moved *moved)
 {
 	struct snap snaps[VIRT_MAX_MOVES * 3];
 	size_t ns = 0;
@@ -411,12 +440,18 @@ virt_apply(struct world *w, const struct virt_plan *plan, struct hd_idset *chang
 	}
 	for (size_t i = 0; i < plan->n; i++)
 		world_set_virtual_on(w, plan->moves[i].ext, plan->moves[i].to);
+	if (moved != NULL)
+		moved->n = 0;
 	for (size_t j = 0; j < ns; j++) {
 		const struct hd_dev *d = world_dev(w, snaps[j].dev);
+		struct virt_carried now = virt_carried(w, d);
 
-		if (!same_carried(snaps[j].c, virt_carried(w, d)) &&
-		    hd_idset_add(changed, d->id) == -1)
+		if (same_carried(snaps[j].c, now))
+			continue;
+		if (hd_idset_add(changed, d->id) == -1)
 			return -1;
+		moved_add(moved, carried_user(d, snaps[j].c));
+		moved_add(moved, carried_user(d, now));
 	}
 	return 0;
 }

@@ -146,6 +146,23 @@ int virt_plan_delete_ext(const struct world *w, const struct hd_ext *e, struct v
 int virt_apply(struct world *w, const struct virt_plan *plan, struct hd_idset *changed);
 
 /*
+ * The SIP identities whose location an applied plan changed: the one a
+ * changed device carried before and the one it carries after (an
+ * extension's SIP user, or the device's parking account while parked),
+ * each once.  The strings are borrowed from the world: valid until its
+ * extensions or devices are next replaced or deleted.
+ */
+#define VIRT_MAX_MOVED (VIRT_MAX_MOVES * 6)
+struct virt_moved {
+	size_t n;
+	const char *sip_user[VIRT_MAX_MOVED];
+};
+
+/* virt_apply, also filling *moved (cleared first) when it is not NULL. */
+int virt_apply_moved(struct world *w, const struct virt_plan *plan, struct hd_idset *changed,
+                     struct virt_moved *moved);
+
+/*
  * Checks I1-I4 over the whole world.  Returns 0, or -1 with a description
  * of the first violation in err.
  */

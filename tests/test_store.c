@@ -1198,3 +1198,53 @@ Test(store, begin_that_fails_runs_nothing, .timeout = 60)
 	world_free(w);
 	store_close(s);
 }
+
+Test(store, move_webhook_outbox)
+{
+	struct store *s = open_db();
+	struct store_pbxout r, got;
+	long long id1, id2, id3;
+
+	cr_assert_eq(store_pbxout_first(s, &got), 0, "a new store owes nothing");
+	cr_assert_eq(store_pbxout_count(s), 0);
+	memset(&r, 0, sizeof(r));
+	r.at = 1000;
+	strcpy(r.sip_user, "acme-102");
+	strcpy(r.device, "0004f2000101");
+	strcpy(r.contact, "sip:acme-101@127.0.0.1:5091");
+	strcpy(r.cause, "star30");
+	cr_assert_eq(store_pbxout_add(s, &r, &id1), 0, "%s", store_errmsg(s));
+	r.move = id1; /* the same change */
+	strcpy(r.sip_user, "acme-101");
+	r.device[0] = r.contact[0] = '\0';
+	cr_assert_eq(store_pbxout_add(s, &r, &id2), 0);
+	r.move = 0; /* the next change */
+	strcpy(r.sip_user, "acme-103");
+	cr_assert_eq(store_pbxout_add(s, &r, &id3), 0);
+	cr_assert(id1 < id2 && id2 < id3);
+	cr_assert_eq(store_pbxout_count(s), 3);
+
+	cr_assert_eq(store_pbxout_first(s, &got), 1);
+	cr_assert_eq(got.id, id1);
+	cr_assert_eq(got.move, id1, "the first row of a change names it");
+	cr_assert_eq(got.at, 1000);
+	cr_assert_str_eq(got.sip_user, "acme-102");
+	cr_assert_str_eq(got.device, "0004f2000101");
+	cr_assert_str_eq(got.contact, "sip:acme-101@127.0.0.1:5091");
+	cr_assert_str_eq(got.cause, "star30");
+	cr_assert_eq(store_pbxout_delete(s, id1), 0);
+	cr_assert_eq(store_pbxout_first(s, &got), 1);
+	cr_assert_eq(got.id, id2);
+	cr_assert_eq(got.move, id1);
+	cr_assert_str_eq(got.device, "");
+	cr_assert_eq(store_pbxout_delete(s, id2), 0);
+	cr_assert_eq(store_pbxout_first(s, &got), 1);
+	cr_assert_eq(got.move, id3, "a new change starts a new move id");
+	cr_assert_eq(store_pbxout_clear(s), 1);
+	cr_assert_eq(store_pbxout_count(s), 0);
+	cr_assert_eq(store_pbxout_first(s, &got), 0);
+	/* ids keep growing after deletes (AUTOINCREMENT): order = commit order */
+	cr_assert_eq(store_pbxout_add(s, &r, &id1), 0);
+	cr_assert_gt(id1, id3);
+	store_close(s);
+}

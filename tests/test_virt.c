@@ -629,3 +629,80 @@ Test(virt, random_operations_keep_the_invariants)
 		}
 	}
 }
+
+/* ---- the SIP identities a change moved (the move webhook) ---------------- */
+
+static struct virt_moved moved;
+
+static struct virt_decision
+star30_moved(const char *caller, const char *digits)
+{
+	struct virt_decision d;
+
+	virt_star30(w, caller, digits, VIRT_CODE_VERIFIED, &d);
+	hd_idset_clear(&changed);
+	cr_assert(d.result == VIRT_ACCEPTED || d.result == VIRT_RETURNED);
+	cr_assert_eq(virt_apply_moved(w, &d.plan, &changed, &moved), 0);
+	check();
+	return d;
+}
+
+static bool
+moved_has(const char *sip_user)
+{
+	for (size_t i = 0; i < moved.n; i++)
+		if (strcmp(moved.sip_user[i], sip_user) == 0)
+			return true;
+	return false;
+}
+
+static void
+assert_moved(size_t n, const char *const *users)
+{
+	cr_assert_eq(moved.n, n, "moved %zu SIP users, expected %zu", moved.n, n);
+	for (size_t i = 0; i < n; i++)
+		cr_assert(moved_has(users[i]), "%s not among the moved users", users[i]);
+}
+
+Test(virt, moved_users_of_a_virtualization_and_its_return)
+{
+	office();
+	star30_moved(sip(A), "102");
+	/* B reaches A's phone, A loses it, B's phone now registers parking */
+	assert_moved(3, (const char *[]){ sip(B), sip(A), park(pb) });
+	star30_moved(sip(B), NULL);
+	assert_moved(3, (const char *[]){ sip(B), sip(A), park(pb) });
+	cr_assert_eq(carries(pa), A);
+	cr_assert_eq(carries(pb), B);
+}
+
+Test(virt, moved_users_of_a_move_to_a_third_phone)
+{
+	office();
+	star30_moved(sip(A), "103");
+	star30_moved(sip(B), "103"); /* C moves from A's phone to B's */
+	/* C changes phone, A has its phone again, B loses it; C's home stays
+	 * parked, so its parking account did not move */
+	assert_moved(3, (const char *[]){ sip(C), sip(A), sip(B) });
+	cr_assert(!moved_has(park(pc)));
+}
+
+Test(virt, moved_users_without_a_parking_account)
+{
+	office();
+	star30_moved(sip(A), "104"); /* D's phone has no parking account */
+	assert_moved(2, (const char *[]){ sip(D), sip(A) });
+	cr_assert_eq(carries(pd), 0, "D's phone is parked, with nothing to register");
+}
+
+Test(virt, apply_without_moved_list_is_plain_apply)
+{
+	struct virt_decision d;
+
+	office();
+	moved.n = 99;
+	virt_star30(w, sip(A), "102", VIRT_CODE_VERIFIED, &d);
+	cr_assert_eq(virt_apply_moved(w, &d.plan, &changed, NULL), 0);
+	cr_assert_eq(moved.n, 99, "a NULL list is not touched");
+	cr_assert_eq(carries(pa), B);
+}
