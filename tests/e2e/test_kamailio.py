@@ -11,7 +11,10 @@ moved phone's file carries the new credentials; exactly one NOTIFY reaches
 each changed phone through the proxy and none any other phone; a call to
 the moved user reaches only the new desk; bare *30 returns; wrong codes
 are limited across redials (each a new call); a NOTIFY from anyone but
-hotdeskd is not relayed.
+hotdeskd is not relayed; hotdeskd's move webhook (Kamailio's xhttp on a
+TCP port) replaces the moved user's binding before any phone registers
+again, and the webhook is refused from another address or with a wrong
+secret.
 """
 
 import os
@@ -23,12 +26,31 @@ import time
 import pytest
 
 import hdharness
-from hdharness import carries, mac, prov_get
+from hdharness import carries, mac, park, prov_get
 
 SIP_DIR = os.path.join(hdharness.REPO, "tests", "sip")
 CFG = os.path.join(hdharness.REPO, "pbx", "kamailio", "kamailio.cfg")
 MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 HOTDESKD_SIP_IP = "127.0.0.2"
+HOOK_SECRET = "hook-" + "5ecret-" * 4
+
+
+def free_tcp_port():
+    """A TCP port free now; the peer that binds it is started again on
+    another one if something takes it first (see rig)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tcp_listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 def udp_port_free(port, host="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -158,22 +180,28 @@ class Pbx:
         self.peer = Peer("kamailio", self.tmp)
         self.n = 0
 
-    def start(self, d, port, defines=()):
-        """defines: further -A NAME=value of the shipped file."""
+    def start(self, d, port, defines=(), hook_port=None):
+        """defines: further -A NAME=value of the shipped file; hook_port:
+        the TCP port of the move webhook (hotdeskd's secret HOOK_SECRET)."""
         rundir = os.path.join(self.tmp, "kamailio-run")
         os.makedirs(rundir, exist_ok=True)
+        self.rundir = rundir
+        hook = [] if hook_port is None else \
+            ["-l", "tcp:127.0.0.1:%d" % hook_port,
+             "-A", 'HOTDESKD_MOVES_SECRET="%s"' % HOOK_SECRET]
 
         def argv(port):
             return ["kamailio", "-f", CFG, "-L", MODULES, "-DD", "-E", "-m", "64", "-M", "8",
                     "-Y", rundir, "-w", rundir, "-l", "udp:127.0.0.1:%d" % port,
                     "-A", 'HOTDESKD_URL="http://127.0.0.1:%d"' % d.port,
                     "-A", 'HOTDESKD_TOKEN="%s"' % d.pbx_token,
-                    "-A", 'HOTDESKD_SIP_IP="%s"' % HOTDESKD_SIP_IP] + \
+                    "-A", 'HOTDESKD_SIP_IP="%s"' % HOTDESKD_SIP_IP] + hook + \
                 [a for kv in defines for a in ("-A", kv)]
 
         # ready when its SIP port answers an OPTIONS-less probe: a
         # malformed datagram is dropped, so watch the port instead
         self.peer.start(argv, lambda p: not udp_port_free(p.port) and
+                        (hook_port is None or tcp_listening(hook_port)) and
                         "ERROR" not in p.output(), cwd=self.tmp, tries=1, port=port)
         time.sleep(0.5)  # children forked after the bind
         assert self.peer.proc.poll() is None, self.peer.output()
@@ -205,6 +233,22 @@ class Pbx:
             name, proc.returncode, peer.output(), self.peer.output()[-1500:])
         return finals[-1]
 
+    def bindings(self):
+        """{AoR: [contact addresses]} of Kamailio's location table (kamcmd
+        ul.dump through the ctl socket in the run directory)."""
+        out = subprocess.run(["kamcmd", "-s", "unix:" + os.path.join(self.rundir, "kamailio_ctl"),
+                              "ul.dump"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
+        table, aor = {}, None
+        for line in out.stdout.splitlines():
+            m = re.match(r"\s*AoR: (\S+)$", line)
+            if m:
+                aor = table.setdefault(m.group(1), [])
+            m = re.match(r"\s*Address: (\S+)$", line)
+            if m:
+                aor.append(m.group(1))
+        return table
+
     def register(self, user, phone):
         self.run("kam_register.xml", user, {"contact_port": phone.port}, "reg-" + user)
 
@@ -221,12 +265,19 @@ def rig(make_daemon, tmp_path):
         pbx = Pbx(tmp_path / ("try%d" % attempt))
         os.makedirs(pbx.tmp)
         proxy_port = hdharness.free_udp_port()
+        hook_port = free_tcp_port()
         d = make_daemon({"sip": {"bind": HOTDESKD_SIP_IP + ":0",
                                  "outbound_proxy": "127.0.0.1:%d" % proxy_port,
-                                 "t1_ms": "100", "timer_f_ms": "2000"}})
+                                 "t1_ms": "100", "timer_f_ms": "2000"},
+                         "pbx": {"move_webhook":
+                                 "http://127.0.0.1:%d/hotdeskd/moves" % hook_port,
+                                 "move_webhook_secret": HOOK_SECRET,
+                                 "move_webhook_retry_max": "1"}})
+        d.secrets.add(HOOK_SECRET)
         demo = hdharness.build_demo(d)
         try:
-            pbx.start(d, proxy_port)
+            pbx.start(d, proxy_port, hook_port=hook_port)
+            pbx.hook_port = hook_port
             break
         except AssertionError as e:
             if "no free port" not in str(e):
@@ -324,3 +375,78 @@ def test_proxy_relays_notify_only_from_hotdeskd(rig):
     assert data.startswith(b"SIP/2.0 403 Relay Denied"), data[:200]
     time.sleep(0.5)
     assert phones[103].requests("NOTIFY") == []
+
+
+def webhook_metric(d, result):
+    st, _, body = d.request("GET", "/metrics")
+    assert st == 200
+    m = re.search(r'^hotdeskd_move_webhook_total\{result="%s"\} (\S+)$' % result,
+                  body.decode(), flags=re.M)
+    return float(m.group(1))
+
+
+def test_move_drops_the_stale_binding_before_any_phone_registers(rig):
+    d, demo, pbx, phones = rig
+    for n, p in phones.items():
+        pbx.register("acme-%d" % n, p)
+    contact = {n: "sip:acme-%d@127.0.0.1:%d" % (n, p.port) for n, p in phones.items()}
+    for n in phones:
+        wait_for(lambda: ((hdharness.dev(d, mac(n)).get("sync") or {}).get("target") or {})
+                 .get("uri") == contact[n], "device %d registered" % n)
+    assert pbx.bindings()["acme-102"] == [contact[102]]
+    # before the move a call to 102 rings its own desk
+    assert pbx.dial("acme-103", "acme-102") == "SIP/2.0 486 Busy Here"
+    assert len(phones[102].requests("INVITE")) == 1
+    delivered = webhook_metric(d, "delivered")
+
+    # *30 from 101's desk moves 102 there; nobody registers afterwards
+    assert pbx.dial("acme-101", "*30102*" + demo.code(102)) == "SIP/2.0 200 Extension moved"
+    # 3 users moved: acme-102 (to 101's desk), acme-101 (nowhere), 102's
+    # parking account (at 102's desk): each posted and answered 200
+    wait_for(lambda: webhook_metric(d, "delivered") >= delivered + 3, "3 webhook posts")
+    table = pbx.bindings()
+    # 102's binding at its old desk is gone; its one binding is 101's
+    # desk, at the contact that desk registered
+    assert table.get("acme-102") == [contact[101]], table
+    assert "acme-101" not in table, table
+    assert table.get(park(102)) == [contact[102]], table
+    assert table.get("acme-103") == [contact[103]], table
+
+    # a call to 102 rings only the new desk, without any re-registration
+    assert pbx.dial("acme-103", "acme-102") == "SIP/2.0 486 Busy Here"
+    assert len(phones[101].requests("INVITE")) == 1
+    assert len(phones[102].requests("INVITE")) == 1  # the call before the move only
+    assert phones[103].requests("INVITE") == []
+    # 101 is at no desk: nothing rings
+    assert pbx.dial("acme-103", "acme-101") == "SIP/2.0 404 Not Found"
+    assert len(phones[101].requests("INVITE")) == 1
+
+    # the phone reloads and registers its new line: still one binding
+    pbx.register("acme-102", phones[101])
+    assert pbx.bindings()["acme-102"] == [contact[101].replace("acme-101", "acme-102")]
+    assert webhook_metric(d, "failed") == 0
+
+
+def test_webhook_is_refused_from_elsewhere_or_with_a_wrong_secret(rig):
+    d, demo, pbx, phones = rig
+    pbx.register("acme-103", phones[103])
+    url = "http://127.0.0.1:%d/hotdeskd/moves" % pbx.hook_port
+    body = "event=move&id=1&move=1&at=0&sip_user=acme-103&device=&contact=&cause=star30"
+
+    def post(secret, source="127.0.0.1", data=body):
+        cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20",
+               "--interface", source, "-X", "POST", "--data", data, url]
+        if secret is not None:
+            cmd[1:1] = ["-H", "Authorization: Bearer " + secret]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+
+    assert post("wrong-secret-wrong-secret") == "401"
+    assert post(None) == "401"
+    assert post(HOOK_SECRET, source="127.0.0.3") == "403"
+    assert post(HOOK_SECRET, data=body.replace("acme-103", 'acme-103"],"x":["')) == "400"
+    # none of these touched the location table
+    assert pbx.bindings().get("acme-103") == \
+        ["sip:acme-103@127.0.0.1:%d" % phones[103].port]
+    # the right secret from hotdeskd's address is obeyed
+    assert post(HOOK_SECRET) == "200"
+    assert "acme-103" not in pbx.bindings()
