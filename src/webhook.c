@@ -148,7 +148,7 @@ abort_on_stop(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t
 static long
 post(struct webhook *wh, const struct store_pbxout *r, char *why, size_t whylen)
 {
-	struct curl_slist *hdrs = NULL, *h2;
+	struct curl_slist *hdrs = NULL, *h;
 	char ebuf[CURL_ERROR_SIZE] = "";
 	size_t len;
 	char *body = webhook_body(r, &len);
@@ -160,10 +160,10 @@ post(struct webhook *wh, const struct store_pbxout *r, char *why, size_t whylen)
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
+	/* appending to a list returns its head, or NULL leaving it whole */
 	if ((hdrs = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded")) ==
-	        NULL ||
-	    (h2 = curl_slist_append(hdrs, wh->auth)) == NULL ||
-	    (hdrs = curl_slist_append(h2, "Expect:")) == NULL) {
+	        NULL || curl_slist_append(hdrs, wh->auth) == NULL ||
+	    curl_slist_append(hdrs, "Expect:") == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
@@ -188,9 +188,11 @@ post(struct webhook *wh, const struct store_pbxout *r, char *why, size_t whylen)
 	else
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 out:
-	curl_slist_free_all(hdrs);
 	if (c != NULL)
 		curl_easy_cleanup(c);
+	for (h = hdrs; h != NULL; h = h->next) /* libcurl's copy of the secret */
+		sodium_memzero(h->data, strlen(h->data));
+	curl_slist_free_all(hdrs);
 	free(body);
 	return status;
 }

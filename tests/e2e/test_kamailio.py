@@ -186,6 +186,7 @@ class Pbx:
         rundir = os.path.join(self.tmp, "kamailio-run")
         os.makedirs(rundir, exist_ok=True)
         self.rundir = rundir
+        self.started = (d, port, defines, hook_port)
         hook = [] if hook_port is None else \
             ["-l", "tcp:127.0.0.1:%d" % hook_port,
              "-A", 'HOTDESKD_MOVES_SECRET="%s"' % HOOK_SECRET]
@@ -232,6 +233,14 @@ class Pbx:
         assert proc.returncode == 0 and finals, "sipp %s exited %s:\n%s\n%s" % (
             name, proc.returncode, peer.output(), self.peer.output()[-1500:])
         return finals[-1]
+
+    def restart(self):
+        """Stops Kamailio (its location table is lost: usrloc in memory)
+        and starts it again on the same ports, as a new peer."""
+        self.peer.stop()
+        self.n += 1
+        self.peer = Peer("kamailio-%d" % self.n, self.tmp)
+        return self.start(*self.started)
 
     def bindings(self):
         """{AoR: [contact addresses]} of Kamailio's location table (kamcmd
@@ -450,3 +459,35 @@ def test_webhook_is_refused_from_elsewhere_or_with_a_wrong_secret(rig):
     # the right secret from hotdeskd's address is obeyed
     assert post(HOOK_SECRET) == "200"
     assert "acme-103" not in pbx.bindings()
+
+
+def test_webhook_retries_while_the_proxy_is_down_and_keeps_the_order(rig):
+    d, demo, pbx, phones = rig
+    contact = {}
+    for n in (101, 102):
+        pbx.register("acme-%d" % n, phones[n])
+        contact[n] = "sip:acme-%d@127.0.0.1:%d" % (n, phones[n].port)
+        wait_for(lambda: ((hdharness.dev(d, mac(n)).get("sync") or {}).get("target") or {})
+                 .get("uri") == contact[n], "device %d registered" % n)
+    pbx.peer.stop()  # the proxy is down: hotdeskd's posts are refused
+    failed = webhook_metric(d, "failed")
+    delivered = webhook_metric(d, "delivered")
+    # a move, then the return, by the PBX API (no proxy needed)
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted")
+    d.star30("acme-102", None, result="returned")
+    wait_for(lambda: webhook_metric(d, "failed") >= failed + 2, "2 failed attempts")
+    assert webhook_metric(d, "delivered") == delivered
+    pbx.restart()  # up again, with an empty location table
+    wait_for(lambda: webhook_metric(d, "delivered") >= delivered + 6, "6 posts delivered")
+    time.sleep(1)
+    with open(pbx.peer.log, "rb") as f:
+        moved = [ln.split("move webhook: ", 1)[1] for ln in
+                 f.read().decode("utf-8", "replace").splitlines() if "move webhook: " in ln]
+    assert len(moved) == 6, moved  # each event once
+    # applied in commit order: the return last, so each user is back at
+    # its own desk and the parking account of 102's desk is nowhere (in
+    # the reverse order 102 would ring at 101's desk)
+    assert pbx.bindings() == {"acme-101": [contact[101]], "acme-102": [contact[102]]}, \
+        (pbx.bindings(), moved)
+    assert pbx.dial("acme-101", "acme-102") == "SIP/2.0 486 Busy Here"
+    assert len(phones[102].requests("INVITE")) == 1 and phones[101].requests("INVITE") == []

@@ -29,7 +29,8 @@ SECRET = "whsec-" + "7f3a9c" * 5
 class Receiver:
     """An HTTP receiver of the webhook on a port of its own."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls  # an ssl.SSLContext: the receiver speaks HTTPS
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -43,7 +44,7 @@ class Receiver:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d/hotdeskd/moves" % self.port
+        return "%s://127.0.0.1:%d/hotdeskd/moves" % ("https" if self.tls else "http", self.port)
 
     def up(self):
         rcv = self
@@ -73,7 +74,7 @@ class Receiver:
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler,
                                               bind_and_activate=False)
         srv.socket.close()
-        srv.socket = self.sock
+        srv.socket = self.tls.wrap_socket(self.sock, server_side=True) if self.tls else self.sock
         srv.server_activate()  # listen()
         srv.daemon_threads = True
         self.server = srv
@@ -299,3 +300,32 @@ def test_without_a_webhook_no_outbox_is_kept(make_daemon, receiver):
     time.sleep(1)
     assert sorted(p["sip_user"] for p in receiver.accepted()) == \
         sorted(["acme-101", "acme-103", park(103)]), receiver.accepted()
+
+
+def test_https_webhook_trusts_the_configured_ca_only(make_daemon, tmp_path):
+    import ssl
+    import tlsutil
+    ca = tlsutil.CA(tmp_path / "pki", "hook")
+    cert, key = tlsutil.server_cert(ca)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    receiver = Receiver(tls=ctx).up()
+    try:
+        # the system's CAs do not know this one: refused, retried, not posted
+        d = hooked(make_daemon, receiver)
+        demo = hdharness.build_demo(d)
+        d.star30("acme-101", "102", code=demo.code(102), result="accepted")
+        wait_for(lambda: metric(d, "hotdeskd_move_webhook_total", '{result="failed"}') >= 2,
+                 "2 failed attempts")
+        assert receiver.all() == []
+        assert re.search(r"move webhook: event \d+ not delivered \(.*(certificate|SSL).*\)",
+                         d.log_text()), d.log_tail()
+        d.stop()
+        # with [pbx] move_webhook_ca naming it: delivered
+        d.write_config({"pbx": {"move_webhook": receiver.url, "move_webhook_secret": SECRET,
+                                "move_webhook_ca": ca.cert, "move_webhook_retry_max": "1"}})
+        d.start()
+        wait_for(lambda: len(receiver.accepted()) >= 3, "3 posts over HTTPS")
+        assert {h["authorization"] for _, h, _, _ in receiver.all()} == {"Bearer " + SECRET}
+    finally:
+        receiver.close()
