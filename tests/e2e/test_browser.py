@@ -233,6 +233,7 @@ def test_me_in_chromium(acme, browser):
 def console_sign_in(drv, d, token):
     drv.get("http://127.0.0.1:%d/console/" % d.port)
     wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "sign-in form")
+    assert not drv.find_element(By.ID, "tabs").is_displayed(), "views offered while signed out"
     drv.find_element(By.NAME, "token").send_keys(token)
     drv.find_element(By.CSS_SELECTOR, "#login button").click()
     wait_for(drv, lambda: drv.find_element(By.ID, "tabs").is_displayed(), "signed in")
@@ -453,3 +454,240 @@ def test_console_tokens_in_chromium(acme, browser):
     assert [e for e in hdharness.events(d, type="token.revoke")]
     no_xss(drv)
     shot(drv, "tokens-4-revoked")
+
+
+def click_until(drv, button_css, cond, what):
+    """Clicks button_css, then waits a moment for cond, again until WAIT."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        drv.find_element(By.CSS_SELECTOR, button_css).click()
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            try:
+                if cond():
+                    return
+            except StaleElementReferenceException:
+                pass
+            time.sleep(0.1)
+    shot(drv, "failed-" + what.replace(" ", "-"))
+    raise AssertionError("timed out waiting for: " + what)
+
+
+def dev_rows(drv):
+    return [r.get_attribute("data-mac") for r in
+            drv.find_elements(By.CSS_SELECTOR, "#dev-table tbody tr")]
+
+
+def test_console_devices_templates_events_in_chromium(acme, browser):
+    """Devices: search, profile and model, sync state and last fetch as the
+    API reports them; templates: preview without passwords, a hostile
+    comment in the history, rollback; events: paging; CSV import: an error
+    named by line and column, nothing changed."""
+    d, demo = acme
+    drv = browser
+    hostile_data(d)
+    console_sign_in(drv, d, d.admin_token)
+    drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="devices"]').click()
+    m2, m3 = hdharness.mac(102), hdharness.mac(103)
+    wait_for(drv, lambda: len(dev_rows(drv)) == 5, "five devices")
+    flt = drv.find_element(By.ID, "dev-filter")
+    for q, want in ((m3, [m3]), ("T46S", [m2]), ("cisco", [m3, hdharness.mac(104)]),
+                    ("globex", [hdharness.GLOBEX_MAC]), ("no-such-phone", [])):
+        flt.clear()
+        flt.send_keys(q)
+        wait_for(drv, lambda: sorted(dev_rows(drv)) == sorted(want), "search " + q)
+    flt.clear()
+    flt.send_keys(m2)
+    row = '#dev-table tr[data-mac="%s"]' % m2
+    wait_for(drv, lambda: dev_rows(drv) == [m2], "102's phone")
+    assert "yealink" in text(drv, row) and "T46S" in text(drv, row)
+    assert "never" in text(drv, row)
+    # the phone fetches its file: the row shows the address, User-Agent, state
+    ua = "Yealink SIP-T46S 66.86.0.15 console"
+    assert hdharness.prov_get(d, m2 + ".cfg", headers={"User-Agent": ua})[0] == 200
+    click_until(drv, "#dev-refresh", lambda: ua in text(drv, row), "last fetch shown")
+    assert "127.0.0.1" in text(drv, row)
+    state = hdharness.dev(d, m2)["sync"]["state"]
+    cell = drv.find_element(By.CSS_SELECTOR, row + " td:nth-child(7) span")
+    assert cell.text.split(" ")[0] == state and cell.get_attribute("class") == "state-" + state
+    shot(drv, "views-1-device-fetched")
+
+    # templates: preview (passwords hidden), save with a hostile comment,
+    # history, rollback
+    drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="templates"]').click()
+    wait_for(drv, lambda: len(drv.find_elements(By.CSS_SELECTOR, "#tmpl-select option")) > 3,
+             "template list")
+    drv.find_element(By.ID, "tmpl-mac").send_keys(m2)
+    drv.find_element(By.ID, "tmpl-preview").click()
+    wait_for(drv, lambda: (m2 + ".cfg") in text(drv, "#tmpl-result"), "preview")
+    assert "acme-102" in text(drv, "#tmpl-result")
+    assert demo.passwords["acme-102"] not in drv.page_source
+    shot(drv, "views-2-preview")
+    Select(drv.find_element(By.ID, "tmpl-select")).select_by_value("yealink/device.cfg")
+    drv.find_element(By.ID, "tmpl-load").click()
+    area = drv.find_element(By.ID, "tmpl-text")
+    wait_for(drv, lambda: area.get_attribute("value").startswith("#!version"), "template")
+    original = area.get_attribute("value")
+    # version 1 (hostile comment), then version 2
+    for mark, comment in (("# version one", HOSTILE), ("# rolled back later", "second")):
+        drv.execute_script("arguments[0].value = arguments[1]", area,
+                           original.replace("\n", "\n%s\n" % mark, 1))
+        drv.find_element(By.ID, "tmpl-comment").clear()
+        drv.find_element(By.ID, "tmpl-comment").send_keys(comment)
+        drv.execute_script("document.getElementById('msg').textContent = ''")
+        drv.find_element(By.ID, "tmpl-save").click()
+        wait_for(drv, lambda: "Saved version" in text(drv, "#msg"), "saved")
+    assert b"# rolled back later" in hdharness.device_files(d, m2)[m2 + ".cfg"]
+    drv.find_element(By.ID, "tmpl-history").click()
+    wait_for(drv, lambda: HOSTILE in text(drv, "#tmpl-result"), "history with the comment")
+    no_xss(drv)
+    backs = drv.find_elements(By.XPATH, '//div[@id="tmpl-result"]//button[.="Roll back to this"]')
+    assert len(backs) == 1, "one version that is not active"
+    backs[0].click()
+    wait_for(drv, lambda: "active again" in text(drv, "#msg"), "rolled back")
+    body = hdharness.device_files(d, m2)[m2 + ".cfg"]
+    assert b"# rolled back later" not in body and b"# version one" in body
+    wait_for(drv, lambda: len(drv.find_elements(
+        By.XPATH, '//div[@id="tmpl-result"]//button[.="Roll back to this"]')) == 1,
+        "history again")
+    shot(drv, "views-3-rolled-back")
+
+    # events: one type, two per page, every page different, in order
+    drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="events"]').click()
+    f = drv.find_element(By.ID, "ev-filter")
+    f.find_element(By.NAME, "type").send_keys("extension.put")
+    lim = f.find_element(By.NAME, "limit")
+    lim.clear()
+    lim.send_keys("2")
+    f.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    ids = lambda: [int(r.find_element(By.CSS_SELECTOR, "td").text) for r in  # noqa: E731
+                   drv.find_elements(By.CSS_SELECTOR, "#ev-table tbody tr")]
+    wait_for(drv, lambda: len(ids()) == 2, "first page")
+    want = [e["id"] for e in hdharness.events(d, type="extension.put")]
+    assert len(want) >= 6
+    seen = ids()
+    for _ in range(2):
+        before = ids()
+        drv.find_element(By.ID, "ev-next").click()
+        wait_for(drv, lambda: ids() and ids() != before, "next page")
+        seen += ids()
+    assert len(seen) == 6 and len(set(seen)) == 6 and set(seen) <= set(want), (seen, want)
+    assert all(t == "extension.put" for t in
+               [r.find_elements(By.CSS_SELECTOR, "td")[2].text for r in
+                drv.find_elements(By.CSS_SELECTOR, "#ev-table tbody tr")])
+    no_xss(drv)
+    shot(drv, "views-4-events-page-3")
+
+    # CSV import: a bad cell is named by line and column; nothing changes
+    drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="import"]').click()
+    wait_for(drv, lambda: len(drv.find_elements(By.CSS_SELECTOR, "#imp-org option")) == 2,
+             "organizations")
+    Select(drv.find_element(By.ID, "imp-org")).select_by_value("acme")
+    before = hdharness.snapshot(d)
+    csv = ("extension,display_name,sip_user,allow_virtualization\n"
+           "701,Ok,acme-701,yes\n"
+           "702,Bad,acme-702,perhaps\n")
+    drv.execute_script("arguments[0].value = arguments[1]", drv.find_element(By.ID, "imp-text"),
+                       csv)
+    for b in ("imp-dry", "imp-go"):
+        drv.find_element(By.ID, "imp-error").get_attribute("id")
+        drv.execute_script("document.getElementById('imp-error').textContent = ''")
+        drv.find_element(By.ID, b).click()
+        wait_for(drv, lambda: "line 3" in text(drv, "#imp-error"), "error at line 3 (%s)" % b)
+        assert "column 4" in text(drv, "#imp-error")
+    assert hdharness.snapshot(d) == before
+    shot(drv, "views-5-import-error")
+
+
+def test_console_csrf_fixation_revocation_in_chromium(acme, browser, tmp_path):
+    """In the browser: a cookie planted before sign-in is replaced; a page of
+    another origin (same site: 127.0.0.1, another port) can neither change
+    anything with the signed-in cookie nor read an answer; a session whose
+    token is revoked is signed out at its next request."""
+    import http.server
+    import threading
+    d, demo = acme
+    drv = browser
+    base = "http://127.0.0.1:%d" % d.port
+    drv.get(base + "/console/")
+    planted = "P" * 43
+    drv.add_cookie({"name": "hd_console", "value": planted, "path": "/"})
+    console_sign_in(drv, d, d.admin_token)
+    c = drv.get_cookie("hd_console")
+    assert c["value"] != planted and c["httpOnly"] and c.get("sameSite") == "Strict", c
+
+    d.star30("acme-101", digits="102", code=demo.code("102"), result="accepted")
+    assert hdharness.ext(d, "102")["status"] == "virtualized"
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "form.html").write_text(
+        '<form method="POST" enctype="text/plain" action="%s/api/v1/orgs/acme/extensions/102/'
+        'return"><input name=\'{"a":"\' value=\'"}\'></form>'
+        '<script>document.forms[0].submit()</script>' % base)
+    (tmp_path / "evil" / "read.html").write_text(
+        "<script>window.result = 'pending';"
+        "fetch('%s/api/v1/orgs', {credentials: 'include'}).then(r => r.text())"
+        ".then(t => { window.result = 'read: ' + t; }, e => { window.result = 'blocked'; });"
+        "fetch('%s/api/v1/orgs/acme/extensions/102/return', {method: 'POST',"
+        " credentials: 'include', mode: 'no-cors', body: '{}'});</script>" % (base, base))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(tmp_path / "evil"), **k)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        evil = "http://127.0.0.1:%d" % srv.server_address[1]
+        drv.get(evil + "/form.html")
+        wait_for(drv, lambda: drv.current_url.startswith(base), "form posted")
+        assert "missing CSRF token or cross-origin request" in drv.page_source, drv.page_source
+        assert hdharness.ext(d, "102")["status"] == "virtualized", "a forged form changed state"
+        drv.get(evil + "/read.html")
+        wait_for(drv, lambda: drv.execute_script("return window.result") != "pending",
+                 "cross-origin read")
+        assert drv.execute_script("return window.result") == "blocked"
+        time.sleep(0.5)
+        assert hdharness.ext(d, "102")["status"] == "virtualized", "a forged fetch changed state"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    shot(drv, "security-1-forged-request")
+
+    # the console itself still works with the same session
+    drv.get(base + "/console/#where")
+    row = '#where-table tr[data-ext="acme/102"]'
+    wait_for(drv, lambda: "virtualized" in text(drv, row), "still signed in")
+    drv.find_element(By.CSS_SELECTOR, row + " button").click()
+    wait_for(drv, lambda: "home" in text(drv, row), "returned from the console")
+
+    # a session opened with a token that is then revoked is signed out
+    js = d.admin_ok("POST", "/api/v1/tokens", {"role": "admin", "name": "temporary"})
+    d.secrets.add(js["token"])
+    drv.find_element(By.ID, "logout").click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "signed out")
+    console_sign_in(drv, d, js["token"])
+    wait_for(drv, lambda: text(drv, row) != "", "who-is-where")
+    d.admin_ok("DELETE", "/api/v1/tokens/%d" % js["id"])
+    drv.find_element(By.ID, "where-refresh").click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "signed out")
+    assert not drv.find_element(By.ID, "tabs").is_displayed()
+    shot(drv, "security-2-revoked")
+
+
+def test_console_session_expires_in_chromium(make_daemon, browser):
+    """[web] session_idle: a console left alone longer is signed out at its
+    next request and shows the sign-in form."""
+    d = make_daemon({"web": {"session_idle": "60"}})
+    hdharness.build_demo(d)
+    drv = browser
+    console_sign_in(drv, d, d.admin_token)
+    row = '#where-table tr[data-ext="acme/102"]'
+    wait_for(drv, lambda: text(drv, row) != "", "who-is-where")
+    # (an idle time that starts again at each request: tests/test_session.c)
+    time.sleep(65)
+    drv.find_element(By.ID, "where-refresh").click()
+    wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "signed out")
+    shot(drv, "session-expired")
