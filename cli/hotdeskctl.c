@@ -278,12 +278,12 @@ static int
 usage(void)
 {
 	fputs("usage: hotdeskctl [--url URL] [--token-file FILE] [--json] COMMAND ...\n"
-	      "commands: orgs | extensions ORG | devices [ORG] | where ORG NUMBER |\n"
+	      "commands: orgs | extensions ORG | devices [ORG] | where[-is] ORG NUMBER |\n"
 	      "  return ORG NUMBER | resync MAC | templates |\n"
 	      "  template get|put|dry-run|history|rollback PROFILE NAME [FILE|VERSION] |\n"
 	      "  events [--org O] [--type T] [--extension N] [--device MAC] [--follow] |\n"
 	      "  import ORG FILE [--dry-run] | export ORG [--reveal] |\n"
-	      "  tokens | token new admin|org [ORG] [NAME] | token revoke ID\n"
+	      "  tokens | token new admin|org [ORG] [NAME] | token rotate ID | token revoke ID\n"
 	      "see hotdeskctl(1)\n", stderr);
 	return EX_USAGE;
 }
@@ -454,7 +454,7 @@ run(const struct opts *o, int argc, char **argv)
 	else if (strcmp(cmd, "devices") == 0 && argc <= 2 &&
 	         PATH("/api/v1/devices%s%s", a ? "?org=" : "", a ? a : ""))
 		ex = show(o, path, "devices", COL_DEVS);
-	else if (strcmp(cmd, "where") == 0 && argc == 3 &&
+	else if ((strcmp(cmd, "where") == 0 || strcmp(cmd, "where-is") == 0) && argc == 3 &&
 	         PATH("/api/v1/orgs/%s/extensions/%s", a, b)) {
 		struct buf r;
 		long st = request(o, "GET", path, NULL, 0, NULL, &r);
@@ -520,6 +520,9 @@ run(const struct opts *o, int argc, char **argv)
 	} else if (strcmp(cmd, "token") == 0 && argc == 3 && strcmp(argv[1], "revoke") == 0 &&
 	           PATH("/api/v1/tokens/%s", b))
 		ex = send_body(o, "DELETE", path, NULL, 0, NULL);
+	else if (strcmp(cmd, "token") == 0 && argc == 3 && strcmp(argv[1], "rotate") == 0 &&
+	         PATH("/api/v1/tokens/%s/rotate", b))
+		ex = send_body(o, "POST", path, "{}", 2, "application/json");
 	else
 		ex = usage();
 #undef PATH

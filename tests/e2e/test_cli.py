@@ -120,3 +120,100 @@ def test_import_export_templates_events_tokens(acme, tmp_path):
     rc, out, _ = ctl(d, "token", "revoke", str(tok["id"]))
     assert rc == 0
     assert ctl(d, "orgs", token=tok["token"])[0] == 3
+
+
+def test_where_is_resync_rollback_rotate_follow(acme):
+    """The rest of the commands against the daemon: where-is, resync,
+    template rollback, token rotate, events --follow (a change made while
+    it runs is printed), and an organization token refused the tokens."""
+    import queue
+    import threading
+    import time
+    d, demo = acme
+    rc, out, _ = ctl(d, "where-is", "acme", "102")
+    assert rc == 0 and "home" in out and hdharness.mac(102) in out
+    assert ctl(d, "where-is", "globex", "999")[0] == 4
+    rc, out, _ = ctl(d, "resync", hdharness.mac(102))
+    assert rc == 0 and json.loads(out)["resync"] == "queued"
+    assert [e for e in hdharness.events(d, type="resync.requested")]
+    assert ctl(d, "resync", "00000000abcd")[0] == 4
+    # two versions, back to the first
+    rc, text, _ = ctl(d, "template", "get", "yealink", "device.cfg")
+    for mark in ("# first", "# second"):
+        body = text.replace("\n", "\n%s\n" % mark, 1).encode()
+        assert ctl(d, "template", "put", "yealink", "device.cfg", "-", stdin=body)[0] == 0
+    rc, out, _ = ctl(d, "template", "rollback", "yealink", "device.cfg", "1")
+    assert rc == 0 and json.loads(out)["version"] == 1
+    f = hdharness.device_files(d, hdharness.mac(102))[hdharness.mac(102) + ".cfg"]
+    assert b"# first" in f and b"# second" not in f
+    assert ctl(d, "template", "rollback", "yealink", "device.cfg", "9")[0] == 4
+    # rotate: a new secret once, the old one dead; configuration tokens refused
+    rc, out, _ = ctl(d, "token", "new", "org", "globex", "rotated")
+    tok = json.loads(out)
+    d.secrets.add(tok["token"])
+    rc, out, _ = ctl(d, "token", "rotate", str(tok["id"]))
+    new = json.loads(out)
+    d.secrets.add(new["token"])
+    assert rc == 0 and new["id"] == tok["id"] and new["token"] != tok["token"]
+    assert ctl(d, "orgs", token=tok["token"])[0] == 3
+    rc, out, _ = ctl(d, "orgs", token=new["token"])
+    assert rc == 0 and "globex" in out and "acme" not in out
+    assert ctl(d, "tokens", token=new["token"])[0] == 3
+    rc, out, _ = ctl(d, "--json", "tokens")
+    conf = [t["id"] for t in json.loads(out)["tokens"] if t["config"]]
+    assert conf and ctl(d, "token", "rotate", str(conf[0]))[0] == 1
+    assert ctl(d, "token", "rotate", "9999")[0] == 4
+    # events --follow prints what happens while it runs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTDESKD_")}
+    env.update(HOTDESKD_URL="http://127.0.0.1:%d" % d.port, HOTDESKD_TOKEN=d.admin_token)
+    p = subprocess.Popen([CTL, "--json", "events", "--type", "extension.put", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in p.stdout], daemon=True).start()
+    try:
+        def next_event(what):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    return json.loads(lines.get(timeout=1))
+                except queue.Empty:
+                    assert p.poll() is None, "hotdeskctl --follow exited: %r" % p.stderr.read()
+            raise AssertionError("no event printed: " + what)
+        first = next_event("the existing ones")
+        assert first["type"] == "extension.put"
+        seen = [first]
+        while not lines.empty():
+            seen.append(json.loads(lines.get()))
+        d.admin_ok("PATCH", "/api/v1/orgs/acme/extensions/106", {"display_name": "Followed"})
+        ev = next_event("the new change")
+        while ev["id"] <= seen[-1]["id"] or ev.get("extension") != "106":
+            ev = next_event("the new change")
+        assert ev["type"] == "extension.put" and ev["org"] == "acme"
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_man_page_lists_every_command_and_exit_code():
+    """Every command an operator needs (orgs, extensions, devices, where-is,
+    return, templates, events, import/export, tokens) is in the usage text
+    and has its entry in hotdeskctl(1), and the exit statuses are there."""
+    import re
+    p = subprocess.run([CTL, "--help"], capture_output=True, timeout=30)
+    usage = p.stderr.decode()
+    man = open(os.path.join(hdharness.REPO, "man", "hotdeskctl.1")).read()
+    cmds = ["orgs", "extensions", "devices", "where", "return", "resync", "templates",
+            "template get", "template put", "template dry-run", "template history",
+            "template rollback", "events", "import", "export", "tokens", "token new",
+            "token rotate", "token revoke"]
+    for c in cmds:
+        first, _, sub = c.partition(" ")
+        assert re.search(r"\b%s\b" % re.escape(first), usage), c
+        assert not sub or re.search(r"\b%s\b" % re.escape(sub), usage), c
+        assert re.search(r"^\.It Cm %s\b" % re.escape(c), man, re.M), \
+            "no entry for %r in hotdeskctl(1)" % c
+    assert "where[-is]" in usage and ".Cm where-is" in man
+    assert "--follow" in usage and "Fl \\-follow" in man
+    status = man.split(".Sh EXIT STATUS", 1)[1].split(".Sh", 1)[0]
+    for code in range(6):
+        assert ".It %d\n" % code in status, code
