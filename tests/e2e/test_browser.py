@@ -63,8 +63,15 @@ def wait_for(drv, cond, what):
 
 
 def text(drv, css):
-    els = drv.find_elements(By.CSS_SELECTOR, css)
-    return els[0].text if els else ""
+    """The text of the first element matching css ("" if none); a view
+    re-rendered while it is read (a search typed key by key) is read again."""
+    for _ in range(50):
+        try:
+            els = drv.find_elements(By.CSS_SELECTOR, css)
+            return els[0].text if els else ""
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError("%s kept changing" % css)
 
 
 def no_xss(drv):
@@ -499,17 +506,21 @@ def test_console_devices_templates_events_in_chromium(acme, browser):
     flt.clear()
     flt.send_keys(m2)
     row = '#dev-table tr[data-mac="%s"]' % m2
-    wait_for(drv, lambda: dev_rows(drv) == [m2], "102's phone")
+    wait_for(drv, lambda: dev_rows(drv) == [m2] and "never" in text(drv, row), "102's phone")
     assert "yealink" in text(drv, row) and "T46S" in text(drv, row)
-    assert "never" in text(drv, row)
     # the phone fetches its file: the row shows the address, User-Agent, state
     ua = "Yealink SIP-T46S 66.86.0.15 console"
     assert hdharness.prov_get(d, m2 + ".cfg", headers={"User-Agent": ua})[0] == 200
     click_until(drv, "#dev-refresh", lambda: ua in text(drv, row), "last fetch shown")
     assert "127.0.0.1" in text(drv, row)
-    state = hdharness.dev(d, m2)["sync"]["state"]
-    cell = drv.find_element(By.CSS_SELECTOR, row + " td:nth-child(7) span")
-    assert cell.text.split(" ")[0] == state and cell.get_attribute("class") == "state-" + state
+    # the state the API reports (it moves on by itself: refresh until equal)
+    cell = row + " td:nth-child(7) span"
+
+    def same_state():
+        state = hdharness.dev(d, m2)["sync"]["state"]
+        el = drv.find_element(By.CSS_SELECTOR, cell)
+        return el.text.split(" ")[0] == state and el.get_attribute("class") == "state-" + state
+    click_until(drv, "#dev-refresh", same_state, "sync state as the API reports it")
     shot(drv, "views-1-device-fetched")
 
     # templates: preview (passwords hidden), save with a hostile comment,
