@@ -51,7 +51,7 @@ teardown(void)
 	free(dir);
 }
 
-TestSuite(store, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
 
 static struct store *
 open_db(void)
@@ -1182,7 +1182,7 @@ put_then_busy(struct store *s, void *arg)
 	return 0;
 }
 
-Test(store, begin_that_fails_runs_nothing, .timeout = 60)
+Test(store, begin_that_fails_runs_nothing)
 {
 	struct store *s = open_db(), *other = open_db();
 	struct world *w;

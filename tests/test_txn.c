@@ -48,7 +48,7 @@ teardown(void)
 	free(dir);
 }
 
-TestSuite(txn, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(txn, .init = setup, .fini = teardown, .timeout = 120);
 
 static struct svc *
 open_svc(void)
@@ -259,7 +259,7 @@ count_orgs(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-Test(txn, begin_that_fails_fails_the_operation_and_writes_nothing, .timeout = 120)
+Test(txn, begin_that_fails_fails_the_operation_and_writes_nothing)
 {
 	struct svc *s = open_svc();
 	struct store *other;
