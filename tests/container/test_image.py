@@ -157,6 +157,12 @@ def test_container_serves_phones_and_notifies(image, tmp_path):
         assert st == 200 and b"acme-101" in body and pw.encode() in body, (st, body[:300])
         assert got.returncode == 0 and got.stdout == body, "TFTP: %s\n%s" % (
             got.returncode, c.logs())
+        # the administrators' console and the users' page ship in the image
+        for page in ("/console/", "/me/"):
+            st, hdrs, html = d.request("GET", page)
+            assert st == 200 and b"<script type=\"module\"" in html, (page, st, html[:200])
+        st, hdrs, js = d.request("GET", "/console/console.js")
+        assert st == 200 and "javascript" in hdrs.get("content-type", ""), (st, hdrs)
         # a phone registered on loopback gets the resync NOTIFY from the container
         phone = SippPhone(tmp_path, os.path.join(SIP_DIR, "resync_phone.xml"), "phone",
                           calls=2).start()
