@@ -103,9 +103,13 @@ unit: $(TEST_BIN)
 	@sh scripts/run-unit.sh $(TEST_BIN)
 
 # End-to-end tests: the real daemon on loopback, driven by real clients.
+# E2E_JOBS test files run at once (pytest-xdist; each test has its own daemon,
+# directory and OS-chosen ports; E2E_JOBS=0 runs them one by one).
+E2E_JOBS ?= 4
+export E2E_JOBS
 e2e: $(B)/hotdeskd $(B)/hotdeskctl
 	HOTDESKD=$(abspath $(B)/hotdeskd) HOTDESKCTL=$(abspath $(B)/hotdeskctl) \
-	  /usr/bin/python3 -m pytest -q tests/e2e
+	  /usr/bin/python3 -m pytest -q -n $(E2E_JOBS) --dist loadfile tests/e2e
 
 # deps first, then a new make for the rest (see the top of this file)
 test: deps

@@ -9,7 +9,7 @@ set -eu
 
 build="build-essential pkg-config libmicrohttpd-dev libxml2-dev libsqlite3-dev
        libsodium-dev libjansson-dev libinih-dev libgnutls28-dev curl libcurl4-openssl-dev espeak-ng sox"
-test="$build libcriterion-dev python3 python3-pytest tftpd-hpa sip-tester
+test="$build libcriterion-dev python3 python3-pytest python3-pytest-xdist tftpd-hpa sip-tester
       chromium chromium-driver python3-selenium firefox-esr python3-websocket baresip-core
       kamailio kamailio-utils-modules openssl
       fail2ban prometheus mandoc man-db systemd iproute2 python3-yaml gnutls-bin"

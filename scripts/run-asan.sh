@@ -16,7 +16,7 @@ for t in build-asan/tests/test_*; do
 done
 echo "== end-to-end against build-asan/hotdeskd"
 HOTDESKD=$(pwd)/build-asan/hotdeskd HOTDESKCTL=$(pwd)/build-asan/hotdeskctl \
-	/usr/bin/python3 -m pytest -q tests/e2e || fail=1
+	/usr/bin/python3 -m pytest -q -n "${E2E_JOBS:-4}" --dist loadfile tests/e2e || fail=1
 reports=$(ls "$dir" 2>/dev/null | wc -l)
 if [ "$reports" -ne 0 ]; then
 	echo "sanitizer reports:"

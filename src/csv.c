@@ -257,7 +257,10 @@ csv_put(struct csv_out *o, const char *s)
 	n = strlen(s);
 	if (o->col++ > 0)
 		out_add(o, ",", 1);
-	if (strpbrk(s, ",\"\r\n") == NULL && (n == 0 || (s[0] != ' ' && s[n - 1] != ' '))) {
+	/* a leading byte-order mark is quoted: at the start of a document the
+	 * reader would take it for the file's own and drop it */
+	if (strpbrk(s, ",\"\r\n") == NULL && (n == 0 || (s[0] != ' ' && s[n - 1] != ' ')) &&
+	    strncmp(s, "\xef\xbb\xbf", 3) != 0) {
 		out_add(o, s, n);
 		return;
 	}

@@ -13,8 +13,8 @@
  * fields, a field longer than CSV_MAX_FIELD bytes, invalid UTF-8.
  *
  * The writer appends one field or one line end to a growing buffer,
- * quoting only when the field needs it (comma, quote, CR, LF, or a
- * leading/trailing blank).
+ * quoting only when the field needs it (comma, quote, CR, LF, a
+ * leading/trailing blank, or a leading byte-order mark).
  *
  * No I/O, no globals, no clock: safe from any thread.
  */

@@ -101,6 +101,26 @@ Test(csv, writer_round_trips)
 	csv_out_free(&o);
 }
 
+/* A first field that begins with a byte-order mark is quoted: unquoted at
+ * the start of a document, the reader would take the mark for the file's
+ * own and drop it. */
+Test(csv, leading_byte_order_mark_survives)
+{
+	struct csv_out o = { 0 };
+	struct csv c;
+	char err[200] = "";
+
+	csv_put(&o, "\xef\xbb\xbf" "Extn");
+	csv_put(&o, "3");
+	csv_endl(&o);
+	cr_assert_str_eq(o.buf, "\"\xef\xbb\xbf" "Extn\",3\r\n");
+	cr_assert_eq(csv_parse(o.buf, o.len, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.n, 1);
+	cr_assert_str_eq(c.rec[0].fields[0], "\xef\xbb\xbf" "Extn");
+	csv_free(&c);
+	csv_out_free(&o);
+}
+
 static int
 rows(const char *text, struct csv *c, struct import_rows *r, char *err)
 {

@@ -19,9 +19,12 @@ secret.
 
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+import weakref
 
 import pytest
 
@@ -179,13 +182,16 @@ class Pbx:
         self.tmp = str(tmp)
         self.peer = Peer("kamailio", self.tmp)
         self.n = 0
+        # its control sockets live in the run directory: a short path of its
+        # own, since a Unix socket path is limited to 107 bytes and pytest's
+        # (per worker, per test) can be longer
+        self.rundir = tempfile.mkdtemp(prefix="hdkam-", dir="/tmp")
+        weakref.finalize(self, shutil.rmtree, self.rundir, True)
 
     def start(self, d, port, defines=(), hook_port=None):
         """defines: further -A NAME=value of the shipped file; hook_port:
         the TCP port of the move webhook (hotdeskd's secret HOOK_SECRET)."""
-        rundir = os.path.join(self.tmp, "kamailio-run")
-        os.makedirs(rundir, exist_ok=True)
-        self.rundir = rundir
+        rundir = self.rundir
         self.started = (d, port, defines, hook_port)
         hook = [] if hook_port is None else \
             ["-l", "tcp:127.0.0.1:%d" % hook_port,
