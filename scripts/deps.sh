@@ -14,7 +14,7 @@ test="$build libcriterion-dev python3 python3-pytest python3-pytest-xdist tftpd-
       kamailio kamailio-utils-modules openssl
       fail2ban prometheus mandoc man-db systemd iproute2 python3-yaml gnutls-bin"
 asan="$test clang libclang-rt-14-dev" # clang's runtimes: sanitizers, libFuzzer
-bench="$build wrk nginx-light tftpd-hpa sip-tester openssl"
+bench="$build wrk nginx-light tftpd-hpa sip-tester openssl kamailio kamailio-utils-modules"
 container="python3 python3-pytest curl sip-tester podman buildah runc mmdebstrap"
 
 case "${1:-test}" in
