@@ -29,7 +29,7 @@ import urllib.parse
 import uuid
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-START_TIMEOUT = 10.0
+START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 HTTP_TIMEOUT = 20.0
 
@@ -948,9 +948,9 @@ class Tftpd:
 
     def get(self, name):
         """curl -sf tftp://...: the file's bytes, or None when it fails."""
-        p = subprocess.run(["curl", "-sf", "--path-as-is", "--max-time", "5",
+        p = subprocess.run(["curl", "-sf", "--path-as-is", "--max-time", "15",
                             "tftp://127.0.0.1:%d/%s" % (self.port, name)],
-                           capture_output=True, timeout=10)
+                           capture_output=True, timeout=30)
         return p.stdout if p.returncode == 0 else None
 
 

@@ -28,12 +28,14 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 def vc_overrides(tmp, extra=None, networks="127.0.0.1/32"):
     """[vc] settings for a daemon answering calls on 127.0.0.1: 600 even RTP
     ports, room for 200 calls at once even when other processes hold some
-    (a call that finds no free port is refused with 503)."""
+    (a call that finds no free port is refused with 503); 8 s of silence
+    before goodbye, so that a loaded machine's slow keying is not taken for
+    silence."""
     base = 20000 + 2 * secrets.randbelow(10000)
     prompts = os.path.join(os.path.dirname(hdharness.binary_path()), "prompts")
     vc = {"bind": "127.0.0.1:0", "port_file": os.path.join(str(tmp), "vc-port"),
           "networks": networks, "prompts": prompts,
-          "rtp_ports": "%d-%d" % (base, base + 1199), "code_timeout": "3"}
+          "rtp_ports": "%d-%d" % (base, base + 1199), "code_timeout": "8"}
     vc.update(extra or {})
     return {"vc": vc}
 
