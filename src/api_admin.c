@@ -29,6 +29,7 @@
 
 #include "authlog.h"
 #include "config.h"
+#include "event.h"
 #include "service.h"
 #include "store.h"
 #include "vendor.h"
@@ -1321,7 +1322,8 @@ events_route(struct req_ctx *r)
 	e.r = r;
 	e.status = 200;
 	e.org_name = http_query_arg(r->req, "org");
-	e.f.type = http_query_arg(r->req, "type");
+	/* an older name filters as the name it has now (event.h) */
+	e.f.type = event_name_current(http_query_arg(r->req, "type"));
 	e.f.extension = http_query_arg(r->req, "extension");
 	e.f.device = http_query_arg(r->req, "device");
 	if (!parse_ll(http_query_arg(r->req, "after"), &e.f.since_id)) {

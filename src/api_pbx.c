@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "authlog.h"
+#include "event.h"
 #include "form.h"
 #include "metrics.h"
 #include "service.h"
@@ -493,7 +494,7 @@ moves_each(const struct store_event *ev, void *arg)
 	struct store_devcontact dc;
 
 	m->last = ev->id;
-	if (strcmp(ev->type, "virtualized") != 0 && strcmp(ev->type, "returned") != 0)
+	if (strcmp(ev->type, EVENT_VIRTUALIZED) != 0 && strcmp(ev->type, EVENT_RETURNED) != 0)
 		return 0;
 	if (ev->extension == NULL || (e = world_ext_by_number(m->w, ev->org, ev->extension)) == NULL)
 		return 0;

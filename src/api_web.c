@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "errbuf.h"
+#include "event.h"
 #include "secret.h"
 #include "session.h"
 #include "store.h"
@@ -455,7 +456,7 @@ me_moves(const struct store_event *ev, void *arg)
 	json_t *from = det ? json_object_get(det, "from") : NULL;
 	json_t *cause = det ? json_object_get(det, "cause") : NULL;
 
-	if (strcmp(ev->type, "virtualized") == 0 || strcmp(ev->type, "returned") == 0)
+	if (strcmp(ev->type, EVENT_VIRTUALIZED) == 0 || strcmp(ev->type, EVENT_RETURNED) == 0)
 		json_array_append_new(arr, json_pack("{s:I, s:s, s:s?, s:O?, s:O?}",
 		                      "at", (json_int_t)ev->at, "type", ev->type,
 		                      "device", ev->device, "from", from, "cause", cause));
@@ -493,7 +494,7 @@ rd_me(const struct world *wd, struct store *st, void *arg)
 		for (size_t i = 0; i < json_array_size(moves); i++) {
 			json_t *mv = json_array_get(moves, i);
 
-			if (strcmp(json_string_value(json_object_get(mv, "type")), "virtualized") == 0) {
+			if (strcmp(json_string_value(json_object_get(mv, "type")), EVENT_VIRTUALIZED) == 0) {
 				since = json_integer_value(json_object_get(mv, "at"));
 				break;
 			}

@@ -4,11 +4,12 @@
  * row through the store (store_event_add is called from here only).
  *
  * Names are `noun.verb` (lowercase letters, digits and '_' on each side
- * of one dot: "device.put", "resync.synced", "render.failed"), except the
- * six names that moves and code checks carried before the pattern and
- * that the PBX contract's move stream, the self-service page and stored
- * history read: "virtualized", "returned", "denied", "code_failed",
- * "locked" and "import" (docs/API.md, Events).
+ * of one dot: "device.put", "resync.synced", "render.failed"), all of
+ * them listed in event_names.  Seven older names (the moves' "virtualized"
+ * and "returned", "denied", "code_failed", "locked", "import",
+ * "render_failed") are no longer recorded: sql/016 renamed their stored
+ * rows and event_name_current maps them to their names now, so that
+ * filters saved with them keep working (docs/API.md, Events).
  *
  * Thread-safety: as the store (the caller holds the service lock).
  */
@@ -23,8 +24,25 @@
 
 struct store;
 
-/* Whether type is a name an event may have (see above). */
+/* Whether type is a name an event may have (noun.verb, see above). */
 bool event_name_ok(const char *type);
+
+/* The names of a move (the move stream, /me/ and the service read them). */
+#define EVENT_VIRTUALIZED "extension.virtualized"
+#define EVENT_RETURNED "extension.returned"
+
+/* Every name hotdeskd records, NULL-terminated. */
+extern const char *const event_names[];
+
+/* An older name and the name it has now; the list ends with { NULL, NULL }. */
+struct event_alias {
+	const char *old, *now;
+};
+extern const struct event_alias event_aliases[];
+
+/* The name an event named `type` has now: the new name of an older one,
+ * else type itself (NULL for NULL). */
+const char *event_name_current(const char *type);
 
 /*
  * Records event `type` at `at` (seconds) about organization org (0: none),

@@ -150,7 +150,8 @@ dev_mac(const struct svc *s, hd_id id)
 	return d ? d->mac : NULL;
 }
 
-/* One event per move of a plan: virtualized (to a device) or returned. */
+/* One event per move of a plan: extension.virtualized (to a device) or
+ * extension.returned. */
 static int
 plan_events(struct svc *s, const struct virt_plan *p, const char *cause)
 {
@@ -164,9 +165,9 @@ plan_events(struct svc *s, const struct virt_plan *p, const char *cause)
 			continue;
 		det = json_pack("{s:s, s:s?}", "cause", cause, "from", from);
 		if (m->to != 0) {
-			if (event(s, "virtualized", e->org, e->number, dev_mac(s, m->to), det) != 0)
+			if (event(s, EVENT_VIRTUALIZED, e->org, e->number, dev_mac(s, m->to), det) != 0)
 				return -1;
-		} else if (event(s, "returned", e->org, e->number, dev_mac(s, e->home_dev), det) != 0) {
+		} else if (event(s, EVENT_RETURNED, e->org, e->number, dev_mac(s, e->home_dev), det) != 0) {
 			return -1;
 		}
 	}
@@ -628,7 +629,7 @@ denied_event(struct svc *s, const struct virt_decision *d, const char *caller_ma
 	const char *caller = caller_mac;
 	json_t *det = json_pack("{s:s}", "reason", virt_reason_name(d->reason));
 
-	return event(s, "denied", d->caller ? d->caller->org : 0, d->ext ? d->ext->number : NULL,
+	return event(s, "move.denied", d->caller ? d->caller->org : 0, d->ext ? d->ext->number : NULL,
 	             caller, det);
 }
 
@@ -719,12 +720,12 @@ code_failed_body(struct svc *s, void *arg)
 		memset(&a->redial, 0, sizeof(a->redial));
 	if (attempt_save(s, a) != 0)
 		return -1;
-	if (event(s, "code_failed", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
+	if (event(s, "code.failed", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
 	          json_pack("{s:i, s:b}", "tries_left", f->g.tries_left, "hangup",
 	                    f->g.hangup)) != 0)
 		return -1;
 	if (f->g.newly_locked &&
-	    event(s, "locked", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
+	    event(s, "code.locked", e ? e->org : 0, e ? e->number : NULL, d ? d->mac : NULL,
 	          json_pack("{s:I}", "until", (json_int_t)f->g.locked_until)) != 0)
 		return -1;
 	return 0;
@@ -2370,7 +2371,7 @@ imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
 		return bad(m->r, SVC_CONFLICT, "csv", "refused, nothing changed: %s", s->check_err);
 	if (outbox_add(s, changed, m->touched.v, m->touched.n) != 0 ||
 	    (s->o.move_outbox && outbox_moves(s, &moved, "import") != 0) ||
-	    event(s, "import", m->org, NULL, NULL,
+	    event(s, "import.applied", m->org, NULL, NULL,
 	          json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
 	                    "rows", (json_int_t)m->rows->n,
 	                    "extensions_created", (json_int_t)json_array_size(m->rep->ext_created),

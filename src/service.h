@@ -293,7 +293,8 @@ void svc_import_report_free(struct svc_import_report *rep);
  * same checks run and the report is filled, and nothing is kept.  Secret
  * codes of the rows are validated and hashed first, outside the lock.
  * Each object written records its event (extension.put, device.put, with
- * "via": "import") and the import records "import" with the counts.
+ * "via": "import") and the import records "import.applied" with the
+ * counts.
  * SVC_OK, SVC_BAD (a row is wrong), SVC_CONFLICT (a key is used by
  * another object), SVC_NOTFOUND (no such org) or SVC_INTERNAL.
  */

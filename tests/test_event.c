@@ -1,9 +1,10 @@
 /*
- * test_event.c -- the one path of events (event.h): names noun.verb (and
- * the six older names only), details JSON objects built with jansson,
- * one row each through an in-memory store.
+ * test_event.c -- the one path of events (event.h): names noun.verb only
+ * (every name of the list, the older names mapped to theirs now), details
+ * JSON objects built with jansson, one row each through an in-memory store.
  */
 #include <criterion/criterion.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,9 +52,9 @@ Test(event, names)
 {
 	const char *good[] = { "device.put", "render.failed", "web.login_failed",
 	                       "resync.synced", "token.new", "prov.denied", "move.refused",
-	                       "virtualized", "returned", "denied", "code_failed", "locked",
-	                       "import", "x1.y_2" };
-	const char *bad[] = { NULL, "", "render_failed", "device", "device.", ".put",
+	                       "extension.virtualized", "code.locked", "x1.y_2" };
+	const char *bad[] = { NULL, "", "render_failed", "virtualized", "returned", "denied",
+	                      "code_failed", "locked", "import", "device", "device.", ".put",
 	                      "device.put.now", "Device.put", "device.Put", "device put",
 	                      "device-put.x", "devi\xc3\xa7" "e.put", "imports", "moved",
 	                      "device.put\n" };
@@ -62,6 +63,51 @@ Test(event, names)
 		cr_assert(event_name_ok(good[i]), "%s refused", good[i]);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_not(event_name_ok(bad[i]), "%s accepted", bad[i] ? bad[i] : "NULL");
+}
+
+/* Every name hotdeskd records is noun.verb, listed once, and accepted. */
+Test(event, every_name_is_noun_verb)
+{
+	regex_t re;
+	size_t n = 0;
+
+	cr_assert_eq(regcomp(&re, "^[a-z_]+\\.[a-z_]+$", REG_EXTENDED | REG_NOSUB), 0);
+	for (const char *const *p = event_names; *p != NULL; p++, n++) {
+		cr_assert_eq(regexec(&re, *p, 0, NULL, 0), 0, "%s is not noun.verb", *p);
+		cr_assert(event_name_ok(*p), "%s refused", *p);
+		for (const char *const *q = event_names; q != p; q++)
+			cr_assert_str_neq(*q, *p, "%s listed twice", *p);
+	}
+	regfree(&re);
+	/* the moves, the six names renamed and render.failed among them */
+	cr_assert_geq(n, 35);
+	for (const struct event_alias *a = event_aliases; a->old != NULL; a++) {
+		bool listed = false;
+
+		cr_assert_not(event_name_ok(a->old), "older name %s still accepted", a->old);
+		for (const char *const *p = event_names; *p != NULL; p++)
+			listed = listed || strcmp(*p, a->now) == 0;
+		cr_assert(listed, "%s (for %s) is not in the list", a->now, a->old);
+	}
+}
+
+/* Older names map to the names recorded now; any other name is itself. */
+Test(event, older_names_map_to_theirs_now)
+{
+	static const char *const map[][2] = {
+		{ "virtualized", EVENT_VIRTUALIZED },  { "returned", EVENT_RETURNED },
+		{ "denied", "move.denied" },           { "code_failed", "code.failed" },
+		{ "locked", "code.locked" },           { "import", "import.applied" },
+		{ "render_failed", "render.failed" },  { "device.put", "device.put" },
+		{ "extension.virtualized", "extension.virtualized" },
+		{ "nonsense", "nonsense" },            { "", "" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		cr_assert_str_eq(event_name_current(map[i][0]), map[i][1], "%s", map[i][0]);
+	cr_assert_null(event_name_current(NULL));
+	cr_assert_str_eq(EVENT_VIRTUALIZED, "extension.virtualized");
+	cr_assert_str_eq(EVENT_RETURNED, "extension.returned");
 }
 
 Test(event, recorded_with_a_jansson_detail)

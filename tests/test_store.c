@@ -92,21 +92,22 @@ real_migrations(int *last)
 	return n;
 }
 
-/* A private sql directory holding a copy of the real migrations. */
+/* Copies the real migrations of a version under `below` into directory d. */
 static void
-make_sql_dir(char *out, size_t len)
+copy_migrations(const char *d, int below)
 {
 	glob_t g;
 
-	cr_assert_lt((size_t)snprintf(out, len, "%s/sql", dir), len);
-	cr_assert_eq(mkdir(out, 0700), 0);
 	cr_assert_eq(glob("sql/[0-9][0-9][0-9]_*.sql", 0, NULL, &g), 0,
 	             "run the tests from the source root");
 	for (size_t i = 0; i < g.gl_pathc; i++) {
-		FILE *f = fopen(g.gl_pathv[i], "r");
+		FILE *f;
 		char *text;
 		long n;
 
+		if (atoi(strrchr(g.gl_pathv[i], '/') + 1) >= below)
+			continue;
+		f = fopen(g.gl_pathv[i], "r");
 		cr_assert_not_null(f);
 		fseek(f, 0, SEEK_END);
 		n = ftell(f);
@@ -114,10 +115,19 @@ make_sql_dir(char *out, size_t len)
 		text = calloc(1, (size_t)n + 1);
 		cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
 		fclose(f);
-		write_file(out, strrchr(g.gl_pathv[i], '/') + 1, text);
+		write_file(d, strrchr(g.gl_pathv[i], '/') + 1, text);
 		free(text);
 	}
 	globfree(&g);
+}
+
+/* A private sql directory holding a copy of the real migrations. */
+static void
+make_sql_dir(char *out, size_t len)
+{
+	cr_assert_lt((size_t)snprintf(out, len, "%s/sql", dir), len);
+	cr_assert_eq(mkdir(out, 0700), 0);
+	copy_migrations(out, 1000);
 }
 
 /* One integer from the database file, read directly. */
@@ -255,6 +265,64 @@ Test(store, broken_migration_names_its_file_and_rolls_back)
 	cr_assert_not_null(s, "%s", err);
 	cr_assert_eq(store_schema_version(s), 900);
 	store_close(s);
+}
+
+/* One text from the database file, read directly ("" when no row). */
+static void
+peek_text(const char *sql, char *out, size_t len)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	out[0] = '\0';
+	cr_assert_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* 016 renames the rows of the older event names (a store written before
+ * it) to the names recorded now; ids, times, details and other rows kept. */
+Test(store, migration_016_renames_older_event_names)
+{
+	static const char *const rows[][2] = {
+		{ "virtualized", "extension.virtualized" }, { "returned", "extension.returned" },
+		{ "denied", "move.denied" },                { "code_failed", "code.failed" },
+		{ "locked", "code.locked" },                { "import", "import.applied" },
+		{ "render_failed", "render.failed" },       { "device.put", "device.put" },
+		{ "web.locked", "web.locked" },             { "virtualized_x", "virtualized_x" },
+	};
+	const size_t n = sizeof(rows) / sizeof(rows[0]);
+	char sqld[512], err[512], q[256], got[64];
+	struct store *s;
+
+	cr_assert_lt((size_t)snprintf(sqld, sizeof sqld, "%s/sql", dir), sizeof sqld);
+	cr_assert_eq(mkdir(sqld, 0700), 0);
+	copy_migrations(sqld, 16);
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	cr_assert_lt(store_schema_version(s), 16);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(store_event_add(s, 1000 + (long long)i, rows[i][0], 0, "101",
+		                             "0004f2000001", "{\"cause\":\"star30\"}"),
+		             0, "%s", store_errmsg(s));
+	store_close(s);
+
+	copy_migrations(sqld, 1000);
+	s = store_open(dbpath, sqld, err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	cr_assert_geq(store_schema_version(s), 16);
+	store_close(s);
+	cr_assert_eq(peek_int("SELECT count(*) FROM events"), (long long)n);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_lt((size_t)snprintf(q, sizeof q, "SELECT type FROM events WHERE id = %zu "
+		                              "AND at = %zu AND detail = '{\"cause\":\"star30\"}'",
+		                              i + 1, 1000 + i), sizeof q);
+		peek_text(q, got, sizeof got);
+		cr_assert_str_eq(got, rows[i][1], "row %zu (%s)", i + 1, rows[i][0]);
+	}
 }
 
 Test(store, duplicate_version_and_newer_database_refused)
@@ -770,7 +838,7 @@ ev_check_fields(const struct store_event *ev, void *arg)
 
 	if (ev->id == 2) {
 		cr_assert_eq(ev->at, 1001);
-		cr_assert_str_eq(ev->type, "denied");
+		cr_assert_str_eq(ev->type, "move.denied");
 		cr_assert_eq(ev->org, 0);
 		cr_assert_null(ev->extension);
 		cr_assert_null(ev->device);
@@ -799,7 +867,7 @@ Test(store, events_filters_and_paging)
 	                                "{\"from\":null,\"to\":\"000000000001\"}", &id),
 	             0, "%s", store_errmsg(s));
 	cr_assert_eq(id, 1);
-	cr_assert_eq(store_event_add(s, 1001, "denied", 0, NULL, NULL, NULL), 0);
+	cr_assert_eq(store_event_add(s, 1001, "move.denied", 0, NULL, NULL, NULL), 0);
 	for (int i = 3; i <= 10; i++)
 		cr_assert_eq(store_event_add(s, 1000 + i, i % 3 == 0 ? "lockout" : "move",
 		                             i % 2 ? 5 : 6, i % 2 ? "201" : "202",
@@ -1084,7 +1152,7 @@ Test(store, tokens_rotated_configured_and_actors)
 	store_set_actor(s, id, "org");
 	cr_assert_eq(store_event_add(s, 1, "org.put", org, NULL, NULL, NULL), 0);
 	store_set_actor(s, 0, NULL);
-	cr_assert_eq(store_event_add(s, 2, "virtualized", org, "101", NULL, NULL), 0);
+	cr_assert_eq(store_event_add(s, 2, "extension.virtualized", org, "101", NULL, NULL), 0);
 	cr_assert_eq(store_events_list(s, NULL, ev_actor, seen), 0);
 	cr_assert_eq(seen[0], 2);
 	cr_assert_eq(seen[1], id);

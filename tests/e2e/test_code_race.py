@@ -5,7 +5,7 @@ than the limits allow: tries per call (one call_id), tries across redials
 (one phone and target within [secrets] redial_window) and the cross-call
 lockout threshold.  Checked codes are counted by the daemon's own counter
 `hotdeskd_code_checks_total` (every verify against a stored hash) and by
-the `code_failed` events; a right code in the burst may only be accepted
+the `code.failed` events; a right code in the burst may only be accepted
 while the limit was not yet reached, and never after.
 
 The code hash is made slow here (hash_ops / hash_mem_kib) so that verifies
@@ -76,7 +76,7 @@ def test_one_call_checks_at_most_tries_per_call(make_daemon):
     got = results_of(answers)
     assert got == {"retry": 2, "hangup": BURST - 2}, got
     assert sorted(int(a["tries_left"]) for a in answers if a["result"] == "retry") == [1, 2]
-    assert len(events(d, type="code_failed", org="acme")) == 3
+    assert len(events(d, type="code.failed", org="acme")) == 3
     # the call is out of tries: the right code is not even checked
     d.star30("acme-101", "102", code=demo.code(102), call_id="one-call", result="hangup")
     assert code_checks(d) - before == 3
@@ -137,8 +137,8 @@ def test_right_code_in_a_burst_only_before_the_limit(make_daemon):
     answers = burst(d, reqs)
     checked = code_checks(d) - before
     got = results_of(answers)
-    failed = events(d, type="code_failed", org="acme")
-    moved = events(d, type="virtualized", org="acme")
+    failed = events(d, type="code.failed", org="acme")
+    moved = events(d, type="extension.virtualized", org="acme")
     if got.get("accepted"):
         # accepted only while fewer than 3 failures were recorded before it
         assert got["accepted"] == 1 and len(moved) == 1, (got, moved)

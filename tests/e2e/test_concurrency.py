@@ -4,11 +4,11 @@ Requests are mixed on purpose -- overlapping phones and extensions,
 virtualizations with the right code, bare *30 returns, *30<own> -- so that
 many of them race on the same devices.  Afterwards:
   * I1-I4 hold (invariants());
-  * the `virtualized` events since the storm are exactly the accepted
+  * the `extension.virtualized` events since the storm are exactly the accepted
     answers (same (extension, device) multiset: nothing lost, nothing doubled),
     except an accepted *30<X> dialed by X itself from the phone already
     carrying it, which moves nothing (assumption: no event for a no-op);
-  * every `returned` answer has its `returned` event (a move that displaces
+  * every `returned` answer has its `extension.returned` event (a move that displaces
     a guest records one more, so returned events are at least the returned
     answers and at most returned + accepted answers);
   * replaying the events in id order with the SPEC 2.2 rules gives exactly
@@ -62,13 +62,13 @@ def replay(evs, exts):
     v = {k[1]: None for k in exts if k[0] == "acme"}
     for e in evs:
         x = str(e.get("extension"))
-        if e["type"] == "virtualized":
+        if e["type"] == "extension.virtualized":
             dv = e["device"]
             for y in v:
                 if y != x and v[y] == dv:
                     v[y] = None
             v[x] = dv
-        elif e["type"] == "returned":
+        elif e["type"] == "extension.returned":
             v[x] = None
     return v
 
@@ -86,11 +86,11 @@ def check_events_match(d, baseline, reqs, answers, exts):
     evs = events(d, org="acme", after=baseline)
     acc = real_moves(reqs, answers)
     virt = collections.Counter((str(e["extension"]), e["device"])
-                               for e in evs if e["type"] == "virtualized")
+                               for e in evs if e["type"] == "extension.virtualized")
     assert virt == acc, "virtualized events %r != accepted answers %r" % (virt, acc)
     ret_ans = collections.Counter(str(a["extension"]) for a in answers
                                   if a.get("result") == "returned")
-    ret_ev = collections.Counter(str(e["extension"]) for e in evs if e["type"] == "returned")
+    ret_ev = collections.Counter(str(e["extension"]) for e in evs if e["type"] == "extension.returned")
     # *30<H> from H's home phone hosting guest Y answers "returned H" while
     # the move (and its event) is Y's return: compare totals, not per extension.
     assert sum(ret_ans.values()) <= sum(ret_ev.values()) <= \
@@ -155,7 +155,7 @@ def test_kill9_during_move_storm(make_daemon):
     # every acknowledged move is durable; in-flight ones are all or nothing
     evs = events(d, org="acme", after=baseline)
     virt = collections.Counter((str(e["extension"]), e["device"])
-                               for e in evs if e["type"] == "virtualized")
+                               for e in evs if e["type"] == "extension.virtualized")
     acc = real_moves(reqs, answered)
     missing = acc - virt
     assert not missing, "acknowledged moves lost by kill -9: %r" % missing

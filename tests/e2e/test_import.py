@@ -68,7 +68,7 @@ def test_import_creates_everything_in_one_go(acme):
     assert any(b"acme-imp-501" in c for c in files.values()), files
     # the imported code works for *30 from a phone that allows virtualization
     d.star30("acme-101", digits="501", code="8000501", result="accepted")
-    ev = hdharness.events(d, type="import")
+    ev = hdharness.events(d, type="import.applied")
     assert len(ev) == 1 and ev[0]["detail"]["extensions_created"] == 3, ev
     hdharness.invariants(d)
 
@@ -89,7 +89,7 @@ def test_dry_run_reports_and_changes_nothing(acme):
     assert hdharness.snapshot(d) == before
     st, _ = d.admin("GET", "/api/v1/orgs/acme/extensions/777")
     assert st == 404
-    assert hdharness.events(d, type="import") == []
+    assert hdharness.events(d, type="import.applied") == []
 
 
 def test_bad_row_refuses_the_whole_file_with_line_and_column(acme):

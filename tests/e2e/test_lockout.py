@@ -1,7 +1,7 @@
 """Cross-call brute-force lockout (SPEC 2.4), with lockout_threshold = 3 so
 that three wrong codes in three different calls lock the (device,
 extension) pair.  A lockout refuses even the right code, never blocks a
-return to base, only concerns its pair, and records a `locked` event.
+return to base, only concerns its pair, and records a `code.locked` event.
 """
 
 import hdharness
@@ -46,7 +46,7 @@ def test_cross_call_lockout(make_daemon):
     invariants(d)
     # 102's own parked phone returns it (*30<own>), never locked
     d.star30(park(102), "102", result="returned", extension="102", device=mac(102))
-    locked = events(d, type="locked", org="acme")
+    locked = events(d, type="code.locked", org="acme")
     assert len(locked) >= 1, locked
     assert str(locked[0]["extension"]) == "102" and locked[0]["device"] == mac(101), locked
     invariants(d)
@@ -65,5 +65,5 @@ def test_lockout_counts_failures_within_one_call(make_daemon):
     assert ans["result"] in ("hangup", "denied"), ans
     d.star30("acme-101", "102", code=demo.code(102), result="denied", reason="locked")
     assert carries(d, mac(101)) == ("ext", "101", False)
-    assert len(events(d, type="code_failed", org="acme")) >= 3
+    assert len(events(d, type="code.failed", org="acme")) >= 3
     invariants(d)

@@ -17,7 +17,8 @@ ORDER = ["result", "reason", "tries_left", "extension", "device"]
 
 def _move_events(d):
     return [(e["type"], e.get("extension"), e.get("device")) for e in events(d)
-            if e["type"] in ("virtualized", "returned", "denied", "code_failed", "locked")]
+            if e["type"] in ("extension.virtualized", "extension.returned", "move.denied",
+                              "code.failed", "code.locked")]
 
 
 def test_unauthorized_changes_nothing(acme):

@@ -108,7 +108,7 @@ def test_every_admin_change_records_its_actor(acme):
         ("extension.delete", "acme", "150", None): adm_actor,
         # the trail names a deleted organization in the event's detail
         ("org.delete", None, None, None): adm_actor,
-        ("virtualized", "acme", "102", mac(101)): None,
+        ("extension.virtualized", "acme", "102", mac(101)): None,
     }
     dels = [e for e in events(d, after=after, type="org.delete")]
     assert [e["detail"]["name"] for e in dels] == ["umbrella"], dels

@@ -90,7 +90,7 @@ def test_move_whose_render_fails_changes_nothing(prov):
     ev = events(d, type="move.refused")
     assert len(ev) == 1 and ev[0]["device"] == mac(101) and ev[0]["extension"] == "102", ev
     assert ev[0]["detail"]["reason"] == "render_failed"
-    assert events(d, type="virtualized") == []
+    assert events(d, type="extension.virtualized") == []
     # the PBX status agrees: 102 is still home
     assert d.pbx_get("/pbx/v1/extensions/acme-102") == (
         200, {"status": "home", "device": mac(102)})

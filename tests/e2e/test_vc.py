@@ -46,7 +46,7 @@ def test_move_with_code_keyed_as_rfc4733(vc, tmp_path):
     # the move happened, through the same engine as the webhook
     assert carries(d, mac(101)) == ("ext", "102", True)
     assert ext(d, 102)["status"] == "virtualized"
-    ev = events(d, type="virtualized", org="acme")
+    ev = events(d, type="extension.virtualized", org="acme")
     assert [(str(x["extension"]), x["device"]) for x in ev] == [("102", mac(101))], ev
     invariants(d)
     # prompts: one stream of PCMU, 160-byte frames, consecutive sequence
@@ -104,7 +104,7 @@ def test_wrong_codes_by_info_end_the_call(vc, tmp_path):
                 assert status_of(r) == 200, r
             if attempt < 2:
                 # hotdeskd decides, says "wrong code" and asks again
-                wait_for(lambda: len(events(d, type="code_failed", org="acme")) >= attempt + 1,
+                wait_for(lambda: len(events(d, type="code.failed", org="acme")) >= attempt + 1,
                          what="failure %d" % (attempt + 1))
                 time.sleep(0.3)
         bye = c.recv(timeout=15, want=lambda m: m.startswith("BYE "))
@@ -114,7 +114,7 @@ def test_wrong_codes_by_info_end_the_call(vc, tmp_path):
         c.close()
         rtp.stop()
     assert carries(d, mac(101)) == ("ext", "101", False)
-    assert len(events(d, type="code_failed", org="acme")) == 3
+    assert len(events(d, type="code.failed", org="acme")) == 3
     invariants(d)
 
 

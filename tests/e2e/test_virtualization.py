@@ -31,7 +31,7 @@ def test_virtualize_with_right_code(acme):
     e = ext(d, 102)
     assert (e["status"], e["virtual_on"], e["home_device"]) == ("virtualized", mac(101), mac(102)), e
     assert ext(d, 101)["status"] == "inactive"
-    ev = events(d, type="virtualized", org="acme")
+    ev = events(d, type="extension.virtualized", org="acme")
     assert [(str(x["extension"]), x["device"]) for x in ev] == [("102", mac(101))], ev
     invariants(d)
 
@@ -55,7 +55,7 @@ def test_wrong_code_three_times(acme):
     assert [e["status"] for e in after_state[0].values()] == \
         [e["status"] for e in before_state[0].values()]
     assert carries(d, mac(101)) == ("ext", "101", False)
-    assert len(events(d, type="code_failed", org="acme")) >= 3
+    assert len(events(d, type="code.failed", org="acme")) >= 3
     # a redial from the same phone to the same target shares the call's
     # tries ([secrets] redial_window): still out of tries, nothing checked
     d.star30("acme-101", "102", code=demo.code(102), result="hangup")
@@ -214,12 +214,12 @@ def test_star30_own_number_from_home_phone_hosting_guest(acme):
     d.star30("acme-102", "101", result="returned", extension="101", device=mac(101))
     assert carries(d, mac(101)) == ("ext", "101", False)
     assert carries(d, mac(102)) == ("ext", "102", False)
-    ev = events(d, type="returned", org="acme")
+    ev = events(d, type="extension.returned", org="acme")
     assert [(str(e["extension"]), e["device"]) for e in ev] == [("102", mac(102))], ev
     # at home with no guest: nothing to do
     ans = d.star30("acme-101", "101")
     assert ans["result"] in ("nothing", "returned"), ans
-    assert len(events(d, type="returned", org="acme")) == 1
+    assert len(events(d, type="extension.returned", org="acme")) == 1
     invariants(d)
 
 
@@ -289,6 +289,6 @@ def test_admin_return(acme):
     # acme's numbers through globex's path are globex's: 102 does not exist there
     st, js = d.admin("POST", "/api/v1/orgs/globex/extensions/102/return")
     assert st == 404, (st, js)
-    assert [str(e["extension"]) for e in events(d, type="returned", org="acme")][-2:] == \
+    assert [str(e["extension"]) for e in events(d, type="extension.returned", org="acme")][-2:] == \
         ["102", "105"]
     invariants(d)

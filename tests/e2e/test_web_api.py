@@ -79,7 +79,7 @@ def test_me_sign_in_state_return_code_password(acme):
     assert st == 200 and js["status"] == "virtualized"
     assert js["virtual_on"]["device"]["mac"] == hdharness.mac(101)
     assert abs(js["virtual_on"]["since"] - time.time()) < 120
-    assert js["moves"][0]["type"] == "virtualized" and js["moves"][0]["device"] == hdharness.mac(101)
+    assert js["moves"][0]["type"] == "extension.virtualized" and js["moves"][0]["device"] == hdharness.mac(101)
     # a change without the CSRF token, or from another origin, is refused
     st, _, _ = web(d, "POST", "/me/api/return", {}, cookie=c)
     assert st == 403

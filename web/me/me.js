@@ -32,6 +32,9 @@ function when(t) {
   return t ? new Date(t * 1000).toLocaleString() : "";
 }
 
+// a move event's name (docs/API.md, Events) as this page says it
+const MOVES = { "extension.virtualized": "virtualized", "extension.returned": "returned" };
+
 function show(state) {
   csrf = state.csrf;
   $("login").hidden = true;
@@ -54,7 +57,7 @@ function show(state) {
   body.replaceChildren();
   for (const m of state.moves) {
     const tr = body.insertRow();
-    for (const v of [when(m.at), m.type, m.device || "", m.cause || ""]) {
+    for (const v of [when(m.at), MOVES[m.type] || m.type, m.device || "", m.cause || ""]) {
       tr.insertCell().textContent = v;
     }
   }
