@@ -161,7 +161,8 @@ fuzz: fuzz-build
 # --coverage into build-cov/ (counts from an earlier run removed), the unit
 # tests run, then the end-to-end suite against that daemon (COVERAGE_E2E=0
 # leaves it out: unit tests only), then scripts/coverage.sh reports
-# service.c, publish.c, resync.c, resync_engine.c and every api_*.c and
+# service.c, publish.c (with its pubcache.c and tftpw.c), resync.c,
+# resync_engine.c and every api_*.c and
 # fails when one is under COVERAGE_MIN % of its lines.  The suite runs
 # without this make's variables (its own `make install` builds into build/,
 # as in `make test`).  Not in CI (.ci/run): the suite again on an
@@ -169,7 +170,8 @@ fuzz: fuzz-build
 COVERAGE_MIN ?= 80
 COVERAGE_E2E ?= 1
 COV_FLAGS := CC=gcc CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage"
-COV_FILES = src/service.c src/publish.c src/resync.c src/resync_engine.c $(sort $(wildcard src/api_*.c))
+COV_FILES = src/service.c src/publish.c src/pubcache.c src/tftpw.c src/resync.c src/resync_engine.c \
+            $(sort $(wildcard src/api_*.c))
 coverage: deps
 	rm -f build-cov/obj/*.gcda
 	$(MAKE) B=build-cov $(COV_FLAGS) all $(addprefix build-cov/tests/,$(notdir $(TEST_BIN)))
