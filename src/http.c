@@ -1108,7 +1108,14 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	}
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+	/* TLS listeners use poll(): libmicrohttpd 0.9.75's epoll loop keeps a
+	 * connection that is waiting for the client's next handshake message
+	 * marked readable (only a record read that finds nothing clears the
+	 * mark, a handshake never does), so it retries the handshake in a
+	 * busy loop until the client answers: 100+ recv() calls and 1-2 ms
+	 * of CPU per new TLS connection on a loaded machine.  poll() waits
+	 * for the socket. */
+	if (o->tls == NULL && MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
 	else
 		flags |= MHD_USE_POLL;

@@ -9,6 +9,7 @@ import http.client
 import os
 import signal
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -228,3 +229,71 @@ def test_cert_reload_under_load_without_a_failed_request(make_daemon, pki, tmp_p
         time.sleep(0.1)
     assert tlsutil.peer_fingerprint(tport, ca.cert) == seen[-1]
     assert tlsutil.curl(tport, "/provision/" + name, ca.cert)[0] == 200
+
+
+def _cpu_seconds(pid):
+    """User + system CPU time of process pid (all its threads), seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_handshake_waiting_for_the_client_costs_no_cpu(make_daemon, pki, tmp_path):
+    """A phone that is slow to finish its TLS handshake (the server's
+    flight sent, the phone's Finished not yet there) costs the server no
+    CPU while it waits: the connection waits for its socket, it is not
+    polled in a loop.  Three such handshakes are held for 3 s; then they
+    finish and each is served its file."""
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path)
+    hdharness.build_demo(d)
+    name, content = sorted(hdharness.device_files(d, mac(101)).items())[0]
+    ctx = tlsutil.context(ca.cert)
+    held = []
+    try:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", tport), timeout=20)
+            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+            held.append((sock, inc, out, tls))
+            # ClientHello out, the server's flight in: the client is done,
+            # its Finished waits in `out`, the server waits for it
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(out.read())
+                    data = sock.recv(65536)
+                    assert data, "server closed during the handshake"
+                    inc.write(data)
+            assert tls.version() == "TLSv1.3", tls.version()
+        time.sleep(0.3)
+        before = _cpu_seconds(d.proc.pid)
+        time.sleep(3)
+        spent = _cpu_seconds(d.proc.pid) - before
+        assert spent < 0.1, "%.2f s of CPU while 3 handshakes waited 3 s" % spent
+        for sock, inc, out, tls in held:
+            tls.write(("GET /provision/%s HTTP/1.1\r\nHost: localhost\r\n"
+                       "Connection: close\r\n\r\n" % name).encode())
+            sock.sendall(out.read())
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                inc.write(chunk)
+                try:
+                    while True:
+                        got = tls.read(65536)
+                        if not got:
+                            break
+                        data += got
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    pass
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+            assert body == content
+    finally:
+        for sock, _, _, _ in held:
+            sock.close()
