@@ -126,7 +126,12 @@ struct http_route {
  * are removed.  HTTP_TLS_PRIORITIES is the default cipher policy: TLS 1.3
  * and 1.2, AEAD ciphers only (AES-GCM, ChaCha20-Poly1305), forward-secret
  * key exchange only (ECDHE, DHE); no CBC, RC4, 3DES, SHA-1 MACs, static
- * RSA key exchange or compression.
+ * RSA key exchange or compression.  The server's order decides
+ * (%SERVER_PRECEDENCE): AES-128-GCM first (TLS_AES_128_GCM_SHA256: its
+ * SHA-256 transcript and key schedule cost less than AES-256-GCM's
+ * SHA-384, which has no hardware support), X25519 first (a client that
+ * sent only another group's key share while listing X25519 is asked for an
+ * X25519 share: one more round trip).
  *
  * client_ca_pem, when not NULL, makes every TLS listener ask clients for a
  * certificate (optional: a client without one still connects) naming those
@@ -142,7 +147,10 @@ struct http_route {
  */
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
 	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:" \
-	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:-COMP-ALL"
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:-COMP-ALL:" \
+	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:" \
+	"+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:+GROUP-FFDHE6144:" \
+	"+GROUP-FFDHE8192:%SERVER_PRECEDENCE"
 struct http_tls;
 /* Loads cert_file (the server certificate, then its intermediates) and
  * key_file; priorities NULL = HTTP_TLS_PRIORITIES.  Returns NULL with err

@@ -297,3 +297,34 @@ def test_a_handshake_waiting_for_the_client_costs_no_cpu(make_daemon, pki, tmp_p
     finally:
         for sock, _, _, _ in held:
             sock.close()
+
+
+def test_server_order_picks_the_cheaper_suite_and_group(make_daemon, pki, tmp_path):
+    """The default policy decides in the server's order: a client that
+    prefers AES-256-GCM-SHA384 (as OpenSSL does) gets TLS_AES_128_GCM_SHA256
+    over X25519; a client offering only the other suites or groups still
+    gets one of them; in TLS 1.2, ECDHE-ECDSA-AES128-GCM-SHA256."""
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path)
+
+    def s_client(*args):
+        p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tport,
+                            "-CAfile", ca.cert] + list(args),
+                           input=b"", capture_output=True, timeout=30)
+        out = p.stdout.decode("utf-8", "replace")
+        assert "Verify return code: 0" in out, (args, out[-600:])
+        return out
+
+    out = s_client("-tls1_3", "-ciphersuites",
+                   "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+                   "-groups", "X25519:P-256")
+    assert "Cipher is TLS_AES_128_GCM_SHA256" in out, out[-600:]
+    assert "Server Temp Key: X25519" in out, out[-600:]
+    out = s_client("-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384", "-groups", "P-256")
+    assert "Cipher is TLS_AES_256_GCM_SHA384" in out, out[-600:]
+    assert "Server Temp Key: ECDH, prime256v1" in out, out[-600:]
+    out = s_client("-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256")
+    assert "Cipher is TLS_CHACHA20_POLY1305_SHA256" in out, out[-600:]
+    out = s_client("-tls1_2", "-cipher",
+                   "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert "Cipher    : ECDHE-ECDSA-AES128-GCM-SHA256" in out, out[-600:]
