@@ -93,15 +93,20 @@ def test_plain_listener_can_leave_phones_out(make_daemon, pki, tmp_path):
     assert tlsutil.curl(tport, "/provision/" + name, ca.cert)[0] == 200
 
 
+def s_client_output(port, cafile, *args):
+    """What openssl s_client prints for a handshake with 127.0.0.1:port."""
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-CAfile", cafile] + list(args),
+                       input=b"", capture_output=True, timeout=30)
+    return p.stdout.decode("utf-8", "replace")
+
+
 def test_protocol_floor_and_cipher_policy(make_daemon, pki, tmp_path):
     ca, cert, key = pki
     d, tport = https_daemon(make_daemon, pki, tmp_path)
 
     def s_client(*args):
-        p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tport,
-                            "-CAfile", ca.cert] + list(args),
-                           input=b"", capture_output=True, timeout=30)
-        return p.stdout.decode("utf-8", "replace")
+        return s_client_output(tport, ca.cert, *args)
 
     out = s_client("-tls1_3")
     assert "TLSv1.3" in out and "Verify return code: 0" in out, out[-600:]
@@ -308,10 +313,7 @@ def test_server_order_picks_the_cheaper_suite_and_group(make_daemon, pki, tmp_pa
     d, tport = https_daemon(make_daemon, pki, tmp_path)
 
     def s_client(*args):
-        p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tport,
-                            "-CAfile", ca.cert] + list(args),
-                           input=b"", capture_output=True, timeout=30)
-        out = p.stdout.decode("utf-8", "replace")
+        out = s_client_output(tport, ca.cert, *args)
         assert "Verify return code: 0" in out, (args, out[-600:])
         return out
 
