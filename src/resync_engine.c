@@ -12,9 +12,9 @@
  *   - the service's hooks (change hook via resync_kick, registration hook)
  *     run with the service lock held and use the store directly;
  *   - HTTP threads call resync_on_fetch, which only takes r->mu;
- *   - the engine thread takes the service lock through svc_locked (scans)
- *     and svc_transact (results) for short batches of store work, never
- *     while sending or resolving names.
+ *   - the engine thread takes the service lock through svc_transact
+ *     (scans and results, each one transaction) for short batches of
+ *     store work, never while sending or resolving names.
  * Lock order: service lock, then r->mu; never the other way round.
  */
 #include "resync_engine.h"
@@ -55,7 +55,8 @@
 #define FETCHQ_MAX 100000
 
 /* Target inputs of device d from the store and the publisher (lock held).
- * dc is filled (zeroed when absent). */
+ * dc is filled (zeroed when absent).  0 with t filled, 1 when d has no
+ * target, -1 when the store failed. */
 static int
 target_of(const struct hd_dev *d, struct store *st, struct pub *pub, long long now,
           const struct cfg_netlist *nets, struct store_devcontact *dc, struct pub_fetch *f,
@@ -63,8 +64,11 @@ target_of(const struct hd_dev *d, struct store *st, struct pub *pub, long long n
 {
 	struct resync_target_in in = { 0 };
 
-	if (store_devcontact_get(st, d->id, dc) < 0)
-		memset(dc, 0, sizeof(*dc));
+	if (store_devcontact_get(st, d->id, dc) < 0) {
+		log_error("resync: cannot read the contact of device %s: %s", d->mac,
+		          store_errmsg(st));
+		return -1;
+	}
 	memset(f, 0, sizeof(*f));
 	if (pub != NULL)
 		(void)pub_fetch_info(pub, d->id, f);
@@ -74,7 +78,7 @@ target_of(const struct hd_dev *d, struct store *st, struct pub *pub, long long n
 	in.static_contact = d->static_contact;
 	in.now = now;
 	in.nets = nets;
-	return resync_pick_target(&in, t);
+	return resync_pick_target(&in, t) == 0 ? 0 : 1;
 }
 
 json_t *
@@ -94,9 +98,15 @@ resync_sync_json(const struct world *w, struct store *st, struct pub *pub,
 	(void)w;
 	if (rc < 0)
 		return NULL;
-	if (target_of(d, st, pub, (long long)time(NULL), NULL, &dc, &f, &t) == 0) {
+	switch (target_of(d, st, pub, (long long)time(NULL), NULL, &dc, &f, &t)) {
+	case -1:
+		return NULL;
+	case 0:
 		resync_target_uri(&t, uri, sizeof(uri));
 		tj = json_pack("{s:s, s:s}", "uri", uri, "source", resync_source_name(t.source));
+		break;
+	default:
+		break;
 	}
 	if (rc == 1) {
 		state = row.state;
@@ -339,8 +349,9 @@ soonest_row(const struct store_resync *row, void *arg)
 	return 1;
 }
 
-/* One due row, lock held: decides, writes, and maybe adds a job. */
-static void
+/* One due row, in the scan's transaction: decides, writes, and maybe
+ * adds a job.  0, or -1 when the store failed (the scan is rolled back). */
+static int
 scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_resync *row)
 {
 	const struct hd_dev *d = world_dev(w, row->dev);
@@ -357,43 +368,46 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 		resync_set_state(row, "stale");
 		row->next_at = 0;
 		(void)resync_record_result(row, -1, "unknown device or profile", sc->now);
-		(void)put_row(st, row);
-		return;
+		return put_row(st, row);
 	}
 	if (row->version == 0)
 		row->version = pub_version(sc->r->pub, d->id);
 	act = resync_step(row, &sc->pol, sc->now);
 	if (act == RESYNC_GIVE_UP) {
-		if (put_row(st, row) == 0)
-			dev_event(st, "resync.stale", d->org, d->mac,
-			          json_pack("{s:I, s:i, s:s?}", "version", (json_int_t)row->version,
-			                    "attempts", row->attempts, "last_result",
-			                    row->last_result[0] ? row->last_result : NULL),
-			          sc->now);
+		if (put_row(st, row) != 0 ||
+		    dev_event(st, "resync.stale", d->org, d->mac,
+		              json_pack("{s:I, s:i, s:s?}", "version", (json_int_t)row->version,
+		                        "attempts", row->attempts, "last_result",
+		                        row->last_result[0] ? row->last_result : NULL),
+		              sc->now) != 0)
+			return -1;
 		log_warn("resync: device %s is stale after %d NOTIFYs (%s)", d->mac, row->attempts,
 		         row->last_result);
-		return;
+		return 0;
 	}
 	if (act != RESYNC_SEND)
-		return;
+		return 0;
 	set_await(sc->r, d->id, row->version);
 	memset(j, 0, sizeof(*j));
-	if (target_of(d, st, sc->r->pub, sc->now, &sc->nets, &dc, &f, &j->t) != 0) {
+	if ((n = target_of(d, st, sc->r->pub, sc->now, &sc->nets, &dc, &f, &j->t)) < 0)
+		return -1;
+	if (n > 0) {
 		(void)resync_record_result(row, -1, "no target", sc->now);
-		if (put_row(st, row) == 0)
-			dev_event(st, "resync.failed", d->org, d->mac,
-			          json_pack("{s:I, s:i, s:s}", "version", (json_int_t)row->version,
-			                    "attempt", row->attempts, "result", "no target"),
-			          sc->now);
+		if (put_row(st, row) != 0 ||
+		    dev_event(st, "resync.failed", d->org, d->mac,
+		              json_pack("{s:I, s:i, s:s}", "version", (json_int_t)row->version,
+		                        "attempt", row->attempts, "result", "no target"),
+		              sc->now) != 0)
+			return -1;
 		/* one log line per scan, not per device: a template change can
 		 * reach thousands of phones the PBX never reported */
 		log_debug("resync: device %s has no registration, fetch or static contact", d->mac);
 		if (sc->no_target++ == 0)
 			memcpy(sc->no_target_mac, d->mac, sizeof(sc->no_target_mac));
-		return;
+		return 0;
 	}
 	if (put_row(st, row) != 0)
-		return;
+		return -1;
 	j->dev = d->id;
 	j->org = d->org;
 	memcpy(j->mac, d->mac, sizeof(j->mac));
@@ -416,19 +430,28 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	}
 	auth_of(w, prof, &dc, j);
 	sc->njobs++;
+	return 0;
 }
 
+/*
+ * The scan's body, in one transaction (svc_transact): the due rows, what
+ * each decided, and their events are written together or not at all.
+ * When any write fails, nothing of the scan is kept and no NOTIFY goes
+ * out (its jobs are dropped): the rows are due as they were.
+ */
 static int
-scan_locked(const struct world *w, struct store *st, void *arg)
+scan_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
 	struct scan *sc = arg;
 
+	(void)chg; /* no device's files change */
 	if (store_resync_due(st, sc->now, SCAN_BATCH, collect_row, sc) != 0) {
 		log_error("resync: cannot read the outbox: %s", store_errmsg(st));
 		return -1;
 	}
 	for (size_t i = 0; i < sc->nrows; i++)
-		scan_one(sc, w, st, &sc->rows[i]);
+		if (scan_one(sc, w, st, &sc->rows[i]) != 0)
+			return -1;
 	sc->soonest = 0;
 	if (store_resync_due(st, LLONG_MAX / 2, 1, soonest_row, sc) < 0)
 		sc->soonest = sc->now + 1;
@@ -591,7 +614,7 @@ scan(struct resync *r)
 	r->kicked = false;
 	pthread_mutex_unlock(&r->mu);
 	sc->now = (long long)time(NULL);
-	if (svc_locked(r->svc, scan_locked, sc) == 0) {
+	if (svc_transact(r->svc, "resync scan", scan_locked, NULL, sc) == 0) {
 		if (sc->no_target > 0)
 			log_warn("resync: %zu device(s) (e.g. %s) have no registration, fetch or "
 			         "static contact: no NOTIFY sent", sc->no_target, sc->no_target_mac);
@@ -603,6 +626,8 @@ scan(struct resync *r)
 			r->next_due = sc->now + 1; /* a row we could not write: not a busy loop */
 		pthread_mutex_unlock(&r->mu);
 	} else {
+		/* rolled back: nothing is sent, the rows are tried again */
+		sc->njobs = 0;
 		pthread_mutex_lock(&r->mu);
 		r->next_due = sc->now + 1;
 		pthread_mutex_unlock(&r->mu);

@@ -7,7 +7,8 @@
  * Threads and locks (docs/ARCHITECTURE.md, "Threads and locks"): the
  * hooks run under the service lock; resync_on_fetch takes only the
  * engine's own mutex; the engine thread takes the service lock through
- * svc_locked for short batches of store work, never while sending.
+ * svc_transact for short batches of store work (a scan, a round of
+ * results: each one transaction), never while sending.
  */
 #ifndef HD_RESYNC_ENGINE_H
 #define HD_RESYNC_ENGINE_H

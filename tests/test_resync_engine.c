@@ -6,7 +6,9 @@
  * per store step with that step failing.  Besides the checks every fault
  * test makes, a device's resync row and the audit trail agree: a row is
  * synced only with its "resync.synced" event, a change's row is never
- * lost, and the version a row waits for is the one published.
+ * lost, and the version a row waits for is the one published; the
+ * engine's scan keeps every due row it tried, each with its event, or
+ * none (one transaction).
  * The pure rules are tested in test_resync.c; NOTIFYs on the wire end to
  * end (tests/e2e/test_resync.py).
  */
@@ -233,4 +235,173 @@ Test(resync_engine_faults, fetch_confirms_the_move)
 	struct row_q q;
 
 	fx_faults_world("fetch of Dee's phone", prep_fetch, op_fetch, &q, false);
+}
+
+/* ---- a scan: its rows and their events, all or nothing ------------------------ */
+
+/* The devices of the fixture (organization acme). */
+static const char *const scan_macs[] = { "001565000100", "0004f2000101", "00605c000102",
+	                                  DEE_MAC };
+#define NSCAN (sizeof(scan_macs) / sizeof(scan_macs[0]))
+
+struct scan_q {
+	long long since;               /* events after this id */
+	struct row_q rows[NSCAN];
+	size_t failed[NSCAN];          /* resync.failed events since `since` */
+};
+
+static long long scan_mark; /* the last event id before the operation */
+
+static int
+last_event(const struct store_event *ev, void *arg)
+{
+	*(long long *)arg = ev->id;
+	return 1;
+}
+
+static int
+count_one(const struct store_event *ev, void *arg)
+{
+	(void)ev;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static int
+scan_locked_q(const struct world *w, struct store *st, void *arg)
+{
+	struct scan_q *q = arg;
+
+	for (size_t i = 0; i < NSCAN; i++) {
+		const struct hd_dev *d = world_dev_by_mac(w, scan_macs[i]);
+		struct store_event_filter ef = { .type = "resync.failed", .device = scan_macs[i],
+		                                 .since_id = q->since };
+
+		cr_assert_not_null(d);
+		q->rows[i].found = store_resync_get(st, d->id, &q->rows[i].row);
+		cr_assert_geq(q->rows[i].found, 0);
+		q->failed[i] = 0;
+		cr_assert_geq(store_events_list(st, &ef, count_one, &q->failed[i]), 0);
+	}
+	return 0;
+}
+
+static struct scan_q
+scan_rows(struct fx *f)
+{
+	struct scan_q q = { .since = scan_mark };
+
+	(void)svc_locked(f->svc, scan_locked_q, &q);
+	return q;
+}
+
+/* How many of the rows were tried since the resync (attempts counted). */
+static size_t
+scan_tried(const struct scan_q *q)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NSCAN; i++)
+		if (q->rows[i].found == 1 && q->rows[i].row.attempts > 0)
+			n++;
+	return n;
+}
+
+static int
+mark_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct store_event_filter ef = { .newest_first = true, .limit = 1 };
+
+	(void)w;
+	*(long long *)arg = 0;
+	cr_assert_geq(store_events_list(st, &ef, last_event, arg), 0);
+	return 0;
+}
+
+/* The engine running, done with the rows the fixture's moves queued:
+ * each of those was tried once (no phone has an address: "no target"). */
+static int
+prep_scan(struct fx *f, void *arg)
+{
+	(void)arg;
+	engine_start(f);
+	for (int i = 0;; i++) { /* 30 s */
+		struct scan_q q = { .since = LLONG_MAX / 2 };
+		size_t rows = 0;
+
+		(void)svc_locked(f->svc, scan_locked_q, &q);
+		for (size_t k = 0; k < NSCAN; k++)
+			rows += q.rows[k].found == 1;
+		if (rows > 0 && scan_tried(&q) == rows)
+			break;
+		cr_assert_lt(i, 6000, "the engine never tried the fixture's rows");
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	}
+	(void)svc_locked(f->svc, mark_locked, &scan_mark);
+	f->extra = NULL;
+	return SVC_OK;
+}
+
+/*
+ * After the resync of every phone: the engine's scan of the four due rows
+ * is one transaction.  Right after the operation the rows were all tried
+ * or none was; once the engine is done, each was tried once, with exactly
+ * one resync.failed event per attempt (a row never records an attempt
+ * whose event was lost, nor the other way round).
+ */
+static void
+check_scan(struct fx *f, const char *label)
+{
+	struct scan_q q = scan_rows(f);
+	size_t tried = scan_tried(&q);
+
+	cr_assert(tried == 0 || tried == NSCAN, "%s: the scan kept %zu of %zu rows", label, tried,
+	          NSCAN);
+	for (int i = 0; tried < NSCAN; i++) { /* a scan rolled back is run again */
+		cr_assert_lt(i, 6000, "%s: the engine never tried every row", label);
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+		q = scan_rows(f);
+		tried = scan_tried(&q);
+	}
+	for (size_t i = 0; i < NSCAN; i++) {
+		const struct store_resync *r = &q.rows[i].row;
+
+		cr_assert_eq(r->attempts, 1, "%s: %s: %d attempts", label, scan_macs[i], r->attempts);
+		cr_assert_str_eq(r->last_result, "error: no target", "%s: %s", label, scan_macs[i]);
+		cr_assert_eq(q.failed[i], (size_t)r->attempts,
+		             "%s: %s: %d attempts recorded, %zu resync.failed events", label,
+		             scan_macs[i], r->attempts, q.failed[i]);
+	}
+}
+
+static int
+op_resync_all(struct fx *f, void *arg)
+{
+	struct svc_result res = { 0 };
+	size_t count = 0;
+	long steps = 0, last = -1;
+	int still = 0, rc;
+
+	(void)arg;
+	if ((rc = svc_resync(f->svc, NULL, "acme", &count, &res)) != SVC_OK)
+		return rc;
+	if (count != NSCAN)
+		return FX_WRONG;
+	f->extra = check_scan;
+	/* the engine's thread scans the rows in its own transaction: done
+	 * when its store steps stop (watched without a step of ours) */
+	for (int i = 0; i < 6000 && still < 40; i++) { /* 30 s; quiet for 200 ms */
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+		(void)svc_locked(f->svc, steps_locked, &steps);
+		still = steps == last ? still + 1 : 0;
+		last = steps;
+	}
+	cr_assert_eq(still, 40, "the engine never stopped scanning");
+	return SVC_OK;
+}
+
+Test(resync_engine_faults, a_scan_is_all_or_nothing)
+{
+	fx_faults_world("resync of every phone, then the engine's scan", prep_scan, op_resync_all,
+	                NULL, false);
 }
