@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "sip.h"
+#include "lockorder.h"
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -209,6 +210,9 @@ digest_seen_new(size_t capacity)
 	t->nbuckets = n;
 	for (size_t i = 0; i < n; i++)
 		pthread_mutex_init(&t->b[i].mu, NULL);
+	/* one rank for every bucket: a thread holds at most one (seen_use
+	 * calls nothing that locks while it holds its bucket) */
+	lockorder_register_array(&t->b[0].mu, n, sizeof(t->b[0]), LOCK_DIGEST, "digest bucket");
 	return t;
 }
 
@@ -217,6 +221,7 @@ digest_seen_free(struct digest_seen *t)
 {
 	if (t == NULL)
 		return;
+	lockorder_forget(&t->b[0].mu);
 	for (size_t i = 0; i < t->nbuckets; i++)
 		pthread_mutex_destroy(&t->b[i].mu);
 	free(t);

@@ -1,8 +1,9 @@
 /*
  * lockorder.c -- the debug-build checker of the lock order (lockorder.h).
  *
- * Owns: the table of registered locks (address, rank, name) and, per
- * thread, the registered locks it holds, in the order it took them.
+ * Owns: the table of registered locks (address, rank, name; an array of
+ * locks of one rank is one entry) and, per thread, the registered locks
+ * it holds, in the order it took them.
  * Taking a registered lock while holding one of an equal or higher rank
  * is a broken invariant: both names go to stderr and the process aborts
  * (the sanitizer build turns that into a failed test).  Without
@@ -13,33 +14,44 @@
 
 #ifdef HD_LOCK_ORDER
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #define LOCKORDER_MAX 1024 /* registered locks at once */
 #define HELD_MAX 16        /* registered locks one thread holds at once */
 
+/* One lock as held (lock: its own address). */
 struct lock_entry {
 	const void *lock;
 	int rank;
 	const char *name;
 };
 
+/* A registered lock, or n locks stride bytes apart from lock on. */
+struct table_entry {
+	struct lock_entry e;
+	size_t n, stride;
+};
+
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct lock_entry table[LOCKORDER_MAX];
+static struct table_entry table[LOCKORDER_MAX];
 static size_t ntable;
 
 static _Thread_local struct lock_entry held[HELD_MAX];
 static _Thread_local size_t nheld;
 
 void
-lockorder_register(const void *lock, enum lockorder_rank rank, const char *name)
+lockorder_register_array(const void *first, size_t n, size_t stride, enum lockorder_rank rank,
+                         const char *name)
 {
+	struct table_entry t = { { first, (int)rank, name }, n > 0 ? n : 1, stride };
+
 	pthread_mutex_lock(&table_mu);
 	for (size_t i = 0; i < ntable; i++) {
-		if (table[i].lock == lock) {
-			table[i].rank = (int)rank;
-			table[i].name = name;
+		if (table[i].e.lock == first) {
+			table[i] = t;
 			pthread_mutex_unlock(&table_mu);
 			return;
 		}
@@ -48,8 +60,14 @@ lockorder_register(const void *lock, enum lockorder_rank rank, const char *name)
 		fprintf(stderr, "lockorder: more than %d locks registered\n", LOCKORDER_MAX);
 		abort();
 	}
-	table[ntable++] = (struct lock_entry){ lock, (int)rank, name };
+	table[ntable++] = t;
 	pthread_mutex_unlock(&table_mu);
+}
+
+void
+lockorder_register(const void *lock, enum lockorder_rank rank, const char *name)
+{
+	lockorder_register_array(lock, 1, 0, rank, name);
 }
 
 void
@@ -57,12 +75,23 @@ lockorder_forget(const void *lock)
 {
 	pthread_mutex_lock(&table_mu);
 	for (size_t i = 0; i < ntable; i++) {
-		if (table[i].lock == lock) {
+		if (table[i].e.lock == lock) {
 			table[i] = table[--ntable];
 			break;
 		}
 	}
 	pthread_mutex_unlock(&table_mu);
+}
+
+/* Whether t names lock: its address, or one of its array's. */
+static bool
+names(const struct table_entry *t, const void *lock)
+{
+	uintptr_t a = (uintptr_t)lock, b = (uintptr_t)t->e.lock;
+
+	if (t->n == 1)
+		return a == b;
+	return a >= b && (a - b) % t->stride == 0 && (a - b) / t->stride < t->n;
 }
 
 /* The registered entry of lock, or lock = NULL when it is not registered. */
@@ -72,9 +101,12 @@ lookup(const void *lock)
 	struct lock_entry e = { NULL, 0, NULL };
 
 	pthread_mutex_lock(&table_mu);
-	for (size_t i = 0; i < ntable; i++)
-		if (table[i].lock == lock)
-			e = table[i];
+	for (size_t i = 0; i < ntable; i++) {
+		if (names(&table[i], lock)) {
+			e = table[i].e;
+			e.lock = lock;
+		}
+	}
 	pthread_mutex_unlock(&table_mu);
 	return e;
 }

@@ -19,15 +19,18 @@
 #define HD_LOCKORDER_H
 
 #include <pthread.h>
+#include <stddef.h>
 
 /* Ranks, lowest (taken first, outermost) to highest (innermost). */
 enum lockorder_rank {
 	LOCK_VC = 10,          /* vc.c: the call queues of the Virtualization Center */
 	LOCK_SERVICE = 20,     /* service.c: the service lock (world, store, hooks) */
+	LOCK_TFTPW_RUN = 25,   /* tftpw.c: the thread running TFTP writes (run_mu) */
 	LOCK_PUB = 30,         /* publish.c: the published files (rwlock) */
 	LOCK_PUB_SHARED = 40,  /* publish.c: the shared-file cache and the templates */
 	LOCK_PUB_FETCH = 50,   /* publish.c: the last fetch of each device */
 	LOCK_RESYNC = 60,      /* resync_engine.c: the engine's queues and settings */
+	LOCK_TFTPW = 65,       /* tftpw.c: the TFTP writer's queues (mu) */
 	LOCK_SLAB = 70,        /* slab.c: the size classes of published files */
 	LOCK_CFG = 80,         /* main.c: the configuration pointer in force */
 	LOCK_MTLS = 90,        /* mtls.c: the client CA bundles in force */
@@ -35,8 +38,9 @@ enum lockorder_rank {
 	LOCK_HTTP_CONNS = 110, /* http.c: the connection list of a server */
 	LOCK_THROTTLE = 120,   /* throttle.c: the miss counters */
 	LOCK_SESSION = 130,    /* session.c: the web sessions */
-	LOCK_DIGEST = 140,     /* digest.c: the nonce table */
+	LOCK_DIGEST = 140,     /* digest.c: a bucket of the nonce table (one rank for all) */
 	LOCK_SECRET = 150,     /* secret.c: the dummy hash of unknown users */
+	LOCK_WEBHOOK = 160,    /* webhook.c: the move webhook's flags */
 };
 
 #ifdef HD_LOCK_ORDER
@@ -45,6 +49,12 @@ enum lockorder_rank {
  * string literal for messages.  Register after init, forget before destroy
  * (the destroy wrappers forget by themselves). */
 void lockorder_register(const void *lock, enum lockorder_rank rank, const char *name);
+/* n locks of one rank, stride bytes apart from first on (an array, or a
+ * member of an array of structs): one entry, so that thousands cost one.
+ * Two of them are never held at once (equal ranks do not nest).  Forgotten
+ * with first (lockorder_forget(first), or destroying the first). */
+void lockorder_register_array(const void *first, size_t n, size_t stride,
+                              enum lockorder_rank rank, const char *name);
 void lockorder_forget(const void *lock);
 
 int lockorder_mutex_lock(pthread_mutex_t *m);
@@ -77,6 +87,17 @@ static inline void
 lockorder_register(const void *lock, enum lockorder_rank rank, const char *name)
 {
 	(void)lock;
+	(void)rank;
+	(void)name;
+}
+
+static inline void
+lockorder_register_array(const void *first, size_t n, size_t stride, enum lockorder_rank rank,
+                         const char *name)
+{
+	(void)first;
+	(void)n;
+	(void)stride;
 	(void)rank;
 	(void)name;
 }

@@ -490,15 +490,19 @@ tftp_remove(struct pub *p, struct store *st, const char *name)
 
 
 
-/* Queues device e's files for the writer (writer, wrlock held). */
+/* Queues device e's files for the writer, then notes the ticket in e
+ * under the write lock (writer only).  Queued without the publisher's
+ * lock: out of memory, the job runs in place and reads e's files. */
 static void
 tftp_queue(struct pub *p, struct pub_dev *e)
 {
 	enum tftpw_queue q = p->bulk ? TFTPW_BULK : TFTPW_URGENT;
 	uint64_t t = tftpw_queue_dev(p->tw, q, e->id, 0);
 
+	pthread_rwlock_wrlock(&p->lock);
 	e->tftp_q = q;
 	e->tftp_ticket = t;
+	pthread_rwlock_unlock(&p->lock);
 	pending_add(p, q, t);
 }
 
@@ -565,11 +569,8 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 			log_error("tftp: cannot record %s: %s", name, store_errmsg(st));
 		need = true;
 	}
-	if (need) {
-		pthread_rwlock_wrlock(&p->lock);
+	if (need)
 		tftp_queue(p, e);
-		pthread_rwlock_unlock(&p->lock);
-	}
 }
 
 /*

@@ -13,6 +13,11 @@
  * ticket that found the writer idle (tftpw_wait runs the jobs itself,
  * sparing a thread wake-up).  Order: run_mu before mu.  Jobs of one queue
  * run in the order queued (done counts them), urgent before bulk.
+ * Ranks (lockorder.h): run_mu is LOCK_TFTPW_RUN, under the service lock
+ * (start-up's drain, a job run in place when out of memory) and above the
+ * publisher's lock its jobs read the files under; mu is LOCK_TFTPW, a
+ * leaf (taken under the service lock and the publisher's write lock by
+ * whoever queues; its holder takes no other lock).
  */
 #include "tftpw.h"
 
@@ -30,6 +35,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "lockorder.h"
 
 struct job {
 	hd_id dev;            /* 0: a removal of name, or a mark (name "") */
@@ -430,6 +436,8 @@ tftpw_open(const char *root, const struct tftpw_ops *ops, char *err, size_t errl
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->ran, NULL);
+	lockorder_register(&w->run_mu, LOCK_TFTPW_RUN, "tftp writer run");
+	lockorder_register(&w->mu, LOCK_TFTPW, "tftp writer queues");
 	w->ops = *ops;
 	if (fs_mkdir(root, err, errlen) != 0)
 		goto fail;

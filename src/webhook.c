@@ -7,7 +7,8 @@
  * to the store; the store is reached through svc_locked() (the service
  * lock), for one short statement at a time.  webhook_kick() may be called
  * with the service lock held (from the change hook): it takes wh->mu
- * alone, so the only order is service lock -> wh->mu, never the reverse.
+ * alone, so the only order is service lock -> wh->mu, never the reverse
+ * (lockorder.h: LOCK_WEBHOOK, a leaf).
  *
  * State of the row at the head of the outbox (the thread's own memory):
  *   failures == 0              deliver now
@@ -40,6 +41,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
+#include "lockorder.h"
 
 struct webhook {
 	char *url, *auth, *ca; /* auth: "Authorization: Bearer <secret>" */
@@ -318,6 +320,7 @@ webhook_start(const struct webhook_opts *o, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&wh->mu, NULL);
+	lockorder_register(&wh->mu, LOCK_WEBHOOK, "move webhook");
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&wh->cv, &ca);
