@@ -587,6 +587,16 @@ startup_publish(const struct world *w, struct store *st, struct svc_change *chg,
 }
 
 
+/* Under the service lock: TFTP files whose names the store could not
+ * record in the manifest are recorded and written now. */
+static int
+tftp_relist_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	pub_tftp_relist(arg, st);
+	return 0;
+}
+
 /* Monitoring figures that live in the store: devices by resync state and
  * the store's error count (under the service lock). */
 static int
@@ -782,6 +792,7 @@ run(struct daemon *d)
 		log_error("publishing: %s", su.err[0] ? su.err : "the database failed");
 		return 1;
 	}
+	pub_settle(d->pub); /* files new to the manifest are written once it committed */
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	log_info("configuration published in %.0f ms", ms_between(&t1, &t2));
 	/* start-up rendered every device through short-lived buffers: give the
@@ -912,8 +923,10 @@ run(struct daemon *d)
 		svc_checkpoint(d->svc);
 		if (++ticks % 60 == 0)
 			svc_housekeeping(d->svc);
-		if (ticks % 5 == 0)
+		if (ticks % 5 == 0) {
 			(void)svc_locked(d->svc, refresh_locked, NULL);
+			(void)svc_locked(d->svc, tftp_relist_locked, d->pub);
+		}
 	}
 	(void)sdnotify_send("STOPPING=1");
 	log_info("stopping: finishing in-flight requests");

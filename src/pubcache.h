@@ -25,6 +25,7 @@
 #include "publish.h"
 #include "render.h"
 #include "tftpw.h"
+#include "world.h"
 
 #define PUB_MAX_FILES 4
 #define SHARED_MAX 256
@@ -97,6 +98,11 @@ struct pub {
 	size_t nshared;
 	struct vendor_templates *tmpl;
 	struct tftpw *tw;        /* NULL = no TFTP publishing */
+	/* writer only: devices with TFTP names new to the manifest, their
+	 * files not written yet: recorded in the open transaction (fresh:
+	 * written once it commits), or not recorded (unlisted: the store
+	 * failed; recorded again at the next change) */
+	struct hd_idset tftp_fresh, tftp_unlisted;
 	bool tftp_clean;         /* the last run stopped cleanly: files are whole */
 	bool bulk;               /* writer only: queue TFTP jobs as bulk */
 	unsigned long long tmpl_gen; /* grows with every template installed */

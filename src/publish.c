@@ -24,9 +24,13 @@
  * TFTP: the writer thread (tftpw.c) mirrors the entries into the TFTP
  * root: publish_dev swaps a device's blobs in memory and queues the device
  * (urgent for a few devices, bulk for many); the thread writes whatever
- * the entry holds when it gets there.  Each name is recorded in the store
- * (tftp_files) when first queued, so start-up can remove the files of
- * deleted devices without touching anything else in the directory.
+ * the entry holds when it gets there.  Each per-device name is in the
+ * store's manifest (tftp_files) before its file is first written, so
+ * start-up can remove the files of deleted devices (even deleted while
+ * hotdeskd was stopped) without touching anything else in the directory:
+ * a device with new names is recorded in the caller's transaction and
+ * queued only once that commits (store_after_txn); when the store fails
+ * its files wait, unwritten, for the next change to record them.
  * Temporaries are private until renamed (fsutil.h: 0600 in a 0700
  * subdirectory), and the writer removes those a crash left before
  * anything is published.  Files are not synced one by one: pub_stop syncs
@@ -149,6 +153,8 @@ pub_free(struct pub *p)
 	if (p == NULL)
 		return;
 	tftpw_close(p->tw); /* first: its thread reads the entries */
+	hd_idset_free(&p->tftp_fresh);
+	hd_idset_free(&p->tftp_unlisted);
 	if (tl_pending.p == p) /* a later pub at this address has no tickets */
 		memset(&tl_pending, 0, sizeof(tl_pending));
 	stash_clear(p);
@@ -535,17 +541,104 @@ pub_tftp_wait(struct pub *p, hd_id dev)
 }
 
 /*
- * After device e (d) was published in memory: records its new TFTP names
- * in the manifest and queues its files for the writer, unless they are in
- * place already (start-up: checked by size after a clean stop, by content
- * after a crash).  The old profile's names are removed.  Writer only.
+ * The transaction that recorded the new names of the devices in
+ * tftp_fresh ended (store_after_txn): committed, their files are queued;
+ * rolled back, they wait unwritten (tftp_unlisted) for the next change.
+ * Writer only (the service lock is held).
+ */
+static void
+tftp_committed(void *arg, bool committed)
+{
+	struct pub *p = arg;
+	bool bulk = p->bulk;
+
+	p->bulk = p->tftp_fresh.n >= PUB_BATCH_MIN;
+	for (size_t i = 0; i < p->tftp_fresh.n; i++) {
+		hd_id id = p->tftp_fresh.v[i];
+		struct pub_dev *e = idmap_get(&p->by_id, id);
+
+		if (e == NULL)
+			continue; /* unpublished meanwhile: nothing to write */
+		if (committed)
+			tftp_queue(p, e);
+		else if (hd_idset_add(&p->tftp_unlisted, id) != 0)
+			log_error("tftp: out of memory: device %s's files are not written", e->mac);
+	}
+	hd_idset_clear(&p->tftp_fresh);
+	p->bulk = bulk;
+	if (!committed)
+		log_warn("tftp: the manifest was not recorded: new files wait for the next change");
+}
+
+/* Device id's new names are recorded in st's transaction (listed) or
+ * could not be: its files are written once that commits, or wait. */
+static void
+tftp_defer(struct pub *p, struct store *st, hd_id id, bool listed)
+{
+	if (listed && hd_idset_add(&p->tftp_fresh, id) == 0) {
+		if (store_after_txn(st, tftp_committed, p) != 0)
+			tftp_committed(p, false); /* not known committed: wait */
+		return;
+	}
+	if (hd_idset_add(&p->tftp_unlisted, id) != 0)
+		log_error("tftp: out of memory: a device's files are not written");
+}
+
+/* Whether device id's files wait for their names to be recorded. */
+static bool
+tftp_waiting(const struct pub *p, hd_id id)
+{
+	return hd_idset_has(&p->tftp_fresh, id) || hd_idset_has(&p->tftp_unlisted, id);
+}
+
+/* Records the names of the devices whose files wait unlisted (a change
+ * with the store at hand), then writes them as tftp_defer says. */
+static void
+tftp_relist(struct pub *p, struct store *st)
+{
+	struct hd_idset again = p->tftp_unlisted;
+
+	memset(&p->tftp_unlisted, 0, sizeof(p->tftp_unlisted));
+	for (size_t k = 0; k < again.n; k++) {
+		struct pub_dev *e = idmap_get(&p->by_id, again.v[k]);
+		bool listed = true;
+
+		if (e == NULL || e->profile == NULL)
+			continue;
+		for (size_t i = 0; i < e->nfiles; i++) {
+			char name[VENDOR_NAME_MAX + 1];
+
+			if (pcache_file_name(e->profile, i, e->mac, name, sizeof(name)) == 0 &&
+			    store_tftp_add(st, name) != 0)
+				listed = false;
+		}
+		tftp_defer(p, st, e->id, listed);
+	}
+	hd_idset_free(&again);
+}
+
+void
+pub_tftp_relist(struct pub *p, struct store *st)
+{
+	if (p->tw != NULL && p->tftp_unlisted.n > 0)
+		tftp_relist(p, st);
+}
+
+/*
+ * After device e (d) was published in memory: queues its files for the
+ * writer, unless they are in place already (start-up: checked by size
+ * after a clean stop, by content after a crash).  Names new to the
+ * manifest are recorded first, and those files written only once that is
+ * committed (tftp_defer).  The old profile's names are removed.  Writer
+ * only.
  */
 static void
 tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd_dev *d,
              const struct vendor_profile *prof, const struct vendor_profile *old_prof,
              bool same, const struct render_buf *bufs, struct pub_blob *const *old, size_t n)
 {
-	bool need = false;
+	bool need = false, fresh = false, listed = st != NULL;
+	bool waiting = tftp_waiting(p, d->id); /* never written: every file is due */
 
 	/* another family names its files otherwise: remove the old names */
 	for (size_t i = 0; old_prof != NULL && old_prof != prof && i < old_prof->n_device_files; i++) {
@@ -562,14 +655,23 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 		if (old[i] == NULL && same &&
 		    (p->tftp_clean ? tftp_present(p, name, bufs[i].len) : tftp_holds(p, name, &bufs[i])))
 			continue; /* start-up: in place since the last run */
-		if (old[i] != NULL && old_prof == prof && old[i]->len == bufs[i].len &&
+		if (!waiting && old[i] != NULL && old_prof == prof && old[i]->len == bufs[i].len &&
 		    memcmp(old[i]->data, bufs[i].p, bufs[i].len) == 0)
 			continue; /* the file holds this already */
-		if ((old[i] == NULL || old_prof != prof) && st != NULL && store_tftp_add(st, name) != 0)
-			log_error("tftp: cannot record %s: %s", name, store_errmsg(st));
+		if (old[i] == NULL || old_prof != prof || waiting) {
+			fresh = true;
+			if (st != NULL && store_tftp_add(st, name) != 0) {
+				log_error("tftp: cannot record %s: %s", name, store_errmsg(st));
+				listed = false;
+			}
+		}
 		need = true;
 	}
-	if (need)
+	if (!need)
+		return;
+	if (fresh)
+		tftp_defer(p, st, d->id, listed);
+	else
 		tftp_queue(p, e);
 }
 
@@ -751,6 +853,8 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 	bool bulk = n >= PUB_BATCH_MIN;
 	int rc = 0;
 
+	if (st != NULL)
+		pub_tftp_relist(p, st);
 	p->bulk = bulk;
 
 	for (size_t i = 0; i < n; i++) {

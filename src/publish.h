@@ -115,6 +115,15 @@ void pub_release(struct pub_blob *b);
 void pub_settle(struct pub *p);
 void pub_tftp_wait(struct pub *p, hd_id dev);
 /*
+ * A device's file goes into the TFTP root only once its name is in the
+ * store's manifest (tftp_files, committed), so that start-up can remove
+ * it after its device is gone.  Files whose names the store could not
+ * record wait unwritten; this records them and queues them (service lock
+ * held; the main loop calls it every few seconds, each change too).
+ * Cheap when none wait.
+ */
+void pub_tftp_relist(struct pub *p, struct store *st);
+/*
  * A clean stop: writes what is queued, syncs the TFTP root and records
  * that in the store, so the next start checks files by size only (without
  * the record it compares every file's content: a crash or a power loss may

@@ -332,6 +332,11 @@ struct store {
 	hd_id actor_token;                 /* stamped on events; 0 = none */
 	char actor_role[STORE_ROLE_MAX];
 	unsigned long long errors; /* failures recorded, conflicts excluded */
+	struct {
+		store_txn_end_fn fn;
+		void *arg;
+	} txn_end[STORE_TXN_END_MAX]; /* store_after_txn, run when the transaction ends */
+	size_t ntxn_end;
 #ifdef HD_FAULTS
 	long fault_at;    /* the step that fails, counted from the arming; 0 = none */
 	long fault_steps; /* steps since store_fault_at */
@@ -1070,6 +1075,35 @@ store_rollback(struct store *s)
 }
 
 int
+store_after_txn(struct store *s, store_txn_end_fn fn, void *arg)
+{
+	if (sqlite3_get_autocommit(s->db)) {
+		fn(arg, true);
+		return 0;
+	}
+	for (size_t i = 0; i < s->ntxn_end; i++)
+		if (s->txn_end[i].fn == fn && s->txn_end[i].arg == arg)
+			return 0;
+	if (s->ntxn_end == STORE_TXN_END_MAX)
+		return -1;
+	s->txn_end[s->ntxn_end].fn = fn;
+	s->txn_end[s->ntxn_end].arg = arg;
+	s->ntxn_end++;
+	return 0;
+}
+
+/* The transaction ended: runs what store_after_txn registered. */
+static void
+txn_ended(struct store *s, bool committed)
+{
+	size_t n = s->ntxn_end;
+
+	s->ntxn_end = 0;
+	for (size_t i = 0; i < n; i++)
+		s->txn_end[i].fn(s->txn_end[i].arg, committed);
+}
+
+int
 store_txn(struct store *s, store_txn_fn fn, void *arg)
 {
 	int rc;
@@ -1078,14 +1112,17 @@ store_txn(struct store *s, store_txn_fn fn, void *arg)
 		return STORE_ERR;
 	if ((rc = fn(s, arg)) != 0) {
 		(void)store_rollback(s);
+		txn_ended(s, false);
 		return rc;
 	}
 	/* A failed COMMIT (e.g. a deferred constraint) leaves the transaction
 	 * open: roll it back. */
 	if (run(s, s->st[ST_COMMIT], SQLITE_OK) != 0) {
 		(void)store_rollback(s); /* a rollback that works keeps the message */
+		txn_ended(s, false);
 		return STORE_ERR;
 	}
+	txn_ended(s, true);
 	return 0;
 }
 

@@ -81,6 +81,16 @@ int store_schema_version(struct store *s);
  */
 typedef int (*store_txn_fn)(struct store *s, void *arg);
 int store_txn(struct store *s, store_txn_fn fn, void *arg);
+/*
+ * Runs fn(arg, committed) once what was written so far is durable or
+ * gone: inside store_txn's transaction, when it ends (committed true
+ * after its COMMIT, false after a rollback); outside one, at once (true:
+ * each statement committed itself).  The same (fn, arg) twice in one
+ * transaction runs once.  0, or -1 when STORE_TXN_END_MAX are pending.
+ */
+#define STORE_TXN_END_MAX 4
+typedef void (*store_txn_end_fn)(void *arg, bool committed);
+int store_after_txn(struct store *s, store_txn_end_fn fn, void *arg);
 /* Sets the page cache of this connection to kib KiB (a bulk change that
  * would spill its pages to the log before commit sets it large, then back
  * to STORE_CACHE_DEFAULT_KIB).  0 or -1. */

@@ -581,13 +581,12 @@ fx_manifest_cb(const char *name, void *arg)
 	return 0;
 }
 
-/* Every file in the TFTP root is a file of a device there is (or a shared
- * one), or is in the store's manifest (tftp_files) so that start-up
- * removes it.  (A store failure may leave a current device's file out of
- * the manifest: it then outlives the device if that is deleted while
- * hotdeskd is stopped.) */
+/* Every device's file in the TFTP root is in the store's manifest
+ * (tftp_files), so that start-up removes it once its device is gone (even
+ * deleted while hotdeskd was stopped); shared files are rewritten, never
+ * removed.  A name the store could not record is not written. */
 static inline void
-fx_check_manifest(const struct fx_locked_check *lc, struct store *st, const char *current)
+fx_check_manifest(const struct fx_locked_check *lc, struct store *st)
 {
 	char *list = NULL, key[300];
 	size_t len = 0;
@@ -599,12 +598,15 @@ fx_check_manifest(const struct fx_locked_check *lc, struct store *st, const char
 	cr_assert_eq(store_tftp_each(st, fx_manifest_cb, m), 0);
 	fclose(m);
 	while ((de = readdir(dir)) != NULL) {
-		if (de->d_type != DT_REG)
+		struct vendor_file_match vm;
+
+		if (de->d_type != DT_REG ||
+		    (vendor_match_file(de->d_name, &vm) == 1 && vm.kind == VENDOR_SHARED))
 			continue;
 		snprintf(key, sizeof(key), "/%s/", de->d_name);
-		cr_assert(strstr(list, key) != NULL || strstr(current, key) != NULL,
-		          "%s: %s is in the TFTP root, of no device and not in the manifest",
-		          lc->label, de->d_name);
+		cr_assert(strstr(list, key) != NULL,
+		          "%s: %s is in the TFTP root but not in the manifest", lc->label,
+		          de->d_name);
 	}
 	closedir(dir);
 	free(list);
@@ -662,10 +664,26 @@ fx_check_locked(const struct world *w, struct store *st, void *arg)
 		cr_assert_null(t, "%s: %s of a deleted device is in the TFTP root", lc->label, name);
 	}
 	fclose(c.names);
-	fx_check_manifest(lc, st, current);
+	fx_check_manifest(lc, st);
 	free(current);
 	pub_free(c.fresh);
 	world_free(w2);
+	return 0;
+}
+
+static inline int
+fx_relist_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	pub_tftp_relist(arg, st);
+	return 0;
+}
+
+static inline int
+fx_manifest_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	fx_check_manifest(arg, st);
 	return 0;
 }
 
@@ -674,8 +692,14 @@ fx_check(struct fx *f, const char *label, const char *names)
 {
 	struct fx_locked_check lc = { f, label, names };
 
-	/* what a client sees after the answer: the daemon answers once the
-	 * files are in the TFTP root (pub_settle) */
+	/* what a client sees after the answer and the main loop's next tick:
+	 * files whose names the store failed to record are recorded and
+	 * written then (pub_tftp_relist), and the daemon answers once the
+	 * files are in the TFTP root (pub_settle); before that tick too,
+	 * no file is in the TFTP root unless its name is in the manifest */
+	pub_settle(f->pub);
+	(void)svc_locked(f->svc, fx_manifest_locked, &lc);
+	(void)svc_locked(f->svc, fx_relist_locked, f->pub);
 	pub_settle(f->pub);
 	(void)svc_locked(f->svc, fx_check_locked, &lc);
 	if (f->extra != NULL)
