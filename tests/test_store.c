@@ -1316,3 +1316,66 @@ Test(store, move_webhook_outbox)
 	cr_assert_gt(id1, id3);
 	store_close(s);
 }
+
+/* ---- store_after_txn: what runs once a transaction's writes are durable -- */
+
+struct ends {
+	int runs;
+	bool committed;
+};
+
+static void
+on_end(void *arg, bool committed)
+{
+	struct ends *e = arg;
+
+	e->runs++;
+	e->committed = committed;
+}
+
+static int
+add_then(struct store *s, void *arg)
+{
+	struct ends *e = arg;
+
+	cr_assert_eq(store_tftp_add(s, "a.cfg"), 0);
+	cr_assert_eq(store_after_txn(s, on_end, e), 0);
+	cr_assert_eq(store_after_txn(s, on_end, e), 0); /* once per transaction */
+	cr_assert_eq(e->runs, 0, "before the transaction ended");
+	return e->committed ? 0 : 7; /* committed set beforehand: commit, else roll back */
+}
+
+static int
+count_name(const char *name, void *arg)
+{
+	(void)name;
+	(*(int *)arg)++;
+	return 0;
+}
+
+Test(store, after_txn_runs_when_the_transaction_ends)
+{
+	struct store *s = open_db();
+	struct ends e = { 0, false };
+	int names = 0;
+
+	/* rolled back: told so, nothing recorded */
+	cr_assert_eq(store_txn(s, add_then, &e), 7);
+	cr_assert_eq(e.runs, 1);
+	cr_assert(!e.committed);
+	cr_assert_eq(store_tftp_each(s, count_name, &names), 0);
+	cr_assert_eq(names, 0);
+	/* committed: told so after the COMMIT */
+	e = (struct ends){ 0, true };
+	cr_assert_eq(store_txn(s, add_then, &e), 0);
+	cr_assert_eq(e.runs, 1);
+	cr_assert(e.committed);
+	cr_assert_eq(store_tftp_each(s, count_name, &names), 0);
+	cr_assert_eq(names, 1);
+	/* outside a transaction every statement committed itself: at once */
+	e = (struct ends){ 0, false };
+	cr_assert_eq(store_after_txn(s, on_end, &e), 0);
+	cr_assert_eq(e.runs, 1);
+	cr_assert(e.committed);
+	store_close(s);
+}
