@@ -119,12 +119,16 @@ test: deps
 # and the check itself still catching the two cases of tests/lint/; only a
 # family's own vendor file names it (scripts/check-vendors.sh); the
 # registry generator refuses two profiles of one match_priority; the pure
-# rules reach no thread, clock, store or log (scripts/check-pure.sh).
+# rules reach no thread, clock, store or log (scripts/check-pure.sh);
+# every event name written in src/ is noun.verb and listed in src/event.c
+# (scripts/check-events.py, with the three cases of tests/lint/bad_events.c).
 lint:
 	sh scripts/check-defs.sh
 	test "$$(sh scripts/check-defs.sh tests/lint/bad_defs.c | wc -l)" = 2
 	sh scripts/check-vendors.sh
 	sh scripts/check-pure.sh
+	/usr/bin/python3 scripts/check-events.py
+	test "$$(/usr/bin/python3 scripts/check-events.py tests/lint/bad_events.c | wc -l)" = 4
 	! sh scripts/mkregistry.sh $(firstword $(VENDOR_SRC)) $(firstword $(VENDOR_SRC)) \
 	  >/dev/null 2>&1
 
