@@ -396,6 +396,29 @@ on_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *er
 	return pub_check(d->pub, w, devs, n, err, errlen);
 }
 
+/* A device's files taken as they are at start-up did not hash as
+ * published when first read: render them under the service lock. */
+struct refill {
+	struct daemon *d;
+	hd_id dev;
+};
+
+static int
+refill_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct refill *r = arg;
+
+	return pub_refill(r->d->pub, w, st, r->dev);
+}
+
+static void
+pub_refill_cb(void *arg, hd_id dev)
+{
+	struct refill r = { arg, dev };
+
+	(void)svc_locked(((struct daemon *)arg)->svc, refill_locked, &r);
+}
+
 /* The Virtualization Center decides through the same engine as the PBX
  * webhook, and answers once the files are in the TFTP root too. */
 static int
@@ -800,6 +823,7 @@ run(struct daemon *d)
 	malloc_trim(0);
 	svc_set_change_hook(d->svc, on_change, d);
 	svc_set_check_hook(d->svc, on_check, d);
+	pub_set_refill(d->pub, pub_refill_cb, d);
 	priv_bind_begin(); /* [sip] bind may be a port below 1024 */
 	d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err));
 	priv_bind_end();

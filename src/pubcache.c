@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "slab.h"
 #include "vendor.h"
@@ -332,6 +333,89 @@ out:
 	return blob;
 }
 
+void
+pcache_files_hash(const char *const data[], const size_t len[], size_t n, unsigned char out[16])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 16);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char l8[8];
+		uint64_t l = len[i];
+
+		for (int k = 0; k < 8; k++)
+			l8[k] = (unsigned char)(l >> (8 * k));
+		crypto_generichash_update(&st, l8, sizeof(l8));
+		crypto_generichash_update(&st, (const unsigned char *)data[i], len[i]);
+	}
+	crypto_generichash_final(&st, out, 16);
+}
+
+void
+pcache_fill(struct pub *p, hd_id dev)
+{
+	char names[PUB_MAX_FILES][VENDOR_NAME_MAX + 1];
+	char *data[PUB_MAX_FILES] = { 0 };
+	size_t len[PUB_MAX_FILES] = { 0 }, n = 0;
+	struct pub_blob *nb[PUB_MAX_FILES] = { 0 };
+	unsigned char want[16], got[16];
+	unsigned long long version = 0;
+	char mac[HD_MAC_LEN + 1] = "";
+	struct pub_dev *e;
+	bool ok = p->tw != NULL;
+
+	pthread_rwlock_rdlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) == NULL || !e->lazy) {
+		pthread_rwlock_unlock(&p->lock);
+		return;
+	}
+	n = e->nfiles < PUB_MAX_FILES ? e->nfiles : PUB_MAX_FILES;
+	for (size_t i = 0; i < n; i++)
+		if (pcache_file_name(e->profile, i, e->mac, names[i], sizeof(names[i])) != 0)
+			ok = false;
+	memcpy(want, e->fhash, sizeof(want));
+	memcpy(mac, e->mac, sizeof(mac));
+	version = e->version;
+	pthread_rwlock_unlock(&p->lock);
+
+	/* the files as the clean stop left them: whole (synced), and what a
+	 * render gives as long as they hash as published */
+	for (size_t i = 0; ok && i < n; i++)
+		if ((data[i] = fs_read_file(tftpw_root(p->tw), names[i], VENDOR_FILE_MAX, &len[i])) == NULL)
+			ok = false;
+	if (ok) {
+		pcache_files_hash((const char *const *)data, len, n, got);
+		ok = sodium_memcmp(got, want, sizeof(got)) == 0;
+	}
+	for (size_t i = 0; ok && i < n; i++)
+		if ((nb[i] = pcache_blob_new(data[i], len[i], version)) == NULL)
+			ok = false;
+	if (ok) {
+		pthread_rwlock_wrlock(&p->lock);
+		/* unless a publication replaced them meanwhile */
+		if ((e = idmap_get(&p->by_id, dev)) != NULL && e->lazy && e->version == version &&
+		    memcmp(e->fhash, want, sizeof(want)) == 0) {
+			for (size_t i = 0; i < n; i++) {
+				e->files[i] = nb[i];
+				nb[i] = NULL;
+			}
+			e->lazy = false;
+		}
+		pthread_rwlock_unlock(&p->lock);
+	}
+	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
+		pub_release(nb[i]);
+		if (data[i] != NULL) {
+			sodium_memzero(data[i], len[i]); /* may hold SIP passwords */
+			free(data[i]);
+		}
+	}
+	if (!ok && p->refill != NULL) {
+		log_warn("device %s: its TFTP files are not what was published: rendering them", mac);
+		p->refill(p->refill_arg, dev);
+	}
+}
+
 /* Fills ref with a reference to file i of entry e, if published (lock
  * held by the caller). */
 static void
@@ -360,17 +444,26 @@ pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 		ref->blob = shared_get(p, &m);
 		return ref->blob != NULL;
 	}
-	pthread_rwlock_rdlock(&p->lock);
-	e = idmap_get(&p->by_mac, pcache_mac_key(m.mac));
-	if (e != NULL && e->profile != m.profile) {
-		/* the same name in another family (e.g. <mac>.cfg): ask the
-		 * device's own profile */
-		if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
-			e = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		hd_id lazy = 0;
+
+		pthread_rwlock_rdlock(&p->lock);
+		e = idmap_get(&p->by_mac, pcache_mac_key(m.mac));
+		if (e != NULL && e->profile != m.profile) {
+			/* the same name in another family (e.g. <mac>.cfg): ask the
+			 * device's own profile */
+			if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
+				e = NULL;
+		}
+		if (e != NULL && e->lazy)
+			lazy = e->id;
+		else if (e != NULL)
+			ref_file(ref, e, m.file_index);
+		pthread_rwlock_unlock(&p->lock);
+		if (lazy == 0)
+			break;
+		pcache_fill(p, lazy); /* its first read since a clean restart */
 	}
-	if (e != NULL)
-		ref_file(ref, e, m.file_index);
-	pthread_rwlock_unlock(&p->lock);
 	return ref->blob != NULL;
 }
 
@@ -480,9 +573,18 @@ pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref)
 	struct pub_dev *e;
 
 	memset(ref, 0, sizeof(*ref));
-	pthread_rwlock_rdlock(&p->lock);
-	if ((e = idmap_get(&p->by_mac, pcache_mac_key(mac))) != NULL)
-		ref_file(ref, e, 0);
-	pthread_rwlock_unlock(&p->lock);
+	for (int pass = 0; pass < 2; pass++) {
+		hd_id lazy = 0;
+
+		pthread_rwlock_rdlock(&p->lock);
+		if ((e = idmap_get(&p->by_mac, pcache_mac_key(mac))) != NULL && e->lazy)
+			lazy = e->id;
+		else if (e != NULL)
+			ref_file(ref, e, 0);
+		pthread_rwlock_unlock(&p->lock);
+		if (lazy == 0)
+			break;
+		pcache_fill(p, lazy);
+	}
 	return ref->blob != NULL;
 }

@@ -52,6 +52,12 @@ struct pub_dev {
 	char hash[33];                        /* hex of the content hash, "" none */
 	struct pub_blob *files[PUB_MAX_FILES]; /* NULL until rendered */
 	size_t nfiles;
+	unsigned char key[16];                /* render_key of what is published */
+	unsigned char fhash[16];              /* pcache_files_hash of the files published */
+	/* files not in memory yet: a clean restart took them as they are in
+	 * the TFTP root (same render key); the first read loads them
+	 * (pcache_fill).  files[] are NULL while set. */
+	bool lazy;
 	struct fetch_rec fetch;               /* under fetch_mu */
 	char *prov_password;                  /* digest password (per-device auth) */
 	/* the TFTP writer's job that writes these files (tftpw.h) */
@@ -78,11 +84,11 @@ struct shared_entry {
  * A device's files as pub_check rendered them (version stamp 0, checked),
  * kept for the pub_update of the same change, so that a move renders each
  * file once: used only while the device's render input, its profile and
- * the templates are those it was made from (key: stash_key).
+ * the templates are those it was made from (key: render_key).
  */
 struct stash {
 	hd_id dev;
-	unsigned char key[16];
+	unsigned char key[16]; /* render_key */
 	struct render_buf bufs[PUB_MAX_FILES];
 };
 #define PUB_STASH_MAX 8 /* a move changes two devices; larger changes: no stash */
@@ -104,12 +110,26 @@ struct pub {
 	 * failed; recorded again at the next change) */
 	struct hd_idset tftp_fresh, tftp_unlisted;
 	bool tftp_clean;         /* the last run stopped cleanly: files are whole */
+	bool tftp_untouched;     /* ... and no name was added to or removed from the
+	                          * root since (its directory entry as recorded) */
+	unsigned char build[16]; /* hash of the running hotdeskd executable */
+	unsigned char (*tkeys)[16]; /* [vendor_registry_len] vendor_templates_device_key */
+	/* renders devices whose lazy files did not match (pub_set_refill) */
+	void (*refill)(void *arg, hd_id dev);
+	void *refill_arg;
 	bool bulk;               /* writer only: queue TFTP jobs as bulk */
-	unsigned long long tmpl_gen; /* grows with every template installed */
 	struct stash stash[PUB_STASH_MAX]; /* writer only: pub_check's renders */
 	size_t nstash;
 	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */
 };
+
+/* The hash of a device's files (each length, then its bytes). */
+void pcache_files_hash(const char *const data[], const size_t len[], size_t n,
+                       unsigned char out[16]);
+/* Loads lazy entry dev's files from the TFTP root (any thread, no lock
+ * held); when they are not what was published, asks p->refill to render
+ * them. */
+void pcache_fill(struct pub *p, hd_id dev);
 
 /* Blobs: a new one (one reference, NULL when out of memory), another
  * reference on b (NULL-safe).  pub_release drops one. */

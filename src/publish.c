@@ -36,6 +36,13 @@
  * anything is published.  Files are not synced one by one: pub_stop syncs
  * the root once and records a clean stop; a start without that record
  * compares every file's content (tftp_holds) instead of its size.
+ * Render keys: each version is stored with the render_key of the device
+ * and the hash of its files; a start after a clean stop that left the
+ * root's directory as it was (its state recorded by pub_stop) takes the
+ * files of a device whose key is unchanged as they are: its entry is
+ * "lazy" (no blobs) until a reader loads them from the root (pcache_fill,
+ * checked against the hash; a mismatch is rendered through the refill
+ * function).
  *
  * Versions: a device's content hash is that of its files rendered with the
  * version stamp 0, so a template using {{version}} does not make every
@@ -51,8 +58,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -72,6 +81,8 @@
 #define PUB_BATCH_MIN 8 /* pub_update batches from this many devices on */
 /* meta key: the TFTP root whose files a clean stop synced (pub_stop) */
 #define PUB_META_CLEAN "tftp_clean"
+/* meta key: the TFTP root's directory entry as the clean stop left it */
+#define PUB_META_ROOT_STATE "tftp_root_state"
 
 /* The publications of the calling thread not yet known written (waited
  * for by pub_settle). */
@@ -107,6 +118,35 @@ now_s(void)
 
 static void stash_clear(struct pub *p);
 
+/* The hash of the running executable: a render key made by another build
+ * never matches (its rendering code may differ).  Random when it cannot
+ * be read, so that nothing matches. */
+static void
+build_id(unsigned char out[16])
+{
+	crypto_generichash_state h;
+	unsigned char buf[65536];
+	ssize_t n = -1;
+	int fd = open("/proc/self/exe", O_RDONLY);
+
+	crypto_generichash_init(&h, NULL, 0, 16);
+	while (fd != -1 && (n = read(fd, buf, sizeof(buf))) > 0)
+		crypto_generichash_update(&h, buf, (size_t)n);
+	crypto_generichash_final(&h, out, 16);
+	if (fd != -1)
+		close(fd);
+	if (n != 0)
+		randombytes_buf(out, 16);
+}
+
+/* The template keys of every profile (after the templates changed). */
+static void
+tkeys_refresh(struct pub *p)
+{
+	for (size_t i = 0; i < vendor_registry_len; i++)
+		vendor_templates_device_key(p->tmpl, vendor_registry[i], p->tkeys[i]);
+}
+
 struct pub *
 pub_new(const struct pub_opts *o, char *err, size_t errlen)
 {
@@ -124,6 +164,12 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 	lockorder_register(&p->fetch_mu, LOCK_PUB_FETCH, "pub fetch");
 	if (vendor_templates_load(o->templates, o->static_dir, &p->tmpl, err, errlen) != 0)
 		goto fail;
+	if ((p->tkeys = calloc(vendor_registry_len, sizeof(*p->tkeys))) == NULL) {
+		hd_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	tkeys_refresh(p);
+	build_id(p->build);
 	if ((p->tmpl_dir = strdup(o->templates)) == NULL ||
 	    (p->static_dir = strdup(o->static_dir)) == NULL) {
 		hd_seterr(err, errlen, "out of memory");
@@ -165,6 +211,7 @@ pub_free(struct pub *p)
 	idmap_free(&p->by_mac);
 	pcache_shared_flush(p);
 	vendor_templates_free(p->tmpl);
+	free(p->tkeys);
 	free(p->tmpl_dir);
 	free(p->static_dir);
 	pthread_rwlock_destroy(&p->lock);
@@ -189,10 +236,17 @@ pub_template_set(struct pub *p, const struct vendor_profile *prof, const char *n
 	rc = vendor_templates_set(p->tmpl, prof, name, src, len, err, errlen);
 	pthread_mutex_unlock(&p->shared_mu);
 	if (rc == 0) {
-		p->tmpl_gen++;
+		tkeys_refresh(p);
 		pcache_shared_flush(p);
 	}
 	return rc;
+}
+
+void
+pub_set_refill(struct pub *p, void (*fn)(void *arg, hd_id dev), void *arg)
+{
+	p->refill = fn;
+	p->refill_arg = arg;
 }
 
 /* ---- rendering ---------------------------------------------------------- */
@@ -315,22 +369,32 @@ key_str(crypto_generichash_state *h, const char *s)
 		key_bytes(h, s, strlen(s));
 }
 
-/* Every field of struct render_input (render.h); a field added there
- * must be added here (the assertion below is a reminder). */
+/*
+ * The render key of a device: a hash of everything its per-device files
+ * are rendered from (every field of struct render_input but the version
+ * stamp, its profile's templates, the build).  Equal keys render alike:
+ * a move's check render is reused (stash), and a clean restart takes the
+ * files of a device whose key is the one stored with its version as they
+ * are in the TFTP root.  A field added to struct render_input (render.h)
+ * must be added here (the assertion below is a reminder).
+ */
 #if defined(__x86_64__)
-_Static_assert(sizeof(struct render_input) == 392, "stash_key: render_input changed");
+_Static_assert(sizeof(struct render_input) == 392, "render_key: render_input changed");
 #endif
 static void
-stash_key(const struct pub *p, const struct world *w, const struct hd_dev *d,
-          const struct vendor_profile *prof, unsigned char key[16])
+render_key(const struct pub *p, const struct world *w, const struct hd_dev *d,
+           const struct vendor_profile *prof, unsigned char key[16])
 {
 	crypto_generichash_state h;
 	struct render_input in;
+	size_t pi = vendor_profile_index(prof);
 
 	pub_render_input(w, d, &in);
 	crypto_generichash_init(&h, NULL, 0, 16);
-	key_bytes(&h, &prof, sizeof(prof));
-	key_num(&h, (long long)p->tmpl_gen);
+	key_bytes(&h, p->build, sizeof(p->build));
+	key_str(&h, prof->name);
+	if (pi < vendor_registry_len)
+		key_bytes(&h, p->tkeys[pi], sizeof(p->tkeys[pi]));
 	key_str(&h, in.mac);
 	key_str(&h, in.model);
 	key_str(&h, in.org);
@@ -370,20 +434,18 @@ stash_clear(struct pub *p)
 }
 
 /* Moves the stashed render of d into bufs if it is still what d renders
- * to; true when it did (the files are checked already). */
+ * to (key: its render_key now); true when it did (the files are checked
+ * already). */
 static bool
-stash_take(struct pub *p, const struct world *w, const struct hd_dev *d,
-           const struct vendor_profile *prof, struct render_buf bufs[PUB_MAX_FILES])
+stash_take(struct pub *p, const struct hd_dev *d, const unsigned char key[16],
+           struct render_buf bufs[PUB_MAX_FILES])
 {
-	unsigned char key[16];
-
 	for (size_t i = 0; i < p->nstash; i++) {
 		struct stash *s = &p->stash[i];
 
 		if (s->dev != d->id)
 			continue;
-		stash_key(p, w, d, prof, key);
-		if (sodium_memcmp(key, s->key, sizeof(key)) != 0)
+		if (sodium_memcmp(key, s->key, 16) != 0)
 			return false;
 		for (size_t k = 0; k < PUB_MAX_FILES; k++) {
 			bufs[k] = s->bufs[k];
@@ -410,22 +472,24 @@ tftp_present(const struct pub *p, const char *name, size_t len)
 }
 
 static void
-files_hash(struct render_buf bufs[PUB_MAX_FILES], size_t n, char hex[33])
+files_hash_bin(const struct render_buf bufs[PUB_MAX_FILES], size_t n, unsigned char out[16])
 {
-	crypto_generichash_state st;
+	const char *data[PUB_MAX_FILES];
+	size_t len[PUB_MAX_FILES];
+
+	for (size_t i = 0; i < n && i < PUB_MAX_FILES; i++) {
+		data[i] = bufs[i].p;
+		len[i] = bufs[i].len;
+	}
+	pcache_files_hash(data, len, n < PUB_MAX_FILES ? n : PUB_MAX_FILES, out);
+}
+
+static void
+files_hash(const struct render_buf bufs[PUB_MAX_FILES], size_t n, char hex[33])
+{
 	unsigned char h[16];
 
-	crypto_generichash_init(&st, NULL, 0, sizeof(h));
-	for (size_t i = 0; i < n; i++) {
-		unsigned char len[8];
-		uint64_t l = bufs[i].len;
-
-		for (int k = 0; k < 8; k++)
-			len[k] = (unsigned char)(l >> (8 * k));
-		crypto_generichash_update(&st, len, sizeof(len));
-		crypto_generichash_update(&st, (const unsigned char *)bufs[i].p, bufs[i].len);
-	}
-	crypto_generichash_final(&st, h, sizeof(h));
+	files_hash_bin(bufs, n, h);
 	sodium_bin2hex(hex, 33, h, sizeof(h));
 }
 
@@ -675,24 +739,118 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 		tftp_queue(p, e);
 }
 
+/* What the store says was last published for a device (start-up). */
+struct known {
+	hd_id dev;
+	unsigned long long version;
+	char hash[33];
+	bool has_key;          /* key and fhash known (sql/017) */
+	unsigned char key[16], fhash[16];
+};
+
+/* Records what e now publishes (version, content hash, key, file hash). */
+static void
+devcfg_record(struct store *st, const struct pub_dev *e)
+{
+	char key[33], fh[33];
+	struct store_devcfg c = { e->id, e->version, e->hash, key, fh };
+
+	sodium_bin2hex(key, sizeof(key), e->key, sizeof(e->key));
+	sodium_bin2hex(fh, sizeof(fh), e->fhash, sizeof(e->fhash));
+	if (st != NULL && store_devcfg_put(st, &c, now_s()) != 0)
+		log_error("device %s: cannot record version %llu: %s", e->mac, e->version,
+		          store_errmsg(st));
+}
+
+/* A new entry for d (writer, wrlock held); NULL when out of memory. */
+static struct pub_dev *
+entry_new(struct pub *p, const struct hd_dev *d)
+{
+	struct pub_dev *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	e->id = d->id;
+	memcpy(e->mac, d->mac, sizeof(e->mac));
+	if (idmap_put(&p->by_id, d->id, e) != 0 ||
+	    idmap_put(&p->by_mac, pcache_mac_key(d->mac), e) != 0) {
+		idmap_del(&p->by_id, d->id);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* The download settings of e from d and its organization (wrlock held). */
+static void
+entry_access(struct pub *p, const struct world *w, struct pub_dev *e, const struct hd_dev *d)
+{
+	if (!pcache_str_eq(e->prov_password, d->prov_password)) {
+		wipe_free(e->prov_password);
+		e->prov_password = pcache_dup_or_null(d->prov_password);
+	}
+	if (world_org(w, d->org) != NULL)
+		pcache_access_refresh(p, world_org(w, d->org));
+}
+
+/*
+ * Start-up after a clean stop that left the TFTP root untouched: when the
+ * render key of d is the one stored with its version (k), its files in
+ * the root are what a render gives; its entry is made without rendering
+ * (lazy: the first read loads them, pcache_fill).  Returns true when it
+ * did.
+ */
+static bool
+take_as_is(struct pub *p, const struct world *w, const struct hd_dev *d, const struct known *k)
+{
+	const struct vendor_profile *prof = vendor_profile_by_name(d->profile);
+	unsigned char key[16];
+	struct pub_dev *e;
+
+	if (prof == NULL || k == NULL || !k->has_key || !p->tftp_untouched)
+		return false;
+	render_key(p, w, d, prof, key);
+	if (sodium_memcmp(key, k->key, sizeof(key)) != 0)
+		return false;
+	pthread_rwlock_wrlock(&p->lock);
+	if (idmap_get(&p->by_id, d->id) != NULL || (e = entry_new(p, d)) == NULL) {
+		pthread_rwlock_unlock(&p->lock);
+		return false;
+	}
+	e->org = d->org;
+	e->profile = prof;
+	e->version = k->version;
+	memcpy(e->hash, k->hash, sizeof(e->hash));
+	memcpy(e->key, key, sizeof(key));
+	memcpy(e->fhash, k->fhash, sizeof(e->fhash));
+	e->nfiles = prof->n_device_files < PUB_MAX_FILES ? prof->n_device_files : PUB_MAX_FILES;
+	e->lazy = true;
+	entry_access(p, w, e, d);
+	pthread_rwlock_unlock(&p->lock);
+	return true;
+}
+
 /*
  * Renders device d; publishes when the content differs from what e holds.
- * e is the existing entry or NULL.  known_hash/known_version: what the
- * store says was last published (start-up), or NULL.  Returns 1 changed,
- * 0 unchanged, -1 failed (last good kept).
+ * e is the existing entry or NULL.  k: what the store says was last
+ * published (start-up), or NULL.  force: publish even when the content is
+ * the same (the entry's lazy files did not match: memory and the TFTP
+ * root get the render).  Returns 1 changed, 0 unchanged, -1 failed (last
+ * good kept).
  */
 static int
 publish_dev(struct pub *p, const struct world *w, struct store *st, const struct hd_dev *d,
-            const char *known_hash, unsigned long long known_version)
+            const struct known *k, bool force)
 {
 	const struct vendor_profile *prof = vendor_profile_by_name(d->profile);
 	struct render_buf bufs[PUB_MAX_FILES] = { { 0 } };
 	struct pub_blob *nb[PUB_MAX_FILES] = { 0 }, *old[PUB_MAX_FILES] = { 0 };
-	struct pub_dev *e, *fresh = NULL;
+	struct pub_dev *e;
 	char err[256], hash[33];
+	unsigned char key[16], fhash[16], prior_key[16] = { 0 }, prior_fhash[16] = { 0 };
 	unsigned long long version;
 	const struct vendor_profile *old_prof = NULL;
-	bool same, checked = false;
+	bool same, checked = false, prior = false, keyed;
 	size_t n;
 	int rc = -1;
 
@@ -701,16 +859,27 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		return -1;
 	}
 	n = prof->n_device_files < PUB_MAX_FILES ? prof->n_device_files : PUB_MAX_FILES;
+	render_key(p, w, d, prof, key);
 	pthread_rwlock_rdlock(&p->lock);
 	e = idmap_get(&p->by_id, d->id);
-	version = e ? e->version : known_version;
+	version = e ? e->version : k ? k->version : 0;
+	if (e != NULL) {
+		prior = true;
+		memcpy(prior_key, e->key, sizeof(prior_key));
+		memcpy(prior_fhash, e->fhash, sizeof(prior_fhash));
+	}
 	pthread_rwlock_unlock(&p->lock);
+	if (e == NULL && k != NULL && k->has_key) {
+		prior = true;
+		memcpy(prior_key, k->key, sizeof(prior_key));
+		memcpy(prior_fhash, k->fhash, sizeof(prior_fhash));
+	}
 	/* the version stamp ({{version}}) must not make every render
 	 * "different": the content hash is that of a render with the fixed
 	 * stamp 0; the files published carry the real version (below).
 	 * Unchecked: content seen before was checked when it was published;
 	 * new content is checked below before it can be published. */
-	if (stash_take(p, w, d, prof, bufs)) {
+	if (stash_take(p, d, key, bufs)) {
 		checked = true; /* pub_check rendered it for this change */
 	} else if (render_files2(p->tmpl, w, d, prof, 0, false, false, bufs, err, sizeof(err)) != 0) {
 		render_failed(st, d, err);
@@ -718,7 +887,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	}
 	files_hash(bufs, n, hash);
 	same = e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
-	                 : (known_hash != NULL && strcmp(known_hash, hash) == 0);
+	                 : (k != NULL && strcmp(k->hash, hash) == 0);
 	if (!same && !checked) {
 		for (size_t i = 0; i < n; i++) {
 			if (vendor_check_device_output(prof, i, bufs[i].p, bufs[i].len, err,
@@ -728,24 +897,21 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 			}
 		}
 	}
-	if (same) {
-		if (e != NULL) {
-			/* same files; the download settings may still have changed */
-			pthread_rwlock_wrlock(&p->lock);
-			if (!pcache_str_eq(e->prov_password, d->prov_password)) {
-				wipe_free(e->prov_password);
-				e->prov_password = pcache_dup_or_null(d->prov_password);
-			}
-			if (world_org(w, d->org) != NULL)
-				pcache_access_refresh(p, world_org(w, d->org));
-			pthread_rwlock_unlock(&p->lock);
-			rc = 0;
-			goto out;
-		}
-		/* start-up, unchanged since last run: keep the version */
-	} else {
-		version++;
+	if (same && e != NULL && !force) {
+		/* same files; the download settings may still have changed, and
+		 * the key (what the next clean restart compares) */
+		pthread_rwlock_wrlock(&p->lock);
+		entry_access(p, w, e, d);
+		keyed = sodium_memcmp(e->key, key, sizeof(key)) == 0;
+		memcpy(e->key, key, sizeof(key));
+		pthread_rwlock_unlock(&p->lock);
+		if (!keyed)
+			devcfg_record(st, e);
+		rc = 0;
+		goto out;
 	}
+	if (!same)
+		version++; /* else: unchanged since the last run (or forced): keep it */
 	/* the files themselves carry the version they are published as (a
 	 * number in place of a number: still well-formed) */
 	if (version != 0 && vendor_device_uses(prof, p->tmpl, RV_VERSION)) {
@@ -757,48 +923,39 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 			goto out;
 		}
 	}
+	files_hash_bin(bufs, n, fhash);
 	for (size_t i = 0; i < n; i++)
 		if ((nb[i] = pcache_blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
 			goto out;
-	if (e == NULL && (fresh = calloc(1, sizeof(*fresh))) == NULL)
-		goto out;
 
 	pthread_rwlock_wrlock(&p->lock);
-	old_prof = e != NULL ? e->profile : NULL;
-	if (fresh != NULL) {
-		e = fresh;
-		e->id = d->id;
-		memcpy(e->mac, d->mac, sizeof(e->mac));
-		if (idmap_put(&p->by_id, d->id, e) != 0 || idmap_put(&p->by_mac, pcache_mac_key(d->mac), e) != 0) {
-			idmap_del(&p->by_id, d->id);
-			pthread_rwlock_unlock(&p->lock);
-			goto out;
-		}
-		fresh = NULL;
+	if (e == NULL && (e = entry_new(p, d)) == NULL) {
+		pthread_rwlock_unlock(&p->lock);
+		goto out;
 	}
+	old_prof = e->profile;
 	e->org = d->org;
 	e->profile = prof;
 	e->version = version;
-	if (!pcache_str_eq(e->prov_password, d->prov_password)) {
-		wipe_free(e->prov_password);
-		e->prov_password = pcache_dup_or_null(d->prov_password);
-	}
-	if (world_org(w, d->org) != NULL)
-		pcache_access_refresh(p, world_org(w, d->org));
+	entry_access(p, w, e, d);
 	memcpy(e->hash, hash, sizeof(e->hash));
+	memcpy(e->key, key, sizeof(key));
+	memcpy(e->fhash, fhash, sizeof(fhash));
 	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
 		old[i] = e->files[i];
 		e->files[i] = i < n ? nb[i] : NULL;
 		nb[i] = NULL;
 	}
 	e->nfiles = n;
+	e->lazy = false;
 	pthread_rwlock_unlock(&p->lock);
 
 	if (p->tw != NULL)
-		tftp_publish(p, st, e, d, prof, old_prof, same, bufs, old, n);
-	if (st != NULL && store_devcfg_put(st, d->id, version, hash, now_s()) != 0)
-		log_error("device %s: cannot record version %llu: %s", d->mac, version,
-		          store_errmsg(st));
+		tftp_publish(p, st, e, d, prof, old_prof, same && !force, bufs, old, n);
+	/* start-up: a device unchanged since the last run keeps its row */
+	if (!same || !prior || memcmp(prior_key, key, sizeof(key)) != 0 ||
+	    memcmp(prior_fhash, fhash, sizeof(fhash)) != 0)
+		devcfg_record(st, e);
 	rc = 1;
 out:
 	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
@@ -806,8 +963,15 @@ out:
 		pub_release(nb[i]);
 		render_buf_free(&bufs[i]);
 	}
-	free(fresh);
 	return rc;
+}
+
+int
+pub_refill(struct pub *p, const struct world *w, struct store *st, hd_id dev)
+{
+	const struct hd_dev *d = world_dev(w, dev);
+
+	return d == NULL ? -1 : publish_dev(p, w, st, d, NULL, true) < 0 ? -1 : 0;
 }
 
 static void
@@ -865,7 +1029,7 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 			continue;
 		}
 		/* ids are distinct within one call: push, no search */
-		if (publish_dev(p, w, st, d, NULL, 0) == 1 && changed != NULL &&
+		if (publish_dev(p, w, st, d, NULL, false) == 1 && changed != NULL &&
 		    hd_idset_push(changed, d->id) != 0) {
 			rc = -1;
 			break;
@@ -886,12 +1050,6 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 
 /* ---- start-up ----------------------------------------------------------- */
 
-struct known {
-	hd_id dev;
-	unsigned long long version;
-	char hash[33];
-};
-
 struct recon {
 	struct pub *p;
 	const struct world *w;
@@ -899,21 +1057,27 @@ struct recon {
 	struct idmap known; /* dev -> struct known */
 	char **stale;       /* tftp names to check */
 	size_t nstale, capstale;
+	size_t taken;       /* devices whose files were taken as they are */
 	int rc;
 };
 
 static int
-recon_known(hd_id dev, unsigned long long version, const char *hash, void *arg)
+recon_known(const struct store_devcfg *c, void *arg)
 {
 	struct recon *r = arg;
 	struct known *k = calloc(1, sizeof(*k));
 
 	if (k == NULL)
 		return -1;
-	k->dev = dev;
-	k->version = version;
-	snprintf(k->hash, sizeof(k->hash), "%s", hash);
-	if (idmap_put(&r->known, dev, k) != 0) {
+	k->dev = c->dev;
+	k->version = c->version;
+	snprintf(k->hash, sizeof(k->hash), "%s", c->hash);
+	k->has_key = sodium_hex2bin(k->key, sizeof(k->key), c->key, strlen(c->key), NULL, NULL,
+	                            NULL) == 0 &&
+	             sodium_hex2bin(k->fhash, sizeof(k->fhash), c->file_hash, strlen(c->file_hash),
+	                            NULL, NULL, NULL) == 0 &&
+	             strlen(c->key) == 32 && strlen(c->file_hash) == 32;
+	if (idmap_put(&r->known, c->dev, k) != 0) {
 		free(k);
 		return -1;
 	}
@@ -926,7 +1090,10 @@ recon_dev(struct hd_dev *d, void *arg)
 	struct recon *r = arg;
 	struct known *k = idmap_get(&r->known, d->id);
 
-	(void)publish_dev(r->p, r->w, r->st, d, k ? k->hash : NULL, k ? k->version : 0);
+	if (take_as_is(r->p, r->w, d, k))
+		r->taken++;
+	else
+		(void)publish_dev(r->p, r->w, r->st, d, k, false);
 	return 0;
 }
 
@@ -1011,10 +1178,28 @@ pub_shared_refresh(struct pub *p, struct store *st)
 	tftp_shared(p, st);
 }
 
+/* The TFTP root's directory entry: device, inode, modification and change
+ * times.  Adding, removing or renaming a name in the directory changes
+ * them; so does a new file system mounted there (a tmpfs after a reboot).
+ * 0, or -1 when it cannot be read or does not fit. */
+static int
+root_state(const struct pub *p, char *buf, size_t len)
+{
+	struct stat sb;
+
+	if (stat(tftpw_root(p->tw), &sb) != 0)
+		return -1;
+	return (size_t)snprintf(buf, len, "%llu:%llu:%lld.%09ld:%lld.%09ld",
+	                        (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino,
+	                        (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+	                        (long long)sb.st_ctim.tv_sec, sb.st_ctim.tv_nsec) < len
+	           ? 0 : -1;
+}
+
 int
 pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen)
 {
-	char root[4096];
+	char root[4096], was[128], now[128];
 	int rc;
 
 	if (p->tw == NULL)
@@ -1022,8 +1207,13 @@ pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen)
 	rc = store_meta_get(st, PUB_META_CLEAN, root, sizeof(root));
 
 	p->tftp_clean = rc == 1 && strcmp(root, tftpw_root(p->tw)) == 0;
+	p->tftp_untouched = p->tftp_clean &&
+	                    store_meta_get(st, PUB_META_ROOT_STATE, was, sizeof(was)) == 1 &&
+	                    root_state(p, now, sizeof(now)) == 0 && strcmp(was, now) == 0;
 	if (!p->tftp_clean)
 		log_info("tftp: no clean stop recorded: every file's content is checked");
+	else if (!p->tftp_untouched)
+		log_info("tftp: the root changed since the clean stop: every file is rendered");
 	if (rc != 0 && store_meta_put_synced(st, PUB_META_CLEAN, NULL) != 0) {
 		hd_seterr(err, errlen, "cannot record the TFTP root in use: %s", store_errmsg(st));
 		return -1;
@@ -1034,9 +1224,15 @@ pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen)
 void
 pub_stop(struct pub *p, struct store *st)
 {
-	if (p->tw == NULL)
+	char state[128];
+	bool known;
+
+	if (p->tw == NULL || !tftpw_stop(p->tw))
 		return;
-	if (tftpw_stop(p->tw) && store_meta_put(st, PUB_META_CLEAN, tftpw_root(p->tw)) != 0)
+	/* the state first (or none): it counts only with the clean record */
+	known = root_state(p, state, sizeof(state)) == 0;
+	if (store_meta_put(st, PUB_META_ROOT_STATE, known ? state : NULL) != 0 ||
+	    store_meta_put(st, PUB_META_CLEAN, tftpw_root(p->tw)) != 0)
 		log_error("tftp: cannot record the clean stop: %s", store_errmsg(st));
 }
 
@@ -1069,6 +1265,9 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		}
 	}
 	(void)store_fetch_each(st, recon_fetch, &r);
+	if (r.taken > 0)
+		log_info("%zu devices' files taken as they are in the TFTP root (render key unchanged)",
+		         r.taken);
 	rc = 0;
 out:
 	/* the files are in place when start-up goes on (I5) */
@@ -1118,7 +1317,7 @@ pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char
 			struct stash *s = &p->stash[p->nstash++];
 
 			s->dev = d->id;
-			stash_key(p, w, d, prof, s->key);
+			render_key(p, w, d, prof, s->key);
 			memcpy(s->bufs, bufs, sizeof(s->bufs));
 		} else {
 			for (size_t k = 0; k < PUB_MAX_FILES; k++)
@@ -1325,13 +1524,29 @@ dry_dev(struct hd_dev *d, void *arg)
 
 	if (vendor_profile_by_name(d->profile) != dr->prof)
 		return 0;
+	bool lazy = false;
+
 	pthread_rwlock_rdlock(&dr->p->lock);
 	if ((e = idmap_get(&dr->p->by_id, d->id)) != NULL && e->profile == dr->prof) {
 		version = e->version;
+		lazy = e->lazy;
 		for (size_t i = 0; i < e->nfiles; i++)
 			cur[i] = pcache_blob_ref(e->files[i]);
 	}
 	pthread_rwlock_unlock(&dr->p->lock);
+	if (lazy) {
+		/* files not loaded since a clean restart: they are what the
+		 * templates in use render (their key was unchanged, and any
+		 * change since would have published the device) */
+		struct render_buf now[PUB_MAX_FILES] = { { 0 } };
+
+		if (render_files2(dr->p->tmpl, dr->w, d, dr->prof, version, false, false, now, err,
+		                  sizeof(err)) == 0)
+			for (size_t i = 0; i < dr->prof->n_device_files && i < PUB_MAX_FILES; i++)
+				cur[i] = pcache_blob_new(now[i].p, now[i].len, version);
+		for (size_t i = 0; i < PUB_MAX_FILES; i++)
+			render_buf_free(&now[i]);
+	}
 	pub_render_input(dr->w, d, &in);
 	in.version = version;
 	for (size_t k = 0; k < dr->nfiles && r.result >= 0; k++) {

@@ -136,8 +136,28 @@ void pub_stop(struct pub *p, struct store *st);
  * last run stopped cleanly with this TFTP root (then pub_reconcile checks
  * files by size, else by content), and from now on not: the record goes,
  * durably, before any file is written.  0, or -1 with err.
+ *
+ * After a clean stop that left the root's directory as it was (no name
+ * added, removed or renamed since: pub_stop records its state), a device
+ * whose render key (its render input, its profile's templates, the
+ * build) is the one stored with its version is not rendered at all: its
+ * files are taken as they are, and loaded from the TFTP root on their
+ * first read (checked against the hash of what was published; when they
+ * differ, the refill function renders and publishes the device).
  */
 int pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen);
+
+/*
+ * The function a reader calls when a device's files taken at start-up do
+ * not hash as published (see pub_tftp_take_clean): it must call
+ * pub_refill with the world, under the lock writers hold.  Set before
+ * serving; without one such a file is not served.
+ */
+void pub_set_refill(struct pub *p, void (*fn)(void *arg, hd_id dev), void *arg);
+/* Renders device dev and publishes it, in memory and in the TFTP root,
+ * even when its content is unchanged.  Writer only.  0, or -1 (no such
+ * device, or it does not render). */
+int pub_refill(struct pub *p, const struct world *w, struct store *st, hd_id dev);
 
 /*
  * The download access settings that apply to a per-device file: calls fn

@@ -240,11 +240,13 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 	[ST_META_DEL] = "DELETE FROM meta WHERE key = ?1",
 
-	[ST_DEVCFG_ALL] = "SELECT device_id, version, hash FROM device_config",
-	[ST_DEVCFG_PUT] = "INSERT INTO device_config (device_id, version, hash, updated_at) "
-	                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (device_id) DO UPDATE SET "
+	[ST_DEVCFG_ALL] = "SELECT device_id, version, hash, input_key, file_hash FROM device_config",
+	[ST_DEVCFG_PUT] = "INSERT INTO device_config (device_id, version, hash, updated_at, "
+	                  "input_key, file_hash) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id) DO UPDATE SET "
 	                  "version = excluded.version, hash = excluded.hash, "
-	                  "updated_at = excluded.updated_at",
+	                  "updated_at = excluded.updated_at, input_key = excluded.input_key, "
+	                  "file_hash = excluded.file_hash",
 	[ST_TFTP_ALL] = "SELECT name FROM tftp_files ORDER BY name",
 	[ST_TFTP_ADD] = "INSERT OR IGNORE INTO tftp_files (name) VALUES (?1)",
 	[ST_TFTP_DEL] = "DELETE FROM tftp_files WHERE name = ?1",
@@ -2016,11 +2018,14 @@ store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg)
 
 	while ((rc = step(s, st)) == SQLITE_ROW) {
 		const unsigned char *h = sqlite3_column_text(st, 2);
+		const unsigned char *k = sqlite3_column_text(st, 3);
+		const unsigned char *f = sqlite3_column_text(st, 4);
+		struct store_devcfg c = {
+			sqlite3_column_int64(st, 0), (unsigned long long)sqlite3_column_int64(st, 1),
+			h ? (const char *)h : "", k ? (const char *)k : "", f ? (const char *)f : ""
+		};
 
-		ret = cb(sqlite3_column_int64(st, 0),
-		         (unsigned long long)sqlite3_column_int64(st, 1),
-		         h ? (const char *)h : "", arg);
-		if (ret != 0)
+		if ((ret = cb(&c, arg)) != 0)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
@@ -2030,16 +2035,17 @@ store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg)
 }
 
 int
-store_devcfg_put(struct store *s, hd_id dev, unsigned long long version, const char *hash,
-                 long long now)
+store_devcfg_put(struct store *s, const struct store_devcfg *c, long long now)
 {
 	sqlite3_stmt *st = s->st[ST_DEVCFG_PUT];
 	int b = SQLITE_OK;
 
-	bind_ok(&b, bind_id(st, 1, dev));
-	bind_ok(&b, sqlite3_bind_int64(st, 2, (sqlite3_int64)version));
-	bind_ok(&b, bind_text(st, 3, hash));
+	bind_ok(&b, bind_id(st, 1, c->dev));
+	bind_ok(&b, sqlite3_bind_int64(st, 2, (sqlite3_int64)c->version));
+	bind_ok(&b, bind_text(st, 3, c->hash));
 	bind_ok(&b, sqlite3_bind_int64(st, 4, now));
+	bind_ok(&b, bind_text_opt(st, 5, c->key != NULL && c->key[0] ? c->key : NULL));
+	bind_ok(&b, bind_text_opt(st, 6, c->file_hash != NULL && c->file_hash[0] ? c->file_hash : NULL));
 	return run(s, st, b);
 }
 

@@ -330,13 +330,19 @@ void store_ckpt_close(struct store_ckpt *c); /* NULL-safe */
 
 /* ---- publishing (sql/002_publish.sql) ---------------------------------- */
 
-/* Configuration version and content hash of every device.  Callbacks
- * return 0 to go on; strings are borrowed for the call. */
-typedef int (*store_devcfg_cb)(hd_id dev, unsigned long long version, const char *hash,
-                               void *arg);
+/* What was published for a device: configuration version, content hash
+ * (files rendered with the version stamp 0), the key of its render input
+ * and the hash of its files as published (sql/017_publish_key.sql; ""
+ * when not known).  Callbacks return 0 to go on; strings are borrowed for
+ * the call.  store_devcfg_put stores key and file_hash NULL when "". */
+struct store_devcfg {
+	hd_id dev;
+	unsigned long long version;
+	const char *hash, *key, *file_hash;
+};
+typedef int (*store_devcfg_cb)(const struct store_devcfg *c, void *arg);
 int store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg);
-int store_devcfg_put(struct store *s, hd_id dev, unsigned long long version, const char *hash,
-                     long long now);
+int store_devcfg_put(struct store *s, const struct store_devcfg *c, long long now);
 
 /* Names of the files hotdeskd wrote into the TFTP root. */
 typedef int (*store_name_cb)(const char *name, void *arg);

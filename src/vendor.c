@@ -528,6 +528,7 @@ struct vendor_slot {
 	struct render_tmpl *tmpl; /* template files */
 	char *raw;                /* static files */
 	size_t rawlen;
+	unsigned char hash[16];   /* of the source (vendor_templates_device_key) */
 };
 
 struct vendor_set {
@@ -826,6 +827,8 @@ vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
 		} else if (render_compile(src, len, f->mode, &fresh[i].tmpl, err, errlen) < 0) {
 			goto fail;
 		}
+		crypto_generichash(fresh[i].hash, sizeof(fresh[i].hash), (const unsigned char *)src,
+		                   len, NULL, 0);
 	}
 	for (size_t i = 0; i < nslots; i++) {
 		if (fresh[i].tmpl == NULL && fresh[i].raw == NULL)
@@ -845,6 +848,20 @@ fail:
 		slot_clear(&fresh[i]);
 	free(fresh);
 	return -1;
+}
+
+void
+vendor_templates_device_key(const struct vendor_templates *t, const struct vendor_profile *p,
+                            unsigned char out[16])
+{
+	size_t pi = vendor_profile_index(p);
+	crypto_generichash_state h;
+
+	crypto_generichash_init(&h, NULL, 0, 16);
+	crypto_generichash_update(&h, (const unsigned char *)p->name, strlen(p->name) + 1);
+	for (size_t k = 0; pi != SIZE_MAX && k < p->n_device_files; k++)
+		crypto_generichash_update(&h, t->sets[pi].dev[k].hash, sizeof(t->sets[pi].dev[k].hash));
+	crypto_generichash_final(&h, out, 16);
 }
 
 /*

@@ -266,6 +266,10 @@ void vendor_templates_free(struct vendor_templates *t); /* NULL-safe */
 int vendor_template_check(const struct vendor_profile *p, const char *name,
                           const char *src, size_t len, char *err, size_t errlen);
 
+/* A 16-byte hash of the sources of p's per-device templates in t (and of
+ * p's name): equal keys render alike. */
+void vendor_templates_device_key(const struct vendor_templates *t, const struct vendor_profile *p,
+                                 unsigned char out[16]);
 /*
  * Checks (as above) and installs src as template/static file `name` of p
  * in t.  The caller must hold t exclusively (no render running on it).

@@ -431,6 +431,83 @@ def test_torn_tftp_file_after_a_crash_is_rewritten_before_ready(prov):
     invariants(d)
 
 
+def _taken_as_is(d):
+    """How many devices the last start took as they are (0 if none)."""
+    import re
+    m = re.search(r"(\d+) devices' files taken as they are", _last_run_log(d))
+    return int(m.group(1)) if m else 0
+
+
+def test_clean_restart_renders_only_what_changed_while_stopped(prov):
+    """After a clean stop a restart renders only the devices whose render
+    input or templates changed: the others' files are taken as they are in
+    the TFTP root (and loaded from it on their first HTTP fetch).  What
+    HTTP and TFTP serve is still exactly a fresh render: after a plain
+    restart, and after a restart with a setting and a template changed
+    in the store while the daemon was stopped."""
+    d, demo, tftp = prov
+    ndev = len(check_published(d, demo, tftp))
+    d.stop()
+    d.start()
+    assert _taken_as_is(d) == ndev, "an unchanged device was rendered at a clean restart"
+    check_published(d, demo, tftp)
+
+    tmpl = d.admin_ok("GET", "/api/v1/templates/yealink/device.cfg")["content"]
+    first = tmpl.index("\n") + 1   # after Yealink's version line
+    d.stop()
+    db = sqlite3.connect(d.db_path)
+    try:
+        with db:
+            db.execute("UPDATE extensions SET display_name = 'Renamed While Stopped' "
+                       "WHERE sip_user = 'acme-101'")
+            db.execute("UPDATE templates SET active = 0 WHERE profile = 'yealink' "
+                       "AND name = 'device.cfg'")
+            db.execute("INSERT INTO templates (profile, name, version, content, active, "
+                       "comment, created_at) VALUES ('yealink', 'device.cfg', 99, ?, 1, "
+                       "'while stopped', 0)",
+                       (tmpl[:first] + "# changed while stopped\n" + tmpl[first:],))
+    finally:
+        db.close()
+    d.start()
+    # 101's polycom carries the renamed extension; the two yealinks have
+    # the new template: three rendered, the rest taken as they are
+    assert _taken_as_is(d) == ndev - 3, _last_run_log(d)
+    published = check_published(d, demo, tftp)
+    assert b"Renamed While Stopped" in published[mac(101)][line_file(mac(101))]
+    for m in (mac(102), GLOBEX_MAC):
+        assert b"# changed while stopped" in published[m][line_file(m)]
+        assert both(d, tftp, line_file(m)) == published[m][line_file(m)]
+    invariants(d)
+
+
+def test_file_changed_in_place_while_stopped_is_not_served(prov):
+    """A file of the TFTP root changed in place while the daemon was
+    stopped (no name added or removed: its start takes the files as they
+    are) is checked against the hash of what was published when HTTP first
+    reads it: the phone gets a fresh render, and the TFTP root is
+    rewritten with it."""
+    d, demo, tftp = prov
+    published = check_published(d, demo, tftp)
+    name = line_file(mac(102))
+    want = published[mac(102)][name]
+    d.stop()
+    path = os.path.join(tftp.root, name)
+    with open(path, "r+b") as f:       # same size, another content
+        f.write(b"#" * 16)
+    assert open(path, "rb").read() != want
+    d.start()
+    assert _taken_as_is(d) > 0
+    st, _, body = prov_get(d, name)
+    assert st == 200 and body == want
+    assert "its TFTP files are not what was published" in d.log_text()
+    import time
+    deadline = time.monotonic() + 30
+    while open(path, "rb").read() != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open(path, "rb").read() == want, "the TFTP file was not rewritten with a fresh render"
+    check_published(d, demo, tftp)
+
+
 def test_failed_render_is_refused_up_front(prov):
     """A template that is valid for every sample device but breaks for a
     device without a model: saving it is fine while every polycom device
