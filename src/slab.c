@@ -2,13 +2,21 @@
  * slab.c -- size-class allocator for published files (see slab.h).
  *
  * Classes: 64, 128, ..., SLAB_MAX bytes.  Each class carves its slots from
- * 256 KiB chunks taken from malloc and keeps freed slots on a singly
- * linked free list threaded through the slots themselves.
+ * chunks of CHUNK bytes mapped from the system, aligned to CHUNK, so that
+ * a slot finds its chunk by masking its address.  A chunk keeps its own
+ * free slots and the count of slots in use; the chunks of a class that
+ * have room are on the class's list.  A chunk whose last slot is freed is
+ * unmapped (one empty chunk per class is kept for the next allocation), so
+ * a re-render whose files moved to another class (a line added to every
+ * file) gives the old class's memory back instead of keeping both.
  */
 #include "slab.h"
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "lockorder.h"
 
@@ -20,11 +28,23 @@ struct free_slot {
 	struct free_slot *next;
 };
 
+struct chunk {
+	struct chunk *prev, *next; /* on its class's list while it has room */
+	struct free_slot *free;    /* its freed slots */
+	size_t live;               /* slots in use */
+	size_t carved;             /* end of the carved part (offset from the chunk) */
+	unsigned cls;
+	bool listed;
+};
+
+/* slots start here: the header rounded up to the grain */
+#define FIRST_SLOT ((sizeof(struct chunk) + GRAIN - 1) / GRAIN * GRAIN)
+
 static struct {
 	pthread_mutex_t mu;
-	struct free_slot *free[NCLASS];
-	char *cur[NCLASS];  /* carving position in the class's current chunk */
-	size_t left[NCLASS]; /* bytes left there */
+	struct chunk *room[NCLASS];  /* chunks with a free or uncarved slot */
+	struct chunk *spare[NCLASS]; /* an empty chunk kept for the class */
+	size_t chunks;               /* chunks mapped */
 } slab = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 #ifdef HD_LOCK_ORDER
@@ -42,9 +62,66 @@ class_of(size_t n)
 	return n == 0 ? 0 : (n - 1) / GRAIN;
 }
 
+/* A chunk of CHUNK bytes aligned to CHUNK, or NULL. */
+static struct chunk *
+chunk_map(void)
+{
+	char *m = mmap(NULL, 2 * CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+	size_t head;
+
+	if (m == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1);
+	head = (size_t)(a - (uintptr_t)m);
+	if (head > 0)
+		munmap(m, head);
+	munmap((char *)a + CHUNK, CHUNK - head);
+	slab.chunks++;
+	return (struct chunk *)a;
+}
+
+static void
+chunk_unmap(struct chunk *ch)
+{
+	munmap(ch, CHUNK);
+	slab.chunks--;
+}
+
+static void
+link_room(struct chunk *ch)
+{
+	ch->prev = NULL;
+	ch->next = slab.room[ch->cls];
+	if (ch->next != NULL)
+		ch->next->prev = ch;
+	slab.room[ch->cls] = ch;
+	ch->listed = true;
+}
+
+static void
+unlink_room(struct chunk *ch)
+{
+	if (ch->prev != NULL)
+		ch->prev->next = ch->next;
+	else
+		slab.room[ch->cls] = ch->next;
+	if (ch->next != NULL)
+		ch->next->prev = ch->prev;
+	ch->prev = ch->next = NULL;
+	ch->listed = false;
+}
+
+static bool
+has_room(const struct chunk *ch, size_t size)
+{
+	return ch->free != NULL || ch->carved + size <= CHUNK;
+}
+
 void *
 slab_alloc(size_t n)
 {
+	struct chunk *ch;
 	size_t c, size;
 	void *p = NULL;
 
@@ -53,23 +130,27 @@ slab_alloc(size_t n)
 	c = class_of(n);
 	size = (c + 1) * GRAIN;
 	pthread_mutex_lock(&slab.mu);
-	if (slab.free[c] != NULL) {
-		p = slab.free[c];
-		slab.free[c] = slab.free[c]->next;
-	} else {
-		if (slab.left[c] < size) {
-			/* the tail of the old chunk is too small for a slot of
-			 * this class: it is left unused (at most one slot) */
-			if ((slab.cur[c] = malloc(CHUNK)) == NULL) {
-				slab.left[c] = 0;
-				goto out;
-			}
-			slab.left[c] = CHUNK;
-		}
-		p = slab.cur[c];
-		slab.cur[c] += size;
-		slab.left[c] -= size;
+	if ((ch = slab.room[c]) == NULL) {
+		if ((ch = slab.spare[c]) != NULL)
+			slab.spare[c] = NULL;
+		else if ((ch = chunk_map()) == NULL)
+			goto out;
+		ch->free = NULL;
+		ch->live = 0;
+		ch->carved = FIRST_SLOT;
+		ch->cls = (unsigned)c;
+		link_room(ch);
 	}
+	if (ch->free != NULL) {
+		p = ch->free;
+		ch->free = ch->free->next;
+	} else {
+		p = (char *)ch + ch->carved;
+		ch->carved += size;
+	}
+	ch->live++;
+	if (!has_room(ch, size))
+		unlink_room(ch);
 out:
 	pthread_mutex_unlock(&slab.mu);
 	return p;
@@ -79,7 +160,7 @@ void
 slab_free(void *p, size_t n)
 {
 	struct free_slot *s = p;
-	size_t c;
+	struct chunk *ch;
 
 	if (p == NULL)
 		return;
@@ -87,9 +168,31 @@ slab_free(void *p, size_t n)
 		free(p);
 		return;
 	}
-	c = class_of(n);
+	ch = (struct chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK - 1));
 	pthread_mutex_lock(&slab.mu);
-	s->next = slab.free[c];
-	slab.free[c] = s;
+	s->next = ch->free;
+	ch->free = s;
+	if (--ch->live == 0) {
+		/* empty: back to the system, or the class's spare */
+		if (ch->listed)
+			unlink_room(ch);
+		if (slab.spare[ch->cls] == NULL)
+			slab.spare[ch->cls] = ch;
+		else
+			chunk_unmap(ch);
+	} else if (!ch->listed) {
+		link_room(ch);
+	}
 	pthread_mutex_unlock(&slab.mu);
+}
+
+size_t
+slab_footprint(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&slab.mu);
+	n = slab.chunks * (size_t)CHUNK;
+	pthread_mutex_unlock(&slab.mu);
+	return n;
 }

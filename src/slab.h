@@ -7,8 +7,9 @@
  * process keeps both footprints.  A slab keeps all published files in
  * chunks of their own, in size classes of 64 bytes: a freed file's slot is
  * the next file of that class, so a re-render reuses the memory of the
- * files it replaces.  Slots are never returned to the system (the set of
- * published files only grows with the number of devices).
+ * files it replaces.  A chunk whose slots are all free goes back to the
+ * system: a re-render that moves every file to the next class (a line
+ * added to a template) does not keep the old class's memory.
  *
  * Thread-safe: one mutex (allocation is the writer's, frees come from any
  * thread that drops the last reference).
@@ -25,5 +26,7 @@
 void *slab_alloc(size_t n);
 /* Frees p, allocated with slab_alloc(n) (the same n).  NULL-safe. */
 void slab_free(void *p, size_t n);
+/* Bytes of the chunks mapped now (what the slab holds of the system). */
+size_t slab_footprint(void);
 
 #endif

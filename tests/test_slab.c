@@ -36,6 +36,31 @@ Test(slab, large_blocks_and_null)
 	slab_free(NULL, 10);
 }
 
+Test(slab, a_class_freed_gives_its_memory_back)
+{
+	enum { N = 4000 };
+	static void *a[N], *b[N];
+	size_t before = slab_footprint(), full, after;
+
+	for (int i = 0; i < N; i++)
+		cr_assert_not_null(a[i] = slab_alloc(700));
+	full = slab_footprint();
+	cr_assert_geq(full, before + (size_t)N * 704);
+	/* a re-render whose files grew into the next class: each new file
+	 * is made before the old one is freed */
+	for (int i = 0; i < N; i++) {
+		cr_assert_not_null(b[i] = slab_alloc(790));
+		slab_free(a[i], 700);
+	}
+	after = slab_footprint();
+	cr_assert_leq(after, before + (size_t)N * 832 + 3 * 256 * 1024,
+	              "the old class's memory was kept: %zu bytes with it, %zu after", full, after);
+	for (int i = 0; i < N; i++)
+		slab_free(b[i], 790);
+	cr_assert_leq(slab_footprint(), before + 2 * 256 * 1024, "%zu bytes left of %zu",
+	              slab_footprint(), before);
+}
+
 static void *
 churn(void *arg)
 {
