@@ -1055,7 +1055,7 @@ struct recon {
 	const struct world *w;
 	struct store *st;
 	struct idmap known; /* dev -> struct known */
-	char **stale;       /* tftp names to check */
+	char **stale;       /* tftp names no device owns */
 	size_t nstale, capstale;
 	size_t taken;       /* devices whose files were taken as they are */
 	int rc;
@@ -1109,11 +1109,17 @@ recon_fetch(hd_id dev, const char *source, const char *ua, unsigned long long ve
 	return 0;
 }
 
+/* A name of the manifest: kept for removal unless a device owns it or it
+ * is a shared file (removed after the statement, not while it reads). */
 static int
 recon_name(const char *name, void *arg)
 {
 	struct recon *r = arg;
+	struct vendor_file_match m;
 
+	if (pcache_name_owned(r->p, name) ||
+	    (vendor_match_file(name, &m) == 1 && m.kind == VENDOR_SHARED))
+		return 0;
 	if (r->nstale == r->capstale) {
 		size_t nc = r->capstale ? r->capstale * 2 : 64;
 		char **v = realloc(r->stale, nc * sizeof(*v));
@@ -1255,14 +1261,8 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 			hd_seterr(err, errlen, "cannot read the TFTP manifest: %s", store_errmsg(st));
 			goto out;
 		}
-		for (size_t i = 0; i < r.nstale; i++) {
-			struct vendor_file_match m;
-
-			if (vendor_match_file(r.stale[i], &m) == 1 && m.kind == VENDOR_SHARED)
-				continue;
-			if (!pcache_name_owned(p, r.stale[i]))
-				tftp_remove(p, st, r.stale[i]);
-		}
+		for (size_t i = 0; i < r.nstale; i++)
+			tftp_remove(p, st, r.stale[i]);
 	}
 	(void)store_fetch_each(st, recon_fetch, &r);
 	if (r.taken > 0)
