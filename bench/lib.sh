@@ -12,7 +12,10 @@
 
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-HOTDESKD=$ROOT/build/hotdeskd
+# HOTDESKD=path runs that binary instead of building one (comparing two
+# builds in the same minutes)
+HOTDESKD_GIVEN=${HOTDESKD:-}
+HOTDESKD=${HOTDESKD:-$ROOT/build/hotdeskd}
 PY=/usr/bin/python3
 QUICK=${QUICK:-0}
 CORES=$(nproc)
@@ -55,7 +58,9 @@ bench_build() {
 		command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] ||
 			die "$t missing: run sh scripts/deps.sh bench as root"
 	done
-	make -s -C "$ROOT" all >/dev/null || die "build failed"
+	if [ -z "$HOTDESKD_GIVEN" ]; then
+		make -s -C "$ROOT" all >/dev/null || die "build failed"
+	fi
 }
 
 # machine and versions, one "key: value" per line
@@ -66,7 +71,11 @@ bench_header() {
 	echo "cores:       $CORES"
 	echo "memory:      $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo)"
 	echo "kernel:      $(uname -sr)"
-	echo "hotdeskd:    $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo '+local changes')"
+	if [ -n "$HOTDESKD_GIVEN" ]; then
+		echo "hotdeskd:    $HOTDESKD_GIVEN"
+	else
+		echo "hotdeskd:    $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo '+local changes')"
+	fi
 	echo "nginx:       $(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')"
 	echo "wrk:         $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 	echo "microhttpd:  $(pkg-config --modversion libmicrohttpd)"

@@ -22,6 +22,7 @@ Prints "key: value" lines; exits 1 when any answer is not the expected one
 
 import argparse
 import http.client
+import os
 import socket
 import sys
 import resource
@@ -113,6 +114,9 @@ def main():
     ap.add_argument("--latency-pairs", type=int, default=200)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20)
+    # measure while something else runs: print "registered", then wait
+    # until this file exists before the first move
+    ap.add_argument("--start-after", default=None)
     a = ap.parse_args()
     host = "127.0.0.1"
     pairs = [tuple(l.split()) for l in open(a.moves) if l.strip()]
@@ -167,6 +171,11 @@ def main():
         pbx.post("/pbx/v1/registrations", sip_user=user,
                  contact="sip:%s@%s:%d" % (user, host, port),
                  source="%s:%d" % (host, port), expires="3600")
+
+    if a.start_after is not None:
+        print("registered", flush=True)
+        while not os.path.exists(a.start_after):
+            time.sleep(0.01)
 
     # ---- latency: one client, sequential
     h0, _ = metrics(host, a.port)

@@ -8,6 +8,9 @@
 #   sh bench/scale.sh            10,000 and 100,000 devices (a few minutes)
 #   QUICK=1 sh bench/scale.sh    200 and 1,000 devices
 #   TFTP_KINDS="tmpfs disk"      where the TFTP root lives (default: both)
+#   GEN_DIR=/var/tmp/...         reuse the databases a KEEP=1 run left there
+#                                (s<N>.db and s<N>.paths): 1,000,000 devices
+#                                take minutes to generate
 #
 # Start-up is measured twice: the first start after the data was loaded
 # (every file rendered and written to the TFTP root), and a restart (the
@@ -30,16 +33,18 @@ bench_header "scale"
 
 # rerender_all -- changes the per-device template of every profile through
 # the API; prints the seconds it took and the number of devices changed
+# rerender_all [WORD] -- the comment line says "revised WORD"
 rerender_all() {
-	$PY - "$HD_PORT" "$ADMIN_TOKEN" <<'PYEOF'
+	$PY - "$HD_PORT" "$ADMIN_TOKEN" "${1:-}" <<'PYEOF'
 import http.client, json, sys, time
-port, token = int(sys.argv[1]), sys.argv[2]
+port, token, word = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 h = {"Authorization": "Bearer " + token}
 # a comment line that changes every file of the profile
-files = {"polycom": ("line.cfg", "<!-- revised -->\n"),
-         "yealink": ("device.cfg", "# revised\n"),
-         "cisco-mpp": ("device.xml", "<!-- revised -->\n"),
-         "cisco-enterprise": ("device.cnf.xml", "<!-- revised -->\n")}
+w = ("revised " + word).strip()
+files = {"polycom": ("line.cfg", "<!-- %s -->\n" % w),
+         "yealink": ("device.cfg", "# %s\n" % w),
+         "cisco-mpp": ("device.xml", "<!-- %s -->\n" % w),
+         "cisco-enterprise": ("device.cnf.xml", "<!-- %s -->\n" % w)}
 bodies = []
 for prof, (name, extra) in files.items():
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -71,17 +76,78 @@ print("%.3f %d" % (time.perf_counter() - t0, changed))
 PYEOF
 }
 
+# fetch_probe PID -- one phone after another fetches a random device's file
+# while process PID runs; prints the latencies (ms) and the count
+fetch_probe() {
+	$PY - "$HD_PORT" "$BENCH_DIR/s$n.paths" "$1" <<'PYEOF'
+import http.client, os, random, sys, time
+port, paths, pid = int(sys.argv[1]), open(sys.argv[2]).read().split(), sys.argv[3]
+lat, bad = [], 0
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+while os.path.exists("/proc/" + pid):
+    t0 = time.perf_counter()
+    c.request("GET", "/provision/" + random.choice(paths))
+    r = c.getresponse()
+    r.read()
+    lat.append((time.perf_counter() - t0) * 1e3)
+    bad += r.status != 200
+lat.sort()
+if not lat:
+    print("no fetch ran")
+else:
+    print("p50 %.2f / p99 %.2f / max %.1f ms (%d fetches, %d not 200)" % (
+        lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1], len(lat), bad))
+PYEOF
+}
+
+# during_rerender -- moves and fetches while every device is re-rendered
+during_rerender() {
+	rm -f "$BENCH_DIR/go"
+	$PY "$ROOT/bench/moves.py" --port "$HD_PORT" --token "$PBX_TOKEN" \
+		--moves "$BENCH_DIR/s$n.moves" --code "$CODE" --latency-pairs "$( [ "$QUICK" = 1 ] && echo 3 || echo 10 )" \
+		--clients 0 --seconds 0 --start-after "$BENCH_DIR/go" >"$BENCH_DIR/during.moves" 2>&1 &
+	mv_pid=$!
+	BENCH_PIDS="$BENCH_PIDS $mv_pid"
+	while ! grep -q registered "$BENCH_DIR/during.moves"; do
+		kill -0 "$mv_pid" 2>/dev/null || { cat "$BENCH_DIR/during.moves" >&2; die "moves.py failed"; }
+		sleep 0.05
+	done
+	rerender_all again >"$BENCH_DIR/during.rr" &
+	rr_pid=$!
+	BENCH_PIDS="$BENCH_PIDS $rr_pid"
+	sleep 0.2
+	touch "$BENCH_DIR/go"
+	fetch_probe "$rr_pid" >"$BENCH_DIR/during.fetch" &
+	fp_pid=$!
+	wait "$mv_pid" || { cat "$BENCH_DIR/during.moves" >&2; die "moves during the re-render failed"; }
+	moves_end=$(date +%s%N)
+	wait "$rr_pid" || die "the second re-render failed"
+	rr_end=$(date +%s%N)
+	wait "$fp_pid" || die "the fetch probe failed"
+	set -- $(cat "$BENCH_DIR/during.rr")
+	figure "re-render again, with moves and fetches" "$1 s ($2 devices changed)"
+	[ "$moves_end" -le "$rr_end" ] || echo "  (the moves outlasted the re-render)"
+	sed -n 's/^move -> answer (hash excluded): */  move -> answer during it           /p; s/^move -> last file published: */  move -> last file published during it /p; s/^client round trip, accepted: */  move round trip (with hash) during it /p' \
+		"$BENCH_DIR/during.moves"
+	figure "  phone fetch during it" "$(cat "$BENCH_DIR/during.fetch")"
+}
+
 for n in $SIZES; do
 	orgs=$(((n + 999) / 1000))
 	echo
 	echo "-- $n devices over $orgs organizations"
-	gen_db "s$n" "$n" "$orgs" >/dev/null
+	if [ -n "${GEN_DIR:-}" ] && [ -f "$GEN_DIR/s$n.db" ]; then
+		cp "$GEN_DIR/s$n.db" "$GEN_DIR/s$n.paths" "$GEN_DIR/s$n.moves" "$BENCH_DIR/"
+	else
+		gen_db "s$n" "$n" "$orgs" >/dev/null
+	fi
 	for kind in ${TFTP_KINDS:-tmpfs disk}; do
 		echo "   TFTP root on $kind"
 		cp "$BENCH_DIR/s$n.db" "$BENCH_DIR/s$n-$kind.db"
 		hd_config "s$n-$kind" "$BENCH_DIR/s$n-$kind.db" "$(tftp_dir "s$n" "$kind")"
 		hd_start "s$n-$kind"
 		figure "first start (render + write every file)" "$HD_START_MS ms"
+		figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
 		hd_stop
 		hd_start "s$n-$kind"
 		figure "start-up, restart (target < 2000 ms at 100k)" "$HD_START_MS ms"
@@ -98,6 +164,11 @@ for n in $SIZES; do
 		figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
 		curl -sf "$HD_URL/provision/$(head -1 "$BENCH_DIR/s$n.paths")" | grep -q revised ||
 			die "the re-rendered file is not served"
+		if [ "${DURING:-1}" = 1 ]; then
+			during_rerender
+			curl -sf "$HD_URL/provision/$(head -1 "$BENCH_DIR/s$n.paths")" | grep -q "revised again" ||
+				die "the file re-rendered again is not served"
+		fi
 		hd_stop
 		rm -f "$BENCH_DIR/s$n-$kind.db"*
 	done
