@@ -82,21 +82,28 @@ fetch_probe() {
 	$PY - "$HD_PORT" "$BENCH_DIR/s$n.paths" "$1" <<'PYEOF'
 import http.client, os, random, sys, time
 port, paths, pid = int(sys.argv[1]), open(sys.argv[2]).read().split(), sys.argv[3]
-lat, bad = [], 0
+lat, bad, dropped = [], 0, 0
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 while os.path.exists("/proc/" + pid):
     t0 = time.perf_counter()
-    c.request("GET", "/provision/" + random.choice(paths))
-    r = c.getresponse()
-    r.read()
+    try:
+        c.request("GET", "/provision/" + random.choice(paths))
+        r = c.getresponse()
+        r.read()
+    except (OSError, http.client.HTTPException):
+        # the server closed the connection (its request deadline)
+        dropped += 1
+        c.close()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        continue
     lat.append((time.perf_counter() - t0) * 1e3)
     bad += r.status != 200
 lat.sort()
 if not lat:
-    print("no fetch ran")
+    print("no fetch answered (%d dropped)" % dropped)
 else:
-    print("p50 %.2f / p99 %.2f / max %.1f ms (%d fetches, %d not 200)" % (
-        lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1], len(lat), bad))
+    print("p50 %.2f / p99 %.2f / max %.1f ms (%d fetches, %d not 200, %d dropped)" % (
+        lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1], len(lat), bad, dropped))
 PYEOF
 }
 
