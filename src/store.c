@@ -984,6 +984,9 @@ store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 	if (sql_dir != NULL && migrate(s, sql_dir, err, errlen) != 0)
 		goto fail;
 	for (int i = 0; i < ST__COUNT; i++) {
+		if (i == ST_DEVCFG_ALL || i == ST_DEVCFG_PUT)
+			continue; /* on first use (sql/017): a store opened with older
+			           * migrations (tests of migrations) opens all the same */
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
 		                       NULL) != SQLITE_OK) {
 			hd_seterr(err, errlen, "%s: preparing \"%s\": %s (schema not migrated?)", path,
@@ -2010,11 +2013,29 @@ store_meta_put_synced(struct store *s, const char *key, const char *value)
 
 /* ---- publishing: versions, TFTP manifest, fetches ------------------ */
 
+/* Statement i, prepared on first use; NULL with the error recorded. */
+static sqlite3_stmt *
+stmt_late(struct store *s, int i)
+{
+	int rc;
+
+	if (s->st[i] == NULL &&
+	    (rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+	                             NULL)) != SQLITE_OK) {
+		(void)fail(s, rc);
+		s->st[i] = NULL;
+	}
+	return s->st[i];
+}
+
 int
 store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg)
 {
-	sqlite3_stmt *st = s->st[ST_DEVCFG_ALL];
+	sqlite3_stmt *st = stmt_late(s, ST_DEVCFG_ALL);
 	int rc, ret = 0;
+
+	if (st == NULL)
+		return -1;
 
 	while ((rc = step(s, st)) == SQLITE_ROW) {
 		const unsigned char *h = sqlite3_column_text(st, 2);
@@ -2037,8 +2058,11 @@ store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg)
 int
 store_devcfg_put(struct store *s, const struct store_devcfg *c, long long now)
 {
-	sqlite3_stmt *st = s->st[ST_DEVCFG_PUT];
+	sqlite3_stmt *st = stmt_late(s, ST_DEVCFG_PUT);
 	int b = SQLITE_OK;
+
+	if (st == NULL)
+		return -1;
 
 	bind_ok(&b, bind_id(st, 1, c->dev));
 	bind_ok(&b, sqlite3_bind_int64(st, 2, (sqlite3_int64)c->version));
