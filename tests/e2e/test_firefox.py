@@ -50,9 +50,11 @@ class Firefox:
             self.proc.wait()
         else:
             raise AssertionError("firefox-esr did not start its BiDi server: " + self._output())
+        # a loaded machine can take long to open the first session
         self.ws = websocket.create_connection("ws://127.0.0.1:%d/session" % port,
-                                              timeout=WAIT, suppress_origin=True)
+                                              timeout=4 * WAIT, suppress_origin=True)
         self.cmd("session.new", {"capabilities": {}})
+        self.ws.settimeout(WAIT)
         self.cmd("session.subscribe", {"events": ["log.entryAdded"]})
         self.context = self.cmd("browsingContext.getTree", {})["contexts"][0]["context"]
 
