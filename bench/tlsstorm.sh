@@ -28,7 +28,7 @@
 #
 # Settings: THREADS (hotdeskd [server] threads = nginx worker_processes,
 # default: cores), CONNS (wrk connections, default 64), DURATION (s),
-# REPEAT (default 1).
+# REPEAT (default 3; 1 with QUICK=1).
 # Exit status: 0 when every run completed without errors (ratios are
 # reported, not enforced: a benchmark is not a test).
 . "$(dirname "$0")/lib.sh"

@@ -430,6 +430,27 @@ ref_file(struct pub_ref *ref, const struct pub_dev *e, size_t i)
 	memcpy(ref->mac, e->mac, sizeof(ref->mac));
 }
 
+/* The entry of mac, or NULL, with the read lock taken (the caller
+ * releases it); an entry whose files were taken as they are at start-up
+ * (lazy) has them loaded first (pcache_fill): its first read since a clean
+ * restart.  A lazy entry whose load failed has no files (404). */
+static struct pub_dev *
+entry_rdlock(struct pub *p, const char *mac)
+{
+	for (int pass = 0;; pass++) {
+		struct pub_dev *e;
+		hd_id lazy;
+
+		pthread_rwlock_rdlock(&p->lock);
+		e = idmap_get(&p->by_mac, pcache_mac_key(mac));
+		if (e == NULL || !e->lazy || pass > 0)
+			return e;
+		lazy = e->id;
+		pthread_rwlock_unlock(&p->lock);
+		pcache_fill(p, lazy);
+	}
+}
+
 int
 pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 {
@@ -444,26 +465,16 @@ pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 		ref->blob = shared_get(p, &m);
 		return ref->blob != NULL;
 	}
-	for (int pass = 0; pass < 2; pass++) {
-		hd_id lazy = 0;
-
-		pthread_rwlock_rdlock(&p->lock);
-		e = idmap_get(&p->by_mac, pcache_mac_key(m.mac));
-		if (e != NULL && e->profile != m.profile) {
-			/* the same name in another family (e.g. <mac>.cfg): ask the
-			 * device's own profile */
-			if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
-				e = NULL;
-		}
-		if (e != NULL && e->lazy)
-			lazy = e->id;
-		else if (e != NULL)
-			ref_file(ref, e, m.file_index);
-		pthread_rwlock_unlock(&p->lock);
-		if (lazy == 0)
-			break;
-		pcache_fill(p, lazy); /* its first read since a clean restart */
+	e = entry_rdlock(p, m.mac);
+	if (e != NULL && e->profile != m.profile) {
+		/* the same name in another family (e.g. <mac>.cfg): ask the
+		 * device's own profile */
+		if (vendor_profile_match_file(e->profile, name, &m) != 1 || m.kind != VENDOR_DEVICE)
+			e = NULL;
 	}
+	if (e != NULL)
+		ref_file(ref, e, m.file_index);
+	pthread_rwlock_unlock(&p->lock);
 	return ref->blob != NULL;
 }
 
@@ -573,18 +584,8 @@ pub_get_device(struct pub *p, const char *mac, struct pub_ref *ref)
 	struct pub_dev *e;
 
 	memset(ref, 0, sizeof(*ref));
-	for (int pass = 0; pass < 2; pass++) {
-		hd_id lazy = 0;
-
-		pthread_rwlock_rdlock(&p->lock);
-		if ((e = idmap_get(&p->by_mac, pcache_mac_key(mac))) != NULL && e->lazy)
-			lazy = e->id;
-		else if (e != NULL)
-			ref_file(ref, e, 0);
-		pthread_rwlock_unlock(&p->lock);
-		if (lazy == 0)
-			break;
-		pcache_fill(p, lazy);
-	}
+	if ((e = entry_rdlock(p, mac)) != NULL)
+		ref_file(ref, e, 0);
+	pthread_rwlock_unlock(&p->lock);
 	return ref->blob != NULL;
 }
