@@ -109,9 +109,10 @@ struct pub {
 	 * written once it commits), or not recorded (unlisted: the store
 	 * failed; recorded again at the next change) */
 	struct hd_idset tftp_fresh, tftp_unlisted;
-	bool tftp_clean;         /* the last run stopped cleanly: files are whole */
-	bool tftp_untouched;     /* ... and no name was added to or removed from the
-	                          * root since (its directory entry as recorded) */
+	bool tftp_clean;         /* the last run stopped cleanly and no name was
+	                          * added to, removed from or replaced in the root
+	                          * since (its directory entry as recorded): its
+	                          * files are whole and hotdeskd's */
 	unsigned char build[16]; /* hash of the running hotdeskd executable */
 	unsigned char (*tkeys)[16]; /* [vendor_registry_len] vendor_templates_device_key */
 	/* renders devices whose lazy files did not match (pub_set_refill) */

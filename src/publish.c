@@ -34,8 +34,9 @@
  * Temporaries are private until renamed (fsutil.h: 0600 in a 0700
  * subdirectory), and the writer removes those a crash left before
  * anything is published.  Files are not synced one by one: pub_stop syncs
- * the root once and records a clean stop; a start without that record
- * compares every file's content (tftp_holds) instead of its size.
+ * the root once and records a clean stop with the state of the root's
+ * directory; a start without that record, or with the directory changed
+ * since, compares every file's content (tftp_holds) instead of its size.
  * Render keys: each version is stored with the render_key of the device
  * and the hash of its files; a start after a clean stop that left the
  * root's directory as it was (its state recorded by pub_stop) takes the
@@ -691,10 +692,10 @@ pub_tftp_relist(struct pub *p, struct store *st)
 /*
  * After device e (d) was published in memory: queues its files for the
  * writer, unless they are in place already (start-up: checked by size
- * after a clean stop, by content after a crash).  Names new to the
- * manifest are recorded first, and those files written only once that is
- * committed (tftp_defer).  The old profile's names are removed.  Writer
- * only.
+ * after a clean stop that left the root untouched, by content
+ * otherwise).  Names new to the manifest are recorded first, and those
+ * files written only once that is committed (tftp_defer).  The old
+ * profile's names are removed.  Writer only.
  */
 static void
 tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd_dev *d,
@@ -807,7 +808,7 @@ take_as_is(struct pub *p, const struct world *w, const struct hd_dev *d, const s
 	unsigned char key[16];
 	struct pub_dev *e;
 
-	if (prof == NULL || k == NULL || !k->has_key || !p->tftp_untouched)
+	if (prof == NULL || k == NULL || !k->has_key || !p->tftp_clean)
 		return false;
 	render_key(p, w, d, prof, key);
 	if (sodium_memcmp(key, k->key, sizeof(key)) != 0)
@@ -1206,20 +1207,23 @@ int
 pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen)
 {
 	char root[4096], was[128], now[128];
+	bool clean;
 	int rc;
 
 	if (p->tw == NULL)
 		return 0;
 	rc = store_meta_get(st, PUB_META_CLEAN, root, sizeof(root));
 
-	p->tftp_clean = rc == 1 && strcmp(root, tftpw_root(p->tw)) == 0;
-	p->tftp_untouched = p->tftp_clean &&
-	                    store_meta_get(st, PUB_META_ROOT_STATE, was, sizeof(was)) == 1 &&
-	                    root_state(p, now, sizeof(now)) == 0 && strcmp(was, now) == 0;
-	if (!p->tftp_clean)
+	/* a root touched since the clean stop (a file replaced, added or
+	 * removed) is compared by content, as after a crash: only an
+	 * untouched one is trusted by name and size */
+	clean = rc == 1 && strcmp(root, tftpw_root(p->tw)) == 0;
+	p->tftp_clean = clean && store_meta_get(st, PUB_META_ROOT_STATE, was, sizeof(was)) == 1 &&
+	                root_state(p, now, sizeof(now)) == 0 && strcmp(was, now) == 0;
+	if (!clean)
 		log_info("tftp: no clean stop recorded: every file's content is checked");
-	else if (!p->tftp_untouched)
-		log_info("tftp: the root changed since the clean stop: every file is rendered");
+	else if (!p->tftp_clean)
+		log_info("tftp: the root changed since the clean stop: every file's content is checked");
 	if (rc != 0 && store_meta_put_synced(st, PUB_META_CLEAN, NULL) != 0) {
 		hd_seterr(err, errlen, "cannot record the TFTP root in use: %s", store_errmsg(st));
 		return -1;
@@ -1521,11 +1525,10 @@ dry_dev(struct hd_dev *d, void *arg)
 	struct pub_dev *e;
 	char err[256] = "";
 	unsigned long long version = 0;
+	bool lazy = false;
 
 	if (vendor_profile_by_name(d->profile) != dr->prof)
 		return 0;
-	bool lazy = false;
-
 	pthread_rwlock_rdlock(&dr->p->lock);
 	if ((e = idmap_get(&dr->p->by_id, d->id)) != NULL && e->profile == dr->prof) {
 		version = e->version;

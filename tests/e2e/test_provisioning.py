@@ -480,6 +480,16 @@ def test_clean_restart_renders_only_what_changed_while_stopped(prov):
     invariants(d)
 
 
+def _stopped_with_a_published_file(prov):
+    """Checks what prov's daemon publishes, stops it, and returns the name
+    of 102's line file, its published bytes and its path in the TFTP root."""
+    d, demo, tftp = prov
+    name = line_file(mac(102))
+    want = check_published(d, demo, tftp)[mac(102)][name]
+    d.stop()
+    return name, want, os.path.join(tftp.root, name)
+
+
 def test_file_changed_in_place_while_stopped_is_not_served(prov):
     """A file of the TFTP root changed in place while the daemon was
     stopped (no name added or removed: its start takes the files as they
@@ -487,11 +497,7 @@ def test_file_changed_in_place_while_stopped_is_not_served(prov):
     reads it: the phone gets a fresh render, and the TFTP root is
     rewritten with it."""
     d, demo, tftp = prov
-    published = check_published(d, demo, tftp)
-    name = line_file(mac(102))
-    want = published[mac(102)][name]
-    d.stop()
-    path = os.path.join(tftp.root, name)
+    name, want, path = _stopped_with_a_published_file(prov)
     with open(path, "r+b") as f:       # same size, another content
         f.write(b"#" * 16)
     assert open(path, "rb").read() != want
@@ -505,6 +511,27 @@ def test_file_changed_in_place_while_stopped_is_not_served(prov):
     while open(path, "rb").read() != want and time.monotonic() < deadline:
         time.sleep(0.05)
     assert open(path, "rb").read() == want, "the TFTP file was not rewritten with a fresh render"
+    check_published(d, demo, tftp)
+
+
+def test_file_replaced_while_stopped_is_rewritten_at_start(prov):
+    """A file of the TFTP root replaced while the daemon was stopped with
+    another of the same size (an editor writes a new file and renames it
+    over the old: the root's directory changed) is rewritten before the
+    daemon is ready: after a clean stop only an untouched root is trusted
+    by name and size, a touched one is compared by content as after a
+    crash, so tftpd never serves what hotdeskd did not publish."""
+    d, demo, tftp = prov
+    name, want, path = _stopped_with_a_published_file(prov)
+    other = path + ".new"
+    with open(other, "wb") as f:       # same size, another content
+        f.write(b"#" * 16 + want[16:])
+    os.chmod(other, 0o644)
+    os.rename(other, path)
+    assert open(path, "rb").read() != want
+    d.start()
+    assert open(path, "rb").read() == want, "a replaced file was left in the TFTP root"
+    assert tftp.get(name) == want
     check_published(d, demo, tftp)
 
 
