@@ -107,6 +107,38 @@ fs_tmp_commit(const char *tmp, const char *dir, const char *name, char *err, siz
 }
 
 int
+fs_tmp_swap(const char *tmp, const char *dir, const char *name, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (path_join(path, sizeof(path), dir, name, err, errlen) != 0)
+		return -1;
+	if (chmod(tmp, 0644) == -1)
+		goto fail;
+	/* the exchange needs both names: a new name is a plain rename, as is
+	 * a file system without RENAME_EXCHANGE */
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == -1) {
+		if (errno != ENOENT && errno != EINVAL && errno != ENOSYS)
+			goto fail;
+		if (rename(tmp, path) == -1)
+			goto fail;
+		return 0;
+	}
+	/* what was there goes where tmp was; a directory is put back, as a
+	 * rename over it would have failed */
+	if (lstat(tmp, &st) == 0 && S_ISDIR(st.st_mode)) {
+		(void)renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE);
+		errno = EISDIR;
+		goto fail;
+	}
+	return 1;
+fail:
+	hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
+	return -1;
+}
+
+int
 fs_write_atomic(const char *dir, const char *name, const void *data, size_t len, char *err,
                 size_t errlen)
 {

@@ -56,6 +56,8 @@ struct tftpw {
 	pthread_cond_t work;  /* a job was queued, or stop */
 	pthread_cond_t ran;   /* a job ran */
 	struct queue q[TFTPW_NQUEUES];
+	char **trash;         /* replaced files, exchanged into temporaries */
+	size_t ntrash, trash_cap;
 	bool stop;
 	pthread_t thread;
 	bool started;
@@ -68,7 +70,7 @@ struct tftpw {
 
 /* ---- files -------------------------------------------------------------- */
 
-/* A file written under its temporary name, waiting to be renamed. */
+/* A file written under its temporary name, waiting to be put in place. */
 struct pending {
 	char tmp[4096];
 	char name[TFTPW_NAME_MAX];
@@ -107,26 +109,79 @@ write_tmp(const char *root, const char *name, const char *data, size_t len,
 	return 0;
 }
 
-/* Renames a written temporary into place (readable from now on). */
-static int
-commit_tmp(const char *root, const struct pending *pd, char *err, size_t errlen)
+/* Leaves the replaced file now at path for the writer thread to remove
+ * (removing it takes a disk longer than the exchange). */
+static void
+trash_push(struct tftpw *w, const char *path)
 {
-	if (fs_tmp_commit(pd->tmp, root, pd->name, err, errlen) != 0) {
+	char *copy;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->ntrash == w->trash_cap) {
+		size_t nc = w->trash_cap ? w->trash_cap * 2 : 64;
+		char **v = realloc(w->trash, nc * sizeof(*v));
+
+		if (v != NULL) {
+			w->trash = v;
+			w->trash_cap = nc;
+		}
+	}
+	if (w->ntrash < w->trash_cap && (copy = strdup(path)) != NULL) {
+		w->trash[w->ntrash++] = copy;
+		pthread_cond_signal(&w->work);
+		pthread_mutex_unlock(&w->mu);
+		return;
+	}
+	pthread_mutex_unlock(&w->mu);
+	unlink(path); /* out of memory: now */
+}
+
+/* Puts a written temporary in place (readable from now on): exchanged
+ * with the file it replaces, whose removal waits (fs_tmp_swap). */
+static int
+commit_tmp(struct tftpw *w, const struct pending *pd, char *err, size_t errlen)
+{
+	int rc = fs_tmp_swap(pd->tmp, w->root, pd->name, err, errlen);
+
+	if (rc == -1) {
 		unlink(pd->tmp);
 		return -1;
 	}
+	if (rc == 1)
+		trash_push(w, pd->tmp);
 	return 0;
 }
 
 static int
-write_file(const char *root, const char *name, const char *data, size_t len, char *err,
+write_file(struct tftpw *w, const char *name, const char *data, size_t len, char *err,
            size_t errlen)
 {
 	struct pending pd;
 
-	if (write_tmp(root, name, data, len, &pd, err, errlen) != 0)
+	if (write_tmp(w->root, name, data, len, &pd, err, errlen) != 0)
 		return -1;
-	return commit_tmp(root, &pd, err, errlen);
+	return commit_tmp(w, &pd, err, errlen);
+}
+
+#define TRASH_BATCH 16
+
+/* Removes up to TRASH_BATCH replaced files (mu held on entry and on
+ * return, released while removing). */
+static void
+empty_trash(struct tftpw *w)
+{
+	char *v[TRASH_BATCH];
+	size_t n = w->ntrash < TRASH_BATCH ? w->ntrash : TRASH_BATCH;
+
+	w->ntrash -= n;
+	memcpy(v, w->trash + w->ntrash, n * sizeof(*v));
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (unlink(v[i]) == -1 && errno != ENOENT)
+			log_warn("tftp: cannot remove a replaced file: %s", strerror(errno));
+		free(v[i]);
+	}
+	pthread_mutex_lock(&w->mu);
 }
 
 static void
@@ -177,7 +232,7 @@ run_remove(struct tftpw *w, const char *name)
 
 /*
  * Runs jobs v[0..n): first every file is written under its temporary
- * name, then all are renamed into place, then removals and marks run, in
+ * name, then all are put in place, then removals and marks run, in
  * the order queued.  (A crash leaves private temporaries, or whole files.)
  */
 static void
@@ -190,7 +245,7 @@ run_chunk(struct tftpw *w, const struct job *v, size_t n, struct pending *pd)
 		if (v[i].dev != 0)
 			k += run_dev(w, v[i].dev, pd + k);
 	for (size_t i = 0; i < k; i++)
-		if (commit_tmp(w->root, &pd[i], err, sizeof(err)) != 0)
+		if (commit_tmp(w, &pd[i], err, sizeof(err)) != 0)
 			fail(w, err);
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].dev == 0 && v[i].name[0] != '\0')
@@ -260,7 +315,8 @@ writer(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
-		while (!writer_due(w, metrics_now_ns()) && !(w->stop && !has_jobs(w))) {
+		while (!writer_due(w, metrics_now_ns()) && w->ntrash == 0 &&
+		       !(w->stop && !has_jobs(w))) {
 			if (w->q[TFTPW_URGENT].n > 0) { /* look again after the grace */
 				struct timespec ts;
 
@@ -274,6 +330,12 @@ writer(void *arg)
 			} else {
 				pthread_cond_wait(&w->work, &w->mu);
 			}
+		}
+		/* replaced files go when no job is due: a move waits for none */
+		if (w->ntrash > 0 && !writer_due(w, metrics_now_ns())) {
+			empty_trash(w);
+			pthread_mutex_unlock(&w->mu);
+			continue;
 		}
 		if (!has_jobs(w)) { /* and stop */
 			pthread_mutex_unlock(&w->mu);
@@ -410,7 +472,7 @@ int
 tftpw_write_now(struct tftpw *w, const char *name, const char *data, size_t len, char *err,
                 size_t errlen)
 {
-	return write_file(w->root, name, data, len, err, errlen);
+	return write_file(w, name, data, len, err, errlen);
 }
 
 const char *
@@ -499,6 +561,11 @@ tftpw_close(struct tftpw *w)
 		(void)tftpw_stop(w);
 	for (int k = 0; k < TFTPW_NQUEUES; k++)
 		free(w->q[k].v);
+	for (size_t i = 0; i < w->ntrash; i++) { /* never started */
+		unlink(w->trash[i]);
+		free(w->trash[i]);
+	}
+	free(w->trash);
 	free(w->root);
 	free(w->chunk);
 	free(w->pending);

@@ -5,8 +5,9 @@
  * The publisher swaps a device's files in memory (under the service lock)
  * and queues the device here; the writer thread asks the publisher for the
  * device's files as they are when it gets to them (tftpw_ops.files), writes
- * each under a private temporary and renames it into place.  Jobs carry no
- * content, so the order in which they run does not matter: whatever the
+ * each under a private temporary and exchanges it with the file in place
+ * (fs_tmp_swap; the replaced file is removed when nothing is due).  Jobs
+ * carry no content, so the order in which they run does not matter: whatever the
  * writer writes is the newest version, and a name whose owner is gone is
  * removed only if no device owns it when the writer gets to it.
  *

@@ -1,6 +1,6 @@
 /*
  * test_fsutil.c -- the TFTP root's file helpers: temporaries are private
- * (0600 inside a 0700 directory) until renamed into place, published files
+ * (0600 inside a 0700 directory) until put in place, published files
  * are 0644, and the start-up sweep removes exactly what a crash left.
  */
 #include <criterion/criterion.h>
@@ -65,6 +65,63 @@ Test(fsutil, temporaries_are_private_until_committed)
 	snprintf(path, sizeof(path), "%s/0004f2000001-line.cfg", dir);
 	cr_assert_eq(mode_of(path), 0644);
 	cr_assert(access(tmp, F_OK) != 0, "the temporary is still there");
+	tu_rmtree(dir);
+}
+
+Test(fsutil, a_swap_exchanges_with_the_file_in_place_and_keeps_the_old_one_private)
+{
+	char *dir = tu_tmpdir(), tmp[PATH_MAX], path[PATH_MAX], err[256], *back;
+	size_t len;
+	int fd;
+
+	cr_assert_not_null(dir);
+	/* a new name: renamed, nothing to remove */
+	fd = fs_tmp_create(dir, "a.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	cr_assert_eq(write(fd, "one", 3), 3);
+	close(fd);
+	cr_assert_eq(fs_tmp_swap(tmp, dir, "a.cfg", err, sizeof(err)), 0, "%s", err);
+	cr_assert(access(tmp, F_OK) != 0, "the temporary is still there");
+	/* an existing name: exchanged, the old content now at tmp, private */
+	fd = fs_tmp_create(dir, "a.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	cr_assert_eq(write(fd, "two", 3), 3);
+	close(fd);
+	cr_assert_eq(fs_tmp_swap(tmp, dir, "a.cfg", err, sizeof(err)), 1, "%s", err);
+	back = fs_read_file(dir, "a.cfg", 100, &len);
+	cr_assert_not_null(back);
+	cr_assert_eq(len, 3);
+	cr_assert_eq(memcmp(back, "two", 3), 0);
+	free(back);
+	snprintf(path, sizeof(path), "%s/a.cfg", dir);
+	cr_assert_eq(mode_of(path), 0644);
+	fd = open(tmp, O_RDONLY);
+	cr_assert_neq(fd, -1, "the old file is not at %s", tmp);
+	{
+		char b[8] = "";
+
+		cr_assert_eq(read(fd, b, sizeof(b)), 3);
+		cr_assert_eq(memcmp(b, "one", 3), 0);
+	}
+	close(fd);
+	cr_assert_eq(unlink(tmp), 0);
+	/* a directory in the way: refused, both left as they were */
+	snprintf(path, sizeof(path), "%s/d.cfg", dir);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	fd = fs_tmp_create(dir, "d.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	close(fd);
+	cr_assert_eq(fs_tmp_swap(tmp, dir, "d.cfg", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "directory") != NULL, "error: %s", err);
+	{
+		struct stat st;
+
+		cr_assert_eq(lstat(path, &st), 0);
+		cr_assert(S_ISDIR(st.st_mode), "the directory was moved away");
+		cr_assert_eq(lstat(tmp, &st), 0, "the temporary is left to the caller");
+		cr_assert(S_ISREG(st.st_mode));
+	}
+	unlink(tmp);
 	tu_rmtree(dir);
 }
 

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 
@@ -301,6 +302,49 @@ Test(tftpw, a_stop_writes_what_is_queued)
 		free(s);
 	}
 	cr_assert_eq(temporaries(dir), 0);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+Test(tftpw, replaced_files_are_exchanged_and_removed_by_the_stop)
+{
+	char *dir = tu_tmpdir(), err[256], path[PATH_MAX];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	struct stat before, after;
+	char old[16];
+	mode_t mode;
+	char *s;
+	int fd;
+
+	cr_assert_not_null(w, "%s", err);
+	fk_set(6, "first\n");
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 6, 0));
+	snprintf(path, sizeof(path), "%s/dev6.cfg", dir);
+	fd = open(path, O_RDONLY); /* a reader of the first version */
+	cr_assert_neq(fd, -1);
+	/* each rewrite puts a new file (a new inode) in place, whole */
+	for (int i = 0; i < 50; i++) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "version %d\n", i);
+		fk_set(6, t);
+		tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 6, 0));
+		s = slurp(dir, "dev6.cfg", &mode);
+		cr_assert_str_eq(s, t);
+		cr_assert_eq(mode, 0644);
+		free(s);
+	}
+	/* the reader still sees the whole first version: never rewritten in place */
+	cr_assert_eq(fstat(fd, &before), 0);
+	cr_assert_eq(stat(path, &after), 0);
+	cr_assert_neq(before.st_ino, after.st_ino);
+	cr_assert_eq(pread(fd, old, sizeof(old), 0), 6);
+	cr_assert_eq(memcmp(old, "first\n", 6), 0);
+	close(fd);
+	/* the replaced copies (they hold old passwords) are gone at the latest
+	 * when the writer stops, before the root is synced */
+	cr_assert(tftpw_stop(w));
+	cr_assert_eq(temporaries(dir), 0, "replaced files left in %s", FS_TMPDIR);
 	tftpw_close(w);
 	tu_rmtree(dir);
 }
