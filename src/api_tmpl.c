@@ -6,24 +6,38 @@
  * organization token gets 403.  A device preview is scoped like the
  * device itself.
  *
- * Saving a template (PUT, rollback) is one step under the service lock:
- *   1. the candidate is checked (vendor_template_check: compiles, renders
- *      the sample devices, XML well-formed);
- *   2. a dry run renders it for every device of the profile and compares
- *      with what is served (pub_dry_run); a candidate that fails for any
- *      real device is refused, naming it;
- *   3. one transaction: the new template version (store_tmpl_add or
+ * Saving a template (PUT, rollback; a dry run stops after 3) holds the
+ * service lock in short steps, never for the whole save, so that moves
+ * and the other changes go on while thousands of devices re-render
+ * (docs/ARCHITECTURE.md, "A template save"); saves run one at a time
+ * (save_mu):
+ *   1. the candidate is checked outside the lock (vendor_template_check:
+ *      compiles, renders the sample devices, XML well-formed); one hold
+ *      lists the devices of the profile and makes the publisher note
+ *      every device changed from then on (pub_track_begin);
+ *   2. the dry run renders it for those devices, a step at a time, and
+ *      compares with what is served (pub_dry_devs);
+ *   3. one hold, one transaction (svc_transact): the devices changed
+ *      since 1 are dry-run again as they are now; a candidate that fails
+ *      for any real device is refused, naming it, and nothing is
+ *      written; else the new template version (store_tmpl_add or
  *      store_tmpl_activate), a pending resync row for each device whose
- *      files change, the event template.put / template.rollback;
- *   4. after the commit: the template is installed (pub_template_set),
- *      then the service's change hook re-renders and publishes exactly
- *      the changed devices and wakes the resync engine to send their
- *      NOTIFYs.
- * Steps 1-3 are the body of svc_transact, 4 its `after` and its hook: the
- * service opens and closes the transaction.
- * A crash between 3 and 4 is repaired at start-up: main.c installs the
- * active template versions and reconciles every device, and the resync
- * rows are already there.
+ *      files change, held until that device is re-rendered
+ *      (store_resync_enqueue_at), and the event template.put /
+ *      template.rollback; after the commit, in the same hold, the
+ *      template is installed (pub_template_set): any change from now on
+ *      renders with it;
+ *   4. the re-render, a step at a time: each step hands the next devices
+ *      to the service's change hook, which publishes them and makes their
+ *      resync rows due (the NOTIFYs follow).
+ * Until its step a device serves its old files (whole, with their old
+ * version) and its row is neither due nor confirmable; a move between two
+ * steps renders its own devices with the new template.  The answer is
+ * sent once every step is done (and, as every change, once the TFTP root
+ * holds the files).
+ * A crash between 3 and the end of 4 is repaired at start-up: main.c
+ * installs the active template versions and reconciles every device, the
+ * resync rows are already there and start-up makes them due.
  *
  * Secrets: a preview holds the device's SIP password unless redacted
  * (the default); ?reveal=1 shows it to an admin token only and records
@@ -36,11 +50,14 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <pthread.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <sodium.h>
 
 #include "event.h"
+#include "lockorder.h"
 #include "log.h"
 #include "publish.h"
 #include "store.h"
@@ -416,6 +433,30 @@ take_candidate(struct treq *r, const char **src, size_t *len, char **owned, char
 	return 0;
 }
 
+/*
+ * A save holds the service lock in steps of about SAVE_SLICE_NS of work
+ * each (the number of devices per step adapts to the time the last one
+ * took), and lets the threads waiting for the lock have it between two.
+ */
+#define SAVE_SLICE_NS 10000000ull /* 10 ms */
+#define SAVE_STEP_MIN 8
+#define SAVE_STEP_MAX 4096
+/* The resync rows of a save wait for their device's re-render; should it
+ * never come (the store failing for every step), they are due after this
+ * long all the same, or at the next start. */
+#define SAVE_HOLD_S (24 * 3600)
+
+/* One save (PUT, rollback, dry run) at a time: a save's dry run runs in
+ * steps and must not interleave with another's. */
+static pthread_mutex_t save_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t save_once = PTHREAD_ONCE_INIT;
+
+static void
+save_mu_register(void)
+{
+	lockorder_register(&save_mu, LOCK_TMPL_SAVE, "template save");
+}
+
 struct save {
 	struct api_ctx *c;
 	const struct vendor_profile *prof;
@@ -426,31 +467,121 @@ struct save {
 	const char *comment;
 	int rollback;        /* version to activate, 0 for a put */
 	bool dry;
+	bool shared;         /* a shared template or static file */
+	/* the dry run: the devices of the profile (sorted up to nsorted, then
+	 * those that joined it meanwhile) and each one's result: 1 changes,
+	 * 0 same, -1 fails (errs: MAC -> why), 2 not (any more) of the profile */
+	struct pub_dry *dr;
+	hd_id *ids;
+	signed char *res;
+	size_t nids, capids, nsorted, at, slot;
+	json_t *errs;
+	bool tracking;       /* the publisher notes the devices changed meanwhile */
+	size_t step;         /* devices per hold of the lock */
+	uint64_t t0;         /* when the current hold began its work */
 	/* results */
 	struct hd_idset changed;
 	json_t *changed_macs, *failed;
 	size_t unchanged;
 	int version;
+	bool installed;
+	size_t rr_at, rr_next; /* re-render: done, done after this step */
 	int status;
 	char msg[512];
 };
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The next step's size from how long this one's work took. */
+static void
+save_pace(struct save *sv, size_t done)
+{
+	uint64_t took = now_ns() - sv->t0;
+	double want = took > 0 ? (double)done * (double)SAVE_SLICE_NS / (double)took
+	                       : (double)SAVE_STEP_MAX;
+
+	if (done == 0)
+		return;
+	if (want > 2.0 * (double)sv->step) /* grow gently: the load varies */
+		want = 2.0 * (double)sv->step;
+	sv->step = want < SAVE_STEP_MIN ? SAVE_STEP_MIN
+	         : want > SAVE_STEP_MAX ? SAVE_STEP_MAX : (size_t)want;
+}
+
+static void
+save_fail(struct save *sv, int status, const char *msg)
+{
+	sv->status = status;
+	snprintf(sv->msg, sizeof(sv->msg), "%s", msg);
+}
 
 static int
 dry_cb(const struct pub_dry_dev *d, void *arg)
 {
 	struct save *sv = arg;
 
-	if (d->result > 0) {
-		if (hd_idset_add(&sv->changed, d->dev->id) != 0)
-			return -1;
-		json_array_append_new(sv->changed_macs, json_string(d->dev->mac));
-	} else if (d->result < 0) {
-		json_array_append_new(sv->failed, json_pack("{s:s, s:s}", "mac", d->dev->mac,
-		                      "error", d->error ? d->error : "render failed"));
-	} else {
-		sv->unchanged++;
+	sv->res[sv->slot] = (signed char)(d->result > 0 ? 1 : d->result < 0 ? -1 : 0);
+	if (d->result >= 0) {
+		json_object_del(sv->errs, d->dev->mac);
+		return 0;
 	}
+	return json_object_set_new(sv->errs, d->dev->mac,
+	                           json_string(d->error ? d->error : "render failed"));
+}
+
+/* Dry-runs device ids[i] as the world has it now (lock held). */
+static int
+dry_one(struct save *sv, const struct world *w, size_t i)
+{
+	sv->slot = i;
+	sv->res[i] = 2; /* unless the dry run finds it a device of the profile */
+	return pub_dry_devs(sv->dr, w, &sv->ids[i], 1, dry_cb, sv);
+}
+
+static int
+ids_push(struct save *sv, hd_id id)
+{
+	if (sv->nids == sv->capids) {
+		size_t cap = sv->capids ? sv->capids * 2 : 256;
+		hd_id *v = realloc(sv->ids, cap * sizeof(*v));
+		signed char *r;
+
+		if (v == NULL)
+			return -1;
+		sv->ids = v;
+		if ((r = realloc(sv->res, cap)) == NULL)
+			return -1;
+		sv->res = r;
+		sv->capids = cap;
+	}
+	sv->res[sv->nids] = 2;
+	sv->ids[sv->nids++] = id;
 	return 0;
+}
+
+static int
+collect_dev(struct hd_dev *d, void *arg)
+{
+	struct save *sv = arg;
+
+	if (vendor_profile_by_name(d->profile) != sv->prof)
+		return 0;
+	return ids_push(sv, d->id) != 0;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	hd_id x = *(const hd_id *)a, y = *(const hd_id *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 static int
@@ -463,16 +594,123 @@ load_version(const struct store_tmpl *t, void *arg)
 	return 0;
 }
 
-
-static void
-save_fail(struct save *sv, int status, const char *msg)
+/* First hold: a rollback's version is read; the devices of the profile
+ * are listed and the publisher notes, from now on, those that change. */
+static int
+save_begin(const struct world *w, struct store *st, void *arg)
 {
-	sv->status = status;
-	snprintf(sv->msg, sizeof(sv->msg), "%s", msg);
+	struct save *sv = arg;
+
+	if (sv->rollback != 0) {
+		int rc = store_tmpl_get(st, sv->prof->name, sv->name, sv->rollback, load_version, sv);
+
+		if (rc < 0 || (rc > 0 && sv->loaded == NULL)) {
+			save_fail(sv, 500, "cannot read the template version");
+			return -1;
+		}
+		if (rc == 0) {
+			save_fail(sv, 404, "version: no such version");
+			return -1;
+		}
+		sv->src = sv->loaded;
+		sv->len = strlen(sv->loaded);
+	}
+	if (world_each_dev(w, collect_dev, sv) != 0) {
+		save_fail(sv, 500, "out of memory");
+		return -1;
+	}
+	if (sv->nids > 0)
+		qsort(sv->ids, sv->nids, sizeof(*sv->ids), id_cmp);
+	sv->nsorted = sv->nids;
+	pub_track_begin(sv->c->pub);
+	sv->tracking = true;
+	return 0;
 }
 
-/* The rows of a save: the version, the changed devices' outbox rows and
- * the event (in the service's transaction).  0, or -1. */
+/* One step of the dry run (lock held). */
+static int
+save_dry_step(const struct world *w, struct store *st, void *arg)
+{
+	struct save *sv = arg;
+	size_t end = sv->at + sv->step < sv->nids ? sv->at + sv->step : sv->nids;
+	size_t from = sv->at;
+
+	(void)st;
+	sv->t0 = now_ns();
+	for (; sv->at < end; sv->at++)
+		if (dry_one(sv, w, sv->at) != 0) {
+			save_fail(sv, 500, "out of memory");
+			return -1;
+		}
+	save_pace(sv, sv->at - from);
+	return 0;
+}
+
+/* The index of id in sv->ids, or nids. */
+static size_t
+ids_find(const struct save *sv, hd_id id)
+{
+	const hd_id *hit = sv->nsorted > 0 ? bsearch(&id, sv->ids, sv->nsorted, sizeof(id), id_cmp)
+	                                   : NULL;
+
+	if (hit != NULL)
+		return (size_t)(hit - sv->ids);
+	for (size_t i = sv->nsorted; i < sv->nids; i++)
+		if (sv->ids[i] == id)
+			return i;
+	return sv->nids;
+}
+
+/* The devices the publisher saw change while the dry run released the
+ * lock are dry-run again as they are now (lock held).  0, or -1. */
+static int
+dry_redo(struct save *sv, const struct world *w)
+{
+	struct hd_idset redo = { 0 };
+	int rc = 0;
+
+	sv->tracking = false;
+	if (pub_track_end(sv->c->pub, &redo) != 0)
+		rc = -1;
+	for (size_t k = 0; rc == 0 && k < redo.n; k++) {
+		size_t i = ids_find(sv, redo.v[k]);
+
+		if (i == sv->nids && (rc = ids_push(sv, redo.v[k])) != 0)
+			break;
+		rc = dry_one(sv, w, i);
+	}
+	hd_idset_free(&redo);
+	return rc;
+}
+
+/* The answer's lists from the results (lock held).  0, or -1. */
+static int
+dry_lists(struct save *sv, const struct world *w)
+{
+	for (size_t i = 0; i < sv->nids; i++) {
+		const struct hd_dev *d = world_dev(w, sv->ids[i]);
+
+		if (d == NULL || sv->res[i] == 2)
+			continue;
+		if (sv->res[i] == 0) {
+			sv->unchanged++;
+		} else if (sv->res[i] > 0) {
+			if (hd_idset_push(&sv->changed, d->id) != 0)
+				return -1;
+			json_array_append_new(sv->changed_macs, json_string(d->mac));
+		} else {
+			json_t *e = json_object_get(sv->errs, d->mac);
+
+			json_array_append_new(sv->failed, json_pack("{s:s, s:s}", "mac", d->mac,
+			                      "error", e ? json_string_value(e) : "render failed"));
+		}
+	}
+	return 0;
+}
+
+/* The rows of a save: the version, the changed devices' outbox rows (held
+ * until each device is re-rendered) and the event (in the service's
+ * transaction).  0, or -1. */
 static int
 save_rows(struct save *sv, struct store *st)
 {
@@ -487,7 +725,8 @@ save_rows(struct save *sv, struct store *st)
 		                    &sv->version);
 	}
 	for (size_t i = 0; rc == 0 && i < sv->changed.n; i++)
-		rc = store_resync_enqueue(st, sv->changed.v[i], now) == 0 ? 0 : -1;
+		rc = store_resync_enqueue_at(st, sv->changed.v[i], now, now + SAVE_HOLD_S) == 0
+		         ? 0 : -1;
 	if (rc != 0)
 		return -1;
 	return event_add(st, now, sv->rollback ? "template.rollback" : "template.put", 0, NULL,
@@ -496,37 +735,17 @@ save_rows(struct save *sv, struct store *st)
 	                                 (int)sv->changed.n));
 }
 
-/* The body of a save (svc_transact): checks, the dry run, then the rows.
+/* The last hold of the checks, and the commit (svc_transact): the devices
+ * changed meanwhile are dry-run again, then the rows are written.
  * 0 commits; 1 rolls back (a dry run, or sv->status says why). */
 static int
 do_save(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
 	struct save *sv = arg;
-	char err[400];
-	int rc;
 
-	if (sv->rollback != 0) {
-		rc = store_tmpl_get(st, sv->prof->name, sv->name, sv->rollback, load_version, sv);
-		if (rc < 0 || (rc > 0 && sv->loaded == NULL)) {
-			save_fail(sv, 500, "cannot read the template version");
-			return 1;
-		}
-		if (rc == 0) {
-			save_fail(sv, 404, "version: no such version");
-			return 1;
-		}
-		sv->src = sv->loaded;
-		sv->len = strlen(sv->loaded);
-		if (vendor_template_check(sv->prof, sv->name, sv->src, sv->len, err, sizeof(err)) != 0) {
-			sv->status = 409;
-			snprintf(sv->msg, sizeof(sv->msg), "version %d is no longer valid: %s",
-			         sv->rollback, err);
-			return 1;
-		}
-	}
-	if (pub_dry_run(sv->c->pub, w, sv->prof, sv->name, sv->src, sv->len, dry_cb, sv, err,
-	                sizeof(err)) != 0) {
-		save_fail(sv, 500, err);
+	(void)chg; /* the devices are re-rendered in steps after the commit */
+	if (dry_redo(sv, w) != 0 || dry_lists(sv, w) != 0) {
+		save_fail(sv, 500, "out of memory");
 		return 1;
 	}
 	if (sv->dry)
@@ -546,18 +765,12 @@ do_save(const struct world *w, struct store *st, struct svc_change *chg, void *a
 		save_fail(sv, 500, "cannot save the template");
 		return 1;
 	}
-	/* the change hook publishes exactly these devices; a shared template
-	 * or static file changes no per-device file: its devices are
-	 * "changed" all the same, so that they get their NOTIFY */
-	chg->devs = sv->changed;
-	memset(&sv->changed, 0, sizeof(sv->changed));
-	if (strcmp(tmpl_kind(sv->prof, sv->name), "device") != 0)
-		chg->flags |= SVC_CHANGE_NOTIFY_ALL;
 	return 0;
 }
 
-/* After the commit, before the change hook publishes the devices: the
- * template is installed (start-up repairs a crash before this). */
+/* After the commit, in the same hold: the template is installed, so that
+ * every change from now on renders with it (start-up repairs a crash
+ * before this). */
 static int
 save_install(const struct world *w, struct store *st, void *arg)
 {
@@ -574,18 +787,120 @@ save_install(const struct world *w, struct store *st, void *arg)
 		save_fail(sv, 500, "saved, but could not be installed; restart applies it");
 		return -1;
 	}
-	if (strcmp(tmpl_kind(sv->prof, sv->name), "device") != 0)
+	if (sv->shared)
 		pub_shared_refresh(sv->c->pub, st); /* the TFTP copies of shared files */
+	sv->installed = true;
+	return 0;
+}
+
+/* One step of the re-render (svc_transact): hands the next devices to the
+ * change hook, which publishes them, records their versions and makes
+ * their held resync rows due; a shared template or static file changes
+ * no per-device file: its devices are "changed" all the same, so that
+ * they get their NOTIFY. */
+static int
+rerender_step(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	struct save *sv = arg;
+	size_t end = sv->rr_at + sv->step < sv->changed.n ? sv->rr_at + sv->step : sv->changed.n;
+
+	(void)w;
+	(void)st;
+	sv->t0 = now_ns();
+	for (size_t i = sv->rr_at; i < end; i++)
+		if (hd_idset_push(&chg->devs, sv->changed.v[i]) != 0)
+			return -1;
+	if (sv->shared)
+		chg->flags |= SVC_CHANGE_NOTIFY_ALL;
+	sv->rr_next = end;
+	return 0;
+}
+
+/* Re-renders the changed devices in steps.  A device not re-rendered yet
+ * serves its old files, and its resync row waits; a change between two
+ * steps renders its own devices with the new template. */
+static void
+save_rerender(struct save *sv)
+{
+	int tries = 0;
+
+	while (sv->rr_at < sv->changed.n) {
+		if (svc_transact(sv->c->svc, "template", rerender_step, NULL, sv) == SVC_OK) {
+			save_pace(sv, sv->rr_next - sv->rr_at);
+			sv->rr_at = sv->rr_next;
+			tries = 0;
+		} else if (++tries == 3) {
+			log_error("template %s/%s: %zu devices not re-rendered (the store fails); "
+			          "a restart publishes them", sv->prof->name, sv->name,
+			          sv->changed.n - sv->rr_at);
+			return;
+		}
+		svc_yield(sv->c->svc);
+	}
+}
+
+/* Stops the publisher's noting when the save ended before its commit. */
+static int
+save_untrack(const struct world *w, struct store *st, void *arg)
+{
+	struct save *sv = arg;
+	struct hd_idset drop = { 0 };
+
+	(void)w;
+	(void)st;
+	(void)pub_track_end(sv->c->pub, &drop);
+	hd_idset_free(&drop);
+	sv->tracking = false;
 	return 0;
 }
 
 static void
 save_free(struct save *sv)
 {
+	pub_dry_close(sv->dr);
+	free(sv->ids);
+	free(sv->res);
+	json_decref(sv->errs);
 	hd_idset_free(&sv->changed);
 	json_decref(sv->changed_macs);
 	json_decref(sv->failed);
 	free(sv->loaded);
+}
+
+/* The checks, the dry run in steps, the commit, the re-render in steps
+ * (save_mu held).  sv->status says how it ended. */
+static void
+save_run(struct save *sv)
+{
+	char err[400];
+
+	if (svc_locked(sv->c->svc, save_begin, sv) != 0) {
+		if (sv->status == 200)
+			save_fail(sv, 500, "cannot read the devices");
+		return;
+	}
+	if (sv->rollback != 0 &&
+	    vendor_template_check(sv->prof, sv->name, sv->src, sv->len, err, sizeof(err)) != 0) {
+		sv->status = 409;
+		snprintf(sv->msg, sizeof(sv->msg), "version %d is no longer valid: %s",
+		         sv->rollback, err);
+		return;
+	}
+	if ((sv->dr = pub_dry_open(sv->c->pub, sv->prof, sv->name, sv->src, sv->len, err,
+	                           sizeof(err))) == NULL) {
+		save_fail(sv, 500, err);
+		return;
+	}
+	while (sv->at < sv->nsorted) {
+		if (svc_locked(sv->c->svc, save_dry_step, sv) != 0)
+			return;
+		svc_yield(sv->c->svc);
+	}
+	if (svc_transact(sv->c->svc, "template", do_save, save_install, sv) == SVC_INTERNAL &&
+	    sv->status == 200)
+		save_fail(sv, 500, "cannot save the template");
+	if (sv->status == 200 && !sv->dry && sv->installed)
+		save_rerender(sv);
 }
 
 /* PUT (save), POST dry-run (dry), POST rollback (rollback > 0). */
@@ -593,11 +908,13 @@ static void
 save_template(struct treq *r, bool dry, int rollback)
 {
 	struct save sv = { .c = r->c, .prof = r->prof, .name = r->seg[2], .dry = dry,
-	                   .rollback = rollback, .status = 200 };
+	                   .rollback = rollback, .status = 200, .step = SAVE_STEP_MIN };
 	char *owned = NULL, *comment = NULL, err[400];
 
+	sv.shared = strcmp(tmpl_kind(r->prof, sv.name), "device") != 0;
 	sv.changed_macs = json_array();
 	sv.failed = json_array();
+	sv.errs = json_object();
 	if (rollback == 0) {
 		if (take_candidate(r, &sv.src, &sv.len, &owned, &comment) != 0)
 			goto out;
@@ -608,9 +925,12 @@ save_template(struct treq *r, bool dry, int rollback)
 			goto out;
 		}
 	}
-	if (svc_transact(r->c->svc, "template", do_save, save_install, &sv) == SVC_INTERNAL &&
-	    sv.status == 200)
-		save_fail(&sv, 500, "cannot save the template");
+	pthread_once(&save_once, save_mu_register);
+	pthread_mutex_lock(&save_mu);
+	save_run(&sv);
+	if (sv.tracking)
+		(void)svc_locked(r->c->svc, save_untrack, &sv);
+	pthread_mutex_unlock(&save_mu);
 	if (sv.status == 200 && !dry)
 		log_info("template %s/%s: version %d %s, %zu devices changed", r->prof->name,
 		         sv.name, sv.version, rollback ? "restored" : "saved",

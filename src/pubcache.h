@@ -122,6 +122,10 @@ struct pub {
 	struct stash stash[PUB_STASH_MAX]; /* writer only: pub_check's renders */
 	size_t nstash;
 	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */
+	/* writer only: the devices pub_update was given since pub_track_begin
+	 * (a template save's dry run, which releases the service lock) */
+	bool tracking, track_lost; /* track_lost: out of memory, incomplete */
+	struct hd_idset track;
 };
 
 /* The hash of a device's files (each length, then its bytes). */

@@ -202,6 +202,7 @@ pub_free(struct pub *p)
 	tftpw_close(p->tw); /* first: its thread reads the entries */
 	hd_idset_free(&p->tftp_fresh);
 	hd_idset_free(&p->tftp_unlisted);
+	hd_idset_free(&p->track);
 	if (tl_pending.p == p) /* a later pub at this address has no tickets */
 		memset(&tl_pending, 0, sizeof(tl_pending));
 	stash_clear(p);
@@ -1025,6 +1026,8 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 	for (size_t i = 0; i < n; i++) {
 		const struct hd_dev *d = world_dev(w, ids[i]);
 
+		if (p->tracking && hd_idset_add(&p->track, ids[i]) != 0)
+			p->track_lost = true;
 		if (d == NULL) {
 			unpublish(p, st, ids[i]);
 			continue;
@@ -1426,7 +1429,7 @@ struct cand_file {
 	struct render_tmpl *tm; /* NULL for a static file (raw bytes: the source) */
 };
 
-struct dry {
+struct pub_dry {
 	struct pub *p;
 	const struct world *w;
 	const struct vendor_profile *prof;
@@ -1465,7 +1468,7 @@ cand_run(const struct render_tmpl *tm, const struct render_values *vals, struct 
  * 1 differs, 0 same, -1 the candidate fails (err).
  */
 static int
-dry_shared_differs(struct dry *dr, const struct cand_file *f, const char *model, char *err,
+dry_shared_differs(struct pub_dry *dr, const struct cand_file *f, const char *model, char *err,
                    size_t errlen)
 {
 	struct render_buf a = { 0 }, b = { 0 };
@@ -1497,7 +1500,7 @@ out:
 
 /* dry_shared_differs through the memo (model NULL and "" are the same). */
 static int
-dry_shared_memo(struct dry *dr, size_t k, const char *model, char *err, size_t errlen)
+dry_shared_memo(struct pub_dry *dr, size_t k, const char *model, char *err, size_t errlen)
 {
 	const char *m = model ? model : "";
 	int rc;
@@ -1515,10 +1518,9 @@ dry_shared_memo(struct dry *dr, size_t k, const char *model, char *err, size_t e
 	return rc;
 }
 
-static int
-dry_dev(struct hd_dev *d, void *arg)
+static void
+dry_one(struct pub_dry *dr, const struct hd_dev *d)
 {
-	struct dry *dr = arg;
 	struct pub_dry_dev r = { d, 0, NULL };
 	struct pub_blob *cur[PUB_MAX_FILES] = { 0 };
 	struct render_input in;
@@ -1528,7 +1530,7 @@ dry_dev(struct hd_dev *d, void *arg)
 	bool lazy = false;
 
 	if (vendor_profile_by_name(d->profile) != dr->prof)
-		return 0;
+		return;
 	pthread_rwlock_rdlock(&dr->p->lock);
 	if ((e = idmap_get(&dr->p->by_id, d->id)) != NULL && e->profile == dr->prof) {
 		version = e->version;
@@ -1578,21 +1580,35 @@ dry_dev(struct hd_dev *d, void *arg)
 	for (size_t i = 0; i < PUB_MAX_FILES; i++)
 		pub_release(cur[i]);
 	r.error = r.result < 0 ? err : NULL;
-	if (dr->cb(&r, dr->arg) != 0) {
+	if (dr->cb(&r, dr->arg) != 0)
 		dr->rc = -1;
-		return 1;
-	}
-	return 0;
 }
 
-int
-pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profile *prof,
-            const char *name, const char *src, size_t len, pub_dry_cb cb, void *arg,
-            char *err, size_t errlen)
+/* dry_one for world_each_dev. */
+static int
+dry_dev(struct hd_dev *d, void *arg)
 {
-	struct dry dr = { .p = p, .w = w, .prof = prof, .src = src, .len = len, .cb = cb,
-	                  .arg = arg };
+	struct pub_dry *dr = arg;
+
+	dry_one(dr, d);
+	return dr->rc != 0;
+}
+
+struct pub_dry *
+pub_dry_open(struct pub *p, const struct vendor_profile *prof, const char *name,
+             const char *src, size_t len, char *err, size_t errlen)
+{
+	struct pub_dry *dr = calloc(1, sizeof(*dr));
 	size_t nfiles = prof->n_device_files + prof->n_shared_files;
+
+	if (dr == NULL) {
+		hd_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	dr->p = p;
+	dr->prof = prof;
+	dr->src = src;
+	dr->len = len;
 
 	for (size_t k = 0; k < nfiles; k++) {
 		bool shared = k >= prof->n_device_files;
@@ -1602,31 +1618,93 @@ pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profile *p
 
 		if (strcmp(f->tmpl ? f->tmpl : shared ? f->pattern : "", name) != 0)
 			continue;
-		if (dr.nfiles == sizeof(dr.files) / sizeof(dr.files[0])) {
+		if (dr->nfiles == sizeof(dr->files) / sizeof(dr->files[0])) {
 			hd_seterr(err, errlen, "too many files use '%s'", name);
 			goto fail;
 		}
-		cf = &dr.files[dr.nfiles++];
+		cf = &dr->files[dr->nfiles++];
 		cf->shared = shared;
 		cf->index = i;
 		if (f->tmpl != NULL &&
 		    render_compile(src, len, f->mode, &cf->tm, err, errlen) != 0)
 			goto fail;
 	}
-	if (dr.nfiles == 0) {
+	if (dr->nfiles == 0) {
 		hd_seterr(err, errlen, "profile %s has no template named '%s'", prof->name, name);
-		return -1;
+		goto fail;
 	}
-	world_each_dev(w, dry_dev, &dr);
-	for (size_t k = 0; k < dr.nfiles; k++)
-		render_tmpl_free(dr.files[k].tm);
-	if (dr.rc != 0)
-		hd_seterr(err, errlen, "out of memory");
-	return dr.rc;
+	return dr;
 fail:
-	for (size_t k = 0; k < dr.nfiles; k++)
-		render_tmpl_free(dr.files[k].tm);
-	return -1;
+	pub_dry_close(dr);
+	return NULL;
+}
+
+int
+pub_dry_devs(struct pub_dry *dr, const struct world *w, const hd_id *ids, size_t n,
+             pub_dry_cb cb, void *arg)
+{
+	dr->w = w;
+	dr->cb = cb;
+	dr->arg = arg;
+	dr->rc = 0;
+	for (size_t i = 0; i < n && dr->rc == 0; i++) {
+		const struct hd_dev *d = world_dev(w, ids[i]);
+
+		if (d != NULL)
+			dry_one(dr, d);
+	}
+	dr->w = NULL;
+	return dr->rc;
+}
+
+void
+pub_dry_close(struct pub_dry *dr)
+{
+	if (dr == NULL)
+		return;
+	for (size_t k = 0; k < dr->nfiles; k++)
+		render_tmpl_free(dr->files[k].tm);
+	free(dr);
+}
+
+int
+pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profile *prof,
+            const char *name, const char *src, size_t len, pub_dry_cb cb, void *arg,
+            char *err, size_t errlen)
+{
+	struct pub_dry *dr = pub_dry_open(p, prof, name, src, len, err, errlen);
+	int rc;
+
+	if (dr == NULL)
+		return -1;
+	dr->w = w;
+	dr->cb = cb;
+	dr->arg = arg;
+	world_each_dev(w, dry_dev, dr);
+	if ((rc = dr->rc) != 0)
+		hd_seterr(err, errlen, "out of memory");
+	pub_dry_close(dr);
+	return rc;
+}
+
+void
+pub_track_begin(struct pub *p)
+{
+	hd_idset_clear(&p->track);
+	p->tracking = true;
+	p->track_lost = false;
+}
+
+int
+pub_track_end(struct pub *p, struct hd_idset *out)
+{
+	bool ok = p->tracking && !p->track_lost;
+
+	*out = p->track;
+	memset(&p->track, 0, sizeof(p->track));
+	p->tracking = false;
+	p->track_lost = false;
+	return ok ? 0 : -1;
 }
 
 

@@ -242,6 +242,32 @@ int pub_dry_run(struct pub *p, const struct world *w, const struct vendor_profil
                 char *err, size_t errlen);
 
 /*
+ * The same dry run in steps, so that the service lock need not be held
+ * for all of it: pub_dry_open compiles the candidate (no lock needed;
+ * NULL with err), pub_dry_devs runs it for the devices ids of w that
+ * exist and are of the profile (writer only, under the service lock; 0,
+ * or -1 when cb answered non-zero), pub_dry_close frees it.  src is
+ * borrowed until the close.
+ */
+struct pub_dry;
+struct pub_dry *pub_dry_open(struct pub *p, const struct vendor_profile *prof,
+                             const char *name, const char *src, size_t len, char *err,
+                             size_t errlen);
+int pub_dry_devs(struct pub_dry *dr, const struct world *w, const hd_id *ids, size_t n,
+                 pub_dry_cb cb, void *arg);
+void pub_dry_close(struct pub_dry *dr);
+
+/*
+ * Between pub_track_begin and pub_track_end every device given to
+ * pub_update (changed, created, deleted) is noted: a dry run made in
+ * steps re-runs those devices before it commits.  pub_track_end hands
+ * the set over (the caller frees it); -1 when it is incomplete (out of
+ * memory).  Writer only (under the service lock).
+ */
+void pub_track_begin(struct pub *p);
+int pub_track_end(struct pub *p, struct hd_idset *out);
+
+/*
  * Reads the shipped default of template or static file `name` of prof
  * from the directories the publisher was started with (as it is on disk
  * now).  *out: malloc'd, NUL-terminated, caller frees.  0, or -1 with err.

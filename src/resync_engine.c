@@ -825,6 +825,8 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 		if (!resync_state_is(&row, "pending") || row.version != 0)
 			continue;
 		row.version = pub_version(r->pub, d->id);
+		if (row.next_at > now)
+			row.next_at = now; /* held until its files were published */
 		(void)pub_fetch_info(r->pub, d->id, &f);
 		/* nothing new for this phone, and it has it already */
 		if (!forced && !idset_has(changed, d->id) && row.version != 0 &&

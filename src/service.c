@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -73,7 +74,17 @@ struct svc {
 	hd_id gone;
 	struct svc_try *tries;     /* verifies running now, under mu */
 	pthread_cond_t tries_done; /* broadcast when one of them ends */
+	atomic_int waiting;        /* threads waiting for mu (svc_yield) */
 };
+
+/* Takes mu, counting the threads that wait for it (svc_yield). */
+static void
+mu_lock(struct svc *s)
+{
+	atomic_fetch_add(&s->waiting, 1);
+	pthread_mutex_lock(&s->mu);
+	atomic_fetch_sub(&s->waiting, 1);
+}
 
 static long long
 now_s(void)
@@ -111,7 +122,7 @@ role_name(enum svc_role r)
 static void
 lock(struct svc *s)
 {
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	store_set_actor(s->st, tl_actor.token, tl_actor.token ? role_name(tl_actor.role) : NULL);
 }
 
@@ -524,7 +535,7 @@ svc_close(struct svc *s)
 void
 svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg)
 {
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	s->hook = hook;
 	s->hook_arg = arg;
 	pthread_mutex_unlock(&s->mu);
@@ -533,7 +544,7 @@ svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg)
 void
 svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg)
 {
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	s->check = hook;
 	s->check_arg = arg;
 	pthread_mutex_unlock(&s->mu);
@@ -542,7 +553,7 @@ svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg)
 void
 svc_set_registration_hook(struct svc *s, svc_reg_hook hook, void *arg)
 {
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	s->reg_hook = hook;
 	s->reg_hook_arg = arg;
 	pthread_mutex_unlock(&s->mu);
@@ -553,7 +564,7 @@ svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errle
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	s->o.code_min_len = o->code_min_len;
 	s->o.guard = o->guard;
 	s->o.check_invariants = o->check_invariants;
@@ -575,6 +586,17 @@ svc_locked(struct svc *s, int (*fn)(const struct world *, struct store *, void *
 	rc = fn(s->w, s->st, arg);
 	unlock(s);
 	return rc;
+}
+
+void
+svc_yield(struct svc *s)
+{
+	struct timespec pause = { 0, 200000 }; /* 0.2 ms */
+
+	/* a mutex is not fair: the thread that just unlocked it would most
+	 * often take it again before a waiter wakes up */
+	for (int i = 0; i < 100 && atomic_load(&s->waiting) > 0; i++)
+		nanosleep(&pause, NULL);
 }
 
 /* svc_transact's body, run by tx. */
@@ -897,7 +919,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	int rc = SVC_OK, crc, same = 1;
 
 	a.call_id = (r->call_id && r->call_id[0]) ? r->call_id : NULL;
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 again:
 	memset(res, 0, sizeof(*res));
 	caller = star30_caller(s, r, caller_buf, sizeof(caller_buf));
@@ -970,7 +992,7 @@ again:
 	metrics_move_hash(metrics_now_ns() - t_hash);
 	metrics_inc(METRICS_CODE_CHECKS, 1);
 
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	memset(res, 0, sizeof(*res));
 	/* decide again: the world may have changed while we verified.  The
 	 * reservation goes when the outcome is recorded (still under the
@@ -1072,7 +1094,7 @@ svc_registration(struct svc *s, const struct svc_registration *r, char *err, siz
 		return SVC_BAD;
 	reg.updated_at = now_s();
 	reg.expires_at = reg.updated_at + r->expires;
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	rc = tx(s, reg_body, &(struct reg_tx){ r, &reg });
 	if (rc != 0) {
 		hd_seterr(err, errlen, "cannot record the registration");
@@ -1092,7 +1114,7 @@ svc_caller_language(struct svc *s, const char *caller, char *buf, size_t len)
 
 	if (len > 0)
 		buf[0] = '\0';
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if ((e = world_ext_by_sip_user(s->w, caller)) != NULL)
 		o = world_org(s->w, e->org);
 	else if ((d = world_dev_by_parking_user(s->w, caller)) != NULL)
@@ -1114,7 +1136,7 @@ svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,
 	int rc = SVC_OK;
 
 	mac[0] = '\0';
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if ((e = world_ext_by_sip_user(s->w, sip_user)) == NULL) {
 		rc = SVC_NOTFOUND;
 	} else {
@@ -1151,7 +1173,7 @@ svc_auth_hash(struct svc *s, const char *hash)
 	char role[STORE_ROLE_MAX];
 	hd_id org = 0;
 
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if (store_token_find_id(s->st, hash, role, &org, &p.token) == 1) {
 		if (strcmp(role, "admin") == 0)
 			p.role = SVC_ROLE_ADMIN;
@@ -1907,7 +1929,7 @@ svc_housekeeping(struct svc *s)
 {
 	long long now = now_s();
 
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	/* a call's tries matter while it lasts: a day is far more than enough */
 	if (store_calls_expire(s->st, now - 86400) < 0 ||
 	    store_pairs_expire(s->st, now - (long long)s->o.guard.window - s->o.guard.backoff_max) < 0 ||
@@ -2526,7 +2548,7 @@ svc_webpw_set(struct svc *s, hd_id org, const char *number, const char *password
 		if (secret_hash(password, s->o.hash_ops, s->o.hash_mem, hash, err, sizeof(err)) != 0)
 			return bad(r, SVC_INTERNAL, NULL, "%s", err);
 	}
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if ((e = world_ext_by_number(s->w, org, number)) == NULL)
 		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
 	else if (webpw_store(s, e, password ? hash : NULL, false) != 0)
@@ -2644,7 +2666,7 @@ web_check(struct svc *s, hd_id org, const char *number, hd_id ext_id, const char
 	bool have = false, ok, newly_locked = false;
 	int rc = SVC_OK;
 
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	e = ext_id ? world_ext(s->w, ext_id) : world_ext_by_number(s->w, org, number);
 	if (e != NULL) {
 		ext = e->id;
@@ -2661,7 +2683,7 @@ web_check(struct svc *s, hd_id org, const char *number, hd_id ext_id, const char
 		ok = false, secret_verify_dummy(password, s->o.hash_ops, s->o.hash_mem);
 	if (ext == 0)
 		return SVC_FORBIDDEN;
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if ((e = world_ext(s->w, ext)) == NULL)
 		rc = SVC_FORBIDDEN;
 	else if (web_attempt_done(s, e, source, ok, newly_locked) != 0)
@@ -2682,7 +2704,7 @@ svc_web_login(struct svc *s, const char *org, const char *number, const char *pa
 	const struct hd_org *o;
 	hd_id oid = 0;
 
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if ((o = world_org_by_name(s->w, org)) != NULL)
 		oid = o->id;
 	pthread_mutex_unlock(&s->mu);
@@ -2715,7 +2737,7 @@ svc_webpw_change(struct svc *s, hd_id ext, const char *current, const char *pass
 		                                                       : "database error");
 	if (secret_hash(password, s->o.hash_ops, s->o.hash_mem, hash, err, sizeof(err)) != 0)
 		return bad(r, SVC_INTERNAL, NULL, "%s", err);
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if ((e = world_ext(s->w, ext)) == NULL)
 		rc = bad(r, SVC_NOTFOUND, NULL, "%s", "no such extension");
 	else if (webpw_store(s, e, hash, true) != 0)
@@ -2733,7 +2755,7 @@ svc_ext_code_set(struct svc *s, hd_id ext, const char *code, struct svc_result *
 
 	if (code == NULL || code[0] == '\0')
 		return bad(r, SVC_BAD, "secret_code", "%s", "secret_code: digits");
-	pthread_mutex_lock(&s->mu);
+	mu_lock(s);
 	if ((e = world_ext(s->w, ext)) != NULL)
 		copy = hd_ext_dup(e);
 	pthread_mutex_unlock(&s->mu);

@@ -127,6 +127,11 @@ typedef int (*svc_after_fn)(const struct world *w, struct store *st, void *arg);
  */
 int svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn after, void *arg);
 
+/* Called without the service lock by a long job that takes it in steps
+ * (a template save): lets the threads waiting for it have it first
+ * (returns once none waits, or after at most 20 ms). */
+void svc_yield(struct svc *s);
+
 /* ---- PBX --------------------------------------------------------------- */
 
 struct svc_star30_req {

@@ -2210,6 +2210,12 @@ resync_row(sqlite3_stmt *st, struct store_resync *r)
 int
 store_resync_enqueue(struct store *s, hd_id dev, long long now)
 {
+	return store_resync_enqueue_at(s, dev, now, now);
+}
+
+int
+store_resync_enqueue_at(struct store *s, hd_id dev, long long now, long long due_at)
+{
 	struct store_resync r;
 	int rc = store_resync_get(s, dev, &r);
 
@@ -2221,7 +2227,7 @@ store_resync_enqueue(struct store *s, hd_id dev, long long now)
 	snprintf(r.state, sizeof(r.state), "pending");
 	r.version = 0; /* the resync engine fills the version it must confirm */
 	r.attempts = 0;
-	r.next_at = now;
+	r.next_at = due_at;
 	return store_resync_put(s, &r);
 }
 

@@ -383,6 +383,10 @@ int store_resync_put(struct store *s, const struct store_resync *r);
  * to be filled once the new files are published (outbox writers call it
  * inside their change's transaction). */
 int store_resync_enqueue(struct store *s, hd_id dev, long long now);
+/* The same, due only at due_at (> now): a row held until its device's
+ * files are published (a template save re-renders in steps); the resync
+ * engine makes it due when it fills the version, start-up at once. */
+int store_resync_enqueue_at(struct store *s, hd_id dev, long long now, long long due_at);
 /* 1 found, 0 absent, -1. */
 int store_resync_get(struct store *s, hd_id dev, struct store_resync *out);
 typedef int (*store_resync_cb)(const struct store_resync *r, void *arg);
