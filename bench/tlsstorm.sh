@@ -28,7 +28,8 @@
 #
 # Settings: THREADS (hotdeskd [server] threads = nginx worker_processes,
 # default: cores), CONNS (wrk connections, default 64), DURATION (s),
-# REPEAT (default 3; 1 with QUICK=1).
+# REPEAT (default 3; 1 with QUICK=1), ONLY (one of keep-alive, handshakes,
+# resumed: run that measurement alone).
 # Exit status: 0 when every run completed without errors (ratios are
 # reported, not enforced: a benchmark is not a test).
 . "$(dirname "$0")/lib.sh"
@@ -202,6 +203,15 @@ check_same() {
 	done
 }
 
+# wanted NAME -- true when measurement NAME is to run (ONLY unset or NAME)
+wanted() {
+	[ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]
+}
+case "${ONLY:-}" in
+"" | keep-alive | handshakes | resumed) ;;
+*) die "ONLY must be keep-alive, handshakes or resumed" ;;
+esac
+
 errs=0
 nginx_start
 NG_TLS=https://127.0.0.1:$NG_PORT
@@ -220,19 +230,25 @@ while [ "$run" -le "$REPEAT" ]; do
 				sed -n 's/^Server Temp Key: //p' | head -1) ($u)"
 		done
 	fi
-	echo
-	echo "-- keep-alive: one TLS connection per wrk connection"
-	measure "keep-alive" "$HD_TLS" "$NG_TLS"
-	echo
-	echo "-- handshakes: a new connection and full TLS handshake for every file (Connection: close)"
-	measure "handshakes" "$HD_TLS" "$NG_TLS" -H "Connection: close"
+	if wanted keep-alive; then
+		echo
+		echo "-- keep-alive: one TLS connection per wrk connection"
+		measure "keep-alive" "$HD_TLS" "$NG_TLS"
+	fi
+	if wanted handshakes; then
+		echo
+		echo "-- handshakes: a new connection and full TLS handshake for every file (Connection: close)"
+		measure "handshakes" "$HD_TLS" "$NG_TLS" -H "Connection: close"
+	fi
 	hd_stop
-	hd_start tls
-	HD_RESUME=https://127.0.0.1:$(cat "$BENCH_DIR/tls.tls.port")
-	echo
-	echo "-- resumed: a new connection for every file, resuming the TLS session (tickets)"
-	measure "resumed" "$HD_RESUME" "$NG_RESUME" -H "Connection: close"
-	hd_stop
+	if wanted resumed; then
+		hd_start tls
+		HD_RESUME=https://127.0.0.1:$(cat "$BENCH_DIR/tls.tls.port")
+		echo
+		echo "-- resumed: a new connection for every file, resuming the TLS session (tickets)"
+		measure "resumed" "$HD_RESUME" "$NG_RESUME" -H "Connection: close"
+		hd_stop
+	fi
 	run=$((run + 1))
 done
 nginx_stop

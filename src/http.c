@@ -28,7 +28,8 @@
  * On a TLS listener the conn also holds the client CA credentials its
  * session was given when it opened (tls_session_start) and the
  * certificate generation its handshake used (tls_pick_cert), both
- * released when the connection closes.
+ * released when the connection closes, and the bytes of an answer's
+ * header record kept back until its body's record goes (tls_push).
  *
  * Invariants:
  *   1. A handler is called at most once per request, and only for a path
@@ -82,6 +83,8 @@
 #include "lockorder.h"
 
 #define DEFAULT_CTYPE "text/plain; charset=utf-8"
+/* The largest header record kept back to leave with its body (tls_push). */
+#define HELD_MAX 4096u
 /* How many bytes of an over-limit body are read and dropped so that the
  * client can still be told 413; past that the connection is closed. */
 #define DISCARD_MAX (1024u * 1024u)
@@ -134,6 +137,12 @@ struct conn {
 	bool cut;                   /* shut down by the sweeper (under conns_lock) */
 	struct tls_gen *gen;        /* TLS: the certificate its handshake took */
 	struct tls_ca *ca;          /* TLS: the credentials its session uses */
+	/* TLS, written by its MHD worker only (tls_push): an answer's header
+	 * record is kept back and leaves in one write with its body */
+	bool pushing;               /* tls_push is the session's transport */
+	bool hold;                  /* keep the next record back */
+	unsigned char *held;        /* bytes gnutls counts as sent, not yet written */
+	size_t held_len;
 };
 
 struct http_server {
@@ -176,6 +185,7 @@ struct req {
 	size_t discarded;           /* bytes dropped past max_body */
 	int reject;                 /* status to send instead of the handler's */
 	bool started;               /* on_access #1 done */
+	bool connect;               /* the method is CONNECT */
 	size_t raw_len;             /* strlen of the raw target, query included */
 	struct qval *qvals;
 	char uri[];                 /* raw request target, split at '?' */
@@ -322,6 +332,7 @@ send_response(struct req *q, struct http_response *res)
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 	unsigned status;
+	size_t body_len = res->body != NULL || res->static_body != NULL ? res->body_len : 0;
 
 	if (res->body != NULL) {
 		static_release(res);
@@ -361,6 +372,13 @@ send_response(struct req *q, struct http_response *res)
 	status = (res->status >= 100 && res->status <= 599) ? (unsigned)res->status : 500u;
 	ret = MHD_queue_response(q->mc, status, r);
 	MHD_destroy_response(r);
+	/* MHD sends this body right behind the header: the header record
+	 * waits for it (tls_push).  No body goes for HEAD, 1xx, 204, 304 nor
+	 * a 2xx to CONNECT (RFC 9110 6.4.1). */
+	if (ret == MHD_YES && q->conn != NULL && q->conn->pushing && body_len > 0 &&
+	    !res->head_only && status >= 200 && status != 204 && status != 304 &&
+	    !(status < 300 && q->connect))
+		q->conn->hold = true;
 	return ret;
 }
 
@@ -389,6 +407,7 @@ run_handler_with(struct req *q, const char *method, http_handler handler)
 	memset(&res, 0, sizeof(res));
 	res.status = 200;
 	res.head_only = strcmp(method, "HEAD") == 0;
+	q->connect = strcmp(method, "CONNECT") == 0;
 
 	handler(q->route->arg, &req, &res);
 	return send_response(q, &res);
@@ -496,6 +515,7 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 	pthread_mutex_unlock(&s->conns_lock);
 	gen_unref(c->gen);
 	ca_unref(c->ca);
+	free(c->held);
 	free(c);
 	*socket_context = NULL;
 }
@@ -568,6 +588,81 @@ tls_pick_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nre
 }
 
 /*
+ * gnutls' writer for a TLS connection (set by tls_session_start).
+ * libmicrohttpd sends an answer's header and its body with two
+ * gnutls_record_send calls, so two records, each written on its own: two
+ * send system calls and two TCP segments per answer, and two wake-ups of
+ * the client.  When send_response marks the answer (c->hold), the header
+ * record is kept here and written together with the body's first record
+ * by the next call, which MHD makes right away (it sends the body of a
+ * buffer response in the same step as the header; req_completed writes
+ * what would still be kept, as a last resort).  Kept bytes count as sent
+ * for gnutls; a later write that cannot take them all reports EAGAIN for
+ * its own record, which gnutls and MHD retry once the socket is writable.
+ */
+static ssize_t
+tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+	struct conn *c = ptr;
+	struct iovec v[1 + 32]; /* gnutls hands at most 32 buffers at once */
+	struct msghdr m;
+	size_t len = 0, n = 0;
+	ssize_t w;
+
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (c->hold) {
+		c->hold = false;
+		if (c->held_len == 0 && len <= HELD_MAX &&
+		    (c->held != NULL || (c->held = malloc(HELD_MAX)) != NULL)) {
+			for (int i = 0; i < iovcnt; i++) {
+				memcpy(c->held + c->held_len, iov[i].iov_base, iov[i].iov_len);
+				c->held_len += iov[i].iov_len;
+			}
+			return (ssize_t)len;
+		}
+	}
+	if (c->held_len > 0)
+		v[n++] = (struct iovec){ .iov_base = c->held, .iov_len = c->held_len };
+	for (int i = 0; i < iovcnt && n < sizeof(v) / sizeof(v[0]); i++)
+		v[n++] = (struct iovec){ .iov_base = iov[i].iov_base, .iov_len = iov[i].iov_len };
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = v;
+	m.msg_iovlen = n;
+	w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+	if (w < 0 || c->held_len == 0)
+		return w;
+	if ((size_t)w <= c->held_len) {
+		/* nothing of this record went: the rest of the kept bytes
+		 * leave first, at gnutls' retry */
+		memmove(c->held, c->held + w, c->held_len - (size_t)w);
+		c->held_len -= (size_t)w;
+		errno = EAGAIN;
+		return -1;
+	}
+	w -= (ssize_t)c->held_len;
+	c->held_len = 0;
+	return w;
+}
+
+/* The answer is over: nothing may stay kept back (tls_push).  Kept bytes
+ * that cannot be written now end the connection: the client would wait
+ * for them forever. */
+static void
+tls_flush_held(struct conn *c)
+{
+	ssize_t w;
+
+	c->hold = false;
+	if (c->held_len == 0)
+		return;
+	w = send(c->fd, c->held, c->held_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w < 0 || (size_t)w != c->held_len)
+		(void)shutdown(c->fd, SHUT_RDWR);
+	c->held_len = 0;
+}
+
+/*
  * A new TLS connection, before its handshake: its session takes the
  * client CA credentials in force (invariant 5), so a reload of the CA
  * bundles changes what the next connections ask for, never an open one.
@@ -597,6 +692,11 @@ tls_session_start(struct conn *c, struct MHD_Connection *mc)
 	gnutls_certificate_server_set_request(ci->tls_session,
 	                                      c->ca->request ? GNUTLS_CERT_REQUEST
 	                                                     : GNUTLS_CERT_IGNORE);
+	/* reads stay gnutls' own recv() on the socket; writes go through
+	 * tls_push */
+	gnutls_transport_set_ptr2(ci->tls_session, (gnutls_transport_ptr_t)(intptr_t)c->fd, c);
+	gnutls_transport_set_vec_push_function(ci->tls_session, tls_push);
+	c->pushing = true;
 }
 
 /* Credentials asking for certificates of the CAs of pem (NULL: asking
@@ -871,6 +971,8 @@ req_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	if (q->conn != NULL) {
 		atomic_store(&q->conn->ready_ms, now_ms());
 		atomic_store(&q->conn->answering, false);
+		if (q->conn->pushing)
+			tls_flush_held(q->conn);
 	}
 	for (v = q->qvals; v != NULL; v = next) {
 		next = v->next;

@@ -7,6 +7,7 @@ clients are curl, openssl s_client and Python's ssl.
 
 import http.client
 import os
+import re
 import signal
 import shutil
 import socket
@@ -330,3 +331,64 @@ def test_server_order_picks_the_cheaper_suite_and_group(make_daemon, pki, tmp_pa
     out = s_client("-tls1_2", "-cipher",
                    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")
     assert "Cipher    : ECDHE-ECDSA-AES128-GCM-SHA256" in out, out[-600:]
+
+
+def _sends_per_socket(trace):
+    """Counts of send-family system calls per socket in an strace log."""
+    counts = {}
+    for line in trace.splitlines():
+        m = re.search(r"\b(sendmsg|sendto|write|writev)\((\d+),", line)
+        if m:
+            counts[int(m.group(2))] = counts.get(int(m.group(2)), 0) + 1
+    return counts
+
+
+def test_an_answer_over_tls_leaves_in_one_write(make_daemon, pki, tmp_path):
+    """A phone's file over a kept-alive TLS connection costs the server one
+    send system call: the header record waits for the body's and both go
+    in one write (libmicrohttpd alone writes them one by one).  HEAD, 304
+    and the next GET on the same connection are answered in full."""
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path)
+    hdharness.build_demo(d)
+    name, content = sorted(hdharness.device_files(d, mac(101)).items())[0]
+    c = http.client.HTTPSConnection("127.0.0.1", tport, timeout=30,
+                                    context=tlsutil.context(ca.cert))
+    c.request("GET", "/provision/" + name)
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == content
+    etag = r.getheader("ETag")
+    assert etag
+    n = 20
+    trace = str(tmp_path / "sends.trace")
+    st = subprocess.Popen(["strace", "-f", "-e", "trace=sendmsg,sendto,write,writev",
+                           "-o", trace, "-p", str(d.proc.pid)],
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        # the tracer is in place once it says so
+        line = st.stderr.readline()
+        assert "attached" in line, line
+        for _ in range(n):
+            c.request("GET", "/provision/" + name)
+            r = c.getresponse()
+            assert r.status == 200 and r.read() == content
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.wait(timeout=30)
+    with open(trace) as f:
+        counts = _sends_per_socket(f.read())
+    # the kept-alive connection's socket is the one written to n times or more
+    busiest = max(counts.values()) if counts else 0
+    assert n <= busiest <= n + 1, (busiest, counts)
+    # answers without a body, then with one again, on the same connection
+    c.request("HEAD", "/provision/" + name)
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b""
+    assert int(r.getheader("Content-Length")) == len(content)
+    c.request("GET", "/provision/" + name, headers={"If-None-Match": etag})
+    r = c.getresponse()
+    assert r.status == 304 and r.read() == b""
+    c.request("GET", "/provision/" + name)
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == content
+    c.close()
