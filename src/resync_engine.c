@@ -754,6 +754,9 @@ engine_main(void *arg)
 {
 	struct resync *r = arg;
 
+	/* NOTIFYs may wait for a template save's steps; a move must not */
+	svc_thread_background();
+
 	while (!atomic_load(&r->stop)) {
 		struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 },
 		                         { notify_poll_fd(r->nt), POLLIN, 0 } };

@@ -77,10 +77,24 @@ struct svc {
 	atomic_int waiting;        /* threads waiting for mu (svc_yield) */
 };
 
-/* Takes mu, counting the threads that wait for it (svc_yield). */
+/* Set on a thread whose work can wait (svc_thread_background). */
+static _Thread_local bool tl_background;
+
+void
+svc_thread_background(void)
+{
+	tl_background = true;
+}
+
+/* Takes mu, counting the threads other than background ones that wait
+ * for it (svc_yield). */
 static void
 mu_lock(struct svc *s)
 {
+	if (tl_background) {
+		pthread_mutex_lock(&s->mu);
+		return;
+	}
 	atomic_fetch_add(&s->waiting, 1);
 	pthread_mutex_lock(&s->mu);
 	atomic_fetch_sub(&s->waiting, 1);

@@ -128,9 +128,14 @@ typedef int (*svc_after_fn)(const struct world *w, struct store *st, void *arg);
 int svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn after, void *arg);
 
 /* Called without the service lock by a long job that takes it in steps
- * (a template save): lets the threads waiting for it have it first
- * (returns once none waits, or after at most 20 ms). */
+ * (a template save): lets the threads waiting for it (but background
+ * ones) have it first (returns once none waits, or after at most 20 ms). */
 void svc_yield(struct svc *s);
+/* Marks the calling thread as one whose work can wait (the resync
+ * engine): svc_yield does not wait for it, so a long job in steps is not
+ * stretched by it; it still has the lock whenever the job is between two
+ * steps and no other thread wants it. */
+void svc_thread_background(void);
 
 /* ---- PBX --------------------------------------------------------------- */
 
