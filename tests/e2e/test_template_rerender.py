@@ -61,8 +61,10 @@ def _rows(db_path, sql, args=()):
 
 
 def test_save_in_steps_leaves_room_for_moves_and_fetches(prov, monkeypatch):
-    # start-up renders thousands of phones: a generous deadline (liveness)
+    # start-up renders thousands of phones, a stop syncs their files: a
+    # generous deadline for both (liveness)
     monkeypatch.setattr(hdharness, "START_TIMEOUT", 120.0)
+    monkeypatch.setattr(hdharness, "STOP_TIMEOUT", 120.0)
     d, demo, tftp = prov
     root = tftp.root
     d.stop()
@@ -198,3 +200,4 @@ def test_save_in_steps_leaves_room_for_moves_and_fetches(prov, monkeypatch):
         assert prov_get(d, _line(m))[2] == want
         assert tftp.get(_line(m)) == want
     hdharness.invariants(d)
+    d.stop()   # here, with the deadline above: a clean exit (status 0)
