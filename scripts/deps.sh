@@ -11,10 +11,12 @@ build="build-essential pkg-config libmicrohttpd-dev libxml2-dev libsqlite3-dev
        libsodium-dev libjansson-dev libinih-dev libgnutls28-dev curl libcurl4-openssl-dev espeak-ng sox"
 test="$build libcriterion-dev python3 python3-pytest python3-pytest-xdist tftpd-hpa sip-tester
       chromium chromium-driver python3-selenium firefox-esr python3-websocket baresip-core
-      kamailio kamailio-utils-modules openssl
+      kamailio kamailio-utils-modules openssl netbase
       fail2ban prometheus mandoc man-db systemd iproute2 python3-yaml gnutls-bin strace"
 asan="$test clang libclang-rt-14-dev" # clang's runtimes: sanitizers, libFuzzer
-bench="$build wrk nginx-light tftpd-hpa sip-tester openssl kamailio kamailio-utils-modules"
+bench="$build wrk nginx-light tftpd-hpa sip-tester openssl kamailio kamailio-utils-modules netbase"
+# netbase: /etc/protocols, without which kamailio cannot open TCP ("could not
+# get TCP protocol number"); a minimal Debian lacks it
 container="python3 python3-pytest curl sip-tester podman buildah runc mmdebstrap"
 
 case "${1:-test}" in
