@@ -148,8 +148,22 @@ hd_start() {
 	done
 	t1=$(date +%s%N)
 	HD_START_MS=$(((t1 - t0) / 1000000))
+	HD_START_CPU_MS=$(hd_cpu_ms)
 	HD_PORT=$(cat "$BENCH_DIR/$1.port")
 	HD_URL=http://127.0.0.1:$HD_PORT
+}
+
+# hd_cpu_ms -- CPU time (user + system, all threads) the running hotdeskd
+# has used so far, in ms (/proc/PID/stat; on a loaded machine it tells
+# far more than the wall time)
+hd_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) * 1000 / hz }' \
+		"/proc/$HD_PID/stat"
+}
+
+# loadavg -- the 1-minute load average now
+loadavg() {
+	cut -d' ' -f1 /proc/loadavg
 }
 
 hd_stop() {

@@ -365,6 +365,9 @@ take_keys(json_t *o, struct hd_ext *e, struct field_err *fe)
 		return ferr(fe, "keys", "must be an array");
 	if (json_is_array(v) && json_array_size(v) > HD_MAX_KEYS)
 		return ferr(fe, "keys", "at most 10 keys");
+	if (json_is_array(v) && json_array_size(v) > 0 &&
+	    (tmp.keys = calloc(json_array_size(v), sizeof(*tmp.keys))) == NULL)
+		return ferr(fe, "keys", "out of memory");
 	json_array_foreach(json_is_array(v) ? v : NULL, i, k) {
 		struct hd_key *key = &tmp.keys[i];
 		json_t *t = json_object_get(k, "type"), *val = json_object_get(k, "value");
@@ -391,8 +394,10 @@ take_keys(json_t *o, struct hd_ext *e, struct field_err *fe)
 		}
 	}
 	hd_keys_clear(e);
-	memcpy(e->keys, tmp.keys, sizeof(e->keys));
+	e->keys = tmp.nkeys > 0 ? tmp.keys : NULL;
 	e->nkeys = tmp.nkeys;
+	if (tmp.nkeys == 0)
+		free(tmp.keys);
 	return 0;
 bad:
 	hd_keys_clear(&tmp);

@@ -3,6 +3,7 @@
  */
 #include "idmap.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #define TOMB ((void *)-1)
@@ -20,14 +21,13 @@ hash_id(int64_t k)
 	return x;
 }
 
+/* Moves every live key into a new table of ncap slots (tombstones gone).
+ * 0, or -1 out of memory (the map unchanged). */
 static int
-grow(struct idmap *m)
+rehash(struct idmap *m, size_t ncap)
 {
 	struct idmap old = *m;
-	size_t ncap = m->cap ? m->cap * 2 : 64;
 
-	if (m->live * 4 < m->cap) /* mostly tombstones: rehash at the same size */
-		ncap = m->cap;
 	if ((m->s = calloc(ncap, sizeof(*m->s))) == NULL) {
 		*m = old;
 		return -1;
@@ -39,6 +39,41 @@ grow(struct idmap *m)
 			(void)idmap_put(m, old.s[i].key, old.s[i].val); /* cannot fail: room */
 	free(old.s);
 	return 0;
+}
+
+static int
+grow(struct idmap *m)
+{
+	size_t ncap = m->cap ? m->cap * 2 : 64;
+
+	if (m->live * 4 < m->cap) /* mostly tombstones: rehash at the same size */
+		ncap = m->cap;
+	return rehash(m, ncap);
+}
+
+/* The capacity that holds n live keys without growing: a power of two
+ * with n under half of it.  0 when that does not fit in size_t. */
+static size_t
+cap_for(size_t n)
+{
+	size_t c = 64;
+
+	while (c / 2 <= n) {
+		if (c > SIZE_MAX / 4)
+			return 0;
+		c *= 2;
+	}
+	return c;
+}
+
+int
+idmap_reserve(struct idmap *m, size_t n)
+{
+	size_t ncap = cap_for(n);
+
+	if (ncap == 0)
+		return -1;
+	return ncap <= m->cap ? 0 : rehash(m, ncap);
 }
 
 static struct idmap_slot *

@@ -26,6 +26,10 @@ void *idmap_get(const struct idmap *m, int64_t key);
 /* Inserts or replaces (val must not be NULL).  0, or -1 out of memory. */
 int idmap_put(struct idmap *m, int64_t key, void *val);
 void idmap_del(struct idmap *m, int64_t key);
+/* Makes room for n keys in all, so that as many inserts never grow the
+ * table (loading thousands at once: no rehash, no copy).  Never shrinks.
+ * 0, or -1 out of memory (the map unchanged). */
+int idmap_reserve(struct idmap *m, size_t n);
 size_t idmap_count(const struct idmap *m);
 /* Calls cb for each value until it returns non-zero (returned). */
 typedef int (*idmap_cb)(void *val, void *arg);

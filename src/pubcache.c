@@ -285,6 +285,12 @@ pcache_name_owned(struct pub *p, const char *name)
 		return false;
 	if ((e = idmap_get(&p->by_mac, pcache_mac_key(m.mac))) == NULL)
 		return false;
+	return pcache_entry_owns(e, name);
+}
+
+bool
+pcache_entry_owns(const struct pub_dev *e, const char *name)
+{
 	for (size_t i = 0; i < e->nfiles; i++) {
 		char own[VENDOR_NAME_MAX + 1];
 

@@ -149,6 +149,8 @@ int pcache_file_name(const struct vendor_profile *prof, size_t i, const char *ma
 int64_t pcache_mac_key(const char *mac);
 /* Whether some entry owns TFTP file name (lock held, or the writer). */
 bool pcache_name_owned(struct pub *p, const char *name);
+/* Whether name is exactly the name of one of e's files. */
+bool pcache_entry_owns(const struct pub_dev *e, const char *name);
 
 /* Frees an entry (its blobs released, its password wiped); idmap_each
  * callbacks, arg unused. */

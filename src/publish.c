@@ -55,6 +55,7 @@
 #include "publish.h"
 #include "pubcache.h"
 
+#include <ctype.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,25 +351,44 @@ render_files(const struct vendor_templates *t, const struct world *w, const stru
 
 /* ---- one render per change --------------------------------------------- */
 
+/* The render key's input, gathered in a buffer and hashed a block at a
+ * time (one update per field cost more than the hash itself). */
+struct keybuf {
+	crypto_generichash_state h;
+	size_t n;
+	unsigned char b[512];
+};
+
 static void
-key_bytes(crypto_generichash_state *h, const void *v, size_t len)
+key_bytes(struct keybuf *k, const void *v, size_t len)
 {
-	crypto_generichash_update(h, v, len);
+	if (k->n + len > sizeof(k->b)) {
+		crypto_generichash_update(&k->h, k->b, k->n);
+		k->n = 0;
+		if (len > sizeof(k->b)) {
+			crypto_generichash_update(&k->h, v, len);
+			return;
+		}
+	}
+	memcpy(k->b + k->n, v, len);
+	k->n += len;
 }
 
 static void
-key_num(crypto_generichash_state *h, long long v)
+key_num(struct keybuf *k, long long v)
 {
-	key_bytes(h, &v, sizeof(v));
+	key_bytes(k, &v, sizeof(v));
 }
 
 /* A string, NULL told apart from "" and every string from the next. */
 static void
-key_str(crypto_generichash_state *h, const char *s)
+key_str(struct keybuf *k, const char *s)
 {
-	key_num(h, s == NULL ? -1 : (long long)strlen(s));
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	key_num(k, s == NULL ? -1 : (long long)n);
 	if (s != NULL)
-		key_bytes(h, s, strlen(s));
+		key_bytes(k, s, n);
 }
 
 /*
@@ -387,12 +407,13 @@ static void
 render_key(const struct pub *p, const struct world *w, const struct hd_dev *d,
            const struct vendor_profile *prof, unsigned char key[16])
 {
-	crypto_generichash_state h;
+	struct keybuf h;
 	struct render_input in;
 	size_t pi = vendor_profile_index(prof);
 
 	pub_render_input(w, d, &in);
-	crypto_generichash_init(&h, NULL, 0, 16);
+	crypto_generichash_init(&h.h, NULL, 0, 16);
+	h.n = 0;
 	key_bytes(&h, p->build, sizeof(p->build));
 	key_str(&h, prof->name);
 	if (pi < vendor_registry_len)
@@ -422,7 +443,8 @@ render_key(const struct pub *p, const struct world *w, const struct hd_dev *d,
 		key_str(&h, in.keys[i].label);
 	}
 	key_num(&h, in.parking);
-	crypto_generichash_final(&h, key, 16);
+	crypto_generichash_update(&h.h, h.b, h.n);
+	crypto_generichash_final(&h.h, key, 16);
 	sodium_memzero(&h, sizeof(h)); /* it saw the SIP password */
 }
 
@@ -1058,21 +1080,34 @@ struct recon {
 	struct pub *p;
 	const struct world *w;
 	struct store *st;
-	struct idmap known; /* dev -> struct known */
+	struct known *kv;   /* the rows of device_config, in one array */
+	size_t nkv, capkv;
+	struct idmap known; /* dev -> its struct known in kv */
 	char **stale;       /* tftp names no device owns */
 	size_t nstale, capstale;
 	size_t taken;       /* devices whose files were taken as they are */
 	int rc;
 };
 
+/* One row of device_config into r->kv (indexed once all are read: the
+ * array may still move). */
 static int
 recon_known(const struct store_devcfg *c, void *arg)
 {
 	struct recon *r = arg;
-	struct known *k = calloc(1, sizeof(*k));
+	struct known *k;
 
-	if (k == NULL)
-		return -1;
+	if (r->nkv == r->capkv) {
+		size_t nc = r->capkv ? r->capkv * 2 : 1024;
+		struct known *v = realloc(r->kv, nc * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		r->kv = v;
+		r->capkv = nc;
+	}
+	k = &r->kv[r->nkv];
+	memset(k, 0, sizeof(*k));
 	k->dev = c->dev;
 	k->version = c->version;
 	snprintf(k->hash, sizeof(k->hash), "%s", c->hash);
@@ -1081,10 +1116,19 @@ recon_known(const struct store_devcfg *c, void *arg)
 	             sodium_hex2bin(k->fhash, sizeof(k->fhash), c->file_hash, strlen(c->file_hash),
 	                            NULL, NULL, NULL) == 0 &&
 	             strlen(c->key) == 32 && strlen(c->file_hash) == 32;
-	if (idmap_put(&r->known, c->dev, k) != 0) {
-		free(k);
+	r->nkv++;
+	return 0;
+}
+
+/* Indexes r->kv by device (the table sized once). */
+static int
+recon_index(struct recon *r)
+{
+	if (idmap_reserve(&r->known, r->nkv) != 0)
 		return -1;
-	}
+	for (size_t i = 0; i < r->nkv; i++)
+		if (idmap_put(&r->known, r->kv[i].dev, &r->kv[i]) != 0)
+			return -1;
 	return 0;
 }
 
@@ -1113,6 +1157,31 @@ recon_fetch(hd_id dev, const char *source, const char *ua, unsigned long long ve
 	return 0;
 }
 
+/* Whether name is, exactly, one of the files of the device whose MAC
+ * is a run of 12 hex digits in it: the common case of the manifest sweep
+ * told without matching every profile's patterns (a name it does not
+ * find owned goes through pcache_name_owned). */
+static bool
+recon_owned(struct pub *p, const char *name)
+{
+	size_t len = strlen(name), run = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char mac[HD_MAC_LEN + 1];
+		const struct pub_dev *e;
+
+		run = isxdigit((unsigned char)name[i]) ? run + 1 : 0;
+		if (run < HD_MAC_LEN)
+			continue;
+		memcpy(mac, name + i + 1 - HD_MAC_LEN, HD_MAC_LEN);
+		mac[HD_MAC_LEN] = '\0';
+		if ((e = idmap_get(&p->by_mac, pcache_mac_key(mac))) != NULL &&
+		    pcache_entry_owns(e, name))
+			return true;
+	}
+	return false;
+}
+
 /* A name of the manifest: kept for removal unless a device owns it or it
  * is a shared file (removed after the statement, not while it reads). */
 static int
@@ -1121,7 +1190,7 @@ recon_name(const char *name, void *arg)
 	struct recon *r = arg;
 	struct vendor_file_match m;
 
-	if (pcache_name_owned(r->p, name) ||
+	if (recon_owned(r->p, name) || pcache_name_owned(r->p, name) ||
 	    (vendor_match_file(name, &m) == 1 && m.kind == VENDOR_SHARED))
 		return 0;
 	if (r->nstale == r->capstale) {
@@ -1136,13 +1205,6 @@ recon_name(const char *name, void *arg)
 	if ((r->stale[r->nstale] = strdup(name)) == NULL)
 		return -1;
 	r->nstale++;
-	return 0;
-}
-
-static int
-free_known(void *v, void *arg)
-{
-	free(v);
 	return 0;
 }
 
@@ -1259,6 +1321,19 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		hd_seterr(err, errlen, "cannot read published versions: %s", store_errmsg(st));
 		goto out;
 	}
+	if (recon_index(&r) != 0) {
+		hd_seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	/* an entry per device: the maps sized once, not grown 12 times */
+	pthread_rwlock_wrlock(&p->lock);
+	if (idmap_reserve(&p->by_id, world_count_devs(w)) != 0 ||
+	    idmap_reserve(&p->by_mac, world_count_devs(w)) != 0) {
+		pthread_rwlock_unlock(&p->lock);
+		hd_seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	pthread_rwlock_unlock(&p->lock);
 	p->bulk = true;
 	world_each_dev(w, recon_dev, &r);
 	if (p->tw != NULL) {
@@ -1281,8 +1356,8 @@ out:
 	p->bulk = false;
 	if (p->tw != NULL)
 		tftpw_drain(p->tw);
-	idmap_each(&r.known, free_known, NULL);
 	idmap_free(&r.known);
+	free(r.kv);
 	for (size_t i = 0; i < r.nstale; i++)
 		free(r.stale[i]);
 	free(r.stale);

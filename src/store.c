@@ -75,6 +75,7 @@ enum stmt_id {
 	ST_DEV_UPD,
 	ST_DEV_DEL,
 	ST_DEV_ALL,
+	ST_WORLD_COUNTS,
 	ST_EVENT_ADD,
 	ST_CALL_GET,
 	ST_CALL_PUT,
@@ -185,6 +186,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	               "static_contact = ?8, prov_password = ?10 WHERE id = ?9",
 	[ST_DEV_DEL] = "DELETE FROM devices WHERE id = ?1",
 	[ST_DEV_ALL] = "SELECT id, " DEV_COLS " FROM devices ORDER BY id",
+	/* what the world's tables are sized for before loading */
+	[ST_WORLD_COUNTS] = "SELECT (SELECT count(*) FROM orgs), (SELECT count(*) FROM extensions), "
+	                    "(SELECT count(*) FROM devices), (SELECT count(parking_user) FROM devices)",
 
 	[ST_EVENT_ADD] = "INSERT INTO events (at, type, org_id, extension, device, detail, "
 	                 "actor_token, actor_role) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -1319,56 +1323,73 @@ row_org(sqlite3_stmt *st)
 	return o;
 }
 
-/* virtual_on is left 0: the links are set once every device is in. */
+/* A text column as a borrowed pointer (valid until the next step), NULL
+ * for SQL NULL; *oom set when SQLite ran out of memory converting it. */
+static const char *
+col_text(sqlite3_stmt *st, int i, bool *oom)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	if (t == NULL && sqlite3_column_type(st, i) != SQLITE_NULL)
+		*oom = true;
+	return (const char *)t;
+}
+
+/* virtual_on is left 0: the links are set once every device is in.  One
+ * allocation per row (hd_ext_pack): the strings are borrowed from the
+ * row until then. */
 static struct hd_ext *
 row_ext(sqlite3_stmt *st)
 {
-	struct hd_ext *e = calloc(1, sizeof *e);
+	struct hd_ext e = { 0 }, *c = NULL;
+	bool oom = false;
 
-	if (e == NULL)
-		return NULL;
-	e->id = sqlite3_column_int64(st, 0);
-	e->org = col_id(st, 1);
-	e->sip.port = sqlite3_column_int(st, 8);
-	e->allow_virtualization = sqlite3_column_int(st, 10) != 0;
-	if (col_dup(st, 2, &e->number) != 0 || col_dup(st, 3, &e->sip_user) != 0 ||
-	    col_dup(st, 4, &e->sip_password) != 0 || col_dup(st, 5, &e->display_name) != 0 ||
-	    col_dup(st, 6, &e->label) != 0 || col_dup(st, 7, &e->sip.host) != 0 ||
-	    col_dup(st, 9, &e->sip.transport) != 0 || col_dup(st, 11, &e->secret_hash) != 0 ||
-	    col_dup(st, 13, &e->voicemail) != 0 || col_dup(st, 14, &e->language) != 0 ||
-	    hd_keys_parse(e, (const char *)sqlite3_column_text(st, 15)) != 0) {
-		hd_ext_free(e); /* wipes the password */
-		return NULL;
-	}
-	return e;
+	e.id = sqlite3_column_int64(st, 0);
+	e.org = col_id(st, 1);
+	e.sip.port = sqlite3_column_int(st, 8);
+	e.allow_virtualization = sqlite3_column_int(st, 10) != 0;
+	/* the hash itself stays in the store (world_put_ext) */
+	e.has_secret = sqlite3_column_type(st, 11) != SQLITE_NULL;
+	e.number = (char *)col_text(st, 2, &oom);
+	e.sip_user = (char *)col_text(st, 3, &oom);
+	e.sip_password = (char *)col_text(st, 4, &oom);
+	e.display_name = (char *)col_text(st, 5, &oom);
+	e.label = (char *)col_text(st, 6, &oom);
+	e.sip.host = (char *)col_text(st, 7, &oom);
+	e.sip.transport = (char *)col_text(st, 9, &oom);
+	e.voicemail = (char *)col_text(st, 13, &oom);
+	e.language = (char *)col_text(st, 14, &oom);
+	if (!oom && hd_keys_parse(&e, col_text(st, 15, &oom)) == 0 && !oom)
+		c = hd_ext_pack(&e);
+	hd_keys_clear(&e); /* its keys only: the strings are the row's */
+	return c;
 }
 
 static struct hd_dev *
 row_dev(sqlite3_stmt *st, char *err, size_t errlen)
 {
-	struct hd_dev *d = calloc(1, sizeof *d);
+	struct hd_dev d = { 0 }, *c;
+	bool oom = false;
 
-	if (d == NULL) {
-		hd_seterr(err, errlen, "out of memory");
-		return NULL;
-	}
-	d->id = sqlite3_column_int64(st, 0);
+	d.id = sqlite3_column_int64(st, 0);
 	if (sqlite3_column_bytes(st, 1) != HD_MAC_LEN ||
-	    col_copy(st, 1, d->mac, sizeof d->mac) != 0) {
-		hd_seterr(err, errlen, "device %lld: bad mac", (long long)d->id);
-		hd_dev_free(d);
+	    col_copy(st, 1, d.mac, sizeof d.mac) != 0) {
+		hd_seterr(err, errlen, "device %lld: bad mac", (long long)d.id);
 		return NULL;
 	}
-	d->org = col_id(st, 2);
-	d->home_ext = col_id(st, 5);
-	if (col_dup(st, 3, &d->profile) != 0 || col_dup(st, 4, &d->model) != 0 ||
-	    col_dup(st, 6, &d->parking_user) != 0 || col_dup(st, 7, &d->parking_password) != 0 ||
-	    col_dup(st, 8, &d->static_contact) != 0 || col_dup(st, 9, &d->prov_password) != 0) {
+	d.org = col_id(st, 2);
+	d.home_ext = col_id(st, 5);
+	d.profile = (char *)col_text(st, 3, &oom);
+	d.model = (char *)col_text(st, 4, &oom);
+	d.parking_user = (char *)col_text(st, 6, &oom);
+	d.parking_password = (char *)col_text(st, 7, &oom);
+	d.static_contact = (char *)col_text(st, 8, &oom);
+	d.prov_password = (char *)col_text(st, 9, &oom);
+	if (oom || (c = hd_dev_pack(&d)) == NULL) {
 		hd_seterr(err, errlen, "out of memory");
-		hd_dev_free(d); /* wipes the parking password */
 		return NULL;
 	}
-	return d;
+	return c;
 }
 
 /* Steps st to its end; for each row calls load(s, st, w, err, errlen). */
@@ -1441,6 +1462,29 @@ load_von(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 	return 0;
 }
 
+/* Sizes the world's tables for the rows about to be loaded (no table
+ * grows, no rehash, while 100,000s of rows go in). */
+static int
+reserve_world(struct store *s, struct world *w, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->st[ST_WORLD_COUNTS];
+	int rc = step(s, st), ret = 0;
+
+	if (rc != SQLITE_ROW) {
+		(void)fail(s, rc);
+		hd_seterr(err, errlen, "%s", s->errmsg);
+		ret = -1;
+	} else if (world_reserve(w, (size_t)sqlite3_column_int64(st, 0),
+	                         (size_t)sqlite3_column_int64(st, 1),
+	                         (size_t)sqlite3_column_int64(st, 2),
+	                         (size_t)sqlite3_column_int64(st, 3)) != 0) {
+		hd_seterr(err, errlen, "out of memory");
+		ret = -1;
+	}
+	done(st);
+	return ret;
+}
+
 int
 store_load_world(struct store *s, struct world *w, char *err, size_t errlen)
 {
@@ -1451,8 +1495,9 @@ store_load_world(struct store *s, struct world *w, char *err, size_t errlen)
 		return -1;
 	}
 	/* Extensions before devices (a device's home extension must exist),
-	 * devices before the virtual_on links. */
-	if (load_rows(s, s->st[ST_ORG_ALL], w, err, errlen, load_org) == 0 &&
+	 * devices before the virtual_on links; the tables sized first. */
+	if (reserve_world(s, w, err, errlen) == 0 &&
+	    load_rows(s, s->st[ST_ORG_ALL], w, err, errlen, load_org) == 0 &&
 	    load_rows(s, s->st[ST_EXT_ALL], w, err, errlen, load_ext) == 0 &&
 	    load_rows(s, s->st[ST_DEV_ALL], w, err, errlen, load_dev) == 0 &&
 	    load_rows(s, s->st[ST_EXT_VON_ALL], w, err, errlen, load_von) == 0)

@@ -4,8 +4,13 @@
  * Objects live in three id-keyed tables; secondary indexes map natural keys
  * (org name, MAC, sip_user, parking user, org+number) to ids.  All tables
  * are open-addressing hash maps with linear probing and tombstones, sized
- * to powers of two and grown at 50% load.  The string indexes own copies of
- * their keys.
+ * to powers of two and grown at 50% load (or sized once, world_reserve,
+ * before a load).  The string indexes hold ids only (below).
+ *
+ * Objects loaded from the store are packed (hd_ext_pack, hd_dev_pack):
+ * the struct, its line keys and its strings in one allocation.  The free
+ * functions free a string only when it lies outside that tail, so a
+ * packed object may still get a string of its own.
  *
  * Invariants kept by every function here:
  *   W1 every index entry points at a live object whose key it is;
@@ -20,6 +25,7 @@
 #include "wipe.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,14 +92,13 @@ skey(const struct world *w, enum skind k, hd_id id, hd_id *scope)
 	return NULL;
 }
 
+/* Moves every live entry into a new table of ncap slots.  0, or -1 out
+ * of memory (the map unchanged). */
 static int
-smap_grow(struct smap *m, const struct world *w)
+smap_rehash(struct smap *m, const struct world *w, size_t ncap)
 {
 	struct smap old = *m;
-	size_t ncap = m->cap ? m->cap * 2 : 64;
 
-	if (m->live * 4 < m->cap)
-		ncap = m->cap;
 	if ((m->s = calloc(ncap, sizeof(*m->s))) == NULL) {
 		*m = old;
 		return -1;
@@ -117,6 +122,30 @@ smap_grow(struct smap *m, const struct world *w)
 	}
 	free(old.s);
 	return 0;
+}
+
+static int
+smap_grow(struct smap *m, const struct world *w)
+{
+	size_t ncap = m->cap ? m->cap * 2 : 64;
+
+	if (m->live * 4 < m->cap)
+		ncap = m->cap;
+	return smap_rehash(m, w, ncap);
+}
+
+/* Room for n entries in all without growing (as idmap_reserve). */
+static int
+smap_reserve(struct smap *m, const struct world *w, size_t n)
+{
+	size_t ncap = 64;
+
+	while (ncap / 2 <= n) {
+		if (ncap > SIZE_MAX / 4)
+			return -1;
+		ncap *= 2;
+	}
+	return ncap <= m->cap ? 0 : smap_rehash(m, w, ncap);
 }
 
 static hd_id *
@@ -207,6 +236,17 @@ world_new(void)
 	return w;
 }
 
+int
+world_reserve(struct world *w, size_t orgs, size_t exts, size_t devs, size_t parking)
+{
+	if (idmap_reserve(&w->orgs, orgs) != 0 || smap_reserve(&w->org_name, w, orgs) != 0 ||
+	    idmap_reserve(&w->exts, exts) != 0 || smap_reserve(&w->number, w, exts) != 0 ||
+	    smap_reserve(&w->sip_user, w, exts) != 0 || idmap_reserve(&w->devs, devs) != 0 ||
+	    smap_reserve(&w->mac, w, devs) != 0 || smap_reserve(&w->parking, w, parking) != 0)
+		return -1;
+	return 0;
+}
+
 static int
 free_org(void *v, void *arg)
 {
@@ -289,21 +329,51 @@ hd_org_free(struct hd_org *o)
 	free(o);
 }
 
+/* Whether s lies in the packed tail of obj (size bytes of struct, then
+ * tail bytes of keys and strings): not an allocation of its own. */
+static bool
+in_tail(const void *obj, size_t size, size_t tail, const void *s)
+{
+	uintptr_t b = (uintptr_t)obj + size, a = (uintptr_t)s;
+
+	return tail > 0 && s != NULL && a >= b && a < b + tail;
+}
+
+/* Frees a string of obj unless it lies in its packed tail. */
+static void
+tail_free(const void *obj, size_t size, size_t tail, char *s)
+{
+	if (!in_tail(obj, size, tail, s))
+		free(s);
+}
+
+/* The same for a secret: wiped either way (a packed tail is wiped whole
+ * when the object is freed). */
+static void
+tail_wipe_free(const void *obj, size_t size, size_t tail, char *s)
+{
+	if (!in_tail(obj, size, tail, s))
+		wipe_free(s);
+}
+
 void
 hd_ext_free(struct hd_ext *e)
 {
 	if (e == NULL)
 		return;
-	free(e->number);
-	free(e->sip_user);
-	wipe_free(e->sip_password);
-	free(e->display_name);
-	free(e->label);
-	free(e->voicemail);
-	free(e->language);
+	tail_free(e, sizeof(*e), e->packed, e->number);
+	tail_free(e, sizeof(*e), e->packed, e->sip_user);
+	tail_wipe_free(e, sizeof(*e), e->packed, e->sip_password);
+	tail_free(e, sizeof(*e), e->packed, e->display_name);
+	tail_free(e, sizeof(*e), e->packed, e->label);
+	tail_free(e, sizeof(*e), e->packed, e->voicemail);
+	tail_free(e, sizeof(*e), e->packed, e->language);
 	hd_keys_clear(e);
-	sip_free(&e->sip);
-	wipe_free(e->secret_hash);
+	tail_free(e, sizeof(*e), e->packed, e->sip.host);
+	tail_free(e, sizeof(*e), e->packed, e->sip.transport);
+	wipe_free(e->secret_hash); /* never packed */
+	if (e->packed > 0)
+		sodium_memzero(e + 1, e->packed); /* the SIP password */
 	free(e);
 }
 
@@ -312,12 +382,14 @@ hd_dev_free(struct hd_dev *d)
 {
 	if (d == NULL)
 		return;
-	free(d->profile);
-	free(d->model);
-	free(d->parking_user);
-	wipe_free(d->parking_password);
-	free(d->static_contact);
-	wipe_free(d->prov_password);
+	tail_free(d, sizeof(*d), d->packed, d->profile);
+	tail_free(d, sizeof(*d), d->packed, d->model);
+	tail_free(d, sizeof(*d), d->packed, d->parking_user);
+	tail_wipe_free(d, sizeof(*d), d->packed, d->parking_password);
+	tail_free(d, sizeof(*d), d->packed, d->static_contact);
+	tail_wipe_free(d, sizeof(*d), d->packed, d->prov_password);
+	if (d->packed > 0)
+		sodium_memzero(d + 1, d->packed); /* the passwords */
 	free(d);
 }
 
@@ -366,6 +438,10 @@ hd_ext_dup(const struct hd_ext *e)
 		hd_ext_free(c);
 		return NULL;
 	}
+	if (e->nkeys > 0 && (c->keys = calloc(e->nkeys, sizeof(*c->keys))) == NULL) {
+		hd_ext_free(c);
+		return NULL;
+	}
 	for (size_t i = 0; i < e->nkeys && i < HD_MAX_KEYS; i++) {
 		c->keys[i].type = e->keys[i].type;
 		c->nkeys = i + 1;
@@ -375,6 +451,100 @@ hd_ext_dup(const struct hd_ext *e)
 			return NULL;
 		}
 	}
+	return c;
+}
+
+/* Packing: sizes first (pack_len), then the copies (pack_str) into the
+ * tail that follows the struct. */
+static size_t
+pack_len(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static char *
+pack_str(char **at, const char *s)
+{
+	size_t n = pack_len(s);
+	char *r = *at;
+
+	if (s == NULL)
+		return NULL;
+	memcpy(r, s, n);
+	*at += n;
+	return r;
+}
+
+struct hd_ext *
+hd_ext_pack(const struct hd_ext *e)
+{
+	size_t nk = e->nkeys < HD_MAX_KEYS ? e->nkeys : HD_MAX_KEYS;
+	size_t tail = nk * sizeof(struct hd_key) + pack_len(e->number) + pack_len(e->sip_user) +
+	              pack_len(e->sip_password) + pack_len(e->display_name) +
+	              pack_len(e->label) + pack_len(e->voicemail) + pack_len(e->language) +
+	              pack_len(e->sip.host) + pack_len(e->sip.transport);
+	struct hd_ext *c;
+	char *at;
+
+	for (size_t i = 0; i < nk; i++)
+		tail += pack_len(e->keys[i].value) + pack_len(e->keys[i].label);
+	if ((c = calloc(1, sizeof(*c) + tail)) == NULL)
+		return NULL;
+	c->packed = tail;
+	c->id = e->id;
+	c->org = e->org;
+	c->sip.port = e->sip.port;
+	c->allow_virtualization = e->allow_virtualization;
+	c->has_secret = e->has_secret || e->secret_hash != NULL;
+	c->virtual_on = e->virtual_on;
+	c->home_dev = e->home_dev;
+	at = (char *)(c + 1);
+	if (nk > 0) {
+		c->keys = (struct hd_key *)(void *)at;
+		at += nk * sizeof(struct hd_key);
+		for (size_t i = 0; i < nk; i++) {
+			c->keys[i].type = e->keys[i].type;
+			c->keys[i].value = pack_str(&at, e->keys[i].value);
+			c->keys[i].label = pack_str(&at, e->keys[i].label);
+		}
+		c->nkeys = nk;
+	}
+	c->number = pack_str(&at, e->number);
+	c->sip_user = pack_str(&at, e->sip_user);
+	c->sip_password = pack_str(&at, e->sip_password);
+	c->display_name = pack_str(&at, e->display_name);
+	c->label = pack_str(&at, e->label);
+	c->voicemail = pack_str(&at, e->voicemail);
+	c->language = pack_str(&at, e->language);
+	c->sip.host = pack_str(&at, e->sip.host);
+	c->sip.transport = pack_str(&at, e->sip.transport);
+	return c;
+}
+
+struct hd_dev *
+hd_dev_pack(const struct hd_dev *d)
+{
+	size_t tail = pack_len(d->profile) + pack_len(d->model) + pack_len(d->parking_user) +
+	              pack_len(d->parking_password) + pack_len(d->static_contact) +
+	              pack_len(d->prov_password);
+	struct hd_dev *c = calloc(1, sizeof(*c) + tail);
+	char *at;
+
+	if (c == NULL)
+		return NULL;
+	c->packed = tail;
+	c->id = d->id;
+	c->org = d->org;
+	memcpy(c->mac, d->mac, sizeof(c->mac));
+	c->home_ext = d->home_ext;
+	c->guest = d->guest;
+	at = (char *)(c + 1);
+	c->profile = pack_str(&at, d->profile);
+	c->model = pack_str(&at, d->model);
+	c->parking_user = pack_str(&at, d->parking_user);
+	c->parking_password = pack_str(&at, d->parking_password);
+	c->static_contact = pack_str(&at, d->static_contact);
+	c->prov_password = pack_str(&at, d->prov_password);
 	return c;
 }
 
@@ -855,11 +1025,13 @@ hd_dial_ok(const char *s)
 void
 hd_keys_clear(struct hd_ext *e)
 {
-	for (size_t i = 0; i < e->nkeys && i < HD_MAX_KEYS; i++) {
-		free(e->keys[i].value);
-		free(e->keys[i].label);
-		e->keys[i].value = e->keys[i].label = NULL;
+	for (size_t i = 0; e->keys != NULL && i < e->nkeys && i < HD_MAX_KEYS; i++) {
+		tail_free(e, sizeof(*e), e->packed, e->keys[i].value);
+		tail_free(e, sizeof(*e), e->packed, e->keys[i].label);
 	}
+	if (!in_tail(e, sizeof(*e), e->packed, e->keys))
+		free(e->keys);
+	e->keys = NULL;
 	e->nkeys = 0;
 }
 
@@ -897,7 +1069,15 @@ hd_keys_format(const struct hd_ext *e, bool *oom)
 int
 hd_keys_parse(struct hd_ext *e, const char *text)
 {
+	size_t lines = 0;
+
 	hd_keys_clear(e);
+	for (const char *l = text; l != NULL && *l != '\0'; lines++)
+		l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "";
+	if (lines > HD_MAX_KEYS)
+		return -1;
+	if (lines > 0 && (e->keys = calloc(lines, sizeof(*e->keys))) == NULL)
+		return -1;
 	for (const char *l = text; l != NULL && *l != '\0';) {
 		const char *eol = strchr(l, '\n'), *t1, *t2;
 		struct hd_key *k;

@@ -87,7 +87,7 @@ struct hd_ext {
 	/* user settings: they travel with the extension onto any phone */
 	char *voicemail;    /* voicemail / MWI number [0-9*#+]; NULL = none */
 	char *language;     /* locale code; NULL = the organization's */
-	struct hd_key keys[HD_MAX_KEYS];
+	struct hd_key *keys; /* nkeys of them (at most HD_MAX_KEYS); NULL when none */
 	size_t nkeys;
 	struct hd_sip_server sip; /* overrides of the org default */
 	bool allow_virtualization;
@@ -99,6 +99,9 @@ struct hd_ext {
 	hd_id virtual_on;   /* device this extension is virtualized on, or 0 */
 	/* derived, maintained by the world: */
 	hd_id home_dev;     /* device whose home extension this is, or 0 */
+	/* bytes after the struct, in its own allocation, that hold its keys
+	 * and strings (hd_ext_pack); 0: each in an allocation of its own */
+	size_t packed;
 };
 
 struct hd_dev {
@@ -114,12 +117,18 @@ struct hd_dev {
 	char *prov_password;      /* digest password of its downloads (user: MAC); secret */
 	/* derived, maintained by the world: */
 	hd_id guest;              /* extension virtualized on this device, or 0 */
+	size_t packed;            /* as hd_ext's (hd_dev_pack) */
 };
 
 struct world;
 
 /* Creates an empty world.  Returns NULL only when out of memory. */
 struct world *world_new(void);
+/* Makes room in the tables for that many organizations, extensions,
+ * devices and parking accounts in all (loading: no table grows while the
+ * rows go in).  0, or -1 out of memory (the world unchanged but for
+ * tables already grown). */
+int world_reserve(struct world *w, size_t orgs, size_t exts, size_t devs, size_t parking);
 /* Frees the world and everything in it.  NULL-safe. */
 void world_free(struct world *w);
 
@@ -127,6 +136,15 @@ void world_free(struct world *w);
 struct hd_org *hd_org_dup(const struct hd_org *o);
 struct hd_ext *hd_ext_dup(const struct hd_ext *e);
 struct hd_dev *hd_dev_dup(const struct hd_dev *d);
+/* Copies in one allocation each (the struct, then its keys and strings):
+ * what loading a hundred thousand rows wants (one malloc per row, not
+ * ten).  Freed by hd_ext_free/hd_dev_free like any other; a string of a
+ * packed object may still be replaced by one of its own allocation.
+ * hd_ext_pack does not copy secret_hash: the copy's has_secret tells
+ * whether e had a code (what world_put_ext keeps of it).  NULL when out
+ * of memory. */
+struct hd_ext *hd_ext_pack(const struct hd_ext *e);
+struct hd_dev *hd_dev_pack(const struct hd_dev *d);
 void hd_org_free(struct hd_org *o);
 void hd_ext_free(struct hd_ext *e); /* wipes sip_password */
 void hd_dev_free(struct hd_dev *d); /* wipes parking_password */

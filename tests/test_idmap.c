@@ -1,0 +1,55 @@
+/*
+ * test_idmap.c -- the integer-keyed hash map: room made ahead of a bulk
+ * load (idmap_reserve) is used without growing, and keeps what is there.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+
+#include "idmap.h"
+
+static void *
+val(int64_t k)
+{
+	return (void *)(uintptr_t)(k * 8 + 8);
+}
+
+Test(idmap, a_reserved_map_takes_that_many_keys_without_growing)
+{
+	struct idmap m = { 0 };
+	struct idmap_slot *table;
+	size_t cap;
+
+	cr_assert_eq(idmap_reserve(&m, 100000), 0);
+	table = m.s;
+	cap = m.cap;
+	cr_assert_gt(cap, 2 * 100000);
+	for (int64_t k = 1; k <= 100000; k++)
+		cr_assert_eq(idmap_put(&m, k * 7919, val(k)), 0);
+	cr_assert_eq(m.s, table, "the table was reallocated: it grew");
+	cr_assert_eq(m.cap, cap);
+	cr_assert_eq(idmap_count(&m), 100000);
+	for (int64_t k = 1; k <= 100000; k++)
+		cr_assert_eq(idmap_get(&m, k * 7919), val(k));
+	idmap_free(&m);
+}
+
+Test(idmap, reserving_keeps_what_is_there_and_never_shrinks)
+{
+	struct idmap m = { 0 };
+	size_t cap;
+
+	for (int64_t k = 1; k <= 300; k++)
+		cr_assert_eq(idmap_put(&m, k, val(k)), 0);
+	idmap_del(&m, 7);
+	cr_assert_eq(idmap_reserve(&m, 5000), 0);
+	cr_assert_geq(m.cap, 10001);
+	cr_assert_eq(idmap_count(&m), 299);
+	cr_assert_null(idmap_get(&m, 7));
+	for (int64_t k = 1; k <= 300; k++)
+		if (k != 7)
+			cr_assert_eq(idmap_get(&m, k), val(k), "key %lld lost", (long long)k);
+	cap = m.cap;
+	cr_assert_eq(idmap_reserve(&m, 10), 0);
+	cr_assert_eq(m.cap, cap);
+	idmap_free(&m);
+}
