@@ -8,17 +8,20 @@
 
 #define TOMB ((void *)-1)
 
+/*
+ * Keys are row ids and MACs: mostly runs of neighbours.  Their low 32
+ * bits are kept as they are (neighbours land in neighbouring slots, so a
+ * load in id order fills the table in order, one cache line after the
+ * next, instead of a random line per key); the upper 32 bits are mixed
+ * in (MACs of different vendors, ids beyond 2^32).  Keys spaced by a
+ * multiple of the table's size would share a probe run: correct, slower.
+ */
 static uint64_t
 hash_id(int64_t k)
 {
 	uint64_t x = (uint64_t)k;
 
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
+	return x ^ (x >> 32) * 0x9e3779b97f4a7c15ULL;
 }
 
 /* Moves every live key into a new table of ncap slots (tombstones gone).

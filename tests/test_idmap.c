@@ -53,3 +53,31 @@ Test(idmap, reserving_keeps_what_is_there_and_never_shrinks)
 	cr_assert_eq(m.cap, cap);
 	idmap_free(&m);
 }
+
+Test(idmap, keys_spaced_by_the_table_size_are_all_found)
+{
+	struct idmap m = { 0 };
+	int64_t step = (int64_t)1 << 20; /* far beyond the table: one probe run */
+
+	for (int64_t i = 0; i < 3000; i++)
+		cr_assert_eq(idmap_put(&m, i * step + 1, val(i)), 0);
+	idmap_del(&m, 1500 * step + 1);
+	cr_assert_eq(idmap_count(&m), 2999);
+	for (int64_t i = 0; i < 3000; i++)
+		if (i == 1500)
+			cr_assert_null(idmap_get(&m, i * step + 1));
+		else
+			cr_assert_eq(idmap_get(&m, i * step + 1), val(i));
+	/* MACs of two vendors with the same serials, and negative keys */
+	for (int64_t i = 0; i < 5000; i++) {
+		cr_assert_eq(idmap_put(&m, 0x0004f2000000LL + i, val(i)), 0);
+		cr_assert_eq(idmap_put(&m, 0x001565000000LL + i, val(i + 1)), 0);
+		cr_assert_eq(idmap_put(&m, -1 - i, val(i + 2)), 0);
+	}
+	for (int64_t i = 0; i < 5000; i++) {
+		cr_assert_eq(idmap_get(&m, 0x0004f2000000LL + i), val(i));
+		cr_assert_eq(idmap_get(&m, 0x001565000000LL + i), val(i + 1));
+		cr_assert_eq(idmap_get(&m, -1 - i), val(i + 2));
+	}
+	idmap_free(&m);
+}
