@@ -28,8 +28,9 @@
  * On a TLS listener the conn also holds the client CA credentials its
  * session was given when it opened (tls_session_start) and the
  * certificate generation its handshake used (tls_pick_cert), both
- * released when the connection closes, and the bytes of an answer's
- * header record kept back until its body's record goes (tls_push).
+ * released when the connection closes, and the bytes gnutls counts as
+ * written that the socket could not take yet (tls_push; the sweeper
+ * writes them when the socket can).
  *
  * Invariants:
  *   1. A handler is called at most once per request, and only for a path
@@ -57,6 +58,7 @@
 #include "errbuf.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <microhttpd.h>
 
 #include <arpa/inet.h>
@@ -83,8 +85,8 @@
 #include "lockorder.h"
 
 #define DEFAULT_CTYPE "text/plain; charset=utf-8"
-/* The largest header record kept back to leave with its body (tls_push). */
-#define HELD_MAX 4096u
+/* The largest body whose answer leaves over TLS as one record (send_response). */
+#define ONE_RECORD_MAX 8192u
 /* How many bytes of an over-limit body are read and dropped so that the
  * client can still be told 413; past that the connection is closed. */
 #define DISCARD_MAX (1024u * 1024u)
@@ -137,12 +139,15 @@ struct conn {
 	bool cut;                   /* shut down by the sweeper (under conns_lock) */
 	struct tls_gen *gen;        /* TLS: the certificate its handshake took */
 	struct tls_ca *ca;          /* TLS: the credentials its session uses */
-	/* TLS, written by its MHD worker only (tls_push): an answer's header
-	 * record is kept back and leaves in one write with its body */
-	bool pushing;               /* tls_push is the session's transport */
-	bool hold;                  /* keep the next record back */
-	unsigned char *held;        /* bytes gnutls counts as sent, not yet written */
+	/* TLS: the session writes through tls_push */
+	gnutls_session_t session;   /* NULL: gnutls' own writer */
+	bool corked;                /* worker: the answer gathers in one record */
+	bool absorb;                /* worker: tls_push keeps what the socket refuses */
+	bool tcp_uncorked;          /* worker: TCP_CORK taken off (once) */
+	pthread_mutex_t wlock;      /* guards held, held_len and writes to fd */
+	unsigned char *held;        /* bytes gnutls counts as written, not yet written */
 	size_t held_len;
+	atomic_bool owed;           /* held bytes wait for the sweeper */
 };
 
 struct http_server {
@@ -372,13 +377,19 @@ send_response(struct req *q, struct http_response *res)
 	status = (res->status >= 100 && res->status <= 599) ? (unsigned)res->status : 500u;
 	ret = MHD_queue_response(q->mc, status, r);
 	MHD_destroy_response(r);
-	/* MHD sends this body right behind the header: the header record
-	 * waits for it (tls_push).  No body goes for HEAD, 1xx, 204, 304 nor
-	 * a 2xx to CONNECT (RFC 9110 6.4.1). */
-	if (ret == MHD_YES && q->conn != NULL && q->conn->pushing && body_len > 0 &&
-	    !res->head_only && status >= 200 && status != 204 && status != 304 &&
-	    !(status < 300 && q->connect))
-		q->conn->hold = true;
+	/* Over TLS libmicrohttpd hands the header and the body to gnutls one
+	 * after the other: two records, two writes, two records for the
+	 * client to read.  Corked, gnutls gathers both; req_completed sends
+	 * them as one record.  Only for an answer MHD sends in one go: a body
+	 * (none goes for HEAD, 1xx, 204, 304 nor a 2xx to CONNECT, RFC 9110)
+	 * small enough for one record with its header; and not while the
+ * connection owes bytes (tls_push): then MHD waits for the socket. */
+	if (ret == MHD_YES && q->conn != NULL && q->conn->session != NULL &&
+	    !atomic_load(&q->conn->owed) && body_len > 0 && body_len <= ONE_RECORD_MAX && !res->head_only && status >= 200 && status != 204 &&
+	    status != 304 && !(status < 300 && q->connect)) {
+		gnutls_record_cork(q->conn->session);
+		q->conn->corked = true;
+	}
 	return ret;
 }
 
@@ -473,6 +484,7 @@ ca_unref(struct tls_ca *ca)
 }
 
 static void tls_session_start(struct conn *c, struct MHD_Connection *mc);
+static void tls_pay(struct conn *c);
 
 /* MHD's connection notifications: tracks conns (invariant 4). */
 static void
@@ -515,6 +527,8 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 	pthread_mutex_unlock(&s->conns_lock);
 	gen_unref(c->gen);
 	ca_unref(c->ca);
+	if (c->session != NULL)
+		pthread_mutex_destroy(&c->wlock);
 	free(c->held);
 	free(c);
 	*socket_context = NULL;
@@ -528,7 +542,9 @@ answering(struct req *q)
 		atomic_store(&q->conn->answering, true);
 }
 
-/* Shuts down the connections past their deadline, four times a second. */
+/* Four times a second: shuts down the connections past their deadline
+ * (request_timeout_s, 0: none) and writes what TLS connections owe
+ * (tls_pay). */
 static void *
 sweep(void *arg)
 {
@@ -541,7 +557,9 @@ sweep(void *arg)
 		long long now = now_ms();
 
 		for (struct conn *c = s->conns; c != NULL; c = c->next) {
-			if (c->cut || atomic_load(&c->answering) ||
+			if (c->session != NULL)
+				tls_pay(c);
+			if (limit == 0 || c->cut || atomic_load(&c->answering) ||
 			    now - atomic_load(&c->ready_ms) <= limit)
 				continue;
 			(void)shutdown(c->fd, SHUT_RDWR);
@@ -587,18 +605,31 @@ tls_pick_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nre
 	return 0;
 }
 
+/* Appends n bytes to c->held (wlock held); -1 if out of memory. */
+static int
+held_add(struct conn *c, const void *p, size_t n)
+{
+	unsigned char *nb;
+
+	if (n == 0)
+		return 0;
+	if ((nb = realloc(c->held, c->held_len + n)) == NULL)
+		return -1;
+	c->held = nb;
+	memcpy(c->held + c->held_len, p, n);
+	c->held_len += n;
+	return 0;
+}
+
 /*
- * gnutls' writer for a TLS connection (set by tls_session_start).
- * libmicrohttpd sends an answer's header and its body with two
- * gnutls_record_send calls, so two records, each written on its own: two
- * send system calls and two TCP segments per answer, and two wake-ups of
- * the client.  When send_response marks the answer (c->hold), the header
- * record is kept here and written together with the body's first record
- * by the next call, which MHD makes right away (it sends the body of a
- * buffer response in the same step as the header; req_completed writes
- * what would still be kept, as a last resort).  Kept bytes count as sent
- * for gnutls; a later write that cannot take them all reports EAGAIN for
- * its own record, which gnutls and MHD retry once the socket is writable.
+ * gnutls' writer for a TLS connection (set by tls_session_start): bytes
+ * left from an earlier write go first, in the same sendmsg.  While
+ * req_completed sends an answer gathered in one record (c->absorb), what
+ * the socket cannot take now (a client that does not read) is kept and
+ * counted as written: the answer is over for libmicrohttpd, which would
+ * not wait for the socket, so the sweeper writes the rest when it can
+ * (c->owed; no answer is corked meanwhile, so at most one is kept).  Otherwise a write that cannot take the kept bytes and some
+ * of this record reports EAGAIN, retried by gnutls and MHD once writable.
  */
 static ssize_t
 tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
@@ -606,60 +637,109 @@ tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 	struct conn *c = ptr;
 	struct iovec v[1 + 32]; /* gnutls hands at most 32 buffers at once */
 	struct msghdr m;
-	size_t len = 0, n = 0;
+	size_t len = 0, n = 0, kept;
 	ssize_t w;
+	int e;
 
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
-	if (c->hold) {
-		c->hold = false;
-		if (c->held_len == 0 && len <= HELD_MAX &&
-		    (c->held != NULL || (c->held = malloc(HELD_MAX)) != NULL)) {
-			for (int i = 0; i < iovcnt; i++) {
-				memcpy(c->held + c->held_len, iov[i].iov_base, iov[i].iov_len);
-				c->held_len += iov[i].iov_len;
-			}
-			return (ssize_t)len;
-		}
-	}
-	if (c->held_len > 0)
-		v[n++] = (struct iovec){ .iov_base = c->held, .iov_len = c->held_len };
+	pthread_mutex_lock(&c->wlock);
+	kept = c->held_len;
+	if (kept > 0)
+		v[n++] = (struct iovec){ .iov_base = c->held, .iov_len = kept };
 	for (int i = 0; i < iovcnt && n < sizeof(v) / sizeof(v[0]); i++)
 		v[n++] = (struct iovec){ .iov_base = iov[i].iov_base, .iov_len = iov[i].iov_len };
 	memset(&m, 0, sizeof(m));
 	m.msg_iov = v;
 	m.msg_iovlen = n;
-	w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-	if (w < 0 || c->held_len == 0)
-		return w;
-	if ((size_t)w <= c->held_len) {
-		/* nothing of this record went: the rest of the kept bytes
-		 * leave first, at gnutls' retry */
-		memmove(c->held, c->held + w, c->held_len - (size_t)w);
-		c->held_len -= (size_t)w;
-		errno = EAGAIN;
-		return -1;
+	w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	e = errno;
+	if (w < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+		goto out; /* broken: gnutls reports it */
+	if (w < 0)
+		w = 0;
+	if ((size_t)w < kept) {
+		memmove(c->held, c->held + w, kept - (size_t)w);
+		c->held_len = kept - (size_t)w;
+		w = 0;
+	} else {
+		c->held_len = 0;
+		w -= (ssize_t)kept;
 	}
-	w -= (ssize_t)c->held_len;
-	c->held_len = 0;
+	if (c->absorb) {
+		/* keep the rest of this record: the sweeper owes it */
+		size_t skip = (size_t)w;
+
+		for (int i = 0; i < iovcnt; i++) {
+			size_t l = iov[i].iov_len, off = skip < l ? skip : l;
+
+			skip -= off;
+			if (held_add(c, (const unsigned char *)iov[i].iov_base + off, l - off) != 0) {
+				w = -1;
+				e = ENOMEM;
+				goto out;
+			}
+		}
+		w = (ssize_t)len;
+	} else if (w == 0) {
+		w = -1;
+		e = EAGAIN;
+	}
+	atomic_store(&c->owed, c->held_len > 0);
+out:
+	pthread_mutex_unlock(&c->wlock);
+	errno = e;
 	return w;
 }
 
-/* The answer is over: nothing may stay kept back (tls_push).  Kept bytes
- * that cannot be written now end the connection: the client would wait
- * for them forever. */
+/* The sweeper's part: writes what tls_push owes to c's socket, as much as
+ * it takes now (conns_lock held, so c is open). */
 static void
-tls_flush_held(struct conn *c)
+tls_pay(struct conn *c)
 {
 	ssize_t w;
 
-	c->hold = false;
-	if (c->held_len == 0)
+	if (!atomic_load(&c->owed) || pthread_mutex_trylock(&c->wlock) != 0)
 		return;
-	w = send(c->fd, c->held, c->held_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (w < 0 || (size_t)w != c->held_len)
-		(void)shutdown(c->fd, SHUT_RDWR);
-	c->held_len = 0;
+	if (c->held_len > 0) {
+		w = send(c->fd, c->held, c->held_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			memmove(c->held, c->held + w, c->held_len - (size_t)w);
+			c->held_len -= (size_t)w;
+		} else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			c->held_len = 0; /* the connection is broken */
+		}
+	}
+	if (c->held_len == 0)
+		atomic_store(&c->owed, false);
+	pthread_mutex_unlock(&c->wlock);
+}
+
+/* The answer is over (req_completed): a corked one leaves as one record.
+ * libmicrohttpd took TCP_CORK on for the header and pushes only what was
+ * written before it sets TCP_NODELAY, so the first time the cork comes
+ * off for good (MHD believes it still on and never sets it again). */
+static void
+tls_uncork(struct conn *c)
+{
+	ssize_t rc;
+
+	if (!c->corked)
+		return;
+	c->corked = false;
+	c->absorb = true;
+	rc = gnutls_record_uncork(c->session, 0);
+	c->absorb = false;
+	if (rc < 0) {
+		(void)shutdown(c->fd, SHUT_RDWR); /* out of memory or broken */
+		return;
+	}
+	if (!c->tcp_uncorked) {
+		int off = 0;
+
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+		c->tcp_uncorked = true;
+	}
 }
 
 /*
@@ -694,9 +774,11 @@ tls_session_start(struct conn *c, struct MHD_Connection *mc)
 	                                                     : GNUTLS_CERT_IGNORE);
 	/* reads stay gnutls' own recv() on the socket; writes go through
 	 * tls_push */
+	if (pthread_mutex_init(&c->wlock, NULL) != 0)
+		return;
 	gnutls_transport_set_ptr2(ci->tls_session, (gnutls_transport_ptr_t)(intptr_t)c->fd, c);
 	gnutls_transport_set_vec_push_function(ci->tls_session, tls_push);
-	c->pushing = true;
+	c->session = ci->tls_session;
 }
 
 /* Credentials asking for certificates of the CAs of pem (NULL: asking
@@ -971,8 +1053,8 @@ req_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	if (q->conn != NULL) {
 		atomic_store(&q->conn->ready_ms, now_ms());
 		atomic_store(&q->conn->answering, false);
-		if (q->conn->pushing)
-			tls_flush_held(q->conn);
+		if (q->conn->session != NULL)
+			tls_uncork(q->conn);
 	}
 	for (v = q->qvals; v != NULL; v = next) {
 		next = v->next;
@@ -1265,7 +1347,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 	}
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di ? di->port : o->port;
-	if (o->request_timeout_s > 0) {
+	if (o->request_timeout_s > 0 || o->tls != NULL) {
 		if (pthread_create(&s->sweeper, NULL, sweep, s) != 0) {
 			hd_seterr(err, errlen, "cannot start the connection sweeper");
 			MHD_stop_daemon(s->d);

@@ -392,3 +392,43 @@ def test_an_answer_over_tls_leaves_in_one_write(make_daemon, pki, tmp_path):
     r = c.getresponse()
     assert r.status == 200 and r.read() == content
     c.close()
+
+
+def test_pipelined_answers_to_a_client_that_reads_late(make_daemon, pki, tmp_path):
+    """A client sends 300 requests at once over TLS and reads nothing for
+    a while: the answers fill the socket, the server waits for it (no
+    answer lost, none cut, no stall until a timeout), and once the client
+    reads it gets every answer whole, in order."""
+    ca, cert, key = pki
+    d, tport = https_daemon(make_daemon, pki, tmp_path)
+    hdharness.build_demo(d)
+    name, content = sorted(hdharness.device_files(d, mac(101)).items())[0]
+    n = 300
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(30)
+    raw.connect(("127.0.0.1", tport))
+    t = tlsutil.context(ca.cert).wrap_socket(raw, server_hostname="localhost")
+    try:
+        req = "GET /provision/%s HTTP/1.1\r\nHost: localhost\r\n\r\n" % name
+        last = "GET /provision/%s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % name
+        t.sendall((req * (n - 1) + last).encode())
+        time.sleep(2)
+        data = b""
+        started = time.monotonic()
+        while True:
+            chunk = t.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        took = time.monotonic() - started
+    finally:
+        t.close()
+    answers = data.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == n, (len(answers), data[-300:])
+    for a in answers:
+        head, _, body = a.partition(b"\r\n\r\n")
+        assert head.startswith(b"200"), head[:100]
+        assert body == content, (len(body), len(content))
+    # no answer waited for a timeout (the connection's is 30 s here)
+    assert took < 15, took
