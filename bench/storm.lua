@@ -32,8 +32,10 @@ end
 function done(summary, latency, requests)
 	local e = summary.errors
 	io.write(string.format(
-		"RESULT requests=%d rps=%.0f p50_us=%d p99_us=%d max_us=%d errors=%d status_errors=%d\n",
+		"RESULT requests=%d rps=%.0f p50_us=%d p99_us=%d max_us=%d errors=%d status_errors=%d" ..
+		" connect_errors=%d read_errors=%d write_errors=%d timeouts=%d\n",
 		summary.requests, summary.requests / summary.duration * 1e6,
 		latency:percentile(50), latency:percentile(99), latency.max,
-		e.connect + e.read + e.write + e.status + e.timeout, e.status))
+		e.connect + e.read + e.write + e.status + e.timeout, e.status,
+		e.connect, e.read, e.write, e.timeout))
 end

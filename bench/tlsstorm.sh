@@ -172,6 +172,8 @@ run_tls() {
 	figure "$label req/s" "$rps"
 	figure "$label latency p50 / p99 / max" "$(awk "BEGIN { printf \"%.2f / %.2f / %.2f ms\", $p50_us / 1000, $p99_us / 1000, $max_us / 1000 }")"
 	figure "$label errors (of which non-2xx)" "$errors ($status_errors) of $requests"
+	[ "$errors" -eq 0 ] || figure "$label errors: connect / read / write / timeout" \
+		"$connect_errors / $read_errors / $write_errors / $timeouts"
 	CPU_US=$(awk "BEGIN { printf \"%.0f\", ($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / ($requests > 0 ? $requests : 1) }")
 	figure "$label server CPU per request" "$CPU_US us"
 	RPS=$rps ERR=$errors
