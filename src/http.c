@@ -383,10 +383,11 @@ send_response(struct req *q, struct http_response *res)
 	 * them as one record.  Only for an answer MHD sends in one go: a body
 	 * (none goes for HEAD, 1xx, 204, 304 nor a 2xx to CONNECT, RFC 9110)
 	 * small enough for one record with its header; and not while the
- * connection owes bytes (tls_push): then MHD waits for the socket. */
+	 * connection owes bytes (tls_push): then MHD waits for the socket. */
 	if (ret == MHD_YES && q->conn != NULL && q->conn->session != NULL &&
-	    !atomic_load(&q->conn->owed) && body_len > 0 && body_len <= ONE_RECORD_MAX && !res->head_only && status >= 200 && status != 204 &&
-	    status != 304 && !(status < 300 && q->connect)) {
+	    !atomic_load(&q->conn->owed) && body_len > 0 && body_len <= ONE_RECORD_MAX &&
+	    !res->head_only && status >= 200 && status != 204 && status != 304 &&
+	    !(status < 300 && q->connect)) {
 		gnutls_record_cork(q->conn->session);
 		q->conn->corked = true;
 	}
@@ -628,8 +629,9 @@ held_add(struct conn *c, const void *p, size_t n)
  * the socket cannot take now (a client that does not read) is kept and
  * counted as written: the answer is over for libmicrohttpd, which would
  * not wait for the socket, so the sweeper writes the rest when it can
- * (c->owed; no answer is corked meanwhile, so at most one is kept).  Otherwise a write that cannot take the kept bytes and some
- * of this record reports EAGAIN, retried by gnutls and MHD once writable.
+ * (c->owed; no answer is corked meanwhile, so at most one is kept).
+ * Otherwise a write that cannot take the kept bytes and some of this
+ * record reports EAGAIN, retried by gnutls and MHD once writable.
  */
 static ssize_t
 tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
