@@ -13,7 +13,11 @@
  *   on_access() #2..  body pieces: appended up to max_body, then discarded
  *                     and remembered as a 413
  *   on_access() last  *upload_data_size == 0: 413, or call the handler and
- *                     queue its response
+ *                     queue its response; for a route with own_thread,
+ *                     suspend the connection and start own_run on a new
+ *                     thread, which calls the handler, keeps its response
+ *                     in q->own and resumes the connection
+ *   on_access() again (own_thread, after the resume) queue q->own
  *   req_completed()   MHD is done with the request: free struct req
  *
  * Connections (struct conn, MHD's socket context) are tracked from MHD's
@@ -41,6 +45,12 @@
  *      MHD response could be made, the release happens here at once.
  *   3. s->inflight counts requests between uri_log and req_completed;
  *      http_stop waits for it to fall to 0 (bounded) before stopping MHD.
+ *      s->own_running counts own_run threads from their start to just
+ *      after their resume (their last touch of the connection); http_stop
+ *      waits for it to fall to 0, unbounded, before stopping MHD, so MHD
+ *      never stops with a connection suspended nor frees a request a
+ *      thread is still answering.  While suspended, a request is touched
+ *      by its own_run thread only.
  *   4. A conn is in its server's list exactly between MHD's started and
  *      closed notifications; the sweeper touches a conn's socket only
  *      under conns_lock, hence only while MHD has not closed it.
@@ -92,6 +102,9 @@
 #define DISCARD_MAX (1024u * 1024u)
 /* Longest wait in http_stop for requests in flight to finish. */
 #define STOP_WAIT_MS 5000
+/* Most own_thread requests running at once per server; past it a request
+ * is served on its worker thread as any other. */
+#define OWN_MAX 16
 
 struct route {
 	char *prefix;
@@ -100,6 +113,7 @@ struct route {
 	void *arg;
 	size_t max_body;
 	http_handler too_large; /* NULL: plain-text 413 */
+	bool own_thread;
 };
 
 /* One loaded server certificate chain and key (invariant 5). */
@@ -164,6 +178,7 @@ struct http_server {
 	size_t nroutes;
 	unsigned port;
 	atomic_long inflight;       /* invariant 3 */
+	atomic_uint own_running;    /* invariant 3 */
 	atomic_bool draining;       /* http_stop: new connections are refused */
 	unsigned char digest_key[DIGEST_KEY_LEN]; /* keys the stateless nonces */
 	struct digest_seen *digest_seen; /* nonce counts used (replays refused) */
@@ -191,6 +206,8 @@ struct req {
 	int reject;                 /* status to send instead of the handler's */
 	bool started;               /* on_access #1 done */
 	bool connect;               /* the method is CONNECT */
+	const char *method;         /* own_thread: MHD's, valid until req_completed */
+	struct http_response *own; /* own_thread: the answer own_run made */
 	size_t raw_len;             /* strlen of the raw target, query included */
 	struct qval *qvals;
 	char uri[];                 /* raw request target, split at '?' */
@@ -394,12 +411,13 @@ send_response(struct req *q, struct http_response *res)
 	return ret;
 }
 
-static enum MHD_Result
-run_handler_with(struct req *q, const char *method, http_handler handler)
+/* Calls handler with q's request; res is filled from scratch. */
+static void
+call_handler(struct req *q, const char *method, http_handler handler,
+             struct http_response *res)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct http_request req;
-	struct http_response res;
 
 	memset(&req, 0, sizeof(req));
 	req.method = method;
@@ -416,13 +434,86 @@ run_handler_with(struct req *q, const char *method, http_handler handler)
 		               ? sizeof(struct sockaddr_in6)
 		               : sizeof(struct sockaddr_in);
 	}
-	memset(&res, 0, sizeof(res));
-	res.status = 200;
-	res.head_only = strcmp(method, "HEAD") == 0;
+	memset(res, 0, sizeof(*res));
+	res->status = 200;
+	res->head_only = strcmp(method, "HEAD") == 0;
 	q->connect = strcmp(method, "CONNECT") == 0;
 
-	handler(q->route->arg, &req, &res);
+	handler(q->route->arg, &req, res);
+}
+
+static enum MHD_Result
+run_handler_with(struct req *q, const char *method, http_handler handler)
+{
+	struct http_response res;
+
+	call_handler(q, method, handler, &res);
 	return send_response(q, &res);
+}
+
+/* ---- requests on a thread of their own (route own_thread) ---- */
+
+/* The handler of a suspended request; then the connection resumes and
+ * on_access queues q->own.  Touches neither q nor mc once resumed. */
+static void *
+own_run(void *arg)
+{
+	struct req *q = arg;
+	struct http_server *s = q->srv;
+	struct MHD_Connection *mc = q->mc;
+
+	call_handler(q, q->method, q->route->handler, q->own);
+	MHD_resume_connection(mc);
+	atomic_fetch_sub(&s->own_running, 1);
+	return NULL;
+}
+
+/* Suspends q's connection and runs its handler on a new thread.  Returns
+ * false, with nothing changed, when it cannot (out of memory, OWN_MAX
+ * running, the server stopping): the caller serves q itself. */
+static bool
+own_start(struct req *q, const char *method)
+{
+	struct http_server *s = q->srv;
+	pthread_attr_t attr;
+	pthread_t t;
+	bool started;
+
+	/* counted before draining is read: http_stop sets draining before it
+	 * reads the count, so it either sees this thread counted or this
+	 * thread sees it draining */
+	if (atomic_fetch_add(&s->own_running, 1) >= OWN_MAX || atomic_load(&s->draining)) {
+		atomic_fetch_sub(&s->own_running, 1);
+		return false;
+	}
+	q->own = malloc(sizeof(*q->own));
+	if (q->own == NULL || pthread_attr_init(&attr) != 0) {
+		free(q->own);
+		q->own = NULL;
+		atomic_fetch_sub(&s->own_running, 1);
+		return false;
+	}
+	q->method = method;
+	(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	MHD_suspend_connection(q->mc);
+	started = pthread_create(&t, &attr, own_run, q) == 0;
+	pthread_attr_destroy(&attr);
+	if (!started)
+		(void)own_run(q); /* here, then: the connection resumes at once */
+	return true;
+}
+
+/* Releases an answer own_run made that was never queued (the connection
+ * closed first). */
+static void
+own_drop(struct req *q)
+{
+	if (q->own == NULL)
+		return;
+	free(q->own->body);
+	static_release(q->own);
+	free(q->own);
+	q->own = NULL;
 }
 
 static enum MHD_Result
@@ -1058,6 +1149,7 @@ req_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 		if (q->conn->session != NULL)
 			tls_uncork(q->conn);
 	}
+	own_drop(q);
 	for (v = q->qvals; v != NULL; v = next) {
 		next = v->next;
 		free(v);
@@ -1160,6 +1252,17 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 	answering(q);
 	if (q->reject != 0)
 		return too_large(q, method);
+	if (q->own != NULL) { /* resumed: own_run has answered */
+		struct http_response *res = q->own;
+		enum MHD_Result ret;
+
+		q->own = NULL;
+		ret = send_response(q, res);
+		free(res);
+		return ret;
+	}
+	if (q->route->own_thread && own_start(q, method))
+		return MHD_YES;
 	return run_handler(q, method);
 }
 
@@ -1281,6 +1384,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		r->handler = routes[i].handler;
 		r->arg = routes[i].arg;
 		r->max_body = routes[i].max_body;
+		r->own_thread = routes[i].own_thread;
 		for (size_t k = 0; k < o->n_too_large; k++)
 			if (strcmp(o->too_large[k].prefix, routes[i].prefix) == 0)
 				r->too_large = o->too_large[k].handler;
@@ -1293,7 +1397,8 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		goto fail;
 	}
 
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+	        MHD_ALLOW_SUSPEND_RESUME;
 	/* TLS listeners use poll(): libmicrohttpd 0.9.75's epoll loop keeps a
 	 * connection that is waiting for the client's next handshake message
 	 * marked readable (only a record read that finds nothing clears the
@@ -1395,9 +1500,13 @@ http_stop(struct http_server *s)
 	if (s == NULL)
 		return;
 	atomic_store(&s->draining, true);
-	while (atomic_load(&s->inflight) > 0 && waited < STOP_WAIT_MS) {
+	for (;;) {
+		if (atomic_load(&s->own_running) == 0) {
+			if (atomic_load(&s->inflight) == 0 || waited >= STOP_WAIT_MS)
+				break;
+			waited += 10;
+		}
 		nanosleep(&ts, NULL);
-		waited += 10;
 	}
 	MHD_stop_daemon(s->d);
 	if (s->sweeping) {

@@ -5,7 +5,9 @@
  * request's body (up to a per-route limit, answering 413 past it without
  * calling the handler), then calls the route's handler once with the whole
  * request and sends the response the handler filled in.  Handlers never see
- * MHD types and may run concurrently on the server's worker threads.
+ * MHD types and may run concurrently on the server's worker threads (or, on
+ * an own_thread route, each on a thread of its own); one request's handler
+ * runs on one thread from start to end.
  *
  * Routes are matched by path prefix, longest first; the handler does the
  * rest of the path itself.  Request paths are checked before routing: a
@@ -113,6 +115,14 @@ struct http_route {
 	size_t max_body;           /* larger bodies get 413 and no handler call */
 	unsigned iface;            /* interface bit(s) of the route; 0 = served by
 	                              every listener (see http_opts.serves) */
+	bool own_thread;           /* its handler may take long (a template save
+	                              re-renders every device of the template, an
+	                              import, an Argon2id hash): each request runs
+	                              on a thread of its own while its connection
+	                              waits (suspended), so the server's worker
+	                              threads go on serving their other
+	                              connections meanwhile.  http_stop waits for
+	                              these requests to finish, however long. */
 };
 
 /*
@@ -221,8 +231,8 @@ struct http_server *http_start(const struct http_opts *o,
 /* The port actually bound (0 for NULL). */
 unsigned http_port(const struct http_server *s);
 /* Stops accepting, lets requests already being served finish (waiting at
- * most a few seconds), closes idle keep-alive connections, frees.
- * NULL-safe. */
+ * most a few seconds, except for own_thread requests, which are waited for
+ * to the end), closes idle keep-alive connections, frees.  NULL-safe. */
 void http_stop(struct http_server *s);
 
 /*

@@ -112,11 +112,11 @@ static void
 start(void)
 {
 	static const struct http_route routes[] = {
-		{ "/echo/", h_echo, NULL, ECHO_MAX, 0 },
-		{ "/echo/big/", h_echo, NULL, 4096, 0 }, /* longest prefix wins */
-		{ "/static/", h_static, NULL, 0, 0 },
-		{ "/auth/", h_auth, NULL, 0, 0 },
-		{ "/slow/", h_slow, NULL, 0, 0 },
+		{ "/echo/", h_echo, NULL, ECHO_MAX, 0, false },
+		{ "/echo/big/", h_echo, NULL, 4096, 0, false }, /* longest prefix wins */
+		{ "/static/", h_static, NULL, 0, 0, false },
+		{ "/auth/", h_auth, NULL, 0, 0, false },
+		{ "/slow/", h_slow, NULL, 0, 0, false },
 	};
 	struct http_opts o = { .listen = "127.0.0.1", .threads = 4, .conn_limit = 64,
 	                       .timeout_s = 10 };
@@ -673,7 +673,7 @@ Test(http, stop_finishes_in_flight_request)
 
 Test(http, start_errors)
 {
-	static const struct http_route rt[] = { { "/", h_echo, NULL, 0, 0 } };
+	static const struct http_route rt[] = { { "/", h_echo, NULL, 0, 0, false } };
 	struct http_opts o = { .listen = "not-an-address", .threads = 1, .conn_limit = 8,
 	                       .timeout_s = 5 };
 	char err[256] = "";
@@ -688,7 +688,7 @@ Test(http, start_errors)
 
 Test(http, ipv6_dual_stack)
 {
-	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0, 0 } };
+	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0, 0, false } };
 	struct http_opts o = { .listen = "::", .threads = 2, .conn_limit = 8, .timeout_s = 5 };
 	char err[256] = "";
 	struct http_server *s6 = http_start(&o, rt, 1, err, sizeof(err));
@@ -704,6 +704,162 @@ Test(http, ipv6_dual_stack)
 	port = saved;
 	http_stop(s6);
 	http_stop(NULL);
+}
+
+/* ---- own_thread routes: long handlers off the worker threads ---- */
+
+static atomic_int gate_in;      /* h_gate calls that started */
+static atomic_int gate_out;     /* h_gate calls that returned */
+static atomic_bool gate_open;
+static atomic_int gate_thread_mismatch; /* handler calls whose thread changed */
+
+/* /gate/: waits (at most 10 s) until the test opens the gate, then
+ * describes the request like /echo/. */
+static void
+h_gate(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	pthread_t self = pthread_self();
+
+	atomic_fetch_add(&gate_in, 1);
+	for (int i = 0; i < 2000 && !atomic_load(&gate_open); i++)
+		nanosleep(&ts, NULL);
+	h_echo(arg, req, res);
+	if (!pthread_equal(self, pthread_self()))
+		atomic_fetch_add(&gate_thread_mismatch, 1);
+	atomic_fetch_add(&gate_out, 1);
+}
+
+/* /long/: longer than http_stop's bounded wait for ordinary requests. */
+static void
+h_long(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct timespec ts = { 5, 500 * 1000 * 1000 };
+
+	atomic_fetch_add(&gate_in, 1);
+	nanosleep(&ts, NULL);
+	http_printf(res, 200, NULL, "long done");
+	atomic_fetch_add(&gate_out, 1);
+}
+
+/* One worker thread: a request it served itself would hold it. */
+static void
+start_own(void)
+{
+	static const struct http_route routes[] = {
+		{ "/echo/", h_echo, NULL, ECHO_MAX, 0, false },
+		{ "/gate/", h_gate, NULL, ECHO_MAX, 0, true },
+		{ "/long/", h_long, NULL, 0, 0, true },
+	};
+	struct http_opts o = { .listen = "127.0.0.1", .threads = 1, .conn_limit = 64,
+	                       .timeout_s = 30 };
+	char err[256] = "";
+
+	atomic_store(&calls, 0);
+	atomic_store(&gate_in, 0);
+	atomic_store(&gate_out, 0);
+	atomic_store(&gate_open, false);
+	atomic_store(&gate_thread_mismatch, 0);
+	srv = http_start(&o, routes, sizeof(routes) / sizeof(routes[0]), err, sizeof(err));
+	cr_assert_not_null(srv, "http_start: %s", err);
+	port = http_port(srv);
+}
+
+TestSuite(http_own, .init = start_own, .fini = stop, .timeout = 40);
+
+static void
+wait_for(atomic_int *n, int want)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	for (int i = 0; i < 2000 && atomic_load(n) < want; i++)
+		nanosleep(&ts, NULL);
+	cr_assert_geq(atomic_load(n), want);
+}
+
+Test(http_own, a_long_request_leaves_its_worker_thread_to_the_others)
+{
+	static const char body[] = "code=1234";
+	struct client a;
+	struct resp r;
+	char raw[512];
+
+	/* the server's only worker thread takes a request that waits */
+	cl_open(&a);
+	FMT(raw, "POST /gate/x?q=1 HTTP/1.1\r\nHost: t\r\nX-Test: kept\r\n"
+	         "Content-Type: application/x-www-form-urlencoded\r\n"
+	         "Content-Length: %zu\r\n\r\n%s", sizeof(body) - 1, body);
+	cl_sends(&a, raw);
+	wait_for(&gate_in, 1);
+	/* meanwhile other connections are answered by that thread */
+	for (int i = 0; i < 3; i++) {
+		request("GET /echo/meanwhile HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r);
+		cr_assert_eq(r.status, 200);
+		cr_assert(strstr(r.body, "GET /echo/meanwhile") != NULL, "%s", r.body);
+	}
+	cr_assert_eq(atomic_load(&gate_out), 0, "the long request is still running");
+	/* the long request's answer, with everything its handler saw */
+	atomic_store(&gate_open, true);
+	cr_assert_eq(cl_read(&a, &r, false), 0, "no answer to the long request");
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "POST /gate/x q=1 x=kept bearer=(null) peer=127.0.0.1 "
+	                         "head=0 body=[code=1234]");
+	cr_assert(strcasestr(r.head, "\r\nETag: \"v1\"\r\n") != NULL, "%s", r.head);
+	cr_assert_eq(atomic_load(&gate_thread_mismatch), 0);
+	/* the connection goes on: the next request on it, then a HEAD */
+	cl_sends(&a, "GET /echo/again HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_eq(cl_read(&a, &r, false), 0);
+	cr_assert(strstr(r.body, "GET /echo/again") != NULL, "%s", r.body);
+	cl_sends(&a, "HEAD /gate/h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	cr_assert_eq(cl_read(&a, &r, true), 0);
+	cr_assert_eq(r.status, 200);
+	cr_assert_gt(r.clen, 0, "HEAD carries the length of the full body");
+	cr_assert_eq(cl_fill(&a), 0, "no body after HEAD, then the connection closes");
+	cl_close(&a);
+}
+
+Test(http_own, a_query_argument_decoded_on_the_requests_own_thread)
+{
+	struct resp r;
+
+	atomic_store(&gate_open, true);
+	request("GET /gate/q?q=a%20b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(strstr(r.body, " q=a b ") != NULL, "%s", r.body);
+}
+
+/* The client of /long/: waits up to 15 s for its answer (status 0: none). */
+static void *
+long_client(void *arg)
+{
+	struct resp *r = arg;
+	struct timeval tv = { 15, 0 };
+	struct client c;
+
+	cl_open(&c);
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cl_sends(&c, "GET /long/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	if (cl_read(&c, r, false) != 0)
+		r->status = 0;
+	cl_close(&c);
+	return NULL;
+}
+
+Test(http_own, stop_waits_for_a_long_request_to_the_end)
+{
+	pthread_t t;
+	struct resp r;
+
+	memset(&r, 0, sizeof(r));
+	cr_assert_eq(pthread_create(&t, NULL, long_client, &r), 0);
+	wait_for(&gate_in, 1);
+	/* ordinary requests are waited for 5 s at most; this one takes 5.5 s */
+	http_stop(srv);
+	srv = NULL;
+	cr_assert_eq(atomic_load(&gate_out), 1, "stopped before the handler returned");
+	pthread_join(t, NULL);
+	cr_assert_eq(r.status, 200, "the answer was sent before the server stopped");
+	cr_assert_str_eq(r.body, "long done");
 }
 
 /* ---- path helpers (no server needed) ---- */
