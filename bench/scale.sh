@@ -119,6 +119,7 @@ during_rerender() {
 		kill -0 "$mv_pid" 2>/dev/null || { cat "$BENCH_DIR/during.moves" >&2; die "moves.py failed"; }
 		sleep 0.05
 	done
+	cpu1=$(hd_cpu_ms)
 	rerender_all again >"$BENCH_DIR/during.rr" &
 	rr_pid=$!
 	BENCH_PIDS="$BENCH_PIDS $rr_pid"
@@ -132,7 +133,7 @@ during_rerender() {
 	rr_end=$(date +%s%N)
 	wait "$fp_pid" || die "the fetch probe failed"
 	set -- $(cat "$BENCH_DIR/during.rr")
-	figure "re-render again, with moves and fetches" "$1 s ($2 devices changed)"
+	figure "re-render again, with moves and fetches" "$1 s ($2 devices changed, CPU $(($(hd_cpu_ms) - cpu1)) ms, load $(loadavg))"
 	[ "$moves_end" -le "$rr_end" ] || echo "  (the moves outlasted the re-render)"
 	sed -n 's/^move -> answer (hash excluded): */  move -> answer during it           /p; s/^move -> last file published: */  move -> last file published during it /p; s/^client round trip, accepted: */  move round trip (with hash) during it /p' \
 		"$BENCH_DIR/during.moves"
@@ -164,9 +165,10 @@ for n in $SIZES; do
 			-s "$ROOT/bench/storm.lua" "$HD_URL" -- "$BENCH_DIR/s$n.paths" >/dev/null 2>&1 ||
 			die "boot storm for the memory figure failed"
 		figure "  memory after every device fetched (target < 200 MB)" "$(hd_mem_mb)"
+		cpu0=$(hd_cpu_ms)
 		out=$(rerender_all) || die "re-render through the API failed"
 		set -- $out
-		figure "re-render after a template change (< 10 s)" "$1 s ($2 devices changed, load $(loadavg))"
+		figure "re-render after a template change (< 10 s)" "$1 s ($2 devices changed, CPU $(($(hd_cpu_ms) - cpu0)) ms, load $(loadavg))"
 		[ "$2" = "$n" ] || die "re-render changed $2 of $n devices"
 		figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
 		curl -sf "$HD_URL/provision/$(head -1 "$BENCH_DIR/s$n.paths")" | grep -q revised ||

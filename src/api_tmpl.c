@@ -957,6 +957,8 @@ out:
 	}
 	free(comment);
 	save_free(&sv);
+	if (sv.installed)
+		pub_give_back(); /* the old files, the dry run's lists, the answer */
 }
 
 static void

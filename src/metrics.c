@@ -194,6 +194,14 @@ static const struct named counter_names[METRICS_COUNTER_N] = {
 	[METRICS_WEBHOOK_FAILED] = WEBHOOK("failed"),
 	[METRICS_WEBHOOK_DROPPED] = WEBHOOK("dropped"),
 #undef WEBHOOK
+	[METRICS_DEVICE_RENDERS] = { "hotdeskd_device_renders_total",
+	                             "renders of a device's files (publishing, dry runs)", NULL },
+	[METRICS_FILES_DROPPED] = { "hotdeskd_files_dropped_total",
+	                            "devices whose files left memory once the TFTP root held "
+	                            "them", NULL },
+	[METRICS_FILES_LOADED] = { "hotdeskd_files_loaded_total",
+	                           "devices whose files were loaded back from the TFTP root "
+	                           "to be served", NULL },
 };
 
 static const struct named hist_names[METRICS_HISTOGRAM_N] = {

@@ -87,6 +87,9 @@ enum metrics_counter {
 	METRICS_WEBHOOK_DELIVERED, /* rows the PBX accepted (2xx) */
 	METRICS_WEBHOOK_FAILED,    /* attempts without a 2xx (retried) */
 	METRICS_WEBHOOK_DROPPED,   /* rows given up after [pbx] move_webhook_keep */
+	METRICS_DEVICE_RENDERS,   /* renders of a device's files (every file of it) */
+	METRICS_FILES_DROPPED,    /* devices whose files left memory once written */
+	METRICS_FILES_LOADED,     /* devices whose files were loaded back from the root */
 	METRICS_COUNTER_N
 };
 

@@ -17,6 +17,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "slab.h"
 #include "vendor.h"
 #include "wipe.h"
@@ -357,18 +358,60 @@ pcache_files_hash(const char *const data[], const size_t len[], size_t n, unsign
 	crypto_generichash_final(&st, out, 16);
 }
 
+/* Frees what pcache_root_read read. */
+void
+pcache_root_free(char *data[], const size_t len[], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (data[i] != NULL) {
+			sodium_memzero(data[i], len[i]); /* may hold SIP passwords */
+			free(data[i]);
+		}
+		data[i] = NULL;
+	}
+}
+
+int
+pcache_root_read(struct pub *p, const struct vendor_profile *prof, const char *mac, size_t n,
+                 const unsigned char want[16], char *data[], size_t len[])
+{
+	unsigned char got[16];
+	bool ok = p->tw != NULL && prof != NULL && n <= PUB_MAX_FILES;
+
+	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
+		data[i] = NULL;
+		len[i] = 0;
+	}
+	/* the files as the writer (or a clean stop) left them: whole, and
+	 * what was published as long as they hash as it */
+	for (size_t i = 0; ok && i < n; i++) {
+		char name[VENDOR_NAME_MAX + 1];
+
+		if (pcache_file_name(prof, i, mac, name, sizeof(name)) != 0 ||
+		    (data[i] = fs_read_file(tftpw_root(p->tw), name, VENDOR_FILE_MAX, &len[i])) == NULL)
+			ok = false;
+	}
+	if (ok) {
+		pcache_files_hash((const char *const *)data, len, n, got);
+		ok = sodium_memcmp(got, want, sizeof(got)) == 0;
+	}
+	if (!ok)
+		pcache_root_free(data, len, PUB_MAX_FILES);
+	return ok ? 0 : -1;
+}
+
 void
 pcache_fill(struct pub *p, hd_id dev)
 {
-	char names[PUB_MAX_FILES][VENDOR_NAME_MAX + 1];
 	char *data[PUB_MAX_FILES] = { 0 };
 	size_t len[PUB_MAX_FILES] = { 0 }, n = 0;
 	struct pub_blob *nb[PUB_MAX_FILES] = { 0 };
-	unsigned char want[16], got[16];
+	unsigned char want[16];
 	unsigned long long version = 0;
 	char mac[HD_MAC_LEN + 1] = "";
+	const struct vendor_profile *prof;
 	struct pub_dev *e;
-	bool ok = p->tw != NULL;
+	bool ok;
 
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) == NULL || !e->lazy) {
@@ -376,23 +419,13 @@ pcache_fill(struct pub *p, hd_id dev)
 		return;
 	}
 	n = e->nfiles < PUB_MAX_FILES ? e->nfiles : PUB_MAX_FILES;
-	for (size_t i = 0; i < n; i++)
-		if (pcache_file_name(e->profile, i, e->mac, names[i], sizeof(names[i])) != 0)
-			ok = false;
+	prof = e->profile;
 	memcpy(want, e->fhash, sizeof(want));
 	memcpy(mac, e->mac, sizeof(mac));
 	version = e->version;
 	pthread_rwlock_unlock(&p->lock);
 
-	/* the files as the clean stop left them: whole (synced), and what a
-	 * render gives as long as they hash as published */
-	for (size_t i = 0; ok && i < n; i++)
-		if ((data[i] = fs_read_file(tftpw_root(p->tw), names[i], VENDOR_FILE_MAX, &len[i])) == NULL)
-			ok = false;
-	if (ok) {
-		pcache_files_hash((const char *const *)data, len, n, got);
-		ok = sodium_memcmp(got, want, sizeof(got)) == 0;
-	}
+	ok = pcache_root_read(p, prof, mac, n, want, data, len) == 0;
 	for (size_t i = 0; ok && i < n; i++)
 		if ((nb[i] = pcache_blob_new(data[i], len[i], version)) == NULL)
 			ok = false;
@@ -406,20 +439,49 @@ pcache_fill(struct pub *p, hd_id dev)
 				nb[i] = NULL;
 			}
 			e->lazy = false;
+			metrics_inc(METRICS_FILES_LOADED, 1);
 		}
 		pthread_rwlock_unlock(&p->lock);
 	}
-	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
 		pub_release(nb[i]);
-		if (data[i] != NULL) {
-			sodium_memzero(data[i], len[i]); /* may hold SIP passwords */
-			free(data[i]);
-		}
-	}
+	pcache_root_free(data, len, PUB_MAX_FILES);
 	if (!ok && p->refill != NULL) {
 		log_warn("device %s: its TFTP files are not what was published: rendering them", mac);
 		p->refill(p->refill_arg, dev);
 	}
+}
+
+void
+pcache_tftp_written(void *arg, hd_id dev, unsigned long long version, void *const *refs,
+                    size_t n)
+{
+	struct pub *p = arg;
+	struct pub_blob *drop[PUB_MAX_FILES] = { 0 };
+	struct pub_dev *e;
+	bool same;
+
+	if (!p->drop_written || n == 0 || n > PUB_MAX_FILES)
+		return;
+	pthread_rwlock_wrlock(&p->lock);
+	e = idmap_get(&p->by_id, dev);
+	same = e != NULL && !e->lazy && e->version == version && e->nfiles == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = (void *)e->files[i] == refs[i];
+	if (same) {
+		/* the root holds exactly these bytes now: a reader loads them
+		 * back from it (pcache_fill, checked against e->fhash) */
+		for (size_t i = 0; i < n; i++) {
+			drop[i] = e->files[i];
+			e->files[i] = NULL;
+		}
+		e->lazy = true;
+	}
+	pthread_rwlock_unlock(&p->lock);
+	for (size_t i = 0; i < n; i++)
+		pub_release(drop[i]); /* the writer still holds its reference */
+	if (same)
+		metrics_inc(METRICS_FILES_DROPPED, 1);
 }
 
 /* Fills ref with a reference to file i of entry e, if published (lock

@@ -54,8 +54,9 @@ struct pub_dev {
 	size_t nfiles;
 	unsigned char key[16];                /* render_key of what is published */
 	unsigned char fhash[16];              /* pcache_files_hash of the files published */
-	/* files not in memory yet: a clean restart took them as they are in
-	 * the TFTP root (same render key); the first read loads them
+	/* files not in memory: a clean restart took them as they are in the
+	 * TFTP root (same render key), or the writer wrote them there and
+	 * they were dropped (pcache_tftp_written); the first read loads them
 	 * (pcache_fill).  files[] are NULL while set. */
 	bool lazy;
 	struct fetch_rec fetch;               /* under fetch_mu */
@@ -125,6 +126,9 @@ struct pub {
 	/* writer only: the devices pub_update was given since pub_track_begin
 	 * (a template save's dry run, which releases the service lock) */
 	bool tracking, track_lost; /* track_lost: out of memory, incomplete */
+	/* a device's files leave memory once the TFTP writer wrote them
+	 * (pcache_tftp_written); readers load them back from the root */
+	bool drop_written;
 	struct hd_idset track;
 };
 
@@ -135,6 +139,13 @@ void pcache_files_hash(const char *const data[], const size_t len[], size_t n,
  * held); when they are not what was published, asks p->refill to render
  * them. */
 void pcache_fill(struct pub *p, hd_id dev);
+/* Reads the n files of device mac (profile prof) from the TFTP root into
+ * data/len (allocated; pcache_root_free), checked against want (the
+ * hash of the files published, pcache_files_hash).  0, or -1 when one is
+ * missing, unreadable or they are not those files (nothing kept). */
+int pcache_root_read(struct pub *p, const struct vendor_profile *prof, const char *mac,
+                     size_t n, const unsigned char want[16], char *data[], size_t len[]);
+void pcache_root_free(char *data[], const size_t len[], size_t n);
 
 /* Blobs: a new one (one reference, NULL when out of memory), another
  * reference on b (NULL-safe).  pub_release drops one. */
@@ -171,6 +182,11 @@ char *pcache_dup_or_null(const char *s);
 int pcache_tftp_files(void *arg, hd_id dev, struct tftpw_file *files,
                       unsigned long long *version);
 void pcache_tftp_release(void *ref);
+/* The writer put dev's files (refs, of version) in place: unless the
+ * entry changed since, its files leave memory (the entry turns lazy, see
+ * pub_dev.lazy) when p->drop_written. */
+void pcache_tftp_written(void *arg, hd_id dev, unsigned long long version, void *const *refs,
+                         size_t n);
 bool pcache_tftp_owned(void *arg, const char *name);
 
 #endif

@@ -178,10 +178,12 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 		goto fail;
 	}
 	if (o->tftp_root != NULL && o->tftp_root[0] != '\0') {
-		struct tftpw_ops ops = { pcache_tftp_files, pcache_tftp_release, pcache_tftp_owned, p };
+		struct tftpw_ops ops = { pcache_tftp_files, pcache_tftp_release, pcache_tftp_owned, p,
+		                         pcache_tftp_written };
 
 		if ((p->tw = tftpw_open(o->tftp_root, &ops, err, errlen)) == NULL)
 			goto fail;
+		p->drop_written = true;
 	}
 	return p;
 fail:
@@ -330,6 +332,7 @@ render_files2(const struct vendor_templates *t, const struct world *w, const str
 {
 	struct render_input in;
 
+	metrics_inc(METRICS_DEVICE_RENDERS, 1);
 	pub_render_input(w, d, &in);
 	in.version = version;
 	if (redact && in.line.password != NULL && in.line.password[0] != '\0')
@@ -723,7 +726,8 @@ pub_tftp_relist(struct pub *p, struct store *st)
 static void
 tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd_dev *d,
              const struct vendor_profile *prof, const struct vendor_profile *old_prof,
-             bool same, const struct render_buf *bufs, struct pub_blob *const *old, size_t n)
+             bool same, const struct render_buf *bufs, struct pub_blob *const *old, size_t n,
+             bool was_lazy)
 {
 	bool need = false, fresh = false, listed = st != NULL;
 	bool waiting = tftp_waiting(p, d->id); /* never written: every file is due */
@@ -746,7 +750,8 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 		if (!waiting && old[i] != NULL && old_prof == prof && old[i]->len == bufs[i].len &&
 		    memcmp(old[i]->data, bufs[i].p, bufs[i].len) == 0)
 			continue; /* the file holds this already */
-		if (old[i] == NULL || old_prof != prof || waiting) {
+		/* a lazy entry's names are listed: its files were written */
+		if ((old[i] == NULL && !was_lazy) || old_prof != prof || waiting) {
 			fresh = true;
 			if (st != NULL && store_tftp_add(st, name) != 0) {
 				log_error("tftp: cannot record %s: %s", name, store_errmsg(st));
@@ -874,7 +879,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	unsigned char key[16], fhash[16], prior_key[16] = { 0 }, prior_fhash[16] = { 0 };
 	unsigned long long version;
 	const struct vendor_profile *old_prof = NULL;
-	bool same, checked = false, prior = false, keyed;
+	bool same, checked = false, prior = false, keyed, was_lazy = false;
 	size_t n;
 	int rc = -1;
 
@@ -958,6 +963,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		goto out;
 	}
 	old_prof = e->profile;
+	was_lazy = e->lazy;
 	e->org = d->org;
 	e->profile = prof;
 	e->version = version;
@@ -975,7 +981,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	pthread_rwlock_unlock(&p->lock);
 
 	if (p->tw != NULL)
-		tftp_publish(p, st, e, d, prof, old_prof, same && !force, bufs, old, n);
+		tftp_publish(p, st, e, d, prof, old_prof, same && !force, bufs, old, n, was_lazy);
 	/* start-up: a device unchanged since the last run keeps its row */
 	if (!same || !prior || memcmp(prior_key, key, sizeof(key)) != 0 ||
 	    memcmp(prior_fhash, fhash, sizeof(fhash)) != 0)
@@ -1024,8 +1030,8 @@ unpublish(struct pub *p, struct store *st, hd_id id)
 /* After publishing thousands of devices: old blobs and render buffers
  * were freed in a scattered order; hand the free pages back to the system
  * so resident memory stays what the published files need. */
-static void
-give_back_memory(void)
+void
+pub_give_back(void)
 {
 #ifdef __GLIBC__
 	malloc_trim(0);
@@ -1064,7 +1070,7 @@ pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *
 	stash_clear(p); /* valid for this change only */
 	p->bulk = false;
 	if (n >= 1024)
-		give_back_memory();
+		pub_give_back();
 	/* a *30 move: published when its last file is in the TFTP root (the
 	 * writer runs a queue in order), or now without TFTP */
 	if (p->tw != NULL)
@@ -1602,6 +1608,8 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 	struct pub_dev *e;
 	char err[256] = "";
 	unsigned long long version = 0;
+	unsigned char fhash[16];
+	size_t nfiles = 0;
 	bool lazy = false;
 
 	if (vendor_profile_by_name(d->profile) != dr->prof)
@@ -1610,14 +1618,29 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 	if ((e = idmap_get(&dr->p->by_id, d->id)) != NULL && e->profile == dr->prof) {
 		version = e->version;
 		lazy = e->lazy;
+		nfiles = e->nfiles;
+		memcpy(fhash, e->fhash, sizeof(fhash));
 		for (size_t i = 0; i < e->nfiles; i++)
 			cur[i] = pcache_blob_ref(e->files[i]);
 	}
 	pthread_rwlock_unlock(&dr->p->lock);
 	if (lazy) {
-		/* files not loaded since a clean restart: they are what the
-		 * templates in use render (their key was unchanged, and any
-		 * change since would have published the device) */
+		/* files not in memory (written, or taken as they are at a
+		 * clean restart): the TFTP root holds them, checked against
+		 * their hash; else they are what the templates in use render
+		 * (their key was unchanged, and any change since would have
+		 * published the device) */
+		char *data[PUB_MAX_FILES];
+		size_t len[PUB_MAX_FILES];
+
+		if (pcache_root_read(dr->p, dr->prof, d->mac, nfiles, fhash, data, len) == 0) {
+			for (size_t i = 0; i < nfiles; i++)
+				cur[i] = pcache_blob_new(data[i], len[i], version);
+			pcache_root_free(data, len, PUB_MAX_FILES);
+			lazy = false;
+		}
+	}
+	if (lazy) {
 		struct render_buf now[PUB_MAX_FILES] = { { 0 } };
 
 		if (render_files2(dr->p->tmpl, dr->w, d, dr->prof, version, false, false, now, err,

@@ -84,6 +84,9 @@ int pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *
  */
 int pub_update(struct pub *p, const struct world *w, struct store *st, const hd_id *ids,
                size_t n, struct hd_idset *changed);
+/* Hands the memory freed by a large change (old files, render buffers,
+ * a template save's lists) back to the system; any thread. */
+void pub_give_back(void);
 
 /* What pub_get found. */
 struct pub_ref {

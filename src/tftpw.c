@@ -74,6 +74,14 @@ struct tftpw {
 struct pending {
 	char tmp[4096];
 	char name[TFTPW_NAME_MAX];
+	/* the device whose files these are: its first pending holds count,
+	 * the number of its files written under temporaries; whole: every
+	 * file it had was, and committed: this one is in place */
+	hd_id dev;
+	unsigned long long version;
+	void *ref;            /* the publisher's reference on the data */
+	size_t count;
+	bool whole, committed;
 };
 
 /* Writes data into a new private temporary for name (0600 in FS_TMPDIR
@@ -200,17 +208,46 @@ run_dev(struct tftpw *w, hd_id dev, struct pending *pd)
 	unsigned long long version = 0;
 	int n = w->ops.files(w->ops.arg, dev, f, &version);
 	size_t k = 0;
+	bool whole = true;
 
 	for (int i = 0; i < n; i++) {
 		char err[256];
 
-		if (write_tmp(w->root, f[i].name, f[i].data, f[i].len, &pd[k], err, sizeof(err)) != 0)
+		if (write_tmp(w->root, f[i].name, f[i].data, f[i].len, &pd[k], err, sizeof(err)) != 0) {
 			fail(w, err);
-		else
-			k++;
-		w->ops.release(f[i].ref);
+			whole = false;
+			w->ops.release(f[i].ref);
+		} else {
+			pd[k++].ref = f[i].ref; /* released once in place (run_written) */
+		}
+	}
+	for (size_t i = 0; i < k; i++) {
+		pd[i].dev = dev;
+		pd[i].version = version;
+		pd[i].count = k;
+		pd[i].whole = whole;
 	}
 	return k;
+}
+
+/* Tells the publisher which devices' files are now in place, whole
+ * (ops.written), and drops the references on pd[0..k). */
+static void
+run_written(struct tftpw *w, struct pending *pd, size_t k)
+{
+	for (size_t i = 0; i < k; i += pd[i].count) {
+		void *refs[TFTPW_MAX_FILES];
+		bool whole = pd[i].whole;
+
+		for (size_t j = 0; j < pd[i].count; j++) {
+			refs[j] = pd[i + j].ref;
+			whole = whole && pd[i + j].committed;
+		}
+		if (whole && w->ops.written != NULL)
+			w->ops.written(w->ops.arg, pd[i].dev, pd[i].version, refs, pd[i].count);
+		for (size_t j = 0; j < pd[i].count; j++)
+			w->ops.release(refs[j]);
+	}
 }
 
 static void
@@ -244,9 +281,12 @@ run_chunk(struct tftpw *w, const struct job *v, size_t n, struct pending *pd)
 	for (size_t i = 0; i < n; i++)
 		if (v[i].dev != 0)
 			k += run_dev(w, v[i].dev, pd + k);
-	for (size_t i = 0; i < k; i++)
-		if (commit_tmp(w, &pd[i], err, sizeof(err)) != 0)
+	for (size_t i = 0; i < k; i++) {
+		pd[i].committed = commit_tmp(w, &pd[i], err, sizeof(err)) == 0;
+		if (!pd[i].committed)
 			fail(w, err);
+	}
+	run_written(w, pd, k);
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].dev == 0 && v[i].name[0] != '\0')
 			run_remove(w, v[i].name);

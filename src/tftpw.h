@@ -56,6 +56,11 @@ struct tftpw_ops {
 	/* Whether some published device owns TFTP file name now. */
 	bool (*owned)(void *arg, const char *name);
 	void *arg;
+	/* Called once every file that files() gave for dev (version) is in
+	 * place in the root, whole, before their references are released
+	 * (refs: those files' refs, n of them); NULL: not called. */
+	void (*written)(void *arg, hd_id dev, unsigned long long version, void *const *refs,
+	                size_t n);
 };
 
 enum tftpw_queue { TFTPW_URGENT, TFTPW_BULK, TFTPW_NQUEUES };

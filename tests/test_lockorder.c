@@ -90,7 +90,7 @@ static char *writer_root;
 static struct tftpw *
 writer_open(void)
 {
-	struct tftpw_ops ops = { t_files, t_release, t_owned, NULL };
+	struct tftpw_ops ops = { t_files, t_release, t_owned, NULL, NULL };
 	char err[256];
 	struct tftpw *w;
 

@@ -83,7 +83,7 @@ fk_owned(void *arg, const char *name)
 	return o;
 }
 
-static const struct tftpw_ops ops = { fk_files, fk_release, fk_owned, NULL };
+static const struct tftpw_ops ops = { fk_files, fk_release, fk_owned, NULL, NULL };
 
 static void
 fk_set(int i, const char *text)
@@ -345,6 +345,66 @@ Test(tftpw, replaced_files_are_exchanged_and_removed_by_the_stop)
 	 * when the writer stops, before the root is synced */
 	cr_assert(tftpw_stop(w));
 	cr_assert_eq(temporaries(dir), 0, "replaced files left in %s", FS_TMPDIR);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+/* What the writer reported written (ops.written), and what the root and
+ * the references were at that moment. */
+static struct {
+	hd_id dev;
+	unsigned long long version;
+	size_t n, calls;
+	char seen[64];  /* dev<i>.cfg in the root when it was called */
+	bool ref_held;  /* its reference not released yet */
+	const char *root;
+} wr;
+
+static void
+fk_written(void *arg, hd_id dev, unsigned long long version, void *const *refs, size_t n)
+{
+	mode_t mode;
+	char name[32], *s;
+
+	(void)arg;
+	snprintf(name, sizeof(name), "dev%d.cfg", (int)dev);
+	s = slurp(wr.root, name, &mode);
+	pthread_mutex_lock(&fk.mu);
+	wr.dev = dev;
+	wr.version = version;
+	wr.n = n;
+	wr.calls++;
+	snprintf(wr.seen, sizeof(wr.seen), "%s", s);
+	/* the data is still the publisher's: same bytes, not released */
+	wr.ref_held = n == 1 && fk.refs > 0 && strcmp((const char *)refs[0], s) == 0;
+	pthread_mutex_unlock(&fk.mu);
+	free(s);
+}
+
+Test(tftpw, written_is_told_once_the_files_are_in_place_before_their_release)
+{
+	static const struct tftpw_ops wops = { fk_files, fk_release, fk_owned, NULL, fk_written };
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &wops, err, sizeof(err));
+
+	cr_assert_not_null(w, "%s", err);
+	memset(&wr, 0, sizeof(wr));
+	wr.root = dir;
+	fk_set(7, "seven\n");
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 7, 0));
+	pthread_mutex_lock(&fk.mu);
+	cr_assert_eq(wr.calls, 1);
+	cr_assert_eq(wr.dev, 7);
+	cr_assert_eq(wr.version, 1);
+	cr_assert_eq(wr.n, 1);
+	cr_assert_str_eq(wr.seen, "seven\n", "the file is whole in the root when told");
+	cr_assert(wr.ref_held, "told before the reference is released");
+	cr_assert_eq(fk.refs, 0, "released after");
+	pthread_mutex_unlock(&fk.mu);
+	/* a device gone when its job runs wrote nothing: not told */
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 8, 0);
+	tftpw_drain(w);
+	cr_assert_eq(wr.calls, 1);
 	tftpw_close(w);
 	tu_rmtree(dir);
 }

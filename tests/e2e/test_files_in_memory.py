@@ -1,0 +1,110 @@
+"""Which device files hotdeskd keeps in memory, end to end: once the TFTP
+writer has put a device's files in the root, their bytes leave memory
+(the entry keeps its version, hash and names), and the next HTTP fetch
+loads them back from the root, checked against the hash of what was
+published; a template save renders each device of the profile once, the
+dry run comparing the candidate with the files in the root instead of
+rendering the ones in use again.  The counters are those of /metrics.
+"""
+
+import os
+import time
+
+from hdharness import GLOBEX_MAC, check_published, invariants, mac, prov_get
+
+T = "/api/v1/templates/"
+
+
+def line_file(m):
+    """Name of the per-device file of a demo device (its only one)."""
+    return {mac(101): "%s-line.cfg" % m, mac(102): "%s.cfg" % m, mac(103): "%s.xml" % m,
+            mac(104): "SEP%s.cnf.xml" % m.upper(), GLOBEX_MAC: "%s.cfg" % m}[m]
+
+
+def counter(d, name):
+    st, _, body = d.request("GET", "/metrics")
+    assert st == 200, (st, body[:200])
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def wait_counter(d, name, at_least, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = counter(d, name)
+        if v >= at_least or time.monotonic() > deadline:
+            return v
+        time.sleep(0.05)
+
+
+def test_a_file_dropped_from_memory_is_served_whole_from_the_root(prov):
+    d, demo, tftp = prov
+    check_published(d, demo, tftp)
+    dropped = counter(d, "hotdeskd_files_dropped_total")
+    # 102 onto 101's polycom: both phones are published, then written
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    assert wait_counter(d, "hotdeskd_files_dropped_total", dropped + 2) >= dropped + 2, \
+        "the files of the two devices written stayed in memory"
+    name = line_file(mac(101))
+    path = os.path.join(tftp.root, name)
+    want = open(path, "rb").read()
+    assert b'reg.1.address="acme-102"' in want
+    loaded = counter(d, "hotdeskd_files_loaded_total")
+    st, _, body = prov_get(d, name)
+    assert st == 200 and body == want
+    assert counter(d, "hotdeskd_files_loaded_total") == loaded + 1, "not loaded from the root"
+    # loaded, it stays: a second fetch reads no file
+    st, _, body = prov_get(d, name)
+    assert st == 200 and body == want
+    assert counter(d, "hotdeskd_files_loaded_total") == loaded + 1
+
+    # 102 moves on to 103's phone: 101 and 103 are written and dropped
+    # again; then 101's file is changed in place behind hotdeskd's back
+    # (same size): a fetch never gets those bytes but the published file
+    dropped = counter(d, "hotdeskd_files_dropped_total")
+    d.star30("acme-103", "102", code=demo.code(102), result="accepted", device=mac(103))
+    assert wait_counter(d, "hotdeskd_files_dropped_total", dropped + 2) >= dropped + 2
+    want = open(path, "rb").read()
+    assert b'reg.1.address="acme-101"' in want
+    with open(path, "r+b") as f:
+        f.write(b"#" * 16)
+    assert open(path, "rb").read() != want
+    st, _, body = prov_get(d, name)
+    assert st == 200 and body == want
+    assert "its TFTP files are not what was published" in d.log_text()
+    deadline = time.monotonic() + 30
+    while open(path, "rb").read() != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open(path, "rb").read() == want, "the TFTP file was not rewritten"
+    check_published(d, demo, tftp)
+    invariants(d)
+
+
+def test_a_template_save_renders_each_device_of_the_profile_once(prov):
+    """After a clean restart (every file in the root, none in memory) a
+    template save of the yealink device file dry-runs both yealinks
+    against their files in the root and renders each once, to publish
+    it."""
+    d, demo, tftp = prov
+    check_published(d, demo, tftp)
+    d.stop()
+    d.start()
+    renders = counter(d, "hotdeskd_device_renders_total")
+    tmpl = d.admin_ok("GET", T + "yealink/device.cfg")["content"]
+    first = tmpl.index("\n") + 1   # after Yealink's version line
+    text = tmpl[:first] + "# saved once\n" + tmpl[first:]
+    st, _, body = d.request("PUT", T + "yealink/device.cfg?comment=once", text,
+                            {"Authorization": "Bearer " + d.admin_token,
+                             "Content-Type": "text/plain"})
+    assert st == 200, body
+    import json
+    answer = json.loads(body)
+    assert sorted(answer["changed"]) == sorted([mac(102), GLOBEX_MAC])
+    assert counter(d, "hotdeskd_device_renders_total") - renders == 2
+    published = check_published(d, demo, tftp)
+    for m in (mac(102), GLOBEX_MAC):
+        assert b"# saved once" in published[m][line_file(m)]
+        assert tftp.get(line_file(m)) == published[m][line_file(m)]
+    invariants(d)
