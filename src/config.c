@@ -128,6 +128,7 @@ static const struct cfg_key keys[] = {
 	INT("secrets", "min_length", secrets.min_length, 1, 32, F_RELOAD, "4"),
 	INT("secrets", "hash_ops", secrets.hash_ops, 1, 1000, 0, "2"),
 	INT("secrets", "hash_mem_kib", secrets.hash_mem_kib, 8, 4194304, 0, "65536"),
+	INT("secrets", "hash_parallel", secrets.hash_parallel, 0, 1024, 0, "0"),
 	INT("secrets", "tries_per_call", secrets.tries_per_call, 1, 100, F_RELOAD, "3"),
 	INT("secrets", "lockout_threshold", secrets.lockout_threshold, 1, 1000000, F_RELOAD, "10"),
 	INT("secrets", "lockout_window", secrets.lockout_window, 1, YEAR, F_RELOAD, "900"),

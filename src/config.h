@@ -159,6 +159,7 @@ struct hd_config {
 		int min_length;          /* (reload) */
 		int hash_ops;            /* Argon2id opslimit */
 		int hash_mem_kib;        /* Argon2id memlimit, KiB */
+		int hash_parallel;       /* Argon2id computations at once; 0 = one per core */
 		int tries_per_call;      /* (reload) */
 		int lockout_threshold;   /* (reload) */
 		int lockout_window;      /* seconds (reload) */

@@ -41,6 +41,7 @@ enum lockorder_rank {
 	LOCK_SESSION = 130,    /* session.c: the web sessions */
 	LOCK_DIGEST = 140,     /* digest.c: a bucket of the nonce table (one rank for all) */
 	LOCK_SECRET = 150,     /* secret.c: the dummy hash of unknown users */
+	LOCK_SECRET_GATE = 155, /* secret.c: the count of Argon2id computations */
 	LOCK_WEBHOOK = 160,    /* webhook.c: the move webhook's flags */
 };
 

@@ -52,6 +52,7 @@
 #include "service.h"
 #include "store.h"
 #include "prompt.h"
+#include "secret.h"
 #include "throttle.h"
 #include "vendor.h"
 #include "vc.h"
@@ -793,6 +794,7 @@ run(struct daemon *d)
 	int sig, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	secret_set_parallel((unsigned)d->cfg->secrets.hash_parallel);
 	svc_opts_from(d->cfg, &so);
 	if ((d->svc = svc_open(&so, err, sizeof(err))) == NULL) {
 		log_error("%s", err);

@@ -1,11 +1,16 @@
 /*
  * secret.c -- secret codes (Argon2id) and API tokens (SHA-256), libsodium.
  *
- * Owns one piece of state: the cache of dummy hashes used by
- * secret_verify_dummy(), one per (ops, mem) parameter set, guarded by a
- * mutex.  A cached hash is never freed or changed once published, so it
- * is copied out under the lock and verified outside it: concurrent dummy
- * verifies run in parallel like real ones.
+ * Owns two pieces of state:
+ *   - the cache of dummy hashes used by secret_verify_dummy(), one per
+ *     (ops, mem) parameter set, guarded by a mutex.  A cached hash is never
+ *     freed or changed once published, so it is copied out under the lock
+ *     and verified outside it: concurrent dummy verifies run in parallel
+ *     like real ones;
+ *   - the gate of Argon2id computations (secret_set_parallel): a count of
+ *     those running, under gate_lock, which is held only to change it (a
+ *     leaf: nothing is taken while it is held, and waiting for a turn
+ *     releases it).
  *
  * Every stack buffer that held a secret is wiped with sodium_memzero
  * before returning.
@@ -15,6 +20,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errbuf.h"
 #include "lockorder.h"
@@ -46,6 +52,19 @@ rank_lock(void)
 }
 #endif
 
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_turn = PTHREAD_COND_INITIALIZER;
+static unsigned gate_slots;   /* 0: one per core, resolved at first use */
+static unsigned gate_running;
+
+#ifdef HD_LOCK_ORDER
+__attribute__((constructor)) static void
+rank_gate(void)
+{
+	lockorder_register(&gate_lock, LOCK_SECRET_GATE, "secret gate");
+}
+#endif
+
 static struct dummy_slot dummy_slots[DUMMY_SLOTS];
 static unsigned dummy_next; /* slot replaced when all are used */
 
@@ -53,6 +72,57 @@ int
 secret_init(void)
 {
 	return sodium_init() < 0 ? -1 : 0;
+}
+
+void
+secret_set_parallel(unsigned n)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_slots = n;
+	pthread_mutex_unlock(&gate_lock);
+}
+
+/* gate_slots resolved; under gate_lock */
+static unsigned
+slots_locked(void)
+{
+	if (gate_slots == 0) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+		gate_slots = cores > 0 ? (unsigned)cores : 1u;
+	}
+	return gate_slots;
+}
+
+unsigned
+secret_parallel(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&gate_lock);
+	n = slots_locked();
+	pthread_mutex_unlock(&gate_lock);
+	return n;
+}
+
+/* Waits for a turn to run one Argon2id computation (gate_leave ends it). */
+static void
+gate_enter(void)
+{
+	pthread_mutex_lock(&gate_lock);
+	while (gate_running >= slots_locked())
+		pthread_cond_wait(&gate_turn, &gate_lock);
+	gate_running++;
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void
+gate_leave(void)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_running--;
+	pthread_cond_signal(&gate_turn);
+	pthread_mutex_unlock(&gate_lock);
 }
 
 int
@@ -95,6 +165,8 @@ int
 secret_hash(const char *code, unsigned long long ops, size_t mem_bytes,
             char out[SECRET_HASH_LEN], char *err, size_t errlen)
 {
+	int rc;
+
 	if (code == NULL) {
 		hd_seterr(err, errlen, "no secret code to hash");
 		return -1;
@@ -103,8 +175,11 @@ secret_hash(const char *code, unsigned long long ops, size_t mem_bytes,
 		hd_seterr(err, errlen, "Argon2id limits out of range");
 		return -1;
 	}
-	if (crypto_pwhash_str_alg(out, code, strlen(code), ops, mem_bytes,
-	                          crypto_pwhash_ALG_ARGON2ID13) != 0) {
+	gate_enter();
+	rc = crypto_pwhash_str_alg(out, code, strlen(code), ops, mem_bytes,
+	                           crypto_pwhash_ALG_ARGON2ID13);
+	gate_leave();
+	if (rc != 0) {
 		hd_seterr(err, errlen, "cannot hash secret code: out of memory");
 		return -1;
 	}
@@ -121,9 +196,14 @@ hash_terminated(const char *hash)
 bool
 secret_verify(const char *hash, const char *code)
 {
+	int rc;
+
 	if (!hash_terminated(hash) || code == NULL)
 		return false;
-	return crypto_pwhash_str_verify(hash, code, strlen(code)) == 0;
+	gate_enter();
+	rc = crypto_pwhash_str_verify(hash, code, strlen(code));
+	gate_leave();
+	return rc == 0;
 }
 
 bool

@@ -30,6 +30,18 @@
 int secret_init(void);
 
 /*
+ * How many Argon2id computations (secret_hash, secret_verify,
+ * secret_verify_dummy) run at once, process-wide; more wait their turn.
+ * Each holds its memlimit (64 MiB by default) while it runs, and more of
+ * them than cores only share the cores: the bound keeps the memory peak at
+ * n x memlimit however many requests check codes at once.  0 = one per
+ * online CPU core (the default).  Call before starting threads.
+ */
+void secret_set_parallel(unsigned n);
+/* The bound in force (after secret_set_parallel; resolved on first use). */
+unsigned secret_parallel(void);
+
+/*
  * Checks a secret code's form: digits only, min_len..SECRET_CODE_MAX long.
  * Returns 0, or -1 with a message in err (which never repeats the code).
  */

@@ -91,6 +91,7 @@ Test(config, defaults)
 	cr_assert_eq(c->secrets.min_length, 4);
 	cr_assert_eq(c->secrets.hash_ops, 2);
 	cr_assert_eq(c->secrets.hash_mem_kib, 65536);
+	cr_assert_eq(c->secrets.hash_parallel, 0);
 	cr_assert_eq(c->secrets.tries_per_call, 3);
 	cr_assert_eq(c->secrets.lockout_threshold, 10);
 	cr_assert_eq(c->secrets.lockout_window, 900);
@@ -165,6 +166,7 @@ Test(config, every_key_set)
 	    "min_length = 6\n"
 	    "hash_ops = 3\n"
 	    "hash_mem_kib = 8192\n"
+	    "hash_parallel = 1\n"
 	    "tries_per_call = 5\n"
 	    "lockout_threshold = 20\n"
 	    "lockout_window = 60\n"
@@ -195,6 +197,7 @@ Test(config, every_key_set)
 	cr_assert_eq(c->secrets.min_length, 6);
 	cr_assert_eq(c->secrets.hash_ops, 3);
 	cr_assert_eq(c->secrets.hash_mem_kib, 8192);
+	cr_assert_eq(c->secrets.hash_parallel, 1);
 	cr_assert_eq(c->secrets.tries_per_call, 5);
 	cr_assert_eq(c->secrets.lockout_threshold, 20);
 	cr_assert_eq(c->secrets.lockout_window, 60);
@@ -265,6 +268,8 @@ Test(config, errors_on_a_line)
 	             ":4: [server] threads: 99999999999999999999 is out of range (1..1024)");
 	expect_error(PBX "[secrets]\nmin_length = 0\n",
 	             ":4: [secrets] min_length: 0 is out of range (1..32)");
+	expect_error(PBX "[secrets]\nhash_parallel = -1\n",
+	             ":4: [secrets] hash_parallel: -1 is out of range (0..1024)");
 	expect_error(PBX "[log]\nsyslog = maybe\n",
 	             ":4: [log] syslog: expected true or false, got 'maybe'");
 	expect_error(PBX "[log]\nlevel = loud\n",

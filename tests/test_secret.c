@@ -6,6 +6,8 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "secret.h"
 #include "testutil.h"
@@ -212,4 +214,69 @@ Test(secret, equal)
 	cr_assert_not(secret_equal(NULL, "abc"));
 	cr_assert_not(secret_equal("abc", NULL));
 	cr_assert_not(secret_equal(NULL, NULL));
+}
+
+/* ---- the gate: Argon2id computations at once ---- */
+
+#define GATE_MEM (32u * 1024u * 1024u)
+
+/* VmHWM of this process, KiB (each test runs in a process of its own) */
+static long
+hwm_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	cr_assert_gt(kib, 0);
+	return kib;
+}
+
+static const char *gate_hash;
+
+static void *
+gate_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 2; i++)
+		cr_assert(secret_verify(gate_hash, "2468"));
+	return NULL;
+}
+
+Test(secret, parallel_defaults_to_one_per_core)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cr_assert_eq(secret_parallel(), (unsigned)(cores > 0 ? cores : 1));
+	secret_set_parallel(3);
+	cr_assert_eq(secret_parallel(), 3);
+}
+
+/* Eight threads verify a 32 MiB code at once; two run at a time, so the
+ * peak holds two hashes' memory, not eight. */
+Test(secret, parallel_bounds_the_memory_of_concurrent_hashes)
+{
+	static char hash[SECRET_HASH_LEN];
+	char err[128];
+	pthread_t t[8];
+	long before, grown;
+
+	secret_set_parallel(2);
+	cr_assert_eq(secret_hash("2468", OPS, GATE_MEM, hash, err, sizeof(err)), 0, "%s", err);
+	gate_hash = hash;
+	before = hwm_kib();
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, gate_thread, NULL), 0);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(pthread_join(t[i], NULL), 0);
+	grown = hwm_kib() - before;
+	/* two hashes' memory and some slack (thread stacks, the allocator),
+	 * far below the 256 MiB of eight at once */
+	cr_assert_leq(grown, 2 * (long)(GATE_MEM / 1024) + 24 * 1024,
+	              "peak grew by %ld KiB", grown);
 }
