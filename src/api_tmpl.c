@@ -441,6 +441,10 @@ take_candidate(struct treq *r, const char **src, size_t *len, char **owned, char
 #define SAVE_SLICE_NS 10000000ull /* 10 ms */
 #define SAVE_STEP_MIN 8
 #define SAVE_STEP_MAX 4096
+/* devices re-rendered whose files the TFTP writer has not written yet:
+ * the re-render waits for the writer beyond that (their files are in
+ * memory until written) */
+#define SAVE_TFTP_BACKLOG 4096
 /* The resync rows of a save wait for their device's re-render; should it
  * never come (the store failing for every step), they are due after this
  * long all the same, or at the next start. */
@@ -835,6 +839,8 @@ save_rerender(struct save *sv)
 			          sv->changed.n - sv->rr_at);
 			return;
 		}
+		/* files wait in memory for the TFTP writer: a few thousand at most */
+		pub_tftp_backlog(sv->c->pub, SAVE_TFTP_BACKLOG);
 		svc_yield(sv->c->svc);
 	}
 }

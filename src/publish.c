@@ -614,6 +614,13 @@ pub_settle(struct pub *p)
 }
 
 void
+pub_tftp_backlog(struct pub *p, size_t max)
+{
+	if (p->tw != NULL)
+		tftpw_wait_backlog(p->tw, TFTPW_BULK, max);
+}
+
+void
 pub_tftp_wait(struct pub *p, hd_id dev)
 {
 	struct pub_dev *e;

@@ -117,6 +117,11 @@ void pub_release(struct pub_blob *b);
  */
 void pub_settle(struct pub *p);
 void pub_tftp_wait(struct pub *p, hd_id dev);
+/* Waits (no lock held) until at most max devices wait for the TFTP
+ * writer's bulk queue: a long re-render keeps no more than that many
+ * devices' files in memory only for the writer.  No-op without a TFTP
+ * root. */
+void pub_tftp_backlog(struct pub *p, size_t max);
 /*
  * A device's file goes into the TFTP root only once its name is in the
  * store's manifest (tftp_files, committed), so that start-up can remove

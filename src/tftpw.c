@@ -496,6 +496,19 @@ tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket)
 }
 
 void
+tftpw_wait_backlog(struct tftpw *w, enum tftpw_queue q, uint64_t max)
+{
+	uint64_t ticket = 0;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->q[q].queued - w->q[q].done > max)
+		ticket = w->q[q].queued - max;
+	pthread_mutex_unlock(&w->mu);
+	if (ticket != 0)
+		tftpw_wait(w, q, ticket);
+}
+
+void
 tftpw_drain(struct tftpw *w)
 {
 	uint64_t t[TFTPW_NQUEUES];

@@ -100,6 +100,9 @@ uint64_t tftpw_queue_remove(struct tftpw *w, enum tftpw_queue q, const char *nam
 void tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket);
 /* Waits until every job queued so far ran. */
 void tftpw_drain(struct tftpw *w);
+/* Waits until at most max jobs of queue q wait (what is queued stays
+ * in memory until it ran). */
+void tftpw_wait_backlog(struct tftpw *w, enum tftpw_queue q, uint64_t max);
 
 /* Writes name now with data, synchronously (shared files); 0 or -1 with
  * err. */

@@ -408,3 +408,63 @@ Test(tftpw, written_is_told_once_the_files_are_in_place_before_their_release)
 	tftpw_close(w);
 	tu_rmtree(dir);
 }
+
+struct backlog_waiter {
+	struct tftpw *w;
+	bool done;
+};
+
+static void *
+backlog_wait_thread(void *arg)
+{
+	struct backlog_waiter *b = arg;
+
+	tftpw_wait_backlog(b->w, TFTPW_BULK, 10);
+	pthread_mutex_lock(&fk.mu);
+	b->done = true;
+	pthread_mutex_unlock(&fk.mu);
+	return NULL;
+}
+
+Test(tftpw, a_backlog_wait_returns_once_at_most_that_many_jobs_wait)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	struct backlog_waiter b = { w, false };
+	pthread_t th;
+	size_t n;
+	bool done;
+
+	cr_assert_not_null(w, "%s", err);
+	for (int i = 1; i <= 40; i++)
+		fk_set(i, "x\n");
+	/* no backlog: returns at once */
+	tftpw_wait_backlog(w, TFTPW_BULK, 10);
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = true;
+	pthread_mutex_unlock(&fk.mu);
+	for (int i = 1; i <= 40; i++)
+		(void)tftpw_queue_dev(w, TFTPW_BULK, i, 0);
+	pthread_mutex_lock(&fk.mu);
+	while (!fk.held)
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_eq(pthread_create(&th, NULL, backlog_wait_thread, &b), 0);
+	usleep(100000);
+	pthread_mutex_lock(&fk.mu);
+	done = b.done;
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_not(done, "returned while 40 jobs waited");
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = false;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	/* the jobs run in chunks: when it returned, at least 30 had run */
+	pthread_mutex_lock(&fk.mu);
+	n = fk.norder;
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_geq(n, 30, "returned after %zu jobs", n);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
