@@ -499,9 +499,12 @@ ref_file(struct pub_ref *ref, const struct pub_dev *e, size_t i)
 }
 
 /* The entry of mac, or NULL, with the read lock taken (the caller
- * releases it); an entry whose files were taken as they are at start-up
- * (lazy) has them loaded first (pcache_fill): its first read since a clean
- * restart.  A lazy entry whose load failed has no files (404). */
+ * releases it); an entry whose files are not in memory (lazy: taken as
+ * they are at start-up, or dropped once written) has them loaded first
+ * (pcache_fill).  A load that found them not as published renders them
+ * (the refill), and the writer may drop that render again once it wrote
+ * it: then the root holds it, and the next pass loads it.  A lazy entry
+ * whose loads all failed has no files (404). */
 static struct pub_dev *
 entry_rdlock(struct pub *p, const char *mac)
 {
@@ -511,7 +514,7 @@ entry_rdlock(struct pub *p, const char *mac)
 
 		pthread_rwlock_rdlock(&p->lock);
 		e = idmap_get(&p->by_mac, pcache_mac_key(mac));
-		if (e == NULL || !e->lazy || pass > 0)
+		if (e == NULL || !e->lazy || pass > 2)
 			return e;
 		lazy = e->id;
 		pthread_rwlock_unlock(&p->lock);
