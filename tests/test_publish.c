@@ -10,6 +10,11 @@
  */
 #include "faults.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+
 struct tmpl_change {
 	const char *profile, *name, *insert; /* inserted after the first line */
 	bool per_device;                     /* a per-device file's template */
@@ -194,4 +199,73 @@ prep_damage(struct fx *f, void *arg)
 Test(publish_faults, start_up_repairs_the_tftp_root)
 {
 	fx_faults_world("start-up", prep_damage, op_restart, NULL, false);
+}
+
+/* ---- files not in memory --------------------------------------------------- */
+
+/* The daemon's refill (main.c): the device rendered again under the
+ * service lock; here it also waits until the writer put that render in
+ * the root, and so dropped it from memory, before the fetch goes on. */
+struct refill {
+	struct fx *f;
+	hd_id dev;
+	int calls;
+};
+
+static int
+refill_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct refill *r = arg;
+
+	return pub_refill(r->f->pub, w, st, r->dev);
+}
+
+static void
+refill_and_settle(void *arg, hd_id dev)
+{
+	struct refill *r = arg;
+
+	r->dev = dev;
+	r->calls++;
+	cr_assert_eq(svc_locked(r->f->svc, refill_locked, r), 0);
+	pub_settle(r->f->pub);
+}
+
+Test(publish_lazy, a_fetch_gets_the_render_of_a_file_not_as_published_even_once_it_is_dropped)
+{
+	struct fx *f = fx_new();
+	struct refill r = { f, 0, 0 };
+	const char *name = "001565000103.cfg";
+	struct pub_ref ref;
+	char *want, *now;
+	size_t len, nlen;
+	int fd;
+
+	pub_set_refill(f->pub, refill_and_settle, &r);
+	/* written, so not in memory: the root's copy changed in place */
+	want = fs_read_file(f->tftp, name, 1 << 20, &len);
+	cr_assert_not_null(want);
+	cr_assert_gt(len, 16);
+	{
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/%s", f->tftp, name);
+		fd = open(path, O_WRONLY);
+		cr_assert_neq(fd, -1);
+		cr_assert_eq(pwrite(fd, "################", 16, 0), 16);
+		close(fd);
+	}
+	/* the fetch finds it not as published, renders it (written and
+	 * dropped meanwhile) and serves that render, loaded from the root */
+	cr_assert_eq(pub_get(f->pub, name, &ref), 1, "the fetch found no file");
+	cr_assert_eq(r.calls, 1);
+	cr_assert_eq(ref.blob->len, len);
+	cr_assert_eq(memcmp(ref.blob->data, want, len), 0, "not the published file");
+	pub_release(ref.blob);
+	now = fs_read_file(f->tftp, name, 1 << 20, &nlen);
+	cr_assert_not_null(now);
+	cr_assert(nlen == len && memcmp(now, want, len) == 0, "the root was not rewritten");
+	free(want);
+	free(now);
+	fx_free(f);
 }
