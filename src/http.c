@@ -157,7 +157,7 @@ struct conn {
 	gnutls_session_t session;   /* NULL: gnutls' own writer */
 	bool corked;                /* worker: the answer gathers in one record */
 	bool absorb;                /* worker: tls_push keeps what the socket refuses */
-	bool tcp_uncorked;          /* worker: TCP_CORK taken off (once) */
+	bool tcp_uncorked;          /* worker: MHD's TCP_CORK found and taken off */
 	pthread_mutex_t wlock;      /* guards held, held_len and writes to fd */
 	unsigned char *held;        /* bytes gnutls counts as written, not yet written */
 	size_t held_len;
@@ -809,13 +809,19 @@ tls_pay(struct conn *c)
 }
 
 /* The answer is over (req_completed): a corked one leaves as one record.
- * libmicrohttpd took TCP_CORK on for the header and pushes only what was
- * written before it sets TCP_NODELAY, so the first time the cork comes
- * off for good (MHD believes it still on and never sets it again). */
+ * libmicrohttpd takes TCP_CORK on for the header of an answer under 1,400
+ * bytes, the first such answer of a connection only (it then believes the
+ * socket corked for good), and pushes only what was written before it
+ * sets TCP_NODELAY: this record, written after, would wait 200 ms for the
+ * kernel.  So until the cork has been found on and taken off, each answer
+ * looks whether it is on (an answer of 1,400 bytes or more leaves it off,
+ * and a smaller one may come later on the same connection). */
 static void
 tls_uncork(struct conn *c)
 {
 	ssize_t rc;
+	int on = 0;
+	socklen_t len = sizeof(on);
 
 	if (!c->corked)
 		return;
@@ -827,10 +833,10 @@ tls_uncork(struct conn *c)
 		(void)shutdown(c->fd, SHUT_RDWR); /* out of memory or broken */
 		return;
 	}
-	if (!c->tcp_uncorked) {
-		int off = 0;
-
-		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+	if (!c->tcp_uncorked && getsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, &len) == 0 &&
+	    on != 0) {
+		on = 0;
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
 		c->tcp_uncorked = true;
 	}
 }
