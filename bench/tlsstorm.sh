@@ -183,18 +183,33 @@ ratio() {
 	awk "BEGIN { printf \"%.2f\", $1 / $2 }"
 }
 
-# measure LABEL HD_URL NG_URL [wrk options...] -- hotdeskd then nginx;
-# prints the ratios
+# measure LABEL HD_URL NG_URL [wrk options...] -- both servers, one after
+# the other, then the ratios.  Odd runs measure hotdeskd first, even runs
+# nginx first: on a shared machine the load drifts, and a fixed order
+# would hand that drift to the same server every time.
 measure() {
 	m_label=$1 hd_url=$2 ng_url=$3
 	shift 3
 	figure "load average before $m_label" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	if [ $((run % 2)) = 1 ]; then
+		measure_hd "$@"
+		measure_ng "$@"
+	else
+		measure_ng "$@"
+		measure_hd "$@"
+	fi
+	figure "ratio hotdeskd/nginx $m_label req/s (target >= 1.0)" "$(ratio "$hd_rps" "$ng_rps")"
+	figure "ratio nginx/hotdeskd $m_label CPU per request" "$(ratio "$ng_cpu" "$hd_cpu")"
+}
+
+measure_hd() {
 	run_tls "hotdeskd $m_label" "$hd_url" "$HD_PID" "$@"
 	hd_rps=$RPS hd_cpu=$CPU_US errs=$((errs + ERR))
+}
+
+measure_ng() {
 	run_tls "nginx $m_label" "$ng_url" "$NG_PID $(ps -o pid= --ppid "$NG_PID" | tr '\n' ' ')" "$@"
-	errs=$((errs + ERR))
-	figure "ratio hotdeskd/nginx $m_label req/s (target >= 1.0)" "$(ratio "$hd_rps" "$RPS")"
-	figure "ratio nginx/hotdeskd $m_label CPU per request" "$(ratio "$CPU_US" "$hd_cpu")"
+	ng_rps=$RPS ng_cpu=$CPU_US errs=$((errs + ERR))
 }
 
 check_same() {
