@@ -85,6 +85,12 @@ bool api_printable(const char *s, size_t max, bool spaces);
 bool api_digits(const char *s, size_t max);
 
 void api_pbx_handle(void *arg, const struct http_request *req, struct http_response *res);
+/* Whether a PBX request may check a secret code with Argon2id: a star30
+ * carrying a code (its own field, or after '*' in the digits).  The
+ * adapter runs those on a thread of their own (http_route.own_thread_if):
+ * a hash takes tens of milliseconds, and phones sharing the worker thread
+ * would wait for it. */
+bool api_pbx_may_hash(void *arg, const struct http_request *req);
 void api_prov_handle(void *arg, const struct http_request *req, struct http_response *res);
 void api_admin_handle(void *arg, const struct http_request *req, struct http_response *res);
 /* The 413 of each API in its own error form (http_route.too_large). */

@@ -39,19 +39,35 @@ api_pbx_too_large(void *arg, const struct http_request *req, struct http_respons
 	fail(req, res, 413, "body too large");
 }
 
+/* The body parsed by Content-Type, or NULL with err filled (malformed,
+ * or *bad_type when the type is neither form nor JSON). */
+static struct form *
+body_form(const struct http_request *req, bool *bad_type, char *err, size_t errlen)
+{
+	const char *ct = http_header(req, "Content-Type");
+	struct form *f = NULL;
+
+	*bad_type = false;
+	if (ct == NULL || http_media_type_is(ct, "application/x-www-form-urlencoded"))
+		return form_parse(req->body, req->body_len, err, errlen);
+	if (!http_media_type_is(ct, "application/json")) {
+		*bad_type = true;
+		return NULL;
+	}
+	if (form_from_json(req->body, req->body_len, &f, err, errlen) != 0)
+		return NULL;
+	return f;
+}
+
 /* Parses the body by Content-Type into *f.  Returns 0 or fills res. */
 static int
 parse_body(const struct http_request *req, struct http_response *res, struct form **f)
 {
-	const char *ct = http_header(req, "Content-Type");
-	char err[128], reason[160];
+	char err[128] = "", reason[160];
+	bool bad_type;
 
-	if (ct == NULL || http_media_type_is(ct, "application/x-www-form-urlencoded")) {
-		*f = form_parse(req->body, req->body_len, err, sizeof(err));
-	} else if (http_media_type_is(ct, "application/json")) {
-		if (form_from_json(req->body, req->body_len, f, err, sizeof(err)) != 0)
-			*f = NULL;
-	} else {
+	*f = body_form(req, &bad_type, err, sizeof(err));
+	if (bad_type) {
 		fail(req, res, 415, "unsupported content type");
 		return -1;
 	}
@@ -547,6 +563,28 @@ moves(struct api_ctx *c, const struct http_request *req, struct http_response *r
 		api_answer_addi(&a, "id", (long)m.last);
 	}
 	api_answer_send(req, res, 200, &a);
+}
+
+bool
+api_pbx_may_hash(void *arg, const struct http_request *req)
+{
+	char first[32], err[128];
+	const char *code, *digits;
+	struct form *f;
+	bool bad_type, may;
+
+	(void)arg;
+	if (strcmp(req->method, "POST") != 0 || http_path_nsegments(req->path, PREFIX) != 1 ||
+	    http_path_segment(req->path, PREFIX, 0, first, sizeof(first)) < 0 ||
+	    strcmp(first, "star30") != 0)
+		return false;
+	if ((f = body_form(req, &bad_type, err, sizeof(err))) == NULL)
+		return false;
+	code = form_get(f, "code");
+	digits = form_get(f, "digits");
+	may = (code != NULL && *code != '\0') || (digits != NULL && strchr(digits, '*') != NULL);
+	form_free(f);
+	return may;
 }
 
 void

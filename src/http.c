@@ -114,6 +114,7 @@ struct route {
 	size_t max_body;
 	http_handler too_large; /* NULL: plain-text 413 */
 	bool own_thread;
+	bool (*own_thread_if)(void *arg, const struct http_request *req);
 };
 
 /* One loaded server certificate chain and key (invariant 5). */
@@ -411,10 +412,9 @@ send_response(struct req *q, struct http_response *res)
 	return ret;
 }
 
-/* Calls handler with q's request; res is filled from scratch. */
+/* Fills req with q's request, as handlers see it. */
 static void
-call_handler(struct req *q, const char *method, http_handler handler,
-             struct http_response *res)
+fill_request(struct req *q, const char *method, struct http_request *req_out)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct http_request req;
@@ -434,6 +434,17 @@ call_handler(struct req *q, const char *method, http_handler handler,
 		               ? sizeof(struct sockaddr_in6)
 		               : sizeof(struct sockaddr_in);
 	}
+	*req_out = req;
+}
+
+/* Calls handler with q's request; res is filled from scratch. */
+static void
+call_handler(struct req *q, const char *method, http_handler handler,
+             struct http_response *res)
+{
+	struct http_request req;
+
+	fill_request(q, method, &req);
 	memset(res, 0, sizeof(*res));
 	res->status = 200;
 	res->head_only = strcmp(method, "HEAD") == 0;
@@ -501,6 +512,21 @@ own_start(struct req *q, const char *method)
 	if (!started)
 		(void)own_run(q); /* here, then: the connection resumes at once */
 	return true;
+}
+
+/* Whether q runs on a thread of its own (route own_thread, or its
+ * own_thread_if says so). */
+static bool
+own_wanted(struct req *q, const char *method)
+{
+	struct http_request req;
+
+	if (q->route->own_thread)
+		return true;
+	if (q->route->own_thread_if == NULL)
+		return false;
+	fill_request(q, method, &req);
+	return q->route->own_thread_if(q->route->arg, &req);
 }
 
 /* Releases an answer own_run made that was never queued (the connection
@@ -1267,7 +1293,7 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 		free(res);
 		return ret;
 	}
-	if (q->route->own_thread && own_start(q, method))
+	if (own_wanted(q, method) && own_start(q, method))
 		return MHD_YES;
 	return run_handler(q, method);
 }
@@ -1391,6 +1417,7 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		r->arg = routes[i].arg;
 		r->max_body = routes[i].max_body;
 		r->own_thread = routes[i].own_thread;
+		r->own_thread_if = routes[i].own_thread_if;
 		for (size_t k = 0; k < o->n_too_large; k++)
 			if (strcmp(o->too_large[k].prefix, routes[i].prefix) == 0)
 				r->too_large = o->too_large[k].handler;

@@ -123,6 +123,11 @@ struct http_route {
 	                              threads go on serving their other
 	                              connections meanwhile.  http_stop waits for
 	                              these requests to finish, however long. */
+	/* When own_thread is false: called on the worker thread with the whole
+	 * request (and the route's arg) before the handler; true runs this
+	 * request as own_thread would (e.g. only the calls that will hash a
+	 * code).  Quick, and keeps no pointer into req. */
+	bool (*own_thread_if)(void *arg, const struct http_request *req);
 };
 
 /*

@@ -865,22 +865,24 @@ run(struct daemon *d)
 	    fs_sweep_temporaries(d->api.phone_logs, NULL, err, sizeof(err)) != 0)
 		log_error("phone logs: removing stale temporaries: %s", err);
 	routes[0] = (struct http_route){ "/pbx/v1/", pbx_settled, &d->api,
-	                                 (size_t)d->cfg->server.max_body, CFG_IF_PBX, false };
+	                                 (size_t)d->cfg->server.max_body, CFG_IF_PBX, false,
+	                                 api_pbx_may_hash };
 	d->api.max_body = (size_t)d->cfg->server.max_body;
 	/* people's requests may take long (a template save re-renders its
 	 * devices, an import, a code hashed with Argon2id): each runs on a
 	 * thread of its own (own_thread), so the phones that share a worker
-	 * thread with one are not kept waiting */
+	 * thread with one are not kept waiting; so does a PBX call that
+	 * checks a code (api_pbx_may_hash) */
 	routes[1] = (struct http_route){ "/api/v1/", admin_settled, &d->api,
 	                                 (size_t)(d->cfg->server.max_import > d->cfg->server.max_body
 	                                          ? d->cfg->server.max_import
-	                                          : d->cfg->server.max_body), CFG_IF_ADMIN, true };
+	                                          : d->cfg->server.max_body), CFG_IF_ADMIN, true, NULL };
 	routes[2] = (struct http_route){ d->api.prefix, api_prov_handle, &d->api,
-	                                 (size_t)d->cfg->provisioning.log_max, CFG_IF_PHONES, false };
+	                                 (size_t)d->cfg->provisioning.log_max, CFG_IF_PHONES, false, NULL };
 	/* Prometheus text; optional bearer token from the environment */
 	routes[3] = (struct http_route){ "/metrics", metrics_http_handle,
 	                                 getenv("HOTDESKD_METRICS_TOKEN"), 0, CFG_IF_METRICS,
-	                                 false };
+	                                 false, NULL };
 	/* the web console and the self-service page (their own session table;
 	 * the directory is copied: a reload may free the configuration) */
 	d->web.api = &d->api;
@@ -892,16 +894,16 @@ run(struct daemon *d)
 	}
 	d->api.web = &d->web;
 	routes[4] = (struct http_route){ "/console/", console_settled, &d->web, 4096,
-	                                 CFG_IF_CONSOLE, true };
+	                                 CFG_IF_CONSOLE, true, NULL };
 	routes[5] = (struct http_route){ "/me/", me_settled, &d->web, 4096, CFG_IF_CONSOLE,
-	                                 true };
+	                                 true, NULL };
 	if ((d->health = health_new(d->svc, d->resync, d->cfg->provisioning.tftp_root)) == NULL) {
 		log_error("out of memory");
 		return 1;
 	}
 	/* health for load balancers and container runtimes: on every listener */
 	routes[6] = (struct http_route){ "/healthz", health_http_handle, d->health, 0,
-	                                 CFG_IF_ALL, false };
+	                                 CFG_IF_ALL, false, NULL };
 	(void)svc_locked(d->svc, refresh_locked, NULL);
 	priv_bind_begin();
 	rc = start_listeners(d, routes, 7);

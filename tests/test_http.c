@@ -112,11 +112,11 @@ static void
 start(void)
 {
 	static const struct http_route routes[] = {
-		{ "/echo/", h_echo, NULL, ECHO_MAX, 0, false },
-		{ "/echo/big/", h_echo, NULL, 4096, 0, false }, /* longest prefix wins */
-		{ "/static/", h_static, NULL, 0, 0, false },
-		{ "/auth/", h_auth, NULL, 0, 0, false },
-		{ "/slow/", h_slow, NULL, 0, 0, false },
+		{ "/echo/", h_echo, NULL, ECHO_MAX, 0, false, NULL },
+		{ "/echo/big/", h_echo, NULL, 4096, 0, false, NULL }, /* longest prefix wins */
+		{ "/static/", h_static, NULL, 0, 0, false, NULL },
+		{ "/auth/", h_auth, NULL, 0, 0, false, NULL },
+		{ "/slow/", h_slow, NULL, 0, 0, false, NULL },
 	};
 	struct http_opts o = { .listen = "127.0.0.1", .threads = 4, .conn_limit = 64,
 	                       .timeout_s = 10 };
@@ -673,7 +673,7 @@ Test(http, stop_finishes_in_flight_request)
 
 Test(http, start_errors)
 {
-	static const struct http_route rt[] = { { "/", h_echo, NULL, 0, 0, false } };
+	static const struct http_route rt[] = { { "/", h_echo, NULL, 0, 0, false, NULL } };
 	struct http_opts o = { .listen = "not-an-address", .threads = 1, .conn_limit = 8,
 	                       .timeout_s = 5 };
 	char err[256] = "";
@@ -688,7 +688,7 @@ Test(http, start_errors)
 
 Test(http, ipv6_dual_stack)
 {
-	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0, 0, false } };
+	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0, 0, false, NULL } };
 	struct http_opts o = { .listen = "::", .threads = 2, .conn_limit = 8, .timeout_s = 5 };
 	char err[256] = "";
 	struct http_server *s6 = http_start(&o, rt, 1, err, sizeof(err));
@@ -742,14 +742,26 @@ h_long(void *arg, const struct http_request *req, struct http_response *res)
 	atomic_fetch_add(&gate_out, 1);
 }
 
+/* /maybe/: on a thread of its own when the body asks for it */
+static atomic_int pred_calls;
+
+static bool
+wants_own(void *arg, const struct http_request *req)
+{
+	atomic_fetch_add(&pred_calls, 1);
+	return arg == &pred_calls && strstr(req->body, "own=1") != NULL &&
+	       strcmp(req->method, "POST") == 0 && strcmp(req->path, "/maybe/x") == 0;
+}
+
 /* One worker thread: a request it served itself would hold it. */
 static void
 start_own(void)
 {
 	static const struct http_route routes[] = {
-		{ "/echo/", h_echo, NULL, ECHO_MAX, 0, false },
-		{ "/gate/", h_gate, NULL, ECHO_MAX, 0, true },
-		{ "/long/", h_long, NULL, 0, 0, true },
+		{ "/echo/", h_echo, NULL, ECHO_MAX, 0, false, NULL },
+		{ "/gate/", h_gate, NULL, ECHO_MAX, 0, true, NULL },
+		{ "/long/", h_long, NULL, 0, 0, true, NULL },
+		{ "/maybe/", h_gate, &pred_calls, ECHO_MAX, 0, false, wants_own },
 	};
 	struct http_opts o = { .listen = "127.0.0.1", .threads = 1, .conn_limit = 64,
 	                       .timeout_s = 30 };
@@ -760,6 +772,7 @@ start_own(void)
 	atomic_store(&gate_out, 0);
 	atomic_store(&gate_open, false);
 	atomic_store(&gate_thread_mismatch, 0);
+	atomic_store(&pred_calls, 0);
 	srv = http_start(&o, routes, sizeof(routes) / sizeof(routes[0]), err, sizeof(err));
 	cr_assert_not_null(srv, "http_start: %s", err);
 	port = http_port(srv);
@@ -829,6 +842,34 @@ Test(http_own, a_query_argument_decoded_on_the_requests_own_thread)
 }
 
 /* The client of /long/: waits up to 15 s for its answer (status 0: none). */
+Test(http_own, a_route_chooses_per_request)
+{
+	struct client a;
+	struct resp r;
+
+	/* asked for by the body: the worker thread stays free meanwhile */
+	cl_open(&a);
+	cl_sends(&a, "POST /maybe/x HTTP/1.1\r\nHost: t\r\n"
+	             "Content-Type: application/x-www-form-urlencoded\r\n"
+	             "Content-Length: 5\r\n\r\nown=1");
+	wait_for(&gate_in, 1);
+	request("GET /echo/meanwhile HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(atomic_load(&gate_out), 0);
+	atomic_store(&gate_open, true);
+	cr_assert_eq(cl_read(&a, &r, false), 0);
+	cr_assert_str_eq(r.body, "POST /maybe/x q=(null) x=(null) bearer=(null) peer=127.0.0.1 "
+	                         "head=0 body=[own=1]");
+	/* not asked for: served on the worker thread, the predicate asked once */
+	cl_sends(&a, "POST /maybe/x HTTP/1.1\r\nHost: t\r\n"
+	             "Content-Type: application/x-www-form-urlencoded\r\n"
+	             "Content-Length: 5\r\nConnection: close\r\n\r\nown=0");
+	cr_assert_eq(cl_read(&a, &r, false), 0);
+	cr_assert(strstr(r.body, "body=[own=0]") != NULL, "%s", r.body);
+	cr_assert_eq(atomic_load(&pred_calls), 2);
+	cl_close(&a);
+}
+
 static void *
 long_client(void *arg)
 {
