@@ -115,7 +115,7 @@ during_rerender() {
 		--clients 0 --seconds 0 --start-after "$BENCH_DIR/go" >"$BENCH_DIR/during.moves" 2>&1 &
 	mv_pid=$!
 	BENCH_PIDS="$BENCH_PIDS $mv_pid"
-	while ! grep -q registered "$BENCH_DIR/during.moves"; do
+	while ! grep -qs registered "$BENCH_DIR/during.moves"; do
 		kill -0 "$mv_pid" 2>/dev/null || { cat "$BENCH_DIR/during.moves" >&2; die "moves.py failed"; }
 		sleep 0.05
 	done
