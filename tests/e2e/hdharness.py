@@ -973,6 +973,20 @@ def device_files(d, m):
     return {f["name"]: f["content"].encode() for f in preview(d, m)["files"] if not f["shared"]}
 
 
+def served_fresh_and_rewritten(d, name, path, want, what="the TFTP file was not rewritten"):
+    """A file of the TFTP root that is not what was published (path, with
+    want the published bytes) is never served: an HTTP fetch of name gets
+    want, the daemon logs the mismatch, and the root is rewritten with want
+    (the writer runs behind the answer: waited for, 30 s at most)."""
+    st, _, body = prov_get(d, name)
+    assert st == 200 and body == want
+    assert "its TFTP files are not what was published" in d.log_text()
+    deadline = time.monotonic() + 30
+    while open(path, "rb").read() != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open(path, "rb").read() == want, what
+
+
 def check_published(d, demo, tftp=None):
     """I4 and I5 of SPEC 2.1 on what phones are actually served.
 

@@ -10,6 +10,7 @@ rendering the ones in use again.  The counters are those of /metrics.
 import os
 import time
 
+import hdharness
 from hdharness import GLOBEX_MAC, check_published, invariants, mac, prov_get
 
 T = "/api/v1/templates/"
@@ -71,13 +72,7 @@ def test_a_file_dropped_from_memory_is_served_whole_from_the_root(prov):
     with open(path, "r+b") as f:
         f.write(b"#" * 16)
     assert open(path, "rb").read() != want
-    st, _, body = prov_get(d, name)
-    assert st == 200 and body == want
-    assert "its TFTP files are not what was published" in d.log_text()
-    deadline = time.monotonic() + 30
-    while open(path, "rb").read() != want and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert open(path, "rb").read() == want, "the TFTP file was not rewritten"
+    hdharness.served_fresh_and_rewritten(d, name, path, want)
     check_published(d, demo, tftp)
     invariants(d)
 

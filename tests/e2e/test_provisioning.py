@@ -17,6 +17,7 @@ import subprocess
 
 import pytest
 
+import hdharness
 from hdharness import (GLOBEX_MAC, check_published, device_files, etag_of, events,
                        invariants, mac, park, prov_get)
 
@@ -503,14 +504,8 @@ def test_file_changed_in_place_while_stopped_is_not_served(prov):
     assert open(path, "rb").read() != want
     d.start()
     assert _taken_as_is(d) > 0
-    st, _, body = prov_get(d, name)
-    assert st == 200 and body == want
-    assert "its TFTP files are not what was published" in d.log_text()
-    import time
-    deadline = time.monotonic() + 30
-    while open(path, "rb").read() != want and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert open(path, "rb").read() == want, "the TFTP file was not rewritten with a fresh render"
+    hdharness.served_fresh_and_rewritten(d, name, path, want,
+                                         "the TFTP file was not rewritten with a fresh render")
     check_published(d, demo, tftp)
 
 
