@@ -263,8 +263,12 @@ run_remove(struct tftpw *w, const char *name)
 
 /* ---- the thread --------------------------------------------------------- */
 
+/* Jobs taken at once.  An urgent job queued while a bulk chunk runs waits
+ * for the whole chunk (whoever waits for it cannot run it: run_mu is
+ * held), so bulk chunks are short: on ext4, 256 devices took tens of
+ * milliseconds, which a move during a template save waited for. */
 #define CHUNK_URGENT 16
-#define CHUNK_BULK 256
+#define CHUNK_BULK 32
 #define URGENT_GRACE_NS 2000000ULL
 
 /*

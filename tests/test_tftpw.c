@@ -33,6 +33,11 @@ static struct fake {
 } fk = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, { 0 }, { 0 }, 0, false, false,
          PTHREAD_COND_INITIALIZER, 0 };
 
+/* When the writer reads device urgent_on, it queues device urgent_dev as
+ * urgent on urgent_w (0: never). */
+static struct tftpw *urgent_w;
+static hd_id urgent_on, urgent_dev;
+
 static int
 fk_files(void *arg, hd_id dev, struct tftpw_file *f, unsigned long long *version)
 {
@@ -41,6 +46,8 @@ fk_files(void *arg, hd_id dev, struct tftpw_file *f, unsigned long long *version
 	(void)arg;
 	pthread_mutex_lock(&fk.mu);
 	fk.order[fk.norder++] = dev;
+	if (urgent_on != 0 && dev == urgent_on)
+		(void)tftpw_queue_dev(urgent_w, TFTPW_URGENT, urgent_dev, 0);
 	while (fk.hold) {
 		fk.held = true;
 		pthread_cond_broadcast(&fk.cv);
@@ -272,6 +279,52 @@ Test(tftpw, urgent_jobs_run_before_queued_bulk_ones)
 	pthread_mutex_unlock(&fk.mu);
 	cr_assert_eq(at, 1, "the urgent job runs right after the one running (at %zu)", at);
 	cr_assert_gt(first_bulk_after, at);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+/* A move during a template save queues an urgent job while a bulk chunk
+ * runs: it waits for that chunk only, which is a few dozen devices, not
+ * the hundreds queued. */
+Test(tftpw, an_urgent_job_waits_for_a_short_bulk_chunk_only)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	uint64_t t;
+	size_t at = 0;
+
+	cr_assert_not_null(w, "%s", err);
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = true;
+	pthread_mutex_unlock(&fk.mu);
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 250, 0); /* the writer runs it, held */
+	pthread_mutex_lock(&fk.mu);
+	while (!fk.held)
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	for (int i = 1; i <= 200; i++) /* taken at once once it is let go */
+		(void)tftpw_queue_dev(w, TFTPW_BULK, i, 0);
+	pthread_mutex_lock(&fk.mu);
+	urgent_w = w;
+	urgent_on = 1;   /* queued once the first bulk chunk runs */
+	urgent_dev = 201;
+	fk.hold = false;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+	tftpw_drain(w);
+	t = tftpw_queue_mark(w, TFTPW_URGENT, 1);
+	tftpw_wait(w, TFTPW_URGENT, t);
+	tftpw_drain(w);
+	pthread_mutex_lock(&fk.mu);
+	urgent_on = 0;
+	cr_assert_eq(fk.norder, 202);
+	for (size_t i = 0; i < fk.norder; i++)
+		if (fk.order[i] == 201)
+			at = i;
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_eq(fk.order[1], 1);
+	cr_assert(at > 1 && at <= 1 + 64,
+	          "the urgent job ran after %zu of the 200 bulk jobs (at most 64 expected)", at - 1);
 	tftpw_close(w);
 	tu_rmtree(dir);
 }
