@@ -1463,6 +1463,9 @@ http_start(const struct http_opts *o, const struct http_route *routes,
 		                                       (intptr_t)o->threads, NULL };
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
 	                                       (intptr_t)on_connection, s };
+	if (o->conn_memory > 0)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		                                       (intptr_t)o->conn_memory, NULL };
 	if (o->per_source_limit > 0)
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		                                       (intptr_t)o->per_source_limit, NULL };

@@ -196,6 +196,11 @@ void http_tls_free(struct http_tls *t);
 int http_client_cert(const struct http_request *req, size_t i,
                      const unsigned char **der, size_t *len);
 
+/* http_opts.conn_memory of a listener that serves phones only, and of
+ * the others */
+#define HTTP_CONN_MEMORY_PHONES 8192
+#define HTTP_CONN_MEMORY 16384
+
 struct http_opts {
 	const char *listen;        /* numeric IPv4 or IPv6 address */
 	unsigned port;             /* 0 = OS-chosen */
@@ -224,6 +229,10 @@ struct http_opts {
 	                              routes with iface 0 or sharing a bit are
 	                              routed; 0 = every route */
 	struct http_tls *tls;      /* NULL: plain HTTP; else borrowed */
+	size_t conn_memory;        /* bytes per connection for the request's and
+	                              the answer's headers (MHD's memory pool,
+	                              cleared at every request of a kept-alive
+	                              connection); 0 = MHD's default (32 KiB) */
 };
 
 struct http_server;

@@ -712,6 +712,11 @@ listener_opts(struct daemon *d, int i, struct http_opts *ho)
 	ho->timeout_s = (unsigned)c->server.idle_timeout;
 	ho->too_large = too_large;
 	ho->n_too_large = sizeof(too_large) / sizeof(too_large[0]);
+	/* a phone's request and its answer's headers take well under 2 KiB;
+	 * the pool is cleared at each request of a kept-alive connection, so
+	 * its size is paid per request.  Browsers (cookies) and the API get
+	 * more room. */
+	ho->conn_memory = ho->serves == CFG_IF_PHONES ? HTTP_CONN_MEMORY_PHONES : HTTP_CONN_MEMORY;
 	return true;
 }
 

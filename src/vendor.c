@@ -250,13 +250,29 @@ is_model_char(char c)
 	       c == '_' || c == '-';
 }
 
-/* Matches name against pattern (see vendor.h); captures go to out. */
+static char
+ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Matches name against pattern (see vendor.h); captures go to out.  Every
+ * phone fetch runs this over the patterns of every family: a literal
+ * character costs one comparison, placeholders are looked at only where
+ * the pattern has a '{'. */
 static bool
 pat_match(const char *pat, const char *name, struct vendor_file_match *out)
 {
 	for (;;) {
 		if (*pat == '\0')
 			return *name == '\0';
+		if (*pat != '{') {
+			if (ascii_lower(*pat) != ascii_lower(*name))
+				return false;
+			pat++;
+			name++;
+			continue;
+		}
 		if (strncmp(pat, "{mac}", 5) == 0 || strncmp(pat, "{MAC}", 5) == 0) {
 			char mac[13];
 			if (strlen(name) < 12 || vendor_mac(name, 12, mac) < 0)
@@ -286,7 +302,7 @@ pat_match(const char *pat, const char *name, struct vendor_file_match *out)
 			}
 			return false;
 		}
-		if (tolower((unsigned char)*pat) != tolower((unsigned char)*name))
+		if (*name != '{')
 			return false;
 		pat++;
 		name++;

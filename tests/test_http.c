@@ -706,6 +706,60 @@ Test(http, ipv6_dual_stack)
 	http_stop(NULL);
 }
 
+/* A request whose headers hold pad bytes of padding, kept alive. */
+static int
+padded_status(struct client *c, size_t pad)
+{
+	char *raw = malloc(pad + 256), *h = malloc(pad + 1);
+	struct resp r;
+
+	cr_assert(raw != NULL && h != NULL);
+	memset(h, 'a', pad);
+	h[pad] = '\0';
+	sprintf(raw, "GET /echo/p HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n\r\n", h);
+	cl_sends(c, raw);
+	free(raw);
+	free(h);
+	cr_assert_eq(cl_read(c, &r, false), 0, "no answer to a request with %zu bytes of header", pad);
+	return r.status;
+}
+
+/* The per-connection memory of a phones-only listener leaves room for
+ * headers far larger than a phone's (under 2 KiB), request after request
+ * on one connection; past it the answer is 431, not a cut connection.
+ * Other listeners take twice as much. */
+Test(http, connection_memory_fits_requests_and_refuses_past_it)
+{
+	static const struct http_route rt[] = { { "/echo/", h_echo, NULL, 0, 0, false, NULL } };
+	struct http_opts o = { .listen = "127.0.0.1", .threads = 1, .conn_limit = 8,
+	                       .timeout_s = 5, .conn_memory = HTTP_CONN_MEMORY_PHONES };
+	char err[256] = "";
+	struct http_server *s = http_start(&o, rt, 1, err, sizeof(err));
+	unsigned saved = port;
+	struct client c;
+
+	cr_assert_not_null(s, "%s", err);
+	port = http_port(s);
+	cl_open(&c);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(padded_status(&c, 6000), 200);
+		cr_assert_eq(padded_status(&c, 10), 200);
+	}
+	cr_assert_eq(padded_status(&c, 12000), 431);
+	cl_close(&c);
+	http_stop(s);
+	o.conn_memory = HTTP_CONN_MEMORY;
+	s = http_start(&o, rt, 1, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	port = http_port(s);
+	cl_open(&c);
+	cr_assert_eq(padded_status(&c, 12000), 200);
+	cr_assert_eq(padded_status(&c, 10), 200);
+	cl_close(&c);
+	port = saved;
+	http_stop(s);
+}
+
 /* ---- own_thread routes: long handlers off the worker threads ---- */
 
 static atomic_int gate_in;      /* h_gate calls that started */
