@@ -401,11 +401,77 @@ pcache_root_read(struct pub *p, const struct vendor_profile *prof, const char *m
 }
 
 void
+pub_set_loaded_max(struct pub *p, size_t max)
+{
+	p->loaded_max = max;
+}
+
+static int
+count_resident(void *v, void *arg)
+{
+	const struct pub_dev *e = v;
+
+	if (!e->lazy && e->nfiles > 0)
+		(*(size_t *)arg)++;
+	return 0;
+}
+
+size_t
+pub_resident(struct pub *p)
+{
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&p->lock);
+	idmap_each(&p->by_id, count_resident, &n);
+	pthread_rwlock_unlock(&p->lock);
+	return n;
+}
+
+/* Notes that entry dev now holds files a reader loaded; when that makes
+ * more than loaded_max, the entry loaded longest ago that still holds
+ * its loaded files turns lazy again: its blobs go to drop[] (released by
+ * the caller without the lock).  Write lock held. */
+static void
+loaded_note(struct pub *p, hd_id dev, struct pub_blob *drop[PUB_MAX_FILES])
+{
+	size_t max = p->loaded_max != 0 ? p->loaded_max : PUB_LOADED_MAX;
+
+	if (p->loaded.cap != max + 1) { /* first use: the ring, once */
+		hd_id *v = calloc(max + 1, sizeof(*v));
+
+		if (v == NULL)
+			return; /* out of memory: nothing is counted, nothing leaves */
+		free(p->loaded.v);
+		p->loaded.v = v;
+		p->loaded.cap = max + 1;
+		p->loaded.head = p->loaded.n = 0;
+	}
+	p->loaded.v[(p->loaded.head + p->loaded.n++) % p->loaded.cap] = dev;
+	while (p->loaded.n > max) {
+		hd_id old = p->loaded.v[p->loaded.head];
+		struct pub_dev *e;
+
+		p->loaded.head = (p->loaded.head + 1) % p->loaded.cap;
+		p->loaded.n--;
+		/* gone, published since (not loaded), or noted again later */
+		if ((e = idmap_get(&p->by_id, old)) == NULL || !e->loaded || e->lazy || old == dev)
+			continue;
+		for (size_t i = 0; i < PUB_MAX_FILES; i++) {
+			drop[i] = e->files[i];
+			e->files[i] = NULL;
+		}
+		e->loaded = false;
+		e->lazy = true;
+		break; /* one in, one out */
+	}
+}
+
+void
 pcache_fill(struct pub *p, hd_id dev)
 {
 	char *data[PUB_MAX_FILES] = { 0 };
 	size_t len[PUB_MAX_FILES] = { 0 }, n = 0;
-	struct pub_blob *nb[PUB_MAX_FILES] = { 0 };
+	struct pub_blob *nb[PUB_MAX_FILES] = { 0 }, *drop[PUB_MAX_FILES] = { 0 };
 	unsigned char want[16];
 	unsigned long long version = 0;
 	char mac[HD_MAC_LEN + 1] = "";
@@ -439,12 +505,16 @@ pcache_fill(struct pub *p, hd_id dev)
 				nb[i] = NULL;
 			}
 			e->lazy = false;
+			e->loaded = true;
+			loaded_note(p, dev, drop);
 			metrics_inc(METRICS_FILES_LOADED, 1);
 		}
 		pthread_rwlock_unlock(&p->lock);
 	}
-	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
 		pub_release(nb[i]);
+		pub_release(drop[i]);
+	}
 	pcache_root_free(data, len, PUB_MAX_FILES);
 	if (!ok && p->refill != NULL) {
 		log_warn("device %s: its TFTP files are not what was published: rendering them", mac);

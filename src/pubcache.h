@@ -59,6 +59,10 @@ struct pub_dev {
 	 * they were dropped (pcache_tftp_written); the first read loads them
 	 * (pcache_fill).  files[] are NULL while set. */
 	bool lazy;
+	/* files[] were loaded by a reader (pcache_fill), not published: they
+	 * leave memory again, oldest first, when more than p->loaded_max
+	 * entries hold such files (pub_set_loaded_max) */
+	bool loaded;
 	struct fetch_rec fetch;               /* under fetch_mu */
 	char *prov_password;                  /* digest password (per-device auth) */
 	/* the TFTP writer's job that writes these files (tftpw.h) */
@@ -130,7 +134,17 @@ struct pub {
 	 * (pcache_tftp_written); readers load them back from the root */
 	bool drop_written;
 	struct hd_idset track;
+	/* the entries whose files a reader loaded, in the order loaded (a
+	 * ring; under the write lock): at most loaded_max keep them */
+	struct {
+		hd_id *v;
+		size_t head, n, cap;
+	} loaded;
+	size_t loaded_max;
 };
+
+/* Entries whose loaded files stay in memory (pub_set_loaded_max). */
+#define PUB_LOADED_MAX 16384
 
 /* The hash of a device's files (each length, then its bytes). */
 void pcache_files_hash(const char *const data[], const size_t len[], size_t n,

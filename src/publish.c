@@ -215,6 +215,7 @@ pub_free(struct pub *p)
 	idmap_free(&p->access);
 	idmap_free(&p->by_mac);
 	pcache_shared_flush(p);
+	free(p->loaded.v);
 	vendor_templates_free(p->tmpl);
 	free(p->tkeys);
 	free(p->tmpl_dir);
@@ -985,6 +986,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	}
 	e->nfiles = n;
 	e->lazy = false;
+	e->loaded = false;
 	pthread_rwlock_unlock(&p->lock);
 
 	if (p->tw != NULL)

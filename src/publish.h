@@ -162,6 +162,13 @@ int pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errle
  * serving; without one such a file is not served.
  */
 void pub_set_refill(struct pub *p, void (*fn)(void *arg, hd_id dev), void *arg);
+/* Files that left memory once written are loaded back by the fetches
+ * that need them; at most max devices (0: PUB_LOADED_MAX, 16,384) keep
+ * theirs, the longest loaded leave again, so that memory does not grow
+ * with the number of devices fetched.  Before serving. */
+void pub_set_loaded_max(struct pub *p, size_t max);
+/* The number of devices whose files are in memory now. */
+size_t pub_resident(struct pub *p);
 /* Renders device dev and publishes it, in memory and in the TFTP root,
  * even when its content is unchanged.  Writer only.  0, or -1 (no such
  * device, or it does not render). */

@@ -269,3 +269,38 @@ Test(publish_lazy, a_fetch_gets_the_render_of_a_file_not_as_published_even_once_
 	free(now);
 	fx_free(f);
 }
+
+/* Files loaded back by fetches stay in memory for the devices loaded
+ * last only: fetching every device does not bring every file back for
+ * good.  Each fetch still gets the published bytes. */
+Test(publish_lazy, files_loaded_by_fetches_stay_for_the_last_devices_only)
+{
+	static const char *const names[] = { "001565000100.cfg", "0004f2000101-line.cfg",
+		                                 "00605c000102.xml", "001565000103.cfg" };
+	struct fx *f = fx_new();
+	struct pub_ref ref;
+
+	pub_set_loaded_max(f->pub, 2);
+	cr_assert_eq(pub_resident(f->pub), 0, "written files are not in memory");
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < 4; i++) {
+			size_t len;
+			char *want = fs_read_file(f->tftp, names[i], 1 << 20, &len);
+
+			cr_assert_not_null(want, "%s", names[i]);
+			cr_assert_eq(pub_get(f->pub, names[i], &ref), 1, "%s not served", names[i]);
+			cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0,
+			          "%s: not the published bytes", names[i]);
+			pub_release(ref.blob);
+			free(want);
+			cr_assert_leq(pub_resident(f->pub), 2, "after %s: %zu devices in memory",
+			              names[i], pub_resident(f->pub));
+		}
+	}
+	cr_assert_eq(pub_resident(f->pub), 2);
+	/* the two loaded last are served from memory */
+	cr_assert_eq(pub_get(f->pub, names[3], &ref), 1);
+	pub_release(ref.blob);
+	cr_assert_eq(pub_resident(f->pub), 2);
+	fx_free(f);
+}
