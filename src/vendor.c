@@ -366,7 +366,10 @@ vendor_file_name(const struct vendor_file *f, const char *mac, const char *model
 		const char *piece = NULL;
 		char tmp[33];
 		size_t skip = 1;
-		if (strncmp(p, "{mac}", 5) == 0 || strncmp(p, "{MAC}", 5) == 0) {
+		if (*p != '{') {
+			/* plain text: most of a pattern (start-up names every
+			 * device's files, 100,000s of calls) */
+		} else if (strncmp(p, "{mac}", 5) == 0 || strncmp(p, "{MAC}", 5) == 0) {
 			if (mac == NULL)
 				return -1;
 			for (int i = 0; i < 13; i++)
