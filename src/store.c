@@ -1324,15 +1324,24 @@ row_org(sqlite3_stmt *st)
 }
 
 /* A text column as a borrowed pointer (valid until the next step), NULL
- * for SQL NULL; *oom set when SQLite ran out of memory converting it. */
-static const char *
-col_text(sqlite3_stmt *st, int i, bool *oom)
+ * for SQL NULL or when SQLite ran out of memory converting it: row_oom
+ * tells, once for the whole row. */
+static char *
+col_text(sqlite3_stmt *st, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
+	return (char *)sqlite3_column_text(st, i);
+}
 
-	if (t == NULL && sqlite3_column_type(st, i) != SQLITE_NULL)
-		*oom = true;
-	return (const char *)t;
+/* Whether a column of the current row of st could not be read for lack
+ * of memory (its value then read as NULL).  The step that made the row
+ * set the connection's error code to SQLITE_ROW; a column that fails
+ * sets it to SQLITE_NOMEM, which stays until the next call that fails
+ * or steps.  One call per row, not one sqlite3_column_type per NULL
+ * column: those cost a sixth of the loading. */
+static bool
+row_oom(sqlite3_stmt *st)
+{
+	return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM;
 }
 
 /* virtual_on is left 0: the links are set once every device is in.  One
@@ -1342,7 +1351,7 @@ static struct hd_ext *
 row_ext(sqlite3_stmt *st)
 {
 	struct hd_ext e = { 0 }, *c = NULL;
-	bool oom = false;
+	const char *keys;
 
 	e.id = sqlite3_column_int64(st, 0);
 	e.org = col_id(st, 1);
@@ -1350,16 +1359,17 @@ row_ext(sqlite3_stmt *st)
 	e.allow_virtualization = sqlite3_column_int(st, 10) != 0;
 	/* the hash itself stays in the store (world_put_ext) */
 	e.has_secret = sqlite3_column_type(st, 11) != SQLITE_NULL;
-	e.number = (char *)col_text(st, 2, &oom);
-	e.sip_user = (char *)col_text(st, 3, &oom);
-	e.sip_password = (char *)col_text(st, 4, &oom);
-	e.display_name = (char *)col_text(st, 5, &oom);
-	e.label = (char *)col_text(st, 6, &oom);
-	e.sip.host = (char *)col_text(st, 7, &oom);
-	e.sip.transport = (char *)col_text(st, 9, &oom);
-	e.voicemail = (char *)col_text(st, 13, &oom);
-	e.language = (char *)col_text(st, 14, &oom);
-	if (!oom && hd_keys_parse(&e, col_text(st, 15, &oom)) == 0 && !oom)
+	e.number = col_text(st, 2);
+	e.sip_user = col_text(st, 3);
+	e.sip_password = col_text(st, 4);
+	e.display_name = col_text(st, 5);
+	e.label = col_text(st, 6);
+	e.sip.host = col_text(st, 7);
+	e.sip.transport = col_text(st, 9);
+	e.voicemail = col_text(st, 13);
+	e.language = col_text(st, 14);
+	keys = col_text(st, 15);
+	if (!row_oom(st) && hd_keys_parse(&e, keys) == 0)
 		c = hd_ext_pack(&e);
 	hd_keys_clear(&e); /* its keys only: the strings are the row's */
 	return c;
@@ -1369,7 +1379,6 @@ static struct hd_dev *
 row_dev(sqlite3_stmt *st, char *err, size_t errlen)
 {
 	struct hd_dev d = { 0 }, *c;
-	bool oom = false;
 
 	d.id = sqlite3_column_int64(st, 0);
 	if (sqlite3_column_bytes(st, 1) != HD_MAC_LEN ||
@@ -1379,13 +1388,13 @@ row_dev(sqlite3_stmt *st, char *err, size_t errlen)
 	}
 	d.org = col_id(st, 2);
 	d.home_ext = col_id(st, 5);
-	d.profile = (char *)col_text(st, 3, &oom);
-	d.model = (char *)col_text(st, 4, &oom);
-	d.parking_user = (char *)col_text(st, 6, &oom);
-	d.parking_password = (char *)col_text(st, 7, &oom);
-	d.static_contact = (char *)col_text(st, 8, &oom);
-	d.prov_password = (char *)col_text(st, 9, &oom);
-	if (oom || (c = hd_dev_pack(&d)) == NULL) {
+	d.profile = col_text(st, 3);
+	d.model = col_text(st, 4);
+	d.parking_user = col_text(st, 6);
+	d.parking_password = col_text(st, 7);
+	d.static_contact = col_text(st, 8);
+	d.prov_password = col_text(st, 9);
+	if (row_oom(st) || (c = hd_dev_pack(&d)) == NULL) {
 		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
