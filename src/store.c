@@ -975,8 +975,12 @@ store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 	}
 	if (prepare_file(path, err, errlen) != 0)
 		goto fail;
+	/* No mutex of SQLite's own: every call is made under the caller's
+	 * lock (store.h), and the prepared statements are shared anyway, so
+	 * it guarded nothing; taking and releasing it around each column
+	 * read was 13% of a restart's instructions at 100,000 devices. */
 	rc = sqlite3_open_v2(path, &s->db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                     NULL);
 	if (rc != SQLITE_OK) {
 		hd_seterr(err, errlen, "%s: %s", path,
