@@ -1348,11 +1348,11 @@ row_oom(sqlite3_stmt *st)
 	return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM;
 }
 
-/* virtual_on is left 0: the links are set once every device is in.  One
- * allocation per row (hd_ext_pack): the strings are borrowed from the
+/* virtual_on is left 0: the links are set once every device is in.
+ * Packed in w's arena (world_ext_pack): the strings are borrowed from the
  * row until then. */
 static struct hd_ext *
-row_ext(sqlite3_stmt *st)
+row_ext(sqlite3_stmt *st, struct world *w)
 {
 	struct hd_ext e = { 0 }, *c = NULL;
 	const char *keys;
@@ -1374,13 +1374,13 @@ row_ext(sqlite3_stmt *st)
 	e.language = col_text(st, 14);
 	keys = col_text(st, 15);
 	if (!row_oom(st) && hd_keys_parse(&e, keys) == 0)
-		c = hd_ext_pack(&e);
+		c = world_ext_pack(w, &e);
 	hd_keys_clear(&e); /* its keys only: the strings are the row's */
 	return c;
 }
 
 static struct hd_dev *
-row_dev(sqlite3_stmt *st, char *err, size_t errlen)
+row_dev(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 {
 	struct hd_dev d = { 0 }, *c;
 
@@ -1398,7 +1398,7 @@ row_dev(sqlite3_stmt *st, char *err, size_t errlen)
 	d.parking_password = col_text(st, 7);
 	d.static_contact = col_text(st, 8);
 	d.prov_password = col_text(st, 9);
-	if (row_oom(st) || (c = hd_dev_pack(&d)) == NULL) {
+	if (row_oom(st) || (c = world_dev_pack(w, &d)) == NULL) {
 		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
@@ -1442,7 +1442,7 @@ load_org(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 static int
 load_ext(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 {
-	struct hd_ext *e = row_ext(st);
+	struct hd_ext *e = row_ext(st, w);
 
 	if (e == NULL) {
 		hd_seterr(err, errlen, "out of memory");
@@ -1454,7 +1454,7 @@ load_ext(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 static int
 load_dev(sqlite3_stmt *st, struct world *w, char *err, size_t errlen)
 {
-	struct hd_dev *d = row_dev(st, err, errlen);
+	struct hd_dev *d = row_dev(st, w, err, errlen);
 
 	if (d == NULL)
 		return -1;

@@ -102,6 +102,8 @@ struct hd_ext {
 	/* bytes after the struct, in its own allocation, that hold its keys
 	 * and strings (hd_ext_pack); 0: each in an allocation of its own */
 	size_t packed;
+	/* in the world's arena (world_ext_pack): never passed to free() */
+	bool arena;
 };
 
 struct hd_dev {
@@ -118,6 +120,7 @@ struct hd_dev {
 	/* derived, maintained by the world: */
 	hd_id guest;              /* extension virtualized on this device, or 0 */
 	size_t packed;            /* as hd_ext's (hd_dev_pack) */
+	bool arena;               /* as hd_ext's (world_dev_pack) */
 };
 
 struct world;
@@ -145,6 +148,16 @@ struct hd_dev *hd_dev_dup(const struct hd_dev *d);
  * of memory. */
 struct hd_ext *hd_ext_pack(const struct hd_ext *e);
 struct hd_dev *hd_dev_pack(const struct hd_dev *d);
+/* The same copies made in w's arena, for loading: rows laid one after
+ * the other in large blocks mapped and faulted in at once (one malloc
+ * and a few page faults per row cost more than reading it from SQLite).
+ * Such a copy is marked arena; hd_ext_free/hd_dev_free wipe it and free
+ * its strings of their own but not the copy itself, whose bytes stay
+ * until world_free (a row replaced or deleted after loading leaves its
+ * bytes unused: at most what the load took).  Only for a world
+ * that will own the copy (world_put_*).  NULL when out of memory. */
+struct hd_ext *world_ext_pack(struct world *w, const struct hd_ext *e);
+struct hd_dev *world_dev_pack(struct world *w, const struct hd_dev *d);
 void hd_org_free(struct hd_org *o);
 void hd_ext_free(struct hd_ext *e); /* wipes sip_password */
 void hd_dev_free(struct hd_dev *d); /* wipes parking_password */
