@@ -26,6 +26,7 @@
 
 #include "errbuf.h"
 #include "idmap.h"
+#include "poison.h"
 #include "wipe.h"
 
 #include <ctype.h>
@@ -37,22 +38,6 @@
 
 #include <sodium.h>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WORLD_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define WORLD_ASAN 1
-#endif
-#ifdef WORLD_ASAN
-#include <sanitizer/asan_interface.h>
-#define ARENA_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define ARENA_POISON(p, n) ((void)(p), (void)(n))
-#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 /* ---- hash maps ---------------------------------------------------------- */
 
@@ -300,7 +285,7 @@ arena_free(struct world *w)
 		struct arena_block *b = w->arena;
 
 		w->arena = b->next;
-		ARENA_UNPOISON(b, b->size); /* a later mapping there starts clean */
+		HD_UNPOISON(b, b->size); /* a later mapping there starts clean */
 		munmap(b, b->size);
 	}
 }
@@ -460,7 +445,7 @@ hd_ext_free(struct hd_ext *e)
 	if (e->packed > 0)
 		sodium_memzero(e + 1, e->packed); /* the SIP password */
 	if (e->arena)
-		ARENA_POISON(e, sizeof(*e) + e->packed);
+		HD_POISON(e, sizeof(*e) + e->packed);
 	else
 		free(e);
 }
@@ -479,7 +464,7 @@ hd_dev_free(struct hd_dev *d)
 	if (d->packed > 0)
 		sodium_memzero(d + 1, d->packed); /* the passwords */
 	if (d->arena)
-		ARENA_POISON(d, sizeof(*d) + d->packed);
+		HD_POISON(d, sizeof(*d) + d->packed);
 	else
 		free(d);
 }
