@@ -68,6 +68,7 @@ struct pub_dev {
 	/* the TFTP writer's job that writes these files (tftpw.h) */
 	enum tftpw_queue tftp_q;
 	uint64_t tftp_ticket;
+	bool in_block;                        /* one of pub.block: never passed to free() */
 };
 
 /* Download access settings of one organization, as last rendered. */
@@ -141,6 +142,12 @@ struct pub {
 		size_t head, n, cap;
 	} loaded;
 	size_t loaded_max;
+	/* the entries start-up makes, one after the other in one mapping
+	 * whose pages are present at once (MAP_POPULATE): a calloc each
+	 * page-faulted its way through the heap.  Freed with the pub; an
+	 * entry of it unpublished leaves its slot unused. */
+	struct pub_dev *block;
+	size_t block_n, block_used;
 };
 
 /* Entries whose loaded files stay in memory (pub_set_loaded_max). */

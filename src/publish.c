@@ -61,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,7 @@
 #include "virt.h"
 #include "wipe.h"
 #include "lockorder.h"
+#include "poison.h"
 
 #define PUB_BATCH_MIN 8 /* pub_update batches from this many devices on */
 /* meta key: the TFTP root whose files a clean stop synced (pub_stop) */
@@ -211,6 +213,10 @@ pub_free(struct pub *p)
 	stash_clear(p);
 	idmap_each(&p->by_id, pcache_dev_free, NULL);
 	idmap_free(&p->by_id);
+	if (p->block != NULL) {
+		HD_UNPOISON(p->block, p->block_n * sizeof(*p->block));
+		munmap(p->block, p->block_n * sizeof(*p->block));
+	}
 	idmap_each(&p->access, pcache_access_free, NULL);
 	idmap_free(&p->access);
 	idmap_free(&p->by_mac);
@@ -799,23 +805,49 @@ devcfg_record(struct store *st, const struct pub_dev *e)
 		          store_errmsg(st));
 }
 
-/* A new entry for d (writer, wrlock held); NULL when out of memory. */
+/* A new entry for d (writer, wrlock held); NULL when out of memory.  At
+ * start-up, the next of p->block (zeroed, never used). */
 static struct pub_dev *
 entry_new(struct pub *p, const struct hd_dev *d)
 {
-	struct pub_dev *e = calloc(1, sizeof(*e));
+	struct pub_dev *e;
 
-	if (e == NULL)
+	if (p->block_used < p->block_n) {
+		e = &p->block[p->block_used++];
+		e->in_block = true;
+	} else if ((e = calloc(1, sizeof(*e))) == NULL) {
 		return NULL;
+	}
 	e->id = d->id;
 	memcpy(e->mac, d->mac, sizeof(e->mac));
 	if (idmap_put(&p->by_id, d->id, e) != 0 ||
 	    idmap_put(&p->by_mac, pcache_mac_key(d->mac), e) != 0) {
 		idmap_del(&p->by_id, d->id);
-		free(e);
+		if (e->in_block)
+			p->block_used--; /* the last one: used again */
+		else
+			free(e);
 		return NULL;
 	}
 	return e;
+}
+
+/* Maps p->block for n entries (start-up, once).  Without it (out of
+ * memory, or none needed) entries are allocated one by one. */
+static void
+entry_block(struct pub *p, size_t n)
+{
+	void *m;
+
+	if (p->block != NULL || n == 0)
+		return;
+	m = mmap(NULL, n * sizeof(*p->block), PROT_READ | PROT_WRITE,
+	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (m == MAP_FAILED)
+		return;
+	p->block = m;
+	p->block_n = n;
+	p->block_used = 0;
 }
 
 /* The download settings of e from d and its organization (wrlock held). */
@@ -1455,6 +1487,7 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 		hd_seterr(err, errlen, "out of memory");
 		goto out;
 	}
+	entry_block(p, world_count_devs(w));
 	pthread_rwlock_unlock(&p->lock);
 	p->bulk = true;
 	if (r.keyed != NULL) {

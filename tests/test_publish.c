@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "pubcache.h"
 
 struct tmpl_change {
 	const char *profile, *name, *insert; /* inserted after the first line */
@@ -302,5 +303,46 @@ Test(publish_lazy, files_loaded_by_fetches_stay_for_the_last_devices_only)
 	cr_assert_eq(pub_get(f->pub, names[3], &ref), 1);
 	pub_release(ref.blob);
 	cr_assert_eq(pub_resident(f->pub), 2);
+	fx_free(f);
+}
+
+/* ---- entries made at start-up -------------------------------------------- */
+
+/* A restart makes every device's entry in one block (pub.block); a
+ * device deleted afterwards gives its entry back without free() (ASan
+ * would abort: not an allocation of its own), and the pub is freed with
+ * the block. */
+Test(publish_block, a_device_whose_entry_start_up_made_is_deleted_like_any_other)
+{
+	struct fx *f = fx_new();
+	struct svc_result r = { 0 };
+	struct pub_ref ref;
+	int rc;
+	struct pub *p = restart_once(f, &rc);
+	char path[PATH_MAX];
+
+	cr_assert_eq(rc, SVC_OK);
+	pub_free(f->pub);
+	f->pub = p;
+	cr_assert_eq(p->block_n, 4);
+	cr_assert_eq(p->block_used, 4, "the entries were not made in the block");
+	cr_assert_eq(pub_get(p, "0004f2000101-line.cfg", &ref), 1);
+	pub_release(ref.blob);
+	cr_assert_eq(svc_dev_delete(f->svc, "0004f2000101", &r), SVC_OK, "%s", r.err);
+	pub_settle(p);
+	cr_assert_eq(pub_get(p, "0004f2000101-line.cfg", &ref), 0, "the deleted device's file is served");
+	snprintf(path, sizeof(path), "%s/0004f2000101-line.cfg", f->tftp);
+	cr_assert_neq(access(path, F_OK), 0, "the deleted device's file is in the root");
+	/* the others still served, and a device added after start-up gets
+	 * an entry of its own */
+	cr_assert_eq(pub_get(p, "001565000103.cfg", &ref), 1);
+	pub_release(ref.blob);
+	cr_assert_eq(svc_dev_put(f->svc, fx_dev(f->org, "001565000199", "yealink", 0, NULL), &r),
+	             SVC_OK, "%s", r.err);
+	pub_settle(p);
+	cr_assert_eq(pub_get(p, "001565000199.cfg", &ref), 1);
+	pub_release(ref.blob);
+	cr_assert_eq(p->block_used, 4);
+	fx_check(f, "after a delete and an add", NULL);
 	fx_free(f);
 }
