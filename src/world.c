@@ -566,13 +566,29 @@ ext_tail(const struct hd_ext *e)
 	return tail;
 }
 
-/* Fills c (zeroed, sizeof(*c) + tail bytes) with a packed copy of e. */
-static struct hd_ext *
-ext_fill(struct hd_ext *c, const struct hd_ext *e, size_t tail)
+/* n zeroed bytes for a packed copy: in w's arena when w is given and
+ * the copy fits a block (*arena set), else an allocation of its own. */
+static void *
+pack_alloc(struct world *w, size_t n, bool *arena)
 {
-	size_t nk = e->nkeys < HD_MAX_KEYS ? e->nkeys : HD_MAX_KEYS;
+	void *c = w != NULL ? arena_alloc(w, n) : NULL;
+
+	*arena = c != NULL;
+	return c != NULL ? c : calloc(1, n);
+}
+
+/* A packed copy of e, in w's arena when w is given (pack_alloc). */
+static struct hd_ext *
+ext_pack(struct world *w, const struct hd_ext *e)
+{
+	size_t nk = e->nkeys < HD_MAX_KEYS ? e->nkeys : HD_MAX_KEYS, tail = ext_tail(e);
+	bool arena;
+	struct hd_ext *c = pack_alloc(w, sizeof(*c) + tail, &arena);
 	char *at;
 
+	if (c == NULL)
+		return NULL;
+	c->arena = arena;
 	c->packed = tail;
 	c->id = e->id;
 	c->org = e->org;
@@ -607,22 +623,13 @@ ext_fill(struct hd_ext *c, const struct hd_ext *e, size_t tail)
 struct hd_ext *
 hd_ext_pack(const struct hd_ext *e)
 {
-	size_t tail = ext_tail(e);
-	struct hd_ext *c = calloc(1, sizeof(*c) + tail);
-
-	return c != NULL ? ext_fill(c, e, tail) : NULL;
+	return ext_pack(NULL, e);
 }
 
 struct hd_ext *
 world_ext_pack(struct world *w, const struct hd_ext *e)
 {
-	size_t tail = ext_tail(e);
-	struct hd_ext *c = arena_alloc(w, sizeof(*c) + tail);
-
-	if (c == NULL)
-		return hd_ext_pack(e); /* too large for a block, or none mapped */
-	c->arena = true;
-	return ext_fill(c, e, tail);
+	return ext_pack(w, e);
 }
 
 static size_t
@@ -634,10 +641,16 @@ dev_tail(const struct hd_dev *d)
 }
 
 static struct hd_dev *
-dev_fill(struct hd_dev *c, const struct hd_dev *d, size_t tail)
+dev_pack(struct world *w, const struct hd_dev *d)
 {
+	size_t tail = dev_tail(d);
+	bool arena;
+	struct hd_dev *c = pack_alloc(w, sizeof(*c) + tail, &arena);
 	char *at;
 
+	if (c == NULL)
+		return NULL;
+	c->arena = arena;
 	c->packed = tail;
 	c->id = d->id;
 	c->org = d->org;
@@ -657,22 +670,13 @@ dev_fill(struct hd_dev *c, const struct hd_dev *d, size_t tail)
 struct hd_dev *
 hd_dev_pack(const struct hd_dev *d)
 {
-	size_t tail = dev_tail(d);
-	struct hd_dev *c = calloc(1, sizeof(*c) + tail);
-
-	return c != NULL ? dev_fill(c, d, tail) : NULL;
+	return dev_pack(NULL, d);
 }
 
 struct hd_dev *
 world_dev_pack(struct world *w, const struct hd_dev *d)
 {
-	size_t tail = dev_tail(d);
-	struct hd_dev *c = arena_alloc(w, sizeof(*c) + tail);
-
-	if (c == NULL)
-		return hd_dev_pack(d);
-	c->arena = true;
-	return dev_fill(c, d, tail);
+	return dev_pack(w, d);
 }
 
 struct hd_dev *
