@@ -1155,19 +1155,21 @@ struct recon {
 static bool
 hex16(const char *s, unsigned char out[16])
 {
-	for (size_t i = 0; i < 32; i++) {
-		unsigned char c = (unsigned char)s[i], v;
+	/* a digit's value + 1; 0: not a hex digit (the NUL of a shorter
+	 * text too) */
+	static const unsigned char val[256] = {
+		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
+		['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
+		['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
+		['F'] = 16,
+	};
 
-		if (c >= '0' && c <= '9')
-			v = (unsigned char)(c - '0');
-		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-			v = (unsigned char)((c | 0x20) - 'a' + 10);
-		else
-			return false; /* the NUL of a shorter text too */
-		if (i % 2 == 0)
-			out[i / 2] = (unsigned char)(v << 4);
-		else
-			out[i / 2] |= v;
+	for (size_t i = 0; i < 16; i++) {
+		unsigned hi = val[(unsigned char)s[2 * i]], lo;
+
+		if (hi == 0 || (lo = val[(unsigned char)s[2 * i + 1]]) == 0)
+			return false;
+		out[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
 	}
 	return s[32] == '\0';
 }
