@@ -138,6 +138,198 @@ fail:
 	return -1;
 }
 
+/* Whether the process's umask takes no bit of 0644 (Linux reports it in
+ * /proc/self/status; unknown counts as no).  Read, never set: the umask
+ * is process-wide. */
+static bool
+umask_keeps_0644(void)
+{
+	char line[128];
+	unsigned int mask = 0777;
+	bool found = false;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Umask: %o", &mask) == 1) {
+			found = true;
+			break;
+		}
+	fclose(f);
+	return found && (mask & 0644) == 0;
+}
+
+void
+fs_tmpdir_close(struct fs_tmpdir *t)
+{
+	if (t->tfd >= 0)
+		close(t->tfd);
+	if (t->dfd >= 0)
+		close(t->dfd);
+	t->tfd = t->dfd = -1;
+	__atomic_store_n(&t->ok, 0, __ATOMIC_RELEASE);
+}
+
+/* Opens dir and its temporaries directory (created 0700 if missing) into
+ * *dfd and *tfd. */
+static int
+tmpdir_fds(const char *dir, int *dfd, int *tfd, char *err, size_t errlen)
+{
+	*tfd = -1;
+	if ((*dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		hd_seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if ((mkdirat(*dfd, FS_TMPDIR, 0700) == -1 && errno != EEXIST) ||
+	    (*tfd = openat(*dfd, FS_TMPDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
+	        -1) {
+		hd_seterr(err, errlen, "%s/%s: %s", dir, FS_TMPDIR,
+		          errno == ELOOP || errno == ENOTDIR ? "not a directory of ours"
+		                                             : strerror(errno));
+		close(*dfd);
+		*dfd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+int
+fs_tmpdir_open(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
+{
+	t->dfd = t->tfd = -1;
+	t->seq = 0;
+	t->ok = 0;
+	t->fchmod = !umask_keeps_0644();
+	if (tmpdir_fds(dir, &t->dfd, &t->tfd, err, errlen) != 0)
+		return -1;
+	if (fs_tmpdir_check(t, dir, err, errlen) != 0) {
+		fs_tmpdir_close(t);
+		return -1;
+	}
+	return 0;
+}
+
+/* Puts fd where *slot is (the slot's number stays valid for a thread using
+ * it meanwhile) and closes fd. */
+static void
+fd_replace(int *slot, int fd)
+{
+	(void)dup3(fd, *slot, O_CLOEXEC);
+	close(fd);
+}
+
+int
+fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
+{
+	struct stat ds, ts;
+
+	__atomic_store_n(&t->ok, 0, __ATOMIC_RELEASE);
+	if (t->dfd < 0 || t->tfd < 0 || fstat(t->dfd, &ds) == -1 || fstat(t->tfd, &ts) == -1) {
+		hd_seterr(err, errlen, "%s/%s: not open", dir, FS_TMPDIR);
+		return -1;
+	}
+	/* removed meanwhile (an operator's rm -r): open them again */
+	if (ds.st_nlink == 0 || ts.st_nlink == 0) {
+		int dfd, tfd;
+
+		if (tmpdir_fds(dir, &dfd, &tfd, err, errlen) != 0)
+			return -1;
+		fd_replace(&t->dfd, dfd);
+		fd_replace(&t->tfd, tfd);
+		if (fstat(t->tfd, &ts) == -1) {
+			hd_seterr(err, errlen, "%s/%s: %s", dir, FS_TMPDIR, strerror(errno));
+			return -1;
+		}
+	}
+	if (!S_ISDIR(ts.st_mode) || ts.st_uid != geteuid()) {
+		hd_seterr(err, errlen, "%s/%s: not a directory of ours", dir, FS_TMPDIR);
+		return -1;
+	}
+	if ((ts.st_mode & 07777) != 0700 && fchmod(t->tfd, 0700) == -1) {
+		hd_seterr(err, errlen, "%s/%s: %s", dir, FS_TMPDIR, strerror(errno));
+		return -1;
+	}
+	__atomic_store_n(&t->ok, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int
+fs_tmpdir_create(struct fs_tmpdir *t, const char *name, char *tmp, size_t tmplen, char *err,
+                 size_t errlen)
+{
+	int fd = -1;
+
+	if (strchr(name, '/') != NULL || name[0] == '\0' || name[0] == '.') {
+		hd_seterr(err, errlen, "not a plain file name");
+		return -1;
+	}
+	/* 0644 at once is safe only inside a directory nobody else enters */
+	if (!__atomic_load_n(&t->ok, __ATOMIC_ACQUIRE)) {
+		hd_seterr(err, errlen, "%s: not a directory of ours", FS_TMPDIR);
+		return -1;
+	}
+	for (int tries = 0; fd == -1 && tries < 100; tries++) {
+		unsigned long long n = __atomic_fetch_add(&t->seq, 1, __ATOMIC_RELAXED);
+
+		if ((size_t)snprintf(tmp, tmplen, "%s.%llx", name, n) >= tmplen) {
+			hd_seterr(err, errlen, "%s: name too long", name);
+			return -1;
+		}
+		fd = openat(t->tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd == -1 && errno != EEXIST)
+			break;
+	}
+	if (fd == -1) {
+		hd_seterr(err, errlen, "%s/%s: %s", FS_TMPDIR, tmp, strerror(errno));
+		return -1;
+	}
+	if (t->fchmod && fchmod(fd, 0644) == -1) {
+		hd_seterr(err, errlen, "%s/%s: %s", FS_TMPDIR, tmp, strerror(errno));
+		close(fd);
+		(void)unlinkat(t->tfd, tmp, 0);
+		return -1;
+	}
+	return fd;
+}
+
+int
+fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char *err,
+               size_t errlen)
+{
+	struct stat st;
+
+	if (strchr(name, '/') != NULL || name[0] == '\0' || name[0] == '.') {
+		hd_seterr(err, errlen, "not a plain file name");
+		return -1;
+	}
+	if (renameat2(t->tfd, tmp, t->dfd, name, RENAME_EXCHANGE) == -1) {
+		if (errno != ENOENT && errno != EINVAL && errno != ENOSYS)
+			goto fail;
+		if (renameat(t->tfd, tmp, t->dfd, name) == -1)
+			goto fail;
+		return 0;
+	}
+	/* a directory in the way is put back, as a rename over it fails */
+	if (fstatat(t->tfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+		(void)renameat2(t->tfd, tmp, t->dfd, name, RENAME_EXCHANGE);
+		errno = EISDIR;
+		goto fail;
+	}
+	return 1;
+fail:
+	hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
+	return -1;
+}
+
+int
+fs_tmpdir_unlink(struct fs_tmpdir *t, const char *tmp)
+{
+	if (unlinkat(t->tfd, tmp, 0) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
 int
 fs_write_atomic(const char *dir, const char *name, const void *data, size_t len, char *err,
                 size_t errlen)

@@ -42,6 +42,51 @@ int fs_tmp_swap(const char *tmp, const char *dir, const char *name, char *err,
                 size_t errlen);
 
 /*
+ * The temporaries directory of a served directory, held open by the one
+ * process that publishes there (the TFTP writer): a temporary is created,
+ * exchanged into place and removed by names relative to the two
+ * descriptors, without a path walk or a check of the directory per file.
+ * Its temporaries are created with their final mode 0644 at once (no
+ * chmod): nobody else can reach them, as the directory is 0700 and ours,
+ * which fs_tmpdir_check verifies (and restores) before each batch of
+ * files.  When the umask would take bits from 0644, each file is fchmod'ed
+ * right after its creation, still inside the private directory.
+ */
+struct fs_tmpdir {
+	int dfd;                 /* the served directory */
+	int tfd;                 /* its FS_TMPDIR */
+	unsigned long long seq;  /* the next temporary's number (atomic) */
+	int ok;                  /* the last fs_tmpdir_check passed (atomic) */
+	int fchmod;              /* the umask would give a mode other than 0644 */
+};
+
+/* Opens (creating it 0700 if missing) dir/FS_TMPDIR and checks it.
+ * 0, or -1 with err (t then holds no descriptor). */
+int fs_tmpdir_open(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen);
+/* Closes what fs_tmpdir_open opened (safe on a closed t, or one whose
+ * dfd and tfd are -1). */
+void fs_tmpdir_close(struct fs_tmpdir *t);
+/*
+ * Verifies that the temporaries directory is still a directory of ours,
+ * mode 0700 (restored if not), and reopens it (or the served directory)
+ * when it was removed meanwhile.  Until a check passes again, creating a
+ * temporary is refused.  0, or -1 with err.
+ */
+int fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen);
+/* Creates a new temporary for name, mode 0644, in the temporaries
+ * directory; its name (relative to it) goes into tmp.  The descriptor, or
+ * -1 with err. */
+int fs_tmpdir_create(struct fs_tmpdir *t, const char *name, char *tmp, size_t tmplen,
+                     char *err, size_t errlen);
+/* fs_tmp_swap for a temporary of t: 1 exchanged (the replaced file is now
+ * at tmp), 0 renamed (nothing was in place), -1 with err (tmp left). */
+int fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char *err,
+                   size_t errlen);
+/* Removes temporary tmp of t; a missing one is not an error.  0 or -1
+ * (errno set). */
+int fs_tmpdir_unlink(struct fs_tmpdir *t, const char *tmp);
+
+/*
  * Writes data to dir/name atomically: fs_tmp_create, write, fsync,
  * fs_tmp_commit, then fsync of the directory.  name must be a plain file
  * name.  Returns 0, or -1 with err filled (the old file, if any, is

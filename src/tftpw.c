@@ -56,8 +56,12 @@ struct tftpw {
 	pthread_cond_t work;  /* a job was queued, or stop */
 	pthread_cond_t ran;   /* a job ran */
 	struct queue q[TFTPW_NQUEUES];
-	char **trash;         /* replaced files, exchanged into temporaries */
-	size_t ntrash, trash_cap;
+	/* replaced files, exchanged into temporaries: their names in td,
+	 * each NUL-terminated, one after the other (under mu) */
+	char *trash;
+	size_t ntrash, trash_len, trash_cap;
+	uint64_t last_run;    /* when a chunk of jobs last ended (under mu) */
+	struct fs_tmpdir td;  /* the root and its temporaries directory */
 	bool stop;
 	pthread_t thread;
 	bool started;
@@ -72,7 +76,7 @@ struct tftpw {
 
 /* A file written under its temporary name, waiting to be put in place. */
 struct pending {
-	char tmp[4096];
+	char tmp[TFTPW_NAME_MAX + 24];
 	char name[TFTPW_NAME_MAX];
 	/* the device whose files these are: its first pending holds count,
 	 * the number of its files written under temporaries; whole: every
@@ -82,17 +86,19 @@ struct pending {
 	void *ref;            /* the publisher's reference on the data */
 	size_t count;
 	bool whole, committed;
+	bool trash;           /* tmp now holds the file this one replaced */
 };
 
-/* Writes data into a new private temporary for name (0600 in FS_TMPDIR
+/* Writes data into a new private temporary for name (in FS_TMPDIR, 0700,
  * until committed); 0 or -1 with err. */
 static int
-write_tmp(const char *root, const char *name, const char *data, size_t len,
+write_tmp(struct tftpw *w, const char *name, const char *data, size_t len,
           struct pending *pd, char *err, size_t errlen)
 {
 	int fd;
 
-	if ((fd = fs_tmp_create(root, name, pd->tmp, sizeof(pd->tmp), err, errlen)) == -1)
+	pd->trash = false;
+	if ((fd = fs_tmpdir_create(&w->td, name, pd->tmp, sizeof(pd->tmp), err, errlen)) == -1)
 		return -1;
 	while (len > 0) {
 		ssize_t n = write(fd, data, len);
@@ -102,7 +108,7 @@ write_tmp(const char *root, const char *name, const char *data, size_t len,
 		if (n <= 0) {
 			hd_seterr(err, errlen, "%s: %s", name, n == 0 ? "short write" : strerror(errno));
 			close(fd);
-			unlink(pd->tmp);
+			(void)fs_tmpdir_unlink(&w->td, pd->tmp);
 			return -1;
 		}
 		data += n;
@@ -110,53 +116,68 @@ write_tmp(const char *root, const char *name, const char *data, size_t len,
 	}
 	if (close(fd) == -1) {
 		hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
-		unlink(pd->tmp);
+		(void)fs_tmpdir_unlink(&w->td, pd->tmp);
 		return -1;
 	}
 	snprintf(pd->name, sizeof(pd->name), "%s", name);
 	return 0;
 }
 
-/* Leaves the replaced file now at path for the writer thread to remove
- * (removing it takes a disk longer than the exchange). */
+/* Leaves the replaced files of pd[0..k) (those exchanged) for the writer
+ * thread to remove, all at once: removing takes a disk longer than the
+ * exchange, and none starts while these jobs run (writer: TRASH_IDLE_NS). */
 static void
-trash_push(struct tftpw *w, const char *path)
+trash_push(struct tftpw *w, struct pending *pd, size_t k)
 {
-	char *copy;
+	bool pushed = false;
 
 	pthread_mutex_lock(&w->mu);
-	if (w->ntrash == w->trash_cap) {
-		size_t nc = w->trash_cap ? w->trash_cap * 2 : 64;
-		char **v = realloc(w->trash, nc * sizeof(*v));
+	for (size_t i = 0; i < k; i++) {
+		size_t len;
 
-		if (v != NULL) {
+		if (!pd[i].trash)
+			continue;
+		len = strlen(pd[i].tmp) + 1;
+		if (w->trash_len + len > w->trash_cap) {
+			size_t nc = w->trash_cap ? w->trash_cap * 2 : 4096;
+			char *v;
+
+			while (nc < w->trash_len + len)
+				nc *= 2;
+			if ((v = realloc(w->trash, nc)) == NULL)
+				continue; /* out of memory: removed below */
 			w->trash = v;
 			w->trash_cap = nc;
 		}
+		memcpy(w->trash + w->trash_len, pd[i].tmp, len);
+		w->trash_len += len;
+		w->ntrash++;
+		pd[i].trash = false;
+		pushed = true;
 	}
-	if (w->ntrash < w->trash_cap && (copy = strdup(path)) != NULL) {
-		w->trash[w->ntrash++] = copy;
+	if (pushed)
 		pthread_cond_signal(&w->work);
-		pthread_mutex_unlock(&w->mu);
-		return;
-	}
 	pthread_mutex_unlock(&w->mu);
-	unlink(path); /* out of memory: now */
+	for (size_t i = 0; i < k; i++)
+		if (pd[i].trash) {
+			(void)fs_tmpdir_unlink(&w->td, pd[i].tmp);
+			pd[i].trash = false;
+		}
 }
 
 /* Puts a written temporary in place (readable from now on): exchanged
- * with the file it replaces, whose removal waits (fs_tmp_swap). */
+ * with the file it replaces, which stays at pd->tmp (pd->trash) until
+ * trash_push (fs_tmpdir_swap). */
 static int
-commit_tmp(struct tftpw *w, const struct pending *pd, char *err, size_t errlen)
+commit_tmp(struct tftpw *w, struct pending *pd, char *err, size_t errlen)
 {
-	int rc = fs_tmp_swap(pd->tmp, w->root, pd->name, err, errlen);
+	int rc = fs_tmpdir_swap(&w->td, pd->tmp, pd->name, err, errlen);
 
 	if (rc == -1) {
-		unlink(pd->tmp);
+		(void)fs_tmpdir_unlink(&w->td, pd->tmp);
 		return -1;
 	}
-	if (rc == 1)
-		trash_push(w, pd->tmp);
+	pd->trash = rc == 1;
 	return 0;
 }
 
@@ -166,29 +187,37 @@ write_file(struct tftpw *w, const char *name, const char *data, size_t len, char
 {
 	struct pending pd;
 
-	if (write_tmp(w->root, name, data, len, &pd, err, errlen) != 0)
+	if (write_tmp(w, name, data, len, &pd, err, errlen) != 0)
 		return -1;
-	return commit_tmp(w, &pd, err, errlen);
+	if (commit_tmp(w, &pd, err, errlen) != 0)
+		return -1;
+	trash_push(w, &pd, 1);
+	return 0;
 }
 
 #define TRASH_BATCH 16
 
-/* Removes up to TRASH_BATCH replaced files (mu held on entry and on
- * return, released while removing). */
+/* Removes up to TRASH_BATCH replaced files, the last ones pushed (mu
+ * held on entry and on return, released while removing). */
 static void
 empty_trash(struct tftpw *w)
 {
-	char *v[TRASH_BATCH];
-	size_t n = w->ntrash < TRASH_BATCH ? w->ntrash : TRASH_BATCH;
+	char v[TRASH_BATCH][TFTPW_NAME_MAX + 24];
+	size_t n = 0;
 
-	w->ntrash -= n;
-	memcpy(v, w->trash + w->ntrash, n * sizeof(*v));
-	pthread_mutex_unlock(&w->mu);
-	for (size_t i = 0; i < n; i++) {
-		if (unlink(v[i]) == -1 && errno != ENOENT)
-			log_warn("tftp: cannot remove a replaced file: %s", strerror(errno));
-		free(v[i]);
+	while (n < TRASH_BATCH && w->ntrash > 0) {
+		size_t end = w->trash_len - 1, start = end; /* trash[end] is its NUL */
+
+		while (start > 0 && w->trash[start - 1] != '\0')
+			start--;
+		snprintf(v[n++], sizeof(v[0]), "%s", w->trash + start);
+		w->trash_len = start;
+		w->ntrash--;
 	}
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < n; i++)
+		if (fs_tmpdir_unlink(&w->td, v[i]) != 0)
+			log_warn("tftp: cannot remove a replaced file: %s", strerror(errno));
 	pthread_mutex_lock(&w->mu);
 }
 
@@ -213,7 +242,7 @@ run_dev(struct tftpw *w, hd_id dev, struct pending *pd)
 	for (int i = 0; i < n; i++) {
 		char err[256];
 
-		if (write_tmp(w->root, f[i].name, f[i].data, f[i].len, &pd[k], err, sizeof(err)) != 0) {
+		if (write_tmp(w, f[i].name, f[i].data, f[i].len, &pd[k], err, sizeof(err)) != 0) {
 			fail(w, err);
 			whole = false;
 			w->ops.release(f[i].ref);
@@ -270,6 +299,13 @@ run_remove(struct tftpw *w, const char *name)
 #define CHUNK_URGENT 16
 #define CHUNK_BULK 32
 #define URGENT_GRACE_NS 2000000ULL
+/* Replaced files are removed once no job ran for this long (or when this
+ * many wait): a removal takes the temporaries directory's lock and a
+ * journal handle, up to tens of milliseconds on a busy ext4, and the jobs
+ * of one *30 move (two devices, then its mark) come a few hundred
+ * microseconds apart. */
+#define TRASH_IDLE_NS 5000000ULL
+#define TRASH_HIGH 65536
 
 /*
  * Runs jobs v[0..n): first every file is written under its temporary
@@ -282,6 +318,9 @@ run_chunk(struct tftpw *w, const struct job *v, size_t n, struct pending *pd)
 	char err[256];
 	size_t k = 0;
 
+	/* the private directory still private (a temporary is 0644 at once) */
+	if (fs_tmpdir_check(&w->td, w->root, err, sizeof(err)) != 0)
+		fail(w, err);
 	for (size_t i = 0; i < n; i++)
 		if (v[i].dev != 0)
 			k += run_dev(w, v[i].dev, pd + k);
@@ -297,6 +336,7 @@ run_chunk(struct tftpw *w, const struct job *v, size_t n, struct pending *pd)
 		if (v[i].stamp != 0)
 			metrics_move_published_at(v[i].stamp);
 	}
+	trash_push(w, pd, k);
 }
 
 static bool
@@ -347,9 +387,42 @@ run_some(struct tftpw *w, enum tftpw_queue only)
 	run_chunk(w, w->chunk, n, w->pending);
 	pthread_mutex_lock(&w->mu);
 	q->done += n;
+	w->last_run = metrics_now_ns();
 	pthread_cond_broadcast(&w->ran);
 	pthread_mutex_unlock(&w->mu);
 	return n;
+}
+
+/* Whether the writer thread should remove replaced files now (mu held):
+ * no job waits, and none ran for TRASH_IDLE_NS (or too many wait, or
+ * stopping). */
+static bool
+trash_due(const struct tftpw *w, uint64_t now)
+{
+	return w->ntrash > 0 && !has_jobs(w) &&
+	       (w->stop || w->ntrash >= TRASH_HIGH || now - w->last_run >= TRASH_IDLE_NS);
+}
+
+/* Waits on work until deadline (monotonic ns; 0: none) or a signal. */
+static void
+wait_work(struct tftpw *w, uint64_t now, uint64_t deadline)
+{
+	struct timespec ts;
+	uint64_t d;
+
+	if (deadline == 0) {
+		pthread_cond_wait(&w->work, &w->mu);
+		return;
+	}
+	d = deadline > now ? deadline - now : 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(d / 1000000000ULL);
+	ts.tv_nsec += (long)(d % 1000000000ULL);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&w->work, &w->mu, &ts);
 }
 
 static void *
@@ -358,37 +431,38 @@ writer(void *arg)
 	struct tftpw *w = arg;
 
 	for (;;) {
-		pthread_mutex_lock(&w->mu);
-		while (!writer_due(w, metrics_now_ns()) && w->ntrash == 0 &&
-		       !(w->stop && !has_jobs(w))) {
-			if (w->q[TFTPW_URGENT].n > 0) { /* look again after the grace */
-				struct timespec ts;
+		uint64_t now;
 
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += (long)URGENT_GRACE_NS;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
-				pthread_cond_timedwait(&w->work, &w->mu, &ts);
-			} else {
-				pthread_cond_wait(&w->work, &w->mu);
-			}
+		pthread_mutex_lock(&w->mu);
+		for (;;) {
+			uint64_t deadline = 0;
+			const struct queue *u = &w->q[TFTPW_URGENT];
+
+			now = metrics_now_ns();
+			if (writer_due(w, now) || trash_due(w, now) || (w->stop && !has_jobs(w)))
+				break;
+			/* look again after an urgent job's grace, or once idle */
+			if (u->n > 0)
+				deadline = u->v[u->head].at + URGENT_GRACE_NS;
+			else if (w->ntrash > 0 && !has_jobs(w))
+				deadline = w->last_run + TRASH_IDLE_NS;
+			wait_work(w, now, deadline);
+		}
+		if (writer_due(w, now)) {
+			pthread_mutex_unlock(&w->mu);
+			pthread_mutex_lock(&w->run_mu);
+			(void)run_some(w, TFTPW_NQUEUES);
+			pthread_mutex_unlock(&w->run_mu);
+			continue;
 		}
 		/* replaced files go when no job is due: a move waits for none */
-		if (w->ntrash > 0 && !writer_due(w, metrics_now_ns())) {
+		if (w->ntrash > 0) {
 			empty_trash(w);
 			pthread_mutex_unlock(&w->mu);
 			continue;
 		}
-		if (!has_jobs(w)) { /* and stop */
-			pthread_mutex_unlock(&w->mu);
-			break;
-		}
-		pthread_mutex_unlock(&w->mu);
-		pthread_mutex_lock(&w->run_mu);
-		(void)run_some(w, TFTPW_NQUEUES);
-		pthread_mutex_unlock(&w->run_mu);
+		pthread_mutex_unlock(&w->mu); /* stopping, nothing left */
+		break;
 	}
 	return NULL;
 }
@@ -551,6 +625,7 @@ tftpw_open(const char *root, const struct tftpw_ops *ops, char *err, size_t errl
 		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
+	w->td.dfd = w->td.tfd = -1;
 	pthread_mutex_init(&w->run_mu, NULL);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work, NULL);
@@ -571,6 +646,8 @@ tftpw_open(const char *root, const struct tftpw_ops *ops, char *err, size_t errl
 		log_error("tftp: removing stale temporaries: %s", serr);
 	if (swept > 0)
 		log_info("tftp: removed %zu temporaries left by an interrupted run", swept);
+	if (fs_tmpdir_open(&w->td, root, err, errlen) != 0)
+		goto fail;
 	if (pthread_create(&w->thread, NULL, writer, w) != 0) {
 		hd_seterr(err, errlen, "cannot start the TFTP writer");
 		goto fail;
@@ -618,11 +695,10 @@ tftpw_close(struct tftpw *w)
 		(void)tftpw_stop(w);
 	for (int k = 0; k < TFTPW_NQUEUES; k++)
 		free(w->q[k].v);
-	for (size_t i = 0; i < w->ntrash; i++) { /* never started */
-		unlink(w->trash[i]);
-		free(w->trash[i]);
-	}
+	for (size_t at = 0; at < w->trash_len; at += strlen(w->trash + at) + 1)
+		(void)fs_tmpdir_unlink(&w->td, w->trash + at); /* never started */
 	free(w->trash);
+	fs_tmpdir_close(&w->td);
 	free(w->root);
 	free(w->chunk);
 	free(w->pending);

@@ -5,9 +5,11 @@
  */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "fsutil.h"
 #include "testutil.h"
@@ -211,4 +213,148 @@ Test(fsutil, private_directory_must_be_ours)
 	cr_assert_eq(mode_of(tdir), 0700);
 	tu_rmtree(dir);
 	tu_rmtree(elsewhere);
+}
+
+/* How many entries dir has, "." and ".." aside. */
+static size_t
+entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Whether user nobody (65534) can open path for reading: a child process
+ * drops to that user and tries.  -1 when the test cannot tell (not root). */
+static int
+nobody_can_read(const char *path)
+{
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		_exit(open(path, O_RDONLY) == -1 ? 1 : 0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 2, "could not become nobody");
+	return WEXITSTATUS(st) == 0;
+}
+
+Test(fsutil, a_held_temporaries_directory_makes_files_0644_whatever_the_umask)
+{
+	char *dir = tu_tmpdir(), tmp[256], rel[300], path[PATH_MAX + 512], err[256];
+	static const mode_t masks[] = { 022, 077, 0277 };
+
+	cr_assert_not_null(dir);
+	for (size_t i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		struct fs_tmpdir t;
+		int fd;
+
+		umask(masks[i]); /* read when opened */
+		cr_assert_eq(fs_tmpdir_open(&t, dir, err, sizeof(err)), 0, "%s", err);
+		fd = fs_tmpdir_create(&t, "a.cfg", tmp, sizeof(tmp), err, sizeof(err));
+		cr_assert_neq(fd, -1, "%s", err);
+		cr_assert_eq(write(fd, "new\n", 4), 4);
+		close(fd);
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, FS_TMPDIR, tmp);
+		cr_assert_eq(mode_of(path), 0644, "umask %03o: %03o", (unsigned)masks[i],
+		             (unsigned)mode_of(path));
+		cr_assert_eq(fs_tmpdir_swap(&t, tmp, "a.cfg", err, sizeof(err)), i == 0 ? 0 : 1,
+		             "%s", err);
+		snprintf(path, sizeof(path), "%s/a.cfg", dir);
+		cr_assert_eq(mode_of(path), 0644);
+		if (i > 0) { /* the replaced file is at tmp, still private */
+			snprintf(rel, sizeof(rel), "%s/%s", FS_TMPDIR, tmp);
+			cr_assert(exists(dir, rel));
+			cr_assert_eq(fs_tmpdir_unlink(&t, tmp), 0);
+		}
+		cr_assert_eq(fs_tmpdir_unlink(&t, tmp), 0, "a missing temporary is no error");
+		fs_tmpdir_close(&t);
+		fs_tmpdir_close(&t); /* twice is harmless */
+	}
+	umask(022);
+	tu_rmtree(dir);
+}
+
+Test(fsutil, a_held_temporaries_directory_stays_private_and_is_rechecked)
+{
+	char *dir = tu_tmpdir(), tmp[256], tdir[PATH_MAX], path[PATH_MAX + 512], err[256];
+	struct fs_tmpdir t;
+	int fd, r;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(chmod(dir, 0755), 0); /* served, as a TFTP root is */
+	snprintf(tdir, sizeof(tdir), "%s/%s", dir, FS_TMPDIR);
+	cr_assert_eq(fs_tmpdir_open(&t, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mode_of(tdir), 0700);
+	/* a crash right after writing: the temporary (0644, with a password)
+	 * cannot be read by another user, and the next start removes it */
+	fd = fs_tmpdir_create(&t, "b.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	cr_assert_eq(write(fd, "password=s3cret\n", 16), 16);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/%s", tdir, tmp);
+	r = nobody_can_read(path);
+	cr_assert_neq(r, 1, "another user reads a temporary");
+	/* a lax mode given meanwhile: create refuses until a check restored it */
+	cr_assert_eq(chmod(tdir, 0755), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(nobody_can_read(path), 1, "the test itself: readable once 0755");
+	}
+	cr_assert_eq(fs_tmpdir_check(&t, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mode_of(tdir), 0700);
+	cr_assert_neq(nobody_can_read(path), 1);
+	/* not ours any more: refused, no temporary made */
+	if (geteuid() == 0) {
+		char tmp2[256];
+
+		cr_assert_eq(chown(tdir, 65534, 65534), 0);
+		cr_assert_eq(fs_tmpdir_check(&t, dir, err, sizeof(err)), -1);
+		cr_assert_not_null(strstr(err, "not a directory of ours"), "%s", err);
+		cr_assert_eq(fs_tmpdir_create(&t, "c.cfg", tmp2, sizeof(tmp2), err, sizeof(err)), -1);
+		cr_assert_eq(entries(tdir), 1, "only the crash's temporary");
+		cr_assert_eq(chown(tdir, 0, 0), 0);
+	}
+	/* removed by hand: the check makes and opens it again */
+	{
+		size_t n = 0;
+
+		cr_assert_eq(fs_sweep_temporaries(dir, &n, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(n, 1, "the crash's temporary is swept");
+	}
+	cr_assert_eq(rmdir(tdir), 0);
+	cr_assert_eq(fs_tmpdir_check(&t, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mode_of(tdir), 0700);
+	fd = fs_tmpdir_create(&t, "d.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	close(fd);
+	cr_assert_eq(fs_tmpdir_swap(&t, tmp, "d.cfg", err, sizeof(err)), 0, "%s", err);
+	cr_assert(exists(dir, "d.cfg"), "put in the directory served, not a removed one");
+	/* a directory in the way is an error and stays */
+	snprintf(path, sizeof(path), "%s/e.cfg", dir);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	fd = fs_tmpdir_create(&t, "e.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	close(fd);
+	cr_assert_eq(fs_tmpdir_swap(&t, tmp, "e.cfg", err, sizeof(err)), -1);
+	{
+		struct stat st;
+
+		cr_assert_eq(lstat(path, &st), 0);
+		cr_assert(S_ISDIR(st.st_mode), "the directory is put back");
+	}
+	cr_assert_eq(fs_tmpdir_unlink(&t, tmp), 0);
+	fs_tmpdir_close(&t);
+	tu_rmtree(dir);
 }

@@ -10,7 +10,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "fsutil.h"
 #include "testutil.h"
@@ -518,6 +520,158 @@ Test(tftpw, a_backlog_wait_returns_once_at_most_that_many_jobs_wait)
 	n = fk.norder;
 	pthread_mutex_unlock(&fk.mu);
 	cr_assert_geq(n, 30, "returned after %zu jobs", n);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+/* Watches the root while the writer rewrites a file: any regular file in
+ * it with a mode other than 0644, or a name other than the device's, is
+ * counted. */
+static struct {
+	const char *root;
+	bool stop;
+	size_t looks, bad;
+	char what[300];
+} watch;
+
+static void *
+watch_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		DIR *d;
+		struct dirent *e;
+
+		pthread_mutex_lock(&fk.mu);
+		if (watch.stop) {
+			pthread_mutex_unlock(&fk.mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&fk.mu);
+		if ((d = opendir(watch.root)) == NULL)
+			continue;
+		while ((e = readdir(d)) != NULL) {
+			struct stat st;
+
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+			    strcmp(e->d_name, FS_TMPDIR) == 0)
+				continue;
+			if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+				continue;
+			if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != 0644 ||
+			    strcmp(e->d_name, "dev9.cfg") != 0) {
+				pthread_mutex_lock(&fk.mu);
+				watch.bad++;
+				snprintf(watch.what, sizeof(watch.what), "%s %o", e->d_name,
+				         (unsigned)st.st_mode);
+				pthread_mutex_unlock(&fk.mu);
+			}
+		}
+		closedir(d);
+		pthread_mutex_lock(&fk.mu);
+		watch.looks++;
+		pthread_mutex_unlock(&fk.mu);
+	}
+}
+
+Test(tftpw, only_whole_0644_files_show_in_the_root_whatever_the_umask)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w;
+	pthread_t th;
+	mode_t mode;
+	char *s;
+
+	cr_assert_not_null(dir);
+	umask(077); /* an administrator's strict umask: files must still be 0644 */
+	w = tftpw_open(dir, &ops, err, sizeof(err));
+	cr_assert_not_null(w, "%s", err);
+	memset(&watch, 0, sizeof(watch));
+	watch.root = dir;
+	cr_assert_eq(pthread_create(&th, NULL, watch_thread, NULL), 0);
+	for (int i = 0; i < 200; i++) { /* fk.order holds 256 */
+		char t[32];
+
+		snprintf(t, sizeof(t), "version %d\n", i);
+		fk_set(9, t);
+		tftpw_wait(w, i % 2 ? TFTPW_URGENT : TFTPW_BULK,
+		           tftpw_queue_dev(w, i % 2 ? TFTPW_URGENT : TFTPW_BULK, 9, 0));
+		s = slurp(dir, "dev9.cfg", &mode);
+		cr_assert_str_eq(s, t);
+		cr_assert_eq(mode, 0644, "mode %03o", (unsigned)mode);
+		free(s);
+	}
+	pthread_mutex_lock(&fk.mu);
+	watch.stop = true;
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_gt(watch.looks, 0);
+	cr_assert_eq(watch.bad, 0, "seen in the root: %s", watch.what);
+	cr_assert(tftpw_stop(w));
+	tftpw_close(w);
+	umask(022);
+	tu_rmtree(dir);
+}
+
+Test(tftpw, replaced_files_are_removed_once_the_writer_is_idle)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	size_t left = 1;
+
+	cr_assert_not_null(w, "%s", err);
+	for (int i = 0; i < 40; i++) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "v%d\n", i);
+		fk_set(10, t);
+		tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 10, 0));
+	}
+	/* without a stop: the writer removes them when nothing is due (the
+	 * poll only bounds the test, it measures nothing) */
+	for (int i = 0; i < 1000 && (left = temporaries(dir)) > 0; i++)
+		usleep(10000);
+	cr_assert_eq(left, 0, "%zu replaced files left in %s", left, FS_TMPDIR);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+Test(tftpw, a_crash_leaves_only_private_temporaries_swept_at_the_next_open)
+{
+	char *dir = tu_tmpdir(), err[256], tdir[PATH_MAX];
+	struct tftpw *w;
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(chmod(dir, 0755), 0);
+	/* a child writes and dies (no stop) with replaced files and
+	 * temporaries waiting, some holding "passwords" */
+	if ((pid = fork()) == 0) {
+		w = tftpw_open(dir, &ops, err, sizeof(err));
+		if (w == NULL)
+			_exit(2);
+		for (int i = 0; i < 20; i++) {
+			char t[32];
+
+			snprintf(t, sizeof(t), "password=%d\n", i);
+			fk_set(11, t);
+			tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 11, 0));
+		}
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status), "the child died by its signal (%d)", status);
+	snprintf(tdir, sizeof(tdir), "%s/%s", dir, FS_TMPDIR);
+	cr_assert_eq(lstat(tdir, &st), 0);
+	cr_assert(S_ISDIR(st.st_mode));
+	cr_assert_eq(st.st_mode & 07777, 0700, "what a crash leaves is private");
+	cr_assert_eq(st.st_uid, geteuid());
+	w = tftpw_open(dir, &ops, err, sizeof(err));
+	cr_assert_not_null(w, "%s", err);
+	cr_assert_eq(temporaries(dir), 0, "the next open sweeps them");
 	tftpw_close(w);
 	tu_rmtree(dir);
 }
