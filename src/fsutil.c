@@ -3,9 +3,11 @@
  * another process (tftpd-hpa reads the TFTP root as user nobody, so files
  * are 0644 and directories 0755).
  *
- * Temporaries never show: they are created mode 0600 in FS_TMPDIR, a
- * subdirectory of the served directory with mode 0700, and made 0644 only
- * there, just before the rename moves them into place.  A crash leaves at
+ * Temporaries never show: they are created in FS_TMPDIR, a subdirectory
+ * of the served directory with mode 0700 that nobody else may enter, mode
+ * 0600 and made 0644 only there just before the rename (fs_tmp_create), or
+ * 0644 at once by the TFTP writer, which holds the directory open and
+ * checks it before each batch (struct fs_tmpdir).  A crash leaves at
  * most files nobody else can open, and fs_sweep_temporaries removes them
  * (and those of the older layout, ".<name>.XXXXXX" in the directory
  * itself) at the next start.
@@ -106,36 +108,48 @@ fs_tmp_commit(const char *tmp, const char *dir, const char *name, char *err, siz
 	return 0;
 }
 
-int
-fs_tmp_swap(const char *tmp, const char *dir, const char *name, char *err, size_t errlen)
+/* Exchanges tfd/tmp with dfd/name (renames it when there is nothing to
+ * exchange with): 1, 0 or -1 with err naming shown (fs_tmp_swap). */
+static int
+exchange_at(int tfd, const char *tmp, int dfd, const char *name, const char *shown,
+            char *err, size_t errlen)
 {
-	char path[PATH_MAX];
 	struct stat st;
 
-	if (path_join(path, sizeof(path), dir, name, err, errlen) != 0)
-		return -1;
-	if (chmod(tmp, 0644) == -1)
-		goto fail;
 	/* the exchange needs both names: a new name is a plain rename, as is
 	 * a file system without RENAME_EXCHANGE */
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == -1) {
+	if (renameat2(tfd, tmp, dfd, name, RENAME_EXCHANGE) == -1) {
 		if (errno != ENOENT && errno != EINVAL && errno != ENOSYS)
 			goto fail;
-		if (rename(tmp, path) == -1)
+		if (renameat(tfd, tmp, dfd, name) == -1)
 			goto fail;
 		return 0;
 	}
 	/* what was there goes where tmp was; a directory is put back, as a
 	 * rename over it would have failed */
-	if (lstat(tmp, &st) == 0 && S_ISDIR(st.st_mode)) {
-		(void)renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE);
+	if (fstatat(tfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+		(void)renameat2(tfd, tmp, dfd, name, RENAME_EXCHANGE);
 		errno = EISDIR;
 		goto fail;
 	}
 	return 1;
 fail:
-	hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
+	hd_seterr(err, errlen, "%s: %s", shown, strerror(errno));
 	return -1;
+}
+
+int
+fs_tmp_swap(const char *tmp, const char *dir, const char *name, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+
+	if (path_join(path, sizeof(path), dir, name, err, errlen) != 0)
+		return -1;
+	if (chmod(tmp, 0644) == -1) {
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return exchange_at(AT_FDCWD, tmp, AT_FDCWD, path, path, err, errlen);
 }
 
 /* Whether the process's umask takes no bit of 0644 (Linux reports it in
@@ -297,29 +311,11 @@ int
 fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char *err,
                size_t errlen)
 {
-	struct stat st;
-
 	if (strchr(name, '/') != NULL || name[0] == '\0' || name[0] == '.') {
 		hd_seterr(err, errlen, "not a plain file name");
 		return -1;
 	}
-	if (renameat2(t->tfd, tmp, t->dfd, name, RENAME_EXCHANGE) == -1) {
-		if (errno != ENOENT && errno != EINVAL && errno != ENOSYS)
-			goto fail;
-		if (renameat(t->tfd, tmp, t->dfd, name) == -1)
-			goto fail;
-		return 0;
-	}
-	/* a directory in the way is put back, as a rename over it fails */
-	if (fstatat(t->tfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-		(void)renameat2(t->tfd, tmp, t->dfd, name, RENAME_EXCHANGE);
-		errno = EISDIR;
-		goto fail;
-	}
-	return 1;
-fail:
-	hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
-	return -1;
+	return exchange_at(t->tfd, tmp, t->dfd, name, name, err, errlen);
 }
 
 int
