@@ -578,8 +578,8 @@ pack_alloc(struct world *w, size_t n, bool *arena)
 }
 
 /* A packed copy of e, in w's arena when w is given (pack_alloc). */
-static struct hd_ext *
-ext_pack(struct world *w, const struct hd_ext *e)
+struct hd_ext *
+world_ext_pack(struct world *w, const struct hd_ext *e)
 {
 	size_t nk = e->nkeys < HD_MAX_KEYS ? e->nkeys : HD_MAX_KEYS, tail = ext_tail(e);
 	bool arena;
@@ -620,17 +620,6 @@ ext_pack(struct world *w, const struct hd_ext *e)
 	return c;
 }
 
-struct hd_ext *
-hd_ext_pack(const struct hd_ext *e)
-{
-	return ext_pack(NULL, e);
-}
-
-struct hd_ext *
-world_ext_pack(struct world *w, const struct hd_ext *e)
-{
-	return ext_pack(w, e);
-}
 
 static size_t
 dev_tail(const struct hd_dev *d)
@@ -640,8 +629,8 @@ dev_tail(const struct hd_dev *d)
 	       pack_len(d->prov_password);
 }
 
-static struct hd_dev *
-dev_pack(struct world *w, const struct hd_dev *d)
+struct hd_dev *
+world_dev_pack(struct world *w, const struct hd_dev *d)
 {
 	size_t tail = dev_tail(d);
 	bool arena;
@@ -667,17 +656,6 @@ dev_pack(struct world *w, const struct hd_dev *d)
 	return c;
 }
 
-struct hd_dev *
-hd_dev_pack(const struct hd_dev *d)
-{
-	return dev_pack(NULL, d);
-}
-
-struct hd_dev *
-world_dev_pack(struct world *w, const struct hd_dev *d)
-{
-	return dev_pack(w, d);
-}
 
 struct hd_dev *
 hd_dev_dup(const struct hd_dev *d)

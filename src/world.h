@@ -100,7 +100,7 @@ struct hd_ext {
 	/* derived, maintained by the world: */
 	hd_id home_dev;     /* device whose home extension this is, or 0 */
 	/* bytes after the struct, in its own allocation, that hold its keys
-	 * and strings (hd_ext_pack); 0: each in an allocation of its own */
+	 * and strings (world_ext_pack); 0: each in an allocation of its own */
 	size_t packed;
 	/* in the world's arena (world_ext_pack): never passed to free() */
 	bool arena;
@@ -119,7 +119,7 @@ struct hd_dev {
 	char *prov_password;      /* digest password of its downloads (user: MAC); secret */
 	/* derived, maintained by the world: */
 	hd_id guest;              /* extension virtualized on this device, or 0 */
-	size_t packed;            /* as hd_ext's (hd_dev_pack) */
+	size_t packed;            /* as hd_ext's (world_dev_pack) */
 	bool arena;               /* as hd_ext's (world_dev_pack) */
 };
 
@@ -140,22 +140,20 @@ struct hd_org *hd_org_dup(const struct hd_org *o);
 struct hd_ext *hd_ext_dup(const struct hd_ext *e);
 struct hd_dev *hd_dev_dup(const struct hd_dev *d);
 /* Copies in one allocation each (the struct, then its keys and strings):
- * what loading a hundred thousand rows wants (one malloc per row, not
- * ten).  Freed by hd_ext_free/hd_dev_free like any other; a string of a
- * packed object may still be replaced by one of its own allocation.
- * hd_ext_pack does not copy secret_hash: the copy's has_secret tells
+ * what loading a hundred thousand rows wants (one allocation per row, not
+ * ten).  With w NULL the copy is an allocation of its own, freed by
+ * hd_ext_free/hd_dev_free like any other; a string of a packed object may
+ * still be replaced by one of its own allocation.  With w, the copy is
+ * made in w's arena, for loading: rows laid one after the other in large
+ * blocks mapped and faulted in at once (one malloc and a few page faults
+ * per row cost more than reading it from SQLite).  Such a copy is marked
+ * arena; hd_ext_free/hd_dev_free wipe it and free its strings of their
+ * own but not the copy itself, whose bytes stay until world_free (a row
+ * replaced or deleted after loading leaves its bytes unused: at most what
+ * the load took); only for a world that will own the copy (world_put_*).
+ * world_ext_pack does not copy secret_hash: the copy's has_secret tells
  * whether e had a code (what world_put_ext keeps of it).  NULL when out
  * of memory. */
-struct hd_ext *hd_ext_pack(const struct hd_ext *e);
-struct hd_dev *hd_dev_pack(const struct hd_dev *d);
-/* The same copies made in w's arena, for loading: rows laid one after
- * the other in large blocks mapped and faulted in at once (one malloc
- * and a few page faults per row cost more than reading it from SQLite).
- * Such a copy is marked arena; hd_ext_free/hd_dev_free wipe it and free
- * its strings of their own but not the copy itself, whose bytes stay
- * until world_free (a row replaced or deleted after loading leaves its
- * bytes unused: at most what the load took).  Only for a world
- * that will own the copy (world_put_*).  NULL when out of memory. */
 struct hd_ext *world_ext_pack(struct world *w, const struct hd_ext *e);
 struct hd_dev *world_dev_pack(struct world *w, const struct hd_dev *d);
 void hd_org_free(struct hd_org *o);

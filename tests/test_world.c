@@ -49,7 +49,7 @@ Test(world, a_packed_extension_is_its_source_in_one_allocation)
 
 	fill_ext(&e);
 	e.secret_hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
-	c = hd_ext_pack(&e);
+	c = world_ext_pack(NULL, &e);
 	cr_assert_not_null(c);
 	cr_assert_gt(c->packed, 0);
 	cr_assert_eq(c->id, 42);
@@ -93,7 +93,7 @@ Test(world, a_packed_object_whose_strings_are_replaced_frees_only_those)
 	struct hd_dev d = { 0 }, *dc;
 
 	fill_ext(&e);
-	c = hd_ext_pack(&e);
+	c = world_ext_pack(NULL, &e);
 	hd_keys_clear(&e);
 	cr_assert_not_null(c);
 	c->label = strdup("own allocation"); /* the packed one is left in the tail */
@@ -108,7 +108,7 @@ Test(world, a_packed_object_whose_strings_are_replaced_frees_only_those)
 	d.parking_user = "park-1";
 	d.parking_password = "park-pass";
 	d.prov_password = "prov-pass";
-	dc = hd_dev_pack(&d);
+	dc = world_dev_pack(NULL, &d);
 	cr_assert_not_null(dc);
 	cr_assert_str_eq(dc->mac, "0004f2000001");
 	cr_assert_str_eq(dc->profile, "polycom");
@@ -128,7 +128,7 @@ Test(world, a_copy_of_a_packed_extension_owns_each_string)
 	struct hd_ext e, *c, *k;
 
 	fill_ext(&e);
-	c = hd_ext_pack(&e);
+	c = world_ext_pack(NULL, &e);
 	hd_keys_clear(&e);
 	k = hd_ext_dup(c);
 	cr_assert_not_null(k);
@@ -180,7 +180,7 @@ Test(world, a_world_sized_ahead_finds_every_object_put_in_before_and_after)
 		snprintf(num, sizeof(num), "%d", 1000 + i);
 		snprintf(user, sizeof(user), "u%d", i);
 		e.number = num, e.sip_user = user, e.sip_password = "p";
-		cr_assert_not_null(c = hd_ext_pack(&e));
+		cr_assert_not_null(c = world_ext_pack(NULL, &e));
 		cr_assert_eq(world_put_ext(w, c, err, sizeof(err)), 0, "%s", err);
 	}
 	cr_assert_eq(world_reserve(w, 10, 3000, 3000, 1500), 0);
@@ -195,9 +195,9 @@ Test(world, a_world_sized_ahead_finds_every_object_put_in_before_and_after)
 		snprintf(d.mac, sizeof(d.mac), "001565%06x", (unsigned)i);
 		d.parking_user = i % 2 ? park : NULL;
 		e.number = num, e.sip_user = user, e.sip_password = "p";
-		cr_assert_not_null(c = hd_ext_pack(&e));
+		cr_assert_not_null(c = world_ext_pack(NULL, &e));
 		cr_assert_eq(world_put_ext(w, c, err, sizeof(err)), 0, "%s", err);
-		cr_assert_eq(world_put_dev(w, hd_dev_pack(&d), err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(world_put_dev(w, world_dev_pack(NULL, &d), err, sizeof(err)), 0, "%s", err);
 	}
 	for (int i = 1; i <= 3000; i++) {
 		char num[16], user[16], mac[13], park[16];
@@ -222,7 +222,7 @@ Test(world, a_world_sized_ahead_finds_every_object_put_in_before_and_after)
 		struct hd_ext e = { .id = 5000, .org = 1, .number = "1005", .sip_user = "new",
 		                    .sip_password = "p" };
 
-		cr_assert_eq(world_put_ext(w, hd_ext_pack(&e), err, sizeof(err)), -1);
+		cr_assert_eq(world_put_ext(w, world_ext_pack(NULL, &e), err, sizeof(err)), -1);
 	}
 	world_del_ext(w, 7);
 	world_del_dev(w, 30);
