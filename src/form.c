@@ -15,6 +15,7 @@
 #include "form.h"
 
 #include "errbuf.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -52,18 +53,6 @@ safe_name(const char *s, size_t len, char *buf, size_t buflen)
 	return buf;
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 long
 form_unescape(const char *in, size_t len, bool plus_space, char *out)
 {
@@ -74,8 +63,8 @@ form_unescape(const char *in, size_t len, bool plus_space, char *out)
 		if (c == '%') {
 			if (len - i < 3)
 				return -1;
-			int h = hexval((unsigned char)in[i + 1]);
-			int l = hexval((unsigned char)in[i + 2]);
+			int h = hex_value((unsigned char)in[i + 1]);
+			int l = hex_value((unsigned char)in[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			c = (unsigned char)(h * 16 + l);

@@ -71,6 +71,7 @@
 #include "config.h"
 #include "errbuf.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "idmap.h"
 #include "event.h"
 #include "log.h"
@@ -1155,21 +1156,13 @@ struct recon {
 static bool
 hex16(const char *s, unsigned char out[16])
 {
-	/* a digit's value + 1; 0: not a hex digit (the NUL of a shorter
-	 * text too) */
-	static const unsigned char val[256] = {
-		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
-		['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
-		['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
-		['F'] = 16,
-	};
-
 	for (size_t i = 0; i < 16; i++) {
-		unsigned hi = val[(unsigned char)s[2 * i]], lo;
+		int hi = hex_value((unsigned char)s[2 * i]), lo;
 
-		if (hi == 0 || (lo = val[(unsigned char)s[2 * i + 1]]) == 0)
+		/* the NUL of a shorter text is not a digit either */
+		if (hi < 0 || (lo = hex_value((unsigned char)s[2 * i + 1])) < 0)
 			return false;
-		out[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
+		out[i] = (unsigned char)(hi << 4 | lo);
 	}
 	return s[32] == '\0';
 }

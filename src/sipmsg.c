@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
 #include "sbuf.h"
 
 #define MAGIC "z9hG4bK"
@@ -213,15 +214,6 @@ sipmsg_parse(const char *buf, size_t len, struct sipmsg *m)
 	return 0;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes p[0..n) into dst. */
 static int
 pct_decode(const char *p, size_t n, char *dst, size_t dstlen)
@@ -234,7 +226,8 @@ pct_decode(const char *p, size_t n, char *dst, size_t dstlen)
 		if (c == '%') {
 			int hi, lo;
 
-			if (i + 2 >= n || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0)
+			if (i + 2 >= n || (hi = hex_value((unsigned char)p[i + 1])) < 0 ||
+			    (lo = hex_value((unsigned char)p[i + 2])) < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);
 			i += 2;

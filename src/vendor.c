@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "errbuf.h"
+#include "hex.h"
 
 /* ---- the registry ------------------------------------------------------ */
 
@@ -117,24 +118,13 @@ vendor_copy(char *dst, size_t dstlen, const char *s, size_t n)
 	dst[j] = '\0';
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int
 vendor_mac(const char *s, size_t n, char out[13])
 {
 	size_t j = 0;
 	if (n == 12) {
 		for (size_t i = 0; i < 12; i++) {
-			if (hexval(s[i]) < 0)
+			if (hex_value((unsigned char)s[i]) < 0)
 				return -1;
 			out[j++] = (char)tolower((unsigned char)s[i]);
 		}
@@ -148,7 +138,7 @@ vendor_mac(const char *s, size_t n, char out[13])
 					return -1;
 				continue;
 			}
-			if (hexval(s[i]) < 0)
+			if (hex_value((unsigned char)s[i]) < 0)
 				return -1;
 			out[j++] = (char)tolower((unsigned char)s[i]);
 		}

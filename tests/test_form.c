@@ -1,7 +1,8 @@
 /*
  * test_form.c -- form.c: strict urlencoded decoding, duplicate and NUL
  * refusal, the answer encoder (and its round trip through the parser),
- * and flat JSON objects with their errors.
+ * and flat JSON objects with their errors; the hex digit table (hex.h)
+ * every percent-decoder uses.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "form.h"
+#include "hex.h"
 #include "testutil.h"
 
 static struct form *
@@ -354,4 +356,17 @@ Test(form, small_error_buffer_is_terminated)
 	cr_assert_null(f);
 	cr_assert_eq(strlen(err), 7);
 	cr_assert_str_eq(err + 4, "...");
+}
+
+Test(form, hex_value_of_every_byte)
+{
+	static const char lower[] = "0123456789abcdef", upper[] = "0123456789ABCDEF";
+
+	for (int c = 0; c < 256; c++) {
+		const char *l = c != 0 ? strchr(lower, c) : NULL;
+		const char *u = c != 0 ? strchr(upper, c) : NULL;
+		int want = l != NULL ? (int)(l - lower) : u != NULL ? (int)(u - upper) : -1;
+
+		cr_assert_eq(hex_value((unsigned char)c), want, "byte %d", c);
+	}
 }
