@@ -25,6 +25,7 @@
 enum lockorder_rank {
 	LOCK_VC = 10,          /* vc.c: the call queues of the Virtualization Center */
 	LOCK_TMPL_SAVE = 15,   /* api_tmpl.c: one template save at a time */
+	LOCK_CKPT = 17,        /* service.c: the checkpoint connection */
 	LOCK_SERVICE = 20,     /* service.c: the service lock (world, store, hooks) */
 	LOCK_TFTPW_RUN = 25,   /* tftpw.c: the thread running TFTP writes (run_mu) */
 	LOCK_PUB = 30,         /* publish.c: the published files (rwlock) */

@@ -56,6 +56,7 @@ struct svc_try {
 
 struct svc {
 	struct store_ckpt *ckpt;   /* WAL checkpoints off the writer's path; NULL in memory */
+	pthread_mutex_t ckpt_mu;   /* one checkpoint at a time on it */
 	pthread_mutex_t mu;
 	struct world *w;
 	struct store *st;
@@ -76,6 +77,10 @@ struct svc {
 	pthread_cond_t tries_done; /* broadcast when one of them ends */
 	atomic_int waiting;        /* threads waiting for mu (svc_yield) */
 };
+
+/* The log's frames past which a job in steps checkpoints (svc_yield):
+ * STORE_WAL_KEEP bytes of 4 KiB pages. */
+#define SVC_WAL_LONG_FRAMES (STORE_WAL_KEEP / 4096)
 
 /* Set on a thread whose work can wait (svc_thread_background). */
 static _Thread_local bool tl_background;
@@ -498,6 +503,8 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	lockorder_register(&s->mu, LOCK_SERVICE, "service");
+	pthread_mutex_init(&s->ckpt_mu, NULL);
+	lockorder_register(&s->ckpt_mu, LOCK_CKPT, "checkpoint");
 	pthread_cond_init(&s->tries_done, NULL);
 	s->o = *o;
 	/* the strings are the caller's, used only here: none is kept */
@@ -542,6 +549,7 @@ svc_close(struct svc *s)
 	store_close(s->st);
 	world_free(s->w);
 	pthread_cond_destroy(&s->tries_done);
+	pthread_mutex_destroy(&s->ckpt_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -602,6 +610,20 @@ svc_locked(struct svc *s, int (*fn)(const struct world *, struct store *, void *
 	return rc;
 }
 
+/* A passive checkpoint (no service lock: it never blocks the writer);
+ * none when another one is running and wait is false. */
+static void
+checkpoint(struct svc *s, bool wait)
+{
+	if (wait)
+		pthread_mutex_lock(&s->ckpt_mu);
+	else if (pthread_mutex_trylock(&s->ckpt_mu) != 0)
+		return;
+	if (store_ckpt_run(s->ckpt) != 0)
+		log_warn("checkpoint of the database log failed");
+	pthread_mutex_unlock(&s->ckpt_mu);
+}
+
 void
 svc_yield(struct svc *s)
 {
@@ -611,6 +633,16 @@ svc_yield(struct svc *s)
 	 * often take it again before a waiter wakes up */
 	for (int i = 0; i < 100 && atomic_load(&s->waiting) > 0; i++)
 		nanosleep(&pause, NULL);
+	/* A job in steps commits many times a second.  The checkpoints of the
+	 * main loop copy its log back, but the log starts again from its
+	 * beginning only when a commit finds every frame copied, which a
+	 * commit every few milliseconds never does: the log would grow by the
+	 * whole job (gigabytes for a million devices), and every page the
+	 * store reads is looked for in all of it.  Past STORE_WAL_KEEP bytes
+	 * the job checkpoints between two steps itself, so that its next
+	 * commit starts the log again. */
+	if (s->ckpt != NULL && store_wal_frames(s->st) > SVC_WAL_LONG_FRAMES)
+		checkpoint(s, false);
 }
 
 /* svc_transact's body, run by tx. */
@@ -2018,10 +2050,8 @@ out:
 void
 svc_checkpoint(struct svc *s)
 {
-	/* no service lock: the checkpoint connection is the caller's thread's
-	 * own, and a passive checkpoint never blocks the writer */
-	if (s->ckpt != NULL && store_ckpt_run(s->ckpt) != 0)
-		log_warn("checkpoint of the database log failed");
+	if (s->ckpt != NULL)
+		checkpoint(s, true);
 }
 
 /* ---- CSV import --------------------------------------------------------- */

@@ -129,7 +129,9 @@ int svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn aft
 
 /* Called without the service lock by a long job that takes it in steps
  * (a template save): lets the threads waiting for it (but background
- * ones) have it first (returns once none waits, or after at most 20 ms). */
+ * ones) have it first (returns once none waits, or after at most 20 ms),
+ * and checkpoints the database's log once the job's commits have made it
+ * long, so that the next commit starts it again. */
 void svc_yield(struct svc *s);
 /* Marks the calling thread as one whose work can wait (the resync
  * engine): svc_yield does not wait for it, so a long job in steps is not

@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,6 +339,7 @@ struct store {
 	hd_id actor_token;                 /* stamped on events; 0 = none */
 	char actor_role[STORE_ROLE_MAX];
 	unsigned long long errors; /* failures recorded, conflicts excluded */
+	atomic_long wal_frames;    /* frames in the log after the last commit */
 	struct {
 		store_txn_end_fn fn;
 		void *arg;
@@ -852,7 +854,7 @@ out:
 static int
 configure(struct store *s, const char *path, char *err, size_t errlen)
 {
-	char val[32];
+	char val[32], sql[64];
 	bool file = strcmp(path, ":memory:") != 0 && *path != '\0';
 
 	sqlite3_extended_result_codes(s->db, 1);
@@ -867,6 +869,10 @@ configure(struct store *s, const char *path, char *err, size_t errlen)
 	/* See the top of this file for why NORMAL is enough. */
 	if (exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
 	                "PRAGMA secure_delete = ON") != 0)
+		goto fail;
+	/* a log grown by a long save shrinks back when it starts again */
+	sqlite3_snprintf((int)sizeof sql, sql, "PRAGMA journal_size_limit = %ld", STORE_WAL_KEEP);
+	if (exec_sql(s, sql) != 0)
 		goto fail;
 	if (pragma_text(s, "PRAGMA foreign_keys", val, sizeof val) != 0)
 		goto fail;
@@ -2657,10 +2663,31 @@ struct store_ckpt {
 	sqlite3 *db;
 };
 
+/* The writer's WAL hook once automatic checkpoints are off: counts. */
+static int
+wal_count(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *s = arg;
+
+	(void)db;
+	(void)name;
+	atomic_store_explicit(&s->wal_frames, frames, memory_order_relaxed);
+	return SQLITE_OK;
+}
+
 int
 store_autocheckpoint(struct store *s, bool on)
 {
-	return sqlite3_wal_autocheckpoint(s->db, on ? 1000 : 0) == SQLITE_OK ? 0 : STORE_ERR;
+	if (on)
+		return sqlite3_wal_autocheckpoint(s->db, 1000) == SQLITE_OK ? 0 : STORE_ERR;
+	(void)sqlite3_wal_hook(s->db, wal_count, s); /* replaces the automatic one */
+	return 0;
+}
+
+long
+store_wal_frames(const struct store *s)
+{
+	return atomic_load_explicit(&((struct store *)s)->wal_frames, memory_order_relaxed);
 }
 
 struct store_ckpt *
@@ -2675,6 +2702,14 @@ store_ckpt_open(const char *path, char *err, size_t errlen)
 	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		hd_seterr(err, errlen, "%s: %s", path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
+		store_ckpt_close(c);
+		return NULL;
+	}
+	/* A connection finds the log on its first read: before one, a
+	 * checkpoint sees no log and copies nothing back. */
+	sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
+	if (sqlite3_exec(c->db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
+		hd_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(c->db));
 		store_ckpt_close(c);
 		return NULL;
 	}

@@ -367,6 +367,44 @@ Test(store, memory_database_and_missing_sql_dir)
 	cr_assert_not_null(strstr(err, "/nonexistent-hotdeskd-sql"), "err: %s", err);
 }
 
+/* ---- the log -------------------------------------------------------- */
+
+/* With automatic checkpoints off the store counts the log's frames; they
+ * grow commit after commit, and once a checkpoint has copied every one
+ * back, the next commit starts the log again from its beginning. */
+Test(store, the_log_grows_until_checkpointed_then_starts_again)
+{
+	char err[512], name[32];
+	struct store *s = open_db();
+	struct store_ckpt *c;
+	long before, grown;
+
+	cr_assert_eq(store_autocheckpoint(s, false), 0);
+	add_org(s, "acme");
+	before = store_wal_frames(s);
+	cr_assert_gt(before, 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof name, "org%d", i);
+		add_org(s, name);
+	}
+	grown = store_wal_frames(s);
+	cr_assert_gt(grown, before + 40, "%ld frames after 41 commits (%ld after one)", grown,
+	             before);
+	/* no checkpoint: the next commit adds to the log */
+	add_org(s, "more");
+	cr_assert_gt(store_wal_frames(s), grown);
+	grown = store_wal_frames(s);
+
+	c = store_ckpt_open(dbpath, err, sizeof err);
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(store_ckpt_run(c), 0);
+	add_org(s, "after");
+	cr_assert_lt(store_wal_frames(s), grown / 4, "%ld frames after the restart, %ld before",
+	             store_wal_frames(s), grown);
+	store_ckpt_close(c);
+	store_close(s);
+}
+
 /* ---- file mode and durability -------------------------------------- */
 
 Test(store, database_files_are_private)
