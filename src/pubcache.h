@@ -125,6 +125,9 @@ struct pub {
 	void (*refill)(void *arg, hd_id dev);
 	void *refill_arg;
 	bool bulk;               /* writer only: queue TFTP jobs as bulk */
+	/* writer only: start-up (pub_reconcile) queues new files at once,
+	 * the backlog bounded, not when its transaction commits */
+	bool starting;
 	struct stash stash[PUB_STASH_MAX]; /* writer only: pub_check's renders */
 	size_t nstash;
 	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */

@@ -84,6 +84,13 @@
 #include "poison.h"
 
 #define PUB_BATCH_MIN 8 /* pub_update batches from this many devices on */
+/* Start-up renders every device whose files are not in place (the first
+ * start, or a TFTP root on tmpfs after a reboot): each PUB_START_STEP
+ * devices it waits until the TFTP writer has at most PUB_START_BACKLOG
+ * devices' files to write, so their memory stays bounded (it grew by the
+ * whole root before: 1.9 GiB at 1,000,000 devices). */
+#define PUB_START_STEP 64
+#define PUB_START_BACKLOG 4096
 /* meta key: the TFTP root whose files a clean stop synced (pub_stop) */
 #define PUB_META_CLEAN "tftp_clean"
 /* meta key: the TFTP root's directory entry as the clean stop left it */
@@ -777,7 +784,7 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 	}
 	if (!need)
 		return;
-	if (fresh)
+	if (fresh && !(p->starting && listed))
 		tftp_defer(p, st, d->id, listed);
 	else
 		tftp_queue(p, e);
@@ -1139,6 +1146,7 @@ struct recon {
 	char **stale;       /* tftp names no device owns */
 	size_t nstale, capstale;
 	size_t taken;       /* devices whose files were taken as they are */
+	size_t rendered;    /* devices rendered */
 	int rc;
 	/* After a clean stop: every device, and its render key computed by
 	 * two threads (recon_keys) while the store is read; keyed[i] false
@@ -1215,10 +1223,14 @@ recon_one(struct recon *r, const struct hd_dev *d, const unsigned char *key)
 {
 	struct known *k = idmap_get(&r->known, d->id);
 
-	if (take_as_is(r->p, r->w, d, k, key))
+	if (take_as_is(r->p, r->w, d, k, key)) {
 		r->taken++;
-	else
-		(void)publish_dev(r->p, r->w, r->st, d, k, false);
+		return;
+	}
+	(void)publish_dev(r->p, r->w, r->st, d, k, false);
+	/* files wait in memory for the TFTP writer: a few thousand at most */
+	if (++r->rendered % PUB_START_STEP == 0)
+		pub_tftp_backlog(r->p, PUB_START_BACKLOG);
 }
 
 static int
@@ -1485,6 +1497,11 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 	entry_block(p, world_count_devs(w));
 	pthread_rwlock_unlock(&p->lock);
 	p->bulk = true;
+	/* New names are recorded in the start-up's transaction, and their
+	 * files written before it commits.  Should it not commit, the daemon
+	 * does not start; the next start renders the same devices and records
+	 * and writes their names again. */
+	p->starting = true;
 	if (r.keyed != NULL) {
 		recon_keys(&r);
 		if (keys_threaded)
@@ -1517,6 +1534,7 @@ out:
 	}
 	/* the files are in place when start-up goes on (I5) */
 	p->bulk = false;
+	p->starting = false;
 	if (p->tw != NULL)
 		tftpw_drain(p->tw);
 	free(r.devs);

@@ -202,6 +202,57 @@ Test(publish_faults, start_up_repairs_the_tftp_root)
 	fx_faults_world("start-up", prep_damage, op_restart, NULL, false);
 }
 
+/* A start-up over an empty TFTP root (the first start, or a root on tmpfs
+ * after a reboot) writes the files it renders as it goes, before its
+ * transaction commits: what waits in memory for the writer is bounded by
+ * its backlog, not by the number of devices. */
+struct first_start {
+	struct pub *p;
+	const char *root;
+	char err[256];
+	int present; /* device files in the root when pub_reconcile returned */
+};
+
+static int
+first_start_body(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	static const char *const names[] = { "0004f2000101-line.cfg", "001565000100.cfg",
+		                             "001565000103.cfg" };
+	struct first_start *fs = arg;
+	char path[4096];
+	struct stat sb;
+
+	(void)chg;
+	if (pub_reconcile(fs->p, w, st, fs->err, sizeof(fs->err)) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", fs->root, names[i]);
+		fs->present += stat(path, &sb) == 0 && sb.st_size > 0;
+	}
+	return 0;
+}
+
+Test(publish_block, a_first_start_writes_files_before_its_transaction_commits)
+{
+	struct fx *f = fx_new();
+	struct pub_opts po = { .templates = "templates", .static_dir = "provisioning" };
+	struct first_start fs = { .present = 0 };
+	char *root = tu_tmpdir();
+
+	cr_assert_not_null(root);
+	po.tftp_root = root;
+	fs.root = root;
+	fs.p = pub_new(&po, fs.err, sizeof(fs.err));
+	cr_assert_not_null(fs.p, "%s", fs.err);
+	cr_assert_eq(svc_transact(f->svc, "start-up", first_start_body, NULL, &fs), SVC_OK, "%s",
+	             fs.err);
+	cr_assert_eq(fs.present, 3, "%d of 3 files in the root before the commit", fs.present);
+	pub_free(fs.p);
+	(void)nftw(root, fx_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(root);
+	fx_free(f);
+}
+
 /* ---- files not in memory --------------------------------------------------- */
 
 /* The daemon's refill (main.c): the device rendered again under the
