@@ -540,6 +540,19 @@ pcache_fill(struct pub *p, hd_id dev)
 	}
 }
 
+/* The root holds exactly e's files: they leave memory, their references
+ * go to drop[] (write lock held).  A reader loads them back from the root
+ * (pcache_fill, checked against e->fhash). */
+static void
+drop_locked(struct pub_dev *e, struct pub_blob *drop[PUB_MAX_FILES])
+{
+	for (size_t i = 0; i < e->nfiles && i < PUB_MAX_FILES; i++) {
+		drop[i] = e->files[i];
+		e->files[i] = NULL;
+	}
+	e->lazy = true;
+}
+
 void
 pcache_tftp_written(void *arg, hd_id dev, unsigned long long version, void *const *refs,
                     size_t n)
@@ -556,19 +569,33 @@ pcache_tftp_written(void *arg, hd_id dev, unsigned long long version, void *cons
 	same = e != NULL && !e->lazy && e->version == version && e->nfiles == n;
 	for (size_t i = 0; same && i < n; i++)
 		same = (void *)e->files[i] == refs[i];
-	if (same) {
-		/* the root holds exactly these bytes now: a reader loads them
-		 * back from it (pcache_fill, checked against e->fhash) */
-		for (size_t i = 0; i < n; i++) {
-			drop[i] = e->files[i];
-			e->files[i] = NULL;
-		}
-		e->lazy = true;
-	}
+	if (same)
+		drop_locked(e, drop);
 	pthread_rwlock_unlock(&p->lock);
 	for (size_t i = 0; i < n; i++)
 		pub_release(drop[i]); /* the writer still holds its reference */
 	if (same)
+		metrics_inc(METRICS_FILES_DROPPED, 1);
+}
+
+void
+pcache_drop_in_place(struct pub *p, hd_id dev)
+{
+	struct pub_blob *drop[PUB_MAX_FILES] = { 0 };
+	struct pub_dev *e;
+	bool dropped = false;
+
+	if (!p->drop_written)
+		return;
+	pthread_rwlock_wrlock(&p->lock);
+	if ((e = idmap_get(&p->by_id, dev)) != NULL && !e->lazy) {
+		drop_locked(e, drop);
+		dropped = true;
+	}
+	pthread_rwlock_unlock(&p->lock);
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+		pub_release(drop[i]);
+	if (dropped)
 		metrics_inc(METRICS_FILES_DROPPED, 1);
 }
 

@@ -211,6 +211,9 @@ void pcache_tftp_release(void *ref);
  * pub_dev.lazy) when p->drop_written. */
 void pcache_tftp_written(void *arg, hd_id dev, unsigned long long version, void *const *refs,
                          size_t n);
+/* The root holds dev's files as published already (start-up found them
+ * in place): they leave memory as if just written, when p->drop_written. */
+void pcache_drop_in_place(struct pub *p, hd_id dev);
 bool pcache_tftp_owned(void *arg, const char *name);
 
 #endif

@@ -782,8 +782,14 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 		}
 		need = true;
 	}
-	if (!need)
+	if (!need) {
+		/* start-up found every file in place: kept in memory, the files
+		 * of a start that renders every device (a new build) would add
+		 * up to the whole root */
+		if (p->starting)
+			pcache_drop_in_place(p, e->id);
 		return;
+	}
 	if (fresh && !(p->starting && listed))
 		tftp_defer(p, st, d->id, listed);
 	else

@@ -253,6 +253,34 @@ Test(publish_block, a_first_start_writes_files_before_its_transaction_commits)
 	fx_free(f);
 }
 
+/* A start-up that renders every device (not after a clean stop, or with a
+ * new build: every render key changed) and finds each file in the root
+ * as rendered writes nothing, and keeps none of them in memory: a reader
+ * loads them back from the root. */
+Test(publish_block, a_start_that_finds_its_files_in_place_keeps_none_in_memory)
+{
+	struct fx *f = fx_new();
+	int rc;
+	struct pub *p = restart_once(f, &rc);
+	struct pub_ref ref = { 0 };
+	size_t len;
+	char *root;
+
+	cr_assert_eq(rc, SVC_OK);
+	pub_settle(p);
+	cr_assert_eq(pub_resident(p), 0, "%zu devices' files in memory", pub_resident(p));
+	/* a fetch loads the file from the root */
+	cr_assert_eq(pub_get(p, "0004f2000101-line.cfg", &ref), 1, "a file in place is not served");
+	root = fs_read_file(f->tftp, "0004f2000101-line.cfg", 1 << 20, &len);
+	cr_assert_not_null(root);
+	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, root, len) == 0);
+	cr_assert_eq(pub_resident(p), 1);
+	pub_release(ref.blob);
+	free(root);
+	pub_free(p);
+	fx_free(f);
+}
+
 /* ---- files not in memory --------------------------------------------------- */
 
 /* The daemon's refill (main.c): the device rendered again under the
