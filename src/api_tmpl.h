@@ -27,4 +27,11 @@
 void api_tmpl_handle(struct api_ctx *c, const struct http_request *req,
                      struct http_response *res, const struct svc_principal *who);
 
+/*
+ * Start-up, in its transaction (lock held): the devices a template save
+ * changed whose re-render a crash cut short get their resync rows (held;
+ * start-up makes every pending row due).  0, or -1 (a store error).
+ */
+int api_tmpl_recover(const struct world *w, struct store *st);
+
 #endif

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "api_tmpl.h"
 #include "api_web.h"
 #include "session.h"
 #include "config.h"
@@ -596,7 +597,8 @@ pub_stop_locked(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-/* In one transaction: administrators' templates, then every device. */
+/* In one transaction: administrators' templates, then every device, and
+ * the resync rows a template save's re-render cut short did not write. */
 static int
 startup_publish(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
@@ -607,7 +609,13 @@ startup_publish(const struct world *w, struct store *st, struct svc_change *chg,
 		snprintf(su->err, sizeof(su->err), "templates: %s", store_errmsg(st));
 		return -1;
 	}
-	return pub_reconcile(su->d->pub, w, st, su->err, sizeof(su->err));
+	if (pub_reconcile(su->d->pub, w, st, su->err, sizeof(su->err)) != 0)
+		return -1;
+	if (api_tmpl_recover(w, st) != 0) {
+		snprintf(su->err, sizeof(su->err), "template save: %s", store_errmsg(st));
+		return -1;
+	}
+	return 0;
 }
 
 
