@@ -10,7 +10,9 @@
 #   QUICK=1 sh bench/move.sh     200 devices, 20 pairs, 2 s of concurrency
 #
 # Settings: DEVICES, PAIRS (sequential pairs; each is 2 moves), CLIENTS,
-# SECONDS, THREADS.  Exit status non-zero on a lost or wrong move.
+# SECONDS, THREADS; GEN_DIR=DIR takes s<DEVICES>.db, .paths and .moves from
+# DIR (left there by a KEEP=1 run of bench/scale.sh) instead of generating
+# them.  Exit status non-zero on a lost or wrong move.
 . "$(dirname "$0")/lib.sh"
 
 if [ "$QUICK" = 1 ]; then
@@ -23,7 +25,12 @@ ORGS=$(((DEVICES + 999) / 1000))
 bench_build
 bench_header "move latency"
 echo "devices:     $DEVICES over $ORGS organizations, TFTP publishing on; threads = $THREADS"
-gen_db move "$DEVICES" "$ORGS" >/dev/null
+if [ -n "${GEN_DIR:-}" ] && [ -f "$GEN_DIR/s$DEVICES.db" ]; then
+	# a database gen.py made before (bench/scale.sh names it s<N>.db)
+	for f in db paths moves; do cp "$GEN_DIR/s$DEVICES.$f" "$BENCH_DIR/move.$f"; done
+else
+	gen_db move "$DEVICES" "$ORGS" >/dev/null
+fi
 # the TFTP root on the machine's disk, then on tmpfs (the recommended
 # place: it is rewritten from the database at every start)
 for kind in ${TFTP_KINDS:-disk tmpfs}; do
