@@ -741,14 +741,21 @@ hold_rows(const struct world *w, struct store *st, const hd_id *v, size_t n)
 	return 0;
 }
 
+/* The list is gone: every device of it has its row. */
+static int
+hold_clear(struct store *st)
+{
+	return store_meta_put(st, HOLD_DEVS, NULL) == 0 &&
+	       store_meta_put(st, HOLD_DONE, NULL) == 0 ? 0 : -1;
+}
+
 static int
 hold_done(struct store *st, size_t done, size_t total)
 {
 	char buf[48];
 
 	if (done >= total)
-		return store_meta_put(st, HOLD_DEVS, NULL) == 0 &&
-		       store_meta_put(st, HOLD_DONE, NULL) == 0 ? 0 : -1;
+		return hold_clear(st);
 	snprintf(buf, sizeof(buf), "%zu %zu", done, total);
 	return store_meta_put(st, HOLD_DONE, buf) == 0 ? 0 : -1;
 }
@@ -804,7 +811,7 @@ api_tmpl_recover(const struct world *w, struct store *st)
 
 	if (hold_load(st, &v, &n) != 0)
 		return -1;
-	if (hold_rows(w, st, v, n) != 0 || hold_done(st, 1, 0) != 0) {
+	if (hold_rows(w, st, v, n) != 0 || hold_clear(st) != 0) {
 		free(v);
 		return -1;
 	}
