@@ -57,6 +57,8 @@ struct svc_try {
 struct svc {
 	struct store_ckpt *ckpt;   /* WAL checkpoints off the writer's path; NULL in memory */
 	pthread_mutex_t ckpt_mu;   /* one checkpoint at a time on it */
+	long ckpt_tick;            /* the writer's commits at the last tick (ckpt_mu) */
+	long ckpt_done;            /* ... when a checkpoint last copied the whole log */
 	pthread_mutex_t mu;
 	struct world *w;
 	struct store *st;
@@ -81,6 +83,9 @@ struct svc {
 /* The log's frames past which a job in steps checkpoints (svc_yield):
  * STORE_WAL_KEEP bytes of 4 KiB pages. */
 #define SVC_WAL_LONG_FRAMES (STORE_WAL_KEEP / 4096)
+/* The log's frames past which the main loop's tick checkpoints even while
+ * commits go on (svc_checkpoint): SQLite's own automatic threshold. */
+#define SVC_CKPT_FRAMES 1000L
 
 /* Set on a thread whose work can wait (svc_thread_background). */
 static _Thread_local bool tl_background;
@@ -530,6 +535,9 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 		if ((s->ckpt = store_ckpt_open(o->db_path, err, errlen)) == NULL)
 			goto fail;
 		(void)store_autocheckpoint(s->st, false);
+		/* a log left by an earlier run is copied back at the first
+		 * quiet tick */
+		s->ckpt_tick = s->ckpt_done = -1;
 	}
 	return s;
 fail:
@@ -610,8 +618,22 @@ svc_locked(struct svc *s, int (*fn)(const struct world *, struct store *, void *
 	return rc;
 }
 
-/* A passive checkpoint (no service lock: it never blocks the writer);
- * none when another one is running and wait is false. */
+/* A passive checkpoint (no service lock: it never blocks the writer),
+ * ckpt_mu held.  Records the commits it covers when it copied the whole
+ * log back: the commits counted before it started are in that log. */
+static void
+checkpoint_locked(struct svc *s)
+{
+	long commits = store_wal_commits(s->st);
+	int rc = store_ckpt_run(s->ckpt);
+
+	if (rc < 0)
+		log_warn("checkpoint of the database log failed");
+	else if (rc == 1)
+		s->ckpt_done = commits;
+}
+
+/* checkpoint_locked; none when another one is running and wait is false. */
 static void
 checkpoint(struct svc *s, bool wait)
 {
@@ -619,8 +641,7 @@ checkpoint(struct svc *s, bool wait)
 		pthread_mutex_lock(&s->ckpt_mu);
 	else if (pthread_mutex_trylock(&s->ckpt_mu) != 0)
 		return;
-	if (store_ckpt_run(s->ckpt) != 0)
-		log_warn("checkpoint of the database log failed");
+	checkpoint_locked(s);
 	pthread_mutex_unlock(&s->ckpt_mu);
 }
 
@@ -2083,11 +2104,27 @@ out:
 	return rc;
 }
 
+/* A checkpoint copies pages into the database file and fsyncs it: on a
+ * busy disk that delays the moves committing meanwhile, so one runs only
+ * when it is worth it.  Each tick checkpoints when the log holds
+ * SVC_CKPT_FRAMES frames or more, or when nothing was committed since the
+ * tick before (the log stopped growing: a quiet daemon still copies its
+ * log back); never twice for the same commits. */
 void
 svc_checkpoint(struct svc *s)
 {
-	if (s->ckpt != NULL)
-		checkpoint(s, true);
+	long commits;
+	bool quiet;
+
+	if (s->ckpt == NULL)
+		return;
+	pthread_mutex_lock(&s->ckpt_mu);
+	commits = store_wal_commits(s->st);
+	quiet = commits == s->ckpt_tick;
+	s->ckpt_tick = commits;
+	if (commits != s->ckpt_done && (quiet || store_wal_frames(s->st) >= SVC_CKPT_FRAMES))
+		checkpoint_locked(s);
+	pthread_mutex_unlock(&s->ckpt_mu);
 }
 
 /* ---- CSV import --------------------------------------------------------- */

@@ -271,8 +271,10 @@ int svc_dev_delete(struct svc *s, const char *mac, struct svc_result *r);
 void svc_housekeeping(struct svc *s);
 
 /* Copies the database's write-ahead log into the database without
- * blocking writers.  Called once a second by one thread (the daemon's
- * main loop). */
+ * blocking writers, when it is worth it: the log holds 1000 frames or
+ * more, or nothing was committed since the call before (the log stopped
+ * growing); never twice for the same commits.  Called once a second by
+ * one thread (the daemon's main loop). */
 void svc_checkpoint(struct svc *s);
 
 /* Records an event (event.h: a noun.verb name; detail a JSON object

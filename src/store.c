@@ -340,6 +340,7 @@ struct store {
 	char actor_role[STORE_ROLE_MAX];
 	unsigned long long errors; /* failures recorded, conflicts excluded */
 	atomic_long wal_frames;    /* frames in the log after the last commit */
+	atomic_long wal_commits;   /* commits counted by wal_count */
 	struct {
 		store_txn_end_fn fn;
 		void *arg;
@@ -2656,8 +2657,9 @@ store_pbxout_clear(struct store *s)
  * ("checkpoint") from inside a commit once the log passes 1000 pages; that
  * commit then waits for fsyncs.  The daemon instead turns automatic
  * checkpoints off on the writer's connection and runs passive checkpoints
- * from a second connection once a second: a passive checkpoint never
- * blocks the writer, which keeps appending to the log meanwhile.
+ * from a second connection (the service decides when: svc_checkpoint): a
+ * passive checkpoint never blocks the writer, which keeps appending to
+ * the log meanwhile.
  */
 struct store_ckpt {
 	sqlite3 *db;
@@ -2672,6 +2674,7 @@ wal_count(void *arg, sqlite3 *db, const char *name, int frames)
 	(void)db;
 	(void)name;
 	atomic_store_explicit(&s->wal_frames, frames, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->wal_commits, 1, memory_order_relaxed);
 	return SQLITE_OK;
 }
 
@@ -2688,6 +2691,12 @@ long
 store_wal_frames(const struct store *s)
 {
 	return atomic_load_explicit(&((struct store *)s)->wal_frames, memory_order_relaxed);
+}
+
+long
+store_wal_commits(const struct store *s)
+{
+	return atomic_load_explicit(&((struct store *)s)->wal_commits, memory_order_relaxed);
 }
 
 struct store_ckpt *
@@ -2720,9 +2729,12 @@ store_ckpt_open(const char *path, char *err, size_t errlen)
 int
 store_ckpt_run(struct store_ckpt *c)
 {
-	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	int log = -1, copied = -1;
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
 
-	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : STORE_ERR;
+	if (rc == SQLITE_OK)
+		return copied == log ? 1 : 0; /* -1 both when there is no log */
+	return rc == SQLITE_BUSY ? 0 : STORE_ERR;
 }
 
 void

@@ -319,16 +319,20 @@ int store_meta_put_synced(struct store *s, const char *key, const char *value);
  * Checkpoints.  store_autocheckpoint(s, false) stops the writer's
  * connection from checkpointing inside its commits; a store_ckpt (a
  * second connection to the same file, for one thread) then runs passive
- * checkpoints that never block the writer.  store_ckpt_run: 0 (done or
- * busy: try again later) or -1.  store_wal_frames: the frames in the log
- * after the writer's last commit (counted once automatic checkpoints are
- * off; 0 before); a commit that finds every frame copied back starts the
- * log again from its beginning, and cuts its file to STORE_WAL_KEEP bytes.
+ * checkpoints that never block the writer.  store_ckpt_run: 1 when every
+ * frame of the log is in the database file now, 0 when some are not
+ * (another connection reads an older state, or busy: try again later), or
+ * -1.  store_wal_frames: the frames in the log after the writer's last
+ * commit, store_wal_commits: the writer's commits since it opened (both
+ * counted once automatic checkpoints are off; 0 before); a commit that
+ * finds every frame copied back starts the log again from its beginning,
+ * and cuts its file to STORE_WAL_KEEP bytes.
  */
 #define STORE_WAL_KEEP (64L * 1024 * 1024)
 struct store_ckpt;
 int store_autocheckpoint(struct store *s, bool on);
 long store_wal_frames(const struct store *s);
+long store_wal_commits(const struct store *s);
 struct store_ckpt *store_ckpt_open(const char *path, char *err, size_t errlen);
 int store_ckpt_run(struct store_ckpt *c);
 void store_ckpt_close(struct store_ckpt *c); /* NULL-safe */
