@@ -842,15 +842,20 @@ code_failed(struct svc *s, struct attempt *a, struct svc_star30_res *res)
 	return 0;
 }
 
-/* A right code: forget the pair's failures and redials, and commit the plan. */
+/* A right code: forget the pair's failures and redials, and commit the
+ * plan.  A pair with nothing to forget (no row, which reads as zeros, or
+ * a row already reset) is not written: most moves are of that kind, and
+ * the write would add the pair's table and index pages to the move's
+ * commit. */
 static int
 pair_reset(struct svc *s, void *arg)
 {
 	struct attempt *a = arg;
-	struct store_pair sp;
+	struct store_pair sp, old;
 
 	if (store_pair_get(s->st, a->dev, a->ext, &sp) < 0)
 		return -1;
+	old = sp;
 	a->pair.failures_in_window = sp.failures_in_window;
 	a->pair.window_start = sp.window_start;
 	a->pair.locked_until = sp.locked_until;
@@ -861,6 +866,10 @@ pair_reset(struct svc *s, void *arg)
 	sp.lock_level = a->pair.lock_level;
 	sp.call_failures = 0;
 	sp.call_last = 0;
+	if (sp.failures_in_window == old.failures_in_window &&
+	    sp.window_start == old.window_start && sp.lock_level == old.lock_level &&
+	    sp.call_failures == old.call_failures && sp.call_last == old.call_last)
+		return 0;
 	return store_pair_put(s->st, a->dev, a->ext, &sp);
 }
 

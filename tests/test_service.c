@@ -53,6 +53,53 @@ Test(service_faults, bare_star30_returns_home)
 	fx_faults("bare *30", op_star30, &o);
 }
 
+/* The guard's record of a (phone, extension) pair after a *30 from the
+ * parked phone 001565000103 for Eve (104): 1 and *sp, or 0 (no row). */
+struct pair_q {
+	hd_id ext;
+	struct store_pair sp;
+	int found;
+};
+
+static int
+pair_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct pair_q *q = arg;
+	const struct hd_dev *d = world_dev_by_mac(w, "001565000103");
+
+	cr_assert_not_null(d);
+	q->found = store_pair_get(st, d->id, q->ext, &q->sp);
+	return 0;
+}
+
+/* A right code with nothing to forget writes no pair row (the move's
+ * commit stays small); after a wrong code the row is reset to zeros. */
+Test(service, a_right_code_writes_a_pair_only_to_reset_it)
+{
+	struct fx *f = fx_new();
+	struct pair_q q = { .ext = fx_ext_id(f, "104") };
+
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	cr_assert_eq(svc_locked(f->svc, pair_locked, &q), 0);
+	cr_assert_eq(q.found, 0, "a pair row was written for a first right code");
+	fx_free(f);
+
+	f = fx_new();
+	q.ext = fx_ext_id(f, "104");
+	fx_star30_ok(f, "acme-park3", "104", "0000", VIRT_RETRY);
+	cr_assert_eq(svc_locked(f->svc, pair_locked, &q), 0);
+	cr_assert_eq(q.found, 1);
+	cr_assert_gt(q.sp.failures_in_window + q.sp.call_failures, 0);
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	cr_assert_eq(svc_locked(f->svc, pair_locked, &q), 0);
+	cr_assert_eq(q.found, 1);
+	cr_assert_eq(q.sp.failures_in_window, 0);
+	cr_assert_eq(q.sp.window_start, 0);
+	cr_assert_eq(q.sp.call_failures, 0);
+	cr_assert_eq(q.sp.lock_level, 0);
+	fx_free(f);
+}
+
 static int
 op_return(struct fx *f, void *arg)
 {
