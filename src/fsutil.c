@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "errbuf.h"
@@ -208,6 +209,19 @@ tmpdir_fds(const char *dir, int *dfd, int *tfd, char *err, size_t errlen)
 	return 0;
 }
 
+/* Whether a rename over a file of directory dfd is as cheap as an
+ * exchange: on tmpfs (and ramfs) it writes nothing back, so the exchange,
+ * the check of what it swapped and the later removal of the replaced file
+ * are three calls where one does. */
+static bool
+renames_cheaply(int dfd)
+{
+	struct statfs sf;
+
+	return fstatfs(dfd, &sf) == 0 &&
+	       (sf.f_type == FS_TMPFS_MAGIC || sf.f_type == FS_RAMFS_MAGIC);
+}
+
 int
 fs_tmpdir_open(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
 {
@@ -217,6 +231,7 @@ fs_tmpdir_open(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
 	t->fchmod = !umask_keeps_0644();
 	if (tmpdir_fds(dir, &t->dfd, &t->tfd, err, errlen) != 0)
 		return -1;
+	t->rename = renames_cheaply(t->dfd);
 	if (fs_tmpdir_check(t, dir, err, errlen) != 0) {
 		fs_tmpdir_close(t);
 		return -1;
@@ -251,6 +266,7 @@ fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
 			return -1;
 		fd_replace(&t->dfd, dfd);
 		fd_replace(&t->tfd, tfd);
+		t->rename = renames_cheaply(t->dfd);
 		if (fstat(t->tfd, &ts) == -1) {
 			hd_seterr(err, errlen, "%s/%s: %s", dir, FS_TMPDIR, strerror(errno));
 			return -1;
@@ -314,6 +330,13 @@ fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char *err
 	if (strchr(name, '/') != NULL || name[0] == '\0' || name[0] == '.') {
 		hd_seterr(err, errlen, "not a plain file name");
 		return -1;
+	}
+	if (t->rename) {
+		if (renameat(t->tfd, tmp, t->dfd, name) == -1) {
+			hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
+			return -1;
+		}
+		return 0;
 	}
 	return exchange_at(t->tfd, tmp, t->dfd, name, name, err, errlen);
 }
@@ -421,7 +444,7 @@ sweep_dir(const char *dir, bool (*pick)(const char *), size_t *removed, char *er
 }
 
 int
-fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen)
+fs_sweep_private(const char *dir, size_t *removed, char *err, size_t errlen)
 {
 	char tdir[PATH_MAX];
 	size_t n = 0;
@@ -432,10 +455,32 @@ fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen)
 		return -1;
 	}
 	rc = sweep_dir(tdir, NULL, &n, err, errlen);
-	if (sweep_dir(dir, legacy_tmp_name, &n, err, errlen) != 0)
-		rc = -1;
 	if (removed != NULL)
 		*removed = n;
+	return rc;
+}
+
+int
+fs_sweep_legacy(const char *dir, size_t *removed, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int rc = sweep_dir(dir, legacy_tmp_name, &n, err, errlen);
+
+	if (removed != NULL)
+		*removed = n;
+	return rc;
+}
+
+int
+fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen)
+{
+	size_t n = 0, m = 0;
+	int rc = fs_sweep_private(dir, &n, err, errlen);
+
+	if (fs_sweep_legacy(dir, &m, err, errlen) != 0)
+		rc = -1;
+	if (removed != NULL)
+		*removed = n + m;
 	return rc;
 }
 

@@ -5,6 +5,7 @@
 #ifndef HD_FSUTIL_H
 #define HD_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Where temporaries live: a subdirectory (mode 0700) of the served
@@ -58,7 +59,12 @@ struct fs_tmpdir {
 	unsigned long long seq;  /* the next temporary's number (atomic) */
 	int ok;                  /* the last fs_tmpdir_check passed (atomic) */
 	int fchmod;              /* the umask would give a mode other than 0644 */
+	bool rename;             /* tmpfs: fs_tmpdir_swap renames over the file */
 };
+
+/* statfs f_type of tmpfs and ramfs (linux/magic.h) */
+#define FS_TMPFS_MAGIC 0x01021994
+#define FS_RAMFS_MAGIC 0x858458f6
 
 /* Opens (creating it 0700 if missing) dir/FS_TMPDIR and checks it.
  * 0, or -1 with err (t then holds no descriptor). */
@@ -79,7 +85,9 @@ int fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errl
 int fs_tmpdir_create(struct fs_tmpdir *t, const char *name, char *tmp, size_t tmplen,
                      char *err, size_t errlen);
 /* fs_tmp_swap for a temporary of t: 1 exchanged (the replaced file is now
- * at tmp), 0 renamed (nothing was in place), -1 with err (tmp left). */
+ * at tmp), 0 renamed (nothing was in place, or t->rename: on tmpfs a
+ * rename over the file writes nothing back and replaces it in one call),
+ * -1 with err (tmp left). */
 int fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char *err,
                    size_t errlen);
 /* Removes temporary tmp of t; a missing one is not an error.  0 or -1
@@ -113,6 +121,12 @@ int fs_unlink(const char *dir, const char *name, char *err, size_t errlen);
  * or dir not read.  Only while nothing else publishes into dir (start-up).
  */
 int fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen);
+/* Its two halves: the files of dir/FS_TMPDIR (a small directory), and the
+ * older layout's temporaries in dir itself, which reads every entry of
+ * dir.  No name the current layout publishes starts with '.', so the
+ * second may run while files are published into dir. */
+int fs_sweep_private(const char *dir, size_t *removed, char *err, size_t errlen);
+int fs_sweep_legacy(const char *dir, size_t *removed, char *err, size_t errlen);
 
 /* Whether a file can be created and written in dir now (a temporary
  * ".healthz.XXXXXX", mode 0600, removed at once).  0, or -1 with err. */

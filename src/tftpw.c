@@ -429,6 +429,16 @@ static void *
 writer(void *arg)
 {
 	struct tftpw *w = arg;
+	char err[256];
+	size_t swept = 0;
+
+	/* the older layout's temporaries (".<name>.XXXXXX", 0644 in the root):
+	 * no file published now has such a name, so jobs may run meanwhile
+	 * (a thread waiting for its ticket runs them itself) */
+	if (fs_sweep_legacy(w->root, &swept, err, sizeof(err)) != 0)
+		log_error("tftp: removing stale temporaries: %s", err);
+	if (swept > 0)
+		log_info("tftp: removed %zu temporaries of an older hotdeskd", swept);
 
 	for (;;) {
 		uint64_t now;
@@ -641,8 +651,10 @@ tftpw_open(const char *root, const struct tftpw_ops *ops, char *err, size_t errl
 		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
-	/* temporaries of a crash may hold SIP passwords: gone first */
-	if (fs_sweep_temporaries(root, &swept, serr, sizeof(serr)) != 0)
+	/* temporaries of a crash may hold SIP passwords: gone first (those
+	 * of the older layout, in the root itself, by the writer thread as it
+	 * starts: finding them reads the whole root) */
+	if (fs_sweep_private(root, &swept, serr, sizeof(serr)) != 0)
 		log_error("tftp: removing stale temporaries: %s", serr);
 	if (swept > 0)
 		log_info("tftp: removed %zu temporaries left by an interrupted run", swept);

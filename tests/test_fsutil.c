@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 
 #include "fsutil.h"
@@ -270,11 +271,11 @@ Test(fsutil, a_held_temporaries_directory_makes_files_0644_whatever_the_umask)
 		snprintf(path, sizeof(path), "%s/%s/%s", dir, FS_TMPDIR, tmp);
 		cr_assert_eq(mode_of(path), 0644, "umask %03o: %03o", (unsigned)masks[i],
 		             (unsigned)mode_of(path));
-		cr_assert_eq(fs_tmpdir_swap(&t, tmp, "a.cfg", err, sizeof(err)), i == 0 ? 0 : 1,
-		             "%s", err);
+		cr_assert_eq(fs_tmpdir_swap(&t, tmp, "a.cfg", err, sizeof(err)),
+		             i == 0 || t.rename ? 0 : 1, "%s", err);
 		snprintf(path, sizeof(path), "%s/a.cfg", dir);
 		cr_assert_eq(mode_of(path), 0644);
-		if (i > 0) { /* the replaced file is at tmp, still private */
+		if (i > 0 && !t.rename) { /* the replaced file is at tmp, still private */
 			snprintf(rel, sizeof(rel), "%s/%s", FS_TMPDIR, tmp);
 			cr_assert(exists(dir, rel));
 			cr_assert_eq(fs_tmpdir_unlink(&t, tmp), 0);
@@ -285,6 +286,60 @@ Test(fsutil, a_held_temporaries_directory_makes_files_0644_whatever_the_umask)
 	}
 	umask(022);
 	tu_rmtree(dir);
+}
+
+/* Replaces dir/a.cfg twice through a held temporaries directory and
+ * checks what the swap did against the file system dir is on. */
+static void
+swap_twice(char *dir)
+{
+	char tmp[256], tdir[PATH_MAX], err[256], *back;
+	struct fs_tmpdir t;
+	struct statfs sf;
+	size_t len;
+	bool tmpfs;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(statfs(dir, &sf), 0);
+	tmpfs = sf.f_type == FS_TMPFS_MAGIC;
+	cr_assert_eq(fs_tmpdir_open(&t, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(t.rename, tmpfs, "%s: rename %d on f_type %lx", dir, t.rename,
+	             (unsigned long)sf.f_type);
+	snprintf(tdir, sizeof(tdir), "%s/%s", dir, FS_TMPDIR);
+	for (int i = 0; i < 2; i++) {
+		int fd = fs_tmpdir_create(&t, "a.cfg", tmp, sizeof(tmp), err, sizeof(err));
+
+		cr_assert_neq(fd, -1, "%s", err);
+		cr_assert_eq(write(fd, i ? "two\n" : "one\n", 4), 4);
+		close(fd);
+		/* the second replaces a file: exchanged on a disk (the old one
+		 * waits at tmp for its removal), renamed over on tmpfs */
+		cr_assert_eq(fs_tmpdir_swap(&t, tmp, "a.cfg", err, sizeof(err)),
+		             i == 1 && !tmpfs ? 1 : 0, "%s", err);
+		cr_assert_eq(entries(tdir), i == 1 && !tmpfs ? 1u : 0u);
+		cr_assert_eq(fs_tmpdir_unlink(&t, tmp), 0);
+	}
+	back = fs_read_file(dir, "a.cfg", 100, &len);
+	cr_assert_not_null(back);
+	cr_assert_eq(len, 4);
+	cr_assert_eq(memcmp(back, "two\n", 4), 0);
+	free(back);
+	fs_tmpdir_close(&t);
+	tu_rmtree(dir);
+}
+
+Test(fsutil, a_swap_renames_over_the_file_on_tmpfs_and_exchanges_it_elsewhere)
+{
+	char shm[] = "/dev/shm/hotdeskd-test-XXXXXX";
+	struct statfs sf;
+
+	swap_twice(tu_tmpdir());
+	/* /dev/shm is tmpfs on Linux */
+	cr_assert_eq(statfs("/dev/shm", &sf), 0);
+	cr_assert_eq(sf.f_type, FS_TMPFS_MAGIC, "/dev/shm is not tmpfs: f_type %lx",
+	             (unsigned long)sf.f_type);
+	cr_assert_not_null(mkdtemp(shm));
+	swap_twice(strdup(shm));
 }
 
 Test(fsutil, a_held_temporaries_directory_stays_private_and_is_rechecked)

@@ -636,6 +636,40 @@ Test(tftpw, replaced_files_are_removed_once_the_writer_is_idle)
 	tu_rmtree(dir);
 }
 
+/* The older layout's temporaries (0644, in the root) are removed by the
+ * writer as it starts, while jobs run; published files stay. */
+Test(tftpw, the_older_layouts_temporaries_go_while_files_are_written)
+{
+	char *dir = tu_tmpdir(), err[256], path[PATH_MAX], *s;
+	static const char *const legacy[] = { ".dev3.cfg.aB3xYz", ".SEP00082F000003.cnf.xml.Q9w8E7" };
+	struct tftpw *w;
+	struct stat st;
+	mode_t mode = 0;
+	FILE *f;
+
+	cr_assert_not_null(dir);
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, legacy[i]);
+		cr_assert_not_null(f = fopen(path, "w"));
+		fputs("password=s3cret\n", f);
+		fclose(f);
+	}
+	fk_set(1, "one\n");
+	w = tftpw_open(dir, &ops, err, sizeof(err));
+	cr_assert_not_null(w, "%s", err);
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 1, 0));
+	cr_assert(tftpw_stop(w));
+	tftpw_close(w); /* the writer thread has ended: its sweep too */
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, legacy[i]);
+		cr_assert_neq(lstat(path, &st), 0, "%s is left", legacy[i]);
+	}
+	s = slurp(dir, "dev1.cfg", &mode);
+	cr_assert_str_eq(s, "one\n");
+	free(s);
+	tu_rmtree(dir);
+}
+
 Test(tftpw, a_crash_leaves_only_private_temporaries_swept_at_the_next_open)
 {
 	char *dir = tu_tmpdir(), err[256], tdir[PATH_MAX];
