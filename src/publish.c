@@ -1702,6 +1702,9 @@ struct pub_dry {
 	size_t len;
 	struct cand_file files[PUB_MAX_FILES + 8];
 	size_t nfiles;
+	/* every per-device file of the profile renders from the candidate: a
+	 * device's files not in memory are compared by their hash */
+	bool covers;
 	pub_dry_cb cb;
 	void *arg;
 	int rc;
@@ -1788,13 +1791,14 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 {
 	struct pub_dry_dev r = { d, 0, NULL };
 	struct pub_blob *cur[PUB_MAX_FILES] = { 0 };
+	struct render_buf whole[PUB_MAX_FILES] = { { 0 } }; /* by_hash: the candidate's */
 	struct render_input in;
 	struct pub_dev *e;
 	char err[256] = "";
 	unsigned long long version = 0;
 	unsigned char fhash[16];
 	size_t nfiles = 0;
-	bool lazy = false;
+	bool lazy = false, by_hash;
 
 	if (vendor_profile_by_name(d->profile) != dr->prof)
 		return;
@@ -1808,7 +1812,9 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 			cur[i] = pcache_blob_ref(e->files[i]);
 	}
 	pthread_rwlock_unlock(&dr->p->lock);
-	if (lazy) {
+	/* the candidate renders every file: their hash is enough (below) */
+	by_hash = lazy && dr->covers && nfiles == dr->prof->n_device_files;
+	if (lazy && !by_hash) {
 		/* files not in memory (written, or taken as they are at a
 		 * clean restart): the TFTP root holds them, checked against
 		 * their hash; else they are what the templates in use render
@@ -1824,7 +1830,7 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 			lazy = false;
 		}
 	}
-	if (lazy) {
+	if (lazy && !by_hash) {
 		struct render_buf now[PUB_MAX_FILES] = { { 0 } };
 
 		if (render_files2(dr->p->tmpl, dr->w, d, dr->prof, version, false, false, now, err,
@@ -1854,11 +1860,23 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 		}
 		if (cand_run(f->tm, &vals, &b, err, sizeof(err)) != 0)
 			r.result = -1;
-		else if (f->index >= PUB_MAX_FILES || cur[f->index] == NULL ||
+		else if (by_hash) {
+			whole[f->index] = b;
+			b = (struct render_buf){ 0 };
+		} else if (f->index >= PUB_MAX_FILES || cur[f->index] == NULL ||
 		         cur[f->index]->len != b.len || memcmp(cur[f->index]->data, b.p, b.len) != 0)
 			r.result = 1;
 		render_buf_free(&b);
 	}
+	if (by_hash && r.result >= 0) {
+		unsigned char got[16];
+
+		files_hash_bin(whole, nfiles, got);
+		if (sodium_memcmp(got, fhash, sizeof(got)) != 0)
+			r.result = 1;
+	}
+	for (size_t i = 0; i < PUB_MAX_FILES; i++)
+		render_buf_free(&whole[i]);
 	for (size_t i = 0; i < PUB_MAX_FILES; i++)
 		pub_release(cur[i]);
 	r.error = r.result < 0 ? err : NULL;
@@ -1914,6 +1932,14 @@ pub_dry_open(struct pub *p, const struct vendor_profile *prof, const char *name,
 	if (dr->nfiles == 0) {
 		hd_seterr(err, errlen, "profile %s has no template named '%s'", prof->name, name);
 		goto fail;
+	}
+	dr->covers = prof->n_device_files > 0 && prof->n_device_files <= PUB_MAX_FILES;
+	for (size_t i = 0; i < prof->n_device_files && dr->covers; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < dr->nfiles; k++)
+			found = found || (!dr->files[k].shared && dr->files[k].index == i);
+		dr->covers = found;
 	}
 	return dr;
 fail:

@@ -4,7 +4,9 @@ writer has put a device's files in the root, their bytes leave memory
 loads them back from the root, checked against the hash of what was
 published; a template save renders each device of the profile once, the
 dry run comparing the candidate with the files in the root instead of
-rendering the ones in use again.  The counters are those of /metrics.
+rendering the ones in use again, or, when the candidate renders every
+file of the device, with the hash of what was published.  The counters
+are those of /metrics.
 """
 
 import os
@@ -103,3 +105,37 @@ def test_a_template_save_renders_each_device_of_the_profile_once(prov):
         assert b"# saved once" in published[m][line_file(m)]
         assert tftp.get(line_file(m)) == published[m][line_file(m)]
     invariants(d)
+
+
+def test_a_dry_run_tells_changed_from_unchanged_by_hash_after_a_restart(prov):
+    """After a clean restart no device file is in memory.  A candidate that
+    renders every file of its devices (Yealink device.cfg, Cisco MPP
+    device.xml) is compared with the hash of what was published: the
+    template in use changes none, an edited one every device of the
+    profile, and a candidate that changes one device changes that one."""
+    d, demo, tftp = prov
+    check_published(d, demo, tftp)
+    d.stop()
+    d.start()
+    yealinks = sorted([mac(102), GLOBEX_MAC])
+    for path, macs in (("yealink/device.cfg", yealinks), ("cisco-mpp/device.xml", [mac(103)])):
+        tmpl = d.admin_ok("GET", T + path)["content"]
+        dry = d.admin_ok("POST", T + path + "/dry-run", {"content": tmpl})
+        assert dry["changed"] == [] and dry["unchanged"] == len(macs), (path, dry)
+        edited = tmpl.replace("{{line.sip_user}}", "{{line.sip_user}}{{#parked}}-away{{/parked}}", 1)
+        assert edited != tmpl, path
+        # no device is parked: the edit changes no file
+        dry = d.admin_ok("POST", T + path + "/dry-run", {"content": edited})
+        assert dry["changed"] == [] and dry["unchanged"] == len(macs), (path, dry)
+        edited = tmpl.replace("{{line.sip_user}}", "{{line.sip_user}}-x", 1)
+        dry = d.admin_ok("POST", T + path + "/dry-run", {"content": edited})
+        assert sorted(dry["changed"]) == macs and dry["failed"] == [], (path, dry)
+    # 102 onto 101's phone parks 102's yealink: the parked-only edit now
+    # changes that phone alone
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    d.stop()
+    d.start()
+    tmpl = d.admin_ok("GET", T + "yealink/device.cfg")["content"]
+    edited = tmpl.replace("{{line.sip_user}}", "{{line.sip_user}}{{#parked}}-away{{/parked}}", 1)
+    dry = d.admin_ok("POST", T + "yealink/device.cfg/dry-run", {"content": edited})
+    assert dry["changed"] == [mac(102)] and dry["unchanged"] == 1, dry
