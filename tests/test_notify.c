@@ -622,6 +622,64 @@ Test(notify_err, many_concurrent_each_done_once)
 	notify_free(n);
 }
 
+/* Transactions started 7 ms apart, half answered, half timing out: at
+ * every millisecond the next timeout is exact (something happens at a
+ * tick exactly when it says 0, never else), each is reported once, and
+ * the silent ones end at Timer F to the millisecond. */
+Test(notify_timers, many_transactions_each_on_its_own_schedule)
+{
+	enum { N = 20, F = 1000, ANSWER = 120 };
+	struct notify *n = fake_notify(50, 400, F, NULL);
+	uint64_t ids[N];
+	int first[N], seen[N + 1] = { 0 };
+	char resp[2048];
+	size_t len;
+
+	for (long long t = 0; t <= (N - 1) * 7 + F + 10; t++) {
+		int r0, s0;
+		long long w;
+
+		fake_now = t;
+		if (t % 7 == 0 && t / 7 < N) {
+			int i = (int)(t / 7);
+
+			cr_assert_eq(notify_send(n, &yealink, t, &ids[i]), 0);
+			first[i] = nsent - 1;
+		}
+		for (int i = 0; i < N; i += 2)
+			if (t == i * 7 + ANSWER) {
+				len = reply(&sent[first[i]], "SIP/2.0 200 OK", NULL, resp, sizeof(resp));
+				cr_assert_eq(notify_input(n, resp, len, t), 1);
+			}
+		w = notify_next_timeout_ms(n, t);
+		r0 = nresults;
+		s0 = nsent;
+		notify_tick(n, t);
+		cr_assert_eq(nsent != s0 || nresults != r0, w == 0, "at %lld ms: next timeout %lld",
+		             t, w);
+	}
+	cr_assert_eq(nresults, N);
+	cr_assert_eq(notify_pending(n), 0);
+	for (int k = 0; k < N; k++) {
+		int i = -1;
+
+		for (int j = 0; j < N; j++)
+			if (ids[j] == results[k].id)
+				i = j;
+		cr_assert_geq(i, 0);
+		seen[i]++;
+		if (i % 2 == 0)
+			cr_assert(results[k].status == 200 && results[k].elapsed_ms == ANSWER);
+		else
+			cr_assert(results[k].status == 0 && results[k].elapsed_ms == F,
+			          "%d: status %d after %lld ms", i, results[k].status,
+			          results[k].elapsed_ms);
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(seen[i], 1);
+	notify_free(n);
+}
+
 /* ------------------------------------------------------------------ */
 /* the real socket, with a hand-driven peer                            */
 
