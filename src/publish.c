@@ -1702,9 +1702,6 @@ struct pub_dry {
 	size_t len;
 	struct cand_file files[PUB_MAX_FILES + 8];
 	size_t nfiles;
-	/* every per-device file of the profile renders from the candidate: a
-	 * device's files not in memory are compared by their hash */
-	bool covers;
 	pub_dry_cb cb;
 	void *arg;
 	int rc;
@@ -1791,7 +1788,8 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 {
 	struct pub_dry_dev r = { d, 0, NULL };
 	struct pub_blob *cur[PUB_MAX_FILES] = { 0 };
-	struct render_buf whole[PUB_MAX_FILES] = { { 0 } }; /* by_hash: the candidate's */
+	struct render_buf whole[PUB_MAX_FILES] = { { 0 } }; /* by_hash: the files as they would be */
+	bool have[PUB_MAX_FILES] = { false };               /* ... rendered from the candidate */
 	struct render_input in;
 	struct pub_dev *e;
 	char err[256] = "";
@@ -1812,14 +1810,17 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 			cur[i] = pcache_blob_ref(e->files[i]);
 	}
 	pthread_rwlock_unlock(&dr->p->lock);
-	/* the candidate renders every file: their hash is enough (below) */
-	by_hash = lazy && dr->covers && nfiles == dr->prof->n_device_files;
+	/* Files not in memory (written, or taken as they are at a clean
+	 * restart) are what the templates in use render (their key was
+	 * unchanged, and any change since would have published the device):
+	 * the device's files as the candidate would make them are hashed and
+	 * compared with the hash of those published (below), without reading
+	 * them back from the TFTP root. */
+	by_hash = lazy && nfiles > 0 && nfiles == dr->prof->n_device_files &&
+	          nfiles <= PUB_MAX_FILES;
 	if (lazy && !by_hash) {
-		/* files not in memory (written, or taken as they are at a
-		 * clean restart): the TFTP root holds them, checked against
-		 * their hash; else they are what the templates in use render
-		 * (their key was unchanged, and any change since would have
-		 * published the device) */
+		/* (a count of files unlike the profile's) the TFTP root holds
+		 * them, checked against their hash; else they are rendered */
 		char *data[PUB_MAX_FILES];
 		size_t len[PUB_MAX_FILES];
 
@@ -1863,11 +1864,17 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 		else if (by_hash) {
 			whole[f->index] = b;
 			b = (struct render_buf){ 0 };
+			have[f->index] = true;
 		} else if (f->index >= PUB_MAX_FILES || cur[f->index] == NULL ||
 		         cur[f->index]->len != b.len || memcmp(cur[f->index]->data, b.p, b.len) != 0)
 			r.result = 1;
 		render_buf_free(&b);
 	}
+	for (size_t i = 0; by_hash && i < nfiles && r.result >= 0; i++)
+		if (!have[i] && /* a file of another template: as it is */
+		    vendor_render_device_unchecked(dr->prof, dr->p->tmpl, i, &in, &whole[i], err,
+		                                   sizeof(err)) != 0)
+			r.result = -1;
 	if (by_hash && r.result >= 0) {
 		unsigned char got[16];
 
@@ -1932,14 +1939,6 @@ pub_dry_open(struct pub *p, const struct vendor_profile *prof, const char *name,
 	if (dr->nfiles == 0) {
 		hd_seterr(err, errlen, "profile %s has no template named '%s'", prof->name, name);
 		goto fail;
-	}
-	dr->covers = prof->n_device_files > 0 && prof->n_device_files <= PUB_MAX_FILES;
-	for (size_t i = 0; i < prof->n_device_files && dr->covers; i++) {
-		bool found = false;
-
-		for (size_t k = 0; k < dr->nfiles; k++)
-			found = found || (!dr->files[k].shared && dr->files[k].index == i);
-		dr->covers = found;
 	}
 	return dr;
 fail:

@@ -3,10 +3,9 @@ writer has put a device's files in the root, their bytes leave memory
 (the entry keeps its version, hash and names), and the next HTTP fetch
 loads them back from the root, checked against the hash of what was
 published; a template save renders each device of the profile once, the
-dry run comparing the candidate with the files in the root instead of
-rendering the ones in use again, or, when the candidate renders every
-file of the device, with the hash of what was published.  The counters
-are those of /metrics.
+dry run comparing the candidate with the hash of what was published
+instead of rendering the files in use again.
+The counters are those of /metrics.
 """
 
 import os
@@ -82,7 +81,7 @@ def test_a_file_dropped_from_memory_is_served_whole_from_the_root(prov):
 def test_a_template_save_renders_each_device_of_the_profile_once(prov):
     """After a clean restart (every file in the root, none in memory) a
     template save of the yealink device file dry-runs both yealinks
-    against their files in the root and renders each once, to publish
+    against the hash of their files and renders each once, to publish
     it."""
     d, demo, tftp = prov
     check_published(d, demo, tftp)
@@ -108,17 +107,19 @@ def test_a_template_save_renders_each_device_of_the_profile_once(prov):
 
 
 def test_a_dry_run_tells_changed_from_unchanged_by_hash_after_a_restart(prov):
-    """After a clean restart no device file is in memory.  A candidate that
-    renders every file of its devices (Yealink device.cfg, Cisco MPP
-    device.xml) is compared with the hash of what was published: the
-    template in use changes none, an edited one every device of the
-    profile, and a candidate that changes one device changes that one."""
+    """After a clean restart no device file is in memory.  A candidate's
+    files of a device (with the device's other files as they are:
+    Polycom's line file and two override files come from two templates)
+    are compared with the hash of what was published: the template in
+    use changes none, an edited one every device of the profile, and a
+    candidate that changes one device changes that one."""
     d, demo, tftp = prov
     check_published(d, demo, tftp)
     d.stop()
     d.start()
     yealinks = sorted([mac(102), GLOBEX_MAC])
-    for path, macs in (("yealink/device.cfg", yealinks), ("cisco-mpp/device.xml", [mac(103)])):
+    for path, macs in (("yealink/device.cfg", yealinks), ("cisco-mpp/device.xml", [mac(103)]),
+                       ("polycom/line.cfg", [mac(101)])):
         tmpl = d.admin_ok("GET", T + path)["content"]
         dry = d.admin_ok("POST", T + path + "/dry-run", {"content": tmpl})
         assert dry["changed"] == [] and dry["unchanged"] == len(macs), (path, dry)
@@ -130,6 +131,13 @@ def test_a_dry_run_tells_changed_from_unchanged_by_hash_after_a_restart(prov):
         edited = tmpl.replace("{{line.sip_user}}", "{{line.sip_user}}-x", 1)
         dry = d.admin_ok("POST", T + path + "/dry-run", {"content": edited})
         assert sorted(dry["changed"]) == macs and dry["failed"] == [], (path, dry)
+    # Polycom's two override files (one template) beside its line file
+    tmpl = d.admin_ok("GET", T + "polycom/override.cfg")["content"]
+    dry = d.admin_ok("POST", T + "polycom/override.cfg/dry-run", {"content": tmpl})
+    assert dry["changed"] == [] and dry["unchanged"] == 1, dry
+    edited = tmpl.replace("<OVERRIDES/>", "<OVERRIDES/><!-- {{line.sip_user}} -->")
+    dry = d.admin_ok("POST", T + "polycom/override.cfg/dry-run", {"content": edited})
+    assert dry["changed"] == [mac(101)], dry
     # 102 onto 101's phone parks 102's yealink: the parked-only edit now
     # changes that phone alone
     d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
