@@ -397,22 +397,31 @@ tx_start(struct notify *n, struct ntx *tx, long long now_ms)
 		tx->failed = true;
 }
 
-/* A new branch for tx's next request, entered in the branch map (the old
- * one leaves it: a late answer to it is ignored).  0, or -1 out of
- * memory. */
+/* A new branch for tx's next request, from the 8 random bytes rnd (NULL:
+ * drawn here), entered in the branch map (the old one leaves it: a late
+ * answer to it is ignored).  0, or -1 out of memory. */
 static int
-new_branch(struct notify *n, struct ntx *tx)
+new_branch(struct notify *n, struct ntx *tx, const unsigned char *rnd)
 {
 	int64_t k = branch_key(tx->branch);
 
 	if (k != 0 && idmap_get(&n->by_branch, k) == tx)
 		idmap_del(&n->by_branch, k);
-	do {
+	for (;;) {
+		unsigned char r[8];
+
+		if (rnd == NULL)
+			randombytes_buf(r, sizeof(r));
+		else
+			memcpy(r, rnd, sizeof(r));
+		rnd = NULL; /* a branch in use already: draw again */
 		memcpy(tx->branch, SIP_BRANCH_COOKIE, strlen(SIP_BRANCH_COOKIE));
-		rand_hex(tx->branch + strlen(SIP_BRANCH_COOKIE), 8);
+		sodium_bin2hex(tx->branch + strlen(SIP_BRANCH_COOKIE),
+		    sizeof(tx->branch) - strlen(SIP_BRANCH_COOKIE), r, sizeof(r));
 		k = branch_key(tx->branch);
-	} while (k == 0 || idmap_get(&n->by_branch, k) != NULL);
-	return idmap_put(&n->by_branch, k, tx);
+		if (k != 0 && idmap_get(&n->by_branch, k) == NULL)
+			return idmap_put(&n->by_branch, k, tx);
+	}
 }
 
 struct notify *
@@ -570,6 +579,7 @@ notify_send(struct notify *n, const struct notify_target *t,
 	struct ntx *tx;
 	bool oom = false;
 	char err[128];
+	unsigned char rnd[32];
 
 	if (n == NULL || t == NULL || t->host == NULL || t->event == NULL ||
 	    strlen(t->host) >= HOST_MAX || !is_numeric(t->host))
@@ -608,8 +618,11 @@ notify_send(struct notify *n, const struct notify_target *t,
 	tx->auth_qop = t->auth_policy.qop_required;
 	if (oom)
 		goto fail;
-	rand_hex(tx->tag, 8);
-	rand_hex(tx->call_id, 16);
+	/* one draw for the branch, the From tag and the Call-ID: each call
+	 * of the kernel's generator is a system call */
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(tx->tag, sizeof(tx->tag), rnd + 8, 8);
+	sodium_bin2hex(tx->call_id, sizeof(tx->call_id), rnd + 16, 16);
 	{
 		size_t l = strlen(tx->call_id);
 		int w = snprintf(tx->call_id + l, sizeof(tx->call_id) - l,
@@ -619,7 +632,7 @@ notify_send(struct notify *n, const struct notify_target *t,
 			goto fail;
 	}
 	tx->cseq = 1;
-	if (new_branch(n, tx) != 0)
+	if (new_branch(n, tx, rnd) != 0)
 		goto fail;
 	if (tx_build(n, tx, NULL, false, err, sizeof(err)) != 0) {
 		idmap_del(&n->by_branch, branch_key(tx->branch));
@@ -721,7 +734,7 @@ answer_challenge(struct notify *n, struct ntx *tx,
 		goto out;
 	tx->authed = true;
 	tx->cseq++;
-	if (new_branch(n, tx) != 0 || tx_build(n, tx, authz, proxy, err, sizeof(err)) != 0)
+	if (new_branch(n, tx, NULL) != 0 || tx_build(n, tx, authz, proxy, err, sizeof(err)) != 0)
 		goto out;
 	tx_start(n, tx, now_ms);
 	tx_due(n, tx);
