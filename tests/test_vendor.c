@@ -459,6 +459,37 @@ Test(vendor, render_errors, .init = load, .fini = unload)
 	render_buf_free(&b);
 }
 
+/* ---- the XML check -------------------------------------------------------- */
+
+Test(vendor, the_xml_check_accepts_well_formed_documents_only)
+{
+	static const char *const good[] = {
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a x=\"1\"><b/>t&amp;&#65;&lt;</a>\n",
+		"<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>",
+		"<a><!-- c --><![CDATA[<not an element>]]></a>",
+	};
+	static const struct { const char *doc; int line; } bad[] = {
+		{ "<a><b></a>", 1 },
+		{ "<a>\n\n<b x=\"1\" x=\"2\"/></a>", 3 },
+		{ "<a>&foo;</a>", 1 },
+		{ "<a></a><b></b>", 1 },
+		{ "", 1 },
+		{ "<a>\n", 2 },
+	};
+	char err[256], want[32];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		cr_assert_eq(vendor_check_xml(good[i], strlen(good[i]), err, sizeof(err)), 0,
+		             "%s: %s", good[i], err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(vendor_check_xml(bad[i].doc, strlen(bad[i].doc), err, sizeof(err)), -1,
+		             "accepted: %s", bad[i].doc);
+		snprintf(want, sizeof(want), "malformed XML, line %d: ", bad[i].line);
+		cr_assert_eq(strncmp(err, want, strlen(want)), 0, "%s: %s", bad[i].doc, err);
+	}
+}
+
 /* ---- templates: loading and replacing ----------------------------------- */
 
 Test(vendor, template_replacement_is_validated, .init = load, .fini = unload)
