@@ -259,10 +259,14 @@ pcache_tftp_files(void *arg, hd_id dev, struct tftpw_file *files, unsigned long 
 
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) != NULL) {
+		/* the files the publisher found changed since this job's last
+		 * run; none noted: every file */
+		unsigned want = atomic_exchange(&e->tftp_want, 0);
+
 		n = 0;
 		*version = e->version;
 		for (size_t i = 0; i < e->nfiles && i < TFTPW_MAX_FILES; i++) {
-			if (e->files[i] == NULL ||
+			if ((want != 0 && !(want & 1u << i)) || e->files[i] == NULL ||
 			    pcache_file_name(e->profile, i, e->mac, files[n].name, sizeof(files[n].name)) != 0)
 				continue;
 			files[n].ref = pcache_blob_ref(e->files[i]);
@@ -374,6 +378,18 @@ pcache_files_hash(const char *const data[], const size_t len[], size_t n, unsign
 		crypto_generichash_update(&st, (const unsigned char *)data[i], len[i]);
 	}
 	crypto_generichash_final(&st, out, 16);
+}
+
+uint64_t
+pcache_file_sum(const struct pub *p, const char *data, size_t len)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+
+	crypto_shorthash(out, (const unsigned char *)data, len, p->sum_key);
+	for (size_t i = 0; i < sizeof(v) && i < sizeof(out); i++)
+		v = v << 8 | out[i];
+	return v != 0 ? v : 1;
 }
 
 /* Frees what pcache_root_read read. */
@@ -566,9 +582,16 @@ pcache_tftp_written(void *arg, hd_id dev, unsigned long long version, void *cons
 		return;
 	pthread_rwlock_wrlock(&p->lock);
 	e = idmap_get(&p->by_id, dev);
-	same = e != NULL && !e->lazy && e->version == version && e->nfiles == n;
-	for (size_t i = 0; same && i < n; i++)
-		same = (void *)e->files[i] == refs[i];
+	/* the files written are those published now (the others were in
+	 * place already: pcache_tftp_files wrote only the changed ones) */
+	same = e != NULL && !e->lazy && e->version == version && n <= e->nfiles;
+	for (size_t i = 0; same && i < n; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < e->nfiles && !found; j++)
+			found = (void *)e->files[j] == refs[i];
+		same = found;
+	}
 	if (same)
 		drop_locked(e, drop);
 	pthread_rwlock_unlock(&p->lock);

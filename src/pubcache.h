@@ -54,6 +54,13 @@ struct pub_dev {
 	size_t nfiles;
 	unsigned char key[16];                /* render_key of what is published */
 	unsigned char fhash[16];              /* pcache_files_hash of the files published */
+	/* each file's pcache_file_sum as published, 0 unknown (a clean
+	 * restart took the files as they were): a file whose sum a change
+	 * leaves as it was is not written to the TFTP root again */
+	uint64_t sum[PUB_MAX_FILES];
+	/* the files the TFTP writer's next job for this entry writes (bit i:
+	 * file i; 0: every file), set by the publisher, taken by the job */
+	_Atomic unsigned char tftp_want;
 	/* files not in memory: a clean restart took them as they are in the
 	 * TFTP root (same render key), or the writer wrote them there and
 	 * they were dropped (pcache_tftp_written); the first read loads them
@@ -120,6 +127,7 @@ struct pub {
 	                          * since (its directory entry as recorded): its
 	                          * files are whole and hotdeskd's */
 	unsigned char build[16]; /* hash of the running hotdeskd executable */
+	unsigned char sum_key[16]; /* pcache_file_sum's key, random per process */
 	unsigned char (*tkeys)[16]; /* [vendor_registry_len] vendor_templates_device_key */
 	/* renders devices whose lazy files did not match (pub_set_refill) */
 	void (*refill)(void *arg, hd_id dev);
@@ -159,6 +167,10 @@ struct pub {
 /* The hash of a device's files (each length, then its bytes). */
 void pcache_files_hash(const char *const data[], const size_t len[], size_t n,
                        unsigned char out[16]);
+/* A file's own sum (SipHash-2-4 under p->sum_key, never 0): what tells a
+ * file a change left as it was from one it changed, once its bytes are
+ * out of memory. */
+uint64_t pcache_file_sum(const struct pub *p, const char *data, size_t len);
 /* Loads lazy entry dev's files from the TFTP root (any thread, no lock
  * held); when they are not what was published, asks p->refill to render
  * them. */

@@ -182,6 +182,7 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 	}
 	tkeys_refresh(p);
 	build_id(p->build);
+	randombytes_buf(p->sum_key, sizeof(p->sum_key));
 	if ((p->tmpl_dir = strdup(o->templates)) == NULL ||
 	    (p->static_dir = strdup(o->static_dir)) == NULL) {
 		hd_seterr(err, errlen, "out of memory");
@@ -738,21 +739,27 @@ pub_tftp_relist(struct pub *p, struct store *st)
 }
 
 /*
- * After device e (d) was published in memory: queues its files for the
- * writer, unless they are in place already (start-up: checked by size
- * after a clean stop that left the root untouched, by content
- * otherwise).  Names new to the manifest are recorded first, and those
- * files written only once that is committed (tftp_defer).  The old
- * profile's names are removed.  Writer only.
+ * After device e (d) was published in memory: queues the files the root
+ * does not hold for the writer (start-up: checked by size after a clean
+ * stop that left the root untouched, by content otherwise; after that by
+ * the bytes replaced, or, out of memory, by each file's sum before the
+ * change, prior_sum: NULL when not to be trusted, a forced publish).
+ * Names new to the manifest are recorded first, and those files written
+ * only once that is committed (tftp_defer).  The old profile's names are
+ * removed.  Writer only.
  */
 static void
 tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd_dev *d,
              const struct vendor_profile *prof, const struct vendor_profile *old_prof,
              bool same, const struct render_buf *bufs, struct pub_blob *const *old, size_t n,
-             bool was_lazy)
+             bool was_lazy, const uint64_t *prior_sum)
 {
 	bool need = false, fresh = false, listed = st != NULL;
 	bool waiting = tftp_waiting(p, d->id); /* never written: every file is due */
+	/* a file the root holds already (in place and unchanged) is not
+	 * written again; after a failed write, every file of a change is */
+	bool trust = !tftpw_failed(p->tw);
+	unsigned want = 0;
 
 	/* another family names its files otherwise: remove the old names */
 	for (size_t i = 0; old_prof != NULL && old_prof != prof && i < old_prof->n_device_files; i++) {
@@ -769,9 +776,12 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 		if (old[i] == NULL && same &&
 		    (p->tftp_clean ? tftp_present(p, name, bufs[i].len) : tftp_holds(p, name, &bufs[i])))
 			continue; /* start-up: in place since the last run */
-		if (!waiting && old[i] != NULL && old_prof == prof && old[i]->len == bufs[i].len &&
-		    memcmp(old[i]->data, bufs[i].p, bufs[i].len) == 0)
+		if (trust && !waiting && old[i] != NULL && old_prof == prof &&
+		    old[i]->len == bufs[i].len && memcmp(old[i]->data, bufs[i].p, bufs[i].len) == 0)
 			continue; /* the file holds this already */
+		if (trust && !waiting && was_lazy && prior_sum != NULL && old_prof == prof &&
+		    prior_sum[i] != 0 && prior_sum[i] == e->sum[i])
+			continue; /* the same, told by its sum: its bytes were out of memory */
 		/* a lazy entry's names are listed: its files were written */
 		if ((old[i] == NULL && !was_lazy) || old_prof != prof || waiting) {
 			fresh = true;
@@ -781,6 +791,7 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 			}
 		}
 		need = true;
+		want |= 1u << i;
 	}
 	if (!need) {
 		/* start-up found every file in place: kept in memory, the files
@@ -790,6 +801,9 @@ tftp_publish(struct pub *p, struct store *st, struct pub_dev *e, const struct hd
 			pcache_drop_in_place(p, e->id);
 		return;
 	}
+	/* the writer's job writes these (with those of earlier changes
+	 * still waiting for it); a device whose names are new: all */
+	atomic_fetch_or(&e->tftp_want, fresh ? 0xffu : want);
 	if (fresh && !(p->starting && listed))
 		tftp_defer(p, st, d->id, listed);
 	else
@@ -936,6 +950,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	struct pub_dev *e;
 	char err[256], hash[33];
 	unsigned char key[16], fhash[16], prior_key[16] = { 0 }, prior_fhash[16] = { 0 };
+	uint64_t sum[PUB_MAX_FILES] = { 0 }, prior_sum[PUB_MAX_FILES] = { 0 };
 	unsigned long long version;
 	const struct vendor_profile *old_prof = NULL;
 	bool same, checked = false, prior = false, keyed, was_lazy = false;
@@ -955,6 +970,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		prior = true;
 		memcpy(prior_key, e->key, sizeof(prior_key));
 		memcpy(prior_fhash, e->fhash, sizeof(prior_fhash));
+		memcpy(prior_sum, e->sum, sizeof(prior_sum));
 	}
 	pthread_rwlock_unlock(&p->lock);
 	if (e == NULL && k != NULL && k->has_key) {
@@ -1012,9 +1028,11 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		}
 	}
 	files_hash_bin(bufs, n, fhash);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		sum[i] = pcache_file_sum(p, bufs[i].p, bufs[i].len);
 		if ((nb[i] = pcache_blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
 			goto out;
+	}
 
 	pthread_rwlock_wrlock(&p->lock);
 	if (e == NULL && (e = entry_new(p, d)) == NULL) {
@@ -1030,6 +1048,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	memcpy(e->hash, hash, sizeof(e->hash));
 	memcpy(e->key, key, sizeof(key));
 	memcpy(e->fhash, fhash, sizeof(fhash));
+	memcpy(e->sum, sum, sizeof(sum));
 	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
 		old[i] = e->files[i];
 		e->files[i] = i < n ? nb[i] : NULL;
@@ -1041,7 +1060,8 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	pthread_rwlock_unlock(&p->lock);
 
 	if (p->tw != NULL)
-		tftp_publish(p, st, e, d, prof, old_prof, same && !force, bufs, old, n, was_lazy);
+		tftp_publish(p, st, e, d, prof, old_prof, same && !force, bufs, old, n, was_lazy,
+		             force ? NULL : prior_sum);
 	/* start-up: a device unchanged since the last run keeps its row */
 	if (!same || !prior || memcmp(prior_key, key, sizeof(key)) != 0 ||
 	    memcmp(prior_fhash, fhash, sizeof(fhash)) != 0)

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,7 @@ struct tftpw {
 	pthread_t thread;
 	bool started;
 	bool failed;          /* a write or removal failed (under run_mu) */
+	atomic_bool failed_any; /* the same, for tftpw_failed */
 	struct job *chunk;    /* jobs being run (under run_mu) */
 	struct pending *pending; /* their temporaries (under run_mu) */
 	struct tftpw_ops ops;
@@ -226,6 +228,7 @@ fail(struct tftpw *w, const char *err)
 {
 	log_error("tftp: %s", err);
 	w->failed = true;
+	atomic_store(&w->failed_any, true);
 }
 
 /* Writes the temporaries of device dev's files into pd (at most
@@ -620,6 +623,12 @@ const char *
 tftpw_root(const struct tftpw *w)
 {
 	return w->root;
+}
+
+bool
+tftpw_failed(const struct tftpw *w)
+{
+	return atomic_load(&((struct tftpw *)w)->failed_any);
 }
 
 /* ---- open / close ------------------------------------------------------- */

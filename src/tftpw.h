@@ -81,6 +81,9 @@ bool tftpw_stop(struct tftpw *w);
 void tftpw_close(struct tftpw *w);
 
 const char *tftpw_root(const struct tftpw *w);
+/* Whether a write or removal failed in this run (any thread): the root
+ * may then lack a file that a change left as it was. */
+bool tftpw_failed(const struct tftpw *w);
 
 /*
  * Queues device dev (its files are written as they are when the writer

@@ -147,3 +147,47 @@ def test_a_dry_run_tells_changed_from_unchanged_by_hash_after_a_restart(prov):
     edited = tmpl.replace("{{line.sip_user}}", "{{line.sip_user}}{{#parked}}-away{{/parked}}", 1)
     dry = d.admin_ok("POST", T + "yealink/device.cfg/dry-run", {"content": edited})
     assert dry["changed"] == [mac(102)] and dry["unchanged"] == 1, dry
+
+
+def test_a_change_writes_only_the_files_it_changes(prov):
+    """A device's files that a change leaves as they were are not written
+    to the TFTP root again, even once their bytes left memory (each file's
+    sum tells): a Polycom's two override files keep their inodes through a
+    move and through a save of its line template, while its line file is
+    replaced.  After a restart the sums are not known: the next change
+    writes every file of the device once."""
+    d, demo, tftp = prov
+    check_published(d, demo, tftp)
+    m = mac(101)
+    names = ["%s-line.cfg" % m, "%s-phone.cfg" % m, "%s-web.cfg" % m]
+
+    def inodes():
+        return [os.stat(os.path.join(tftp.root, n)).st_ino for n in names]
+
+    def save(marker):
+        tmpl = d.admin_ok("GET", T + "polycom/line.cfg")["content"]
+        cand = tmpl.replace("<polycomConfig>", "<polycomConfig>\n  <!-- %s -->" % marker, 1)
+        assert cand != tmpl
+        js = d.admin_ok("PUT", T + "polycom/line.cfg", {"content": cand})
+        assert js["changed"] == [m], js
+
+    dropped = counter(d, "hotdeskd_files_dropped_total")
+    before = inodes()
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=m)
+    after = inodes()
+    assert after[0] != before[0] and after[1:] == before[1:], (before, after)
+    # the files left memory once written: the save compares sums
+    assert wait_counter(d, "hotdeskd_files_dropped_total", dropped + 2) >= dropped + 2
+    save("saved once")
+    again = inodes()
+    assert again[0] != after[0] and again[1:] == after[1:], (after, again)
+    assert b"saved once" in tftp.get(names[0])
+    check_published(d, demo, tftp)
+    d.stop()
+    d.start()
+    save("saved after a restart")
+    last = inodes()
+    assert all(last[i] != again[i] for i in range(3)), (again, last)
+    assert b"saved after a restart" in tftp.get(names[0])
+    check_published(d, demo, tftp)
+    invariants(d)
