@@ -740,6 +740,60 @@ socket_roundtrip(const char *bind_host, int family, const char *peer_host)
 	close(fd);
 }
 
+/* A target where nothing listens: the ICMP port unreachable that
+ * loopback returns fails the transaction long before Timer F (32 s with
+ * the defaults), with the error as its reason. */
+static void
+refused(const char *bind_host, int family, const char *peer_host)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct notify_opts o = { .bind_host = bind_host, .done = on_done };
+	struct notify_target t = { .host = peer_host, .user = "1001", .event = "check-sync" };
+	char err[128] = "";
+	struct notify *n;
+	int fd;
+
+	/* a port nobody listens on: bound, read, closed */
+	fd = socket(family, SOCK_DGRAM, 0);
+	cr_assert_geq(fd, 0);
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&ss, family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
+	t.port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                  : ((struct sockaddr_in *)&ss)->sin_port);
+	close(fd);
+
+	nresults = 0;
+	o.contact_host = strcmp(bind_host, "::") == 0 ? "::1" : NULL;
+	n = notify_new(&o, err, sizeof(err));
+	cr_assert_not_null(n, "%s", err);
+	cr_assert_eq(notify_send(n, &t, notify_now_ms(), NULL), 0);
+	cr_assert_eq(notify_run_until_idle(n, 5000), 0, "still pending after 5 s");
+	cr_assert_eq(nresults, 1);
+	cr_assert_eq(results[0].status, -1);
+	cr_assert_str_eq(results[0].reason, "Connection refused");
+	cr_assert_lt(results[0].elapsed_ms, 5000);
+	notify_free(n);
+}
+
+Test(notify_socket, a_refused_notify_fails_at_once_ipv4)
+{
+	refused("127.0.0.1", AF_INET, "127.0.0.1");
+}
+
+Test(notify_socket, a_refused_notify_fails_at_once_ipv6_and_mapped_ipv4)
+{
+	refused("::", AF_INET6, "::1");
+	refused("::", AF_INET, "127.0.0.1");
+}
+
 Test(notify_socket, ipv4_roundtrip)
 {
 	socket_roundtrip("127.0.0.1", AF_INET, "127.0.0.1");
@@ -759,12 +813,19 @@ Test(notify_socket, run_until_idle_gives_up_at_max_ms)
 {
 	struct notify_opts o = { .bind_host = "127.0.0.1", .t1_ms = 500,
 	    .done = on_done };
-	struct notify_target t = { .host = "127.0.0.1", .port = 9,
-	    .event = "check-sync" };
+	struct notify_target t = { .host = "127.0.0.1", .event = "check-sync" };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
 	char err[128];
 	struct notify *n = notify_new(&o, err, sizeof(err));
 	long long t0;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 
+	/* a phone that never answers (its port open: no ICMP error) */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	t.port = ntohs(sa.sin_port);
 	cr_assert_not_null(n, "%s", err);
 	nresults = 0;
 	cr_assert_eq(notify_send(n, &t, notify_now_ms(), NULL), 0);
@@ -773,6 +834,7 @@ Test(notify_socket, run_until_idle_gives_up_at_max_ms)
 	cr_assert(notify_now_ms() - t0 >= 100);
 	cr_assert_eq(nresults, 0);
 	notify_free(n);
+	close(fd);
 }
 
 /* ------------------------------------------------------------------ */
