@@ -683,14 +683,39 @@ Test(notify_timers, many_transactions_each_on_its_own_schedule)
 /* ------------------------------------------------------------------ */
 /* the real socket, with a hand-driven peer                            */
 
+/* A UDP socket bound to family's loopback address, on a port the system
+ * picks (put in *port). */
+static int
+loopback_socket(int family, int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = socket(family, SOCK_DGRAM, 0);
+
+	cr_assert_geq(fd, 0);
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&ss, family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)), 0,
+	    "bind: %s", strerror(errno));
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
+	*port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                  : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
 /* A peer on `family` loopback answers the first NOTIFY it gets with 200;
  * checks the socket path (bind, sendto, recv, poll) without sipp, and
  * IPv6 both ways. */
 static void
 socket_roundtrip(const char *bind_host, int family, const char *peer_host)
 {
-	struct sockaddr_storage ss, from;
-	socklen_t sl = sizeof(ss), fl = sizeof(from);
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
 	struct notify_opts o = { .bind_host = bind_host, .t1_ms = 50,
 	    .done = on_done };
 	struct notify_target t = { .host = peer_host, .user = "1001",
@@ -700,25 +725,9 @@ socket_roundtrip(const char *bind_host, int family, const char *peer_host)
 	char resp[2048], err[128] = "";
 	struct notify *n;
 	ssize_t r;
-	int fd;
+	int fd = loopback_socket(family, &t.port);
 
-	fd = socket(family, SOCK_DGRAM, 0);
-	cr_assert_geq(fd, 0);
-	memset(&ss, 0, sizeof(ss));
-	ss.ss_family = (sa_family_t)family;
-	if (family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-	else
-		((struct sockaddr_in *)&ss)->sin_addr.s_addr =
-		    htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&ss, family == AF_INET6 ?
-	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)), 0,
-	    "bind: %s", strerror(errno));
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	t.port = ntohs(family == AF_INET6 ?
-	    ((struct sockaddr_in6 *)&ss)->sin6_port :
-	    ((struct sockaddr_in *)&ss)->sin_port);
 
 	nresults = 0;
 	o.contact_host = strcmp(bind_host, "::") == 0 ? "::1" : NULL;
@@ -746,29 +755,13 @@ socket_roundtrip(const char *bind_host, int family, const char *peer_host)
 static void
 refused(const char *bind_host, int family, const char *peer_host)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	struct notify_opts o = { .bind_host = bind_host, .done = on_done };
 	struct notify_target t = { .host = peer_host, .user = "1001", .event = "check-sync" };
 	char err[128] = "";
 	struct notify *n;
-	int fd;
 
 	/* a port nobody listens on: bound, read, closed */
-	fd = socket(family, SOCK_DGRAM, 0);
-	cr_assert_geq(fd, 0);
-	memset(&ss, 0, sizeof(ss));
-	ss.ss_family = (sa_family_t)family;
-	if (family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-	else
-		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&ss, family == AF_INET6 ?
-	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
-	t.port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-	                                  : ((struct sockaddr_in *)&ss)->sin_port);
-	close(fd);
+	close(loopback_socket(family, &t.port));
 
 	nresults = 0;
 	o.contact_host = strcmp(bind_host, "::") == 0 ? "::1" : NULL;
@@ -814,18 +807,11 @@ Test(notify_socket, run_until_idle_gives_up_at_max_ms)
 	struct notify_opts o = { .bind_host = "127.0.0.1", .t1_ms = 500,
 	    .done = on_done };
 	struct notify_target t = { .host = "127.0.0.1", .event = "check-sync" };
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
 	char err[128];
 	struct notify *n = notify_new(&o, err, sizeof(err));
 	long long t0;
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
 	/* a phone that never answers (its port open: no ICMP error) */
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	t.port = ntohs(sa.sin_port);
+	int fd = loopback_socket(AF_INET, &t.port);
 	cr_assert_not_null(n, "%s", err);
 	nresults = 0;
 	cr_assert_eq(notify_send(n, &t, notify_now_ms(), NULL), 0);
