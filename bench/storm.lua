@@ -1,9 +1,15 @@
 -- storm.lua -- wrk script of the boot storm: every request fetches the
 -- per-device file of the next device in the list (args[1]: one file name
 -- per line), so the whole set of devices is cycled through; each wrk
--- thread starts at its own offset.  args[2]: URL prefix (default
--- "/provision/"); args[3]: an Authorization header value to send, if any.  done() prints one "RESULT key=value ..." line that
--- bench/bootstorm.sh parses.
+-- thread starts at its own offset, far from the others' (thread t at
+-- the fraction t * 0.618... of the list, modulo 1): when the list is
+-- longer than a server's cache of files, as at 1,000,000 devices, no
+-- thread fetches what another fetched a moment ago, and every fetch
+-- misses the cache, as in a real boot storm where each phone fetches
+-- its own file.  args[2]: URL prefix (default "/provision/"); args[3]:
+-- an Authorization header value to send, if any.
+-- done() prints one "RESULT key=value ..." line that bench/bootstorm.sh
+-- parses.
 local paths, idx, prefix, headers = {}, 0, "/provision/", nil
 local nthreads = 0
 
@@ -20,7 +26,7 @@ function init(args)
 	if args[3] and args[3] ~= "" then
 		headers = { Authorization = args[3] }
 	end
-	idx = ((tid or 0) * 7919) % #paths
+	idx = math.floor(((tid or 0) * 0.6180339887) % 1 * #paths)
 end
 
 function request()
