@@ -248,12 +248,12 @@ fd_replace(int *slot, int fd)
 	close(fd);
 }
 
-int
-fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
+/* fs_tmpdir_check's checks, t->ok aside. */
+static int
+tmpdir_verify(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
 {
 	struct stat ds, ts;
 
-	__atomic_store_n(&t->ok, 0, __ATOMIC_RELEASE);
 	if (t->dfd < 0 || t->tfd < 0 || fstat(t->dfd, &ds) == -1 || fstat(t->tfd, &ts) == -1) {
 		hd_seterr(err, errlen, "%s/%s: not open", dir, FS_TMPDIR);
 		return -1;
@@ -266,7 +266,7 @@ fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
 			return -1;
 		fd_replace(&t->dfd, dfd);
 		fd_replace(&t->tfd, tfd);
-		t->rename = renames_cheaply(t->dfd);
+		__atomic_store_n(&t->rename, renames_cheaply(t->dfd), __ATOMIC_RELAXED);
 		if (fstat(t->tfd, &ts) == -1) {
 			hd_seterr(err, errlen, "%s/%s: %s", dir, FS_TMPDIR, strerror(errno));
 			return -1;
@@ -280,8 +280,19 @@ fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
 		hd_seterr(err, errlen, "%s/%s: %s", dir, FS_TMPDIR, strerror(errno));
 		return -1;
 	}
-	__atomic_store_n(&t->ok, 1, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int
+fs_tmpdir_check(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
+{
+	/* the verdict replaces the last one when known: a temporary another
+	 * thread creates meanwhile (a shared file written at once) is not
+	 * refused for a check that is passing */
+	int rc = tmpdir_verify(t, dir, err, errlen);
+
+	__atomic_store_n(&t->ok, rc == 0, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int
@@ -331,7 +342,7 @@ fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char *err
 		hd_seterr(err, errlen, "not a plain file name");
 		return -1;
 	}
-	if (t->rename) {
+	if (__atomic_load_n(&t->rename, __ATOMIC_RELAXED)) {
 		if (renameat(t->tfd, tmp, t->dfd, name) == -1) {
 			hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
 			return -1;

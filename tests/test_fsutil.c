@@ -8,6 +8,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -340,6 +342,58 @@ Test(fsutil, a_swap_renames_over_the_file_on_tmpfs_and_exchanges_it_elsewhere)
 	             (unsigned long)sf.f_type);
 	cr_assert_not_null(mkdtemp(shm));
 	swap_twice(strdup(shm));
+}
+
+struct checker {
+	struct fs_tmpdir *t;
+	const char *dir;
+	atomic_bool done;
+	int failed;
+};
+
+static void *
+check_often(void *arg)
+{
+	struct checker *c = arg;
+	char err[256];
+
+	for (int i = 0; i < 5000; i++)
+		c->failed += fs_tmpdir_check(c->t, c->dir, err, sizeof(err)) != 0;
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* The writer checks the directory before each batch while another thread
+ * writes a shared file through it: a check that passes never makes a
+ * concurrent create fail. */
+Test(fsutil, a_check_in_progress_does_not_refuse_a_concurrent_temporary)
+{
+	char *dir = tu_tmpdir(), tmp[256], err[256];
+	struct fs_tmpdir t;
+	struct checker c = { &t, NULL, false, 0 };
+	pthread_t th;
+	int creates = 0, refused = 0;
+
+	cr_assert_not_null(dir);
+	c.dir = dir;
+	cr_assert_eq(fs_tmpdir_open(&t, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pthread_create(&th, NULL, check_often, &c), 0);
+	while (!atomic_load(&c.done) || creates < 100) {
+		int fd = fs_tmpdir_create(&t, "s.cfg", tmp, sizeof(tmp), err, sizeof(err));
+
+		creates++;
+		if (fd == -1) {
+			refused++;
+			continue;
+		}
+		close(fd);
+		cr_assert_eq(fs_tmpdir_unlink(&t, tmp), 0);
+	}
+	pthread_join(th, NULL);
+	cr_assert_eq(c.failed, 0);
+	cr_assert_eq(refused, 0, "%d of %d creates refused during checks", refused, creates);
+	fs_tmpdir_close(&t);
+	tu_rmtree(dir);
 }
 
 Test(fsutil, a_held_temporaries_directory_stays_private_and_is_rechecked)
