@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <linux/errqueue.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -176,13 +175,7 @@ branch_key(const char *branch)
 	return (int64_t)k;
 }
 
-/* Rebuilds the heap after due times changed in place. */
-static void
-heap_rebuild(struct notify *n)
-{
-	for (size_t i = n->ntx / 2; i-- > 0;)
-		heap_fix_at(n, i);
-}
+
 
 long long
 notify_now_ms(void)
@@ -533,16 +526,6 @@ notify_new(const struct notify_opts *o, char *err, size_t errlen)
 		(void)setsockopt(n->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
 		    sizeof(off));
 	}
-	{
-		/* ICMP errors (port or host unreachable) reach the error queue,
-		 * with the datagram's destination: notify_recv fails its
-		 * transactions at once (RFC 3261 17.1.4), not at Timer F */
-		int on = 1;
-
-		(void)setsockopt(n->fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
-		if (n->family == AF_INET6)
-			(void)setsockopt(n->fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on));
-	}
 	if (bind(n->fd, (struct sockaddr *)&ss, sslen) != 0) {
 		hd_seterr(err, errlen, "bind %s:%d: %s", o->bind_host,
 		    o->bind_port, strerror(errno));
@@ -808,81 +791,6 @@ notify_pending(const struct notify *n)
 	return n->ntx;
 }
 
-/* Whether a and b are the same address and port. */
-static bool
-same_dst(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin6_port == y->sin6_port &&
-		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-	}
-	return false;
-}
-
-/*
- * Reads the socket's error queue: each ICMP error names the destination
- * of the datagram it answers, and the transactions sending there fail at
- * the next tick with the error (RFC 3261 17.1.4: a transport error is
- * reported to the transaction user), instead of retransmitting until
- * Timer F.  Through an outbound proxy the error is the proxy's: the
- * transactions go on until Timer F, as before.
- */
-static void
-recv_errors(struct notify *n)
-{
-	for (int count = 0; count < 1024; count++) {
-		struct sockaddr_storage dst;
-		union {
-			char b[512];
-			struct cmsghdr align;
-		} ctl;
-		char byte;
-		struct iovec iov = { &byte, sizeof(byte) };
-		struct msghdr m = { .msg_name = &dst, .msg_namelen = sizeof(dst), .msg_iov = &iov,
-		                    .msg_iovlen = 1, .msg_control = ctl.b,
-		                    .msg_controllen = sizeof(ctl.b) };
-		int err = 0;
-		bool hit = false;
-
-		memset(&dst, 0, sizeof(dst));
-		if (recvmsg(n->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
-			return; /* EAGAIN: none (left) */
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
-			const struct sock_extended_err *ee = (const void *)CMSG_DATA(c);
-
-			if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
-			    (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR))
-				if (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
-				    ee->ee_origin == SO_EE_ORIGIN_ICMP6 ||
-				    ee->ee_origin == SO_EE_ORIGIN_LOCAL)
-					err = (int)ee->ee_errno;
-		}
-		if (err == 0 || n->have_proxy)
-			continue;
-		for (size_t i = 0; i < n->ntx; i++) {
-			struct ntx *tx = n->tx[i];
-
-			if (!tx->failed && same_dst(&tx->dst, &dst)) {
-				tx->failed = true;
-				snprintf(tx->errtext, sizeof(tx->errtext), "%s", strerror(err));
-				tx->due_ms = 0;
-				hit = true;
-			}
-		}
-		if (hit)
-			heap_rebuild(n);
-	}
-}
-
 int
 notify_recv(struct notify *n, long long now_ms)
 {
@@ -891,9 +799,8 @@ notify_recv(struct notify *n, long long now_ms)
 
 	if (n->fd < 0)
 		return 0;
-	recv_errors(n);
 	/* Bounded, so a flood cannot starve the timers. */
-	for (int tries = 0; count < 1024 && tries < 2048; tries++) {
+	while (count < 1024) {
 		ssize_t r = recv(n->fd, buf, sizeof(buf), 0);
 
 		if (r < 0) {
@@ -901,11 +808,8 @@ notify_recv(struct notify *n, long long now_ms)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
-			    errno == EHOSTDOWN || errno == ENETDOWN) {
-				recv_errors(n); /* an ICMP error for an earlier datagram */
-				continue;
-			}
+			if (errno == ECONNREFUSED)
+				continue; /* ICMP for an earlier datagram */
 			return -1;
 		}
 		count++;
@@ -951,7 +855,7 @@ notify_run_until_idle(struct notify *n, int max_ms)
 		    (int)wait);
 		if (pr < 0 && errno != EINTR)
 			return -1;
-		if (pr > 0 && (pfd.revents & (POLLIN | POLLERR)) &&
+		if (pr > 0 && (pfd.revents & POLLIN) &&
 		    notify_recv(n, notify_now_ms()) < 0)
 			return -1;
 	}

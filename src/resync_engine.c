@@ -787,7 +787,7 @@ engine_main(void *arg)
 			while (read(r->wake[0], buf, sizeof(buf)) > 0)
 				;
 		now_ms = notify_now_ms();
-		if (pfd[1].revents & (POLLIN | POLLERR)) /* answers, ICMP errors */
+		if (pfd[1].revents & POLLIN)
 			(void)notify_recv(r->nt, now_ms);
 		notify_tick(r->nt, now_ms);
 		apply(r);
