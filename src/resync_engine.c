@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -155,7 +156,7 @@ struct inflight {
 	char mac[HD_MAC_LEN + 1];
 	int attempt;
 	unsigned long long version;
-	char uri[400];
+	char uri[400]; /* last: a pending one is allocated to the URI's length */
 };
 
 struct result {
@@ -458,14 +459,20 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 	return 0;
 }
 
+/* Keeps f until its NOTIFY ends, in as many bytes as its URI needs (a
+ * template change leaves tens of thousands pending; most URIs are a
+ * tenth of uri[]'s size). */
 static int
 inflight_add(struct resync *r, const struct inflight *f)
 {
-	struct inflight *x = malloc(sizeof(*x));
+	size_t len = strnlen(f->uri, sizeof(f->uri) - 1);
+	struct inflight *x = malloc(offsetof(struct inflight, uri) + len + 1);
 
 	if (x == NULL)
 		return -1;
-	*x = *f;
+	memcpy(x, f, offsetof(struct inflight, uri));
+	memcpy(x->uri, f->uri, len);
+	x->uri[len] = '\0';
 	if (idmap_put(&r->inf, (int64_t)f->id, x) != 0) {
 		free(x);
 		return -1;
@@ -491,7 +498,9 @@ result_add(struct resync *r, const struct inflight *f, int status, const char *r
 		r->capres = cap;
 	}
 	x = &r->res[r->nres++];
-	x->f = *f;
+	/* f may be a pending one, cut to its URI's length (inflight_add) */
+	memcpy(&x->f, f, offsetof(struct inflight, uri));
+	(void)snprintf(x->f.uri, sizeof(x->f.uri), "%s", f->uri);
 	x->status = status;
 	(void)snprintf(x->reason, sizeof(x->reason), "%s", reason ? reason : "");
 	x->requests = requests;
