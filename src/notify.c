@@ -7,11 +7,14 @@
  * the real socket.  The socket edge is small: notify_new binds it,
  * sock_send/notify_recv move datagrams, notify_run_until_idle polls.
  *
- * Transactions live in one array of pointers; lookups are linear, which is
- * fine for the few thousand NOTIFYs a template change can fan out to (a
- * response costs one string compare per pending transaction).  A finished
- * transaction is swapped out of the array before done is called, so done
- * may start new transactions while notify_tick is iterating.
+ * Transactions live in a binary min-heap ordered by when each is next due
+ * (a retransmission, Timer F, or a send that failed), and in a hash map
+ * from the random part of their branch: a tick, the next timeout and a
+ * response cost O(log n) or O(1), not a walk of every pending transaction
+ * (a template change fans out to as many NOTIFYs as phones, and a phone
+ * that is off keeps its transaction for Timer F, 32 s).  A finished
+ * transaction leaves both before done is called, so done may start new
+ * transactions while notify_tick runs.
  *
  * A transaction is dropped as soon as its final response arrives (no
  * Completed state / Timer K): over UDP that state only absorbs
@@ -40,6 +43,9 @@
 #include <unistd.h>
 
 #include <sodium.h>
+
+#include "hex.h"
+#include "idmap.h"
 
 #include "sip.h"
 #include "wipe.h"
@@ -72,6 +78,8 @@ struct ntx {
 	long long next_ms;    /* Timer E */
 	int interval;
 	int attempts, requests;
+	long long due_ms;     /* min(next_ms, Timer F); 0 once failed */
+	size_t hi;            /* index in the heap */
 	char errtext[128];
 };
 
@@ -91,10 +99,81 @@ struct notify {
 	int t1, t2, timer_f;
 	void (*done)(void *, const struct notify_result *);
 	void *done_arg;
-	struct ntx **tx;
+	struct ntx **tx;      /* min-heap by due_ms */
 	size_t ntx, cap;
+	struct idmap by_branch; /* branch_key -> tx */
 	uint64_t next_id;
 };
+
+/* ---- the heap and the branch map ---------------------------------------- */
+
+static bool
+heap_less(const struct notify *n, size_t a, size_t b)
+{
+	return n->tx[a]->due_ms < n->tx[b]->due_ms;
+}
+
+static void
+heap_swap(struct notify *n, size_t a, size_t b)
+{
+	struct ntx *t = n->tx[a];
+
+	n->tx[a] = n->tx[b];
+	n->tx[b] = t;
+	n->tx[a]->hi = a;
+	n->tx[b]->hi = b;
+}
+
+/* Moves the element at i to its place. */
+static void
+heap_fix_at(struct notify *n, size_t i)
+{
+	while (i > 0 && heap_less(n, i, (i - 1) / 2)) {
+		heap_swap(n, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < n->ntx && heap_less(n, l, m))
+			m = l;
+		if (r < n->ntx && heap_less(n, r, m))
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(n, i, m);
+		i = m;
+	}
+}
+
+/* Recomputes when tx is next due and moves it to its place. */
+static void
+tx_due(struct notify *n, struct ntx *tx)
+{
+	long long f = tx->req_ms + n->timer_f;
+
+	tx->due_ms = tx->failed ? 0 : tx->next_ms < f ? tx->next_ms : f;
+	heap_fix_at(n, tx->hi);
+}
+
+/* The key of a branch this side made (cookie and 16 hex digits), or 0. */
+static int64_t
+branch_key(const char *branch)
+{
+	size_t c = strlen(SIP_BRANCH_COOKIE);
+	uint64_t k = 0;
+
+	if (strncmp(branch, SIP_BRANCH_COOKIE, c) != 0 || strlen(branch + c) != 16)
+		return 0;
+	for (size_t i = c; i < c + 16; i++) {
+		int v = hex_value((unsigned char)branch[i]);
+
+		if (v < 0)
+			return 0;
+		k = k << 4 | (uint64_t)v;
+	}
+	return (int64_t)k;
+}
 
 
 
@@ -318,20 +397,31 @@ tx_start(struct notify *n, struct ntx *tx, long long now_ms)
 		tx->failed = true;
 }
 
-/* A new branch for tx's next request from the 8 random bytes rnd (NULL:
- * drawn here). */
-static void
-new_branch(struct ntx *tx, const unsigned char *rnd)
+/* A new branch for tx's next request, from the 8 random bytes rnd (NULL:
+ * drawn here), entered in the branch map (the old one leaves it: a late
+ * answer to it is ignored).  0, or -1 out of memory. */
+static int
+new_branch(struct notify *n, struct ntx *tx, const unsigned char *rnd)
 {
-	unsigned char r[8];
+	int64_t k = branch_key(tx->branch);
 
-	if (rnd == NULL)
-		randombytes_buf(r, sizeof(r));
-	else
-		memcpy(r, rnd, sizeof(r));
-	memcpy(tx->branch, SIP_BRANCH_COOKIE, strlen(SIP_BRANCH_COOKIE));
-	sodium_bin2hex(tx->branch + strlen(SIP_BRANCH_COOKIE),
-	    sizeof(tx->branch) - strlen(SIP_BRANCH_COOKIE), r, sizeof(r));
+	if (k != 0 && idmap_get(&n->by_branch, k) == tx)
+		idmap_del(&n->by_branch, k);
+	for (;;) {
+		unsigned char r[8];
+
+		if (rnd == NULL)
+			randombytes_buf(r, sizeof(r));
+		else
+			memcpy(r, rnd, sizeof(r));
+		rnd = NULL; /* a branch in use already: draw again */
+		memcpy(tx->branch, SIP_BRANCH_COOKIE, strlen(SIP_BRANCH_COOKIE));
+		sodium_bin2hex(tx->branch + strlen(SIP_BRANCH_COOKIE),
+		    sizeof(tx->branch) - strlen(SIP_BRANCH_COOKIE), r, sizeof(r));
+		k = branch_key(tx->branch);
+		if (k != 0 && idmap_get(&n->by_branch, k) == NULL)
+			return idmap_put(&n->by_branch, k, tx);
+	}
 }
 
 struct notify *
@@ -463,6 +553,7 @@ notify_free(struct notify *n)
 	for (size_t i = 0; i < n->ntx; i++)
 		tx_free(n->tx[i]);
 	free(n->tx);
+	idmap_free(&n->by_branch);
 	if (n->fd >= 0)
 		close(n->fd);
 	free(n);
@@ -530,7 +621,6 @@ notify_send(struct notify *n, const struct notify_target *t,
 	/* one draw for the branch, the From tag and the Call-ID: each call
 	 * of the kernel's generator is a system call */
 	randombytes_buf(rnd, sizeof(rnd));
-	new_branch(tx, rnd);
 	sodium_bin2hex(tx->tag, sizeof(tx->tag), rnd + 8, 8);
 	sodium_bin2hex(tx->call_id, sizeof(tx->call_id), rnd + 16, 16);
 	{
@@ -542,12 +632,18 @@ notify_send(struct notify *n, const struct notify_target *t,
 			goto fail;
 	}
 	tx->cseq = 1;
-	if (tx_build(n, tx, NULL, false, err, sizeof(err)) != 0)
+	if (new_branch(n, tx, rnd) != 0)
 		goto fail;
+	if (tx_build(n, tx, NULL, false, err, sizeof(err)) != 0) {
+		idmap_del(&n->by_branch, branch_key(tx->branch));
+		goto fail;
+	}
 	tx->id = n->next_id++;
 	tx->start_ms = now_ms;
+	tx->hi = n->ntx;
 	n->tx[n->ntx++] = tx;
 	tx_start(n, tx, now_ms);
+	tx_due(n, tx);
 	if (id != NULL)
 		*id = tx->id;
 	return 0;
@@ -556,16 +652,20 @@ fail:
 	return -1;
 }
 
-/* Removes tx (at index i), reports it and frees it. */
+/* Removes tx, reports it and frees it. */
 static void
-finish(struct notify *n, size_t i, int status, const char *reason,
+finish(struct notify *n, struct ntx *tx, int status, const char *reason,
     long long now_ms)
 {
-	struct ntx *tx = n->tx[i];
 	struct notify_result r;
+	size_t i = tx->hi;
 	int w;
 
-	n->tx[i] = n->tx[--n->ntx];
+	idmap_del(&n->by_branch, branch_key(tx->branch));
+	heap_swap(n, i, n->ntx - 1);
+	n->ntx--;
+	if (i < n->ntx)
+		heap_fix_at(n, i);
 	memset(&r, 0, sizeof(r));
 	r.id = tx->id;
 	r.status = status;
@@ -583,35 +683,29 @@ finish(struct notify *n, size_t i, int status, const char *reason,
 void
 notify_tick(struct notify *n, long long now_ms)
 {
-	size_t i = 0;
-
-	while (i < n->ntx) {
-		struct ntx *tx = n->tx[i];
+	/* the transactions due, soonest first */
+	while (n->ntx > 0 && n->tx[0]->due_ms <= now_ms) {
+		struct ntx *tx = n->tx[0];
 
 		if (tx->failed) {
 			char why[128];
 
 			memcpy(why, tx->errtext, sizeof(why));
-			finish(n, i, -1, why[0] ? why : "error", now_ms);
-			continue; /* index i now holds another transaction */
-		}
-		if (now_ms >= tx->req_ms + n->timer_f) {
-			finish(n, i, 0, "timeout", now_ms);
+			finish(n, tx, -1, why[0] ? why : "error", now_ms);
 			continue;
 		}
-		if (now_ms >= tx->next_ms) {
-			if (tx->proceeding)
-				tx->interval = n->t2;
-			else
-				tx->interval = tx->interval * 2 < n->t2 ?
-				    tx->interval * 2 : n->t2;
-			tx->next_ms = now_ms + tx->interval;
-			if (tx_send(n, tx) != 0) {
-				tx->failed = true;
-				continue; /* reported on this pass */
-			}
+		if (now_ms >= tx->req_ms + n->timer_f) {
+			finish(n, tx, 0, "timeout", now_ms);
+			continue;
 		}
-		i++;
+		if (tx->proceeding)
+			tx->interval = n->t2;
+		else
+			tx->interval = tx->interval * 2 < n->t2 ? tx->interval * 2 : n->t2;
+		tx->next_ms = now_ms + tx->interval;
+		if (tx_send(n, tx) != 0)
+			tx->failed = true; /* reported on this pass */
+		tx_due(n, tx);
 	}
 }
 
@@ -640,10 +734,10 @@ answer_challenge(struct notify *n, struct ntx *tx,
 		goto out;
 	tx->authed = true;
 	tx->cseq++;
-	new_branch(tx, NULL);
-	if (tx_build(n, tx, authz, proxy, err, sizeof(err)) != 0)
+	if (new_branch(n, tx, NULL) != 0 || tx_build(n, tx, authz, proxy, err, sizeof(err)) != 0)
 		goto out;
 	tx_start(n, tx, now_ms);
+	tx_due(n, tx);
 	rc = 0;
 out:
 	sodium_memzero(authz, sizeof(authz));
@@ -654,20 +748,17 @@ int
 notify_input(struct notify *n, const char *pkt, size_t len, long long now_ms)
 {
 	struct sip_response r;
-	size_t i;
-	struct ntx *tx = NULL;
+	struct ntx *tx;
+	int64_t k;
 
 	if (n == NULL || sip_parse_response(pkt, len, &r) != 0)
 		return 0;
 	if (strcasecmp(r.cseq_method, "NOTIFY") != 0)
 		return 0;
-	for (i = 0; i < n->ntx; i++) {
-		if (strcmp(n->tx[i]->branch, r.branch) == 0) {
-			tx = n->tx[i];
-			break;
-		}
-	}
-	if (tx == NULL || r.cseq != tx->cseq || tx->failed)
+	if ((k = branch_key(r.branch)) == 0 || (tx = idmap_get(&n->by_branch, k)) == NULL ||
+	    strcmp(tx->branch, r.branch) != 0)
+		return 0;
+	if (r.cseq != tx->cseq || tx->failed)
 		return 0;
 	if (r.status < 200) {
 		tx->proceeding = true;
@@ -678,7 +769,7 @@ notify_input(struct notify *n, const char *pkt, size_t len, long long now_ms)
 	    (r.status == 407 &&
 	    answer_challenge(n, tx, &r.proxy_auth, true, now_ms) == 0))
 		return 1;
-	finish(n, i, r.status, r.reason, now_ms);
+	finish(n, tx, r.status, r.reason, now_ms);
 	return 1;
 }
 
@@ -730,19 +821,11 @@ notify_recv(struct notify *n, long long now_ms)
 long long
 notify_next_timeout_ms(const struct notify *n, long long now_ms)
 {
-	long long best = -1;
+	long long best;
 
-	for (size_t i = 0; i < n->ntx; i++) {
-		const struct ntx *tx = n->tx[i];
-		long long at = tx->failed ? now_ms : tx->next_ms;
-
-		if (tx->req_ms + n->timer_f < at)
-			at = tx->req_ms + n->timer_f;
-		if (best < 0 || at < best)
-			best = at;
-	}
-	if (best < 0)
+	if (n->ntx == 0)
 		return -1;
+	best = n->tx[0]->due_ms;
 	return best > now_ms ? best - now_ms : 0;
 }
 
