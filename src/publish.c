@@ -1808,15 +1808,16 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 {
 	struct pub_dry_dev r = { d, 0, NULL };
 	struct pub_blob *cur[PUB_MAX_FILES] = { 0 };
-	struct render_buf whole[PUB_MAX_FILES] = { { 0 } }; /* by_hash: the files as they would be */
+	struct render_buf whole[PUB_MAX_FILES] = { { 0 } }; /* lazy: the files as they would be */
 	bool have[PUB_MAX_FILES] = { false };               /* ... rendered from the candidate */
 	struct render_input in;
 	struct pub_dev *e;
 	char err[256] = "";
 	unsigned long long version = 0;
 	unsigned char fhash[16];
-	size_t nfiles = 0;
-	bool lazy = false, by_hash;
+	size_t nprof = dr->prof->n_device_files < PUB_MAX_FILES ? dr->prof->n_device_files
+	                                                        : PUB_MAX_FILES;
+	bool lazy = false;
 
 	if (vendor_profile_by_name(d->profile) != dr->prof)
 		return;
@@ -1824,7 +1825,6 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 	if ((e = idmap_get(&dr->p->by_id, d->id)) != NULL && e->profile == dr->prof) {
 		version = e->version;
 		lazy = e->lazy;
-		nfiles = e->nfiles;
 		memcpy(fhash, e->fhash, sizeof(fhash));
 		for (size_t i = 0; i < e->nfiles; i++)
 			cur[i] = pcache_blob_ref(e->files[i]);
@@ -1836,31 +1836,6 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 	 * the device's files as the candidate would make them are hashed and
 	 * compared with the hash of those published (below), without reading
 	 * them back from the TFTP root. */
-	by_hash = lazy && nfiles > 0 && nfiles == dr->prof->n_device_files &&
-	          nfiles <= PUB_MAX_FILES;
-	if (lazy && !by_hash) {
-		/* (a count of files unlike the profile's) the TFTP root holds
-		 * them, checked against their hash; else they are rendered */
-		char *data[PUB_MAX_FILES];
-		size_t len[PUB_MAX_FILES];
-
-		if (pcache_root_read(dr->p, dr->prof, d->mac, nfiles, fhash, data, len) == 0) {
-			for (size_t i = 0; i < nfiles; i++)
-				cur[i] = pcache_blob_new(data[i], len[i], version);
-			pcache_root_free(data, len, PUB_MAX_FILES);
-			lazy = false;
-		}
-	}
-	if (lazy && !by_hash) {
-		struct render_buf now[PUB_MAX_FILES] = { { 0 } };
-
-		if (render_files2(dr->p->tmpl, dr->w, d, dr->prof, version, false, false, now, err,
-		                  sizeof(err)) == 0)
-			for (size_t i = 0; i < dr->prof->n_device_files && i < PUB_MAX_FILES; i++)
-				cur[i] = pcache_blob_new(now[i].p, now[i].len, version);
-		for (size_t i = 0; i < PUB_MAX_FILES; i++)
-			render_buf_free(&now[i]);
-	}
 	pub_render_input(dr->w, d, &in);
 	in.version = version;
 	for (size_t k = 0; k < dr->nfiles && r.result >= 0; k++) {
@@ -1881,7 +1856,7 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 		}
 		if (cand_run(f->tm, &vals, &b, err, sizeof(err)) != 0)
 			r.result = -1;
-		else if (by_hash) {
+		else if (lazy) {
 			whole[f->index] = b;
 			b = (struct render_buf){ 0 };
 			have[f->index] = true;
@@ -1890,15 +1865,17 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 			r.result = 1;
 		render_buf_free(&b);
 	}
-	for (size_t i = 0; by_hash && i < nfiles && r.result >= 0; i++)
+	for (size_t i = 0; lazy && i < nprof && r.result >= 0; i++)
 		if (!have[i] && /* a file of another template: as it is */
 		    vendor_render_device_unchecked(dr->prof, dr->p->tmpl, i, &in, &whole[i], err,
 		                                   sizeof(err)) != 0)
 			r.result = -1;
-	if (by_hash && r.result >= 0) {
+	if (lazy && r.result >= 0) {
 		unsigned char got[16];
 
-		files_hash_bin(whole, nfiles, got);
+		/* (a count of files unlike the profile's hashes otherwise:
+		 * changed) */
+		files_hash_bin(whole, nprof, got);
 		if (sodium_memcmp(got, fhash, sizeof(got)) != 0)
 			r.result = 1;
 	}

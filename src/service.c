@@ -534,7 +534,7 @@ svc_open(const struct svc_opts *o, char *err, size_t errlen)
 	if (strcmp(o->db_path, ":memory:") != 0) {
 		if ((s->ckpt = store_ckpt_open(o->db_path, err, errlen)) == NULL)
 			goto fail;
-		(void)store_autocheckpoint(s->st, false);
+		(void)store_autocheckpoint_off(s->st);
 		/* a log left by an earlier run is copied back at the first
 		 * quiet tick */
 		s->ckpt_tick = s->ckpt_done = -1;
@@ -633,13 +633,11 @@ checkpoint_locked(struct svc *s)
 		s->ckpt_done = commits;
 }
 
-/* checkpoint_locked; none when another one is running and wait is false. */
+/* checkpoint_locked, unless another checkpoint is running. */
 static void
-checkpoint(struct svc *s, bool wait)
+checkpoint_now(struct svc *s)
 {
-	if (wait)
-		pthread_mutex_lock(&s->ckpt_mu);
-	else if (pthread_mutex_trylock(&s->ckpt_mu) != 0)
+	if (pthread_mutex_trylock(&s->ckpt_mu) != 0)
 		return;
 	checkpoint_locked(s);
 	pthread_mutex_unlock(&s->ckpt_mu);
@@ -663,7 +661,7 @@ svc_yield(struct svc *s)
 	 * the job checkpoints between two steps itself, so that its next
 	 * commit starts the log again. */
 	if (s->ckpt != NULL && store_wal_frames(s->st) > SVC_WAL_LONG_FRAMES)
-		checkpoint(s, false);
+		checkpoint_now(s);
 }
 
 /* svc_transact's body, run by tx. */

@@ -2679,10 +2679,8 @@ wal_count(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 int
-store_autocheckpoint(struct store *s, bool on)
+store_autocheckpoint_off(struct store *s)
 {
-	if (on)
-		return sqlite3_wal_autocheckpoint(s->db, 1000) == SQLITE_OK ? 0 : STORE_ERR;
 	(void)sqlite3_wal_hook(s->db, wal_count, s); /* replaces the automatic one */
 	return 0;
 }

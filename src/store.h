@@ -316,7 +316,7 @@ int store_meta_put(struct store *s, const char *key, const char *value);
 int store_meta_put_synced(struct store *s, const char *key, const char *value);
 
 /*
- * Checkpoints.  store_autocheckpoint(s, false) stops the writer's
+ * Checkpoints.  store_autocheckpoint_off(s) stops the writer's
  * connection from checkpointing inside its commits; a store_ckpt (a
  * second connection to the same file, for one thread) then runs passive
  * checkpoints that never block the writer.  store_ckpt_run: 1 when every
@@ -330,7 +330,7 @@ int store_meta_put_synced(struct store *s, const char *key, const char *value);
  */
 #define STORE_WAL_KEEP (64L * 1024 * 1024)
 struct store_ckpt;
-int store_autocheckpoint(struct store *s, bool on);
+int store_autocheckpoint_off(struct store *s);
 long store_wal_frames(const struct store *s);
 long store_wal_commits(const struct store *s);
 struct store_ckpt *store_ckpt_open(const char *path, char *err, size_t errlen);

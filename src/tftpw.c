@@ -66,8 +66,7 @@ struct tftpw {
 	bool stop;
 	pthread_t thread;
 	bool started;
-	bool failed;          /* a write or removal failed (under run_mu) */
-	atomic_bool failed_any; /* the same, for tftpw_failed */
+	atomic_bool failed;   /* a write or removal failed (set under run_mu) */
 	struct job *chunk;    /* jobs being run (under run_mu) */
 	struct pending *pending; /* their temporaries (under run_mu) */
 	struct tftpw_ops ops;
@@ -227,8 +226,7 @@ static void
 fail(struct tftpw *w, const char *err)
 {
 	log_error("tftp: %s", err);
-	w->failed = true;
-	atomic_store(&w->failed_any, true);
+	atomic_store(&w->failed, true);
 }
 
 /* Writes the temporaries of device dev's files into pd (at most
@@ -628,7 +626,7 @@ tftpw_root(const struct tftpw *w)
 bool
 tftpw_failed(const struct tftpw *w)
 {
-	return atomic_load(&((struct tftpw *)w)->failed_any);
+	return atomic_load(&((struct tftpw *)w)->failed);
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -694,7 +692,7 @@ tftpw_stop(struct tftpw *w)
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
 	w->started = false;
-	if (w->failed) {
+	if (atomic_load(&w->failed)) {
 		log_warn("tftp: some writes failed: the next start checks every file");
 		return false;
 	}

@@ -379,7 +379,7 @@ Test(store, the_log_grows_until_checkpointed_then_starts_again)
 	struct store_ckpt *c;
 	long before, grown;
 
-	cr_assert_eq(store_autocheckpoint(s, false), 0);
+	cr_assert_eq(store_autocheckpoint_off(s), 0);
 	add_org(s, "acme");
 	before = store_wal_frames(s);
 	cr_assert_gt(before, 0);
