@@ -151,6 +151,7 @@ static const struct cfg_key keys[] = {
 	STR("sip", "outbound_proxy", sip.outbound_proxy, F_OPTIONAL, "", check_hostport),
 	INT("sip", "sync_timeout", sip.sync_timeout, 1, 86400, F_RELOAD, "60"),
 	INT("sip", "sync_retries", sip.sync_retries, 1, 100, F_RELOAD, "3"),
+	INT("sip", "notify_max_pending", sip.notify_max_pending, 1, 1000000, F_RELOAD, "4096"),
 	INT("sip", "t1_ms", sip.t1_ms, 10, 10000, 0, "500"),
 	INT("sip", "timer_f_ms", sip.timer_f_ms, 100, 600000, 0, "32000"),
 	STR("vc", "bind", vc.bind, F_OPTIONAL, "", check_bind),

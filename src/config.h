@@ -189,6 +189,8 @@ struct hd_config {
 		char *outbound_proxy; /* optional "ip:port" */
 		int sync_timeout;     /* seconds (reload) */
 		int sync_retries;     /* (reload) */
+		int notify_max_pending; /* NOTIFY transactions of bulk resyncs in
+		                         * flight at once (reload) */
 		int t1_ms;            /* RFC 3261 T1 of NOTIFY transactions */
 		int timer_f_ms;       /* a NOTIFY transaction gives up after this */
 		struct cfg_netlist notify_networks; /* (reload); empty: any unicast address */

@@ -233,6 +233,9 @@ static const struct named gauge_names[METRICS_GAUGE_N] = {
 #undef DEVICES
 	[METRICS_WEBHOOK_BACKLOG] = { "hotdeskd_move_webhook_backlog",
 	                              "move webhook rows waiting in the outbox", NULL },
+	[METRICS_NOTIFY_IN_FLIGHT] = { "hotdeskd_notify_in_flight",
+	                               "resync NOTIFY transactions not ended yet (at most [sip] "
+	                               "notify_max_pending for bulk changes, plus small ones)", NULL },
 };
 
 static _Atomic uint64_t counters[METRICS_COUNTER_N];

@@ -113,6 +113,7 @@ enum metrics_gauge {
 	METRICS_DEVICES_SYNCED,
 	METRICS_DEVICES_STALE,
 	METRICS_WEBHOOK_BACKLOG,  /* move webhook rows waiting in the outbox */
+	METRICS_NOTIFY_IN_FLIGHT, /* resync NOTIFY transactions not ended yet */
 	METRICS_GAUGE_N
 };
 

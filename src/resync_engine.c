@@ -53,6 +53,11 @@
 #include "lockorder.h"
 
 #define SCAN_BATCH 64
+/* A change of at most this many devices (a *30 move, an administrator's
+ * edit of one device) is a person waiting: its NOTIFYs are scanned first
+ * and never wait for a slot under [sip] notify_max_pending.  A larger one
+ * (a template save, an import) is bulk: its NOTIFYs are paced. */
+#define URGENT_MAX 16
 #define FETCHQ_MAX 100000
 
 /* Target inputs of device d from the store and the publisher (lock held).
@@ -193,6 +198,10 @@ struct resync {
 	struct cfg_net net_v[RESYNC_NETS_MAX]; /* [sip] notify_networks */
 	size_t nnets;
 	bool kicked;
+	int max_pending;                /* [sip] notify_max_pending */
+	/* devices of small changes (URGENT_MAX), scanned before the rest */
+	hd_id *urgent;
+	size_t nurgent, capurgent;
 	uint64_t move_stamp; /* the *30 move whose first NOTIFY is awaited (metrics), 0 none */
 	long long next_due;             /* soonest next_at of a waiting row; 0 none */
 	struct idmap track;             /* dev -> struct devtrack */
@@ -201,6 +210,9 @@ struct resync {
 
 	/* engine thread only */
 	struct idmap inf;               /* notify id -> struct inflight */
+	/* due rows are left in the outbox for want of a free NOTIFY slot
+	 * (max_pending): the next scan waits until enough are free */
+	bool throttled;
 	struct result *res;
 	size_t nres, capres;
 };
@@ -328,6 +340,11 @@ struct scan {
 	size_t nrows;
 	struct job *jobs; /* SCAN_BATCH of them */
 	size_t njobs;
+	hd_id urgent[SCAN_BATCH]; /* devices of small changes, looked at first */
+	size_t nurgent;
+	size_t room;       /* rows of bulk work the free NOTIFY slots allow */
+	size_t nbulk;      /* rows of bulk work taken (at most room) */
+	bool limited;      /* room was less than the batch had left */
 	long long soonest;
 	size_t no_target;  /* devices without any address, this scan */
 	char no_target_mac[HD_MAC_LEN + 1]; /* one of them, for the log */
@@ -338,8 +355,10 @@ collect_row(const struct store_resync *row, void *arg)
 {
 	struct scan *sc = arg;
 
-	if (sc->nrows < SCAN_BATCH)
+	if (sc->nrows < SCAN_BATCH) {
 		sc->rows[sc->nrows++] = *row;
+		sc->nbulk++;
+	}
 	return 0;
 }
 
@@ -445,12 +464,34 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 {
 	struct scan *sc = arg;
 
+	size_t first;
+
 	(void)chg; /* no device's files change */
-	if (store_resync_due(st, sc->now, SCAN_BATCH, collect_row, sc) != 0) {
+	/* the rows of small changes first, whatever is in flight: each is
+	 * written before the bulk query runs, which then does not see it */
+	for (size_t i = 0; i < sc->nurgent; i++) {
+		struct store_resync *row = &sc->rows[sc->nrows];
+		int got = store_resync_get(st, sc->urgent[i], row);
+
+		if (got < 0)
+			return -1;
+		if (got == 0 || row->next_at > sc->now ||
+		    (!resync_state_is(row, "pending") && !resync_state_is(row, "notified")))
+			continue;
+		sc->nrows++;
+		if (scan_one(sc, w, st, row) != 0)
+			return -1;
+	}
+	first = sc->nrows;
+	sc->limited = sc->room < SCAN_BATCH - first;
+	if (!sc->limited)
+		sc->room = SCAN_BATCH - first;
+	if (sc->room > 0 &&
+	    store_resync_due(st, sc->now, (int)sc->room, collect_row, sc) != 0) {
 		log_error("resync: cannot read the outbox: %s", store_errmsg(st));
 		return -1;
 	}
-	for (size_t i = 0; i < sc->nrows; i++)
+	for (size_t i = first; i < sc->nrows; i++)
 		if (scan_one(sc, w, st, &sc->rows[i]) != 0)
 			return -1;
 	sc->soonest = 0;
@@ -605,10 +646,62 @@ next:
 	}
 }
 
+/* Up to SCAN_BATCH devices of small changes, taken from r->urgent
+ * (r->mu held): they are put back when the scan is rolled back. */
+static void
+take_urgent(struct resync *r, struct scan *sc)
+{
+	sc->nurgent = r->nurgent < SCAN_BATCH ? r->nurgent : SCAN_BATCH;
+	memcpy(sc->urgent, r->urgent, sc->nurgent * sizeof(sc->urgent[0]));
+	r->nurgent -= sc->nurgent;
+	memmove(r->urgent, r->urgent + sc->nurgent, r->nurgent * sizeof(r->urgent[0]));
+	if (r->nurgent > 0)
+		r->kicked = true;
+}
+
+/* Queues devs for the next scan's first look (r->mu held).  Beyond
+ * URGENT_QUEUE_MAX (or out of memory) they are left to the bulk scan. */
+#define URGENT_QUEUE_MAX 65536
+static void
+add_urgent(struct resync *r, const hd_id *devs, size_t n)
+{
+	if (r->nurgent + n > URGENT_QUEUE_MAX)
+		return;
+	if (r->nurgent + n > r->capurgent) {
+		size_t cap = r->capurgent ? r->capurgent * 2 : 64;
+		hd_id *v;
+
+		while (cap < r->nurgent + n)
+			cap *= 2;
+		if ((v = realloc(r->urgent, cap * sizeof(*v))) == NULL)
+			return;
+		r->urgent = v;
+		r->capurgent = cap;
+	}
+	memcpy(r->urgent + r->nurgent, devs, n * sizeof(*devs));
+	r->nurgent += n;
+}
+
+/* Whether a scan would find nothing it may do (engine thread): due bulk
+ * rows wait for NOTIFY slots (r->throttled), no small change waits, and
+ * fewer slots are free than are worth a scan (half the limit, at most a
+ * batch). */
+static bool
+blocked(struct resync *r, int max_pending, size_t nurgent)
+{
+	size_t max = max_pending > 0 ? (size_t)max_pending : 1;
+	size_t worth = max / 2 < SCAN_BATCH ? max / 2 : SCAN_BATCH;
+
+	if (!r->throttled || nurgent > 0)
+		return false;
+	return notify_pending(r->nt) + (worth > 0 ? worth : 1) > max;
+}
+
 static void
 scan(struct resync *r)
 {
 	struct scan *sc = calloc(1, sizeof(*sc));
+	size_t pending = notify_pending(r->nt), max;
 
 	if (sc == NULL || (sc->jobs = calloc(SCAN_BATCH, sizeof(*sc->jobs))) == NULL) {
 		free(sc);
@@ -621,27 +714,39 @@ scan(struct resync *r)
 	memcpy(sc->net_v, r->net_v, sizeof(sc->net_v));
 	sc->nets = (struct cfg_netlist){ sc->net_v, r->nnets };
 	r->kicked = false;
+	take_urgent(r, sc);
+	max = r->max_pending > 0 ? (size_t)r->max_pending : 1;
 	pthread_mutex_unlock(&r->mu);
+	sc->room = pending < max ? max - pending : 0;
 	sc->now = (long long)time(NULL);
 	if (svc_transact(r->svc, "resync scan", scan_locked, NULL, sc) == 0) {
+		bool more = sc->soonest != 0 && sc->soonest <= sc->now;
+
 		if (sc->no_target > 0)
 			log_warn("resync: %zu device(s) (e.g. %s) have no registration, fetch or "
 			         "static contact: no NOTIFY sent", sc->no_target, sc->no_target_mac);
+		/* due rows left for want of NOTIFY slots: scanned again once
+		 * enough are free (blocked), not on a timer */
+		r->throttled = more && sc->limited;
 		pthread_mutex_lock(&r->mu);
 		r->next_due = sc->soonest;
-		if (sc->nrows == SCAN_BATCH) /* more are due: go on at once */
-			r->kicked = true;
-		else if (sc->soonest != 0 && sc->soonest <= sc->now)
-			r->next_due = sc->now + 1; /* a row we could not write: not a busy loop */
+		if (more && !sc->limited) {
+			if (sc->nrows == SCAN_BATCH) /* more are due: go on at once */
+				r->kicked = true;
+			else /* a row we could not write: not a busy loop */
+				r->next_due = sc->now + 1;
+		}
 		pthread_mutex_unlock(&r->mu);
 	} else {
 		/* rolled back: nothing is sent, the rows are tried again */
 		sc->njobs = 0;
 		pthread_mutex_lock(&r->mu);
+		add_urgent(r, sc->urgent, sc->nurgent);
 		r->next_due = sc->now + 1;
 		pthread_mutex_unlock(&r->mu);
 	}
 	send_jobs(r, sc->jobs, sc->njobs);
+	metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)notify_pending(r->nt));
 	sodium_memzero(sc->jobs, SCAN_BATCH * sizeof(*sc->jobs));
 	free(sc->jobs);
 	free(sc);
@@ -758,6 +863,27 @@ apply(struct resync *r)
 	free(b.fq);
 }
 
+/* What the engine thread is asked to do: scan at once (kicked), or at
+ * due (0: nothing waits).  Neither while blocked: the slots that free
+ * up as NOTIFYs end wake it. */
+static void
+engine_wants(struct resync *r, bool *kicked, long long *due)
+{
+	size_t nurgent;
+	int max;
+
+	pthread_mutex_lock(&r->mu);
+	*kicked = r->kicked;
+	*due = r->next_due;
+	nurgent = r->nurgent;
+	max = r->max_pending;
+	pthread_mutex_unlock(&r->mu);
+	if (blocked(r, max, nurgent)) {
+		*kicked = false;
+		*due = 0;
+	}
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -774,10 +900,7 @@ engine_main(void *arg)
 		char buf[64];
 
 		atomic_store(&r->beat_ms, now_ms); /* resync_alive */
-		pthread_mutex_lock(&r->mu);
-		kicked = r->kicked;
-		due = r->next_due;
-		pthread_mutex_unlock(&r->mu);
+		engine_wants(r, &kicked, &due);
 		if (kicked) {
 			t = 0;
 		} else if (due != 0) {
@@ -800,11 +923,9 @@ engine_main(void *arg)
 			(void)notify_recv(r->nt, now_ms);
 		notify_tick(r->nt, now_ms);
 		apply(r);
-		pthread_mutex_lock(&r->mu);
-		kicked = r->kicked;
-		due = r->next_due;
-		pthread_mutex_unlock(&r->mu);
-		if (kicked || (due != 0 && due <= (long long)time(NULL)))
+		metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)notify_pending(r->nt));
+		engine_wants(r, &kicked, &due);
+		if (kicked || r->throttled || (due != 0 && due <= (long long)time(NULL)))
 			scan(r);
 	}
 	return NULL;
@@ -854,6 +975,8 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 	r->kicked = true;
 	if (r->next_due == 0 || r->next_due > now)
 		r->next_due = now;
+	if (n <= URGENT_MAX)
+		add_urgent(r, devs, n);
 	if (r->move_stamp == 0)
 		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */
 	pthread_mutex_unlock(&r->mu);
@@ -998,6 +1121,7 @@ apply_config(struct resync *r, const struct hd_config *cfg)
 	pthread_mutex_lock(&r->mu);
 	r->pol.timeout_s = cfg->sip.sync_timeout;
 	r->pol.retries = cfg->sip.sync_retries;
+	r->max_pending = cfg->sip.notify_max_pending;
 	for (size_t i = 0; i < CFG_PROFILES_MAX; i++)
 		(void)snprintf(r->events[i], sizeof(r->events[i]), "%s", ev[i] ? ev[i] : "");
 	/* more than RESYNC_NETS_MAX networks: the first ones (fewer targets) */
@@ -1176,6 +1300,7 @@ resync_free(struct resync *r)
 	(void)idmap_each(&r->inf, free_one, NULL);
 	idmap_free(&r->inf);
 	free(r->fq);
+	free(r->urgent);
 	free(r->res);
 	pthread_mutex_destroy(&r->mu);
 	free(r);

@@ -105,6 +105,7 @@ Test(config, defaults)
 	cr_assert_null(c->sip.outbound_proxy);
 	cr_assert_eq(c->sip.sync_timeout, 60);
 	cr_assert_eq(c->sip.sync_retries, 3);
+	cr_assert_eq(c->sip.notify_max_pending, 4096);
 	cfg_free(c);
 	unlink(path);
 }
@@ -182,7 +183,8 @@ Test(config, every_key_set)
 	    "contact_host = 10.1.2.3\n"
 	    "outbound_proxy = 10.0.0.2:5060\n"
 	    "sync_timeout = 5\n"
-	    "sync_retries = 1\n");
+	    "sync_retries = 1\n"
+	    "notify_max_pending = 7\n");
 
 	cr_assert_str_eq(c->server.listen, "::1");
 	cr_assert_eq(c->server.port, 0);
@@ -212,6 +214,7 @@ Test(config, every_key_set)
 	cr_assert_str_eq(c->sip.contact_host, "10.1.2.3");
 	cr_assert_eq(c->sip.sync_timeout, 5);
 	cr_assert_eq(c->sip.sync_retries, 1);
+	cr_assert_eq(c->sip.notify_max_pending, 7);
 	cfg_free(c);
 }
 
