@@ -56,7 +56,8 @@
 /* A change of at most this many devices (a *30 move, an administrator's
  * edit of one device) is a person waiting: its NOTIFYs are scanned first
  * and never wait for a slot under [sip] notify_max_pending.  A larger one
- * (a template save, an import) is bulk: its NOTIFYs are paced. */
+ * (an import, an organization's resync), and every step of a template's
+ * re-render whatever its size, is bulk: its NOTIFYs are paced. */
 #define URGENT_MAX 16
 #define FETCHQ_MAX 100000
 
@@ -343,7 +344,6 @@ struct scan {
 	hd_id urgent[SCAN_BATCH]; /* devices of small changes, looked at first */
 	size_t nurgent;
 	size_t room;       /* rows of bulk work the free NOTIFY slots allow */
-	size_t nbulk;      /* rows of bulk work taken (at most room) */
 	bool limited;      /* room was less than the batch had left */
 	long long soonest;
 	size_t no_target;  /* devices without any address, this scan */
@@ -355,10 +355,8 @@ collect_row(const struct store_resync *row, void *arg)
 {
 	struct scan *sc = arg;
 
-	if (sc->nrows < SCAN_BATCH) {
+	if (sc->nrows < SCAN_BATCH)
 		sc->rows[sc->nrows++] = *row;
-		sc->nbulk++;
-	}
 	return 0;
 }
 
@@ -975,7 +973,7 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 	r->kicked = true;
 	if (r->next_due == 0 || r->next_due > now)
 		r->next_due = now;
-	if (n <= URGENT_MAX)
+	if (n <= URGENT_MAX && (why == NULL || strcmp(why, "template") != 0))
 		add_urgent(r, devs, n);
 	if (r->move_stamp == 0)
 		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */

@@ -166,3 +166,30 @@ def test_bulk_resync_is_paced_and_a_move_does_not_wait(make_daemon):
     finally:
         bulk.close()
         desk.close()
+
+
+def test_a_template_save_is_paced(make_daemon):
+    # the re-render hands its devices to the engine in steps: each step is
+    # bulk, even one of a few devices (the last of a large re-render)
+    d = make_daemon({"sip": dict(SIP, notify_max_pending="2")})
+    hdharness.build_demo(d)
+    bulk = Silent()
+    try:
+        bulk_org(d, bulk)
+        time.sleep(0.5)   # the creations' own NOTIFYs end (Timer F 300 ms)
+        bulk.got.clear()
+        t = "/api/v1/templates/yealink/device.cfg"
+        tmpl = d.admin_ok("GET", t)["content"]
+        first = tmpl.index("\n") + 1   # after Yealink's version line
+        st, _, body = d.request("PUT", t, (tmpl[:first] + "# paced\n" + tmpl[first:]).encode(),
+                                {"Authorization": "Bearer " + d.admin_token,
+                                 "Content-Type": "text/plain"})
+        assert st == 200, (st, body)
+        wait(lambda: len(bulk.spans()) >= 4, 5, "the first NOTIFYs of the re-render")
+        time.sleep(1.0)
+        spans = list(bulk.spans().values())
+        assert len(spans) < BULK - 10, "not paced: %d of %d sent" % (len(spans), BULK)
+        assert most_at_once(spans) <= 2, "more than 2 NOTIFYs of the re-render at once"
+        assert in_flight(d) <= 2
+    finally:
+        bulk.close()
