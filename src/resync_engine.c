@@ -986,13 +986,17 @@ resync_on_fetch(void *arg, long long dev, unsigned long long version, const char
                 const char *user_agent)
 {
 	struct resync *r = arg;
-	bool queue;
+	bool queue, first;
 
 	/* the publisher passes on news only (another version, address or
 	 * User-Agent than the last fetch, or a fetch a resync waits for):
 	 * each is recorded in the store and may confirm a resync */
 	pthread_mutex_lock(&r->mu);
 	queue = true;
+	/* one wake-up per batch: the thread takes the whole queue, so only
+	 * the fetch that finds it empty has to wake it (at a boot storm
+	 * every first fetch is news: a write and a wake-up each, before) */
+	first = r->nfq == 0;
 	if (r->nfq < FETCHQ_MAX) {
 		if (r->nfq == r->capfq) {
 			size_t cap = r->capfq ? r->capfq * 2 : 64;
@@ -1017,7 +1021,7 @@ resync_on_fetch(void *arg, long long dev, unsigned long long version, const char
 		}
 	}
 	pthread_mutex_unlock(&r->mu);
-	if (queue)
+	if (queue && first)
 		wake(r);
 }
 
