@@ -495,18 +495,16 @@ fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen)
 	return rc;
 }
 
-char *
-fs_read_file(const char *dir, const char *name, size_t max, size_t *len)
+/* Reads the regular file open on fd whole (at most max bytes); closes fd.
+ * Opened O_NONBLOCK: a FIFO put in its place does not block the reader. */
+static char *
+read_fd(int fd, size_t max, size_t *len)
 {
-	char path[PATH_MAX], err[64];
 	struct stat st;
 	char *buf = NULL;
 	size_t got = 0;
-	int fd;
 
-	if (path_join(path, sizeof(path), dir, name, err, sizeof(err)) != 0)
-		return NULL;
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) == -1)
+	if (fd == -1)
 		return NULL;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max)
 		goto out;
@@ -529,6 +527,27 @@ fs_read_file(const char *dir, const char *name, size_t max, size_t *len)
 out:
 	close(fd);
 	return buf;
+}
+
+char *
+fs_read_file(const char *dir, const char *name, size_t max, size_t *len)
+{
+	char path[PATH_MAX], err[64];
+
+	if (path_join(path, sizeof(path), dir, name, err, sizeof(err)) != 0)
+		return NULL;
+	return read_fd(open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max, len);
+}
+
+char *
+fs_read_file_at(int dirfd, const char *name, size_t max, size_t *len)
+{
+	char path[PATH_MAX], err[64];
+
+	/* a plain name in that directory, as fs_read_file takes it */
+	if (dirfd == -1 || path_join(path, sizeof(path), ".", name, err, sizeof(err)) != 0)
+		return NULL;
+	return read_fd(openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max, len);
 }
 
 int

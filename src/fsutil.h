@@ -109,6 +109,9 @@ int fs_write_atomic(const char *dir, const char *name, const void *data, size_t 
  * not exist, is larger, or cannot be read.
  */
 char *fs_read_file(const char *dir, const char *name, size_t max, size_t *len);
+/* fs_read_file of name in the directory open on dirfd (openat: one
+ * lookup, no path built; never follows a symbolic link). */
+char *fs_read_file_at(int dirfd, const char *name, size_t max, size_t *len);
 
 /* Removes dir/name; a missing file is not an error.  0 or -1. */
 int fs_unlink(const char *dir, const char *name, char *err, size_t errlen);

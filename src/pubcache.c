@@ -660,6 +660,115 @@ entry_rdlock(struct pub *p, const char *mac)
 	}
 }
 
+/* What a fetch of one lazy file needs of its entry (copied under the
+ * read lock). */
+struct lazy_file {
+	hd_id dev, org;
+	char mac[HD_MAC_LEN + 1];
+	const struct vendor_profile *prof;
+	size_t index;
+	unsigned long long version;
+	uint64_t sum;
+};
+
+/* Whether entry dev still publishes what lf was copied from (lazy, same
+ * version and sum); read lock taken here. */
+static bool
+lazy_file_current(struct pub *p, const struct lazy_file *lf)
+{
+	const struct pub_dev *e;
+	bool cur;
+
+	pthread_rwlock_rdlock(&p->lock);
+	e = idmap_get(&p->by_id, lf->dev);
+	cur = e != NULL && e->lazy && e->version == lf->version && e->profile == lf->prof &&
+	      lf->index < e->nfiles && e->sum[lf->index] == lf->sum;
+	pthread_rwlock_unlock(&p->lock);
+	return cur;
+}
+
+/*
+ * A fetch of file `name` of a lazy entry (its files not in memory) whose
+ * sum is known, the first since the entry was published: reads that
+ * file only from the TFTP root (openat on p->root_fd, no symbolic link
+ * followed), checks it against its sum and serves it from the buffer
+ * read, without keeping it (no write lock, no other file read, no hash of
+ * the set).  1 served (ref filled); 0 not for this path (no such entry,
+ * not lazy, sum unknown, fetched before: the caller loads the entry's
+ * files, pcache_fill).  A file missing or not as published is never
+ * served: the device is rendered again (p->refill) and 0 returned, the
+ * caller serving that render.
+ */
+static int
+lazy_file_get(struct pub *p, const char *name, const struct vendor_file_match *m,
+              struct pub_ref *ref)
+{
+	struct vendor_file_match dm;
+	struct lazy_file lf;
+	struct pub_dev *e;
+	char fname[VENDOR_NAME_MAX + 1], *data;
+	size_t len = 0;
+	unsigned bit;
+	bool ok;
+
+	if (p->root_fd == -1)
+		return 0;
+	pthread_rwlock_rdlock(&p->lock);
+	e = idmap_get(&p->by_mac, pcache_mac_key(m->mac));
+	if (e == NULL || !e->lazy) {
+		pthread_rwlock_unlock(&p->lock);
+		return 0;
+	}
+	lf.index = m->file_index;
+	if (e->profile != m->profile) {
+		/* the same name in another family: the device's own profile */
+		if (vendor_profile_match_file(e->profile, name, &dm) != 1 || dm.kind != VENDOR_DEVICE) {
+			pthread_rwlock_unlock(&p->lock);
+			return 0;
+		}
+		lf.index = dm.file_index;
+	}
+	bit = 1u << lf.index;
+	if (lf.index >= e->nfiles || lf.index >= PUB_MAX_FILES || e->sum[lf.index] == 0 ||
+	    (atomic_fetch_or(&e->fetched, bit) & bit) != 0) {
+		pthread_rwlock_unlock(&p->lock);
+		return 0;
+	}
+	lf.dev = e->id;
+	lf.org = e->org;
+	memcpy(lf.mac, e->mac, sizeof(lf.mac));
+	lf.prof = e->profile;
+	lf.version = e->version;
+	lf.sum = e->sum[lf.index];
+	pthread_rwlock_unlock(&p->lock);
+
+	data = pcache_file_name(lf.prof, lf.index, lf.mac, fname, sizeof(fname)) == 0
+	           ? fs_read_file_at(p->root_fd, fname, VENDOR_FILE_MAX, &len)
+	           : NULL;
+	ok = data != NULL && pcache_file_sum(p, data, len) == lf.sum;
+	if (ok && (ref->blob = pcache_blob_new(data, len, lf.version)) != NULL) {
+		ref->per_device = true;
+		ref->dev = lf.dev;
+		ref->org = lf.org;
+		memcpy(ref->mac, lf.mac, sizeof(ref->mac));
+	}
+	if (data != NULL) {
+		sodium_memzero(data, len); /* may hold SIP passwords */
+		free(data);
+	}
+	if (ok)
+		return ref->blob != NULL;
+	/* published anew meanwhile (the writer replaced the file): the
+	 * caller serves what is published now; else the root's copy is
+	 * missing or not what was published */
+	if (lazy_file_current(p, &lf) && p->refill != NULL) {
+		log_warn("device %s: its TFTP files are not what was published: rendering them",
+		         lf.mac);
+		p->refill(p->refill_arg, lf.dev);
+	}
+	return 0;
+}
+
 int
 pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 {
@@ -674,6 +783,8 @@ pub_get(struct pub *p, const char *name, struct pub_ref *ref)
 		ref->blob = shared_get(p, &m);
 		return ref->blob != NULL;
 	}
+	if (lazy_file_get(p, name, &m, ref) == 1)
+		return 1;
 	e = entry_rdlock(p, m.mac);
 	if (e != NULL && e->profile != m.profile) {
 		/* the same name in another family (e.g. <mac>.cfg): ask the

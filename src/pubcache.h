@@ -54,10 +54,19 @@ struct pub_dev {
 	size_t nfiles;
 	unsigned char key[16];                /* render_key of what is published */
 	unsigned char fhash[16];              /* pcache_files_hash of the files published */
-	/* each file's pcache_file_sum as published, 0 unknown (a clean
-	 * restart took the files as they were): a file whose sum a change
-	 * leaves as it was is not written to the TFTP root again */
+	/* each file's pcache_file_sum as published, 0 unknown (a restart
+	 * took the files as they were from a row without sums: an older
+	 * release's): a file whose sum a change leaves as it was is not
+	 * written to the TFTP root again, and a fetch of a lazy entry's file
+	 * reads and checks that file only (pub_get).  Stored with the
+	 * device (sql/018_file_sums.sql); never shown in an answer or a log. */
 	uint64_t sum[PUB_MAX_FILES];
+	/* lazy only: the files a fetch read from the root without keeping
+	 * them (bit i: file i).  The next fetch of such a file loads the
+	 * device's files into memory (pcache_fill, the loaded ring): a boot
+	 * storm's single fetch of each file takes no write lock, a file
+	 * fetched again is kept.  Cleared when the entry is published. */
+	_Atomic unsigned char fetched;
 	/* the files the TFTP writer's next job for this entry writes (bit i:
 	 * file i; 0: every file), set by the publisher, taken by the job */
 	_Atomic unsigned char tftp_want;
@@ -127,7 +136,12 @@ struct pub {
 	                          * since (its directory entry as recorded): its
 	                          * files are whole and hotdeskd's */
 	unsigned char build[16]; /* hash of the running hotdeskd executable */
-	unsigned char sum_key[16]; /* pcache_file_sum's key, random per process */
+	/* pcache_file_sum's key: kept in the store's meta (pub_reconcile),
+	 * random until then; sum_key_kept: the store has it (sums are stored
+	 * with each device only then) */
+	unsigned char sum_key[16];
+	bool sum_key_kept;
+	int root_fd;             /* the TFTP root, open (O_DIRECTORY); -1 none */
 	unsigned char (*tkeys)[16]; /* [vendor_registry_len] vendor_templates_device_key */
 	/* renders devices whose lazy files did not match (pub_set_refill) */
 	void (*refill)(void *arg, hd_id dev);
@@ -168,8 +182,10 @@ struct pub {
 void pcache_files_hash(const char *const data[], const size_t len[], size_t n,
                        unsigned char out[16]);
 /* A file's own sum (SipHash-2-4 under p->sum_key, never 0): what tells a
- * file a change left as it was from one it changed, once its bytes are
- * out of memory. */
+ * file a change left as it was from one it changed, and a file in the
+ * TFTP root as published from one that is not, once its bytes are out of
+ * memory.  Keyed: the sum of a file holding a password tells nothing of
+ * it without the key (and no sum leaves the process but to the store). */
 uint64_t pcache_file_sum(const struct pub *p, const char *data, size_t len);
 /* Loads lazy entry dev's files from the TFTP root (any thread, no lock
  * held); when they are not what was published, asks p->refill to render

@@ -56,6 +56,7 @@
 #include "pubcache.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,9 @@
 #define PUB_META_CLEAN "tftp_clean"
 /* meta key: the TFTP root's directory entry as the clean stop left it */
 #define PUB_META_ROOT_STATE "tftp_root_state"
+/* meta key: pcache_file_sum's key (hex), kept so that the sums stored
+ * with each device (sql/018_file_sums.sql) hold across a restart */
+#define PUB_META_SUM_KEY "file_sum_key"
 
 /* The publications of the calling thread not yet known written (waited
  * for by pub_settle). */
@@ -168,6 +172,7 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 		hd_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
+	p->root_fd = -1;
 	pthread_rwlock_init(&p->lock, NULL);
 	pthread_mutex_init(&p->fetch_mu, NULL);
 	pthread_mutex_init(&p->shared_mu, NULL);
@@ -194,6 +199,11 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 
 		if ((p->tw = tftpw_open(o->tftp_root, &ops, err, errlen)) == NULL)
 			goto fail;
+		/* fetches of files not in memory open them relative to it */
+		if ((p->root_fd = open(o->tftp_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+			hd_seterr(err, errlen, "%s: %s", o->tftp_root, strerror(errno));
+			goto fail;
+		}
 		p->drop_written = true;
 	}
 	return p;
@@ -214,6 +224,8 @@ pub_free(struct pub *p)
 	if (p == NULL)
 		return;
 	tftpw_close(p->tw); /* first: its thread reads the entries */
+	if (p->root_fd != -1)
+		close(p->root_fd);
 	hd_idset_free(&p->tftp_fresh);
 	hd_idset_free(&p->tftp_unlisted);
 	hd_idset_free(&p->track);
@@ -816,18 +828,39 @@ struct known {
 	unsigned long long version;
 	char hash[33];
 	bool has_key;          /* key and fhash known (sql/017) */
+	bool has_sums;         /* sum[] stored (sql/018; a sum may still be 0) */
 	unsigned char key[16], fhash[16];
+	uint64_t sum[PUB_MAX_FILES]; /* each file's pcache_file_sum, 0 unknown */
 };
 
-/* Records what e now publishes (version, content hash, key, file hash). */
+/* Each file's sum as stored (sql/018_file_sums.sql): 16 hex digits a
+ * file; "" when none is known or the key they were made with is not kept
+ * in the store (a restart would not know them). */
 static void
-devcfg_record(struct store *st, const struct pub_dev *e)
+sums_hex(const struct pub *p, const struct pub_dev *e, char out[16 * PUB_MAX_FILES + 1])
 {
-	char key[33], fh[33];
-	struct store_devcfg c = { e->id, e->version, e->hash, key, fh };
+	bool any = false;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < e->nfiles && i < PUB_MAX_FILES; i++)
+		any |= e->sum[i] != 0;
+	if (!any || !p->sum_key_kept)
+		return;
+	for (size_t i = 0; i < e->nfiles && i < PUB_MAX_FILES; i++)
+		snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)e->sum[i]);
+}
+
+/* Records what e now publishes (version, content hash, key, file hash,
+ * each file's sum). */
+static void
+devcfg_record(struct pub *p, struct store *st, const struct pub_dev *e)
+{
+	char key[33], fh[33], sums[16 * PUB_MAX_FILES + 1];
+	struct store_devcfg c = { e->id, e->version, e->hash, key, fh, sums };
 
 	sodium_bin2hex(key, sizeof(key), e->key, sizeof(e->key));
 	sodium_bin2hex(fh, sizeof(fh), e->fhash, sizeof(e->fhash));
+	sums_hex(p, e, sums);
 	if (st != NULL && store_devcfg_put(st, &c, now_s()) != 0)
 		log_error("device %s: cannot record version %llu: %s", e->mac, e->version,
 		          store_errmsg(st));
@@ -925,6 +958,7 @@ take_as_is(struct pub *p, const struct world *w, const struct hd_dev *d, const s
 	memcpy(e->hash, k->hash, sizeof(e->hash));
 	memcpy(e->key, key, sizeof(key));
 	memcpy(e->fhash, k->fhash, sizeof(e->fhash));
+	memcpy(e->sum, k->sum, sizeof(e->sum)); /* 0s: not stored (an older release's row) */
 	e->nfiles = prof->n_device_files < PUB_MAX_FILES ? prof->n_device_files : PUB_MAX_FILES;
 	e->lazy = true;
 	entry_access(p, w, e, d);
@@ -953,7 +987,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	uint64_t sum[PUB_MAX_FILES] = { 0 }, prior_sum[PUB_MAX_FILES] = { 0 };
 	unsigned long long version;
 	const struct vendor_profile *old_prof = NULL;
-	bool same, checked = false, prior = false, keyed, was_lazy = false;
+	bool same, checked = false, prior = false, keyed, was_lazy = false, prior_sums = true;
 	size_t n;
 	int rc = -1;
 
@@ -975,6 +1009,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	pthread_rwlock_unlock(&p->lock);
 	if (e == NULL && k != NULL && k->has_key) {
 		prior = true;
+		prior_sums = k->has_sums;
 		memcpy(prior_key, k->key, sizeof(prior_key));
 		memcpy(prior_fhash, k->fhash, sizeof(prior_fhash));
 	}
@@ -1010,7 +1045,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		memcpy(e->key, key, sizeof(key));
 		pthread_rwlock_unlock(&p->lock);
 		if (!keyed)
-			devcfg_record(st, e);
+			devcfg_record(p, st, e);
 		rc = 0;
 		goto out;
 	}
@@ -1057,15 +1092,17 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	e->nfiles = n;
 	e->lazy = false;
 	e->loaded = false;
+	atomic_store(&e->fetched, 0);
 	pthread_rwlock_unlock(&p->lock);
 
 	if (p->tw != NULL)
 		tftp_publish(p, st, e, d, prof, old_prof, same && !force, bufs, old, n, was_lazy,
 		             force ? NULL : prior_sum);
-	/* start-up: a device unchanged since the last run keeps its row */
-	if (!same || !prior || memcmp(prior_key, key, sizeof(key)) != 0 ||
+	/* start-up: a device unchanged since the last run keeps its row
+	 * (unless the row has no sums yet: an older release wrote it) */
+	if (!same || !prior || !prior_sums || memcmp(prior_key, key, sizeof(key)) != 0 ||
 	    memcmp(prior_fhash, fhash, sizeof(fhash)) != 0)
-		devcfg_record(st, e);
+		devcfg_record(p, st, e);
 	rc = 1;
 out:
 	for (size_t i = 0; i < PUB_MAX_FILES; i++) {
@@ -1201,6 +1238,29 @@ hex16(const char *s, unsigned char out[16])
 	return s[32] == '\0';
 }
 
+/* Decodes the sums of sql/018 (16 hex digits a file, at most
+ * PUB_MAX_FILES) into sum[] (0: unknown); false, every sum 0, for any
+ * other text (NULL in the store: an older release's row). */
+static bool
+sums_parse(const char *s, uint64_t sum[PUB_MAX_FILES])
+{
+	size_t len = strlen(s);
+
+	memset(sum, 0, PUB_MAX_FILES * sizeof(*sum));
+	if (len == 0 || len % 16 != 0 || len / 16 > PUB_MAX_FILES)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		int v = hex_value((unsigned char)s[i]);
+
+		if (v < 0) {
+			memset(sum, 0, PUB_MAX_FILES * sizeof(*sum));
+			return false;
+		}
+		sum[i / 16] = sum[i / 16] << 4 | (uint64_t)v;
+	}
+	return true;
+}
+
 /* One row of device_config into r->kv (indexed once all are read: the
  * array may still move). */
 static int
@@ -1226,6 +1286,7 @@ recon_known(const struct store_devcfg *c, void *arg)
 	n = strnlen(c->hash, sizeof(k->hash) - 1);
 	memcpy(k->hash, c->hash, n); /* truncated as snprintf would */
 	k->has_key = hex16(c->key, k->key) && hex16(c->file_hash, k->fhash);
+	k->has_sums = sums_parse(c->file_sums, k->sum);
 	r->nkv++;
 	return 0;
 }
@@ -1490,6 +1551,32 @@ pub_stop(struct pub *p, struct store *st)
 		log_error("tftp: cannot record the clean stop: %s", store_errmsg(st));
 }
 
+/*
+ * pcache_file_sum's key: the one kept in the store, or this process's
+ * (random) kept there now, so that the sums stored with each device hold
+ * after a restart.  Not kept (the store failed): sums are not stored, and
+ * the next start knows none (each is a detail of this process then).
+ */
+static void
+sum_key_take(struct pub *p, struct store *st)
+{
+	char hex[2 * sizeof(p->sum_key) + 1];
+	unsigned char key[sizeof(p->sum_key)];
+
+	if (store_meta_get(st, PUB_META_SUM_KEY, hex, sizeof(hex)) == 1 && hex16(hex, key)) {
+		memcpy(p->sum_key, key, sizeof(key));
+		sodium_memzero(key, sizeof(key));
+		sodium_memzero(hex, sizeof(hex));
+		p->sum_key_kept = true;
+		return;
+	}
+	sodium_bin2hex(hex, sizeof(hex), p->sum_key, sizeof(p->sum_key));
+	p->sum_key_kept = store_meta_put(st, PUB_META_SUM_KEY, hex) == 0;
+	sodium_memzero(hex, sizeof(hex));
+	if (!p->sum_key_kept)
+		log_error("cannot keep the files' sum key: %s", store_errmsg(st));
+}
+
 int
 pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err, size_t errlen)
 {
@@ -1497,6 +1584,9 @@ pub_reconcile(struct pub *p, const struct world *w, struct store *st, char *err,
 	pthread_t keys_th;
 	bool keys_threaded = false;
 	int rc = -1;
+
+	/* before any sum is made or read (every render computes them) */
+	sum_key_take(p, st);
 
 	/* After a clean stop, most devices are taken as they are once their
 	 * render key is checked: the keys (a third of a restart's CPU) are

@@ -245,13 +245,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 	[ST_META_DEL] = "DELETE FROM meta WHERE key = ?1",
 
-	[ST_DEVCFG_ALL] = "SELECT device_id, version, hash, input_key, file_hash FROM device_config",
+	[ST_DEVCFG_ALL] = "SELECT device_id, version, hash, input_key, file_hash, file_sums "
+	                  "FROM device_config",
 	[ST_DEVCFG_PUT] = "INSERT INTO device_config (device_id, version, hash, updated_at, "
-	                  "input_key, file_hash) "
-	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id) DO UPDATE SET "
+	                  "input_key, file_hash, file_sums) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (device_id) DO UPDATE SET "
 	                  "version = excluded.version, hash = excluded.hash, "
 	                  "updated_at = excluded.updated_at, input_key = excluded.input_key, "
-	                  "file_hash = excluded.file_hash",
+	                  "file_hash = excluded.file_hash, file_sums = excluded.file_sums",
 	[ST_TFTP_ALL] = "SELECT name FROM tftp_files ORDER BY name",
 	[ST_TFTP_ADD] = "INSERT OR IGNORE INTO tftp_files (name) VALUES (?1)",
 	[ST_TFTP_DEL] = "DELETE FROM tftp_files WHERE name = ?1",
@@ -2106,9 +2107,11 @@ store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg)
 		const unsigned char *h = sqlite3_column_text(st, 2);
 		const unsigned char *k = sqlite3_column_text(st, 3);
 		const unsigned char *f = sqlite3_column_text(st, 4);
+		const unsigned char *sums = sqlite3_column_text(st, 5);
 		struct store_devcfg c = {
 			sqlite3_column_int64(st, 0), (unsigned long long)sqlite3_column_int64(st, 1),
-			h ? (const char *)h : "", k ? (const char *)k : "", f ? (const char *)f : ""
+			h ? (const char *)h : "", k ? (const char *)k : "", f ? (const char *)f : "",
+			sums ? (const char *)sums : ""
 		};
 
 		if ((ret = cb(&c, arg)) != 0)
@@ -2135,6 +2138,7 @@ store_devcfg_put(struct store *s, const struct store_devcfg *c, long long now)
 	bind_ok(&b, sqlite3_bind_int64(st, 4, now));
 	bind_ok(&b, bind_text_opt(st, 5, c->key != NULL && c->key[0] ? c->key : NULL));
 	bind_ok(&b, bind_text_opt(st, 6, c->file_hash != NULL && c->file_hash[0] ? c->file_hash : NULL));
+	bind_ok(&b, bind_text_opt(st, 7, c->file_sums != NULL && c->file_sums[0] ? c->file_sums : NULL));
 	return run(s, st, b);
 }
 

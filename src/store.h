@@ -342,12 +342,13 @@ void store_ckpt_close(struct store_ckpt *c); /* NULL-safe */
 /* What was published for a device: configuration version, content hash
  * (files rendered with the version stamp 0), the key of its render input
  * and the hash of its files as published (sql/017_publish_key.sql; ""
- * when not known).  Callbacks return 0 to go on; strings are borrowed for
- * the call.  store_devcfg_put stores key and file_hash NULL when "". */
+ * when not known), and each file's sum (sql/018_file_sums.sql; "" when
+ * not known).  Callbacks return 0 to go on; strings are borrowed for the
+ * call.  store_devcfg_put stores key, file_hash and file_sums NULL when "". */
 struct store_devcfg {
 	hd_id dev;
 	unsigned long long version;
-	const char *hash, *key, *file_hash;
+	const char *hash, *key, *file_hash, *file_sums;
 };
 typedef int (*store_devcfg_cb)(const struct store_devcfg *c, void *arg);
 int store_devcfg_each(struct store *s, store_devcfg_cb cb, void *arg);

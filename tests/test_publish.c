@@ -255,8 +255,9 @@ Test(publish_block, a_first_start_writes_files_before_its_transaction_commits)
 
 /* A start-up that renders every device (not after a clean stop, or with a
  * new build: every render key changed) and finds each file in the root
- * as rendered writes nothing, and keeps none of them in memory: a reader
- * loads them back from the root. */
+ * as rendered writes nothing, and keeps none of them in memory: a first
+ * fetch reads the file it asks for from the root without keeping it, a
+ * second one loads the device's files back. */
 Test(publish_block, a_start_that_finds_its_files_in_place_keeps_none_in_memory)
 {
 	struct fx *f = fx_new();
@@ -269,13 +270,17 @@ Test(publish_block, a_start_that_finds_its_files_in_place_keeps_none_in_memory)
 	cr_assert_eq(rc, SVC_OK);
 	pub_settle(p);
 	cr_assert_eq(pub_resident(p), 0, "%zu devices' files in memory", pub_resident(p));
-	/* a fetch loads the file from the root */
-	cr_assert_eq(pub_get(p, "0004f2000101-line.cfg", &ref), 1, "a file in place is not served");
+	/* a fetch reads the file from the root; the second one keeps it */
 	root = fs_read_file(f->tftp, "0004f2000101-line.cfg", 1 << 20, &len);
 	cr_assert_not_null(root);
-	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, root, len) == 0);
-	cr_assert_eq(pub_resident(p), 1);
-	pub_release(ref.blob);
+	for (size_t k = 0; k < 2; k++) {
+		cr_assert_eq(pub_get(p, "0004f2000101-line.cfg", &ref), 1,
+		             "a file in place is not served");
+		cr_assert(ref.blob->len == len && memcmp(ref.blob->data, root, len) == 0);
+		cr_assert_eq(pub_resident(p), k, "after fetch %zu: %zu devices' files in memory",
+		             k + 1, pub_resident(p));
+		pub_release(ref.blob);
+	}
 	free(root);
 	pub_free(p);
 	fx_free(f);
@@ -382,6 +387,256 @@ Test(publish_lazy, files_loaded_by_fetches_stay_for_the_last_devices_only)
 	cr_assert_eq(pub_get(f->pub, names[3], &ref), 1);
 	pub_release(ref.blob);
 	cr_assert_eq(pub_resident(f->pub), 2);
+	fx_free(f);
+}
+
+/* A first fetch of a file not in memory reads that file only and checks
+ * it against its own sum: another file of the device missing from the
+ * root does not stop it, nothing is rendered, nothing stays in memory.
+ * A second fetch loads the device's files (all of them, checked
+ * together): the missing one makes the device rendered again. */
+Test(publish_lazy, a_first_fetch_reads_and_checks_only_the_file_asked_for)
+{
+	struct fx *f = fx_new();
+	struct refill r = { f, 0, 0 };
+	const char *name = "0004f2000101-line.cfg", *other = "0004f2000101-web.cfg";
+	struct pub_ref ref;
+	char path[PATH_MAX], *want, *back;
+	size_t len, blen;
+
+	pub_set_refill(f->pub, refill_and_settle, &r);
+	want = fs_read_file(f->tftp, name, 1 << 20, &len);
+	cr_assert_not_null(want);
+	snprintf(path, sizeof(path), "%s/%s", f->tftp, other);
+	cr_assert_eq(unlink(path), 0, "%s", path);
+	cr_assert_eq(pub_resident(f->pub), 0, "written files are not in memory");
+
+	cr_assert_eq(pub_get(f->pub, name, &ref), 1, "%s not served", name);
+	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0,
+	          "not the published bytes");
+	pub_release(ref.blob);
+	cr_assert_eq(r.calls, 0, "the device was rendered: a file not asked for was read");
+	cr_assert_eq(pub_resident(f->pub), 0, "a first fetch kept the files in memory");
+
+	/* fetched again: the device's files are loaded, the missing one is
+	 * rendered and written again */
+	cr_assert_eq(pub_get(f->pub, name, &ref), 1, "%s not served", name);
+	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0);
+	pub_release(ref.blob);
+	cr_assert_eq(r.calls, 1);
+	back = fs_read_file(f->tftp, other, 1 << 20, &blen);
+	cr_assert_not_null(back, "%s not written again", other);
+	free(back);
+	free(want);
+	fx_check(f, "after the fetches", NULL);
+	fx_free(f);
+}
+
+/* Without a refill function, a file changed behind the publisher's back
+ * is never served: not by the first fetch (its sum), nor by the next
+ * ones (the hash of the device's files). */
+Test(publish_lazy, a_file_not_as_published_is_never_served)
+{
+	struct fx *f = fx_new();
+	const char *name = "00605c000102.xml";
+	struct pub_ref ref;
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", f->tftp, name);
+	fd = open(path, O_WRONLY);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(pwrite(fd, "<!-- changed -->", 16, 0), 16);
+	close(fd);
+	for (int k = 0; k < 3; k++) {
+		cr_assert_eq(pub_get(f->pub, name, &ref), 0, "fetch %d: the changed file served", k);
+		cr_assert_null(ref.blob);
+	}
+	fx_free(f);
+}
+
+/* ---- each file's sum across a restart --------------------------------------- */
+
+struct sums_of {
+	hd_id dev[8];
+	uint64_t sum[8][PUB_MAX_FILES];
+	size_t n;
+};
+
+static int
+sums_each(void *v, void *arg)
+{
+	const struct pub_dev *e = v;
+	struct sums_of *s = arg;
+
+	cr_assert_lt(s->n, 8);
+	s->dev[s->n] = e->id;
+	memcpy(s->sum[s->n], e->sum, sizeof(e->sum));
+	s->n++;
+	return 0;
+}
+
+static const uint64_t *
+sums_find(const struct sums_of *s, hd_id dev)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->dev[i] == dev)
+			return s->sum[i];
+	return NULL;
+}
+
+static int
+stop_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	pub_stop(arg, st);
+	return 0;
+}
+
+/* A restart as the daemon makes it after a clean stop: the root taken
+ * as clean (outside a transaction), then reconciled in one. */
+static int
+take_clean_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct restart *rs = arg;
+
+	(void)w;
+	return pub_tftp_take_clean(rs->p, st, rs->err, sizeof(rs->err));
+}
+
+static struct pub *
+clean_restart(struct fx *f)
+{
+	struct pub_opts po = { .templates = "templates", .static_dir = "provisioning" };
+	struct restart rs = { NULL, "" };
+
+	cr_assert_eq(svc_locked(f->svc, stop_locked, f->pub), 0);
+	pub_free(f->pub);
+	f->pub = NULL;
+	po.tftp_root = f->tftp;
+	rs.p = pub_new(&po, rs.err, sizeof(rs.err));
+	cr_assert_not_null(rs.p, "%s", rs.err);
+	cr_assert_eq(svc_locked(f->svc, take_clean_locked, &rs), 0, "%s", rs.err);
+	cr_assert_eq(svc_transact(f->svc, "start-up", restart_body, NULL, &rs), SVC_OK, "%s",
+	             rs.err);
+	f->pub = rs.p;
+	return rs.p;
+}
+
+/* The rows as an older release left them: no sums (sql/018's column
+ * NULL), the rest kept. */
+struct rows {
+	struct store_devcfg c[8];
+	char hash[8][33], key[8][33], fh[8][33];
+	size_t n;
+};
+
+static int
+rows_each(const struct store_devcfg *c, void *arg)
+{
+	struct rows *r = arg;
+
+	cr_assert_lt(r->n, 8);
+	r->c[r->n] = *c;
+	snprintf(r->hash[r->n], 33, "%s", c->hash);
+	snprintf(r->key[r->n], 33, "%s", c->key);
+	snprintf(r->fh[r->n], 33, "%s", c->file_hash);
+	r->c[r->n].hash = r->hash[r->n];
+	r->c[r->n].key = r->key[r->n];
+	r->c[r->n].file_hash = r->fh[r->n];
+	r->c[r->n].file_sums = "";
+	r->n++;
+	return 0;
+}
+
+static int
+forget_sums_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct rows r = { .n = 0 };
+
+	(void)w;
+	(void)arg;
+	cr_assert_eq(store_devcfg_each(st, rows_each, &r), 0);
+	cr_assert_gt(r.n, 0);
+	for (size_t i = 0; i < r.n; i++)
+		cr_assert_eq(store_devcfg_put(st, &r.c[i], 1000), 0, "%s", store_errmsg(st));
+	return 0;
+}
+
+/* Each file's sum is stored with the device: a clean restart, which
+ * takes the files as they are in the root, knows them all (the same, the
+ * key being kept in the store), and a first fetch reads only the file it
+ * asks for (another file of the device missing does not matter). */
+Test(publish_sums, each_files_sum_survives_a_clean_restart)
+{
+	struct fx *f = fx_new();
+	struct sums_of before = { .n = 0 }, after = { .n = 0 };
+	const char *name = "0004f2000101-line.cfg";
+	struct pub_ref ref;
+	char path[PATH_MAX], *want;
+	size_t len;
+	struct pub *p;
+
+	pub_settle(f->pub);
+	idmap_each(&f->pub->by_id, sums_each, &before);
+	cr_assert_eq(before.n, 4);
+	p = clean_restart(f);
+	cr_assert_eq(pub_resident(p), 0, "the files were not taken as they are");
+	idmap_each(&p->by_id, sums_each, &after);
+	cr_assert_eq(after.n, before.n);
+	for (size_t i = 0; i < before.n; i++) {
+		const uint64_t *s = sums_find(&after, before.dev[i]);
+
+		cr_assert_not_null(s);
+		for (size_t k = 0; k < PUB_MAX_FILES; k++)
+			cr_assert_eq(s[k], before.sum[i][k], "device %lld file %zu: sum %llx, was %llx",
+			             (long long)before.dev[i], k, (unsigned long long)s[k],
+			             (unsigned long long)before.sum[i][k]);
+		cr_assert_neq(s[0], 0, "a sum unknown after the restart");
+	}
+	want = fs_read_file(f->tftp, name, 1 << 20, &len);
+	cr_assert_not_null(want);
+	snprintf(path, sizeof(path), "%s/0004f2000101-phone.cfg", f->tftp);
+	cr_assert_eq(unlink(path), 0, "%s", path);
+	cr_assert_eq(pub_get(p, name, &ref), 1, "%s not served after the restart", name);
+	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0);
+	pub_release(ref.blob);
+	free(want);
+	fx_free(f);
+}
+
+/* Rows of an older release (no sums): a clean restart takes the files
+ * as they are with their sums unknown, and serves each file as
+ * published (checked with the device's other files). */
+Test(publish_sums, rows_without_sums_still_serve_the_published_files)
+{
+	struct fx *f = fx_new();
+	struct sums_of after = { .n = 0 };
+	static const char *const names[] = { "001565000100.cfg", "0004f2000101-line.cfg",
+		                                 "00605c000102.xml", "001565000103.cfg" };
+	struct pub_ref ref;
+	struct pub *p;
+
+	pub_settle(f->pub);
+	cr_assert_eq(svc_locked(f->svc, forget_sums_locked, NULL), 0);
+	p = clean_restart(f);
+	cr_assert_eq(pub_resident(p), 0, "the files were not taken as they are");
+	idmap_each(&p->by_id, sums_each, &after);
+	for (size_t i = 0; i < after.n; i++)
+		for (size_t k = 0; k < PUB_MAX_FILES; k++)
+			cr_assert_eq(after.sum[i][k], 0, "a sum known from a row without sums");
+	for (size_t i = 0; i < 4; i++) {
+		size_t len;
+		char *want = fs_read_file(f->tftp, names[i], 1 << 20, &len);
+
+		cr_assert_not_null(want);
+		cr_assert_eq(pub_get(p, names[i], &ref), 1, "%s not served", names[i]);
+		cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0,
+		          "%s: not the published bytes", names[i]);
+		pub_release(ref.blob);
+		free(want);
+	}
+	fx_check(f, "after a restart with rows without sums", NULL);
 	fx_free(f);
 }
 
