@@ -1,14 +1,19 @@
 """Which device files hotdeskd keeps in memory, end to end: once the TFTP
 writer has put a device's files in the root, their bytes leave memory
-(the entry keeps its version, hash and names), and the next HTTP fetch
-loads them back from the root, checked against the hash of what was
-published; a template save renders each device of the profile once, the
-dry run comparing the candidate with the hash of what was published
-instead of rendering the files in use again.
+(the entry keeps its version, hash, each file's sum and names); the next
+HTTP fetch of a file reads that file from the root, checked against its
+sum, without keeping it, and a fetch of it again loads the device's files
+back into memory, checked against the hash of what was published; a
+template save renders each device of the profile once, the dry run
+comparing the candidate with the hash of what was published instead of
+rendering the files in use again.  Each file's sum is stored with the
+device, so all this holds after a restart, and a database of an older
+release (no sums stored) keeps working.
 The counters are those of /metrics.
 """
 
 import os
+import sqlite3
 import time
 
 import hdharness
@@ -54,10 +59,15 @@ def test_a_file_dropped_from_memory_is_served_whole_from_the_root(prov):
     want = open(path, "rb").read()
     assert b'reg.1.address="acme-102"' in want
     loaded = counter(d, "hotdeskd_files_loaded_total")
+    # the first fetch reads the file from the root without keeping it
+    st, _, body = prov_get(d, name)
+    assert st == 200 and body == want
+    assert counter(d, "hotdeskd_files_loaded_total") == loaded, "kept after one fetch"
+    # fetched again: loaded from the root, and it stays: a third fetch
+    # reads no file
     st, _, body = prov_get(d, name)
     assert st == 200 and body == want
     assert counter(d, "hotdeskd_files_loaded_total") == loaded + 1, "not loaded from the root"
-    # loaded, it stays: a second fetch reads no file
     st, _, body = prov_get(d, name)
     assert st == 200 and body == want
     assert counter(d, "hotdeskd_files_loaded_total") == loaded + 1
@@ -154,8 +164,8 @@ def test_a_change_writes_only_the_files_it_changes(prov):
     to the TFTP root again, even once their bytes left memory (each file's
     sum tells): a Polycom's two override files keep their inodes through a
     move and through a save of its line template, while its line file is
-    replaced.  After a restart the sums are not known: the next change
-    writes every file of the device once."""
+    replaced.  Each file's sum is stored with the device: after a restart
+    the next change still writes only the file it alters."""
     d, demo, tftp = prov
     check_published(d, demo, tftp)
     m = mac(101)
@@ -187,7 +197,64 @@ def test_a_change_writes_only_the_files_it_changes(prov):
     d.start()
     save("saved after a restart")
     last = inodes()
-    assert all(last[i] != again[i] for i in range(3)), (again, last)
+    assert last[0] != again[0] and last[1:] == again[1:], (again, last)
     assert b"saved after a restart" in tftp.get(names[0])
+    check_published(d, demo, tftp)
+    invariants(d)
+
+
+def test_a_database_without_the_files_sums_keeps_working(prov):
+    """A database of an older release: no file_sums column (sql/018) and
+    no sum key.  hotdeskd adds the column at start-up, takes the files as
+    they are in the root (sums unknown), serves every file as published,
+    and a file changed behind its back is still never served.  The next
+    change and restart store the sums: a change after that writes only
+    the file it alters."""
+    d, demo, tftp = prov
+    check_published(d, demo, tftp)
+    m = mac(101)
+    names = ["%s-line.cfg" % m, "%s-phone.cfg" % m, "%s-web.cfg" % m]
+    d.stop()
+    db = sqlite3.connect(d.db_path)
+    with db:
+        db.execute("ALTER TABLE device_config DROP COLUMN file_sums")
+        db.execute("DELETE FROM schema_migrations WHERE version = 18")
+        db.execute("DELETE FROM meta WHERE key = 'file_sum_key'")
+    db.close()
+    d.start()
+    db = sqlite3.connect(d.db_path)
+    cols = [r[1] for r in db.execute("PRAGMA table_info(device_config)")]
+    db.close()
+    assert "file_sums" in cols, cols
+    for n in names + [line_file(mac(102)), line_file(mac(103))]:
+        st, _, body = prov_get(d, n)
+        assert st == 200 and body == tftp.get(n), n
+    # a file changed behind hotdeskd's back (not fetched since the start)
+    name = line_file(mac(104))
+    path = os.path.join(tftp.root, name)
+    want = open(path, "rb").read()
+    with open(path, "r+b") as f:
+        f.write(b"#" * 16)
+    hdharness.served_fresh_and_rewritten(d, name, path, want)
+
+    def inodes():
+        return [os.stat(os.path.join(tftp.root, n)).st_ino for n in names]
+
+    # a move renders 101 (its sums stored); after a restart the next move
+    # (102 on to 103's phone: 101's phone gets its own user back) writes
+    # only its line file
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=m)
+    check_published(d, demo, tftp)
+    d.stop()
+    d.start()
+    db = sqlite3.connect(d.db_path)
+    sums = db.execute("SELECT file_sums FROM device_config JOIN devices d ON d.id = device_id"
+                      " WHERE d.mac = ?", (m,)).fetchone()
+    db.close()
+    assert sums is not None and sums[0] is not None and len(sums[0]) == 48, sums
+    before = inodes()
+    d.star30("acme-103", "102", code=demo.code(102), result="accepted", device=mac(103))
+    after = inodes()
+    assert after[0] != before[0] and after[1:] == before[1:], (before, after)
     check_published(d, demo, tftp)
     invariants(d)
