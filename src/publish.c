@@ -41,9 +41,11 @@
  * and the hash of its files; a start after a clean stop that left the
  * root's directory as it was (its state recorded by pub_stop) takes the
  * files of a device whose key is unchanged as they are: its entry is
- * "lazy" (no blobs) until a reader loads them from the root (pcache_fill,
- * checked against the hash; a mismatch is rendered through the refill
- * function).
+ * "lazy" (no blobs).  A fetch reads the file it asks for from the root,
+ * checked against that file's sum (stored with the version, under a key
+ * kept in the store's meta), and keeps nothing; a file fetched again
+ * loads the device's files (pcache_fill, checked against the hash).  A
+ * mismatch is rendered through the refill function.
  *
  * Versions: a device's content hash is that of its files rendered with the
  * version stamp 0, so a template using {{version}} does not make every

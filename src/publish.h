@@ -149,23 +149,27 @@ void pub_stop(struct pub *p, struct store *st);
  * added, removed or renamed since: pub_stop records its state), a device
  * whose render key (its render input, its profile's templates, the
  * build) is the one stored with its version is not rendered at all: its
- * files are taken as they are, and loaded from the TFTP root on their
- * first read (checked against the hash of what was published; when they
- * differ, the refill function renders and publishes the device).
+ * files are taken as they are, and read from the TFTP root when fetched
+ * (each file checked against its own sum, stored with the version, or,
+ * for a row without sums, the device's files against the hash of what
+ * was published; when they differ, the refill function renders and
+ * publishes the device).
  */
 int pub_tftp_take_clean(struct pub *p, struct store *st, char *err, size_t errlen);
 
 /*
- * The function a reader calls when a device's files taken at start-up do
- * not hash as published (see pub_tftp_take_clean): it must call
+ * The function a reader calls when a device's files read from the root
+ * are not as published (see pub_tftp_take_clean): it must call
  * pub_refill with the world, under the lock writers hold.  Set before
  * serving; without one such a file is not served.
  */
 void pub_set_refill(struct pub *p, void (*fn)(void *arg, hd_id dev), void *arg);
-/* Files that left memory once written are loaded back by the fetches
- * that need them; at most max devices (0: PUB_LOADED_MAX, 16,384) keep
- * theirs, the longest loaded leave again, so that memory does not grow
- * with the number of devices fetched.  Before serving. */
+/* Files that left memory once written are read from the root by the
+ * fetches that need them: the first fetch of a file (its sum known)
+ * reads that file and keeps nothing; a file fetched again loads the
+ * device's files back.  At most max devices (0: PUB_LOADED_MAX, 16,384)
+ * keep theirs, the longest loaded leave again, so that memory does not
+ * grow with the number of devices fetched.  Before serving. */
 void pub_set_loaded_max(struct pub *p, size_t max);
 /* The number of devices whose files are in memory now. */
 size_t pub_resident(struct pub *p);
