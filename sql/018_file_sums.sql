@@ -1,10 +1,11 @@
 -- 018_file_sums.sql -- each published file's own sum, kept across a
 -- restart.
 --
--- file_sums: the sum of each per-device file as published (SipHash-2-4
--- under the key kept in meta 'file_sum_key'), 16 hex digits a file, in
--- the order of the profile's per-device files; a sum of all zeros: not
--- known.  A restart that takes the files as they are in the TFTP root
+-- file_sums: the first 8 bytes of file_hash (the sums count only with
+-- the file_hash they were stored with), then the sum of each per-device
+-- file as published (SipHash-2-4 under the key kept in meta
+-- 'file_sum_key'), in the order of the profile's per-device files; 16 hex
+-- digits each; a sum of all zeros: not known.  A restart that takes the files as they are in the TFTP root
 -- knows them: a fetch reads and checks only the file it asks for, and
 -- the first change writes only the files it alters.  NULL: not known (a
 -- row of an older release; the device's files are then checked together

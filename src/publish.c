@@ -835,11 +835,14 @@ struct known {
 	uint64_t sum[PUB_MAX_FILES]; /* each file's pcache_file_sum, 0 unknown */
 };
 
-/* Each file's sum as stored (sql/018_file_sums.sql): 16 hex digits a
- * file; "" when none is known or the key they were made with is not kept
- * in the store (a restart would not know them). */
+/* The sums as stored (sql/018_file_sums.sql): the first 8 bytes of the
+ * files' hash (fhash: what ties the sums to the file_hash of the same
+ * row), then each file's sum, 16 hex digits each; "" when none is known
+ * or the key they were made with is not kept in the store (a restart
+ * would not know them). */
+#define SUMS_HEX_LEN (16 * (PUB_MAX_FILES + 1))
 static void
-sums_hex(const struct pub *p, const struct pub_dev *e, char out[16 * PUB_MAX_FILES + 1])
+sums_hex(const struct pub *p, const struct pub_dev *e, char out[SUMS_HEX_LEN + 1])
 {
 	bool any = false;
 
@@ -848,8 +851,9 @@ sums_hex(const struct pub *p, const struct pub_dev *e, char out[16 * PUB_MAX_FIL
 		any |= e->sum[i] != 0;
 	if (!any || !p->sum_key_kept)
 		return;
+	sodium_bin2hex(out, 17, e->fhash, 8);
 	for (size_t i = 0; i < e->nfiles && i < PUB_MAX_FILES; i++)
-		snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)e->sum[i]);
+		snprintf(out + 16 * (i + 1), 17, "%016llx", (unsigned long long)e->sum[i]);
 }
 
 /* Records what e now publishes (version, content hash, key, file hash,
@@ -857,7 +861,7 @@ sums_hex(const struct pub *p, const struct pub_dev *e, char out[16 * PUB_MAX_FIL
 static void
 devcfg_record(struct pub *p, struct store *st, const struct pub_dev *e)
 {
-	char key[33], fh[33], sums[16 * PUB_MAX_FILES + 1];
+	char key[33], fh[33], sums[SUMS_HEX_LEN + 1];
 	struct store_devcfg c = { e->id, e->version, e->hash, key, fh, sums };
 
 	sodium_bin2hex(key, sizeof(key), e->key, sizeof(e->key));
@@ -1240,26 +1244,31 @@ hex16(const char *s, unsigned char out[16])
 	return s[32] == '\0';
 }
 
-/* Decodes the sums of sql/018 (16 hex digits a file, at most
- * PUB_MAX_FILES) into sum[] (0: unknown); false, every sum 0, for any
- * other text (NULL in the store: an older release's row). */
+/* Decodes the sums of sql/018 (sums_hex) into sum[] (0: unknown);
+ * false, every sum 0, for any other text (NULL in the store: an older
+ * release's row) and for sums not of the files whose hash is fhash (a
+ * release that knows no sums updated file_hash and left them). */
 static bool
-sums_parse(const char *s, uint64_t sum[PUB_MAX_FILES])
+sums_parse(const char *s, const unsigned char fhash[16], uint64_t sum[PUB_MAX_FILES])
 {
 	size_t len = strlen(s);
+	uint64_t v[PUB_MAX_FILES + 1] = { 0 }, tie = 0;
 
 	memset(sum, 0, PUB_MAX_FILES * sizeof(*sum));
-	if (len == 0 || len % 16 != 0 || len / 16 > PUB_MAX_FILES)
+	if (len < 32 || len % 16 != 0 || len > SUMS_HEX_LEN)
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		int v = hex_value((unsigned char)s[i]);
+		int d = hex_value((unsigned char)s[i]);
 
-		if (v < 0) {
-			memset(sum, 0, PUB_MAX_FILES * sizeof(*sum));
+		if (d < 0)
 			return false;
-		}
-		sum[i / 16] = sum[i / 16] << 4 | (uint64_t)v;
+		v[i / 16] = v[i / 16] << 4 | (uint64_t)d;
 	}
+	for (size_t i = 0; i < 8; i++)
+		tie = tie << 8 | fhash[i];
+	if (v[0] != tie)
+		return false;
+	memcpy(sum, v + 1, PUB_MAX_FILES * sizeof(*sum));
 	return true;
 }
 
@@ -1288,7 +1297,7 @@ recon_known(const struct store_devcfg *c, void *arg)
 	n = strnlen(c->hash, sizeof(k->hash) - 1);
 	memcpy(k->hash, c->hash, n); /* truncated as snprintf would */
 	k->has_key = hex16(c->key, k->key) && hex16(c->file_hash, k->fhash);
-	k->has_sums = sums_parse(c->file_sums, k->sum);
+	k->has_sums = k->has_key && sums_parse(c->file_sums, k->fhash, k->sum);
 	r->nkv++;
 	return 0;
 }

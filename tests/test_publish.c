@@ -524,11 +524,13 @@ clean_restart(struct fx *f)
 }
 
 /* The rows as an older release left them: no sums (sql/018's column
- * NULL), the rest kept. */
+ * NULL), the rest kept; or (mistie) sums left by a release that knows
+ * none but changed the row: not tied to its file_hash. */
 struct rows {
 	struct store_devcfg c[8];
-	char hash[8][33], key[8][33], fh[8][33];
+	char hash[8][33], key[8][33], fh[8][33], sums[8][81];
 	size_t n;
+	bool mistie;
 };
 
 static int
@@ -545,6 +547,14 @@ rows_each(const struct store_devcfg *c, void *arg)
 	r->c[r->n].key = r->key[r->n];
 	r->c[r->n].file_hash = r->fh[r->n];
 	r->c[r->n].file_sums = "";
+	if (r->mistie) {
+		cr_assert_geq(strlen(c->file_sums), 32, "sums: %zu hex digits", strlen(c->file_sums));
+		snprintf(r->sums[r->n], sizeof(r->sums[r->n]), "%s", c->file_sums);
+		/* the tie: the first 16 digits, those of file_hash */
+		cr_assert_eq(memcmp(r->sums[r->n], c->file_hash, 16), 0);
+		r->sums[r->n][0] = r->sums[r->n][0] == 'f' ? 'e' : 'f';
+		r->c[r->n].file_sums = r->sums[r->n];
+	}
 	r->n++;
 	return 0;
 }
@@ -552,10 +562,9 @@ rows_each(const struct store_devcfg *c, void *arg)
 static int
 forget_sums_locked(const struct world *w, struct store *st, void *arg)
 {
-	struct rows r = { .n = 0 };
+	struct rows r = { .n = 0, .mistie = arg != NULL };
 
 	(void)w;
-	(void)arg;
 	cr_assert_eq(store_devcfg_each(st, rows_each, &r), 0);
 	cr_assert_gt(r.n, 0);
 	for (size_t i = 0; i < r.n; i++)
@@ -605,10 +614,12 @@ Test(publish_sums, each_files_sum_survives_a_clean_restart)
 	fx_free(f);
 }
 
-/* Rows of an older release (no sums): a clean restart takes the files
- * as they are with their sums unknown, and serves each file as
- * published (checked with the device's other files). */
-Test(publish_sums, rows_without_sums_still_serve_the_published_files)
+/* Rows of an older release (no sums, or sums not tied to the row's
+ * file_hash): a clean restart takes the files as they are with their
+ * sums unknown, and serves each file as published (checked with the
+ * device's other files). */
+static void
+rows_without_sums(bool mistie)
 {
 	struct fx *f = fx_new();
 	struct sums_of after = { .n = 0 };
@@ -618,7 +629,7 @@ Test(publish_sums, rows_without_sums_still_serve_the_published_files)
 	struct pub *p;
 
 	pub_settle(f->pub);
-	cr_assert_eq(svc_locked(f->svc, forget_sums_locked, NULL), 0);
+	cr_assert_eq(svc_locked(f->svc, forget_sums_locked, mistie ? f : NULL), 0);
 	p = clean_restart(f);
 	cr_assert_eq(pub_resident(p), 0, "the files were not taken as they are");
 	idmap_each(&p->by_id, sums_each, &after);
@@ -638,6 +649,16 @@ Test(publish_sums, rows_without_sums_still_serve_the_published_files)
 	}
 	fx_check(f, "after a restart with rows without sums", NULL);
 	fx_free(f);
+}
+
+Test(publish_sums, rows_without_sums_still_serve_the_published_files)
+{
+	rows_without_sums(false);
+}
+
+Test(publish_sums, sums_not_tied_to_the_rows_file_hash_are_not_taken)
+{
+	rows_without_sums(true);
 }
 
 /* ---- entries made at start-up -------------------------------------------- */

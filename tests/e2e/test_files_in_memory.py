@@ -251,7 +251,7 @@ def test_a_database_without_the_files_sums_keeps_working(prov):
     sums = db.execute("SELECT file_sums FROM device_config JOIN devices d ON d.id = device_id"
                       " WHERE d.mac = ?", (m,)).fetchone()
     db.close()
-    assert sums is not None and sums[0] is not None and len(sums[0]) == 48, sums
+    assert sums is not None and sums[0] is not None and len(sums[0]) == 64, sums
     before = inodes()
     d.star30("acme-103", "102", code=demo.code(102), result="accepted", device=mac(103))
     after = inodes()
