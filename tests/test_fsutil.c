@@ -153,6 +153,44 @@ Test(fsutil, write_atomic_publishes_0644_and_leaves_no_temporary)
 	tu_rmtree(dir);
 }
 
+/* fs_read_file_at reads a plain name of the directory open on dirfd,
+ * as fs_read_file: never through a symbolic link, never a FIFO (without
+ * blocking) or a directory, never a name that could leave the directory,
+ * nor a file over the size asked. */
+Test(fsutil, read_at_reads_regular_files_of_the_directory_only)
+{
+	char *dir = tu_tmpdir(), err[256], path[PATH_MAX], target[PATH_MAX];
+	size_t len = 0;
+	char *back;
+	int dfd;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "hello", 5, err, sizeof(err)), 0, "%s", err);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert_neq(dfd, -1);
+	back = fs_read_file_at(dfd, "a.cfg", 100, &len);
+	cr_assert_not_null(back);
+	cr_assert(len == 5 && memcmp(back, "hello", 5) == 0);
+	free(back);
+	cr_assert_null(fs_read_file_at(dfd, "a.cfg", 4, &len), "a file over max was read");
+	snprintf(path, sizeof(path), "%s/link.cfg", dir);
+	snprintf(target, sizeof(target), "%s/a.cfg", dir);
+	cr_assert_eq(symlink(target, path), 0);
+	cr_assert_null(fs_read_file_at(dfd, "link.cfg", 100, &len), "read through a link");
+	snprintf(path, sizeof(path), "%s/fifo.cfg", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_null(fs_read_file_at(dfd, "fifo.cfg", 100, &len), "a FIFO was read");
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_null(fs_read_file_at(dfd, "sub", 100, &len), "a directory was read");
+	cr_assert_null(fs_read_file_at(dfd, "../a.cfg", 100, &len));
+	cr_assert_null(fs_read_file_at(dfd, "sub/../a.cfg", 100, &len));
+	cr_assert_null(fs_read_file_at(dfd, "missing.cfg", 100, &len));
+	cr_assert_null(fs_read_file_at(-1, "a.cfg", 100, &len));
+	close(dfd);
+	tu_rmtree(dir);
+}
+
 Test(fsutil, sweep_removes_what_a_crash_left_and_nothing_else)
 {
 	char *dir = tu_tmpdir(), tdir[PATH_MAX], err[256], tmp[PATH_MAX];
