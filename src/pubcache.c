@@ -728,8 +728,8 @@ lazy_file_get(struct pub *p, const char *name, const struct vendor_file_match *m
 		}
 		lf.index = dm.file_index;
 	}
-	bit = 1u << lf.index;
-	if (lf.index >= e->nfiles || lf.index >= PUB_MAX_FILES || e->sum[lf.index] == 0 ||
+	bit = lf.index < PUB_MAX_FILES ? 1u << lf.index : 0;
+	if (bit == 0 || lf.index >= e->nfiles || e->sum[lf.index] == 0 ||
 	    (atomic_fetch_or(&e->fetched, bit) & bit) != 0) {
 		pthread_rwlock_unlock(&p->lock);
 		return 0;
