@@ -380,11 +380,23 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 		log_error("publishing after %s: out of memory", why);
 	metrics_observe(METRICS_PUBLISH, metrics_now_ns() - t0);
 	metrics_inc(METRICS_DEVICES_PUBLISHED, n);
-	/* the files are published: now the NOTIFYs */
+	/* the files are published: now the NOTIFYs (the engine is woken
+	 * once the service lock is released: on_unlocked) */
 	if (d->resync != NULL)
-		resync_kick(d->resync, w, st, devs, n, &changed, why);
-	webhook_kick(d->webhook); /* the change may have moved SIP users */
+		resync_note(d->resync, w, st, devs, n, &changed, why);
 	hd_idset_free(&changed);
+}
+
+/* The service's unlock hook: a locked part handed changes to on_change;
+ * wake the threads that act on them, now that they find the lock free. */
+static void
+on_unlocked(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->resync != NULL)
+		resync_wake(d->resync);
+	webhook_kick(d->webhook); /* the change may have moved SIP users */
 }
 
 /* The service's check hook: a change commits only if every device it
@@ -837,6 +849,7 @@ run(struct daemon *d)
 	 * freed pages back before serving */
 	malloc_trim(0);
 	svc_set_change_hook(d->svc, on_change, d);
+	svc_set_unlock_hook(d->svc, on_unlocked, d);
 	svc_set_check_hook(d->svc, on_check, d);
 	pub_set_refill(d->pub, pub_refill_cb, d);
 	priv_bind_begin(); /* [sip] bind may be a port below 1024 */

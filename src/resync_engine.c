@@ -938,7 +938,7 @@ idset_has(const struct hd_idset *s, hd_id id)
 }
 
 void
-resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
+resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
             size_t n, const struct hd_idset *changed, const char *why)
 {
 	bool forced = why != NULL && strcmp(why, "resync") == 0;
@@ -978,6 +978,19 @@ resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_
 	if (r->move_stamp == 0)
 		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */
 	pthread_mutex_unlock(&r->mu);
+}
+
+void
+resync_wake(struct resync *r)
+{
+	wake(r);
+}
+
+void
+resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
+            size_t n, const struct hd_idset *changed, const char *why)
+{
+	resync_note(r, w, st, devs, n, changed, why);
 	wake(r);
 }
 

@@ -64,6 +64,13 @@ void resync_reconfigure(struct resync *r, const struct hd_config *cfg);
  */
 void resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
                  size_t n, const struct hd_idset *changed, const char *why);
+/* resync_kick without the wake-up: the thread looks at what it noted once
+ * resync_wake is called (the daemon calls it once the service lock is
+ * released: woken under it, the thread would wait for the lock, or take
+ * the CPU from the thread that holds it). */
+void resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
+                 size_t n, const struct hd_idset *changed, const char *why);
+void resync_wake(struct resync *r);
 
 /* api_ctx.on_fetch (arg: the struct resync): a device fetched its
  * configuration `version`.  Cheap (an in-memory check); the thread then

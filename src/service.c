@@ -67,6 +67,8 @@ struct svc {
 	void *hook_arg;
 	svc_reg_hook reg_hook;   /* resync targeting, may be NULL */
 	void *reg_hook_arg;
+	svc_unlock_hook unlocked; /* after a locked part that handed changes on, may be NULL */
+	void *unlocked_arg;
 	svc_check_hook check;    /* renders before a commit, may be NULL */
 	void *check_arg;
 	char check_err[200];     /* why the last check refused (lock held) */
@@ -89,6 +91,9 @@ struct svc {
 
 /* Set on a thread whose work can wait (svc_thread_background). */
 static _Thread_local bool tl_background;
+/* Set on a thread that handed devices to the change hook since it took
+ * mu: the unlock hook runs once it releases mu (mu_unlock). */
+static _Thread_local bool tl_unlock_owed;
 
 void
 svc_thread_background(void)
@@ -108,6 +113,22 @@ mu_lock(struct svc *s)
 	atomic_fetch_add(&s->waiting, 1);
 	pthread_mutex_lock(&s->mu);
 	atomic_fetch_sub(&s->waiting, 1);
+}
+
+/* Releases mu, then runs the unlock hook when the locked part handed
+ * devices to the change hook (what it wakes finds the lock free). */
+static void
+mu_unlock(struct svc *s)
+{
+	svc_unlock_hook fn = s->unlocked;
+	void *arg = s->unlocked_arg;
+
+	pthread_mutex_unlock(&s->mu);
+	if (tl_unlock_owed) {
+		tl_unlock_owed = false;
+		if (fn != NULL)
+			fn(arg);
+	}
 }
 
 static long long
@@ -154,7 +175,7 @@ static void
 unlock(struct svc *s)
 {
 	store_set_actor(s->st, 0, NULL);
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -274,8 +295,10 @@ handoff_body(struct store *st, void *arg)
 	h->ran = true;
 	if (h->after != NULL && h->after(s->w, st, h->arg) != 0)
 		return 0;
-	if (s->hook != NULL && h->n > 0)
+	if (s->hook != NULL && h->n > 0) {
 		s->hook(s->hook_arg, s->w, st, h->v, h->n, h->why, h->flags);
+		tl_unlock_owed = true;
+	}
 	return 0;
 }
 
@@ -568,7 +591,16 @@ svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg)
 	mu_lock(s);
 	s->hook = hook;
 	s->hook_arg = arg;
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
+}
+
+void
+svc_set_unlock_hook(struct svc *s, svc_unlock_hook hook, void *arg)
+{
+	mu_lock(s);
+	s->unlocked = hook;
+	s->unlocked_arg = arg;
+	mu_unlock(s);
 }
 
 void
@@ -577,7 +609,7 @@ svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg)
 	mu_lock(s);
 	s->check = hook;
 	s->check_arg = arg;
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 }
 
 void
@@ -586,7 +618,7 @@ svc_set_registration_hook(struct svc *s, svc_reg_hook hook, void *arg)
 	mu_lock(s);
 	s->reg_hook = hook;
 	s->reg_hook_arg = arg;
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 }
 
 int
@@ -603,7 +635,7 @@ svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errle
 		hd_seterr(err, errlen, "cannot record tokens: %s", store_errmsg(s->st));
 		rc = -1;
 	}
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	return rc;
 }
 
@@ -1045,7 +1077,7 @@ again:
 	case VIRT_DENIED:
 		if (denied_event(s, &d, d.caller ? d.caller->mac : NULL) != 0)
 			rc = SVC_INTERNAL;
-		pthread_mutex_unlock(&s->mu);
+		mu_unlock(s);
 		/* the same time whether or not the extension exists or has a code */
 		if (r->code != NULL) {
 			uint64_t t0 = metrics_now_ns();
@@ -1095,7 +1127,7 @@ again:
 		goto unlock;
 	}
 	try_reserve(s, &reservation, &a);
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 
 	t_hash = metrics_now_ns();
 	ok = verify_apart(hash, r->code);
@@ -1147,7 +1179,7 @@ again:
 		(void)denied_event(s, &d, d.caller ? d.caller->mac : NULL);
 	}
 unlock:
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	if (hash != NULL) {
 		sodium_memzero(hash, SECRET_HASH_LEN);
 		free(hash);
@@ -1210,7 +1242,7 @@ svc_registration(struct svc *s, const struct svc_registration *r, char *err, siz
 		hd_seterr(err, errlen, "cannot record the registration");
 		log_error("registration: %s", store_errmsg(s->st));
 	}
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	return rc == 0 ? SVC_OK : SVC_INTERNAL;
 }
 
@@ -1233,7 +1265,7 @@ svc_caller_language(struct svc *s, const char *caller, char *buf, size_t len)
 		strcpy(buf, o->site.language);
 		rc = SVC_OK;
 	}
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	return rc;
 }
 
@@ -1258,7 +1290,7 @@ svc_ext_status(struct svc *s, const char *sip_user, enum virt_status *st,
 		if (d != NULL)
 			memcpy(mac, d->mac, HD_MAC_LEN + 1);
 	}
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	return rc;
 }
 
@@ -1292,7 +1324,7 @@ svc_auth_hash(struct svc *s, const char *hash)
 		else if (strcmp(role, "org") == 0 && world_org(s->w, org) != NULL)
 			p.role = SVC_ROLE_ORG, p.org = org;
 	}
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	if (p.role == SVC_ROLE_NONE)
 		p.token = 0;
 	return p;
@@ -2045,7 +2077,7 @@ svc_housekeeping(struct svc *s)
 	    store_pairs_expire(s->st, now - (long long)s->o.guard.window - s->o.guard.backoff_max) < 0 ||
 	    store_regs_expire(s->st, now) < 0)
 		log_warn("housekeeping: %s", store_errmsg(s->st));
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 }
 
 /* ---- resync on request -------------------------------------------------- */
@@ -2677,7 +2709,7 @@ svc_webpw_set(struct svc *s, hd_id org, const char *number, const char *password
 		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
 	else if (webpw_store(s, e, password ? hash : NULL, false) != 0)
 		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	sodium_memzero(hash, sizeof(hash));
 	return rc;
 }
@@ -2797,7 +2829,7 @@ web_check(struct svc *s, hd_id org, const char *number, hd_id ext_id, const char
 		have = store_webpw_get(s->st, e->id, hash, sizeof(hash)) == 1;
 		rc = web_attempt_reserve(s, e->id, source, locked_until, &newly_locked);
 	}
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	if (rc != SVC_OK)
 		goto out;
 	/* the same time whether or not the extension exists or has a password */
@@ -2814,7 +2846,7 @@ web_check(struct svc *s, hd_id org, const char *number, hd_id ext_id, const char
 		rc = SVC_INTERNAL;
 	else
 		rc = ok ? SVC_OK : SVC_FORBIDDEN;
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	*ext_out = ext;
 out:
 	sodium_memzero(hash, sizeof(hash));
@@ -2831,7 +2863,7 @@ svc_web_login(struct svc *s, const char *org, const char *number, const char *pa
 	mu_lock(s);
 	if ((o = world_org_by_name(s->w, org)) != NULL)
 		oid = o->id;
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	*org_id = oid;
 	*ext_id = 0;
 	if (oid == 0) {
@@ -2866,7 +2898,7 @@ svc_webpw_change(struct svc *s, hd_id ext, const char *current, const char *pass
 		rc = bad(r, SVC_NOTFOUND, NULL, "%s", "no such extension");
 	else if (webpw_store(s, e, hash, true) != 0)
 		rc = bad(r, SVC_INTERNAL, NULL, "%s", "database error");
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	sodium_memzero(hash, sizeof(hash));
 	return rc;
 }
@@ -2882,7 +2914,7 @@ svc_ext_code_set(struct svc *s, hd_id ext, const char *code, struct svc_result *
 	mu_lock(s);
 	if ((e = world_ext(s->w, ext)) != NULL)
 		copy = hd_ext_dup(e);
-	pthread_mutex_unlock(&s->mu);
+	mu_unlock(s);
 	if (e == NULL)
 		return bad(r, SVC_NOTFOUND, NULL, "%s", "no such extension");
 	if (copy == NULL)

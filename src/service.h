@@ -88,6 +88,17 @@ struct svc *svc_open(const struct svc_opts *o, char *err, size_t errlen);
 void svc_close(struct svc *s);
 /* Installs the hook (before serving). */
 void svc_set_change_hook(struct svc *s, svc_change_hook hook, void *arg);
+
+/*
+ * Called once the service lock is released by a thread that handed
+ * devices to the change hook while holding it (svc_set_unlock_hook): the
+ * place for what wakes other threads (the resync engine), which, woken
+ * under the lock, would wait for it, or take the CPU from the thread that
+ * holds it.  Runs without the lock, on that thread; may call svc_*.
+ */
+typedef void (*svc_unlock_hook)(void *arg);
+/* Installs it (before serving; NULL: none). */
+void svc_set_unlock_hook(struct svc *s, svc_unlock_hook hook, void *arg);
 /* Installs the render check (before serving; none: changes are not checked). */
 void svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg);
 /* Applies the reloadable options (code length, guard policy, tokens). */

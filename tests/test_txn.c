@@ -210,6 +210,67 @@ Test(txn, body_commits_then_hook_runs_in_its_own_transaction)
 	svc_close(s);
 }
 
+/* The unlock hook: what it saw of the service when it ran. */
+struct unlocked {
+	struct svc *s;
+	struct seen *sn;
+	int calls;
+	int hook_calls; /* the change hook's calls by then */
+	int lock_rc;    /* svc_locked from inside it: the lock is free */
+};
+
+static int
+nop_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w, (void)st;
+	return *(int *)arg;
+}
+
+static void
+on_unlocked(void *arg)
+{
+	struct unlocked *u = arg;
+	int v = 7;
+
+	u->calls++;
+	u->hook_calls = u->sn->calls;
+	/* deadlocks (the suite's timeout) were the service lock still held */
+	u->lock_rc = svc_locked(u->s, nop_locked, &v);
+}
+
+Test(txn, the_unlock_hook_runs_once_the_lock_is_released_after_a_change_only)
+{
+	struct svc *s = open_svc();
+	struct seen sn = { 0 };
+	struct unlocked u = { s, &sn, 0, 0, 0 };
+	struct body b = { 0 };
+
+	add_device(s);
+	cr_assert_eq(svc_locked(s, find_dev, &b.dev), 0);
+	svc_set_change_hook(s, hook, &sn);
+	svc_set_unlock_hook(s, on_unlocked, &u);
+	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_OK);
+	cr_assert_eq(sn.calls, 1);
+	cr_assert_eq(u.calls, 1, "one change, one call");
+	cr_assert_eq(u.hook_calls, 1, "after the change hook");
+	cr_assert_eq(u.lock_rc, 7, "with the lock free");
+	/* nothing handed on: no call */
+	b.dev = 0;
+	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_OK);
+	cr_assert_eq(u.calls, 1, "no device changed: not called");
+	b.result = 42;
+	b.dev = 0;
+	cr_assert_eq(svc_locked(s, find_dev, &b.dev), 0);
+	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), 42);
+	cr_assert_eq(u.calls, 1, "rolled back: not called");
+	/* and once more for the next change */
+	b.result = 0;
+	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_OK);
+	cr_assert_eq(u.calls, 2);
+	cr_assert_eq(u.lock_rc, 7);
+	svc_close(s);
+}
+
 Test(txn, body_failing_rolls_back_everything)
 {
 	struct svc *s = open_svc();
