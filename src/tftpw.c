@@ -503,8 +503,13 @@ push(struct tftpw *w, enum tftpw_queue k, const struct job *j)
 	/* an urgent job is run by the thread that queued it when it waits
 	 * for it (tftpw_wait), the writer only if it is still there after
 	 * URGENT_GRACE_NS (writer_due): waking another thread to write costs
-	 * more than the job.  The writer is told either way, to keep time. */
-	pthread_cond_signal(&w->work);
+	 * more than the job.  The writer is told of the first urgent job, to
+	 * keep time from it; while one waits, the writer's deadline is the
+	 * oldest's, which a later job does not move, so it is not woken
+	 * again (a *30 move queues three jobs under the service lock, and a
+	 * thread woken there takes the CPU from the move's) */
+	if (k != TFTPW_URGENT || q->n == 1)
+		pthread_cond_signal(&w->work);
 	return ++q->queued;
 }
 

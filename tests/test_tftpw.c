@@ -331,6 +331,79 @@ Test(tftpw, an_urgent_job_waits_for_a_short_bulk_chunk_only)
 	tu_rmtree(dir);
 }
 
+/* Whether device i's file is in dir with its text. */
+static bool
+written(const char *dir, int i)
+{
+	mode_t mode = 0;
+	char name[16], *s;
+	bool ok;
+
+	snprintf(name, sizeof(name), "dev%d.cfg", i);
+	s = slurp(dir, name, &mode);
+	pthread_mutex_lock(&fk.mu);
+	ok = strcmp(s, fk.text[i]) == 0;
+	pthread_mutex_unlock(&fk.mu);
+	free(s);
+	return ok;
+}
+
+/* Polls (up to a minute, not a speed limit) until devices from..to are
+ * written; whether they were. */
+static bool
+all_written(const char *dir, int from, int to)
+{
+	for (int tries = 0; tries < 6000; tries++) {
+		int i = from;
+
+		while (i <= to && written(dir, i))
+			i++;
+		if (i > to)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* Only the first urgent job of a queue tells the writer (the later ones
+ * would wake it under the service lock for nothing): the writer still
+ * runs every urgent job nobody waits for, those queued while it waits
+ * for the first one's grace and those queued while it writes. */
+Test(tftpw, urgent_jobs_nobody_waits_for_are_all_written_by_the_writer)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w;
+
+	for (int i = 1; i <= 40; i++)
+		fk_set(i, "urgent\n");
+	w = tftpw_open(dir, &ops, err, sizeof(err));
+	cr_assert_not_null(w, "%s", err);
+	/* more than one chunk, queued in a row: the writer is told once */
+	for (int i = 1; i <= 20; i++)
+		(void)tftpw_queue_dev(w, TFTPW_URGENT, i, 0);
+	cr_assert(all_written(dir, 1, 20), "the writer ran the urgent jobs nobody waited for");
+	/* queued while the writer runs one (held in the fake publisher) */
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = true;
+	fk.held = false;
+	pthread_mutex_unlock(&fk.mu);
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 21, 0);
+	pthread_mutex_lock(&fk.mu);
+	while (!fk.held)
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	for (int i = 22; i <= 40; i++)
+		(void)tftpw_queue_dev(w, TFTPW_URGENT, i, 0);
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = false;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert(all_written(dir, 21, 40), "the jobs queued while the writer wrote ran too");
+	cr_assert(tftpw_stop(w));
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
 Test(tftpw, a_stop_writes_what_is_queued)
 {
 	char *dir = tu_tmpdir(), err[256];
