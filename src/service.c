@@ -419,6 +419,10 @@ struct commit {
 	struct hd_idset changed;
 	struct virt_moved moved; /* SIP users it moves (with [pbx] move_webhook) */
 	bool applied; /* the plan is in the world: undone if the transaction fails */
+	/* the hook runs in this transaction (svc_commit_move): only the plan
+	 * changes the world, and undo_plan undoes all of it */
+	bool fold;
+	bool hooked;  /* it ran: the files are published, the commit may still fail */
 };
 
 static int
@@ -459,14 +463,22 @@ commit_body(struct svc *s, void *arg)
 	    (s->o.move_outbox && outbox_moves(s, &c->moved, c->cause) != 0) ||
 	    (c->post != NULL && c->post(s, c->arg) != 0))
 		return -1;
+	if (c->fold && s->hook != NULL && c->changed.n > 0) {
+		/* what the hook records (versions, the manifest, resync rows)
+		 * commits with the change: one transaction per move */
+		c->hooked = true;
+		tl_unlock_owed = true;
+		s->hook(s->hook_arg, s->w, s->st, c->changed.v, c->changed.n, c->cause, 0);
+	}
 	return 0;
 }
 
 static int
-svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre, tx_fn post,
-            void *arg, const hd_id *extra, size_t nextra)
+svc_commit3(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre, tx_fn post,
+            void *arg, const hd_id *extra, size_t nextra, bool fold)
 {
-	struct commit c = { p, cause, pre, post, arg, extra, nextra, { 0 }, { 0 }, false };
+	struct commit c = { p, cause, pre, post, arg, extra, nextra, { 0 }, { 0 }, false, fold,
+	                    false };
 	int rc = tx(s, commit_body, &c);
 
 	if (rc != 0) {
@@ -476,17 +488,31 @@ svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn p
 			log_error("transaction failed (%s): %s", cause, store_errmsg(s->st));
 			rc = -1;
 		}
+		/* the hook published the change the commit then lost (its
+		 * COMMIT failed): publish the world as it is again, so that the
+		 * files served are those of the store (the writer runs its jobs
+		 * in order: these replace the lost change's) */
+		if (c.hooked)
+			handoff(s, cause, 0, c.changed.v, c.changed.n, NULL, NULL);
 		hd_idset_free(&c.changed);
 		return rc;
 	}
 	check_invariants(s, cause);
-	handoff(s, cause, 0, c.changed.v, c.changed.n, NULL, NULL);
+	if (!c.hooked)
+		handoff(s, cause, 0, c.changed.v, c.changed.n, NULL, NULL);
 	/* devices whose render input changed with the object itself (they may
 	 * repeat devices above: the hook renders and compares, so a device
 	 * handed twice is published once) */
 	handoff(s, cause, 0, extra, nextra, NULL, NULL);
 	hd_idset_free(&c.changed);
 	return 0;
+}
+
+static int
+svc_commit2(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre, tx_fn post,
+            void *arg, const hd_id *extra, size_t nextra)
+{
+	return svc_commit3(s, p, cause, pre, post, arg, extra, nextra, false);
 }
 
 /*
@@ -503,6 +529,21 @@ svc_commit(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn fn
            const hd_id *extra, size_t nextra)
 {
 	return svc_commit2(s, p, cause, fn, NULL, arg, extra, nextra);
+}
+
+/*
+ * svc_commit of a move: plan p and pre's writes to the store, where pre
+ * changes nothing in the world (it may be NULL).  The change hook runs in
+ * the change's transaction, which spares a move the second one (a BEGIN,
+ * a COMMIT, their locks, and the WAL frames of the pages both write);
+ * when that COMMIT fails, the plan is undone and the changed devices are
+ * handed to the hook again, which publishes them as the world is.
+ */
+static int
+svc_commit_move(struct svc *s, const struct virt_plan *p, const char *cause, tx_fn pre,
+                void *arg)
+{
+	return svc_commit3(s, p, cause, pre, NULL, arg, NULL, 0, true);
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -1069,7 +1110,7 @@ again:
 	fill_res(res, &d);
 	switch (d.result) {
 	case VIRT_RETURNED:
-		if ((crc = svc_commit(s, &d.plan, "star30", NULL, NULL, NULL, 0)) != 0)
+		if ((crc = svc_commit_move(s, &d.plan, "star30", NULL, NULL)) != 0)
 			rc = star30_failed(s, &d, crc);
 		goto unlock;
 	case VIRT_NOTHING:
@@ -1168,7 +1209,7 @@ again:
 	fill_res(res, &d);
 	if (d.result == VIRT_ACCEPTED &&
 	    (d.caller->id != a.dev ||
-	     (crc = svc_commit(s, &d.plan, "star30", pair_reset, &a, NULL, 0)) != 0)) {
+	     (crc = svc_commit_move(s, &d.plan, "star30", pair_reset, &a)) != 0)) {
 		if (d.caller->id != a.dev) { /* the caller moved meanwhile: ask again */
 			res->result = VIRT_DENIED;
 			res->reason = VIRT_R_UNKNOWN_CALLER;
@@ -1955,7 +1996,7 @@ svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_r
 	virt_return(s->w, e, &d);
 	fill_res(res, &d);
 	if (d.result == VIRT_RETURNED &&
-	    (crc = svc_commit(s, &d.plan, "api", NULL, NULL, NULL, 0)) != 0)
+	    (crc = svc_commit_move(s, &d.plan, "api", NULL, NULL)) != 0)
 		rc = commit_failed(s, r, crc, NULL);
 out:
 	unlock(s);

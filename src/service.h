@@ -59,13 +59,16 @@ struct svc;
 #define SVC_CHANGE_NOTIFY_ALL 1u
 
 /*
- * Devices changed by a committed operation.  Called with the service lock
- * held and the world consistent; must not call back into svc_*.  `why` is
- * a short static string ("star30", "admin", ...), flags SVC_CHANGE_*.  It
- * runs in a transaction of its own for what it records (published
- * versions, the TFTP manifest, resync rows), and never opens one; st is
- * NULL when that transaction could not begin: the hook then publishes
- * without recording anything.
+ * Devices changed by an operation.  Called with the service lock held and
+ * the world consistent; must not call back into svc_*.  `why` is a short
+ * static string ("star30", "admin", ...), flags SVC_CHANGE_*.  What it
+ * records (published versions, the TFTP manifest, resync rows) goes in a
+ * transaction it never opens: a move's own, before its COMMIT (*30, a
+ * return through the API; when that COMMIT fails, the hook is called
+ * again with the devices as the undone move left them, to publish them
+ * again), or else one of its own after the change committed; st is NULL
+ * when that one could not begin: the hook then publishes without
+ * recording anything.
  */
 typedef void (*svc_change_hook)(void *arg, const struct world *w, struct store *st,
                                  const hd_id *devs, size_t n, const char *why,
