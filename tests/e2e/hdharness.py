@@ -19,6 +19,7 @@ import collections
 import http.client
 import json
 import os
+import re
 import secrets as _secrets
 import signal
 import subprocess
@@ -456,6 +457,28 @@ def build_demo(d):
 
 
 # ---------------------------------------------------------- reading state
+
+def wait_for(pred, what, timeout=15):
+    """Polls pred every 50 ms until it returns something true (returned),
+    or fails after timeout seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("waited %.0f s for %s" % (timeout, what))
+
+
+def metric(d, name, labels=""):
+    """The value of one sample of /metrics (labels as written there)."""
+    st, _, body = d.request("GET", "/metrics")
+    assert st == 200
+    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), body.decode(),
+                  flags=re.M)
+    assert m, "no %s%s in /metrics" % (name, labels)
+    return float(m.group(1))
+
 
 def list_orgs(d):
     js = d.admin_ok("GET", "/api/v1/orgs")

@@ -29,7 +29,7 @@ import weakref
 import pytest
 
 import hdharness
-from hdharness import carries, mac, park, prov_get
+from hdharness import carries, mac, park, prov_get, wait_for
 
 SIP_DIR = os.path.join(hdharness.REPO, "tests", "sip")
 CFG = os.path.join(hdharness.REPO, "pbx", "kamailio", "kamailio.cfg")
@@ -307,15 +307,6 @@ def rig(make_daemon, tmp_path):
     for p in phones.values():
         p.peer.stop()
     pbx.peer.stop()
-
-
-def wait_for(pred, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("waited %.0f s for %s" % (timeout, what))
 
 
 def test_star30_through_kamailio(rig):

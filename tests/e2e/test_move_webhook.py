@@ -21,7 +21,7 @@ import urllib.parse
 import pytest
 
 import hdharness
-from hdharness import carries, mac, park
+from hdharness import carries, mac, metric, park, wait_for
 
 SECRET = "whsec-" + "7f3a9c" * 5
 
@@ -112,25 +112,6 @@ def hooked(make_daemon, rcv, **extra):
     d = make_daemon({"pbx": pbx})
     d.secrets.add(SECRET)  # teardown fails if the log shows it
     return d
-
-
-def wait_for(pred, what, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("waited %.0f s for %s" % (timeout, what))
-
-
-def metric(d, name, labels=""):
-    st, _, body = d.request("GET", "/metrics")
-    assert st == 200
-    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), body.decode(),
-                  flags=re.M)
-    assert m, "no %s%s in /metrics" % (name, labels)
-    return float(m.group(1))
 
 
 def by_user(posts):

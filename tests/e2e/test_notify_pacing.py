@@ -15,7 +15,7 @@ import threading
 import time
 
 import hdharness
-from hdharness import mac
+from hdharness import mac, wait_for
 
 BULK = 40
 SIP = {"t1_ms": "100", "timer_f_ms": "300", "sync_timeout": "600"}
@@ -82,11 +82,7 @@ def most_at_once(spans):
 
 
 def in_flight(d):
-    st, _, body = d.request("GET", "/metrics")
-    assert st == 200
-    m = re.search(r"^hotdeskd_notify_in_flight (\S+)$", body.decode(), re.M)
-    assert m, "no hotdeskd_notify_in_flight in /metrics"
-    return float(m.group(1))
+    return hdharness.metric(d, "hotdeskd_notify_in_flight")
 
 
 def bulk_org(d, phone):
@@ -110,15 +106,6 @@ def bulk_org(d, phone):
         assert st in (200, 201), (st, js)
 
 
-def wait(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("waited %.0f s for %s" % (timeout, what))
-
-
 def test_bulk_resync_is_paced_and_a_move_does_not_wait(make_daemon):
     d = make_daemon({"sip": dict(SIP, notify_max_pending="2")})
     demo = hdharness.build_demo(d)
@@ -137,7 +124,7 @@ def test_bulk_resync_is_paced_and_a_move_does_not_wait(make_daemon):
         st, js = d.admin("POST", "/api/v1/orgs/bulk/resync")
         assert st == 202 and js["devices"] == BULK, (st, js)
         asked = time.monotonic()
-        wait(lambda: len(bulk.spans()) >= 4, 5, "the first bulk NOTIFYs")
+        wait_for(lambda: len(bulk.spans()) >= 4, "the first bulk NOTIFYs", 5)
         assert in_flight(d) <= 2
         # the outbox is in order of due time (seconds): a row queued in a
         # later second than the bulk's comes after all of it, unless a
@@ -148,21 +135,22 @@ def test_bulk_resync_is_paced_and_a_move_does_not_wait(make_daemon):
         # identity's: it has no target until it registers again)
         t0 = time.monotonic()
         d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
-        wait(lambda: "acme-102" in desk.users(), 2,
-             "the move's NOTIFY while the bulk resync waits for slots")
+        wait_for(lambda: "acme-102" in desk.users(),
+                 "the move's NOTIFY while the bulk resync waits for slots", 2)
         assert time.monotonic() - t0 < 2
         sent = len(bulk.spans())
         assert sent < BULK - 10, "the bulk resync was not paced: %d of %d sent" % (sent, BULK)
         # SIGHUP with a larger limit: the rest go out at once
         d.write_config({"sip": dict(SIP, notify_max_pending="100")})
         d.proc.send_signal(signal.SIGHUP)
-        wait(lambda: len(bulk.users()) == BULK, 5, "every bulk device's NOTIFY after the reload")
+        wait_for(lambda: len(bulk.users()) == BULK, "every bulk device's NOTIFY after the reload",
+                 5)
         time.sleep(0.25)  # their retransmissions (T1 100 ms): each span's end
         spans = list(bulk.spans().values())
         first = [s for s in spans if s[0] < t0]
         assert most_at_once(first) <= 2, "more than 2 bulk NOTIFYs at once before the reload"
         assert most_at_once(spans) > 2, "the reload did not raise the limit"
-        wait(lambda: in_flight(d) == 0, 5, "every NOTIFY to end")
+        wait_for(lambda: in_flight(d) == 0, "every NOTIFY to end", 5)
     finally:
         bulk.close()
         desk.close()
@@ -185,7 +173,7 @@ def test_a_template_save_is_paced(make_daemon):
                                 {"Authorization": "Bearer " + d.admin_token,
                                  "Content-Type": "text/plain"})
         assert st == 200, (st, body)
-        wait(lambda: len(bulk.spans()) >= 4, 5, "the first NOTIFYs of the re-render")
+        wait_for(lambda: len(bulk.spans()) >= 4, "the first NOTIFYs of the re-render", 5)
         time.sleep(1.0)
         spans = list(bulk.spans().values())
         assert len(spans) < BULK - 10, "not paced: %d of %d sent" % (len(spans), BULK)
