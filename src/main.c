@@ -387,56 +387,16 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 	hd_idset_free(&changed);
 }
 
-/* Set on a thread answering a PBX request or a Virtualization Center
- * *30 (settle_begin): it writes the change's files (pub_settle) before it
- * wakes the resync engine, which waits for those files before its NOTIFY
- * (pub_tftp_wait) and, woken sooner, would take the CPU from the thread
- * writing them; tl_wake_owed is the daemon whose threads it owes a
- * wake-up. */
-static _Thread_local bool tl_settling;
-static _Thread_local struct daemon *tl_wake_owed;
-
-static void
-wake_threads(struct daemon *d)
-{
-	if (d->resync != NULL)
-		resync_wake(d->resync);
-	webhook_kick(d->webhook); /* the change may have moved SIP users */
-}
-
 /* The service's unlock hook: a locked part handed changes to on_change;
- * wake the threads that act on them, now that they find the lock free
- * (or once the files are written: settle_end). */
+ * wake the threads that act on them, now that they find the lock free. */
 static void
 on_unlocked(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (tl_settling) {
-		tl_wake_owed = d;
-		return;
-	}
-	wake_threads(d);
-}
-
-static void
-settle_begin(void)
-{
-	tl_settling = true;
-}
-
-/* Waits for the files the change queued, then wakes what it owes. */
-static void
-settle_end(struct pub *p)
-{
-	struct daemon *d;
-
-	pub_settle(p);
-	tl_settling = false;
-	if ((d = tl_wake_owed) != NULL) {
-		tl_wake_owed = NULL;
-		wake_threads(d);
-	}
+	if (d->resync != NULL)
+		resync_wake(d->resync);
+	webhook_kick(d->webhook); /* the change may have moved SIP users */
 }
 
 /* The service's check hook: a change commits only if every device it
@@ -479,11 +439,9 @@ static int
 vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
 	struct daemon *d = arg;
-	int rc;
+	int rc = svc_star30(d->svc, r, res);
 
-	settle_begin();
-	rc = svc_star30(d->svc, r, res);
-	settle_end(d->pub);
+	pub_settle(d->pub);
 	return rc;
 }
 
@@ -495,9 +453,8 @@ pbx_settled(void *arg, const struct http_request *req, struct http_response *res
 {
 	struct api_ctx *a = arg;
 
-	settle_begin();
 	api_pbx_handle(arg, req, res);
-	settle_end(a->pub);
+	pub_settle(a->pub);
 }
 
 static void
