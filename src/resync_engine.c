@@ -650,6 +650,8 @@ static void
 take_urgent(struct resync *r, struct scan *sc)
 {
 	sc->nurgent = r->nurgent < SCAN_BATCH ? r->nurgent : SCAN_BATCH;
+	if (sc->nurgent == 0)
+		return; /* r->urgent may be NULL */
 	memcpy(sc->urgent, r->urgent, sc->nurgent * sizeof(sc->urgent[0]));
 	r->nurgent -= sc->nurgent;
 	memmove(r->urgent, r->urgent + sc->nurgent, r->nurgent * sizeof(r->urgent[0]));
@@ -663,7 +665,7 @@ take_urgent(struct resync *r, struct scan *sc)
 static void
 add_urgent(struct resync *r, const hd_id *devs, size_t n)
 {
-	if (r->nurgent + n > URGENT_QUEUE_MAX)
+	if (n == 0 || r->nurgent + n > URGENT_QUEUE_MAX)
 		return;
 	if (r->nurgent + n > r->capurgent) {
 		size_t cap = r->capurgent ? r->capurgent * 2 : 64;
