@@ -728,7 +728,7 @@ dry_lists(struct save *sv, const struct world *w)
 
 /* A held resync row for each of v[0..n) that is still a device (lock
  * held, in the caller's transaction): due once its re-render is done
- * (resync_kick), else after SAVE_HOLD_S or at the next start.  0 or -1. */
+ * (resync_note), else after SAVE_HOLD_S or at the next start.  0 or -1. */
 static int
 hold_rows(const struct world *w, struct store *st, const hd_id *v, size_t n)
 {
@@ -946,6 +946,7 @@ rerender_step(const struct world *w, struct store *st, struct svc_change *chg, v
 	for (size_t i = sv->rr_at; i < end; i++)
 		if (hd_idset_push(&chg->devs, sv->changed.v[i]) != 0)
 			return -1;
+	chg->flags |= SVC_CHANGE_BULK;
 	if (sv->shared)
 		chg->flags |= SVC_CHANGE_NOTIFY_ALL;
 	sv->rr_next = end;

@@ -383,7 +383,7 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 	/* the files are published: now the NOTIFYs (the engine is woken
 	 * once the service lock is released: on_unlocked) */
 	if (d->resync != NULL)
-		resync_note(d->resync, w, st, devs, n, &changed, why);
+		resync_note(d->resync, w, st, devs, n, &changed, why, flags);
 	hd_idset_free(&changed);
 }
 

@@ -9,7 +9,8 @@
  * the counts by state for monitoring).
  *
  * Threads and locks.  Three kinds of callers:
- *   - the service's hooks (change hook via resync_kick, registration hook)
+ *   - the service's hooks (change hook via resync_note, woken by
+ *     resync_wake once the lock is released; registration hook)
  *     run with the service lock held and use the store directly;
  *   - HTTP threads call resync_on_fetch, which only takes r->mu;
  *   - the engine thread takes the service lock through svc_transact
@@ -57,7 +58,8 @@
  * edit of one device) is a person waiting: its NOTIFYs are scanned first
  * and never wait for a slot under [sip] notify_max_pending.  A larger one
  * (an import, an organization's resync), and every step of a template's
- * re-render whatever its size, is bulk: its NOTIFYs are paced. */
+ * re-render whatever its size (SVC_CHANGE_BULK), is bulk: its NOTIFYs
+ * are paced. */
 #define URGENT_MAX 16
 #define FETCHQ_MAX 100000
 
@@ -941,7 +943,7 @@ idset_has(const struct hd_idset *s, hd_id id)
 
 void
 resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
-            size_t n, const struct hd_idset *changed, const char *why)
+            size_t n, const struct hd_idset *changed, const char *why, unsigned flags)
 {
 	bool forced = why != NULL && strcmp(why, "resync") == 0;
 	long long now = (long long)time(NULL);
@@ -975,7 +977,7 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
 	r->kicked = true;
 	if (r->next_due == 0 || r->next_due > now)
 		r->next_due = now;
-	if (n <= URGENT_MAX && (why == NULL || strcmp(why, "template") != 0))
+	if (n <= URGENT_MAX && !(flags & SVC_CHANGE_BULK))
 		add_urgent(r, devs, n);
 	if (r->move_stamp == 0)
 		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */
@@ -988,13 +990,6 @@ resync_wake(struct resync *r)
 	wake(r);
 }
 
-void
-resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
-            size_t n, const struct hd_idset *changed, const char *why)
-{
-	resync_note(r, w, st, devs, n, changed, why);
-	wake(r);
-}
 
 void
 resync_on_fetch(void *arg, long long dev, unsigned long long version, const char *source,

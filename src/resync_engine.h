@@ -59,17 +59,15 @@ void resync_reconfigure(struct resync *r, const struct hd_config *cfg);
  * From the service's change hook, after the publisher rendered devs (lock
  * held, in the hook's transaction; st NULL: nothing recorded): fills the version each new pending row must
  * confirm, settles rows whose content did not change and that the phone
- * already has (not when why is "resync": an administrator asked), and
- * wakes the thread.  changed: the devices whose content changed.
+ * already has (not when why is "resync": an administrator asked).
+ * changed: the devices whose content changed; flags: the change's
+ * SVC_CHANGE_* (SVC_CHANGE_BULK: its NOTIFYs are paced, docs/RESYNC.md).
  */
-void resync_kick(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
-                 size_t n, const struct hd_idset *changed, const char *why);
-/* resync_kick without the wake-up: the thread looks at what it noted once
- * resync_wake is called (the daemon calls it once the service lock is
- * released: woken under it, the thread would wait for the lock, or take
- * the CPU from the thread that holds it). */
 void resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
-                 size_t n, const struct hd_idset *changed, const char *why);
+                 size_t n, const struct hd_idset *changed, const char *why, unsigned flags);
+/* Wakes the thread to act on what was noted: once the service lock is
+ * released (woken under it, the thread would wait for the lock, or take
+ * the CPU from the thread that holds it). */
 void resync_wake(struct resync *r);
 
 /* api_ctx.on_fetch (arg: the struct resync): a device fetched its

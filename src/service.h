@@ -57,6 +57,9 @@ struct svc;
 /* A change's devices get a NOTIFY even when their own files are the same
  * (a shared file of their profile changed). */
 #define SVC_CHANGE_NOTIFY_ALL 1u
+/* One step of a job over many devices (a template's re-render): its
+ * NOTIFYs are paced however few devices the step has. */
+#define SVC_CHANGE_BULK 2u
 
 /*
  * Devices changed by an operation.  Called with the service lock held and

@@ -67,8 +67,10 @@ fx_on_change(void *arg, const struct world *w, struct store *st, const hd_id *de
 	(void)pub_update(f->pub, w, st, devs, n, &changed);
 	for (size_t i = 0; (flags & SVC_CHANGE_NOTIFY_ALL) && i < n; i++)
 		cr_assert_eq(hd_idset_add(&changed, devs[i]), 0);
-	if (f->rs != NULL)
-		resync_kick(f->rs, w, st, devs, n, &changed, why);
+	if (f->rs != NULL) {
+		resync_note(f->rs, w, st, devs, n, &changed, why, flags);
+		resync_wake(f->rs);
+	}
 	hd_idset_free(&changed);
 }
 

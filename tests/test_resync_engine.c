@@ -1,6 +1,6 @@
 /*
  * test_resync_engine.c -- the resync engine's side of the application
- * layer (src/resync.h: the change hook's resync_kick, the registration
+ * layer (src/resync.h: the change hook's resync_note, the registration
  * hook, the fetch confirmation) wired to a service on an in-memory store
  * with the store's fault hook (tests/faults.h), each operation run once
  * per store step with that step failing.  Besides the checks every fault
