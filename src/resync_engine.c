@@ -210,6 +210,15 @@ struct resync {
 	struct idmap track;             /* dev -> struct devtrack */
 	struct fetchev *fq;
 	size_t nfq, capfq;
+	/* first NOTIFYs of small changes, decided in the change's own
+	 * transaction (stage_first), for the engine thread to send at once */
+	struct job *ready;
+	size_t nready, capready;
+
+	/* service lock: the NOTIFYs the transaction in progress decided,
+	 * ready once it commits (staged_end) */
+	struct job staged[URGENT_MAX];
+	size_t nstaged;
 
 	/* engine thread only */
 	struct idmap inf;               /* notify id -> struct inflight */
@@ -218,6 +227,15 @@ struct resync {
 	bool throttled;
 	struct result *res;
 	size_t nres, capres;
+	struct sent *sent;              /* ready jobs sent, their attempts not recorded yet */
+	size_t nsent, capsent;
+};
+
+/* A NOTIFY sent from r->ready: apply records its attempt in the row. */
+struct sent {
+	hd_id dev;
+	unsigned long long version;
+	int attempt;
 };
 
 static void
@@ -333,6 +351,38 @@ auth_of(const struct world *w, const struct vendor_profile *prof,
 	memcpy(j->auth_pw, pw, strlen(pw) + 1);
 }
 
+/* The rest of job j (its target j->t is set) for device d, whose row
+ * resync_step has just turned to a send (lock held). */
+static void
+job_fill(struct resync *r, const struct world *w, const struct hd_dev *d,
+         const struct vendor_profile *prof, const struct store_resync *row,
+         const struct store_devcontact *dc, struct job *j)
+{
+	int n;
+
+	j->dev = d->id;
+	j->org = d->org;
+	memcpy(j->mac, d->mac, sizeof(j->mac));
+	j->attempt = row->attempts;
+	j->version = row->version;
+	resync_target_uri(&j->t, j->uri, sizeof(j->uri));
+	(void)event_for(r, prof, j->event, sizeof(j->event));
+	j->substate = prof->notify_subscription_state;
+	if (prof->notify_content_type != NULL) {
+		struct vendor_notify vn = { dc->call_id[0] ? dc->call_id : NULL, row->version };
+
+		n = vendor_notify_body(prof, &vn, j->body, sizeof(j->body));
+		if (n < 0 && vn.register_call_id != NULL) { /* a Call-ID we cannot send */
+			vn.register_call_id = NULL;
+			n = vendor_notify_body(prof, &vn, j->body, sizeof(j->body));
+		}
+		if (n <= 0 || (size_t)snprintf(j->ctype, sizeof(j->ctype), "%s",
+		                               prof->notify_content_type) >= sizeof(j->ctype))
+			j->body[0] = '\0'; /* no body rather than a mislabelled one */
+	}
+	auth_of(w, prof, dc, j);
+}
+
 struct scan {
 	struct resync *r;
 	struct resync_policy pol;
@@ -369,6 +419,19 @@ soonest_row(const struct store_resync *row, void *arg)
 	return 1;
 }
 
+/* Whether a NOTIFY staged for dev waits in r->ready. */
+static bool
+is_ready(struct resync *r, hd_id dev)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->nready && !found; i++)
+		found = r->ready[i].dev == dev;
+	pthread_mutex_unlock(&r->mu);
+	return found;
+}
+
 /* One due row, in the scan's transaction: decides, writes, and maybe
  * adds a job.  0, or -1 when the store failed (the scan is rolled back). */
 static int
@@ -382,6 +445,8 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	enum resync_action act;
 	int n;
 
+	if (is_ready(sc->r, row->dev))
+		return 0; /* its NOTIFY is decided, sent next (send_ready) */
 	if (d == NULL || (prof = vendor_profile_by_name(d->profile)) == NULL) {
 		/* cannot happen with the schema's cascade and the API's profile
 		 * check; settle the row rather than find it due forever */
@@ -428,27 +493,7 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	}
 	if (put_row(st, row) != 0)
 		return -1;
-	j->dev = d->id;
-	j->org = d->org;
-	memcpy(j->mac, d->mac, sizeof(j->mac));
-	j->attempt = row->attempts;
-	j->version = row->version;
-	resync_target_uri(&j->t, j->uri, sizeof(j->uri));
-	(void)event_for(sc->r, prof, j->event, sizeof(j->event));
-	j->substate = prof->notify_subscription_state;
-	if (prof->notify_content_type != NULL) {
-		struct vendor_notify vn = { dc.call_id[0] ? dc.call_id : NULL, row->version };
-
-		n = vendor_notify_body(prof, &vn, j->body, sizeof(j->body));
-		if (n < 0 && vn.register_call_id != NULL) { /* a Call-ID we cannot send */
-			vn.register_call_id = NULL;
-			n = vendor_notify_body(prof, &vn, j->body, sizeof(j->body));
-		}
-		if (n <= 0 || (size_t)snprintf(j->ctype, sizeof(j->ctype), "%s",
-		                               prof->notify_content_type) >= sizeof(j->ctype))
-			j->body[0] = '\0'; /* no body rather than a mislabelled one */
-	}
-	auth_of(w, prof, &dc, j);
+	job_fill(sc->r, w, d, prof, row, &dc, j);
 	sc->njobs++;
 	return 0;
 }
@@ -754,14 +799,75 @@ scan(struct resync *r)
 	free(sc);
 }
 
+/* The NOTIFYs of r->ready, decided in the changes' own transactions
+ * (stage_first), sent at once (engine thread, no lock held); apply then
+ * records their attempts (record_sent). */
+static void
+send_ready(struct resync *r)
+{
+	struct job *v;
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	v = r->ready;
+	n = r->nready;
+	r->ready = NULL;
+	r->nready = r->capready = 0;
+	pthread_mutex_unlock(&r->mu);
+	if (n == 0)
+		return;
+	if (r->nsent + n > r->capsent) {
+		size_t cap = r->capsent ? r->capsent : URGENT_MAX;
+		struct sent *x;
+
+		while (cap < r->nsent + n)
+			cap *= 2;
+		if ((x = realloc(r->sent, cap * sizeof(*x))) == NULL) {
+			/* their rows stay due: the scan sends them */
+			log_error("resync: out of memory");
+			sodium_memzero(v, n * sizeof(*v));
+			free(v);
+			return;
+		}
+		r->sent = x;
+		r->capsent = cap;
+	}
+	for (size_t i = 0; i < n; i++)
+		r->sent[r->nsent++] = (struct sent){ v[i].dev, v[i].version, v[i].attempt };
+	send_jobs(r, v, n);
+	sodium_memzero(v, n * sizeof(*v));
+	free(v);
+}
+
 struct batch {
 	struct resync *r;
+	struct resync_policy pol;
+	struct sent *sent;
+	size_t nsent;
 	struct result *res;
 	size_t nres;
 	struct fetchev *fq;
 	size_t nfq;
 	long long now;
 };
+
+/* The attempt a ready NOTIFY made, in its row, as the scan would have
+ * written it before sending; nothing when the row moved on since (a newer
+ * change, a confirmation). */
+static int
+record_sent(struct batch *b, struct store *st, const struct sent *x)
+{
+	struct store_resync row;
+	int rc = store_resync_get(st, x->dev, &row);
+
+	if (rc != 1)
+		return rc < 0 ? -1 : 0;
+	if (row.version != x->version || row.attempts + 1 != x->attempt ||
+	    (!resync_state_is(&row, "pending") && !resync_state_is(&row, "notified")) ||
+	    resync_step(&row, &b->pol, b->now) != RESYNC_SEND)
+		return 0;
+	return put_row(st, &row);
+}
 
 static int
 apply_result(struct batch *b, const struct world *w, struct store *st, const struct result *x)
@@ -831,6 +937,9 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 	struct batch *b = arg;
 
 	(void)chg;
+	for (size_t i = 0; i < b->nsent; i++)
+		if (record_sent(b, st, &b->sent[i]) != 0)
+			return -1;
 	for (size_t i = 0; i < b->nres; i++)
 		if (apply_result(b, w, st, &b->res[i]) != 0)
 			return -1;
@@ -844,24 +953,28 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 static void
 apply(struct resync *r)
 {
-	struct batch b = { r, r->res, r->nres, NULL, 0, (long long)time(NULL) };
+	struct batch b = { .r = r, .sent = r->sent, .nsent = r->nsent, .res = r->res,
+	                   .nres = r->nres, .now = (long long)time(NULL) };
 
 	pthread_mutex_lock(&r->mu);
+	b.pol = r->pol;
 	b.fq = r->fq;
 	b.nfq = r->nfq;
 	r->fq = NULL;
 	r->nfq = r->capfq = 0;
 	pthread_mutex_unlock(&r->mu);
-	if ((b.nres > 0 || b.nfq > 0) &&
+	if ((b.nsent > 0 || b.nres > 0 || b.nfq > 0) &&
 	    svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0) {
 		/* nothing of the round was kept: the rows wait as they were
-		 * (NOTIFYs are sent again when due), and each phone's next
-		 * fetch is news again, so that it is recorded then */
+		 * (NOTIFYs are sent again when due, those sent from r->ready
+		 * too), and each phone's next fetch is news again, so that it
+		 * is recorded then */
 		log_error("resync: cannot record results");
 		for (size_t i = 0; i < b.nfq; i++)
 			pub_fetch_forget(r->pub, b.fq[i].dev);
 	}
 	r->nres = 0;
+	r->nsent = 0;
 	free(b.fq);
 }
 
@@ -920,6 +1033,7 @@ engine_main(void *arg)
 		if (pfd[0].revents & POLLIN)
 			while (read(r->wake[0], buf, sizeof(buf)) > 0)
 				;
+		send_ready(r);
 		now_ms = notify_now_ms();
 		if (pfd[1].revents & POLLIN)
 			(void)notify_recv(r->nt, now_ms);
@@ -935,10 +1049,128 @@ engine_main(void *arg)
 
 /* ---- hooks -------------------------------------------------------------- */
 
+/* What stage_first needs of r, copied once per change (r->mu). */
+struct stage {
+	long long now;
+	bool small; /* a small change: first NOTIFYs staged */
+	struct resync_policy pol;
+	struct cfg_net net_v[RESYNC_NETS_MAX];
+	struct cfg_netlist nets;
+};
+
+static void
+stage_begin(struct resync *r, struct stage *sg)
+{
+	pthread_mutex_lock(&r->mu);
+	sg->pol = r->pol;
+	memcpy(sg->net_v, r->net_v, sizeof(sg->net_v));
+	sg->nets = (struct cfg_netlist){ sg->net_v, r->nnets };
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The transaction that staged NOTIFYs ended (service lock held):
+ * committed, they are ready for the engine thread (resync_wake follows
+ * the unlock); rolled back, their devices are left to the scan. */
+static void
+staged_end(void *arg, bool committed)
+{
+	struct resync *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->nstaged; i++) {
+		if (committed && r->nready == r->capready) {
+			size_t cap = r->capready ? r->capready * 2 : URGENT_MAX;
+			struct job *v = realloc(r->ready, cap * sizeof(*v));
+
+			if (v != NULL) {
+				r->ready = v;
+				r->capready = cap;
+			}
+		}
+		if (committed && r->nready < r->capready)
+			r->ready[r->nready++] = r->staged[i];
+		else
+			add_urgent(r, &r->staged[i].dev, 1);
+	}
+	pthread_mutex_unlock(&r->mu);
+	/* the engine sends them without the service lock: now, not at the
+	 * unlock */
+	if (committed)
+		wake(r);
+	sodium_memzero(r->staged, r->nstaged * sizeof(r->staged[0]));
+	r->nstaged = 0;
+}
+
+/*
+ * The first NOTIFY of device d in a small change, decided in the change's
+ * own transaction (service lock held), so that the engine sends it as
+ * soon as d's files are in place, with no transaction of its own first.
+ * Nothing is written: the engine records the attempt in d's row once the
+ * NOTIFY is sent (record_sent), so a change that rolls back leaves none.
+ * true: staged; false: left to the engine's scan (not due, no target, the
+ * store failed, no room).
+ */
+static bool
+stage_first(struct resync *r, const struct world *w, struct store *st, const struct stage *sg,
+            const struct hd_dev *d, const struct store_resync *row)
+{
+	const struct vendor_profile *prof = vendor_profile_by_name(d->profile);
+	struct store_resync next = *row;
+	struct store_devcontact dc;
+	struct pub_fetch f;
+	struct job *j;
+
+	if (prof == NULL || r->nstaged == URGENT_MAX ||
+	    resync_step(&next, &sg->pol, sg->now) != RESYNC_SEND)
+		return false;
+	j = &r->staged[r->nstaged];
+	memset(j, 0, sizeof(*j));
+	if (target_of(d, st, r->pub, sg->now, &sg->nets, &dc, &f, &j->t) != 0)
+		return false;
+	job_fill(r, w, d, prof, &next, &dc, j);
+	/* the first of the transaction has staged_end called when it ends
+	 * (outside one: at once) */
+	if (r->nstaged++ == 0 && store_after_txn(st, staged_end, r) != 0) {
+		sodium_memzero(j, sizeof(*j));
+		r->nstaged = 0;
+		return false;
+	}
+	return true;
+}
+
 static bool
 idset_has(const struct hd_idset *s, hd_id id)
 {
 	return s != NULL && hd_idset_has(s, id);
+}
+
+/* Device d of a change (in its transaction): its outbox row waits for
+ * the version published.  true when its first NOTIFY was staged. */
+static bool
+note_one(struct resync *r, const struct world *w, struct store *st, const struct hd_dev *d,
+         bool unchanged_ok, const struct stage *sg)
+{
+	struct store_resync row;
+	struct pub_fetch f;
+
+	if (store_resync_get(st, d->id, &row) != 1)
+		return false;
+	if (!resync_state_is(&row, "pending") || row.version != 0)
+		return false;
+	row.version = pub_version(r->pub, d->id);
+	if (row.next_at > sg->now)
+		row.next_at = sg->now; /* held until its files were published */
+	(void)pub_fetch_info(r->pub, d->id, &f);
+	/* nothing new for this phone, and it has it already */
+	if (unchanged_ok && row.version != 0 && f.version >= row.version) {
+		resync_set_state(&row, "synced");
+		(void)snprintf(row.last_result, sizeof(row.last_result), "unchanged");
+		row.next_at = 0;
+	}
+	if (put_row(st, &row) != 0 || resync_state_is(&row, "synced"))
+		return false;
+	set_await(r, d->id, row.version);
+	return sg->small && stage_first(r, w, st, sg, d, &row);
 }
 
 void
@@ -946,39 +1178,28 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
             size_t n, const struct hd_idset *changed, const char *why, unsigned flags)
 {
 	bool forced = why != NULL && strcmp(why, "resync") == 0;
-	long long now = (long long)time(NULL);
+	struct stage sg = { .now = (long long)time(NULL),
+	                    .small = n <= URGENT_MAX && !(flags & SVC_CHANGE_BULK) };
+	hd_id left[URGENT_MAX]; /* the devices of a small change not staged */
+	size_t nleft = 0;
 
+	if (sg.small && st != NULL)
+		stage_begin(r, &sg);
 	/* in the service's transaction; without a store (st NULL) the rows
 	 * stay version 0: the engine fills them */
-	for (size_t i = 0; st != NULL && i < n; i++) {
-		const struct hd_dev *d = world_dev(w, devs[i]);
-		struct store_resync row;
-		struct pub_fetch f;
+	for (size_t i = 0; i < n; i++) {
+		const struct hd_dev *d = st != NULL ? world_dev(w, devs[i]) : NULL;
+		bool staged = d != NULL &&
+		              note_one(r, w, st, d, !forced && !idset_has(changed, d->id), &sg);
 
-		if (d == NULL || store_resync_get(st, d->id, &row) != 1)
-			continue;
-		if (!resync_state_is(&row, "pending") || row.version != 0)
-			continue;
-		row.version = pub_version(r->pub, d->id);
-		if (row.next_at > now)
-			row.next_at = now; /* held until its files were published */
-		(void)pub_fetch_info(r->pub, d->id, &f);
-		/* nothing new for this phone, and it has it already */
-		if (!forced && !idset_has(changed, d->id) && row.version != 0 &&
-		    f.version >= row.version) {
-			resync_set_state(&row, "synced");
-			(void)snprintf(row.last_result, sizeof(row.last_result), "unchanged");
-			row.next_at = 0;
-		}
-		if (put_row(st, &row) == 0 && !resync_state_is(&row, "synced"))
-			set_await(r, d->id, row.version);
+		if (sg.small && !staged)
+			left[nleft++] = devs[i];
 	}
 	pthread_mutex_lock(&r->mu);
 	r->kicked = true;
-	if (r->next_due == 0 || r->next_due > now)
-		r->next_due = now;
-	if (n <= URGENT_MAX && !(flags & SVC_CHANGE_BULK))
-		add_urgent(r, devs, n);
+	if (r->next_due == 0 || r->next_due > sg.now)
+		r->next_due = sg.now;
+	add_urgent(r, left, nleft);
 	if (r->move_stamp == 0)
 		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */
 	pthread_mutex_unlock(&r->mu);
@@ -1314,6 +1535,10 @@ resync_free(struct resync *r)
 	free(r->fq);
 	free(r->urgent);
 	free(r->res);
+	free(r->sent);
+	if (r->ready != NULL)
+		sodium_memzero(r->ready, r->nready * sizeof(*r->ready));
+	free(r->ready);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }

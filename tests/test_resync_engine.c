@@ -12,7 +12,12 @@
  * The pure rules are tested in test_resync.c; NOTIFYs on the wire end to
  * end (tests/e2e/test_resync.py).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "faults.h"
@@ -404,4 +409,116 @@ Test(resync_engine_faults, a_scan_is_all_or_nothing)
 {
 	fx_faults_world("resync of every phone, then the engine's scan", prep_scan, op_resync_all,
 	                NULL, false);
+}
+
+/* ---- a move's first NOTIFY: decided in the move's transaction ----------------- */
+
+struct hold {
+	int fd;
+	char got[4096];
+	ssize_t len;
+};
+
+/* Holds the service lock while it waits (5 s at most) for a datagram. */
+static int
+hold_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct hold *h = arg;
+	struct pollfd p = { h->fd, POLLIN, 0 };
+
+	(void)w;
+	(void)st;
+	h->len = -1;
+	if (poll(&p, 1, 5000) == 1)
+		h->len = recv(h->fd, h->got, sizeof(h->got) - 1, 0);
+	if (h->len >= 0)
+		h->got[h->len] = '\0';
+	return 0;
+}
+
+/* The Call-IDs of the NOTIFYs that reach fd within ms milliseconds
+ * (retransmissions of one transaction count once). */
+static size_t
+notifies_within(int fd, int ms, char ids[][128], size_t max)
+{
+	size_t n = 0;
+	struct pollfd p = { fd, POLLIN, 0 };
+	char buf[4096];
+
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t len = recv(fd, buf, sizeof(buf) - 1, 0);
+		const char *c;
+		char id[128] = "";
+		bool seen = false;
+
+		if (len <= 0)
+			break;
+		buf[len] = '\0';
+		if (strncmp(buf, "NOTIFY ", 7) != 0 || (c = strstr(buf, "\nCall-ID: ")) == NULL)
+			continue;
+		(void)sscanf(c + 10, "%127[^\r\n]", id);
+		for (size_t i = 0; i < n && !seen; i++)
+			seen = strcmp(ids[i], id) == 0;
+		if (!seen && n < max)
+			memcpy(ids[n++], id, sizeof(id));
+	}
+	return n;
+}
+
+/*
+ * Dee's phone, parked and registered at a socket of ours, takes Eve (*30
+ * 104).  Its NOTIFY was decided in the move's own transaction: it reaches
+ * the phone while this thread holds the service lock right after the move
+ * (an engine that had to take the lock to scan its row first could not
+ * send it).  The engine then records the attempt in the row, as a scan
+ * would, and sends no second NOTIFY for it.
+ */
+Test(resync_engine, a_moves_first_notify_is_sent_without_the_service_lock)
+{
+	struct fx *f = fx_new();
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	char contact[96], source[48], err[256], ids[4][128];
+	struct hold h = { 0 };
+	struct svc_registration reg = {
+		.sip_user = "acme-park3",
+		.user_agent = "Yealink SIP-T46S 66.86.0.15 00:15:65:00:01:03",
+		.call_id = "reg-park3@127.0.0.1",
+		.expires = 3600,
+	};
+	struct row_q q;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	snprintf(contact, sizeof(contact), "sip:acme-park3@127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(source, sizeof(source), "127.0.0.1:%d", ntohs(a.sin_port));
+	reg.contact = contact;
+	reg.source = source;
+	engine_start(f);
+	engine_settle(f, DEE_MAC); /* the fixture's own moves, tried without a target */
+	cr_assert_eq(svc_registration(f->svc, &reg, err, sizeof(err)), SVC_OK, "%s", err);
+	(void)notifies_within(fd, 300, ids, 4); /* whatever the registration caused */
+
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	h.fd = fd;
+	(void)svc_locked(f->svc, hold_locked, &h);
+	cr_assert_gt(h.len, 0, "no NOTIFY reached Dee's phone while the service lock was held");
+	cr_assert(strncmp(h.got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", h.got);
+
+	for (int i = 0;; i++) { /* 30 s */
+		q = row_of(f, DEE_MAC);
+		if (q.found == 1 && q.row.attempts > 0)
+			break;
+		cr_assert_lt(i, 6000, "the engine never recorded the attempt");
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	}
+	cr_assert_str_eq(q.row.state, "notified");
+	cr_assert_eq(q.row.attempts, 1);
+	cr_assert_eq(q.row.version, pub_version(f->pub, q.row.dev));
+	/* retransmissions of the same NOTIFY only (the phone never answers) */
+	cr_assert_leq(notifies_within(fd, 700, ids, 4), 1, "a second NOTIFY for the move");
+	fx_free(f);
+	close(fd);
 }
