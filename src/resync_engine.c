@@ -62,6 +62,11 @@
  * are paced. */
 #define URGENT_MAX 16
 #define FETCHQ_MAX 100000
+/* The engine holds the service lock for about this long at most per
+ * transaction (a round of results, a scan), then lets the threads waiting
+ * for it in: a boot storm's fetches, tens of thousands per round, in one
+ * transaction kept a *30 waiting for hundreds of milliseconds. */
+#define SLICE_NS 2000000ull /* 2 ms */
 
 /* Target inputs of device d from the store and the publisher (lock held).
  * dc is filled (zeroed when absent).  0 with t filled, 1 when d has no
@@ -398,6 +403,8 @@ struct scan {
 	size_t room;       /* rows of bulk work the free NOTIFY slots allow */
 	bool limited;      /* room was less than the batch had left */
 	long long soonest;
+	uint64_t until;    /* SLICE_NS after the lock was taken (metrics_now_ns) */
+	bool cut;          /* due rows were left for the next scan (until) */
 	size_t no_target;  /* devices without any address, this scan */
 	char no_target_mac[HD_MAC_LEN + 1]; /* one of them, for the log */
 };
@@ -512,6 +519,7 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 	size_t first;
 
 	(void)chg; /* no device's files change */
+	sc->until = metrics_now_ns() + SLICE_NS;
 	/* the rows of small changes first, whatever is in flight: each is
 	 * written before the bulk query runs, which then does not see it */
 	for (size_t i = 0; i < sc->nurgent; i++) {
@@ -536,9 +544,17 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 		log_error("resync: cannot read the outbox: %s", store_errmsg(st));
 		return -1;
 	}
-	for (size_t i = first; i < sc->nrows; i++)
+	for (size_t i = first; i < sc->nrows; i++) {
 		if (scan_one(sc, w, st, &sc->rows[i]) != 0)
 			return -1;
+		/* at least a small change's worth of rows per scan */
+		if (i + 1 - first >= URGENT_MAX && i + 1 < sc->nrows &&
+		    metrics_now_ns() >= sc->until) {
+			sc->nrows = i + 1; /* the rest stay due, untouched */
+			sc->cut = true;
+			break;
+		}
+	}
 	sc->soonest = 0;
 	if (store_resync_due(st, LLONG_MAX / 2, 1, soonest_row, sc) < 0)
 		sc->soonest = sc->now + 1;
@@ -778,7 +794,7 @@ scan(struct resync *r)
 		pthread_mutex_lock(&r->mu);
 		r->next_due = sc->soonest;
 		if (more && !sc->limited) {
-			if (sc->nrows == SCAN_BATCH) /* more are due: go on at once */
+			if (sc->nrows == SCAN_BATCH || sc->cut) /* more are due: go on at once */
 				r->kicked = true;
 			else /* a row we could not write: not a busy loop */
 				r->next_due = sc->now + 1;
@@ -849,6 +865,8 @@ struct batch {
 	struct fetchev *fq;
 	size_t nfq;
 	long long now;
+	size_t is, ir, ifq; /* the next of each to record */
+	uint64_t until;     /* the slice in progress ends (metrics_now_ns) */
 };
 
 /* The attempt a ready NOTIFY made, in its row, as the scan would have
@@ -930,22 +948,32 @@ apply_fetch(struct batch *b, const struct world *w, struct store *st, const stru
 	return 0;
 }
 
-/* In one transaction (svc_transact). */
+static bool
+batch_left(const struct batch *b)
+{
+	return b->is < b->nsent || b->ir < b->nres || b->ifq < b->nfq;
+}
+
+/* One slice of the round, in one transaction (svc_transact): from the
+ * batch's cursors on, until SLICE_NS have passed since the lock was
+ * taken (at least one entry). */
 static int
 apply_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
 	struct batch *b = arg;
 
 	(void)chg;
-	for (size_t i = 0; i < b->nsent; i++)
-		if (record_sent(b, st, &b->sent[i]) != 0)
+	b->until = metrics_now_ns() + SLICE_NS;
+	while (batch_left(b)) {
+		int rc = b->is < b->nsent  ? record_sent(b, st, &b->sent[b->is++])
+		         : b->ir < b->nres ? apply_result(b, w, st, &b->res[b->ir++])
+		                           : apply_fetch(b, w, st, &b->fq[b->ifq++]);
+
+		if (rc != 0)
 			return -1;
-	for (size_t i = 0; i < b->nres; i++)
-		if (apply_result(b, w, st, &b->res[i]) != 0)
-			return -1;
-	for (size_t i = 0; i < b->nfq; i++)
-		if (apply_fetch(b, w, st, &b->fq[i]) != 0)
-			return -1;
+		if (metrics_now_ns() >= b->until)
+			break;
+	}
 	return 0;
 }
 
@@ -963,15 +991,22 @@ apply(struct resync *r)
 	r->fq = NULL;
 	r->nfq = r->capfq = 0;
 	pthread_mutex_unlock(&r->mu);
-	if ((b.nsent > 0 || b.nres > 0 || b.nfq > 0) &&
-	    svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0) {
-		/* nothing of the round was kept: the rows wait as they were
-		 * (NOTIFYs are sent again when due, those sent from r->ready
-		 * too), and each phone's next fetch is news again, so that it
-		 * is recorded then */
-		log_error("resync: cannot record results");
-		for (size_t i = 0; i < b.nfq; i++)
-			pub_fetch_forget(r->pub, b.fq[i].dev);
+	while (batch_left(&b)) {
+		size_t ifq = b.ifq;
+
+		if (svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0) {
+			/* nothing of this slice or the rest is kept: those rows
+			 * wait as they were (NOTIFYs are sent again when due,
+			 * those sent from r->ready too), and each of those
+			 * phones' next fetch is news again, so that it is
+			 * recorded then */
+			log_error("resync: cannot record results");
+			for (size_t i = ifq; i < b.nfq; i++)
+				pub_fetch_forget(r->pub, b.fq[i].dev);
+			break;
+		}
+		if (batch_left(&b))
+			svc_yield(r->svc); /* a *30 waiting has the lock first */
 	}
 	r->nres = 0;
 	r->nsent = 0;
