@@ -505,6 +505,25 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	return 0;
 }
 
+/* The attempt a ready NOTIFY made, in its row, as the scan would have
+ * written it before sending (the next scan, first); nothing when the row
+ * moved on since (a newer change, a confirmation). */
+static int
+record_sent(const struct resync_policy *pol, long long now, struct store *st,
+            const struct sent *x)
+{
+	struct store_resync row;
+	int rc = store_resync_get(st, x->dev, &row);
+
+	if (rc != 1)
+		return rc < 0 ? -1 : 0;
+	if (row.version != x->version || row.attempts + 1 != x->attempt ||
+	    (!resync_state_is(&row, "pending") && !resync_state_is(&row, "notified")) ||
+	    resync_step(&row, pol, now) != RESYNC_SEND)
+		return 0;
+	return put_row(st, &row);
+}
+
 /*
  * The scan's body, in one transaction (svc_transact): the due rows, what
  * each decided, and their events are written together or not at all.
@@ -520,6 +539,10 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 
 	(void)chg; /* no device's files change */
 	sc->until = metrics_now_ns() + SLICE_NS;
+	/* the NOTIFYs sent from r->ready: their rows are not due any more */
+	for (size_t i = 0; i < sc->r->nsent; i++)
+		if (record_sent(&sc->pol, sc->now, st, &sc->r->sent[i]) != 0)
+			return -1;
 	/* the rows of small changes first, whatever is in flight: each is
 	 * written before the bulk query runs, which then does not see it */
 	for (size_t i = 0; i < sc->nurgent; i++) {
@@ -755,7 +778,7 @@ blocked(struct resync *r, int max_pending, size_t nurgent)
 	size_t max = max_pending > 0 ? (size_t)max_pending : 1;
 	size_t worth = max / 2 < SCAN_BATCH ? max / 2 : SCAN_BATCH;
 
-	if (!r->throttled || nurgent > 0)
+	if (!r->throttled || nurgent > 0 || r->nsent > 0)
 		return false;
 	return notify_pending(r->nt) + (worth > 0 ? worth : 1) > max;
 }
@@ -785,6 +808,7 @@ scan(struct resync *r)
 	if (svc_transact(r->svc, "resync scan", scan_locked, NULL, sc) == 0) {
 		bool more = sc->soonest != 0 && sc->soonest <= sc->now;
 
+		r->nsent = 0;
 		if (sc->no_target > 0)
 			log_warn("resync: %zu device(s) (e.g. %s) have no registration, fetch or "
 			         "static contact: no NOTIFY sent", sc->no_target, sc->no_target_mac);
@@ -816,8 +840,8 @@ scan(struct resync *r)
 }
 
 /* The NOTIFYs of r->ready, decided in the changes' own transactions
- * (stage_first), sent at once (engine thread, no lock held); apply then
- * records their attempts (record_sent). */
+ * (stage_first), sent at once (engine thread, no lock held); the next
+ * scan records their attempts first (record_sent). */
 static void
 send_ready(struct resync *r)
 {
@@ -851,41 +875,23 @@ send_ready(struct resync *r)
 	for (size_t i = 0; i < n; i++)
 		r->sent[r->nsent++] = (struct sent){ v[i].dev, v[i].version, v[i].attempt };
 	send_jobs(r, v, n);
+	pthread_mutex_lock(&r->mu);
+	r->kicked = true; /* the scan records their attempts */
+	pthread_mutex_unlock(&r->mu);
 	sodium_memzero(v, n * sizeof(*v));
 	free(v);
 }
 
 struct batch {
 	struct resync *r;
-	struct resync_policy pol;
-	struct sent *sent;
-	size_t nsent;
 	struct result *res;
 	size_t nres;
 	struct fetchev *fq;
 	size_t nfq;
 	long long now;
-	size_t is, ir, ifq; /* the next of each to record */
+	size_t ir, ifq;     /* the next of each to record */
 	uint64_t until;     /* the slice in progress ends (metrics_now_ns) */
 };
-
-/* The attempt a ready NOTIFY made, in its row, as the scan would have
- * written it before sending; nothing when the row moved on since (a newer
- * change, a confirmation). */
-static int
-record_sent(struct batch *b, struct store *st, const struct sent *x)
-{
-	struct store_resync row;
-	int rc = store_resync_get(st, x->dev, &row);
-
-	if (rc != 1)
-		return rc < 0 ? -1 : 0;
-	if (row.version != x->version || row.attempts + 1 != x->attempt ||
-	    (!resync_state_is(&row, "pending") && !resync_state_is(&row, "notified")) ||
-	    resync_step(&row, &b->pol, b->now) != RESYNC_SEND)
-		return 0;
-	return put_row(st, &row);
-}
 
 static int
 apply_result(struct batch *b, const struct world *w, struct store *st, const struct result *x)
@@ -951,7 +957,7 @@ apply_fetch(struct batch *b, const struct world *w, struct store *st, const stru
 static bool
 batch_left(const struct batch *b)
 {
-	return b->is < b->nsent || b->ir < b->nres || b->ifq < b->nfq;
+	return b->ir < b->nres || b->ifq < b->nfq;
 }
 
 /* One slice of the round, in one transaction (svc_transact): from the
@@ -965,9 +971,8 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 	(void)chg;
 	b->until = metrics_now_ns() + SLICE_NS;
 	while (batch_left(b)) {
-		int rc = b->is < b->nsent  ? record_sent(b, st, &b->sent[b->is++])
-		         : b->ir < b->nres ? apply_result(b, w, st, &b->res[b->ir++])
-		                           : apply_fetch(b, w, st, &b->fq[b->ifq++]);
+		int rc = b->ir < b->nres ? apply_result(b, w, st, &b->res[b->ir++])
+		                         : apply_fetch(b, w, st, &b->fq[b->ifq++]);
 
 		if (rc != 0)
 			return -1;
@@ -981,11 +986,9 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 static void
 apply(struct resync *r)
 {
-	struct batch b = { .r = r, .sent = r->sent, .nsent = r->nsent, .res = r->res,
-	                   .nres = r->nres, .now = (long long)time(NULL) };
+	struct batch b = { .r = r, .res = r->res, .nres = r->nres, .now = (long long)time(NULL) };
 
 	pthread_mutex_lock(&r->mu);
-	b.pol = r->pol;
 	b.fq = r->fq;
 	b.nfq = r->nfq;
 	r->fq = NULL;
@@ -996,10 +999,9 @@ apply(struct resync *r)
 
 		if (svc_transact(r->svc, "resync", apply_locked, NULL, &b) != 0) {
 			/* nothing of this slice or the rest is kept: those rows
-			 * wait as they were (NOTIFYs are sent again when due,
-			 * those sent from r->ready too), and each of those
-			 * phones' next fetch is news again, so that it is
-			 * recorded then */
+			 * wait as they were (NOTIFYs are sent again when due),
+			 * and each of those phones' next fetch is news again, so
+			 * that it is recorded then */
 			log_error("resync: cannot record results");
 			for (size_t i = ifq; i < b.nfq; i++)
 				pub_fetch_forget(r->pub, b.fq[i].dev);
@@ -1009,7 +1011,6 @@ apply(struct resync *r)
 			svc_yield(r->svc); /* a *30 waiting has the lock first */
 	}
 	r->nres = 0;
-	r->nsent = 0;
 	free(b.fq);
 }
 
