@@ -1022,17 +1022,20 @@ engine_wants(struct resync *r, bool *kicked, long long *due)
 {
 	size_t nurgent;
 	int max;
+	bool ready;
 
 	pthread_mutex_lock(&r->mu);
 	*kicked = r->kicked;
 	*due = r->next_due;
 	nurgent = r->nurgent;
 	max = r->max_pending;
+	ready = r->nready > 0; /* staged NOTIFYs committed: sent at once */
 	pthread_mutex_unlock(&r->mu);
 	if (blocked(r, max, nurgent)) {
 		*kicked = false;
 		*due = 0;
 	}
+	*kicked = *kicked || ready;
 }
 
 static void *
@@ -1105,8 +1108,10 @@ stage_begin(struct resync *r, struct stage *sg)
 }
 
 /* The transaction that staged NOTIFYs ended (service lock held):
- * committed, they are ready for the engine thread (resync_wake follows
- * the unlock); rolled back, their devices are left to the scan. */
+ * committed, they are ready for the engine thread (woken once the lock is
+ * released: resync_wake from the unlock hook, so that it does not take a
+ * CPU from the change before that); rolled back, their devices are left
+ * to the scan. */
 static void
 staged_end(void *arg, bool committed)
 {
@@ -1129,10 +1134,6 @@ staged_end(void *arg, bool committed)
 			add_urgent(r, &r->staged[i].dev, 1);
 	}
 	pthread_mutex_unlock(&r->mu);
-	/* the engine sends them without the service lock: now, not at the
-	 * unlock */
-	if (committed)
-		wake(r);
 	sodium_memzero(r->staged, r->nstaged * sizeof(r->staged[0]));
 	r->nstaged = 0;
 }

@@ -67,11 +67,20 @@ fx_on_change(void *arg, const struct world *w, struct store *st, const hd_id *de
 	(void)pub_update(f->pub, w, st, devs, n, &changed);
 	for (size_t i = 0; (flags & SVC_CHANGE_NOTIFY_ALL) && i < n; i++)
 		cr_assert_eq(hd_idset_add(&changed, devs[i]), 0);
-	if (f->rs != NULL) {
+	if (f->rs != NULL)
 		resync_note(f->rs, w, st, devs, n, &changed, why, flags);
-		resync_wake(f->rs);
-	}
 	hd_idset_free(&changed);
+}
+
+/* The engine is woken once the lock is released, as the daemon does
+ * (main.c): what the change staged is committed by then. */
+static inline void
+fx_on_unlocked(void *arg)
+{
+	struct fx *f = arg;
+
+	if (f->rs != NULL)
+		resync_wake(f->rs);
 }
 
 static inline int
@@ -232,6 +241,7 @@ fx_new(void)
 	cr_assert_not_null(f->pub, "pub_new: %s", err);
 	cr_assert_eq(svc_locked(f->svc, fx_reconcile, f->pub), 0);
 	svc_set_change_hook(f->svc, fx_on_change, f);
+	svc_set_unlock_hook(f->svc, fx_on_unlocked, f);
 	svc_set_check_hook(f->svc, fx_on_check, f);
 
 	memset(&r, 0, sizeof(r));
