@@ -1120,10 +1120,17 @@ staged_end(void *arg, bool committed)
 	pthread_mutex_lock(&r->mu);
 	for (size_t i = 0; i < r->nstaged; i++) {
 		if (committed && r->nready == r->capready) {
+			/* not realloc: the jobs hold passwords, wiped before the
+			 * old array is freed */
 			size_t cap = r->capready ? r->capready * 2 : URGENT_MAX;
-			struct job *v = realloc(r->ready, cap * sizeof(*v));
+			struct job *v = malloc(cap * sizeof(*v));
 
 			if (v != NULL) {
+				if (r->nready > 0)
+					memcpy(v, r->ready, r->nready * sizeof(*v));
+				if (r->ready != NULL)
+					sodium_memzero(r->ready, r->nready * sizeof(*v));
+				free(r->ready);
 				r->ready = v;
 				r->capready = cap;
 			}
