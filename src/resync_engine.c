@@ -388,11 +388,26 @@ job_fill(struct resync *r, const struct world *w, const struct hd_dev *d,
 	auth_of(w, prof, dc, j);
 }
 
+/* The settings of r a decision reads (a reload may change them
+ * meanwhile): filled by rules_copy, in place (nets points into net_v). */
+struct rules {
+	struct resync_policy pol;
+	struct cfg_net net_v[RESYNC_NETS_MAX];
+	struct cfg_netlist nets;
+};
+
+/* r->mu held. */
+static void
+rules_copy(const struct resync *r, struct rules *x)
+{
+	x->pol = r->pol;
+	memcpy(x->net_v, r->net_v, sizeof(x->net_v));
+	x->nets = (struct cfg_netlist){ x->net_v, r->nnets };
+}
+
 struct scan {
 	struct resync *r;
-	struct resync_policy pol;
-	struct cfg_net net_v[RESYNC_NETS_MAX]; /* a copy of r's */
-	struct cfg_netlist nets;
+	struct rules ru; /* r's, when the scan began */
 	long long now;
 	struct store_resync rows[SCAN_BATCH];
 	size_t nrows;
@@ -464,7 +479,7 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	}
 	if (row->version == 0)
 		row->version = pub_version(sc->r->pub, d->id);
-	act = resync_step(row, &sc->pol, sc->now);
+	act = resync_step(row, &sc->ru.pol, sc->now);
 	if (act == RESYNC_GIVE_UP) {
 		if (put_row(st, row) != 0 ||
 		    dev_event(st, "resync.stale", d->org, d->mac,
@@ -481,7 +496,7 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 		return 0;
 	set_await(sc->r, d->id, row->version);
 	memset(j, 0, sizeof(*j));
-	if ((n = target_of(d, st, sc->r->pub, sc->now, &sc->nets, &dc, &f, &j->t)) < 0)
+	if ((n = target_of(d, st, sc->r->pub, sc->now, &sc->ru.nets, &dc, &f, &j->t)) < 0)
 		return -1;
 	if (n > 0) {
 		(void)resync_record_result(row, -1, "no target", sc->now);
@@ -541,7 +556,7 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 	sc->until = metrics_now_ns() + SLICE_NS;
 	/* the NOTIFYs sent from r->ready: their rows are not due any more */
 	for (size_t i = 0; i < sc->r->nsent; i++)
-		if (record_sent(&sc->pol, sc->now, st, &sc->r->sent[i]) != 0)
+		if (record_sent(&sc->ru.pol, sc->now, st, &sc->r->sent[i]) != 0)
 			return -1;
 	/* the rows of small changes first, whatever is in flight: each is
 	 * written before the bulk query runs, which then does not see it */
@@ -656,8 +671,7 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		struct notify_target t = { 0 };
 		char host[INET6_ADDRSTRLEN];
 		const char *h = j->t.host, *why;
-		struct cfg_net nv[RESYNC_NETS_MAX];
-		struct cfg_netlist nets;
+		struct rules ru;
 
 		/* the phone fetches what the NOTIFY announces: its files are in
 		 * the TFTP root first */
@@ -686,10 +700,9 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 			h = host;
 		}
 		pthread_mutex_lock(&r->mu);
-		memcpy(nv, r->net_v, sizeof(nv));
-		nets = (struct cfg_netlist){ nv, r->nnets };
+		rules_copy(r, &ru);
 		pthread_mutex_unlock(&r->mu);
-		if ((why = resync_target_refused(h, j->t.port, &nets)) != NULL) {
+		if ((why = resync_target_refused(h, j->t.port, &ru.nets)) != NULL) {
 			char msg[128];
 
 			(void)snprintf(msg, sizeof(msg), "target refused: %s", why);
@@ -796,9 +809,7 @@ scan(struct resync *r)
 	}
 	sc->r = r;
 	pthread_mutex_lock(&r->mu);
-	sc->pol = r->pol;
-	memcpy(sc->net_v, r->net_v, sizeof(sc->net_v));
-	sc->nets = (struct cfg_netlist){ sc->net_v, r->nnets };
+	rules_copy(r, &sc->ru);
 	r->kicked = false;
 	take_urgent(r, sc);
 	max = r->max_pending > 0 ? (size_t)r->max_pending : 1;
@@ -1088,24 +1099,12 @@ engine_main(void *arg)
 
 /* ---- hooks -------------------------------------------------------------- */
 
-/* What stage_first needs of r, copied once per change (r->mu). */
+/* What stage_first needs, once per change. */
 struct stage {
 	long long now;
-	bool small; /* a small change: first NOTIFYs staged */
-	struct resync_policy pol;
-	struct cfg_net net_v[RESYNC_NETS_MAX];
-	struct cfg_netlist nets;
+	bool small;     /* a small change: first NOTIFYs staged */
+	struct rules ru; /* r's, copied when the change has any to stage */
 };
-
-static void
-stage_begin(struct resync *r, struct stage *sg)
-{
-	pthread_mutex_lock(&r->mu);
-	sg->pol = r->pol;
-	memcpy(sg->net_v, r->net_v, sizeof(sg->net_v));
-	sg->nets = (struct cfg_netlist){ sg->net_v, r->nnets };
-	pthread_mutex_unlock(&r->mu);
-}
 
 /* The transaction that staged NOTIFYs ended (service lock held):
  * committed, they are ready for the engine thread (woken once the lock is
@@ -1165,11 +1164,11 @@ stage_first(struct resync *r, const struct world *w, struct store *st, const str
 	struct job *j;
 
 	if (prof == NULL || r->nstaged == URGENT_MAX ||
-	    resync_step(&next, &sg->pol, sg->now) != RESYNC_SEND)
+	    resync_step(&next, &sg->ru.pol, sg->now) != RESYNC_SEND)
 		return false;
 	j = &r->staged[r->nstaged];
 	memset(j, 0, sizeof(*j));
-	if (target_of(d, st, r->pub, sg->now, &sg->nets, &dc, &f, &j->t) != 0)
+	if (target_of(d, st, r->pub, sg->now, &sg->ru.nets, &dc, &f, &j->t) != 0)
 		return false;
 	job_fill(r, w, d, prof, &next, &dc, j);
 	/* the first of the transaction has staged_end called when it ends
@@ -1227,8 +1226,11 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
 	hd_id left[URGENT_MAX]; /* the devices of a small change not staged */
 	size_t nleft = 0;
 
-	if (sg.small && st != NULL)
-		stage_begin(r, &sg);
+	if (sg.small && st != NULL) {
+		pthread_mutex_lock(&r->mu);
+		rules_copy(r, &sg.ru);
+		pthread_mutex_unlock(&r->mu);
+	}
 	/* in the service's transaction; without a store (st NULL) the rows
 	 * stay version 0: the engine fills them */
 	for (size_t i = 0; i < n; i++) {
