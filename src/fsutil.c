@@ -550,6 +550,44 @@ fs_read_file_at(int dirfd, const char *name, size_t max, size_t *len)
 	return read_fd(openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max, len);
 }
 
+char *
+fs_read_at_into(int dirfd, const char *name, size_t max, char *(*room)(void *arg, size_t len),
+                void *arg, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	size_t got = 0, size;
+	int fd;
+
+	/* a plain name, as path_join takes it (no path built: openat) */
+	if (dirfd == -1 || name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL)
+		return NULL;
+	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1)
+		return NULL;
+	buf = NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max)
+		goto out;
+	size = (size_t)st.st_size;
+	if ((buf = room(arg, size)) == NULL)
+		goto out;
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+
+		if (n <= 0) {
+			if (n == -1 && errno == EINTR)
+				continue;
+			buf = NULL; /* the caller's, part read */
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*len = got;
+out:
+	close(fd);
+	return buf;
+}
+
 int
 fs_unlink(const char *dir, const char *name, char *err, size_t errlen)
 {

@@ -112,6 +112,13 @@ char *fs_read_file(const char *dir, const char *name, size_t max, size_t *len);
 /* fs_read_file of name in the directory open on dirfd (openat: one
  * lookup, no path built; never follows a symbolic link). */
 char *fs_read_file_at(int dirfd, const char *name, size_t max, size_t *len);
+/* fs_read_file_at into memory of the caller's: once the file's size len
+ * is known, room(arg, len) returns where to put it (len + 1 bytes; NULL:
+ * not read).  Returns that buffer, read whole and NUL-terminated (*len
+ * set), or NULL; a buffer room gave is the caller's either way (it may
+ * hold part of the file then). */
+char *fs_read_at_into(int dirfd, const char *name, size_t max,
+                      char *(*room)(void *arg, size_t len), void *arg, size_t *len);
 
 /* Removes dir/name; a missing file is not an error.  0 or -1. */
 int fs_unlink(const char *dir, const char *name, char *err, size_t errlen);

@@ -130,23 +130,35 @@ pcache_mac_key(const char *mac)
 	return (int64_t)v;
 }
 
-struct pub_blob *
-pcache_blob_new(const char *data, size_t len, unsigned long long version)
+/* A blob of len bytes, data not filled in (one reference; heap: malloc'd,
+ * else from the slab); NULL when out of memory. */
+static struct pub_blob *
+blob_alloc(size_t len, unsigned long long version, bool heap)
 {
-	struct pub_blob *b = slab_alloc(sizeof(*b) + len + 1);
-	unsigned char h[16];
-	char hex[33];
+	size_t n = sizeof(struct pub_blob) + len + 1;
+	struct pub_blob *b = heap ? malloc(n) : slab_alloc(n);
 
 	if (b == NULL)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	b->version = version;
+	b->heap = heap;
 	b->len = len;
-	memcpy(b->data, data, len);
+	b->etag[0] = '\0';
 	b->data[len] = '\0';
-	crypto_generichash(h, sizeof(h), (const unsigned char *)data, len, NULL, 0);
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	snprintf(b->etag, sizeof(b->etag), "\"%s\"", hex);
+	return b;
+}
+
+struct pub_blob *
+pcache_blob_new(const struct pub *p, const char *data, size_t len, unsigned long long version,
+                uint64_t sum)
+{
+	struct pub_blob *b = blob_alloc(len, version, false);
+
+	if (b == NULL)
+		return NULL;
+	memcpy(b->data, data, len);
+	pcache_etag(p, sum != 0 ? sum : pcache_file_sum(p, data, len), b->etag);
 	return b;
 }
 
@@ -155,7 +167,10 @@ pub_release(struct pub_blob *b)
 {
 	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
 		sodium_memzero(b->data, b->len); /* may hold SIP passwords */
-		slab_free(b, sizeof(*b) + b->len + 1);
+		if (b->heap)
+			free(b);
+		else
+			slab_free(b, sizeof(*b) + b->len + 1);
 	}
 }
 
@@ -346,7 +361,7 @@ shared_get(struct pub *p, const struct vendor_file_match *m)
 		log_warn("shared file of %s: %s", m->profile->name, err);
 		goto out;
 	}
-	if ((blob = pcache_blob_new(b.p, b.len, 0)) == NULL)
+	if ((blob = pcache_blob_new(p, b.p, b.len, 0, 0)) == NULL)
 		goto out;
 	if (p->nshared < SHARED_MAX) {
 		struct shared_entry *s = &p->shared[p->nshared++];
@@ -390,6 +405,67 @@ pcache_file_sum(const struct pub *p, const char *data, size_t len)
 	for (size_t i = 0; i < sizeof(v) && i < sizeof(out); i++)
 		v = v << 8 | out[i];
 	return v != 0 ? v : 1;
+}
+
+void
+pcache_sum_key_set(struct pub *p, const unsigned char key[16])
+{
+	static const unsigned char ctx[] = "hotdeskd ETag of a file's sum";
+
+	memcpy(p->sum_key, key, sizeof(p->sum_key));
+	/* a key of its own: an ETag is no function of the sum key's outputs
+	 * that could be compared with a sum */
+	crypto_generichash(p->etag_key, sizeof(p->etag_key), ctx, sizeof(ctx) - 1, key, 16);
+}
+
+void
+pcache_etag(const struct pub *p, uint64_t sum, char out[40])
+{
+	unsigned char in[8], h[crypto_shorthash_siphashx24_BYTES];
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(sum >> (8 * i));
+	crypto_shorthash_siphashx24(h, in, sizeof(in), p->etag_key);
+	out[0] = '"';
+	sodium_bin2hex(out + 1, 2 * sizeof(h) + 1, h, sizeof(h));
+	out[1 + 2 * sizeof(h)] = '"';
+	out[2 + 2 * sizeof(h)] = '\0';
+}
+
+/* fs_read_at_into's room: a blob of the file's size (struct blob_read) */
+struct blob_read {
+	struct pub_blob *b;
+	unsigned long long version;
+	bool heap;
+};
+
+static char *
+blob_room(void *arg, size_t len)
+{
+	struct blob_read *r = arg;
+
+	return (r->b = blob_alloc(len, r->version, r->heap)) != NULL ? r->b->data : NULL;
+}
+
+/* Reads file name from the TFTP root straight into a new blob (heap:
+ * malloc'd, for one answer; else in the slab, to keep) and checks it
+ * against sum (a file's pcache_file_sum, not 0): the blob, its ETag set,
+ * or NULL when the file is missing, unreadable, not as published, or
+ * memory is short (nothing kept; what was read is wiped). */
+static struct pub_blob *
+blob_read_checked(struct pub *p, const char *name, uint64_t sum, unsigned long long version,
+                  bool heap)
+{
+	struct blob_read r = { NULL, version, heap };
+	size_t len = 0;
+
+	if (fs_read_at_into(p->root_fd, name, VENDOR_FILE_MAX, blob_room, &r, &len) == NULL ||
+	    pcache_file_sum(p, r.b->data, len) != sum) {
+		pub_release(r.b); /* NULL-safe; wipes what was read */
+		return NULL;
+	}
+	pcache_etag(p, sum, r.b->etag);
+	return r.b;
 }
 
 /* Frees what pcache_root_read read. */
@@ -508,10 +584,11 @@ pcache_fill(struct pub *p, hd_id dev)
 	struct pub_blob *nb[PUB_MAX_FILES] = { 0 }, *drop[PUB_MAX_FILES] = { 0 };
 	unsigned char want[16];
 	unsigned long long version = 0;
+	uint64_t sum[PUB_MAX_FILES];
 	char mac[HD_MAC_LEN + 1] = "";
 	const struct vendor_profile *prof;
 	struct pub_dev *e;
-	bool ok;
+	bool ok, sums = true;
 
 	pthread_rwlock_rdlock(&p->lock);
 	if ((e = idmap_get(&p->by_id, dev)) == NULL || !e->lazy) {
@@ -523,12 +600,28 @@ pcache_fill(struct pub *p, hd_id dev)
 	memcpy(want, e->fhash, sizeof(want));
 	memcpy(mac, e->mac, sizeof(mac));
 	version = e->version;
+	memcpy(sum, e->sum, sizeof(sum));
+	for (size_t i = 0; i < n; i++)
+		sums = sums && sum[i] != 0;
 	pthread_rwlock_unlock(&p->lock);
 
-	ok = pcache_root_read(p, prof, mac, n, want, data, len) == 0;
-	for (size_t i = 0; ok && i < n; i++)
-		if ((nb[i] = pcache_blob_new(data[i], len[i], version)) == NULL)
-			ok = false;
+	if (sums && p->root_fd != -1) {
+		/* each file's sum known: each read straight into its blob and
+		 * checked against its sum (no copy, no hash of the set) */
+		ok = true;
+		for (size_t i = 0; ok && i < n; i++) {
+			char name[VENDOR_NAME_MAX + 1];
+
+			ok = pcache_file_name(prof, i, mac, name, sizeof(name)) == 0 &&
+			     (nb[i] = blob_read_checked(p, name, sum[i], version, false)) != NULL;
+		}
+	} else {
+		/* sums unknown (a row of an older release): the set's hash */
+		ok = pcache_root_read(p, prof, mac, n, want, data, len) == 0;
+		for (size_t i = 0; ok && i < n; i++)
+			if ((nb[i] = pcache_blob_new(p, data[i], len[i], version, 0)) == NULL)
+				ok = false;
+	}
 	if (ok) {
 		pthread_rwlock_wrlock(&p->lock);
 		/* unless a publication replaced them meanwhile */
@@ -706,10 +799,8 @@ lazy_file_get(struct pub *p, const char *name, const struct vendor_file_match *m
 	struct vendor_file_match dm;
 	struct lazy_file lf;
 	struct pub_dev *e;
-	char fname[VENDOR_NAME_MAX + 1], *data;
-	size_t len = 0;
+	char fname[VENDOR_NAME_MAX + 1];
 	unsigned bit;
-	bool ok;
 
 	if (p->root_fd == -1)
 		return 0;
@@ -742,22 +833,16 @@ lazy_file_get(struct pub *p, const char *name, const struct vendor_file_match *m
 	lf.sum = e->sum[lf.index];
 	pthread_rwlock_unlock(&p->lock);
 
-	data = pcache_file_name(lf.prof, lf.index, lf.mac, fname, sizeof(fname)) == 0
-	           ? fs_read_file_at(p->root_fd, fname, VENDOR_FILE_MAX, &len)
-	           : NULL;
-	ok = data != NULL && pcache_file_sum(p, data, len) == lf.sum;
-	if (ok && (ref->blob = pcache_blob_new(data, len, lf.version)) != NULL) {
+	/* read straight into a blob of this answer's (malloc'd: freed, and
+	 * wiped, once sent), its ETag from the sum just checked */
+	if (pcache_file_name(lf.prof, lf.index, lf.mac, fname, sizeof(fname)) == 0 &&
+	    (ref->blob = blob_read_checked(p, fname, lf.sum, lf.version, true)) != NULL) {
 		ref->per_device = true;
 		ref->dev = lf.dev;
 		ref->org = lf.org;
 		memcpy(ref->mac, lf.mac, sizeof(ref->mac));
+		return 1;
 	}
-	if (data != NULL) {
-		sodium_memzero(data, len); /* may hold SIP passwords */
-		free(data);
-	}
-	if (ok)
-		return ref->blob != NULL;
 	/* published anew meanwhile (the writer replaced the file): the
 	 * caller serves what is published now; else the root's copy is
 	 * missing or not what was published */

@@ -141,6 +141,8 @@ struct pub {
 	 * with each device only then) */
 	unsigned char sum_key[16];
 	bool sum_key_kept;
+	/* pcache_etag's key, derived from sum_key (pcache_sum_key_set) */
+	unsigned char etag_key[16];
 	int root_fd;             /* the TFTP root, open (O_DIRECTORY); -1 none */
 	unsigned char (*tkeys)[16]; /* [vendor_registry_len] vendor_templates_device_key */
 	/* renders devices whose lazy files did not match (pub_set_refill) */
@@ -187,6 +189,13 @@ void pcache_files_hash(const char *const data[], const size_t len[], size_t n,
  * memory.  Keyed: the sum of a file holding a password tells nothing of
  * it without the key (and no sum leaves the process but to the store). */
 uint64_t pcache_file_sum(const struct pub *p, const char *data, size_t len);
+/* Sets p->sum_key (and the ETag key derived from it). */
+void pcache_sum_key_set(struct pub *p, const unsigned char key[16]);
+/* The ETag of a file whose pcache_file_sum is sum: quoted hex of a
+ * keyed hash of the sum (SipHash-2-4-128 under a key derived from
+ * p->sum_key), so it costs no pass over the file, and tells nothing of
+ * the sum (which never leaves the process but to the store). */
+void pcache_etag(const struct pub *p, uint64_t sum, char out[40]);
 /* Loads lazy entry dev's files from the TFTP root (any thread, no lock
  * held); when they are not what was published, asks p->refill to render
  * them. */
@@ -199,9 +208,11 @@ int pcache_root_read(struct pub *p, const struct vendor_profile *prof, const cha
                      size_t n, const unsigned char want[16], char *data[], size_t len[]);
 void pcache_root_free(char *data[], const size_t len[], size_t n);
 
-/* Blobs: a new one (one reference, NULL when out of memory), another
- * reference on b (NULL-safe).  pub_release drops one. */
-struct pub_blob *pcache_blob_new(const char *data, size_t len, unsigned long long version);
+/* Blobs: a new one (one reference, NULL when out of memory; sum: the
+ * data's pcache_file_sum if the caller has it, 0 to compute it here, for
+ * the ETag), another reference on b (NULL-safe).  pub_release drops one. */
+struct pub_blob *pcache_blob_new(const struct pub *p, const char *data, size_t len,
+                                 unsigned long long version, uint64_t sum);
 struct pub_blob *pcache_blob_ref(struct pub_blob *b);
 
 /* The TFTP name of per-device file i of a device (derived from its MAC:

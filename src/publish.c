@@ -189,7 +189,13 @@ pub_new(const struct pub_opts *o, char *err, size_t errlen)
 	}
 	tkeys_refresh(p);
 	build_id(p->build);
-	randombytes_buf(p->sum_key, sizeof(p->sum_key));
+	{
+		unsigned char key[sizeof(p->sum_key)];
+
+		randombytes_buf(key, sizeof(key));
+		pcache_sum_key_set(p, key);
+		sodium_memzero(key, sizeof(key));
+	}
 	if ((p->tmpl_dir = strdup(o->templates)) == NULL ||
 	    (p->static_dir = strdup(o->static_dir)) == NULL) {
 		hd_seterr(err, errlen, "out of memory");
@@ -1071,7 +1077,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	files_hash_bin(bufs, n, fhash);
 	for (size_t i = 0; i < n; i++) {
 		sum[i] = pcache_file_sum(p, bufs[i].p, bufs[i].len);
-		if ((nb[i] = pcache_blob_new(bufs[i].p, bufs[i].len, version)) == NULL)
+		if ((nb[i] = pcache_blob_new(p, bufs[i].p, bufs[i].len, version, sum[i])) == NULL)
 			goto out;
 	}
 
@@ -1575,7 +1581,7 @@ sum_key_take(struct pub *p, struct store *st)
 	unsigned char key[sizeof(p->sum_key)];
 
 	if (store_meta_get(st, PUB_META_SUM_KEY, hex, sizeof(hex)) == 1 && hex16(hex, key)) {
-		memcpy(p->sum_key, key, sizeof(key));
+		pcache_sum_key_set(p, key);
 		sodium_memzero(key, sizeof(key));
 		sodium_memzero(hex, sizeof(hex));
 		p->sum_key_kept = true;

@@ -45,7 +45,11 @@ struct pub_opts {
 struct pub_blob {
 	atomic_int refs;
 	unsigned long long version; /* the device's configuration version (0 shared) */
-	char etag[40];              /* quoted, ready for the header */
+	/* quoted, ready for the header: a one-way function of the file's
+	 * sum (pcache_etag), so the same bytes have the same ETag whichever
+	 * way they are served (in memory, read from the TFTP root) */
+	char etag[40];
+	bool heap;                  /* malloc'd (a single fetch's), not in the slab */
 	size_t len;
 	char data[];                /* NUL-terminated */
 };

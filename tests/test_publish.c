@@ -455,6 +455,76 @@ Test(publish_lazy, a_file_not_as_published_is_never_served)
 	fx_free(f);
 }
 
+/* Whether hex (lower case) of v, in either byte order, is in s. */
+static bool
+holds_u64_hex(const char *s, uint64_t v)
+{
+	char be[17], le[17];
+
+	snprintf(be, sizeof(be), "%016llx", (unsigned long long)v);
+	for (int i = 0; i < 8; i++)
+		snprintf(le + 2 * i, 3, "%02x", (unsigned)(v >> (8 * i)) & 0xff);
+	return strstr(s, be) != NULL || strstr(s, le) != NULL;
+}
+
+/* A file's ETag is the same whichever way it is served: read from the
+ * TFTP root for one answer (a first fetch), loaded into memory (the
+ * next), or rendered and kept in memory by a publisher without a TFTP
+ * root: a phone's If-None-Match gets its 304 from either.  The ETag
+ * shows nothing of the file's stored sum, and another file's differs. */
+Test(publish_lazy, a_file_has_one_etag_whichever_way_it_is_served)
+{
+	struct fx *f = fx_new();
+	struct pub_opts po = { .templates = "templates", .static_dir = "provisioning" };
+	struct restart rs = { NULL, "" };
+	const char *name = "0004f2000101-line.cfg", *other = "0004f2000101-web.cfg";
+	struct pub_ref ref;
+	struct pub_dev *e;
+	char lazy[40], loaded[40];
+	size_t len;
+	char *want = fs_read_file(f->tftp, name, 1 << 20, &len);
+
+	cr_assert_not_null(want);
+	cr_assert_eq(pub_resident(f->pub), 0, "written files are not in memory");
+	cr_assert_eq(pub_get(f->pub, name, &ref), 1);
+	cr_assert(ref.blob->heap, "a first fetch kept the file");
+	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0);
+	cr_assert_eq(strlen(ref.blob->etag), 34, "ETag %s", ref.blob->etag);
+	snprintf(lazy, sizeof(lazy), "%s", ref.blob->etag);
+	pub_release(ref.blob);
+
+	cr_assert_eq(pub_get(f->pub, name, &ref), 1);
+	cr_assert_not(ref.blob->heap, "a second fetch did not load the files");
+	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0);
+	snprintf(loaded, sizeof(loaded), "%s", ref.blob->etag);
+	pub_release(ref.blob);
+	cr_assert_str_eq(loaded, lazy, "the loaded file's ETag differs from the one read once");
+
+	e = idmap_get(&f->pub->by_mac, pcache_mac_key("0004f2000101"));
+	cr_assert_not_null(e);
+	for (size_t i = 0; i < e->nfiles; i++) {
+		cr_assert_neq(e->sum[i], 0);
+		cr_assert_not(holds_u64_hex(lazy, e->sum[i]), "the ETag %s shows sum %zu", lazy, i);
+	}
+	cr_assert_eq(pub_get(f->pub, other, &ref), 1);
+	cr_assert_str_neq(ref.blob->etag, lazy, "two files, one ETag");
+	pub_release(ref.blob);
+
+	/* every file rendered and kept in memory (no TFTP root) */
+	rs.p = pub_new(&po, rs.err, sizeof(rs.err));
+	cr_assert_not_null(rs.p, "%s", rs.err);
+	cr_assert_eq(svc_transact(f->svc, "start-up", restart_body, NULL, &rs), SVC_OK, "%s",
+	             rs.err);
+	cr_assert_eq(pub_get(rs.p, name, &ref), 1);
+	cr_assert(ref.blob->len == len && memcmp(ref.blob->data, want, len) == 0,
+	          "not the same bytes");
+	cr_assert_str_eq(ref.blob->etag, lazy, "the rendered file's ETag differs");
+	pub_release(ref.blob);
+	pub_free(rs.p);
+	free(want);
+	fx_free(f);
+}
+
 /* ---- each file's sum across a restart --------------------------------------- */
 
 struct sums_of {
