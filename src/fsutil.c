@@ -495,29 +495,32 @@ fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen)
 	return rc;
 }
 
-/* Reads the regular file open on fd whole (at most max bytes); closes fd.
- * Opened O_NONBLOCK: a FIFO put in its place does not block the reader. */
+/* Reads the regular file open on fd whole (at most max bytes) into the
+ * buffer room(arg, size) gives once its size is known (size + 1 bytes,
+ * NUL-terminated); closes fd.  The buffer, or NULL (a buffer room gave is
+ * the caller's either way).  Opened O_NONBLOCK: a FIFO put in its place
+ * does not block the reader. */
 static char *
-read_fd(int fd, size_t max, size_t *len)
+read_fd_into(int fd, size_t max, char *(*room)(void *arg, size_t len), void *arg, size_t *len)
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t got = 0;
+	size_t got = 0, size;
 
 	if (fd == -1)
 		return NULL;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max)
 		goto out;
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+	size = (size_t)st.st_size;
+	if ((buf = room(arg, size)) == NULL)
 		goto out;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
 
 		if (n <= 0) {
 			if (n == -1 && errno == EINTR)
 				continue;
-			free(buf);
-			buf = NULL;
+			buf = NULL; /* the caller's, part read */
 			goto out;
 		}
 		got += (size_t)n;
@@ -527,6 +530,23 @@ read_fd(int fd, size_t max, size_t *len)
 out:
 	close(fd);
 	return buf;
+}
+
+static char *
+malloc_room(void *arg, size_t len)
+{
+	return *(char **)arg = malloc(len + 1);
+}
+
+/* read_fd_into a malloc'd buffer (freed when the read fails). */
+static char *
+read_fd(int fd, size_t max, size_t *len)
+{
+	char *buf = NULL, *got = read_fd_into(fd, max, malloc_room, &buf, len);
+
+	if (got == NULL)
+		free(buf);
+	return got;
 }
 
 char *
@@ -554,38 +574,11 @@ char *
 fs_read_at_into(int dirfd, const char *name, size_t max, char *(*room)(void *arg, size_t len),
                 void *arg, size_t *len)
 {
-	struct stat st;
-	char *buf;
-	size_t got = 0, size;
-	int fd;
-
 	/* a plain name, as path_join takes it (no path built: openat) */
 	if (dirfd == -1 || name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL)
 		return NULL;
-	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1)
-		return NULL;
-	buf = NULL;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max)
-		goto out;
-	size = (size_t)st.st_size;
-	if ((buf = room(arg, size)) == NULL)
-		goto out;
-	while (got < size) {
-		ssize_t n = read(fd, buf + got, size - got);
-
-		if (n <= 0) {
-			if (n == -1 && errno == EINTR)
-				continue;
-			buf = NULL; /* the caller's, part read */
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	*len = got;
-out:
-	close(fd);
-	return buf;
+	return read_fd_into(openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max,
+	                    room, arg, len);
 }
 
 int

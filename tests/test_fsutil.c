@@ -191,6 +191,63 @@ Test(fsutil, read_at_reads_regular_files_of_the_directory_only)
 	tu_rmtree(dir);
 }
 
+/* fs_read_at_into's room: a buffer of the test's, the sizes asked noted */
+struct room {
+	char buf[64];
+	size_t asked[4];
+	int n;
+};
+
+static char *
+test_room(void *arg, size_t len)
+{
+	struct room *r = arg;
+
+	if (r->n < 4)
+		r->asked[r->n] = len;
+	r->n++;
+	return len < sizeof(r->buf) ? r->buf : NULL;
+}
+
+/* fs_read_at_into refuses what fs_read_file_at refuses, asking for no
+ * room then, and reads a file into the room given for its size. */
+Test(fsutil, read_at_into_reads_into_the_callers_room_what_read_at_would)
+{
+	char *dir = tu_tmpdir(), err[256], path[PATH_MAX], target[PATH_MAX];
+	static const char *const refused[] = { "link.cfg", "fifo.cfg", "sub", "../a.cfg",
+		                               "sub/../a.cfg", "missing.cfg", ".a.cfg", "" };
+	struct room r = { .n = 0 };
+	size_t len = 0;
+	int dfd;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "hello", 5, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fs_write_atomic(dir, ".a.cfg", "hello", 5, err, sizeof(err)), -1);
+	snprintf(path, sizeof(path), "%s/link.cfg", dir);
+	snprintf(target, sizeof(target), "%s/a.cfg", dir);
+	cr_assert_eq(symlink(target, path), 0);
+	snprintf(path, sizeof(path), "%s/fifo.cfg", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert_neq(dfd, -1);
+
+	memset(r.buf, 'x', sizeof(r.buf));
+	cr_assert_eq(fs_read_at_into(dfd, "a.cfg", 100, test_room, &r, &len), r.buf);
+	cr_assert(len == 5 && memcmp(r.buf, "hello", 6) == 0, "not read whole and ended");
+	cr_assert(r.n == 1 && r.asked[0] == 5, "%d rooms asked", r.n);
+	r.n = 0;
+	cr_assert_null(fs_read_at_into(dfd, "a.cfg", 4, test_room, &r, &len), "over max read");
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		cr_assert_null(fs_read_at_into(dfd, refused[i], 100, test_room, &r, &len), "%s read",
+		               refused[i]);
+	cr_assert_null(fs_read_at_into(-1, "a.cfg", 100, test_room, &r, &len));
+	cr_assert_eq(r.n, 0, "room asked for a file not read");
+	close(dfd);
+	tu_rmtree(dir);
+}
+
 Test(fsutil, sweep_removes_what_a_crash_left_and_nothing_else)
 {
 	char *dir = tu_tmpdir(), tdir[PATH_MAX], err[256], tmp[PATH_MAX];
