@@ -782,13 +782,13 @@ lazy_file_current(struct pub *p, const struct lazy_file *lf)
 
 /*
  * A fetch of file `name` of a lazy entry (its files not in memory) whose
- * sum is known, the first since the entry was published: reads that
- * file only from the TFTP root (openat on p->root_fd, no symbolic link
- * followed), checks it against its sum and serves it from the buffer
+ * sum is known, the first or second since the entry was published: reads
+ * that file only from the TFTP root (openat on p->root_fd, no symbolic
+ * link followed), checks it against its sum and serves it from the buffer
  * read, without keeping it (no write lock, no other file read, no hash of
  * the set).  1 served (ref filled); 0 not for this path (no such entry,
- * not lazy, sum unknown, fetched before: the caller loads the entry's
- * files, pcache_fill).  A file missing or not as published is never
+ * not lazy, sum unknown, fetched twice before: the caller loads the
+ * entry's files, pcache_fill).  A file missing or not as published is never
  * served: the device is rendered again (p->refill) and 0 returned, the
  * caller serving that render.
  */
@@ -819,9 +819,11 @@ lazy_file_get(struct pub *p, const char *name, const struct vendor_file_match *m
 		}
 		lf.index = dm.file_index;
 	}
+	/* bit: fetched once; bit << PUB_MAX_FILES: twice (pub_dev.fetched) */
 	bit = lf.index < PUB_MAX_FILES ? 1u << lf.index : 0;
 	if (bit == 0 || lf.index >= e->nfiles || e->sum[lf.index] == 0 ||
-	    (atomic_fetch_or(&e->fetched, bit) & bit) != 0) {
+	    ((atomic_fetch_or(&e->fetched, bit) & bit) != 0 &&
+	     (atomic_fetch_or(&e->fetched, bit << PUB_MAX_FILES) & bit << PUB_MAX_FILES) != 0)) {
 		pthread_rwlock_unlock(&p->lock);
 		return 0;
 	}

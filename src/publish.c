@@ -43,9 +43,10 @@
  * files of a device whose key is unchanged as they are: its entry is
  * "lazy" (no blobs).  A fetch reads the file it asks for from the root,
  * checked against that file's sum (stored with the version, under a key
- * kept in the store's meta), and keeps nothing; a file fetched again
- * loads the device's files (pcache_fill, checked against the hash).  A
- * mismatch is rendered through the refill function.
+ * kept in the store's meta), and keeps nothing; so does the second; a
+ * third fetch of a file loads the device's files (pcache_fill, each
+ * checked against its sum).  A mismatch is rendered through the refill
+ * function.
  *
  * Versions: a device's content hash is that of its files rendered with the
  * version stamp 0, so a template using {{version}} does not make every
