@@ -613,6 +613,12 @@ tftpw_drain(struct tftpw *w)
 	pthread_mutex_unlock(&w->mu);
 	for (int k = 0; k < TFTPW_NQUEUES; k++)
 		tftpw_wait(w, (enum tftpw_queue)k, t[k]);
+	/* and the files those jobs replaced (they hold old passwords): by
+	 * this thread, now, not once the writer has been idle a while */
+	pthread_mutex_lock(&w->mu);
+	while (w->ntrash > 0)
+		empty_trash(w);
+	pthread_mutex_unlock(&w->mu);
 }
 
 int

@@ -101,7 +101,8 @@ uint64_t tftpw_queue_mark(struct tftpw *w, enum tftpw_queue q, uint64_t stamp);
 uint64_t tftpw_queue_remove(struct tftpw *w, enum tftpw_queue q, const char *name);
 /* Waits until the job of ticket on queue q ran. */
 void tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket);
-/* Waits until every job queued so far ran. */
+/* Waits until every job queued so far ran, then removes the files they
+ * replaced (start-up: none is left when the daemon says it is ready). */
 void tftpw_drain(struct tftpw *w);
 /* Waits until at most max jobs of queue q wait (what is queued stays
  * in memory until it ran). */

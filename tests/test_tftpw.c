@@ -709,6 +709,34 @@ Test(tftpw, replaced_files_are_removed_once_the_writer_is_idle)
 	tu_rmtree(dir);
 }
 
+/* Start-up's wait: when it returns, the files are in place and the
+ * copies they replaced are gone (the daemon says it is ready then). */
+Test(tftpw, a_drain_returns_with_the_replaced_files_removed)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	char *s;
+	mode_t mode;
+
+	cr_assert_not_null(w, "%s", err);
+	for (int i = 0; i < 40; i++) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "v%d\n", i);
+		fk_set(11, t);
+		tftpw_wait(w, TFTPW_BULK, tftpw_queue_dev(w, TFTPW_BULK, 11, 0));
+	}
+	fk_set(11, "last\n");
+	(void)tftpw_queue_dev(w, TFTPW_BULK, 11, 0);
+	tftpw_drain(w);
+	s = slurp(dir, "dev11.cfg", &mode);
+	cr_assert_str_eq(s, "last\n");
+	free(s);
+	cr_assert_eq(temporaries(dir), 0, "replaced files left in %s", FS_TMPDIR);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
 /* The older layout's temporaries (0644, in the root) are removed by the
  * writer as it starts, while jobs run; published files stay. */
 Test(tftpw, the_older_layouts_temporaries_go_while_files_are_written)
