@@ -686,6 +686,20 @@ Test(tftpw, only_whole_0644_files_show_in_the_root_whatever_the_umask)
 	tu_rmtree(dir);
 }
 
+/* Writes device dev's file n times over (n - 1 replaced files), each
+ * waited for. */
+static void
+rewrite(struct tftpw *w, enum tftpw_queue q, int dev, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "v%d\n", i);
+		fk_set(dev, t);
+		tftpw_wait(w, q, tftpw_queue_dev(w, q, dev, 0));
+	}
+}
+
 Test(tftpw, replaced_files_are_removed_once_the_writer_is_idle)
 {
 	char *dir = tu_tmpdir(), err[256];
@@ -693,13 +707,7 @@ Test(tftpw, replaced_files_are_removed_once_the_writer_is_idle)
 	size_t left = 1;
 
 	cr_assert_not_null(w, "%s", err);
-	for (int i = 0; i < 40; i++) {
-		char t[32];
-
-		snprintf(t, sizeof(t), "v%d\n", i);
-		fk_set(10, t);
-		tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 10, 0));
-	}
+	rewrite(w, TFTPW_URGENT, 10, 40);
 	/* without a stop: the writer removes them when nothing is due (the
 	 * poll only bounds the test, it measures nothing) */
 	for (int i = 0; i < 1000 && (left = temporaries(dir)) > 0; i++)
@@ -719,13 +727,7 @@ Test(tftpw, a_drain_returns_with_the_replaced_files_removed)
 	mode_t mode;
 
 	cr_assert_not_null(w, "%s", err);
-	for (int i = 0; i < 40; i++) {
-		char t[32];
-
-		snprintf(t, sizeof(t), "v%d\n", i);
-		fk_set(11, t);
-		tftpw_wait(w, TFTPW_BULK, tftpw_queue_dev(w, TFTPW_BULK, 11, 0));
-	}
+	rewrite(w, TFTPW_BULK, 11, 40);
 	fk_set(11, "last\n");
 	(void)tftpw_queue_dev(w, TFTPW_BULK, 11, 0);
 	tftpw_drain(w);
