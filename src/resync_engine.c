@@ -51,6 +51,7 @@
 #include "service.h"
 #include "vendor.h"
 #include "virt.h"
+#include "wipe.h"
 #include "lockorder.h"
 
 #define SCAN_BATCH 64
@@ -900,6 +901,20 @@ send_ready(struct resync *r)
 	free(v);
 }
 
+/* How long (ms) until the fetches waiting are recorded: 0 once a batch
+ * is full or its first has waited FETCH_WAIT_MS; -1 none wait (r->mu
+ * held). */
+static long long
+fetch_due_in(const struct resync *r, long long now_ms)
+{
+	long long t;
+
+	if (r->nfq == 0)
+		return -1;
+	t = r->nfq >= FETCH_BATCH ? 0 : r->fq_since_ms + FETCH_WAIT_MS - now_ms;
+	return t > 0 ? t : 0;
+}
+
 struct batch {
 	struct resync *r;
 	struct result *res;
@@ -1007,9 +1022,8 @@ apply(struct resync *r)
 	struct batch b = { .r = r, .res = r->res, .nres = r->nres, .now = (long long)time(NULL) };
 
 	pthread_mutex_lock(&r->mu);
-	/* the fetches once a batch is full or has waited (fetch_wait) */
-	if (r->nfq >= FETCH_BATCH || notify_now_ms() - r->fq_since_ms >= FETCH_WAIT_MS ||
-	    atomic_load(&r->stop)) {
+	/* the fetches once a batch is full or has waited */
+	if (fetch_due_in(r, notify_now_ms()) == 0 || atomic_load(&r->stop)) {
 		b.fq = r->fq;
 		b.nfq = r->nfq;
 		r->fq = NULL;
@@ -1036,18 +1050,14 @@ apply(struct resync *r)
 	free(b.fq);
 }
 
-/* How long (ms) until the fetches waiting are recorded; -1 none wait. */
+/* fetch_due_in, taking r->mu. */
 static long long
 fetch_wait(struct resync *r, long long now_ms)
 {
-	long long t = -1;
+	long long t;
 
 	pthread_mutex_lock(&r->mu);
-	if (r->nfq > 0) {
-		t = r->nfq >= FETCH_BATCH ? 0 : r->fq_since_ms + FETCH_WAIT_MS - now_ms;
-		if (t < 0)
-			t = 0; /* due */
-	}
+	t = fetch_due_in(r, now_ms);
 	pthread_mutex_unlock(&r->mu);
 	return t;
 }
@@ -1076,6 +1086,13 @@ engine_wants(struct resync *r, bool *kicked, long long *due)
 	*kicked = *kicked || ready;
 }
 
+/* t or u, whichever is sooner (ms; -1: none). */
+static long long
+sooner(long long t, long long u)
+{
+	return u >= 0 && (t < 0 || u < t) ? u : t;
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -1088,24 +1105,16 @@ engine_main(void *arg)
 		struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 },
 		                         { notify_poll_fd(r->nt), POLLIN, 0 } };
 		long long now_ms = notify_now_ms(), t = notify_next_timeout_ms(r->nt, now_ms), due;
-		long long tf = fetch_wait(r, now_ms);
 		bool kicked;
 		char buf[64];
 
 		atomic_store(&r->beat_ms, now_ms); /* resync_alive */
 		engine_wants(r, &kicked, &due);
-		if (kicked) {
+		if (kicked)
 			t = 0;
-		} else if (due != 0) {
-			long long td = (due - (long long)time(NULL)) * 1000;
-
-			if (td < 0)
-				td = 0;
-			if (t < 0 || td < t)
-				t = td;
-		}
-		if (tf >= 0 && (t < 0 || tf < t))
-			t = tf;
+		else if (due != 0)
+			t = sooner(t, due > time(NULL) ? (due - (long long)time(NULL)) * 1000 : 0);
+		t = sooner(t, fetch_wait(r, now_ms));
 		if (t < 0 || t > 5000)
 			t = 5000;
 		if (poll(pfd, 2, (int)t) < 0 && errno != EINTR)
@@ -1149,19 +1158,14 @@ staged_end(void *arg, bool committed)
 	pthread_mutex_lock(&r->mu);
 	for (size_t i = 0; i < r->nstaged; i++) {
 		if (committed && r->nready == r->capready) {
-			/* not realloc: the jobs hold passwords, wiped before the
-			 * old array is freed */
-			size_t cap = r->capready ? r->capready * 2 : URGENT_MAX;
-			struct job *v = malloc(cap * sizeof(*v));
+			/* wipe_grow: the jobs hold passwords */
+			char *v = (char *)r->ready;
+			size_t cap = r->capready * sizeof(*r->ready);
 
-			if (v != NULL) {
-				if (r->nready > 0)
-					memcpy(v, r->ready, r->nready * sizeof(*v));
-				if (r->ready != NULL)
-					sodium_memzero(r->ready, r->nready * sizeof(*v));
-				free(r->ready);
-				r->ready = v;
-				r->capready = cap;
+			if (wipe_grow(&v, &cap, r->nready * sizeof(*r->ready),
+			              (r->nready + 1) * sizeof(*r->ready)) == 0) {
+				r->ready = (struct job *)v;
+				r->capready = cap / sizeof(*r->ready);
 			}
 		}
 		if (committed && r->nready < r->capready)
