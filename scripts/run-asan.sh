@@ -10,10 +10,7 @@ export ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="log_path=$dir/ubsan:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan.supp"
 fail=0
-for t in build-asan/tests/test_*; do
-	echo "== $t"
-	"$t" --jobs 2 || { fail=1; echo "FAILED: $t"; }
-done
+sh scripts/run-unit.sh build-asan/tests/test_* || fail=1
 echo "== end-to-end against build-asan/hotdeskd"
 HOTDESKD=$(pwd)/build-asan/hotdeskd HOTDESKCTL=$(pwd)/build-asan/hotdeskctl \
 	/usr/bin/python3 -m pytest -q -n "${E2E_JOBS:-4}" --dist loadfile tests/e2e || fail=1

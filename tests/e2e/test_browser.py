@@ -688,18 +688,3 @@ def test_console_csrf_fixation_revocation_in_chromium(acme, browser, tmp_path):
     assert not drv.find_element(By.ID, "tabs").is_displayed()
     shot(drv, "security-2-revoked")
 
-
-def test_console_session_expires_in_chromium(make_daemon, browser):
-    """[web] session_idle: a console left alone longer is signed out at its
-    next request and shows the sign-in form."""
-    d = make_daemon({"web": {"session_idle": "60"}})
-    hdharness.build_demo(d)
-    drv = browser
-    console_sign_in(drv, d, d.admin_token)
-    row = '#where-table tr[data-ext="acme/102"]'
-    wait_for(drv, lambda: text(drv, row) != "", "who-is-where")
-    # (an idle time that starts again at each request: tests/test_session.c)
-    time.sleep(65)
-    drv.find_element(By.ID, "where-refresh").click()
-    wait_for(drv, lambda: drv.find_element(By.ID, "login").is_displayed(), "signed out")
-    shot(drv, "session-expired")
