@@ -33,6 +33,9 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 XCFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) \
             $(PKG_CFLAGS) -Isrc
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
+# the builds inside test, asan, fuzz and coverage use every CPU, unless the
+# caller chose -j itself (then its job server is shared)
+JOBS     = $(if $(findstring -j,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 1))
 
 LIB_SRC  := $(filter-out src/main.c,$(sort $(wildcard src/*.c)))
 # the vendor registry is generated from the vendor files (src/vendor.h)
@@ -113,7 +116,8 @@ e2e: $(B)/hotdeskd $(B)/hotdeskctl
 
 # deps first, then a new make for the rest (see the top of this file)
 test: deps
-	$(MAKE) lint all unit e2e
+	$(MAKE) $(JOBS) lint all $(TEST_BIN)
+	$(MAKE) unit e2e
 
 # Source checks: one function-definition style (scripts/check-defs.sh),
 # and the check itself still catching the two cases of tests/lint/; only a
@@ -134,7 +138,7 @@ lint:
 
 asan:
 	@sh scripts/deps.sh asan
-	$(MAKE) B=build-asan CC=clang \
+	$(MAKE) $(JOBS) B=build-asan CC=clang \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DHD_LOCK_ORDER" \
 	  LDFLAGS="-fsanitize=address,undefined" all $(addprefix build-asan/tests/,$(notdir $(TEST_BIN)))
 	sh scripts/run-asan.sh
@@ -154,7 +158,7 @@ $(B)/fuzz:
 	mkdir -p $@
 
 fuzz-build:
-	$(MAKE) B=build-fuzz CC=clang \
+	$(MAKE) $(JOBS) B=build-fuzz CC=clang \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
 	  LDFLAGS="$(FUZZ_SAN)" $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 
@@ -178,7 +182,7 @@ COV_FILES = src/service.c src/publish.c src/pubcache.c src/tftpw.c src/resync.c 
             $(sort $(wildcard src/api_*.c))
 coverage: deps
 	rm -f build-cov/obj/*.gcda
-	$(MAKE) B=build-cov $(COV_FLAGS) all $(addprefix build-cov/tests/,$(notdir $(TEST_BIN)))
+	$(MAKE) $(JOBS) B=build-cov $(COV_FLAGS) all $(addprefix build-cov/tests/,$(notdir $(TEST_BIN)))
 	sh scripts/run-unit.sh $(addprefix build-cov/tests/,$(notdir $(TEST_BIN)))
 	if [ "$(COVERAGE_E2E)" != 0 ]; then env -u MAKEFLAGS -u MAKELEVEL \
 	  HOTDESKD=$(abspath build-cov/hotdeskd) HOTDESKCTL=$(abspath build-cov/hotdeskctl) \
