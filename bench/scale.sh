@@ -11,6 +11,9 @@
 #   GEN_DIR=/var/tmp/...         reuse the databases a KEEP=1 run left there
 #                                (s<N>.db and s<N>.paths): 1,000,000 devices
 #                                take minutes to generate
+#   DURING=0                     no second re-render with moves and fetches
+#   FETCH_RATE=1000              the phones' fetches per second during it
+#                                (0: back to back on one connection)
 #
 # Start-up is measured twice: the first start after the data was loaded
 # (every file rendered and written to the TFTP root), and a restart (the
@@ -76,16 +79,29 @@ print("%.3f %d" % (time.perf_counter() - t0, changed))
 PYEOF
 }
 
-# fetch_probe PID -- one phone after another fetches a random device's file
-# while process PID runs; prints the latencies (ms) and the count
+# fetch_probe PID -- phones fetch a random device's file, FETCH_RATE
+# requests a second on one connection (default 1,000: a million phones
+# each polling every 17 minutes), while process PID runs; prints the
+# latencies (ms), each from the moment its request was due (a stall
+# delays the requests behind it, and they count it), and the count.
+# FETCH_RATE=0: one after another, as fast as the server answers.
 fetch_probe() {
-	$PY - "$HD_PORT" "$BENCH_DIR/s$n.paths" "$1" <<'PYEOF'
+	$PY - "$HD_PORT" "$BENCH_DIR/s$n.paths" "$1" "${FETCH_RATE:-1000}" <<'PYEOF'
 import http.client, os, random, sys, time
 port, paths, pid = int(sys.argv[1]), open(sys.argv[2]).read().split(), sys.argv[3]
+rate = float(sys.argv[4])
 lat, bad, dropped = [], 0, 0
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+due = time.perf_counter()
 while os.path.exists("/proc/" + pid):
-    t0 = time.perf_counter()
+    if rate > 0:
+        due += 1 / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        t0 = due
+    else:
+        t0 = time.perf_counter()
     try:
         c.request("GET", "/provision/" + random.choice(paths))
         r = c.getresponse()
@@ -102,8 +118,9 @@ lat.sort()
 if not lat:
     print("no fetch answered (%d dropped)" % dropped)
 else:
-    print("p50 %.2f / p99 %.2f / max %.1f ms (%d fetches, %d not 200, %d dropped)" % (
-        lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1], len(lat), bad, dropped))
+    print("p50 %.2f / p99 %.2f / max %.1f ms (%d fetches, %s, %d not 200, %d dropped)" % (
+        lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1], len(lat),
+        "%g/s" % rate if rate > 0 else "back to back", bad, dropped))
 PYEOF
 }
 
