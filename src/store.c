@@ -872,8 +872,9 @@ configure(struct store *s, const char *path, char *err, size_t errlen)
 	if (exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
 	                "PRAGMA secure_delete = ON") != 0)
 		goto fail;
-	/* a log grown by a long save shrinks back when it starts again */
-	sqlite3_snprintf((int)sizeof sql, sql, "PRAGMA journal_size_limit = %ld", STORE_WAL_KEEP);
+	/* a log grown by one large transaction shrinks back when it starts
+	 * again; one of a job that checkpoints in steps is kept (store.h) */
+	sqlite3_snprintf((int)sizeof sql, sql, "PRAGMA journal_size_limit = %ld", STORE_WAL_LIMIT);
 	if (exec_sql(s, sql) != 0)
 		goto fail;
 	if (pragma_text(s, "PRAGMA foreign_keys", val, sizeof val) != 0)

@@ -325,10 +325,18 @@ int store_meta_put_synced(struct store *s, const char *key, const char *value);
  * -1.  store_wal_frames: the frames in the log after the writer's last
  * commit, store_wal_commits: the writer's commits since it opened (both
  * counted once automatic checkpoints are off; 0 before); a commit that
- * finds every frame copied back starts the log again from its beginning,
- * and cuts its file to STORE_WAL_KEEP bytes.
+ * finds every frame copied back starts the log again from its beginning.
+ * A job in steps checkpoints once the log passes STORE_WAL_KEEP bytes
+ * (svc_yield), so its file ends a little past that.  The commit that
+ * starts the log again cuts the file back to STORE_WAL_LIMIT bytes when
+ * it is larger, and that cut is made under the service lock: on ext4 it
+ * took 20-126 ms (it frees blocks and waits for their writeback), which
+ * the moves queued behind it waited for.  STORE_WAL_LIMIT is far past
+ * where a job's checkpoints leave the file, so only a log grown by one
+ * large transaction (a CSV import) is cut.
  */
 #define STORE_WAL_KEEP (64L * 1024 * 1024)
+#define STORE_WAL_LIMIT (4 * STORE_WAL_KEEP)
 struct store_ckpt;
 int store_autocheckpoint_off(struct store *s);
 long store_wal_frames(const struct store *s);

@@ -405,6 +405,47 @@ Test(store, the_log_grows_until_checkpointed_then_starts_again)
 	store_close(s);
 }
 
+/* The log a job in steps leaves (a little past STORE_WAL_KEEP: svc_yield
+ * checkpoints once it passes that) is not cut when it starts again: the
+ * cut is made by the commit that starts it, under the service lock. */
+Test(store, a_log_just_past_the_keep_size_is_not_cut_when_it_starts_again)
+{
+	char err[512], wal[600];
+	struct store *s = open_db();
+	struct store_ckpt *c;
+	sqlite3 *raw;
+	struct stat sb;
+	off_t grown;
+
+	cr_assert_eq(store_autocheckpoint_off(s), 0);
+	add_org(s, "acme");
+	/* a second connection writes the log past STORE_WAL_KEEP */
+	cr_assert_eq(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(raw,
+	                          "PRAGMA wal_autocheckpoint = 0; CREATE TABLE big(b); BEGIN;",
+	                          NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(raw));
+	for (long i = 0; i <= STORE_WAL_KEEP / (1024 * 1024); i++)
+		cr_assert_eq(sqlite3_exec(raw, "INSERT INTO big VALUES (zeroblob(1048576))", NULL,
+		                          NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	cr_assert_lt((size_t)snprintf(wal, sizeof wal, "%s-wal", dbpath), sizeof wal);
+	cr_assert_eq(stat(wal, &sb), 0);
+	grown = sb.st_size;
+	cr_assert_gt(grown, STORE_WAL_KEEP);
+
+	c = store_ckpt_open(dbpath, err, sizeof err);
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(store_ckpt_run(c), 1, "the whole log copied back");
+	add_org(s, "after"); /* starts the log again */
+	cr_assert_lt(store_wal_frames(s), 100, "the log started again");
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_size, grown, "the log's file, %lld bytes, was cut to %lld",
+	             (long long)grown, (long long)sb.st_size);
+	store_ckpt_close(c);
+	store_close(s);
+}
+
 /* ---- file mode and durability -------------------------------------- */
 
 Test(store, database_files_are_private)
