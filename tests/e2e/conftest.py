@@ -7,8 +7,6 @@ teardown and must exit 0; a daemon that died during the test, or that wrote
 a secret to its log, fails the test (see hdharness.Daemon.teardown).
 """
 
-import os
-
 import pytest
 
 import hdharness
@@ -23,7 +21,7 @@ LONGEST_FIRST = ("test_vc.py", "test_browser_session.py", "test_browser.py")
 
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda it: rank.get(os.path.basename(str(it.fspath)), len(rank)))
+    items.sort(key=lambda it: rank.get(it.path.name, len(rank)))
 
 
 @pytest.fixture
