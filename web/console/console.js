@@ -307,8 +307,13 @@ async function preview() {
 
 // events
 let evNext = null;
+// the latest loadEvents: the tab opened, then a filter submitted at once,
+// are two requests; an answer that comes after a later one's is dropped,
+// so the table always shows what the filter now says
+let evLoad = 0;
 
 async function loadEvents(after) {
+  const seq = ++evLoad;
   const f = $("ev-filter");
   const q = new URLSearchParams();
   for (const k of ["org", "type", "extension", "device", "limit"]) {
@@ -316,6 +321,7 @@ async function loadEvents(after) {
   }
   if (after) q.set("after", after);
   const r = await call("GET", "/api/v1/events?" + q.toString());
+  if (seq !== evLoad) return;
   const tbody = $("ev-table").tBodies[0];
   tbody.replaceChildren();
   if (r.status !== 200) { say(errorText(r), true); return; }
