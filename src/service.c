@@ -957,6 +957,61 @@ same_secret(struct svc *s, hd_id ext, const char *hash)
 	return same;
 }
 
+/* A hash made again, stored in place of the one verified (renew_hash). */
+struct swap_tx {
+	enum store_hash kind;
+	hd_id ext;
+	const char *was, *hash;
+	int swapped;
+};
+
+static int
+swap_body(struct svc *s, void *arg)
+{
+	struct swap_tx *x = arg;
+
+	x->swapped = store_hash_swap(s->st, x->kind, x->ext, x->was, x->hash);
+	return x->swapped < 0 ? -1 : 0;
+}
+
+/*
+ * After `clear` verified against `was`, the stored hash of ext: when
+ * `was` was made with other limits than [secrets] hash_ops and
+ * hash_mem_kib (an older default, or the settings changed since), hashes
+ * clear again with them and stores that in its place, unless the secret
+ * was set anew meanwhile.  So a change of the limits reaches every
+ * secret at its next use, and the memory a check takes is what the
+ * settings say.  Lock not held (the hash runs outside it).  Best effort:
+ * on failure the old hash stays, and it still verifies.
+ */
+static void
+renew_hash(struct svc *s, enum store_hash kind, hd_id ext, const char *was, const char *clear)
+{
+	char hash[SECRET_HASH_LEN], err[160];
+	struct swap_tx x = { kind, ext, was, hash, 0 };
+	const char *what = kind == STORE_HASH_CODE ? "secret code" : "web password";
+
+	if (!secret_needs_rehash(was, s->o.hash_ops, s->o.hash_mem))
+		return;
+	if (secret_hash(clear, s->o.hash_ops, s->o.hash_mem, hash, err, sizeof(err)) != 0) {
+		log_warn("%s of extension id %lld not hashed again: %s", what, (long long)ext, err);
+		return;
+	}
+	mu_lock(s);
+	if (tx(s, swap_body, &x) != 0) {
+		log_warn("%s of extension id %lld not hashed again: %s", what, (long long)ext,
+		         store_errmsg(s->st));
+	} else if (x.swapped == 1) {
+		const struct hd_ext *e = world_ext(s->w, ext);
+		const struct hd_org *o = e != NULL ? world_org(s->w, e->org) : NULL;
+
+		log_info("%s of %s/%s hashed again with the configured limits", what,
+		         o != NULL ? o->name : "?", e != NULL ? e->number : "?");
+	}
+	mu_unlock(s);
+	sodium_memzero(hash, sizeof(hash));
+}
+
 /* A *30 whose commit failed (crc from svc_commit): SVC_CONFLICT when a
  * phone's files would not render (recorded as an event "move.refused"),
  * else SVC_INTERNAL.  Nothing changed either way.  Lock held. */
@@ -1098,7 +1153,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	struct svc_try reservation;
 	char *hash = NULL;
 	uint64_t t_hash;
-	bool ok;
+	bool ok = false;
 	int rc = SVC_OK, crc, same = 1;
 
 	a.call_id = (r->call_id && r->call_id[0]) ? r->call_id : NULL;
@@ -1221,6 +1276,8 @@ again:
 	}
 unlock:
 	mu_unlock(s);
+	if (ok) /* the code is right: its hash may be made again (renew_hash) */
+		renew_hash(s, STORE_HASH_CODE, a.ext, hash, r->code);
 	if (hash != NULL) {
 		sodium_memzero(hash, SECRET_HASH_LEN);
 		free(hash);
@@ -2852,10 +2909,13 @@ web_attempt_done(struct svc *s, const struct hd_ext *e, const char *source, bool
 }
 
 /* Checks ext's web password from source, with the guard.  SVC_OK,
- * SVC_FORBIDDEN, SVC_CONFLICT (locked), SVC_INTERNAL.  Lock NOT held. */
+ * SVC_FORBIDDEN, SVC_CONFLICT (locked), SVC_INTERNAL.  A right password
+ * whose hash has other limits than the settings' is hashed again when
+ * `renew` (a sign-in; not a change, which replaces it anyway).  Lock
+ * NOT held. */
 static int
 web_check(struct svc *s, hd_id org, const char *number, hd_id ext_id, const char *password,
-          const char *source, hd_id *ext_out, long long *locked_until)
+          bool renew, const char *source, hd_id *ext_out, long long *locked_until)
 {
 	char hash[SECRET_HASH_LEN] = "";
 	const struct hd_ext *e;
@@ -2888,6 +2948,8 @@ web_check(struct svc *s, hd_id org, const char *number, hd_id ext_id, const char
 	else
 		rc = ok ? SVC_OK : SVC_FORBIDDEN;
 	mu_unlock(s);
+	if (rc == SVC_OK && renew)
+		renew_hash(s, STORE_HASH_WEBPW, ext, hash, password);
 	*ext_out = ext;
 out:
 	sodium_memzero(hash, sizeof(hash));
@@ -2911,7 +2973,7 @@ svc_web_login(struct svc *s, const char *org, const char *number, const char *pa
 		secret_verify_dummy(password, s->o.hash_ops, s->o.hash_mem);
 		return SVC_FORBIDDEN;
 	}
-	return web_check(s, oid, number, 0, password, source, ext_id, locked_until);
+	return web_check(s, oid, number, 0, password, true, source, ext_id, locked_until);
 }
 
 int
@@ -2926,7 +2988,7 @@ svc_webpw_change(struct svc *s, hd_id ext, const char *current, const char *pass
 
 	if ((rc = webpw_form(password, r)) != SVC_OK)
 		return rc;
-	rc = web_check(s, 0, NULL, ext, current, source, &got, &until);
+	rc = web_check(s, 0, NULL, ext, current, false, source, &got, &until);
 	if (rc == SVC_CONFLICT)
 		return bad(r, rc, "current", "%s", "too many wrong passwords: try again later");
 	if (rc != SVC_OK)

@@ -124,9 +124,11 @@ enum stmt_id {
 	ST_DC_BY_ADDR,
 	ST_DC_FORGET,
 	ST_EXT_SECRET,
+	ST_EXT_SECRET_SWAP,
 	ST_WEBPW_GET,
 	ST_WEBPW_PUT,
 	ST_WEBPW_DEL,
+	ST_WEBPW_SWAP,
 	ST_WEBPAIR_GET,
 	ST_WEBPAIR_PUT,
 	ST_PBXOUT_ADD,
@@ -289,10 +291,13 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_TMPL_GET] = "SELECT profile, name, version, content, comment, created_at, active "
 	                "FROM templates WHERE profile = ?1 AND name = ?2 AND version = ?3",
 	[ST_EXT_SECRET] = "SELECT secret_hash FROM extensions WHERE id = ?1",
+	[ST_EXT_SECRET_SWAP] = "UPDATE extensions SET secret_hash = ?3 "
+	                       "WHERE id = ?1 AND secret_hash = ?2",
 	[ST_WEBPW_GET] = "SELECT hash FROM web_passwords WHERE ext_id = ?1",
 	[ST_WEBPW_PUT] = "INSERT OR REPLACE INTO web_passwords (ext_id, hash, updated_at) "
 	                 "VALUES (?1, ?2, ?3)",
 	[ST_WEBPW_DEL] = "DELETE FROM web_passwords WHERE ext_id = ?1",
+	[ST_WEBPW_SWAP] = "UPDATE web_passwords SET hash = ?3 WHERE ext_id = ?1 AND hash = ?2",
 	[ST_WEBPAIR_GET] = "SELECT failures_in_window, window_start, locked_until, lock_level "
 	                   "FROM web_guard WHERE source = ?1 AND ext_id = ?2",
 	[ST_WEBPAIR_PUT] = "INSERT OR REPLACE INTO web_guard (source, ext_id, "
@@ -2789,6 +2794,20 @@ store_webpw_get(struct store *s, hd_id ext, char *buf, size_t len)
 		ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
 	done(st);
 	return ret;
+}
+
+int
+store_hash_swap(struct store *s, enum store_hash kind, hd_id ext, const char *was,
+                const char *hash)
+{
+	sqlite3_stmt *st = s->st[kind == STORE_HASH_CODE ? ST_EXT_SECRET_SWAP : ST_WEBPW_SWAP];
+	int b = SQLITE_OK, rc;
+
+	bind_ok(&b, bind_id(st, 1, ext));
+	bind_ok(&b, bind_text(st, 2, was));
+	bind_ok(&b, bind_text(st, 3, hash));
+	rc = run(s, st, b);
+	return rc != 0 ? rc : sqlite3_changes(s->db);
 }
 
 int

@@ -500,6 +500,20 @@ long long store_pbxout_clear(struct store *s);
 int store_webpw_get(struct store *s, hd_id ext, char *buf, size_t len);
 /* Sets it (hash NULL removes it). */
 int store_webpw_put(struct store *s, hd_id ext, const char *hash, long long now);
+
+/* The Argon2id strings store_hash_swap replaces. */
+enum store_hash {
+	STORE_HASH_CODE,  /* an extension's secret code */
+	STORE_HASH_WEBPW, /* its web password */
+};
+/*
+ * Replaces an extension's stored hash of that kind by `hash`, only while
+ * it is still `was` (a code or password set meanwhile stays): the same
+ * secret hashed again with other limits, so nothing else changes (no
+ * event, updated_at kept).  1 replaced, 0 not, < 0 error.
+ */
+int store_hash_swap(struct store *s, enum store_hash kind, hd_id ext, const char *was,
+                    const char *hash);
 /* Failed sign-ins of (source network, extension), the fields of a guard
  * pair: 1 found, 0 absent (*out zeroed), < 0. */
 int store_webpair_get(struct store *s, const char *source, hd_id ext, struct store_pair *out);

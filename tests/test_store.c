@@ -636,6 +636,31 @@ Test(store, round_trip_through_world)
 		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 1);
 		cr_assert_str_eq(h, "$argon2id$v=19$fake");
 	}
+	/* A hash made again replaces only the hash it was made from: a code
+	 * or web password set meanwhile stays */
+	{
+		char h[128];
+
+		cr_assert_eq(store_hash_swap(s, STORE_HASH_CODE, a.id, "$argon2id$v=19$other",
+		                             "$argon2id$v=19$again"), 0);
+		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 1);
+		cr_assert_str_eq(h, "$argon2id$v=19$fake");
+		cr_assert_eq(store_hash_swap(s, STORE_HASH_CODE, a.id, "$argon2id$v=19$fake",
+		                             "$argon2id$v=19$again"), 1);
+		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 1);
+		cr_assert_str_eq(h, "$argon2id$v=19$again");
+		cr_assert_eq(store_hash_swap(s, STORE_HASH_WEBPW, a.id, "$argon2id$v=19$again",
+		                             "$argon2id$v=19$web"), 0, "no web password to replace");
+		cr_assert_eq(store_webpw_put(s, a.id, "$argon2id$v=19$web1", 5), 0);
+		cr_assert_eq(store_hash_swap(s, STORE_HASH_WEBPW, a.id, "$argon2id$v=19$again",
+		                             "$argon2id$v=19$web2"), 0);
+		cr_assert_eq(store_hash_swap(s, STORE_HASH_WEBPW, a.id, "$argon2id$v=19$web1",
+		                             "$argon2id$v=19$web2"), 1);
+		cr_assert_eq(store_webpw_get(s, a.id, h, sizeof(h)), 1);
+		cr_assert_str_eq(h, "$argon2id$v=19$web2");
+		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 1);
+		cr_assert_str_eq(h, "$argon2id$v=19$again", "the code's hash is not the password's");
+	}
 	/* Updates by id replace every field, NULLs included (no code: the
 	 * hash goes); virtual_on back to base. */
 	a.label = NULL;
