@@ -5,7 +5,7 @@
 # re-import where every row is unchanged, a one-row change, and the export.
 # The TFTP root is on the machine's disk: an import publishes every new
 # phone's files.  Secret codes are Argon2id-hashed per row with the
-# default settings (hash_ops 2, 64 MiB), about 0.1 s each on 2 cores, so
+# default settings (hash_ops 4, 32 MiB), tens of milliseconds each, so
 # the main file has no codes and their cost is measured separately on
 # CODES rows (an administrator importing codes pays it once per code).
 #

@@ -132,7 +132,8 @@ miss_threshold = 1000000
 [sip]
 bind = 127.0.0.1:0
 [secrets]
-; code hashes at once (0: one per core); each holds 64 MiB while it runs
+; code hashes at once (0: one per core); each holds hash_mem_kib (32 MiB
+; by default) while it runs
 hash_parallel = ${HASH_PARALLEL:-0}
 INI
 }

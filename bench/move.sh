@@ -3,7 +3,7 @@
 # from request received to the last changed file published (memory and
 # TFTP root) and the first NOTIFY handed to the socket, p50/p99/max, the
 # Argon2id code hash excluded and reported separately (real hash with the
-# default settings: hash_ops 2, 64 MiB); then concurrent moves from
+# default settings: hash_ops 4, 32 MiB); then concurrent moves from
 # parallel PBX clients on distinct phones.
 #
 #   sh bench/move.sh             100,000 devices (about 2 minutes on 2 cores)

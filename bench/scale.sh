@@ -155,6 +155,7 @@ during_rerender() {
 	sed -n 's/^move -> answer (hash excluded): */  move -> answer during it           /p; s/^move -> last file published: */  move -> last file published during it /p; s/^client round trip, accepted: */  move round trip (with hash) during it /p' \
 		"$BENCH_DIR/during.moves"
 	figure "  phone fetch during it" "$(cat "$BENCH_DIR/during.fetch")"
+	figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
 }
 
 for n in $SIZES; do

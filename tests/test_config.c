@@ -89,8 +89,8 @@ Test(config, defaults)
 	cr_assert_eq(c->pbx.networks.n, 0);
 	cr_assert_null(c->admin.token);
 	cr_assert_eq(c->secrets.min_length, 4);
-	cr_assert_eq(c->secrets.hash_ops, 2);
-	cr_assert_eq(c->secrets.hash_mem_kib, 65536);
+	cr_assert_eq(c->secrets.hash_ops, 4);
+	cr_assert_eq(c->secrets.hash_mem_kib, 32768);
 	cr_assert_eq(c->secrets.hash_parallel, 0);
 	cr_assert_eq(c->secrets.tries_per_call, 3);
 	cr_assert_eq(c->secrets.lockout_threshold, 10);
