@@ -14,6 +14,8 @@
 #   DURING=0                     no second re-render with moves and fetches
 #   FETCH_RATE=1000              the phones' fetches per second during it
 #                                (0: back to back on one connection)
+#   PERF_DIR=/var/tmp/...        a CPU profile of the daemon (perf record
+#                                -g) during each re-render, one file each
 #
 # Start-up is measured twice: the first start after the data was loaded
 # (every file rendered and written to the TFTP root), and a restart (the
@@ -79,6 +81,22 @@ print("%.3f %d" % (time.perf_counter() - t0, changed))
 PYEOF
 }
 
+# perf_start NAME / perf_stop -- with PERF_DIR set, records where the
+# daemon spends its CPU meanwhile into PERF_DIR/NAME.data (perf report -i)
+perf_start() {
+	[ -n "${PERF_DIR:-}" ] || return 0
+	mkdir -p "$PERF_DIR"
+	perf record -q -F 499 -g -p "$HD_PID" -o "$PERF_DIR/$1.data" 2>/dev/null &
+	perf_pid=$!
+	BENCH_PIDS="$BENCH_PIDS $perf_pid"
+	sleep 0.5 # perf attached
+}
+perf_stop() {
+	[ -n "${PERF_DIR:-}" ] || return 0
+	kill -INT "$perf_pid" 2>/dev/null || true
+	wait "$perf_pid" || true
+}
+
 # fetch_probe PID -- phones fetch a random device's file, FETCH_RATE
 # requests a second on one connection (default 1,000: a million phones
 # each polling every 17 minutes), while process PID runs; prints the
@@ -136,6 +154,7 @@ during_rerender() {
 		kill -0 "$mv_pid" 2>/dev/null || { cat "$BENCH_DIR/during.moves" >&2; die "moves.py failed"; }
 		sleep 0.05
 	done
+	perf_start "s$n-$kind-during"
 	cpu1=$(hd_cpu_ms)
 	rerender_all again >"$BENCH_DIR/during.rr" &
 	rr_pid=$!
@@ -148,11 +167,12 @@ during_rerender() {
 	moves_end=$(date +%s%N)
 	wait "$rr_pid" || die "the second re-render failed"
 	rr_end=$(date +%s%N)
+	perf_stop
 	wait "$fp_pid" || die "the fetch probe failed"
 	set -- $(cat "$BENCH_DIR/during.rr")
 	figure "re-render again, with moves and fetches" "$1 s ($2 devices changed, CPU $(($(hd_cpu_ms) - cpu1)) ms, load $(loadavg))"
 	[ "$moves_end" -le "$rr_end" ] || echo "  (the moves outlasted the re-render)"
-	sed -n 's/^move -> answer (hash excluded): */  move -> answer during it           /p; s/^move -> last file published: */  move -> last file published during it /p; s/^client round trip, accepted: */  move round trip (with hash) during it /p' \
+	sed -n 's/^move -> answer (hash excluded): */  move -> answer during it           /p; s/^move -> last file published: */  move -> last file published during it /p; s/^move -> first NOTIFY sent: */  move -> first NOTIFY during it     /p; s/^client round trip, accepted: */  move round trip (with hash) during it /p' \
 		"$BENCH_DIR/during.moves"
 	figure "  phone fetch during it" "$(cat "$BENCH_DIR/during.fetch")"
 	figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
@@ -183,8 +203,10 @@ for n in $SIZES; do
 			-s "$ROOT/bench/storm.lua" "$HD_URL" -- "$BENCH_DIR/s$n.paths" >/dev/null 2>&1 ||
 			die "boot storm for the memory figure failed"
 		figure "  memory after every device fetched (target < 200 MB)" "$(hd_mem_mb)"
+		perf_start "s$n-$kind-alone"
 		cpu0=$(hd_cpu_ms)
 		out=$(rerender_all) || die "re-render through the API failed"
+		perf_stop
 		set -- $out
 		figure "re-render after a template change (< 10 s)" "$1 s ($2 devices changed, CPU $(($(hd_cpu_ms) - cpu0)) ms, load $(loadavg))"
 		[ "$2" = "$n" ] || die "re-render changed $2 of $n devices"
