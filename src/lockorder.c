@@ -173,6 +173,14 @@ lockorder_mutex_lock(pthread_mutex_t *m)
 }
 
 int
+lockorder_mutex_timedlock(pthread_mutex_t *m, const struct timespec *t)
+{
+	struct lock_entry e = check(m); /* it waits: in order, as a lock */
+
+	return taken(e, pthread_mutex_timedlock(m, t));
+}
+
+int
 lockorder_mutex_trylock(pthread_mutex_t *m)
 {
 	/* cannot deadlock: no order needed */

@@ -62,6 +62,7 @@ void lockorder_forget(const void *lock);
 
 int lockorder_mutex_lock(pthread_mutex_t *m);
 int lockorder_mutex_trylock(pthread_mutex_t *m);
+int lockorder_mutex_timedlock(pthread_mutex_t *m, const struct timespec *t);
 int lockorder_mutex_unlock(pthread_mutex_t *m);
 int lockorder_mutex_destroy(pthread_mutex_t *m);
 int lockorder_rwlock_rdlock(pthread_rwlock_t *l);
@@ -74,6 +75,7 @@ int lockorder_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct
 #ifndef LOCKORDER_IMPL
 #define pthread_mutex_lock(m) lockorder_mutex_lock(m)
 #define pthread_mutex_trylock(m) lockorder_mutex_trylock(m)
+#define pthread_mutex_timedlock(m, t) lockorder_mutex_timedlock(m, t)
 #define pthread_mutex_unlock(m) lockorder_mutex_unlock(m)
 #define pthread_mutex_destroy(m) lockorder_mutex_destroy(m)
 #define pthread_rwlock_rdlock(l) lockorder_rwlock_rdlock(l)

@@ -641,20 +641,28 @@ tftp_relist_locked(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-/* Monitoring figures that live in the store: devices by resync state and
- * the store's error count (under the service lock). */
+/* The store's error count (under the service lock). */
 static int
-refresh_locked(const struct world *w, struct store *st, void *arg)
+errors_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	(void)arg;
+	metrics_counter_set(METRICS_STORE_ERRORS, store_error_count(st));
+	return 0;
+}
+
+/* Monitoring figures that live in the store: devices by resync state
+ * (counted without the service lock) and the store's error count. */
+static void
+refresh_metrics(struct daemon *d)
 {
 	size_t n[RESYNC_COUNT_N];
 
-	(void)arg;
-	metrics_counter_set(METRICS_STORE_ERRORS, store_error_count(st));
-	if (resync_state_counts(w, st, n) != 0)
-		return -1;
+	(void)svc_locked(d->svc, errors_locked, NULL);
+	if (resync_state_counts(d->svc, n) != 0)
+		return;
 	for (int i = 0; i < RESYNC_COUNT_N; i++)
 		metrics_gauge_set((enum metrics_gauge)(METRICS_DEVICES_NONE + i), (double)n[i]);
-	return 0;
 }
 
 static double
@@ -930,7 +938,7 @@ run(struct daemon *d)
 	/* health for load balancers and container runtimes: on every listener */
 	routes[6] = (struct http_route){ "/healthz", health_http_handle, d->health, 0,
 	                                 CFG_IF_ALL, false, NULL };
-	(void)svc_locked(d->svc, refresh_locked, NULL);
+	refresh_metrics(d);
 	priv_bind_begin();
 	rc = start_listeners(d, routes, 7);
 	priv_bind_end();
@@ -984,7 +992,7 @@ run(struct daemon *d)
 		if (++ticks % 60 == 0)
 			svc_housekeeping(d->svc);
 		if (ticks % 5 == 0) {
-			(void)svc_locked(d->svc, refresh_locked, NULL);
+			refresh_metrics(d);
 			(void)svc_locked(d->svc, tftp_relist_locked, d->pub);
 		}
 	}

@@ -1015,11 +1015,16 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 	return 0;
 }
 
-/* Records NOTIFY results and fetches collected since the last round. */
+/* Records NOTIFY results and fetches collected since the last round.
+ * Both are taken from r first: NOTIFYs sent while a transaction waits
+ * for the lock (engine_idle) may add results, kept for the next round. */
 static void
 apply(struct resync *r)
 {
 	struct batch b = { .r = r, .res = r->res, .nres = r->nres, .now = (long long)time(NULL) };
+
+	r->res = NULL;
+	r->nres = r->capres = 0;
 
 	pthread_mutex_lock(&r->mu);
 	/* the fetches once a batch is full or has waited */
@@ -1046,7 +1051,7 @@ apply(struct resync *r)
 		if (batch_left(&b))
 			svc_yield(r->svc); /* a *30 waiting has the lock first */
 	}
-	r->nres = 0;
+	free(b.res);
 	free(b.fq);
 }
 
@@ -1093,13 +1098,23 @@ sooner(long long t, long long u)
 	return u >= 0 && (t < 0 || u < t) ? u : t;
 }
 
+/* While the engine waits for the service lock (svc_thread_idle): the
+ * NOTIFYs of r->ready, which need no lock, go out meanwhile. */
+static void
+engine_idle(void *arg)
+{
+	send_ready(arg);
+}
+
 static void *
 engine_main(void *arg)
 {
 	struct resync *r = arg;
 
-	/* NOTIFYs may wait for a template save's steps; a move must not */
+	/* NOTIFYs may wait for a template save's steps; a move's must not:
+	 * the first ones, ready without the lock, are sent while it waits */
 	svc_thread_background();
+	svc_thread_idle(engine_idle, r);
 
 	while (!atomic_load(&r->stop)) {
 		struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 },
@@ -1647,26 +1662,15 @@ resync_alive(struct resync *r, long long max_age_ms)
 	return beat != 0 && notify_now_ms() - beat <= max_age_ms;
 }
 
-static int
-count_state(const struct store_resync *row, void *arg)
-{
-	static const char *const names[RESYNC_COUNT_N] = { "", "pending", "notified", "synced",
-	                                                   "stale" };
-	size_t *counts = arg;
-
-	for (int i = RESYNC_COUNT_PENDING; i < RESYNC_COUNT_N; i++)
-		if (strcmp(row->state, names[i]) == 0)
-			counts[i]++;
-	return 0;
-}
-
 int
-resync_state_counts(const struct world *w, struct store *st, size_t counts[RESYNC_COUNT_N])
+resync_state_counts(struct svc *s, size_t counts[RESYNC_COUNT_N])
 {
-	size_t rows = 0, devs = world_count_devs(w);
+	size_t rows = 0, devs;
 
+	_Static_assert(RESYNC_COUNT_N == 1 + STORE_RESYNC_STATES,
+	               "RESYNC_COUNT_PENDING.. follow the store's states, in its order");
 	memset(counts, 0, RESYNC_COUNT_N * sizeof(*counts));
-	if (store_resync_each(st, count_state, counts) != 0)
+	if (svc_resync_counts(s, counts + RESYNC_COUNT_PENDING, &devs) != 0)
 		return -1;
 	for (int i = RESYNC_COUNT_PENDING; i < RESYNC_COUNT_N; i++)
 		rows += counts[i];

@@ -79,11 +79,13 @@ void resync_on_fetch(void *arg, long long dev, unsigned long long version, const
 
 
 /* Devices by resync state, for monitoring: counts[RESYNC_COUNT_NONE..STALE]
- * (none = a device without a row: never queued).  Under the service lock
- * (svc_locked).  0, or -1 when the store fails. */
+ * (none = a device without a row: never queued), read without holding
+ * the service lock while the rows are counted (svc_resync_counts: at
+ * 1,000,000 devices the count takes a few hundred milliseconds).  Not
+ * under the service lock.  0, or -1 when the store fails. */
 enum { RESYNC_COUNT_NONE, RESYNC_COUNT_PENDING, RESYNC_COUNT_NOTIFIED, RESYNC_COUNT_SYNCED,
        RESYNC_COUNT_STALE, RESYNC_COUNT_N };
-int resync_state_counts(const struct world *w, struct store *st, size_t counts[RESYNC_COUNT_N]);
+int resync_state_counts(struct svc *s, size_t counts[RESYNC_COUNT_N]);
 
 /* Whether the engine thread went round its loop in the last max_age_ms
  * (it wakes at least every 5 s): /healthz.  Any thread. */

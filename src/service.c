@@ -25,6 +25,7 @@
  */
 #include "service.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,10 +96,50 @@ static _Thread_local bool tl_background;
  * mu: the unlock hook runs once it releases mu (mu_unlock). */
 static _Thread_local bool tl_unlock_owed;
 
+/* The idle work of a background thread waiting for mu (svc_thread_idle). */
+static _Thread_local void (*tl_idle)(void *);
+static _Thread_local void *tl_idle_arg;
+
 void
 svc_thread_background(void)
 {
 	tl_background = true;
+}
+
+void
+svc_thread_idle(void (*fn)(void *arg), void *arg)
+{
+	tl_idle = fn;
+	tl_idle_arg = arg;
+}
+
+/* Takes mu, running the thread's idle work every SVC_IDLE_MS while it
+ * waits; not from within that work (which would then wait for mu itself). */
+static void
+lock_idle(struct svc *s)
+{
+	void (*fn)(void *) = tl_idle;
+
+	tl_idle = NULL;
+	for (;;) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += SVC_IDLE_MS * 1000000L;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		int rc = pthread_mutex_timedlock(&s->mu, &t);
+
+		if (rc != ETIMEDOUT) {
+			if (rc != 0)
+				pthread_mutex_lock(&s->mu);
+			break;
+		}
+		fn(tl_idle_arg);
+	}
+	tl_idle = fn;
 }
 
 /* Takes mu, counting the threads other than background ones that wait
@@ -107,7 +148,10 @@ static void
 mu_lock(struct svc *s)
 {
 	if (tl_background) {
-		pthread_mutex_lock(&s->mu);
+		if (tl_idle != NULL)
+			lock_idle(s);
+		else
+			pthread_mutex_lock(&s->mu);
 		return;
 	}
 	atomic_fetch_add(&s->waiting, 1);
@@ -2262,6 +2306,24 @@ svc_checkpoint(struct svc *s)
 	if (commits != s->ckpt_done && (quiet || store_wal_frames(s->st) >= SVC_CKPT_FRAMES))
 		checkpoint_locked(s);
 	pthread_mutex_unlock(&s->ckpt_mu);
+}
+
+int
+svc_resync_counts(struct svc *s, size_t counts[STORE_RESYNC_STATES], size_t *devices)
+{
+	int rc = 0;
+
+	if (s->ckpt != NULL) {
+		pthread_mutex_lock(&s->ckpt_mu);
+		rc = store_ckpt_resync_counts(s->ckpt, counts);
+		pthread_mutex_unlock(&s->ckpt_mu);
+	}
+	lock(s);
+	if (s->ckpt == NULL)
+		rc = store_resync_counts(s->st, counts);
+	*devices = world_count_devs(s->w);
+	unlock(s);
+	return rc < 0 ? -1 : 0;
 }
 
 /* ---- CSV import --------------------------------------------------------- */

@@ -22,10 +22,10 @@
 #include <stddef.h>
 
 #include "guard.h"
+#include "store.h"
 #include "virt.h"
 #include "world.h"
 
-struct store;
 struct json_t;
 struct svc_result;
 
@@ -155,6 +155,16 @@ void svc_yield(struct svc *s);
  * stretched by it; it still has the lock whenever the job is between two
  * steps and no other thread wants it. */
 void svc_thread_background(void);
+/*
+ * Work of the calling background thread that must not wait for the
+ * service lock (the resync engine's first NOTIFYs of a *30, decided in
+ * the move's own transaction): while the thread waits for the lock, fn
+ * runs every SVC_IDLE_MS.  A background thread may wait for the lock
+ * for seconds while a long job runs.  fn must not take the service lock
+ * (if it does, it waits there like any thread).  NULL: none.
+ */
+#define SVC_IDLE_MS 2
+void svc_thread_idle(void (*fn)(void *arg), void *arg);
 
 /* ---- PBX --------------------------------------------------------------- */
 
@@ -293,6 +303,16 @@ void svc_housekeeping(struct svc *s);
  * growing); never twice for the same commits.  Called once a second by
  * one thread (the daemon's main loop). */
 void svc_checkpoint(struct svc *s);
+
+/*
+ * The store's resync rows by state (store_resync_counts order) and the
+ * devices in the world (*devices), for monitoring.  With a database file
+ * the rows are counted on the checkpoint connection, without the service
+ * lock, which is then taken only to read the device count: the moves of
+ * a large re-render, whose every device has a row, do not wait for the
+ * count.  An in-memory store counts them under the lock.  0 or -1.
+ */
+int svc_resync_counts(struct svc *s, size_t counts[STORE_RESYNC_STATES], size_t *devices);
 
 /* Records an event (event.h: a noun.verb name; detail a JSON object
  * built with jansson or NULL, its reference taken) in its own

@@ -111,6 +111,7 @@ enum stmt_id {
 	ST_RESYNC_GET,
 	ST_RESYNC_ALL,
 	ST_RESYNC_DUE,
+	ST_RESYNC_COUNTS,
 	ST_TMPL_NEXT,
 	ST_TMPL_DEACT,
 	ST_TMPL_ADD,
@@ -148,6 +149,9 @@ enum stmt_id {
                  "secret_hash, virtual_on, voicemail, language, keys"
 #define DEV_COLS "mac, org_id, profile, model, home_ext_id, parking_user, " \
                  "parking_password, static_contact, prov_password"
+
+/* Resync rows by state (on the resync_due index): on either connection */
+#define SQL_RESYNC_COUNTS "SELECT state, COUNT(*) FROM resync GROUP BY state"
 
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -279,6 +283,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RESYNC_DUE] = "SELECT device_id, state, version, attempts, next_at, last_result, "
 	                  "last_at, created_at FROM resync WHERE state IN ('pending', 'notified') "
 	                  "AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+	[ST_RESYNC_COUNTS] = SQL_RESYNC_COUNTS,
 	[ST_TMPL_NEXT] = "SELECT COALESCE(MAX(version), 0) + 1 FROM templates "
 	                 "WHERE profile = ?1 AND name = ?2",
 	[ST_TMPL_DEACT] = "UPDATE templates SET active = 0 WHERE profile = ?1 AND name = ?2",
@@ -2355,6 +2360,32 @@ store_resync_each(struct store *s, store_resync_cb cb, void *arg)
 	return resync_walk(s, s->st[ST_RESYNC_ALL], SQLITE_OK, cb, arg);
 }
 
+/* Adds a row of SQL_RESYNC_COUNTS (state, count) to counts. */
+static void
+resync_count_row(sqlite3_stmt *st, size_t counts[STORE_RESYNC_STATES])
+{
+	static const char *const names[STORE_RESYNC_STATES] = { "pending", "notified", "synced",
+		                                                 "stale" };
+	const char *state = (const char *)sqlite3_column_text(st, 0);
+
+	for (int i = 0; state != NULL && i < STORE_RESYNC_STATES; i++)
+		if (strcmp(state, names[i]) == 0)
+			counts[i] = (size_t)sqlite3_column_int64(st, 1);
+}
+
+int
+store_resync_counts(struct store *s, size_t counts[STORE_RESYNC_STATES])
+{
+	sqlite3_stmt *st = s->st[ST_RESYNC_COUNTS];
+	int rc;
+
+	memset(counts, 0, STORE_RESYNC_STATES * sizeof(*counts));
+	while ((rc = step(s, st)) == SQLITE_ROW)
+		resync_count_row(st, counts);
+	done(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, rc);
+}
+
 int
 store_resync_due(struct store *s, long long now, int limit, store_resync_cb cb, void *arg)
 {
@@ -2743,6 +2774,21 @@ store_ckpt_run(struct store_ckpt *c)
 	if (rc == SQLITE_OK)
 		return copied == log ? 1 : 0; /* -1 both when there is no log */
 	return rc == SQLITE_BUSY ? 0 : STORE_ERR;
+}
+
+int
+store_ckpt_resync_counts(struct store_ckpt *c, size_t counts[STORE_RESYNC_STATES])
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(counts, 0, STORE_RESYNC_STATES * sizeof(*counts));
+	if (sqlite3_prepare_v2(c->db, SQL_RESYNC_COUNTS, -1, &st, NULL) != SQLITE_OK)
+		return STORE_ERR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		resync_count_row(st, counts);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : STORE_ERR;
 }
 
 void

@@ -409,6 +409,15 @@ int store_resync_enqueue_at(struct store *s, hd_id dev, long long now, long long
 int store_resync_get(struct store *s, hd_id dev, struct store_resync *out);
 typedef int (*store_resync_cb)(const struct store_resync *r, void *arg);
 int store_resync_each(struct store *s, store_resync_cb cb, void *arg);
+/* Rows by state: counts[0..3] = pending, notified, synced, stale.  0 or
+ * < 0.  store_ckpt_resync_counts reads them on the checkpoint connection
+ * instead: a snapshot of what was committed, with no statement of the
+ * writer's connection, so without the service lock (a reader on its own
+ * connection neither waits for the writer nor holds it up); the caller
+ * serialises it with the checkpoints, as store_ckpt_run. */
+#define STORE_RESYNC_STATES 4
+int store_resync_counts(struct store *s, size_t counts[STORE_RESYNC_STATES]);
+int store_ckpt_resync_counts(struct store_ckpt *c, size_t counts[STORE_RESYNC_STATES]);
 /* Rows in state pending or notified with next_at <= now, soonest first. */
 int store_resync_due(struct store *s, long long now, int limit, store_resync_cb cb, void *arg);
 

@@ -7,6 +7,10 @@
  * or not at all, and the files served are a fresh render of the stored
  * world.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
 #include "event.h"
 #include "faults.h"
 
@@ -394,4 +398,80 @@ Test(service_faults, template_save)
 	struct tsave t = { .profile = "yealink", .name = "device.cfg", .insert = "# saved by a test\n" };
 
 	fx_faults_world("yealink device.cfg saved", NULL, op_tsave, &t, false);
+}
+
+/* ---- waiting for the lock ----------------------------------------------------- */
+
+/* A background thread with idle work (the resync engine sending a move's
+ * first NOTIFYs) runs it while it waits for the service lock, and not
+ * once it has the lock, nor when the lock was free. */
+struct idle_probe {
+	struct svc *svc;
+	pthread_t waiter;
+	atomic_int idles;
+	int idles_when_locked, idles_when_free;
+};
+
+static void
+count_idle(void *arg)
+{
+	atomic_fetch_add(&((struct idle_probe *)arg)->idles, 1);
+}
+
+static int
+note_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct idle_probe *p = arg;
+
+	p->idles_when_locked = atomic_load(&p->idles);
+	return 0;
+}
+
+static int
+note_free(const struct world *w, struct store *st, void *arg)
+{
+	struct idle_probe *p = arg;
+
+	p->idles_when_free = atomic_load(&p->idles);
+	return 0;
+}
+
+static void *
+idle_waiter(void *arg)
+{
+	struct idle_probe *p = arg;
+
+	svc_thread_background();
+	svc_thread_idle(count_idle, p);
+	svc_locked(p->svc, note_locked, p); /* waits for hold_a_while */
+	svc_locked(p->svc, note_free, p);   /* nobody holds it */
+	return NULL;
+}
+
+/* Holds the lock 100 ms with the waiter started. */
+static int
+hold_a_while(const struct world *w, struct store *st, void *arg)
+{
+	struct idle_probe *p = arg;
+	struct timespec t = { 0, 100 * 1000000L };
+
+	cr_assert_eq(pthread_create(&p->waiter, NULL, idle_waiter, p), 0);
+	while (nanosleep(&t, &t) != 0)
+		;
+	return 0;
+}
+
+Test(service, a_background_thread_does_its_idle_work_while_it_waits_for_the_lock)
+{
+	struct fx *f = fx_new();
+	struct idle_probe p = { .svc = f->svc };
+
+	svc_locked(f->svc, hold_a_while, &p);
+	cr_assert_eq(pthread_join(p.waiter, NULL), 0);
+	/* every SVC_IDLE_MS of the 100 ms: a few at least, on a busy machine */
+	cr_assert_geq(p.idles_when_locked, 3, "idle work ran %d times in 100 ms of waiting",
+	              p.idles_when_locked);
+	cr_assert_eq(p.idles_when_free, p.idles_when_locked, "idle work ran with the lock held");
+	cr_assert_eq(atomic_load(&p.idles), p.idles_when_locked, "idle work ran after the wait");
+	fx_free(f);
 }

@@ -405,6 +405,75 @@ Test(store, the_log_grows_until_checkpointed_then_starts_again)
 	store_close(s);
 }
 
+/* Inside a transaction: one stale row made synced, counted by both. */
+struct inside {
+	struct store_ckpt *c;
+	hd_id dev;
+};
+
+static int
+count_inside(struct store *s, void *arg)
+{
+	struct inside *x = arg;
+	size_t n[STORE_RESYNC_STATES], m[STORE_RESYNC_STATES];
+	struct store_resync r = { .dev = x->dev, .state = "synced", .version = 2, .created_at = 1 };
+
+	cr_assert_eq(store_resync_put(s, &r), 0);
+	cr_assert_eq(store_resync_counts(s, n), 0);
+	cr_assert_eq(n[2], 2, "the writer sees its own change");
+	cr_assert_eq(n[3], 2);
+	cr_assert_eq(store_ckpt_resync_counts(x->c, m), 0);
+	cr_assert_eq(m[2], 1, "the other connection sees what was committed");
+	cr_assert_eq(m[3], 3);
+	return 0;
+}
+
+/* Resync rows by state, on the writer's connection and on the checkpoint
+ * connection: the same counts; the second sees only what was committed,
+ * and counts while the writer holds a transaction open. */
+Test(store, resync_rows_counted_by_state_on_either_connection)
+{
+	static const char *const states[] = { "pending", "notified", "notified", "synced",
+		                              "stale", "stale", "stale" };
+	static const size_t want[STORE_RESYNC_STATES] = { 1, 2, 1, 3 };
+	char err[512], mac[HD_MAC_LEN + 1];
+	struct store *s = open_db();
+	struct store_ckpt *c;
+	size_t n[STORE_RESYNC_STATES], m[STORE_RESYNC_STATES];
+	hd_id org = add_org(s, "acme"), dev = 0;
+	struct inside x;
+
+	c = store_ckpt_open(dbpath, err, sizeof err);
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(store_ckpt_resync_counts(c, m), 0);
+	for (int i = 0; i < STORE_RESYNC_STATES; i++)
+		cr_assert_eq(m[i], 0);
+	for (size_t i = 0; i < sizeof(states) / sizeof(*states); i++) {
+		struct store_resync r = { .version = 1, .created_at = 1 };
+
+		snprintf(mac, sizeof mac, "0015650000%02zx", i);
+		r.dev = dev = add_dev(s, org, mac, 0);
+		snprintf(r.state, sizeof r.state, "%s", states[i]);
+		cr_assert_eq(store_resync_put(s, &r), 0, "%s", store_errmsg(s));
+	}
+	cr_assert_eq(store_resync_counts(s, n), 0);
+	cr_assert_eq(store_ckpt_resync_counts(c, m), 0);
+	for (int i = 0; i < STORE_RESYNC_STATES; i++)
+		cr_assert_eq(n[i], want[i], "state %d: %zu rows", i, n[i]);
+	cr_assert_arr_eq(n, m, sizeof n, "the checkpoint connection counts the same");
+
+	/* a transaction not committed yet: the writer counts it, the other
+	 * connection does not, and is not held up by it */
+	x = (struct inside){ c, dev };
+	cr_assert_eq(store_txn(s, count_inside, &x), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_resync_counts(s, n), 0);
+	cr_assert_eq(store_ckpt_resync_counts(c, m), 0);
+	cr_assert_eq(m[3], 2, "committed");
+	cr_assert_arr_eq(n, m, sizeof n);
+	store_ckpt_close(c);
+	store_close(s);
+}
+
 /* The log a job in steps leaves (a little past STORE_WAL_KEEP: svc_yield
  * checkpoints once it passes that) is not cut when it starts again: the
  * cut is made by the commit that starts it, under the service lock. */
