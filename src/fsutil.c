@@ -229,6 +229,7 @@ fs_tmpdir_open(struct fs_tmpdir *t, const char *dir, char *err, size_t errlen)
 	t->seq = 0;
 	t->ok = 0;
 	t->fchmod = !umask_keeps_0644();
+	t->no_lease = false;
 	if (tmpdir_fds(dir, &t->dfd, &t->tfd, err, errlen) != 0)
 		return -1;
 	t->rename = renames_cheaply(t->dfd);
@@ -358,6 +359,30 @@ fs_tmpdir_unlink(struct fs_tmpdir *t, const char *tmp)
 	if (unlinkat(t->tfd, tmp, 0) == -1 && errno != ENOENT)
 		return -1;
 	return 0;
+}
+
+int
+fs_tmpdir_reopen(struct fs_tmpdir *t, const char *tmp)
+{
+	int fd;
+
+	if (__atomic_load_n(&t->no_lease, __ATOMIC_RELAXED) ||
+	    !__atomic_load_n(&t->ok, __ATOMIC_ACQUIRE) ||
+	    (fd = openat(t->tfd, tmp, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return -1;
+	if (fcntl(fd, F_SETLEASE, F_WRLCK) == -1) {
+		/* EAGAIN: in use; EACCES: not ours (written before the daemon
+		 * gave up root); EINVAL: leases are off on this system */
+		if (errno == EINVAL)
+			__atomic_store_n(&t->no_lease, true, __ATOMIC_RELAXED);
+		close(fd);
+		return -1;
+	}
+	if (ftruncate(fd, 0) == -1 || fcntl(fd, F_SETLEASE, F_UNLCK) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int

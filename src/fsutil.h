@@ -60,6 +60,7 @@ struct fs_tmpdir {
 	int ok;                  /* the last fs_tmpdir_check passed (atomic) */
 	int fchmod;              /* the umask would give a mode other than 0644 */
 	bool rename;             /* tmpfs: fs_tmpdir_swap renames over the file */
+	bool no_lease;           /* leases refused: fs_tmpdir_reopen gives up */
 };
 
 /* statfs f_type of tmpfs and ramfs (linux/magic.h) */
@@ -93,6 +94,17 @@ int fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char 
 /* Removes temporary tmp of t; a missing one is not an error.  0 or -1
  * (errno set). */
 int fs_tmpdir_unlink(struct fs_tmpdir *t, const char *tmp);
+/*
+ * Opens temporary tmp of t (a file exchanged out of place) to be written
+ * again, emptied, when nobody else has it open: a write lease
+ * (F_SETLEASE) is granted only while the file has no other open
+ * descriptor, and nobody can open it anew inside the private directory,
+ * so whoever was reading the file it was (tftpd, a moment ago) never sees
+ * it change.  The descriptor, or -1: in use, gone, not our file, not a
+ * directory of ours now, or leases off on this system (then t->no_lease,
+ * and every later call gives up at once).
+ */
+int fs_tmpdir_reopen(struct fs_tmpdir *t, const char *tmp);
 
 /*
  * Writes data to dir/name atomically: fs_tmp_create, write, fsync,

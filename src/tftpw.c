@@ -90,8 +90,50 @@ struct pending {
 	bool trash;           /* tmp now holds the file this one replaced */
 };
 
-/* Writes data into a new private temporary for name (in FS_TMPDIR, 0700,
- * until committed); 0 or -1 with err. */
+/* Takes the name of the newest replaced file into buf (mu held, some
+ * waiting). */
+static void
+trash_pop(struct tftpw *w, char *buf, size_t len)
+{
+	size_t end = w->trash_len - 1, start = end; /* trash[end] is its NUL */
+
+	while (start > 0 && w->trash[start - 1] != '\0')
+		start--;
+	snprintf(buf, len, "%s", w->trash + start);
+	w->trash_len = start;
+	w->ntrash--;
+}
+
+/*
+ * A replaced file to write a new one into, opened emptied: a file
+ * written again needs no new inode.  On ext4 a new inode costs more than
+ * the write once many were removed recently (the allocator looks past
+ * them: a quarter of the daemon's CPU in a re-render following another).
+ * One that someone still reads is removed instead (fs_tmpdir_reopen).
+ * Its descriptor with its name in tmp, or -1: none.  run_mu held.
+ */
+static int
+recycle(struct tftpw *w, char *tmp, size_t len)
+{
+	int fd;
+
+	if (__atomic_load_n(&w->td.no_lease, __ATOMIC_RELAXED))
+		return -1;
+	pthread_mutex_lock(&w->mu);
+	if (w->ntrash == 0) {
+		pthread_mutex_unlock(&w->mu);
+		return -1;
+	}
+	trash_pop(w, tmp, len);
+	pthread_mutex_unlock(&w->mu);
+	if ((fd = fs_tmpdir_reopen(&w->td, tmp)) == -1)
+		(void)fs_tmpdir_unlink(&w->td, tmp);
+	return fd;
+}
+
+/* Writes data into a private temporary for name (in FS_TMPDIR, 0700,
+ * until committed): a replaced file recycled, or a new one; 0 or -1 with
+ * err. */
 static int
 write_tmp(struct tftpw *w, const char *name, const char *data, size_t len,
           struct pending *pd, char *err, size_t errlen)
@@ -99,7 +141,8 @@ write_tmp(struct tftpw *w, const char *name, const char *data, size_t len,
 	int fd;
 
 	pd->trash = false;
-	if ((fd = fs_tmpdir_create(&w->td, name, pd->tmp, sizeof(pd->tmp), err, errlen)) == -1)
+	if ((fd = recycle(w, pd->tmp, sizeof(pd->tmp))) == -1 &&
+	    (fd = fs_tmpdir_create(&w->td, name, pd->tmp, sizeof(pd->tmp), err, errlen)) == -1)
 		return -1;
 	while (len > 0) {
 		ssize_t n = write(fd, data, len);
@@ -206,15 +249,8 @@ empty_trash(struct tftpw *w)
 	char v[TRASH_BATCH][TFTPW_NAME_MAX + 24];
 	size_t n = 0;
 
-	while (n < TRASH_BATCH && w->ntrash > 0) {
-		size_t end = w->trash_len - 1, start = end; /* trash[end] is its NUL */
-
-		while (start > 0 && w->trash[start - 1] != '\0')
-			start--;
-		snprintf(v[n++], sizeof(v[0]), "%s", w->trash + start);
-		w->trash_len = start;
-		w->ntrash--;
-	}
+	while (n < TRASH_BATCH && w->ntrash > 0)
+		trash_pop(w, v[n++], sizeof(v[0]));
 	pthread_mutex_unlock(&w->mu);
 	for (size_t i = 0; i < n; i++)
 		if (fs_tmpdir_unlink(&w->td, v[i]) != 0)

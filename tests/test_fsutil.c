@@ -562,3 +562,41 @@ Test(fsutil, a_held_temporaries_directory_stays_private_and_is_rechecked)
 	fs_tmpdir_close(&t);
 	tu_rmtree(dir);
 }
+
+/* A temporary nobody else has open is reopened emptied, the same inode;
+ * one that a reader still has open (tftpd serving the file it was) is
+ * not touched, and the reader keeps reading it whole. */
+Test(fsutil, a_temporary_is_reopened_only_when_nobody_else_has_it_open)
+{
+	char *dir = tu_tmpdir(), err[256], tmp[256], path[PATH_MAX], got[16];
+	struct fs_tmpdir t;
+	struct stat before, after;
+	int fd, reader;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(fs_tmpdir_open(&t, dir, err, sizeof(err)), 0, "%s", err);
+	fd = fs_tmpdir_create(&t, "a.cfg", tmp, sizeof(tmp), err, sizeof(err));
+	cr_assert_neq(fd, -1, "%s", err);
+	cr_assert_eq(write(fd, "old secret\n", 11), 11);
+	cr_assert_eq(fstat(fd, &before), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, FS_TMPDIR, tmp);
+
+	reader = open(path, O_RDONLY);
+	cr_assert_neq(reader, -1);
+	cr_assert_eq(fs_tmpdir_reopen(&t, tmp), -1, "reopened while a reader has it open");
+	cr_assert_not(t.no_lease, "in use is not 'leases off'");
+	cr_assert_eq(pread(reader, got, sizeof(got), 0), 11);
+	cr_assert_eq(memcmp(got, "old secret\n", 11), 0);
+	close(reader);
+
+	fd = fs_tmpdir_reopen(&t, tmp);
+	cr_assert_neq(fd, -1, "not reopened with nobody reading it: %s", strerror(errno));
+	cr_assert_eq(fstat(fd, &after), 0);
+	cr_assert_eq(after.st_ino, before.st_ino);
+	cr_assert_eq(after.st_size, 0, "the old content is gone");
+	close(fd);
+	cr_assert_eq(fs_tmpdir_reopen(&t, "no-such-temporary"), -1);
+	fs_tmpdir_close(&t);
+	tu_rmtree(dir);
+}
