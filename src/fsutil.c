@@ -378,7 +378,7 @@ fs_tmpdir_reopen(struct fs_tmpdir *t, const char *tmp)
 		close(fd);
 		return -1;
 	}
-	if (ftruncate(fd, 0) == -1 || fcntl(fd, F_SETLEASE, F_UNLCK) == -1) {
+	if (fcntl(fd, F_SETLEASE, F_UNLCK) == -1) {
 		close(fd);
 		return -1;
 	}

@@ -96,7 +96,10 @@ int fs_tmpdir_swap(struct fs_tmpdir *t, const char *tmp, const char *name, char 
 int fs_tmpdir_unlink(struct fs_tmpdir *t, const char *tmp);
 /*
  * Opens temporary tmp of t (a file exchanged out of place) to be written
- * again, emptied, when nobody else has it open: a write lease
+ * over from its start, when nobody else has it open (the caller then
+ * cuts it to what it wrote: ftruncate; emptying it first would free its
+ * blocks, which on a disk mounted with discard waits for the device, and
+ * allocate new ones): a write lease
  * (F_SETLEASE) is granted only while the file has no other open
  * descriptor, and nobody can open it anew inside the private directory,
  * so whoever was reading the file it was (tftpd, a moment ago) never sees

@@ -105,8 +105,8 @@ trash_pop(struct tftpw *w, char *buf, size_t len)
 }
 
 /*
- * A replaced file to write a new one into, opened emptied: a file
- * written again needs no new inode.  On ext4 a new inode costs more than
+ * A replaced file to write a new one over (write_tmp cuts it to the new
+ * length): a file written again needs no new inode, nor new blocks.  On ext4 a new inode costs more than
  * the write once many were removed recently (the allocator looks past
  * them: a quarter of the daemon's CPU in a re-render following another).
  * One that someone still reads is removed instead (fs_tmpdir_reopen).
@@ -139,10 +139,14 @@ write_tmp(struct tftpw *w, const char *name, const char *data, size_t len,
           struct pending *pd, char *err, size_t errlen)
 {
 	int fd;
+	bool again;
+	off_t size = (off_t)len;
 
 	pd->trash = false;
-	if ((fd = recycle(w, pd->tmp, sizeof(pd->tmp))) == -1 &&
-	    (fd = fs_tmpdir_create(&w->td, name, pd->tmp, sizeof(pd->tmp), err, errlen)) == -1)
+	fd = recycle(w, pd->tmp, sizeof(pd->tmp));
+	again = fd != -1;
+	if (!again && (fd = fs_tmpdir_create(&w->td, name, pd->tmp, sizeof(pd->tmp), err,
+	                                     errlen)) == -1)
 		return -1;
 	while (len > 0) {
 		ssize_t n = write(fd, data, len);
@@ -150,21 +154,28 @@ write_tmp(struct tftpw *w, const char *name, const char *data, size_t len,
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			hd_seterr(err, errlen, "%s: %s", name, n == 0 ? "short write" : strerror(errno));
-			close(fd);
-			(void)fs_tmpdir_unlink(&w->td, pd->tmp);
-			return -1;
+			if (n == 0)
+				errno = EIO; /* a short write */
+			goto fail;
 		}
 		data += n;
 		len -= (size_t)n;
 	}
+	/* a file written over: what is left of the old one goes */
+	if (again && ftruncate(fd, size) == -1)
+		goto fail;
 	if (close(fd) == -1) {
-		hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
-		(void)fs_tmpdir_unlink(&w->td, pd->tmp);
-		return -1;
+		fd = -1;
+		goto fail;
 	}
 	snprintf(pd->name, sizeof(pd->name), "%s", name);
 	return 0;
+fail:
+	hd_seterr(err, errlen, "%s: %s", name, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	(void)fs_tmpdir_unlink(&w->td, pd->tmp);
+	return -1;
 }
 
 /* Leaves the replaced files of pd[0..k) (those exchanged) for the writer

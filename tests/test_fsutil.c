@@ -563,9 +563,9 @@ Test(fsutil, a_held_temporaries_directory_stays_private_and_is_rechecked)
 	tu_rmtree(dir);
 }
 
-/* A temporary nobody else has open is reopened emptied, the same inode;
- * one that a reader still has open (tftpd serving the file it was) is
- * not touched, and the reader keeps reading it whole. */
+/* A temporary nobody else has open is reopened, the same inode, to be
+ * written over; one that a reader still has open (tftpd serving the file
+ * it was) is not touched, and the reader keeps reading it whole. */
 Test(fsutil, a_temporary_is_reopened_only_when_nobody_else_has_it_open)
 {
 	char *dir = tu_tmpdir(), err[256], tmp[256], path[PATH_MAX], got[16];
@@ -594,7 +594,13 @@ Test(fsutil, a_temporary_is_reopened_only_when_nobody_else_has_it_open)
 	cr_assert_neq(fd, -1, "not reopened with nobody reading it: %s", strerror(errno));
 	cr_assert_eq(fstat(fd, &after), 0);
 	cr_assert_eq(after.st_ino, before.st_ino);
-	cr_assert_eq(after.st_size, 0, "the old content is gone");
+	cr_assert_eq(write(fd, "new\n", 4), 4, "written from its start");
+	cr_assert_eq(ftruncate(fd, 4), 0);
+	close(fd);
+	fd = open(path, O_RDONLY);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(read(fd, got, sizeof(got)), 4);
+	cr_assert_eq(memcmp(got, "new\n", 4), 0);
 	close(fd);
 	cr_assert_eq(fs_tmpdir_reopen(&t, "no-such-temporary"), -1);
 	fs_tmpdir_close(&t);

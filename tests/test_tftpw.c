@@ -496,7 +496,8 @@ Test(tftpw, files_are_written_into_the_inodes_of_replaced_ones)
 		struct stat st;
 		mode_t mode;
 
-		snprintf(t, sizeof(t), "version %d\n", i);
+		/* longer and shorter in turn: what is left of a longer one goes */
+		snprintf(t, sizeof(t), i % 2 ? "v%d\n" : "version %d, a longer one\n", i);
 		fk_set(12, t);
 		tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 12, 0));
 		s = slurp(dir, "dev12.cfg", &mode);
@@ -703,6 +704,13 @@ Test(tftpw, only_whole_0644_files_show_in_the_root_whatever_the_umask)
 	memset(&watch, 0, sizeof(watch));
 	watch.root = dir;
 	cr_assert_eq(pthread_create(&th, NULL, watch_thread, NULL), 0);
+	/* the watcher looking before the first write: 200 writes may take
+	 * less than one of its looks */
+	for (bool looked = false; !looked; usleep(100)) {
+		pthread_mutex_lock(&fk.mu);
+		looked = watch.looks > 0;
+		pthread_mutex_unlock(&fk.mu);
+	}
 	for (int i = 0; i < 200; i++) { /* fk.order holds 256 */
 		char t[32];
 
