@@ -123,6 +123,7 @@ lock_idle(struct svc *s)
 	tl_idle = NULL;
 	for (;;) {
 		struct timespec t;
+		int rc;
 
 		clock_gettime(CLOCK_REALTIME, &t);
 		t.tv_nsec += SVC_IDLE_MS * 1000000L;
@@ -130,9 +131,7 @@ lock_idle(struct svc *s)
 			t.tv_sec++;
 			t.tv_nsec -= 1000000000L;
 		}
-		int rc = pthread_mutex_timedlock(&s->mu, &t);
-
-		if (rc != ETIMEDOUT) {
+		if ((rc = pthread_mutex_timedlock(&s->mu, &t)) != ETIMEDOUT) {
 			if (rc != 0)
 				pthread_mutex_lock(&s->mu);
 			break;
