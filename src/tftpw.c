@@ -106,11 +106,12 @@ trash_pop(struct tftpw *w, char *buf, size_t len)
 
 /*
  * A replaced file to write a new one over (write_tmp cuts it to the new
- * length): a file written again needs no new inode, nor new blocks.  On ext4 a new inode costs more than
- * the write once many were removed recently (the allocator looks past
- * them: a quarter of the daemon's CPU in a re-render following another).
- * One that someone still reads is removed instead (fs_tmpdir_reopen).
- * Its descriptor with its name in tmp, or -1: none.  run_mu held.
+ * length): a file written again needs no new inode, nor new blocks.  On
+ * ext4 a new inode costs more than the write once many were removed
+ * recently (the allocator looks past them: a fifth of the daemon's CPU
+ * in a re-render following another).  One that someone still reads is
+ * removed instead (fs_tmpdir_reopen).  Its descriptor with its name in
+ * tmp, or -1: none.  Takes mu.
  */
 static int
 recycle(struct tftpw *w, char *tmp, size_t len)
