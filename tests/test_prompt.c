@@ -73,7 +73,7 @@ Test(prompt, playlist_frames_and_fallback)
 	cr_assert_eq(pl.n, 2);
 	cr_assert_eq(pl.seq[0], PROMPT_DIGIT_0 + 1);
 	prompts_free(p);
-	free(dir);
+	tu_rmtree(dir);
 }
 
 Test(prompt, default_language_must_be_complete)
@@ -84,7 +84,7 @@ Test(prompt, default_language_must_be_complete)
 	cr_assert_null(prompts_load(dir, "en", err, sizeof(err)));
 	cr_assert(strstr(err, "locked.ul") != NULL, "%s", err);
 	cr_assert_null(prompts_load(dir, "de", err, sizeof(err)));
-	free(dir);
+	tu_rmtree(dir);
 }
 
 Test(prompt, ulaw_to_alaw_tables)

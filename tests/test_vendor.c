@@ -556,7 +556,7 @@ Test(vendor, load_reports_the_failing_file)
 	snprintf(path, sizeof(path), "%s/polycom/", dir);
 	cr_assert_not_null(strstr(err, path), "%s", err);
 	cr_assert_not_null(strstr(err, "No such file"), "%s", err);
-	free(dir);
+	tu_rmtree(dir);
 }
 
 Test(vendor, master_file_lists_line_and_common_only, .init = load, .fini = unload)
