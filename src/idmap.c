@@ -37,6 +37,7 @@ rehash(struct idmap *m, size_t ncap)
 	}
 	m->cap = ncap;
 	m->used = m->live = 0;
+	m->gen++;
 	for (size_t i = 0; i < old.cap; i++)
 		if (old.s[i].val != NULL && old.s[i].val != TOMB)
 			(void)idmap_put(m, old.s[i].key, old.s[i].val); /* cannot fail: room */
@@ -158,10 +159,40 @@ idmap_each(const struct idmap *m, idmap_cb cb, void *arg)
 	return 0;
 }
 
+int
+idmap_walk_step(const struct idmap *m, struct idmap_walk *c, size_t n, idmap_cb cb, void *arg)
+{
+	size_t end;
+
+	c->restarted = c->pos > 0 && c->gen != m->gen;
+	if (c->restarted)
+		c->pos = 0;
+	if (c->pos == 0)
+		c->gen = m->gen;
+	if (c->restarted)
+		return 0;
+	end = n < m->cap - c->pos ? c->pos + n : m->cap;
+	for (; c->pos < end; c->pos++) {
+		void *v = m->s[c->pos].val;
+
+		if (v != NULL && v != TOMB) {
+			int r = cb(v, arg);
+
+			if (r != 0) {
+				c->pos++;
+				return r;
+			}
+		}
+	}
+	c->done = c->pos >= m->cap;
+	return 0;
+}
+
 void
 idmap_free(struct idmap *m)
 {
 	free(m->s);
 	m->s = NULL;
 	m->cap = m->used = m->live = 0;
+	m->gen++;
 }

@@ -8,6 +8,7 @@
 #ifndef HD_IDMAP_H
 #define HD_IDMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ struct idmap_slot {
 struct idmap {
 	struct idmap_slot *s;
 	size_t cap, used, live; /* used counts tombstones too */
+	unsigned long gen;      /* counts the rebuilds of the table */
 };
 
 /* The value for key, or NULL. */
@@ -34,6 +36,24 @@ size_t idmap_count(const struct idmap *m);
 /* Calls cb for each value until it returns non-zero (returned). */
 typedef int (*idmap_cb)(void *val, void *arg);
 int idmap_each(const struct idmap *m, idmap_cb cb, void *arg);
+/*
+ * A walk in steps, with the map's lock released between them: a value
+ * stays in its slot until the table is rebuilt (a grow, or tombstones
+ * swept), so a walk sees every value that was there all along; values
+ * put meanwhile may be seen or not, deleted ones may have been.  Start
+ * from a zeroed cursor; each step calls cb for the values of up to n
+ * slots and returns cb's first non-zero return, else 0.  A step that
+ * finds the table rebuilt since the last one walks nothing, sets
+ * `restarted` and goes back to the first slot: what the earlier steps
+ * gave is to be forgotten.  `done` is set once the last slot was walked.
+ */
+struct idmap_walk {
+	size_t pos;
+	unsigned long gen;
+	bool done, restarted;
+};
+int idmap_walk_step(const struct idmap *m, struct idmap_walk *c, size_t n, idmap_cb cb,
+                    void *arg);
 /* Frees the table (not the values); the map is empty again. */
 void idmap_free(struct idmap *m);
 

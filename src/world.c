@@ -1029,6 +1029,13 @@ world_each_dev(const struct world *w, world_dev_cb cb, void *arg)
 	return idmap_each(&w->devs, (idmap_cb)cb, arg);
 }
 
+int
+world_walk_devs(const struct world *w, struct idmap_walk *c, size_t n, world_dev_cb cb,
+                void *arg)
+{
+	return idmap_walk_step(&w->devs, c, n, (idmap_cb)cb, arg);
+}
+
 size_t
 world_count_orgs(const struct world *w)
 {

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "idmap.h"
+
 typedef int64_t hd_id; /* database row id; 0 means "none" */
 
 #define HD_MAC_LEN 12
@@ -214,6 +216,10 @@ typedef int (*world_dev_cb)(struct hd_dev *d, void *arg);
 int world_each_org(const struct world *w, world_org_cb cb, void *arg);
 int world_each_ext(const struct world *w, world_ext_cb cb, void *arg);
 int world_each_dev(const struct world *w, world_dev_cb cb, void *arg);
+/* The devices in steps of n table slots, the lock released between them
+ * (idmap_walk_step says what a walk sees). */
+int world_walk_devs(const struct world *w, struct idmap_walk *c, size_t n, world_dev_cb cb,
+                    void *arg);
 
 size_t world_count_orgs(const struct world *w);
 size_t world_count_exts(const struct world *w);
