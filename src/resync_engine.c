@@ -42,6 +42,7 @@
 
 #include "config.h"
 #include "errbuf.h"
+#include "idle.h"
 #include "idmap.h"
 #include "event.h"
 #include "log.h"
@@ -1098,8 +1099,9 @@ sooner(long long t, long long u)
 	return u >= 0 && (t < 0 || u < t) ? u : t;
 }
 
-/* While the engine waits for the service lock (svc_thread_idle): the
- * NOTIFYs of r->ready, which need no lock, go out meanwhile. */
+/* While the engine waits for the service lock or the TFTP writer (its
+ * idle work, idle.h): the NOTIFYs of r->ready, which need neither the
+ * lock nor a bulk file, go out meanwhile. */
 static void
 engine_idle(void *arg)
 {
@@ -1111,10 +1113,11 @@ engine_main(void *arg)
 {
 	struct resync *r = arg;
 
-	/* NOTIFYs may wait for a template save's steps; a move's must not:
-	 * the first ones, ready without the lock, are sent while it waits */
+	/* NOTIFYs may wait for a template save's steps and its files; a
+	 * move's must not: the first ones, ready without the lock, are sent
+	 * while it waits */
 	svc_thread_background();
-	svc_thread_idle(engine_idle, r);
+	idle_set(engine_idle, r);
 
 	while (!atomic_load(&r->stop)) {
 		struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 },

@@ -39,6 +39,7 @@
 
 #include "errbuf.h"
 #include "event.h"
+#include "idle.h"
 #include "import.h"
 #include "log.h"
 #include "metrics.h"
@@ -96,49 +97,27 @@ static _Thread_local bool tl_background;
  * mu: the unlock hook runs once it releases mu (mu_unlock). */
 static _Thread_local bool tl_unlock_owed;
 
-/* The idle work of a background thread waiting for mu (svc_thread_idle). */
-static _Thread_local void (*tl_idle)(void *);
-static _Thread_local void *tl_idle_arg;
-
 void
 svc_thread_background(void)
 {
 	tl_background = true;
 }
 
-void
-svc_thread_idle(void (*fn)(void *arg), void *arg)
-{
-	tl_idle = fn;
-	tl_idle_arg = arg;
-}
-
-/* Takes mu, running the thread's idle work every SVC_IDLE_MS while it
- * waits; not from within that work (which would then wait for mu itself). */
+/* Takes mu, running the thread's idle work every IDLE_MS while it waits. */
 static void
 lock_idle(struct svc *s)
 {
-	void (*fn)(void *) = tl_idle;
-
-	tl_idle = NULL;
 	for (;;) {
-		struct timespec t;
-		int rc;
+		struct timespec t = idle_deadline();
+		int rc = pthread_mutex_timedlock(&s->mu, &t);
 
-		clock_gettime(CLOCK_REALTIME, &t);
-		t.tv_nsec += SVC_IDLE_MS * 1000000L;
-		if (t.tv_nsec >= 1000000000L) {
-			t.tv_sec++;
-			t.tv_nsec -= 1000000000L;
-		}
-		if ((rc = pthread_mutex_timedlock(&s->mu, &t)) != ETIMEDOUT) {
+		if (rc != ETIMEDOUT) {
 			if (rc != 0)
 				pthread_mutex_lock(&s->mu);
-			break;
+			return;
 		}
-		fn(tl_idle_arg);
+		idle_run();
 	}
-	tl_idle = fn;
 }
 
 /* Takes mu, counting the threads other than background ones that wait
@@ -147,7 +126,7 @@ static void
 mu_lock(struct svc *s)
 {
 	if (tl_background) {
-		if (tl_idle != NULL)
+		if (idle_wanted())
 			lock_idle(s);
 		else
 			pthread_mutex_lock(&s->mu);

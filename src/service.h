@@ -155,16 +155,8 @@ void svc_yield(struct svc *s);
  * stretched by it; it still has the lock whenever the job is between two
  * steps and no other thread wants it. */
 void svc_thread_background(void);
-/*
- * Work of the calling background thread that must not wait for the
- * service lock (the resync engine's first NOTIFYs of a *30, decided in
- * the move's own transaction): while the thread waits for the lock, fn
- * runs every SVC_IDLE_MS.  A background thread may wait for the lock
- * for seconds while a long job runs.  fn must not take the service lock
- * (if it does, it waits there like any thread).  NULL: none.
- */
-#define SVC_IDLE_MS 2
-void svc_thread_idle(void (*fn)(void *arg), void *arg);
+/* A background thread waits for the lock (for seconds while a long job
+ * runs) in slices of IDLE_MS, running its idle work (idle.h) between two. */
 
 /* ---- PBX --------------------------------------------------------------- */
 

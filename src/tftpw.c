@@ -34,6 +34,7 @@
 
 #include "errbuf.h"
 #include "fsutil.h"
+#include "idle.h"
 #include "log.h"
 #include "metrics.h"
 #include "lockorder.h"
@@ -624,16 +625,33 @@ tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket)
 		return;
 	/* when the writer thread is idle, run the jobs here: no thread to
 	 * wake, which on a busy machine costs more than the writing */
-	if (pthread_mutex_trylock(&w->run_mu) == 0) {
+	while (!ran(w, q, ticket) && pthread_mutex_trylock(&w->run_mu) == 0) {
 		/* urgent first, as the writer does: a bulk wait delays no move */
-		while (!ran(w, q, ticket) && run_some(w, TFTPW_NQUEUES) > 0)
-			;
+		size_t n = run_some(w, TFTPW_NQUEUES);
+
 		pthread_mutex_unlock(&w->run_mu);
+		if (n == 0)
+			break;
+		idle_run(); /* between two chunks */
 	}
 	pthread_mutex_lock(&w->mu);
 	/* a ticket never given (another writer's) waits for nothing */
-	while (w->q[q].done < ticket && ticket <= w->q[q].queued)
-		pthread_cond_wait(&w->ran, &w->mu);
+	while (w->q[q].done < ticket && ticket <= w->q[q].queued) {
+		struct timespec t;
+
+		if (!idle_wanted()) {
+			pthread_cond_wait(&w->ran, &w->mu);
+			continue;
+		}
+		/* the thread's idle work runs meanwhile (a re-render's bulk
+		 * queue holds thousands of files) */
+		t = idle_deadline();
+		if (pthread_cond_timedwait(&w->ran, &w->mu, &t) == ETIMEDOUT) {
+			pthread_mutex_unlock(&w->mu);
+			idle_run();
+			pthread_mutex_lock(&w->mu);
+		}
+	}
 	pthread_mutex_unlock(&w->mu);
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "idle.h"
 #include "faults.h"
 
 /* ---- moves and returns ------------------------------------------------------ */
@@ -442,7 +443,7 @@ idle_waiter(void *arg)
 	struct idle_probe *p = arg;
 
 	svc_thread_background();
-	svc_thread_idle(count_idle, p);
+	idle_set(count_idle, p);
 	svc_locked(p->svc, note_locked, p); /* waits for hold_a_while */
 	svc_locked(p->svc, note_free, p);   /* nobody holds it */
 	return NULL;
@@ -468,7 +469,7 @@ Test(service, a_background_thread_does_its_idle_work_while_it_waits_for_the_lock
 
 	svc_locked(f->svc, hold_a_while, &p);
 	cr_assert_eq(pthread_join(p.waiter, NULL), 0);
-	/* every SVC_IDLE_MS of the 100 ms: a few at least, on a busy machine */
+	/* every IDLE_MS of the 100 ms: a few at least, on a busy machine */
 	cr_assert_geq(p.idles_when_locked, 3, "idle work ran %d times in 100 ms of waiting",
 	              p.idles_when_locked);
 	cr_assert_eq(p.idles_when_free, p.idles_when_locked, "idle work ran with the lock held");

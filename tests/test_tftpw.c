@@ -3,7 +3,8 @@
  * the root (0644, no temporary left) once its ticket ran; jobs carry no
  * content, so a device queued twice ends with its newest files whatever
  * ran when; a removal spares a name some device owns by then; urgent jobs
- * run before queued bulk ones; a stop writes what is queued.
+ * run before queued bulk ones; a stop writes what is queued; a thread
+ * waiting for a job runs its idle work meanwhile.
  */
 #include <criterion/criterion.h>
 
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "fsutil.h"
+#include "idle.h"
 #include "testutil.h"
 #include "tftpw.h"
 
@@ -363,6 +365,72 @@ all_written(const char *dir, int from, int to)
 		usleep(10000);
 	}
 	return false;
+}
+
+struct idle_waiter {
+	struct tftpw *w;
+	uint64_t ticket;
+	int idles, nested;
+};
+
+/* Idle work that itself waits for the writer: it never runs from within
+ * itself. */
+static void
+count_idle(void *arg)
+{
+	struct idle_waiter *x = arg;
+
+	x->idles++;
+	if (x->idles == 1) {
+		x->nested = -1;
+		tftpw_wait(x->w, TFTPW_URGENT, tftpw_queue_mark(x->w, TFTPW_URGENT, 0));
+		x->nested = x->idles - 1; /* idle runs from within this wait */
+	}
+}
+
+static void *
+wait_with_idle(void *arg)
+{
+	struct idle_waiter *x = arg;
+
+	idle_set(count_idle, x);
+	tftpw_wait(x->w, TFTPW_BULK, x->ticket);
+	idle_set(NULL, NULL);
+	return NULL;
+}
+
+/* A thread with idle work (the resync engine) runs it while it waits for
+ * a bulk job behind a long one. */
+Test(tftpw, a_waiting_thread_runs_its_idle_work_meanwhile)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	struct idle_waiter x = { w, 0, 0, 0 };
+	pthread_t th;
+
+	cr_assert_not_null(w, "%s", err);
+	fk_set(1, "one");
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = true;
+	pthread_mutex_unlock(&fk.mu);
+	x.ticket = tftpw_queue_dev(w, TFTPW_BULK, 1, 0);
+	pthread_mutex_lock(&fk.mu);
+	while (!fk.held) /* the writer has the job, and holds it */
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_eq(pthread_create(&th, NULL, wait_with_idle, &x), 0);
+	usleep(100000);
+	pthread_mutex_lock(&fk.mu);
+	fk.hold = false;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert(written(dir, 1));
+	/* every IDLE_MS of the 100 ms: a few at least, on a busy machine */
+	cr_assert_geq(x.idles, 3, "idle work ran %d times in 100 ms of waiting", x.idles);
+	cr_assert_eq(x.nested, 0, "idle work ran from within itself");
+	tftpw_close(w);
+	tu_rmtree(dir);
 }
 
 /* Only the first urgent job of a queue tells the writer (the later ones
