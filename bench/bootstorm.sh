@@ -19,7 +19,9 @@
 # s<DEVICES>.db and .paths a KEEP=1 run left there: 1,000,000 devices),
 # ROUNDS (measurements of each server without authentication, alternated
 # hotdeskd/nginx then nginx/hotdeskd; default 1), KEEP=1 (keep the run's
-# directory: databases, logs, the TFTP root, nginx's config and error log).
+# directory: databases, logs, the TFTP root, nginx's config and error log),
+# PERF_DIR (a CPU profile of hotdeskd, perf record -g, during each of its
+# rounds without authentication: PERF_DIR/storm-DEVICES-roundN.data).
 #
 # Where the files are: the TFTP root is $BENCH_DIR/tftp on the machine's
 # file system (/var/tmp), as on a real node; at 1,000,000 devices hotdeskd's
@@ -231,6 +233,12 @@ phase "hotdeskd first start"
 # the files just written are flushed before the storm, not during it
 sync -f "$tftp"
 phase "sync of the TFTP root"
+# and read once, so that neither server's first read of a file updates
+# its access time (relatime: the first read after a write dirties the
+# inode; hotdeskd's own reads never do, O_NOATIME, a reader such as
+# nginx does): the storm compares the serving paths alone
+find "$tftp" -type f -print0 | xargs -0 cat >/dev/null
+phase "access times of the TFTP root settled"
 nginx_start
 check_same_files
 phase "nginx start, 5 files compared"
@@ -238,7 +246,9 @@ echo
 echo "-- without authentication"
 hd_sum=0 ng_sum=0 hd_err=0 ng_err=0
 hd_one() {
+	perf_start "storm-$DEVICES-round$r"
 	run_wrk "hotdeskd" "$HD_URL" "$ROOT/bench/storm.lua" "$BENCH_DIR/storm.paths"
+	perf_stop
 	hd_sum=$((hd_sum + RPS)) hd_err=$((hd_err + ERR))
 	phase "hotdeskd storm (1 s warm-up, ${DURATION} s)"
 }

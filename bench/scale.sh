@@ -81,22 +81,6 @@ print("%.3f %d" % (time.perf_counter() - t0, changed))
 PYEOF
 }
 
-# perf_start NAME / perf_stop -- with PERF_DIR set, records where the
-# daemon spends its CPU meanwhile into PERF_DIR/NAME.data (perf report -i)
-perf_start() {
-	[ -n "${PERF_DIR:-}" ] || return 0
-	mkdir -p "$PERF_DIR"
-	perf record -q -F 499 -g -p "$HD_PID" -o "$PERF_DIR/$1.data" 2>/dev/null &
-	perf_pid=$!
-	BENCH_PIDS="$BENCH_PIDS $perf_pid"
-	sleep 0.5 # perf attached
-}
-perf_stop() {
-	[ -n "${PERF_DIR:-}" ] || return 0
-	kill -INT "$perf_pid" 2>/dev/null || true
-	wait "$perf_pid" || true
-}
-
 # fetch_probe PID -- phones fetch a random device's file, FETCH_RATE
 # requests a second on one connection (default 1,000: a million phones
 # each polling every 17 minutes), while process PID runs; prints the
