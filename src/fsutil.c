@@ -599,11 +599,17 @@ char *
 fs_read_at_into(int dirfd, const char *name, size_t max, char *(*room)(void *arg, size_t len),
                 void *arg, size_t *len)
 {
+	int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, fd;
+
 	/* a plain name, as path_join takes it (no path built: openat) */
 	if (dirfd == -1 || name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL)
 		return NULL;
-	return read_fd_into(openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max,
-	                    room, arg, len);
+	/* O_NOATIME: the first read of a file written since its last read
+	 * would dirty its inode (relatime) -- a journal update per phone at
+	 * a boot storm after a re-render.  Only the file's owner may ask. */
+	if ((fd = openat(dirfd, name, flags | O_NOATIME)) == -1 && errno == EPERM)
+		fd = openat(dirfd, name, flags);
+	return read_fd_into(fd, max, room, arg, len);
 }
 
 int

@@ -131,7 +131,8 @@ char *fs_read_file_at(int dirfd, const char *name, size_t max, size_t *len);
  * is known, room(arg, len) returns where to put it (len + 1 bytes; NULL:
  * not read).  Returns that buffer, read whole and NUL-terminated (*len
  * set), or NULL; a buffer room gave is the caller's either way (it may
- * hold part of the file then). */
+ * hold part of the file then).  The file's access time is left as it
+ * is when the process owns it (O_NOATIME). */
 char *fs_read_at_into(int dirfd, const char *name, size_t max,
                       char *(*room)(void *arg, size_t len), void *arg, size_t *len);
 

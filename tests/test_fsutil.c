@@ -1,7 +1,8 @@
 /*
  * test_fsutil.c -- the TFTP root's file helpers: temporaries are private
  * (0600 inside a 0700 directory) until put in place, published files
- * are 0644, and the start-up sweep removes exactly what a crash left.
+ * are 0644, and the start-up sweep removes exactly what a crash left;
+ * the owner's reads leave a file's access time.
  */
 #include <criterion/criterion.h>
 
@@ -244,6 +245,84 @@ Test(fsutil, read_at_into_reads_into_the_callers_room_what_read_at_would)
 		               refused[i]);
 	cr_assert_null(fs_read_at_into(-1, "a.cfg", 100, test_room, &r, &len));
 	cr_assert_eq(r.n, 0, "room asked for a file not read");
+	close(dfd);
+	tu_rmtree(dir);
+}
+
+/* The access time of dir/name (ns). */
+static long long
+atime_of(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(stat(path, &st), 0);
+	return (long long)st.st_atim.tv_sec * 1000000000LL + st.st_atim.tv_nsec;
+}
+
+/* A file whose access time is older than its change (relatime updates
+ * it at the next read): dir/name, atime an hour back. */
+static void
+stale_atime(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct timespec t[2];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= 3600;
+	t[1].tv_nsec = UTIME_OMIT;
+	cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+/* The owner's read leaves the access time (no inode to write back at a
+ * boot storm after a re-render); another user's read still works. */
+Test(fsutil, read_at_into_leaves_the_access_time_and_reads_files_of_others)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct room r = { .n = 0 };
+	long long before;
+	size_t len = 0;
+	pid_t pid;
+	int dfd, st;
+
+	cr_assert_eq(chmod(dir, 0755), 0);
+	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "hello", 5, err, sizeof(err)), 0, "%s", err);
+	stale_atime(dir, "a.cfg");
+	before = atime_of(dir, "a.cfg");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert_neq(dfd, -1);
+	cr_assert_eq(fs_read_at_into(dfd, "a.cfg", 100, test_room, &r, &len), r.buf);
+	cr_assert_eq(atime_of(dir, "a.cfg"), before, "the read updated the access time");
+	/* the check itself: a plain read does update it here */
+	{
+		char path[PATH_MAX], c;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/a.cfg", dir);
+		fd = open(path, O_RDONLY);
+		cr_assert_eq(read(fd, &c, 1), 1);
+		close(fd);
+	}
+	cr_assert_neq(atime_of(dir, "a.cfg"), before, "relatime is off: the test shows nothing");
+	/* a reader that does not own the file (O_NOATIME refused) */
+	if (geteuid() == 0) {
+		stale_atime(dir, "a.cfg");
+		pid = fork();
+		cr_assert_neq(pid, -1);
+		if (pid == 0) {
+			struct room rc = { .n = 0 };
+			size_t l = 0;
+
+			if (setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(2);
+			_exit(fs_read_at_into(dfd, "a.cfg", 100, test_room, &rc, &l) == rc.buf && l == 5 &&
+			      memcmp(rc.buf, "hello", 5) == 0 ? 0 : 1);
+		}
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "another user could not read it");
+	}
 	close(dfd);
 	tu_rmtree(dir);
 }
