@@ -148,11 +148,6 @@ resync_sync_json(const struct world *w, struct store *st, struct pub *pub,
 
 /* ---- the engine --------------------------------------------------------- */
 
-/* What the engine knows of a device without asking the store. */
-struct devtrack {
-	unsigned long long await;     /* version a resync waits for; 0 = none */
-};
-
 /* One NOTIFY decided under the lock, sent outside it.  auth_pw is wiped. */
 struct job {
 	hd_id dev, org;
@@ -220,7 +215,6 @@ struct resync {
 	size_t nurgent, capurgent;
 	uint64_t move_stamp; /* the *30 move whose first NOTIFY is awaited (metrics), 0 none */
 	long long next_due;             /* soonest next_at of a waiting row; 0 none */
-	struct idmap track;             /* dev -> struct devtrack */
 	struct fetchev *fq;
 	size_t nfq, capfq;
 	/* first NOTIFYs of small changes, decided in the change's own
@@ -262,32 +256,13 @@ wake(struct resync *r)
 		log_warn_errno("resync: wake-up pipe");
 }
 
-/* r->mu held.  NULL when out of memory. */
-static struct devtrack *
-track(struct resync *r, hd_id dev)
-{
-	struct devtrack *t = idmap_get(&r->track, dev);
-
-	if (t == NULL && (t = calloc(1, sizeof(*t))) != NULL && idmap_put(&r->track, dev, t) != 0) {
-		free(t);
-		t = NULL;
-	}
-	return t;
-}
-
+/* A resync now waits for dev's fetch: the phone may already have that
+ * version, so its next fetch must reach resync_on_fetch all the same
+ * (the publisher passes on news only). */
 static void
-set_await(struct resync *r, hd_id dev, unsigned long long v)
+await_fetch(struct resync *r, hd_id dev)
 {
-	struct devtrack *t;
-
-	pthread_mutex_lock(&r->mu);
-	if ((t = track(r, dev)) != NULL)
-		t->await = v;
-	pthread_mutex_unlock(&r->mu);
-	/* the phone may already have that version: its next fetch must reach
-	 * resync_on_fetch all the same (the publisher passes on news only) */
-	if (v != 0)
-		pub_fetch_forget(r->pub, dev);
+	pub_fetch_forget(r->pub, dev);
 }
 
 /* The configured event, else the profile's for the templates in use
@@ -503,7 +478,7 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	}
 	if (act != RESYNC_SEND)
 		return 0;
-	set_await(sc->r, d->id, row->version);
+	await_fetch(sc->r, d->id);
 	memset(j, 0, sizeof(*j));
 	if ((n = target_of(d, st, sc->r->pub, sc->now, &sc->ru.nets, &dc, &f, &j->t)) < 0)
 		return -1;
@@ -983,7 +958,6 @@ apply_fetch(struct batch *b, const struct world *w, struct store *st, const stru
 	                        "fetch", "attempts", row.attempts),
 	              b->now) != 0)
 		return -1;
-	set_await(b->r, d->id, 0);
 	log_info("resync: %s fetched version %llu: synced", d->mac, fe->version);
 	return 0;
 }
@@ -1264,7 +1238,7 @@ note_one(struct resync *r, const struct world *w, struct store *st, const struct
 	}
 	if (put_row(st, &row) != 0 || resync_state_is(&row, "synced"))
 		return false;
-	set_await(r, d->id, row.version);
+	await_fetch(r, d->id);
 	return sg->small && stage_first(r, w, st, sg, d, &row);
 }
 
@@ -1439,7 +1413,6 @@ on_registration(void *arg, const struct world *w, struct store *st,
 		                        "registration", "sip_user", reg->sip_user),
 		              now) != 0)
 			return -1;
-		set_await(r, d->id, 0);
 		log_info("resync: %s re-registered as %s: synced", d->mac, reg->sip_user);
 	} else if ((resync_state_is(&row, "pending") || resync_state_is(&row, "notified")) &&
 	           strcmp(row.last_result, "error: no target") == 0) {
@@ -1536,12 +1509,6 @@ startup_locked(const struct world *w, struct store *st, struct svc_change *chg, 
 			if (put_row(st, row) != 0)
 				return -1;
 		}
-		if (!resync_state_is(row, "synced") && row->version != 0) {
-			struct devtrack *t = track(su->r, row->dev);
-
-			if (t != NULL)
-				t->await = row->version;
-		}
 	}
 	return 0;
 }
@@ -1552,13 +1519,6 @@ free_one(void *val, void *arg)
 	(void)arg;
 	free(val);
 	return 0;
-}
-
-static void
-free_track(struct resync *r)
-{
-	(void)idmap_each(&r->track, free_one, NULL);
-	idmap_free(&r->track);
 }
 
 struct resync *
@@ -1640,7 +1600,6 @@ resync_free(struct resync *r)
 		close(r->wake[0]);
 	if (r->wake[1] >= 0)
 		close(r->wake[1]);
-	free_track(r);
 	(void)idmap_each(&r->inf, free_one, NULL);
 	idmap_free(&r->inf);
 	free(r->fq);
