@@ -645,7 +645,9 @@ on_done(void *arg, const struct notify_result *nr)
 	free(f);
 }
 
-/* Sends the jobs a scan decided (no lock held). */
+/* Sends the jobs a scan decided (no lock held).  A move's first NOTIFYs
+ * ready meanwhile go out between two (the engine's idle work): a scan
+ * of a re-render's rows sends hundreds. */
 static void
 send_jobs(struct resync *r, struct job *jobs, size_t n)
 {
@@ -656,6 +658,9 @@ send_jobs(struct resync *r, struct job *jobs, size_t n)
 		char host[INET6_ADDRSTRLEN];
 		const char *h = j->t.host, *why;
 		struct rules ru;
+
+		if (i > 0)
+			idle_run();
 
 		/* the phone fetches what the NOTIFY announces: its files are in
 		 * the TFTP root first */
