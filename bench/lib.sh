@@ -209,6 +209,12 @@ gen_db() {
 		die "gen.py failed"
 }
 
+# io_avg10 -- the share of the last 10 s in which some task waited for
+# the disk (/proc/pressure/io), "?" where the kernel does not tell
+io_avg10() {
+	sed -n 's/^some avg10=\([0-9.]*\).*/\1 %/p' /proc/pressure/io 2>/dev/null | grep . || echo "?"
+}
+
 # figure LABEL VALUE -- one result line
 figure() {
 	printf '%-44s %s\n' "$1" "$2"
