@@ -237,3 +237,99 @@ def test_rows_a_cut_short_rerender_left_are_written_at_start(acme):
     assert _rows(d.db_path, "SELECT key FROM meta WHERE key LIKE 'template_save_%'") == []
     assert "re-render cut short" in d.log_text()
     hdharness.invariants(d)
+
+
+def _new_mac(i):
+    return "0004f22%05x" % i
+
+
+def test_devices_created_and_deleted_during_a_save_end_with_its_template(prov, monkeypatch):
+    """The save lists the profile's devices in steps, dry-runs them in steps
+    and checks again in its last hold the devices changed meanwhile: while
+    it runs, an administrator deletes bulk phones and creates new ones on
+    their extensions.  At the end every Polycom phone there is serves the
+    new template, none deleted is served, and the answer names only
+    phones that were there."""
+    monkeypatch.setattr(hdharness, "START_TIMEOUT", 120.0)
+    monkeypatch.setattr(hdharness, "STOP_TIMEOUT", 120.0)
+    d, demo, tftp = prov
+    d.stop()
+    _fill(d.db_path)
+    d.secrets.update("bulk-pw-%06d" % i for i in range(0, DEVICES, 101))
+    d.start()
+    bulk = [_bulk_mac(i) for i in range(DEVICES)]
+    first = {r[0] for r in _rows(d.db_path, "SELECT mac FROM devices WHERE profile = 'polycom'")}
+    assert set(bulk) < first
+    tmpl = d.admin_ok("GET", T + "polycom/line.cfg")["content"]
+    cand = tmpl.replace("<polycomConfig>", "<polycomConfig>\n  " + MARKER, 1)
+    save = {}
+
+    def do_save():
+        save["start"] = time.monotonic()
+        st, _, body = d.request("PUT", T + "polycom/line.cfg", cand.encode(),
+                                {"Authorization": "Bearer " + d.admin_token,
+                                 "Content-Type": "text/plain"}, timeout=600)
+        save["end"] = time.monotonic()
+        save["status"], save["body"] = st, body
+
+    deleted, created = [], []   # (mac, when)
+    errors = []
+
+    def churn():
+        # from the last bulk phone down: the re-render goes by id, so
+        # these meet the listing, the dry run and the re-render alike
+        k = DEVICES - 1
+        while "end" not in save and k > DEVICES // 2:
+            m, new = bulk[k], _new_mac(k)
+            st, js = d.admin("DELETE", "/api/v1/devices/" + m)
+            if st not in (200, 204):
+                errors.append(("DELETE", m, st, js))
+                return
+            deleted.append((m, time.monotonic()))
+            st, js = d.admin("PUT", "/api/v1/devices/" + new, {
+                "org": "acme", "profile": "polycom", "model": "VVX_500",
+                "home_extension": str(50000 + k)})
+            if st not in (200, 201):
+                errors.append(("PUT", new, st, js))
+                return
+            created.append((new, time.monotonic()))
+            k -= 7
+
+    saver = threading.Thread(target=do_save)
+    churner = threading.Thread(target=churn)
+    saver.start()
+    churner.start()
+    saver.join(600)
+    churner.join(60)
+    assert not errors, errors
+    assert save["status"] == 200, save
+    during = [m for m, t in deleted + created if save["start"] <= t < save["end"]]
+    assert len(during) >= 4, "only %d changes were made while the save ran" % len(during)
+
+    js = hdharness.json.loads(save["body"])
+    polycoms = {r[0] for r in _rows(d.db_path, "SELECT mac FROM devices WHERE profile = 'polycom'")}
+    gone = {m for m, _ in deleted}
+    assert not gone & polycoms
+    named = js["changed"]
+    assert len(named) == len(set(named)), "a phone named twice"
+    assert set(named) <= first | {m for m, _ in created}, sorted(set(named) - first)[:5]
+    # what was deleted before the save began is not in its answer
+    early = {m for m, t in deleted if t < save["start"]}
+    assert not early & set(named), sorted(early & set(named))[:5]
+    # every phone there serves the new template, from HTTP and the TFTP root
+    for m in sorted(polycoms):
+        st, _, body = prov_get(d, _line(m))
+        assert st == 200 and MARKER.encode() in body, (m, st)
+    for m in sorted(gone):
+        assert prov_get(d, _line(m))[0] in (403, 404), m   # an unknown phone
+    for m, _ in created[-3:] + [(bulk[0], 0)]:
+        want = hdharness.device_files(d, m)[_line(m)]
+        path = os.path.join(tftp.root, _line(m))
+        for _ in range(3000):   # the TFTP writer runs behind the answer
+            if os.path.exists(path) and open(path, "rb").read() == want:
+                break
+            time.sleep(0.01)
+        assert tftp.get(_line(m)) == want, m
+    assert _rows(d.db_path, "SELECT key FROM meta WHERE key LIKE 'template_save_%'") == []
+    hdharness.invariants(d)
+    d.stop()
