@@ -13,12 +13,14 @@
  * (save_mu):
  *   1. the candidate is checked outside the lock (vendor_template_check:
  *      compiles, renders the sample devices, XML well-formed); one hold
- *      lists the devices of the profile and makes the publisher note
- *      every device changed from then on (pub_track_begin);
+ *      makes the publisher note every device changed from then on
+ *      (pub_track_begin), then the devices of the profile are listed in
+ *      steps (world_walk_devs) and sorted without the lock;
  *   2. the dry run renders it for those devices, a step at a time, and
  *      compares with what is served (pub_dry_devs);
  *   3. one hold, one transaction (svc_transact): the devices changed
- *      since 1 are dry-run again as they are now; a candidate that fails
+ *      since 1 are dry-run again as they are now and the results counted
+ *      (the answer's lists are made after it); a candidate that fails
  *      for any real device is refused, naming it, and nothing is
  *      written; else the new template version (store_tmpl_add or
  *      store_tmpl_activate), the list of the devices whose files change

@@ -5,9 +5,9 @@
  * The resync engine waits for the service lock while a template save's
  * steps hold it, and for the TFTP writer before each NOTIFY of a
  * re-render; a *30 move's first NOTIFYs, decided in the move's own
- * transaction, need neither and go out while it waits (svc_thread_idle
- * was the first such wait).  Waiters that support it wait in slices of
- * IDLE_MS and run the calling thread's idle work between two.
+ * transaction, need neither and go out while it waits.  Waiters that
+ * support it (the service lock's, tftpw_wait) wait in slices of IDLE_MS
+ * and run the calling thread's idle work between two.
  */
 #ifndef HD_IDLE_H
 #define HD_IDLE_H
