@@ -13,6 +13,7 @@ under $HOTDESKD_ARTIFACTS (default build/artifacts/browser).
 
 import os
 import shutil
+import tempfile
 import time
 
 import pytest
@@ -42,10 +43,20 @@ def browser():
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
         opts.add_argument(a)
-    drv = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    drv.set_page_load_timeout(WAIT)
-    yield drv
-    drv.quit()
+    # chromium's own temporary directories (its profile, its singleton
+    # socket) go into one of the test's, removed after it: left in /tmp
+    # they stayed there.  A short path: the socket's must fit sun_path.
+    tmp = tempfile.mkdtemp(prefix="hd-chromium-")
+    opts.add_argument("--user-data-dir=" + os.path.join(tmp, "profile"))
+    env = dict(os.environ, TMPDIR=tmp)
+    try:
+        drv = webdriver.Chrome(service=Service(shutil.which("chromedriver"), env=env),
+                               options=opts)
+        drv.set_page_load_timeout(WAIT)
+        yield drv
+        drv.quit()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def shot(drv, name):
