@@ -60,30 +60,31 @@ def _rows(db_path, sql, args=()):
         db.close()
 
 
-def test_save_in_steps_leaves_room_for_moves_and_fetches(prov, monkeypatch):
+def _with_bulk(prov, monkeypatch):
+    """prov's daemon restarted with the DEVICES bulk phones; their MACs."""
     # start-up renders thousands of phones, a stop syncs their files: a
     # generous deadline for both (liveness)
     monkeypatch.setattr(hdharness, "START_TIMEOUT", 120.0)
     monkeypatch.setattr(hdharness, "STOP_TIMEOUT", 120.0)
-    d, demo, tftp = prov
-    root = tftp.root
+    d = prov[0]
     d.stop()
     _fill(d.db_path)
     d.secrets.update("bulk-pw-%06d" % i for i in range(0, DEVICES, 101))
     d.start()
-    bulk = [_bulk_mac(i) for i in range(DEVICES)]
-    before = {}
-    for m in bulk[::97]:
-        st, _, body = prov_get(d, _line(m))
-        assert st == 200 and MARKER.encode() not in body
-        before[m] = body
+    return [_bulk_mac(i) for i in range(DEVICES)]
 
+
+def _marked(d):
+    """polycom/line.cfg with MARKER added: a change to every phone's file."""
     tmpl = d.admin_ok("GET", T + "polycom/line.cfg")["content"]
     cand = tmpl.replace("<polycomConfig>", "<polycomConfig>\n  " + MARKER, 1)
     assert cand != tmpl
+    return cand
 
-    save = {}
 
+def _saver(d, cand, save):
+    """A thread's target that saves cand as polycom/line.cfg, noting in
+    save when it started and ended, and the answer."""
     def do_save():
         save["start"] = time.monotonic()
         st, _, body = d.request("PUT", T + "polycom/line.cfg", cand.encode(),
@@ -91,7 +92,21 @@ def test_save_in_steps_leaves_room_for_moves_and_fetches(prov, monkeypatch):
                                  "Content-Type": "text/plain"}, timeout=600)
         save["end"] = time.monotonic()
         save["status"], save["body"] = st, body
+    return do_save
 
+
+def test_save_in_steps_leaves_room_for_moves_and_fetches(prov, monkeypatch):
+    d, demo, tftp = prov
+    root = tftp.root
+    bulk = _with_bulk(prov, monkeypatch)
+    before = {}
+    for m in bulk[::97]:
+        st, _, body = prov_get(d, _line(m))
+        assert st == 200 and MARKER.encode() not in body
+        before[m] = body
+
+    save = {}
+    do_save = _saver(d, _marked(d), save)
     fetches = []      # (sent, answered, mac, status, body)
     stop = threading.Event()
 
@@ -250,27 +265,12 @@ def test_devices_created_and_deleted_during_a_save_end_with_its_template(prov, m
     their extensions.  At the end every Polycom phone there is serves the
     new template, none deleted is served, and the answer names only
     phones that were there."""
-    monkeypatch.setattr(hdharness, "START_TIMEOUT", 120.0)
-    monkeypatch.setattr(hdharness, "STOP_TIMEOUT", 120.0)
     d, demo, tftp = prov
-    d.stop()
-    _fill(d.db_path)
-    d.secrets.update("bulk-pw-%06d" % i for i in range(0, DEVICES, 101))
-    d.start()
-    bulk = [_bulk_mac(i) for i in range(DEVICES)]
+    bulk = _with_bulk(prov, monkeypatch)
     first = {r[0] for r in _rows(d.db_path, "SELECT mac FROM devices WHERE profile = 'polycom'")}
     assert set(bulk) < first
-    tmpl = d.admin_ok("GET", T + "polycom/line.cfg")["content"]
-    cand = tmpl.replace("<polycomConfig>", "<polycomConfig>\n  " + MARKER, 1)
     save = {}
-
-    def do_save():
-        save["start"] = time.monotonic()
-        st, _, body = d.request("PUT", T + "polycom/line.cfg", cand.encode(),
-                                {"Authorization": "Bearer " + d.admin_token,
-                                 "Content-Type": "text/plain"}, timeout=600)
-        save["end"] = time.monotonic()
-        save["status"], save["body"] = st, body
+    do_save = _saver(d, _marked(d), save)
 
     deleted, created = [], []   # (mac, when)
     errors = []
