@@ -32,6 +32,7 @@ enum lockorder_rank {
 	LOCK_PUB_SHARED = 40,  /* publish.c: the shared-file cache and the templates */
 	LOCK_PUB_FETCH = 50,   /* publish.c: the last fetch of each device */
 	LOCK_RESYNC = 60,      /* resync_engine.c: the engine's queues and settings */
+	LOCK_RESYNC_SEND = 62, /* resync_engine.c: the NOTIFY sender (transactions, results) */
 	LOCK_TFTPW = 65,       /* tftpw.c: the TFTP writer's queues (mu) */
 	LOCK_SLAB = 70,        /* slab.c: the size classes of published files */
 	LOCK_CFG = 80,         /* main.c: the configuration pointer in force */

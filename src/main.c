@@ -433,6 +433,16 @@ pub_refill_cb(void *arg, hd_id dev)
 	(void)svc_locked(((struct daemon *)arg)->svc, refill_locked, &r);
 }
 
+/* After a request that changed things (no lock held): once the files the
+ * change queued for the TFTP root are there (pub_settle), the first
+ * NOTIFYs of a small change leave from this thread, then it answers. */
+static void
+settle(struct api_ctx *a)
+{
+	pub_settle(a->pub);
+	resync_send_ready(a->resync);
+}
+
 /* The Virtualization Center decides through the same engine as the PBX
  * webhook, and answers once the files are in the TFTP root too. */
 static int
@@ -441,29 +451,24 @@ vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
 	struct daemon *d = arg;
 	int rc = svc_star30(d->svc, r, res);
 
-	pub_settle(d->pub);
+	settle(&d->api);
 	return rc;
 }
 
-/* Answers to requests that change things are sent once the files the
- * change queued for the TFTP root are there (pub_settle; the service lock
- * is not held while waiting). */
+/* Answers to requests that change things are sent once the change is
+ * settled (settle). */
 static void
 pbx_settled(void *arg, const struct http_request *req, struct http_response *res)
 {
-	struct api_ctx *a = arg;
-
 	api_pbx_handle(arg, req, res);
-	pub_settle(a->pub);
+	settle(arg);
 }
 
 static void
 admin_settled(void *arg, const struct http_request *req, struct http_response *res)
 {
-	struct api_ctx *a = arg;
-
 	api_admin_handle(arg, req, res);
-	pub_settle(a->pub);
+	settle(arg);
 }
 
 static void
@@ -472,7 +477,7 @@ console_settled(void *arg, const struct http_request *req, struct http_response 
 	struct api_web *w = arg;
 
 	api_web_console_handle(arg, req, res);
-	pub_settle(w->api->pub);
+	settle(w->api);
 }
 
 static void
@@ -481,7 +486,7 @@ me_settled(void *arg, const struct http_request *req, struct http_response *res)
 	struct api_web *w = arg;
 
 	api_web_me_handle(arg, req, res);
-	pub_settle(w->api->pub);
+	settle(w->api);
 }
 
 /* The prompt language of a caller: its organization's site language. */

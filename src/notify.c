@@ -792,7 +792,7 @@ notify_pending(const struct notify *n)
 }
 
 int
-notify_recv(struct notify *n, long long now_ms)
+notify_recv(struct notify *n, long long now_ms, int max)
 {
 	char buf[SIP_MAX_MSG];
 	int count = 0;
@@ -800,7 +800,9 @@ notify_recv(struct notify *n, long long now_ms)
 	if (n->fd < 0)
 		return 0;
 	/* Bounded, so a flood cannot starve the timers. */
-	while (count < 1024) {
+	if (max <= 0 || max > 1024)
+		max = 1024;
+	while (count < max) {
 		ssize_t r = recv(n->fd, buf, sizeof(buf), 0);
 
 		if (r < 0) {
@@ -856,7 +858,7 @@ notify_run_until_idle(struct notify *n, int max_ms)
 		if (pr < 0 && errno != EINTR)
 			return -1;
 		if (pr > 0 && (pfd.revents & POLLIN) &&
-		    notify_recv(n, notify_now_ms()) < 0)
+		    notify_recv(n, notify_now_ms(), 0) < 0)
 			return -1;
 	}
 }

@@ -126,9 +126,11 @@ int notify_input(struct notify *n, const char *pkt, size_t len,
 /* The socket to poll for POLLIN, or -1 with injected ops. */
 int notify_poll_fd(const struct notify *n);
 
-/* Reads every datagram waiting on the socket and feeds it to
- * notify_input.  Returns how many were read, or -1 on a socket error. */
-int notify_recv(struct notify *n, long long now_ms);
+/* Reads the datagrams waiting on the socket, at most max (a caller that
+ * shares n between threads holds its lock for a bounded time; 0 = 1024),
+ * and feeds each to notify_input.  Returns how many were read, or -1 on a
+ * socket error. */
+int notify_recv(struct notify *n, long long now_ms, int max);
 
 /* Milliseconds from now_ms until the next timer (0 when one is due), or
  * -1 when nothing is pending. */

@@ -8,15 +8,20 @@
  * rules (the targets of a device, its "sync" object for the admin API,
  * the counts by state for monitoring).
  *
- * Threads and locks.  Three kinds of callers:
+ * Threads and locks.  Four kinds of callers:
  *   - the service's hooks (change hook via resync_note, woken by
  *     resync_wake once the lock is released; registration hook)
  *     run with the service lock held and use the store directly;
  *   - HTTP threads call resync_on_fetch, which only takes r->mu;
+ *   - the thread that made a small change sends its first NOTIFYs once
+ *     the files are in place (resync_send_ready: no lock held; r->mu,
+ *     then r->smu to send);
  *   - the engine thread takes the service lock through svc_transact
  *     (scans and results, each one transaction) for short batches of
  *     store work, never while sending or resolving names.
  * Lock order: service lock, then r->mu; never the other way round.
+ * r->smu (the NOTIFY transactions) is taken under neither, and nothing
+ * is taken under it.
  */
 #include "resync_engine.h"
 
@@ -195,7 +200,6 @@ struct fetchev {
 struct resync {
 	struct svc *svc;
 	struct pub *pub;
-	struct notify *nt;
 	int wake[2];
 	pthread_t th;
 	bool started;
@@ -221,6 +225,10 @@ struct resync {
 	 * transaction (stage_first), for the engine thread to send at once */
 	struct job *ready;
 	size_t nready, capready;
+	/* ready jobs taken for sending, their attempts not recorded yet (the
+	 * next scan records them: record_sent) */
+	struct sent *sent;
+	size_t nsent, capsent;
 
 	/* service lock: the NOTIFYs the transaction in progress decided,
 	 * ready once it commits (staged_end) */
@@ -228,18 +236,25 @@ struct resync {
 	size_t nstaged;
 	long long fq_since_ms;          /* notify_now_ms() when fq got its first */
 
-	/* engine thread only */
+	/* The sender: whoever sends a NOTIFY (the engine thread; the thread
+	 * of a small change, once its files are in place: resync_send_ready)
+	 * holds smu while it uses these, never while it waits for anything
+	 * else (a lock, the store, the TFTP writer).  Taken under no other
+	 * lock of this module. */
+	pthread_mutex_t smu;
+	struct notify *nt;
 	struct idmap inf;               /* notify id -> struct inflight */
+	struct result *res;             /* NOTIFYs ended, for the next round (apply) */
+	size_t nres, capres;
+
+	/* engine thread only */
 	/* due rows are left in the outbox for want of a free NOTIFY slot
 	 * (max_pending): the next scan waits until enough are free */
 	bool throttled;
-	struct result *res;
-	size_t nres, capres;
-	struct sent *sent;              /* ready jobs sent, their attempts not recorded yet */
-	size_t nsent, capsent;
 };
 
-/* A NOTIFY sent from r->ready: apply records its attempt in the row. */
+/* A NOTIFY taken from r->ready: the next scan records its attempt in the
+ * row. */
 struct sent {
 	hd_id dev;
 	unsigned long long version;
@@ -404,6 +419,8 @@ struct scan {
 	long long soonest;
 	uint64_t until;    /* SLICE_NS after the lock was taken (metrics_now_ns) */
 	bool cut;          /* due rows were left for the next scan (until) */
+	struct sent *sent; /* r's, taken when the scan began (record_sent) */
+	size_t nsent, capsent;
 	size_t no_target;  /* devices without any address, this scan */
 	char no_target_mac[HD_MAC_LEN + 1]; /* one of them, for the log */
 };
@@ -425,15 +442,18 @@ soonest_row(const struct store_resync *row, void *arg)
 	return 1;
 }
 
-/* Whether a NOTIFY staged for dev waits in r->ready. */
+/* Whether a NOTIFY staged for dev waits in r->ready, or was taken from
+ * it since the scan began (its attempt is not in the row yet). */
 static bool
-is_ready(struct resync *r, hd_id dev)
+is_taken(struct resync *r, hd_id dev)
 {
 	bool found = false;
 
 	pthread_mutex_lock(&r->mu);
 	for (size_t i = 0; i < r->nready && !found; i++)
 		found = r->ready[i].dev == dev;
+	for (size_t i = 0; i < r->nsent && !found; i++)
+		found = r->sent[i].dev == dev;
 	pthread_mutex_unlock(&r->mu);
 	return found;
 }
@@ -451,8 +471,8 @@ scan_one(struct scan *sc, const struct world *w, struct store *st, struct store_
 	enum resync_action act;
 	int n;
 
-	if (is_ready(sc->r, row->dev))
-		return 0; /* its NOTIFY is decided, sent next (send_ready) */
+	if (is_taken(sc->r, row->dev))
+		return 0; /* its NOTIFY is decided, sent by send_ready */
 	if (d == NULL || (prof = vendor_profile_by_name(d->profile)) == NULL) {
 		/* cannot happen with the schema's cascade and the API's profile
 		 * check; settle the row rather than find it due forever */
@@ -538,9 +558,9 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 
 	(void)chg; /* no device's files change */
 	sc->until = metrics_now_ns() + SLICE_NS;
-	/* the NOTIFYs sent from r->ready: their rows are not due any more */
-	for (size_t i = 0; i < sc->r->nsent; i++)
-		if (record_sent(&sc->ru.pol, sc->now, st, &sc->r->sent[i]) != 0)
+	/* the NOTIFYs taken from r->ready: their rows are not due any more */
+	for (size_t i = 0; i < sc->nsent; i++)
+		if (record_sent(&sc->ru.pol, sc->now, st, &sc->sent[i]) != 0)
 			return -1;
 	/* the rows of small changes first, whatever is in flight: each is
 	 * written before the bulk query runs, which then does not see it */
@@ -604,6 +624,7 @@ inflight_add(struct resync *r, const struct inflight *f)
 	return 0;
 }
 
+/* r->smu held. */
 static void
 result_add(struct resync *r, const struct inflight *f, int status, const char *reason,
            int requests, long long elapsed_ms)
@@ -631,7 +652,7 @@ result_add(struct resync *r, const struct inflight *f, int status, const char *r
 	x->elapsed_ms = elapsed_ms;
 }
 
-/* notify's done callback (engine thread, from notify_tick/notify_input). */
+/* notify's done callback (from notify_tick/notify_input: r->smu held). */
 static void
 on_done(void *arg, const struct notify_result *nr)
 {
@@ -645,90 +666,98 @@ on_done(void *arg, const struct notify_result *nr)
 	free(f);
 }
 
-/* Sends the jobs a scan decided (no lock held).  A move's first NOTIFYs
- * ready meanwhile go out between two (the engine's idle work): a scan
- * of a re-render's rows sends hundreds. */
+/* Job j's NOTIFY, once the phone's files are in the TFTP root (no lock
+ * held; takes r->smu to send). */
+static void
+send_job(struct resync *r, struct job *j)
+{
+	struct inflight f = { 0 };
+	struct notify_target t = { 0 };
+	char host[INET6_ADDRSTRLEN], msg[128];
+	const char *h = j->t.host, *why, *fail = NULL;
+	struct rules ru;
+	uint64_t stamp = 0;
+	bool sent = false, lost = false;
+
+	/* the phone fetches what the NOTIFY announces: its files are in the
+	 * TFTP root first */
+	pub_tftp_wait(r->pub, j->dev);
+	f.dev = j->dev;
+	f.org = j->org;
+	memcpy(f.mac, j->mac, sizeof(f.mac));
+	f.attempt = j->attempt;
+	f.version = j->version;
+	memcpy(f.uri, j->uri, sizeof(f.uri));
+	if (!resync_numeric_host(h)) {
+		/* a static contact may name a host: resolved here, without
+		 * the service lock */
+		struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+		int gai = getaddrinfo(h, NULL, &hints, &ai);
+
+		if (gai != 0 || ai == NULL ||
+		    getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
+		                NI_NUMERICHOST) != 0)
+			fail = "cannot resolve the target host";
+		if (ai != NULL)
+			freeaddrinfo(ai);
+		h = host;
+	}
+	pthread_mutex_lock(&r->mu);
+	rules_copy(r, &ru);
+	pthread_mutex_unlock(&r->mu);
+	if (fail == NULL && (why = resync_target_refused(h, j->t.port, &ru.nets)) != NULL) {
+		(void)snprintf(msg, sizeof(msg), "target refused: %s", why);
+		fail = msg;
+	}
+	t.host = h;
+	t.port = j->t.port;
+	t.user = j->t.user[0] ? j->t.user : NULL;
+	t.event = j->event;
+	t.subscription_state = j->substate;
+	t.content_type = j->body[0] ? j->ctype : NULL;
+	t.body = j->body[0] ? j->body : NULL;
+	t.auth_user = j->auth_user[0] ? j->auth_user : NULL;
+	t.auth_password = j->auth_user[0] ? j->auth_pw : NULL;
+	if (j->auth != NULL)
+		t.auth_policy = (struct sip_auth_policy){ j->auth_realm, j->auth->algorithms,
+		                                          j->auth->qop_required };
+	pthread_mutex_lock(&r->smu);
+	if (fail != NULL) {
+		result_add(r, &f, -1, fail, 0, 0);
+	} else if (notify_send(r->nt, &t, notify_now_ms(), &f.id) != 0) {
+		result_add(r, &f, -1, "invalid target", 0, 0);
+	} else if (inflight_add(r, &f) != 0) {
+		lost = true;
+	} else {
+		sent = true;
+	}
+	pthread_mutex_unlock(&r->smu);
+	sodium_memzero(j->auth_pw, sizeof(j->auth_pw));
+	if (lost)
+		log_error("resync: out of memory; the result of a NOTIFY to %s is lost", f.mac);
+	if (!sent)
+		return;
+	metrics_inc(METRICS_NOTIFY_SENT, 1);
+	pthread_mutex_lock(&r->mu);
+	stamp = r->move_stamp;
+	r->move_stamp = 0;
+	pthread_mutex_unlock(&r->mu);
+	if (stamp != 0) /* the first NOTIFY of a *30 move is on the wire */
+		metrics_move_notified(stamp);
+	log_info("resync: NOTIFY %s (Event: %s) to %s, attempt %d", j->mac, j->event, j->uri,
+	         j->attempt);
+}
+
+/* Sends the jobs a scan decided (engine thread, no lock held).  A move's
+ * first NOTIFYs ready meanwhile go out between two (the engine's idle
+ * work): a scan of a re-render's rows sends hundreds. */
 static void
 send_jobs(struct resync *r, struct job *jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct job *j = &jobs[i];
-		struct inflight f = { 0 };
-		struct notify_target t = { 0 };
-		char host[INET6_ADDRSTRLEN];
-		const char *h = j->t.host, *why;
-		struct rules ru;
-
 		if (i > 0)
 			idle_run();
-
-		/* the phone fetches what the NOTIFY announces: its files are in
-		 * the TFTP root first */
-		pub_tftp_wait(r->pub, j->dev);
-		f.dev = j->dev;
-		f.org = j->org;
-		memcpy(f.mac, j->mac, sizeof(f.mac));
-		f.attempt = j->attempt;
-		f.version = j->version;
-		memcpy(f.uri, j->uri, sizeof(f.uri));
-		if (!resync_numeric_host(h)) {
-			/* a static contact may name a host: resolved here, in the
-			 * engine thread, without the service lock */
-			struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
-			int gai = getaddrinfo(h, NULL, &hints, &ai);
-
-			if (gai != 0 || ai == NULL ||
-			    getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
-			                NI_NUMERICHOST) != 0) {
-				if (ai != NULL)
-					freeaddrinfo(ai);
-				result_add(r, &f, -1, "cannot resolve the target host", 0, 0);
-				goto next;
-			}
-			freeaddrinfo(ai);
-			h = host;
-		}
-		pthread_mutex_lock(&r->mu);
-		rules_copy(r, &ru);
-		pthread_mutex_unlock(&r->mu);
-		if ((why = resync_target_refused(h, j->t.port, &ru.nets)) != NULL) {
-			char msg[128];
-
-			(void)snprintf(msg, sizeof(msg), "target refused: %s", why);
-			result_add(r, &f, -1, msg, 0, 0);
-			goto next;
-		}
-		t.host = h;
-		t.port = j->t.port;
-		t.user = j->t.user[0] ? j->t.user : NULL;
-		t.event = j->event;
-		t.subscription_state = j->substate;
-		t.content_type = j->body[0] ? j->ctype : NULL;
-		t.body = j->body[0] ? j->body : NULL;
-		t.auth_user = j->auth_user[0] ? j->auth_user : NULL;
-		t.auth_password = j->auth_user[0] ? j->auth_pw : NULL;
-		if (j->auth != NULL)
-			t.auth_policy = (struct sip_auth_policy){ j->auth_realm, j->auth->algorithms,
-			                                          j->auth->qop_required };
-		if (notify_send(r->nt, &t, notify_now_ms(), &f.id) != 0) {
-			result_add(r, &f, -1, "invalid target", 0, 0);
-		} else if (inflight_add(r, &f) != 0) {
-			log_error("resync: out of memory; the result of a NOTIFY to %s is lost", f.mac);
-		} else {
-			uint64_t stamp;
-
-			metrics_inc(METRICS_NOTIFY_SENT, 1);
-			pthread_mutex_lock(&r->mu);
-			stamp = r->move_stamp;
-			r->move_stamp = 0;
-			pthread_mutex_unlock(&r->mu);
-			if (stamp != 0) /* the first NOTIFY of a *30 move is on the wire */
-				metrics_move_notified(stamp);
-			log_info("resync: NOTIFY %s (Event: %s) to %s, attempt %d", j->mac, j->event,
-			         j->uri, j->attempt);
-		}
-next:
-		sodium_memzero(j->auth_pw, sizeof(j->auth_pw));
+		send_job(r, &jobs[i]);
 	}
 }
 
@@ -770,26 +799,71 @@ add_urgent(struct resync *r, const hd_id *devs, size_t n)
 	r->nurgent += n;
 }
 
+/* NOTIFY transactions in progress (takes r->smu). */
+static size_t
+pending(struct resync *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->smu);
+	n = notify_pending(r->nt);
+	pthread_mutex_unlock(&r->smu);
+	return n;
+}
+
 /* Whether a scan would find nothing it may do (engine thread): due bulk
- * rows wait for NOTIFY slots (r->throttled), no small change waits, and
- * fewer slots are free than are worth a scan (half the limit, at most a
- * batch). */
+ * rows wait for NOTIFY slots (r->throttled), no small change waits, no
+ * attempt waits to be recorded, and fewer slots are free than are worth
+ * a scan (half the limit, at most a batch). */
 static bool
-blocked(struct resync *r, int max_pending, size_t nurgent)
+blocked(struct resync *r, int max_pending, size_t nurgent, size_t nsent)
 {
 	size_t max = max_pending > 0 ? (size_t)max_pending : 1;
 	size_t worth = max / 2 < SCAN_BATCH ? max / 2 : SCAN_BATCH;
 
-	if (!r->throttled || nurgent > 0 || r->nsent > 0)
+	if (!r->throttled || nurgent > 0 || nsent > 0)
 		return false;
-	return notify_pending(r->nt) + (worth > 0 ? worth : 1) > max;
+	return pending(r) + (worth > 0 ? worth : 1) > max;
+}
+
+/* The attempts of sc's list, not recorded (its scan rolled back): back
+ * in front of r's, which grew meanwhile (r->mu held).  sc's list is r's
+ * after. */
+static void
+sent_putback(struct resync *r, struct scan *sc)
+{
+	size_t n = sc->nsent + r->nsent;
+
+	if (n > sc->capsent) {
+		struct sent *v = realloc(sc->sent, n * sizeof(*v));
+
+		if (v == NULL) {
+			/* those rows stay due: the scan sends them again */
+			log_error("resync: out of memory; %zu NOTIFY attempt(s) not recorded",
+			          sc->nsent);
+			free(sc->sent);
+			sc->sent = NULL;
+			sc->nsent = sc->capsent = 0;
+			return;
+		}
+		sc->sent = v;
+		sc->capsent = n;
+	}
+	if (r->nsent > 0)
+		memcpy(sc->sent + sc->nsent, r->sent, r->nsent * sizeof(*r->sent));
+	free(r->sent);
+	r->sent = sc->sent;
+	r->nsent = n;
+	r->capsent = sc->capsent;
+	sc->sent = NULL;
+	sc->nsent = sc->capsent = 0;
 }
 
 static void
 scan(struct resync *r)
 {
 	struct scan *sc = calloc(1, sizeof(*sc));
-	size_t pending = notify_pending(r->nt), max;
+	size_t inflight = pending(r), max;
 
 	if (sc == NULL || (sc->jobs = calloc(SCAN_BATCH, sizeof(*sc->jobs))) == NULL) {
 		free(sc);
@@ -801,14 +875,19 @@ scan(struct resync *r)
 	rules_copy(r, &sc->ru);
 	r->kicked = false;
 	take_urgent(r, sc);
+	/* the attempts to record: r's list is the scan's */
+	sc->sent = r->sent;
+	sc->nsent = r->nsent;
+	sc->capsent = r->capsent;
+	r->sent = NULL;
+	r->nsent = r->capsent = 0;
 	max = r->max_pending > 0 ? (size_t)r->max_pending : 1;
 	pthread_mutex_unlock(&r->mu);
-	sc->room = pending < max ? max - pending : 0;
+	sc->room = inflight < max ? max - inflight : 0;
 	sc->now = (long long)time(NULL);
 	if (svc_transact(r->svc, "resync scan", scan_locked, NULL, sc) == 0) {
 		bool more = sc->soonest != 0 && sc->soonest <= sc->now;
 
-		r->nsent = 0;
 		if (sc->no_target > 0)
 			log_warn("resync: %zu device(s) (e.g. %s) have no registration, fetch or "
 			         "static contact: no NOTIFY sent", sc->no_target, sc->no_target_mac);
@@ -829,20 +908,22 @@ scan(struct resync *r)
 		sc->njobs = 0;
 		pthread_mutex_lock(&r->mu);
 		add_urgent(r, sc->urgent, sc->nurgent);
+		sent_putback(r, sc);
 		r->next_due = sc->now + 1;
 		pthread_mutex_unlock(&r->mu);
 	}
 	send_jobs(r, sc->jobs, sc->njobs);
-	metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)notify_pending(r->nt));
+	metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)pending(r));
 	sodium_memzero(sc->jobs, SCAN_BATCH * sizeof(*sc->jobs));
 	free(sc->jobs);
+	free(sc->sent);
 	free(sc);
 }
 
 /* The NOTIFYs of r->ready, decided in the changes' own transactions
- * (stage_first), sent at once (engine thread, no lock held); the next
- * scan records their attempts first (record_sent). */
-static void
+ * (stage_first), sent at once (any thread, no lock held); the next scan
+ * records their attempts first (record_sent).  true when any was sent. */
+static bool
 send_ready(struct resync *r)
 {
 	struct job *v;
@@ -851,35 +932,36 @@ send_ready(struct resync *r)
 	pthread_mutex_lock(&r->mu);
 	v = r->ready;
 	n = r->nready;
-	r->ready = NULL;
-	r->nready = r->capready = 0;
-	pthread_mutex_unlock(&r->mu);
-	if (n == 0)
-		return;
-	if (r->nsent + n > r->capsent) {
+	if (n > 0 && r->nsent + n > r->capsent) {
 		size_t cap = r->capsent ? r->capsent : URGENT_MAX;
 		struct sent *x;
 
 		while (cap < r->nsent + n)
 			cap *= 2;
 		if ((x = realloc(r->sent, cap * sizeof(*x))) == NULL) {
-			/* their rows stay due: the scan sends them */
+			/* they stay ready: sent next time */
+			pthread_mutex_unlock(&r->mu);
 			log_error("resync: out of memory");
-			sodium_memzero(v, n * sizeof(*v));
-			free(v);
-			return;
+			return false;
 		}
 		r->sent = x;
 		r->capsent = cap;
 	}
+	/* taken and listed at once: a scan meanwhile leaves their rows
+	 * alone (is_taken) */
 	for (size_t i = 0; i < n; i++)
 		r->sent[r->nsent++] = (struct sent){ v[i].dev, v[i].version, v[i].attempt };
-	send_jobs(r, v, n);
-	pthread_mutex_lock(&r->mu);
-	r->kicked = true; /* the scan records their attempts */
+	r->ready = NULL;
+	r->nready = r->capready = 0;
+	if (n > 0)
+		r->kicked = true; /* the scan records their attempts */
 	pthread_mutex_unlock(&r->mu);
-	sodium_memzero(v, n * sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		send_job(r, &v[i]);
+	if (v != NULL)
+		sodium_memzero(v, n * sizeof(*v));
 	free(v);
+	return n > 0;
 }
 
 /* How long (ms) until the fetches waiting are recorded: 0 once a batch
@@ -1001,10 +1083,14 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 static void
 apply(struct resync *r)
 {
-	struct batch b = { .r = r, .res = r->res, .nres = r->nres, .now = (long long)time(NULL) };
+	struct batch b = { .r = r, .now = (long long)time(NULL) };
 
+	pthread_mutex_lock(&r->smu);
+	b.res = r->res;
+	b.nres = r->nres;
 	r->res = NULL;
 	r->nres = r->capres = 0;
+	pthread_mutex_unlock(&r->smu);
 
 	pthread_mutex_lock(&r->mu);
 	/* the fetches once a batch is full or has waited */
@@ -1053,7 +1139,7 @@ fetch_wait(struct resync *r, long long now_ms)
 static void
 engine_wants(struct resync *r, bool *kicked, long long *due)
 {
-	size_t nurgent;
+	size_t nurgent, nsent;
 	int max;
 	bool ready;
 
@@ -1061,10 +1147,11 @@ engine_wants(struct resync *r, bool *kicked, long long *due)
 	*kicked = r->kicked;
 	*due = r->next_due;
 	nurgent = r->nurgent;
+	nsent = r->nsent;
 	max = r->max_pending;
 	ready = r->nready > 0; /* staged NOTIFYs committed: sent at once */
 	pthread_mutex_unlock(&r->mu);
-	if (blocked(r, max, nurgent)) {
+	if (blocked(r, max, nurgent, nsent)) {
 		*kicked = false;
 		*due = 0;
 	}
@@ -1084,7 +1171,39 @@ sooner(long long t, long long u)
 static void
 engine_idle(void *arg)
 {
-	send_ready(arg);
+	(void)send_ready(arg);
+}
+
+/* Reads the answers waiting and fires the timers due (engine thread),
+ * holding the sender's lock a few dozen datagrams at a time: a thread
+ * sending a move's NOTIFY waits for no more. */
+#define RECV_CHUNK 32
+static void
+transport(struct resync *r, bool readable)
+{
+	long long now_ms = notify_now_ms();
+	int got = RECV_CHUNK;
+
+	for (int total = 0; readable && got == RECV_CHUNK && total < 1024; total += got) {
+		pthread_mutex_lock(&r->smu);
+		got = notify_recv(r->nt, now_ms, RECV_CHUNK);
+		pthread_mutex_unlock(&r->smu);
+	}
+	pthread_mutex_lock(&r->smu);
+	notify_tick(r->nt, now_ms);
+	pthread_mutex_unlock(&r->smu);
+}
+
+/* notify_next_timeout_ms, taking r->smu. */
+static long long
+next_timer(struct resync *r, long long now_ms)
+{
+	long long t;
+
+	pthread_mutex_lock(&r->smu);
+	t = notify_next_timeout_ms(r->nt, now_ms);
+	pthread_mutex_unlock(&r->smu);
+	return t;
 }
 
 static void *
@@ -1101,7 +1220,7 @@ engine_main(void *arg)
 	while (!atomic_load(&r->stop)) {
 		struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 },
 		                         { notify_poll_fd(r->nt), POLLIN, 0 } };
-		long long now_ms = notify_now_ms(), t = notify_next_timeout_ms(r->nt, now_ms), due;
+		long long now_ms = notify_now_ms(), t = next_timer(r, now_ms), due;
 		bool kicked;
 		char buf[64];
 
@@ -1119,13 +1238,10 @@ engine_main(void *arg)
 		if (pfd[0].revents & POLLIN)
 			while (read(r->wake[0], buf, sizeof(buf)) > 0)
 				;
-		send_ready(r);
-		now_ms = notify_now_ms();
-		if (pfd[1].revents & POLLIN)
-			(void)notify_recv(r->nt, now_ms);
-		notify_tick(r->nt, now_ms);
+		(void)send_ready(r);
+		transport(r, pfd[1].revents & POLLIN);
 		apply(r);
-		metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)notify_pending(r->nt));
+		metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)pending(r));
 		engine_wants(r, &kicked, &due);
 		if (kicked || r->throttled || (due != 0 && due <= (long long)time(NULL)))
 			scan(r);
@@ -1286,6 +1402,15 @@ void
 resync_wake(struct resync *r)
 {
 	wake(r);
+}
+
+void
+resync_send_ready(struct resync *r)
+{
+	/* the engine thread arms the new transactions' timers and records
+	 * their attempts */
+	if (r != NULL && send_ready(r))
+		wake(r);
 }
 
 
@@ -1543,6 +1668,8 @@ resync_new(const struct hd_config *cfg, struct svc *svc, struct pub *pub, char *
 	r->wake[0] = r->wake[1] = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	lockorder_register(&r->mu, LOCK_RESYNC, "resync");
+	pthread_mutex_init(&r->smu, NULL);
+	lockorder_register(&r->smu, LOCK_RESYNC_SEND, "resync sender");
 	r->svc = svc;
 	r->pub = pub;
 	apply_config(r, cfg);
@@ -1615,6 +1742,7 @@ resync_free(struct resync *r)
 		sodium_memzero(r->ready, r->nready * sizeof(*r->ready));
 	free(r->ready);
 	pthread_mutex_destroy(&r->mu);
+	pthread_mutex_destroy(&r->smu);
 	free(r);
 }
 

@@ -69,6 +69,12 @@ void resync_note(struct resync *r, const struct world *w, struct store *st, cons
  * released (woken under it, the thread would wait for the lock, or take
  * the CPU from the thread that holds it). */
 void resync_wake(struct resync *r);
+/* Sends the first NOTIFYs of the small changes committed so far (a *30
+ * move's), once each phone's files are in the TFTP root, from the calling
+ * thread: the thread that committed a change calls it after pub_settle,
+ * so that those NOTIFYs wait neither for the engine thread nor for a
+ * store write it may be in.  No lock held.  NULL-safe. */
+void resync_send_ready(struct resync *r);
 
 /* api_ctx.on_fetch (arg: the struct resync): a device fetched its
  * configuration `version`.  Cheap (an in-memory check); the thread then

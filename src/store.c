@@ -45,7 +45,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#ifdef HD_FAULTS
+#include <pthread.h>
+#endif
 
 #include <sqlite3.h>
 
@@ -361,6 +365,8 @@ struct store {
 	long fault_at;    /* the step that fails, counted from the arming; 0 = none */
 	long fault_steps; /* steps since store_fault_at */
 	bool fault_now;   /* the step just refused was the injected fault */
+	_Atomic int slow_ms;  /* store_fault_slow: other threads' steps wait this long */
+	pthread_t slow_owner; /* the thread that armed it */
 #endif
 };
 
@@ -455,6 +461,10 @@ static int
 step(struct store *s, sqlite3_stmt *st)
 {
 #ifdef HD_FAULTS
+	int ms = atomic_load(&s->slow_ms);
+
+	if (ms > 0 && !pthread_equal(pthread_self(), s->slow_owner))
+		nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
 	if (st != s->st[ST_ROLLBACK] && s->fault_at > 0 && ++s->fault_steps == s->fault_at) {
 		s->fault_now = true;
 		return SQLITE_IOERR;
@@ -472,6 +482,13 @@ store_fault_at(struct store *s, long k)
 	s->fault_at = k;
 	s->fault_steps = 0;
 	s->fault_now = false;
+}
+
+void
+store_fault_slow(struct store *s, int ms)
+{
+	s->slow_owner = pthread_self();
+	atomic_store(&s->slow_ms, ms);
 }
 
 long

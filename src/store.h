@@ -108,6 +108,10 @@ int store_cache_kib(struct store *s, int kib);
  */
 void store_fault_at(struct store *s, long k);
 long store_fault_steps(const struct store *s);
+/* A slow disk for every thread but the caller: each statement step
+ * another thread runs first sleeps ms (a write waiting for the journal
+ * while that thread holds the service lock); 0 disarms. */
+void store_fault_slow(struct store *s, int ms);
 #endif
 
 /*

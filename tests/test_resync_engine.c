@@ -465,29 +465,21 @@ notifies_within(int fd, int ms, char ids[][128], size_t max)
 	return n;
 }
 
-/*
- * Dee's phone, parked and registered at a socket of ours, takes Eve (*30
- * 104).  Its NOTIFY was decided in the move's own transaction: it reaches
- * the phone while this thread holds the service lock right after the move
- * (an engine that had to take the lock to scan its row first could not
- * send it).  The engine then records the attempt in the row, as a scan
- * would, and sends no second NOTIFY for it.
- */
-Test(resync_engine, a_moves_first_notify_is_sent_without_the_service_lock)
+/* Dee's phone, parked, registered at a socket of ours (returned) with the
+ * engine started and idle. */
+static int
+dee_registered(struct fx *f)
 {
-	struct fx *f = fx_new();
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t alen = sizeof(a);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	char contact[96], source[48], err[256], ids[4][128];
-	struct hold h = { 0 };
 	struct svc_registration reg = {
 		.sip_user = "acme-park3",
 		.user_agent = "Yealink SIP-T46S 66.86.0.15 00:15:65:00:01:03",
 		.call_id = "reg-park3@127.0.0.1",
 		.expires = 3600,
 	};
-	struct row_q q;
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -500,12 +492,16 @@ Test(resync_engine, a_moves_first_notify_is_sent_without_the_service_lock)
 	engine_settle(f, DEE_MAC); /* the fixture's own moves, tried without a target */
 	cr_assert_eq(svc_registration(f->svc, &reg, err, sizeof(err)), SVC_OK, "%s", err);
 	(void)notifies_within(fd, 300, ids, 4); /* whatever the registration caused */
+	return fd;
+}
 
-	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
-	h.fd = fd;
-	(void)svc_locked(f->svc, hold_locked, &h);
-	cr_assert_gt(h.len, 0, "no NOTIFY reached Dee's phone while the service lock was held");
-	cr_assert(strncmp(h.got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", h.got);
+/* The engine records the attempt of the move's NOTIFY in Dee's row, as a
+ * scan would, and sends no second NOTIFY for it. */
+static void
+recorded_once(struct fx *f, int fd)
+{
+	char ids[4][128];
+	struct row_q q;
 
 	for (int i = 0;; i++) { /* 30 s */
 		q = row_of(f, DEE_MAC);
@@ -519,6 +515,87 @@ Test(resync_engine, a_moves_first_notify_is_sent_without_the_service_lock)
 	cr_assert_eq(q.row.version, pub_version(f->pub, q.row.dev));
 	/* retransmissions of the same NOTIFY only (the phone never answers) */
 	cr_assert_leq(notifies_within(fd, 700, ids, 4), 1, "a second NOTIFY for the move");
+}
+
+/*
+ * Dee's phone, parked and registered at a socket of ours, takes Eve (*30
+ * 104).  Its NOTIFY was decided in the move's own transaction: it reaches
+ * the phone while this thread holds the service lock right after the move
+ * (an engine that had to take the lock to scan its row first could not
+ * send it).  The engine then records the attempt in the row, as a scan
+ * would, and sends no second NOTIFY for it.
+ */
+Test(resync_engine, a_moves_first_notify_is_sent_without_the_service_lock)
+{
+	struct fx *f = fx_new();
+	int fd = dee_registered(f);
+	struct hold h = { .fd = fd };
+
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	(void)svc_locked(f->svc, hold_locked, &h);
+	cr_assert_gt(h.len, 0, "no NOTIFY reached Dee's phone while the service lock was held");
+	cr_assert(strncmp(h.got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", h.got);
+	recorded_once(f, fd);
+	fx_free(f);
+	close(fd);
+}
+
+struct slow {
+	int ms;
+	hd_id dev[3];
+};
+
+/* Arms (or disarms) the slow disk for the engine, and finds three phones
+ * whose fetches give it store work. */
+static int
+slow_locked(const struct world *w, struct store *st, void *arg)
+{
+	static const char *const macs[] = { "001565000100", "0004f2000101", "00605c000102" };
+	struct slow *sl = arg;
+
+	store_fault_slow(st, sl->ms);
+	for (size_t i = 0; i < 3; i++) {
+		const struct hd_dev *d = world_dev_by_mac(w, macs[i]);
+
+		cr_assert_not_null(d, "no device %s in the fixture", macs[i]);
+		sl->dev[i] = d->id;
+	}
+	return 0;
+}
+
+/*
+ * The engine is inside a transaction whose writes wait for the disk (each
+ * of its store steps takes 250 ms, as when the journal is busy), recording
+ * fetches slice by slice, when Dee's phone takes Eve.  The move commits
+ * between two slices; the thread that committed it sends its NOTIFY
+ * (resync_send_ready, as the daemon's HTTP thread does once the files are
+ * in place): it reaches the phone at once, not after the engine's
+ * transaction.  The engine then records the attempt, once.
+ */
+Test(resync_engine, the_committing_thread_sends_while_the_engine_waits_for_the_disk)
+{
+	struct fx *f = fx_new();
+	int fd = dee_registered(f);
+	struct slow sl = { .ms = 250 };
+	struct pollfd p = { fd, POLLIN, 0 };
+	char got[4096];
+	ssize_t len;
+
+	(void)svc_locked(f->svc, slow_locked, &sl);
+	for (size_t i = 0; i < 3; i++) /* a User-Agent it has not seen: news */
+		resync_on_fetch(f->rs, sl.dev[i], pub_version(f->pub, sl.dev[i]), "127.0.0.9",
+		                "Yealink SIP-T46S 66.86.0.99");
+	nanosleep(&(struct timespec){ 0, 100000000 }, NULL); /* in its first slice */
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	resync_send_ready(f->rs);
+	cr_assert_eq(poll(&p, 1, 50), 1, "the NOTIFY waited for the engine's transaction");
+	len = recv(fd, got, sizeof(got) - 1, 0);
+	cr_assert_gt(len, 0);
+	got[len] = '\0';
+	cr_assert(strncmp(got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", got);
+	sl.ms = 0;
+	(void)svc_locked(f->svc, slow_locked, &sl);
+	recorded_once(f, fd);
 	fx_free(f);
 	close(fd);
 }
