@@ -683,8 +683,18 @@ finish(struct notify *n, struct ntx *tx, int status, const char *reason,
 void
 notify_tick(struct notify *n, long long now_ms)
 {
-	/* the transactions due, soonest first */
-	while (n->ntx > 0 && n->tx[0]->due_ms <= now_ms) {
+	(void)notify_tick_max(n, now_ms, SIZE_MAX);
+}
+
+size_t
+notify_tick_max(struct notify *n, long long now_ms, size_t max)
+{
+	size_t fired = 0;
+
+	/* the transactions due, soonest first; one retransmitted is not due
+	 * again at now_ms (its next timer is at least T1 away), one whose
+	 * send failed is due at once and ends on this pass or the next */
+	for (; fired < max && n->ntx > 0 && n->tx[0]->due_ms <= now_ms; fired++) {
 		struct ntx *tx = n->tx[0];
 
 		if (tx->failed) {
@@ -707,6 +717,7 @@ notify_tick(struct notify *n, long long now_ms)
 			tx->failed = true; /* reported on this pass */
 		tx_due(n, tx);
 	}
+	return fired;
 }
 
 /* Answers a challenge on tx: new branch, next CSeq, credentials.

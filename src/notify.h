@@ -117,6 +117,10 @@ int notify_send(struct notify *n, const struct notify_target *t,
 /* Fires every timer due at now_ms: retransmissions, Timer F, queued
  * transport errors.  Calls done for the transactions that end. */
 void notify_tick(struct notify *n, long long now_ms);
+/* notify_tick firing at most max timers (a caller that shares n between
+ * threads holds its lock for a bounded time).  Returns how many fired:
+ * fewer than max when none is due any more. */
+size_t notify_tick_max(struct notify *n, long long now_ms, size_t max);
 
 /* Feeds one received datagram.  Returns 1 when it matched a transaction,
  * 0 when it was ignored (garbage, unknown branch, a request). */

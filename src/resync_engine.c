@@ -80,6 +80,14 @@
  * engine's time its commits). */
 #define FETCH_BATCH 512
 #define FETCH_WAIT_MS 20
+/* A small change's first NOTIFYs are the committing thread's to send once
+ * its files are in place (resync_send_ready, about a millisecond after
+ * the commit); the engine sends those still ready this long after the
+ * commit (a change made by a thread that does not send, or one whose
+ * files take long).  The engine, woken for them sooner, took them from
+ * that thread in half the moves of a re-render, and was then the later
+ * of the two: it shares two cores with the re-render. */
+#define READY_GRACE_MS 3
 
 /* Target inputs of device d from the store and the publisher (lock held).
  * dc is filled (zeroed when absent).  0 with t filled, 1 when d has no
@@ -169,6 +177,7 @@ struct job {
 	char auth_pw[256];
 	char auth_realm[256];   /* the realm the phone challenges with */
 	const struct vendor_notify_auth *auth; /* NULL: never answer */
+	long long ready_ms;     /* notify_now_ms() when its change committed */
 };
 
 struct inflight {
@@ -921,18 +930,24 @@ scan(struct resync *r)
 }
 
 /* The NOTIFYs of r->ready, decided in the changes' own transactions
- * (stage_first), sent at once (any thread, no lock held); the next scan
- * records their attempts first (record_sent).  true when any was sent. */
+ * (stage_first), that were ready at or before ms (notify_now_ms; they are
+ * in commit order), sent at once (any thread, no lock held); the next
+ * scan records their attempts first (record_sent).  true when any was
+ * sent. */
 static bool
-send_ready(struct resync *r)
+send_ready(struct resync *r, long long ms)
 {
 	struct job *v;
-	size_t n;
+	size_t n = 0;
 
 	pthread_mutex_lock(&r->mu);
-	v = r->ready;
-	n = r->nready;
-	if (n > 0 && r->nsent + n > r->capsent) {
+	while (n < r->nready && r->ready[n].ready_ms <= ms)
+		n++;
+	if (n == 0) {
+		pthread_mutex_unlock(&r->mu);
+		return false;
+	}
+	if (r->nsent + n > r->capsent) {
 		size_t cap = r->capsent ? r->capsent : URGENT_MAX;
 		struct sent *x;
 
@@ -947,21 +962,40 @@ send_ready(struct resync *r)
 		r->sent = x;
 		r->capsent = cap;
 	}
+	if (n == r->nready) {
+		v = r->ready;
+		r->ready = NULL;
+		r->nready = r->capready = 0;
+	} else if ((v = malloc(n * sizeof(*v))) != NULL) {
+		/* the rest stay, moved to the front; the copies left behind
+		 * hold passwords */
+		memcpy(v, r->ready, n * sizeof(*v));
+		memmove(r->ready, r->ready + n, (r->nready - n) * sizeof(*v));
+		sodium_memzero(r->ready + (r->nready - n), n * sizeof(*v));
+		r->nready -= n;
+	} else {
+		pthread_mutex_unlock(&r->mu);
+		log_error("resync: out of memory");
+		return false;
+	}
 	/* taken and listed at once: a scan meanwhile leaves their rows
 	 * alone (is_taken) */
 	for (size_t i = 0; i < n; i++)
 		r->sent[r->nsent++] = (struct sent){ v[i].dev, v[i].version, v[i].attempt };
-	r->ready = NULL;
-	r->nready = r->capready = 0;
-	if (n > 0)
-		r->kicked = true; /* the scan records their attempts */
+	r->kicked = true; /* the scan records their attempts */
 	pthread_mutex_unlock(&r->mu);
 	for (size_t i = 0; i < n; i++)
 		send_job(r, &v[i]);
-	if (v != NULL)
-		sodium_memzero(v, n * sizeof(*v));
+	sodium_memzero(v, n * sizeof(*v));
 	free(v);
-	return n > 0;
+	return true;
+}
+
+/* The engine's share of r->ready: what has waited READY_GRACE_MS. */
+static bool
+send_ready_late(struct resync *r)
+{
+	return send_ready(r, notify_now_ms() - READY_GRACE_MS);
 }
 
 /* How long (ms) until the fetches waiting are recorded: 0 once a batch
@@ -1135,13 +1169,13 @@ fetch_wait(struct resync *r, long long now_ms)
 
 /* What the engine thread is asked to do: scan at once (kicked), or at
  * due (0: nothing waits).  Neither while blocked: the slots that free
- * up as NOTIFYs end wake it. */
+ * up as NOTIFYs end wake it.  ready_in: ms until the oldest ready NOTIFY
+ * is the engine's to send (send_ready_late), -1 none. */
 static void
-engine_wants(struct resync *r, bool *kicked, long long *due)
+engine_wants(struct resync *r, bool *kicked, long long *due, long long *ready_in)
 {
 	size_t nurgent, nsent;
 	int max;
-	bool ready;
 
 	pthread_mutex_lock(&r->mu);
 	*kicked = r->kicked;
@@ -1149,13 +1183,14 @@ engine_wants(struct resync *r, bool *kicked, long long *due)
 	nurgent = r->nurgent;
 	nsent = r->nsent;
 	max = r->max_pending;
-	ready = r->nready > 0; /* staged NOTIFYs committed: sent at once */
+	*ready_in = r->nready > 0 ? r->ready[0].ready_ms + READY_GRACE_MS - notify_now_ms() : -1;
 	pthread_mutex_unlock(&r->mu);
+	if (*ready_in != -1 && *ready_in < 0)
+		*ready_in = 0;
 	if (blocked(r, max, nurgent, nsent)) {
 		*kicked = false;
 		*due = 0;
 	}
-	*kicked = *kicked || ready;
 }
 
 /* t or u, whichever is sooner (ms; -1: none). */
@@ -1171,11 +1206,12 @@ sooner(long long t, long long u)
 static void
 engine_idle(void *arg)
 {
-	(void)send_ready(arg);
+	(void)send_ready_late(arg);
 }
 
 /* Reads the answers waiting and fires the timers due (engine thread),
- * holding the sender's lock a few dozen datagrams at a time: a thread
+ * holding the sender's lock a few dozen datagrams or timers at a time (a
+ * re-render's thousands of transactions retransmit in bursts): a thread
  * sending a move's NOTIFY waits for no more. */
 #define RECV_CHUNK 32
 static void
@@ -1189,9 +1225,11 @@ transport(struct resync *r, bool readable)
 		got = notify_recv(r->nt, now_ms, RECV_CHUNK);
 		pthread_mutex_unlock(&r->smu);
 	}
-	pthread_mutex_lock(&r->smu);
-	notify_tick(r->nt, now_ms);
-	pthread_mutex_unlock(&r->smu);
+	do {
+		pthread_mutex_lock(&r->smu);
+		got = (int)notify_tick_max(r->nt, now_ms, RECV_CHUNK);
+		pthread_mutex_unlock(&r->smu);
+	} while (got == RECV_CHUNK);
 }
 
 /* notify_next_timeout_ms, taking r->smu. */
@@ -1220,16 +1258,17 @@ engine_main(void *arg)
 	while (!atomic_load(&r->stop)) {
 		struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 },
 		                         { notify_poll_fd(r->nt), POLLIN, 0 } };
-		long long now_ms = notify_now_ms(), t = next_timer(r, now_ms), due;
+		long long now_ms = notify_now_ms(), t = next_timer(r, now_ms), due, ready_in;
 		bool kicked;
 		char buf[64];
 
 		atomic_store(&r->beat_ms, now_ms); /* resync_alive */
-		engine_wants(r, &kicked, &due);
+		engine_wants(r, &kicked, &due, &ready_in);
 		if (kicked)
 			t = 0;
 		else if (due != 0)
 			t = sooner(t, due > time(NULL) ? (due - (long long)time(NULL)) * 1000 : 0);
+		t = sooner(t, ready_in);
 		t = sooner(t, fetch_wait(r, now_ms));
 		if (t < 0 || t > 5000)
 			t = 5000;
@@ -1238,11 +1277,11 @@ engine_main(void *arg)
 		if (pfd[0].revents & POLLIN)
 			while (read(r->wake[0], buf, sizeof(buf)) > 0)
 				;
-		(void)send_ready(r);
+		(void)send_ready_late(r);
 		transport(r, pfd[1].revents & POLLIN);
 		apply(r);
 		metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)pending(r));
-		engine_wants(r, &kicked, &due);
+		engine_wants(r, &kicked, &due, &ready_in);
 		if (kicked || r->throttled || (due != 0 && due <= (long long)time(NULL)))
 			scan(r);
 	}
@@ -1259,17 +1298,21 @@ struct stage {
 };
 
 /* The transaction that staged NOTIFYs ended (service lock held):
- * committed, they are ready for the engine thread (woken once the lock is
- * released: resync_wake from the unlock hook, so that it does not take a
- * CPU from the change before that); rolled back, their devices are left
- * to the scan. */
+ * committed, they are ready: for the committing thread to send once the
+ * files are in place (resync_send_ready), else for the engine thread
+ * READY_GRACE_MS later (woken once the lock is released: resync_wake from
+ * the unlock hook, so that it does not take a CPU from the change before
+ * that); rolled back, their devices are left to the scan. */
 static void
 staged_end(void *arg, bool committed)
 {
 	struct resync *r = arg;
 
+	long long now_ms = notify_now_ms();
+
 	pthread_mutex_lock(&r->mu);
 	for (size_t i = 0; i < r->nstaged; i++) {
+		r->staged[i].ready_ms = now_ms;
 		if (committed && r->nready == r->capready) {
 			/* wipe_grow: the jobs hold passwords */
 			char *v = (char *)r->ready;
@@ -1409,7 +1452,7 @@ resync_send_ready(struct resync *r)
 {
 	/* the engine thread arms the new transactions' timers and records
 	 * their attempts */
-	if (r != NULL && send_ready(r))
+	if (r != NULL && send_ready(r, LLONG_MAX))
 		wake(r);
 }
 

@@ -73,7 +73,8 @@ void resync_wake(struct resync *r);
  * move's), once each phone's files are in the TFTP root, from the calling
  * thread: the thread that committed a change calls it after pub_settle,
  * so that those NOTIFYs wait neither for the engine thread nor for a
- * store write it may be in.  No lock held.  NULL-safe. */
+ * store write it may be in.  The engine sends those nobody sent a few
+ * milliseconds after their commit.  No lock held.  NULL-safe. */
 void resync_send_ready(struct resync *r);
 
 /* api_ctx.on_fetch (arg: the struct resync): a device fetched its

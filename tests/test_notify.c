@@ -680,6 +680,30 @@ Test(notify_timers, many_transactions_each_on_its_own_schedule)
 	notify_free(n);
 }
 
+/* Ten transactions due at once, two of them with a send that failed:
+ * notify_tick_max fires at most its max, soonest first, and the rest on
+ * later calls (the failed ones end, the others retransmit once each). */
+Test(notify_timers, tick_max_fires_at_most_max)
+{
+	struct notify *n = fake_notify(100, 4000, 32000, NULL);
+
+	fail_sends = 2;
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(notify_send(n, &yealink, i, NULL), 0);
+	cr_assert_eq(nsent, 8, "the first two sends failed");
+	cr_assert_eq(notify_tick_max(n, 200, 4), 4);
+	cr_assert_eq(nresults, 2, "the failed ones are due first");
+	cr_assert_eq(nsent, 10, "then two retransmissions");
+	cr_assert_eq(notify_tick_max(n, 200, 4), 4);
+	cr_assert_eq(nsent, 14);
+	cr_assert_eq(notify_tick_max(n, 200, 4), 2, "the rest: fewer than max");
+	cr_assert_eq(nsent, 16);
+	cr_assert_eq(notify_tick_max(n, 200, 4), 0, "a retransmitted one is not due again");
+	cr_assert_eq(nresults, 2);
+	cr_assert_eq(notify_pending(n), 8);
+	notify_free(n);
+}
+
 /* ------------------------------------------------------------------ */
 /* the real socket, with a hand-driven peer                            */
 
