@@ -215,6 +215,21 @@ io_avg10() {
 	sed -n 's/^some avg10=\([0-9.]*\).*/\1 %/p' /proc/pressure/io 2>/dev/null | grep . || echo "?"
 }
 
+# io_settle SECONDS -- waits, at most SECONDS, until tasks waited for the
+# disk less than 1 % of the last 10 s (/proc/pressure/io); prints the
+# seconds waited (at once where the kernel does not tell)
+io_settle() {
+	_waited=0
+	while [ "$_waited" -lt "$1" ]; do
+		_v=$(sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/io 2>/dev/null)
+		[ -n "$_v" ] || break
+		awk -v v="$_v" 'BEGIN { exit !(v < 1.0) }' && break
+		sleep 1
+		_waited=$((_waited + 1))
+	done
+	echo "$_waited"
+}
+
 # figure LABEL VALUE -- one result line
 figure() {
 	printf '%-44s %s\n' "$1" "$2"

@@ -10,15 +10,18 @@
 #   QUICK=1 sh bench/move.sh     200 devices, 20 pairs, 2 s of concurrency
 #
 # Settings: DEVICES, PAIRS (sequential pairs; each is 2 moves), CLIENTS,
-# SECONDS, THREADS; GEN_DIR=DIR takes s<DEVICES>.db, .paths and .moves from
+# SECONDS, THREADS, SETTLE (seconds to wait at most for a quiet disk
+# before the moves: 30, quick 5); GEN_DIR=DIR takes s<DEVICES>.db, .paths and .moves from
 # DIR (left there by a KEEP=1 run of bench/scale.sh) instead of generating
 # them.  Exit status non-zero on a lost or wrong move.
 . "$(dirname "$0")/lib.sh"
 
 if [ "$QUICK" = 1 ]; then
 	DEVICES=${DEVICES:-200} PAIRS=${PAIRS:-20} CLIENTS=${CLIENTS:-4} SECONDS_=${SECONDS:-2}
+	SETTLE=${SETTLE:-5}
 else
 	DEVICES=${DEVICES:-100000} PAIRS=${PAIRS:-500} CLIENTS=${CLIENTS:-8} SECONDS_=${SECONDS:-20}
+	SETTLE=${SETTLE:-30}
 fi
 ORGS=$(((DEVICES + 999) / 1000))
 
@@ -42,9 +45,11 @@ for kind in ${TFTP_KINDS:-disk tmpfs}; do
 	figure "first start (renders and writes every file)" "$HD_START_MS ms"
 	# the start's files are written back before the moves, not during
 	# them (a restart finds them in place and writes none): the moves
-	# are measured on a settled disk; io pressure is printed after them
+	# are measured on a settled disk (at most SETTLE seconds waiting for
+	# the disk to go quiet); io pressure is printed after them
 	sync -f "$(tftp_dir "move" "$kind")"
-	figure "sync of the TFTP root" "done (io pressure avg10 before the moves: $(io_avg10))"
+	settled=$(io_settle "$SETTLE")
+	figure "sync of the TFTP root" "done; waited $settled s for a quiet disk (io pressure avg10 before the moves: $(io_avg10))"
 	$PY "$ROOT/bench/moves.py" --port "$HD_PORT" --token "$PBX_TOKEN" --moves "$BENCH_DIR/move.moves" \
 		--code "$CODE" --latency-pairs "$PAIRS" --clients "$CLIENTS" --seconds "$SECONDS_" ||
 		die "moves failed"
