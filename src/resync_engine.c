@@ -231,7 +231,9 @@ struct resync {
 	struct fetchev *fq;
 	size_t nfq, capfq;
 	/* first NOTIFYs of small changes, decided in the change's own
-	 * transaction (stage_first), for the engine thread to send at once */
+	 * transaction (stage_first), committed, in commit order: for the
+	 * committing thread to send (resync_send_ready), else the engine
+	 * thread READY_GRACE_MS after the commit */
 	struct job *ready;
 	size_t nready, capready;
 	/* ready jobs taken for sending, their attempts not recorded yet (the
