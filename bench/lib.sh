@@ -8,7 +8,10 @@
 # its pid.  Only loopback addresses are used.
 #
 # Environment: QUICK=1 runs tiny sizes for a few seconds (CI: the scripts
-# must not rot); THREADS = hotdeskd [server] threads (default: cores).
+# must not rot); THREADS = hotdeskd [server] threads (default: cores);
+# BENCH_TMP = where the work directory goes (default /var/tmp: the TFTP
+# root "on disk" is there; another file system to compare its mount
+# options).
 
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +28,7 @@ ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 CODE=1234 # the secret code of every generated extension
 BENCH_PIDS=""
 
-BENCH_DIR=$(mktemp -d /var/tmp/hotdeskd-bench.XXXXXX)
+BENCH_DIR=$(mktemp -d "${BENCH_TMP:-/var/tmp}/hotdeskd-bench.XXXXXX")
 # tmpfs work space (TFTP roots on tmpfs), removed with the rest
 BENCH_SHM=$(mktemp -d /dev/shm/hotdeskd-bench.XXXXXX 2>/dev/null || echo "")
 bench_cleanup() {
