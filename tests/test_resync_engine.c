@@ -436,33 +436,48 @@ hold_locked(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-/* The Call-IDs of the NOTIFYs that reach fd within ms milliseconds
- * (retransmissions of one transaction count once). */
-static size_t
-notifies_within(int fd, int ms, char ids[][128], size_t max)
+/* Call-IDs of NOTIFYs seen by a test, each once. */
+#define IDS_MAX 16
+struct ids {
+	char v[IDS_MAX][128];
+	size_t n;
+};
+
+/* Adds the Call-ID of msg, a NOTIFY (else nothing), unless known. */
+static void
+ids_add(struct ids *ids, const char *msg)
 {
-	size_t n = 0;
+	const char *c;
+	char id[128] = "";
+
+	if (strncmp(msg, "NOTIFY ", 7) != 0 || (c = strstr(msg, "\nCall-ID: ")) == NULL)
+		return;
+	(void)sscanf(c + 10, "%127[^\r\n]", id);
+	for (size_t i = 0; i < ids->n; i++)
+		if (strcmp(ids->v[i], id) == 0)
+			return;
+	cr_assert_lt(ids->n, IDS_MAX, "too many NOTIFYs");
+	memcpy(ids->v[ids->n++], id, sizeof(id));
+}
+
+/* The Call-IDs of the NOTIFYs that reach fd within ms milliseconds
+ * (retransmissions of one transaction count once) go into ids; their
+ * count after. */
+static size_t
+notifies_within(int fd, int ms, struct ids *ids)
+{
 	struct pollfd p = { fd, POLLIN, 0 };
 	char buf[4096];
 
 	while (poll(&p, 1, ms) == 1) {
 		ssize_t len = recv(fd, buf, sizeof(buf) - 1, 0);
-		const char *c;
-		char id[128] = "";
-		bool seen = false;
 
 		if (len <= 0)
 			break;
 		buf[len] = '\0';
-		if (strncmp(buf, "NOTIFY ", 7) != 0 || (c = strstr(buf, "\nCall-ID: ")) == NULL)
-			continue;
-		(void)sscanf(c + 10, "%127[^\r\n]", id);
-		for (size_t i = 0; i < n && !seen; i++)
-			seen = strcmp(ids[i], id) == 0;
-		if (!seen && n < max)
-			memcpy(ids[n++], id, sizeof(id));
+		ids_add(ids, buf);
 	}
-	return n;
+	return ids->n;
 }
 
 /* Dee's phone, parked, registered at a socket of ours (returned) with the
@@ -473,7 +488,8 @@ dee_registered(struct fx *f)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t alen = sizeof(a);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	char contact[96], source[48], err[256], ids[4][128];
+	char contact[96], source[48], err[256];
+	struct ids ids = { .n = 0 };
 	struct svc_registration reg = {
 		.sip_user = "acme-park3",
 		.user_agent = "Yealink SIP-T46S 66.86.0.15 00:15:65:00:01:03",
@@ -491,16 +507,18 @@ dee_registered(struct fx *f)
 	engine_start(f);
 	engine_settle(f, DEE_MAC); /* the fixture's own moves, tried without a target */
 	cr_assert_eq(svc_registration(f->svc, &reg, err, sizeof(err)), SVC_OK, "%s", err);
-	(void)notifies_within(fd, 300, ids, 4); /* whatever the registration caused */
+	(void)notifies_within(fd, 300, &ids); /* whatever the registration caused */
 	return fd;
 }
 
-/* The engine records the attempt of the move's NOTIFY in Dee's row, as a
- * scan would, and sends no second NOTIFY for it. */
+/* The engine records the attempt of the NOTIFY in Dee's row, as a scan
+ * would, and sends no second NOTIFY for it: none with another Call-ID
+ * than those in ids (the one received, earlier ones retransmitted). */
 static void
-recorded_once(struct fx *f, int fd)
+recorded_once(struct fx *f, int fd, struct ids *ids)
 {
-	char ids[4][128];
+	size_t known = ids->n;
+
 	struct row_q q;
 
 	for (int i = 0;; i++) { /* 30 s */
@@ -514,7 +532,7 @@ recorded_once(struct fx *f, int fd)
 	cr_assert_eq(q.row.attempts, 1);
 	cr_assert_eq(q.row.version, pub_version(f->pub, q.row.dev));
 	/* retransmissions of the same NOTIFY only (the phone never answers) */
-	cr_assert_leq(notifies_within(fd, 700, ids, 4), 1, "a second NOTIFY for the move");
+	cr_assert_eq(notifies_within(fd, 700, ids), known, "a second NOTIFY for the change");
 }
 
 /*
@@ -530,12 +548,14 @@ Test(resync_engine, a_moves_first_notify_is_sent_without_the_service_lock)
 	struct fx *f = fx_new();
 	int fd = dee_registered(f);
 	struct hold h = { .fd = fd };
+	struct ids ids = { .n = 0 };
 
 	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
 	(void)svc_locked(f->svc, hold_locked, &h);
 	cr_assert_gt(h.len, 0, "no NOTIFY reached Dee's phone while the service lock was held");
 	cr_assert(strncmp(h.got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", h.got);
-	recorded_once(f, fd);
+	ids_add(&ids, h.got);
+	recorded_once(f, fd, &ids);
 	fx_free(f);
 	close(fd);
 }
@@ -579,6 +599,7 @@ Test(resync_engine, the_committing_thread_sends_while_the_engine_waits_for_the_d
 	struct slow sl = { .ms = 250 };
 	struct pollfd p = { fd, POLLIN, 0 };
 	char got[4096];
+	struct ids ids = { .n = 0 };
 	ssize_t len;
 
 	(void)svc_locked(f->svc, slow_locked, &sl);
@@ -593,9 +614,91 @@ Test(resync_engine, the_committing_thread_sends_while_the_engine_waits_for_the_d
 	cr_assert_gt(len, 0);
 	got[len] = '\0';
 	cr_assert(strncmp(got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", got);
+	ids_add(&ids, got);
 	sl.ms = 0;
 	(void)svc_locked(f->svc, slow_locked, &sl);
-	recorded_once(f, fd);
+	recorded_once(f, fd, &ids);
+	fx_free(f);
+	close(fd);
+}
+
+struct rollback {
+	struct resync *rs;
+	bool armed;
+};
+
+/* Under the service lock, right after a move of Dee's phone: its NOTIFY,
+ * ready, is taken and sent, as the committing thread does; the engine,
+ * woken to record its attempt, begins a scan (which takes the list of
+ * attempts to record) and waits for this lock; then the scan's first
+ * store step is armed to fail.  Not armed when the engine sent the
+ * NOTIFY (it sends what waited 3 ms) and recorded its attempt before
+ * this thread had the lock: nothing is left to record. */
+static int
+send_then_arm_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct rollback *rb = arg;
+	struct store_resync row;
+
+	resync_send_ready(rb->rs); /* first: before the engine's scan takes the list */
+	rb->armed = store_resync_get(st, world_dev_by_mac(w, DEE_MAC)->id, &row) == 1 &&
+	            row.attempts == 0;
+	if (!rb->armed)
+		return 0;
+	nanosleep(&(struct timespec){ 0, 200000000 }, NULL);
+	store_fault_at(st, 1);
+	return 0;
+}
+
+static int
+fault_steps_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	*(long *)arg = store_fault_steps(st);
+	return 0;
+}
+
+/*
+ * The scan that was to record the attempt of a move's NOTIFY, sent by the
+ * committing thread, rolls back (its first store step fails): the attempt
+ * is kept for the next scan, which records it, once, and no second NOTIFY
+ * is sent.  The phone moves (*30 104, then a bare *30 sends Eve home, and
+ * so on) until three such scans were armed: the scan that fails is the
+ * one that took the attempt only when the engine begins it after this
+ * thread took the NOTIFY (otherwise a scan begun earlier fails, and the
+ * attempt waits in the list regardless); a move whose attempt the engine
+ * recorded before the fault could be armed does not count.
+ */
+Test(resync_engine, a_scan_rolled_back_keeps_the_attempts_to_record)
+{
+	struct fx *f = fx_new();
+	int fd = dee_registered(f);
+	struct rollback rb = { .rs = f->rs };
+	struct ids ids = { .n = 0 };
+	int armed = 0;
+
+	for (int try = 0; armed < 3; try++) {
+		long steps = 0;
+
+		cr_assert_lt(try, 10, "the engine recorded the attempt first, %d times", try - armed);
+		if (try % 2 == 0)
+			fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+		else
+			fx_star30_ok(f, "acme104", NULL, NULL, VIRT_RETURNED);
+		(void)svc_locked(f->svc, send_then_arm_locked, &rb);
+		cr_assert_eq(notifies_within(fd, 100, &ids), (size_t)try + 1, "no NOTIFY for move %d",
+		             try + 1);
+		if (!rb.armed)
+			continue;
+		armed++;
+		for (int i = 0; steps == 0; i++) { /* 30 s */
+			cr_assert_lt(i, 6000, "the engine never scanned");
+			nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+			(void)svc_locked(f->svc, fault_steps_locked, &steps);
+		}
+		(void)fx_disarm(f);
+		recorded_once(f, fd, &ids);
+	}
 	fx_free(f);
 	close(fd);
 }
