@@ -680,16 +680,13 @@ finish(struct notify *n, struct ntx *tx, int status, const char *reason,
 	n->done(n->done_arg, &r);
 }
 
-void
-notify_tick(struct notify *n, long long now_ms)
-{
-	(void)notify_tick_max(n, now_ms, SIZE_MAX);
-}
-
 size_t
-notify_tick_max(struct notify *n, long long now_ms, size_t max)
+notify_tick(struct notify *n, long long now_ms, size_t max)
 {
 	size_t fired = 0;
+
+	if (max == 0)
+		max = SIZE_MAX;
 
 	/* the transactions due, soonest first; one retransmitted is not due
 	 * again at now_ms (its next timer is at least T1 away), one whose
@@ -852,7 +849,7 @@ notify_run_until_idle(struct notify *n, int max_ms)
 		struct pollfd pfd;
 		int pr;
 
-		notify_tick(n, now);
+		(void)notify_tick(n, now, 0);
 		if (n->ntx == 0)
 			return 0;
 		left = start + max_ms - now;

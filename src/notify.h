@@ -114,13 +114,12 @@ void notify_free(struct notify *n);
 int notify_send(struct notify *n, const struct notify_target *t,
     long long now_ms, uint64_t *id);
 
-/* Fires every timer due at now_ms: retransmissions, Timer F, queued
- * transport errors.  Calls done for the transactions that end. */
-void notify_tick(struct notify *n, long long now_ms);
-/* notify_tick firing at most max timers (a caller that shares n between
- * threads holds its lock for a bounded time).  Returns how many fired:
- * fewer than max when none is due any more. */
-size_t notify_tick_max(struct notify *n, long long now_ms, size_t max);
+/* Fires the timers due at now_ms, soonest first, at most max (a caller
+ * that shares n between threads holds its lock for a bounded time; 0 =
+ * every one): retransmissions, Timer F, queued transport errors.  Calls
+ * done for the transactions that end.  Returns how many fired: fewer
+ * than max when none is due any more. */
+size_t notify_tick(struct notify *n, long long now_ms, size_t max);
 
 /* Feeds one received datagram.  Returns 1 when it matched a transaction,
  * 0 when it was ignored (garbage, unknown branch, a request). */

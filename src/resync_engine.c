@@ -430,8 +430,10 @@ struct scan {
 	long long soonest;
 	uint64_t until;    /* SLICE_NS after the lock was taken (metrics_now_ns) */
 	bool cut;          /* due rows were left for the next scan (until) */
-	struct sent *sent; /* r's, taken when the scan began (record_sent) */
-	size_t nsent, capsent;
+	/* the first of r->sent when the scan began, recorded in its
+	 * transaction (record_sent); dropped from r->sent once it commits */
+	struct sent sent[SCAN_BATCH];
+	size_t nsent;
 	size_t no_target;  /* devices without any address, this scan */
 	char no_target_mac[HD_MAC_LEN + 1]; /* one of them, for the log */
 };
@@ -454,7 +456,7 @@ soonest_row(const struct store_resync *row, void *arg)
 }
 
 /* Whether a NOTIFY staged for dev waits in r->ready, or was taken from
- * it since the scan began (its attempt is not in the row yet). */
+ * it and its attempt is not recorded by a committed scan (r->sent). */
 static bool
 is_taken(struct resync *r, hd_id dev)
 {
@@ -709,9 +711,10 @@ send_job(struct resync *r, struct job *j)
 		    getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
 		                NI_NUMERICHOST) != 0)
 			fail = "cannot resolve the target host";
+		else
+			h = host;
 		if (ai != NULL)
 			freeaddrinfo(ai);
-		h = host;
 	}
 	pthread_mutex_lock(&r->mu);
 	rules_copy(r, &ru);
@@ -837,39 +840,6 @@ blocked(struct resync *r, int max_pending, size_t nurgent, size_t nsent)
 	return pending(r) + (worth > 0 ? worth : 1) > max;
 }
 
-/* The attempts of sc's list, not recorded (its scan rolled back): back
- * in front of r's, which grew meanwhile (r->mu held).  sc's list is r's
- * after. */
-static void
-sent_putback(struct resync *r, struct scan *sc)
-{
-	size_t n = sc->nsent + r->nsent;
-
-	if (n > sc->capsent) {
-		struct sent *v = realloc(sc->sent, n * sizeof(*v));
-
-		if (v == NULL) {
-			/* those rows stay due: the scan sends them again */
-			log_error("resync: out of memory; %zu NOTIFY attempt(s) not recorded",
-			          sc->nsent);
-			free(sc->sent);
-			sc->sent = NULL;
-			sc->nsent = sc->capsent = 0;
-			return;
-		}
-		sc->sent = v;
-		sc->capsent = n;
-	}
-	if (r->nsent > 0)
-		memcpy(sc->sent + sc->nsent, r->sent, r->nsent * sizeof(*r->sent));
-	free(r->sent);
-	r->sent = sc->sent;
-	r->nsent = n;
-	r->capsent = sc->capsent;
-	sc->sent = NULL;
-	sc->nsent = sc->capsent = 0;
-}
-
 static void
 scan(struct resync *r)
 {
@@ -886,12 +856,10 @@ scan(struct resync *r)
 	rules_copy(r, &sc->ru);
 	r->kicked = false;
 	take_urgent(r, sc);
-	/* the attempts to record: r's list is the scan's */
-	sc->sent = r->sent;
-	sc->nsent = r->nsent;
-	sc->capsent = r->capsent;
-	r->sent = NULL;
-	r->nsent = r->capsent = 0;
+	/* the attempts to record (they stay in r->sent until the commit) */
+	sc->nsent = r->nsent < SCAN_BATCH ? r->nsent : SCAN_BATCH;
+	if (sc->nsent > 0)
+		memcpy(sc->sent, r->sent, sc->nsent * sizeof(sc->sent[0]));
 	max = r->max_pending > 0 ? (size_t)r->max_pending : 1;
 	pthread_mutex_unlock(&r->mu);
 	sc->room = inflight < max ? max - inflight : 0;
@@ -906,6 +874,13 @@ scan(struct resync *r)
 		 * enough are free (blocked), not on a timer */
 		r->throttled = more && sc->limited;
 		pthread_mutex_lock(&r->mu);
+		/* the attempts recorded leave the list (threads only append) */
+		if (sc->nsent > 0) {
+			r->nsent -= sc->nsent;
+			memmove(r->sent, r->sent + sc->nsent, r->nsent * sizeof(*r->sent));
+		}
+		if (r->nsent > 0) /* more than a scan records */
+			r->kicked = true;
 		r->next_due = sc->soonest;
 		if (more && !sc->limited) {
 			if (sc->nrows == SCAN_BATCH || sc->cut) /* more are due: go on at once */
@@ -915,11 +890,11 @@ scan(struct resync *r)
 		}
 		pthread_mutex_unlock(&r->mu);
 	} else {
-		/* rolled back: nothing is sent, the rows are tried again */
+		/* rolled back: nothing is sent, the rows are tried again, the
+		 * attempts stay in r->sent for the next scan */
 		sc->njobs = 0;
 		pthread_mutex_lock(&r->mu);
 		add_urgent(r, sc->urgent, sc->nurgent);
-		sent_putback(r, sc);
 		r->next_due = sc->now + 1;
 		pthread_mutex_unlock(&r->mu);
 	}
@@ -927,7 +902,6 @@ scan(struct resync *r)
 	metrics_gauge_set(METRICS_NOTIFY_IN_FLIGHT, (double)pending(r));
 	sodium_memzero(sc->jobs, SCAN_BATCH * sizeof(*sc->jobs));
 	free(sc->jobs);
-	free(sc->sent);
 	free(sc);
 }
 
@@ -1229,7 +1203,7 @@ transport(struct resync *r, bool readable)
 	}
 	do {
 		pthread_mutex_lock(&r->smu);
-		got = (int)notify_tick_max(r->nt, now_ms, RECV_CHUNK);
+		got = (int)notify_tick(r->nt, now_ms, RECV_CHUNK);
 		pthread_mutex_unlock(&r->smu);
 	} while (got == RECV_CHUNK);
 }

@@ -629,7 +629,7 @@ struct rollback {
 
 /* Under the service lock, right after a move of Dee's phone: its NOTIFY,
  * ready, is taken and sent, as the committing thread does; the engine,
- * woken to record its attempt, begins a scan (which takes the list of
+ * woken to record its attempt, begins a scan (which copies the list of
  * attempts to record) and waits for this lock; then the scan's first
  * store step is armed to fail.  Not armed when the engine sent the
  * NOTIFY (it sends what waited 3 ms) and recorded its attempt before
@@ -640,7 +640,7 @@ send_then_arm_locked(const struct world *w, struct store *st, void *arg)
 	struct rollback *rb = arg;
 	struct store_resync row;
 
-	resync_send_ready(rb->rs); /* first: before the engine's scan takes the list */
+	resync_send_ready(rb->rs); /* first: before the engine's scan copies the list */
 	rb->armed = store_resync_get(st, world_dev_by_mac(w, DEE_MAC)->id, &row) == 1 &&
 	            row.attempts == 0;
 	if (!rb->armed)
@@ -650,21 +650,13 @@ send_then_arm_locked(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-static int
-fault_steps_locked(const struct world *w, struct store *st, void *arg)
-{
-	(void)w;
-	*(long *)arg = store_fault_steps(st);
-	return 0;
-}
-
 /*
  * The scan that was to record the attempt of a move's NOTIFY, sent by the
  * committing thread, rolls back (its first store step fails): the attempt
  * is kept for the next scan, which records it, once, and no second NOTIFY
  * is sent.  The phone moves (*30 104, then a bare *30 sends Eve home, and
  * so on) until three such scans were armed: the scan that fails is the
- * one that took the attempt only when the engine begins it after this
+ * one that copied the attempt only when the engine begins it after this
  * thread took the NOTIFY (otherwise a scan begun earlier fails, and the
  * attempt waits in the list regardless); a move whose attempt the engine
  * recorded before the fault could be armed does not count.
@@ -694,7 +686,7 @@ Test(resync_engine, a_scan_rolled_back_keeps_the_attempts_to_record)
 		for (int i = 0; steps == 0; i++) { /* 30 s */
 			cr_assert_lt(i, 6000, "the engine never scanned");
 			nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
-			(void)svc_locked(f->svc, fault_steps_locked, &steps);
+			(void)svc_locked(f->svc, steps_locked, &steps);
 		}
 		(void)fx_disarm(f);
 		recorded_once(f, fd, &ids);
