@@ -475,8 +475,8 @@ commit_body(struct svc *s, void *arg)
 	if (s->check != NULL &&
 	    (s->check(s->check_arg, s->w, c->changed.v, c->changed.n, s->check_err,
 	              sizeof(s->check_err)) != 0 ||
-	     s->check(s->check_arg, s->w, c->extra, c->nextra, s->check_err,
-	              sizeof(s->check_err)) != 0)) {
+	     (c->nextra > 0 && s->check(s->check_arg, s->w, c->extra, c->nextra, s->check_err,
+	                                sizeof(s->check_err)) != 0))) {
 		log_warn("change refused (%s): %s", c->cause, s->check_err);
 		return SVC_COMMIT_RENDER;
 	}

@@ -117,6 +117,23 @@ def test_a_template_save_renders_each_device_of_the_profile_once(prov):
     invariants(d)
 
 
+def test_a_move_renders_each_device_it_changes_once(prov):
+    """A *30 move renders what each phone it changes would get once, to
+    check it before the commit, and publishes that render: 102 onto 101's
+    phone changes that phone and parks 102's own, two renders; the bare
+    *30 that sends it home changes both back, two more."""
+    d, demo, tftp = prov
+    check_published(d, demo, tftp)
+    renders = counter(d, "hotdeskd_device_renders_total")
+    d.star30("acme-101", "102", code=demo.code(102), result="accepted", device=mac(101))
+    assert counter(d, "hotdeskd_device_renders_total") - renders == 2
+    d.star30("acme-102", result="returned")  # 101's phone carries 102
+    assert counter(d, "hotdeskd_device_renders_total") - renders == 4
+    published = check_published(d, demo, tftp)
+    assert tftp.get(line_file(mac(101))) == published[mac(101)][line_file(mac(101))]
+    invariants(d)
+
+
 def test_a_dry_run_tells_changed_from_unchanged_by_hash_after_a_restart(prov):
     """After a clean restart no device file is in memory.  A candidate's
     files of a device (with the device's other files as they are:
