@@ -434,13 +434,15 @@ pub_refill_cb(void *arg, hd_id dev)
 }
 
 /* After a request that changed things (no lock held): once the files the
- * change queued for the TFTP root are there (pub_settle), the first
- * NOTIFYs of a small change leave from this thread, then it answers. */
+ * change queued for the TFTP root are there (pub_settle, which this
+ * thread said ahead it would run), the first NOTIFYs of a small change
+ * leave from this thread, then it answers. */
 static void
 settle(struct api_ctx *a)
 {
 	pub_settle(a->pub);
 	resync_send_ready(a->resync);
+	pub_settle_done(a->pub);
 }
 
 /* The Virtualization Center decides through the same engine as the PBX
@@ -449,8 +451,10 @@ static int
 vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
 	struct daemon *d = arg;
-	int rc = svc_star30(d->svc, r, res);
+	int rc;
 
+	pub_settle_ahead(d->pub);
+	rc = svc_star30(d->svc, r, res);
 	settle(&d->api);
 	return rc;
 }
@@ -458,35 +462,36 @@ vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
 /* Answers to requests that change things are sent once the change is
  * settled (settle). */
 static void
+settled(struct api_ctx *a, http_handler fn, void *arg, const struct http_request *req,
+        struct http_response *res)
+{
+	pub_settle_ahead(a->pub);
+	fn(arg, req, res);
+	settle(a);
+}
+
+static void
 pbx_settled(void *arg, const struct http_request *req, struct http_response *res)
 {
-	api_pbx_handle(arg, req, res);
-	settle(arg);
+	settled(arg, api_pbx_handle, arg, req, res);
 }
 
 static void
 admin_settled(void *arg, const struct http_request *req, struct http_response *res)
 {
-	api_admin_handle(arg, req, res);
-	settle(arg);
+	settled(arg, api_admin_handle, arg, req, res);
 }
 
 static void
 console_settled(void *arg, const struct http_request *req, struct http_response *res)
 {
-	struct api_web *w = arg;
-
-	api_web_console_handle(arg, req, res);
-	settle(w->api);
+	settled(((struct api_web *)arg)->api, api_web_console_handle, arg, req, res);
 }
 
 static void
 me_settled(void *arg, const struct http_request *req, struct http_response *res)
 {
-	struct api_web *w = arg;
-
-	api_web_me_handle(arg, req, res);
-	settle(w->api);
+	settled(((struct api_web *)arg)->api, api_web_me_handle, arg, req, res);
 }
 
 /* The prompt language of a caller: its organization's site language. */

@@ -641,6 +641,20 @@ tftp_queue(struct pub *p, struct pub_dev *e)
 }
 
 void
+pub_settle_ahead(struct pub *p)
+{
+	if (p->tw != NULL)
+		tftpw_thread_waits(p->tw);
+}
+
+void
+pub_settle_done(struct pub *p)
+{
+	if (p->tw != NULL)
+		tftpw_thread_done(p->tw);
+}
+
+void
 pub_settle(struct pub *p)
 {
 	if (p->tw == NULL || tl_pending.p != p)

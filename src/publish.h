@@ -120,6 +120,12 @@ void pub_release(struct pub_blob *b);
  * lock while it waits.  No-ops without a TFTP root.
  */
 void pub_settle(struct pub *p);
+/* Around a request's change: pub_settle_ahead says the calling thread
+ * will pub_settle (its urgent TFTP jobs then wake no writer thread: it
+ * writes them itself), pub_settle_done ends that once the latency-bound
+ * work is done (the writer then hears of the files to remove). */
+void pub_settle_ahead(struct pub *p);
+void pub_settle_done(struct pub *p);
 void pub_tftp_wait(struct pub *p, hd_id dev);
 /* Waits (no lock held) until at most max devices wait for the TFTP
  * writer's bulk queue: a long re-render keeps no more than that many

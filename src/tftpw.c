@@ -39,6 +39,13 @@
 #include "metrics.h"
 #include "lockorder.h"
 
+/* Names of temporaries, each NUL-terminated, one after the other: a
+ * stack. */
+struct names {
+	char *v;
+	size_t n, len, cap;
+};
+
 struct job {
 	hd_id dev;            /* 0: a removal of name, or a mark (name "") */
 	uint64_t stamp;       /* a *30 move's stamp, 0 none */
@@ -58,10 +65,10 @@ struct tftpw {
 	pthread_cond_t work;  /* a job was queued, or stop */
 	pthread_cond_t ran;   /* a job ran */
 	struct queue q[TFTPW_NQUEUES];
-	/* replaced files, exchanged into temporaries: their names in td,
-	 * each NUL-terminated, one after the other (under mu) */
-	char *trash;
-	size_t ntrash, trash_len, trash_cap;
+	/* replaced files, exchanged into temporaries, and spares: such
+	 * files emptied once nobody read them, to be written again (their
+	 * names in td, under mu) */
+	struct names trash, spare;
 	uint64_t last_run;    /* when a chunk of jobs last ended (under mu) */
 	struct fs_tmpdir td;  /* the root and its temporaries directory */
 	bool stop;
@@ -73,6 +80,14 @@ struct tftpw {
 	struct tftpw_ops ops;
 	char *root;
 };
+
+/* The writer of which the calling thread runs its own urgent jobs
+ * (tftpw_thread_waits), and whether it owes that writer word of replaced
+ * files (told at tftpw_thread_done). */
+static _Thread_local struct {
+	const struct tftpw *w;
+	bool owed;
+} tl_waits;
 
 /* ---- files -------------------------------------------------------------- */
 
@@ -91,42 +106,77 @@ struct pending {
 	bool trash;           /* tmp now holds the file this one replaced */
 };
 
-/* Takes the name of the newest replaced file into buf (mu held, some
- * waiting). */
+/* Takes the newest name of s (not empty) into buf (mu held). */
 static void
-trash_pop(struct tftpw *w, char *buf, size_t len)
+names_pop(struct names *s, char *buf, size_t len)
 {
-	size_t end = w->trash_len - 1, start = end; /* trash[end] is its NUL */
+	size_t end = s->len - 1, start = end; /* v[end] is its NUL */
 
-	while (start > 0 && w->trash[start - 1] != '\0')
+	while (start > 0 && s->v[start - 1] != '\0')
 		start--;
-	snprintf(buf, len, "%s", w->trash + start);
-	w->trash_len = start;
-	w->ntrash--;
+	snprintf(buf, len, "%s", s->v + start);
+	s->len = start;
+	s->n--;
+}
+
+/* Adds name to s (mu held); 0, or -1 out of memory. */
+static int
+names_push(struct names *s, const char *name)
+{
+	size_t len = strlen(name) + 1;
+
+	if (s->len + len > s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 4096;
+		char *v;
+
+		while (nc < s->len + len)
+			nc *= 2;
+		if ((v = realloc(s->v, nc)) == NULL)
+			return -1;
+		s->v = v;
+		s->cap = nc;
+	}
+	memcpy(s->v + s->len, name, len);
+	s->len += len;
+	s->n++;
+	return 0;
+}
+
+/* Removes the temporaries named in s and frees it (no thread left). */
+static void
+names_unlink(struct tftpw *w, struct names *s)
+{
+	for (size_t at = 0; at < s->len; at += strlen(s->v + at) + 1)
+		(void)fs_tmpdir_unlink(&w->td, s->v + at);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
 }
 
 /*
- * A replaced file to write a new one over (write_tmp cuts it to the new
- * length): a file written again needs no new inode, nor new blocks.  On
- * ext4 a new inode costs more than the write once many were removed
- * recently (the allocator looks past them: a fifth of the daemon's CPU
- * in a re-render following another).  One that someone still reads is
- * removed instead (fs_tmpdir_reopen).  Its descriptor with its name in
- * tmp, or -1: none.  Takes mu.
+ * A file to write a new one over: a replaced file (write_tmp cuts it to
+ * the new length), else a spare (empty: *spare set).  A file written
+ * again needs no new inode, nor, when replaced, new blocks.  On ext4 a
+ * new inode costs more than the write once many were removed recently
+ * (the allocator looks past them: a fifth of the daemon's CPU in a
+ * re-render following another; an eighth of a *30 move's), and each is
+ * one more journal update, then another to remove it.  A replaced file
+ * that someone still reads is removed instead (fs_tmpdir_reopen).  Its
+ * descriptor with its name in tmp, or -1: none.  Takes mu.
  */
 static int
-recycle(struct tftpw *w, char *tmp, size_t len)
+recycle(struct tftpw *w, char *tmp, size_t len, bool *spare)
 {
 	int fd;
 
 	if (__atomic_load_n(&w->td.no_lease, __ATOMIC_RELAXED))
 		return -1;
 	pthread_mutex_lock(&w->mu);
-	if (w->ntrash == 0) {
+	*spare = w->trash.n == 0;
+	if (*spare && w->spare.n == 0) {
 		pthread_mutex_unlock(&w->mu);
 		return -1;
 	}
-	trash_pop(w, tmp, len);
+	names_pop(*spare ? &w->spare : &w->trash, tmp, len);
 	pthread_mutex_unlock(&w->mu);
 	if ((fd = fs_tmpdir_reopen(&w->td, tmp)) == -1)
 		(void)fs_tmpdir_unlink(&w->td, tmp);
@@ -141,11 +191,11 @@ write_tmp(struct tftpw *w, const char *name, const char *data, size_t len,
           struct pending *pd, char *err, size_t errlen)
 {
 	int fd;
-	bool again;
+	bool again, spare = false;
 	off_t size = (off_t)len;
 
 	pd->trash = false;
-	fd = recycle(w, pd->tmp, sizeof(pd->tmp));
+	fd = recycle(w, pd->tmp, sizeof(pd->tmp), &spare);
 	again = fd != -1;
 	if (!again && (fd = fs_tmpdir_create(&w->td, name, pd->tmp, sizeof(pd->tmp), err,
 	                                     errlen)) == -1)
@@ -163,8 +213,8 @@ write_tmp(struct tftpw *w, const char *name, const char *data, size_t len,
 		data += n;
 		len -= (size_t)n;
 	}
-	/* a file written over: what is left of the old one goes */
-	if (again && ftruncate(fd, size) == -1)
+	/* a replaced file written over: what is left of the old one goes */
+	if (again && !spare && ftruncate(fd, size) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		fd = -1;
@@ -190,29 +240,16 @@ trash_push(struct tftpw *w, struct pending *pd, size_t k)
 
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < k; i++) {
-		size_t len;
-
-		if (!pd[i].trash)
-			continue;
-		len = strlen(pd[i].tmp) + 1;
-		if (w->trash_len + len > w->trash_cap) {
-			size_t nc = w->trash_cap ? w->trash_cap * 2 : 4096;
-			char *v;
-
-			while (nc < w->trash_len + len)
-				nc *= 2;
-			if ((v = realloc(w->trash, nc)) == NULL)
-				continue; /* out of memory: removed below */
-			w->trash = v;
-			w->trash_cap = nc;
-		}
-		memcpy(w->trash + w->trash_len, pd[i].tmp, len);
-		w->trash_len += len;
-		w->ntrash++;
+		if (!pd[i].trash || names_push(&w->trash, pd[i].tmp) != 0)
+			continue; /* out of memory: removed below */
 		pd[i].trash = false;
 		pushed = true;
 	}
-	if (pushed)
+	/* the writer keeps time from the first replaced file (trash_due); a
+	 * thread that waits for its jobs tells it once it is done */
+	if (pushed && tl_waits.w == w)
+		tl_waits.owed = true;
+	else if (pushed)
 		pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
 	for (size_t i = 0; i < k; i++)
@@ -253,22 +290,49 @@ write_file(struct tftpw *w, const char *name, const char *data, size_t len, char
 }
 
 #define TRASH_BATCH 16
+/* Spares kept at most: a move changes a few files, a re-render recycles
+ * its own replaced files. */
+#define SPARE_MAX 64
 
-/* Removes up to TRASH_BATCH replaced files, the last ones pushed (mu
- * held on entry and on return, released while removing). */
+/* Empties replaced file tmp into a spare if nobody reads it (a lease):
+ * truncated, it holds nothing of the configuration it was, and its inode
+ * is written again later instead of a new one.  true when it is one. */
+static bool
+to_spare(struct tftpw *w, const char *tmp)
+{
+	int fd = fs_tmpdir_reopen(&w->td, tmp);
+	bool ok;
+
+	if (fd == -1)
+		return false;
+	ok = ftruncate(fd, 0) == 0;
+	if (close(fd) != 0)
+		ok = false;
+	return ok;
+}
+
+/* Empties or removes up to TRASH_BATCH replaced files, the last ones
+ * pushed: with spares, the first into spares up to SPARE_MAX (mu held on
+ * entry and on return, released meanwhile). */
 static void
-empty_trash(struct tftpw *w)
+empty_trash(struct tftpw *w, bool spares)
 {
 	char v[TRASH_BATCH][TFTPW_NAME_MAX + 24];
-	size_t n = 0;
+	bool spare[TRASH_BATCH];
+	size_t n = 0, room = spares && w->spare.n < SPARE_MAX ? SPARE_MAX - w->spare.n : 0;
 
-	while (n < TRASH_BATCH && w->ntrash > 0)
-		trash_pop(w, v[n++], sizeof(v[0]));
+	while (n < TRASH_BATCH && w->trash.n > 0)
+		names_pop(&w->trash, v[n++], sizeof(v[0]));
 	pthread_mutex_unlock(&w->mu);
-	for (size_t i = 0; i < n; i++)
-		if (fs_tmpdir_unlink(&w->td, v[i]) != 0)
+	for (size_t i = 0; i < n; i++) {
+		spare[i] = i < room && to_spare(w, v[i]);
+		if (!spare[i] && fs_tmpdir_unlink(&w->td, v[i]) != 0)
 			log_warn("tftp: cannot remove a replaced file: %s", strerror(errno));
+	}
 	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < n; i++)
+		if (spare[i] && names_push(&w->spare, v[i]) != 0)
+			(void)fs_tmpdir_unlink(&w->td, v[i]);
 }
 
 static void
@@ -443,14 +507,14 @@ run_some(struct tftpw *w, enum tftpw_queue only)
 	return n;
 }
 
-/* Whether the writer thread should remove replaced files now (mu held):
+/* Whether the writer thread should empty replaced files now (mu held):
  * no job waits, and none ran for TRASH_IDLE_NS (or too many wait, or
  * stopping). */
 static bool
 trash_due(const struct tftpw *w, uint64_t now)
 {
-	return w->ntrash > 0 && !has_jobs(w) &&
-	       (w->stop || w->ntrash >= TRASH_HIGH || now - w->last_run >= TRASH_IDLE_NS);
+	return w->trash.n > 0 && !has_jobs(w) &&
+	       (w->stop || w->trash.n >= TRASH_HIGH || now - w->last_run >= TRASH_IDLE_NS);
 }
 
 /* Waits on work until deadline (monotonic ns; 0: none) or a signal. */
@@ -504,7 +568,7 @@ writer(void *arg)
 			/* look again after an urgent job's grace, or once idle */
 			if (u->n > 0)
 				deadline = u->v[u->head].at + URGENT_GRACE_NS;
-			else if (w->ntrash > 0 && !has_jobs(w))
+			else if (w->trash.n > 0 && !has_jobs(w))
 				deadline = w->last_run + TRASH_IDLE_NS;
 			wait_work(w, now, deadline);
 		}
@@ -516,8 +580,8 @@ writer(void *arg)
 			continue;
 		}
 		/* replaced files go when no job is due: a move waits for none */
-		if (w->ntrash > 0) {
-			empty_trash(w);
+		if (w->trash.n > 0) {
+			empty_trash(w, !w->stop); /* a stop leaves none */
 			pthread_mutex_unlock(&w->mu);
 			continue;
 		}
@@ -553,11 +617,13 @@ push(struct tftpw *w, enum tftpw_queue k, const struct job *j)
 	 * for it (tftpw_wait), the writer only if it is still there after
 	 * URGENT_GRACE_NS (writer_due): waking another thread to write costs
 	 * more than the job.  The writer is told of the first urgent job, to
-	 * keep time from it; while one waits, the writer's deadline is the
-	 * oldest's, which a later job does not move, so it is not woken
+	 * keep time from it, unless the queuing thread said it will run it
+	 * (tftpw_thread_waits); while one waits, the writer's deadline is
+	 * the oldest's, which a later job does not move, so it is not woken
 	 * again (a *30 move queues three jobs under the service lock, and a
-	 * thread woken there takes the CPU from the move's) */
-	if (k != TFTPW_URGENT || q->n == 1)
+	 * thread woken there takes the CPU from the move's; on a virtual
+	 * machine the wake-up alone took a tenth of a move's CPU) */
+	if (k != TFTPW_URGENT || (q->n == 1 && tl_waits.w != w))
 		pthread_cond_signal(&w->work);
 	return ++q->queued;
 }
@@ -656,6 +722,26 @@ tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket)
 }
 
 void
+tftpw_thread_waits(struct tftpw *w)
+{
+	tl_waits.w = w;
+}
+
+void
+tftpw_thread_done(struct tftpw *w)
+{
+	bool owed = tl_waits.w == w && tl_waits.owed;
+
+	tl_waits.w = NULL;
+	tl_waits.owed = false;
+	pthread_mutex_lock(&w->mu);
+	/* and of an urgent job still queued, which nobody may wait for */
+	if (owed || w->q[TFTPW_URGENT].n > 0)
+		pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void
 tftpw_wait_backlog(struct tftpw *w, enum tftpw_queue q, uint64_t max)
 {
 	uint64_t ticket = 0;
@@ -682,8 +768,8 @@ tftpw_drain(struct tftpw *w)
 	/* and the files those jobs replaced (they hold old passwords): by
 	 * this thread, now, not once the writer has been idle a while */
 	pthread_mutex_lock(&w->mu);
-	while (w->ntrash > 0)
-		empty_trash(w);
+	while (w->trash.n > 0)
+		empty_trash(w, false);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -791,9 +877,8 @@ tftpw_close(struct tftpw *w)
 		(void)tftpw_stop(w);
 	for (int k = 0; k < TFTPW_NQUEUES; k++)
 		free(w->q[k].v);
-	for (size_t at = 0; at < w->trash_len; at += strlen(w->trash + at) + 1)
-		(void)fs_tmpdir_unlink(&w->td, w->trash + at); /* never started */
-	free(w->trash);
+	names_unlink(w, &w->trash); /* if never started */
+	names_unlink(w, &w->spare);
 	fs_tmpdir_close(&w->td);
 	free(w->root);
 	free(w->chunk);

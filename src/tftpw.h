@@ -6,7 +6,10 @@
  * and queues the device here; the writer thread asks the publisher for the
  * device's files as they are when it gets to them (tftpw_ops.files), writes
  * each under a private temporary and exchanges it with the file in place
- * (fs_tmp_swap; the replaced file is removed when nothing is due).  Jobs
+ * (fs_tmp_swap).  When nothing is due, the writer empties the replaced
+ * file into a spare, written into by a later job instead of a new file
+ * (at most 64 kept; the others, those someone still reads, and all at a
+ * drain or a stop are removed).  Jobs
  * carry no content, so the order in which they run does not matter: whatever the
  * writer writes is the newest version, and a name whose owner is gone is
  * removed only if no device owns it when the writer gets to it.
@@ -101,6 +104,15 @@ uint64_t tftpw_queue_mark(struct tftpw *w, enum tftpw_queue q, uint64_t stamp);
 uint64_t tftpw_queue_remove(struct tftpw *w, enum tftpw_queue q, const char *name);
 /* Waits until the job of ticket on queue q ran. */
 void tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket);
+/*
+ * The calling thread will run (tftpw_wait) every urgent job it queues
+ * from now until tftpw_thread_done: those jobs wake no writer thread, and
+ * the writer hears of the files they replaced (which it removes when
+ * idle) only at tftpw_thread_done, after the thread's latency-bound work,
+ * and of any urgent job still queued then.
+ */
+void tftpw_thread_waits(struct tftpw *w);
+void tftpw_thread_done(struct tftpw *w);
 /* Waits until every job queued so far ran, then removes the files they
  * replaced (start-up: none is left when the daemon says it is ready). */
 void tftpw_drain(struct tftpw *w);

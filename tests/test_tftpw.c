@@ -4,7 +4,9 @@
  * content, so a device queued twice ends with its newest files whatever
  * ran when; a removal spares a name some device owns by then; urgent jobs
  * run before queued bulk ones; a stop writes what is queued; a thread
- * waiting for a job runs its idle work meanwhile.
+ * waiting for a job runs its idle work meanwhile; replaced files are
+ * emptied into spares (at most 64) that later files are written into; a
+ * thread that runs its own urgent jobs tells the writer what it left.
  */
 #include <criterion/criterion.h>
 
@@ -30,11 +32,12 @@ static struct fake {
 	bool owned[NDEV + 1];
 	hd_id order[4 * NDEV];    /* devices in the order the writer read them */
 	size_t norder;
+	int nfiles;               /* files per device: dev<i>.cfg, dev<i>.<k>.cfg (0: 1) */
 	bool hold;                /* the writer waits in files() while set */
 	bool held;                /* it is waiting */
 	pthread_cond_t cv;
 	int refs;                 /* references not released */
-} fk = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, { 0 }, { 0 }, 0, false, false,
+} fk = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, { 0 }, { 0 }, 0, 0, false, false,
          PTHREAD_COND_INITIALIZER, 0 };
 
 /* When the writer reads device urgent_on, it queues device urgent_dev as
@@ -58,13 +61,18 @@ fk_files(void *arg, hd_id dev, struct tftpw_file *f, unsigned long long *version
 		pthread_cond_wait(&fk.cv, &fk.mu);
 	}
 	if (dev >= 1 && dev <= NDEV && fk.owned[dev]) {
-		snprintf(f[0].name, sizeof(f[0].name), "dev%d.cfg", (int)dev);
-		f[0].data = strdup(fk.text[dev]);
-		f[0].len = strlen(fk.text[dev]);
-		f[0].ref = (void *)f[0].data;
-		fk.refs++;
+		n = fk.nfiles > 0 ? fk.nfiles : 1;
+		for (int k = 0; k < n; k++) {
+			if (k == 0)
+				snprintf(f[k].name, sizeof(f[k].name), "dev%d.cfg", (int)dev);
+			else
+				snprintf(f[k].name, sizeof(f[k].name), "dev%d.%d.cfg", (int)dev, k);
+			f[k].data = strdup(fk.text[dev]);
+			f[k].len = strlen(fk.text[dev]);
+			f[k].ref = (void *)f[k].data;
+			fk.refs++;
+		}
 		*version = 1;
-		n = 1;
 	}
 	pthread_mutex_unlock(&fk.mu);
 	return n;
@@ -112,6 +120,7 @@ setup(void)
 	memset(fk.text, 0, sizeof(fk.text));
 	memset(fk.owned, 0, sizeof(fk.owned));
 	fk.norder = 0;
+	fk.nfiles = 0;
 	fk.hold = fk.held = false;
 	fk.refs = 0;
 	pthread_mutex_unlock(&fk.mu);
@@ -134,22 +143,41 @@ slurp(const char *dir, const char *name, mode_t *mode)
 	return s ? s : strdup("");
 }
 
+/* The files in dir's temporaries directory: how many, how many hold
+ * data (*full, may be NULL), and the inodes of the empty ones (spares,
+ * up to max into ino). */
 static size_t
-temporaries(const char *dir)
+temporaries2(const char *dir, size_t *full, ino_t *ino, size_t max)
 {
 	char path[PATH_MAX];
 	struct dirent *e;
-	size_t n = 0;
+	size_t n = 0, nfull = 0, nino = 0;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, FS_TMPDIR);
 	if ((d = opendir(path)) == NULL)
 		return 0;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		n++;
+		if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || st.st_size > 0)
+			nfull++;
+		else if (nino < max)
+			ino[nino++] = st.st_ino;
+	}
 	closedir(d);
+	if (full != NULL)
+		*full = nfull;
 	return n;
+}
+
+static size_t
+temporaries(const char *dir)
+{
+	return temporaries2(dir, NULL, NULL, 0);
 }
 
 TestSuite(tftpw, .init = setup);
@@ -817,19 +845,117 @@ rewrite(struct tftpw *w, enum tftpw_queue q, int dev, int n)
 	}
 }
 
-Test(tftpw, replaced_files_are_removed_once_the_writer_is_idle)
+/* Without a stop, the writer empties the replaced files when nothing is
+ * due: they keep nothing of what they held, and at most 64 are kept as
+ * spares, the others removed (the polls only bound the test, they
+ * measure nothing). */
+Test(tftpw, replaced_files_are_emptied_into_spares_once_the_writer_is_idle)
 {
 	char *dir = tu_tmpdir(), err[256];
 	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
-	size_t left = 1;
+	size_t left = 1, n = 0;
+	uint64_t t = 0;
 
 	cr_assert_not_null(w, "%s", err);
 	rewrite(w, TFTPW_URGENT, 10, 40);
-	/* without a stop: the writer removes them when nothing is due (the
-	 * poll only bounds the test, it measures nothing) */
-	for (int i = 0; i < 1000 && (left = temporaries(dir)) > 0; i++)
+	for (int i = 0; i < 1000 && (n = temporaries2(dir, &left, NULL, 0), left > 0); i++)
 		usleep(10000);
-	cr_assert_eq(left, 0, "%zu replaced files left in %s", left, FS_TMPDIR);
+	cr_assert_eq(left, 0, "%zu replaced files still hold data in %s", left, FS_TMPDIR);
+	cr_assert_gt(n, 0, "no spare kept");
+	/* 32 devices of 3 files (a bulk chunk), then all again at once: up
+	 * to 96 replaced at once (fewer when the writer ran the first jobs
+	 * alone and went idle before the others: then again) */
+	fk.nfiles = 3;
+	for (int dev = 21; dev <= 52; dev++)
+		rewrite(w, TFTPW_BULK, dev, 1);
+	for (int round = 0; round < 10 && n < 64; round++) {
+		for (int dev = 21; dev <= 52; dev++)
+			t = tftpw_queue_dev(w, TFTPW_BULK, dev, 0);
+		tftpw_wait(w, TFTPW_BULK, t);
+		for (int i = 0; i < 1000 && (n = temporaries2(dir, &left, NULL, 0), left > 0); i++)
+			usleep(10000);
+		cr_assert_eq(left, 0, "%zu replaced files still hold data in %s", left,
+		             FS_TMPDIR);
+		cr_assert_leq(n, 64, "%zu spares kept, over 64", n);
+	}
+	cr_assert_eq(n, 64, "%zu spares kept, not 64", n);
+	tftpw_close(w);
+	cr_assert_eq(temporaries(dir), 0, "spares left after the writer closed");
+	tu_rmtree(dir);
+}
+
+/* A thread that says it runs its urgent jobs wakes no writer thread for
+ * them; once it is done, the writer hears of what it left: an urgent job
+ * it did not wait for is written, and the file its own job replaced is
+ * emptied (the polls only bound the test). */
+Test(tftpw, a_thread_that_runs_its_jobs_tells_the_writer_what_it_left_when_done)
+{
+	char *dir = tu_tmpdir(), err[256], *s = NULL;
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	size_t n = 0, full = 1;
+	mode_t mode;
+
+	cr_assert_not_null(w, "%s", err);
+	fk_set(30, "first\n");
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 30, 0));
+	usleep(50000); /* the writer is idle, waiting for nothing */
+	tftpw_thread_waits(w);
+	fk_set(30, "second\n");
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 30, 0));
+	tftpw_thread_done(w);
+	for (int i = 0; i < 1000 && (n = temporaries2(dir, &full, NULL, 0), full > 0); i++)
+		usleep(10000);
+	cr_assert(full == 0 && n == 1, "%zu temporaries, %zu holding data", n, full);
+
+	usleep(50000);
+	tftpw_thread_waits(w);
+	fk_set(31, "not waited for\n");
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 31, 0);
+	tftpw_thread_done(w);
+	for (int i = 0; i < 1000; i++) {
+		free(s);
+		s = slurp(dir, "dev31.cfg", &mode);
+		if (s[0] != '\0')
+			break;
+		usleep(10000);
+	}
+	cr_assert_str_eq(s, "not waited for\n");
+	free(s);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+/* A file written once the writer keeps spares goes into a spare's inode,
+ * whole and 0644, and that spare is gone from the temporaries. */
+Test(tftpw, a_file_is_written_into_a_spare)
+{
+	char *dir = tu_tmpdir(), err[256], path[PATH_MAX], *s;
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	ino_t spares[64];
+	size_t n = 0, left = 1, after;
+	struct stat st;
+	mode_t mode;
+	bool reused = false;
+
+	cr_assert_not_null(w, "%s", err);
+	rewrite(w, TFTPW_URGENT, 20, 5);
+	for (int i = 0; i < 1000 && (n = temporaries2(dir, &left, spares, 64), left > 0); i++)
+		usleep(10000);
+	/* each write went into the file the one before replaced: one left */
+	cr_assert(left == 0 && n == 1, "%zu temporaries, %zu holding data", n, left);
+	fk_set(21, "a new device\n");
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 21, 0));
+	s = slurp(dir, "dev21.cfg", &mode);
+	cr_assert_str_eq(s, "a new device\n");
+	cr_assert_eq(mode, 0644);
+	free(s);
+	snprintf(path, sizeof(path), "%s/dev21.cfg", dir);
+	cr_assert_eq(stat(path, &st), 0);
+	for (size_t i = 0; i < n; i++)
+		reused = reused || spares[i] == st.st_ino;
+	cr_assert(reused, "a new inode, though %zu spares waited", n);
+	after = temporaries(dir);
+	cr_assert_eq(after, n - 1, "%zu temporaries after, %zu before", after, n);
 	tftpw_close(w);
 	tu_rmtree(dir);
 }
