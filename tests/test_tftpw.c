@@ -576,8 +576,9 @@ Test(tftpw, replaced_files_are_exchanged_and_removed_by_the_stop)
 /* A file written again goes into the inode of a file replaced before
  * (no new inode per write on a disk, whose allocator is slow to find one
  * after many removals); one a reader still has open never is (above).
- * Writes a few hundred microseconds apart: the replaced files are removed
- * only once the writer has been idle 5 ms, so most find one waiting. */
+ * Writes a few hundred microseconds apart: the replaced files are emptied
+ * (or removed) only once the writer has been idle 5 ms, so most find one
+ * waiting. */
 Test(tftpw, files_are_written_into_the_inodes_of_replaced_ones)
 {
 	char *dir = tu_tmpdir(), err[256], path[PATH_MAX];
