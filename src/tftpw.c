@@ -142,7 +142,8 @@ names_push(struct names *s, const char *name)
 	return 0;
 }
 
-/* Removes the temporaries named in s and frees it (no thread left). */
+/* Removes the temporaries named in s and empties it (no other thread
+ * left). */
 static void
 names_unlink(struct tftpw *w, struct names *s)
 {
@@ -855,6 +856,7 @@ tftpw_stop(struct tftpw *w)
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
 	w->started = false;
+	names_unlink(w, &w->spare); /* the root is left as a start leaves it */
 	if (atomic_load(&w->failed)) {
 		log_warn("tftp: some writes failed: the next start checks every file");
 		return false;

@@ -8,8 +8,9 @@
  * each under a private temporary and exchanges it with the file in place
  * (fs_tmp_swap).  When nothing is due, the writer empties the replaced
  * file into a spare, written into by a later job instead of a new file
- * (at most 64 kept; the others, those someone still reads, and all at a
- * drain or a stop are removed).  Jobs
+ * (at most 64 kept; the others and those someone still reads are
+ * removed, and a drain removes the replaced files, a stop the spares
+ * too).  Jobs
  * carry no content, so the order in which they run does not matter: whatever the
  * writer writes is the newest version, and a name whose owner is gone is
  * removed only if no device owns it when the writer gets to it.
