@@ -215,7 +215,14 @@ gen_db() {
 # io_avg10 -- the share of the last 10 s in which some task waited for
 # the disk (/proc/pressure/io), "?" where the kernel does not tell
 io_avg10() {
-	sed -n 's/^some avg10=\([0-9.]*\).*/\1 %/p' /proc/pressure/io 2>/dev/null | grep . || echo "?"
+	_v=$(io_some10)
+	[ -n "$_v" ] && echo "$_v %" || echo "?"
+}
+
+# io_some10 -- io_avg10's number alone (nothing where the kernel does not
+# tell)
+io_some10() {
+	sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/io 2>/dev/null || true
 }
 
 # io_settle SECONDS -- waits, at most SECONDS, until tasks waited for the
@@ -224,7 +231,7 @@ io_avg10() {
 io_settle() {
 	_waited=0
 	while [ "$_waited" -lt "$1" ]; do
-		_v=$(sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/io 2>/dev/null)
+		_v=$(io_some10)
 		[ -n "$_v" ] || break
 		awk -v v="$_v" 'BEGIN { exit !(v < 1.0) }' && break
 		sleep 1

@@ -518,7 +518,6 @@ static void
 recorded_once(struct fx *f, int fd, struct ids *ids)
 {
 	size_t known = ids->n;
-
 	struct row_q q;
 
 	for (int i = 0;; i++) { /* 30 s */
