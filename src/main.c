@@ -364,15 +364,16 @@ reload(struct daemon *d)
 
 /* The service's change hook: re-render and publish the changed devices,
  * then owe a NOTIFY to those whose files changed (with
- * SVC_CHANGE_NOTIFY_ALL: to every one of them). */
-static void
+ * SVC_CHANGE_NOTIFY_ALL: to every one of them; with SVC_CHANGE_OUTBOX the
+ * outbox rows are written here). */
+static int
 on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs, size_t n,
           const char *why, unsigned flags)
 {
 	struct daemon *d = arg;
 	struct hd_idset changed = { 0 };
 	uint64_t t0 = metrics_now_ns();
-	int rc = pub_update(d->pub, w, st, devs, n, &changed);
+	int rc = pub_update(d->pub, w, st, devs, n, &changed), out = 0;
 
 	for (size_t i = 0; rc == 0 && (flags & SVC_CHANGE_NOTIFY_ALL) && i < n; i++)
 		rc = hd_idset_add(&changed, devs[i]);
@@ -383,8 +384,11 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 	/* the files are published: now the NOTIFYs (the engine is woken
 	 * once the service lock is released: on_unlocked) */
 	if (d->resync != NULL)
-		resync_note(d->resync, w, st, devs, n, &changed, why, flags);
+		out = resync_note(d->resync, w, st, devs, n, &changed, why, flags);
+	else if (flags & SVC_CHANGE_OUTBOX)
+		out = store_resync_enqueue_n(st, devs, n, (long long)time(NULL));
 	hd_idset_free(&changed);
+	return out;
 }
 
 /* The service's unlock hook: a locked part handed changes to on_change;

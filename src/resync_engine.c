@@ -997,6 +997,7 @@ struct batch {
 	long long now;
 	size_t ir, ifq;     /* the next of each to record */
 	uint64_t until;     /* the slice in progress ends (metrics_now_ns) */
+	int open;           /* a row is open (store_resync_any_open), -1 not known */
 };
 
 static int
@@ -1044,6 +1045,13 @@ apply_fetch(struct batch *b, const struct world *w, struct store *st, const stru
 		log_warn("resync: fetch of %s not recorded: %s", d->mac, store_errmsg(st));
 		return -1;
 	}
+	/* only an open row is confirmed, and a fetch opens none: at a boot
+	 * storm with none open, no lookup per fetch (results, which may
+	 * open one, come first in a slice) */
+	if (b->open < 0 && (b->open = store_resync_any_open(st)) < 0)
+		return -1;
+	if (b->open == 0)
+		return 0;
 	if ((rc = store_resync_get(st, d->id, &row)) < 0)
 		return -1;
 	if (rc != 1 || !resync_confirm_fetch(&row, fe->version))
@@ -1075,6 +1083,7 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 
 	(void)chg;
 	b->until = metrics_now_ns() + SLICE_NS;
+	b->open = -1;
 	while (batch_left(b)) {
 		int rc = b->ir < b->nres ? apply_result(b, w, st, &b->res[b->ir++])
 		                         : apply_fetch(b, w, st, &b->fq[b->ifq++]);
@@ -1353,19 +1362,29 @@ idset_has(const struct hd_idset *s, hd_id id)
 	return s != NULL && hd_idset_has(s, id);
 }
 
-/* Device d of a change (in its transaction): its outbox row waits for
- * the version published.  true when its first NOTIFY was staged. */
-static bool
-note_one(struct resync *r, const struct world *w, struct store *st, const struct hd_dev *d,
-         bool unchanged_ok, const struct stage *sg)
+/* Device dev of a change (in its transaction; d: it in the world, or
+ * NULL): its outbox row waits for the version published.  outbox: the row
+ * is written here (SVC_CHANGE_OUTBOX: once, with its version), else the
+ * change wrote it.  0, or -1 when outbox and the store failed; *staged:
+ * its first NOTIFY was staged. */
+static int
+note_one(struct resync *r, const struct world *w, struct store *st, hd_id dev,
+         const struct hd_dev *d, bool outbox, bool unchanged_ok, const struct stage *sg,
+         bool *staged)
 {
 	struct store_resync row;
 	struct pub_fetch f;
+	int found = store_resync_get(st, dev, &row);
 
-	if (store_resync_get(st, d->id, &row) != 1)
-		return false;
-	if (!resync_state_is(&row, "pending") || row.version != 0)
-		return false;
+	*staged = false;
+	if (found < 0)
+		return outbox ? -1 : 0;
+	if (outbox)
+		store_resync_owe(&row, found == 1, dev, sg->now, sg->now);
+	else if (found == 0 || !resync_state_is(&row, "pending") || row.version != 0)
+		return 0;
+	if (d == NULL)
+		return outbox ? put_row(st, &row) : 0;
 	row.version = pub_version(r->pub, d->id);
 	if (row.next_at > sg->now)
 		row.next_at = sg->now; /* held until its files were published */
@@ -1376,17 +1395,22 @@ note_one(struct resync *r, const struct world *w, struct store *st, const struct
 		(void)snprintf(row.last_result, sizeof(row.last_result), "unchanged");
 		row.next_at = 0;
 	}
-	if (put_row(st, &row) != 0 || resync_state_is(&row, "synced"))
-		return false;
+	if (put_row(st, &row) != 0)
+		return outbox ? -1 : 0;
+	if (resync_state_is(&row, "synced"))
+		return 0;
 	await_fetch(r, d->id);
-	return sg->small && stage_first(r, w, st, sg, d, &row);
+	*staged = sg->small && stage_first(r, w, st, sg, d, &row);
+	return 0;
 }
 
-void
+int
 resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
             size_t n, const struct hd_idset *changed, const char *why, unsigned flags)
 {
 	bool forced = why != NULL && strcmp(why, "resync") == 0;
+	bool outbox = (flags & SVC_CHANGE_OUTBOX) != 0;
+	int rc = 0;
 	struct stage sg = { .now = (long long)time(NULL),
 	                    .small = n <= URGENT_MAX && !(flags & SVC_CHANGE_BULK) };
 	hd_id left[URGENT_MAX]; /* the devices of a small change not staged */
@@ -1399,11 +1423,15 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
 	}
 	/* in the service's transaction; without a store (st NULL) the rows
 	 * stay version 0: the engine fills them */
-	for (size_t i = 0; i < n; i++) {
+	if (outbox && st == NULL)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const struct hd_dev *d = st != NULL ? world_dev(w, devs[i]) : NULL;
-		bool staged = d != NULL &&
-		              note_one(r, w, st, d, !forced && !idset_has(changed, d->id), &sg);
+		bool staged = false;
 
+		if (st != NULL && (d != NULL || outbox))
+			rc = note_one(r, w, st, devs[i], d, outbox,
+			              !forced && d != NULL && !idset_has(changed, d->id), &sg, &staged);
 		if (sg.small && !staged)
 			left[nleft++] = devs[i];
 	}
@@ -1415,6 +1443,7 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
 	if (r->move_stamp == 0)
 		r->move_stamp = metrics_move_stamp(); /* 0 unless a *30 on this thread */
 	pthread_mutex_unlock(&r->mu);
+	return rc;
 }
 
 void

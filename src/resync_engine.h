@@ -61,9 +61,12 @@ void resync_reconfigure(struct resync *r, const struct hd_config *cfg);
  * confirm, settles rows whose content did not change and that the phone
  * already has (not when why is "resync": an administrator asked).
  * changed: the devices whose content changed; flags: the change's
- * SVC_CHANGE_* (SVC_CHANGE_BULK: its NOTIFYs are paced, docs/RESYNC.md).
+ * SVC_CHANGE_* (SVC_CHANGE_BULK: its NOTIFYs are paced, docs/RESYNC.md;
+ * SVC_CHANGE_OUTBOX: it writes each device's outbox row, once, with the
+ * version).  0, or -1 when SVC_CHANGE_OUTBOX and a row could not be
+ * written (the change then rolls back).
  */
-void resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
+int resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
                  size_t n, const struct hd_idset *changed, const char *why, unsigned flags);
 /* Wakes the thread to act on what was noted: once the service lock is
  * released (woken under it, the thread would wait for the lock, or take

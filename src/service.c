@@ -318,7 +318,7 @@ handoff_body(struct store *st, void *arg)
 	if (h->after != NULL && h->after(s->w, st, h->arg) != 0)
 		return 0;
 	if (s->hook != NULL && h->n > 0) {
-		s->hook(s->hook_arg, s->w, st, h->v, h->n, h->why, h->flags);
+		(void)s->hook(s->hook_arg, s->w, st, h->v, h->n, h->why, h->flags);
 		tl_unlock_owed = true;
 	}
 	return 0;
@@ -401,21 +401,14 @@ check_invariants(struct svc *s, const char *after)
  * crash after the commit still owes it a NOTIFY.
  */
 static int
-outbox_one(struct svc *s, hd_id dev, long long now)
-{
-	return store_resync_enqueue(s->st, dev, now) == 0 ? 0 : -1;
-}
-
-static int
-outbox_add(struct svc *s, const struct hd_idset *changed, const hd_id *extra, size_t nextra)
+outbox_add(struct svc *s, const hd_id *changed, size_t n, const hd_id *extra, size_t nextra)
 {
 	long long now = now_s();
 
-	for (size_t i = 0; i < changed->n; i++)
-		if (outbox_one(s, changed->v[i], now) != 0)
-			return -1;
+	if (store_resync_enqueue_n(s->st, changed, n, now) != 0)
+		return -1;
 	for (size_t i = 0; i < nextra; i++)
-		if (world_dev(s->w, extra[i]) != NULL && outbox_one(s, extra[i], now) != 0)
+		if (world_dev(s->w, extra[i]) != NULL && store_resync_enqueue(s->st, extra[i], now) != 0)
 			return -1;
 	return 0;
 }
@@ -452,6 +445,7 @@ commit_body(struct svc *s, void *arg)
 {
 	struct commit *c = arg;
 	const struct virt_plan *p = c->p;
+	bool hook;
 
 	if (c->pre != NULL && c->pre(s, c->arg) != 0)
 		return -1;
@@ -480,17 +474,21 @@ commit_body(struct svc *s, void *arg)
 		log_warn("change refused (%s): %s", c->cause, s->check_err);
 		return SVC_COMMIT_RENDER;
 	}
-	/* the outbox before post: a deleted device's row goes with it */
-	if (outbox_add(s, &c->changed, c->extra, c->nextra) != 0 ||
+	/* the outbox before post: a deleted device's row goes with it (a
+	 * move has no post: its hook writes the changed devices' rows) */
+	hook = c->fold && s->hook != NULL && c->changed.n > 0;
+	if (outbox_add(s, c->changed.v, hook ? 0 : c->changed.n, c->extra, c->nextra) != 0 ||
 	    (s->o.move_outbox && outbox_moves(s, &c->moved, c->cause) != 0) ||
 	    (c->post != NULL && c->post(s, c->arg) != 0))
 		return -1;
-	if (c->fold && s->hook != NULL && c->changed.n > 0) {
+	if (hook) {
 		/* what the hook records (versions, the manifest, resync rows)
 		 * commits with the change: one transaction per move */
 		c->hooked = true;
 		tl_unlock_owed = true;
-		s->hook(s->hook_arg, s->w, s->st, c->changed.v, c->changed.n, c->cause, 0);
+		if (s->hook(s->hook_arg, s->w, s->st, c->changed.v, c->changed.n, c->cause,
+		            SVC_CHANGE_OUTBOX) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -1808,14 +1806,14 @@ put_tx_run(struct svc *s, void *arg)
 	if (t->kind == 'E') {
 		const struct hd_ext *e = world_ext(s->w, t->del_id);
 
-		if (e != NULL && e->home_dev != 0 && outbox_one(s, e->home_dev, now_s()) != 0)
+		if (e != NULL && e->home_dev != 0 && store_resync_enqueue(s->st, e->home_dev, now_s()) != 0)
 			return -1;
 	} else if (t->kind == 'o' && ((struct hd_org *)t->obj)->id != 0 && !t->created) {
 		struct devlist l = { ((struct hd_org *)t->obj)->id, NULL, 0, 0, NULL };
 
 		rc = world_each_dev(s->w, devlist_add, &l) ? -1 : 0;
-		for (size_t i = 0; rc == 0 && i < l.n; i++)
-			rc = outbox_one(s, l.v[i], now_s());
+		if (rc == 0)
+			rc = store_resync_enqueue_n(s->st, l.v, l.n, now_s());
 		free(l.v);
 		if (rc != 0)
 			return -1;
@@ -2207,11 +2205,9 @@ static int
 resync_body(struct svc *s, void *arg)
 {
 	struct devlist *l = arg;
-	long long now = now_s();
 
-	for (size_t i = 0; i < l->n; i++)
-		if (outbox_one(s, l->v[i], now) != 0)
-			return -1;
+	if (store_resync_enqueue_n(s->st, l->v, l->n, now_s()) != 0)
+		return -1;
 	return event(s, "resync.requested", l->org, NULL, l->mac,
 	             json_pack("{s:I}", "devices", (json_int_t)l->n));
 }
@@ -2685,7 +2681,7 @@ imp_apply(struct imp *m, struct virt_plan *plan, struct hd_idset *changed)
 	     s->check(s->check_arg, s->w, m->touched.v, m->touched.n, s->check_err,
 	              sizeof(s->check_err)) != 0))
 		return bad(m->r, SVC_CONFLICT, "csv", "refused, nothing changed: %s", s->check_err);
-	if (outbox_add(s, changed, m->touched.v, m->touched.n) != 0 ||
+	if (outbox_add(s, changed->v, changed->n, m->touched.v, m->touched.n) != 0 ||
 	    (s->o.move_outbox && outbox_moves(s, &moved, "import") != 0) ||
 	    event(s, "import.applied", m->org, NULL, NULL,
 	          json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",

@@ -61,6 +61,12 @@ struct svc;
  * NOTIFYs are paced however few devices the step has. */
 #define SVC_CHANGE_BULK 2u
 
+/* The hook writes the outbox rows of devs itself (what the service writes
+ * for any other change: store_resync_enqueue of each), in the change's
+ * transaction, so that each row is written once; -1 when it could not:
+ * the change is rolled back.  A move's (svc_commit_move). */
+#define SVC_CHANGE_OUTBOX 4u
+
 /*
  * Devices changed by an operation.  Called with the service lock held and
  * the world consistent; must not call back into svc_*.  `why` is a short
@@ -71,11 +77,13 @@ struct svc;
  * again with the devices as the undone move left them, to publish them
  * again), or else one of its own after the change committed; st is NULL
  * when that one could not begin: the hook then publishes without
- * recording anything.
+ * recording anything.  Returns 0, or -1 when it failed to write what
+ * SVC_CHANGE_OUTBOX asks (else its result is not looked at: what it
+ * records is redone at the next start, or by the resync engine).
  */
-typedef void (*svc_change_hook)(void *arg, const struct world *w, struct store *st,
-                                 const hd_id *devs, size_t n, const char *why,
-                                 unsigned flags);
+typedef int (*svc_change_hook)(void *arg, const struct world *w, struct store *st,
+                                const hd_id *devs, size_t n, const char *why,
+                                unsigned flags);
 
 /*
  * Renders, without publishing, what devs (ids of w) would get; called with

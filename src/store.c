@@ -116,6 +116,7 @@ enum stmt_id {
 	ST_RESYNC_ALL,
 	ST_RESYNC_DUE,
 	ST_RESYNC_COUNTS,
+	ST_RESYNC_OPEN,
 	ST_TMPL_NEXT,
 	ST_TMPL_DEACT,
 	ST_TMPL_ADD,
@@ -154,8 +155,11 @@ enum stmt_id {
 #define DEV_COLS "mac, org_id, profile, model, home_ext_id, parking_user, " \
                  "parking_password, static_contact, prov_password"
 
-/* Resync rows by state (on the resync_due index): on either connection */
-#define SQL_RESYNC_COUNTS "SELECT state, COUNT(*) FROM resync GROUP BY state"
+/* Resync rows by state: the open ones on the resync_due index (which
+ * holds no synced row: sql/019_resync_open.sql), then every row ("all",
+ * the synced ones being what is left); on either connection */
+#define SQL_RESYNC_COUNTS "SELECT state, COUNT(*) FROM resync WHERE state <> 'synced' " \
+                          "GROUP BY state UNION ALL SELECT 'all', COUNT(*) FROM resync"
 
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -285,9 +289,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RESYNC_ALL] = "SELECT device_id, state, version, attempts, next_at, last_result, "
 	                  "last_at, created_at FROM resync ORDER BY device_id",
 	[ST_RESYNC_DUE] = "SELECT device_id, state, version, attempts, next_at, last_result, "
-	                  "last_at, created_at FROM resync WHERE state IN ('pending', 'notified') "
-	                  "AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+	                  "last_at, created_at FROM resync WHERE state <> 'synced' "
+	                  "AND state IN ('pending', 'notified') AND next_at <= ?1 "
+	                  "ORDER BY next_at LIMIT ?2",
 	[ST_RESYNC_COUNTS] = SQL_RESYNC_COUNTS,
+	[ST_RESYNC_OPEN] = "SELECT 1 FROM resync WHERE state <> 'synced' LIMIT 1",
 	[ST_TMPL_NEXT] = "SELECT COALESCE(MAX(version), 0) + 1 FROM templates "
 	                 "WHERE profile = ?1 AND name = ?2",
 	[ST_TMPL_DEACT] = "UPDATE templates SET active = 0 WHERE profile = ?1 AND name = ?2",
@@ -2310,6 +2316,18 @@ store_resync_enqueue(struct store *s, hd_id dev, long long now)
 	return store_resync_enqueue_at(s, dev, now, now);
 }
 
+void
+store_resync_owe(struct store_resync *r, bool found, hd_id dev, long long now, long long due_at)
+{
+	if (!found)
+		r->created_at = now;
+	r->dev = dev;
+	snprintf(r->state, sizeof(r->state), "pending");
+	r->version = 0; /* the resync engine fills the version it must confirm */
+	r->attempts = 0;
+	r->next_at = due_at;
+}
+
 int
 store_resync_enqueue_at(struct store *s, hd_id dev, long long now, long long due_at)
 {
@@ -2318,14 +2336,17 @@ store_resync_enqueue_at(struct store *s, hd_id dev, long long now, long long due
 
 	if (rc < 0)
 		return rc;
-	if (rc == 0)
-		r.created_at = now;
-	r.dev = dev;
-	snprintf(r.state, sizeof(r.state), "pending");
-	r.version = 0; /* the resync engine fills the version it must confirm */
-	r.attempts = 0;
-	r.next_at = due_at;
+	store_resync_owe(&r, rc == 1, dev, now, due_at);
 	return store_resync_put(s, &r);
+}
+
+int
+store_resync_enqueue_n(struct store *s, const hd_id *devs, size_t n, long long now)
+{
+	for (size_t i = 0; i < n; i++)
+		if (store_resync_enqueue(s, devs[i], now) != 0)
+			return -1;
+	return 0;
 }
 
 int
@@ -2377,30 +2398,53 @@ store_resync_each(struct store *s, store_resync_cb cb, void *arg)
 	return resync_walk(s, s->st[ST_RESYNC_ALL], SQLITE_OK, cb, arg);
 }
 
-/* Adds a row of SQL_RESYNC_COUNTS (state, count) to counts. */
+/* Adds a row of SQL_RESYNC_COUNTS (state, count) to counts, or to *all
+ * (every row); resync_count_end then counts the synced ones. */
 static void
-resync_count_row(sqlite3_stmt *st, size_t counts[STORE_RESYNC_STATES])
+resync_count_row(sqlite3_stmt *st, size_t counts[STORE_RESYNC_STATES], size_t *all)
 {
 	static const char *const names[STORE_RESYNC_STATES] = { "pending", "notified", "synced",
 		                                                 "stale" };
 	const char *state = (const char *)sqlite3_column_text(st, 0);
 
+	if (state != NULL && strcmp(state, "all") == 0)
+		*all = (size_t)sqlite3_column_int64(st, 1);
 	for (int i = 0; state != NULL && i < STORE_RESYNC_STATES; i++)
 		if (strcmp(state, names[i]) == 0)
 			counts[i] = (size_t)sqlite3_column_int64(st, 1);
+}
+
+static void
+resync_count_end(size_t counts[STORE_RESYNC_STATES], size_t all)
+{
+	size_t open = counts[0] + counts[1] + counts[3];
+
+	counts[2] = all > open ? all - open : 0;
 }
 
 int
 store_resync_counts(struct store *s, size_t counts[STORE_RESYNC_STATES])
 {
 	sqlite3_stmt *st = s->st[ST_RESYNC_COUNTS];
+	size_t all = 0;
 	int rc;
 
 	memset(counts, 0, STORE_RESYNC_STATES * sizeof(*counts));
 	while ((rc = step(s, st)) == SQLITE_ROW)
-		resync_count_row(st, counts);
+		resync_count_row(st, counts, &all);
 	done(st);
+	resync_count_end(counts, all);
 	return rc == SQLITE_DONE ? 0 : fail(s, rc);
+}
+
+int
+store_resync_any_open(struct store *s)
+{
+	sqlite3_stmt *st = s->st[ST_RESYNC_OPEN];
+	int rc = step(s, st);
+
+	done(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(s, rc);
 }
 
 int
@@ -2797,14 +2841,16 @@ int
 store_ckpt_resync_counts(struct store_ckpt *c, size_t counts[STORE_RESYNC_STATES])
 {
 	sqlite3_stmt *st;
+	size_t all = 0;
 	int rc;
 
 	memset(counts, 0, STORE_RESYNC_STATES * sizeof(*counts));
 	if (sqlite3_prepare_v2(c->db, SQL_RESYNC_COUNTS, -1, &st, NULL) != SQLITE_OK)
 		return STORE_ERR;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		resync_count_row(st, counts);
+		resync_count_row(st, counts, &all);
 	sqlite3_finalize(st);
+	resync_count_end(counts, all);
 	return rc == SQLITE_DONE ? 0 : STORE_ERR;
 }
 

@@ -409,6 +409,13 @@ int store_resync_enqueue(struct store *s, hd_id dev, long long now);
  * files are published (a template save re-renders in steps); the resync
  * engine makes it due when it fills the version, start-up at once. */
 int store_resync_enqueue_at(struct store *s, hd_id dev, long long now, long long due_at);
+/* store_resync_enqueue of each of devs[0..n-1]: 0 or -1. */
+int store_resync_enqueue_n(struct store *s, const hd_id *devs, size_t n, long long now);
+/* The row store_resync_enqueue_at writes, made of r as store_resync_get
+ * left it (found: it returned 1), for a writer that changes it further
+ * before it writes it once. */
+void store_resync_owe(struct store_resync *r, bool found, hd_id dev, long long now,
+                      long long due_at);
 /* 1 found, 0 absent, -1. */
 int store_resync_get(struct store *s, hd_id dev, struct store_resync *out);
 typedef int (*store_resync_cb)(const struct store_resync *r, void *arg);
@@ -422,6 +429,9 @@ int store_resync_each(struct store *s, store_resync_cb cb, void *arg);
 #define STORE_RESYNC_STATES 4
 int store_resync_counts(struct store *s, size_t counts[STORE_RESYNC_STATES]);
 int store_ckpt_resync_counts(struct store_ckpt *c, size_t counts[STORE_RESYNC_STATES]);
+/* 1 when a row is not synced (pending, notified or stale: one index
+ * probe), 0 when none is, -1. */
+int store_resync_any_open(struct store *s);
 /* Rows in state pending or notified with next_at <= now, soonest first. */
 int store_resync_due(struct store *s, long long now, int limit, store_resync_cb cb, void *arg);
 

@@ -56,20 +56,24 @@ struct fx {
 	long armed;       /* the k of the fault armed now, 0 = none */
 };
 
-static inline void
+static inline int
 fx_on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs, size_t n,
              const char *why, unsigned flags)
 {
 	struct fx *f = arg;
 	struct hd_idset changed = { 0 };
+	int rc = 0;
 
 	f->hook_calls++;
 	(void)pub_update(f->pub, w, st, devs, n, &changed);
 	for (size_t i = 0; (flags & SVC_CHANGE_NOTIFY_ALL) && i < n; i++)
 		cr_assert_eq(hd_idset_add(&changed, devs[i]), 0);
 	if (f->rs != NULL)
-		resync_note(f->rs, w, st, devs, n, &changed, why, flags);
+		rc = resync_note(f->rs, w, st, devs, n, &changed, why, flags);
+	else if (flags & SVC_CHANGE_OUTBOX)
+		rc = store_resync_enqueue_n(st, devs, n, 1000);
 	hd_idset_free(&changed);
+	return rc;
 }
 
 /* The engine is woken once the lock is released, as the daemon does
@@ -718,6 +722,78 @@ fx_check(struct fx *f, const char *label, const char *names)
 		f->extra(f, label);
 }
 
+struct fx_rows {
+	struct store_resync *v;
+	size_t n;
+};
+
+/* The resync outbox as text: "dev state\n" per row (the devices owed a
+ * NOTIFY), malloc'd; "" with the engine (fx_outbox_synced). */
+static inline int
+fx_outbox_row(const struct store_resync *r, void *arg)
+{
+	fprintf(arg, "%lld %s\n", (long long)r->dev, r->state);
+	return 0;
+}
+
+static inline int
+fx_outbox_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	return store_resync_each(st, fx_outbox_row, arg);
+}
+
+static inline int
+fx_keep_row(const struct store_resync *r, void *arg)
+{
+	struct fx_rows *rows = arg;
+
+	rows->v = realloc(rows->v, (rows->n + 1) * sizeof(*rows->v));
+	cr_assert_not_null(rows->v);
+	rows->v[rows->n++] = *r;
+	return 0;
+}
+
+static inline int
+fx_synced_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct fx_rows rows = { 0 };
+
+	(void)w, (void)arg;
+	cr_assert_eq(store_resync_each(st, fx_keep_row, &rows), 0);
+	for (size_t i = 0; i < rows.n; i++) {
+		resync_set_state(&rows.v[i], "synced");
+		cr_assert_eq(store_resync_put(st, &rows.v[i]), 0);
+	}
+	free(rows.v);
+	return 0;
+}
+
+/* Every phone has what it is owed: no NOTIFY is owed before the
+ * operation under test (so that the rows it writes show).  Not with the
+ * engine (f->rs): its tests prepare rows of their own, and it changes
+ * them as it goes (they check them with f->extra). */
+static inline void
+fx_outbox_synced(struct fx *f)
+{
+	if (f->rs == NULL)
+		cr_assert_eq(svc_locked(f->svc, fx_synced_locked, NULL), 0);
+}
+
+static inline char *
+fx_outbox(struct fx *f)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&out, &len);
+
+	cr_assert_not_null(m);
+	if (f->rs == NULL)
+		cr_assert_eq(svc_locked(f->svc, fx_outbox_locked, m), 0);
+	fclose(m);
+	return out;
+}
+
 /* ---- faults ---------------------------------------------------------------- */
 
 static inline int
@@ -772,18 +848,21 @@ static inline long
 fx_faults_world(const char *what, fx_op prep, fx_op op, void *arg, bool changes_world)
 {
 	struct fx *f = fx_new();
-	char *pre, *post, *names, label[128];
+	char *pre, *post, *names, *out_pre, *out_post, label[128];
 	int rc;
 	long k, steps;
 
 	if (prep != NULL)
 		cr_assert_eq(prep(f, arg), SVC_OK, "%s: preparing", what);
+	fx_outbox_synced(f);
 	pre = fx_world(f);
+	out_pre = fx_outbox(f);
 	names = fx_file_names(f);
 	fx_arm(f, LONG_MAX); /* counts, never fires */
 	cr_assert_eq(op(f, arg), SVC_OK, "%s without a fault", what);
 	steps = fx_disarm(f);
 	post = fx_world(f);
+	out_post = fx_outbox(f);
 	if (changes_world)
 		cr_assert_str_neq(pre, post, "%s changed nothing", what);
 	else
@@ -792,12 +871,13 @@ fx_faults_world(const char *what, fx_op prep, fx_op op, void *arg, bool changes_
 	fx_check(f, label, names);
 	fx_free(f);
 	for (k = 1;; k++) {
-		char *now;
+		char *now, *out;
 		long n;
 
 		f = fx_new();
 		if (prep != NULL)
 			cr_assert_eq(prep(f, arg), SVC_OK, "%s: preparing", what);
+		fx_outbox_synced(f);
 		fx_arm(f, k);
 		rc = op(f, arg);
 		n = fx_disarm(f);
@@ -807,13 +887,20 @@ fx_faults_world(const char *what, fx_op prep, fx_op op, void *arg, bool changes_
 		/* a failing store is a database error, never another answer */
 		cr_assert(rc == SVC_OK || rc == SVC_INTERNAL, "%s: not SVC_OK nor SVC_INTERNAL",
 		          label);
-		if (rc == SVC_OK)
+		out = fx_outbox(f);
+		if (rc == SVC_OK) {
 			cr_assert_str_eq(now, post, "%s: answered OK but the world is not the "
 			                 "fault-free one", label);
-		else
+			/* a change that commits owes its NOTIFYs */
+			cr_assert_str_eq(out, out_post, "%s: answered OK but the outbox is not the "
+			                 "fault-free one:\n%s\nwanted\n%s", label, out, out_post);
+		} else {
 			cr_assert_str_eq(now, pre, "%s: failed but changed the world", label);
+			cr_assert_str_eq(out, out_pre, "%s: failed but changed the outbox", label);
+		}
 		fx_check(f, label, names);
 		free(now);
+		free(out);
 		fx_free(f);
 		if (n < k) {
 			cr_assert_eq(rc, SVC_OK, "%s: never reached the fault but failed", label);
@@ -822,6 +909,8 @@ fx_faults_world(const char *what, fx_op prep, fx_op op, void *arg, bool changes_
 	}
 	free(pre);
 	free(post);
+	free(out_pre);
+	free(out_post);
 	free(names);
 	cr_assert_gt(k, 1, "%s: no store step to fail", what);
 	return k - 1;

@@ -235,6 +235,30 @@ op_fetch(struct fx *f, void *arg)
 	return SVC_OK;
 }
 
+/* Without a fault the fetch confirms the row (the engine looks rows up
+ * only while one is open: store_resync_any_open), and a fetch of a phone
+ * whose row is synced changes nothing. */
+Test(resync_engine, a_fetch_of_the_version_waited_for_confirms_the_row)
+{
+	struct fx *f = fx_new();
+	struct row_q q, after;
+
+	prep_fetch(f, &q);
+	cr_assert_eq(q.found, 1);
+	cr_assert_str_neq(q.row.state, "synced");
+	fx_arm(f, LONG_MAX); /* op_fetch watches the engine's store steps */
+	cr_assert_eq(op_fetch(f, &q), SVC_OK);
+	after = row_of(f, DEE_MAC);
+	cr_assert_str_eq(after.row.state, "synced");
+	cr_assert_eq(after.synced_events, 1);
+	cr_assert_eq(op_fetch(f, &q), SVC_OK);
+	(void)fx_disarm(f);
+	after = row_of(f, DEE_MAC);
+	cr_assert_str_eq(after.row.state, "synced");
+	cr_assert_eq(after.synced_events, 1, "a second fetch confirms nothing more");
+	fx_free(f);
+}
+
 Test(resync_engine_faults, fetch_confirms_the_move)
 {
 	struct row_q q;

@@ -58,6 +58,56 @@ Test(service_faults, bare_star30_returns_home)
 	fx_faults("bare *30", op_star30, &o);
 }
 
+static int
+dev_id_locked(const struct world *w, struct store *st, void *arg)
+{
+	void **a = arg;
+	const struct hd_dev *d = world_dev_by_mac(w, a[0]);
+
+	(void)st;
+	cr_assert_not_null(d, "%s", (const char *)a[0]);
+	*(hd_id *)a[1] = d->id;
+	return 0;
+}
+
+static hd_id
+dev_id(struct fx *f, const char *mac)
+{
+	hd_id id = 0;
+	void *a[2] = { (void *)mac, &id };
+
+	cr_assert_eq(svc_locked(f->svc, dev_id_locked, a), 0);
+	return id;
+}
+
+/* The rows of a move are written by the change hook (SVC_CHANGE_OUTBOX),
+ * not by the service: each phone the move changes is owed a NOTIFY, and
+ * no other. */
+Test(service, a_move_owes_a_notify_to_each_phone_it_changes)
+{
+	struct fx *f = fx_new();
+	struct star30_op o = { "acme102", NULL, NULL, VIRT_RETURNED };
+	hd_id bob = dev_id(f, "0004f2000101"), cy = dev_id(f, "00605c000102");
+	char *out, want[256];
+	FILE *m = fmemopen(want, sizeof(want), "w");
+	const char *macs[] = { "001565000100", "0004f2000101", "00605c000102", "001565000103" };
+
+	cr_assert_not_null(m);
+	for (size_t i = 0; i < 4; i++) {
+		hd_id id = dev_id(f, macs[i]);
+
+		fprintf(m, "%lld %s\n", (long long)id, id == bob || id == cy ? "pending" : "synced");
+	}
+	fclose(m);
+	fx_outbox_synced(f);
+	/* Bob's phone hosts Cy: a bare *30 there sends Cy home */
+	cr_assert_eq(op_star30(f, &o), SVC_OK);
+	out = fx_outbox(f);
+	cr_assert_str_eq(out, want);
+	free(out);
+	fx_free(f);
+}
+
 /* The guard's record of a (phone, extension) pair after a *30 from the
  * parked phone 001565000103 for Eve (104): 1 and *sp, or 0 (no row). */
 struct pair_q {

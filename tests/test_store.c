@@ -474,6 +474,36 @@ Test(store, resync_rows_counted_by_state_on_either_connection)
 	store_close(s);
 }
 
+/* A row is open unless synced: the engine asks once per slice of fetches
+ * whether any is, and looks up no row per fetch when none is. */
+Test(store, an_open_resync_row_is_found_and_synced_ones_are_not)
+{
+	static const char *const open_states[] = { "pending", "notified", "stale" };
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme");
+	hd_id a = add_dev(s, org, "001565000001", 0), b = add_dev(s, org, "001565000002", 0);
+	struct store_resync r = { .dev = a, .state = "synced", .version = 1, .created_at = 1 };
+
+	cr_assert_eq(store_resync_any_open(s), 0, "no row at all");
+	cr_assert_eq(store_resync_put(s, &r), 0);
+	r.dev = b;
+	cr_assert_eq(store_resync_put(s, &r), 0);
+	cr_assert_eq(store_resync_any_open(s), 0, "synced rows only");
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(r.state, sizeof r.state, "%s", open_states[i]);
+		cr_assert_eq(store_resync_put(s, &r), 0);
+		cr_assert_eq(store_resync_any_open(s), 1, "a %s row", open_states[i]);
+	}
+	cr_assert_eq(store_resync_enqueue(s, a, 5), 0);
+	snprintf(r.state, sizeof r.state, "synced");
+	cr_assert_eq(store_resync_put(s, &r), 0);
+	cr_assert_eq(store_resync_any_open(s), 1, "the enqueued row");
+	r.dev = a;
+	cr_assert_eq(store_resync_put(s, &r), 0);
+	cr_assert_eq(store_resync_any_open(s), 0, "both synced again");
+	store_close(s);
+}
+
 /* The log a job in steps leaves (a little past STORE_WAL_KEEP: svc_yield
  * checkpoints once it passes that) is not cut when it starts again: the
  * cut is made by the commit that starts it, under the service lock. */

@@ -99,7 +99,7 @@ count_ev(const struct store_event *ev, void *arg)
 	return 0;
 }
 
-static void
+static int
 hook(void *arg, const struct world *w, struct store *st, const hd_id *devs, size_t n,
      const char *why, unsigned flags)
 {
@@ -116,6 +116,7 @@ hook(void *arg, const struct world *w, struct store *st, const hd_id *devs, size
 		sn->events = 0;
 		(void)store_events_list(st, NULL, count_ev, &sn->events);
 	}
+	return 0;
 }
 
 /* Events in the database, read through a connection of its own. */
