@@ -67,6 +67,12 @@ void store_close(struct store *s);
 const char *store_errmsg(const struct store *s);
 /* How many failures were recorded since open (STORE_CONFLICT answers
  * excluded): the figure of hotdeskd_store_errors_total. */
+/* The query plan of each of the store's prepared statements, one step
+ * (EXPLAIN QUERY PLAN's detail: "SEARCH resync USING INDEX ...") per call
+ * with the statement's SQL: for the tests that hold each query to the
+ * index it is written for.  0, or -1 (cb non-zero stops it). */
+typedef int (*store_plan_cb)(const char *sql, const char *step, void *arg);
+int store_query_plans(struct store *s, store_plan_cb cb, void *arg);
 unsigned long long store_error_count(const struct store *s);
 /* Highest migration version applied, or -1 on error. */
 int store_schema_version(struct store *s);

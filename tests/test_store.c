@@ -474,6 +474,70 @@ Test(store, resync_rows_counted_by_state_on_either_connection)
 	store_close(s);
 }
 
+/* The plan of each statement, as "SQL\tstep\n" lines. */
+static int
+plan_line(const char *sql, const char *step, void *arg)
+{
+	fprintf(arg, "%s\t%s\n", sql, step);
+	return 0;
+}
+
+/* Whether a plan step of the statement whose SQL contains sql_part
+ * contains step_part. */
+static bool
+plan_has(const char *plans, const char *sql_part, const char *step_part)
+{
+	for (const char *l = plans; *l != '\0';) {
+		const char *tab = strchr(l, '\t'), *nl = strchr(l, '\n');
+		char *line = strndup(l, (size_t)(nl - l));
+		bool in_sql = memmem(l, (size_t)(tab - l), sql_part, strlen(sql_part)) != NULL;
+		bool hit = in_sql && strstr(line + (tab - l) + 1, step_part) != NULL;
+
+		free(line);
+		if (hit)
+			return true;
+		l = nl + 1;
+	}
+	return false;
+}
+
+/* The partial indexes (sql/019_resync_open.sql, 020_virtual_on_set.sql)
+ * serve only a query whose WHERE has their own term: each query written
+ * for one uses it, and only the walk of every row and the count of every
+ * row read the whole outbox. */
+Test(store, each_query_uses_the_index_it_is_written_for)
+{
+	struct store *s = open_db();
+	char *plans = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&plans, &len);
+
+	cr_assert_not_null(m);
+	cr_assert_eq(store_query_plans(s, plan_line, m), 0, "%s", store_errmsg(s));
+	fclose(m);
+	cr_assert(plan_has(plans, "next_at <= ?1", "SEARCH resync USING INDEX resync_due"),
+	          "the due scan:\n%s", plans);
+	cr_assert(plan_has(plans, "LIMIT 1", "USING COVERING INDEX resync_due"),
+	          "whether a row is open:\n%s", plans);
+	cr_assert(plan_has(plans, "GROUP BY state", "USING COVERING INDEX resync_due"),
+	          "the counts of open rows:\n%s", plans);
+	cr_assert(plan_has(plans, "virtual_on IS NOT NULL", "extensions_virtual_on"),
+	          "the virtualized extensions at start-up:\n%s", plans);
+	for (const char *l = plans; *l != '\0'; l = strchr(l, '\n') + 1) {
+		const char *nl = strchr(l, '\n');
+		char *line = strndup(l, (size_t)(nl - l));
+		const char *step = strchr(line, '\t') + 1;
+
+		if (strcmp(step, "SCAN resync") == 0)
+			cr_assert(strstr(line, "ORDER BY device_id") != NULL ||
+			          strstr(line, "SELECT 'all', COUNT(*) FROM resync") != NULL,
+			          "a query reads the whole outbox: %s", line);
+		free(line);
+	}
+	free(plans);
+	store_close(s);
+}
+
 /* A row is open unless synced: the engine asks once per slice of fetches
  * whether any is, and looks up no row per fetch when none is. */
 Test(store, an_open_resync_row_is_found_and_synced_ones_are_not)
