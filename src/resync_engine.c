@@ -1666,7 +1666,8 @@ start_row(const struct store_resync *row, void *arg)
 }
 
 /* Every pending or notified row is due now: what a crash or a stop left
- * is sent at once (lock held). */
+ * is sent at once (lock held).  Only those rows are read (the synced
+ * ones, almost every phone's, are not: store_resync_owed_each). */
 static int
 startup_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
@@ -1674,19 +1675,17 @@ startup_locked(const struct world *w, struct store *st, struct svc_change *chg, 
 
 	(void)w;
 	(void)chg;
-	if (store_resync_each(st, start_row, su) != 0)
+	if (store_resync_owed_each(st, start_row, su) != 0)
 		return -1;
 	for (size_t i = 0; i < su->n; i++) {
 		struct store_resync *row = &su->rows[i];
 
 		if (row->version == 0)
 			row->version = pub_version(su->r->pub, row->dev);
-		if (resync_state_is(row, "pending") || resync_state_is(row, "notified")) {
-			row->next_at = su->now;
-			su->due++;
-			if (put_row(st, row) != 0)
-				return -1;
-		}
+		row->next_at = su->now;
+		su->due++;
+		if (put_row(st, row) != 0)
+			return -1;
 	}
 	return 0;
 }

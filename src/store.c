@@ -117,6 +117,7 @@ enum stmt_id {
 	ST_RESYNC_DUE,
 	ST_RESYNC_COUNTS,
 	ST_RESYNC_OPEN,
+	ST_RESYNC_OWED,
 	ST_TMPL_NEXT,
 	ST_TMPL_DEACT,
 	ST_TMPL_ADD,
@@ -296,6 +297,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                  "ORDER BY next_at LIMIT ?2",
 	[ST_RESYNC_COUNTS] = SQL_RESYNC_COUNTS,
 	[ST_RESYNC_OPEN] = "SELECT 1 FROM resync WHERE state <> 'synced' LIMIT 1",
+	[ST_RESYNC_OWED] = "SELECT device_id, state, version, attempts, next_at, last_result, "
+	                   "last_at, created_at FROM resync WHERE state <> 'synced' "
+	                   "AND state IN ('pending', 'notified')",
 	[ST_TMPL_NEXT] = "SELECT COALESCE(MAX(version), 0) + 1 FROM templates "
 	                 "WHERE profile = ?1 AND name = ?2",
 	[ST_TMPL_DEACT] = "UPDATE templates SET active = 0 WHERE profile = ?1 AND name = ?2",
@@ -2456,6 +2460,12 @@ store_resync_counts(struct store *s, size_t counts[STORE_RESYNC_STATES])
 	done(st);
 	resync_count_end(counts, all);
 	return rc == SQLITE_DONE ? 0 : fail(s, rc);
+}
+
+int
+store_resync_owed_each(struct store *s, store_resync_cb cb, void *arg)
+{
+	return resync_walk(s, s->st[ST_RESYNC_OWED], SQLITE_OK, cb, arg);
 }
 
 int

@@ -435,6 +435,9 @@ int store_resync_each(struct store *s, store_resync_cb cb, void *arg);
 #define STORE_RESYNC_STATES 4
 int store_resync_counts(struct store *s, size_t counts[STORE_RESYNC_STATES]);
 int store_ckpt_resync_counts(struct store_ckpt *c, size_t counts[STORE_RESYNC_STATES]);
+/* The rows pending or notified (owed a NOTIFY or its confirmation), in
+ * no order, on the index of open rows: at a start, not every row. */
+int store_resync_owed_each(struct store *s, store_resync_cb cb, void *arg);
 /* 1 when a row is not synced (pending, notified or stale: one index
  * probe), 0 when none is, -1. */
 int store_resync_any_open(struct store *s);

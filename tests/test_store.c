@@ -517,6 +517,8 @@ Test(store, each_query_uses_the_index_it_is_written_for)
 	fclose(m);
 	cr_assert(plan_has(plans, "next_at <= ?1", "SEARCH resync USING INDEX resync_due"),
 	          "the due scan:\n%s", plans);
+	cr_assert(plan_has(plans, "('pending', 'notified')", "USING INDEX resync_due (state=?)"),
+	          "the rows owed at a start:\n%s", plans);
 	cr_assert(plan_has(plans, "LIMIT 1", "USING COVERING INDEX resync_due"),
 	          "whether a row is open:\n%s", plans);
 	cr_assert(plan_has(plans, "GROUP BY state", "USING COVERING INDEX resync_due"),
