@@ -793,6 +793,17 @@ tftpw_failed(const struct tftpw *w)
 	return atomic_load(&((struct tftpw *)w)->failed);
 }
 
+size_t
+tftpw_spares(struct tftpw *w)
+{
+	size_t n;
+
+	pthread_mutex_lock(&w->mu);
+	n = w->spare.n;
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
 /* ---- open / close ------------------------------------------------------- */
 
 struct tftpw *

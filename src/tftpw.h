@@ -88,6 +88,9 @@ const char *tftpw_root(const struct tftpw *w);
 /* Whether a write or removal failed in this run (any thread): the root
  * may then lack a file that a change left as it was. */
 bool tftpw_failed(const struct tftpw *w);
+/* The emptied files kept for later writes now (at most 64): a file the
+ * writer is emptying counts once it is ready to take a write. */
+size_t tftpw_spares(struct tftpw *w);
 
 /*
  * Queues device dev (its files are written as they are when the writer

@@ -942,10 +942,13 @@ Test(tftpw, a_file_is_written_into_a_spare)
 
 	cr_assert_not_null(w, "%s", err);
 	rewrite(w, TFTPW_URGENT, 20, 5);
-	for (int i = 0; i < 1000 && (n = temporaries2(dir, &left, spares, 64), left > 0); i++)
+	/* the file is emptied first, then kept: wait for both */
+	for (int i = 0; i < 1000 && (n = temporaries2(dir, &left, spares, 64),
+	                             left > 0 || tftpw_spares(w) == 0); i++)
 		usleep(10000);
 	/* each write went into the file the one before replaced: one left */
 	cr_assert(left == 0 && n == 1, "%zu temporaries, %zu holding data", n, left);
+	cr_assert_eq(tftpw_spares(w), 1);
 	fk_set(21, "a new device\n");
 	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 21, 0));
 	s = slurp(dir, "dev21.cfg", &mode);
