@@ -2,7 +2,7 @@
 """gen.py -- fills a hotdeskd database with benchmark data, directly.
 
 Owns: the rows of a benchmark database (organizations, extensions,
-devices), written with the sqlite3 module into a file whose schema hotdeskd
+devices, resync rows), written with the sqlite3 module into a file whose schema hotdeskd
 already created (it applies sql/ at start), plus two lists for the load
 generators:
   --paths  one per-device file name per line (what each phone fetches),
@@ -11,7 +11,9 @@ generators:
            same organization, on distinct devices.
 
 Invariants: rows follow sql/*.sql (natural keys unique, one home device
-per extension, parking users distinct from every sip_user); devices are
+per extension, parking users distinct from every sip_user); every device
+has a synced resync row, as a real site has once its phones confirmed a
+change (a move then reopens rows, as it does there); devices are
 spread round-robin over the four vendor profiles; every extension allows
 virtualization and has the secret code hash of the seed extension (one
 real Argon2id hash, made by hotdeskd with its default settings), so *30
@@ -30,6 +32,7 @@ PROFILES = [
     ("cisco-mpp", "00562b", "CP-8841-3PCC", "{mac}.xml"),
     ("cisco-enterprise", "00082f", "CP-8845", "SEP{MAC}.cnf.xml"),
 ]
+SYNCED_AT = 1764547200  # 2025-12-01: when every phone last confirmed a change
 PROV_USER = "phone"
 PROV_PASSWORD = "bench-prov-password"
 
@@ -90,6 +93,12 @@ def main():
         db.executemany(
             "INSERT INTO devices (id, mac, org_id, profile, model, home_ext_id, parking_user,"
             " parking_password) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", dev_rows())
+        # every phone once had a change it confirmed (as after the first
+        # template change of a real site): its resync row is synced
+        db.execute(
+            "INSERT INTO resync (device_id, state, version, attempts, next_at, last_result,"
+            " last_at, created_at) SELECT id, 'synced', 1, 1, 0, 'fetched', ?, ? FROM devices",
+            (SYNCED_AT, SYNCED_AT))
 
     with open(a.paths, "w") as f:
         for i in range(n):
