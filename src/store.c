@@ -156,11 +156,18 @@ enum stmt_id {
 #define DEV_COLS "mac, org_id, profile, model, home_ext_id, parking_user, " \
                  "parking_password, static_contact, prov_password"
 
-/* Resync rows by state: the open ones on the resync_due index (which
- * holds no synced row: sql/019_resync_open.sql), then every row ("all",
- * the synced ones being what is left); on either connection */
-#define SQL_RESYNC_COUNTS "SELECT state, COUNT(*) FROM resync WHERE state <> 'synced' " \
-                          "GROUP BY state UNION ALL SELECT 'all', COUNT(*) FROM resync"
+/* The columns of a resync row (resync_row reads them in this order). */
+#define RESYNC_COLS "device_id, state, version, attempts, next_at, last_result, last_at, " \
+                    "created_at"
+/* The term of the resync_due index (sql/019_resync_open.sql: it holds no
+ * synced row): SQLite uses a partial index only for a query whose WHERE
+ * has the index's own term, so each query on open rows starts with it. */
+#define RESYNC_OPEN "state <> 'synced'"
+
+/* Resync rows by state: the open ones on the resync_due index, then every
+ * row ("all", the synced ones being what is left); on either connection */
+#define SQL_RESYNC_COUNTS "SELECT state, COUNT(*) FROM resync WHERE " RESYNC_OPEN \
+                          " GROUP BY state UNION ALL SELECT 'all', COUNT(*) FROM resync"
 
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -281,25 +288,21 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                 "version = excluded.version, at = excluded.at",
 	[ST_FETCH_ALL] = "SELECT device_id, source, user_agent, version, at FROM device_fetch "
 	                 "WHERE device_id IN (SELECT id FROM devices)",
-	[ST_RESYNC_PUT] = "INSERT INTO resync (device_id, state, version, attempts, next_at, "
-	                  "last_result, last_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+	[ST_RESYNC_PUT] = "INSERT INTO resync (" RESYNC_COLS ") "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
 	                  "ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, "
 	                  "version = excluded.version, attempts = excluded.attempts, "
 	                  "next_at = excluded.next_at, last_result = excluded.last_result, "
 	                  "last_at = excluded.last_at",
-	[ST_RESYNC_GET] = "SELECT device_id, state, version, attempts, next_at, last_result, "
-	                  "last_at, created_at FROM resync WHERE device_id = ?1",
-	[ST_RESYNC_ALL] = "SELECT device_id, state, version, attempts, next_at, last_result, "
-	                  "last_at, created_at FROM resync ORDER BY device_id",
-	[ST_RESYNC_DUE] = "SELECT device_id, state, version, attempts, next_at, last_result, "
-	                  "last_at, created_at FROM resync WHERE state <> 'synced' "
-	                  "AND state IN ('pending', 'notified') AND next_at <= ?1 "
+	[ST_RESYNC_GET] = "SELECT " RESYNC_COLS " FROM resync WHERE device_id = ?1",
+	[ST_RESYNC_ALL] = "SELECT " RESYNC_COLS " FROM resync ORDER BY device_id",
+	[ST_RESYNC_DUE] = "SELECT " RESYNC_COLS " FROM resync WHERE " RESYNC_OPEN
+	                  " AND state IN ('pending', 'notified') AND next_at <= ?1 "
 	                  "ORDER BY next_at LIMIT ?2",
 	[ST_RESYNC_COUNTS] = SQL_RESYNC_COUNTS,
-	[ST_RESYNC_OPEN] = "SELECT 1 FROM resync WHERE state <> 'synced' LIMIT 1",
-	[ST_RESYNC_OWED] = "SELECT device_id, state, version, attempts, next_at, last_result, "
-	                   "last_at, created_at FROM resync WHERE state <> 'synced' "
-	                   "AND state IN ('pending', 'notified')",
+	[ST_RESYNC_OPEN] = "SELECT 1 FROM resync WHERE " RESYNC_OPEN " LIMIT 1",
+	[ST_RESYNC_OWED] = "SELECT " RESYNC_COLS " FROM resync WHERE " RESYNC_OPEN
+	                   " AND state IN ('pending', 'notified')",
 	[ST_TMPL_NEXT] = "SELECT COALESCE(MAX(version), 0) + 1 FROM templates "
 	                 "WHERE profile = ?1 AND name = ?2",
 	[ST_TMPL_DEACT] = "UPDATE templates SET active = 0 WHERE profile = ?1 AND name = ?2",
@@ -2442,9 +2445,11 @@ resync_count_row(sqlite3_stmt *st, size_t counts[STORE_RESYNC_STATES], size_t *a
 static void
 resync_count_end(size_t counts[STORE_RESYNC_STATES], size_t all)
 {
-	size_t open = counts[0] + counts[1] + counts[3];
+	size_t open = 0;
 
-	counts[2] = all > open ? all - open : 0;
+	for (int i = 0; i < STORE_RESYNC_STATES; i++)
+		open += counts[i]; /* the query counts no synced row */
+	counts[2] = all > open ? all - open : 0; /* synced, in store.h's order */
 }
 
 int
