@@ -28,11 +28,10 @@
  *      template.rollback; after the commit, in the same hold, the
  *      template is installed (pub_template_set): any change from now on
  *      renders with it;
- *   4. the re-render, a step at a time: each step writes a pending resync
- *      row for each of its devices, held until it is re-rendered
- *      (store_resync_enqueue_at), and the list's progress, then hands
- *      them to the service's change hook, which publishes them and makes
- *      their resync rows due (the NOTIFYs follow).
+ *   4. the re-render, a step at a time: each step writes the list's
+ *      progress and hands its devices to the service's change hook in
+ *      the same transaction (SVC_CHANGE_FOLD), which publishes them and
+ *      writes their resync rows, due at once (the NOTIFYs follow).
  * Until its step a device serves its old files (whole, with their old
  * version) and the save has written no row for it; a move between two
  * steps renders its own devices with the new template.  The answer is
@@ -773,8 +772,9 @@ dry_lists(struct save *sv)
 }
 
 /* A held resync row for each of v[0..n) that is still a device (lock
- * held, in the caller's transaction): due once its re-render is done
- * (resync_note), else after SAVE_HOLD_S or at the next start.  0 or -1. */
+ * held, in the caller's transaction), for the devices of a save that a
+ * crash left without one: due after SAVE_HOLD_S or at the next start
+ * (which makes every pending row due).  0 or -1. */
 static int
 hold_rows(const struct world *w, struct store *st, const hd_id *v, size_t n)
 {
@@ -896,7 +896,7 @@ hold_put(struct save *sv, struct store *st)
 }
 
 /* The rows of a save: the version, the list of the changed devices (each
- * step of the re-render writes their held resync rows) and the event (in
+ * step of the re-render has their resync rows written) and the event (in
  * the service's transaction).  0, or -1. */
 static int
 save_rows(struct save *sv, const struct world *w, struct store *st)
@@ -973,11 +973,12 @@ save_install(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-/* One step of the re-render (svc_transact): hands the next devices to the
- * change hook, which publishes them, records their versions and makes
- * their held resync rows due; a shared template or static file changes
- * no per-device file: its devices are "changed" all the same, so that
- * they get their NOTIFY. */
+/* One step of the re-render (svc_transact): the list's progress, and the
+ * next devices handed to the change hook in the same transaction
+ * (SVC_CHANGE_FOLD), which publishes them, records their versions and
+ * writes their resync rows, due at once; a shared template or static file
+ * changes no per-device file: its devices are "changed" all the same, so
+ * that they get their NOTIFY. */
 static int
 rerender_step(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
@@ -985,14 +986,16 @@ rerender_step(const struct world *w, struct store *st, struct svc_change *chg, v
 	size_t end = sv->rr_at + sv->step < sv->changed.n ? sv->rr_at + sv->step : sv->changed.n;
 
 	sv->t0 = now_ns();
-	/* their rows, held until the hook has published them */
-	if (hold_rows(w, st, sv->changed.v + sv->rr_at, end - sv->rr_at) != 0 ||
-	    hold_done(st, end, sv->changed.n) != 0)
+	/* each row is written once, by the hook (no held row first); a
+	 * device deleted since the listing is unpublished already and owes
+	 * no NOTIFY (its row would name no device) */
+	if (hold_done(st, end, sv->changed.n) != 0)
 		return -1;
 	for (size_t i = sv->rr_at; i < end; i++)
-		if (hd_idset_push(&chg->devs, sv->changed.v[i]) != 0)
+		if (world_dev(w, sv->changed.v[i]) != NULL &&
+		    hd_idset_push(&chg->devs, sv->changed.v[i]) != 0)
 			return -1;
-	chg->flags |= SVC_CHANGE_BULK;
+	chg->flags |= SVC_CHANGE_BULK | SVC_CHANGE_FOLD;
 	if (sv->shared)
 		chg->flags |= SVC_CHANGE_NOTIFY_ALL;
 	sv->rr_next = end;

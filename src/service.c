@@ -759,31 +759,50 @@ svc_yield(struct svc *s)
 
 /* svc_transact's body, run by tx. */
 struct transact {
+	const char *why;
 	svc_txn_fn fn;
 	void *arg;
 	struct svc_change chg;
+	bool hooked; /* the hook ran in the transaction (SVC_CHANGE_FOLD) */
 };
 
 static int
 transact_body(struct svc *s, void *arg)
 {
 	struct transact *x = arg;
+	int rc = x->fn(s->w, s->st, &x->chg, x->arg);
 
-	return x->fn(s->w, s->st, &x->chg, x->arg);
+	if (rc != 0 || !(x->chg.flags & SVC_CHANGE_FOLD) || s->hook == NULL || x->chg.devs.n == 0)
+		return rc;
+	/* folded: what the hook records, the outbox rows with it, commits
+	 * with the body's writes (as a move's: commit_body) */
+	x->hooked = true;
+	tl_unlock_owed = true;
+	return s->hook(s->hook_arg, s->w, s->st, x->chg.devs.v, x->chg.devs.n, x->why,
+	               (x->chg.flags & ~SVC_CHANGE_FOLD) | SVC_CHANGE_OUTBOX) != 0 ? -1 : 0;
 }
 
 int
 svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn after, void *arg)
 {
-	struct transact x = { fn, arg, { { 0 }, 0 } };
+	struct transact x = { why, fn, arg, { { 0 }, 0 }, false };
+	unsigned flags;
 	int rc;
 
 	lock(s);
-	if ((rc = tx(s, transact_body, &x)) == 0) {
-		handoff(s, why, x.chg.flags, x.chg.devs.v, x.chg.devs.n, after, arg);
-	} else if (rc == TX_DB) {
-		log_error("%s: transaction failed: %s", why, store_errmsg(s->st));
-		rc = SVC_INTERNAL;
+	rc = tx(s, transact_body, &x);
+	flags = x.chg.flags & ~SVC_CHANGE_FOLD;
+	if (rc == 0) {
+		handoff(s, why, flags, x.chg.devs.v, x.hooked ? 0 : x.chg.devs.n, after, arg);
+	} else {
+		if (rc == TX_DB || x.hooked) {
+			log_error("%s: transaction failed: %s", why, store_errmsg(s->st));
+			rc = SVC_INTERNAL;
+		}
+		/* the hook published what the rollback then undid: publish the
+		 * devices as they are again (svc_commit3) */
+		if (x.hooked)
+			handoff(s, why, flags, x.chg.devs.v, x.chg.devs.n, NULL, NULL);
 	}
 	unlock(s);
 	hd_idset_free(&x.chg.devs);

@@ -66,15 +66,20 @@ struct svc;
  * transaction, so that each row is written once; -1 when it could not:
  * the change is rolled back.  A move's (svc_commit_move). */
 #define SVC_CHANGE_OUTBOX 4u
+/* Set by an svc_transact body: its devices go to the hook inside its own
+ * transaction, with SVC_CHANGE_OUTBOX (each outbox row written once, and
+ * no follow-up transaction); the hook is not called with it. */
+#define SVC_CHANGE_FOLD 8u
 
 /*
  * Devices changed by an operation.  Called with the service lock held and
  * the world consistent; must not call back into svc_*.  `why` is a short
  * static string ("star30", "admin", ...), flags SVC_CHANGE_*.  What it
  * records (published versions, the TFTP manifest, resync rows) goes in a
- * transaction it never opens: a move's own, before its COMMIT (*30, a
- * return through the API; when that COMMIT fails, the hook is called
- * again with the devices as the undone move left them, to publish them
+ * transaction it never opens: the change's own, before its COMMIT (*30, a
+ * return through the API, an svc_transact body that sets
+ * SVC_CHANGE_FOLD; when that COMMIT fails, the hook is called again with
+ * the devices as the rolled-back change left them, to publish them
  * again), or else one of its own after the change committed; st is NULL
  * when that one could not begin: the hook then publishes without
  * recording anything.  Returns 0, or -1 when it failed to write what
@@ -145,7 +150,8 @@ typedef int (*svc_after_fn)(const struct world *w, struct store *st, void *arg);
  * reconciliation, the resync engine's rounds).  With the service lock
  * held: begins a transaction, runs fn, commits when fn returns 0 and
  * rolls back otherwise; after a commit runs `after` (may be NULL) and
- * hands chg's devices to the change hook.  fn must not call back into
+ * hands chg's devices to the change hook (in fn's transaction, before the
+ * commit, when fn sets SVC_CHANGE_FOLD).  fn must not call back into
  * svc_* nor change the world.  Returns SVC_OK, fn's non-zero result
  * (rolled back, nothing written), or SVC_INTERNAL when the transaction
  * could not begin or commit (nothing written, fn may not have run).

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "service.h"
 #include "store.h"
 #include "testutil.h"
@@ -82,7 +84,13 @@ struct seen {
 	bool had_store;
 	int nested; /* store_txn inside the hook: STORE_ERR when one is open */
 	int events; /* events listed from inside the hook */
+	bool peek;  /* count the events another connection sees, too */
+	int other_events;
+	bool fail_outbox;  /* fail a call that must write the outbox rows */
+	unsigned flags_of[4]; /* flags of the first calls */
 };
+
+static int events_committed(void);
 
 static int
 nop_tx(struct store *st, void *arg)
@@ -106,6 +114,8 @@ hook(void *arg, const struct world *w, struct store *st, const hd_id *devs, size
 	struct seen *sn = arg;
 
 	(void)w, (void)why;
+	if (sn->calls < 4)
+		sn->flags_of[sn->calls] = flags;
 	sn->calls++;
 	sn->n = n;
 	sn->first = n > 0 ? devs[0] : 0;
@@ -116,7 +126,9 @@ hook(void *arg, const struct world *w, struct store *st, const hd_id *devs, size
 		sn->events = 0;
 		(void)store_events_list(st, NULL, count_ev, &sn->events);
 	}
-	return 0;
+	if (sn->peek)
+		sn->other_events = events_committed();
+	return sn->fail_outbox && (flags & SVC_CHANGE_OUTBOX) ? -1 : 0;
 }
 
 /* Events in the database, read through a connection of its own. */
@@ -128,6 +140,24 @@ events_in_db(void)
 
 	cr_assert_geq(store_events_list(st, NULL, count_ev, &n), 0);
 	store_close(st);
+	return n;
+}
+
+/* Events committed, as a reader sees them meanwhile (a plain read-only
+ * connection: store_open would wait for the write lock to migrate). */
+static int
+events_committed(void)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	cr_assert_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM events", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 	return n;
 }
 
@@ -208,6 +238,53 @@ Test(txn, body_commits_then_hook_runs_in_its_own_transaction)
 	cr_assert(sn.had_store);
 	cr_assert_eq(sn.nested, STORE_ERR, "the hook runs inside a transaction");
 	cr_assert_eq(sn.events, before + 2, "the hook sees what was committed");
+	svc_close(s);
+}
+
+Test(txn, a_folded_body_hands_its_devices_to_the_hook_in_its_own_transaction)
+{
+	struct svc *s = open_svc();
+	struct seen sn = { .peek = true };
+	struct body b = { 0 };
+	int before;
+
+	add_device(s);
+	cr_assert_eq(svc_locked(s, find_dev, &b.dev), 0);
+	svc_set_change_hook(s, hook, &sn);
+	before = events_in_db();
+	b.flags = SVC_CHANGE_BULK | SVC_CHANGE_FOLD;
+	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_OK);
+	cr_assert_eq(sn.calls, 1, "handed once: no second transaction");
+	cr_assert_eq(sn.first, b.dev);
+	cr_assert_eq(sn.flags, SVC_CHANGE_BULK | SVC_CHANGE_OUTBOX,
+	             "the hook writes the outbox rows; the fold is the service's");
+	cr_assert(sn.had_store);
+	cr_assert_eq(sn.nested, STORE_ERR, "inside a transaction");
+	cr_assert_eq(sn.events, before + 2, "the body's writes, in the same transaction");
+	cr_assert_eq(sn.other_events, before, "not committed yet when the hook runs");
+	cr_assert_eq(events_in_db(), before + 2);
+	svc_close(s);
+}
+
+Test(txn, a_folded_hook_that_fails_rolls_the_body_back_and_publishes_again)
+{
+	struct svc *s = open_svc();
+	struct seen sn = { .fail_outbox = true };
+	struct body b = { 0 };
+	int before;
+
+	add_device(s);
+	cr_assert_eq(svc_locked(s, find_dev, &b.dev), 0);
+	svc_set_change_hook(s, hook, &sn);
+	before = events_in_db();
+	b.flags = SVC_CHANGE_FOLD;
+	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_INTERNAL);
+	cr_assert_eq(events_in_db(), before, "the body's writes went with the rollback");
+	cr_assert_eq(sn.calls, 2);
+	cr_assert_eq(sn.flags_of[0], SVC_CHANGE_OUTBOX);
+	cr_assert_eq(sn.flags_of[1], 0, "then the devices as they are, in a transaction of its own");
+	cr_assert(sn.had_store);
+	cr_assert_eq(sn.first, b.dev);
 	svc_close(s);
 }
 
