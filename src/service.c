@@ -440,6 +440,15 @@ struct commit {
 	bool hooked;  /* it ran: the files are published, the commit may still fail */
 };
 
+/* Hands devs to the change hook in the transaction running now, which
+ * it writes their outbox rows in (SVC_CHANGE_OUTBOX): a folded change. */
+static int
+hook_folded(struct svc *s, const hd_id *v, size_t n, const char *why, unsigned flags)
+{
+	tl_unlock_owed = true;
+	return s->hook(s->hook_arg, s->w, s->st, v, n, why, flags | SVC_CHANGE_OUTBOX);
+}
+
 static int
 commit_body(struct svc *s, void *arg)
 {
@@ -485,9 +494,7 @@ commit_body(struct svc *s, void *arg)
 		/* what the hook records (versions, the manifest, resync rows)
 		 * commits with the change: one transaction per move */
 		c->hooked = true;
-		tl_unlock_owed = true;
-		if (s->hook(s->hook_arg, s->w, s->st, c->changed.v, c->changed.n, c->cause,
-		            SVC_CHANGE_OUTBOX) != 0)
+		if (hook_folded(s, c->changed.v, c->changed.n, c->cause, 0) != 0)
 			return -1;
 	}
 	return 0;
@@ -777,9 +784,8 @@ transact_body(struct svc *s, void *arg)
 	/* folded: what the hook records, the outbox rows with it, commits
 	 * with the body's writes (as a move's: commit_body) */
 	x->hooked = true;
-	tl_unlock_owed = true;
-	return s->hook(s->hook_arg, s->w, s->st, x->chg.devs.v, x->chg.devs.n, x->why,
-	               (x->chg.flags & ~SVC_CHANGE_FOLD) | SVC_CHANGE_OUTBOX) != 0 ? -1 : 0;
+	return hook_folded(s, x->chg.devs.v, x->chg.devs.n, x->why,
+	                   x->chg.flags & ~SVC_CHANGE_FOLD) != 0 ? -1 : 0;
 }
 
 int
