@@ -215,18 +215,28 @@ find_dev(const struct world *w, struct store *st, void *arg)
 
 /* ---- tests --------------------------------------------------------------- */
 
-Test(txn, body_commits_then_hook_runs_in_its_own_transaction)
+/* A service with one device, which b hands to the hook sn records; the
+ * events in the database before. */
+static struct svc *
+open_with_device(struct seen *sn, struct body *b, int *before)
 {
 	struct svc *s = open_svc();
+
+	add_device(s);
+	cr_assert_eq(svc_locked(s, find_dev, &b->dev), 0);
+	cr_assert_neq(b->dev, 0);
+	svc_set_change_hook(s, hook, sn);
+	*before = events_in_db();
+	return s;
+}
+
+Test(txn, body_commits_then_hook_runs_in_its_own_transaction)
+{
 	struct seen sn = { 0 };
 	struct body b = { 0 };
 	int before;
+	struct svc *s = open_with_device(&sn, &b, &before);
 
-	add_device(s);
-	cr_assert_eq(svc_locked(s, find_dev, &b.dev), 0);
-	cr_assert_neq(b.dev, 0);
-	svc_set_change_hook(s, hook, &sn);
-	before = events_in_db();
 	b.flags = SVC_CHANGE_NOTIFY_ALL;
 	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_OK);
 	cr_assert_eq(b.ran, 1);
@@ -243,15 +253,11 @@ Test(txn, body_commits_then_hook_runs_in_its_own_transaction)
 
 Test(txn, a_folded_body_hands_its_devices_to_the_hook_in_its_own_transaction)
 {
-	struct svc *s = open_svc();
 	struct seen sn = { .peek = true };
 	struct body b = { 0 };
 	int before;
+	struct svc *s = open_with_device(&sn, &b, &before);
 
-	add_device(s);
-	cr_assert_eq(svc_locked(s, find_dev, &b.dev), 0);
-	svc_set_change_hook(s, hook, &sn);
-	before = events_in_db();
 	b.flags = SVC_CHANGE_BULK | SVC_CHANGE_FOLD;
 	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_OK);
 	cr_assert_eq(sn.calls, 1, "handed once: no second transaction");
@@ -268,15 +274,11 @@ Test(txn, a_folded_body_hands_its_devices_to_the_hook_in_its_own_transaction)
 
 Test(txn, a_folded_hook_that_fails_rolls_the_body_back_and_publishes_again)
 {
-	struct svc *s = open_svc();
 	struct seen sn = { .fail_outbox = true };
 	struct body b = { 0 };
 	int before;
+	struct svc *s = open_with_device(&sn, &b, &before);
 
-	add_device(s);
-	cr_assert_eq(svc_locked(s, find_dev, &b.dev), 0);
-	svc_set_change_hook(s, hook, &sn);
-	before = events_in_db();
 	b.flags = SVC_CHANGE_FOLD;
 	cr_assert_eq(svc_transact(s, "test", two_events, NULL, &b), SVC_INTERNAL);
 	cr_assert_eq(events_in_db(), before, "the body's writes went with the rollback");
