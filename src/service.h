@@ -68,7 +68,8 @@ struct svc;
 #define SVC_CHANGE_OUTBOX 4u
 /* Set by an svc_transact body: its devices go to the hook inside its own
  * transaction, with SVC_CHANGE_OUTBOX (each outbox row written once, and
- * no follow-up transaction); the hook is not called with it. */
+ * no follow-up transaction); the hook is not called with it.  Its devices
+ * must be devices of the world (a row for another would name none). */
 #define SVC_CHANGE_FOLD 8u
 
 /*
@@ -151,10 +152,11 @@ typedef int (*svc_after_fn)(const struct world *w, struct store *st, void *arg);
  * held: begins a transaction, runs fn, commits when fn returns 0 and
  * rolls back otherwise; after a commit runs `after` (may be NULL) and
  * hands chg's devices to the change hook (in fn's transaction, before the
- * commit, when fn sets SVC_CHANGE_FOLD).  fn must not call back into
- * svc_* nor change the world.  Returns SVC_OK, fn's non-zero result
- * (rolled back, nothing written), or SVC_INTERNAL when the transaction
- * could not begin or commit (nothing written, fn may not have run).
+ * commit and so before `after`, when fn sets SVC_CHANGE_FOLD).  fn must
+ * not call back into svc_* nor change the world.  Returns SVC_OK, fn's
+ * non-zero result (rolled back, nothing written), or SVC_INTERNAL when the
+ * transaction could not begin or commit, or a folded hook failed (nothing
+ * written, fn may not have run).
  */
 int svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn after, void *arg);
 
