@@ -1362,29 +1362,27 @@ idset_has(const struct hd_idset *s, hd_id id)
 	return s != NULL && hd_idset_has(s, id);
 }
 
-/* Device dev of a change (in its transaction; d: it in the world, or
- * NULL): its outbox row waits for the version published.  outbox: the row
+/* Device d of a change (in its transaction; a device of the world, as
+ * service.h asks of a change that writes its outbox rows here): its
+ * outbox row waits for the version published.  outbox: the row
  * is written here (SVC_CHANGE_OUTBOX: once, with its version), else the
  * change wrote it.  0, or -1 when outbox and the store failed; *staged:
  * its first NOTIFY was staged. */
 static int
-note_one(struct resync *r, const struct world *w, struct store *st, hd_id dev,
-         const struct hd_dev *d, bool outbox, bool unchanged_ok, const struct stage *sg,
-         bool *staged)
+note_one(struct resync *r, const struct world *w, struct store *st, const struct hd_dev *d,
+         bool outbox, bool unchanged_ok, const struct stage *sg, bool *staged)
 {
 	struct store_resync row;
 	struct pub_fetch f;
-	int found = store_resync_get(st, dev, &row);
+	int found = store_resync_get(st, d->id, &row);
 
 	*staged = false;
 	if (found < 0)
 		return outbox ? -1 : 0;
 	if (outbox)
-		store_resync_owe(&row, found == 1, dev, sg->now, sg->now);
+		store_resync_owe(&row, found == 1, d->id, sg->now, sg->now);
 	else if (found == 0 || !resync_state_is(&row, "pending") || row.version != 0)
 		return 0;
-	if (d == NULL)
-		return outbox ? put_row(st, &row) : 0;
 	row.version = pub_version(r->pub, d->id);
 	if (row.next_at > sg->now)
 		row.next_at = sg->now; /* held until its files were published */
@@ -1429,9 +1427,9 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
 		const struct hd_dev *d = st != NULL ? world_dev(w, devs[i]) : NULL;
 		bool staged = false;
 
-		if (st != NULL && (d != NULL || outbox))
-			rc = note_one(r, w, st, devs[i], d, outbox,
-			              !forced && d != NULL && !idset_has(changed, d->id), &sg, &staged);
+		if (d != NULL)
+			rc = note_one(r, w, st, d, outbox,
+			              !forced && !idset_has(changed, d->id), &sg, &staged);
 		if (sg.small && !staged)
 			left[nleft++] = devs[i];
 	}

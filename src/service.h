@@ -61,8 +61,9 @@ struct svc;
  * NOTIFYs are paced however few devices the step has. */
 #define SVC_CHANGE_BULK 2u
 
-/* The hook writes the outbox rows of devs itself (what the service writes
- * for any other change: store_resync_enqueue of each), in the change's
+/* The hook writes the outbox rows of devs (devices of the world) itself
+ * (what the service writes for any other change: store_resync_enqueue of
+ * each), in the change's
  * transaction, so that each row is written once; -1 when it could not:
  * the change is rolled back.  A move's (svc_commit_move). */
 #define SVC_CHANGE_OUTBOX 4u

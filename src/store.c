@@ -163,6 +163,8 @@ enum stmt_id {
  * synced row): SQLite uses a partial index only for a query whose WHERE
  * has the index's own term, so each query on open rows starts with it. */
 #define RESYNC_OPEN "state <> 'synced'"
+/* The rows owed a NOTIFY or its confirmation, on that index. */
+#define RESYNC_OWED RESYNC_OPEN " AND state IN ('pending', 'notified')"
 
 /* Resync rows by state: the open ones on the resync_due index, then every
  * row ("all", the synced ones being what is left); on either connection */
@@ -296,13 +298,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                  "last_at = excluded.last_at",
 	[ST_RESYNC_GET] = "SELECT " RESYNC_COLS " FROM resync WHERE device_id = ?1",
 	[ST_RESYNC_ALL] = "SELECT " RESYNC_COLS " FROM resync ORDER BY device_id",
-	[ST_RESYNC_DUE] = "SELECT " RESYNC_COLS " FROM resync WHERE " RESYNC_OPEN
-	                  " AND state IN ('pending', 'notified') AND next_at <= ?1 "
-	                  "ORDER BY next_at LIMIT ?2",
+	[ST_RESYNC_DUE] = "SELECT " RESYNC_COLS " FROM resync WHERE " RESYNC_OWED
+	                  " AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
 	[ST_RESYNC_COUNTS] = SQL_RESYNC_COUNTS,
 	[ST_RESYNC_OPEN] = "SELECT 1 FROM resync WHERE " RESYNC_OPEN " LIMIT 1",
-	[ST_RESYNC_OWED] = "SELECT " RESYNC_COLS " FROM resync WHERE " RESYNC_OPEN
-	                   " AND state IN ('pending', 'notified')",
+	[ST_RESYNC_OWED] = "SELECT " RESYNC_COLS " FROM resync WHERE " RESYNC_OWED,
 	[ST_TMPL_NEXT] = "SELECT COALESCE(MAX(version), 0) + 1 FROM templates "
 	                 "WHERE profile = ?1 AND name = ?2",
 	[ST_TMPL_DEACT] = "UPDATE templates SET active = 0 WHERE profile = ?1 AND name = ?2",
