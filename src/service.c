@@ -87,9 +87,6 @@ struct svc {
 /* The log's frames past which a job in steps checkpoints (svc_yield):
  * STORE_WAL_KEEP bytes of 4 KiB pages. */
 #define SVC_WAL_LONG_FRAMES (STORE_WAL_KEEP / 4096)
-/* The log's frames past which the main loop's tick checkpoints even while
- * commits go on (svc_checkpoint): SQLite's own automatic threshold. */
-#define SVC_CKPT_FRAMES 1000L
 
 /* Set on a thread whose work can wait (svc_thread_background). */
 static _Thread_local bool tl_background;

@@ -7,8 +7,8 @@
  * that copied every frame back starts the log again from its beginning
  * (few frames), a commit after none adds to it.  Checked: a tick that
  * follows commits does not checkpoint a short log; a tick with nothing
- * committed since the one before does; a log past SQLite's own threshold
- * (1000 frames) is checkpointed even while commits go on.
+ * committed since the one before does; a log past SVC_CKPT_FRAMES is
+ * checkpointed even while commits go on.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -93,7 +93,7 @@ Test(ckpt, a_long_log_is_checkpointed_while_commits_go_on)
 	int i;
 
 	/* a commit before every tick: only the log's length decides */
-	for (i = 0; i < 5000; i++) {
+	for (i = 0; i < 4 * SVC_CKPT_FRAMES; i++) {
 		svc_checkpoint(s);
 		now = commit(s);
 		if (now < prev)
@@ -101,7 +101,7 @@ Test(ckpt, a_long_log_is_checkpointed_while_commits_go_on)
 		peak = now;
 		prev = now;
 	}
-	cr_assert_lt(i, 5000, "the log never started again (%ld frames)", prev);
-	cr_assert_geq(peak, 1000, "checkpointed at %ld frames", peak);
+	cr_assert_lt(i, 4 * SVC_CKPT_FRAMES, "the log never started again (%ld frames)", prev);
+	cr_assert_geq(peak, SVC_CKPT_FRAMES, "checkpointed at %ld frames", peak);
 	svc_close(s);
 }
