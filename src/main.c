@@ -375,6 +375,12 @@ on_change(void *arg, const struct world *w, struct store *st, const hd_id *devs,
 	uint64_t t0 = metrics_now_ns();
 	int rc = pub_update(d->pub, w, st, devs, n, &changed), out = 0;
 
+	/* a change folded into its transaction (a *30 move) has its store
+	 * rows to write and its commit to come: the TFTP writer writes its
+	 * files meanwhile, on another CPU */
+	if (flags & SVC_CHANGE_OUTBOX)
+		pub_tftp_start(d->pub);
+
 	for (size_t i = 0; rc == 0 && (flags & SVC_CHANGE_NOTIFY_ALL) && i < n; i++)
 		rc = hd_idset_add(&changed, devs[i]);
 	if (rc != 0)

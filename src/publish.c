@@ -655,6 +655,13 @@ pub_settle_done(struct pub *p)
 }
 
 void
+pub_tftp_start(struct pub *p)
+{
+	if (p->tw != NULL)
+		tftpw_start(p->tw);
+}
+
+void
 pub_settle(struct pub *p)
 {
 	if (p->tw == NULL || tl_pending.p != p)

@@ -126,6 +126,10 @@ void pub_settle(struct pub *p);
  * work is done (the writer then hears of the files to remove). */
 void pub_settle_ahead(struct pub *p);
 void pub_settle_done(struct pub *p);
+/* The urgent files queued so far go to the writer thread at once
+ * (tftpw_start): for a change that has its transaction still to commit
+ * when it is published, so that both are done at once. */
+void pub_tftp_start(struct pub *p);
 void pub_tftp_wait(struct pub *p, hd_id dev);
 /* Waits (no lock held) until at most max devices wait for the TFTP
  * writer's bulk queue: a long re-render keeps no more than that many

@@ -70,6 +70,7 @@ struct tftpw {
 	 * names in td, under mu) */
 	struct names trash, spare;
 	uint64_t last_run;    /* when a chunk of jobs last ended (under mu) */
+	uint64_t go;          /* urgent tickets up to this one are due now (tftpw_start) */
 	struct fs_tmpdir td;  /* the root and its temporaries directory */
 	bool stop;
 	pthread_t thread;
@@ -464,13 +465,17 @@ has_jobs(const struct tftpw *w)
 }
 
 /* Whether the writer thread should run jobs now (mu held): bulk ones, an
- * urgent one nobody ran within its grace, or anything when stopping. */
+ * urgent one started (tftpw_start) or that nobody ran within its grace,
+ * or anything when stopping.  The first urgent job waiting has ticket
+ * queued - n + 1. */
 static bool
 writer_due(const struct tftpw *w, uint64_t now)
 {
 	const struct queue *u = &w->q[TFTPW_URGENT];
 
-	return w->q[TFTPW_BULK].n > 0 || (u->n > 0 && (w->stop || now - u->v[u->head].at >= URGENT_GRACE_NS));
+	return w->q[TFTPW_BULK].n > 0 ||
+	       (u->n > 0 && (w->stop || u->queued - u->n < w->go ||
+	                     now - u->v[u->head].at >= URGENT_GRACE_NS));
 }
 
 /*
@@ -616,14 +621,15 @@ push(struct tftpw *w, enum tftpw_queue k, const struct job *j)
 	q->n++;
 	/* an urgent job is run by the thread that queued it when it waits
 	 * for it (tftpw_wait), the writer only if it is still there after
-	 * URGENT_GRACE_NS (writer_due): waking another thread to write costs
-	 * more than the job.  The writer is told of the first urgent job, to
-	 * keep time from it, unless the queuing thread said it will run it
-	 * (tftpw_thread_waits); while one waits, the writer's deadline is
-	 * the oldest's, which a later job does not move, so it is not woken
-	 * again (a *30 move queues three jobs under the service lock, and a
-	 * thread woken there takes the CPU from the move's; on a virtual
-	 * machine the wake-up alone took a tenth of a move's CPU) */
+	 * URGENT_GRACE_NS (writer_due) or once started (tftpw_start): waking
+	 * another thread to write costs more than the job when the queuing
+	 * thread would wait for it at once.  The writer is told of the first
+	 * urgent job, to keep time from it, unless the queuing thread said
+	 * it will run it (tftpw_thread_waits); while one waits, the writer's
+	 * deadline is the oldest's, which a later job does not move, so it is
+	 * not woken again per job (a *30 move queues three jobs under the
+	 * service lock, and a thread woken at the first takes the CPU from
+	 * the move's; a move wakes it once, when its last job is queued) */
 	if (k != TFTPW_URGENT || (q->n == 1 && tl_waits.w != w))
 		pthread_cond_signal(&w->work);
 	return ++q->queued;
@@ -726,6 +732,19 @@ void
 tftpw_thread_waits(struct tftpw *w)
 {
 	tl_waits.w = w;
+}
+
+void
+tftpw_start(struct tftpw *w)
+{
+	struct queue *u = &w->q[TFTPW_URGENT];
+
+	pthread_mutex_lock(&w->mu);
+	if (u->n > 0 && w->go < u->queued) {
+		w->go = u->queued;
+		pthread_cond_signal(&w->work);
+	}
+	pthread_mutex_unlock(&w->mu);
 }
 
 void

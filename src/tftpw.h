@@ -117,6 +117,14 @@ void tftpw_wait(struct tftpw *w, enum tftpw_queue q, uint64_t ticket);
  */
 void tftpw_thread_waits(struct tftpw *w);
 void tftpw_thread_done(struct tftpw *w);
+/*
+ * The urgent jobs queued so far are due now on the writer thread, woken
+ * for them: a thread with more to do before it waits (a *30 move has
+ * its transaction to commit) has them written meanwhile, on another
+ * CPU.  Its tftpw_wait then finds them written, waits for the chunk the
+ * writer runs, or runs what the writer has not taken yet.
+ */
+void tftpw_start(struct tftpw *w);
 /* Waits until every job queued so far ran, then removes the files they
  * replaced (start-up: none is left when the daemon says it is ready). */
 void tftpw_drain(struct tftpw *w);
