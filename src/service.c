@@ -986,14 +986,20 @@ pair_reset(struct svc *s, void *arg)
 	return store_pair_put(s->st, a->dev, a->ext, &sp);
 }
 
-/* Whether extension ext's stored hash is still `hash` (lock held): 1
- * yes, 0 no, -1 the store failed (a failure is not a changed code). */
+/* Whether extension ext's stored hash is still `hash`, read when the
+ * store's count of code writes was gen (lock held): 1 yes, 0 no, -1 the
+ * store failed (a failure is not a changed code).  No code written since
+ * is a yes without a read: the move's transaction then starts warm. */
 static int
-same_secret(struct svc *s, hd_id ext, const char *hash)
+same_secret(struct svc *s, hd_id ext, const char *hash, unsigned long long gen)
 {
 	char now[SECRET_HASH_LEN];
-	int rc = store_ext_secret(s->st, ext, now, sizeof(now));
-	int same = rc < 0 ? -1 : rc == 1 && strcmp(now, hash) == 0;
+	int rc, same;
+
+	if (store_codes_gen(s->st) == gen)
+		return 1;
+	rc = store_ext_secret(s->st, ext, now, sizeof(now));
+	same = rc < 0 ? -1 : rc == 1 && strcmp(now, hash) == 0;
 
 	sodium_memzero(now, sizeof(now));
 	return same;
@@ -1194,6 +1200,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	struct attempt a = { 0 };
 	struct svc_try reservation;
 	char *hash = NULL;
+	unsigned long long gen = 0;
 	uint64_t t_hash;
 	bool ok = false;
 	int rc = SVC_OK, crc, same = 1;
@@ -1264,6 +1271,7 @@ again:
 		rc = SVC_INTERNAL;
 		goto unlock;
 	}
+	gen = store_codes_gen(s->st);
 	try_reserve(s, &reservation, &a);
 	mu_unlock(s);
 
@@ -1281,7 +1289,7 @@ again:
 	caller = star30_caller(s, r, caller_buf, sizeof(caller_buf));
 	virt_star30(s->w, caller, r->digits, VIRT_CODE_VERIFIED, &d);
 	if (ok && d.result == VIRT_ACCEPTED && d.ext->id == a.ext &&
-	    (same = same_secret(s, a.ext, hash)) < 0) {
+	    (same = same_secret(s, a.ext, hash, gen)) < 0) {
 		rc = SVC_INTERNAL; /* the store cannot tell: nothing changed */
 		goto unlock;
 	}

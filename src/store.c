@@ -371,6 +371,7 @@ struct store {
 	unsigned long long errors; /* failures recorded, conflicts excluded */
 	atomic_long wal_frames;    /* frames in the log after the last commit */
 	atomic_long wal_commits;   /* commits counted by wal_count */
+	unsigned long long code_writes; /* store_codes_gen */
 	struct {
 		store_txn_end_fn fn;
 		void *arg;
@@ -1282,6 +1283,7 @@ store_ext_put(struct store *s, struct hd_ext *e)
 	sqlite3_stmt *st = s->st[e->id == 0 ? ST_EXT_INS : ST_EXT_UPD];
 	int b = SQLITE_OK;
 
+	s->code_writes++; /* a code set, kept or cleared, or a new id */
 	bind_ok(&b, bind_id(st, 1, e->org));
 	bind_ok(&b, bind_text(st, 2, e->number));
 	bind_ok(&b, bind_text(st, 3, e->sip_user));
@@ -1315,6 +1317,7 @@ store_ext_put(struct store *s, struct hd_ext *e)
 int
 store_ext_delete(struct store *s, hd_id id)
 {
+	s->code_writes++;
 	return delete_by_id(s, ST_EXT_DEL, "extension", id);
 }
 
@@ -2899,6 +2902,12 @@ store_ckpt_close(struct store_ckpt *c)
 	free(c);
 }
 
+unsigned long long
+store_codes_gen(const struct store *s)
+{
+	return s->code_writes;
+}
+
 int
 store_ext_secret(struct store *s, hd_id ext, char *buf, size_t len)
 {
@@ -2948,6 +2957,8 @@ store_hash_swap(struct store *s, enum store_hash kind, hd_id ext, const char *wa
 	sqlite3_stmt *st = s->st[kind == STORE_HASH_CODE ? ST_EXT_SECRET_SWAP : ST_WEBPW_SWAP];
 	int b = SQLITE_OK, rc;
 
+	if (kind == STORE_HASH_CODE)
+		s->code_writes++;
 	bind_ok(&b, bind_id(st, 1, ext));
 	bind_ok(&b, bind_text(st, 2, was));
 	bind_ok(&b, bind_text(st, 3, hash));

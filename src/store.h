@@ -149,6 +149,12 @@ int store_ext_delete(struct store *s, hd_id id);
  * while has_secret is true, and clears it otherwise.
  */
 int store_ext_secret(struct store *s, hd_id ext, char *buf, size_t len);
+/* A count of the writes through this store that may change an
+ * extension's code (store_ext_put, store_ext_delete, store_hash_swap of a
+ * code), committed or not: the same count at two moments means no code
+ * changed between them, so a hash read at the first (store_ext_secret)
+ * is still the stored one.  (hotdeskd is the database's only writer.) */
+unsigned long long store_codes_gen(const struct store *s);
 /* virtual_on of ext := dev (0 = back to base). */
 int store_ext_set_virtual_on(struct store *s, hd_id ext, hd_id dev);
 int store_dev_put(struct store *s, struct hd_dev *d);

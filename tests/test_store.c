@@ -1218,6 +1218,62 @@ Test(store, events_filters_and_paging)
 
 /* ---- attempts and pairs -------------------------------------------- */
 
+static int
+put_ext_then_fail(struct store *s, void *arg)
+{
+	cr_assert_eq(store_ext_put(s, arg), 0, "%s", store_errmsg(s));
+	return -1;
+}
+
+/* The count of code writes (store_codes_gen) moves with each write that
+ * may change an extension's code, whether it commits or not, and with no
+ * other: an unchanged count is what lets a *30 move skip reading the
+ * code again after its verify. */
+Test(store, the_count_of_code_writes_moves_with_every_code_write_and_no_other)
+{
+	struct store *s = open_db();
+	struct hd_org o = { .name = "acme" };
+	struct hd_ext a = { .number = "201", .sip_user = "acme-201", .sip_password = "x",
+	                    .secret_hash = "$argon2id$v=19$one" };
+	struct hd_ext b = { .number = "202", .sip_user = "acme-202", .sip_password = "x" };
+	struct hd_dev d = { .mac = "0004f2aabbcc", .profile = "polycom" };
+	unsigned long long g;
+
+	cr_assert_eq(store_org_put(s, &o), 0, "%s", store_errmsg(s));
+	a.org = d.org = o.id;
+	g = store_codes_gen(s);
+	cr_assert_eq(store_ext_put(s, &a), 0, "%s", store_errmsg(s));
+	cr_assert_neq(store_codes_gen(s), g, "a new extension (an id that may be reused)");
+	d.home_ext = a.id;
+	g = store_codes_gen(s);
+	cr_assert_eq(store_dev_put(s, &d), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_ext_set_virtual_on(s, a.id, d.id), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_webpw_put(s, a.id, "$argon2id$v=19$web", 5), 0);
+	cr_assert_eq(store_hash_swap(s, STORE_HASH_WEBPW, a.id, "$argon2id$v=19$web",
+	                             "$argon2id$v=19$web2"), 1);
+	cr_assert_eq(store_codes_gen(s), g, "a device, a move and a web password are no code");
+	cr_assert_eq(store_hash_swap(s, STORE_HASH_CODE, a.id, "$argon2id$v=19$one",
+	                             "$argon2id$v=19$two"), 1);
+	cr_assert_neq(store_codes_gen(s), g, "a code's hash made again");
+	/* a write rolled back counts too: the count errs towards a read */
+	g = store_codes_gen(s);
+	a.secret_hash = "$argon2id$v=19$three";
+	cr_assert_neq(store_txn(s, put_ext_then_fail, &a), 0);
+	cr_assert_neq(store_codes_gen(s), g, "an update of the extension, rolled back");
+	{
+		char h[128];
+
+		cr_assert_eq(store_ext_secret(s, a.id, h, sizeof(h)), 1);
+		cr_assert_str_eq(h, "$argon2id$v=19$two", "rolled back");
+	}
+	b.org = o.id;
+	cr_assert_eq(store_ext_put(s, &b), 0, "%s", store_errmsg(s));
+	g = store_codes_gen(s);
+	cr_assert_eq(store_ext_delete(s, b.id), 0, "%s", store_errmsg(s));
+	cr_assert_neq(store_codes_gen(s), g, "a deleted extension");
+	store_close(s);
+}
+
 Test(store, call_attempts)
 {
 	struct store *s = open_db();
