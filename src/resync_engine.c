@@ -322,14 +322,24 @@ dev_event(struct store *st, const char *type, hd_id org, const char *mac, json_t
 }
 
 static int
+row_failed(struct store *st, hd_id dev)
+{
+	log_error("resync: cannot store the state of device %lld: %s", (long long)dev,
+	          store_errmsg(st));
+	return -1;
+}
+
+static int
 put_row(struct store *st, const struct store_resync *row)
 {
-	if (store_resync_put(st, row) != 0) {
-		log_error("resync: cannot store the state of device %lld: %s", (long long)row->dev,
-		          store_errmsg(st));
-		return -1;
-	}
-	return 0;
+	return store_resync_put(st, row) != 0 ? row_failed(st, row->dev) : 0;
+}
+
+/* A row owed, written without a read (store_resync_owe_put). */
+static int
+owe_row(struct store *st, struct store_resync *row)
+{
+	return store_resync_owe_put(st, row) != 0 ? row_failed(st, row->dev) : 0;
 }
 
 /* The line the phone carries before it reloads: the identity it last
@@ -1374,15 +1384,17 @@ note_one(struct resync *r, const struct world *w, struct store *st, const struct
 {
 	struct store_resync row;
 	struct pub_fetch f;
-	int found = store_resync_get(st, d->id, &row);
 
 	*staged = false;
-	if (found < 0)
-		return outbox ? -1 : 0;
-	if (outbox)
-		store_resync_owe(&row, found == 1, d->id, sg->now, sg->now);
-	else if (found == 0 || !resync_state_is(&row, "pending") || row.version != 0)
+	if (outbox) {
+		/* written whole below, with no read first (a move's cold path):
+		 * store_resync_owe_put keeps what a row there has beyond it */
+		memset(&row, 0, sizeof(row));
+		store_resync_owe(&row, false, d->id, sg->now, sg->now);
+	} else if (store_resync_get(st, d->id, &row) <= 0 ||
+	           !resync_state_is(&row, "pending") || row.version != 0) {
 		return 0;
+	}
 	row.version = pub_version(r->pub, d->id);
 	if (row.next_at > sg->now)
 		row.next_at = sg->now; /* held until its files were published */
@@ -1393,7 +1405,7 @@ note_one(struct resync *r, const struct world *w, struct store *st, const struct
 		(void)snprintf(row.last_result, sizeof(row.last_result), "unchanged");
 		row.next_at = 0;
 	}
-	if (put_row(st, &row) != 0)
+	if ((outbox ? owe_row(st, &row) : put_row(st, &row)) != 0)
 		return outbox ? -1 : 0;
 	if (resync_state_is(&row, "synced"))
 		return 0;

@@ -112,6 +112,7 @@ enum stmt_id {
 	ST_FETCH_PUT,
 	ST_FETCH_ALL,
 	ST_RESYNC_PUT,
+	ST_RESYNC_OWE_PUT,
 	ST_RESYNC_GET,
 	ST_RESYNC_ALL,
 	ST_RESYNC_DUE,
@@ -296,6 +297,15 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                  "version = excluded.version, attempts = excluded.attempts, "
 	                  "next_at = excluded.next_at, last_result = excluded.last_result, "
 	                  "last_at = excluded.last_at",
+	/* a row owed, in one statement: what a row there has beyond it is
+	 * kept, and read back */
+	[ST_RESYNC_OWE_PUT] = "INSERT INTO resync (" RESYNC_COLS ") "
+	                      "VALUES (?1, ?2, ?3, 0, ?4, ?5, NULL, ?6) "
+	                      "ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, "
+	                      "version = excluded.version, attempts = 0, "
+	                      "next_at = excluded.next_at, "
+	                      "last_result = coalesce(excluded.last_result, last_result) "
+	                      "RETURNING last_result, last_at, created_at",
 	[ST_RESYNC_GET] = "SELECT " RESYNC_COLS " FROM resync WHERE device_id = ?1",
 	[ST_RESYNC_ALL] = "SELECT " RESYNC_COLS " FROM resync ORDER BY device_id",
 	[ST_RESYNC_DUE] = "SELECT " RESYNC_COLS " FROM resync WHERE " RESYNC_OWED
@@ -2323,6 +2333,35 @@ store_resync_put(struct store *s, const struct store_resync *r)
 	bind_ok(&b, r->last_at ? sqlite3_bind_int64(st, 7, r->last_at) : sqlite3_bind_null(st, 7));
 	bind_ok(&b, sqlite3_bind_int64(st, 8, r->created_at));
 	return run(s, st, b);
+}
+
+int
+store_resync_owe_put(struct store *s, struct store_resync *r)
+{
+	sqlite3_stmt *st = s->st[ST_RESYNC_OWE_PUT];
+	int b = SQLITE_OK, rc, ret = 0;
+
+	bind_ok(&b, bind_id(st, 1, r->dev));
+	bind_ok(&b, bind_text(st, 2, r->state));
+	bind_ok(&b, sqlite3_bind_int64(st, 3, (sqlite3_int64)r->version));
+	bind_ok(&b, sqlite3_bind_int64(st, 4, r->next_at));
+	bind_ok(&b, bind_text_opt(st, 5, r->last_result));
+	bind_ok(&b, sqlite3_bind_int64(st, 6, r->created_at));
+	r->attempts = 0;
+	if (b != SQLITE_OK) {
+		ret = fail(s, b);
+	} else if ((rc = step(s, st)) != SQLITE_ROW) {
+		ret = fail(s, rc);
+	} else if (col_copy(st, 0, r->last_result, sizeof(r->last_result)) != 0) {
+		ret = fail(s, SQLITE_TOOBIG);
+	} else {
+		r->last_at = sqlite3_column_int64(st, 1);
+		r->created_at = sqlite3_column_int64(st, 2);
+		if ((rc = step(s, st)) != SQLITE_DONE)
+			ret = fail(s, rc);
+	}
+	done(st);
+	return ret;
 }
 
 static int

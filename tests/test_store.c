@@ -570,6 +570,69 @@ Test(store, an_open_resync_row_is_found_and_synced_ones_are_not)
 	store_close(s);
 }
 
+/* A row owed is written with no read first (store_resync_owe_put): a new
+ * one as given, attempts 0; one already there keeps its created_at,
+ * last_at and last_result unless a result is given, and the caller's
+ * copy ends as stored. */
+Test(store, a_row_owed_keeps_what_the_row_had_beyond_it)
+{
+	struct store *s = open_db();
+	hd_id org = add_org(s, "acme");
+	hd_id a = add_dev(s, org, "001565000001", 0);
+	struct store_resync r = { .dev = a, .state = "pending", .version = 3, .attempts = 9,
+	                          .next_at = 40, .created_at = 30 }, got;
+
+	cr_assert_eq(store_resync_owe_put(s, &r), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_resync_get(s, a, &got), 1);
+	cr_assert_str_eq(got.state, "pending");
+	cr_assert_eq(got.version, 3);
+	cr_assert_eq(got.attempts, 0);
+	cr_assert_eq(got.next_at, 40);
+	cr_assert_str_eq(got.last_result, "");
+	cr_assert_eq(got.last_at, 0);
+	cr_assert_eq(got.created_at, 30);
+	cr_assert_eq(r.attempts, 0);
+	cr_assert_eq(r.created_at, 30);
+
+	/* a row the engine wrote since */
+	got.attempts = 2;
+	snprintf(got.state, sizeof got.state, "notified");
+	snprintf(got.last_result, sizeof got.last_result, "200 OK");
+	got.last_at = 45;
+	cr_assert_eq(store_resync_put(s, &got), 0);
+	r = (struct store_resync){ .dev = a, .state = "pending", .version = 4, .attempts = 5,
+	                           .next_at = 50, .created_at = 50 };
+	cr_assert_eq(store_resync_owe_put(s, &r), 0, "%s", store_errmsg(s));
+	cr_assert_str_eq(r.last_result, "200 OK", "read back");
+	cr_assert_eq(r.last_at, 45);
+	cr_assert_eq(r.created_at, 30);
+	cr_assert_eq(store_resync_get(s, a, &got), 1);
+	cr_assert_str_eq(got.state, "pending");
+	cr_assert_eq(got.version, 4);
+	cr_assert_eq(got.attempts, 0);
+	cr_assert_eq(got.next_at, 50);
+	cr_assert_str_eq(got.last_result, "200 OK");
+	cr_assert_eq(got.last_at, 45);
+	cr_assert_eq(got.created_at, 30);
+
+	/* a result given replaces the one there */
+	r = (struct store_resync){ .dev = a, .state = "synced", .version = 4, .created_at = 60,
+	                           .last_result = "unchanged" };
+	cr_assert_eq(store_resync_owe_put(s, &r), 0, "%s", store_errmsg(s));
+	cr_assert_eq(store_resync_get(s, a, &got), 1);
+	cr_assert_str_eq(got.state, "synced");
+	cr_assert_str_eq(got.last_result, "unchanged");
+	cr_assert_eq(got.last_at, 45);
+	cr_assert_eq(got.created_at, 30);
+	cr_assert_str_eq(r.last_result, "unchanged");
+
+	/* a device that is not there: refused (its foreign key), nothing written */
+	r = (struct store_resync){ .dev = a + 1000, .state = "pending", .created_at = 1 };
+	cr_assert_lt(store_resync_owe_put(s, &r), 0);
+	cr_assert_eq(store_resync_get(s, a + 1000, &got), 0);
+	store_close(s);
+}
+
 /* The log a job in steps leaves (a little past STORE_WAL_KEEP: svc_yield
  * checkpoints once it passes that) is not cut when it starts again: the
  * cut is made by the commit that starts it, under the service lock. */
