@@ -928,6 +928,49 @@ Test(tftpw, a_thread_that_runs_its_jobs_tells_the_writer_what_it_left_when_done)
 	tu_rmtree(dir);
 }
 
+/* The urgent jobs of a thread that said it runs them itself wake no
+ * writer; started (tftpw_start, a *30 move's, before its commit), the
+ * writer writes them while that thread is elsewhere, and its wait then
+ * finds them written. */
+Test(tftpw, started_jobs_are_written_by_the_writer_while_their_thread_goes_on)
+{
+	char *dir = tu_tmpdir(), err[256], *s = NULL;
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	uint64_t t;
+	mode_t mode;
+
+	cr_assert_not_null(w, "%s", err);
+	fk_set(39, "first\n");
+	fk_set(40, "started\n");
+	fk_set(41, "started too\n");
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 39, 0));
+	usleep(50000); /* the writer is idle, waiting for nothing */
+	tftpw_thread_waits(w);
+	(void)tftpw_queue_dev(w, TFTPW_URGENT, 40, 0);
+	t = tftpw_queue_dev(w, TFTPW_URGENT, 41, 0);
+	usleep(50000);
+	s = slurp(dir, "dev40.cfg", &mode);
+	cr_assert_str_eq(s, "", "the writer was not told of the jobs");
+	tftpw_start(w);
+	for (int i = 0; i < 1000; i++) {
+		free(s);
+		s = slurp(dir, "dev41.cfg", &mode);
+		if (s[0] != '\0')
+			break;
+		usleep(10000);
+	}
+	cr_assert_str_eq(s, "started too\n", "the writer wrote them, nobody waiting");
+	free(s);
+	s = slurp(dir, "dev40.cfg", &mode);
+	cr_assert_str_eq(s, "started\n");
+	free(s);
+	tftpw_wait(w, TFTPW_URGENT, t); /* returns: they ran */
+	tftpw_thread_done(w);
+	cr_assert(tftpw_stop(w));
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
 /* A file written once the writer keeps spares goes into a spare's inode,
  * whole and 0644, and that spare is gone from the temporaries. */
 Test(tftpw, a_file_is_written_into_a_spare)
