@@ -570,6 +570,23 @@ Test(store, an_open_resync_row_is_found_and_synced_ones_are_not)
 	store_close(s);
 }
 
+/* Device dev's outbox row as stored, field by field. */
+static void
+assert_row(struct store *s, hd_id dev, const char *state, unsigned long long version,
+           long long next_at, const char *last_result, long long last_at, long long created_at)
+{
+	struct store_resync got;
+
+	cr_assert_eq(store_resync_get(s, dev, &got), 1);
+	cr_assert_str_eq(got.state, state);
+	cr_assert_eq(got.version, version);
+	cr_assert_eq(got.attempts, 0);
+	cr_assert_eq(got.next_at, next_at);
+	cr_assert_str_eq(got.last_result, last_result);
+	cr_assert_eq(got.last_at, last_at);
+	cr_assert_eq(got.created_at, created_at);
+}
+
 /* A row owed is written with no read first (store_resync_owe_put): a new
  * one as given, attempts 0; one already there keeps its created_at,
  * last_at and last_result unless a result is given, and the caller's
@@ -583,18 +600,12 @@ Test(store, a_row_owed_keeps_what_the_row_had_beyond_it)
 	                          .next_at = 40, .created_at = 30 }, got;
 
 	cr_assert_eq(store_resync_owe_put(s, &r), 0, "%s", store_errmsg(s));
-	cr_assert_eq(store_resync_get(s, a, &got), 1);
-	cr_assert_str_eq(got.state, "pending");
-	cr_assert_eq(got.version, 3);
-	cr_assert_eq(got.attempts, 0);
-	cr_assert_eq(got.next_at, 40);
-	cr_assert_str_eq(got.last_result, "");
-	cr_assert_eq(got.last_at, 0);
-	cr_assert_eq(got.created_at, 30);
+	assert_row(s, a, "pending", 3, 40, "", 0, 30);
 	cr_assert_eq(r.attempts, 0);
 	cr_assert_eq(r.created_at, 30);
 
 	/* a row the engine wrote since */
+	cr_assert_eq(store_resync_get(s, a, &got), 1);
 	got.attempts = 2;
 	snprintf(got.state, sizeof got.state, "notified");
 	snprintf(got.last_result, sizeof got.last_result, "200 OK");
@@ -606,24 +617,13 @@ Test(store, a_row_owed_keeps_what_the_row_had_beyond_it)
 	cr_assert_str_eq(r.last_result, "200 OK", "read back");
 	cr_assert_eq(r.last_at, 45);
 	cr_assert_eq(r.created_at, 30);
-	cr_assert_eq(store_resync_get(s, a, &got), 1);
-	cr_assert_str_eq(got.state, "pending");
-	cr_assert_eq(got.version, 4);
-	cr_assert_eq(got.attempts, 0);
-	cr_assert_eq(got.next_at, 50);
-	cr_assert_str_eq(got.last_result, "200 OK");
-	cr_assert_eq(got.last_at, 45);
-	cr_assert_eq(got.created_at, 30);
+	assert_row(s, a, "pending", 4, 50, "200 OK", 45, 30);
 
 	/* a result given replaces the one there */
 	r = (struct store_resync){ .dev = a, .state = "synced", .version = 4, .created_at = 60,
 	                           .last_result = "unchanged" };
 	cr_assert_eq(store_resync_owe_put(s, &r), 0, "%s", store_errmsg(s));
-	cr_assert_eq(store_resync_get(s, a, &got), 1);
-	cr_assert_str_eq(got.state, "synced");
-	cr_assert_str_eq(got.last_result, "unchanged");
-	cr_assert_eq(got.last_at, 45);
-	cr_assert_eq(got.created_at, 30);
+	assert_row(s, a, "synced", 4, 0, "unchanged", 45, 30);
 	cr_assert_str_eq(r.last_result, "unchanged");
 
 	/* a device that is not there: refused (its foreign key), nothing written */
