@@ -438,15 +438,18 @@ take_candidate(struct treq *r, const char **src, size_t *len, char **owned, char
 
 /*
  * A save holds the service lock in steps of about SAVE_SLICE_NS of work
- * each (the number of devices per step adapts to the time the last one
- * took), and lets the threads waiting for the lock have it between two.
- * A *30 during a save waits for the step in progress: short steps keep
- * its answer within the move's 10 ms; a step's own cost (a transaction
- * without a sync, WAL) is small against 2 ms (3 ms took the same time
- * to re-render 100,000 devices on disk, and the moves meanwhile waited
- * up to 7.2 ms instead of 4.7).
+ * each, and lets the threads waiting for the lock have it between two.
+ * A step ends early when a thread waits for the lock (svc_wanted): a *30
+ * during a save waits for the device being dry-run, or for the
+ * SAVE_RR_PART devices being re-rendered (SVC_CHANGE_MORE), and the
+ * step's commit.  A step's own cost (a transaction without a sync, WAL)
+ * is small against 2 ms, not against 0.5 ms: steps of 0.5 ms took 8-11 %
+ * more CPU to re-render 1,000,000 devices.
  */
 #define SAVE_SLICE_NS 2000000ull /* 2 ms */
+/* devices handed to the change hook at a time within a re-render step
+ * (at least PUB_BATCH_MIN, so that their files go to the bulk queue) */
+#define SAVE_RR_PART 8
 #define SAVE_STEP_MIN 8
 #define SAVE_STEP_MAX 4096
 /* table slots per step of the listing of the devices (about 1 ms) */
@@ -680,11 +683,14 @@ save_dry_step(const struct world *w, struct store *st, void *arg)
 
 	(void)st;
 	sv->t0 = now_ns();
-	for (; sv->at < end; sv->at++)
+	for (; sv->at < end; sv->at++) {
+		if (sv->at > from && svc_wanted(sv->c->svc))
+			break; /* a *30 waits: the rest in the next step */
 		if (dry_one(sv, w, sv->at) != 0) {
 			save_fail(sv, 500, "out of memory");
 			return -1;
 		}
+	}
 	save_pace(sv, sv->at - from);
 	return 0;
 }
@@ -973,25 +979,29 @@ save_install(const struct world *w, struct store *st, void *arg)
 	return 0;
 }
 
-/* One step of the re-render (svc_transact): the list's progress, and the
- * next devices handed to the change hook in the same transaction
- * (SVC_CHANGE_FOLD), which publishes them, records their versions and
- * writes their resync rows, due at once; a shared template or static file
- * changes no per-device file: its devices are "changed" all the same, so
- * that they get their NOTIFY. */
+/* One part of a step of the re-render (svc_transact, called again while
+ * it sets SVC_CHANGE_MORE): the list's progress, and the next devices
+ * handed to the change hook in the same transaction (SVC_CHANGE_FOLD),
+ * which publishes them, records their versions and writes their resync
+ * rows, due at once; a shared template or static file changes no
+ * per-device file: its devices are "changed" all the same, so that they
+ * get their NOTIFY.  The step goes on while it is shorter than
+ * SAVE_SLICE_NS and no thread waits for the lock. */
 static int
 rerender_step(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
 	struct save *sv = arg;
-	size_t end = sv->rr_at + sv->step < sv->changed.n ? sv->rr_at + sv->step : sv->changed.n;
+	size_t from = sv->rr_next;
+	size_t end = from + SAVE_RR_PART < sv->changed.n ? from + SAVE_RR_PART : sv->changed.n;
 
-	sv->t0 = now_ns();
+	if (from == sv->rr_at) /* the step's first part */
+		sv->t0 = now_ns();
 	/* each row is written once, by the hook (no held row first); a
 	 * device deleted since the listing is unpublished already and owes
 	 * no NOTIFY (its row would name no device) */
 	if (hold_done(st, end, sv->changed.n) != 0)
 		return -1;
-	for (size_t i = sv->rr_at; i < end; i++)
+	for (size_t i = from; i < end; i++)
 		if (world_dev(w, sv->changed.v[i]) != NULL &&
 		    hd_idset_push(&chg->devs, sv->changed.v[i]) != 0)
 			return -1;
@@ -999,6 +1009,8 @@ rerender_step(const struct world *w, struct store *st, struct svc_change *chg, v
 	if (sv->shared)
 		chg->flags |= SVC_CHANGE_NOTIFY_ALL;
 	sv->rr_next = end;
+	if (end < sv->changed.n && now_ns() - sv->t0 < SAVE_SLICE_NS)
+		chg->flags |= SVC_CHANGE_MORE;
 	return 0;
 }
 
@@ -1011,8 +1023,8 @@ save_rerender(struct save *sv)
 	int tries = 0;
 
 	while (sv->rr_at < sv->changed.n) {
+		sv->rr_next = sv->rr_at; /* a step rolled back starts again */
 		if (svc_transact(sv->c->svc, "template", rerender_step, NULL, sv) == SVC_OK) {
-			save_pace(sv, sv->rr_next - sv->rr_at);
 			sv->rr_at = sv->rr_next;
 			tries = 0;
 		} else if (++tries == 3) {
@@ -1111,10 +1123,8 @@ save_run(struct save *sv)
 		         json_string_value(json_object_get(f, "error")));
 		return;
 	}
-	if (!sv->dry && sv->installed) {
-		sv->step = SAVE_STEP_MIN; /* a re-render costs more per device than a dry run */
+	if (!sv->dry && sv->installed)
 		save_rerender(sv);
-	}
 }
 
 /* PUT (save), POST dry-run (dry), POST rollback (rollback > 0). */
@@ -1141,9 +1151,11 @@ save_template(struct treq *r, bool dry, int rollback)
 	}
 	pthread_once(&save_once, save_mu_register);
 	pthread_mutex_lock(&save_mu);
+	svc_thread_steps(true); /* its holds can wait for a *30 */
 	save_run(&sv);
 	if (sv.tracking)
 		(void)svc_locked(r->c->svc, save_untrack, &sv);
+	svc_thread_steps(false);
 	pthread_mutex_unlock(&save_mu);
 	if (sv.status == 200 && !dry)
 		log_info("template %s/%s: version %d %s, %zu devices changed", r->prof->name,

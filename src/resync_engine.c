@@ -612,9 +612,10 @@ scan_locked(const struct world *w, struct store *st, struct svc_change *chg, voi
 	for (size_t i = first; i < sc->nrows; i++) {
 		if (scan_one(sc, w, st, &sc->rows[i]) != 0)
 			return -1;
-		/* at least a small change's worth of rows per scan */
+		/* at least a small change's worth of rows per scan; a *30
+		 * waiting for the lock cuts it short too */
 		if (i + 1 - first >= URGENT_MAX && i + 1 < sc->nrows &&
-		    metrics_now_ns() >= sc->until) {
+		    (metrics_now_ns() >= sc->until || svc_wanted(sc->r->svc))) {
 			sc->nrows = i + 1; /* the rest stay due, untouched */
 			sc->cut = true;
 			break;
@@ -1085,7 +1086,7 @@ batch_left(const struct batch *b)
 
 /* One slice of the round, in one transaction (svc_transact): from the
  * batch's cursors on, until SLICE_NS have passed since the lock was
- * taken (at least one entry). */
+ * taken or a thread waits for it (at least one entry). */
 static int
 apply_locked(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
 {
@@ -1100,8 +1101,8 @@ apply_locked(const struct world *w, struct store *st, struct svc_change *chg, vo
 
 		if (rc != 0)
 			return -1;
-		if (metrics_now_ns() >= b->until)
-			break;
+		if (metrics_now_ns() >= b->until || svc_wanted(b->r->svc))
+			break; /* a *30 waiting has the lock after this entry */
 	}
 	return 0;
 }

@@ -72,6 +72,14 @@ struct svc;
  * no follow-up transaction); the hook is not called with it.  Its devices
  * must be devices of the world (a row for another would name none). */
 #define SVC_CHANGE_FOLD 8u
+/* Set by an svc_transact body with SVC_CHANGE_FOLD: it has more devices
+ * for the same transaction.  Once the hook has the devices it added, the
+ * body is called again (its list keeps them: it adds the next ones),
+ * unless a thread waits for the service lock (svc_wanted): then the
+ * transaction commits with what it has.  A job in steps (a template's
+ * re-render) adds a few devices at a time, so that a *30 waits for those,
+ * not for its whole step. */
+#define SVC_CHANGE_MORE 16u
 
 /*
  * Devices changed by an operation.  Called with the service lock held and
@@ -167,6 +175,9 @@ int svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn aft
  * and checkpoints the database's log once the job's commits have made it
  * long, so that the next commit starts it again. */
 void svc_yield(struct svc *s);
+/* Whether a thread waits for the service lock now (not a background one,
+ * nor a job in steps): a job in steps holding it ends its step early. */
+bool svc_wanted(struct svc *s);
 /* Marks the calling thread as one whose work can wait (the resync
  * engine): svc_yield does not wait for it, so a long job in steps is not
  * stretched by it; it still has the lock whenever the job is between two
@@ -174,6 +185,11 @@ void svc_yield(struct svc *s);
 void svc_thread_background(void);
 /* A background thread waits for the lock (for seconds while a long job
  * runs) in slices of IDLE_MS, running its idle work (idle.h) between two. */
+/* Marks the calling thread, while on, as running a job in steps (a
+ * template save): it does not queue for the lock, but tries it every
+ * 0.1 ms, leaving it to the threads that queue (a *30 move), so that
+ * their unlock wakes no thread to take their CPU. */
+void svc_thread_steps(bool on);
 
 /* ---- PBX --------------------------------------------------------------- */
 

@@ -526,3 +526,165 @@ Test(service, a_background_thread_does_its_idle_work_while_it_waits_for_the_lock
 	cr_assert_eq(atomic_load(&p.idles), p.idles_when_locked, "idle work ran after the wait");
 	fx_free(f);
 }
+
+/* A job in steps (a template save) does not queue for the lock: a thread
+ * that queued for it while the job waited too (a *30 move) has it first,
+ * and its unlock wakes no thread that would take its CPU. */
+struct order_probe {
+	struct svc *svc;
+	pthread_t job, move;
+	atomic_int next;
+	int job_at, move_at;
+};
+
+static int
+note_job(const struct world *w, struct store *st, void *arg)
+{
+	struct order_probe *p = arg;
+
+	p->job_at = atomic_fetch_add(&p->next, 1);
+	return 0;
+}
+
+static int
+note_move(const struct world *w, struct store *st, void *arg)
+{
+	struct order_probe *p = arg;
+
+	p->move_at = atomic_fetch_add(&p->next, 1);
+	return 0;
+}
+
+static void *
+job_in_steps(void *arg)
+{
+	struct order_probe *p = arg;
+
+	svc_thread_steps(true);
+	svc_locked(p->svc, note_job, p);
+	svc_thread_steps(false);
+	return NULL;
+}
+
+static void *
+a_move(void *arg)
+{
+	struct order_probe *p = arg;
+
+	svc_locked(p->svc, note_move, p);
+	return NULL;
+}
+
+/* Holds the lock while the job, then the move, start waiting for it. */
+static int
+hold_for_both(const struct world *w, struct store *st, void *arg)
+{
+	struct order_probe *p = arg;
+	struct timespec t = { 0, 30 * 1000000L };
+
+	cr_assert_eq(pthread_create(&p->job, NULL, job_in_steps, p), 0);
+	while (nanosleep(&t, &t) != 0)
+		;
+	t.tv_nsec = 30 * 1000000L;
+	cr_assert_eq(pthread_create(&p->move, NULL, a_move, p), 0);
+	while (nanosleep(&t, &t) != 0)
+		;
+	return 0;
+}
+
+Test(service, a_job_in_steps_leaves_the_lock_to_a_thread_queued_for_it)
+{
+	struct fx *f = fx_new();
+	struct order_probe p = { .svc = f->svc };
+
+	svc_locked(f->svc, hold_for_both, &p);
+	cr_assert_eq(pthread_join(p.job, NULL), 0);
+	cr_assert_eq(pthread_join(p.move, NULL), 0);
+	cr_assert_eq(p.move_at, 0, "the thread queued second had the lock at turn %d", p.move_at);
+	cr_assert_eq(p.job_at, 1, "the job in steps had the lock at turn %d", p.job_at);
+	fx_free(f);
+}
+
+/* ---- a job's step in parts (SVC_CHANGE_MORE) --------------------------------- */
+
+/* A body that adds one of the fixture's phones per call and asks to be
+ * called again (SVC_CHANGE_MORE) until its max-th call; with waiter, its
+ * second call starts a thread that waits for the lock and returns once
+ * that thread waits (svc_wanted). */
+struct parts {
+	struct fx *f;
+	int calls, max;
+	bool waiter;
+	pthread_t t;
+	atomic_bool had_lock;
+	size_t last_n; /* the list's length at the body's last call */
+};
+
+static int
+parts_note(const struct world *w, struct store *st, void *arg)
+{
+	atomic_store(&((struct parts *)arg)->had_lock, true);
+	return 0;
+}
+
+static void *
+parts_wait(void *arg)
+{
+	struct parts *p = arg;
+
+	svc_locked(p->f->svc, parts_note, p);
+	return NULL;
+}
+
+static int
+parts_body(const struct world *w, struct store *st, struct svc_change *chg, void *arg)
+{
+	static const char *const macs[] = { "001565000100", "0004f2000101", "001565000103" };
+	struct parts *p = arg;
+
+	p->last_n = chg->devs.n;
+	if (p->calls < 3) {
+		const struct hd_dev *d = world_dev_by_mac(w, macs[p->calls]);
+
+		cr_assert_not_null(d);
+		cr_assert_eq(hd_idset_push(&chg->devs, d->id), 0);
+	}
+	p->calls++;
+	chg->flags |= SVC_CHANGE_FOLD;
+	if (p->calls < p->max)
+		chg->flags |= SVC_CHANGE_MORE;
+	if (p->waiter && p->calls == 2) {
+		cr_assert_eq(pthread_create(&p->t, NULL, parts_wait, p), 0);
+		for (int i = 0; i < 2000 && !svc_wanted(p->f->svc); i++)
+			usleep(1000);
+		cr_assert(svc_wanted(p->f->svc), "the thread never waited for the lock");
+	}
+	return 0;
+}
+
+Test(service, a_body_with_more_is_called_again_and_the_hook_has_each_part_once)
+{
+	struct fx *f = fx_new();
+	struct parts p = { .f = f, .max = 4 };
+	int hooks = f->hook_calls;
+
+	cr_assert_eq(svc_transact(f->svc, "test", parts_body, NULL, &p), SVC_OK);
+	cr_assert_eq(p.calls, 4);
+	/* the list keeps what the hook had: 3 phones, one per part */
+	cr_assert_eq(p.last_n, 3);
+	cr_assert_eq(f->hook_calls - hooks, 3, "the hook ran %d times for 3 parts",
+	             f->hook_calls - hooks);
+	fx_free(f);
+}
+
+Test(service, a_body_with_more_commits_what_it_has_once_a_thread_waits_for_the_lock)
+{
+	struct fx *f = fx_new();
+	struct parts p = { .f = f, .max = 1000, .waiter = true };
+
+	cr_assert_eq(svc_transact(f->svc, "test", parts_body, NULL, &p), SVC_OK);
+	cr_assert_eq(pthread_join(p.t, NULL), 0);
+	cr_assert_eq(p.calls, 2, "the body was called %d times after a thread waited", p.calls);
+	cr_assert(atomic_load(&p.had_lock));
+	fx_free(f);
+}
