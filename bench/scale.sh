@@ -12,6 +12,11 @@
 #                                (s<N>.db and s<N>.paths): 1,000,000 devices
 #                                take minutes to generate
 #   DURING=0                     no second re-render with moves and fetches
+#   DURING_PAIRS=N               move pairs (a *30 with its code, then a
+#                                bare *30) during it, one after the other
+#                                (default: one per 2,000 devices, 10 to
+#                                200: they should last about as long as
+#                                the re-render; quick 3)
 #   FETCH_RATE=1000              the phones' fetches per second during it
 #                                (0: back to back on one connection)
 #   PERF_DIR=/var/tmp/...        a CPU profile of the daemon (perf record
@@ -126,11 +131,23 @@ else:
 PYEOF
 }
 
+# during_pairs -- the move pairs measured during the re-render of $n devices
+during_pairs() {
+	if [ "$QUICK" = 1 ]; then
+		echo 3
+	elif [ -n "${DURING_PAIRS:-}" ]; then
+		echo "$DURING_PAIRS"
+	else
+		p=$((n / 2000))
+		echo $((p < 10 ? 10 : p > 200 ? 200 : p))
+	fi
+}
+
 # during_rerender -- moves and fetches while every device is re-rendered
 during_rerender() {
 	rm -f "$BENCH_DIR/go"
 	$PY "$ROOT/bench/moves.py" --port "$HD_PORT" --token "$PBX_TOKEN" \
-		--moves "$BENCH_DIR/s$n.moves" --code "$CODE" --latency-pairs "$( [ "$QUICK" = 1 ] && echo 3 || echo 10 )" \
+		--moves "$BENCH_DIR/s$n.moves" --code "$CODE" --latency-pairs "$(during_pairs)" \
 		--clients 0 --seconds 0 --start-after "$BENCH_DIR/go" >"$BENCH_DIR/during.moves" 2>&1 &
 	mv_pid=$!
 	BENCH_PIDS="$BENCH_PIDS $mv_pid"
