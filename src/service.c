@@ -138,8 +138,9 @@ lock_idle(struct svc *s)
  * the mutex is woken by the unlock, in the unlocking thread's time: a
  * probe of *30 moves during a re-render of 100,000 devices (both CPUs
  * busy) saw the move's unlock take up to 4-5 ms, its CPU gone to the
- * re-render step it woke, before its first NOTIFY.  A sleeper woken by
- * its timer takes no CPU from the thread that unlocked.
+ * thread it woke (the re-render's next step, or the resync engine, which
+ * still queues), before its first NOTIFY.  A sleeper woken by its timer
+ * takes no CPU from the thread that unlocked.
  */
 #define POLITE_NS 100000 /* 0.1 ms */
 static void
@@ -151,8 +152,8 @@ lock_polite(struct svc *s)
 		nanosleep(&pause, NULL);
 }
 
-/* Takes mu, counting the threads other than background ones that wait
- * for it (svc_yield). */
+/* Takes mu, counting the threads that queue for it (svc_wanted): not
+ * background threads, nor a job in steps, which polls (lock_polite). */
 static void
 mu_lock(struct svc *s)
 {
@@ -484,19 +485,32 @@ hook_folded(struct svc *s, const hd_id *v, size_t n, const char *why, unsigned f
 	return s->hook(s->hook_arg, s->w, s->st, v, n, why, flags | SVC_CHANGE_OUTBOX);
 }
 
+/* The plan's rows: each move's extension, and its event. */
+static int
+plan_rows(struct svc *s, const struct virt_plan *p, const char *cause)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (store_ext_set_virtual_on(s->st, p->moves[i].ext, p->moves[i].to) != 0)
+			return -1;
+	return plan_events(s, p, cause);
+}
+
+/*
+ * A change in its transaction: the world first, then what must render,
+ * then the rows.  A move (c->fold) publishes before it writes its rows:
+ * the TFTP writer puts its files in place on another CPU meanwhile.  Its
+ * rows change nothing a render reads, and a failure after the hook ran
+ * rolls back and publishes the world as it is again (svc_commit3).
+ */
 static int
 commit_body(struct svc *s, void *arg)
 {
 	struct commit *c = arg;
 	const struct virt_plan *p = c->p;
-	bool hook;
 
-	if (c->pre != NULL && c->pre(s, c->arg) != 0)
-		return -1;
-	for (size_t i = 0; i < p->n; i++)
-		if (store_ext_set_virtual_on(s->st, p->moves[i].ext, p->moves[i].to) != 0)
-			return -1;
-	if (plan_events(s, p, c->cause) != 0)
+	/* a put's row first: a new object has its id before the world
+	 * names it (a move's pre changes nothing in the world) */
+	if (!c->fold && c->pre != NULL && c->pre(s, c->arg) != 0)
 		return -1;
 	c->applied = true;
 	if (virt_apply_moved(s->w, p, &c->changed, s->o.move_outbox ? &c->moved : NULL) != 0)
@@ -518,20 +532,22 @@ commit_body(struct svc *s, void *arg)
 		log_warn("change refused (%s): %s", c->cause, s->check_err);
 		return SVC_COMMIT_RENDER;
 	}
-	/* the outbox before post: a deleted device's row goes with it (a
-	 * move has no post: its hook writes the changed devices' rows) */
-	hook = c->fold && s->hook != NULL && c->changed.n > 0;
-	if (outbox_add(s, c->changed.v, hook ? 0 : c->changed.n, c->extra, c->nextra) != 0 ||
-	    (s->o.move_outbox && outbox_moves(s, &c->moved, c->cause) != 0) ||
-	    (c->post != NULL && c->post(s, c->arg) != 0))
-		return -1;
-	if (hook) {
+	if (c->fold && s->hook != NULL && c->changed.n > 0) {
 		/* what the hook records (versions, the manifest, resync rows)
 		 * commits with the change: one transaction per move */
 		c->hooked = true;
 		if (hook_folded(s, c->changed.v, c->changed.n, c->cause, 0) != 0)
 			return -1;
 	}
+	if ((c->fold && c->pre != NULL && c->pre(s, c->arg) != 0) ||
+	    plan_rows(s, p, c->cause) != 0)
+		return -1;
+	/* the outbox before post: a deleted device's row goes with it (a
+	 * move's hook wrote its changed devices' rows) */
+	if (outbox_add(s, c->changed.v, c->hooked ? 0 : c->changed.n, c->extra, c->nextra) != 0 ||
+	    (s->o.move_outbox && outbox_moves(s, &c->moved, c->cause) != 0) ||
+	    (c->post != NULL && c->post(s, c->arg) != 0))
+		return -1;
 	return 0;
 }
 

@@ -155,6 +155,59 @@ Test(service, a_right_code_writes_a_pair_only_to_reset_it)
 	fx_free(f);
 }
 
+/* What the change hook of a move found in its transaction. */
+struct hook_seen {
+	struct fx *f;
+	int calls;
+	int events; /* event rows, at its first call */
+};
+
+static int
+count_event(const struct store_event *ev, void *arg)
+{
+	(void)ev;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+seen_hook(void *arg, const struct world *w, struct store *st, const hd_id *devs, size_t n,
+          const char *why, unsigned flags)
+{
+	struct hook_seen *h = arg;
+
+	if (h->calls++ == 0)
+		cr_assert_geq(store_events_list(st, NULL, count_event, &h->events), 0);
+	return fx_on_change(h->f, w, st, devs, n, why, flags);
+}
+
+static int
+events_locked(const struct world *w, struct store *st, void *arg)
+{
+	(void)w;
+	*(int *)arg = 0;
+	return store_events_list(st, NULL, count_event, arg) < 0 ? -1 : 0;
+}
+
+/* A move publishes before it writes its rows (the TFTP writer puts the
+ * files in place while they are written): its hook, in its transaction,
+ * does not find its event yet; it is there once the move committed. */
+Test(service, a_move_publishes_before_it_writes_its_rows)
+{
+	struct fx *f = fx_new();
+	struct hook_seen h = { .f = f };
+	int before = 0, after = 0;
+
+	cr_assert_eq(svc_locked(f->svc, events_locked, &before), 0);
+	svc_set_change_hook(f->svc, seen_hook, &h);
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	cr_assert_eq(h.calls, 1, "one transaction: the hook ran once");
+	cr_assert_eq(h.events, before, "the move's event was written before its hook ran");
+	cr_assert_eq(svc_locked(f->svc, events_locked, &after), 0);
+	cr_assert_eq(after, before + 1, "the move's event is missing after its commit");
+	fx_free(f);
+}
+
 static int
 op_return(struct fx *f, void *arg)
 {
