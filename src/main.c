@@ -443,10 +443,18 @@ pub_refill_cb(void *arg, hd_id dev)
 	(void)svc_locked(((struct daemon *)arg)->svc, refill_locked, &r);
 }
 
+/* Before a request that may change things: this thread will settle it. */
+static void
+settle_ahead(struct api_ctx *a)
+{
+	pub_settle_ahead(a->pub);
+	resync_send_ahead(a->resync);
+}
+
 /* After a request that changed things (no lock held): once the files the
  * change queued for the TFTP root are there (pub_settle, which this
  * thread said ahead it would run), the first NOTIFYs of a small change
- * leave from this thread, then it answers. */
+ * leave from this thread, then it wakes the engine and answers. */
 static void
 settle(struct api_ctx *a)
 {
@@ -463,7 +471,7 @@ vc_star30(void *arg, const struct svc_star30_req *r, struct svc_star30_res *res)
 	struct daemon *d = arg;
 	int rc;
 
-	pub_settle_ahead(d->pub);
+	settle_ahead(&d->api);
 	rc = svc_star30(d->svc, r, res);
 	settle(&d->api);
 	return rc;
@@ -475,7 +483,7 @@ static void
 settled(struct api_ctx *a, http_handler fn, void *arg, const struct http_request *req,
         struct http_response *res)
 {
-	pub_settle_ahead(a->pub);
+	settle_ahead(a);
 	fn(arg, req, res);
 	settle(a);
 }

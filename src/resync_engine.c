@@ -1415,6 +1415,15 @@ note_one(struct resync *r, const struct world *w, struct store *st, const struct
 	return 0;
 }
 
+/* A thread that said it sends its change's first NOTIFYs itself
+ * (resync_send_ahead): whether its locked part staged some since its
+ * last unlock, and whether it owes the engine the wake-up its unlock
+ * left (resync_send_ready gives it). */
+static _Thread_local struct {
+	struct resync *r;
+	bool staged, owed;
+} tl_send;
+
 int
 resync_note(struct resync *r, const struct world *w, struct store *st, const hd_id *devs,
             size_t n, const struct hd_idset *changed, const char *why, unsigned flags)
@@ -1445,6 +1454,8 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
 			              !forced && !idset_has(changed, d->id), &sg, &staged);
 		if (sg.small && !staged)
 			left[nleft++] = devs[i];
+		else if (staged && tl_send.r == r)
+			tl_send.staged = true;
 	}
 	pthread_mutex_lock(&r->mu);
 	r->kicked = true;
@@ -1460,15 +1471,33 @@ resync_note(struct resync *r, const struct world *w, struct store *st, const hd_
 void
 resync_wake(struct resync *r)
 {
+	if (tl_send.r == r && tl_send.staged) {
+		/* woken now, the engine would scan and transmit on the other
+		 * CPU while this thread sends: it is woken after that */
+		tl_send.staged = false;
+		tl_send.owed = true;
+		return;
+	}
 	wake(r);
+}
+
+void
+resync_send_ahead(struct resync *r)
+{
+	tl_send.r = r;
+	tl_send.staged = tl_send.owed = false;
 }
 
 void
 resync_send_ready(struct resync *r)
 {
+	bool owed = r != NULL && tl_send.r == r && tl_send.owed;
+
+	if (r != NULL && tl_send.r == r)
+		memset(&tl_send, 0, sizeof(tl_send));
 	/* the engine thread arms the new transactions' timers and records
 	 * their attempts */
-	if (r != NULL && send_ready(r, LLONG_MAX))
+	if (r != NULL && (send_ready(r, LLONG_MAX) || owed))
 		wake(r);
 }
 

@@ -70,8 +70,13 @@ int resync_note(struct resync *r, const struct world *w, struct store *st, const
                  size_t n, const struct hd_idset *changed, const char *why, unsigned flags);
 /* Wakes the thread to act on what was noted: once the service lock is
  * released (woken under it, the thread would wait for the lock, or take
- * the CPU from the thread that holds it). */
+ * the CPU from the thread that holds it).  On a thread that said it sends
+ * (resync_send_ahead), after a locked part that staged first NOTIFYs:
+ * left to its resync_send_ready. */
 void resync_wake(struct resync *r);
+/* The calling thread will call resync_send_ready once its request's
+ * changes are committed and their files in place (no lock held). */
+void resync_send_ahead(struct resync *r);
 /* Sends the first NOTIFYs of the small changes committed so far (a *30
  * move's), once each phone's files are in the TFTP root, from the calling
  * thread: the thread that committed a change calls it after pub_settle,

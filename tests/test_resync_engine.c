@@ -558,6 +558,20 @@ recorded_once(struct fx *f, int fd, struct ids *ids)
 	cr_assert_eq(notifies_within(fd, 700, ids), known, "a second NOTIFY for the change");
 }
 
+/* Reads the datagram waiting on fd: a NOTIFY to Dee's phone (parked as
+ * acme-park3), whose Call-ID it adds to ids. */
+static void
+dee_notified(int fd, struct ids *ids)
+{
+	char got[4096];
+	ssize_t len = recv(fd, got, sizeof(got) - 1, 0);
+
+	cr_assert_gt(len, 0);
+	got[len] = '\0';
+	cr_assert(strncmp(got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", got);
+	ids_add(ids, got);
+}
+
 /*
  * Dee's phone, parked and registered at a socket of ours, takes Eve (*30
  * 104).  Its NOTIFY was decided in the move's own transaction: it reaches
@@ -578,6 +592,34 @@ Test(resync_engine, a_moves_first_notify_is_sent_without_the_service_lock)
 	cr_assert_gt(h.len, 0, "no NOTIFY reached Dee's phone while the service lock was held");
 	cr_assert(strncmp(h.got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", h.got);
 	ids_add(&ids, h.got);
+	recorded_once(f, fd, &ids);
+	fx_free(f);
+	close(fd);
+}
+
+/*
+ * The thread that moves Dee's phone said it sends its change's first
+ * NOTIFYs itself (resync_send_ahead, as the daemon's HTTP thread does for
+ * each request).  Its unlock leaves the engine asleep: woken then, the
+ * engine would send the NOTIFY READY_GRACE_MS later and scan on the other
+ * CPU while this thread sends.  The NOTIFY leaves with this thread's
+ * resync_send_ready, and the engine, woken by it, records the attempt
+ * once.
+ */
+Test(resync_engine, a_thread_that_sends_its_notify_wakes_the_engine_after_it)
+{
+	struct fx *f = fx_new();
+	int fd = dee_registered(f);
+	struct pollfd p = { fd, POLLIN, 0 };
+	struct ids ids = { .n = 0 };
+
+	resync_send_ahead(f->rs);
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	cr_assert_eq(poll(&p, 1, 200), 0,
+	             "the engine sent the move's NOTIFY: the unlock woke it");
+	resync_send_ready(f->rs);
+	cr_assert_eq(poll(&p, 1, 50), 1, "this thread's send sent nothing");
+	dee_notified(fd, &ids);
 	recorded_once(f, fd, &ids);
 	fx_free(f);
 	close(fd);
@@ -621,9 +663,7 @@ Test(resync_engine, the_committing_thread_sends_while_the_engine_waits_for_the_d
 	int fd = dee_registered(f);
 	struct slow sl = { .ms = 250 };
 	struct pollfd p = { fd, POLLIN, 0 };
-	char got[4096];
 	struct ids ids = { .n = 0 };
-	ssize_t len;
 
 	(void)svc_locked(f->svc, slow_locked, &sl);
 	for (size_t i = 0; i < 3; i++) /* a User-Agent it has not seen: news */
@@ -633,11 +673,7 @@ Test(resync_engine, the_committing_thread_sends_while_the_engine_waits_for_the_d
 	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
 	resync_send_ready(f->rs);
 	cr_assert_eq(poll(&p, 1, 50), 1, "the NOTIFY waited for the engine's transaction");
-	len = recv(fd, got, sizeof(got) - 1, 0);
-	cr_assert_gt(len, 0);
-	got[len] = '\0';
-	cr_assert(strncmp(got, "NOTIFY sip:acme-park3@127.0.0.1:", 32) == 0, "got: %.80s", got);
-	ids_add(&ids, got);
+	dee_notified(fd, &ids);
 	sl.ms = 0;
 	(void)svc_locked(f->svc, slow_locked, &sl);
 	recorded_once(f, fd, &ids);
