@@ -1214,8 +1214,9 @@ static atomic_int verifies_apart; /* verify_apart calls running */
  * The one verify running goes to a CPU other than the caller's: its
  * memory (hash_mem_kib, 32 MiB by default) then leaves that CPU's own
  * cache to the move's locked part, which the scheduler resumes there when
- * it is idle.  On 2 cores of an AMD EPYC, the runs with 99 % of the moves
- * published within 1 ms went from 1 of 9 to 4 of 6 (bench/README.md).
+ * it is idle.  On 2 cores of an AMD EPYC, runs of bench/move.sh with 99 %
+ * of the moves published within 1 ms: 1 of 9 without, 2 of 4 with this
+ * placement, 2 of 2 with every verify placed (bench/README.md).
  * Not while others run: tied to a CPU, two hashes could share one while
  * the other idled (concurrent moves fell from about 38 to 25 a second).
  */
