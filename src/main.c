@@ -420,6 +420,16 @@ on_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *er
 	return pub_check(d->pub, w, devs, n, err, errlen);
 }
 
+/* The service's prerender hook: a move's files rendered while its code
+ * is checked, for its check to take. */
+static void
+on_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
+{
+	struct daemon *d = arg;
+
+	pub_prerender(d->pub, w, devs, n);
+}
+
 /* A device's files taken as they are at start-up did not hash as
  * published when first read: render them under the service lock. */
 struct refill {
@@ -887,6 +897,7 @@ run(struct daemon *d)
 	svc_set_change_hook(d->svc, on_change, d);
 	svc_set_unlock_hook(d->svc, on_unlocked, d);
 	svc_set_check_hook(d->svc, on_check, d);
+	svc_set_prerender_hook(d->svc, on_prerender, d);
 	pub_set_refill(d->pub, pub_refill_cb, d);
 	priv_bind_begin(); /* [sip] bind may be a port below 1024 */
 	d->resync = resync_new(d->cfg, d->svc, d->pub, err, sizeof(err));

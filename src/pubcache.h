@@ -109,8 +109,9 @@ struct shared_entry {
 /*
  * A device's files as pub_check rendered them (version stamp 0, checked),
  * kept for the pub_update of the same change, so that a move renders each
- * file once: used only while the device's render input, its profile and
- * the templates are those it was made from (key: render_key).
+ * file once (pub_prerender's, kept for the check to come, alike): used only
+ * while the device's render input, its profile and the templates are
+ * those it was made from (key: render_key).
  */
 struct stash {
 	hd_id dev;
@@ -118,6 +119,8 @@ struct stash {
 	struct render_buf bufs[PUB_MAX_FILES];
 };
 #define PUB_STASH_MAX 8 /* a move changes two devices; larger changes: no stash */
+/* renders ahead kept: the moves of four codes checked at once */
+#define PUB_PRERENDER_MAX 8
 
 struct pub {
 	pthread_rwlock_t lock;
@@ -158,6 +161,10 @@ struct pub {
 	bool starting;
 	struct stash stash[PUB_STASH_MAX]; /* writer only: pub_check's renders */
 	size_t nstash;
+	/* writer only: pub_prerender's renders, which pub_check takes (dev 0:
+	 * free); the oldest is replaced first (prerender_next) */
+	struct stash prerendered[PUB_PRERENDER_MAX];
+	size_t prerender_next;
 	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */
 	/* writer only: the devices pub_update was given since pub_track_begin
 	 * (a template save's dry run, which releases the service lock) */

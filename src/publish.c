@@ -136,6 +136,7 @@ now_s(void)
 /* ---- life cycle --------------------------------------------------------- */
 
 static void stash_clear(struct pub *p);
+static void stash_free(struct stash *s);
 
 /* The hash of the running executable: a render key made by another build
  * never matches (its rendering code may differ).  Random when it cannot
@@ -241,6 +242,8 @@ pub_free(struct pub *p)
 	if (tl_pending.p == p) /* a later pub at this address has no tickets */
 		memset(&tl_pending, 0, sizeof(tl_pending));
 	stash_clear(p);
+	for (size_t i = 0; i < PUB_PRERENDER_MAX; i++)
+		stash_free(&p->prerendered[i]);
 	idmap_each(&p->by_id, pcache_dev_free, NULL);
 	idmap_free(&p->by_id);
 	if (p->block != NULL) {
@@ -489,28 +492,37 @@ render_key(const struct pub *p, const struct world *w, const struct hd_dev *d,
 }
 
 static void
+stash_free(struct stash *s)
+{
+	for (size_t k = 0; k < PUB_MAX_FILES; k++)
+		render_buf_free(&s->bufs[k]);
+	s->dev = 0;
+}
+
+static void
 stash_clear(struct pub *p)
 {
 	for (size_t i = 0; i < p->nstash; i++)
-		for (size_t k = 0; k < PUB_MAX_FILES; k++)
-			render_buf_free(&p->stash[i].bufs[k]);
+		stash_free(&p->stash[i]);
 	p->nstash = 0;
 }
 
-/* Moves the stashed render of d into bufs if it is still what d renders
- * to (key: its render_key now); true when it did (the files are checked
- * already). */
+/* Moves the render of d among v[0..n) into bufs if it is still what d
+ * renders to (key: its render_key now); true when it did (the files are
+ * checked already).  One that is not is freed. */
 static bool
-stash_take(struct pub *p, const struct hd_dev *d, const unsigned char key[16],
-           struct render_buf bufs[PUB_MAX_FILES])
+stash_take_from(struct stash *v, size_t n, const struct hd_dev *d, const unsigned char key[16],
+                struct render_buf bufs[PUB_MAX_FILES])
 {
-	for (size_t i = 0; i < p->nstash; i++) {
-		struct stash *s = &p->stash[i];
+	for (size_t i = 0; i < n; i++) {
+		struct stash *s = &v[i];
 
 		if (s->dev != d->id)
 			continue;
-		if (sodium_memcmp(key, s->key, 16) != 0)
+		if (sodium_memcmp(key, s->key, 16) != 0) {
+			stash_free(s);
 			return false;
+		}
 		for (size_t k = 0; k < PUB_MAX_FILES; k++) {
 			bufs[k] = s->bufs[k];
 			memset(&s->bufs[k], 0, sizeof(s->bufs[k]));
@@ -519,6 +531,13 @@ stash_take(struct pub *p, const struct hd_dev *d, const unsigned char key[16],
 		return true;
 	}
 	return false;
+}
+
+static bool
+stash_take(struct pub *p, const struct hd_dev *d, const unsigned char key[16],
+           struct render_buf bufs[PUB_MAX_FILES])
+{
+	return stash_take_from(p->stash, p->nstash, d, key, bufs);
 }
 
 /* Whether dir/name is a regular file of len bytes (start-up: a file whose
@@ -1705,12 +1724,46 @@ out:
 
 /* ---- serving ------------------------------------------------------------ */
 
+/* The slot of pub_prerender's render of dev: its last one, a free one, or
+ * the oldest (freed). */
+static struct stash *
+prerender_slot(struct pub *p, hd_id dev)
+{
+	struct stash *s = NULL;
 
+	for (size_t i = 0; i < PUB_PRERENDER_MAX && s == NULL; i++)
+		if (p->prerendered[i].dev == dev)
+			s = &p->prerendered[i];
+	for (size_t i = 0; i < PUB_PRERENDER_MAX && s == NULL; i++)
+		if (p->prerendered[i].dev == 0)
+			s = &p->prerendered[i];
+	if (s == NULL)
+		s = &p->prerendered[p->prerender_next++ % PUB_PRERENDER_MAX];
+	stash_free(s);
+	return s;
+}
 
+void
+pub_prerender(struct pub *p, const struct world *w, const hd_id *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct hd_dev *d = world_dev(w, ids[i]);
+		const struct vendor_profile *prof = d ? vendor_profile_by_name(d->profile) : NULL;
+		struct stash *s;
+		char e[256];
 
-
-
-
+		if (prof == NULL)
+			continue; /* the check says why */
+		s = prerender_slot(p, d->id);
+		/* as pub_check renders: its check takes it as it is */
+		if (render_files(p->tmpl, w, d, prof, 0, false, s->bufs, e, sizeof(e)) != 0) {
+			stash_free(s);
+			continue;
+		}
+		s->dev = d->id;
+		render_key(p, w, d, prof, s->key);
+	}
+}
 
 int
 pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char *err,
@@ -1722,8 +1775,9 @@ pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char
 		const struct hd_dev *d = world_dev(w, ids[i]);
 		const struct vendor_profile *prof = d ? vendor_profile_by_name(d->profile) : NULL;
 		struct render_buf bufs[PUB_MAX_FILES] = { { 0 } };
+		unsigned char key[16];
 		char e[256];
-		int rc;
+		int rc = 0;
 
 		if (d == NULL) /* a device being deleted: it gets no files */
 			continue;
@@ -1731,14 +1785,17 @@ pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, char
 			hd_seterr(err, errlen, "device %s: unknown vendor profile", d->mac);
 			return -1;
 		}
+		render_key(p, w, d, prof, key);
 		/* the version stamp 0, as pub_update renders for the content
-		 * hash (a number in place of a number renders alike) */
-		rc = render_files(p->tmpl, w, d, prof, 0, false, bufs, e, sizeof(e));
+		 * hash (a number in place of a number renders alike); rendered
+		 * ahead with the same input: taken as it is */
+		if (!stash_take_from(p->prerendered, PUB_PRERENDER_MAX, d, key, bufs))
+			rc = render_files(p->tmpl, w, d, prof, 0, false, bufs, e, sizeof(e));
 		if (rc == 0 && p->nstash < PUB_STASH_MAX && n <= PUB_STASH_MAX) {
 			struct stash *s = &p->stash[p->nstash++];
 
 			s->dev = d->id;
-			render_key(p, w, d, prof, s->key);
+			memcpy(s->key, key, sizeof(s->key));
 			memcpy(s->bufs, bufs, sizeof(s->bufs));
 		} else {
 			for (size_t k = 0; k < PUB_MAX_FILES; k++)

@@ -239,6 +239,16 @@ int pub_check(struct pub *p, const struct world *w, const hd_id *ids, size_t n, 
               size_t errlen);
 
 /*
+ * Renders ahead what pub_check would render for ids (of w), and keeps it
+ * for a check to come: one that finds a device's render input, profile
+ * and templates as they were here takes the files as they are (the
+ * service's ahead hook, svc_prerender_hook: a move rendered while its code is
+ * checked).  A device that fails is left to the check, which says why.
+ * The last PUB_PRERENDER_MAX devices' renders are kept.  Writer only.
+ */
+void pub_prerender(struct pub *p, const struct world *w, const hd_id *ids, size_t n);
+
+/*
  * Renders one device's files for a preview, without publishing: its
  * per-device files (shared = false), then the shared files of its profile
  * whose name needs no model (shared = true), each through cb (data

@@ -74,6 +74,8 @@ struct svc {
 	void *unlocked_arg;
 	svc_check_hook check;    /* renders before a commit, may be NULL */
 	void *check_arg;
+	svc_prerender_hook prerender; /* while a code is checked, may be NULL */
+	void *prerender_arg;
 	char check_err[200];     /* why the last check refused (lock held) */
 	/* The device a delete removes (lock held; 0 = none): neither checked
 	 * nor handed to the hook inside the commit, which would record a
@@ -733,6 +735,15 @@ svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg)
 }
 
 void
+svc_set_prerender_hook(struct svc *s, svc_prerender_hook hook, void *arg)
+{
+	mu_lock(s);
+	s->prerender = hook;
+	s->prerender_arg = arg;
+	mu_unlock(s);
+}
+
+void
 svc_set_registration_hook(struct svc *s, svc_reg_hook hook, void *arg)
 {
 	mu_lock(s);
@@ -1185,10 +1196,11 @@ try_release(struct svc *s, struct svc_try *t)
 	pthread_cond_broadcast(&s->tries_done);
 }
 
-/* A code verify on a thread of its own (verify_apart). */
+/* A code verify on a thread of its own (verify_start, verify_end). */
 struct verify_job {
 	const char *hash, *code;
-	bool ok;
+	bool ok, threaded;
+	pthread_t t;
 };
 
 static void *
@@ -1200,16 +1212,17 @@ verify_main(void *arg)
 	return NULL;
 }
 
-static atomic_int verifies_apart; /* verify_apart calls running */
+static atomic_int verifies_apart; /* verifies started and not ended */
 
 /*
- * secret_verify(hash, code) run on a thread of its own while the caller
- * waits.  The caller then decides again and commits under the lock: had
- * it run the hash itself (about 100 ms of CPU), the scheduler (EEVDF)
- * would owe the other runnable threads that time and preempt it within
- * the locked part of the move, for milliseconds, whenever the machine is
- * busy; a thread that slept through the hash is not behind.  Runs it here
- * when no thread can be started.
+ * secret_verify(hash, code) started on a thread of its own; verify_end
+ * waits for its outcome.  The caller then decides again and commits under
+ * the lock: had it run the hash itself (about 100 ms of CPU), the
+ * scheduler (EEVDF) would owe the other runnable threads that time and
+ * preempt it within the locked part of the move, for milliseconds,
+ * whenever the machine is busy; a thread that slept through the hash is
+ * not behind.  Meanwhile the caller may render the move ahead
+ * (prerender).  When no thread can be started, verify_end runs it.
  *
  * The one verify running goes to a CPU other than the caller's: its
  * memory (hash_mem_kib, 32 MiB by default) then leaves that CPU's own
@@ -1220,31 +1233,35 @@ static atomic_int verifies_apart; /* verify_apart calls running */
  * Not while others run: tied to a CPU, two hashes could share one while
  * the other idled (concurrent moves fell from about 38 to 25 a second).
  */
-static bool
-verify_apart(const char *hash, const char *code)
+static void
+verify_start(struct verify_job *j, const char *hash, const char *code)
 {
-	struct verify_job j = { hash, code, false };
 	pthread_attr_t at;
 	cpu_set_t cpus;
-	int cpu = sched_getcpu(), rc;
+	int cpu = sched_getcpu();
 	bool attr = pthread_attr_init(&at) == 0,
 	     alone = atomic_fetch_add(&verifies_apart, 1) == 0;
-	pthread_t t;
 
+	*j = (struct verify_job){ .hash = hash, .code = code };
 	if (attr && alone && cpu >= 0 && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
 	    CPU_ISSET(cpu, &cpus) && CPU_COUNT(&cpus) > 1) {
 		CPU_CLR(cpu, &cpus);
 		(void)pthread_attr_setaffinity_np(&at, sizeof(cpus), &cpus);
 	}
-	rc = pthread_create(&t, attr ? &at : NULL, verify_main, &j);
+	j->threaded = pthread_create(&j->t, attr ? &at : NULL, verify_main, j) == 0;
 	if (attr)
 		pthread_attr_destroy(&at);
-	if (rc != 0)
-		j.ok = secret_verify(hash, code);
+}
+
+static bool
+verify_end(struct verify_job *j)
+{
+	if (j->threaded)
+		pthread_join(j->t, NULL);
 	else
-		pthread_join(t, NULL);
+		j->ok = secret_verify(j->hash, j->code);
 	atomic_fetch_sub(&verifies_apart, 1);
-	return j.ok;
+	return j->ok;
 }
 
 /*
@@ -1283,6 +1300,35 @@ star30_caller(struct svc *s, const struct svc_star30_req *r, char *buf, size_t l
 	return buf;
 }
 
+/*
+ * While a's code is checked on another thread: the move the code would
+ * make, applied to the world, its devices rendered (the prerender hook),
+ * then undone, all under the lock.  The caller's CPU is idle meanwhile;
+ * the locked part after the code then takes the files instead of
+ * rendering them, and finds what it reads in that CPU's cache.  Nothing
+ * is kept that the check does not find still true (render keys).
+ */
+static void
+prerender_move(struct svc *s, const struct svc_star30_req *r, const struct attempt *a)
+{
+	char caller_buf[160];
+	struct virt_decision d;
+	struct hd_idset changed = { 0 };
+
+	if (s->prerender == NULL)
+		return;
+	mu_lock(s);
+	virt_star30(s->w, star30_caller(s, r, caller_buf, sizeof(caller_buf)), r->digits,
+	            VIRT_CODE_VERIFIED, &d);
+	if (d.result == VIRT_ACCEPTED && d.ext->id == a->ext && d.caller->id == a->dev) {
+		if (virt_apply_moved(s->w, &d.plan, &changed, NULL) == 0)
+			s->prerender(s->prerender_arg, s->w, changed.v, changed.n);
+		undo_plan(s, &d.plan);
+	}
+	mu_unlock(s);
+	hd_idset_free(&changed);
+}
+
 int
 svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
@@ -1291,6 +1337,7 @@ svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res 
 	struct virt_decision d;
 	struct attempt a = { 0 };
 	struct svc_try reservation;
+	struct verify_job vj;
 	char *hash = NULL;
 	unsigned long long gen = 0;
 	uint64_t t_hash;
@@ -1368,7 +1415,10 @@ again:
 	mu_unlock(s);
 
 	t_hash = metrics_now_ns();
-	ok = verify_apart(hash, r->code);
+	verify_start(&vj, hash, r->code);
+	if (vj.threaded)
+		prerender_move(s, r, &a);
+	ok = verify_end(&vj);
 	metrics_move_hash(metrics_now_ns() - t_hash);
 	metrics_inc(METRICS_CODE_CHECKS, 1);
 

@@ -130,6 +130,18 @@ typedef void (*svc_unlock_hook)(void *arg);
 void svc_set_unlock_hook(struct svc *s, svc_unlock_hook hook, void *arg);
 /* Installs the render check (before serving; none: changes are not checked). */
 void svc_set_check_hook(struct svc *s, svc_check_hook hook, void *arg);
+
+/*
+ * Renders ahead what devs (ids of w) would get, for the check hook to
+ * come: called with the service lock held while a *30's code is checked
+ * on another thread, with the world as the move would leave it (undone
+ * when it returns).  The check that follows the code takes what is still
+ * what a device renders to (pub_prerender) and renders the rest.
+ */
+typedef void (*svc_prerender_hook)(void *arg, const struct world *w, const hd_id *devs,
+                                   size_t n);
+/* Installs it (before serving; NULL: none). */
+void svc_set_prerender_hook(struct svc *s, svc_prerender_hook hook, void *arg);
 /* Applies the reloadable options (code length, guard policy, tokens). */
 int svc_reconfigure(struct svc *s, const struct svc_opts *o, char *err, size_t errlen);
 

@@ -96,6 +96,14 @@ fx_on_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char 
 	return pub_check(f->pub, w, devs, n, err, errlen);
 }
 
+static inline void
+fx_on_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
+{
+	struct fx *f = arg;
+
+	pub_prerender(f->pub, w, devs, n);
+}
+
 static inline int
 fx_reconcile(const struct world *w, struct store *st, void *arg)
 {
@@ -247,6 +255,7 @@ fx_new(void)
 	svc_set_change_hook(f->svc, fx_on_change, f);
 	svc_set_unlock_hook(f->svc, fx_on_unlocked, f);
 	svc_set_check_hook(f->svc, fx_on_check, f);
+	svc_set_prerender_hook(f->svc, fx_on_prerender, f);
 
 	memset(&r, 0, sizeof(r));
 	cr_assert_eq(svc_org_put(f->svc, fx_org("acme"), &r), SVC_OK, "org: %s", r.err);

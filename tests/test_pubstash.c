@@ -4,9 +4,12 @@
  * the device renders to.  A world or a template that changed between the
  * two (a check whose change was rolled back, another path publishing
  * next) is rendered afresh: what is served always equals a fresh render.
+ * So is a render made ahead (pub_prerender: a move rendered while its code
+ * is checked), which the check takes only while it is still true.
  */
 #include <criterion/criterion.h>
 
+#include "metrics.h"
 #include "publish.h"
 #include "testutil.h"
 #include "world.h"
@@ -127,4 +130,64 @@ Test(pubstash, a_template_installed_after_the_check_is_rendered_afresh)
 	cr_assert_eq(pub_update(p, w, NULL, &dev, 1, NULL), 0);
 	cr_assert(served_has("# installed after the check"));
 	cr_assert(served_has("Dave Checked"));
+}
+
+static uint64_t
+renders(void)
+{
+	return metrics_counter(METRICS_DEVICE_RENDERS);
+}
+
+Test(pubstash, the_prerendered_files_are_taken_by_the_check)
+{
+	char err[256];
+	uint64_t r0;
+
+	rename_ext("Erin Ahead");
+	pub_prerender(p, w, &dev, 1);
+	r0 = renders();
+	cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pub_update(p, w, NULL, &dev, 1, NULL), 0);
+	cr_assert_eq(renders(), r0, "rendered again after pub_prerender");
+	cr_assert(served_has("Erin Ahead"));
+}
+
+Test(pubstash, a_world_changed_after_the_prerender_is_rendered_afresh)
+{
+	char err[256];
+	uint64_t r0;
+
+	/* prerendered for a move that another change overtook */
+	rename_ext("Bob Ahead");
+	pub_prerender(p, w, &dev, 1);
+	rename_ext("Carol Current");
+	r0 = renders();
+	cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(renders(), r0 + 1);
+	cr_assert_eq(pub_update(p, w, NULL, &dev, 1, NULL), 0);
+	cr_assert(served_has("Carol Current"), "a stale prerender was published");
+	cr_assert_not(served_has("Bob Ahead"));
+	/* the stale one is gone: the world as it was prerendered renders again */
+	rename_ext("Bob Ahead");
+	r0 = renders();
+	cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(renders(), r0 + 1);
+}
+
+Test(pubstash, a_template_installed_after_the_prerender_is_rendered_afresh)
+{
+	const struct vendor_profile *prof = vendor_profile_by_name("yealink");
+	const char *tmpl = "#!version:1.0.0.1\n# installed after the prerender\n"
+	                   "account.1.display_name = {{line.display_name}}\n";
+	char err[256];
+
+	cr_assert_not_null(prof);
+	rename_ext("Dave Ahead");
+	pub_prerender(p, w, &dev, 1);
+	cr_assert_eq(pub_template_set(p, prof, "device.cfg", tmpl, strlen(tmpl), err, sizeof(err)),
+	             0, "%s", err);
+	cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pub_update(p, w, NULL, &dev, 1, NULL), 0);
+	cr_assert(served_has("# installed after the prerender"));
+	cr_assert(served_has("Dave Ahead"));
 }

@@ -13,6 +13,7 @@
 
 #include "event.h"
 #include "idle.h"
+#include "metrics.h"
 #include "faults.h"
 
 /* ---- moves and returns ------------------------------------------------------ */
@@ -205,6 +206,86 @@ Test(service, a_move_publishes_before_it_writes_its_rows)
 	cr_assert_eq(h.events, before, "the move's event was written before its hook ran");
 	cr_assert_eq(svc_locked(f->svc, events_locked, &after), 0);
 	cr_assert_eq(after, before + 1, "the move's event is missing after its commit");
+	fx_free(f);
+}
+
+/* What the prerender and check hooks of moves found. */
+struct prerender_seen {
+	struct fx *f;
+	hd_id ext;         /* the extension that moves */
+	int calls;         /* prerender hook runs */
+	size_t n;          /* devices it was given, at its last call */
+	hd_id on;          /* where the world had the extension then */
+	int check_renders; /* renders in the check hook, at its last call */
+};
+
+static void
+seen_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
+{
+	struct prerender_seen *h = arg;
+	const struct hd_ext *e = world_ext(w, h->ext);
+
+	h->calls++;
+	h->n = n;
+	h->on = e != NULL ? e->virtual_on : 0;
+	fx_on_prerender(h->f, w, devs, n);
+}
+
+static int
+seen_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *err,
+           size_t errlen)
+{
+	struct prerender_seen *h = arg;
+	uint64_t r0 = metrics_counter(METRICS_DEVICE_RENDERS);
+	int rc = fx_on_check(h->f, w, devs, n, err, errlen);
+
+	h->check_renders = (int)(metrics_counter(METRICS_DEVICE_RENDERS) - r0);
+	return rc;
+}
+
+/* in: an extension's id, or 0 for the parked device acme-park3 calls
+ * from; out: where the extension is (virtual_on), or that device's id */
+static int
+where_locked(const struct world *w, struct store *st, void *arg)
+{
+	hd_id *v = arg;
+	const struct hd_ext *e = *v != 0 ? world_ext(w, *v) : NULL;
+	const struct hd_dev *d = world_dev_by_mac(w, "001565000103");
+
+	(void)st;
+	cr_assert(*v == 0 ? d != NULL : e != NULL);
+	*v = *v != 0 ? e->virtual_on : d->id;
+	return 0;
+}
+
+/* While the code is checked, the move it would make is rendered (with
+ * the world as the move leaves it, then undone): a wrong code leaves the
+ * world and the files as they were; after the right one the check takes
+ * those files and renders nothing under the lock. */
+Test(service, a_move_is_rendered_while_its_code_is_checked)
+{
+	struct fx *f = fx_new();
+	struct prerender_seen h = { .f = f, .ext = fx_ext_id(f, "104") };
+	hd_id park = 0, on = h.ext;
+
+	svc_set_prerender_hook(f->svc, seen_prerender, &h);
+	svc_set_check_hook(f->svc, seen_check, &h);
+	cr_assert_eq(svc_locked(f->svc, where_locked, &park), 0);
+	fx_star30_ok(f, "acme-park3", "104", "0000", VIRT_RETRY);
+	cr_assert_eq(h.calls, 1);
+	cr_assert_eq(h.on, park, "not prerendered with the world as the move leaves it");
+	cr_assert_eq(svc_locked(f->svc, where_locked, &on), 0);
+	cr_assert_eq(on, 0, "a wrong code's prerender left the move in the world");
+	fx_check(f, "after a wrong code", NULL);
+
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	cr_assert_eq(h.calls, 2);
+	cr_assert_geq(h.n, 1);
+	on = h.ext;
+	cr_assert_eq(svc_locked(f->svc, where_locked, &on), 0);
+	cr_assert_eq(on, park);
+	cr_assert_eq(h.check_renders, 0, "the locked check rendered again what was prerendered");
+	fx_check(f, "after the move", NULL);
 	fx_free(f);
 }
 
