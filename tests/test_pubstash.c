@@ -115,21 +115,34 @@ Test(pubstash, a_world_changed_after_the_check_is_rendered_afresh)
 	cr_assert_eq(pub_version(p, dev), v0 + 1);
 }
 
-Test(pubstash, a_template_installed_after_the_check_is_rendered_afresh)
+/* A device rendered as name (checked, or prerendered too), then a template
+ * installed, then published: the template is in what is served. */
+static void
+template_after(const char *name, bool prerender)
 {
 	const struct vendor_profile *prof = vendor_profile_by_name("yealink");
-	const char *tmpl = "#!version:1.0.0.1\n# installed after the check\n"
+	const char *tmpl = "#!version:1.0.0.1\n# installed afterwards\n"
 	                   "account.1.display_name = {{line.display_name}}\n";
 	char err[256];
 
 	cr_assert_not_null(prof);
-	rename_ext("Dave Checked");
-	cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
+	rename_ext(name);
+	if (prerender)
+		pub_prerender(p, w, &dev, 1);
+	else
+		cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(pub_template_set(p, prof, "device.cfg", tmpl, strlen(tmpl), err, sizeof(err)),
 	             0, "%s", err);
+	if (prerender)
+		cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(pub_update(p, w, NULL, &dev, 1, NULL), 0);
-	cr_assert(served_has("# installed after the check"));
-	cr_assert(served_has("Dave Checked"));
+	cr_assert(served_has("# installed afterwards"));
+	cr_assert(served_has(name));
+}
+
+Test(pubstash, a_template_installed_after_the_check_is_rendered_afresh)
+{
+	template_after("Dave Checked", false);
 }
 
 static uint64_t
@@ -176,18 +189,5 @@ Test(pubstash, a_world_changed_after_the_prerender_is_rendered_afresh)
 
 Test(pubstash, a_template_installed_after_the_prerender_is_rendered_afresh)
 {
-	const struct vendor_profile *prof = vendor_profile_by_name("yealink");
-	const char *tmpl = "#!version:1.0.0.1\n# installed after the prerender\n"
-	                   "account.1.display_name = {{line.display_name}}\n";
-	char err[256];
-
-	cr_assert_not_null(prof);
-	rename_ext("Dave Ahead");
-	pub_prerender(p, w, &dev, 1);
-	cr_assert_eq(pub_template_set(p, prof, "device.cfg", tmpl, strlen(tmpl), err, sizeof(err)),
-	             0, "%s", err);
-	cr_assert_eq(pub_check(p, w, &dev, 1, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(pub_update(p, w, NULL, &dev, 1, NULL), 0);
-	cr_assert(served_has("# installed after the prerender"));
-	cr_assert(served_has("Dave Ahead"));
+	template_after("Dave Ahead", true);
 }

@@ -16,7 +16,8 @@ import hdharness
 # with --dist loadfile, pytest-xdist hands files to its workers in collection
 # order, so these start at once, side by side, instead of one of them
 # starting last and running alone at the end.  The others keep their order.
-LONGEST_FIRST = ("test_vc.py", "test_browser_session.py", "test_browser.py")
+LONGEST_FIRST = ("test_vc.py", "test_browser_session.py", "test_browser.py",
+                 "test_browser_admin.py")
 
 
 def pytest_collection_modifyitems(items):
