@@ -209,6 +209,12 @@ def test_console_in_chromium(acme, browser):
     assert "missing or invalid token" in drv.page_source
 
 
+def ev_types(drv):
+    """The type column of each row of the events table."""
+    return [r.find_elements(By.CSS_SELECTOR, "td")[2].text for r in
+            drv.find_elements(By.CSS_SELECTOR, "#ev-table tbody tr")]
+
+
 def open_import(drv):
     """The console's CSV import view, for organization acme."""
     drv.find_element(By.CSS_SELECTOR, '#tabs button[data-view="import"]').click()

@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import hdharness
-from test_browser import (HOSTILE, WAIT, browser, console_sign_in, hostile_data,  # noqa: F401
-                          no_xss, open_import, shot, text, wait_for)
+from test_browser import (HOSTILE, WAIT, browser, console_sign_in, ev_types,  # noqa: F401
+                          hostile_data, no_xss, open_import, shot, text, wait_for)
 
 
 def page_fetch(drv, method, path):
@@ -134,12 +134,6 @@ def click_until(drv, button_css, cond, what):
             time.sleep(0.1)
     shot(drv, "failed-" + what.replace(" ", "-"))
     raise AssertionError("timed out waiting for: " + what)
-
-
-def ev_types(drv):
-    """The type column of each row of the events table."""
-    return [r.find_elements(By.CSS_SELECTOR, "td")[2].text for r in
-            drv.find_elements(By.CSS_SELECTOR, "#ev-table tbody tr")]
 
 
 def dev_rows(drv):
