@@ -709,7 +709,9 @@ a_move(void *arg)
 	return NULL;
 }
 
-/* Holds the lock while the job, then the move, start waiting for it. */
+/* Holds the lock while the job, then the move, start waiting for it: it
+ * lets go once the move is queued (svc_wanted), however busy the machine
+ * (at most 10 s). */
 static int
 hold_for_both(const struct world *w, struct store *st, void *arg)
 {
@@ -719,10 +721,13 @@ hold_for_both(const struct world *w, struct store *st, void *arg)
 	cr_assert_eq(pthread_create(&p->job, NULL, job_in_steps, p), 0);
 	while (nanosleep(&t, &t) != 0)
 		;
-	t.tv_nsec = 30 * 1000000L;
 	cr_assert_eq(pthread_create(&p->move, NULL, a_move, p), 0);
-	while (nanosleep(&t, &t) != 0)
-		;
+	for (int i = 0; i < 10000 && !svc_wanted(p->svc); i++) {
+		t.tv_nsec = 1000000L;
+		while (nanosleep(&t, &t) != 0)
+			;
+	}
+	cr_assert(svc_wanted(p->svc), "the move did not queue for the lock within 10 s");
 	return 0;
 }
 
