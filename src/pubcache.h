@@ -162,7 +162,7 @@ struct pub {
 	struct stash stash[PUB_STASH_MAX]; /* writer only: pub_check's renders */
 	size_t nstash;
 	/* writer only: pub_prerender's renders, which pub_check takes (dev 0:
-	 * free); the oldest is replaced first (prerender_next) */
+	 * free); when none is free, each in turn (prerender_next) */
 	struct stash prerendered[PUB_PRERENDER_MAX];
 	size_t prerender_next;
 	char *tmpl_dir, *static_dir; /* where the defaults were loaded from */

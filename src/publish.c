@@ -1724,8 +1724,8 @@ out:
 
 /* ---- serving ------------------------------------------------------------ */
 
-/* The slot of pub_prerender's render of dev: its last one, a free one, or
- * the oldest (freed). */
+/* The slot of pub_prerender's render of dev, freed: its last one, else a
+ * free one, else the next in turn (prerender_next). */
 static struct stash *
 prerender_slot(struct pub *p, hd_id dev)
 {
