@@ -289,17 +289,10 @@ last_event(const struct store_event *ev, void *arg)
 }
 
 static int
-count_one(const struct store_event *ev, void *arg)
-{
-	(void)ev;
-	(*(size_t *)arg)++;
-	return 0;
-}
-
-static int
 scan_locked_q(const struct world *w, struct store *st, void *arg)
 {
 	struct scan_q *q = arg;
+	long n;
 
 	for (size_t i = 0; i < NSCAN; i++) {
 		const struct hd_dev *d = world_dev_by_mac(w, scan_macs[i]);
@@ -309,8 +302,9 @@ scan_locked_q(const struct world *w, struct store *st, void *arg)
 		cr_assert_not_null(d);
 		q->rows[i].found = store_resync_get(st, d->id, &q->rows[i].row);
 		cr_assert_geq(q->rows[i].found, 0);
-		q->failed[i] = 0;
-		cr_assert_geq(store_events_list(st, &ef, count_one, &q->failed[i]), 0);
+		n = tu_events(st, &ef);
+		cr_assert_geq(n, 0);
+		q->failed[i] = (size_t)n;
 	}
 	return 0;
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
+
 /* Creates a fresh temporary directory; returns a static-lifetime copy. */
 static inline char *
 tu_tmpdir(void)
@@ -72,6 +74,24 @@ tu_captured(int fd)
 
 	buf[n > 0 ? n : 0] = '\0';
 	return buf;
+}
+
+static inline int
+tu_count_event(const struct store_event *ev, void *arg)
+{
+	(void)ev;
+	(*(long *)arg)++;
+	return 0;
+}
+
+/* The number of event rows f selects (NULL: all), or -1 when the store
+ * cannot list them. */
+static inline long
+tu_events(struct store *st, const struct store_event_filter *f)
+{
+	long n = 0;
+
+	return store_events_list(st, f, tu_count_event, &n) < 0 ? -1 : n;
 }
 
 #endif
