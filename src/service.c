@@ -1318,9 +1318,9 @@ prerender_move(struct svc *s, const struct svc_star30_req *r, const struct attem
 	if (s->prerender == NULL)
 		return;
 	mu_lock(s);
-	virt_star30(s->w, star30_caller(s, r, caller_buf, sizeof(caller_buf)), r->digits,
-	            VIRT_CODE_VERIFIED, &d);
-	if (d.result == VIRT_ACCEPTED && d.ext->id == a->ext && d.caller->id == a->dev) {
+	virt_star30_checked(s->w, star30_caller(s, r, caller_buf, sizeof(caller_buf)), r->digits,
+	                    a->dev, a->ext, &d);
+	if (d.result == VIRT_ACCEPTED) {
 		if (virt_apply_moved(s->w, &d.plan, &changed, NULL) == 0)
 			s->prerender(s->prerender_arg, s->w, changed.v, changed.n);
 		undo_plan(s, &d.plan);
@@ -1424,25 +1424,21 @@ again:
 
 	mu_lock(s);
 	memset(res, 0, sizeof(*res));
-	/* decide again: the world may have changed while we verified.  The
-	 * reservation goes when the outcome is recorded (still under the
-	 * lock), so waiters see both at once. */
+	/* decide again: the world may have changed while we verified
+	 * (virt_star30_checked).  The reservation goes when the outcome is
+	 * recorded (still under the lock), so waiters see both at once. */
 	try_release(s, &reservation);
 	caller = star30_caller(s, r, caller_buf, sizeof(caller_buf));
-	virt_star30(s->w, caller, r->digits, VIRT_CODE_VERIFIED, &d);
-	if (ok && d.result == VIRT_ACCEPTED && d.ext->id == a.ext &&
-	    (same = same_secret(s, a.ext, hash, gen)) < 0) {
-		rc = SVC_INTERNAL; /* the store cannot tell: nothing changed */
-		goto unlock;
-	}
-	if (ok && d.result == VIRT_ACCEPTED && (d.ext->id != a.ext || same == 0)) {
-		/* the code checked was replaced meanwhile (or the digits now name
-		 * another extension): it proves nothing; ask for the code again,
-		 * without counting a failure */
-		fill_res(res, &d);
-		res->result = VIRT_NEED_CODE;
-		res->device[0] = '\0';
-		goto unlock;
+	virt_star30_checked(s->w, caller, r->digits, a.dev, a.ext, &d);
+	if (ok && d.result == VIRT_ACCEPTED && (same = same_secret(s, a.ext, hash, gen)) <= 0) {
+		if (same < 0) {
+			rc = SVC_INTERNAL; /* the store cannot tell: nothing changed */
+			goto unlock;
+		}
+		/* the code checked was replaced meanwhile: it proves nothing;
+		 * ask for the code again, without counting a failure */
+		d.result = VIRT_NEED_CODE;
+		d.dev = NULL;
 	}
 	if (!ok) {
 		const struct hd_ext *e = world_ext(s->w, a.ext);
@@ -1454,17 +1450,17 @@ again:
 		goto unlock;
 	}
 	fill_res(res, &d);
-	if (d.result == VIRT_ACCEPTED &&
-	    (d.caller->id != a.dev ||
-	     (crc = svc_commit_move(s, &d.plan, "star30", pair_reset, &a)) != 0)) {
-		if (d.caller->id != a.dev) { /* the caller moved meanwhile: ask again */
-			res->result = VIRT_DENIED;
-			res->reason = VIRT_R_UNKNOWN_CALLER;
-		} else {
+	switch (d.result) {
+	case VIRT_ACCEPTED:
+	case VIRT_RETURNED: /* the calling device became the extension's home */
+		if ((crc = svc_commit_move(s, &d.plan, "star30", pair_reset, &a)) != 0)
 			rc = star30_failed(s, &d, crc);
-		}
-	} else if (d.result == VIRT_DENIED) {
+		break;
+	case VIRT_DENIED:
 		(void)denied_event(s, &d, d.caller ? d.caller->mac : NULL);
+		break;
+	default: /* NEED_CODE, NOTHING: answered as they are */
+		break;
 	}
 unlock:
 	mu_unlock(s);

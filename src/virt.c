@@ -307,6 +307,24 @@ virt_star30(const struct world *w, const char *caller, const char *digits,
 	decide(out, VIRT_ACCEPTED, VIRT_R_NONE);
 }
 
+void
+virt_star30_checked(const struct world *w, const char *caller, const char *digits,
+                    hd_id dev, hd_id ext, struct virt_decision *out)
+{
+	virt_star30(w, caller, digits, VIRT_CODE_VERIFIED, out);
+	if (out->caller != NULL && out->caller->id != dev) {
+		const struct hd_ext *x = out->ext;
+
+		memset(out, 0, sizeof(*out));
+		out->ext = x;
+		decide(out, VIRT_DENIED, VIRT_R_UNKNOWN_CALLER);
+	} else if (out->result == VIRT_ACCEPTED && out->ext->id != ext) {
+		memset(&out->plan, 0, sizeof(out->plan));
+		out->dev = NULL;
+		decide(out, VIRT_NEED_CODE, VIRT_R_NONE);
+	}
+}
+
 /* ---- admin consistency -------------------------------------------------- */
 
 /* Whether extension e may stay virtualized on device d (I2, I3, code). */

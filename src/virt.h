@@ -119,6 +119,20 @@ struct virt_decision {
 void virt_star30(const struct world *w, const char *caller, const char *digits,
                  enum virt_code code, struct virt_decision *out);
 
+/*
+ * The decision once the code asked for by a *30 from device `dev` for
+ * extension `ext` proved right: virt_star30 with VIRT_CODE_VERIFIED, in
+ * the world as it is now (it may have changed while the code was
+ * checked).  A caller now on another device (it moved meanwhile) is
+ * DENIED unknown_caller with nothing planned: which phone dialed is no
+ * longer known.  Digits that now name another extension answer
+ * NEED_CODE: the code proves nothing about it.  Otherwise whatever the
+ * rules decide now, a return to base included (the device became the
+ * extension's home).
+ */
+void virt_star30_checked(const struct world *w, const char *caller, const char *digits,
+                         hd_id dev, hd_id ext, struct virt_decision *out);
+
 /* Return via API or web: virtual_on(X) = none.  RETURNED or NOTHING. */
 void virt_return(const struct world *w, const struct hd_ext *x, struct virt_decision *out);
 

@@ -281,6 +281,128 @@ Test(service, a_move_is_rendered_while_its_code_is_checked)
 	fx_free(f);
 }
 
+/* A change made while a *30's code is checked: the prerender hook (run
+ * during the hash, lock held) starts it on a thread and returns once that
+ * thread queues for the lock.  The *30's own thread takes the lock as a
+ * job in steps does (svc_thread_steps: it leaves the lock to a thread
+ * queued for it), so the change is made before the check. */
+struct meanwhile {
+	struct fx *f;
+	int (*op)(struct fx *f, void *arg);
+	void *arg;
+	pthread_t t;
+	bool started;
+	int rc;
+};
+
+static void *
+meanwhile_main(void *arg)
+{
+	struct meanwhile *m = arg;
+
+	m->rc = m->op(m->f, m->arg);
+	return NULL;
+}
+
+static void
+meanwhile_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
+{
+	struct meanwhile *m = arg;
+	struct timespec pause = { 0, 100000 };
+
+	fx_on_prerender(m->f, w, devs, n);
+	if (m->started)
+		return;
+	cr_assert_eq(pthread_create(&m->t, NULL, meanwhile_main, m), 0);
+	m->started = true;
+	while (!svc_wanted(m->f->svc))
+		nanosleep(&pause, NULL);
+}
+
+static struct svc_star30_res
+star30_meanwhile(struct fx *f, const char *caller, const char *digits,
+                 int (*op)(struct fx *f, void *arg), void *arg)
+{
+	struct meanwhile m = { .f = f, .op = op, .arg = arg };
+	struct svc_star30_req rq = { .caller = caller, .digits = digits, .code = FX_CODE };
+	struct svc_star30_res res;
+
+	svc_set_prerender_hook(f->svc, meanwhile_prerender, &m);
+	svc_thread_steps(true);
+	cr_assert_eq(svc_star30(f->svc, &rq, &res), SVC_OK);
+	svc_thread_steps(false);
+	cr_assert(m.started, "the code was not checked apart");
+	cr_assert_eq(pthread_join(m.t, NULL), 0);
+	cr_assert_eq(m.rc, SVC_OK, "the change made meanwhile failed");
+	svc_set_prerender_hook(f->svc, fx_on_prerender, f);
+	return res;
+}
+
+static int
+ada_phone_to_eve(struct fx *f, void *eve)
+{
+	struct svc_result r = { 0 };
+
+	/* one lock: Eve's id was found before */
+	return svc_dev_put(f->svc, fx_dev(f->org, "001565000100", "yealink", *(hd_id *)eve, NULL),
+	                   &r);
+}
+
+static int
+cy_returned(struct fx *f, void *arg)
+{
+	struct svc_star30_res res;
+	struct svc_result r = { 0 };
+
+	(void)arg;
+	return svc_ext_return(f->svc, f->org, "102", &res, &r);
+}
+
+/* Dee, on Ada's phone, dials *30 104 with Eve's code; while it is checked
+ * the phone becomes Eve's home: *30<Eve> from Eve's home is her return to
+ * base, which the answer says and the move does (Dee leaves, Eve comes
+ * back). */
+Test(service, a_phone_made_the_home_while_the_code_is_checked_returns_its_extension)
+{
+	struct fx *f = fx_new();
+	struct svc_star30_res res;
+	hd_id eve = fx_ext_id(f, "104"), dee = fx_ext_id(f, "103"), id = eve;
+
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED); /* Eve on Dee's phone */
+	res = star30_meanwhile(f, "acme103", "104", ada_phone_to_eve, &id);
+	cr_assert_eq(res.result, VIRT_RETURNED, "answered %s", virt_result_name(res.result));
+	cr_assert_str_eq(res.extension, "104");
+	cr_assert_str_eq(res.device, "001565000100");
+	cr_assert_eq(svc_locked(f->svc, where_locked, &eve), 0);
+	cr_assert_eq(eve, 0, "answered returned, but Eve was not returned");
+	cr_assert_eq(svc_locked(f->svc, where_locked, &dee), 0);
+	cr_assert_eq(dee, 0, "Dee still on the phone Eve came home to");
+	fx_check(f, "after the return", NULL);
+	fx_free(f);
+}
+
+/* Cy, on Bob's phone, dials *30 100 with Ada's code; while it is checked
+ * Cy is returned (his SIP account is now on his own phone): which phone
+ * dialed is no longer known, so nothing moves and the caller is asked
+ * again (unknown_caller). */
+Test(service, a_caller_moved_while_the_code_is_checked_moves_nothing)
+{
+	struct fx *f = fx_new();
+	struct svc_star30_res res;
+	hd_id ada = fx_ext_id(f, "100"), cy = fx_ext_id(f, "102");
+
+	res = star30_meanwhile(f, "acme102", "100", cy_returned, NULL);
+	cr_assert_eq(res.result, VIRT_DENIED, "answered %s", virt_result_name(res.result));
+	cr_assert_eq(res.reason, VIRT_R_UNKNOWN_CALLER);
+	cr_assert_str_eq(res.device, "");
+	cr_assert_eq(svc_locked(f->svc, where_locked, &ada), 0);
+	cr_assert_eq(ada, 0, "Ada moved to a phone that did not dial");
+	cr_assert_eq(svc_locked(f->svc, where_locked, &cy), 0);
+	cr_assert_eq(cy, 0);
+	fx_check(f, "after the denial", NULL);
+	fx_free(f);
+}
+
 static int
 op_return(struct fx *f, void *arg)
 {

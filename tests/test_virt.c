@@ -547,6 +547,71 @@ Test(virt, admin_home_extension_changed_to_the_guest)
 	cr_assert_eq(carries(pa), B);
 }
 
+/* After a right code: the caller moved to another phone meanwhile (here,
+ * onto the home of the extension it asked for, where virt_star30 alone
+ * would decide a return): nothing is planned, the caller is unknown. */
+Test(virt, checked_code_from_a_caller_that_moved_plans_nothing)
+{
+	struct virt_decision d;
+
+	office();
+	star30(sip(A), "102", true);               /* B on A's phone */
+	cr_assert_eq(star30(sip(B), "103", false).result, VIRT_NEED_CODE);
+	star30(sip(C), "102", true);               /* meanwhile B moves to C's phone */
+	virt_star30(w, sip(B), "103", VIRT_CODE_VERIFIED, &d);
+	cr_assert_eq(d.result, VIRT_RETURNED, "the premise: a return from C's home");
+	virt_star30_checked(w, sip(B), "103", pa, C, &d);
+	cr_assert_eq(d.result, VIRT_DENIED);
+	cr_assert_eq(d.reason, VIRT_R_UNKNOWN_CALLER);
+	cr_assert_eq(d.plan.n, 0);
+	cr_assert_null(d.dev);
+	cr_assert_eq(d.ext->id, C);
+}
+
+/* After a right code: the calling phone became the home of the extension
+ * asked for: its return to base, as *30<X> from X's home. */
+Test(virt, checked_code_from_a_phone_made_its_home_returns_it)
+{
+	struct virt_decision d;
+	struct hd_dev *dv;
+	char err[128];
+
+	office();
+	star30(sip(A), "103", true);               /* C on A's phone */
+	star30(park(pc), "102", true);             /* B on C's phone: B's phone parked */
+	cr_assert_eq(star30(park(pb), "103", false).result, VIRT_NEED_CODE);
+	/* meanwhile B's phone becomes C's home */
+	dv = hd_dev_dup(world_dev(w, pc));
+	dv->home_ext = 0;
+	cr_assert_eq(world_put_dev(w, dv, err, sizeof(err)), 0, "%s", err);
+	dv = hd_dev_dup(world_dev(w, pb));
+	dv->home_ext = C;
+	cr_assert_eq(world_put_dev(w, dv, err, sizeof(err)), 0, "%s", err);
+	repair();
+	cr_assert_eq(on(C), pa, "the premise: C still on A's phone");
+	virt_star30_checked(w, park(pb), "103", pb, C, &d);
+	cr_assert_eq(d.result, VIRT_RETURNED);
+	cr_assert_eq(d.dev->id, pb);
+	cr_assert_eq(d.plan.n, 1);
+	cr_assert_eq(d.plan.moves[0].ext, C);
+	cr_assert_eq(d.plan.moves[0].to, 0);
+}
+
+/* After a right code: the digits now name another extension (renumbered
+ * meanwhile): the code proves nothing about it. */
+Test(virt, checked_code_for_an_extension_renumbered_asks_again)
+{
+	struct virt_decision d;
+
+	office();
+	virt_star30_checked(w, sip(A), "102", pa, C, &d);
+	cr_assert_eq(d.result, VIRT_NEED_CODE);
+	cr_assert_eq(d.plan.n, 0);
+	virt_star30_checked(w, sip(A), "102", pa, B, &d);
+	cr_assert_eq(d.result, VIRT_ACCEPTED, "the same call, the same extension");
+	cr_assert_eq(d.dev->id, pa);
+}
+
 Test(virt, home_extension_is_home_on_one_device_only)
 {
 	struct hd_dev *d;
