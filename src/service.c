@@ -1456,7 +1456,8 @@ again:
 		if ((crc = svc_commit_move(s, &d.plan, "star30", pair_reset, &a)) != 0)
 			rc = star30_failed(s, &d, crc);
 		break;
-	case VIRT_DENIED:
+	case VIRT_DENIED: /* recorded against the phone that asked */
+		d.caller = world_dev(s->w, a.dev);
 		(void)denied_event(s, &d, d.caller ? d.caller->mac : NULL);
 		break;
 	default: /* NEED_CODE, NOTHING: answered as they are */

@@ -381,6 +381,18 @@ Test(service, a_phone_made_the_home_while_the_code_is_checked_returns_its_extens
 	fx_free(f);
 }
 
+/* 1 when one move.denied of acme's extension 100 names Bob's phone */
+static int
+denied_at_bob(const struct world *w, struct store *st, void *arg)
+{
+	const struct hd_org *o = world_org_by_name(w, "acme");
+	struct store_event_filter ev = { .org = o != NULL ? o->id : -1, .type = "move.denied",
+	                                 .extension = "100", .device = "0004f2000101" };
+
+	(void)arg;
+	return (int)tu_events(st, &ev);
+}
+
 /* Cy, on Bob's phone, dials *30 100 with Ada's code; while it is checked
  * Cy is returned (his SIP account is now on his own phone): which phone
  * dialed is no longer known, so nothing moves and the caller is asked
@@ -399,6 +411,8 @@ Test(service, a_caller_moved_while_the_code_is_checked_moves_nothing)
 	cr_assert_eq(ada, 0, "Ada moved to a phone that did not dial");
 	cr_assert_eq(svc_locked(f->svc, where_locked, &cy), 0);
 	cr_assert_eq(cy, 0);
+	cr_assert_eq(svc_locked(f->svc, denied_at_bob, NULL), 1,
+	             "the denial is not recorded against the phone that asked");
 	fx_check(f, "after the denial", NULL);
 	fx_free(f);
 }
