@@ -414,6 +414,23 @@ repair(void)
 	check();
 }
 
+/* An admin edit: device `from` loses its home extension, which becomes
+ * ext's home device `to`; then the repair, as the service does. */
+static void
+rehome(hd_id from, hd_id to, hd_id ext)
+{
+	struct hd_dev *d;
+	char err[128];
+
+	d = hd_dev_dup(world_dev(w, from));
+	d->home_ext = 0;
+	cr_assert_eq(world_put_dev(w, d, err, sizeof(err)), 0, "%s", err);
+	d = hd_dev_dup(world_dev(w, to));
+	d->home_ext = ext;
+	cr_assert_eq(world_put_dev(w, d, err, sizeof(err)), 0, "%s", err);
+	repair();
+}
+
 static void
 edit_ext(hd_id id, bool allow, bool code)
 {
@@ -511,19 +528,10 @@ Test(virt, admin_parked_home_device_deleted)
 
 Test(virt, admin_home_extension_changed)
 {
-	struct hd_dev *d;
-	char err[128];
-
 	office();
 	star30(sip(A), "102", true); /* B on A's phone */
 	/* A's phone becomes D's home (D does not allow virtualization) */
-	d = hd_dev_dup(world_dev(w, pd));
-	d->home_ext = 0;
-	cr_assert_eq(world_put_dev(w, d, err, sizeof(err)), 0, "%s", err);
-	d = hd_dev_dup(world_dev(w, pa));
-	d->home_ext = D;
-	cr_assert_eq(world_put_dev(w, d, err, sizeof(err)), 0, "%s", err);
-	repair();
+	rehome(pd, pa, D);
 	cr_assert_eq(on(B), 0, "the new base does not allow virtualization");
 	cr_assert_eq(carries(pa), D);
 	cr_assert_eq(status(A), VIRT_ST_UNPLACED);
@@ -531,18 +539,9 @@ Test(virt, admin_home_extension_changed)
 
 Test(virt, admin_home_extension_changed_to_the_guest)
 {
-	struct hd_dev *d;
-	char err[128];
-
 	office();
 	star30(sip(A), "102", true); /* B on A's phone */
-	d = hd_dev_dup(world_dev(w, pb));
-	d->home_ext = 0;
-	cr_assert_eq(world_put_dev(w, d, err, sizeof(err)), 0, "%s", err);
-	d = hd_dev_dup(world_dev(w, pa));
-	d->home_ext = B;
-	cr_assert_eq(world_put_dev(w, d, err, sizeof(err)), 0, "%s", err);
-	repair();
+	rehome(pb, pa, B);
 	cr_assert_eq(on(B), 0, "I2: B is home there now");
 	cr_assert_eq(carries(pa), B);
 }
@@ -573,21 +572,12 @@ Test(virt, checked_code_from_a_caller_that_moved_plans_nothing)
 Test(virt, checked_code_from_a_phone_made_its_home_returns_it)
 {
 	struct virt_decision d;
-	struct hd_dev *dv;
-	char err[128];
 
 	office();
 	star30(sip(A), "103", true);               /* C on A's phone */
 	star30(park(pc), "102", true);             /* B on C's phone: B's phone parked */
 	cr_assert_eq(star30(park(pb), "103", false).result, VIRT_NEED_CODE);
-	/* meanwhile B's phone becomes C's home */
-	dv = hd_dev_dup(world_dev(w, pc));
-	dv->home_ext = 0;
-	cr_assert_eq(world_put_dev(w, dv, err, sizeof(err)), 0, "%s", err);
-	dv = hd_dev_dup(world_dev(w, pb));
-	dv->home_ext = C;
-	cr_assert_eq(world_put_dev(w, dv, err, sizeof(err)), 0, "%s", err);
-	repair();
+	rehome(pc, pb, C); /* meanwhile B's phone becomes C's home */
 	cr_assert_eq(on(C), pa, "the premise: C still on A's phone");
 	virt_star30_checked(w, park(pb), "103", pb, C, &d);
 	cr_assert_eq(d.result, VIRT_RETURNED);
