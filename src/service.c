@@ -1438,7 +1438,6 @@ again:
 		/* the code checked was replaced meanwhile: it proves nothing;
 		 * ask for the code again, without counting a failure */
 		d.result = VIRT_NEED_CODE;
-		d.dev = NULL;
 	}
 	if (!ok) {
 		const struct hd_ext *e = world_ext(s->w, a.ext);
@@ -1456,8 +1455,7 @@ again:
 		if ((crc = svc_commit_move(s, &d.plan, "star30", pair_reset, &a)) != 0)
 			rc = star30_failed(s, &d, crc);
 		break;
-	case VIRT_DENIED: /* recorded against the phone that asked */
-		d.caller = world_dev(s->w, a.dev);
+	case VIRT_DENIED: /* recorded against the phone that asked (d.caller) */
 		(void)denied_event(s, &d, d.caller ? d.caller->mac : NULL);
 		break;
 	default: /* NEED_CODE, NOTHING: answered as they are */

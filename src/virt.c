@@ -312,10 +312,11 @@ virt_star30_checked(const struct world *w, const char *caller, const char *digit
                     hd_id dev, hd_id ext, struct virt_decision *out)
 {
 	virt_star30(w, caller, digits, VIRT_CODE_VERIFIED, out);
-	if (out->caller != NULL && out->caller->id != dev) {
+	if (out->caller == NULL || out->caller->id != dev) {
 		const struct hd_ext *x = out->ext;
 
 		memset(out, 0, sizeof(*out));
+		out->caller = world_dev(w, dev);
 		out->ext = x;
 		decide(out, VIRT_DENIED, VIRT_R_UNKNOWN_CALLER);
 	} else if (out->result == VIRT_ACCEPTED && out->ext->id != ext) {

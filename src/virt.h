@@ -123,9 +123,10 @@ void virt_star30(const struct world *w, const char *caller, const char *digits,
  * The decision once the code asked for by a *30 from device `dev` for
  * extension `ext` proved right: virt_star30 with VIRT_CODE_VERIFIED, in
  * the world as it is now (it may have changed while the code was
- * checked).  A caller now on another device (it moved meanwhile) is
- * DENIED unknown_caller with nothing planned: which phone dialed is no
- * longer known.  Digits that now name another extension answer
+ * checked).  A caller now on another device, or on none (it moved
+ * meanwhile), is DENIED unknown_caller with nothing planned: which phone
+ * dialed is no longer known.  Every decision's caller is then `dev`, the
+ * phone that asked (NULL if it is gone).  Digits that now name another extension answer
  * NEED_CODE: the code proves nothing about it.  Otherwise whatever the
  * rules decide now, a return to base included (the device became the
  * extension's home).

@@ -565,6 +565,7 @@ Test(virt, checked_code_from_a_caller_that_moved_plans_nothing)
 	cr_assert_eq(d.plan.n, 0);
 	cr_assert_null(d.dev);
 	cr_assert_eq(d.ext->id, C);
+	cr_assert_eq(d.caller->id, pa, "not the phone that asked");
 }
 
 /* After a right code: the calling phone became the home of the extension
