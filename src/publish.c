@@ -364,11 +364,14 @@ pub_render_input(const struct world *w, const struct hd_dev *d, struct render_in
 #define PUB_REDACTED "********"
 
 /* Renders every per-device file of d into bufs (caller frees them).
- * redact: line.password rendered as PUB_REDACTED (previews only). */
+ * redact: line.password rendered as PUB_REDACTED (previews only).  check:
+ * each file's XML checked; else known (NULL: not asked) says which are
+ * known well-formed without vendor_check_device_output. */
 static int
 render_files2(const struct vendor_templates *t, const struct world *w, const struct hd_dev *d,
               const struct vendor_profile *prof, unsigned long long version, bool redact,
-              bool check, struct render_buf bufs[PUB_MAX_FILES], char *err, size_t errlen)
+              bool check, struct render_buf bufs[PUB_MAX_FILES], bool *known, char *err,
+              size_t errlen)
 {
 	struct render_input in;
 
@@ -378,8 +381,10 @@ render_files2(const struct vendor_templates *t, const struct world *w, const str
 	if (redact && in.line.password != NULL && in.line.password[0] != '\0')
 		in.line.password = PUB_REDACTED;
 	for (size_t i = 0; i < prof->n_device_files && i < PUB_MAX_FILES; i++)
-		if ((check ? vendor_render_device : vendor_render_device_unchecked)(
-		        prof, t, i, &in, &bufs[i], err, errlen) != 0)
+		if ((check ? vendor_render_device(prof, t, i, &in, &bufs[i], err, errlen)
+		           : vendor_render_device_unchecked(prof, t, i, &in, &bufs[i],
+		                                            known ? &known[i] : NULL, err,
+		                                            errlen)) != 0)
 			return -1;
 	return 0;
 }
@@ -389,7 +394,7 @@ render_files(const struct vendor_templates *t, const struct world *w, const stru
              const struct vendor_profile *prof, unsigned long long version, bool redact,
              struct render_buf bufs[PUB_MAX_FILES], char *err, size_t errlen)
 {
-	return render_files2(t, w, d, prof, version, redact, true, bufs, err, errlen);
+	return render_files2(t, w, d, prof, version, redact, true, bufs, NULL, err, errlen);
 }
 
 /* ---- one render per change --------------------------------------------- */
@@ -1038,6 +1043,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	char err[256], hash[33];
 	unsigned char key[16], fhash[16], prior_key[16] = { 0 }, prior_fhash[16] = { 0 };
 	uint64_t sum[PUB_MAX_FILES] = { 0 }, prior_sum[PUB_MAX_FILES] = { 0 };
+	bool known[PUB_MAX_FILES] = { false };
 	unsigned long long version;
 	const struct vendor_profile *old_prof = NULL;
 	bool same, checked = false, prior = false, keyed, was_lazy = false, prior_sums = true;
@@ -1073,7 +1079,8 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	 * new content is checked below before it can be published. */
 	if (stash_take(p, d, key, bufs)) {
 		checked = true; /* pub_check rendered it for this change */
-	} else if (render_files2(p->tmpl, w, d, prof, 0, false, false, bufs, err, sizeof(err)) != 0) {
+	} else if (render_files2(p->tmpl, w, d, prof, 0, false, false, bufs, known, err,
+	                         sizeof(err)) != 0) {
 		render_failed(st, d, err);
 		goto out;
 	}
@@ -1082,7 +1089,8 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	                 : (k != NULL && strcmp(k->hash, hash) == 0);
 	if (!same && !checked) {
 		for (size_t i = 0; i < n; i++) {
-			if (vendor_check_device_output(prof, i, bufs[i].p, bufs[i].len, err,
+			if (!known[i] &&
+			    vendor_check_device_output(prof, i, bufs[i].p, bufs[i].len, err,
 			                               sizeof(err)) != 0) {
 				render_failed(st, d, err);
 				goto out;
@@ -1109,7 +1117,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 	if (version != 0 && vendor_device_uses(prof, p->tmpl, RV_VERSION)) {
 		for (size_t i = 0; i < n; i++)
 			render_buf_reset(&bufs[i]);
-		if (render_files2(p->tmpl, w, d, prof, version, false, false, bufs, err,
+		if (render_files2(p->tmpl, w, d, prof, version, false, false, bufs, NULL, err,
 		                  sizeof(err)) != 0) {
 			render_failed(st, d, err);
 			goto out;
@@ -1898,6 +1906,7 @@ struct cand_file {
 	bool shared;
 	size_t index;
 	struct render_tmpl *tm; /* NULL for a static file (raw bytes: the source) */
+	struct vendor_xml_memo *memo; /* an XML template's checks per shape */
 };
 
 struct pub_dry {
@@ -1921,16 +1930,12 @@ struct pub_dry {
 	size_t nmemo;
 };
 
-/* Renders candidate tm with vals as vendor_render_* do (XML checked). */
+/* Renders candidate f with vals as vendor_render_* do (XML checked). */
 static int
-cand_run(const struct render_tmpl *tm, const struct render_values *vals, struct render_buf *out,
+cand_run(const struct cand_file *f, const struct render_values *vals, struct render_buf *out,
          char *err, size_t errlen)
 {
-	if (render_run(tm, vals, out, err, errlen) != 0)
-		return -1;
-	if (render_tmpl_mode(tm) != RENDER_KV && vendor_check_xml(out->p, out->len, err, errlen) != 0)
-		return -1;
-	return 0;
+	return vendor_render_memo(f->tm, f->memo, vals, out, err, errlen);
 }
 
 /*
@@ -1955,7 +1960,7 @@ dry_shared_differs(struct pub_dry *dr, const struct cand_file *f, const char *mo
 	} else {
 		render_values_empty(&vals);
 		render_values_set(&vals, RV_MODEL, model);
-		if (cand_run(f->tm, &vals, &b, err, errlen) != 0)
+		if (cand_run(f, &vals, &b, err, errlen) != 0)
 			goto out;
 	}
 	/* the file in use failing to render counts as "differs" */
@@ -2040,7 +2045,7 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 			r.result = -1;
 			continue;
 		}
-		if (cand_run(f->tm, &vals, &b, err, sizeof(err)) != 0)
+		if (cand_run(f, &vals, &b, err, sizeof(err)) != 0)
 			r.result = -1;
 		else if (lazy) {
 			whole[f->index] = b;
@@ -2053,8 +2058,8 @@ dry_one(struct pub_dry *dr, const struct hd_dev *d)
 	}
 	for (size_t i = 0; lazy && i < nprof && r.result >= 0; i++)
 		if (!have[i] && /* a file of another template: as it is */
-		    vendor_render_device_unchecked(dr->prof, dr->p->tmpl, i, &in, &whole[i], err,
-		                                   sizeof(err)) != 0)
+		    vendor_render_device_unchecked(dr->prof, dr->p->tmpl, i, &in, &whole[i], NULL,
+		                                   err, sizeof(err)) != 0)
 			r.result = -1;
 	if (lazy && r.result >= 0) {
 		unsigned char got[16];
@@ -2118,6 +2123,11 @@ pub_dry_open(struct pub *p, const struct vendor_profile *prof, const char *name,
 		if (f->tmpl != NULL &&
 		    render_compile(src, len, f->mode, &cf->tm, err, errlen) != 0)
 			goto fail;
+		if (cf->tm != NULL && f->mode != RENDER_KV &&
+		    (cf->memo = vendor_xml_memo_new()) == NULL) {
+			hd_seterr(err, errlen, "out of memory");
+			goto fail;
+		}
 	}
 	if (dr->nfiles == 0) {
 		hd_seterr(err, errlen, "profile %s has no template named '%s'", prof->name, name);
@@ -2152,8 +2162,10 @@ pub_dry_close(struct pub_dry *dr)
 {
 	if (dr == NULL)
 		return;
-	for (size_t k = 0; k < dr->nfiles; k++)
+	for (size_t k = 0; k < dr->nfiles; k++) {
 		render_tmpl_free(dr->files[k].tm);
+		vendor_xml_memo_free(dr->files[k].memo);
+	}
 	free(dr);
 }
 

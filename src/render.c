@@ -91,6 +91,7 @@ struct render_tmpl {
 	size_t n, cap;
 	struct node *nodes;
 	char *src; /* private copy of the source: text nodes point into it */
+	bool marked; /* the source holds RENDER_MARK: no skeleton (render_skeleton) */
 };
 
 const char *
@@ -495,6 +496,8 @@ render_compile(const char *src, size_t len, enum render_mode mode,
 		goto oom;
 	memcpy(t->src, src, len);
 	t->src[len] = '\0';
+	for (size_t i = 0; i + RENDER_MARK_LEN <= len && !t->marked; i++)
+		t->marked = memcmp(src + i, RENDER_MARK, RENDER_MARK_LEN) == 0;
 
 	struct compiler c = {.src = t->src, .len = len, .t = t, .err = err, .errlen = errlen};
 	struct open_sect stack[MAX_DEPTH];
@@ -707,10 +710,12 @@ utf8_len(const unsigned char *s, size_t n)
 	return 0;
 }
 
-/* Escapes one value into out.  Returns 0, -1 with err set. */
+/* Escapes one value into out; *plain becomes false when the value holds
+ * ']' or U+FFFE/U+FFFF (struct render_shape).  Returns 0, -1 with err
+ * set. */
 static int
 put_value(const struct render_tmpl *t, const struct node *nd,
-          const struct render_value *val, struct render_buf *out,
+          const struct render_value *val, struct render_buf *out, bool *plain,
           char *err, size_t errlen)
 {
 	const unsigned char *s = (const unsigned char *)val->s;
@@ -728,6 +733,8 @@ put_value(const struct render_tmpl *t, const struct node *nd,
 				hd_seterr(err, errlen, "variable '%s': value is not valid UTF-8", name);
 				return -1;
 			}
+			if (adv == 3 && ch == 0xef && s[i + 1] == 0xbf && s[i + 2] >= 0xbe)
+				*plain = false; /* U+FFFE, U+FFFF */
 		} else if (ch == '\r' || ch == '\n') {
 			if (!xml) {
 				hd_seterr(err, errlen,
@@ -743,6 +750,8 @@ put_value(const struct render_tmpl *t, const struct node *nd,
 			          name);
 			return -1;
 		} else if (xml) {
+			if (ch == ']')
+				*plain = false;
 			switch (ch) {
 			case '&': rep = "&amp;"; break;
 			case '<': rep = "&lt;"; break;
@@ -782,11 +791,62 @@ value_of(const struct render_values *vals,
 	return &vals->v[nd->var];
 }
 
-int
-render_run(const struct render_tmpl *t, const struct render_values *vals,
-           struct render_buf *out, char *err, size_t errlen)
+/* Appends one step of the walk to the shape (when recorded). */
+static void
+shape_put(struct render_shape *sh, unsigned char step)
+{
+	if (sh == NULL)
+		return;
+	if (sh->n == RENDER_SHAPE_MAX) {
+		sh->plain = false;
+		return;
+	}
+	sh->b[sh->n++] = step;
+	sh->hash = (sh->hash ^ step) * 0x100000001b3ULL; /* FNV-1a */
+}
+
+/* The steps of a shape: a substitution empty or not, a section skipped or
+ * taken, the line keys' section starting again for the next key, a
+ * substitution whose text is part of the shape (SH_TEXT, its length and
+ * bytes follow). */
+enum { SH_EMPTY, SH_VALUE, SH_SKIP, SH_TAKE, SH_AGAIN, SH_TEXT };
+
+/* Whether variable v's text is part of a render's shape, and written as
+ * it is in a skeleton: the line keys' numbers, which templates build
+ * names from (Cisco's <Extension_N_>, Polycom's attendant.resourceList.N.*). */
+static bool
+shape_text(int v)
+{
+	return v == RV_KEY_N || v == RV_KEY_BUTTON;
+}
+
+/* Records the text of a substitution in the shape (shape_text). */
+static void
+shape_put_text(struct render_shape *sh, const struct render_value *val)
+{
+	if (sh == NULL)
+		return;
+	if (val->len > 255) {
+		sh->plain = false;
+		return;
+	}
+	shape_put(sh, SH_TEXT);
+	shape_put(sh, (unsigned char)val->len);
+	for (size_t i = 0; i < val->len; i++)
+		shape_put(sh, (unsigned char)val->s[i]);
+}
+
+/*
+ * Renders t with vals into out.  shape: recorded when not NULL.  marks:
+ * when not NULL, the skeleton is rendered instead (each non-empty value
+ * written as RENDER_MARK, counted in *marks).
+ */
+static int
+walk(const struct render_tmpl *t, const struct render_values *vals, struct render_buf *out,
+     struct render_shape *shape, size_t *marks, char *err, size_t errlen)
 {
 	size_t start = out->len;
+	bool plain = true;
 	size_t i = 0;
 	/* the {{#keys}} section being repeated: its body [loop_start, loop_end)
 	 * is walked once per key (sections do not nest, compile-checked) */
@@ -796,6 +856,7 @@ render_run(const struct render_tmpl *t, const struct render_values *vals,
 	while (i < t->n || (looping && i == loop_end)) {
 		if (looping && i == loop_end) {
 			if (++key < vals->nkeys) {
+				shape_put(shape, SH_AGAIN);
 				i = loop_start;
 				continue;
 			}
@@ -812,15 +873,33 @@ render_run(const struct render_tmpl *t, const struct render_values *vals,
 			}
 			i++;
 			break;
-		case N_VAR:
-			if (put_value(t, nd, value_of(vals, nd, key), out, err, errlen) < 0)
+		case N_VAR: {
+			const struct render_value *val = value_of(vals, nd, key);
+
+			bool text = shape_text(nd->var);
+
+			if (text)
+				shape_put_text(shape, val);
+			else
+				shape_put(shape, val->len > 0 ? SH_VALUE : SH_EMPTY);
+			if (marks != NULL && val->len > 0 && !text) {
+				if (render_buf_append(out, RENDER_MARK, RENDER_MARK_LEN) < 0) {
+					hd_seterr(err, errlen, "out of memory");
+					goto fail;
+				}
+				(*marks)++;
+			} else if ((marks == NULL || text || val->len == 0) &&
+			           put_value(t, nd, val, out, &plain, err, errlen) < 0) {
 				goto fail;
+			}
 			i++;
 			break;
+		}
 		case N_SECT: {
 			bool on = value_of(vals, nd, key)->on;
 			if (nd->flags & NF_INVERT)
 				on = !on;
+			shape_put(shape, on ? SH_TAKE : SH_SKIP);
 			assert(nd->b > i && nd->b <= t->n); /* R2 */
 			if (on && nd->var == RV_KEYS && !(nd->flags & NF_INVERT)) {
 				looping = true;
@@ -841,6 +920,8 @@ render_run(const struct render_tmpl *t, const struct render_values *vals,
 		hd_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (shape != NULL && !plain)
+		shape->plain = false;
 	return 0;
 fail:
 	if (out->p != NULL) {
@@ -849,4 +930,34 @@ fail:
 		out->p[start] = '\0';
 	}
 	return -1;
+}
+
+int
+render_run(const struct render_tmpl *t, const struct render_values *vals,
+           struct render_buf *out, char *err, size_t errlen)
+{
+	return walk(t, vals, out, NULL, NULL, err, errlen);
+}
+
+int
+render_run_shaped(const struct render_tmpl *t, const struct render_values *vals,
+                  struct render_buf *out, struct render_shape *shape, char *err,
+                  size_t errlen)
+{
+	shape->plain = true;
+	shape->n = 0;
+	shape->hash = 0xcbf29ce484222325ULL;
+	return walk(t, vals, out, shape, NULL, err, errlen);
+}
+
+int
+render_skeleton(const struct render_tmpl *t, const struct render_values *vals,
+                struct render_buf *out, size_t *marks, char *err, size_t errlen)
+{
+	*marks = 0;
+	if (t->marked) {
+		hd_seterr(err, errlen, "the template's text holds the skeleton's mark");
+		return -1;
+	}
+	return walk(t, vals, out, NULL, marks, err, errlen);
 }

@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* How values are escaped; chosen per template (per vendor file). */
 enum render_mode {
@@ -221,5 +222,48 @@ bool render_tmpl_uses(const struct render_tmpl *t, enum render_var v);
  */
 int render_run(const struct render_tmpl *t, const struct render_values *vals,
                struct render_buf *out, char *err, size_t errlen);
+
+/*
+ * A render's shape: what its output is made of apart from the text of the
+ * values -- which sections were taken, how many times the line keys
+ * repeated, which substitutions were empty, and the line keys' numbers
+ * (key.n, key.button: templates build element and attribute names from
+ * them).  Two renders of one template
+ * with the same shape differ only in the text of their non-empty values,
+ * so a check of the XML structure made once for a shape (vendor.c) holds
+ * for every render of it.  `plain`: the shape fit in `b`, and every value
+ * was plain text for that argument: no ']' and no noncharacter U+FFFE or
+ * U+FFFF (which XML refuses) -- a render that is not plain has no shape
+ * to reuse.  `hash` is a quick digest of b, for lookups.
+ */
+#define RENDER_SHAPE_MAX 480
+struct render_shape {
+	bool plain;
+	size_t n;
+	uint64_t hash;
+	unsigned char b[RENDER_SHAPE_MAX];
+};
+
+/* render_run that also records the output's shape (above). */
+int render_run_shaped(const struct render_tmpl *t, const struct render_values *vals,
+                      struct render_buf *out, struct render_shape *shape, char *err,
+                      size_t errlen);
+
+/* What stands for a non-empty value in a skeleton: U+E000, a private-use
+ * character, in UTF-8. */
+#define RENDER_MARK "\xee\x80\x80"
+#define RENDER_MARK_LEN 3
+
+/*
+ * The skeleton of the render of t with vals: its output with each
+ * non-empty value replaced by RENDER_MARK (empty ones, and the line keys'
+ * numbers, written as they are), the same for every render of the same
+ * shape.  *marks: how many were
+ * written.  Returns 0 with out NUL-terminated, or -1 with err: out of
+ * memory, or the template's own text holds RENDER_MARK (its skeletons
+ * cannot tell values from text).
+ */
+int render_skeleton(const struct render_tmpl *t, const struct render_values *vals,
+                    struct render_buf *out, size_t *marks, char *err, size_t errlen);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -496,8 +497,80 @@ vendor_field_check(const struct vendor_profile *p, const char *field, const char
 
 /* ---- XML check --------------------------------------------------------- */
 
-int
-vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
+/* What the parse of a skeleton (render_skeleton) found: the marks in
+ * character data and in attribute values (but xml:*), whether a DTD was
+ * declared. */
+struct skel {
+	size_t marks;
+	bool dtd;
+};
+
+static size_t
+count_marks(const xmlChar *p, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i + RENDER_MARK_LEN <= n; i++)
+		if (p[i] == (xmlChar)RENDER_MARK[0] && memcmp(p + i, RENDER_MARK, RENDER_MARK_LEN) == 0) {
+			k++;
+			i += RENDER_MARK_LEN - 1;
+		}
+	return k;
+}
+
+/* The SAX callbacks of a skeleton's parse: ctx is the parser. */
+static struct skel *
+skel_of(void *ctx)
+{
+	return ((xmlParserCtxtPtr)ctx)->_private;
+}
+
+static void
+skel_chars(void *ctx, const xmlChar *ch, int len)
+{
+	skel_of(ctx)->marks += count_marks(ch, (size_t)len);
+}
+
+/* CDATA sections: marks in them are not counted (without this callback
+ * libxml2 hands them to skel_chars) */
+static void
+skel_cdata(void *ctx, const xmlChar *v, int len)
+{
+	(void)ctx;
+	(void)v;
+	(void)len;
+}
+
+static void
+skel_start(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
+           int nns, const xmlChar **ns, int nattr, int ndefaulted, const xmlChar **attrs)
+{
+	(void)local;
+	(void)prefix;
+	(void)uri;
+	(void)nns;
+	(void)ns;
+	(void)ndefaulted;
+	/* five pointers per attribute: name, prefix, URI, value, its end */
+	for (int i = 0; i < nattr; i++) {
+		const xmlChar **a = attrs + 5 * i;
+		if (a[1] == NULL || strcmp((const char *)a[1], "xml") != 0)
+			skel_of(ctx)->marks += count_marks(a[3], (size_t)(a[4] - a[3]));
+	}
+}
+
+static void
+skel_dtd(void *ctx, const xmlChar *name, const xmlChar *ext, const xmlChar *sys)
+{
+	(void)name;
+	(void)ext;
+	(void)sys;
+	skel_of(ctx)->dtd = true;
+}
+
+/* vendor_check_xml; with sk, counts a skeleton's marks too (struct skel). */
+static int
+check_xml(const char *p, size_t len, struct skel *sk, char *err, size_t errlen)
 {
 	if (len > (size_t)2147483647) {
 		hd_seterr(err, errlen, "document too large");
@@ -517,6 +590,14 @@ vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
 	}
 	memset(ctxt->sax, 0, sizeof(*ctxt->sax));
 	ctxt->sax->initialized = XML_SAX2_MAGIC;
+	if (sk != NULL) {
+		ctxt->_private = sk;
+		ctxt->sax->characters = skel_chars;
+		ctxt->sax->cdataBlock = skel_cdata;
+		ctxt->sax->startElementNs = skel_start;
+		ctxt->sax->internalSubset = skel_dtd;
+		ctxt->sax->externalSubset = skel_dtd;
+	}
 	(void)xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	(void)xmlParseDocument(ctxt);
 	int rc = 0;
@@ -541,6 +622,160 @@ vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
 	return rc;
 }
 
+int
+vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
+{
+	return check_xml(p, len, NULL, err, errlen);
+}
+
+/*
+ * ---- the XML check, once per shape -------------------------------------
+ *
+ * Checking a rendered file with libxml2 costs more than rendering it, and
+ * a re-render checks every device's files.  Renders of one template with
+ * the same shape (render.h: the sections taken, the keys repeated, the
+ * substitutions left empty) differ only in the text of their non-empty
+ * values, so one check of the shape's skeleton -- each non-empty value
+ * written as the mark U+E000 -- decides for all of them, when:
+ *   - the skeleton is well-formed and declares no DTD (no entity of its
+ *     own can carry a value elsewhere);
+ *   - every mark is in character data or in an attribute value (not
+ *     xml:*): libxml2 counts them there, and the count is all the
+ *     skeleton's marks (a mark in a name, a comment, a processing
+ *     instruction, a CDATA section or the XML declaration is not counted,
+ *     and such a shape is checked in full every time);
+ *   - the values are plain (render_shape.plain): non-empty, escaped, so
+ *     without '<', '>', quotes or a bare '&'; XML characters only (the
+ *     renderer refuses controls, U+FFFE and U+FFFF make a render not
+ *     plain); and without ']', so that no "]]>" can form.
+ * Then putting each value's text in its mark's place keeps character data
+ * character data and an attribute value an attribute value, and the
+ * render is as well-formed as the skeleton.  Renders that are not plain,
+ * shapes beyond the memo's MEMO_MAX, outputs over MEMO_OUT_MAX (far under
+ * libxml2's own length limits) and shapes whose skeleton fails are checked
+ * in full, as before.  The sample check of a template's save does not use
+ * the memo.
+ */
+#define MEMO_MAX 64
+#define MEMO_OUT_MAX (1024 * 1024)
+
+struct memo_entry {
+	uint64_t hash;
+	size_t n;
+	bool ok; /* renders of the shape are well-formed */
+	unsigned char b[];
+};
+
+struct vendor_xml_memo {
+	/* filled in order, never emptied until freed: read without a lock */
+	_Atomic(struct memo_entry *) v[MEMO_MAX];
+	atomic_size_t skipped;
+};
+
+struct vendor_xml_memo *
+vendor_xml_memo_new(void)
+{
+	struct vendor_xml_memo *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	for (size_t i = 0; i < MEMO_MAX; i++)
+		atomic_init(&m->v[i], NULL);
+	atomic_init(&m->skipped, 0);
+	return m;
+}
+
+void
+vendor_xml_memo_free(struct vendor_xml_memo *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < MEMO_MAX; i++)
+		free(atomic_load(&m->v[i]));
+	free(m);
+}
+
+void
+vendor_xml_memo_stats(struct vendor_xml_memo *m, size_t *shapes, size_t *skipped)
+{
+	size_t n = 0;
+
+	while (n < MEMO_MAX && atomic_load(&m->v[n]) != NULL)
+		n++;
+	*shapes = n;
+	*skipped = atomic_load(&m->skipped);
+}
+
+static bool
+memo_same(const struct memo_entry *e, const struct render_shape *sh)
+{
+	return e->hash == sh->hash && e->n == sh->n && memcmp(e->b, sh->b, sh->n) == 0;
+}
+
+/* Whether renders of tm shaped as vals' render (sh) are well-formed: its
+ * skeleton checked as the comment above says. */
+static bool
+shape_ok(const struct render_tmpl *tm, const struct render_values *vals)
+{
+	struct render_buf sk = { 0 };
+	struct skel c = { 0 };
+	size_t marks = 0;
+	char e[128];
+	bool ok = render_skeleton(tm, vals, &sk, &marks, e, sizeof(e)) == 0 &&
+	          check_xml(sk.p, sk.len, &c, e, sizeof(e)) == 0 && !c.dtd && c.marks == marks;
+
+	render_buf_free(&sk);
+	return ok;
+}
+
+/* Whether the render of tm with vals, of shape sh and outlen bytes, is
+ * known well-formed through m (NULL: no memo); learns its shape when new. */
+static bool
+memo_knows(struct vendor_xml_memo *m, const struct render_tmpl *tm,
+           const struct render_values *vals, const struct render_shape *sh, size_t outlen)
+{
+	struct memo_entry *fresh;
+	size_t i = 0;
+	bool ok;
+
+	if (m == NULL || !sh->plain || outlen > MEMO_OUT_MAX)
+		return false;
+	for (; i < MEMO_MAX; i++) {
+		struct memo_entry *e = atomic_load_explicit(&m->v[i], memory_order_acquire);
+		if (e == NULL)
+			break;
+		if (memo_same(e, sh)) {
+			ok = e->ok;
+			goto out;
+		}
+	}
+	if (i == MEMO_MAX)
+		return false;
+	ok = shape_ok(tm, vals);
+	fresh = malloc(sizeof(*fresh) + sh->n);
+	if (fresh == NULL)
+		goto out;
+	fresh->hash = sh->hash;
+	fresh->n = sh->n;
+	fresh->ok = ok;
+	memcpy(fresh->b, sh->b, sh->n);
+	/* another thread may have learned shapes meanwhile, this one too */
+	for (; i < MEMO_MAX; i++) {
+		struct memo_entry *seen = NULL;
+		if (atomic_compare_exchange_strong_explicit(&m->v[i], &seen, fresh,
+		                                            memory_order_acq_rel,
+		                                            memory_order_acquire))
+			goto out;
+		if (memo_same(seen, sh))
+			break;
+	}
+	free(fresh);
+out:
+	if (ok)
+		atomic_fetch_add_explicit(&m->skipped, 1, memory_order_relaxed);
+	return ok;
+}
+
 /* ---- templates --------------------------------------------------------- */
 
 struct vendor_slot {
@@ -548,6 +783,7 @@ struct vendor_slot {
 	char *raw;                /* static files */
 	size_t rawlen;
 	unsigned char hash[16];   /* of the source (vendor_templates_device_key) */
+	struct vendor_xml_memo *memo; /* XML templates: checks per shape */
 };
 
 struct vendor_set {
@@ -563,8 +799,10 @@ static void
 slot_clear(struct vendor_slot *s)
 {
 	render_tmpl_free(s->tmpl);
+	vendor_xml_memo_free(s->memo);
 	free(s->raw);
 	s->tmpl = NULL;
+	s->memo = NULL;
 	s->raw = NULL;
 	s->rawlen = 0;
 }
@@ -699,16 +937,40 @@ files_named(const struct vendor_profile *p, const char *name,
 	return found;
 }
 
-/* Renders a compiled template with values, checking XML; used by both the
- * sample check and the real renders.  Keeps V3. */
+/* Renders tm with vals, appending to out; *known (XML templates): the
+ * output is known well-formed through memo m (NULL: none), without a
+ * check of its own. */
 static int
-render_checked(const struct render_tmpl *tm, const struct render_values *vals,
-               struct render_buf *out, char *err, size_t errlen)
+render_known(const struct render_tmpl *tm, struct vendor_xml_memo *m,
+             const struct render_values *vals, struct render_buf *out, bool *known, char *err,
+             size_t errlen)
+{
+	struct render_shape sh;
+	size_t start = out->len;
+
+	*known = false;
+	if (m == NULL || render_tmpl_mode(tm) == RENDER_KV)
+		return render_run(tm, vals, out, err, errlen);
+	if (render_run_shaped(tm, vals, out, &sh, err, errlen) < 0)
+		return -1;
+	*known = memo_knows(m, tm, vals, &sh, out->len - start);
+	return 0;
+}
+
+/* Renders a compiled template with values, checking XML (once per shape
+ * with memo m; the sample check passes none); used by both the sample
+ * check and the real renders.  Keeps V3. */
+int
+vendor_render_memo(const struct render_tmpl *tm, struct vendor_xml_memo *m,
+                   const struct render_values *vals, struct render_buf *out, char *err,
+                   size_t errlen)
 {
 	size_t start = out->len;
-	if (render_run(tm, vals, out, err, errlen) < 0)
+	bool known;
+
+	if (render_known(tm, m, vals, out, &known, err, errlen) < 0)
 		return -1;
-	if (render_tmpl_mode(tm) != RENDER_KV &&
+	if (!known && render_tmpl_mode(tm) != RENDER_KV &&
 	    vendor_check_xml(out->p + start, out->len - start, err, errlen) < 0) {
 		sodium_memzero(out->p + start, out->len - start);
 		out->len = start;
@@ -763,7 +1025,7 @@ check_template(const struct vendor_profile *p, bool shared, enum render_mode mod
 		struct render_values vals;
 		render_values_empty(&vals);
 		render_values_set(&vals, RV_MODEL, "066");
-		if (render_checked(tm, &vals, &b, e, sizeof(e)) < 0) {
+		if (vendor_render_memo(tm, NULL, &vals, &b, e, sizeof(e)) < 0) {
 			hd_seterr(err, errlen, "rendering fails: %s", e);
 			goto fail;
 		}
@@ -773,7 +1035,7 @@ check_template(const struct vendor_profile *p, bool shared, enum render_mode mod
 		for (int i = 0; i < 4; i++) {
 			struct render_values vals;
 			if (vendor_values(p, &in[i], &vals, e, sizeof(e)) < 0 ||
-			    render_checked(tm, &vals, &b, e, sizeof(e)) < 0) {
+			    vendor_render_memo(tm, NULL, &vals, &b, e, sizeof(e)) < 0) {
 				hd_seterr(err, errlen, "rendering for a %s fails: %s", case_names[i], e);
 				goto fail;
 			}
@@ -845,6 +1107,8 @@ vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
 			fresh[i].rawlen = len;
 		} else if (render_compile(src, len, f->mode, &fresh[i].tmpl, err, errlen) < 0) {
 			goto fail;
+		} else if (f->mode != RENDER_KV && (fresh[i].memo = vendor_xml_memo_new()) == NULL) {
+			goto oom;
 		}
 		crypto_generichash(fresh[i].hash, sizeof(fresh[i].hash), (const unsigned char *)src,
 		                   len, NULL, 0);
@@ -867,6 +1131,29 @@ fail:
 		slot_clear(&fresh[i]);
 	free(fresh);
 	return -1;
+}
+
+void
+vendor_templates_xml_stats(const struct vendor_templates *t, size_t *shapes, size_t *skipped)
+{
+	*shapes = *skipped = 0;
+	for (size_t i = 0; i < vendor_registry_len; i++) {
+		const struct vendor_profile *p = vendor_registry[i];
+		size_t nslots = p->n_device_files + p->n_shared_files;
+
+		for (size_t k = 0; k < nslots; k++) {
+			const struct vendor_slot *s = k < p->n_device_files
+			                                  ? &t->sets[i].dev[k]
+			                                  : &t->sets[i].shared[k - p->n_device_files];
+			size_t a, b;
+
+			if (s->memo == NULL)
+				continue;
+			vendor_xml_memo_stats(s->memo, &a, &b);
+			*shapes += a;
+			*skipped += b;
+		}
+	}
 }
 
 void
@@ -996,14 +1283,16 @@ int
 vendor_render_device_unchecked(const struct vendor_profile *p,
                                const struct vendor_templates *t, size_t file_index,
                                const struct render_input *in, struct render_buf *out,
-                               char *err, size_t errlen)
+                               bool *known, char *err, size_t errlen)
 {
 	const struct vendor_slot *s = device_slot(p, t, file_index, err, errlen);
 	struct render_values vals;
+	bool k;
 
 	if (s == NULL || vendor_values(p, in, &vals, err, errlen) < 0)
 		return -1;
-	return render_run(s->tmpl, &vals, out, err, errlen) < 0 ? -1 : 0;
+	return render_known(s->tmpl, known != NULL ? s->memo : NULL, &vals, out,
+	                    known != NULL ? known : &k, err, errlen);
 }
 
 int
@@ -1049,7 +1338,7 @@ vendor_render_device(const struct vendor_profile *p, const struct vendor_templat
 	struct render_values vals;
 	if (vendor_values(p, in, &vals, err, errlen) < 0)
 		return -1;
-	return render_checked(s->tmpl, &vals, out, err, errlen);
+	return vendor_render_memo(s->tmpl, s->memo, &vals, out, err, errlen);
 }
 
 int
@@ -1078,7 +1367,7 @@ vendor_render_shared(const struct vendor_profile *p, const struct vendor_templat
 	struct render_values vals;
 	render_values_empty(&vals);
 	render_values_set(&vals, RV_MODEL, model);
-	return render_checked(s->tmpl, &vals, out, err, errlen);
+	return vendor_render_memo(s->tmpl, s->memo, &vals, out, err, errlen);
 }
 
 /* Whether text holds a line "key = value" (blanks around '=' optional,

@@ -301,12 +301,14 @@ int vendor_render_device(const struct vendor_profile *p, const struct vendor_tem
 /*
  * The same without the well-formedness check, for callers that know the
  * output was checked before (the same content hash) or check it with
- * vendor_check_device_output before publishing.
+ * vendor_check_device_output before publishing.  known (NULL: not
+ * asked): set true when the output is known well-formed without that
+ * check, its shape having been checked once (vendor_render_memo).
  */
 int vendor_render_device_unchecked(const struct vendor_profile *p,
                                    const struct vendor_templates *t, size_t file_index,
                                    const struct render_input *in, struct render_buf *out,
-                                   char *err, size_t errlen);
+                                   bool *known, char *err, size_t errlen);
 /* Checks a rendered per-device file as vendor_render_device does (XML
  * formats: well-formed).  0, or -1 with err. */
 int vendor_check_device_output(const struct vendor_profile *p, size_t file_index,
@@ -327,6 +329,28 @@ int vendor_render_shared(const struct vendor_profile *p, const struct vendor_tem
 /* Whether p[0..len) is a well-formed XML document (libxml2, no network, no
  * entity expansion).  Returns 0, or -1 with "line N: message" in err. */
 int vendor_check_xml(const char *p, size_t len, char *err, size_t errlen);
+
+/*
+ * The XML checks of one template's renders, made once per render shape
+ * (render.h) where that is sound (vendor.c says when); every loaded XML
+ * template has one.  Thread-safe: shapes are learned without a lock.
+ */
+struct vendor_xml_memo;
+struct vendor_xml_memo *vendor_xml_memo_new(void); /* NULL when out of memory */
+void vendor_xml_memo_free(struct vendor_xml_memo *m); /* NULL-safe */
+/* The shapes learned so far, and the renders whose own check they spared. */
+void vendor_xml_memo_stats(struct vendor_xml_memo *m, size_t *shapes, size_t *skipped);
+/*
+ * Renders compiled template tm with vals, appending to out, and checks
+ * that XML output is well-formed (with m, once per shape; NULL: every
+ * time).  Returns 0, or -1 with err and out->len as on entry.
+ */
+int vendor_render_memo(const struct render_tmpl *tm, struct vendor_xml_memo *m,
+                       const struct render_values *vals, struct render_buf *out, char *err,
+                       size_t errlen);
+/* The sums of vendor_xml_memo_stats over every template of t. */
+void vendor_templates_xml_stats(const struct vendor_templates *t, size_t *shapes,
+                                size_t *skipped);
 
 /* ---- helpers for the vendor_*.c files ---------------------------------- */
 

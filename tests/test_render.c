@@ -378,3 +378,98 @@ Test(render, site_settings)
 	in.site.dst = 0;
 	cr_assert_str_eq(ok(t, RENDER_KV, &in), "+05:45 20700 +5:45 000");
 }
+
+/* Renders src (XML) with in, recording the shape into *sh; the output is
+ * freed.  Returns the skeleton (static buffer) and its marks. */
+static const char *
+shape_of(const char *src, const struct render_input *in, struct render_shape *sh,
+         size_t *marks)
+{
+	static char out[4096];
+	struct render_tmpl *t = NULL;
+	struct render_values vals;
+	struct render_buf b = {0}, sk = {0};
+	char err[256];
+
+	cr_assert_eq(render_compile(src, strlen(src), RENDER_XML, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(render_values_init(&vals, in, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(render_run_shaped(t, &vals, &b, sh, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(render_skeleton(t, &vals, &sk, marks, err, sizeof(err)), 0, "%s", err);
+	snprintf(out, sizeof(out), "%s", sk.p);
+	render_buf_free(&b);
+	render_buf_free(&sk);
+	render_tmpl_free(t);
+	return out;
+}
+
+static bool
+same_shape(const struct render_shape *a, const struct render_shape *b)
+{
+	return a->n == b->n && a->hash == b->hash && memcmp(a->b, b->b, a->n) == 0;
+}
+
+Test(render, shapes_and_skeletons)
+{
+	const char *src = "<a u=\"{{line.sip_user}}\">{{#parked}}P{{/parked}}{{line.voicemail}}"
+	                  "{{#keys}}<k{{key.n}} v=\"{{key.value}}\"/>{{/keys}}</a>";
+	struct render_input in = base_input(), other = base_input();
+	struct render_shape a, b;
+	size_t marks;
+
+	in.keys[0] = (struct render_key){true, "202", "Bob"};
+	in.keys[1] = (struct render_key){false, "", NULL};
+	in.nkeys = 2;
+	/* non-empty values are marked, empty ones stay empty, the keys'
+	 * numbers are written */
+	cr_assert_str_eq(shape_of(src, &in, &a, &marks),
+	                 "<a u=\"" RENDER_MARK "\"><k1 v=\"" RENDER_MARK "\"/><k2 v=\"\"/></a>");
+	cr_assert_eq(marks, 2);
+	cr_assert(a.plain);
+	/* other text, same shape */
+	other = in;
+	other.line.sip_user = "someone-else";
+	other.keys[0].value = "7";
+	shape_of(src, &other, &b, &marks);
+	cr_assert(same_shape(&a, &b));
+	/* a section, an emptiness, a key count: another shape each */
+	other.parked = true;
+	shape_of(src, &other, &b, &marks);
+	cr_assert_not(same_shape(&a, &b));
+	other = in;
+	other.line.voicemail = "*97";
+	shape_of(src, &other, &b, &marks);
+	cr_assert_not(same_shape(&a, &b));
+	cr_assert_eq(marks, 3);
+	other = in;
+	other.nkeys = 1;
+	cr_assert_str_eq(shape_of(src, &other, &b, &marks),
+	                 "<a u=\"" RENDER_MARK "\"><k1 v=\"" RENDER_MARK "\"/></a>");
+	cr_assert_not(same_shape(&a, &b));
+	/* ']' and the noncharacters make a render not plain */
+	other = in;
+	other.line.sip_user = "a]b";
+	shape_of(src, &other, &b, &marks);
+	cr_assert_not(b.plain);
+	other.line.sip_user = "a\xef\xbf\xbe";
+	shape_of(src, &other, &b, &marks);
+	cr_assert_not(b.plain);
+}
+
+Test(render, a_template_holding_the_mark_has_no_skeleton)
+{
+	const char *src = "<a>" RENDER_MARK "{{org}}</a>";
+	struct render_tmpl *t = NULL;
+	struct render_values vals;
+	struct render_input in = base_input();
+	struct render_buf sk = {0};
+	char err[256] = "";
+	size_t marks;
+
+	cr_assert_eq(render_compile(src, strlen(src), RENDER_XML, &t, err, sizeof(err)), 0);
+	cr_assert_eq(render_values_init(&vals, &in, err, sizeof(err)), 0);
+	cr_assert_eq(render_skeleton(t, &vals, &sk, &marks, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "mark") != NULL, "%s", err);
+	cr_assert_eq(sk.len, 0);
+	render_buf_free(&sk);
+	render_tmpl_free(t);
+}

@@ -3,7 +3,8 @@
  * (src/vendor*.c, templates/, provisioning/): golden files for every
  * profile's files, escaping round trips through libxml2, parked devices
  * blanking their credentials, file-name matching and traversal attempts,
- * User-Agent parsing, NOTIFY events and bodies, template replacement.
+ * User-Agent parsing, NOTIFY events and bodies, template replacement, the
+ * XML check made once per render shape against the check of every file.
  *
  * Goldens live in tests/golden/<profile>/<case>/<file name>.  Run with
  * UPDATE_GOLDEN=1 to rewrite them, then review the diff before committing.
@@ -1409,4 +1410,144 @@ Test(vendor, grandstream_p_values, .init = load, .fini = unload)
 	expect(d, "/gs_provision/config/P1362", "de");
 	xmlFreeDoc(d);
 	render_buf_free(&b);
+}
+
+/* ---- the XML check once per shape (vendor_render_memo) ------------------ */
+
+/* Every per-device file of every profile rendered a second time for the
+ * same cases: each XML render is spared its own check (its shape was
+ * checked the first time), and the output is what the goldens hold. */
+Test(vendor, the_default_templates_are_checked_once_per_shape, .init = load, .fini = unload)
+{
+	struct render_buf b = {0};
+	size_t shapes, skipped, before, xml = 0;
+
+	for (int round = 0; round < 2; round++) {
+		for (size_t k = 0; k < vendor_registry_len; k++) {
+			const struct vendor_profile *p = vendor_registry[k];
+			for (size_t i = 0; i < p->n_device_files; i++) {
+				char name[VENDOR_NAME_MAX + 1], dir[128];
+				cr_assert_eq(vendor_file_name(&p->device_files[i], MAC, NULL, name,
+				                              sizeof(name)), 0);
+				for (size_t c = 0; c < NCASES; c++) {
+					vendor_templates_xml_stats(T, &shapes, &before);
+					render_case(p, i, CASES[c], &b);
+					vendor_templates_xml_stats(T, &shapes, &skipped);
+					snprintf(dir, sizeof(dir), "%s/%s", p->name, CASES[c]);
+					golden(dir, name, b.p, b.len);
+					if (round == 1 && is_xml(&p->device_files[i])) {
+						cr_assert_eq(skipped, before + 1, "%s (%s) checked again",
+						             name, CASES[c]);
+						xml++;
+					}
+				}
+			}
+		}
+	}
+	cr_assert_gt(xml, 8);
+	cr_assert_gt(shapes, 0);
+	render_buf_free(&b);
+}
+
+/* Values that reach each part of an XML document a template can put them
+ * in: empty, plain, '-' runs (comments), ']' (CDATA ends), XML specials,
+ * a noncharacter, the skeleton's own mark, names with ':', '%' (parameter
+ * entities in a DTD). */
+static const char *const shape_vals[] = {
+	"", "a", "a b", "a--b", "-", "]", "]]", "x]", "&", "<>", "\"'", "\xc3\xa9",
+	"\xef\xbf\xbe", RENDER_MARK, "?>", "-->", "a:b", "1", "\t", "ab;", "#65", "xml", "$x",
+	"%", "%x;", "preserve",
+};
+#define NSHAPE_VALS (sizeof(shape_vals) / sizeof(shape_vals[0]))
+
+/* Templates putting values in each of those parts, well-formed or not. */
+static const char *const shape_tmpls[] = {
+	"<a b=\"{{mac}}\">{{line.label}}</a>",
+	"<a>{{#keys}}<k n=\"{{key.n}}\" v='{{key.value}}'>{{key.label}}</k>{{/keys}}"
+	"{{^keys}}none{{/keys}}</a>",
+	"<?xml version=\"1.0\"?>\n<!-- {{line.label}} -->\n<a>{{org}}</a>",
+	"<{{model}}/>",
+	"<a {{model}}=\"1\"/>",
+	"<a><![CDATA[{{line.password}}]]></a>",
+	"<a>]{{line.label}}]></a>",
+	"<a>]]{{line.label}}></a>",
+	"<a>&{{org}};</a>",
+	"<a>&#{{line.registrar_port}};</a>",
+	"<?pi {{model}}?><a/>",
+	"<!DOCTYPE a [<!ENTITY e \"{{org}}\">]><a>&e;</a>",
+	"<!DOCTYPE a [<!ENTITY e \"{{org}}\">]><a b=\"&e;\"/>",
+	"<!DOCTYPE a [<!ATTLIST a b CDATA \"{{org}}\">]><a/>",
+	"<a xml:space=\"{{org}}\"/>",
+	"<a xml:lang=\"{{language_code}}\" xmlns:p=\"{{org}}\" p:x=\"1\"/>",
+	"<?xml version=\"{{model}}\"?><a/>",
+	"{{model}}<a/>",
+	"<a>{{model}}</a>{{org}}",
+	"<a b=\"{{org}}\" {{#parked}}b=\"2\"{{/parked}}/>",
+	"<a>\xee\x80\x80{{org}}</a>",
+	"<Profile_Rule>{{line.label}}</Profile_Rule><x/>",
+	"<r><Profile_Rule>{{line.label}}</Profile_Rule></r>",
+};
+
+/* Round r's values: each variable a value of the list, the keys 0-2. */
+static void
+shape_values(struct render_values *vals, size_t r)
+{
+	render_values_empty(vals);
+	for (int v = 0; v < RENDER_VAR_COUNT; v++)
+		if (v != RV_KEYS && (v < RV_KEY_N || v > RV_KEY_LABEL))
+			render_values_set(vals, (enum render_var)v,
+			                  shape_vals[(r + (size_t)v * 5) % NSHAPE_VALS]);
+	vals->nkeys = r % 3;
+	vals->v[RV_KEYS] = (struct render_value){"1", vals->nkeys > 0 ? 1 : 0, vals->nkeys > 0};
+	for (size_t k = 0; k < vals->nkeys; k++)
+		for (int v = 0; v < RENDER_KEY_VARS; v++) {
+			const char *s = shape_vals[(r + k * 3 + (size_t)v * 7) % NSHAPE_VALS];
+			vals->key[k][v] = (struct render_value){s, strlen(s), s[0] != '\0'};
+		}
+}
+
+/* Whatever the values and wherever the template puts them, a render
+ * through the memo succeeds exactly when the render checked in full
+ * would, with the same output; and the safe templates' later renders are
+ * spared the check. */
+Test(vendor, the_check_once_per_shape_agrees_with_the_full_check)
+{
+	size_t spared_safe = 0;
+
+	for (size_t t = 0; t < sizeof(shape_tmpls) / sizeof(shape_tmpls[0]); t++) {
+		for (int mode = RENDER_XML; mode <= RENDER_XML_CISCO; mode++) {
+			struct render_tmpl *tm = NULL;
+			struct vendor_xml_memo *m = vendor_xml_memo_new();
+			char err[256], e2[256];
+			size_t shapes, skipped;
+
+			cr_assert_not_null(m);
+			cr_assert_eq(render_compile(shape_tmpls[t], strlen(shape_tmpls[t]),
+			                            (enum render_mode)mode, &tm, err, sizeof(err)), 0,
+			             "template %zu: %s", t, err);
+			for (size_t r = 0; r < 6 * NSHAPE_VALS; r++) {
+				struct render_values vals;
+				struct render_buf full = {0}, memo = {0};
+
+				shape_values(&vals, r);
+				bool full_ok = render_run(tm, &vals, &full, err, sizeof(err)) == 0 &&
+				               vendor_check_xml(full.p, full.len, err, sizeof(err)) == 0;
+				bool memo_ok = vendor_render_memo(tm, m, &vals, &memo, e2, sizeof(e2)) == 0;
+				cr_assert_eq(memo_ok, full_ok, "template %zu, round %zu: full %s, memo %s",
+				             t, r, full_ok ? "ok" : err, memo_ok ? "ok" : e2);
+				if (memo_ok)
+					cr_assert(full.len == memo.len && memcmp(full.p, memo.p, full.len) == 0);
+				else
+					cr_assert_eq(memo.len, 0);
+				render_buf_free(&full);
+				render_buf_free(&memo);
+			}
+			vendor_xml_memo_stats(m, &shapes, &skipped);
+			if (t < 2)
+				spared_safe += skipped;
+			render_tmpl_free(tm);
+			vendor_xml_memo_free(m);
+		}
+	}
+	cr_assert_gt(spared_safe, NSHAPE_VALS, "the memo spared no check");
 }
