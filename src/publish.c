@@ -572,13 +572,13 @@ files_hash_bin(const struct render_buf bufs[PUB_MAX_FILES], size_t n, unsigned c
 	pcache_files_hash(data, len, n < PUB_MAX_FILES ? n : PUB_MAX_FILES, out);
 }
 
+/* files_hash_bin, in hex (h: the binary hash) */
 static void
-files_hash(const struct render_buf bufs[PUB_MAX_FILES], size_t n, char hex[33])
+files_hash(const struct render_buf bufs[PUB_MAX_FILES], size_t n, unsigned char h[16],
+           char hex[33])
 {
-	unsigned char h[16];
-
 	files_hash_bin(bufs, n, h);
-	sodium_bin2hex(hex, 33, h, sizeof(h));
+	sodium_bin2hex(hex, 33, h, 16);
 }
 
 static void
@@ -1084,7 +1084,7 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 		render_failed(st, d, err);
 		goto out;
 	}
-	files_hash(bufs, n, hash);
+	files_hash(bufs, n, fhash, hash);
 	same = e != NULL ? strcmp(e->hash, hash) == 0 && e->profile == prof
 	                 : (k != NULL && strcmp(k->hash, hash) == 0);
 	if (!same && !checked) {
@@ -1122,8 +1122,8 @@ publish_dev(struct pub *p, const struct world *w, struct store *st, const struct
 			render_failed(st, d, err);
 			goto out;
 		}
-	}
-	files_hash_bin(bufs, n, fhash);
+		files_hash_bin(bufs, n, fhash);
+	} /* else fhash is the hash of these files already (above) */
 	for (size_t i = 0; i < n; i++) {
 		sum[i] = pcache_file_sum(p, bufs[i].p, bufs[i].len);
 		if ((nb[i] = pcache_blob_new(p, bufs[i].p, bufs[i].len, version, sum[i])) == NULL)
