@@ -1463,8 +1463,8 @@ static const char *const shape_vals[] = {
 /* Templates putting values in each of those parts, well-formed or not. */
 static const char *const shape_tmpls[] = {
 	"<a b=\"{{mac}}\">{{line.label}}</a>",
-	"<a>{{#keys}}<k n=\"{{key.n}}\" v='{{key.value}}'>{{key.label}}</k>{{/keys}}"
-	"{{^keys}}none{{/keys}}</a>",
+	("<a>{{#keys}}<k n=\"{{key.n}}\" v='{{key.value}}'>{{key.label}}</k>{{/keys}}"
+	 "{{^keys}}none{{/keys}}</a>"),
 	"<?xml version=\"1.0\"?>\n<!-- {{line.label}} -->\n<a>{{org}}</a>",
 	"<{{model}}/>",
 	"<a {{model}}=\"1\"/>",
