@@ -820,12 +820,17 @@ shape_text(int v)
 	return v == RV_KEY_N || v == RV_KEY_BUTTON;
 }
 
-/* Records the text of a substitution in the shape (shape_text). */
+/* Records the text of a substitution in the shape (shape_text).  Text
+ * holding RENDER_MARK makes the render not plain: in a skeleton it would
+ * pass for a value's mark. */
 static void
 shape_put_text(struct render_shape *sh, const struct render_value *val)
 {
 	if (sh == NULL)
 		return;
+	for (size_t i = 0; i + RENDER_MARK_LEN <= val->len; i++)
+		if (memcmp(val->s + i, RENDER_MARK, RENDER_MARK_LEN) == 0)
+			sh->plain = false;
 	if (val->len > 255) {
 		sh->plain = false;
 		return;
@@ -875,7 +880,6 @@ walk(const struct render_tmpl *t, const struct render_values *vals, struct rende
 			break;
 		case N_VAR: {
 			const struct render_value *val = value_of(vals, nd, key);
-
 			bool text = shape_text(nd->var);
 
 			if (text)

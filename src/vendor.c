@@ -647,7 +647,9 @@ vendor_check_xml(const char *p, size_t len, char *err, size_t errlen)
  *   - the values are plain (render_shape.plain): non-empty, escaped, so
  *     without '<', '>', quotes or a bare '&'; XML characters only (the
  *     renderer refuses controls, U+FFFE and U+FFFF make a render not
- *     plain); and without ']', so that no "]]>" can form.
+ *     plain); and without ']', so that no "]]>" can form; and the text
+ *     written as it is in the skeleton (the line keys' numbers) holds no
+ *     mark, which would count for a value's.
  * Then putting each value's text in its mark's place keeps character data
  * character data and an attribute value an attribute value, and the
  * render is as well-formed as the skeleton.  Renders that are not plain,

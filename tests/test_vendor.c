@@ -1486,6 +1486,7 @@ static const char *const shape_tmpls[] = {
 	"<a>\xee\x80\x80{{org}}</a>",
 	"<Profile_Rule>{{line.label}}</Profile_Rule><x/>",
 	"<r><Profile_Rule>{{line.label}}</Profile_Rule></r>",
+	"<a><!--{{org}}-->{{#keys}}<k>{{key.n}}</k>{{/keys}}</a>",
 };
 
 /* Round r's values: each variable a value of the list, the keys 0-2. */
