@@ -496,8 +496,7 @@ render_compile(const char *src, size_t len, enum render_mode mode,
 		goto oom;
 	memcpy(t->src, src, len);
 	t->src[len] = '\0';
-	for (size_t i = 0; i + RENDER_MARK_LEN <= len && !t->marked; i++)
-		t->marked = memcmp(src + i, RENDER_MARK, RENDER_MARK_LEN) == 0;
+	t->marked = memmem(t->src, len, RENDER_MARK, RENDER_MARK_LEN) != NULL;
 
 	struct compiler c = {.src = t->src, .len = len, .t = t, .err = err, .errlen = errlen};
 	struct open_sect stack[MAX_DEPTH];
@@ -828,10 +827,7 @@ shape_put_text(struct render_shape *sh, const struct render_value *val)
 {
 	if (sh == NULL)
 		return;
-	for (size_t i = 0; i + RENDER_MARK_LEN <= val->len; i++)
-		if (memcmp(val->s + i, RENDER_MARK, RENDER_MARK_LEN) == 0)
-			sh->plain = false;
-	if (val->len > 255) {
+	if (val->len > 255 || memmem(val->s, val->len, RENDER_MARK, RENDER_MARK_LEN) != NULL) {
 		sh->plain = false;
 		return;
 	}

@@ -508,13 +508,12 @@ struct skel {
 static size_t
 count_marks(const xmlChar *p, size_t n)
 {
+	const xmlChar *end = p + n, *m;
 	size_t k = 0;
 
-	for (size_t i = 0; i + RENDER_MARK_LEN <= n; i++)
-		if (p[i] == (xmlChar)RENDER_MARK[0] && memcmp(p + i, RENDER_MARK, RENDER_MARK_LEN) == 0) {
-			k++;
-			i += RENDER_MARK_LEN - 1;
-		}
+	for (; (m = memmem(p, (size_t)(end - p), RENDER_MARK, RENDER_MARK_LEN)) != NULL;
+	     p = m + RENDER_MARK_LEN)
+		k++;
 	return k;
 }
 
@@ -797,6 +796,16 @@ struct vendor_templates {
 	struct vendor_set *sets; /* [vendor_registry_len] */
 };
 
+/* Slot k of profile i in t: its per-device files first, then its shared
+ * ones. */
+static struct vendor_slot *
+slot_at(const struct vendor_templates *t, size_t i, size_t k)
+{
+	size_t ndev = vendor_registry[i]->n_device_files;
+
+	return k < ndev ? &t->sets[i].dev[k] : &t->sets[i].shared[k - ndev];
+}
+
 static void
 slot_clear(struct vendor_slot *s)
 {
@@ -939,9 +948,9 @@ files_named(const struct vendor_profile *p, const char *name,
 	return found;
 }
 
-/* Renders tm with vals, appending to out; *known (XML templates): the
- * output is known well-formed through memo m (NULL: none), without a
- * check of its own. */
+/* Renders tm with vals, appending to out; *known (XML templates; NULL:
+ * not asked): the output is known well-formed through memo m (NULL: none),
+ * without a check of its own. */
 static int
 render_known(const struct render_tmpl *tm, struct vendor_xml_memo *m,
              const struct render_values *vals, struct render_buf *out, bool *known, char *err,
@@ -950,9 +959,11 @@ render_known(const struct render_tmpl *tm, struct vendor_xml_memo *m,
 	struct render_shape sh;
 	size_t start = out->len;
 
-	*known = false;
-	if (m == NULL || render_tmpl_mode(tm) == RENDER_KV)
+	if (known == NULL || m == NULL || render_tmpl_mode(tm) == RENDER_KV) {
+		if (known != NULL)
+			*known = false;
 		return render_run(tm, vals, out, err, errlen);
+	}
 	if (render_run_shaped(tm, vals, out, &sh, err, errlen) < 0)
 		return -1;
 	*known = memo_knows(m, tm, vals, &sh, out->len - start);
@@ -1118,9 +1129,7 @@ vendor_templates_set(struct vendor_templates *t, const struct vendor_profile *p,
 	for (size_t i = 0; i < nslots; i++) {
 		if (fresh[i].tmpl == NULL && fresh[i].raw == NULL)
 			continue;
-		struct vendor_slot *s = i < p->n_device_files
-		                            ? &t->sets[pi].dev[i]
-		                            : &t->sets[pi].shared[i - p->n_device_files];
+		struct vendor_slot *s = slot_at(t, pi, i);
 		slot_clear(s);
 		*s = fresh[i];
 	}
@@ -1144,9 +1153,7 @@ vendor_templates_xml_stats(const struct vendor_templates *t, size_t *shapes, siz
 		size_t nslots = p->n_device_files + p->n_shared_files;
 
 		for (size_t k = 0; k < nslots; k++) {
-			const struct vendor_slot *s = k < p->n_device_files
-			                                  ? &t->sets[i].dev[k]
-			                                  : &t->sets[i].shared[k - p->n_device_files];
+			const struct vendor_slot *s = slot_at(t, i, k);
 			size_t a, b;
 
 			if (s->memo == NULL)
@@ -1289,12 +1296,10 @@ vendor_render_device_unchecked(const struct vendor_profile *p,
 {
 	const struct vendor_slot *s = device_slot(p, t, file_index, err, errlen);
 	struct render_values vals;
-	bool k;
 
 	if (s == NULL || vendor_values(p, in, &vals, err, errlen) < 0)
 		return -1;
-	return render_known(s->tmpl, known != NULL ? s->memo : NULL, &vals, out,
-	                    known != NULL ? known : &k, err, errlen);
+	return render_known(s->tmpl, s->memo, &vals, out, known, err, errlen);
 }
 
 int
