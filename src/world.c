@@ -209,17 +209,17 @@ smap_get(const struct smap *m, const struct world *w, hd_id scope, const char *k
 	return s ? *s : 0;
 }
 
-/* Adds object id (already in its id table) under its key.  0, or -1. */
+/*
+ * Adds object id (already in its id table) under its key, which m does
+ * not hold: world_put_* checked that no other object has it (taken) and
+ * removed the object's old keys, so it is not looked up again (at
+ * start-up every object is put once).  0, or -1.
+ */
 static int
-smap_put(struct smap *m, const struct world *w, hd_id scope, const char *key, hd_id id)
+smap_add(struct smap *m, const struct world *w, hd_id scope, const char *key, hd_id id)
 {
 	uint64_t h = hash_key(scope, key);
-	hd_id *s = smap_find_h(m, w, scope, key, h);
 
-	if (s != NULL) {
-		*s = id;
-		return 0;
-	}
 	if ((m->used + 1) * 2 > m->cap && smap_grow(m, w) == -1)
 		return -1;
 	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
@@ -847,7 +847,7 @@ world_put_org(struct world *w, struct hd_org *o, char *err, size_t errlen)
 		smap_del(&w->org_name, w, 0, old->name);
 	if (idmap_put(&w->orgs, o->id, o) == -1)
 		goto oom;
-	if (smap_put(&w->org_name, w, 0, o->name, o->id) == -1)
+	if (smap_add(&w->org_name, w, 0, o->name, o->id) == -1)
 		goto oom;
 	hd_org_free(old);
 	return 0;
@@ -883,8 +883,8 @@ world_put_ext(struct world *w, struct hd_ext *e, char *err, size_t errlen)
 	} else {
 		e->home_dev = 0;
 	}
-	if (idmap_put(&w->exts, e->id, e) == -1 || smap_put(&w->number, w, e->org, e->number, e->id) == -1 ||
-	    smap_put(&w->sip_user, w, 0, e->sip_user, e->id) == -1) {
+	if (idmap_put(&w->exts, e->id, e) == -1 || smap_add(&w->number, w, e->org, e->number, e->id) == -1 ||
+	    smap_add(&w->sip_user, w, 0, e->sip_user, e->id) == -1) {
 		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
@@ -920,8 +920,8 @@ world_put_dev(struct world *w, struct hd_dev *d, char *err, size_t errlen)
 				h->home_dev = 0;
 		}
 	}
-	if (idmap_put(&w->devs, d->id, d) == -1 || smap_put(&w->mac, w, 0, d->mac, d->id) == -1 ||
-	    (d->parking_user && smap_put(&w->parking, w, 0, d->parking_user, d->id) == -1)) {
+	if (idmap_put(&w->devs, d->id, d) == -1 || smap_add(&w->mac, w, 0, d->mac, d->id) == -1 ||
+	    (d->parking_user && smap_add(&w->parking, w, 0, d->parking_user, d->id) == -1)) {
 		hd_seterr(err, errlen, "out of memory");
 		return -1;
 	}
