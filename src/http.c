@@ -92,6 +92,7 @@
 #include <sys/socket.h>
 
 #include "form.h"
+#include "idle.h"
 #include "lockorder.h"
 
 #define DEFAULT_CTYPE "text/plain; charset=utf-8"
@@ -683,12 +684,7 @@ sweep(void *arg)
 			(void)shutdown(c->fd, SHUT_RDWR);
 			c->cut = true;
 		}
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 250 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		until = deadline_in(250 * 1000000ULL);
 		(void)pthread_cond_timedwait(&s->sweep_cond, &s->conns_lock, &until);
 	}
 	pthread_mutex_unlock(&s->conns_lock);

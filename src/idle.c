@@ -35,10 +35,17 @@ idle_run(void)
 struct timespec
 idle_deadline(void)
 {
+	return deadline_in(IDLE_MS * 1000000ULL);
+}
+
+struct timespec
+deadline_in(uint64_t ns)
+{
 	struct timespec t;
 
 	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_nsec += IDLE_MS * 1000000L;
+	t.tv_sec += (time_t)(ns / 1000000000ULL);
+	t.tv_nsec += (long)(ns % 1000000000ULL);
 	if (t.tv_nsec >= 1000000000L) {
 		t.tv_sec++;
 		t.tv_nsec -= 1000000000L;

@@ -13,6 +13,7 @@
 #define HD_IDLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #define IDLE_MS 2
@@ -27,5 +28,7 @@ bool idle_wanted(void);
 void idle_run(void);
 /* The CLOCK_REALTIME time IDLE_MS from now (a timed wait's deadline). */
 struct timespec idle_deadline(void);
+/* The CLOCK_REALTIME time ns from now: any timed wait's deadline. */
+struct timespec deadline_in(uint64_t ns);
 
 #endif

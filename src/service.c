@@ -1234,15 +1234,8 @@ static atomic_int verifies_apart; /* verifies started and not ended */
 static bool
 join_within(pthread_t t, uint64_t ns)
 {
-	struct timespec ts;
+	struct timespec ts = deadline_in(ns);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ns / 1000000000ULL);
-	ts.tv_nsec += (long)(ns % 1000000000ULL);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	return pthread_timedjoin_np(t, NULL, &ts) == 0;
 }
 

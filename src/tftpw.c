@@ -530,20 +530,12 @@ static void
 wait_work(struct tftpw *w, uint64_t now, uint64_t deadline)
 {
 	struct timespec ts;
-	uint64_t d;
 
 	if (deadline == 0) {
 		pthread_cond_wait(&w->work, &w->mu);
 		return;
 	}
-	d = deadline > now ? deadline - now : 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(d / 1000000000ULL);
-	ts.tv_nsec += (long)(d % 1000000000ULL);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = deadline_in(deadline > now ? deadline - now : 0);
 	pthread_cond_timedwait(&w->work, &w->mu, &ts);
 }
 
