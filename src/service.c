@@ -1207,7 +1207,6 @@ struct verify_job {
 	const char *hash, *code;
 	bool ok, threaded;
 	bool apart;        /* on a CPU other than the caller's */
-	atomic_bool done;  /* ok is set */
 	pthread_t t;
 };
 
@@ -1217,7 +1216,6 @@ verify_main(void *arg)
 	struct verify_job *j = arg;
 
 	j->ok = secret_verify(j->hash, j->code);
-	atomic_store(&j->done, true);
 	return NULL;
 }
 
@@ -1309,10 +1307,12 @@ verify_end(struct verify_job *j)
 		uint64_t t0 = metrics_now_ns(), t = t0, others = 0;
 		bool joined = false;
 
-		while (j->apart && !atomic_load(&j->done) && atomic_load(&verifies_apart) == 1 &&
+		while (j->apart && atomic_load(&verifies_apart) == 1 &&
 		       atomic_load(&steps_running) == 0) {
 			uint64_t was = t;
 
+			if ((joined = pthread_tryjoin_np(j->t, NULL) == 0))
+				break;
 			sched_yield();
 			t = metrics_now_ns();
 			if (t - was > VERIFY_BUSY_NS)
