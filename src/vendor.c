@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
@@ -1181,32 +1182,50 @@ vendor_templates_device_key(const struct vendor_templates *t, const struct vendo
 
 /*
  * Reads a whole regular file (at most VENDOR_FILE_MAX bytes) into a new
- * NUL-terminated buffer the caller frees.  Only vendor_templates_load
- * calls it.
+ * NUL-terminated buffer the caller frees, sized by the file's length.
+ * Only vendor_templates_load calls it.
  */
 static int
 read_whole_file(const char *path, char **out, size_t *outlen, char *err,
                 size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat sb;
 	char *buf = NULL;
+	size_t cap, n;
+
 	*out = NULL;
 	if (f == NULL) {
 		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	buf = malloc(VENDOR_FILE_MAX + 1);
+	if (fstat(fileno(f), &sb) != 0) {
+		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		hd_seterr(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	if (sb.st_size > VENDOR_FILE_MAX) {
+		hd_seterr(err, errlen, "%s: larger than %d bytes", path, VENDOR_FILE_MAX);
+		goto fail;
+	}
+	/* one byte more than its length (and the NUL): a file that grew
+	 * since fstat fills it */
+	cap = (size_t)sb.st_size + 1;
+	buf = malloc(cap + 1);
 	if (buf == NULL) {
 		hd_seterr(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
-	size_t n = fread(buf, 1, VENDOR_FILE_MAX + 1, f);
+	n = fread(buf, 1, cap, f);
 	if (ferror(f)) {
 		hd_seterr(err, errlen, "%s: read error", path);
 		goto fail;
 	}
-	if (n > VENDOR_FILE_MAX) {
-		hd_seterr(err, errlen, "%s: larger than %d bytes", path, VENDOR_FILE_MAX);
+	if (n == cap) {
+		hd_seterr(err, errlen, "%s: changed while being read", path);
 		goto fail;
 	}
 	fclose(f);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -557,6 +558,62 @@ Test(vendor, load_reports_the_failing_file)
 	snprintf(path, sizeof(path), "%s/polycom/", dir);
 	cr_assert_not_null(strstr(err, path), "%s", err);
 	cr_assert_not_null(strstr(err, "No such file"), "%s", err);
+	tu_rmtree(dir);
+}
+
+/* A copy of the shipped templates and static files, in a new directory. */
+static char *
+copy_templates(void)
+{
+	char *dir = tu_tmpdir();
+	char cmd[1024];
+
+	cr_assert_not_null(dir);
+	snprintf(cmd, sizeof(cmd), "cp -r templates provisioning %s/", dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	return dir;
+}
+
+static int
+load_copy(const char *dir, char *err, size_t errlen)
+{
+	char tmpl[512], stat_dir[512];
+	struct vendor_templates *t = NULL;
+	int rc;
+
+	snprintf(tmpl, sizeof(tmpl), "%s/templates", dir);
+	snprintf(stat_dir, sizeof(stat_dir), "%s/provisioning", dir);
+	rc = vendor_templates_load(tmpl, stat_dir, &t, err, errlen);
+	cr_assert_eq(rc == 0, t != NULL);
+	vendor_templates_free(t);
+	return rc;
+}
+
+/* A template is read whole, up to VENDOR_FILE_MAX bytes; a larger file or
+ * one that is not a regular file is refused and named. */
+Test(vendor, load_refuses_a_template_too_large_or_not_a_file)
+{
+	char *dir = copy_templates();
+	char err[512], path[512];
+	FILE *f;
+
+	cr_assert_eq(load_copy(dir, err, sizeof(err)), 0, "%s", err);
+
+	snprintf(path, sizeof(path), "%s/templates/yealink/common.cfg", dir);
+	f = fopen(path, "a");
+	cr_assert_not_null(f);
+	for (long i = 0; i <= VENDOR_FILE_MAX; i += 2)
+		fputs("#\n", f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(load_copy(dir, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, path), "%s", err);
+	cr_assert_not_null(strstr(err, "larger than"), "%s", err);
+
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	cr_assert_eq(load_copy(dir, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, path), "%s", err);
+	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
 	tu_rmtree(dir);
 }
 
