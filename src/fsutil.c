@@ -522,29 +522,42 @@ fs_sweep_temporaries(const char *dir, size_t *removed, char *err, size_t errlen)
 
 /* Reads the regular file open on fd whole (at most max bytes) into the
  * buffer room(arg, size) gives once its size is known (size + 1 bytes,
- * NUL-terminated); closes fd.  The buffer, or NULL (a buffer room gave is
- * the caller's either way).  Opened O_NONBLOCK: a FIFO put in its place
- * does not block the reader. */
+ * NUL-terminated); closes fd.  The buffer, or NULL with err filled (may
+ * be NULL; a buffer room gave is the caller's either way).  Opened
+ * O_NONBLOCK: a FIFO put in its place does not block the reader. */
 static char *
-read_fd_into(int fd, size_t max, char *(*room)(void *arg, size_t len), void *arg, size_t *len)
+read_fd_into(int fd, size_t max, char *(*room)(void *arg, size_t len), void *arg, size_t *len,
+             char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf = NULL;
 	size_t got = 0, size;
 
-	if (fd == -1)
-		return NULL;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max)
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		hd_seterr(err, errlen, "%s", strerror(errno));
 		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		hd_seterr(err, errlen, "not a regular file");
+		goto out;
+	}
+	if ((size_t)st.st_size > max) {
+		hd_seterr(err, errlen, "larger than %zu bytes", max);
+		goto out;
+	}
 	size = (size_t)st.st_size;
-	if ((buf = room(arg, size)) == NULL)
+	if ((buf = room(arg, size)) == NULL) {
+		hd_seterr(err, errlen, "out of memory");
 		goto out;
+	}
 	while (got < size) {
 		ssize_t n = read(fd, buf + got, size - got);
 
 		if (n <= 0) {
 			if (n == -1 && errno == EINTR)
 				continue;
+			hd_seterr(err, errlen, "%s", n == 0 ? "changed while being read"
+			                                    : strerror(errno));
 			buf = NULL; /* the caller's, part read */
 			goto out;
 		}
@@ -553,7 +566,8 @@ read_fd_into(int fd, size_t max, char *(*room)(void *arg, size_t len), void *arg
 	buf[got] = '\0';
 	*len = got;
 out:
-	close(fd);
+	if (fd != -1)
+		close(fd);
 	return buf;
 }
 
@@ -565,9 +579,9 @@ malloc_room(void *arg, size_t len)
 
 /* read_fd_into a malloc'd buffer (freed when the read fails). */
 static char *
-read_fd(int fd, size_t max, size_t *len)
+read_fd(int fd, size_t max, size_t *len, char *err, size_t errlen)
 {
-	char *buf = NULL, *got = read_fd_into(fd, max, malloc_room, &buf, len);
+	char *buf = NULL, *got = read_fd_into(fd, max, malloc_room, &buf, len, err, errlen);
 
 	if (got == NULL)
 		free(buf);
@@ -581,7 +595,13 @@ fs_read_file(const char *dir, const char *name, size_t max, size_t *len)
 
 	if (path_join(path, sizeof(path), dir, name, err, sizeof(err)) != 0)
 		return NULL;
-	return read_fd(open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max, len);
+	return read_fd(open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max, len, NULL, 0);
+}
+
+char *
+fs_read_path(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	return read_fd(open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), max, len, err, errlen);
 }
 
 char *
@@ -592,7 +612,8 @@ fs_read_file_at(int dirfd, const char *name, size_t max, size_t *len)
 	/* a plain name in that directory, as fs_read_file takes it */
 	if (dirfd == -1 || path_join(path, sizeof(path), ".", name, err, sizeof(err)) != 0)
 		return NULL;
-	return read_fd(openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max, len);
+	return read_fd(openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max, len,
+	               NULL, 0);
 }
 
 char *
@@ -609,7 +630,7 @@ fs_read_at_into(int dirfd, const char *name, size_t max, char *(*room)(void *arg
 	 * a boot storm after a re-render.  Only the file's owner may ask. */
 	if ((fd = openat(dirfd, name, flags | O_NOATIME)) == -1 && errno == EPERM)
 		fd = openat(dirfd, name, flags);
-	return read_fd_into(fd, max, room, arg, len);
+	return read_fd_into(fd, max, room, arg, len, NULL, 0);
 }
 
 int

@@ -124,6 +124,10 @@ int fs_write_atomic(const char *dir, const char *name, const void *data, size_t 
  * not exist, is larger, or cannot be read.
  */
 char *fs_read_file(const char *dir, const char *name, size_t max, size_t *len);
+/* fs_read_file of the file at path, a symbolic link followed; NULL with
+ * err filled: why ("not a regular file", "larger than max bytes", the
+ * system's reason). */
+char *fs_read_path(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 /* fs_read_file of name in the directory open on dirfd (openat: one
  * lookup, no path built; never follows a symbolic link). */
 char *fs_read_file_at(int dirfd, const char *name, size_t max, size_t *len);

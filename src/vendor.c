@@ -16,8 +16,8 @@
  *      shared file never carries credentials;
  *   V3 a successful render leaves exactly one complete file appended to the
  *      caller's buffer; a failed one leaves the buffer as it was.
- * The only file-system access is in vendor_templates_load (and its helper
- * read_whole_file, used by nothing else).
+ * The only file-system access is in vendor_templates_load (through
+ * fs_read_path).
  */
 #include "vendor.h"
 
@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
@@ -35,6 +34,7 @@
 #include <sodium.h>
 
 #include "errbuf.h"
+#include "fsutil.h"
 #include "hex.h"
 
 /* ---- the registry ------------------------------------------------------ */
@@ -1180,65 +1180,6 @@ vendor_templates_device_key(const struct vendor_templates *t, const struct vendo
 	crypto_generichash_final(&h, out, 16);
 }
 
-/*
- * Reads a whole regular file (at most VENDOR_FILE_MAX bytes) into a new
- * NUL-terminated buffer the caller frees, sized by the file's length.
- * Only vendor_templates_load calls it.
- */
-static int
-read_whole_file(const char *path, char **out, size_t *outlen, char *err,
-                size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	struct stat sb;
-	char *buf = NULL;
-	size_t cap, n;
-
-	*out = NULL;
-	if (f == NULL) {
-		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fileno(f), &sb) != 0) {
-		hd_seterr(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		hd_seterr(err, errlen, "%s: not a regular file", path);
-		goto fail;
-	}
-	if (sb.st_size > VENDOR_FILE_MAX) {
-		hd_seterr(err, errlen, "%s: larger than %d bytes", path, VENDOR_FILE_MAX);
-		goto fail;
-	}
-	/* one byte more than its length (and the NUL): a file that grew
-	 * since fstat fills it */
-	cap = (size_t)sb.st_size + 1;
-	buf = malloc(cap + 1);
-	if (buf == NULL) {
-		hd_seterr(err, errlen, "%s: out of memory", path);
-		goto fail;
-	}
-	n = fread(buf, 1, cap, f);
-	if (ferror(f)) {
-		hd_seterr(err, errlen, "%s: read error", path);
-		goto fail;
-	}
-	if (n == cap) {
-		hd_seterr(err, errlen, "%s: changed while being read", path);
-		goto fail;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*out = buf;
-	*outlen = n;
-	return 0;
-fail:
-	free(buf);
-	fclose(f);
-	return -1;
-}
-
 int
 vendor_templates_load(const char *tmpl_dir, const char *static_dir,
                       struct vendor_templates **out, char *err, size_t errlen)
@@ -1267,8 +1208,10 @@ vendor_templates_load(const char *tmpl_dir, const char *static_dir,
 				hd_seterr(err, errlen, "%s/%s: path too long", p->name, name);
 				goto fail;
 			}
-			if (read_whole_file(path, &src, &len, err, errlen) < 0)
+			if ((src = fs_read_path(path, VENDOR_FILE_MAX, &len, e, sizeof(e))) == NULL) {
+				hd_seterr(err, errlen, "%s: %s", path, e);
 				goto fail;
+			}
 			if (vendor_templates_set(t, p, name, src, len, e, sizeof(e)) < 0) {
 				hd_seterr(err, errlen, "%s: %s", path, e);
 				goto fail;

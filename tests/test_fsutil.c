@@ -192,6 +192,37 @@ Test(fsutil, read_at_reads_regular_files_of_the_directory_only)
 	tu_rmtree(dir);
 }
 
+/* fs_read_path follows a symbolic link (an operator's template may be
+ * one) and says why it read nothing; a FIFO does not block it. */
+Test(fsutil, read_path_follows_links_and_says_why_not)
+{
+	char *dir = tu_tmpdir(), err[256], path[PATH_MAX], target[PATH_MAX];
+	size_t len = 0;
+	char *back;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(fs_write_atomic(dir, "a.cfg", "hello", 5, err, sizeof(err)), 0, "%s", err);
+	snprintf(target, sizeof(target), "%s/a.cfg", dir);
+	snprintf(path, sizeof(path), "%s/link.cfg", dir);
+	cr_assert_eq(symlink(target, path), 0);
+	back = fs_read_path(path, 5, &len, err, sizeof(err));
+	cr_assert_not_null(back, "%s", err);
+	cr_assert(len == 5 && memcmp(back, "hello", 6) == 0);
+	free(back);
+	cr_assert_null(fs_read_path(path, 4, &len, err, sizeof(err)));
+	cr_assert_str_eq(err, "larger than 4 bytes");
+	snprintf(path, sizeof(path), "%s/fifo.cfg", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_null(fs_read_path(path, 100, &len, err, sizeof(err)));
+	cr_assert_str_eq(err, "not a regular file");
+	cr_assert_null(fs_read_path(dir, 100, &len, err, sizeof(err)));
+	cr_assert_str_eq(err, "not a regular file");
+	snprintf(path, sizeof(path), "%s/missing.cfg", dir);
+	cr_assert_null(fs_read_path(path, 100, &len, err, sizeof(err)));
+	cr_assert_str_eq(err, strerror(ENOENT));
+	tu_rmtree(dir);
+}
+
 /* fs_read_at_into's room: a buffer of the test's, the sizes asked noted */
 struct room {
 	char buf[64];
