@@ -921,22 +921,29 @@ struct sipp_run {
 	char msglog[256];
 };
 
-/* Starts sipp as a UAS on 127.0.0.1 with scenario `name`, and waits until
- * it listens. */
-static void
-sipp_start(struct sipp_run *s, const char *name)
+/* Whether sipp's output file says it could not bind a port. */
+static bool
+sipp_bind_failed(const char *out)
 {
-	char sf[PATH_MAX], port[16], mp[16], cp[16], out[300];
-	char *tmp;
+	char buf[4096];
+	FILE *f = fopen(out, "r");
+	size_t n = 0;
 
-	need_sipp();
-	scenario_path(name, sf, sizeof(sf));
-	tmp = tu_tmpdir();
-	cr_assert_not_null(tmp);
-	snprintf(s->dir, sizeof(s->dir), "%s", tmp);
-	free(tmp);
-	snprintf(s->msglog, sizeof(s->msglog), "%s/messages.log", s->dir);
-	snprintf(out, sizeof(out), "%s/sipp.out", s->dir);
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return strstr(buf, "Unable to bind") != NULL;
+}
+
+/* One try of sipp_start on ports free a moment ago: 1 when it listens,
+ * 0 when another process took one of them first (it exited, saying so). */
+static int
+sipp_try(struct sipp_run *s, const char *sf, const char *out)
+{
+	char port[16], mp[16], cp[16];
+
 	s->port = free_port(0);
 	snprintf(port, sizeof(port), "%d", s->port);
 	snprintf(mp, sizeof(mp), "%d", free_port(1));
@@ -961,17 +968,44 @@ sipp_start(struct sipp_run *s, const char *name)
 		int fd = udp_bind(s->port), st;
 
 		if (fd < 0 && errno == EADDRINUSE)
-			return;
+			return 1;
 		if (fd >= 0)
 			close(fd);
-		if (waitpid(s->pid, &st, WNOHANG) == s->pid)
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			if (sipp_bind_failed(out))
+				return 0;
 			cr_assert_fail("sipp exited early (status %d), see %s",
 			    st, out);
+		}
 		usleep(10000);
 	}
 	kill(s->pid, SIGKILL);
 	waitpid(s->pid, NULL, 0);
 	cr_assert_fail("sipp did not bind port %d", s->port);
+	return -1;
+}
+
+/* Starts sipp as a UAS on 127.0.0.1 with scenario `name`, and waits until
+ * it listens.  A port found free can be taken by a test running beside
+ * this one before sipp binds it: sipp then tries on other ports. */
+static void
+sipp_start(struct sipp_run *s, const char *name)
+{
+	char sf[PATH_MAX], out[300];
+	char *tmp;
+
+	need_sipp();
+	scenario_path(name, sf, sizeof(sf));
+	tmp = tu_tmpdir();
+	cr_assert_not_null(tmp);
+	snprintf(s->dir, sizeof(s->dir), "%s", tmp);
+	free(tmp);
+	snprintf(s->msglog, sizeof(s->msglog), "%s/messages.log", s->dir);
+	snprintf(out, sizeof(out), "%s/sipp.out", s->dir);
+	for (int tries = 0; tries < 5; tries++)
+		if (sipp_try(s, sf, out) == 1)
+			return;
+	cr_assert_fail("sipp found no free port in 5 tries, see %s", out);
 }
 
 /* Waits for sipp (at most 10 s) and returns its exit code. */
