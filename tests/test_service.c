@@ -301,6 +301,9 @@ meanwhile_main(void *arg)
 	struct meanwhile *m = arg;
 
 	m->rc = m->op(m->f, m->arg);
+	/* its files written, as a request's thread waits for them before it
+	 * answers (main.c): pub_settle waits for the calling thread's own */
+	pub_settle(m->f->pub);
 	return NULL;
 }
 
