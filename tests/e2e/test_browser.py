@@ -33,8 +33,8 @@ HOSTILE_ORG = '"\'><script>window.__xss=2</script><img src=x onerror="window.__x
 WAIT = 30
 
 
-@pytest.fixture
-def browser():
+def _chromium():
+    """A headless chromium under chromedriver: (driver, its temporary directory)."""
     assert shutil.which("chromium") and shutil.which("chromedriver"), \
         "chromium and chromium-driver are required (scripts/deps.sh test)"
     os.makedirs(ART, exist_ok=True)
@@ -52,11 +52,52 @@ def browser():
     try:
         drv = webdriver.Chrome(service=Service(shutil.which("chromedriver"), env=env),
                                options=opts)
-        drv.set_page_load_timeout(WAIT)
-        yield drv
-        drv.quit()
-    finally:
+    except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    drv.set_page_load_timeout(WAIT)
+    return drv, tmp
+
+
+def _blank(drv):
+    """Leaves drv as a new browser is: no page, no cookie, no cache, no
+    dialog open.  Every daemon of the suite is on 127.0.0.1, and cookies
+    do not tell ports apart: a session cookie left by one test would be
+    sent to the next test's daemon."""
+    try:
+        drv.switch_to.alert.dismiss()
+    except Exception:
+        pass
+    drv.get("about:blank")
+    drv.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    drv.execute_cdp_cmd("Network.clearBrowserCache", {})
+    assert drv.execute_cdp_cmd("Network.getAllCookies", {})["cookies"] == [], \
+        "cookies left after clearing them"
+    assert len(drv.window_handles) == 1, "a test left a window open"
+
+
+@pytest.fixture(scope="module")
+def _shared_chromium():
+    """One chromium for the tests of a file (starting one costs about
+    5 s of CPU); `browser` hands it to each test as if new."""
+    drv, tmp = _chromium()
+    try:
+        yield drv
+    finally:
+        try:
+            drv.quit()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(_shared_chromium):
+    drv = _shared_chromium
+    _blank(drv)
+    yield drv
+    # what the test left (its session cookie, an alert) goes now, and a
+    # browser that cannot be cleared fails this test, not the next one
+    _blank(drv)
 
 
 def shot(drv, name):

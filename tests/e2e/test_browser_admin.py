@@ -11,8 +11,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import hdharness
-from test_browser import (HOSTILE, WAIT, browser, console_sign_in, ev_types,  # noqa: F401
-                          hostile_data, no_xss, open_import, shot, text, wait_for)
+from test_browser import (HOSTILE, WAIT, _shared_chromium, browser,  # noqa: F401 (fixtures)
+                          console_sign_in, ev_types, hostile_data, no_xss, open_import, shot,
+                          text, wait_for)
 
 
 def page_fetch(drv, method, path):

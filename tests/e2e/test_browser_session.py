@@ -10,7 +10,8 @@ import time
 from selenium.webdriver.common.by import By
 
 import hdharness
-from test_browser import browser, console_sign_in, shot, text, wait_for  # noqa: F401 (fixture)
+from test_browser import (_shared_chromium, browser,  # noqa: F401 (fixtures)
+                          console_sign_in, shot, text, wait_for)
 
 
 def test_console_session_expires_in_chromium(make_daemon, browser):
