@@ -10,7 +10,7 @@
 # (nginx has no digest module).
 #
 #   sh bench/bootstorm.sh            full run (about 2 minutes on 2 cores)
-#   QUICK=1 sh bench/bootstorm.sh    200 devices, 2 s per measurement
+#   QUICK=1 sh bench/bootstorm.sh    200 devices, 1 s per measurement
 #
 # Settings: THREADS (hotdeskd [server] threads = nginx worker_processes,
 # default: cores), CONNS (wrk connections, default 64), AUTH_CONNS (wrk
@@ -58,7 +58,7 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ "$QUICK" = 1 ]; then
-	DEVICES=${DEVICES:-200} DURATION=${DURATION:-2} CONNS=${CONNS:-8}
+	DEVICES=${DEVICES:-200} DURATION=${DURATION:-1} CONNS=${CONNS:-8}
 else
 	DEVICES=${DEVICES:-10000} DURATION=${DURATION:-15} CONNS=${CONNS:-64}
 fi

@@ -24,7 +24,7 @@
 # load average is printed with each measurement).
 #
 #   sh bench/tlsstorm.sh            full run (about a minute on 2 cores)
-#   QUICK=1 sh bench/tlsstorm.sh    200 devices, 2 s per measurement
+#   QUICK=1 sh bench/tlsstorm.sh    200 devices, 1 s per measurement
 #
 # Settings: THREADS (hotdeskd [server] threads = nginx worker_processes,
 # default: cores), CONNS (wrk connections, default 64), DURATION (s),
@@ -35,7 +35,7 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ "$QUICK" = 1 ]; then
-	DEVICES=${DEVICES:-200} DURATION=${DURATION:-2} CONNS=${CONNS:-8}
+	DEVICES=${DEVICES:-200} DURATION=${DURATION:-1} CONNS=${CONNS:-8}
 else
 	DEVICES=${DEVICES:-10000} DURATION=${DURATION:-15} CONNS=${CONNS:-64}
 fi
