@@ -187,13 +187,17 @@ struct seen_entry {
 };
 
 struct seen_bucket {
-	pthread_mutex_t mu;
 	long long floor; /* nonces issued at or before this were dropped */
 	struct seen_entry e[SEEN_WAYS];
 };
 
+/* The buckets' locks apart from the buckets: initialising them writes
+ * n * 40 bytes at start-up, and a bucket's page is first written when a
+ * nonce lands in it (a lock inside each bucket wrote all 2.3 MB of the
+ * daemon's table at every start). */
 struct digest_seen {
-	size_t nbuckets; /* a power of two */
+	size_t nbuckets;     /* a power of two */
+	pthread_mutex_t *mu; /* mu[i] guards b[i] */
 	struct seen_bucket b[];
 };
 
@@ -207,12 +211,16 @@ digest_seen_new(size_t capacity)
 		n *= 2;
 	if ((t = calloc(1, sizeof(*t) + n * sizeof(t->b[0]))) == NULL)
 		return NULL;
+	if ((t->mu = malloc(n * sizeof(t->mu[0]))) == NULL) {
+		free(t);
+		return NULL;
+	}
 	t->nbuckets = n;
 	for (size_t i = 0; i < n; i++)
-		pthread_mutex_init(&t->b[i].mu, NULL);
+		pthread_mutex_init(&t->mu[i], NULL);
 	/* one rank for every bucket: a thread holds at most one (seen_use
 	 * calls nothing that locks while it holds its bucket) */
-	lockorder_register_array(&t->b[0].mu, n, sizeof(t->b[0]), LOCK_DIGEST, "digest bucket");
+	lockorder_register_array(&t->mu[0], n, sizeof(t->mu[0]), LOCK_DIGEST, "digest bucket");
 	return t;
 }
 
@@ -221,9 +229,10 @@ digest_seen_free(struct digest_seen *t)
 {
 	if (t == NULL)
 		return;
-	lockorder_forget(&t->b[0].mu);
+	lockorder_forget(&t->mu[0]);
 	for (size_t i = 0; i < t->nbuckets; i++)
-		pthread_mutex_destroy(&t->b[i].mu);
+		pthread_mutex_destroy(&t->mu[i]);
+	free(t->mu);
 	free(t);
 }
 
@@ -237,11 +246,13 @@ seen_use(struct digest_seen *s, const unsigned char mac[16], long long t, uint32
 	uint64_t h;
 	struct seen_bucket *b;
 	struct seen_entry *slot = NULL, *oldest = NULL;
+	pthread_mutex_t *mu;
 	bool ok = false;
 
 	memcpy(&h, mac, sizeof(h)); /* keyed hash output: already uniform */
 	b = &s->b[h & (s->nbuckets - 1)];
-	pthread_mutex_lock(&b->mu);
+	mu = &s->mu[h & (s->nbuckets - 1)];
+	pthread_mutex_lock(mu);
 	for (size_t i = 0; i < SEEN_WAYS; i++) {
 		struct seen_entry *e = &b->e[i];
 
@@ -275,7 +286,7 @@ seen_use(struct digest_seen *s, const unsigned char mac[16], long long t, uint32
 	slot->nc = nc;
 	ok = true;
 out:
-	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_unlock(mu);
 	return ok;
 }
 

@@ -268,7 +268,8 @@ int http_path_nsegments(const char *path, const char *prefix);
  * they expire after HTTP_DIGEST_NONCE_S seconds and need no table, so a
  * boot storm never evicts one phone's nonce for another's.  The nonce
  * counts used are kept for HTTP_DIGEST_SEEN nonces (fixed memory, about
- * 2 MB): a replayed answer, or one without qop, never passes.
+ * 2.4 MB, resident as nonces arrive): a replayed answer, or one without
+ * qop, never passes.
  * http_digest_username returns the username of the request's Authorization
  * header, malloc'd (caller frees), or NULL if there is none.
  * http_digest_check returns 1 ok, 0 wrong/absent, -1 stale nonce/other
