@@ -247,11 +247,13 @@ seen_use(struct digest_seen *s, const unsigned char mac[16], long long t, uint32
 	struct seen_bucket *b;
 	struct seen_entry *slot = NULL, *oldest = NULL;
 	pthread_mutex_t *mu;
+	size_t at;
 	bool ok = false;
 
 	memcpy(&h, mac, sizeof(h)); /* keyed hash output: already uniform */
-	b = &s->b[h & (s->nbuckets - 1)];
-	mu = &s->mu[h & (s->nbuckets - 1)];
+	at = (size_t)(h & (s->nbuckets - 1));
+	b = &s->b[at];
+	mu = &s->mu[at];
 	pthread_mutex_lock(mu);
 	for (size_t i = 0; i < SEEN_WAYS; i++) {
 		struct seen_entry *e = &b->e[i];

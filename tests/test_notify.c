@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "fsutil.h"
 #include "notify.h"
 #include "sip.h"
 #include "testutil.h"
@@ -925,16 +926,12 @@ struct sipp_run {
 static bool
 sipp_bind_failed(const char *out)
 {
-	char buf[4096];
-	FILE *f = fopen(out, "r");
-	size_t n = 0;
+	size_t len;
+	char *text = fs_read_path(out, 1 << 20, &len, NULL, 0);
+	bool failed = text != NULL && strstr(text, "Unable to bind") != NULL;
 
-	if (f != NULL) {
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-	}
-	buf[n] = '\0';
-	return strstr(buf, "Unable to bind") != NULL;
+	free(text);
+	return failed;
 }
 
 /* One try of sipp_start on ports free a moment ago: 1 when it listens,
