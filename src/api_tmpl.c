@@ -439,7 +439,8 @@ take_candidate(struct treq *r, const char **src, size_t *len, char **owned, char
 /*
  * A save holds the service lock in steps of about SAVE_SLICE_NS of work
  * each, and lets the threads waiting for the lock have it between two.
- * A step ends early when a thread waits for the lock (svc_wanted): a *30
+ * A step ends early when a thread waits for the lock, or a *30 move is
+ * under way (svc_step_over; the save then waits for it, demand.h): a *30
  * during a save waits for the device being dry-run, or for the
  * SAVE_RR_PART devices being re-rendered (SVC_CHANGE_MORE), and the
  * step's commit.  A step's own cost (a transaction without a sync, WAL)
@@ -684,7 +685,7 @@ save_dry_step(const struct world *w, struct store *st, void *arg)
 	(void)st;
 	sv->t0 = now_ns();
 	for (; sv->at < end; sv->at++) {
-		if (sv->at > from && svc_wanted(sv->c->svc))
+		if (sv->at > from && svc_step_over(sv->c->svc))
 			break; /* a *30 waits: the rest in the next step */
 		if (dry_one(sv, w, sv->at) != 0) {
 			save_fail(sv, 500, "out of memory");

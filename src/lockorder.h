@@ -45,6 +45,7 @@ enum lockorder_rank {
 	LOCK_SECRET = 150,     /* secret.c: the dummy hash of unknown users */
 	LOCK_SECRET_GATE = 155, /* secret.c: the count of Argon2id computations */
 	LOCK_WEBHOOK = 160,    /* webhook.c: the move webhook's flags */
+	LOCK_DEMAND = 165,     /* demand.c: jobs waiting for the moves under way */
 };
 
 #ifdef HD_LOCK_ORDER

@@ -39,6 +39,7 @@
 #include "api_web.h"
 #include "session.h"
 #include "config.h"
+#include "demand.h"
 #include "errbuf.h"
 #include "fsutil.h"
 #include "health.h"
@@ -459,6 +460,7 @@ settle_ahead(struct api_ctx *a)
 {
 	pub_settle_ahead(a->pub);
 	resync_send_ahead(a->resync);
+	demand_settle_ahead();
 }
 
 /* After a request that changed things (no lock held): once the files the
@@ -471,6 +473,7 @@ settle(struct api_ctx *a)
 	pub_settle(a->pub);
 	resync_send_ready(a->resync);
 	pub_settle_done(a->pub);
+	demand_settled(); /* a *30's move is over (demand.h) */
 }
 
 /* The Virtualization Center decides through the same engine as the PBX

@@ -38,6 +38,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "demand.h"
 #include "errbuf.h"
 #include "event.h"
 #include "idle.h"
@@ -121,6 +122,12 @@ bool
 svc_wanted(struct svc *s)
 {
 	return atomic_load(&s->waiting) > 0;
+}
+
+bool
+svc_step_over(struct svc *s)
+{
+	return svc_wanted(s) || demand_move_now();
 }
 
 /* Takes mu, running the thread's idle work every IDLE_MS while it waits. */
@@ -812,6 +819,11 @@ checkpoint_now(struct svc *s)
 	pthread_mutex_unlock(&s->ckpt_mu);
 }
 
+/* A job in steps waits this long at most for the moves under way, then
+ * takes its next step all the same: moves back to back (each one's grace
+ * reaching the next) do not stop it. */
+#define SVC_MOVE_WAIT_NS 20000000ull /* 20 ms */
+
 void
 svc_yield(struct svc *s)
 {
@@ -821,6 +833,8 @@ svc_yield(struct svc *s)
 	 * often take it again before a waiter wakes up */
 	for (int i = 0; i < 100 && svc_wanted(s); i++)
 		nanosleep(&pause, NULL);
+	/* and the CPUs go to a *30 under way (demand.h) */
+	demand_move_wait(SVC_MOVE_WAIT_NS);
 	/* A job in steps commits many times a second.  The checkpoints of the
 	 * main loop copy its log back, but the log starts again from its
 	 * beginning only when a commit finds every frame copied, which a
@@ -862,7 +876,7 @@ transact_body(struct svc *s, void *arg)
 				return -1;
 			folded = x->chg.devs.n;
 		}
-		if (!(x->chg.flags & SVC_CHANGE_MORE) || svc_wanted(s))
+		if (!(x->chg.flags & SVC_CHANGE_MORE) || svc_step_over(s))
 			return 0;
 		x->chg.flags &= ~SVC_CHANGE_MORE;
 	}
@@ -1397,8 +1411,8 @@ prerender_move(struct svc *s, const struct svc_star30_req *r, const struct attem
 	hd_idset_free(&changed);
 }
 
-int
-svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
+static int
+star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
 {
 	char caller_buf[160];
 	const char *caller;
@@ -1434,6 +1448,7 @@ again:
 		if (r->code != NULL) {
 			uint64_t t0 = metrics_now_ns();
 
+			demand_move_pause(); /* nothing left to publish */
 			secret_verify_dummy(r->code, s->o.hash_ops, s->o.hash_mem);
 			metrics_move_hash(metrics_now_ns() - t0);
 		}
@@ -1483,10 +1498,12 @@ again:
 	mu_unlock(s);
 
 	t_hash = metrics_now_ns();
+	demand_move_pause(); /* the check takes its own CPU, not a job's */
 	verify_start(&vj, hash, r->code);
 	if (vj.threaded)
 		prerender_move(s, r, &a);
 	ok = verify_end(&vj);
+	demand_move_resume();
 	metrics_move_hash(metrics_now_ns() - t_hash);
 	metrics_inc(METRICS_CODE_CHECKS, 1);
 
@@ -1537,6 +1554,19 @@ unlock:
 		sodium_memzero(hash, SECRET_HASH_LEN);
 		free(hash);
 	}
+	return rc;
+}
+
+/* A *30 is a move under way (demand.h) from its start to its end, but for
+ * its code check: jobs in steps leave it the CPUs. */
+int
+svc_star30(struct svc *s, const struct svc_star30_req *r, struct svc_star30_res *res)
+{
+	int rc;
+
+	demand_move_begin();
+	rc = star30(s, r, res);
+	demand_move_end();
 	return rc;
 }
 
@@ -2300,6 +2330,7 @@ svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_r
 	int rc = SVC_OK;
 
 	memset(res, 0, sizeof(*res));
+	demand_move_begin(); /* a move, as a *30's (demand.h) */
 	lock(s);
 	if ((e = world_ext_by_number(s->w, org, number)) == NULL) {
 		rc = bad(r, SVC_NOTFOUND, NULL, "no extension %s", number);
@@ -2312,6 +2343,7 @@ svc_ext_return(struct svc *s, hd_id org, const char *number, struct svc_star30_r
 		rc = commit_failed(s, r, crc, NULL);
 out:
 	unlock(s);
+	demand_move_end();
 	return rc;
 }
 

@@ -184,12 +184,17 @@ int svc_transact(struct svc *s, const char *why, svc_txn_fn fn, svc_after_fn aft
 /* Called without the service lock by a long job that takes it in steps
  * (a template save): lets the threads waiting for it (but background
  * ones) have it first (returns once none waits, or after at most 20 ms),
+ * then the CPUs to the *30 moves under way (at most 20 ms more),
  * and checkpoints the database's log once the job's commits have made it
  * long, so that the next commit starts it again. */
 void svc_yield(struct svc *s);
 /* Whether a thread waits for the service lock now (not a background one,
  * nor a job in steps): a job in steps holding it ends its step early. */
 bool svc_wanted(struct svc *s);
+/* Whether a job in steps holding the lock ends its step now: a thread
+ * waits for the lock (svc_wanted), or a *30 move is under way (demand.h),
+ * which svc_yield then waits for too. */
+bool svc_step_over(struct svc *s);
 /* Marks the calling thread as one whose work can wait (the resync
  * engine): svc_yield does not wait for it, so a long job in steps is not
  * stretched by it; it still has the lock whenever the job is between two

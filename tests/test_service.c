@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "demand.h"
 #include "event.h"
 #include "idle.h"
 #include "metrics.h"
@@ -365,6 +366,77 @@ cy_returned(struct fx *f, void *arg)
  * the phone becomes Eve's home: *30<Eve> from Eve's home is her return to
  * base, which the answer says and the move does (Dee leaves, Eve comes
  * back). */
+/* What a *30 tells the jobs in steps (demand.h): a move under way while
+ * it holds the lock, not while its code is checked, and none once it
+ * returned (an error path included). */
+struct demand_seen {
+	struct fx *f;
+	int prerenders, checks;
+	bool in_prerender, in_check;
+};
+
+static void
+demand_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
+{
+	struct demand_seen *h = arg;
+
+	h->prerenders++;
+	h->in_prerender = demand_move_now();
+	fx_on_prerender(h->f, w, devs, n);
+}
+
+static int
+demand_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *err,
+             size_t errlen)
+{
+	struct demand_seen *h = arg;
+
+	h->checks++;
+	h->in_check = demand_move_now();
+	return fx_on_check(h->f, w, devs, n, err, errlen);
+}
+
+static void
+demand_past_grace(void)
+{
+	struct timespec t = { 0, (long)(3 * DEMAND_MOVE_GRACE_NS) };
+
+	nanosleep(&t, NULL);
+}
+
+Test(service, a_move_is_under_way_for_jobs_but_while_its_code_is_checked)
+{
+	struct fx *f = fx_new();
+	struct demand_seen h = { .f = f };
+
+	svc_set_prerender_hook(f->svc, demand_prerender, &h);
+	svc_set_check_hook(f->svc, demand_check, &h);
+	demand_past_grace(); /* fx_new's own moves */
+	cr_assert_not(demand_move_now());
+	/* a wrong code: checked, nothing changed, over */
+	fx_star30_ok(f, "acme-park3", "104", "0000", VIRT_RETRY);
+	cr_assert_eq(h.prerenders, 1);
+	cr_assert_not(h.in_prerender, "a code check leaves the CPUs to jobs");
+	demand_past_grace();
+	cr_assert_not(demand_move_now(), "a move refused is over");
+	/* the right one */
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	cr_assert_eq(h.prerenders, 2);
+	cr_assert_eq(h.checks, 1);
+	cr_assert_not(h.in_prerender);
+	cr_assert(h.in_check, "a move's locked part is a move under way");
+	demand_past_grace();
+	cr_assert_not(demand_move_now(), "a move made is over");
+	/* a bare *30, no code at all */
+	h.in_check = false;
+	fx_star30_ok(f, "acme102", NULL, NULL, VIRT_RETURNED); /* Cy goes home */
+	cr_assert_eq(h.checks, 2);
+	cr_assert(h.in_check);
+	demand_past_grace();
+	cr_assert_not(demand_move_now());
+	fx_free(f);
+}
+
 Test(service, a_phone_made_the_home_while_the_code_is_checked_returns_its_extension)
 {
 	struct fx *f = fx_new();
@@ -938,6 +1010,7 @@ Test(service, a_body_with_more_is_called_again_and_the_hook_has_each_part_once)
 	struct parts p = { .f = f, .max = 4 };
 	int hooks = f->hook_calls;
 
+	demand_past_grace(); /* fx_new's moves: a part ends while one is under way */
 	cr_assert_eq(svc_transact(f->svc, "test", parts_body, NULL, &p), SVC_OK);
 	cr_assert_eq(p.calls, 4);
 	/* the list keeps what the hook had: 3 phones, one per part */
@@ -952,9 +1025,28 @@ Test(service, a_body_with_more_commits_what_it_has_once_a_thread_waits_for_the_l
 	struct fx *f = fx_new();
 	struct parts p = { .f = f, .max = 1000, .waiter = true };
 
+	demand_past_grace(); /* fx_new's moves: a part ends while one is under way */
 	cr_assert_eq(svc_transact(f->svc, "test", parts_body, NULL, &p), SVC_OK);
 	cr_assert_eq(pthread_join(p.t, NULL), 0);
 	cr_assert_eq(p.calls, 2, "the body was called %d times after a thread waited", p.calls);
 	cr_assert(atomic_load(&p.had_lock));
+	fx_free(f);
+}
+
+/* A move under way (demand.h) ends a body's part as a waiting thread does:
+ * what it has commits, and the job takes its next step after the move. */
+Test(service, a_body_with_more_commits_what_it_has_while_a_move_is_under_way)
+{
+	struct fx *f = fx_new();
+	struct parts p = { .f = f, .max = 1000 };
+
+	demand_past_grace();
+	demand_move_begin();
+	cr_assert(svc_step_over(f->svc));
+	cr_assert_eq(svc_transact(f->svc, "test", parts_body, NULL, &p), SVC_OK);
+	cr_assert_eq(p.calls, 1, "the body was called %d times during a move", p.calls);
+	demand_move_end();
+	demand_past_grace();
+	cr_assert_not(svc_step_over(f->svc));
 	fx_free(f);
 }

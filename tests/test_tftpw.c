@@ -6,7 +6,9 @@
  * run before queued bulk ones; a stop writes what is queued; a thread
  * waiting for a job runs its idle work meanwhile; replaced files are
  * emptied into spares (at most 64) that later files are written into; a
- * thread that runs its own urgent jobs tells the writer what it left.
+ * thread that runs its own urgent jobs tells the writer what it left;
+ * bulk jobs held back for a *30 move under way run all the same, and an
+ * urgent job with them, when the move never ends.
  */
 #include <criterion/criterion.h>
 
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "demand.h"
 #include "fsutil.h"
 #include "idle.h"
 #include "testutil.h"
@@ -312,6 +315,40 @@ Test(tftpw, urgent_jobs_run_before_queued_bulk_ones)
 	pthread_mutex_unlock(&fk.mu);
 	cr_assert_eq(at, 1, "the urgent job runs right after the one running (at %zu)", at);
 	cr_assert_gt(first_bulk_after, at);
+	tftpw_close(w);
+	tu_rmtree(dir);
+}
+
+/* Bulk jobs wait while a move is under way (demand.h), for a bounded
+ * time: a move that never ends (here, this thread's) holds them back no
+ * longer than that, whether the writer runs them or a waiter. */
+Test(tftpw, bulk_jobs_held_for_a_move_run_when_it_never_ends)
+{
+	char *dir = tu_tmpdir(), err[256];
+	struct tftpw *w = tftpw_open(dir, &ops, err, sizeof(err));
+	uint64_t t = 0;
+
+	cr_assert_not_null(w, "%s", err);
+	for (int i = 1; i <= 21; i++)
+		fk_set(i, "held\n");
+	demand_move_begin();
+	for (int i = 1; i <= 20; i++)
+		t = tftpw_queue_dev(w, TFTPW_BULK, i, 0);
+	tftpw_wait(w, TFTPW_BULK, t);
+	tftpw_wait(w, TFTPW_URGENT, tftpw_queue_dev(w, TFTPW_URGENT, 21, 0));
+	cr_assert(demand_move_now(), "the move is still under way");
+	for (int i = 1; i <= 21; i++) {
+		char name[32];
+		mode_t mode = 0;
+		char *c;
+
+		snprintf(name, sizeof(name), "dev%d.cfg", i);
+		c = slurp(dir, name, &mode);
+		cr_assert_str_eq(c, "held\n", "%s", name);
+		free(c);
+	}
+	demand_move_end();
+	cr_assert(tftpw_stop(w));
 	tftpw_close(w);
 	tu_rmtree(dir);
 }
