@@ -9,10 +9,11 @@
 
 #include "idle.h"
 #include "lockorder.h"
+#include "metrics.h"
 
 /* moves under way, their code checks aside */
 static atomic_int moving;
-/* when the last one ended (CLOCK_MONOTONIC, ns; 0: none yet) */
+/* when the last one ended (metrics_now_ns; 0: none yet) */
 static atomic_uint_fast64_t last_end;
 /* jobs waiting for the moves (demand_move_wait), woken by the last end */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -31,15 +32,6 @@ rank_lock(void)
 /* the calling thread's move: under way, checking its code; the thread
  * ends it once settled (demand_settle_ahead) */
 static _Thread_local bool tl_on, tl_paused, tl_settles;
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void
 demand_move_begin(void)
@@ -69,7 +61,7 @@ move_end(void)
 		return;
 	/* the end's time before the count drops: a job that sees none
 	 * under way sees this end */
-	atomic_store(&last_end, mono_ns());
+	atomic_store(&last_end, metrics_now_ns());
 	if (!tl_paused)
 		counted_off();
 	tl_on = tl_paused = false;
@@ -121,7 +113,7 @@ demand_move_now(void)
 	if (atomic_load(&moving) > 0)
 		return true;
 	end = atomic_load(&last_end);
-	return end != 0 && mono_ns() - end < DEMAND_MOVE_GRACE_NS;
+	return end != 0 && metrics_now_ns() - end < DEMAND_MOVE_GRACE_NS;
 }
 
 void
@@ -145,7 +137,7 @@ demand_move_wait(uint64_t max_ns)
 	/* then its grace */
 	end = atomic_load(&last_end);
 	if (atomic_load(&moving) == 0 && end != 0) {
-		uint64_t now = mono_ns();
+		uint64_t now = metrics_now_ns();
 
 		if (now - end < DEMAND_MOVE_GRACE_NS) {
 			struct timespec t = { 0, (long)(DEMAND_MOVE_GRACE_NS - (now - end)) };

@@ -1484,8 +1484,10 @@ again:
 	}
 	if (!attempt_has_room(s, &a, now_s())) {
 		/* the tries left are taken by verifies running now: wait for
-		 * their outcome and decide again */
+		 * their outcome and decide again (needing no CPU meanwhile) */
+		demand_move_pause();
 		pthread_cond_wait(&s->tries_done, &s->mu);
+		demand_move_resume();
 		goto again;
 	}
 	if ((hash = malloc(SECRET_HASH_LEN)) == NULL ||

@@ -432,9 +432,10 @@ run_remove(struct tftpw *w, const char *name)
  * under way (demand.h): the writer's CPU is the move's then, for its
  * locked part, its own (urgent) files and its first NOTIFYs.  Moves back
  * to back hold them BULK_HOLD_MAX_NS at most; the writer looks again
- * every BULK_HOLD_POLL_NS meanwhile.  Probed on 2 cores with moves during
- * a 100k re-render on disk (bench/scale.sh): the moves' files were
- * published within 2.6 ms instead of 5.3-7.3, the re-render no slower.
+ * every BULK_HOLD_POLL_NS meanwhile.  Moves during a 100k re-render on
+ * disk, 2 cores (bench/scale.sh): their files were published within 2.5
+ * ms at most in two runs with this hold alone, 4.4-5.3 ms with only the
+ * save's pause (demand.h), 3.4-13.2 ms with neither (bench/README.md).
  */
 #define BULK_HOLD_MAX_NS 20000000ULL
 #define BULK_HOLD_POLL_NS 500000ULL
