@@ -210,6 +210,9 @@ struct prerender_seen {
 	size_t n;          /* devices it was given, at its last call */
 	hd_id on;          /* where the world had the extension then */
 	int check_renders; /* renders in the check hook, at its last call */
+	int checks;        /* check hook runs */
+	/* a move under way (demand.h) at the last prerender, the last check */
+	bool moving_prerender, moving_check;
 };
 
 static void
@@ -221,6 +224,7 @@ seen_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
 	h->calls++;
 	h->n = n;
 	h->on = e != NULL ? e->virtual_on : 0;
+	h->moving_prerender = demand_move_now();
 	fx_on_prerender(h->f, w, devs, n);
 }
 
@@ -233,6 +237,8 @@ seen_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *
 	int rc = fx_on_check(h->f, w, devs, n, err, errlen);
 
 	h->check_renders = (int)(metrics_counter(METRICS_DEVICE_RENDERS) - r0);
+	h->checks++;
+	h->moving_check = demand_move_now();
 	return rc;
 }
 
@@ -366,36 +372,7 @@ cy_returned(struct fx *f, void *arg)
  * the phone becomes Eve's home: *30<Eve> from Eve's home is her return to
  * base, which the answer says and the move does (Dee leaves, Eve comes
  * back). */
-/* What a *30 tells the jobs in steps (demand.h): a move under way while
- * it holds the lock, not while its code is checked, and none once it
- * returned (an error path included). */
-struct demand_seen {
-	struct fx *f;
-	int prerenders, checks;
-	bool in_prerender, in_check;
-};
-
-static void
-demand_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
-{
-	struct demand_seen *h = arg;
-
-	h->prerenders++;
-	h->in_prerender = demand_move_now();
-	fx_on_prerender(h->f, w, devs, n);
-}
-
-static int
-demand_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *err,
-             size_t errlen)
-{
-	struct demand_seen *h = arg;
-
-	h->checks++;
-	h->in_check = demand_move_now();
-	return fx_on_check(h->f, w, devs, n, err, errlen);
-}
-
+/* Sleeps past the grace of the last move's end (demand.h). */
 static void
 demand_past_grace(void)
 {
@@ -404,34 +381,37 @@ demand_past_grace(void)
 	nanosleep(&t, NULL);
 }
 
+/* What a *30 tells the jobs in steps (demand.h): a move under way while
+ * it holds the lock, not while its code is checked, and none once it
+ * returned (an error path included). */
 Test(service, a_move_is_under_way_for_jobs_but_while_its_code_is_checked)
 {
 	struct fx *f = fx_new();
-	struct demand_seen h = { .f = f };
+	struct prerender_seen h = { .f = f };
 
-	svc_set_prerender_hook(f->svc, demand_prerender, &h);
-	svc_set_check_hook(f->svc, demand_check, &h);
+	svc_set_prerender_hook(f->svc, seen_prerender, &h);
+	svc_set_check_hook(f->svc, seen_check, &h);
 	demand_past_grace(); /* fx_new's own moves */
 	cr_assert_not(demand_move_now());
 	/* a wrong code: checked, nothing changed, over */
 	fx_star30_ok(f, "acme-park3", "104", "0000", VIRT_RETRY);
-	cr_assert_eq(h.prerenders, 1);
-	cr_assert_not(h.in_prerender, "a code check leaves the CPUs to jobs");
+	cr_assert_eq(h.calls, 1);
+	cr_assert_not(h.moving_prerender, "a code check leaves the CPUs to jobs");
 	demand_past_grace();
 	cr_assert_not(demand_move_now(), "a move refused is over");
 	/* the right one */
 	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
-	cr_assert_eq(h.prerenders, 2);
+	cr_assert_eq(h.calls, 2);
 	cr_assert_eq(h.checks, 1);
-	cr_assert_not(h.in_prerender);
-	cr_assert(h.in_check, "a move's locked part is a move under way");
+	cr_assert_not(h.moving_prerender);
+	cr_assert(h.moving_check, "a move's locked part is a move under way");
 	demand_past_grace();
 	cr_assert_not(demand_move_now(), "a move made is over");
 	/* a bare *30, no code at all */
-	h.in_check = false;
+	h.moving_check = false;
 	fx_star30_ok(f, "acme102", NULL, NULL, VIRT_RETURNED); /* Cy goes home */
 	cr_assert_eq(h.checks, 2);
-	cr_assert(h.in_check);
+	cr_assert(h.moving_check);
 	demand_past_grace();
 	cr_assert_not(demand_move_now());
 	fx_free(f);
