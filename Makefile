@@ -88,6 +88,11 @@ $(B)/libhotdeskd-faults.a: $(filter-out $(B)/obj/store.o,$(LIB_OBJ)) $(B)/obj/st
 $(FAULT_BIN): $(B)/tests/%: tests/%.c tests/testutil.h tests/faults.h $(B)/libhotdeskd-faults.a | $(B)/tests
 	$(CC) $(CFLAGS) $(XCFLAGS) -DHD_FAULTS -Itests $(LDFLAGS) -o $@ $< $(B)/libhotdeskd-faults.a $(TEST_LIB) $(LDLIBS)
 
+# bench/walbuf.sh's driver: the store's commits of *30 moves through
+# SQLite's own VFS or walbuf's (src/walbuf.h)
+$(B)/bench/commits: bench/commits.c $(B)/libhotdeskd.a | $(B)/bench
+	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $< $(B)/libhotdeskd.a $(LDLIBS)
+
 # hotdeskctl: the admin API's command-line client (libcurl + jansson only)
 CLI_PKGS := libcurl jansson
 $(B)/hotdeskctl: cli/hotdeskctl.c Makefile | $(B)/obj
@@ -95,7 +100,7 @@ $(B)/hotdeskctl: cli/hotdeskctl.c Makefile | $(B)/obj
 	  $(shell pkg-config --cflags $(CLI_PKGS)) $(LDFLAGS) -o $@ $< \
 	  $(shell pkg-config --libs $(CLI_PKGS))
 
-$(B)/obj $(B)/tests $(B)/gen:
+$(B)/obj $(B)/tests $(B)/gen $(B)/bench:
 	mkdir -p $@
 
 deps:

@@ -7,7 +7,7 @@
 #   sh bench/run-quick.sh
 cd "$(dirname "$0")/.." || exit 1
 failed=""
-for b in bootstorm move scale startup import vc tlsstorm kamstorm; do
+for b in bootstorm move scale startup walbuf import vc tlsstorm kamstorm; do
 	echo "==== bench/$b.sh (quick)"
 	if ! QUICK=1 sh "bench/$b.sh"; then
 		failed="$failed $b"

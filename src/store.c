@@ -19,8 +19,8 @@
  *   4. hd_id 0 is "none" and is stored as NULL, never as 0.
  *
  * Durability choice: journal_mode=WAL with synchronous=NORMAL.  In WAL
- * mode a commit appends to the -wal file with write(2) before returning, so
- * it survives the process being killed at any point (kill -9): no move is
+ * mode a commit appends to the -wal file with write(2) before returning
+ * (one write for the whole commit: walbuf.h), so it survives the process being killed at any point (kill -9): no move is
  * lost.  NORMAL only skips the fsync at each commit; an OS crash or power
  * loss may roll back the last few commits (the database stays consistent).
  * hotdeskd republishes every device from the database on start, so files
@@ -55,6 +55,7 @@
 
 #include "errbuf.h"
 #include "store.h"
+#include "walbuf.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_MIGRATION_MAX 1000 /* files in sql/; far more than ever needed */
@@ -1041,9 +1042,10 @@ store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 	 * lock (store.h), and the prepared statements are shared anyway, so
 	 * it guarded nothing; taking and releasing it around each column
 	 * read was 13% of a restart's instructions at 100,000 devices. */
+	/* each commit's log written at once (walbuf.h) */
 	rc = sqlite3_open_v2(path, &s->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	                     NULL);
+	                     walbuf_register() == 0 ? WALBUF_VFS : NULL);
 	if (rc != SQLITE_OK) {
 		hd_seterr(err, errlen, "%s: %s", path,
 		          s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
