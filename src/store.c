@@ -20,12 +20,13 @@
  *
  * Durability choice: journal_mode=WAL with synchronous=NORMAL.  In WAL
  * mode a commit appends to the -wal file with write(2) before returning
- * (one write for the whole commit: walbuf.h), so it survives the process being killed at any point (kill -9): no move is
- * lost.  NORMAL only skips the fsync at each commit; an OS crash or power
- * loss may roll back the last few commits (the database stays consistent).
- * hotdeskd republishes every device from the database on start, so files
- * and database agree again after such a loss.  FULL would cost an fsync per
- * move for power-loss durability, which the p99 target cannot afford.
+ * (one write for the whole commit: walbuf.h), so it survives the process
+ * being killed at any point (kill -9): no move is lost.  NORMAL only skips
+ * the fsync at each commit; an OS crash or power loss may roll back the
+ * last few commits (the database stays consistent).  hotdeskd republishes
+ * every device from the database on start, so files and database agree
+ * again after such a loss.  FULL would cost an fsync per move for
+ * power-loss durability, which the p99 target cannot afford.
  *
  * Secrets: SIP and parking passwords are bound without a copy (rule 2)
  * and read straight into hd_ext/hd_dev objects, whose hd_*_free wipes them
@@ -1041,8 +1042,8 @@ store_open(const char *path, const char *sql_dir, char *err, size_t errlen)
 	/* No mutex of SQLite's own: every call is made under the caller's
 	 * lock (store.h), and the prepared statements are shared anyway, so
 	 * it guarded nothing; taking and releasing it around each column
-	 * read was 13% of a restart's instructions at 100,000 devices. */
-	/* each commit's log written at once (walbuf.h) */
+	 * read was 13% of a restart's instructions at 100,000 devices.  Each
+	 * commit's log is written at once (walbuf.h). */
 	rc = sqlite3_open_v2(path, &s->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                     walbuf_register() == 0 ? WALBUF_VFS : NULL);
