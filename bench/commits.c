@@ -18,19 +18,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sqlite3.h>
 
+#include "metrics.h"
 #include "walbuf.h"
 
+/* the daemon's monotonic clock, in microseconds */
 static double
 now_us(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+	return (double)metrics_now_ns() / 1e3;
 }
 
 static void
