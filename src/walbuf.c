@@ -60,7 +60,7 @@ static atomic_uint_fast64_t n_writes, n_flushes;
 #define REAL(f) (((struct wb_file *)(f))->real)
 #define RM(f) (REAL(f)->pMethods)
 
-/* Writes what is held, in one write. */
+/* Writes what is held, in one write (only a -wal file holds any). */
 static int
 flush(struct wb_file *f)
 {
@@ -74,20 +74,11 @@ flush(struct wb_file *f)
 	return rc;
 }
 
-/* flush when held, for a file of either kind */
-static int
-flush_held(sqlite3_file *file)
-{
-	struct wb_file *f = (struct wb_file *)file;
-
-	return f->wal ? flush(f) : SQLITE_OK;
-}
-
 static int
 wb_close(sqlite3_file *file)
 {
 	struct wb_file *f = (struct wb_file *)file;
-	int rc = flush_held(file), rc2 = RM(f)->xClose(f->real);
+	int rc = flush(f), rc2 = RM(f)->xClose(f->real);
 
 	free(f->buf);
 	f->buf = NULL;
@@ -104,7 +95,7 @@ wb_read(sqlite3_file *file, void *out, int amt, sqlite3_int64 off)
 	sqlite3_int64 end = off + amt, held_end = f->off + (sqlite3_int64)f->len;
 	int rc;
 
-	if (f->wal && f->len > 0 && off < held_end && end > f->off) {
+	if (f->len > 0 && off < held_end && end > f->off) {
 		if (off >= f->off && end <= held_end) {
 			memcpy(out, f->buf + (off - f->off), (size_t)amt);
 			return SQLITE_OK;
@@ -188,7 +179,7 @@ static int
 wb_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
 	struct wb_file *f = (struct wb_file *)file;
-	int rc = flush_held(file);
+	int rc = flush(f);
 
 	if (rc != SQLITE_OK)
 		return rc;
@@ -200,7 +191,7 @@ wb_truncate(sqlite3_file *file, sqlite3_int64 size)
 static int
 wb_sync(sqlite3_file *file, int flags)
 {
-	int rc = flush_held(file);
+	int rc = flush((struct wb_file *)file);
 
 	return rc != SQLITE_OK ? rc : RM(file)->xSync(REAL(file), flags);
 }
@@ -208,7 +199,7 @@ wb_sync(sqlite3_file *file, int flags)
 static int
 wb_file_size(sqlite3_file *file, sqlite3_int64 *size)
 {
-	int rc = flush_held(file);
+	int rc = flush((struct wb_file *)file);
 
 	return rc != SQLITE_OK ? rc : RM(file)->xFileSize(REAL(file), size);
 }
@@ -234,7 +225,7 @@ wb_check_reserved(sqlite3_file *file, int *out)
 static int
 wb_file_control(sqlite3_file *file, int op, void *arg)
 {
-	int rc = flush_held(file);
+	int rc = flush((struct wb_file *)file);
 
 	return rc != SQLITE_OK ? rc : RM(file)->xFileControl(REAL(file), op, arg);
 }
@@ -278,7 +269,7 @@ wb_shm_unmap(sqlite3_file *file, int delete_flag)
 static int
 wb_fetch(sqlite3_file *file, sqlite3_int64 off, int amt, void **out)
 {
-	int rc = flush_held(file);
+	int rc = flush((struct wb_file *)file);
 
 	return rc != SQLITE_OK ? rc : RM(file)->xFetch(REAL(file), off, amt, out);
 }
