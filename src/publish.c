@@ -72,6 +72,7 @@
 
 #include <sodium.h>
 
+#include "bigmap.h"
 #include "config.h"
 #include "errbuf.h"
 #include "fsutil.h"
@@ -248,7 +249,7 @@ pub_free(struct pub *p)
 	idmap_free(&p->by_id);
 	if (p->block != NULL) {
 		HD_UNPOISON(p->block, p->block_n * sizeof(*p->block));
-		munmap(p->block, p->block_n * sizeof(*p->block));
+		bigmap_free(p->block, p->block_n * sizeof(*p->block));
 	}
 	idmap_each(&p->access, pcache_access_free, NULL);
 	idmap_free(&p->access);
@@ -951,8 +952,9 @@ entry_new(struct pub *p, const struct hd_dev *d)
 	return e;
 }
 
-/* Maps p->block for n entries (start-up, once).  Without it (out of
- * memory, or none needed) entries are allocated one by one. */
+/* Maps p->block for n entries (start-up, once; bigmap_alloc: present,
+ * in huge pages when large).  Without it (out of memory, or none
+ * needed) entries are allocated one by one. */
 static void
 entry_block(struct pub *p, size_t n)
 {
@@ -960,9 +962,7 @@ entry_block(struct pub *p, size_t n)
 
 	if (p->block != NULL || n == 0)
 		return;
-	m = mmap(NULL, n * sizeof(*p->block), PROT_READ | PROT_WRITE,
-	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (m == MAP_FAILED)
+	if ((m = bigmap_alloc(n * sizeof(*p->block))) == NULL)
 		return;
 	p->block = m;
 	p->block_n = n;

@@ -24,6 +24,7 @@
  */
 #include "world.h"
 
+#include "bigmap.h"
 #include "errbuf.h"
 #include "idmap.h"
 #include "poison.h"
@@ -118,11 +119,13 @@ smap_rehash(struct smap *m, const struct world *w, size_t ncap)
 {
 	struct smap old = *m;
 
-	m->s = calloc(ncap, sizeof(*m->s));
-	m->tag = malloc(ncap * sizeof(*m->tag));
+	if (ncap > SIZE_MAX / sizeof(*m->s))
+		return -1;
+	m->s = bigmap_table(ncap * sizeof(*m->s));
+	m->tag = bigmap_table(ncap * sizeof(*m->tag));
 	if (m->s == NULL || m->tag == NULL) {
-		free(m->s);
-		free(m->tag);
+		bigmap_table_free(m->s, ncap * sizeof(*m->s));
+		bigmap_table_free(m->tag, ncap * sizeof(*m->tag));
 		*m = old;
 		return -1;
 	}
@@ -146,8 +149,8 @@ smap_rehash(struct smap *m, const struct world *w, size_t ncap)
 			}
 		}
 	}
-	free(old.s);
-	free(old.tag);
+	bigmap_table_free(old.s, old.cap * sizeof(*old.s));
+	bigmap_table_free(old.tag, old.cap * sizeof(*old.tag));
 	return 0;
 }
 
@@ -249,19 +252,20 @@ smap_del(struct smap *m, const struct world *w, hd_id scope, const char *key)
 static void
 smap_free(struct smap *m)
 {
-	free(m->s);
-	free(m->tag);
+	bigmap_table_free(m->s, m->cap * sizeof(*m->s));
+	bigmap_table_free(m->tag, m->cap * sizeof(*m->tag));
 }
 
 /* ---- the arena of loaded rows ------------------------------------------- */
 
 /*
- * Blocks of anonymous memory mapped with MAP_POPULATE: their pages come
- * zeroed and present in one system call, where rows calloc'ed one by
- * one each touched fresh heap pages (a page fault every dozen rows, a
- * quarter of a restart's time at 100,000 devices on a virtual machine).
- * A block is 256 KiB, then twice the last up to 4 MiB (a small world
- * maps little; at most one block's tail is mapped unused).
+ * Blocks of anonymous memory (bigmap_alloc): their pages come zeroed and
+ * present in one system call, where rows calloc'ed one by one each
+ * touched fresh heap pages (a page fault every dozen rows, a quarter of a
+ * restart's time at 100,000 devices on a virtual machine), and blocks of
+ * 2 MiB and more in huge pages.  A block is 256 KiB, then twice the last
+ * up to 4 MiB (a small world maps little; at most one block's tail is
+ * mapped unused).
  */
 struct arena_block {
 	struct arena_block *next;
@@ -294,10 +298,9 @@ arena_alloc(struct world *w, size_t n)
 	n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 	if (b == NULL || b->size - b->used < n) {
 		size_t size = b == NULL ? ARENA_FIRST : b->size * 2 > ARENA_MAX ? ARENA_MAX : b->size * 2;
-		void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		void *m = bigmap_alloc(size);
 
-		if (m == MAP_FAILED)
+		if (m == NULL)
 			return NULL;
 		b = m;
 		b->next = w->arena;
@@ -318,7 +321,7 @@ arena_free(struct world *w)
 
 		w->arena = b->next;
 		HD_UNPOISON(b, b->size); /* a later mapping there starts clean */
-		munmap(b, b->size);
+		bigmap_free(b, b->size);
 	}
 }
 
