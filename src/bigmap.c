@@ -10,6 +10,27 @@
 #define PAGE ((size_t)4096)
 #define HUGE ((size_t)2 << 20)
 
+void *
+bigmap_aligned(size_t len, size_t align)
+{
+	char *m;
+	uintptr_t a;
+	size_t head;
+
+	if (len + align < len)
+		return NULL;
+	/* align more than needed, then the slack on either side unmapped */
+	m = mmap(NULL, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1);
+	head = (size_t)(a - (uintptr_t)m);
+	if (head > 0)
+		munmap(m, head);
+	munmap((char *)a + len, align - head);
+	return (void *)a;
+}
+
 size_t
 bigmap_len(size_t n)
 {
@@ -22,9 +43,7 @@ void *
 bigmap_alloc(size_t n)
 {
 	size_t len = bigmap_len(n);
-	char *m;
-	uintptr_t a;
-	size_t head;
+	void *m;
 
 	if (n == 0 || len < n)
 		return NULL;
@@ -33,19 +52,11 @@ bigmap_alloc(size_t n)
 		         -1, 0);
 		return m == MAP_FAILED ? NULL : m;
 	}
-	if (len + HUGE < len)
+	if ((m = bigmap_aligned(len, HUGE)) == NULL)
 		return NULL;
-	m = mmap(NULL, len + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	a = ((uintptr_t)m + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
-	head = (size_t)(a - (uintptr_t)m);
-	if (head > 0)
-		munmap(m, head);
-	munmap((char *)a + len, HUGE - head);
-	(void)madvise((void *)a, len, MADV_HUGEPAGE);
-	(void)madvise((void *)a, len, MADV_POPULATE_WRITE);
-	return (void *)a;
+	(void)madvise(m, len, MADV_HUGEPAGE);
+	(void)madvise(m, len, MADV_POPULATE_WRITE);
+	return m;
 }
 
 void

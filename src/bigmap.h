@@ -21,6 +21,10 @@
 
 #include <stddef.h>
 
+/* len bytes of zeroed memory aligned to align (a power of two, a multiple
+ * of the page), mapped as they are (not populated), or NULL; munmap
+ * gives them back. */
+void *bigmap_aligned(size_t len, size_t align);
 /* The length bigmap_alloc(n) maps (what bigmap_free is given back). */
 size_t bigmap_len(size_t n);
 /* n zeroed bytes (bigmap_len(n) mapped), or NULL. */

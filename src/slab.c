@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "bigmap.h"
 #include "lockorder.h"
 
 #define GRAIN 64
@@ -66,19 +67,11 @@ class_of(size_t n)
 static struct chunk *
 chunk_map(void)
 {
-	char *m = mmap(NULL, 2 * CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uintptr_t a;
-	size_t head;
+	struct chunk *ch = bigmap_aligned(CHUNK, CHUNK);
 
-	if (m == MAP_FAILED)
-		return NULL;
-	a = ((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1);
-	head = (size_t)(a - (uintptr_t)m);
-	if (head > 0)
-		munmap(m, head);
-	munmap((char *)a + CHUNK, CHUNK - head);
-	slab.chunks++;
-	return (struct chunk *)a;
+	if (ch != NULL)
+		slab.chunks++;
+	return ch;
 }
 
 static void

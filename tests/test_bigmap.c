@@ -1,14 +1,15 @@
 /*
  * test_bigmap.c -- large zeroed mappings: lengths, alignment to huge
  * pages, zeroed and writable to the end, asked to be in huge pages (the
- * VMA's "hg" flag, which MADV_HUGEPAGE sets), and hash tables that are
- * calloc'ed when small and mapped when large.
+ * VMA's "hg" flag, which MADV_HUGEPAGE sets), hash tables that are
+ * calloc'ed when small and mapped when large, and aligned mappings.
  */
 #include <criterion/criterion.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bigmap.h"
 
@@ -123,4 +124,22 @@ Test(bigmap, tables_are_calloced_when_small_and_mapped_when_large)
 	bigmap_table_free(large, 2 * MIB);
 	bigmap_table_free(NULL, 2 * MIB);
 	bigmap_table_free(NULL, 1000);
+}
+
+Test(bigmap, an_aligned_mapping_starts_at_its_alignment_and_is_zeroed)
+{
+	size_t len = 256 * 1024;
+	unsigned char *p = bigmap_aligned(len, len), *q = bigmap_aligned(len, len);
+
+	cr_assert_not_null(p);
+	cr_assert_not_null(q);
+	cr_assert_eq((uintptr_t)p % len, 0);
+	cr_assert_eq((uintptr_t)q % len, 0);
+	cr_assert(all_zero(p, len));
+	memset(p, 1, len);
+	memset(q, 2, len);
+	cr_assert_eq(p[len - 1], 1, "two mappings do not overlap");
+	cr_assert_null(bigmap_aligned(SIZE_MAX - 100, len));
+	munmap(p, len);
+	munmap(q, len);
 }
