@@ -67,16 +67,18 @@ bigmap_free(void *p, size_t n)
 }
 
 void *
-bigmap_table(size_t n)
+bigmap_table(size_t n, size_t size)
 {
-	return n < HUGE ? calloc(1, n) : bigmap_alloc(n);
+	if (size != 0 && n > SIZE_MAX / size)
+		return NULL;
+	return n * size < HUGE ? calloc(n, size) : bigmap_alloc(n * size);
 }
 
 void
-bigmap_table_free(void *p, size_t n)
+bigmap_table_free(void *p, size_t n, size_t size)
 {
-	if (n < HUGE)
+	if (n * size < HUGE)
 		free(p);
 	else
-		bigmap_free(p, n);
+		bigmap_free(p, n * size);
 }

@@ -31,9 +31,11 @@ size_t bigmap_len(size_t n);
 void *bigmap_alloc(size_t n);
 /* Unmaps what bigmap_alloc(n) gave.  NULL-safe. */
 void bigmap_free(void *p, size_t n);
-/* A hash table's n zeroed bytes: calloc's under 2 MiB, else
- * bigmap_alloc's; bigmap_table_free is given the same n.  NULL-safe. */
-void *bigmap_table(size_t n);
-void bigmap_table_free(void *p, size_t n);
+/* A hash table of n zeroed slots of size bytes, as calloc(n, size):
+ * calloc's under 2 MiB, else bigmap_alloc's; NULL when out of memory or
+ * when n * size does not fit.  bigmap_table_free is given the same n and
+ * size.  NULL-safe. */
+void *bigmap_table(size_t n, size_t size);
+void bigmap_table_free(void *p, size_t n, size_t size);
 
 #endif

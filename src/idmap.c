@@ -33,8 +33,7 @@ rehash(struct idmap *m, size_t ncap)
 {
 	struct idmap old = *m;
 
-	if (ncap > SIZE_MAX / sizeof(*m->s) ||
-	    (m->s = bigmap_table(ncap * sizeof(*m->s))) == NULL) {
+	if ((m->s = bigmap_table(ncap, sizeof(*m->s))) == NULL) {
 		*m = old;
 		return -1;
 	}
@@ -44,7 +43,7 @@ rehash(struct idmap *m, size_t ncap)
 	for (size_t i = 0; i < old.cap; i++)
 		if (old.s[i].val != NULL && old.s[i].val != TOMB)
 			(void)idmap_put(m, old.s[i].key, old.s[i].val); /* cannot fail: room */
-	bigmap_table_free(old.s, old.cap * sizeof(*old.s));
+	bigmap_table_free(old.s, old.cap, sizeof(*old.s));
 	return 0;
 }
 
@@ -194,7 +193,7 @@ idmap_walk_step(const struct idmap *m, struct idmap_walk *c, size_t n, idmap_cb 
 void
 idmap_free(struct idmap *m)
 {
-	bigmap_table_free(m->s, m->cap * sizeof(*m->s));
+	bigmap_table_free(m->s, m->cap, sizeof(*m->s));
 	m->s = NULL;
 	m->cap = m->used = m->live = 0;
 	m->gen++;

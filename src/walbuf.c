@@ -85,6 +85,13 @@ wb_close(sqlite3_file *file)
 	return rc != SQLITE_OK ? rc : rc2;
 }
 
+/* Whether [off, end) touches the bytes held. */
+static bool
+held_overlaps(const struct wb_file *f, sqlite3_int64 off, sqlite3_int64 end)
+{
+	return f->len > 0 && off < f->off + (sqlite3_int64)f->len && end > f->off;
+}
+
 /* A read of what is held is served from it, one of the file alone from
  * the file; one of both writes what is held first (never seen: SQLite
  * reads whole frames or pages). */
@@ -95,7 +102,7 @@ wb_read(sqlite3_file *file, void *out, int amt, sqlite3_int64 off)
 	sqlite3_int64 end = off + amt, held_end = f->off + (sqlite3_int64)f->len;
 	int rc;
 
-	if (f->len > 0 && off < held_end && end > f->off) {
+	if (held_overlaps(f, off, end)) {
 		if (off >= f->off && end <= held_end) {
 			memcpy(out, f->buf + (off - f->off), (size_t)amt);
 			return SQLITE_OK;
@@ -124,8 +131,7 @@ write_through(struct wb_file *f, const void *data, int amt, sqlite3_int64 off)
 	sqlite3_int64 end = off + amt;
 	int rc;
 
-	if (f->len > 0 && off < f->off + (sqlite3_int64)f->len && end > f->off &&
-	    (rc = flush(f)) != SQLITE_OK)
+	if (held_overlaps(f, off, end) && (rc = flush(f)) != SQLITE_OK)
 		return rc;
 	atomic_fetch_add_explicit(&n_flushes, 1, memory_order_relaxed);
 	if (end > f->log_end)

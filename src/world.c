@@ -119,13 +119,11 @@ smap_rehash(struct smap *m, const struct world *w, size_t ncap)
 {
 	struct smap old = *m;
 
-	if (ncap > SIZE_MAX / sizeof(*m->s))
-		return -1;
-	m->s = bigmap_table(ncap * sizeof(*m->s));
-	m->tag = bigmap_table(ncap * sizeof(*m->tag));
+	m->s = bigmap_table(ncap, sizeof(*m->s));
+	m->tag = bigmap_table(ncap, sizeof(*m->tag));
 	if (m->s == NULL || m->tag == NULL) {
-		bigmap_table_free(m->s, ncap * sizeof(*m->s));
-		bigmap_table_free(m->tag, ncap * sizeof(*m->tag));
+		bigmap_table_free(m->s, ncap, sizeof(*m->s));
+		bigmap_table_free(m->tag, ncap, sizeof(*m->tag));
 		*m = old;
 		return -1;
 	}
@@ -149,8 +147,8 @@ smap_rehash(struct smap *m, const struct world *w, size_t ncap)
 			}
 		}
 	}
-	bigmap_table_free(old.s, old.cap * sizeof(*old.s));
-	bigmap_table_free(old.tag, old.cap * sizeof(*old.tag));
+	bigmap_table_free(old.s, old.cap, sizeof(*old.s));
+	bigmap_table_free(old.tag, old.cap, sizeof(*old.tag));
 	return 0;
 }
 
@@ -252,8 +250,8 @@ smap_del(struct smap *m, const struct world *w, hd_id scope, const char *key)
 static void
 smap_free(struct smap *m)
 {
-	bigmap_table_free(m->s, m->cap * sizeof(*m->s));
-	bigmap_table_free(m->tag, m->cap * sizeof(*m->tag));
+	bigmap_table_free(m->s, m->cap, sizeof(*m->s));
+	bigmap_table_free(m->tag, m->cap, sizeof(*m->tag));
 }
 
 /* ---- the arena of loaded rows ------------------------------------------- */

@@ -107,7 +107,7 @@ Test(bigmap, a_large_mapping_is_aligned_zeroed_and_asked_for_in_huge_pages)
 
 Test(bigmap, tables_are_calloced_when_small_and_mapped_when_large)
 {
-	unsigned char *small = bigmap_table(1000), *large = bigmap_table(2 * MIB);
+	unsigned char *small = bigmap_table(250, 4), *large = bigmap_table(MIB / 8, 16);
 	char flags[512];
 
 	cr_assert_not_null(small);
@@ -120,10 +120,11 @@ Test(bigmap, tables_are_calloced_when_small_and_mapped_when_large)
 	cr_assert(vm_flags(large, flags, sizeof flags));
 	if (thp_on())
 		cr_assert_not_null(strstr(flags, " hg"));
-	bigmap_table_free(small, 1000);
-	bigmap_table_free(large, 2 * MIB);
-	bigmap_table_free(NULL, 2 * MIB);
-	bigmap_table_free(NULL, 1000);
+	cr_assert_null(bigmap_table(SIZE_MAX / 8 + 1, 16), "a size that wraps is refused");
+	bigmap_table_free(small, 250, 4);
+	bigmap_table_free(large, MIB / 8, 16);
+	bigmap_table_free(NULL, MIB / 8, 16);
+	bigmap_table_free(NULL, 250, 4);
 }
 
 Test(bigmap, an_aligned_mapping_starts_at_its_alignment_and_is_zeroed)
