@@ -19,7 +19,7 @@ import time
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -49,12 +49,23 @@ def _chromium():
     tmp = tempfile.mkdtemp(prefix="hd-chromium-")
     opts.add_argument("--user-data-dir=" + os.path.join(tmp, "profile"))
     env = dict(os.environ, TMPDIR=tmp)
-    try:
-        drv = webdriver.Chrome(service=Service(shutil.which("chromedriver"), env=env),
-                               options=opts)
-    except Exception:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # Selenium gives chromedriver a port it found free by binding port 0
+    # and closing it; another process can take it first, and chromedriver
+    # then exits ("bind() failed: Address already in use"): started again,
+    # on another port, as the harness starts its peers (hdharness.py)
+    for attempt in range(5):
+        try:
+            drv = webdriver.Chrome(service=Service(shutil.which("chromedriver"), env=env),
+                                   options=opts)
+            break
+        except WebDriverException as e:
+            if "unexpectedly exited" in str(e) and attempt < 4:
+                continue
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except Exception:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     drv.set_page_load_timeout(WAIT)
     return drv, tmp
 
