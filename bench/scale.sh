@@ -173,7 +173,7 @@ during_rerender() {
 	set -- $(cat "$BENCH_DIR/during.rr")
 	figure "re-render again, with moves and fetches" "$1 s ($2 devices changed, CPU $(($(hd_cpu_ms) - cpu1)) ms, load $(loadavg))"
 	[ "$moves_end" -le "$rr_end" ] || echo "  (the moves outlasted the re-render)"
-	sed -n 's/^move -> answer (hash excluded): */  move -> answer during it           /p; s/^move -> last file published: */  move -> last file published during it /p; s/^move -> first NOTIFY sent: */  move -> first NOTIFY during it     /p; s/^client round trip, accepted: */  move round trip (with hash) during it /p' \
+	sed -n 's/^move -> answer (hash excluded): */  move -> answer during it           /p; s/^move -> last file published: */  move -> last file published during it /p; s/^move -> first NOTIFY sent: */  move -> first NOTIFY during it     /p; s/^client round trip, accepted: */  move round trip (with hash) during it /p; s/^moves within target: */  moves within target during it     /p' \
 		"$BENCH_DIR/during.moves"
 	figure "  phone fetch during it" "$(cat "$BENCH_DIR/during.fetch")"
 	figure "  memory after it (VmRSS / VmHWM MiB)" "$(hd_mem | sed 's/ / \/ /')"
