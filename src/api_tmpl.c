@@ -62,6 +62,7 @@
 #include "event.h"
 #include "lockorder.h"
 #include "log.h"
+#include "metrics.h"
 #include "publish.h"
 #include "store.h"
 #include "vendor.h"
@@ -520,20 +521,11 @@ struct save {
 	char msg[512];
 };
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The next step's size from how long this one's work took. */
 static void
 save_pace(struct save *sv, size_t done)
 {
-	uint64_t took = now_ns() - sv->t0;
+	uint64_t took = metrics_now_ns() - sv->t0;
 	double want = took > 0 ? (double)done * (double)SAVE_SLICE_NS / (double)took
 	                       : (double)SAVE_STEP_MAX;
 
@@ -683,7 +675,7 @@ save_dry_step(const struct world *w, struct store *st, void *arg)
 	size_t from = sv->at;
 
 	(void)st;
-	sv->t0 = now_ns();
+	sv->t0 = metrics_now_ns();
 	for (; sv->at < end; sv->at++) {
 		if (sv->at > from && svc_step_over(sv->c->svc))
 			break; /* a *30 waits: the rest in the next step */
@@ -996,7 +988,7 @@ rerender_step(const struct world *w, struct store *st, struct svc_change *chg, v
 	size_t end = from + SAVE_RR_PART < sv->changed.n ? from + SAVE_RR_PART : sv->changed.n;
 
 	if (from == sv->rr_at) /* the step's first part */
-		sv->t0 = now_ns();
+		sv->t0 = metrics_now_ns();
 	/* each row is written once, by the hook (no held row first); a
 	 * device deleted since the listing is unpublished already and owes
 	 * no NOTIFY (its row would name no device) */
@@ -1010,7 +1002,7 @@ rerender_step(const struct world *w, struct store *st, struct svc_change *chg, v
 	if (sv->shared)
 		chg->flags |= SVC_CHANGE_NOTIFY_ALL;
 	sv->rr_next = end;
-	if (end < sv->changed.n && now_ns() - sv->t0 < SAVE_SLICE_NS)
+	if (end < sv->changed.n && metrics_now_ns() - sv->t0 < SAVE_SLICE_NS)
 		chg->flags |= SVC_CHANGE_MORE;
 	return 0;
 }

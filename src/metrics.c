@@ -41,12 +41,19 @@ const uint64_t metrics_bounds_ns[METRICS_BUCKETS] = {
 };
 
 uint64_t
-metrics_now_ns(void)
+metrics_clock_ns(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (clock_gettime(clock, &ts) != 0)
+		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+metrics_now_ns(void)
+{
+	return metrics_clock_ns(CLOCK_MONOTONIC);
 }
 
 /* ---- histograms --------------------------------------------------------- */

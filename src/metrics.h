@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define METRICS_BUCKETS 48 /* finite upper bounds; one more bucket is +Inf */
 
@@ -58,6 +59,9 @@ void metrics_hist_reset(struct metrics_hist *h);
 
 /* A monotonic clock in nanoseconds. */
 uint64_t metrics_now_ns(void);
+/* Any clock in nanoseconds (a thread's CPU clock: pthread_getcpuclockid),
+ * 0 when it cannot be read (a thread that ended). */
+uint64_t metrics_clock_ns(clockid_t clock);
 
 /* ---- the registry ------------------------------------------------------ */
 

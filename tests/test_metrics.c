@@ -20,6 +20,35 @@ cumulative_count(const struct metrics_hist *h)
 	return n;
 }
 
+/* A thread's CPU clock read while it runs, and 0 once it cannot be
+ * read: what the service's code checks are timed by. */
+static void *
+spin_ms(void *arg)
+{
+	uint64_t t0 = metrics_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+
+	(void)arg;
+	while (metrics_clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0 < 2000000)
+		;
+	return NULL;
+}
+
+Test(metrics, clocks_in_nanoseconds_and_zero_when_unreadable)
+{
+	pthread_t t;
+	clockid_t cpu;
+	uint64_t a = metrics_now_ns(), b = metrics_clock_ns(CLOCK_MONOTONIC);
+
+	cr_assert_neq(a, 0);
+	cr_assert_geq(b, a, "the monotonic clock went back");
+	cr_assert_eq(pthread_create(&t, NULL, spin_ms, NULL), 0);
+	cr_assert_eq(pthread_getcpuclockid(t, &cpu), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(metrics_clock_ns(cpu), 0, "the CPU clock of a thread that ended read");
+	cr_assert_eq(metrics_clock_ns((clockid_t)-1), 0, "an invalid clock read as a time");
+	cr_assert_geq(metrics_clock_ns(CLOCK_THREAD_CPUTIME_ID), 1, "this thread's CPU time");
+}
+
 Test(metrics, bounds_increase_and_span_microseconds_to_a_minute)
 {
 	for (size_t i = 1; i < METRICS_BUCKETS; i++)
