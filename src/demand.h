@@ -10,7 +10,10 @@
  * DEMAND_MOVE_GRACE_NS after it, a job in steps takes no further step
  * (demand_move_wait), leaving the CPUs to the move.  A move's code check
  * (about 100 ms of another thread's CPU) does not count: it needs no CPU
- * the job has.
+ * the job has.  But its last milliseconds do, while a job in steps runs:
+ * the move is back under way a few milliseconds of the hash's CPU time
+ * before it ends (service.c's join_ahead), so the job's step has ended
+ * when the move goes on.
  */
 #ifndef HD_DEMAND_H
 #define HD_DEMAND_H

@@ -15,6 +15,7 @@
 #include "event.h"
 #include "idle.h"
 #include "metrics.h"
+#include "secret.h"
 #include "faults.h"
 
 /* ---- moves and returns ------------------------------------------------------ */
@@ -414,6 +415,120 @@ Test(service, a_move_is_under_way_for_jobs_but_while_its_code_is_checked)
 	cr_assert(h.moving_check);
 	demand_past_grace();
 	cr_assert_not(demand_move_now());
+	fx_free(f);
+}
+
+/* A move whose code is checked while a job in steps runs (a re-render):
+ * under way again (demand.h) shortly before its hash ends, so that the
+ * job's step has ended and the CPUs are free when the move goes on.  The
+ * hash's time is learned from the checks before (here a wrong code). */
+struct ahead_seen {
+	struct fx *f;
+	atomic_bool hashing;           /* the prerender ran: the hash runs */
+	atomic_bool stop;
+	atomic_uint_fast64_t back_at;  /* a move first seen under way again */
+	atomic_uint_fast64_t checked_at; /* the check hook ran */
+};
+
+static void
+ahead_prerender(void *arg, const struct world *w, const hd_id *devs, size_t n)
+{
+	struct ahead_seen *h = arg;
+
+	fx_on_prerender(h->f, w, devs, n);
+	atomic_store(&h->back_at, 0);
+	atomic_store(&h->hashing, true);
+}
+
+static int
+ahead_check(void *arg, const struct world *w, const hd_id *devs, size_t n, char *err,
+            size_t errlen)
+{
+	struct ahead_seen *h = arg;
+
+	if (atomic_load(&h->checked_at) == 0)
+		atomic_store(&h->checked_at, metrics_now_ns());
+	return fx_on_check(h->f, w, devs, n, err, errlen);
+}
+
+/* a job in steps, running until stop */
+static void *
+ahead_steps(void *arg)
+{
+	struct ahead_seen *h = arg;
+	struct timespec t = { 0, 200000 };
+
+	svc_thread_steps(true);
+	while (!atomic_load(&h->stop))
+		nanosleep(&t, NULL);
+	svc_thread_steps(false);
+	return NULL;
+}
+
+/* what the job sees of the moves while a hash runs */
+static void *
+ahead_watch(void *arg)
+{
+	struct ahead_seen *h = arg;
+	struct timespec t = { 0, 20000 };
+
+	while (!atomic_load(&h->stop)) {
+		if (atomic_load(&h->hashing) && atomic_load(&h->back_at) == 0 && demand_move_now())
+			atomic_store(&h->back_at, metrics_now_ns());
+		nanosleep(&t, NULL);
+	}
+	return NULL;
+}
+
+/* Extension ext's code hashed with 32 MiB: a hash of about 10 ms. */
+static int
+slow_code_locked(const struct world *w, struct store *st, void *arg)
+{
+	hd_id ext = *(const hd_id *)arg;
+	char was[SECRET_HASH_LEN], slow[SECRET_HASH_LEN], err[160];
+
+	(void)w;
+	cr_assert_eq(store_ext_secret(st, ext, was, sizeof(was)), 1);
+	cr_assert_eq(secret_hash(FX_CODE, 1, 32u << 20, slow, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_hash_swap(st, STORE_HASH_CODE, ext, was, slow), 1);
+	return 0;
+}
+
+Test(service, a_move_is_under_way_again_before_its_code_check_ends_while_a_job_runs)
+{
+	struct fx *f = fx_new();
+	struct ahead_seen h = { .f = f };
+	hd_id ext = fx_ext_id(f, "104");
+	pthread_t steps, watch;
+	uint64_t back, checked;
+
+	svc_set_prerender_hook(f->svc, ahead_prerender, &h);
+	svc_set_check_hook(f->svc, ahead_check, &h);
+	cr_assert_eq(svc_locked(f->svc, slow_code_locked, &ext), 0);
+	cr_assert_eq(pthread_create(&steps, NULL, ahead_steps, &h), 0);
+	cr_assert_eq(pthread_create(&watch, NULL, ahead_watch, &h), 0);
+	/* wrong codes: their checks' time is learned (the fixture's moves
+	 * had codes hashed with 8 KiB) */
+	fx_star30_ok(f, "acme-park3", "104", "0000", VIRT_RETRY);
+	fx_star30_ok(f, "acme-park3", "104", "0001", VIRT_RETRY);
+	atomic_store(&h.hashing, false);
+	demand_past_grace();
+	atomic_store(&h.checked_at, 0);
+	/* the right one, with a job in steps running */
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	atomic_store(&h.stop, true);
+	pthread_join(steps, NULL);
+	pthread_join(watch, NULL);
+	back = atomic_load(&h.back_at);
+	checked = atomic_load(&h.checked_at);
+	cr_assert_neq(checked, 0, "the move's check did not run");
+	cr_assert_neq(back, 0, "the move was not under way again before its check");
+	/* without the early end of its pause, the move is under way again
+	 * only microseconds before its locked part */
+	cr_assert_gt(checked, back + 1000000,
+	             "under way again only %.3f ms before its locked part",
+	             (double)(checked > back ? checked - back : 0) / 1e6);
+	fx_check(f, "after the move", NULL);
 	fx_free(f);
 }
 
