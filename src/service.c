@@ -1286,11 +1286,16 @@ join_within(pthread_t t, uint64_t ns)
 static void
 join_ahead(struct verify_job *j)
 {
-	uint64_t need = atomic_load(&verify_cpu_ns), used;
+	uint64_t need = atomic_load(&verify_cpu_ns);
 	clockid_t cid;
 
 	if (need > VERIFY_AHEAD_NS && pthread_getcpuclockid(j->t, &cid) == 0)
-		while ((used = metrics_clock_ns(cid)) != 0) {
+		for (;;) {
+			/* 0 before the thread first ran (on a busy machine it
+			 * may not have yet), and once it ended, when the join
+			 * below returns at once */
+			uint64_t used = metrics_clock_ns(cid);
+
 			if (used + VERIFY_AHEAD_NS >= need) {
 				demand_move_resume();
 				break;
