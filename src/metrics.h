@@ -60,7 +60,8 @@ void metrics_hist_reset(struct metrics_hist *h);
 /* A monotonic clock in nanoseconds. */
 uint64_t metrics_now_ns(void);
 /* Any clock in nanoseconds (a thread's CPU clock: pthread_getcpuclockid),
- * 0 when it cannot be read (a thread that ended). */
+ * 0 when it cannot be read (a thread that ended; a thread's CPU clock
+ * also reads 0 until the thread first runs). */
 uint64_t metrics_clock_ns(clockid_t clock);
 
 /* ---- the registry ------------------------------------------------------ */

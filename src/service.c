@@ -1283,6 +1283,9 @@ join_within(pthread_t t, uint64_t ns)
  * its thread shares a CPU with the re-render until then.
  */
 #define VERIFY_AHEAD_NS 2000000ULL
+/* the shortest wait between two reads of its clock: a hash kept off the
+ * CPUs meanwhile is not read over and over */
+#define VERIFY_AHEAD_POLL_NS 50000ULL
 static void
 join_ahead(struct verify_job *j)
 {
@@ -1294,14 +1297,15 @@ join_ahead(struct verify_job *j)
 			/* 0 before the thread first ran (on a busy machine it
 			 * may not have yet), and once it ended, when the join
 			 * below returns at once */
-			uint64_t used = metrics_clock_ns(cid);
+			uint64_t used = metrics_clock_ns(cid), left;
 
 			if (used + VERIFY_AHEAD_NS >= need) {
 				demand_move_resume();
 				break;
 			}
 			/* a wall time no shorter than the CPU time left */
-			if (join_within(j->t, need - used - VERIFY_AHEAD_NS))
+			left = need - used - VERIFY_AHEAD_NS;
+			if (join_within(j->t, left > VERIFY_AHEAD_POLL_NS ? left : VERIFY_AHEAD_POLL_NS))
 				return;
 		}
 	pthread_join(j->t, NULL);
