@@ -138,6 +138,10 @@ bind = 127.0.0.1:0
 ; code hashes at once (0: one per core); each holds hash_mem_kib (32 MiB
 ; by default) while it runs
 hash_parallel = ${HASH_PARALLEL:-0}
+; the code hash's cost (hotdeskd's defaults: 4 passes over 32 MiB); a tiny
+; one (HASH_OPS=1 HASH_MEM_KIB=8) leaves a move's own path to measure
+hash_ops = ${HASH_OPS:-4}
+hash_mem_kib = ${HASH_MEM_KIB:-32768}
 INI
 }
 
