@@ -2341,6 +2341,7 @@ int
 store_resync_owe_put(struct store *s, struct store_resync *r)
 {
 	sqlite3_stmt *st = s->st[ST_RESYNC_OWE_PUT];
+	struct store_resync got;
 	int b = SQLITE_OK, rc, ret;
 
 	bind_ok(&b, bind_id(st, 1, r->dev));
@@ -2361,11 +2362,13 @@ store_resync_owe_put(struct store *s, struct store_resync *r)
 	/* read back by its key, from the page just written: a RETURNING
 	 * clause would build and drop a temporary table each time, which a
 	 * profile of a move's commit showed as 40 % of this function */
-	if ((ret = store_resync_get(s, r->dev, r)) == 0) {
-		set_err(s, "the resync row just written is not there");
-		return STORE_ERR;
+	if ((ret = store_resync_get(s, r->dev, &got)) == 1) {
+		*r = got;
+		return 0;
 	}
-	return ret < 0 ? ret : 0;
+	if (ret == 0)
+		set_err(s, "the resync row just written is not there");
+	return ret < 0 ? ret : STORE_ERR; /* r as it was: its caller names r->dev */
 }
 
 static int

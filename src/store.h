@@ -416,7 +416,8 @@ int store_resync_put(struct store *s, const struct store_resync *r);
 /* r's state, version and next_at by dev, attempts 0, without a read
  * first: a row already there keeps its created_at, last_at and (unless r
  * has one) last_result, a new one takes r's created_at; r is then the
- * row as stored (read back after the write).  0 or < 0. */
+ * row as stored (read back after the write).  0, or < 0 with r as it
+ * was. */
 int store_resync_owe_put(struct store *s, struct store_resync *r);
 /* Makes dev owe a resync: a pending row due now, attempts reset, version
  * to be filled once the new files are published (outbox writers call it

@@ -629,6 +629,7 @@ Test(store, a_row_owed_keeps_what_the_row_had_beyond_it)
 	/* a device that is not there: refused (its foreign key), nothing written */
 	r = (struct store_resync){ .dev = a + 1000, .state = "pending", .created_at = 1 };
 	cr_assert_lt(store_resync_owe_put(s, &r), 0);
+	cr_assert_eq(r.dev, a + 1000, "r as it was: the caller's log names its device");
 	cr_assert_eq(store_resync_get(s, a + 1000, &got), 0);
 	store_close(s);
 }
