@@ -153,6 +153,9 @@ static const struct named counter_names[METRICS_COUNTER_N] = {
 	                           "moves whose first NOTIFY was handed to the socket", NULL },
 	[METRICS_CODE_CHECKS] = { "hotdeskd_code_checks_total",
 	                          "secret codes verified against an extension's hash", NULL },
+	[METRICS_MOVE_REHEARSALS] = { "hotdeskd_move_rehearsals_total",
+	                              "moves with a code read again under the lock before "
+	                              "their hash ended", NULL },
 #define REFUSED(k) { "hotdeskd_auth_refused_total", \
 	             "refused authentications (one log line each), by kind", "kind=\"" k "\"" }
 	[METRICS_AUTH_REFUSED + 0] = REFUSED("pbx-token"),

@@ -72,6 +72,7 @@ enum metrics_counter {
 	METRICS_DEVICES_PUBLISHED, /* devices handed to the publisher by changes */
 	METRICS_NOTIFY_FIRST,     /* moves whose first NOTIFY was sent */
 	METRICS_CODE_CHECKS,      /* secret codes verified against a hash (no dummies) */
+	METRICS_MOVE_REHEARSALS,  /* moves with a code rehearsed near their hash's end */
 	/* refused authentications by kind, in enum authlog_kind order
 	 * (authlog.h): one family, label kind */
 	METRICS_AUTH_REFUSED,

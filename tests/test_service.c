@@ -539,6 +539,101 @@ Test(service, a_move_is_under_way_again_before_its_code_check_ends_while_a_job_r
 	cr_assert_gt(checked, back + 1000000,
 	             "under way again only %.3f ms before its locked part",
 	             (double)(checked > back ? checked - back : 0) / 1e6);
+	/* the job's steps want the CPUs the rehearsal would take */
+	cr_assert_eq(metrics_counter(METRICS_MOVE_REHEARSALS), 0,
+	             "a move rehearsed while a job in steps ran");
+	fx_check(f, "after the move", NULL);
+	fx_free(f);
+}
+
+/* A pair's row, where its extension is and the events recorded so far. */
+struct pair_seen {
+	hd_id dev, ext;
+	struct store_pair pair;
+	hd_id on;
+	long events, virtualized;
+};
+
+static int
+pair_seen_locked(const struct world *w, struct store *st, void *arg)
+{
+	struct pair_seen *p = arg;
+	const struct hd_ext *e = world_ext(w, p->ext);
+	struct store_event_filter moved = { .type = EVENT_VIRTUALIZED };
+
+	cr_assert_not_null(e);
+	p->on = e->virtual_on;
+	cr_assert_geq(store_pair_get(st, p->dev, p->ext, &p->pair), 0);
+	p->events = tu_events(st, NULL);
+	p->virtualized = tu_events(st, &moved);
+	cr_assert(p->events >= 0 && p->virtualized >= 0);
+	return 0;
+}
+
+static struct pair_seen
+pair_seen(struct fx *f, hd_id dev, hd_id ext)
+{
+	struct pair_seen p = { .dev = dev, .ext = ext };
+
+	cr_assert_eq(svc_locked(f->svc, pair_seen_locked, &p), 0);
+	return p;
+}
+
+/* A move with a code is rehearsed before its hash ends (verify_end): read
+ * again under the lock.  Nothing of it is kept: a wrong code rehearsed
+ * counts its failure and records what one not rehearsed does; the right
+ * one moves once, with one event, its pair reset, and the locked check
+ * takes the move's prerender. */
+Test(service, a_move_with_a_code_is_rehearsed_before_its_hash_ends_and_nothing_of_it_is_kept)
+{
+	struct fx *f = fx_new();
+	struct prerender_seen h = { .f = f, .ext = fx_ext_id(f, "104") };
+	struct slow_code c = { h.ext, 32u << 20 };
+	struct pair_seen p0, p1, p2, p3;
+	uint64_t r0 = metrics_counter(METRICS_MOVE_REHEARSALS);
+	hd_id park = 0;
+
+	svc_set_prerender_hook(f->svc, seen_prerender, &h);
+	svc_set_check_hook(f->svc, seen_check, &h);
+	cr_assert_eq(svc_locked(f->svc, where_locked, &park), 0);
+	cr_assert_eq(svc_locked(f->svc, slow_code_locked, &c), 0);
+	p0 = pair_seen(f, park, h.ext);
+	/* the first check teaches the hash's time (the fixture's codes were
+	 * hashed with 8 KiB, too short to rehearse): not rehearsed */
+	fx_star30_ok(f, "acme-park3", "104", "0000", VIRT_RETRY);
+	cr_assert_eq(metrics_counter(METRICS_MOVE_REHEARSALS), r0,
+	             "a move rehearsed with no hash's time learned");
+	p1 = pair_seen(f, park, h.ext);
+	cr_assert_eq(p1.pair.failures_in_window, p0.pair.failures_in_window + 1);
+
+	/* hashes four times as long from here: a hash shorter than those
+	 * learned could end before its rehearsal */
+	c.mem = 128u << 20;
+	cr_assert_eq(svc_locked(f->svc, slow_code_locked, &c), 0);
+	fx_star30_ok(f, "acme-park3", "104", "0001", VIRT_RETRY);
+	cr_assert_eq(metrics_counter(METRICS_MOVE_REHEARSALS), r0 + 1,
+	             "a wrong code's move not rehearsed once");
+	p2 = pair_seen(f, park, h.ext);
+	cr_assert_eq(p2.on, 0, "a rehearsal left the move in the world");
+	cr_assert_eq(p2.pair.failures_in_window, p1.pair.failures_in_window + 1);
+	cr_assert_eq(p2.pair.call_failures, p1.pair.call_failures + 1);
+	cr_assert_eq(p2.events - p1.events, p1.events - p0.events,
+	             "a rehearsed wrong code recorded %ld events, one not rehearsed %ld",
+	             p2.events - p1.events, p1.events - p0.events);
+	cr_assert_eq(p2.virtualized, p0.virtualized);
+	fx_check(f, "after a rehearsed wrong code", NULL);
+
+	fx_star30_ok(f, "acme-park3", "104", FX_CODE, VIRT_ACCEPTED);
+	cr_assert_eq(metrics_counter(METRICS_MOVE_REHEARSALS), r0 + 2,
+	             "the right code's move not rehearsed once");
+	cr_assert_eq(h.calls, 3, "%d renders ahead for 3 moves", h.calls);
+	p3 = pair_seen(f, park, h.ext);
+	cr_assert_eq(p3.on, park);
+	cr_assert_eq(p3.virtualized, p2.virtualized + 1);
+	cr_assert_eq(p3.events, p2.events + 1, "%ld events for one move", p3.events - p2.events);
+	cr_assert_eq(p3.pair.failures_in_window, 0);
+	cr_assert_eq(p3.pair.call_failures, 0);
+	cr_assert_eq(h.check_renders, 0, "the locked check rendered again what was prerendered");
 	fx_check(f, "after the move", NULL);
 	fx_free(f);
 }
