@@ -1480,6 +1480,19 @@ star30_caller(struct svc *s, const struct svc_star30_req *r, char *buf, size_t l
 	return buf;
 }
 
+/* r decided as if its code were right (lock held): the move from a's
+ * device for a's extension in the world as it is now
+ * (virt_star30_checked) */
+static void
+star30_checked(struct svc *s, const struct svc_star30_req *r, const struct attempt *a,
+               struct virt_decision *d)
+{
+	char caller_buf[160];
+
+	virt_star30_checked(s->w, star30_caller(s, r, caller_buf, sizeof(caller_buf)), r->digits,
+	                    a->dev, a->ext, d);
+}
+
 /*
  * While a's code is checked on another thread: the move the code would
  * make, applied to the world, its devices rendered (the prerender hook),
@@ -1491,15 +1504,13 @@ star30_caller(struct svc *s, const struct svc_star30_req *r, char *buf, size_t l
 static void
 prerender_move(struct svc *s, const struct svc_star30_req *r, const struct attempt *a)
 {
-	char caller_buf[160];
 	struct virt_decision d;
 	struct hd_idset changed = { 0 };
 
 	if (s->prerender == NULL)
 		return;
 	mu_lock(s);
-	virt_star30_checked(s->w, star30_caller(s, r, caller_buf, sizeof(caller_buf)), r->digits,
-	                    a->dev, a->ext, &d);
+	star30_checked(s, r, a, &d);
 	if (d.result == VIRT_ACCEPTED) {
 		if (virt_apply_moved(s->w, &d.plan, &changed, NULL) == 0)
 			s->prerender(s->prerender_arg, s->w, changed.v, changed.n);
@@ -1536,13 +1547,11 @@ rehearse_move(void *arg)
 {
 	const struct rehearsal *h = arg;
 	struct svc *s = h->s;
-	char caller_buf[160];
 	struct virt_decision d;
 	struct store_pair sp;
 
 	mu_lock(s);
-	virt_star30_checked(s->w, star30_caller(s, h->r, caller_buf, sizeof(caller_buf)),
-	                    h->r->digits, h->a->dev, h->a->ext, &d);
+	star30_checked(s, h->r, h->a, &d);
 	(void)same_secret(s, h->a->ext, h->hash, h->gen);
 	(void)store_pair_get(s->st, h->a->dev, h->a->ext, &sp);
 	mu_unlock(s);
@@ -1653,8 +1662,7 @@ again:
 	 * (virt_star30_checked).  The reservation goes when the outcome is
 	 * recorded (still under the lock), so waiters see both at once. */
 	try_release(s, &reservation);
-	caller = star30_caller(s, r, caller_buf, sizeof(caller_buf));
-	virt_star30_checked(s->w, caller, r->digits, a.dev, a.ext, &d);
+	star30_checked(s, r, &a, &d);
 	if (ok && d.result == VIRT_ACCEPTED && (same = same_secret(s, a.ext, hash, gen)) <= 0) {
 		if (same < 0) {
 			rc = SVC_INTERNAL; /* the store cannot tell: nothing changed */
