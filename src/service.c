@@ -1313,6 +1313,19 @@ rehearse_ahead(struct verify_job *j)
 	}
 }
 
+/* How long verify_end sleeps once other threads took half its CPU:
+ * VERIFY_BUSY_SLEEP_NS, but not past the moment of j's rehearsal if it is
+ * still due (a wall time no shorter than the hash's CPU time left) */
+static uint64_t
+busy_nap(const struct verify_job *j)
+{
+	uint64_t left = j->rehearse != NULL ? verify_ahead_left(j) : UINT64_MAX;
+
+	if (left >= VERIFY_BUSY_SLEEP_NS)
+		return VERIFY_BUSY_SLEEP_NS;
+	return left > VERIFY_AHEAD_POLL_NS ? left : VERIFY_AHEAD_POLL_NS;
+}
+
 /*
  * Joins j's thread, the caller's move back under way (demand_move_resume)
  * VERIFY_AHEAD_NS of the hash's CPU time before its end.  While a move
@@ -1430,7 +1443,7 @@ verify_end(struct verify_job *j, void (*rehearse)(void *), void *arg)
 				others += t - was;
 			if (t - t0 < VERIFY_BUSY_WINDOW_NS || others * 2 <= t - t0)
 				continue;
-			if ((joined = join_within(j->t, VERIFY_BUSY_SLEEP_NS)))
+			if ((joined = join_within(j->t, busy_nap(j))))
 				break;
 			t0 = t = metrics_now_ns();
 			others = 0;
